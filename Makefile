@@ -1,0 +1,162 @@
+# mobilellmd — plain Makefile (see `make help`).
+#
+# Layers: engine/ (libmllm.a, no HTTP/JSON) <- api/ (libapi.a, jansson) <-
+# server/ (the daemon). Objects go to $(BUILD)/ so sanitizer and normal
+# builds never mix; -MMD gives automatic header dependencies.
+
+BUILD    ?= build
+V        ?= 0
+FIXTURES ?= $(abspath ../shared/fixtures)
+MODEL    ?=
+PORT     ?= 8080
+
+CC       ?= cc
+STD      := -std=c11
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OPT      ?= -O2
+DEBUG    ?= -g
+DEFS     := -D_GNU_SOURCE
+SAN      ?=
+
+PKGS      := libmicrohttpd jansson libuv
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+
+CFLAGS  ?=
+CFLAGS  += $(STD) $(WARN) $(OPT) $(DEBUG) $(DEFS) $(SAN) -pthread -MMD -MP \
+	   -Iengine -Iapi -Iserver $(BLAS_CFLAGS)
+LDFLAGS ?=
+LDFLAGS += $(SAN) -pthread
+LIBS    := -lm
+
+ifeq ($(V),0)
+Q  := @
+QCC = @printf '  CC      %s\n' $<;
+QLD = @printf '  LD      %s\n' $@;
+QAR = @printf '  AR      %s\n' $@;
+else
+Q  :=
+endif
+
+ENGINE_SRC := $(sort $(wildcard engine/*.c))
+API_SRC    := $(sort $(wildcard api/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(sort $(wildcard server/*.c)))
+TEST_SRC   := $(sort $(wildcard tests/*/test_*.c))
+BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN   := $(TEST_SRC:%.c=$(BUILD)/%)
+BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
+
+ENGINE_LIB := $(BUILD)/libmllm.a
+API_LIB    := $(BUILD)/libapi.a
+SERVER_LIB := $(BUILD)/libsrv.a
+BIN        := $(BUILD)/mobilellmd
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all help deps test unit-test integration-test sdk-test asan tsan noopt \
+	check-format format bench run clean fuzz soak
+
+all: $(BIN)
+
+help:
+	@echo "targets:"
+	@echo "  all            build $(BIN) (default)"
+	@echo "  run            build and start the daemon (MODEL=path, PORT=$(PORT))"
+	@echo "  test           build and run every test (unit, integration, SDK)"
+	@echo "  unit-test      Check unit suites only"
+	@echo "  asan / tsan    build and test under AddressSanitizer / ThreadSanitizer"
+	@echo "  noopt          build without optimisation (debugging)"
+	@echo "  bench          build and run the benchmarks (prints figures)"
+	@echo "  fuzz / soak    long-running fuzz and soak runs"
+	@echo "  check-format   verify clang-format; format: rewrite in place"
+	@echo "  deps           install missing Debian packages (scripts/deps.sh)"
+	@echo "variables: V=1 (verbose) BUILD=dir FIXTURES=dir OPT=-O2 CC=cc"
+
+# Installing packages is idempotent and quick when nothing is missing; the
+# stamp keeps it to once per build directory.
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	$(Q)mkdir -p $(@D)
+	$(Q)sh scripts/deps.sh
+	$(Q)touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(QCC)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(ENGINE_LIB): $(ENGINE_OBJ)
+	$(QAR)rm -f $@ && ar rcs $@ $^
+$(API_LIB): $(API_OBJ)
+	$(QAR)rm -f $@ && ar rcs $@ $^
+$(SERVER_LIB): $(SERVER_OBJ)
+	$(QAR)rm -f $@ && ar rcs $@ $^
+
+ALL_LIBS = $(SERVER_LIB) $(API_LIB) $(ENGINE_LIB)
+LINK_LIBS = $(PKG_LIBS) $(BLAS_LIBS) $(LIBS)
+
+$(BIN): $(BUILD)/server/main.o $(ALL_LIBS)
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LINK_LIBS)
+
+# Each test file is one Check runner. White-box tests #include the .c under
+# test; the archive member it replaces is then simply not pulled in.
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
+
+# The whole suite: unit runners, then daemon-level integration and SDK tests.
+# tests/run.sh prints one closing line, "tests: N passed, N failed".
+test: $(BIN) $(TEST_BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+unit-test: $(TEST_BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_UNIT_ONLY=1 sh tests/run.sh $(TEST_BIN)
+
+# Sanitizer builds use their own build directories and a lighter optimiser.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SAN="$(ASAN_FLAGS)" \
+		MLLM_SANITIZER=asan test
+tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
+		MLLM_SANITIZER=tsan test
+noopt:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-noopt OPT=-O0 all
+
+bench: $(BIN) $(BENCH_BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh bench/run.sh
+
+fuzz: $(BIN) $(TEST_BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_LONG=1 sh tests/run.sh $(filter %fuzz,$(TEST_BIN))
+
+soak: $(BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/integration/soak.sh
+
+# The README's run command. Without MODEL it serves the shipped demo model.
+DEMO_MODEL := models/mobilellm-demo
+run: $(BIN)
+	$(Q)if [ -n "$(MODEL)" ]; then m="$(MODEL)"; else m="$(DEMO_MODEL)"; fi; \
+	if [ ! -e "$$m" ]; then echo "make run: model '$$m' not found; pass MODEL=path/to/snapshot-or.gguf" >&2; exit 2; fi; \
+	echo "serving $$m on http://127.0.0.1:$(PORT)"; \
+	exec $(BIN) serve --model "$$(basename "$$m" .gguf)=$$m" --port $(PORT)
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+check-format:
+	$(Q)clang-format --dry-run --Werror $(FORMAT_SRC)
+format:
+	$(Q)clang-format -i $(FORMAT_SRC)
+
+clean:
+	rm -rf build build-asan build-tsan build-noopt
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,81 @@
+/*
+ * forward.h — the paged KV cache and the batched forward pass.
+ * Included through mllm.h.
+ *
+ * One mllm_forward() call computes a batch of tokens from several sequences
+ * at once (prefill chunks mixed with single decode tokens). Each token names
+ * its sequence and position; K/V are written into that sequence's blocks and
+ * attention reads positions 0..pos of the same sequence from the cache.
+ * This is the unit the scheduler drives once per step.
+ */
+#ifndef MLLM_FORWARD_H
+#define MLLM_FORWARD_H
+
+/* ---- Paged KV cache ---------------------------------------------------- */
+
+typedef struct mllm_kv mllm_kv;
+
+typedef struct {
+	int32_t block_size; /* tokens per block (default 16) */
+	int64_t n_blocks;   /* blocks in the pool; 0 = derive from max_bytes */
+	size_t max_bytes;   /* pool budget when n_blocks == 0 */
+	bool f16;           /* store K/V as f16 (default f32) */
+} mllm_kv_params;
+
+/* One preallocated pool; a block holds K and V for block_size tokens of every
+ * layer run (n_head_kv x head_dim each). Not thread-safe: owned by one engine
+ * thread. */
+int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p,
+		   mllm_kv **out) MLLM_WUR;
+void mllm_kv_free(mllm_kv *kv);
+
+int32_t mllm_kv_block_size(const mllm_kv *kv);
+int64_t mllm_kv_n_blocks(const mllm_kv *kv);
+int64_t mllm_kv_n_free(const mllm_kv *kv);
+size_t mllm_kv_bytes_per_block(const mllm_kv *kv);
+/* Takes a free block with refcount 1; -1 when the pool is empty. */
+int32_t mllm_kv_block_alloc(mllm_kv *kv);
+void mllm_kv_block_ref(mllm_kv *kv, int32_t block);
+/* Drops a reference; the block returns to the pool at zero. */
+void mllm_kv_block_unref(mllm_kv *kv, int32_t block);
+int32_t mllm_kv_block_refcount(const mllm_kv *kv, int32_t block);
+/* Copies the first n_tokens token slots of src into dst (copy-on-write). */
+void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src,
+			int32_t n_tokens);
+
+/* ---- Forward pass ------------------------------------------------------ */
+
+typedef struct {
+	int32_t n_tokens;
+	const int32_t *token;  /* [n_tokens] */
+	const int32_t *pos;    /* [n_tokens] position in its sequence */
+	const int32_t *seq;    /* [n_tokens] index into block_table[] */
+	const bool *logits;    /* [n_tokens] compute logits for this row */
+	int32_t n_seqs;
+	/* [n_seqs] block tables: block_table[s][pos / block_size] must be a
+	 * valid block for every position the batch writes or reads. */
+	const int32_t *const *block_table;
+} mllm_batch;
+
+typedef struct mllm_ctx mllm_ctx;
+
+/* Scratch for batches of up to n_batch_max tokens, and the worker pool.
+ * All buffers are allocated here, once; mllm_forward() allocates nothing.
+ * n_threads 0 = the model's default. One ctx per engine thread. */
+int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
+		    int n_threads, mllm_ctx **out) MLLM_WUR;
+void mllm_ctx_free(mllm_ctx *ctx);
+
+/* Runs the batch. logits receives, for each row with logits[i] set, in
+ * batch order, n_vocab floats. Returns MLLM_EINVAL for a malformed batch
+ * (token/position out of range, missing block) without touching the cache,
+ * MLLM_ECANCELLED if the abort callback fired. */
+int mllm_forward(mllm_ctx *ctx, const mllm_batch *b, float *logits) MLLM_WUR;
+
+/* Checked between layers; returning true aborts the pass. */
+void mllm_ctx_set_abort(mllm_ctx *ctx, bool (*fn)(void *ud), void *ud);
+
+/* Which OpenBLAS core and which of our kernels are in use (for the log). */
+const char *mllm_cpu_describe(void);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * scheduler.h — the server engine: one thread per resident model that owns the
+ * KV pool and runs continuous batching; requests in, events out.
+ * Included through mllm.h.
+ *
+ * Threading contract: mllm_engine_* and mllm_request_* functions are safe to
+ * call from any thread (the HTTP loop thread in practice). All model math runs
+ * on the engine's own thread. When a request has new events the engine calls
+ * params.notify (from the engine thread); notifications coalesce, and the
+ * consumer drains with mllm_request_poll() until it returns 0.
+ */
+#ifndef MLLM_SCHEDULER_H
+#define MLLM_SCHEDULER_H
+
+typedef struct mllm_engine mllm_engine;
+typedef struct mllm_request mllm_request;
+
+typedef struct {
+	int32_t n_ctx;            /* max prompt + completion tokens; 0 = model's */
+	mllm_kv_params kv;        /* pool size and layout */
+	int n_threads;            /* 0 = physical cores */
+	int32_t max_batch_tokens; /* tokens per step (prefill chunking), 512 */
+	int32_t max_running;      /* sequences decoding at once, 64 */
+	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED */
+	int32_t session_ttl_ms;   /* how long a named session's prefix is pinned */
+	bool prefix_cache;        /* reuse full blocks across requests (true) */
+	void (*notify)(void *ud); /* called on the engine thread; must not block */
+	void *notify_ud;
+} mllm_engine_params;
+
+/* Starts the engine thread for model m (borrowed; must outlive the engine). */
+int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p,
+		       mllm_engine **out, char *err, size_t errlen) MLLM_WUR;
+/* Cancels everything still running, joins the thread, frees. Requests not yet
+ * released stay valid (they end with MLLM_ESHUTDOWN) until released. */
+void mllm_engine_free(mllm_engine *e);
+
+typedef struct {
+	const int32_t *prompt;  /* token ids, used verbatim (BOS included) */
+	size_t n_prompt;
+	int32_t n_choices;      /* OpenAI n: completions sharing the prompt */
+	mllm_sampling sampling; /* deep-copied at submit */
+	const char *session_id; /* optional: pin this prefix for session_ttl */
+	void *user;             /* opaque, returned by mllm_request_user() */
+} mllm_submit;
+
+/* Validates and enqueues. Errors: MLLM_EINVAL (bad params or token ids),
+ * MLLM_ETOOLONG (prompt + max_tokens > n_ctx), MLLM_EOVERLOADED (queue
+ * full), MLLM_ESHUTDOWN. On success the caller holds one reference to *out
+ * and must mllm_request_release() it, finished or not. */
+int mllm_engine_submit(mllm_engine *e, const mllm_submit *s,
+		       mllm_request **out) MLLM_WUR;
+
+/* Asks the engine to stop the request; its blocks are freed within one step.
+ * The request then ends with an MLLM_EV_DONE whose finish is
+ * MLLM_FINISH_CANCELLED. Idempotent. */
+void mllm_request_cancel(mllm_request *r);
+/* Drops the caller's reference (cancels first if still running). */
+void mllm_request_release(mllm_request *r);
+void *mllm_request_user(const mllm_request *r);
+
+typedef enum {
+	MLLM_FINISH_NONE = 0,
+	MLLM_FINISH_STOP,      /* EOS or a stop sequence */
+	MLLM_FINISH_LENGTH,    /* max_tokens or context end */
+	MLLM_FINISH_CANCELLED,
+	MLLM_FINISH_ERROR,
+} mllm_finish;
+
+typedef enum {
+	MLLM_EV_TOKEN = 1, /* text (may be empty while held back) + logprobs */
+	MLLM_EV_PROMPT,    /* echo: one prompt token's logprob (first has none) */
+	MLLM_EV_DONE,      /* one choice finished; usage filled */
+	MLLM_EV_ERROR,     /* the request failed; err set; no more events */
+} mllm_event_kind;
+
+typedef struct {
+	int32_t id;
+	float logprob;
+} mllm_top_logprob;
+
+typedef struct {
+	mllm_event_kind kind;
+	int32_t choice;      /* 0..n_choices-1 */
+	int32_t token;       /* the sampled (or prompt) token */
+	/* Text this token releases: whole UTF-8, never part of a stop string;
+	 * may be empty (held back) or hold text of earlier tokens. Points into
+	 * the event; valid until the next poll/release on this request. */
+	const char *text;
+	size_t text_len;
+	/* Raw bytes of this token alone (for logprobs' `tokens`). */
+	const char *token_text;
+	size_t token_text_len;
+	bool has_logprob;
+	float logprob;       /* log-softmax of the chosen token */
+	int32_t n_top;       /* alternatives in top[] */
+	mllm_top_logprob top[MLLM_MAX_TOP_LOGPROBS];
+	mllm_finish finish;  /* MLLM_EV_DONE */
+	int err;             /* MLLM_EV_ERROR: MLLM_E* code */
+	/* Usage (on MLLM_EV_DONE; prompt counted once per request). */
+	int32_t n_prompt_tokens;
+	int32_t n_cached_tokens;    /* prompt tokens reused from the cache */
+	int32_t n_completion_tokens;/* this choice */
+	uint64_t t_first_token_ns;  /* timestamps, mllm_now_ns() clock */
+	uint64_t t_done_ns;
+} mllm_event;
+
+/* Non-blocking: fills *ev with the next event and returns 1, or returns 0
+ * when none is ready. Pointers in *ev stay valid until the next call. */
+int mllm_request_poll(mllm_request *r, mllm_event *ev);
+
+/* Engine-wide counters for /metrics (a consistent snapshot). */
+typedef struct {
+	int64_t n_queued, n_running;
+	int64_t kv_blocks_used, kv_blocks_total;
+	int64_t prefix_hits, prefix_tokens_reused;
+	int64_t n_prompt_tokens, n_generated_tokens;
+	int64_t n_steps;
+} mllm_engine_stats;
+
+void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out);
+const mllm_model *mllm_engine_model(const mllm_engine *e);
+
+#endif

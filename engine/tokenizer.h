@@ -1,0 +1,66 @@
+/*
+ * tokenizer.h — SentencePiece-exact BPE tokenizer (LLaMA-1/2 tokenizer.model
+ * or GGUF tokenizer.ggml.* metadata) and a streaming-safe detokenizer.
+ * Included through mllm.h. A tokenizer is immutable after load and may be
+ * used from any number of threads at once.
+ */
+#ifndef MLLM_TOKENIZER_H
+#define MLLM_TOKENIZER_H
+
+typedef struct mllm_tokenizer mllm_tokenizer;
+
+/* Loads `path`: a SentencePiece tokenizer.model (protobuf ModelProto, BPE
+ * only) or a .gguf file (vocabulary from its metadata). Unigram and malformed
+ * models fail with MLLM_EUNSUPPORTED / MLLM_EFORMAT and a message in err. The
+ * caller owns *out and frees it with mllm_tokenizer_free(). */
+int mllm_tokenizer_load(const char *path, mllm_tokenizer **out, char *err,
+			size_t errlen) MLLM_WUR;
+void mllm_tokenizer_free(mllm_tokenizer *tok);
+
+int32_t mllm_tokenizer_n_vocab(const mllm_tokenizer *tok);
+int32_t mllm_tokenizer_bos(const mllm_tokenizer *tok); /* -1 if none */
+int32_t mllm_tokenizer_eos(const mllm_tokenizer *tok); /* -1 if none */
+/* Whether BOS is prepended to text prompts (tokenizer_config / GGUF). */
+bool mllm_tokenizer_add_bos(const mllm_tokenizer *tok);
+void mllm_tokenizer_set_add_bos(mllm_tokenizer *tok, bool add_bos);
+
+/* Encodes len bytes of text (any bytes; invalid UTF-8 handled as
+ * SentencePiece does). Writes at most cap ids; *n_ids receives the number of
+ * ids the full encoding has. Returns MLLM_ENOSPACE when cap was too small.
+ * cap >= len + 2 always suffices. `<s>` in text is plain text. */
+int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text,
+			  size_t len, bool add_bos, int32_t *ids, size_t cap,
+			  size_t *n_ids) MLLM_WUR;
+
+/* Decodes like SentencePiece's decode() (control tokens render as nothing,
+ * byte pieces are joined into bytes, the leading dummy-prefix space of the
+ * first piece is dropped). Writes at most cap bytes plus a NUL; *n_out gets
+ * the full length. MLLM_ENOSPACE when cap was too small; MLLM_ERANGE for an
+ * id outside the vocabulary. */
+int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids,
+			  size_t n_ids, char *out, size_t cap,
+			  size_t *n_out) MLLM_WUR;
+
+/* The piece's text as stored (with U+2581 for spaces); NULL for a bad id. */
+const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id,
+				 size_t *len);
+
+/* Incremental detokenizer: fed one id at a time, emits only whole UTF-8
+ * characters; mllm_detok_flush() emits the rest so that the concatenation
+ * equals mllm_tokenizer_decode() of all ids. A value type: no allocation. */
+typedef struct {
+	const mllm_tokenizer *tok;
+	int n_seen;          /* ids pushed so far (leading-space rule) */
+	unsigned char pending[8]; /* incomplete UTF-8 held back */
+	int n_pending;
+} mllm_detok;
+
+void mllm_detok_init(mllm_detok *d, const mllm_tokenizer *tok);
+/* Appends the text that id completes to out (at most cap bytes; a piece is at
+ * most MLLM_DETOK_MAX bytes, so cap >= MLLM_DETOK_MAX always suffices).
+ * Returns the number of bytes written, or a negative MLLM_E* code. */
+#define MLLM_DETOK_MAX 256
+int mllm_detok_push(mllm_detok *d, int32_t id, char *out, size_t cap);
+int mllm_detok_flush(mllm_detok *d, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * weights.h — the internal layout of a loaded model (engine-only).
+ *
+ * The loaders (safetensors.c, pytorch.c, gguf.c via model.c) fill these
+ * tensors with pointers into read-only mappings; mllm__model_prepare()
+ * (forward.c) may then re-lay weights for the kernels, keeping the owned
+ * copies in `owned`. After mllm_model_open() returns, nothing here changes.
+ */
+#ifndef MLLM_WEIGHTS_H
+#define MLLM_WEIGHTS_H
+
+#include "base.h"
+
+/* A 2-D weight [rows, cols] (rows = output dim, cols = input dim, row-major,
+ * the PyTorch nn.Linear layout), or 1-D [1, cols]. Quantized types store
+ * rows * cols / 32 blocks, row by row. */
+typedef struct {
+	mllm_dtype dtype;
+	int64_t rows, cols;
+	const void *data;
+} mllm__tensor;
+
+typedef struct {
+	mllm__tensor attn_norm; /* [1, n_embd], F32 after load */
+	mllm__tensor wq;        /* [n_head * head_dim, n_embd] */
+	mllm__tensor wk;        /* [n_head_kv * head_dim, n_embd] */
+	mllm__tensor wv;        /* [n_head_kv * head_dim, n_embd] */
+	mllm__tensor wo;        /* [n_embd, n_head * head_dim] */
+	mllm__tensor ffn_norm;  /* [1, n_embd], F32 after load */
+	mllm__tensor w_gate;    /* [n_ff, n_embd] */
+	mllm__tensor w_up;      /* [n_ff, n_embd] */
+	mllm__tensor w_down;    /* [n_embd, n_ff] */
+} mllm__layer;
+
+typedef struct {
+	void *addr;
+	size_t size;
+} mllm__mapping;
+
+struct mllm_model {
+	mllm_hparams hp;
+	mllm__tensor tok_embd;    /* [n_vocab, n_embd] */
+	mllm__tensor output;      /* [n_vocab, n_embd]; == tok_embd if shared */
+	mllm__tensor output_norm; /* [1, n_embd], F32 after load */
+	mllm__layer *layers;      /* [hp.n_layer] stored blocks */
+
+	mllm_tokenizer *tok;      /* owned; NULL if the checkpoint has none */
+	int n_threads;            /* default worker count for contexts */
+	int64_t n_params;
+	size_t weight_bytes;
+
+	/* Storage released by mllm_model_close(). */
+	mllm__mapping *maps;
+	int n_maps;
+	void **owned;             /* buffers from xmalloc (converted tensors) */
+	int n_owned;
+	char *path;
+};
+
+/* Registers an owned buffer / a mapping with the model (freed at close). */
+void mllm__model_own(mllm_model *m, void *buf);
+void mllm__model_add_mapping(mllm_model *m, void *addr, size_t size);
+
+/* Implemented by forward.c: re-lays weights for the kernels and checks every
+ * tensor's shape against hp. Called once by mllm_model_open() after a loader
+ * has filled the tensors. */
+int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
+			size_t errlen);
+
+#endif
