@@ -2,7 +2,9 @@
  * tokenizer.h — SentencePiece-exact BPE tokenizer (LLaMA-1/2 tokenizer.model
  * or GGUF tokenizer.ggml.* metadata) and a streaming-safe detokenizer.
  * Included through mllm.h. A tokenizer is immutable after load and may be
- * used from any number of threads at once.
+ * used from any number of threads at once (its one internal cache, which
+ * words encode to a single piece, is filled with atomics). docs/tokenizer.md
+ * describes the algorithm and what is checked against SentencePiece.
  */
 #ifndef MLLM_TOKENIZER_H
 #define MLLM_TOKENIZER_H
@@ -20,39 +22,56 @@ void mllm_tokenizer_free(mllm_tokenizer *tok);
 int32_t mllm_tokenizer_n_vocab(const mllm_tokenizer *tok);
 int32_t mllm_tokenizer_bos(const mllm_tokenizer *tok); /* -1 if none */
 int32_t mllm_tokenizer_eos(const mllm_tokenizer *tok); /* -1 if none */
-/* Whether BOS is prepended to text prompts (tokenizer_config / GGUF). */
+/* Whether BOS is prepended to text prompts (tokenizer_config / GGUF;
+ * default true). Always false when the vocabulary has no BOS. */
 bool mllm_tokenizer_add_bos(const mllm_tokenizer *tok);
 void mllm_tokenizer_set_add_bos(mllm_tokenizer *tok, bool add_bos);
 
 /* Encodes len bytes of text (any bytes; invalid UTF-8 handled as
  * SentencePiece does). Writes at most cap ids; *n_ids receives the number of
  * ids the full encoding has. Returns MLLM_ENOSPACE when cap was too small.
- * cap >= len + 2 always suffices. `<s>` in text is plain text. */
+ * cap >= mllm_tokenizer_max_ids(tok, len) always suffices; with the LLaMA
+ * vocabulary cap >= len + 2 does. `<s>` in text is plain text; EOS is never
+ * added. Allocates only scratch for its input (none below ~1 KB), and may
+ * fail with MLLM_ENOMEM. */
 int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text,
 			  size_t len, bool add_bos, int32_t *ids, size_t cap,
 			  size_t *n_ids) MLLM_WUR;
 
 /* Decodes like SentencePiece's decode() (control tokens render as nothing,
  * byte pieces are joined into bytes, the leading dummy-prefix space of the
- * first piece is dropped). Writes at most cap bytes plus a NUL; *n_out gets
- * the full length. MLLM_ENOSPACE when cap was too small; MLLM_ERANGE for an
- * id outside the vocabulary. */
+ * first piece is dropped). out has room for cap bytes: the text is written
+ * NUL-terminated, truncated to cap - 1 bytes when longer. *n_out gets the
+ * full length (without the NUL). MLLM_ENOSPACE when the text did not fit
+ * (*n_out >= cap: call again with cap > *n_out); MLLM_ERANGE for an id outside
+ * the vocabulary. Invalid UTF-8 formed by byte pieces renders as U+FFFD per
+ * byte, as in SentencePiece, so the output is always valid UTF-8. */
 int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids,
 			  size_t n_ids, char *out, size_t cap,
 			  size_t *n_out) MLLM_WUR;
 
-/* The piece's text as stored (with U+2581 for spaces); NULL for a bad id. */
+/* The piece's text as stored (with U+2581 for spaces); NULL for a bad id.
+ * NUL-terminated; *len (if len != NULL) gets its length. */
 const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id,
 				 size_t *len);
+
+/* Whether id is a control token (<s>, </s>): rendered as nothing. */
+bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id);
+
+/* An id capacity that always suffices to encode len bytes with BOS, for any
+ * vocabulary (3 * len + 5). With the LLaMA vocabulary len + 2 suffices. */
+size_t mllm_tokenizer_max_ids(const mllm_tokenizer *tok, size_t len);
 
 /* Incremental detokenizer: fed one id at a time, emits only whole UTF-8
  * characters; mllm_detok_flush() emits the rest so that the concatenation
  * equals mllm_tokenizer_decode() of all ids. A value type: no allocation. */
 typedef struct {
 	const mllm_tokenizer *tok;
-	int n_seen;          /* ids pushed so far (leading-space rule) */
+	int n_seen;          /* ids pushed so far */
 	unsigned char pending[8]; /* incomplete UTF-8 held back */
 	int n_pending;
+	int n_text;          /* ids pushed that were not control tokens: the
+			      * first of them drops its dummy-prefix space */
 } mllm_detok;
 
 void mllm_detok_init(mllm_detok *d, const mllm_tokenizer *tok);
@@ -60,7 +79,11 @@ void mllm_detok_init(mllm_detok *d, const mllm_tokenizer *tok);
  * most MLLM_DETOK_MAX bytes, so cap >= MLLM_DETOK_MAX always suffices).
  * Returns the number of bytes written, or a negative MLLM_E* code. */
 #define MLLM_DETOK_MAX 256
+/* MLLM_ERANGE for a bad id, MLLM_ENOSPACE when cap is too small (then the
+ * state is unchanged and the id may be pushed again). */
 int mllm_detok_push(mllm_detok *d, int32_t id, char *out, size_t cap);
+/* Emits held-back bytes (each as U+FFFD: they never became a character).
+ * The detokenizer may go on being fed afterwards. */
 int mllm_detok_flush(mllm_detok *d, char *out, size_t cap);
 
 #endif
