@@ -69,6 +69,15 @@ int mllm__gguf_get_arr_str(const mllm__gguf *g, const char *key, uint64_t i,
 			   const char **s, size_t *len);
 
 size_t mllm__gguf_n_tensors(const mllm__gguf *g);
+/* Number of key/value pairs, the i-th key (not NUL-terminated) and type. */
+size_t mllm__gguf_n_kv(const mllm__gguf *g);
+int mllm__gguf_kv_at(const mllm__gguf *g, size_t i, const char **key, size_t *len,
+		     int *type);
+/* GGML type name ("F32", "Q4_K", ...) or "unknown". */
+const char *mllm__gguf_type_name(uint32_t ggml_type);
+/* GGUF header version (2 or 3) and data alignment. */
+uint32_t mllm__gguf_version(const mllm__gguf *g);
+uint32_t mllm__gguf_alignment(const mllm__gguf *g);
 const mllm__gguf_tensor *mllm__gguf_tensor_at(const mllm__gguf *g, size_t i);
 const mllm__gguf_tensor *mllm__gguf_tensor_find(const mllm__gguf *g,
 						const char *name);

@@ -1,0 +1,890 @@
+/*
+ * test_model_load.c — mllm_model_open() on every fixture format, checked
+ * against the fixtures' own config.json / safetensors headers (read with
+ * jansson, independently of the engine's JSON reader), plus the malformed
+ * inputs: each builds a broken snapshot in a mkdtemp() directory (big files
+ * are symlinked, never copied into the repository) and asserts the error
+ * code and a distinctive part of the message.
+ */
+#include "harness.h"
+
+#include <ftw.h>
+#include <limits.h>
+#include <jansson.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "../../engine/weights.h"
+
+#define TINY    "models/tiny-mobilellm-f16"
+#define TINY_LS "models/tiny-mobilellm-ls-bf16"
+#define STORIES "models/stories260K"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/mllm-fmt-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void rm_tmpdir(void)
+{
+	if (tmpdir[0])
+		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir[0] = '\0';
+}
+
+static const char *tmp(const char *name)
+{
+	static char buf[4][512];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static const char *fx(const char *rel)
+{
+	static char buf[4][512];
+	static int k;
+	k = (k + 1) % 4;
+	mllm_test_path(buf[k], sizeof buf[k], rel);
+	MLLM_REQUIRE_FIXTURE(buf[k]);
+	return buf[k];
+}
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *b;
+	long sz;
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)sz + 1);
+	ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
+	fclose(f);
+	b[sz] = 0;
+	*n = (size_t)sz;
+	return b;
+}
+
+static void spit(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+static void link_to(const char *fixture_rel, const char *name)
+{
+	char abs[PATH_MAX];
+	ck_assert_ptr_nonnull(realpath(fx(fixture_rel), abs));
+	ck_assert_int_eq(symlink(abs, tmp(name)), 0);
+}
+
+/* A snapshot of fixture dir `rel` in tmpdir: config/tokenizer_config copied
+ * (so tests can edit them), weights and tokenizer symlinked. */
+static void snapshot(const char *rel)
+{
+	char p[512];
+	size_t n;
+	unsigned char *b;
+
+	make_tmpdir();
+	snprintf(p, sizeof p, "%s/config.json", rel);
+	b = slurp(fx(p), &n);
+	spit(tmp("config.json"), b, n);
+	free(b);
+	snprintf(p, sizeof p, "%s/tokenizer_config.json", rel);
+	b = slurp(fx(p), &n);
+	spit(tmp("tokenizer_config.json"), b, n);
+	free(b);
+	snprintf(p, sizeof p, "%s/model.safetensors", rel);
+	link_to(p, "model.safetensors");
+	snprintf(p, sizeof p, "%s/tokenizer.model", rel);
+	link_to(p, "tokenizer.model");
+}
+
+/* Rewrites tmpdir/config.json with key set to v (NULL deletes it). */
+static void edit_config(const char *key, json_t *v)
+{
+	json_error_t je;
+	json_t *c = json_load_file(tmp("config.json"), 0, &je);
+	ck_assert_ptr_nonnull(c);
+	if (v)
+		json_object_set_new(c, key, v);
+	else
+		json_object_del(c, key);
+	ck_assert_int_eq(json_dump_file(c, tmp("config.json"), 0), 0);
+	json_decref(c);
+}
+
+/* Opens path expecting failure `code` with `needle` in the message. */
+static void expect_fail(const char *path, int code, const char *needle)
+{
+	char err[1024] = "";
+	mllm_model *m = (mllm_model *)1;
+	int rc = mllm_model_open(path, NULL, &m, err, sizeof err);
+	ck_assert_msg(rc == code, "rc %s, want %s (%s)", mllm_strerror_name(rc),
+	              mllm_strerror_name(code), err);
+	ck_assert_ptr_null(m);
+	ck_assert_msg(strstr(err, needle) != NULL, "message \"%s\" lacks \"%s\"", err, needle);
+}
+
+static mllm_model *open_ok(const char *path)
+{
+	char err[1024] = "";
+	mllm_model *m = NULL;
+	int rc = mllm_model_open(path, NULL, &m, err, sizeof err);
+	ck_assert_msg(rc == 0, "%s: %s", path, err);
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+static json_int_t jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	ck_assert_msg(json_is_integer(v), "config lacks %s", k);
+	return json_integer_value(v);
+}
+
+/* The safetensors header of a fixture, parsed with jansson. */
+static json_t *st_header(const char *path)
+{
+	size_t n;
+	unsigned char *b = slurp(path, &n);
+	uint64_t hl = 0;
+	json_error_t je;
+	json_t *h;
+	for (int i = 7; i >= 0; i--)
+		hl = hl << 8 | b[i];
+	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
+	free(b);
+	ck_assert_ptr_nonnull(h);
+	return h;
+}
+
+static size_t elsize(mllm_dtype t)
+{
+	return t == MLLM_DTYPE_F32 ? 4 : 2;
+}
+
+static float half(const void *p, size_t i, mllm_dtype t)
+{
+	uint16_t h;
+	uint32_t bits;
+	float f;
+	memcpy(&h, (const char *)p + 2 * i, 2);
+	if (t == MLLM_DTYPE_BF16) {
+		bits = (uint32_t)h << 16;
+		memcpy(&f, &bits, 4);
+		return f;
+	}
+	/* f16 */
+	{
+		uint32_t s = (h >> 15) & 1, e = (h >> 10) & 31, m = h & 1023;
+		f = e == 0 ? ldexpf((float)m, -24) : ldexpf((float)(m | 1024), (int)e - 25);
+		return s ? -f : f;
+	}
+}
+
+/* ---- the fixtures open and agree with their configs ------------------- */
+
+static void check_against_config(const char *dir, const char *format, bool interleaved,
+                                 const char *model_path)
+{
+	char p[512];
+	json_error_t je;
+	json_t *c, *h;
+	mllm_model *m;
+	const mllm_hparams *hp;
+	int64_t n_params = 0;
+	const char *k;
+	json_t *v;
+	bool has_lm_head;
+
+	snprintf(p, sizeof p, "%s/config.json", dir);
+	c = json_load_file(fx(p), 0, &je);
+	ck_assert_ptr_nonnull(c);
+	snprintf(p, sizeof p, "%s/model.safetensors", strstr(dir, "-bin") ? TINY : dir);
+	if (strstr(dir, "stories260K-bin"))
+		snprintf(p, sizeof p, "%s/model.safetensors", STORIES);
+	h = st_header(fx(p));
+	json_object_foreach(h, k, v)
+	{
+		int64_t n = 1;
+		size_t i;
+		json_t *d;
+		if (strcmp(k, "__metadata__") == 0)
+			continue;
+		json_array_foreach(json_object_get(v, "shape"), i, d) n *= json_integer_value(d);
+		n_params += n;
+	}
+	has_lm_head = json_object_get(h, "lm_head.weight") != NULL;
+
+	m = open_ok(model_path);
+	hp = mllm_model_hparams(m);
+	ck_assert_str_eq(hp->format, format);
+	ck_assert_int_eq(hp->n_layer, jint(c, "num_hidden_layers"));
+	ck_assert_int_eq(hp->n_embd, jint(c, "hidden_size"));
+	ck_assert_int_eq(hp->n_head, jint(c, "num_attention_heads"));
+	ck_assert_int_eq(hp->n_head_kv, jint(c, "num_key_value_heads"));
+	ck_assert_int_eq(hp->head_dim,
+	                 json_object_get(c, "head_dim")
+	                     ? jint(c, "head_dim")
+	                     : jint(c, "hidden_size") / jint(c, "num_attention_heads"));
+	ck_assert_int_eq(hp->n_ff, jint(c, "intermediate_size"));
+	ck_assert_int_eq(hp->n_vocab, jint(c, "vocab_size"));
+	ck_assert_int_eq(hp->n_ctx_train, jint(c, "max_position_embeddings"));
+	ck_assert_int_eq(hp->bos_id, jint(c, "bos_token_id"));
+	ck_assert_int_eq(hp->eos_id, jint(c, "eos_token_id"));
+	ck_assert_float_eq_tol(hp->norm_eps, json_number_value(json_object_get(c, "rms_norm_eps")),
+	                       1e-9);
+	ck_assert_float_eq_tol(hp->rope_theta, json_number_value(json_object_get(c, "rope_theta")),
+	                       1e-3);
+	ck_assert_int_eq(hp->layer_sharing,
+	                 json_is_true(json_object_get(c, "layer_sharing")) ? 1 : 0);
+	ck_assert_int_eq(hp->rope_interleaved, interleaved);
+	ck_assert_int_eq(hp->shared_output, !has_lm_head);
+	if (hp->shared_output)
+		ck_assert_ptr_eq(m->output.data, m->tok_embd.data);
+	ck_assert_str_eq(hp->arch, strcmp(format, "gguf") == 0
+	                               ? "llama"
+	                               : json_string_value(json_object_get(c, "model_type")));
+	ck_assert_int_eq(mllm_model_n_params(m), n_params);
+	ck_assert_uint_gt(mllm_model_weight_bytes(m), 0);
+	ck_assert_ptr_nonnull(mllm_model_tokenizer(m));
+	ck_assert_int_le(mllm_tokenizer_n_vocab(mllm_model_tokenizer(m)), hp->n_vocab);
+	/* every tensor is filled, norms as F32 */
+	for (int l = 0; l < hp->n_layer; l++) {
+		ck_assert_ptr_nonnull(m->layers[l].w_down.data);
+		ck_assert_int_eq(m->layers[l].attn_norm.dtype, MLLM_DTYPE_F32);
+		ck_assert_int_eq(m->layers[l].ffn_norm.dtype, MLLM_DTYPE_F32);
+		ck_assert_int_eq(m->layers[l].wq.rows, (int64_t)hp->n_head * hp->head_dim);
+		ck_assert_int_eq(m->layers[l].wk.rows, (int64_t)hp->n_head_kv * hp->head_dim);
+	}
+	ck_assert_int_eq(m->output_norm.dtype, MLLM_DTYPE_F32);
+	mllm_model_close(m);
+	json_decref(h);
+	json_decref(c);
+}
+
+START_TEST(test_open_safetensors)
+{
+	check_against_config(TINY, "safetensors", false, fx(TINY));
+	check_against_config(TINY_LS, "safetensors", false, fx(TINY_LS));
+	check_against_config(STORIES, "safetensors", false, fx(STORIES));
+	/* a file of the snapshot names its directory */
+	check_against_config(TINY, "safetensors", false, fx(TINY "/config.json"));
+}
+END_TEST
+
+START_TEST(test_open_pytorch)
+{
+	check_against_config("models/tiny-mobilellm-f16-bin", "pytorch", false,
+	                     fx("models/tiny-mobilellm-f16-bin"));
+	check_against_config("models/stories260K-bin", "pytorch", false,
+	                     fx("models/stories260K-bin"));
+	check_against_config("models/stories260K-bin", "pytorch", false,
+	                     fx("models/stories260K-bin/pytorch_model.bin"));
+}
+END_TEST
+
+START_TEST(test_open_gguf)
+{
+	check_against_config(TINY, "gguf", true, fx(TINY "/tiny-mobilellm-f16.gguf"));
+	check_against_config(TINY, "gguf", true, fx(TINY "/tiny-mobilellm-q8_0.gguf"));
+	check_against_config(STORIES, "gguf", true, fx(STORIES "/stories260K-f32.gguf"));
+}
+END_TEST
+
+/* ---- the same weights through every format ---------------------------- */
+
+static bool same_tensor(const mllm__tensor *a, const mllm__tensor *b)
+{
+	if (a->dtype != b->dtype || a->rows != b->rows || a->cols != b->cols)
+		return false;
+	if (a->dtype == MLLM_DTYPE_F32 && a->rows == 1)
+		return memcmp(a->data, b->data, (size_t)a->cols * 4) == 0;
+	return memcmp(a->data, b->data, (size_t)(a->rows * a->cols) * elsize(a->dtype)) == 0;
+}
+
+static void compare_models(const char *pa, const char *pb)
+{
+	mllm_model *a = open_ok(pa), *b = open_ok(pb);
+	ck_assert(same_tensor(&a->tok_embd, &b->tok_embd));
+	ck_assert(same_tensor(&a->output_norm, &b->output_norm));
+	ck_assert_int_eq(a->hp.n_layer, b->hp.n_layer);
+	for (int l = 0; l < a->hp.n_layer; l++) {
+		const mllm__layer *x = &a->layers[l], *y = &b->layers[l];
+		ck_assert(same_tensor(&x->attn_norm, &y->attn_norm));
+		ck_assert(same_tensor(&x->wq, &y->wq));
+		ck_assert(same_tensor(&x->wk, &y->wk));
+		ck_assert(same_tensor(&x->wv, &y->wv));
+		ck_assert(same_tensor(&x->wo, &y->wo));
+		ck_assert(same_tensor(&x->ffn_norm, &y->ffn_norm));
+		ck_assert(same_tensor(&x->w_gate, &y->w_gate));
+		ck_assert(same_tensor(&x->w_up, &y->w_up));
+		ck_assert(same_tensor(&x->w_down, &y->w_down));
+	}
+	/* different tensors are different (the comparison can fail) */
+	ck_assert(!same_tensor(&a->layers[0].w_gate, &b->layers[0].w_up));
+	mllm_model_close(a);
+	mllm_model_close(b);
+}
+
+START_TEST(test_bin_equals_safetensors)
+{
+	compare_models(fx(TINY), fx("models/tiny-mobilellm-f16-bin"));
+	compare_models(fx(STORIES), fx("models/stories260K-bin"));
+}
+END_TEST
+
+/* llama.cpp's converter permutes Q/K rows per head: GGUF row h*hd + 2i + j
+ * holds HF row h*hd + j*hd/2 + i. Everything else is bit-identical. */
+static void check_permuted(const mllm__tensor *g, const mllm__tensor *h, int n_head, int hd)
+{
+	size_t es = elsize(h->dtype), row = (size_t)h->cols * es;
+	ck_assert_int_eq(g->dtype, h->dtype);
+	ck_assert_int_eq(g->rows, h->rows);
+	for (int hh = 0; hh < n_head; hh++)
+		for (int i = 0; i < hd / 2; i++)
+			for (int j = 0; j < 2; j++) {
+				size_t gr = (size_t)(hh * hd + 2 * i + j);
+				size_t hr = (size_t)(hh * hd + j * hd / 2 + i);
+				ck_assert(memcmp((const char *)g->data + gr * row,
+				                 (const char *)h->data + hr * row, row) == 0);
+			}
+}
+
+static void compare_gguf(const char *hf, const char *gg)
+{
+	mllm_model *a = open_ok(hf), *b = open_ok(gg);
+	ck_assert(same_tensor(&a->tok_embd, &b->tok_embd));
+	for (int l = 0; l < a->hp.n_layer; l++) {
+		const mllm__layer *x = &a->layers[l], *y = &b->layers[l];
+		check_permuted(&y->wq, &x->wq, a->hp.n_head, a->hp.head_dim);
+		check_permuted(&y->wk, &x->wk, a->hp.n_head_kv, a->hp.head_dim);
+		ck_assert(same_tensor(&x->wv, &y->wv));
+		ck_assert(same_tensor(&x->wo, &y->wo));
+		ck_assert(same_tensor(&x->w_down, &y->w_down));
+		ck_assert(same_tensor(&x->attn_norm, &y->attn_norm));
+	}
+	mllm_model_close(a);
+	mllm_model_close(b);
+}
+
+START_TEST(test_gguf_permutation)
+{
+	compare_gguf(fx(TINY), fx(TINY "/tiny-mobilellm-f16.gguf"));
+	compare_gguf(fx(STORIES), fx(STORIES "/stories260K-f32.gguf"));
+}
+END_TEST
+
+/* Q8_0 blocks (f16 scale + 32 int8) dequantize to the f16 weights within
+ * half a quantization step. */
+START_TEST(test_gguf_q8_0_blocks)
+{
+	mllm_model *a = open_ok(fx(TINY)), *b = open_ok(fx(TINY "/tiny-mobilellm-q8_0.gguf"));
+	const mllm__tensor *x = &a->layers[1].wv, *y = &b->layers[1].wv;
+	int64_t n = x->rows * x->cols;
+	double worst = 0;
+
+	ck_assert_int_eq(y->dtype, MLLM_DTYPE_Q8_0);
+	for (int64_t blk = 0; blk < n / 32; blk++) {
+		const unsigned char *q = (const unsigned char *)y->data + blk * 34;
+		float d = half(q, 0, MLLM_DTYPE_F16);
+		for (int i = 0; i < 32; i++) {
+			float w = d * (float)(signed char)q[2 + i];
+			float ref = half(x->data, (size_t)(blk * 32 + i), MLLM_DTYPE_F16);
+			double e = fabs((double)w - ref);
+			ck_assert_msg(e <= fabs(d) * 0.5 + 1e-3, "block %lld: %g vs %g",
+			              (long long)blk, w, ref);
+			if (e > worst)
+				worst = e;
+		}
+	}
+	ck_assert(worst > 0); /* quantized, not a copy */
+	mllm_model_close(a);
+	mllm_model_close(b);
+}
+END_TEST
+
+/* ---- tokenizer_config.json --------------------------------------------- */
+
+START_TEST(test_add_bos_from_tokenizer_config)
+{
+	mllm_model *m;
+	snapshot(TINY);
+	m = open_ok(tmpdir);
+	ck_assert(mllm_tokenizer_add_bos(mllm_model_tokenizer(m)));
+	mllm_model_close(m);
+	spit(tmp("tokenizer_config.json"), "{\"add_bos_token\": false}", 24);
+	m = open_ok(tmpdir);
+	ck_assert(!mllm_tokenizer_add_bos(mllm_model_tokenizer(m)));
+	mllm_model_close(m);
+	spit(tmp("tokenizer_config.json"), "{\"add_bos_token\": 1}", 20);
+	expect_fail(tmpdir, MLLM_EFORMAT, "add_bos_token");
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- inconsistent configs ------------------------------------------------ */
+
+START_TEST(test_config_wrong_hidden_size)
+{
+	snapshot(TINY);
+	edit_config("hidden_size", json_integer(256));
+	edit_config("head_dim", json_integer(64));
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "model.safetensors: tensor model.embed_tokens.weight has shape [32000, 192], "
+	            "expected [32000, 256]");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_wrong_ffn)
+{
+	snapshot(TINY);
+	edit_config("intermediate_size", json_integer(500));
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "tensor model.layers.0.mlp.gate_proj.weight has shape [512, 192]");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_wrong_vocab)
+{
+	snapshot(TINY);
+	edit_config("vocab_size", json_integer(32001));
+	expect_fail(tmpdir, MLLM_EFORMAT, "expected [32001, 192]");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_wrong_kv_heads)
+{
+	snapshot(TINY);
+	edit_config("num_key_value_heads", json_integer(3));
+	expect_fail(tmpdir, MLLM_EFORMAT, "self_attn.k_proj.weight has shape [64, 192]");
+	edit_config("num_key_value_heads", json_integer(2));
+	expect_fail(tmpdir, MLLM_EFORMAT, "not a multiple of 2 KV heads");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_heads_do_not_divide)
+{
+	snapshot(TINY);
+	edit_config("num_attention_heads", json_integer(5));
+	edit_config("num_key_value_heads", json_integer(1));
+	expect_fail(tmpdir, MLLM_EFORMAT, "not a multiple of num_attention_heads 5");
+	rm_tmpdir();
+}
+END_TEST
+
+/* Layer sharing: num_hidden_layers counts stored blocks. Declaring the run
+ * count (6) asks for blocks the file does not have; declaring fewer leaves
+ * stored blocks unexplained. Both are refused. */
+START_TEST(test_config_layer_count)
+{
+	snapshot(TINY_LS);
+	edit_config("num_hidden_layers", json_integer(6));
+	expect_fail(tmpdir, MLLM_EFORMAT, "missing tensor model.layers.3.input_layernorm.weight");
+	edit_config("num_hidden_layers", json_integer(2));
+	expect_fail(tmpdir, MLLM_EFORMAT, "beyond the 2 layers");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_missing_and_bad_keys)
+{
+	snapshot(TINY);
+	edit_config("hidden_size", NULL);
+	expect_fail(tmpdir, MLLM_EFORMAT, "config.json: missing \"hidden_size\"");
+	rm_tmpdir();
+
+	snapshot(TINY);
+	edit_config("num_hidden_layers", json_string("4"));
+	expect_fail(tmpdir, MLLM_EFORMAT, "\"num_hidden_layers\" must be a 32-bit integer");
+	edit_config("num_hidden_layers", json_integer(-4));
+	expect_fail(tmpdir, MLLM_EFORMAT, "layers -4 is out of range");
+	rm_tmpdir();
+
+	snapshot(TINY);
+	edit_config("model_type", json_string("gpt2"));
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "model_type \"gpt2\" is not supported");
+	rm_tmpdir();
+
+	snapshot(TINY);
+	edit_config("rope_scaling", json_pack("{s:s, s:f}", "type", "linear", "factor", 2.0));
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "rope_scaling");
+	rm_tmpdir();
+
+	snapshot(TINY);
+	edit_config("rms_norm_eps", json_real(-1.0));
+	expect_fail(tmpdir, MLLM_EFORMAT, "epsilon");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_config_bad_json)
+{
+	snapshot(TINY);
+	spit(tmp("config.json"), "{\"model_type\": \"llama\",}", 24);
+	expect_fail(tmpdir, MLLM_EFORMAT, "config.json: bad JSON: trailing comma at line 1");
+	spit(tmp("config.json"), "[1, 2]", 6);
+	expect_fail(tmpdir, MLLM_EFORMAT, "config.json: not a JSON object");
+	unlink(tmp("config.json"));
+	expect_fail(tmpdir, MLLM_ENOTFOUND, "config.json: cannot open");
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- broken weights ------------------------------------------------------ */
+
+START_TEST(test_no_weights)
+{
+	snapshot(TINY);
+	unlink(tmp("model.safetensors"));
+	expect_fail(tmpdir, MLLM_ENOTFOUND, "no weights");
+	rm_tmpdir();
+	expect_fail("/nonexistent/mllm-model", MLLM_ENOTFOUND, "/nonexistent/mllm-model");
+}
+END_TEST
+
+/* Replaces the symlinked weights with a patched copy. */
+static void patch_weights(const char *rel, size_t keep, const char *from, const char *to)
+{
+	size_t n;
+	unsigned char *b = slurp(fx(rel), &n);
+	unlink(tmp("model.safetensors"));
+	if (from) {
+		unsigned char *hit = memmem(b, n > 8192 ? 8192 : n, from, strlen(from));
+		ck_assert_ptr_nonnull(hit);
+		ck_assert_uint_eq(strlen(from), strlen(to));
+		memcpy(hit, to, strlen(to));
+	}
+	spit(tmp("model.safetensors"), b, keep ? keep : n);
+	free(b);
+}
+
+START_TEST(test_truncated_safetensors)
+{
+	snapshot(TINY_LS);
+	patch_weights(TINY_LS "/model.safetensors", 5000000, NULL, NULL);
+	expect_fail(tmpdir, MLLM_EFORMAT, "beyond the data section");
+	expect_fail(tmpdir, MLLM_EFORMAT, "model.safetensors: tensor ");
+	patch_weights(TINY_LS "/model.safetensors", 100, NULL, NULL);
+	expect_fail(tmpdir, MLLM_EFORMAT, "header length 3112 beyond file size 100");
+	patch_weights(TINY_LS "/model.safetensors", 5, NULL, NULL);
+	expect_fail(tmpdir, MLLM_EFORMAT, "truncated");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_missing_tensor)
+{
+	snapshot(TINY_LS);
+	patch_weights(TINY_LS "/model.safetensors", 0, "\"model.norm.weight\"",
+	              "\"model.norX.weight\"");
+	expect_fail(tmpdir, MLLM_EFORMAT, "model.safetensors: missing tensor model.norm.weight");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_unknown_dtype)
+{
+	snapshot(TINY_LS);
+	patch_weights(TINY_LS "/model.safetensors", 0, "\"BF16\"", "\"BX16\"");
+	expect_fail(tmpdir, MLLM_EFORMAT, "unknown dtype \"BX16\"");
+	/* a real but non-float dtype of the same size */
+	patch_weights(TINY_LS "/model.safetensors", 0, "\"BF16\"", "\"I16\" ");
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "tensor model.embed_tokens.weight has type I16");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_bad_offsets)
+{
+	snapshot(TINY_LS);
+	/* the embedding's end offset 8192000 -> 8192002: size mismatch */
+	patch_weights(TINY_LS "/model.safetensors", 0, "[0,8192000]", "[0,8192002]");
+	expect_fail(tmpdir, MLLM_EFORMAT, "data_offsets [0,8192002] hold 8192002 bytes");
+	patch_weights(TINY_LS "/model.safetensors", 0, "[0,8192000]", "[0,9999999]");
+	expect_fail(tmpdir, MLLM_EFORMAT, "beyond the data section");
+	patch_weights(TINY_LS "/model.safetensors", 0, "[0,8192000]", "[9,8192000]");
+	expect_fail(tmpdir, MLLM_EFORMAT, "hold 8191991 bytes");
+	/* header length flipped */
+	{
+		size_t n;
+		unsigned char *b = slurp(fx(TINY_LS "/model.safetensors"), &n);
+		b[6] = 0x7f;
+		unlink(tmp("model.safetensors"));
+		spit(tmp("model.safetensors"), b, n);
+		free(b);
+		expect_fail(tmpdir, MLLM_EFORMAT, "beyond file size");
+	}
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_truncated_gguf)
+{
+	size_t n;
+	unsigned char *b = slurp(fx(TINY "/tiny-mobilellm-q8_0.gguf"), &n);
+	make_tmpdir();
+	spit(tmp("cut.gguf"), b, n - 1000);
+	expect_fail(tmp("cut.gguf"), MLLM_EFORMAT, "cut.gguf: tensor blk.");
+	expect_fail(tmp("cut.gguf"), MLLM_EFORMAT, "beyond the data section");
+	spit(tmp("cut.gguf"), b, 300000);
+	expect_fail(tmp("cut.gguf"), MLLM_EFORMAT, "cut.gguf: truncated");
+	spit(tmp("cut.gguf"), b, 0);
+	expect_fail(tmp("cut.gguf"), MLLM_EFORMAT, "bad magic");
+	free(b);
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- shards -------------------------------------------------------------- */
+
+/* Splits fixture rel's model.safetensors into two shards + index in tmpdir.
+ * `move` (if set) names a tensor the index claims is in the other shard. */
+static void make_shards(const char *rel, const char *lie_about)
+{
+	size_t n;
+	unsigned char *b = slurp(fx(rel), &n);
+	uint64_t hl = 0;
+	json_error_t je;
+	json_t *h, *idx = json_object(), *wm = json_object(), *sh[2];
+	const char *k;
+	json_t *v;
+	int i = 0;
+
+	for (int j = 7; j >= 0; j--)
+		hl = hl << 8 | b[j];
+	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
+	ck_assert_ptr_nonnull(h);
+	sh[0] = json_object();
+	sh[1] = json_object();
+	json_object_foreach(h, k, v)
+	{
+		if (strcmp(k, "__metadata__") == 0)
+			continue;
+		json_object_set(sh[i % 2], k, v);
+		json_object_set_new(wm, k,
+		                    json_string((i % 2) ^ (lie_about && !strcmp(k, lie_about))
+		                                    ? "model-00002-of-00002.safetensors"
+		                                    : "model-00001-of-00002.safetensors"));
+		i++;
+	}
+	for (int s = 0; s < 2; s++) {
+		/* rewrite offsets for a compact data section */
+		uint64_t off = 0;
+		json_t *out = json_object();
+		FILE *f;
+		char *hdr;
+		size_t hlen;
+		uint64_t le;
+		json_object_foreach(sh[s], k, v)
+		{
+			json_t *o = json_object_get(v, "data_offsets");
+			uint64_t a = (uint64_t)json_integer_value(json_array_get(o, 0));
+			uint64_t e = (uint64_t)json_integer_value(json_array_get(o, 1));
+			json_object_set_new(out, k,
+			                    json_pack("{s:O, s:O, s:[I,I]}", "dtype",
+			                              json_object_get(v, "dtype"), "shape",
+			                              json_object_get(v, "shape"), "data_offsets",
+			                              (json_int_t)off, (json_int_t)(off + e - a)));
+			off += e - a;
+		}
+		hdr = json_dumps(out, JSON_COMPACT);
+		hlen = strlen(hdr);
+		hdr = realloc(hdr, hlen + 8);
+		while (hlen % 8)
+			hdr[hlen++] = ' ';
+		f = fopen(tmp(s ? "model-00002-of-00002.safetensors"
+		                : "model-00001-of-00002.safetensors"),
+		          "wb");
+		ck_assert_ptr_nonnull(f);
+		le = hlen;
+		fwrite(&le, 8, 1, f);
+		fwrite(hdr, 1, hlen, f);
+		json_object_foreach(out, k, v)
+		{
+			json_t *o = json_object_get(json_object_get(h, k), "data_offsets");
+			uint64_t a = (uint64_t)json_integer_value(json_array_get(o, 0));
+			uint64_t e = (uint64_t)json_integer_value(json_array_get(o, 1));
+			(void)v;
+			fwrite(b + 8 + hl + a, 1, e - a, f);
+		}
+		fclose(f);
+		free(hdr);
+		json_decref(out);
+		json_decref(sh[s]);
+	}
+	json_object_set_new(idx, "metadata", json_pack("{s:i}", "total_size", 0));
+	json_object_set_new(idx, "weight_map", wm);
+	ck_assert_int_eq(json_dump_file(idx, tmp("model.safetensors.index.json"), JSON_INDENT(2)),
+	                 0);
+	json_decref(idx);
+	json_decref(h);
+	free(b);
+}
+
+START_TEST(test_shards)
+{
+	snapshot(TINY_LS);
+	unlink(tmp("model.safetensors"));
+	make_shards(TINY_LS "/model.safetensors", NULL);
+	compare_models(fx(TINY_LS), tmpdir);
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_shards_malformed)
+{
+	snapshot(TINY_LS);
+	unlink(tmp("model.safetensors"));
+	make_shards(TINY_LS "/model.safetensors", "model.norm.weight");
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "model.safetensors.index.json: tensor model.norm.weight is listed in shard");
+	rm_tmpdir();
+
+	snapshot(TINY_LS);
+	unlink(tmp("model.safetensors"));
+	make_shards(TINY_LS "/model.safetensors", NULL);
+	unlink(tmp("model-00002-of-00002.safetensors"));
+	expect_fail(tmpdir, MLLM_ENOTFOUND, "model-00002-of-00002.safetensors: cannot open");
+	{
+		const char *j = "{\"weight_map\": {\"model.norm.weight\": \"../etc/passwd\"}}";
+		spit(tmp("model.safetensors.index.json"), j, strlen(j));
+	}
+	expect_fail(tmpdir, MLLM_EFORMAT, "must name a file in the same directory");
+	spit(tmp("model.safetensors.index.json"), "{\"weight_map\": []}", 18);
+	expect_fail(tmpdir, MLLM_EFORMAT, "missing \"weight_map\"");
+	rm_tmpdir();
+}
+END_TEST
+
+/* ---- lm_head ------------------------------------------------------------- */
+
+/* Writes tmpdir/model.safetensors: fixture rel's data section with its
+ * header plus an "lm_head.weight" entry of `rows` rows over the embedding's
+ * bytes (safetensors does not forbid aliasing). */
+static void add_lm_head(const char *rel, int rows, int cols)
+{
+	size_t n;
+	unsigned char *b = slurp(fx(rel), &n);
+	uint64_t hl = 0, le;
+	json_error_t je;
+	json_t *h, *e;
+	char *hdr;
+	size_t hlen;
+	FILE *f;
+
+	for (int j = 7; j >= 0; j--)
+		hl = hl << 8 | b[j];
+	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
+	ck_assert_ptr_nonnull(h);
+	e = json_deep_copy(json_object_get(h, "model.embed_tokens.weight"));
+	json_array_set_new(json_object_get(e, "shape"), 0, json_integer(rows));
+	json_array_set_new(json_object_get(e, "shape"), 1, json_integer(cols));
+	json_object_set_new(h, "lm_head.weight", e);
+	hdr = json_dumps(h, JSON_COMPACT);
+	hlen = strlen(hdr);
+	hdr = realloc(hdr, hlen + 8);
+	while (hlen % 8)
+		hdr[hlen++] = ' ';
+	unlink(tmp("model.safetensors"));
+	f = fopen(tmp("model.safetensors"), "wb");
+	ck_assert_ptr_nonnull(f);
+	le = hlen;
+	fwrite(&le, 8, 1, f);
+	fwrite(hdr, 1, hlen, f);
+	fwrite(b + 8 + hl, 1, n - 8 - (size_t)hl, f);
+	fclose(f);
+	free(hdr);
+	json_decref(h);
+	free(b);
+}
+
+START_TEST(test_lm_head)
+{
+	mllm_model *m = open_ok(fx(TINY_LS));
+	int64_t base = mllm_model_n_params(m);
+
+	mllm_model_close(m);
+	snapshot(TINY_LS);
+	/* an lm_head and no share_embedding: logits use the lm_head */
+	add_lm_head(TINY_LS "/model.safetensors", 32000, 128);
+	edit_config("share_embedding", NULL);
+	m = open_ok(tmpdir);
+	ck_assert(!mllm_model_hparams(m)->shared_output);
+	ck_assert_int_eq(m->output.rows, 32000);
+	ck_assert_int_eq(mllm_model_n_params(m), base + 32000 * 128);
+	mllm_model_close(m);
+	/* share_embedding: true wins over a stray lm_head */
+	edit_config("share_embedding", json_true());
+	m = open_ok(tmpdir);
+	ck_assert(mllm_model_hparams(m)->shared_output);
+	ck_assert_ptr_eq(m->output.data, m->tok_embd.data);
+	mllm_model_close(m);
+	/* a wrong-shaped lm_head (same bytes) is an error when it is used */
+	add_lm_head(TINY_LS "/model.safetensors", 64000, 64);
+	edit_config("share_embedding", json_false());
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "tensor lm_head.weight has shape [64000, 64], expected [32000, 128]");
+	rm_tmpdir();
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("model_load");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
+	tcase_add_test(tc, test_open_safetensors);
+	tcase_add_test(tc, test_open_pytorch);
+	tcase_add_test(tc, test_open_gguf);
+	tcase_add_test(tc, test_bin_equals_safetensors);
+	tcase_add_test(tc, test_gguf_permutation);
+	tcase_add_test(tc, test_gguf_q8_0_blocks);
+	tcase_add_test(tc, test_add_bos_from_tokenizer_config);
+	tcase_add_test(tc, test_config_wrong_hidden_size);
+	tcase_add_test(tc, test_config_wrong_ffn);
+	tcase_add_test(tc, test_config_wrong_vocab);
+	tcase_add_test(tc, test_config_wrong_kv_heads);
+	tcase_add_test(tc, test_config_heads_do_not_divide);
+	tcase_add_test(tc, test_config_layer_count);
+	tcase_add_test(tc, test_config_missing_and_bad_keys);
+	tcase_add_test(tc, test_config_bad_json);
+	tcase_add_test(tc, test_no_weights);
+	tcase_add_test(tc, test_truncated_safetensors);
+	tcase_add_test(tc, test_missing_tensor);
+	tcase_add_test(tc, test_unknown_dtype);
+	tcase_add_test(tc, test_bad_offsets);
+	tcase_add_test(tc, test_truncated_gguf);
+	tcase_add_test(tc, test_shards);
+	tcase_add_test(tc, test_shards_malformed);
+	tcase_add_test(tc, test_lm_head);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)
