@@ -1,14 +1,754 @@
 /*
- * forward.c — placeholder until the forward pass lands.
+ * forward.c — the batched forward pass over the paged KV cache, and the
+ * load-time weight preparation (mllm__model_prepare).
+ *
+ * One mllm_forward() call runs any mix of prefill chunks and decode tokens
+ * from many sequences: every row is computed independently (the kernels never
+ * mix rows), K/V go to each token's own sequence blocks first, and attention
+ * then reads positions 0..pos of that sequence through its block table. All
+ * scratch lives in mllm_ctx, sized once for n_batch_max tokens, so a pass
+ * allocates nothing. Small batches use our row-parallel GEMV kernels; large
+ * ones OpenBLAS sgemm on row slices (one slice per pool worker), with
+ * non-f32 weights dequantized a panel of rows at a time into per-worker
+ * scratch, so no f32 copy of the model is ever kept.
  */
-#include "weights.h"
+#include "kernels.h"
+#include "pool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Batches of at least this many rows go through sgemm (measured on the
+ * 125M shape: below it the GEMV kernels, which read each weight row once
+ * for all tokens, win). */
+#define BLAS_MIN_ROWS 24
+/* Rows of a non-f32 weight dequantized per sgemm call. */
+#define PANEL_ROWS 128
+
+struct mllm_ctx {
+	const mllm_model *m;
+	mllm_kv *kv;
+	const mllm__kv_layout *L;
+	int32_t n_batch_max;
+	int n_threads;
+	mllm__pool *pool;
+	mllm__isa isa;
+	bool use_blas;
+	bool (*abort_fn)(void *ud);
+	void *abort_ud;
+
+	int64_t q_dim, kv_dim, max_cols;
+	float attn_scale;
+	float *inv_freq;       /* [head_dim / 2] */
+
+	/* Scratch, [n_batch_max, ...] unless noted. */
+	float *x;              /* [n, n_embd] residual stream */
+	float *xn;             /* [n, n_embd] normed input of a block */
+	float *tmp;            /* [n, n_embd] block output before the residual */
+	float *q;              /* [n, q_dim] */
+	float *k, *v;          /* [n, kv_dim] */
+	float *att;            /* [n, q_dim] attention output */
+	float *gate, *up;      /* [n, n_ff] */
+	float *rope_cs;        /* [n, head_dim] cos | sin per token */
+	mllm__block_qa *xq;   /* [n, max_cols / 32] quantized activations */
+	float *scores;         /* [n_threads, rep, n_ctx] attention weights */
+	float *panel;          /* [n_threads, PANEL_ROWS * max_cols] */
+	int32_t *out_rows;     /* [n] rows that want logits */
+
+	/* The batch being run (valid during mllm_forward only). */
+	const mllm_batch *b;
+	int32_t run;
+};
+
+/* ---- Weight preparation ------------------------------------------------- */
+
+static bool dtype_ok(mllm_dtype t, int64_t cols)
+{
+	if (t >= MLLM_DTYPE__COUNT)
+		return false;
+	if (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0)
+		return cols % MLLM__QK == 0;
+	return true;
+}
+
+static int check_tensor(const mllm__tensor *t, const char *name, int layer,
+			int64_t rows, int64_t cols, char *err, size_t errlen)
+{
+	if (!t->data)
+		return mllm__seterr(err, errlen, MLLM_EFORMAT, "tensor %s (layer %d) is missing",
+				    name, layer);
+	if (t->rows != rows || t->cols != cols)
+		return mllm__seterr(err, errlen, MLLM_EFORMAT,
+				    "tensor %s (layer %d) is [%lld, %lld], expected [%lld, %lld]",
+				    name, layer, (long long)t->rows, (long long)t->cols,
+				    (long long)rows, (long long)cols);
+	if (!dtype_ok(t->dtype, cols))
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
+				    "tensor %s (layer %d): type %s not supported for %lld columns",
+				    name, layer, mllm_dtype_name(t->dtype), (long long)cols);
+	return 0;
+}
+
+static int check_norm(const mllm__tensor *t, const char *name, int layer, int64_t n,
+		      char *err, size_t errlen)
+{
+	int rc = check_tensor(t, name, layer, 1, n, err, errlen);
+	if (rc)
+		return rc;
+	if (t->dtype != MLLM_DTYPE_F32)
+		return mllm__seterr(err, errlen, MLLM_EFORMAT, "norm %s (layer %d) is not F32",
+				    name, layer);
+	return 0;
+}
+
+/* Q4_0 as GGML defines it: d = (value of largest magnitude) / -8. */
+static void quantize_q4_0(const float *x, int64_t n, mllm__block_q4_0 *out)
+{
+	for (int64_t b = 0; b < n / MLLM__QK; b++) {
+		const float *v = x + b * MLLM__QK;
+		float amax = 0.0f, mx = 0.0f;
+		for (int j = 0; j < MLLM__QK; j++) {
+			if (fabsf(v[j]) > amax) {
+				amax = fabsf(v[j]);
+				mx = v[j];
+			}
+		}
+		float d = mx / -8.0f;
+		float id = d != 0.0f ? 1.0f / d : 0.0f;
+		out[b].d = mllm__f32_to_f16(d);
+		for (int j = 0; j < 16; j++) {
+			int q0 = (int)(v[j] * id + 8.5f), q1 = (int)(v[j + 16] * id + 8.5f);
+			q0 = q0 > 15 ? 15 : q0;
+			q1 = q1 > 15 ? 15 : q1;
+			out[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
+		}
+	}
+}
+
+static size_t tensor_bytes(const mllm__tensor *t)
+{
+	return mllm__row_bytes(t->dtype, t->cols) * (size_t)t->rows;
+}
+
+/* After a conversion the file's copy of a tensor is dead weight in RSS:
+ * hand the whole pages inside it back (a read-only private file mapping
+ * simply re-faults from the file if anyone ever looks again). */
+static void release_source(const mllm_model *m, const mllm__tensor *t)
+{
+	uintptr_t a = (uintptr_t)t->data;
+	uintptr_t e = a + tensor_bytes(t);
+	long pg = sysconf(_SC_PAGESIZE);
+	if (pg <= 0)
+		return;
+	for (int i = 0; i < m->n_maps; i++) {
+		uintptr_t ma = (uintptr_t)m->maps[i].addr;
+		if (a < ma || e > ma + m->maps[i].size)
+			continue;
+		uintptr_t pa = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+		uintptr_t pe = e & ~((uintptr_t)pg - 1);
+		if (pe > pa)
+			(void)madvise((void *)pa, pe - pa, MADV_DONTNEED);
+		return;
+	}
+}
+
+/* Re-encodes a weight to dtype `to` into an owned buffer. Rows go through
+ * f32 one at a time (the scratch row is the only temporary). */
+static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
+{
+	if (t->dtype == to || !dtype_ok(to, t->cols))
+		return 0;
+	size_t rb = mllm__row_bytes(to, t->cols), total;
+	if (mllm__mul_overflow(rb, (size_t)t->rows, &total))
+		return MLLM_ERANGE;
+	uint8_t *buf = mllm_try_malloc(total);
+	float *row = mllm_try_malloc((size_t)t->cols * sizeof(float));
+	if (!buf || !row) {
+		free(buf);
+		free(row);
+		return MLLM_ENOMEM;
+	}
+	for (int64_t r = 0; r < t->rows; r++) {
+		uint8_t *o = buf + (size_t)r * rb;
+		mllm__dequant_rows(t, r, r + 1, row);
+		switch (to) {
+		case MLLM_DTYPE_F32:
+			memcpy(o, row, rb);
+			break;
+		case MLLM_DTYPE_F16:
+			mllm__f32_to_f16_row(row, (uint16_t *)o, t->cols);
+			break;
+		case MLLM_DTYPE_BF16:
+			for (int64_t c = 0; c < t->cols; c++) {
+				uint32_t u;
+				memcpy(&u, &row[c], 4);
+				u = (u + 0x7fff + ((u >> 16) & 1)) >> 16;
+				((uint16_t *)o)[c] = (uint16_t)u;
+			}
+			break;
+		case MLLM_DTYPE_Q8_0:
+			mllm__quantize_q8_0(row, t->cols, (mllm__block_q8_0 *)o);
+			break;
+		case MLLM_DTYPE_Q4_0:
+			quantize_q4_0(row, t->cols, (mllm__block_q4_0 *)o);
+			break;
+		default:
+			break;
+		}
+	}
+	free(row);
+	release_source(m, t);
+	mllm__model_own(m, buf);
+	t->data = buf;
+	t->dtype = to;
+	return 0;
+}
 
 int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
 			size_t errlen)
 {
-	(void)m;
-	(void)p;
-	(void)err;
-	(void)errlen;
+	mllm_hparams *hp = &m->hp;
+	int rc;
+
+	/* 1. Hyper-parameters the kernels rely on. */
+	if (hp->n_layer <= 0 || hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+	    hp->head_dim <= 0 || hp->n_ff <= 0 || hp->n_vocab <= 0 || hp->n_ctx_train <= 0)
+		return mllm__seterr(err, errlen, MLLM_EFORMAT, "%s: bad model dimensions", m->path);
+	if (hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2 != 0)
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
+				    "%s: %d heads over %d kv heads, head dim %d: not supported",
+				    m->path, hp->n_head, hp->n_head_kv, hp->head_dim);
+	if (hp->n_ctx_train > (1 << 20))
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED, "%s: context %d too large",
+				    m->path, hp->n_ctx_train);
+
+	/* 2. Every tensor's shape and type. */
+	int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim;
+	int64_t KV = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+	if ((rc = check_tensor(&m->tok_embd, "token embedding", -1, hp->n_vocab, E, err, errlen)))
+		return rc;
+	if ((rc = check_tensor(&m->output, "output", -1, hp->n_vocab, E, err, errlen)))
+		return rc;
+	if ((rc = check_norm(&m->output_norm, "output norm", -1, E, err, errlen)))
+		return rc;
+	if (!m->layers)
+		return mllm__seterr(err, errlen, MLLM_EFORMAT, "%s: no layers", m->path);
+	for (int l = 0; l < hp->n_layer; l++) {
+		mllm__layer *ly = &m->layers[l];
+		if ((rc = check_norm(&ly->attn_norm, "attn_norm", l, E, err, errlen)) ||
+		    (rc = check_norm(&ly->ffn_norm, "ffn_norm", l, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->wq, "wq", l, Q, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->wk, "wk", l, KV, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->wv, "wv", l, KV, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->wo, "wo", l, E, Q, err, errlen)) ||
+		    (rc = check_tensor(&ly->w_gate, "w_gate", l, F, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->w_up, "w_up", l, F, E, err, errlen)) ||
+		    (rc = check_tensor(&ly->w_down, "w_down", l, E, F, err, errlen)))
+			return rc;
+	}
+
+	/* 3. Optional conversion at load (e.g. to Q8_0 for decode speed). The
+	 * shared embedding is converted once and both names point at it. */
+	mllm_dtype to = p ? p->convert_to : MLLM_DTYPE__COUNT;
+	if (to < MLLM_DTYPE__COUNT) {
+		bool shared = m->output.data == m->tok_embd.data;
+		rc = convert_tensor(m, &m->tok_embd, to);
+		if (!rc && shared)
+			m->output = m->tok_embd;
+		else if (!rc)
+			rc = convert_tensor(m, &m->output, to);
+		for (int l = 0; l < hp->n_layer && !rc; l++) {
+			mllm__layer *ly = &m->layers[l];
+			mllm__tensor *ts[] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
+					       &ly->w_gate, &ly->w_up, &ly->w_down };
+			for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
+				rc = convert_tensor(m, ts[i], to);
+		}
+		if (rc)
+			return mllm__seterr(err, errlen, rc, "%s: converting weights to %s: %s",
+					    m->path, mllm_dtype_name(to), mllm_strerror(rc));
+		size_t wb = tensor_bytes(&m->tok_embd) + tensor_bytes(&m->output_norm);
+		if (!shared)
+			wb += tensor_bytes(&m->output);
+		for (int l = 0; l < hp->n_layer; l++) {
+			mllm__layer *ly = &m->layers[l];
+			wb += tensor_bytes(&ly->attn_norm) + tensor_bytes(&ly->ffn_norm) +
+			      tensor_bytes(&ly->wq) + tensor_bytes(&ly->wk) + tensor_bytes(&ly->wv) +
+			      tensor_bytes(&ly->wo) + tensor_bytes(&ly->w_gate) +
+			      tensor_bytes(&ly->w_up) + tensor_bytes(&ly->w_down);
+		}
+		m->weight_bytes = wb;
+		hp->wtype = to;
+		MLLM_LOG(MLLM_LOG_INFO, "%s: weights converted to %s at load (%.1f MiB)", m->path,
+			 mllm_dtype_name(to), (double)wb / 1048576.0);
+	}
+
+	/* 4. Pick kernels and bring up OpenBLAS now, so the log says which
+	 * core is in use before the first request. */
+	(void)mllm__blas_init();
+	MLLM_LOG(MLLM_LOG_INFO, "forward: %s", mllm_cpu_describe());
+	return 0;
+}
+
+/* ---- Context ------------------------------------------------------------ */
+
+static float *alloc_f32(size_t n, bool *ok)
+{
+	float *p = mllm_try_malloc(n * sizeof(float) + 64);
+	if (!p)
+		*ok = false;
+	return p;
+}
+
+void mllm_ctx_free(mllm_ctx *c)
+{
+	if (!c)
+		return;
+	mllm__pool_free(c->pool);
+	free(c->inv_freq);
+	free(c->x);
+	free(c->xn);
+	free(c->tmp);
+	free(c->q);
+	free(c->k);
+	free(c->v);
+	free(c->att);
+	free(c->gate);
+	free(c->up);
+	free(c->rope_cs);
+	free(c->xq);
+	free(c->scores);
+	free(c->panel);
+	free(c->out_rows);
+	free(c);
+}
+
+int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
+		    int n_threads, mllm_ctx **out)
+{
+	*out = NULL;
+	if (!m || !kv || n_batch_max <= 0 || n_batch_max > (1 << 20))
+		return MLLM_EINVAL;
+	const mllm_hparams *hp = &m->hp;
+	const mllm__kv_layout *L = mllm__kv_layout_get(kv);
+	if (L->runs != mllm__model_runs(hp) || L->kv_dim != hp->n_head_kv * hp->head_dim) {
+		MLLM_LOG(MLLM_LOG_ERROR, "ctx: KV cache was made for another model shape");
+		return MLLM_EINVAL;
+	}
+	if (n_threads <= 0)
+		n_threads = m->n_threads;
+	if (n_threads <= 0) {
+		long nc = sysconf(_SC_NPROCESSORS_ONLN);
+		n_threads = nc > 0 ? (int)nc : 1;
+	}
+	if (n_threads > 256)
+		n_threads = 256;
+
+	mllm_ctx *c = xcalloc(1, sizeof *c);
+	c->m = m;
+	c->kv = kv;
+	c->L = L;
+	c->n_batch_max = n_batch_max;
+	c->n_threads = n_threads;
+	c->isa = mllm__cpu_isa();
+	c->use_blas = c->isa != MLLM__ISA_SCALAR && mllm__blas_init();
+	c->q_dim = (int64_t)hp->n_head * hp->head_dim;
+	c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+	c->max_cols = hp->n_embd;
+	if (c->q_dim > c->max_cols)
+		c->max_cols = c->q_dim;
+	if (hp->n_ff > c->max_cols)
+		c->max_cols = hp->n_ff;
+	c->attn_scale = (float)(1.0 / sqrt((double)hp->head_dim));
+
+	size_t n = (size_t)n_batch_max, E = (size_t)hp->n_embd;
+	bool ok = true;
+	c->inv_freq = alloc_f32((size_t)hp->head_dim / 2, &ok);
+	c->x = alloc_f32(n * E, &ok);
+	c->xn = alloc_f32(n * E, &ok);
+	c->tmp = alloc_f32(n * E, &ok);
+	c->q = alloc_f32(n * (size_t)c->q_dim, &ok);
+	c->att = alloc_f32(n * (size_t)c->q_dim, &ok);
+	c->k = alloc_f32(n * (size_t)c->kv_dim, &ok);
+	c->v = alloc_f32(n * (size_t)c->kv_dim, &ok);
+	c->gate = alloc_f32(n * (size_t)hp->n_ff, &ok);
+	c->up = alloc_f32(n * (size_t)hp->n_ff, &ok);
+	c->rope_cs = alloc_f32(n * (size_t)hp->head_dim, &ok);
+	c->scores = alloc_f32((size_t)n_threads * (size_t)(hp->n_head / hp->n_head_kv) *
+				      (size_t)hp->n_ctx_train, &ok);
+	if (c->use_blas)
+		c->panel = alloc_f32((size_t)n_threads * PANEL_ROWS * (size_t)c->max_cols, &ok);
+	c->xq = mllm_try_malloc(n * (size_t)(c->max_cols / MLLM__QK + 1) * sizeof(mllm__block_qa));
+	c->out_rows = mllm_try_malloc(n * sizeof(int32_t));
+	if (!ok || !c->xq || !c->out_rows) {
+		mllm_ctx_free(c);
+		return MLLM_ENOMEM;
+	}
+	for (int i = 0; i < hp->head_dim / 2; i++)
+		c->inv_freq[i] = (float)pow((double)hp->rope_theta,
+					    -2.0 * (double)i / (double)hp->head_dim);
+	int rc = mllm__pool_create(n_threads, &c->pool);
+	if (rc) {
+		mllm_ctx_free(c);
+		return rc;
+	}
+	MLLM_LOG(MLLM_LOG_DEBUG, "ctx: %d tokens/batch, %d threads, kernels %s, blas %s",
+		 n_batch_max, n_threads, mllm__isa_name(c->isa),
+		 c->use_blas ? mllm__blas_corename() : "off");
+	*out = c;
+	return 0;
+}
+
+void mllm_ctx_set_abort(mllm_ctx *c, bool (*fn)(void *ud), void *ud)
+{
+	c->abort_fn = fn;
+	c->abort_ud = ud;
+}
+
+/* ---- Matrix products ---------------------------------------------------- */
+
+/* One parallel_for over the rows of up to three weights that read the same
+ * input (Q/K/V, gate/up): one dispatch instead of three, and the workers'
+ * ranges run across the weights' boundaries. */
+#define MM_MAX 3
+
+typedef struct {
+	mllm_ctx *c;
+	const float *x;       /* [n, cols] */
+	int64_t n;
+	int n_w;
+	const mllm__tensor *W[MM_MAX];
+	float *y[MM_MAX];
+	int64_t ldy[MM_MAX];
+	int64_t start[MM_MAX + 1]; /* first global row of each weight */
+} mm_job;
+
+static void mm_blas_rows(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy, int64_t r0,
+			 int64_t r1, int tid)
+{
+	int K = (int)W->cols;
+	if (W->dtype == MLLM_DTYPE_F32) {
+		const float *w = (const float *)W->data + r0 * W->cols;
+		mllm__sgemm_nt((int)j->n, (int)(r1 - r0), K, j->x, K, w, K, y + r0, (int)ldy);
+		return;
+	}
+	float *panel = j->c->panel + (size_t)tid * PANEL_ROWS * (size_t)j->c->max_cols;
+	for (int64_t p = r0; p < r1; p += PANEL_ROWS) {
+		int64_t pe = p + PANEL_ROWS < r1 ? p + PANEL_ROWS : r1;
+		mllm__dequant_rows_fast(j->c->isa, W, p, pe, panel);
+		mllm__sgemm_nt((int)j->n, (int)(pe - p), K, j->x, K, panel, K, y + p, (int)ldy);
+	}
+}
+
+static void mm_fn(mm_job *j, int64_t g0, int64_t g1, int tid, bool blas)
+{
+	for (int i = 0; i < j->n_w; i++) {
+		int64_t a = g0 > j->start[i] ? g0 : j->start[i];
+		int64_t b = g1 < j->start[i + 1] ? g1 : j->start[i + 1];
+		if (a >= b)
+			continue;
+		a -= j->start[i];
+		b -= j->start[i];
+		if (blas)
+			mm_blas_rows(j, j->W[i], j->y[i], j->ldy[i], a, b, tid);
+		else
+			mllm__matmul_rows(j->c->isa, j->W[i], j->x, j->c->xq, j->n, j->y[i],
+					  j->ldy[i], a, b);
+	}
+}
+
+static void mm_gemv_fn(void *arg, int64_t g0, int64_t g1, int tid)
+{
+	mm_fn(arg, g0, g1, tid, false);
+}
+
+static void mm_blas_fn(void *arg, int64_t g0, int64_t g1, int tid)
+{
+	mm_fn(arg, g0, g1, tid, true);
+}
+
+static void mm_run(mllm_ctx *c, mm_job *j)
+{
+	int64_t rows = j->start[j->n_w], cols = j->W[0]->cols;
+	if (c->use_blas && j->n >= BLAS_MIN_ROWS) {
+		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
+		return;
+	}
+	bool q = false;
+	for (int i = 0; i < j->n_w; i++)
+		q |= mllm__matmul_wants_qa(c->isa, j->W[i]->dtype);
+	if (q)
+		mllm__quantize_qa(c->isa, j->x, j->n, cols, c->xq);
+	/* Give each worker at least ~16k multiply-adds. */
+	int64_t work = j->n * cols;
+	int64_t grain = work > 0 ? 16384 / work : 1;
+	if (grain < 4)
+		grain = 4;
+	mllm__parallel_for(c->pool, rows, grain, 4, mm_gemv_fn, j);
+}
+
+static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
+{
+	MLLM_ASSERT(j->n_w < MM_MAX);
+	j->W[j->n_w] = W;
+	j->y[j->n_w] = y;
+	j->ldy[j->n_w] = ldy;
+	j->start[j->n_w + 1] = j->start[j->n_w] + W->rows;
+	j->n_w++;
+}
+
+/* y[t * ldy + r] = x[t] · W[r] for t < n, every row r of W; x: [n, W->cols]. */
+static void matmul(mllm_ctx *c, const mllm__tensor *W, const float *x, int64_t n, float *y,
+		   int64_t ldy)
+{
+	mm_job j = { .c = c, .x = x, .n = n };
+	mm_add(&j, W, y, ldy);
+	mm_run(c, &j);
+}
+
+/* ---- Elementwise steps, parallel over tokens ----------------------------- */
+
+typedef struct {
+	mllm_ctx *c;
+	const float *w;
+} norm_job;
+
+static void rmsnorm_fn(void *arg, int64_t t0, int64_t t1, int tid)
+{
+	norm_job *j = arg;
+	mllm_ctx *c = j->c;
+	int64_t E = c->m->hp.n_embd;
+	(void)tid;
+	for (int64_t t = t0; t < t1; t++)
+		mllm__rmsnorm(c->isa, c->xn + t * E, c->x + t * E, j->w, E, c->m->hp.norm_eps);
+}
+
+static void swiglu_fn(void *arg, int64_t t0, int64_t t1, int tid)
+{
+	mllm_ctx *c = arg;
+	int64_t F = c->m->hp.n_ff;
+	(void)tid;
+	mllm__silu_mul(c->isa, c->gate + t0 * F, c->up + t0 * F, (t1 - t0) * F);
+}
+
+static void residual_add(mllm_ctx *c, int64_t n)
+{
+	int64_t N = n * c->m->hp.n_embd;
+	for (int64_t i = 0; i < N; i++)
+		c->x[i] += c->tmp[i];
+}
+
+/* ---- Attention ---------------------------------------------------------- */
+
+/* Writes token t's rotated k and its v into its sequence's cache slot for
+ * the current run. */
+static void kv_store(mllm_ctx *c, int64_t t)
+{
+	const mllm_batch *b = c->b;
+	const mllm__kv_layout *L = c->L;
+	int32_t pos = b->pos[t];
+	int32_t blk = b->block_table[b->seq[t]][pos / L->block_size];
+	int32_t slot = pos % L->block_size;
+	const float *k = c->k + t * c->kv_dim, *v = c->v + t * c->kv_dim;
+	void *kd = mllm__kv_slot(L, blk, c->run, 0, slot);
+	void *vd = mllm__kv_slot(L, blk, c->run, 1, slot);
+	if (L->f16) {
+		mllm__f32_to_f16_row(k, kd, c->kv_dim);
+		mllm__f32_to_f16_row(v, vd, c->kv_dim);
+	} else {
+		memcpy(kd, k, (size_t)c->kv_dim * sizeof(float));
+		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
+	}
+}
+
+/* Items are (token, KV head) pairs: the `rep` query heads that share a KV
+ * head are done together so each cached K/V row is read once for them.
+ * Scores over positions 0..pos through the block table, softmax, then the
+ * weighted sum of V. */
+static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	mllm_ctx *c = arg;
+	const mllm_batch *b = c->b;
+	const mllm__kv_layout *L = c->L;
+	const mllm_hparams *hp = &c->m->hp;
+	int hd = hp->head_dim, n_kv = hp->n_head_kv;
+	int rep = hp->n_head / hp->n_head_kv;
+	int32_t bs = L->block_size;
+	int64_t ld = hp->n_ctx_train;
+	float *sc = c->scores + (size_t)tid * (size_t)rep * (size_t)ld;
+	size_t esz = L->f16 ? 2 : 4;
+	for (int64_t it = i0; it < i1; it++) {
+		int64_t t = it / n_kv;
+		int g = (int)(it % n_kv);
+		size_t koff = (size_t)g * (size_t)hd * esz; /* bytes into a slot */
+		int32_t pos = b->pos[t];
+		const int32_t *table = b->block_table[b->seq[t]];
+		const float *qg = c->q + t * c->q_dim + (int64_t)g * rep * hd;
+		float *og = c->att + t * c->q_dim + (int64_t)g * rep * hd;
+
+		/* 1. scores[r][p] = q_r · k_p / sqrt(head_dim) */
+		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
+			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
+			const uint8_t *kb = (const uint8_t *)mllm__kv_slot(L, table[p0 / bs], c->run, 0, 0) + koff;
+			if (mllm__attn_block(c->isa, false, rep, hd, qg, NULL, sc + p0, ld, kb, L->f16,
+					     c->kv_dim, ns, c->attn_scale))
+				continue;
+			for (int32_t s = 0; s < ns; s++) {
+				const void *kp = kb + (size_t)s * (size_t)c->kv_dim * esz;
+				for (int r = 0; r < rep; r++) {
+					const float *qh = qg + (int64_t)r * hd;
+					float d = L->f16 ? mllm__dot_f16(c->isa, qh, kp, hd)
+							 : mllm__dot_f32(c->isa, qh, kp, hd);
+					sc[r * ld + p0 + s] = d * c->attn_scale;
+				}
+			}
+		}
+		/* 2. softmax over 0..pos, per head */
+		for (int r = 0; r < rep; r++)
+			mllm__softmax(c->isa, sc + r * ld, (int64_t)pos + 1);
+		/* 3. out_r = sum_p w_r[p] v_p */
+		memset(og, 0, (size_t)rep * (size_t)hd * sizeof(float));
+		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
+			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
+			const uint8_t *vb = (const uint8_t *)mllm__kv_slot(L, table[p0 / bs], c->run, 1, 0) + koff;
+			if (mllm__attn_block(c->isa, true, rep, hd, NULL, og, sc + p0, ld, vb, L->f16,
+					     c->kv_dim, ns, 0.0f))
+				continue;
+			for (int32_t s = 0; s < ns; s++) {
+				const void *vp = vb + (size_t)s * (size_t)c->kv_dim * esz;
+				for (int r = 0; r < rep; r++) {
+					float wv = sc[r * ld + p0 + s];
+					float *oh = og + (int64_t)r * hd;
+					if (L->f16)
+						mllm__axpy_f16(c->isa, oh, wv, vp, hd);
+					else
+						mllm__axpy_f32(c->isa, oh, wv, vp, hd);
+				}
+			}
+		}
+	}
+}
+
+/* ---- The pass ----------------------------------------------------------- */
+
+static int validate(const mllm_ctx *c, const mllm_batch *b, const float *logits)
+{
+	const mllm_hparams *hp = &c->m->hp;
+	const mllm__kv_layout *L = c->L;
+	if (b->n_tokens <= 0 || b->n_tokens > c->n_batch_max || !b->token || !b->pos ||
+	    !b->seq || b->n_seqs <= 0 || !b->block_table)
+		return MLLM_EINVAL;
+	for (int32_t t = 0; t < b->n_tokens; t++) {
+		if (b->logits && b->logits[t] && !logits)
+			return MLLM_EINVAL;
+		if (b->token[t] < 0 || b->token[t] >= hp->n_vocab)
+			return MLLM_EINVAL;
+		if (b->pos[t] < 0 || b->pos[t] >= hp->n_ctx_train)
+			return MLLM_EINVAL;
+		if (b->seq[t] < 0 || b->seq[t] >= b->n_seqs)
+			return MLLM_EINVAL;
+		const int32_t *table = b->block_table[b->seq[t]];
+		if (!table)
+			return MLLM_EINVAL;
+		for (int32_t j = 0; j <= b->pos[t] / L->block_size; j++) {
+			int32_t blk = table[j];
+			if (blk < 0 || blk >= L->n_blocks || mllm_kv_block_refcount(c->kv, blk) <= 0)
+				return MLLM_EINVAL;
+		}
+	}
+	return 0;
+}
+
+int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
+{
+	const mllm_model *m = c->m;
+	const mllm_hparams *hp = &m->hp;
+	int64_t n = b->n_tokens, E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+	int32_t runs = mllm__model_runs(hp);
+	int rc = validate(c, b, logits);
+	if (rc)
+		return rc;
+	c->b = b;
+
+	/* 1. Embeddings, and each token's RoPE angles (in double: positions
+	 * reach thousands). */
+	for (int64_t t = 0; t < n; t++) {
+		mllm__dequant_rows(&m->tok_embd, b->token[t], b->token[t] + 1, c->x + t * E);
+		float *cs = c->rope_cs + t * hd;
+		for (int64_t i = 0; i < hd / 2; i++) {
+			double a = (double)b->pos[t] * (double)c->inv_freq[i];
+			cs[i] = (float)cos(a);
+			cs[hd / 2 + i] = (float)sin(a);
+		}
+	}
+
+	/* Attention items are (token, KV head) pairs costing ~(pos + 1) *
+	 * n_head / n_head_kv * head_dim each; give a worker at least ~16k
+	 * multiply-adds. */
+	int64_t attn_work = 0;
+	for (int64_t t = 0; t < n; t++)
+		attn_work += ((int64_t)b->pos[t] + 1) * hd * (hp->n_head / hp->n_head_kv);
+	int64_t attn_grain = 16384 * n / (attn_work > 0 ? attn_work : 1);
+	if (attn_grain < 1)
+		attn_grain = 1;
+
+	for (int32_t run = 0; run < runs; run++) {
+		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
+		norm_job nj = { c, ly->attn_norm.data };
+		c->run = run;
+
+		/* 2. Attention input norm. */
+		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
+		/* 3. Q, K, V projections in one pass over the three weights. */
+		mm_job qkv = { .c = c, .x = c->xn, .n = n };
+		mm_add(&qkv, &ly->wq, c->q, c->q_dim);
+		mm_add(&qkv, &ly->wk, c->k, c->kv_dim);
+		mm_add(&qkv, &ly->wv, c->v, c->kv_dim);
+		mm_run(c, &qkv);
+		/* 4. RoPE on q and k, then K/V of every token into the cache. */
+		for (int64_t t = 0; t < n; t++) {
+			mllm__rope(c->q + t * c->q_dim, hp->n_head, (int)hd, c->rope_cs + t * hd,
+				   hp->rope_interleaved);
+			mllm__rope(c->k + t * c->kv_dim, hp->n_head_kv, (int)hd, c->rope_cs + t * hd,
+				   hp->rope_interleaved);
+			kv_store(c, t);
+		}
+		/* 5. Causal attention through the block tables. */
+		mllm__parallel_for(c->pool, n * hp->n_head_kv, attn_grain, 1, attn_fn, c);
+		/* 6. Output projection and residual. */
+		matmul(c, &ly->wo, c->att, n, c->tmp, E);
+		residual_add(c, n);
+		/* 7. FFN: norm, gate and up, SwiGLU, down, residual. */
+		nj.w = ly->ffn_norm.data;
+		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
+		mm_job gu = { .c = c, .x = c->xn, .n = n };
+		mm_add(&gu, &ly->w_gate, c->gate, F);
+		mm_add(&gu, &ly->w_up, c->up, F);
+		mm_run(c, &gu);
+		mllm__parallel_for(c->pool, n, 8, 1, swiglu_fn, c);
+		matmul(c, &ly->w_down, c->gate, n, c->tmp, E);
+		residual_add(c, n);
+
+		if (c->abort_fn && c->abort_fn(c->abort_ud)) {
+			c->b = NULL;
+			return MLLM_ECANCELLED;
+		}
+	}
+
+	/* 8. Final norm of the rows that want logits, then the output head. */
+	int64_t n_out = 0;
+	for (int64_t t = 0; t < n; t++) {
+		if (b->logits && b->logits[t]) {
+			mllm__rmsnorm(c->isa, c->xn + n_out * E, c->x + t * E, m->output_norm.data, E,
+				      hp->norm_eps);
+			n_out++;
+		}
+	}
+	if (n_out > 0)
+		matmul(c, &m->output, c->xn, n_out, logits, hp->n_vocab);
+	c->b = NULL;
 	return 0;
 }

@@ -1,0 +1,216 @@
+/*
+ * bench_forward.c — prefill and decode speed of the forward pass, and
+ * resident memory, at 1 and 2 threads (prints figures; never pass/fail).
+ *
+ * Usage:
+ *   sh tools/make_bench_model.sh            # 125M-shaped random models
+ *   build/bench/bench_forward MODEL [--convert q8_0|q4_0|f16|f32]
+ *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16]
+ * e.g. build/bench/bench_forward build/bench-models/mobilellm-125m-f16 --convert q8_0
+ *
+ * Prefill: one batch of --prefill tokens (random ids), logits for the last
+ * row only. Decode: --decode single-token steps after that prefill, feeding
+ * back the argmax. Each figure is the median of --repeats runs. Memory is
+ * VmRSS / VmHWM from /proc/self/status after the runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include "base.h"
+#include "mllm.h"
+
+static double now_s(void)
+{
+	return (double)mllm_now_ns() * 1e-9;
+}
+
+/* CPU seconds of the whole process (all threads): on a shared machine the
+ * ratio to wall time shows how much of the cores the run really had. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	       1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void print_mem(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0 || strncmp(line, "VmHWM:", 6) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			printf("  %s\n", line);
+		}
+	fclose(f);
+}
+
+static void log_sink(void *ud, mllm_log_level level, const char *msg)
+{
+	(void)ud;
+	(void)level;
+	fprintf(stderr, "  [log] %s\n", msg);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL, *threads_list = "1,2";
+	int n_prefill = 512, n_decode = 128, repeats = 3;
+	bool kv_f16 = false;
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(argv[i], "--kv-f16") == 0) {
+			kv_f16 = true;
+		} else if (v && strcmp(argv[i], "--convert") == 0) {
+			i++;
+			if (strcasecmp(v, "q8_0") == 0)
+				mp.convert_to = MLLM_DTYPE_Q8_0;
+			else if (strcasecmp(v, "q4_0") == 0)
+				mp.convert_to = MLLM_DTYPE_Q4_0;
+			else if (strcasecmp(v, "f16") == 0)
+				mp.convert_to = MLLM_DTYPE_F16;
+			else if (strcasecmp(v, "bf16") == 0)
+				mp.convert_to = MLLM_DTYPE_BF16;
+			else if (strcasecmp(v, "f32") == 0)
+				mp.convert_to = MLLM_DTYPE_F32;
+			else
+				goto usage;
+		} else if (v && strcmp(argv[i], "--threads") == 0) {
+			threads_list = argv[++i];
+		} else if (v && strcmp(argv[i], "--prefill") == 0) {
+			n_prefill = atoi(argv[++i]);
+		} else if (v && strcmp(argv[i], "--decode") == 0) {
+			n_decode = atoi(argv[++i]);
+		} else if (v && strcmp(argv[i], "--repeats") == 0) {
+			repeats = atoi(argv[++i]);
+		} else if (argv[i][0] != '-' && !path) {
+			path = argv[i];
+		} else {
+			goto usage;
+		}
+	}
+	if (!path || n_prefill < 1 || n_decode < 1 || repeats < 1 || repeats > 99)
+		goto usage;
+
+	mllm_log_set(log_sink, NULL, MLLM_LOG_INFO);
+	char err[512];
+	mllm_model *m;
+	double t0 = now_s();
+	int rc = mllm_model_open(path, &mp, &m, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "bench_forward: %s\n", err);
+		return 1;
+	}
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	int32_t V = hp->n_vocab;
+	printf("model %s: %s, %lld params, %.1f MiB of weights, loaded in %.2f s\n", path,
+	       mllm_dtype_name(hp->wtype), (long long)mllm_model_n_params(m),
+	       (double)mllm_model_weight_bytes(m) / 1048576.0, now_s() - t0);
+	printf("cpu: %s\n", mllm_cpu_describe());
+	if (n_prefill + n_decode > hp->n_ctx_train) {
+		fprintf(stderr, "bench_forward: prefill + decode exceed the context\n");
+		return 1;
+	}
+
+	int32_t total = n_prefill + n_decode;
+	int32_t *ids = malloc((size_t)total * sizeof(int32_t));
+	int32_t *pos = malloc((size_t)total * sizeof(int32_t));
+	int32_t *seq = calloc((size_t)total, sizeof(int32_t));
+	bool *want = calloc((size_t)total, sizeof(bool));
+	float *logits = malloc((size_t)V * sizeof(float));
+	uint64_t s = 42;
+	for (int32_t i = 0; i < total; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		ids[i] = i == 0 ? 1 : 3 + (int32_t)((s >> 33) % (uint64_t)(V - 3));
+		pos[i] = i;
+	}
+	want[n_prefill - 1] = true;
+
+	const char *tl = threads_list;
+	while (*tl) {
+		int nt = atoi(tl);
+		while (*tl && *tl != ',')
+			tl++;
+		if (*tl == ',')
+			tl++;
+		if (nt < 1)
+			continue;
+		mllm_kv_params kp = { .block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16 };
+		mllm_kv *kv;
+		mllm_ctx *ctx;
+		if (mllm_kv_create(m, &kp, &kv) || mllm_ctx_create(m, kv, n_prefill, nt, &ctx)) {
+			fprintf(stderr, "bench_forward: cannot create cache/context\n");
+			return 1;
+		}
+		int32_t *table = malloc((size_t)kp.n_blocks * sizeof(int32_t));
+		for (int64_t i = 0; i < kp.n_blocks; i++)
+			table[i] = mllm_kv_block_alloc(kv);
+		const int32_t *tables[1] = { table };
+		double pre[99], dec[99], c0 = cpu_s(), w0 = now_s();
+		for (int r = 0; r < repeats; r++) {
+			mllm_batch b = { .n_tokens = n_prefill, .token = ids, .pos = pos, .seq = seq,
+					 .logits = want, .n_seqs = 1, .block_table = tables };
+			double a = now_s();
+			if (mllm_forward(ctx, &b, logits))
+				return 1;
+			pre[r] = now_s() - a;
+			a = now_s();
+			for (int32_t k = 0; k < n_decode; k++) {
+				int32_t best = 0;
+				for (int32_t v = 1; v < V; v++)
+					if (logits[v] > logits[best])
+						best = v;
+				int32_t p = n_prefill + k;
+				bool yes = true;
+				mllm_batch d = { .n_tokens = 1, .token = &best, .pos = &p, .seq = seq,
+						 .logits = &yes, .n_seqs = 1, .block_table = tables };
+				if (mllm_forward(ctx, &d, logits))
+					return 1;
+			}
+			dec[r] = now_s() - a;
+		}
+		double mp_s = median(pre, repeats), md_s = median(dec, repeats);
+		double util = (cpu_s() - c0) / (now_s() - w0);
+		printf("threads %d: prefill %d tokens %.3f s = %.1f tokens/s | decode %d tokens "
+		       "(ctx %d..%d) %.3f s = %.1f tokens/s | %.2f cpus busy\n",
+		       nt, n_prefill, mp_s, n_prefill / mp_s, n_decode, n_prefill, total, md_s,
+		       n_decode / md_s, util);
+		for (int64_t i = 0; i < kp.n_blocks; i++)
+			mllm_kv_block_unref(kv, table[i]);
+		free(table);
+		mllm_ctx_free(ctx);
+		mllm_kv_free(kv);
+	}
+	print_mem();
+	free(ids);
+	free(pos);
+	free(seq);
+	free(want);
+	free(logits);
+	mllm_model_close(m);
+	return 0;
+usage:
+	fprintf(stderr, "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
+			"[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16]\n");
+	return 2;
+}

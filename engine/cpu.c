@@ -1,0 +1,204 @@
+/*
+ * cpu.c — CPU feature detection, the kernel tier, and the OpenBLAS binding.
+ *
+ * OpenBLAS picks its kernels when the library initialises, from cpuid or
+ * from OPENBLAS_CORETYPE. Debian's 0.3.21 does not know Sapphire Rapids and
+ * falls back to Prescott (SSE3, ~5x slower sgemm), so the engine never links
+ * it directly: on first use we choose a core type for the CPU we find, set
+ * the variable (unless the user already did), dlopen() the library, verify
+ * with openblas_get_corename() and log the result. The state here is a
+ * deliberate process singleton (initialised once under pthread_once).
+ */
+#include "kernels.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- Features ----------------------------------------------------------- */
+
+static mllm__cpu_caps caps;
+static mllm__isa best_isa;
+static bool best_isa_forced;
+static pthread_once_t caps_once = PTHREAD_ONCE_INIT;
+
+static void caps_init(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	caps.avx2 = __builtin_cpu_supports("avx2");
+	caps.fma = __builtin_cpu_supports("fma");
+	/* F16C has no __builtin_cpu_supports name in every GCC; every CPU
+	 * with AVX2 and FMA has it (Haswell and later, Zen). */
+	caps.f16c = caps.avx2 && caps.fma;
+	caps.avx512f = __builtin_cpu_supports("avx512f");
+	caps.avx512bw = __builtin_cpu_supports("avx512bw");
+	caps.avx512vl = __builtin_cpu_supports("avx512vl");
+	caps.avx512vnni = __builtin_cpu_supports("avx512vnni");
+	caps.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+	if (caps.avx512f && caps.avx512bw && caps.avx512vl && caps.avx512vnni &&
+	    caps.avx2 && caps.fma)
+		best_isa = MLLM__ISA_AVX512;
+	else if (caps.avx2 && caps.fma && caps.f16c)
+		best_isa = MLLM__ISA_AVX2;
+	else
+		best_isa = MLLM__ISA_SCALAR;
+	const char *ref = getenv("MLLM_REF_KERNELS");
+	if (ref && *ref && strcmp(ref, "0") != 0) {
+		best_isa = MLLM__ISA_SCALAR;
+		best_isa_forced = true;
+	}
+}
+
+const mllm__cpu_caps *mllm__cpu_caps_get(void)
+{
+	pthread_once(&caps_once, caps_init);
+	return &caps;
+}
+
+mllm__isa mllm__cpu_isa(void)
+{
+	pthread_once(&caps_once, caps_init);
+	return best_isa;
+}
+
+const char *mllm__isa_name(mllm__isa isa)
+{
+	switch (isa) {
+	case MLLM__ISA_AVX512:
+		return "avx512-vnni";
+	case MLLM__ISA_AVX2:
+		return "avx2-fma";
+	default:
+		return "scalar";
+	}
+}
+
+/* ---- OpenBLAS ----------------------------------------------------------- */
+
+/* cblas_sgemm's ABI: enums are ints (CblasRowMajor = 101, NoTrans = 111,
+ * Trans = 112). Declared here so that nothing in the engine needs the
+ * library at link time. */
+typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K,
+			 float alpha, const float *A, int lda, const float *B,
+			 int ldb, float beta, float *C, int ldc);
+typedef char *(*corename_fn)(void);
+typedef void (*set_threads_fn)(int n);
+
+static struct {
+	void *lib;
+	sgemm_fn sgemm;
+	const char *core;
+	char core_buf[64];
+	bool ok;
+} blas;
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+/* The core type OpenBLAS 0.3.21 should use on this CPU (NULL: let it
+ * detect). Cooperlake = SkylakeX kernels plus the BF16 ones. */
+static const char *pick_coretype(void)
+{
+	const mllm__cpu_caps *c = mllm__cpu_caps_get();
+	if (c->avx512f && c->avx512bw && c->avx512vl) {
+		if (c->avx512bf16)
+			return "Cooperlake";
+		return "SkylakeX";
+	}
+	if (c->avx2 && c->fma)
+		return "Haswell";
+	return NULL;
+}
+
+static void blas_load(void)
+{
+	static const char *const names[] = { "libopenblas.so.0", "libopenblas.so" };
+	const char *user = getenv("OPENBLAS_CORETYPE");
+	const char *want = NULL;
+
+	blas.core = "none";
+	if (user && *user) {
+		want = user;
+	} else {
+		want = pick_coretype();
+		/* setenv is not thread-safe with concurrent getenv: this runs
+		 * once, at the first model load / context creation. */
+		if (want)
+			setenv("OPENBLAS_CORETYPE", want, 0);
+	}
+	for (size_t i = 0; i < sizeof names / sizeof names[0] && !blas.lib; i++)
+		blas.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!blas.lib) {
+		MLLM_LOG(MLLM_LOG_WARN, "OpenBLAS not found (%s): large matrix "
+			 "products use the built-in kernels", dlerror());
+		return;
+	}
+	*(void **)&blas.sgemm = dlsym(blas.lib, "cblas_sgemm");
+	corename_fn corename;
+	set_threads_fn set_threads;
+	*(void **)&corename = dlsym(blas.lib, "openblas_get_corename");
+	*(void **)&set_threads = dlsym(blas.lib, "openblas_set_num_threads");
+	if (!blas.sgemm) {
+		MLLM_LOG(MLLM_LOG_WARN, "OpenBLAS has no cblas_sgemm; not used");
+		return;
+	}
+	if (set_threads)
+		set_threads(1);
+	if (corename) {
+		const char *cn = corename();
+		snprintf(blas.core_buf, sizeof blas.core_buf, "%s", cn ? cn : "?");
+		blas.core = blas.core_buf;
+	} else {
+		blas.core = "unknown";
+	}
+	if (want && strcasecmp(blas.core, want) != 0)
+		MLLM_LOG(MLLM_LOG_WARN,
+			 "OpenBLAS core is %s, wanted %s (was the library "
+			 "initialised before us? set OPENBLAS_CORETYPE)",
+			 blas.core, want);
+	MLLM_LOG(MLLM_LOG_INFO, "OpenBLAS core %s%s, 1 thread per worker",
+		 blas.core, user && *user ? " (OPENBLAS_CORETYPE from the environment)" : "");
+	blas.ok = true;
+}
+
+bool mllm__blas_init(void)
+{
+	pthread_once(&blas_once, blas_load);
+	return blas.ok;
+}
+
+const char *mllm__blas_corename(void)
+{
+	mllm__blas_init();
+	return blas.core;
+}
+
+void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda,
+		    const float *B, int ldb, float *C, int ldc)
+{
+	blas.sgemm(101, 111, 112, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+}
+
+static char desc_buf[192];
+static pthread_once_t desc_once = PTHREAD_ONCE_INIT;
+
+static void describe(void)
+{
+	const mllm__cpu_caps *c = mllm__cpu_caps_get();
+	bool blas_ok = mllm__blas_init();
+	snprintf(desc_buf, sizeof desc_buf,
+		 "kernels %s%s%s; OpenBLAS %s",
+		 mllm__isa_name(mllm__cpu_isa()),
+		 c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
+		 mllm__cpu_isa() == MLLM__ISA_SCALAR && best_isa_forced ? " (MLLM_REF_KERNELS)" : "",
+		 blas_ok ? blas.core : "not available");
+}
+
+const char *mllm_cpu_describe(void)
+{
+	pthread_once(&desc_once, describe);
+	return desc_buf;
+}

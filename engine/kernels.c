@@ -1,0 +1,1135 @@
+/*
+ * kernels.c — the numeric kernels: matrix products for F32/F16/BF16/Q8_0/
+ * Q4_0 weights, RMSNorm, RoPE, softmax, SwiGLU, attention dots.
+ *
+ * Each kernel is a scalar reference plus SIMD paths compiled for their
+ * target with __attribute__((target)) and picked at run time by the caller's
+ * mllm__isa, so one binary runs everywhere and MLLM_REF_KERNELS=1 can force
+ * the reference. Quantized weights are multiplied with activations that were
+ * quantized to 8 bits once per matmul (integer dot products, VNNI where
+ * present); the scalar path dequantizes the weights instead, which is what
+ * the golden references compute.
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MLLM_X86 1
+#endif
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512                                                              \
+	__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+size_t mllm__row_bytes(mllm_dtype t, int64_t cols)
+{
+	switch (t) {
+	case MLLM_DTYPE_F32:
+		return (size_t)cols * 4;
+	case MLLM_DTYPE_F16:
+	case MLLM_DTYPE_BF16:
+		return (size_t)cols * 2;
+	case MLLM_DTYPE_Q8_0:
+		return (size_t)(cols / MLLM__QK) * sizeof(mllm__block_q8_0);
+	case MLLM_DTYPE_Q4_0:
+		return (size_t)(cols / MLLM__QK) * sizeof(mllm__block_q4_0);
+	default:
+		return 0;
+	}
+}
+
+/* ---- Quantization ------------------------------------------------------ */
+
+void mllm__quantize_q8_0(const float *restrict x, int64_t n,
+			 mllm__block_q8_0 *restrict out)
+{
+	for (int64_t b = 0; b < n / MLLM__QK; b++) {
+		const float *v = x + b * MLLM__QK;
+		float amax = 0.0f;
+		for (int j = 0; j < MLLM__QK; j++)
+			amax = fmaxf(amax, fabsf(v[j]));
+		float d = amax / 127.0f;
+		float id = d != 0.0f ? 1.0f / d : 0.0f;
+		out[b].d = mllm__f32_to_f16(d);
+		for (int j = 0; j < MLLM__QK; j++)
+			out[b].qs[j] = (int8_t)roundf(v[j] * id);
+	}
+}
+
+static void quantize_qa_scalar(const float *restrict x, int64_t cols,
+				mllm__block_qa *restrict out)
+{
+	for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+		const float *v = x + b * MLLM__QK;
+		float amax = 0.0f;
+		for (int j = 0; j < MLLM__QK; j++)
+			amax = fmaxf(amax, fabsf(v[j]));
+		float d = amax / 32767.0f;
+		float id = d != 0.0f ? 32767.0f / amax : 0.0f;
+		out[b].d = d;
+		for (int j = 0; j < MLLM__QK; j++)
+			out[b].qs[j] = (int16_t)lrintf(v[j] * id);
+	}
+}
+
+#ifdef MLLM_X86
+T_AVX512 static void quantize_qa_avx512(const float *restrict x, int64_t cols,
+					 mllm__block_qa *restrict out)
+{
+	for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+		__m512 v0 = _mm512_loadu_ps(x + b * 32);
+		__m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
+		__m512 a = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+		float amax = _mm512_reduce_max_ps(a);
+		float d = amax / 32767.0f;
+		float id = d != 0.0f ? 32767.0f / amax : 0.0f;
+		__m512 s = _mm512_set1_ps(id);
+		/* cvtps rounds to nearest even, like lrintf */
+		__m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, s));
+		__m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, s));
+		out[b].d = d;
+		_mm256_storeu_si256((__m256i *)out[b].qs, _mm512_cvtsepi32_epi16(q0));
+		_mm256_storeu_si256((__m256i *)(out[b].qs + 16), _mm512_cvtsepi32_epi16(q1));
+	}
+}
+#endif
+
+void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok,
+			int64_t cols, mllm__block_qa *restrict out)
+{
+	int64_t nb = cols / MLLM__QK;
+	for (int64_t t = 0; t < n_tok; t++) {
+#ifdef MLLM_X86
+		if (isa == MLLM__ISA_AVX512) {
+			quantize_qa_avx512(x + t * cols, cols, out + t * nb);
+			continue;
+		}
+#endif
+		(void)isa;
+		quantize_qa_scalar(x + t * cols, cols, out + t * nb);
+	}
+}
+
+void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1,
+			float *restrict out)
+{
+	int64_t cols = W->cols;
+	size_t rb = mllm__row_bytes(W->dtype, cols);
+	for (int64_t r = r0; r < r1; r++) {
+		const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb;
+		float *o = out + (r - r0) * cols;
+		switch (W->dtype) {
+		case MLLM_DTYPE_F32:
+			memcpy(o, row, (size_t)cols * 4);
+			break;
+		case MLLM_DTYPE_F16: {
+			const uint16_t *h = (const uint16_t *)row;
+			for (int64_t c = 0; c < cols; c++)
+				o[c] = mllm__f16_to_f32(h[c]);
+			break;
+		}
+		case MLLM_DTYPE_BF16: {
+			const uint16_t *h = (const uint16_t *)row;
+			for (int64_t c = 0; c < cols; c++)
+				o[c] = mllm__bf16_to_f32(h[c]);
+			break;
+		}
+		case MLLM_DTYPE_Q8_0: {
+			const mllm__block_q8_0 *bl = (const mllm__block_q8_0 *)row;
+			for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+				float d = mllm__f16_to_f32(bl[b].d);
+				for (int j = 0; j < MLLM__QK; j++)
+					o[b * 32 + j] = d * (float)bl[b].qs[j];
+			}
+			break;
+		}
+		case MLLM_DTYPE_Q4_0: {
+			const mllm__block_q4_0 *bl = (const mllm__block_q4_0 *)row;
+			for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+				float d = mllm__f16_to_f32(bl[b].d);
+				for (int j = 0; j < 16; j++) {
+					o[b * 32 + j] = d * (float)((bl[b].qs[j] & 15) - 8);
+					o[b * 32 + j + 16] = d * (float)((bl[b].qs[j] >> 4) - 8);
+				}
+			}
+			break;
+		}
+		default:
+			MLLM_ASSERT(!"dequant: bad dtype");
+		}
+	}
+}
+
+/* ---- Matmul: scalar reference ------------------------------------------- */
+
+/* dot(W row, x) in the plainest form: each weight converted to f32 as it is
+ * read, one running f32 sum. No limit on the row length, no scratch. */
+static float dot_row_scalar(mllm_dtype t, const void *row, const float *restrict x,
+			    int64_t cols)
+{
+	float s = 0.0f;
+	switch (t) {
+	case MLLM_DTYPE_F32: {
+		const float *w = row;
+		for (int64_t c = 0; c < cols; c++)
+			s += w[c] * x[c];
+		break;
+	}
+	case MLLM_DTYPE_F16: {
+		const uint16_t *w = row;
+		for (int64_t c = 0; c < cols; c++)
+			s += mllm__f16_to_f32(w[c]) * x[c];
+		break;
+	}
+	case MLLM_DTYPE_BF16: {
+		const uint16_t *w = row;
+		for (int64_t c = 0; c < cols; c++)
+			s += mllm__bf16_to_f32(w[c]) * x[c];
+		break;
+	}
+	case MLLM_DTYPE_Q8_0: {
+		const mllm__block_q8_0 *bl = row;
+		for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+			float d = mllm__f16_to_f32(bl[b].d);
+			for (int j = 0; j < MLLM__QK; j++)
+				s += d * (float)bl[b].qs[j] * x[b * 32 + j];
+		}
+		break;
+	}
+	case MLLM_DTYPE_Q4_0: {
+		const mllm__block_q4_0 *bl = row;
+		for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+			float d = mllm__f16_to_f32(bl[b].d);
+			for (int j = 0; j < 16; j++) {
+				s += d * (float)((bl[b].qs[j] & 15) - 8) * x[b * 32 + j];
+				s += d * (float)((bl[b].qs[j] >> 4) - 8) * x[b * 32 + j + 16];
+			}
+		}
+		break;
+	}
+	default:
+		MLLM_ASSERT(!"matmul: bad dtype");
+	}
+	return s;
+}
+
+static void matmul_scalar(const mllm__tensor *W, const float *restrict x,
+			  int64_t n_tok, float *restrict y, int64_t ldy,
+			  int64_t r0, int64_t r1)
+{
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	for (int64_t r = r0; r < r1; r++) {
+		const void *row = (const uint8_t *)W->data + (size_t)r * rb;
+		for (int64_t t = 0; t < n_tok; t++)
+			y[t * ldy + r] = dot_row_scalar(W->dtype, row, x + t * W->cols, W->cols);
+	}
+}
+
+#ifdef MLLM_X86
+
+/* ---- Matmul: AVX2 ------------------------------------------------------- */
+
+T_AVX2 static inline float hsum256(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* Loads 8 weights of dtype t at element c of row p as f32. */
+T_AVX2 static inline __m256 load8(mllm_dtype t, const void *p, int64_t c)
+{
+	if (t == MLLM_DTYPE_F32)
+		return _mm256_loadu_ps((const float *)p + c);
+	__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + c));
+	if (t == MLLM_DTYPE_F16)
+		return _mm256_cvtph_ps(h);
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline float elem(mllm_dtype t, const void *p, int64_t c)
+{
+	if (t == MLLM_DTYPE_F32)
+		return ((const float *)p)[c];
+	if (t == MLLM_DTYPE_F16)
+		return mllm__f16_to_f32(((const uint16_t *)p)[c]);
+	return mllm__bf16_to_f32(((const uint16_t *)p)[c]);
+}
+
+/* Float weights (F32/F16/BF16), four rows at a time so each x load feeds
+ * four FMAs; tokens loop inside so the rows stay in L1. */
+T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x,
+				     int64_t n_tok, float *restrict y, int64_t ldy,
+				     int64_t r0, int64_t r1)
+{
+	mllm_dtype t = W->dtype;
+	int64_t cols = W->cols, c8 = cols & ~(int64_t)7;
+	size_t rb = mllm__row_bytes(t, cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 4 <= r1; r += 4) {
+		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
+		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const float *xv = x + k * cols;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			int64_t c = 0;
+			for (; c < c8; c += 8) {
+				__m256 xx = _mm256_loadu_ps(xv + c);
+				a0 = _mm256_fmadd_ps(load8(t, w0, c), xx, a0);
+				a1 = _mm256_fmadd_ps(load8(t, w1, c), xx, a1);
+				a2 = _mm256_fmadd_ps(load8(t, w2, c), xx, a2);
+				a3 = _mm256_fmadd_ps(load8(t, w3, c), xx, a3);
+			}
+			float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
+			for (; c < cols; c++) {
+				s0 += elem(t, w0, c) * xv[c];
+				s1 += elem(t, w1, c) * xv[c];
+				s2 += elem(t, w2, c) * xv[c];
+				s3 += elem(t, w3, c) * xv[c];
+			}
+			float *yo = y + k * ldy + r;
+			yo[0] = s0;
+			yo[1] = s1;
+			yo[2] = s2;
+			yo[3] = s3;
+		}
+	}
+	for (; r < r1; r++) {
+		const void *w0 = base + (size_t)r * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const float *xv = x + k * cols;
+			__m256 a0 = _mm256_setzero_ps();
+			int64_t c = 0;
+			for (; c < c8; c += 8)
+				a0 = _mm256_fmadd_ps(load8(t, w0, c), _mm256_loadu_ps(xv + c), a0);
+			float s0 = hsum256(a0);
+			for (; c < cols; c++)
+				s0 += elem(t, w0, c) * xv[c];
+			y[k * ldy + r] = s0;
+		}
+	}
+}
+
+/* 32 weights of block b of a Q8_0 / Q4_0 row as int8 (Q4_0 nibbles are
+ * recentred to -8..7), and the block's scale. */
+T_AVX2 static inline __m256i qweights(bool q4, const uint8_t *row, int64_t b, float *d)
+{
+	if (q4) {
+		const mllm__block_q4_0 *bl = (const mllm__block_q4_0 *)row + b;
+		__m128i v = _mm_loadu_si128((const __m128i *)bl->qs);
+		__m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
+		__m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
+		*d = _cvtsh_ss(bl->d);
+		return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+	}
+	const mllm__block_q8_0 *bl = (const mllm__block_q8_0 *)row + b;
+	*d = _cvtsh_ss(bl->d);
+	return _mm256_loadu_si256((const __m256i *)bl->qs);
+}
+
+/* int8 weights x int16 activations of one block: 8 int32 partial sums. */
+T_AVX2 static inline __m256i qdot_avx2(__m256i w8, const int16_t *a)
+{
+	__m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w8));
+	__m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w8, 1));
+	__m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)a));
+	__m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(a + 16)));
+	return _mm256_add_epi32(p0, p1);
+}
+
+/* Rows of a quantized weight against 16-bit activations, two rows at a
+ * time so each activation block feeds both. */
+T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+				 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK;
+	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 2 <= r1; r += 2) {
+		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const mllm__block_qa *xb = xq + k * nb;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+			for (int64_t b = 0; b < nb; b++) {
+				float d0, d1;
+				__m256i w0 = qweights(q4, p0, b, &d0);
+				__m256i w1 = qweights(q4, p1, b, &d1);
+				__m256 s0 = _mm256_cvtepi32_ps(qdot_avx2(w0, xb[b].qs));
+				__m256 s1 = _mm256_cvtepi32_ps(qdot_avx2(w1, xb[b].qs));
+				a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0 * xb[b].d), a0);
+				a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(d1 * xb[b].d), a1);
+			}
+			y[k * ldy + r] = hsum256(a0);
+			y[k * ldy + r + 1] = hsum256(a1);
+		}
+	}
+	for (; r < r1; r++) {
+		const uint8_t *p0 = base + (size_t)r * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const mllm__block_qa *xb = xq + k * nb;
+			__m256 a0 = _mm256_setzero_ps();
+			for (int64_t b = 0; b < nb; b++) {
+				float d0;
+				__m256i w0 = qweights(q4, p0, b, &d0);
+				__m256 s0 = _mm256_cvtepi32_ps(qdot_avx2(w0, xb[b].qs));
+				a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0 * xb[b].d), a0);
+			}
+			y[k * ldy + r] = hsum256(a0);
+		}
+	}
+}
+
+/* The same with AVX-512 VNNI: one vpdpwssd per block (32 int8 weights
+ * widened to int16 against 32 int16 activations), four rows at a time. */
+T_AVX512 static void matmul_q_vnni(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+				   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK;
+	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 4 <= r1; r += 4) {
+		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
+		const uint8_t *p2 = p1 + rb, *p3 = p2 + rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const mllm__block_qa *xb = xq + k * nb;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			for (int64_t b = 0; b < nb; b++) {
+				__m512i av = _mm512_loadu_si512(xb[b].qs);
+				__m512 xd = _mm512_set1_ps(xb[b].d);
+				float d0, d1, d2, d3;
+				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
+				__m512i w1 = _mm512_cvtepi8_epi16(qweights(q4, p1, b, &d1));
+				__m512i w2 = _mm512_cvtepi8_epi16(qweights(q4, p2, b, &d2));
+				__m512i w3 = _mm512_cvtepi8_epi16(qweights(q4, p3, b, &d3));
+				__m512i z = _mm512_setzero_si512();
+				__m512 s0 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w0, av));
+				__m512 s1 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w1, av));
+				__m512 s2 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w2, av));
+				__m512 s3 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w3, av));
+				a0 = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_set1_ps(d0), xd), a0);
+				a1 = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_set1_ps(d1), xd), a1);
+				a2 = _mm512_fmadd_ps(s2, _mm512_mul_ps(_mm512_set1_ps(d2), xd), a2);
+				a3 = _mm512_fmadd_ps(s3, _mm512_mul_ps(_mm512_set1_ps(d3), xd), a3);
+			}
+			float *yo = y + k * ldy + r;
+			yo[0] = _mm512_reduce_add_ps(a0);
+			yo[1] = _mm512_reduce_add_ps(a1);
+			yo[2] = _mm512_reduce_add_ps(a2);
+			yo[3] = _mm512_reduce_add_ps(a3);
+		}
+	}
+	for (; r < r1; r++) {
+		const uint8_t *p0 = base + (size_t)r * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const mllm__block_qa *xb = xq + k * nb;
+			__m512 a0 = _mm512_setzero_ps();
+			for (int64_t b = 0; b < nb; b++) {
+				float d0;
+				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
+				__m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0,
+								_mm512_loadu_si512(xb[b].qs));
+				a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(d0 * xb[b].d), a0);
+			}
+			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
+		}
+	}
+}
+
+/* ---- Matmul: AVX-512 float weights -------------------------------------- */
+
+T_AVX512 static inline __m512 load16(mllm_dtype t, const void *p, int64_t c)
+{
+	if (t == MLLM_DTYPE_F32)
+		return _mm512_loadu_ps((const float *)p + c);
+	__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + c));
+	if (t == MLLM_DTYPE_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c,
+				      __mmask16 m)
+{
+	if (t == MLLM_DTYPE_F32)
+		return _mm512_maskz_loadu_ps(m, (const float *)p + c);
+	__m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + c);
+	if (t == MLLM_DTYPE_F16)
+		return _mm512_cvtph_ps(h);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Inlined into one copy per weight type, so the type tests fold away. */
+T_AVX512 static inline __attribute__((always_inline)) void
+matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+		    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t cols = W->cols, c16 = cols & ~(int64_t)15;
+	__mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
+	size_t rb = mllm__row_bytes(t, cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 4 <= r1; r += 4) {
+		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
+		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const float *xv = x + k * cols;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			int64_t c = 0;
+			for (; c < c16; c += 16) {
+				__m512 xx = _mm512_loadu_ps(xv + c);
+				a0 = _mm512_fmadd_ps(load16(t, w0, c), xx, a0);
+				a1 = _mm512_fmadd_ps(load16(t, w1, c), xx, a1);
+				a2 = _mm512_fmadd_ps(load16(t, w2, c), xx, a2);
+				a3 = _mm512_fmadd_ps(load16(t, w3, c), xx, a3);
+			}
+			if (tail) {
+				__m512 xx = _mm512_maskz_loadu_ps(tail, xv + c);
+				a0 = _mm512_fmadd_ps(load16m(t, w0, c, tail), xx, a0);
+				a1 = _mm512_fmadd_ps(load16m(t, w1, c, tail), xx, a1);
+				a2 = _mm512_fmadd_ps(load16m(t, w2, c, tail), xx, a2);
+				a3 = _mm512_fmadd_ps(load16m(t, w3, c, tail), xx, a3);
+			}
+			float *yo = y + k * ldy + r;
+			yo[0] = _mm512_reduce_add_ps(a0);
+			yo[1] = _mm512_reduce_add_ps(a1);
+			yo[2] = _mm512_reduce_add_ps(a2);
+			yo[3] = _mm512_reduce_add_ps(a3);
+		}
+	}
+	for (; r < r1; r++) {
+		const void *w0 = base + (size_t)r * rb;
+		for (int64_t k = 0; k < n_tok; k++) {
+			const float *xv = x + k * cols;
+			__m512 a0 = _mm512_setzero_ps();
+			int64_t c = 0;
+			for (; c < c16; c += 16)
+				a0 = _mm512_fmadd_ps(load16(t, w0, c), _mm512_loadu_ps(xv + c), a0);
+			if (tail)
+				a0 = _mm512_fmadd_ps(load16m(t, w0, c, tail),
+						     _mm512_maskz_loadu_ps(tail, xv + c), a0);
+			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
+		}
+	}
+}
+
+T_AVX512 static void matmul_f32_avx512(const mllm__tensor *W, const float *restrict x,
+				       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+				       int64_t r1)
+{
+	matmul_float_avx512(MLLM_DTYPE_F32, W, x, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX512 static void matmul_f16_avx512(const mllm__tensor *W, const float *restrict x,
+				       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+				       int64_t r1)
+{
+	matmul_float_avx512(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX512 static void matmul_bf16_avx512(const mllm__tensor *W, const float *restrict x,
+					int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+					int64_t r1)
+{
+	matmul_float_avx512(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, r0, r1);
+}
+
+/* Row dequantization for the sgemm panels (prefill), 16 values a step. */
+T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t cols,
+					float *restrict o)
+{
+	int64_t c = 0;
+	if (t == MLLM_DTYPE_F16) {
+		const uint16_t *h = row;
+		for (; c + 16 <= cols; c += 16)
+			_mm512_storeu_ps(o + c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + c))));
+		for (; c < cols; c++)
+			o[c] = mllm__f16_to_f32(h[c]);
+	} else if (t == MLLM_DTYPE_BF16) {
+		const uint16_t *h = row;
+		for (; c + 16 <= cols; c += 16)
+			_mm512_storeu_ps(o + c, _mm512_castsi512_ps(_mm512_slli_epi32(
+							_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + c))), 16)));
+		for (; c < cols; c++)
+			o[c] = mllm__bf16_to_f32(h[c]);
+	} else if (t == MLLM_DTYPE_Q8_0) {
+		const mllm__block_q8_0 *bl = row;
+		for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+			__m512 d = _mm512_set1_ps(_cvtsh_ss(bl[b].d));
+			__m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)bl[b].qs)));
+			__m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bl[b].qs + 16))));
+			_mm512_storeu_ps(o + b * 32, _mm512_mul_ps(d, v0));
+			_mm512_storeu_ps(o + b * 32 + 16, _mm512_mul_ps(d, v1));
+		}
+	} else {
+		mllm__tensor one = { t, 1, cols, row };
+		mllm__dequant_rows(&one, 0, 1, o);
+	}
+}
+
+#endif /* MLLM_X86 */
+
+void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, int64_t r1,
+			     float *restrict out)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		size_t rb = mllm__row_bytes(W->dtype, W->cols);
+		for (int64_t r = r0; r < r1; r++)
+			dequant_row_avx512(W->dtype, (const uint8_t *)W->data + (size_t)r * rb, W->cols,
+					   out + (r - r0) * W->cols);
+		return;
+	}
+#endif
+	(void)isa;
+	mllm__dequant_rows(W, r0, r1, out);
+}
+
+bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t)
+{
+	return isa != MLLM__ISA_SCALAR &&
+	       (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0);
+}
+
+void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W,
+		       const float *restrict x, const mllm__block_qa *xq,
+		       int64_t n_tok, float *restrict y, int64_t ldy,
+		       int64_t r0, int64_t r1)
+{
+	bool quant = W->dtype == MLLM_DTYPE_Q8_0 || W->dtype == MLLM_DTYPE_Q4_0;
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		if (quant)
+			matmul_q_vnni(W, xq, n_tok, y, ldy, r0, r1);
+		else if (W->dtype == MLLM_DTYPE_F32)
+			matmul_f32_avx512(W, x, n_tok, y, ldy, r0, r1);
+		else if (W->dtype == MLLM_DTYPE_F16)
+			matmul_f16_avx512(W, x, n_tok, y, ldy, r0, r1);
+		else
+			matmul_bf16_avx512(W, x, n_tok, y, ldy, r0, r1);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		if (quant)
+			matmul_q_avx2(W, xq, n_tok, y, ldy, r0, r1);
+		else
+			matmul_float_avx2(W, x, n_tok, y, ldy, r0, r1);
+		return;
+	}
+#endif
+	(void)quant;
+	(void)xq;
+	matmul_scalar(W, x, n_tok, y, ldy, r0, r1);
+}
+
+/* ---- exp for softmax and SiLU ------------------------------------------- */
+
+/* Cephes-style expf: x = n ln2 + r, |r| <= ln2/2, degree-5 polynomial;
+ * relative error about 2 ulp, enough for f32 logits at 1e-4. */
+#define EXP_HI 88.3762626647949f
+#define EXP_LO -87.3365447504f
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+#define EXP_P0 1.9875691500E-4f
+#define EXP_P1 1.3981999507E-3f
+#define EXP_P2 8.3334519073E-3f
+#define EXP_P3 4.1665795894E-2f
+#define EXP_P4 1.6666665459E-1f
+#define EXP_P5 5.0000001201E-1f
+
+#ifdef MLLM_X86
+T_AVX2 static inline __m256 exp256(__m256 x)
+{
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+	__m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+				    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C1), x);
+	x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C2), x);
+	__m256 y = _mm256_set1_ps(EXP_P0);
+	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P1));
+	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P2));
+	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P3));
+	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P4));
+	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P5));
+	y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(
+		_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+T_AVX512 static inline __m512 exp512(__m512 x)
+{
+	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+	__m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+					 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C1), x);
+	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C2), x);
+	__m512 y = _mm512_set1_ps(EXP_P0);
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P1));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P2));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P3));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P4));
+	y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(EXP_P5));
+	y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+	return _mm512_scalef_ps(y, fx);
+}
+
+T_AVX512 static void softmax_avx512(float *x, int64_t n)
+{
+	int64_t n16 = n & ~(int64_t)15;
+	__mmask16 tail = (__mmask16)((1u << (n - n16)) - 1);
+	__m512 mx = _mm512_set1_ps(-INFINITY);
+	int64_t i = 0;
+	for (; i < n16; i += 16)
+		mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + i));
+	if (tail)
+		mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, x + i));
+	__m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+	__m512 sum = _mm512_setzero_ps();
+	for (i = 0; i < n16; i += 16) {
+		__m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+		_mm512_storeu_ps(x + i, e);
+		sum = _mm512_add_ps(sum, e);
+	}
+	if (tail) {
+		__m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), m));
+		e = _mm512_maskz_mov_ps(tail, e);
+		_mm512_mask_storeu_ps(x + i, tail, e);
+		sum = _mm512_add_ps(sum, e);
+	}
+	__m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+	for (i = 0; i < n16; i += 16)
+		_mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+	if (tail)
+		_mm512_mask_storeu_ps(x + i, tail,
+				      _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
+}
+
+T_AVX2 static void softmax_avx2(float *x, int64_t n)
+{
+	int64_t n8 = n & ~(int64_t)7, i;
+	float mx = -INFINITY;
+	for (i = 0; i < n; i++)
+		mx = fmaxf(mx, x[i]);
+	__m256 m = _mm256_set1_ps(mx);
+	__m256 sum = _mm256_setzero_ps();
+	for (i = 0; i < n8; i += 8) {
+		__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+		_mm256_storeu_ps(x + i, e);
+		sum = _mm256_add_ps(sum, e);
+	}
+	float s = hsum256(sum);
+	for (; i < n; i++) {
+		x[i] = expf(x[i] - mx);
+		s += x[i];
+	}
+	float inv = 1.0f / s;
+	for (i = 0; i < n; i++)
+		x[i] *= inv;
+}
+
+T_AVX512 static void silu_mul_avx512(float *restrict g, const float *restrict u, int64_t n)
+{
+	int64_t i = 0;
+	const __m512 one = _mm512_set1_ps(1.0f);
+	for (; i + 16 <= n; i += 16) {
+		__m512 x = _mm512_loadu_ps(g + i);
+		__m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+		_mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
+	}
+	for (; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+T_AVX2 static void silu_mul_avx2(float *restrict g, const float *restrict u, int64_t n)
+{
+	int64_t i = 0;
+	const __m256 one = _mm256_set1_ps(1.0f);
+	for (; i + 8 <= n; i += 8) {
+		__m256 x = _mm256_loadu_ps(g + i);
+		__m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+		_mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+	}
+	for (; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+T_AVX512 static float dot_f32_avx512(const float *restrict a, const float *restrict b, int64_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0;
+	int64_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+	}
+	for (; i + 16 <= n; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T_AVX512 static float dot_f16_avx512(const float *restrict a, const uint16_t *restrict b, int64_t n)
+{
+	__m512 s0 = _mm512_setzero_ps();
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
+				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + i))), s0);
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+				     _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + i)), s0);
+	}
+	return _mm512_reduce_add_ps(s0);
+}
+
+T_AVX512 static void axpy_f32_avx512(float *restrict y, float a, const float *restrict x, int64_t n)
+{
+	__m512 av = _mm512_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i),
+								 _mm512_maskz_loadu_ps(m, y + i)));
+	}
+}
+
+T_AVX512 static void axpy_f16_avx512(float *restrict y, float a, const uint16_t *restrict x, int64_t n)
+{
+	__m512 av = _mm512_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+							 _mm512_loadu_ps(y + i)));
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
+								 _mm512_maskz_loadu_ps(m, y + i)));
+	}
+}
+
+T_AVX2 static float dot_f32_avx2(const float *restrict a, const float *restrict b, int64_t n)
+{
+	__m256 s0 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+	float s = hsum256(s0);
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+T_AVX2 static float dot_f16_avx2(const float *restrict a, const uint16_t *restrict b, int64_t n)
+{
+	__m256 s0 = _mm256_setzero_ps();
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), s0);
+	float s = hsum256(s0);
+	for (; i < n; i++)
+		s += a[i] * mllm__f16_to_f32(b[i]);
+	return s;
+}
+
+T_AVX2 static void axpy_f32_avx2(float *restrict y, float a, const float *restrict x, int64_t n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+T_AVX2 static void axpy_f16_avx2(float *restrict y, float a, const uint16_t *restrict x, int64_t n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+							_mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * mllm__f16_to_f32(x[i]);
+}
+/* Attention over one KV block for a group of `rep` query heads sharing a KV
+ * head, head_dim 64: each K/V row is loaded once for the whole group. The
+ * group size is a compile-time constant in each copy, so the q vectors and
+ * accumulators live in registers. */
+T_AVX512 static inline __m512 kv_load16(const void *p, bool f16, int i)
+{
+	if (f16)
+		return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+	return _mm512_loadu_ps((const float *)p + i);
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+attn_scores64(int rep, const float *q, const void *k, bool f16, int64_t stride, int ns,
+	      float scale, float *sc, int64_t ld)
+{
+	__m512 qv[8][4];
+	size_t esz = f16 ? 2 : 4;
+	for (int r = 0; r < rep; r++)
+		for (int i = 0; i < 4; i++)
+			qv[r][i] = _mm512_loadu_ps(q + r * 64 + i * 16);
+	for (int s = 0; s < ns; s++) {
+		const void *kr = (const uint8_t *)k + (size_t)s * (size_t)stride * esz;
+		__m512 k0 = kv_load16(kr, f16, 0), k1 = kv_load16(kr, f16, 16);
+		__m512 k2 = kv_load16(kr, f16, 32), k3 = kv_load16(kr, f16, 48);
+		for (int r = 0; r < rep; r++) {
+			__m512 a = _mm512_mul_ps(qv[r][0], k0);
+			a = _mm512_fmadd_ps(qv[r][1], k1, a);
+			a = _mm512_fmadd_ps(qv[r][2], k2, a);
+			a = _mm512_fmadd_ps(qv[r][3], k3, a);
+			sc[r * ld + s] = _mm512_reduce_add_ps(a) * scale;
+		}
+	}
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+attn_accum64(int rep, float *acc, const float *w, int64_t ld, const void *v, bool f16,
+	     int64_t stride, int ns)
+{
+	__m512 av[8][4];
+	size_t esz = f16 ? 2 : 4;
+	for (int r = 0; r < rep; r++)
+		for (int i = 0; i < 4; i++)
+			av[r][i] = _mm512_loadu_ps(acc + r * 64 + i * 16);
+	for (int s = 0; s < ns; s++) {
+		const void *vr = (const uint8_t *)v + (size_t)s * (size_t)stride * esz;
+		__m512 v0 = kv_load16(vr, f16, 0), v1 = kv_load16(vr, f16, 16);
+		__m512 v2 = kv_load16(vr, f16, 32), v3 = kv_load16(vr, f16, 48);
+		for (int r = 0; r < rep; r++) {
+			__m512 ws = _mm512_set1_ps(w[r * ld + s]);
+			av[r][0] = _mm512_fmadd_ps(ws, v0, av[r][0]);
+			av[r][1] = _mm512_fmadd_ps(ws, v1, av[r][1]);
+			av[r][2] = _mm512_fmadd_ps(ws, v2, av[r][2]);
+			av[r][3] = _mm512_fmadd_ps(ws, v3, av[r][3]);
+		}
+	}
+	for (int r = 0; r < rep; r++)
+		for (int i = 0; i < 4; i++)
+			_mm512_storeu_ps(acc + r * 64 + i * 16, av[r][i]);
+}
+
+#define MLLM__ATTN_REP(R)                                                     \
+	case R:                                                               \
+		if (accum)                                                    \
+			attn_accum64(R, out, w, ld, kv, f16, stride, ns);     \
+		else                                                          \
+			attn_scores64(R, q, kv, f16, stride, ns, scale, w, ld); \
+		return true;
+
+T_AVX512 static bool attn_block64_avx512(bool accum, int rep, const float *q, float *out,
+					 float *w, int64_t ld, const void *kv, bool f16,
+					 int64_t stride, int ns, float scale)
+{
+	switch (rep) {
+		MLLM__ATTN_REP(1)
+		MLLM__ATTN_REP(2)
+		MLLM__ATTN_REP(3)
+		MLLM__ATTN_REP(4)
+		MLLM__ATTN_REP(5)
+		MLLM__ATTN_REP(6)
+		MLLM__ATTN_REP(8)
+	default:
+		return false;
+	}
+}
+
+#endif /* MLLM_X86 */
+
+bool mllm__attn_block(mllm__isa isa, bool accum, int rep, int head_dim, const float *q,
+		      float *out, float *w, int64_t ld, const void *kv, bool f16,
+		      int64_t stride, int ns, float scale)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && head_dim == 64)
+		return attn_block64_avx512(accum, rep, q, out, w, ld, kv, f16, stride, ns, scale);
+#endif
+	(void)isa;
+	(void)accum;
+	(void)rep;
+	(void)head_dim;
+	(void)q;
+	(void)out;
+	(void)w;
+	(void)ld;
+	(void)kv;
+	(void)f16;
+	(void)stride;
+	(void)ns;
+	(void)scale;
+	return false;
+}
+
+/* ---- Vector kernels: dispatch and references ----------------------------- */
+
+void mllm__rmsnorm(mllm__isa isa, float *out, const float *x,
+		   const float *restrict w, int64_t n, float eps)
+{
+	/* The sum of squares in double: n is small (<= a few thousand) and it
+	 * keeps the norm independent of the summation order. */
+	(void)isa;
+	double ss = 0.0;
+	for (int64_t i = 0; i < n; i++)
+		ss += (double)x[i] * (double)x[i];
+	float scale = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+	for (int64_t i = 0; i < n; i++)
+		out[i] = x[i] * scale * w[i];
+}
+
+void mllm__rope(float *restrict v, int n_heads, int head_dim,
+		const float *restrict cs, bool interleaved)
+{
+	int half = head_dim / 2;
+	const float *c = cs, *s = cs + half;
+	for (int h = 0; h < n_heads; h++) {
+		float *p = v + (size_t)h * head_dim;
+		if (interleaved) {
+			for (int i = 0; i < half; i++) {
+				float a = p[2 * i], b = p[2 * i + 1];
+				p[2 * i] = a * c[i] - b * s[i];
+				p[2 * i + 1] = b * c[i] + a * s[i];
+			}
+		} else {
+			for (int i = 0; i < half; i++) {
+				float a = p[i], b = p[i + half];
+				p[i] = a * c[i] - b * s[i];
+				p[i + half] = b * c[i] + a * s[i];
+			}
+		}
+	}
+}
+
+void mllm__softmax(mllm__isa isa, float *x, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		softmax_avx512(x, n);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		softmax_avx2(x, n);
+		return;
+	}
+#endif
+	(void)isa;
+	float mx = -INFINITY;
+	for (int64_t i = 0; i < n; i++)
+		mx = fmaxf(mx, x[i]);
+	double s = 0.0;
+	for (int64_t i = 0; i < n; i++) {
+		x[i] = expf(x[i] - mx);
+		s += x[i];
+	}
+	float inv = (float)(1.0 / s);
+	for (int64_t i = 0; i < n; i++)
+		x[i] *= inv;
+}
+
+void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u,
+		    int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		silu_mul_avx512(g, u, n);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		silu_mul_avx2(g, u, n);
+		return;
+	}
+#endif
+	(void)isa;
+	for (int64_t i = 0; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+float mllm__dot_f32(mllm__isa isa, const float *restrict a,
+		    const float *restrict b, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512)
+		return dot_f32_avx512(a, b, n);
+	if (isa == MLLM__ISA_AVX2)
+		return dot_f32_avx2(a, b, n);
+#endif
+	(void)isa;
+	float s = 0.0f;
+	for (int64_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+float mllm__dot_f16(mllm__isa isa, const float *restrict a,
+		    const uint16_t *restrict b, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512)
+		return dot_f16_avx512(a, b, n);
+	if (isa == MLLM__ISA_AVX2)
+		return dot_f16_avx2(a, b, n);
+#endif
+	(void)isa;
+	float s = 0.0f;
+	for (int64_t i = 0; i < n; i++)
+		s += a[i] * mllm__f16_to_f32(b[i]);
+	return s;
+}
+
+void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a,
+		    const float *restrict x, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		axpy_f32_avx512(y, a, x, n);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		axpy_f32_avx2(y, a, x, n);
+		return;
+	}
+#endif
+	(void)isa;
+	for (int64_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a,
+		    const uint16_t *restrict x, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		axpy_f16_avx512(y, a, x, n);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		axpy_f16_avx2(y, a, x, n);
+		return;
+	}
+#endif
+	(void)isa;
+	for (int64_t i = 0; i < n; i++)
+		y[i] += a * mllm__f16_to_f32(x[i]);
+}
+
+void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out,
+			  int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		out[i] = mllm__f32_to_f16(x[i]);
+}

@@ -1,0 +1,247 @@
+/*
+ * kernels.h — the numeric kernels of the forward pass (engine-internal),
+ * CPU feature detection and the OpenBLAS binding. Owned by kernels.c and
+ * cpu.c.
+ *
+ * Every kernel has one signature, a plain scalar reference and SIMD paths
+ * (AVX2+FMA+F16C, AVX-512 with VNNI) chosen at run time from cpuid; nothing
+ * is compiled with -march=native. MLLM_REF_KERNELS=1 in the environment
+ * forces the scalar reference everywhere (tests compare against it).
+ * Kernels never allocate and are thread-safe (they touch only their
+ * operands).
+ */
+#ifndef MLLM_KERNELS_H
+#define MLLM_KERNELS_H
+
+#include <string.h>
+
+#include "weights.h"
+
+/* ---- CPU features and kernel tiers (cpu.c) ----------------------------- */
+
+typedef enum {
+	MLLM__ISA_SCALAR = 0, /* portable C, the reference */
+	MLLM__ISA_AVX2,       /* AVX2 + FMA + F16C */
+	MLLM__ISA_AVX512,     /* AVX-512 F/BW/VL + VNNI */
+} mllm__isa;
+
+typedef struct {
+	bool avx2, fma, f16c;
+	bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+} mllm__cpu_caps;
+
+const mllm__cpu_caps *mllm__cpu_caps_get(void);
+/* The best tier this CPU runs, or SCALAR under MLLM_REF_KERNELS=1. */
+mllm__isa mllm__cpu_isa(void);
+const char *mllm__isa_name(mllm__isa isa);
+
+/* OpenBLAS, loaded with dlopen() on first use so that OPENBLAS_CORETYPE can
+ * be chosen for this CPU before the library initialises (Debian's 0.3.21
+ * does not recognise Sapphire Rapids and falls back to Prescott kernels).
+ * A user's OPENBLAS_CORETYPE is respected. Thread-safe (pthread_once).
+ * Returns true when sgemm is available; OpenBLAS is then set to one thread:
+ * parallelism comes from our pool, each worker calling sgemm on its rows. */
+bool mllm__blas_init(void);
+const char *mllm__blas_corename(void); /* "none" without BLAS */
+/* C[M, N] = A[M, K] · B[N, K]ᵀ (row-major, leading dimensions given).
+ * Requires mllm__blas_init() == true. */
+void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda,
+		    const float *B, int ldb, float *C, int ldc);
+
+/* ---- Scalar conversions ------------------------------------------------ */
+
+static inline float mllm__f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f;
+	uint32_t man = h & 0x3ff;
+	uint32_t bits;
+	float f;
+	if (exp == 0) {
+		/* zero or subnormal: man * 2^-24 */
+		f = (float)man * (1.0f / 16777216.0f);
+		memcpy(&bits, &f, 4);
+		bits |= sign;
+	} else if (exp == 31) {
+		bits = sign | 0x7f800000u | (man << 13);
+	} else {
+		bits = sign | ((exp + 112) << 23) | (man << 13);
+	}
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+/* Round to nearest even, with overflow to inf and subnormals. */
+static inline uint16_t mllm__f32_to_f16(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	uint32_t sign = (x >> 16) & 0x8000;
+	uint32_t ax = x & 0x7fffffff;
+	if (ax >= 0x7f800000u) /* inf / nan */
+		return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
+	if (ax >= 0x477ff000u) /* rounds to >= 65520: inf */
+		return (uint16_t)(sign | 0x7c00);
+	if (ax < 0x38800000u) { /* below 2^-14: subnormal f16 */
+		float a;
+		memcpy(&a, &ax, 4);
+		/* a * 2^24 rounded to nearest even, in [0, 1024] */
+		float s = a * 16777216.0f;
+		uint32_t q = (uint32_t)s;
+		float rem = s - (float)q;
+		if (rem > 0.5f || (rem == 0.5f && (q & 1)))
+			q++;
+		return (uint16_t)(sign | q);
+	}
+	uint32_t r = ax + 0xfff + ((ax >> 13) & 1);
+	return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
+static inline float mllm__bf16_to_f32(uint16_t h)
+{
+	uint32_t bits = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+/* ---- Quantized blocks (GGUF layouts) ----------------------------------- */
+
+#define MLLM__QK 32
+
+typedef struct {
+	uint16_t d;        /* f16 scale */
+	int8_t qs[32];     /* w = d * q */
+} mllm__block_q8_0;        /* 34 bytes */
+
+typedef struct {
+	uint16_t d;        /* f16 scale */
+	uint8_t qs[16];    /* low nibble: element j, high: element j + 16;
+			    * w = d * (q - 8) */
+} mllm__block_q4_0;        /* 18 bytes */
+
+/* A quantized activation block (our own, not a file format): 16-bit, so
+ * that activation rounding (~1.5e-5 relative) stays far below the weights'
+ * own 8-bit error and Q8_0 logits match a float reference to ~1e-3; the
+ * int8 x int16 products go through VNNI vpdpwssd / AVX2 vpmaddwd. */
+typedef struct {
+	float d;
+	int16_t qs[32];
+} mllm__block_qa;          /* 68 bytes */
+
+/* Bytes of one tensor row of `cols` elements in dtype (cols % 32 == 0 for
+ * the quantized types). */
+size_t mllm__row_bytes(mllm_dtype t, int64_t cols);
+
+/* Quantizes n floats (n % 32 == 0) to Q8_0, the GGUF definition. */
+void mllm__quantize_q8_0(const float *restrict x, int64_t n,
+			 mllm__block_q8_0 *restrict out);
+/* Activation rows for the quantized matmuls (16-bit): x [n_tok, cols] ->
+ * out [n_tok, cols / 32] blocks. */
+void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok,
+			int64_t cols, mllm__block_qa *restrict out);
+
+/* Rows [r0, r1) of W dequantized to f32: out [r1 - r0, cols]. */
+void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1,
+			float *restrict out);
+
+/* The same, vectorized where isa allows (identical results: conversions
+ * are exact). */
+void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0,
+			     int64_t r1, float *restrict out);
+
+/* ---- Matrix products --------------------------------------------------- */
+
+/* y[t * ldy + r] = x[t, :] · W[r, :] for t < n_tok and r in [r0, r1).
+ * x: [n_tok, W->cols] f32; W: [rows, cols] of any dtype.
+ * For Q8_0 / Q4_0 weights the SIMD paths read xq, the activations quantized
+ * by mllm__quantize_qa() (xq may be NULL for the scalar path, which uses x
+ * with dequantized weights, exactly like the golden reference).
+ * Called on disjoint row ranges from several threads at once. */
+void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W,
+		       const float *restrict x, const mllm__block_qa *xq,
+		       int64_t n_tok, float *restrict y, int64_t ldy,
+		       int64_t r0, int64_t r1);
+
+/* Whether the SIMD path of isa wants quantized activations for W. */
+bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t);
+
+/* ---- Vector kernels ---------------------------------------------------- */
+
+/* out[n] = x[n] / rms(x) * w[n]; out may alias x. */
+void mllm__rmsnorm(mllm__isa isa, float *out, const float *x,
+		   const float *restrict w, int64_t n, float eps);
+
+/* Rotates n_heads vectors of head_dim in v[n_heads * head_dim] by the
+ * angles whose cos/sin are cs[head_dim] (cos of pair i at cs[i], sin at
+ * cs[head_dim / 2 + i]). interleaved: pairs (2i, 2i+1); else (i, i + d/2). */
+void mllm__rope(float *restrict v, int n_heads, int head_dim,
+		const float *restrict cs, bool interleaved);
+
+/* In place: x = softmax(x). */
+void mllm__softmax(mllm__isa isa, float *x, int64_t n);
+/* g[n] = silu(g) * u */
+void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u,
+		    int64_t n);
+
+float mllm__dot_f32(mllm__isa isa, const float *restrict a,
+		    const float *restrict b, int64_t n);
+/* a f32, b f16 */
+float mllm__dot_f16(mllm__isa isa, const float *restrict a,
+		    const uint16_t *restrict b, int64_t n);
+/* y += a * x */
+void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a,
+		    const float *restrict x, int64_t n);
+void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a,
+		    const uint16_t *restrict x, int64_t n);
+/* Attention over one KV block for the `rep` query heads of one KV head.
+ * kv: the first of ns token slots of K or V for that head, slots `stride`
+ * elements apart (f32 or f16). Scores pass (accum false): w[r * ld + s] =
+ * scale * q[r] · K[s] for r < rep, s < ns; q: [rep, head_dim]. Accumulate
+ * pass (accum true): out[r] += sum_s w[r * ld + s] * V[s]; out: [rep,
+ * head_dim]. Returns false (nothing done) where no fast path exists for
+ * this isa / head_dim / rep: the caller then uses dot / axpy. */
+bool mllm__attn_block(mllm__isa isa, bool accum, int rep, int head_dim,
+		      const float *q, float *out, float *w, int64_t ld,
+		      const void *kv, bool f16, int64_t stride, int ns,
+		      float scale);
+
+/* x f32 -> f16 (round to nearest even) */
+void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out,
+			  int64_t n);
+
+#endif
+
+/* ---- KV storage layout (kv.c), read by the forward pass ----------------- */
+
+/* A block holds, for each layer run r and for K (0) then V (1), block_size
+ * token slots of kv_dim = n_head_kv * head_dim values (f32 or f16):
+ * [runs][2][block_size][kv_dim]. */
+typedef struct {
+	uint8_t *base;      /* [n_blocks * block_bytes] */
+	size_t block_bytes;
+	int64_t n_blocks;
+	int32_t block_size;
+	int32_t runs;
+	int32_t kv_dim;
+	bool f16;
+} mllm__kv_layout;
+
+const mllm__kv_layout *mllm__kv_layout_get(const mllm_kv *kv);
+
+/* Start of token slot `slot` of K (which = 0) or V (1) for run `run`. */
+static inline void *mllm__kv_slot(const mllm__kv_layout *L, int32_t block,
+				  int32_t run, int which, int32_t slot)
+{
+	size_t esz = L->f16 ? 2 : 4;
+	size_t off = (size_t)block * L->block_bytes +
+		     ((((size_t)run * 2 + (size_t)which) * (size_t)L->block_size +
+		       (size_t)slot) * (size_t)L->kv_dim) * esz;
+	return L->base + off;
+}
+
+/* Layer runs of a model: 2 x n_layer with layer sharing. */
+static inline int32_t mllm__model_runs(const mllm_hparams *hp)
+{
+	return hp->layer_sharing ? 2 * hp->n_layer : hp->n_layer;
+}

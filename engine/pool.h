@@ -1,0 +1,33 @@
+/*
+ * pool.h — the persistent worker pool (engine-internal). Owned by pool.c.
+ *
+ * One pool per mllm_ctx, created once; its threads live until
+ * mllm__pool_free(). The one primitive is parallel_for: [0, n) is split into
+ * one contiguous range per thread (the caller's thread takes range 0) and
+ * the call returns when every range is done. The split depends only on n,
+ * grain and the pool size, never on timing. A pool is driven by one thread
+ * at a time (the engine thread); fn must not call parallel_for itself.
+ */
+#ifndef MLLM_POOL_H
+#define MLLM_POOL_H
+
+#include "base.h"
+
+typedef struct mllm__pool mllm__pool;
+
+/* fn runs items [i0, i1) on worker tid (0 = the calling thread). */
+typedef void (*mllm__pool_fn)(void *arg, int64_t i0, int64_t i1, int tid);
+
+/* n_threads >= 1 counts the caller: n_threads - 1 threads are started. */
+int mllm__pool_create(int n_threads, mllm__pool **out) MLLM_WUR;
+void mllm__pool_free(mllm__pool *p);
+int mllm__pool_size(const mllm__pool *p);
+
+/* Runs fn over [0, n). With fewer than 2 * grain items (or one thread) it
+ * runs serially on the caller, since waking workers costs more than the
+ * work. Ranges are multiples of `align` items (except the last), so that
+ * kernels working on groups of rows keep their grouping. */
+void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align,
+			mllm__pool_fn fn, void *arg);
+
+#endif

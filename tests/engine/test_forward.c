@@ -1,0 +1,624 @@
+/*
+ * test_forward.c — the batched forward pass against the golden outputs of
+ * ../shared/fixtures/models (every format the loader reads), batch
+ * invariance (all cases of a fixture in one mixed batch give the logits of
+ * each case run alone), the scalar reference path, f16 KV storage and batch
+ * validation. White-box: includes forward.c to force the reference kernels.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <math.h>
+
+#include "../../engine/forward.c"
+
+/* ---- Allocation guard --------------------------------------------------- */
+
+/* The runner interposes malloc/calloc/realloc (glibc's own entry points do
+ * the work) and counts calls while the guard is up: mllm_forward() must
+ * make none (M2). */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+static volatile int alloc_guard;
+static volatile long alloc_count;
+
+void *malloc(size_t n)
+{
+	if (alloc_guard)
+		__atomic_add_fetch(&alloc_count, 1, __ATOMIC_RELAXED);
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (alloc_guard)
+		__atomic_add_fetch(&alloc_count, 1, __ATOMIC_RELAXED);
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+	if (alloc_guard)
+		__atomic_add_fetch(&alloc_count, 1, __ATOMIC_RELAXED);
+	return __libc_realloc(p, n);
+}
+
+/* ---- Golden files ------------------------------------------------------- */
+
+typedef struct {
+	json_t *root;
+	json_t *cases;
+	char dir[1024]; /* directory of the JSON (for last_logits_file) */
+} golden;
+
+static void golden_load(golden *g, const char *rel)
+{
+	char path[1024];
+	json_error_t jerr;
+	mllm_test_path(path, sizeof path, rel);
+	MLLM_REQUIRE_FIXTURE(path);
+	g->root = json_load_file(path, 0, &jerr);
+	ck_assert_msg(g->root != NULL, "%s: %s", path, jerr.text);
+	g->cases = json_object_get(g->root, "cases");
+	ck_assert(json_is_array(g->cases) && json_array_size(g->cases) > 0);
+	snprintf(g->dir, sizeof g->dir, "%s", path);
+	char *slash = strrchr(g->dir, '/');
+	ck_assert_ptr_nonnull(slash);
+	*slash = '\0';
+}
+
+static mllm_model *open_model(const char *rel, mllm_dtype convert_to)
+{
+	char path[1024], err[512] = "";
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	mllm_model *m = NULL;
+	mp.convert_to = convert_to;
+	mllm_test_path(path, sizeof path, rel);
+	MLLM_REQUIRE_FIXTURE(path);
+	int rc = mllm_model_open(path, &mp, &m, err, sizeof err);
+	ck_assert_msg(rc == 0, "open %s: %s (%s)", path, mllm_strerror(rc), err);
+	return m;
+}
+
+static int32_t *case_ids(json_t *c, const char *key, int *n)
+{
+	json_t *a = json_object_get(c, key);
+	ck_assert(json_is_array(a));
+	*n = (int)json_array_size(a);
+	int32_t *ids = xmallocarray((size_t)*n + 1, sizeof(int32_t));
+	for (int i = 0; i < *n; i++)
+		ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
+	return ids;
+}
+
+/* ---- A single sequence driven through mllm_forward ---------------------- */
+
+typedef struct {
+	mllm_model *m;
+	mllm_kv *kv;
+	mllm_ctx *ctx;
+	int32_t table[256];
+	int n_blocks;
+	int32_t n_vocab;
+} runner;
+
+static void runner_init(runner *r, mllm_model *m, int max_tokens, bool f16, bool ref)
+{
+	mllm_kv_params kp = { .block_size = 16, .n_blocks = 64, .f16 = f16 };
+	memset(r, 0, sizeof *r);
+	r->m = m;
+	r->n_vocab = mllm_model_hparams(m)->n_vocab;
+	ck_assert_int_eq(mllm_kv_create(m, &kp, &r->kv), 0);
+	ck_assert_int_eq(mllm_ctx_create(m, r->kv, max_tokens, 2, &r->ctx), 0);
+	if (ref) {
+		r->ctx->isa = MLLM__ISA_SCALAR;
+		r->ctx->use_blas = false;
+	}
+	r->n_blocks = (max_tokens + 15) / 16 + 1;
+	for (int i = 0; i < r->n_blocks; i++) {
+		r->table[i] = mllm_kv_block_alloc(r->kv);
+		ck_assert_int_ge(r->table[i], 0);
+	}
+}
+
+static void runner_free(runner *r)
+{
+	for (int i = 0; i < r->n_blocks; i++)
+		mllm_kv_block_unref(r->kv, r->table[i]);
+	ck_assert_int_eq(mllm_kv_n_free(r->kv), mllm_kv_n_blocks(r->kv));
+	mllm_ctx_free(r->ctx);
+	mllm_kv_free(r->kv);
+}
+
+/* Runs ids[0..n) at positions pos0.. and returns logits of every row. */
+static void runner_step(runner *r, const int32_t *ids, int n, int pos0, float *logits)
+{
+	int32_t *pos = xmallocarray((size_t)n, sizeof(int32_t));
+	int32_t *seq = xcalloc((size_t)n, sizeof(int32_t));
+	bool *want = xmallocarray((size_t)n, sizeof(bool));
+	const int32_t *tables[1] = { r->table };
+	for (int i = 0; i < n; i++) {
+		pos[i] = pos0 + i;
+		want[i] = true;
+	}
+	mllm_batch b = { .n_tokens = n, .token = ids, .pos = pos, .seq = seq,
+			 .logits = want, .n_seqs = 1, .block_table = tables };
+	ck_assert_int_eq(mllm_forward(r->ctx, &b, logits), 0);
+	free(pos);
+	free(seq);
+	free(want);
+}
+
+static double logsumexp(const float *x, int n)
+{
+	double mx = -INFINITY, s = 0.0;
+	for (int i = 0; i < n; i++)
+		mx = fmax(mx, x[i]);
+	for (int i = 0; i < n; i++)
+		s += exp(x[i] - mx);
+	return mx + log(s);
+}
+
+static int argmax(const float *x, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
+}
+
+/* ---- The golden check --------------------------------------------------- */
+
+typedef struct {
+	const char *model;  /* fixture-relative model path */
+	const char *golden; /* fixture-relative golden JSON */
+	double tol;         /* logits and logprobs */
+	double tie;         /* greedy steps below this margin may flip */
+	bool f16_kv, ref;
+	mllm_dtype convert_to;
+} golden_spec;
+
+static void check_golden(const golden_spec *sp)
+{
+	golden g;
+	golden_load(&g, sp->golden);
+	mllm_model *m = open_model(sp->model, sp->convert_to);
+	int32_t V = mllm_model_hparams(m)->n_vocab;
+	double worst = 0.0, worst_lp = 0.0;
+	int compared_steps = 0;
+
+	for (size_t ci = 0; ci < json_array_size(g.cases); ci++) {
+		json_t *c = json_array_get(g.cases, ci);
+		json_t *gr = json_object_get(c, "greedy");
+		int n, ng;
+		int32_t *ids = case_ids(c, "ids", &n);
+		int32_t *gids = case_ids(gr, "ids", &ng);
+		runner r;
+		runner_init(&r, m, n + ng, sp->f16_kv, sp->ref);
+		float *lg = xmallocarray((size_t)n * (size_t)V, sizeof(float));
+
+		/* 1. Prefill: top-10 logits at every position. */
+		runner_step(&r, ids, n, 0, lg);
+		json_t *top = json_object_get(c, "top");
+		ck_assert_int_eq((int)json_array_size(top), n);
+		for (int p = 0; p < n; p++) {
+			json_t *tp = json_array_get(top, (size_t)p);
+			for (size_t k = 0; k < json_array_size(tp); k++) {
+				json_t *e = json_array_get(tp, k);
+				int id = (int)json_integer_value(json_array_get(e, 0));
+				double want = json_real_value(json_array_get(e, 1));
+				double d = fabs(lg[(size_t)p * V + id] - want);
+				worst = fmax(worst, d);
+				ck_assert_msg(d <= sp->tol, "%s case %zu pos %d id %d: %f vs %f",
+					      sp->golden, ci, p, id, lg[(size_t)p * V + id], want);
+			}
+		}
+		/* 2. The last position's full logits. */
+		char lp[1200];
+		const char *lf = json_string_value(json_object_get(c, "last_logits_file"));
+		ck_assert_ptr_nonnull(lf);
+		snprintf(lp, sizeof lp, "%s/%s", g.dir, lf);
+		FILE *f = fopen(lp, "rb");
+		ck_assert_msg(f != NULL, "missing %s", lp);
+		float *last = xmallocarray((size_t)V, sizeof(float));
+		ck_assert_int_eq((int)fread(last, sizeof(float), (size_t)V, f), V);
+		fclose(f);
+		const float *mine = lg + (size_t)(n - 1) * V;
+		for (int i = 0; i < V; i++) {
+			double d = fabs(mine[i] - last[i]);
+			worst = fmax(worst, d);
+			ck_assert_msg(d <= sp->tol, "%s case %zu last logit %d: %f vs %f",
+				      sp->golden, ci, i, mine[i], last[i]);
+		}
+		free(last);
+
+		/* 3. Greedy decode: ids identical up to the first near-tie,
+		 * logprobs within tolerance. Golden ids are fed back. */
+		json_t *glp = json_object_get(gr, "logprobs");
+		json_t *gtop = json_object_get(gr, "top_logprobs");
+		float *cur = xmallocarray((size_t)V, sizeof(float));
+		memcpy(cur, mine, (size_t)V * sizeof(float));
+		for (int s = 0; s < ng; s++) {
+			json_t *t5 = json_array_get(gtop, (size_t)s);
+			double margin = json_real_value(json_array_get(json_array_get(t5, 0), 1)) -
+					json_real_value(json_array_get(json_array_get(t5, 1), 1));
+			if (margin < sp->tie)
+				break;
+			int am = argmax(cur, V);
+			ck_assert_msg(am == gids[s], "%s case %zu step %d: greedy %d, golden %d",
+				      sp->golden, ci, s, am, gids[s]);
+			double lpv = cur[am] - logsumexp(cur, V);
+			double d = fabs(lpv - json_real_value(json_array_get(glp, (size_t)s)));
+			worst_lp = fmax(worst_lp, d);
+			ck_assert_msg(d <= sp->tol, "%s case %zu step %d: logprob %f", sp->golden,
+				      ci, s, lpv);
+			compared_steps++;
+			if (s + 1 < ng)
+				runner_step(&r, &gids[s], 1, n + s, cur);
+		}
+		free(cur);
+		free(lg);
+		free(ids);
+		free(gids);
+		runner_free(&r);
+	}
+	printf("%s%s%s: max |dlogit| %.2e, max |dlogprob| %.2e, %d greedy steps\n", sp->model,
+	       sp->ref ? " (scalar)" : "", sp->f16_kv ? " (f16 kv)" : "", worst, worst_lp,
+	       compared_steps);
+	ck_assert_int_gt(compared_steps, 0);
+	mllm_model_close(m);
+	json_decref(g.root);
+}
+
+#define GOLDEN_TEST(name, ...)                                                \
+	START_TEST(name)                                                      \
+	{                                                                     \
+		golden_spec sp = { __VA_ARGS__ };                              \
+		check_golden(&sp);                                            \
+	}                                                                     \
+	END_TEST
+
+#define TINY "models/tiny-mobilellm-f16/"
+#define STORIES "models/stories260K/"
+
+GOLDEN_TEST(test_tiny_f16_safetensors, .model = "models/tiny-mobilellm-f16",
+	    .golden = TINY "tiny-mobilellm-f16.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_tiny_f16_bin, .model = "models/tiny-mobilellm-f16-bin",
+	    .golden = TINY "tiny-mobilellm-f16.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_tiny_f16_gguf, .model = TINY "tiny-mobilellm-f16.gguf",
+	    .golden = TINY "tiny-mobilellm-f16.gguf.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_tiny_q8_0_gguf, .model = TINY "tiny-mobilellm-q8_0.gguf",
+	    .golden = TINY "tiny-mobilellm-q8_0.gguf.json", .tol = 5e-2, .tie = 0.1, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_tiny_ls_bf16, .model = "models/tiny-mobilellm-ls-bf16",
+	    .golden = "models/tiny-mobilellm-ls-bf16/tiny-mobilellm-ls-bf16.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_stories_safetensors, .model = "models/stories260K",
+	    .golden = STORIES "stories260K.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_stories_gguf, .model = STORIES "stories260K-f32.gguf",
+	    .golden = STORIES "stories260K.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_stories_bin, .model = "models/stories260K-bin",
+	    .golden = STORIES "stories260K.json", .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+/* The scalar reference kernels (what MLLM_REF_KERNELS=1 selects). */
+GOLDEN_TEST(test_stories_scalar, .model = "models/stories260K",
+	    .golden = STORIES "stories260K.json", .ref = true, .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_tiny_ls_scalar, .model = "models/tiny-mobilellm-ls-bf16",
+	    .golden = "models/tiny-mobilellm-ls-bf16/tiny-mobilellm-ls-bf16.json", .ref = true, .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
+/* f16 K/V storage rounds K and V to 11 bits: looser, still top-1 exact. */
+GOLDEN_TEST(test_tiny_f16_kv16, .model = "models/tiny-mobilellm-f16",
+	    .golden = TINY "tiny-mobilellm-f16.json", .f16_kv = true, .tol = 2e-2, .tie = 5e-2, .convert_to = MLLM_DTYPE__COUNT)
+/* Converted to Q8_0 at load: our quantizer is GGML's, so the f16 snapshot
+ * converted here must reproduce the golden of llama.cpp's Q8_0 GGUF of the
+ * same weights (row permutation for RoPE does not change row blocks). */
+GOLDEN_TEST(test_tiny_convert_q8_0, .model = "models/tiny-mobilellm-f16",
+	    .golden = TINY "tiny-mobilellm-q8_0.gguf.json", .convert_to = MLLM_DTYPE_Q8_0,
+	    .tol = 5e-2, .tie = 0.1)
+
+/* ---- Batch invariance --------------------------------------------------- */
+
+#define INV_DECODE 6 /* decode steps per case */
+#define INV_CHUNK 16 /* prefill chunk per sequence per step */
+
+static void check_invariance(const char *model_rel, const char *golden_rel, double tol)
+{
+	golden g;
+	golden_load(&g, golden_rel);
+	mllm_model *m = open_model(model_rel, MLLM_DTYPE__COUNT);
+	int32_t V = mllm_model_hparams(m)->n_vocab;
+	int nc = (int)json_array_size(g.cases);
+	ck_assert_int_le(nc, 8);
+	int32_t *ids[8];
+	int len[8], total = 0;
+	float *alone[8]; /* [1 + INV_DECODE, V]: last prefill row, then decodes */
+
+	/* 1. Each case alone: prefill in one call, then single-token decodes
+	 * of the golden greedy ids. */
+	for (int ci = 0; ci < nc; ci++) {
+		json_t *c = json_array_get(g.cases, (size_t)ci);
+		int ng;
+		int32_t *p = case_ids(c, "ids", &len[ci]);
+		int32_t *gids = case_ids(json_object_get(c, "greedy"), "ids", &ng);
+		ck_assert_int_ge(ng, INV_DECODE);
+		ids[ci] = xmallocarray((size_t)len[ci] + INV_DECODE, sizeof(int32_t));
+		memcpy(ids[ci], p, (size_t)len[ci] * sizeof(int32_t));
+		memcpy(ids[ci] + len[ci], gids, INV_DECODE * sizeof(int32_t));
+		free(p);
+		free(gids);
+		total += len[ci] + INV_DECODE;
+
+		runner r;
+		runner_init(&r, m, len[ci] + INV_DECODE, false, false);
+		float *lg = xmallocarray((size_t)len[ci] * (size_t)V, sizeof(float));
+		alone[ci] = xmallocarray((size_t)(1 + INV_DECODE) * (size_t)V, sizeof(float));
+		runner_step(&r, ids[ci], len[ci], 0, lg);
+		memcpy(alone[ci], lg + (size_t)(len[ci] - 1) * V, (size_t)V * sizeof(float));
+		for (int s = 0; s < INV_DECODE; s++)
+			runner_step(&r, &ids[ci][len[ci] + s], 1, len[ci] + s,
+				    alone[ci] + (size_t)(1 + s) * V);
+		free(lg);
+		runner_free(&r);
+	}
+
+	/* 2. All together: every step takes the next chunk of each sequence's
+	 * prompt, or its next decode token once the prompt is in, so prefill
+	 * chunks of long prompts run beside decodes of short ones. */
+	mllm_kv_params kp = { .block_size = 16, .n_blocks = 256 };
+	mllm_kv *kv;
+	mllm_ctx *ctx;
+	ck_assert_int_eq(mllm_kv_create(m, &kp, &kv), 0);
+	ck_assert_int_eq(mllm_ctx_create(m, kv, nc * INV_CHUNK, 2, &ctx), 0);
+	int32_t tables[8][64];
+	const int32_t *tp[8];
+	for (int ci = 0; ci < nc; ci++) {
+		int nb = (len[ci] + INV_DECODE + 15) / 16;
+		ck_assert_int_le(nb, 64);
+		for (int j = 0; j < nb; j++)
+			tables[ci][j] = mllm_kv_block_alloc(kv);
+		tp[ci] = tables[ci];
+	}
+	int32_t tok[8 * INV_CHUNK], pos[8 * INV_CHUNK], seq[8 * INV_CHUNK];
+	bool want[8 * INV_CHUNK];
+	int owner[8 * INV_CHUNK], at[8 * INV_CHUNK];
+	int done[8] = { 0 };
+	float *lg = xmallocarray((size_t)nc * INV_CHUNK * (size_t)V, sizeof(float));
+	double worst = 0.0;
+	int mixed_steps = 0, compared = 0;
+	for (;;) {
+		int n = 0, n_prefill = 0, n_decode = 0;
+		for (int ci = 0; ci < nc; ci++) {
+			int end = len[ci] + INV_DECODE;
+			int take = done[ci] < len[ci] ? INV_CHUNK : 1;
+			if (done[ci] < len[ci] && done[ci] + take > len[ci])
+				take = len[ci] - done[ci];
+			if (done[ci] >= end)
+				continue;
+			if (done[ci] < len[ci])
+				n_prefill++;
+			else
+				n_decode++;
+			for (int k = 0; k < take; k++) {
+				int p = done[ci] + k;
+				tok[n] = ids[ci][p];
+				pos[n] = p;
+				seq[n] = ci;
+				want[n] = p >= len[ci] - 1;
+				owner[n] = ci;
+				at[n] = p;
+				n++;
+			}
+			done[ci] += take;
+		}
+		if (n == 0)
+			break;
+		if (n_prefill && n_decode)
+			mixed_steps++;
+		mllm_batch b = { .n_tokens = n, .token = tok, .pos = pos, .seq = seq,
+				 .logits = want, .n_seqs = nc, .block_table = tp };
+		ck_assert_int_eq(mllm_forward(ctx, &b, lg), 0);
+		int row = 0;
+		for (int i = 0; i < n; i++) {
+			if (!want[i])
+				continue;
+			int ci = owner[i];
+			const float *ref = alone[ci] + (size_t)(at[i] - (len[ci] - 1)) * V;
+			const float *got = lg + (size_t)row * V;
+			for (int v = 0; v < V; v++) {
+				double d = fabs(ref[v] - got[v]);
+				worst = fmax(worst, d);
+				ck_assert_msg(d <= tol, "%s seq %d pos %d logit %d: %g alone, %g batched",
+					      model_rel, ci, at[i], v, ref[v], got[v]);
+			}
+			compared++;
+			row++;
+		}
+	}
+	printf("%s: batch invariance max |d| %.2e over %d rows, %d mixed steps, %d tokens\n",
+	       model_rel, worst, compared, mixed_steps, total);
+	ck_assert_int_eq(compared, nc * (1 + INV_DECODE));
+	ck_assert_int_gt(mixed_steps, 0);
+	for (int ci = 0; ci < nc; ci++) {
+		for (int j = 0; j < (len[ci] + INV_DECODE + 15) / 16; j++)
+			mllm_kv_block_unref(kv, tables[ci][j]);
+		free(ids[ci]);
+		free(alone[ci]);
+	}
+	ck_assert_int_eq(mllm_kv_n_free(kv), mllm_kv_n_blocks(kv));
+	free(lg);
+	mllm_ctx_free(ctx);
+	mllm_kv_free(kv);
+	mllm_model_close(m);
+	json_decref(g.root);
+}
+
+START_TEST(test_invariance_tiny_f16)
+{
+	check_invariance("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 1e-4);
+}
+END_TEST
+
+START_TEST(test_invariance_ls_bf16)
+{
+	check_invariance("models/tiny-mobilellm-ls-bf16",
+			 "models/tiny-mobilellm-ls-bf16/tiny-mobilellm-ls-bf16.json", 1e-4);
+}
+END_TEST
+
+START_TEST(test_invariance_stories)
+{
+	check_invariance("models/stories260K", STORIES "stories260K.json", 1e-4);
+}
+END_TEST
+
+/* ---- Validation --------------------------------------------------------- */
+
+START_TEST(test_bad_batches)
+{
+	mllm_model *m = open_model("models/stories260K", MLLM_DTYPE__COUNT);
+	runner r;
+	runner_init(&r, m, 8, false, false);
+	float *lg = xmallocarray(8 * (size_t)r.n_vocab, sizeof(float));
+	int32_t tok[2] = { 1, 5 }, pos[2] = { 0, 1 }, seq[2] = { 0, 0 };
+	bool want[2] = { true, true };
+	const int32_t *tables[1] = { r.table };
+	mllm_batch b = { .n_tokens = 2, .token = tok, .pos = pos, .seq = seq,
+			 .logits = want, .n_seqs = 1, .block_table = tables };
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), 0);
+
+	tok[1] = r.n_vocab; /* token out of range */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	tok[1] = 5;
+	pos[1] = mllm_model_hparams(m)->n_ctx_train; /* position past the context */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	pos[1] = 17; /* block 1 of the table: allocated */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), 0);
+	pos[1] = 16 * r.n_blocks; /* beyond the table's blocks: -> table[n_blocks] */
+	r.table[r.n_blocks] = -1;
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	pos[1] = 1;
+	seq[1] = 1; /* no such sequence */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	seq[1] = 0;
+	b.n_tokens = 9; /* more than n_batch_max */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	b.n_tokens = 2;
+	/* Rows asking for logits need somewhere to put them. */
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, NULL), MLLM_EINVAL);
+	/* A freed block in the table is rejected. */
+	int32_t saved = r.table[0];
+	int32_t fb = mllm_kv_block_alloc(r.kv);
+	mllm_kv_block_unref(r.kv, fb);
+	r.table[0] = fb;
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_EINVAL);
+	r.table[0] = saved;
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), 0);
+	free(lg);
+	runner_free(&r);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* Prefill and decode steps, GEMV and sgemm paths, allocate nothing once the
+ * context exists (the first sgemm call is made before the guard goes up,
+ * since OpenBLAS sets up its own buffers once per thread). */
+START_TEST(test_no_allocation)
+{
+	mllm_model *m = open_model("models/tiny-mobilellm-f16", MLLM_DTYPE__COUNT);
+	runner r;
+	runner_init(&r, m, 64, false, false);
+	float *lg = xmallocarray(64 * (size_t)r.n_vocab, sizeof(float));
+	int32_t ids[64];
+	for (int i = 0; i < 64; i++)
+		ids[i] = 1 + i * 7;
+	runner_step(&r, ids, 40, 0, lg); /* warm-up: sgemm path */
+	int32_t pos[64], seq[64] = { 0 };
+	bool want[64] = { false };
+	const int32_t *tables[1] = { r.table };
+	for (int i = 0; i < 64; i++)
+		pos[i] = i;
+	want[39] = true;
+	mllm_batch pre = { .n_tokens = 40, .token = ids, .pos = pos, .seq = seq,
+			   .logits = want, .n_seqs = 1, .block_table = tables };
+	mllm_batch dec = { .n_tokens = 1, .token = &ids[40], .pos = &pos[40], .seq = seq,
+			   .logits = &want[39], .n_seqs = 1, .block_table = tables };
+	alloc_count = 0;
+	alloc_guard = 1;
+	int rc1 = mllm_forward(r.ctx, &pre, lg);
+	int rc2 = mllm_forward(r.ctx, &dec, lg);
+	alloc_guard = 0;
+	ck_assert_int_eq(rc1, 0);
+	ck_assert_int_eq(rc2, 0);
+	ck_assert_int_eq(alloc_count, 0);
+	/* The guard itself works: an allocation under it is counted. */
+	alloc_guard = 1;
+	void *volatile p = malloc(16);
+	alloc_guard = 0;
+	free(p);
+	ck_assert_int_eq(alloc_count, 1);
+	free(lg);
+	runner_free(&r);
+	mllm_model_close(m);
+}
+END_TEST
+
+static bool abort_now(void *ud)
+{
+	(*(int *)ud)++;
+	return true;
+}
+
+START_TEST(test_abort)
+{
+	mllm_model *m = open_model("models/stories260K", MLLM_DTYPE__COUNT);
+	runner r;
+	runner_init(&r, m, 4, false, false);
+	float *lg = xmallocarray(4 * (size_t)r.n_vocab, sizeof(float));
+	int calls = 0;
+	int32_t tok[1] = { 1 }, pos[1] = { 0 }, seq[1] = { 0 };
+	bool want[1] = { true };
+	const int32_t *tables[1] = { r.table };
+	mllm_batch b = { .n_tokens = 1, .token = tok, .pos = pos, .seq = seq,
+			 .logits = want, .n_seqs = 1, .block_table = tables };
+	mllm_ctx_set_abort(r.ctx, abort_now, &calls);
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), MLLM_ECANCELLED);
+	ck_assert_int_eq(calls, 1);
+	mllm_ctx_set_abort(r.ctx, NULL, NULL);
+	ck_assert_int_eq(mllm_forward(r.ctx, &b, lg), 0);
+	free(lg);
+	runner_free(&r);
+	mllm_model_close(m);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("forward");
+	TCase *tc = tcase_create("golden");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_tiny_f16_safetensors);
+	tcase_add_test(tc, test_tiny_f16_bin);
+	tcase_add_test(tc, test_tiny_f16_gguf);
+	tcase_add_test(tc, test_tiny_q8_0_gguf);
+	tcase_add_test(tc, test_tiny_ls_bf16);
+	tcase_add_test(tc, test_stories_safetensors);
+	tcase_add_test(tc, test_stories_gguf);
+	tcase_add_test(tc, test_stories_bin);
+	tcase_add_test(tc, test_stories_scalar);
+	tcase_add_test(tc, test_tiny_ls_scalar);
+	tcase_add_test(tc, test_tiny_f16_kv16);
+	tcase_add_test(tc, test_tiny_convert_q8_0);
+	suite_add_tcase(s, tc);
+	TCase *ti = tcase_create("invariance");
+	tcase_set_timeout(ti, 120);
+	tcase_add_test(ti, test_invariance_tiny_f16);
+	tcase_add_test(ti, test_invariance_ls_bf16);
+	tcase_add_test(ti, test_invariance_stories);
+	suite_add_tcase(s, ti);
+	TCase *tv = tcase_create("validation");
+	tcase_add_test(tv, test_bad_batches);
+	tcase_add_test(tv, test_abort);
+	tcase_add_test(tv, test_no_allocation);
+	suite_add_tcase(s, tv);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)

@@ -1,0 +1,406 @@
+/*
+ * test_kernels.c — every SIMD path against the scalar reference (matmul for
+ * each weight type, vector kernels), the f16/bf16 conversions, Q8_0
+ * quantization, OpenBLAS (core chosen for this CPU, sgemm results against
+ * the reference), and the worker pool's parallel_for.
+ */
+#include "harness.h"
+
+#include <math.h>
+
+#include "kernels.h"
+#include "pool.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (float)((double)(rng_state >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
+}
+
+static void fill(float *x, size_t n, float scale)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = frand() * scale;
+}
+
+/* The SIMD tiers this CPU can run (the scalar one always). */
+static int tiers(mllm__isa *out)
+{
+	const mllm__cpu_caps *c = mllm__cpu_caps_get();
+	int n = 0;
+	if (c->avx2 && c->fma && c->f16c)
+		out[n++] = MLLM__ISA_AVX2;
+	if (c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni)
+		out[n++] = MLLM__ISA_AVX512;
+	return n;
+}
+
+START_TEST(test_f16_roundtrip)
+{
+	/* Every f16 bit pattern that is not NaN survives f16 -> f32 -> f16. */
+	for (uint32_t h = 0; h < 65536; h++) {
+		if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+			continue;
+		float f = mllm__f16_to_f32((uint16_t)h);
+		ck_assert_uint_eq(mllm__f32_to_f16(f), h);
+	}
+	ck_assert_float_eq(mllm__f16_to_f32(0x3c00), 1.0f);
+	ck_assert_float_eq(mllm__f16_to_f32(0xc000), -2.0f);
+	ck_assert_float_eq(mllm__f16_to_f32(0x0001), ldexpf(1.0f, -24));
+	/* Ties round to even; overflow goes to infinity. */
+	ck_assert_uint_eq(mllm__f32_to_f16(1.0f + ldexpf(1.0f, -11)), 0x3c00);
+	ck_assert_uint_eq(mllm__f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)), 0x3c02);
+	ck_assert_uint_eq(mllm__f32_to_f16(70000.0f), 0x7c00);
+	ck_assert_float_eq(mllm__bf16_to_f32(0x3f80), 1.0f);
+	ck_assert_float_eq(mllm__bf16_to_f32(0xc040), -3.0f);
+}
+END_TEST
+
+START_TEST(test_quantize_q8_0)
+{
+	float x[64], y[64];
+	fill(x, 64, 3.0f);
+	x[5] = -7.5f; /* the block maximum maps to -127 */
+	mllm__block_q8_0 q[2];
+	mllm__quantize_q8_0(x, 64, q);
+	ck_assert_int_eq(q[0].qs[5], -127);
+	mllm__tensor t = { MLLM_DTYPE_Q8_0, 1, 64, q };
+	mllm__dequant_rows(&t, 0, 1, y);
+	for (int i = 0; i < 64; i++) {
+		float d = mllm__f16_to_f32(q[i / 32].d);
+		ck_assert_msg(fabsf(x[i] - y[i]) <= 0.5f * d * 1.01f + 1e-6f,
+			      "elem %d: %f vs %f", i, x[i], y[i]);
+	}
+	ck_assert_uint_eq(mllm__row_bytes(MLLM_DTYPE_Q8_0, 64), 68);
+	ck_assert_uint_eq(mllm__row_bytes(MLLM_DTYPE_Q4_0, 64), 36);
+	ck_assert_uint_eq(sizeof(mllm__block_q8_0), 34);
+	ck_assert_uint_eq(sizeof(mllm__block_q4_0), 18);
+}
+END_TEST
+
+/* Builds a weight of dtype t from f32 values w (rows x cols); returns the
+ * buffer and writes the exactly representable f32 values back into w. */
+static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
+{
+	size_t rb = mllm__row_bytes(t, cols);
+	uint8_t *buf = xmalloc(rb * (size_t)rows);
+	for (int64_t r = 0; r < rows; r++) {
+		float *src = w + r * cols;
+		uint8_t *o = buf + (size_t)r * rb;
+		switch (t) {
+		case MLLM_DTYPE_F32:
+			memcpy(o, src, rb);
+			break;
+		case MLLM_DTYPE_F16:
+			mllm__f32_to_f16_row(src, (uint16_t *)o, cols);
+			break;
+		case MLLM_DTYPE_BF16:
+			for (int64_t c = 0; c < cols; c++) {
+				uint32_t u;
+				memcpy(&u, &src[c], 4);
+				((uint16_t *)o)[c] = (uint16_t)(u >> 16);
+			}
+			break;
+		case MLLM_DTYPE_Q8_0:
+			mllm__quantize_q8_0(src, cols, (mllm__block_q8_0 *)o);
+			break;
+		case MLLM_DTYPE_Q4_0: {
+			mllm__block_q4_0 *b = (mllm__block_q4_0 *)o;
+			for (int64_t k = 0; k < cols / 32; k++) {
+				b[k].d = mllm__f32_to_f16(0.05f);
+				for (int j = 0; j < 16; j++)
+					b[k].qs[j] = (uint8_t)((rng_state = rng_state * 6364136223846793005ull + 1) >> 56);
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	mllm__tensor tt = { t, rows, cols, buf };
+	mllm__dequant_rows(&tt, 0, rows, w);
+	return buf;
+}
+
+static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok)
+{
+	float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
+	float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+	float *ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	float *got = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	mllm__block_qa *xq = xmalloc((size_t)(n_tok * (cols / 32 + 1)) * sizeof(*xq));
+	fill(w, (size_t)(rows * cols), 0.5f);
+	fill(x, (size_t)(n_tok * cols), 1.0f);
+	void *buf = make_weight(t, w, rows, cols);
+	mllm__tensor W = { t, rows, cols, buf };
+
+	/* The reference, checked against a double-precision dot. */
+	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
+	for (int64_t k = 0; k < n_tok; k++)
+		for (int64_t r = 0; r < rows; r++) {
+			double s = 0.0;
+			for (int64_t c = 0; c < cols; c++)
+				s += (double)w[r * cols + c] * x[k * cols + c];
+			ck_assert_msg(fabs(s - ref[k * rows + r]) <= 1e-4 * (1.0 + fabs(s)),
+				      "scalar %s row %lld", mllm_dtype_name(t), (long long)r);
+		}
+
+	mllm__isa isas[2];
+	int ni = tiers(isas);
+	for (int i = 0; i < ni; i++) {
+		bool q = mllm__matmul_wants_qa(isas[i], t);
+		if (q)
+			mllm__quantize_qa(isas[i], x, n_tok, cols, xq);
+		/* Split the rows in two ranges as two workers would. */
+		int64_t mid = rows / 2;
+		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, got, rows, 0, mid);
+		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, got, rows, mid, rows);
+		for (int64_t k = 0; k < n_tok * rows; k++) {
+			/* 16-bit activations: relative error ~1e-4 at most */
+			double tol = q ? 1e-3 * (1.0 + fabs(ref[k])) : 1e-4 * (1.0 + fabs(ref[k]));
+			ck_assert_msg(fabs(got[k] - ref[k]) <= tol,
+				      "%s %s [%lld]: %f vs %f (cols %lld)", mllm__isa_name(isas[i]),
+				      mllm_dtype_name(t), (long long)k, got[k], ref[k],
+				      (long long)cols);
+		}
+	}
+	free(w);
+	free(x);
+	free(ref);
+	free(got);
+	free(xq);
+	free(buf);
+}
+
+START_TEST(test_matmul_float)
+{
+	mllm_dtype ts[] = { MLLM_DTYPE_F32, MLLM_DTYPE_F16, MLLM_DTYPE_BF16 };
+	/* Column counts with every tail length, row counts not a multiple of
+	 * the kernels' row groups, 1 and several tokens. */
+	int64_t cols[] = { 8, 64, 172, 576, 37 };
+	for (size_t i = 0; i < 3; i++)
+		for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+			check_matmul(ts[i], 7, cols[c], 1);
+			check_matmul(ts[i], 13, cols[c], 5);
+		}
+}
+END_TEST
+
+START_TEST(test_matmul_quant)
+{
+	check_matmul(MLLM_DTYPE_Q8_0, 9, 64, 1);
+	check_matmul(MLLM_DTYPE_Q8_0, 13, 576, 3);
+	check_matmul(MLLM_DTYPE_Q4_0, 9, 64, 1);
+	check_matmul(MLLM_DTYPE_Q4_0, 13, 576, 3);
+}
+END_TEST
+
+START_TEST(test_vector_kernels)
+{
+	mllm__isa isas[2];
+	int ni = tiers(isas);
+	float a[203], b[203], y0[203], y1[203], g0[203], g1[203], u[203];
+	uint16_t bh[203];
+	fill(a, 203, 4.0f);
+	fill(b, 203, 4.0f);
+	fill(u, 203, 2.0f);
+	mllm__f32_to_f16_row(b, bh, 203);
+	for (int i = 0; i < ni; i++) {
+		for (int n = 1; n <= 203; n += 13) {
+			float r = mllm__dot_f32(MLLM__ISA_SCALAR, a, b, n);
+			ck_assert(fabsf(mllm__dot_f32(isas[i], a, b, n) - r) <= 1e-4f * (1 + fabsf(r)));
+			r = mllm__dot_f16(MLLM__ISA_SCALAR, a, bh, n);
+			ck_assert(fabsf(mllm__dot_f16(isas[i], a, bh, n) - r) <= 1e-4f * (1 + fabsf(r)));
+			memcpy(y0, b, sizeof b);
+			memcpy(y1, b, sizeof b);
+			mllm__axpy_f32(MLLM__ISA_SCALAR, y0, 0.37f, a, n);
+			mllm__axpy_f32(isas[i], y1, 0.37f, a, n);
+			mllm__axpy_f16(MLLM__ISA_SCALAR, y0, -1.5f, bh, n);
+			mllm__axpy_f16(isas[i], y1, -1.5f, bh, n);
+			for (int k = 0; k < 203; k++)
+				ck_assert(fabsf(y0[k] - y1[k]) <= 1e-5f * (1 + fabsf(y0[k])));
+			/* softmax, with large logits to exercise the range */
+			for (int k = 0; k < n; k++)
+				y0[k] = y1[k] = a[k] * 20.0f;
+			mllm__softmax(MLLM__ISA_SCALAR, y0, n);
+			mllm__softmax(isas[i], y1, n);
+			double s = 0.0;
+			for (int k = 0; k < n; k++) {
+				ck_assert_msg(fabsf(y0[k] - y1[k]) <= 1e-6f + 1e-5f * y0[k],
+					      "softmax %s n %d k %d: %g vs %g", mllm__isa_name(isas[i]),
+					      n, k, y0[k], y1[k]);
+				s += y1[k];
+			}
+			ck_assert(fabs(s - 1.0) < 1e-5);
+			memcpy(g0, a, sizeof a);
+			memcpy(g1, a, sizeof a);
+			for (int k = 0; k < n; k++)
+				g0[k] = g1[k] = a[k] * 6.0f;
+			mllm__silu_mul(MLLM__ISA_SCALAR, g0, u, n);
+			mllm__silu_mul(isas[i], g1, u, n);
+			for (int k = 0; k < n; k++)
+				ck_assert_msg(fabsf(g0[k] - g1[k]) <= 1e-6f * (1 + fabsf(g0[k])),
+					      "silu %d: %g vs %g", k, g0[k], g1[k]);
+		}
+	}
+	/* silu against its definition, in double */
+	float g[3] = { -3.0f, 0.0f, 2.5f }, one[3] = { 1, 1, 1 };
+	mllm__silu_mul(MLLM__ISA_SCALAR, g, one, 3);
+	ck_assert(fabs(g[0] - (-3.0 / (1.0 + exp(3.0)))) < 1e-6);
+	ck_assert(g[1] == 0.0f);
+	ck_assert(fabs(g[2] - (2.5 / (1.0 + exp(-2.5)))) < 1e-6);
+}
+END_TEST
+
+START_TEST(test_rmsnorm_rope)
+{
+	float x[64], w[64], o[64];
+	fill(x, 64, 3.0f);
+	fill(w, 64, 1.0f);
+	mllm__rmsnorm(MLLM__ISA_SCALAR, o, x, w, 64, 1e-5f);
+	double ss = 0.0;
+	for (int i = 0; i < 64; i++)
+		ss += (double)x[i] * x[i];
+	double sc = 1.0 / sqrt(ss / 64 + 1e-5);
+	for (int i = 0; i < 64; i++)
+		ck_assert(fabs(o[i] - x[i] * sc * w[i]) < 1e-5);
+
+	/* RoPE: both layouts rotate the same pairs by the same angles, they
+	 * only differ in which elements form a pair. Two heads of 8. */
+	float cs[8], hf[16], il[16];
+	for (int i = 0; i < 4; i++) {
+		double a = 3.0 * pow(10000.0, -2.0 * i / 8.0);
+		cs[i] = (float)cos(a);
+		cs[4 + i] = (float)sin(a);
+	}
+	fill(hf, 16, 1.0f);
+	for (int h = 0; h < 2; h++)
+		for (int i = 0; i < 4; i++) { /* permute HF pairs (i, i+4) to (2i, 2i+1) */
+			il[h * 8 + 2 * i] = hf[h * 8 + i];
+			il[h * 8 + 2 * i + 1] = hf[h * 8 + i + 4];
+		}
+	float hf0[16];
+	memcpy(hf0, hf, sizeof hf);
+	mllm__rope(hf, 2, 8, cs, false);
+	mllm__rope(il, 2, 8, cs, true);
+	for (int h = 0; h < 2; h++)
+		for (int i = 0; i < 4; i++) {
+			ck_assert(fabsf(il[h * 8 + 2 * i] - hf[h * 8 + i]) < 1e-6f);
+			ck_assert(fabsf(il[h * 8 + 2 * i + 1] - hf[h * 8 + i + 4]) < 1e-6f);
+			/* rotation keeps the pair's length */
+			float a = hf0[h * 8 + i], b = hf0[h * 8 + i + 4];
+			float c = hf[h * 8 + i], d = hf[h * 8 + i + 4];
+			ck_assert(fabsf(a * a + b * b - c * c - d * d) < 1e-5f);
+			/* first element: a cos - b sin */
+			ck_assert(fabsf(c - (a * cs[i] - b * cs[4 + i])) < 1e-6f);
+		}
+}
+END_TEST
+
+START_TEST(test_blas_core_and_sgemm)
+{
+	/* OpenBLAS is a build dependency: it must load, run a core made for
+	 * this CPU, and agree with the reference. */
+	ck_assert(mllm__blas_init());
+	const char *core = mllm__blas_corename();
+	const mllm__cpu_caps *c = mllm__cpu_caps_get();
+	const char *env = getenv("OPENBLAS_CORETYPE");
+	ck_assert_ptr_nonnull(env); /* set by us before the library loaded */
+	ck_assert_msg(strcasecmp(core, env) == 0, "core %s, wanted %s", core, env);
+	if (c->avx512f)
+		ck_assert_msg(strcasecmp(core, "Prescott") != 0, "OpenBLAS fell back to Prescott");
+	printf("OpenBLAS core: %s; %s\n", core, mllm_cpu_describe());
+
+	int M = 37, N = 70, K = 96;
+	float *A = xmalloc((size_t)M * K * sizeof(float));
+	float *B = xmalloc((size_t)N * K * sizeof(float));
+	float *C = xmalloc((size_t)M * N * sizeof(float));
+	float *R = xmalloc((size_t)M * N * sizeof(float));
+	fill(A, (size_t)M * K, 1.0f);
+	fill(B, (size_t)N * K, 1.0f);
+	mllm__sgemm_nt(M, N, K, A, K, B, K, C, N);
+	mllm__tensor W = { MLLM_DTYPE_F32, N, K, B };
+	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, A, NULL, M, R, N, 0, N);
+	for (int i = 0; i < M * N; i++)
+		ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + fabsf(R[i])), "sgemm [%d]", i);
+	free(A);
+	free(B);
+	free(C);
+	free(R);
+}
+END_TEST
+
+typedef struct {
+	int *hits;
+	int64_t *seen_tid;
+} pool_arg;
+
+static void mark(void *a, int64_t i0, int64_t i1, int tid)
+{
+	pool_arg *p = a;
+	for (int64_t i = i0; i < i1; i++) {
+		p->hits[i]++;
+		p->seen_tid[i] = tid;
+	}
+}
+
+START_TEST(test_pool)
+{
+	mllm__pool *p;
+	ck_assert_int_eq(mllm__pool_create(3, &p), 0);
+	ck_assert_int_eq(mllm__pool_size(p), 3);
+	int hits[1000];
+	int64_t tids[1000];
+	pool_arg a = { hits, tids };
+	for (int round = 0; round < 200; round++) {
+		int n = 1 + (round * 37) % 1000;
+		memset(hits, 0, sizeof hits);
+		mllm__parallel_for(p, n, 4, 4, mark, &a);
+		for (int i = 0; i < n; i++)
+			ck_assert_int_eq(hits[i], 1);
+		for (int i = n; i < 1000; i++)
+			ck_assert_int_eq(hits[i], 0);
+	}
+	/* Below the grain it runs on the caller only. */
+	memset(hits, 0, sizeof hits);
+	mllm__parallel_for(p, 10, 8, 1, mark, &a);
+	for (int i = 0; i < 10; i++)
+		ck_assert(hits[i] == 1 && tids[i] == 0);
+	/* Above it, other workers take part, in aligned ranges. */
+	mllm__parallel_for(p, 999, 4, 16, mark, &a);
+	ck_assert_int_eq(tids[0], 0);
+	ck_assert_int_eq(tids[998], 2);
+	ck_assert_int_eq(tids[335], 0); /* chunk 333 rounded up to 336 */
+	ck_assert_int_eq(tids[336], 1);
+	/* Workers asleep after a pause still wake. */
+	usleep(20000);
+	memset(hits, 0, sizeof hits);
+	mllm__parallel_for(p, 999, 4, 1, mark, &a);
+	for (int i = 0; i < 999; i++)
+		ck_assert_int_eq(hits[i], 1);
+	mllm__pool_free(p);
+	mllm__pool_free(NULL);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("kernels");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_f16_roundtrip);
+	tcase_add_test(tc, test_quantize_q8_0);
+	tcase_add_test(tc, test_matmul_float);
+	tcase_add_test(tc, test_matmul_quant);
+	tcase_add_test(tc, test_vector_kernels);
+	tcase_add_test(tc, test_rmsnorm_rope);
+	tcase_add_test(tc, test_blas_core_and_sgemm);
+	tcase_add_test(tc, test_pool);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)
