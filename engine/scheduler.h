@@ -21,7 +21,9 @@ typedef struct {
 	int n_threads;            /* 0 = physical cores */
 	int32_t max_batch_tokens; /* tokens per step (prefill chunking), 512 */
 	int32_t max_running;      /* sequences decoding at once, 64 */
-	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED */
+	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED;
+				   * 0 = 256 (0 selects the default for the
+				   * three fields above as well) */
 	int32_t session_ttl_ms;   /* how long a named session's prefix is pinned */
 	bool prefix_cache;        /* reuse full blocks across requests (true) */
 	void (*notify)(void *ud); /* called on the engine thread; must not block */
@@ -69,15 +71,18 @@ typedef enum {
 
 typedef enum {
 	MLLM_EV_TOKEN = 1, /* text (may be empty while held back) + logprobs */
-	MLLM_EV_PROMPT,    /* echo: one prompt token's logprob (first has none) */
-	MLLM_EV_DONE,      /* one choice finished; usage filled */
+	MLLM_EV_PROMPT,    /* echo: one prompt token's logprob (first has none);
+			    * sent once per request, with choice 0 */
+	MLLM_EV_DONE,      /* one choice finished; usage filled. Its text holds
+			    * whatever was still held back when the choice
+			    * ended (a partial stop match that never completed,
+			    * trailing bytes): usually empty, append it. EOS is
+			    * counted in n_completion_tokens but never sent as
+			    * a TOKEN. */
 	MLLM_EV_ERROR,     /* the request failed; err set; no more events */
 } mllm_event_kind;
 
-typedef struct {
-	int32_t id;
-	float logprob;
-} mllm_top_logprob;
+/* mllm_top_logprob is declared in sampler.h. */
 
 typedef struct {
 	mllm_event_kind kind;

@@ -1,0 +1,225 @@
+/*
+ * bench_scheduler.c — continuous batching under load: C concurrent requests
+ * (C = 1, 4, 16, 64 by default), each a short random prompt and N generated
+ * tokens (ignore_eos), all submitted at once to one engine. Prints the
+ * aggregate generated tokens/s, time to first token (median / p90) and
+ * per-request latency (median / p90). Figures only; nothing passes or fails.
+ *
+ * A MobileLLM-125M-shaped model with random weights:
+ *   sh tools/make_bench_model.sh            (when present), or
+ *   echo '{"bench-125m": {"dim": 576, "layers": 30, "heads": 9, "kv_heads": 3,
+ *          "ffn": 1536, "vocab": 32000, "dtype": "F16", "seed": 1,
+ *          "tokenizer": "../shared/fixtures/tokenizer/llama2/tokenizer.model"}}' \
+ *        > /tmp/spec.json
+ *   python3 ../shared/tools/make_tiny_models.py /tmp/spec.json /tmp/models
+ * Then:
+ *   make BUILD=build build/bench/bench_scheduler
+ *   build/bench/bench_scheduler /tmp/models/bench-125m [-n 128] [-p 32]
+ *       [-c 1,4,16,64] [-t threads] [-q8]
+ * -q8 converts the weights to Q8_0 at load (the llama.cpp anchor used Q8_0).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t seq; /* bumped by every notify */
+} waker;
+
+static void on_notify(void *ud)
+{
+	waker *w = ud;
+	pthread_mutex_lock(&w->mu);
+	w->seq++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct_ms(uint64_t *v, int n, double p)
+{
+	int i = (int)(p * (n - 1) + 0.5);
+	qsort(v, (size_t)n, sizeof *v, cmp_u64);
+	return (double)v[i] / 1e6;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % n);
+}
+
+/* One round of C concurrent requests. Returns 0 or an MLLM_E* code. */
+static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_threads, bool quiet)
+{
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	mllm_engine_params p = {0};
+	waker w = {.seq = 0};
+	mllm_engine *e = NULL;
+	mllm_request **rs = xcalloc((size_t)C, sizeof *rs);
+	uint64_t *ttft = xcalloc((size_t)C, sizeof *ttft);
+	uint64_t *lat = xcalloc((size_t)C, sizeof *lat);
+	int32_t *prompt = xcalloc((size_t)n_prompt, sizeof *prompt);
+	bool *done = xcalloc((size_t)C, sizeof *done);
+	char err[256];
+	int rc, n_done = 0;
+	int64_t n_tokens = 0;
+	uint64_t t0, t_end = 0;
+	mllm_engine_stats st;
+
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	p.kv.block_size = 16;
+	p.kv.n_blocks = (int64_t)C * ((n_prompt + n_gen) / 16 + 2) + 16;
+	p.n_threads = n_threads;
+	p.max_batch_tokens = 512;
+	p.max_running = C > 64 ? C : 64;
+	p.max_queue = C + 1;
+	p.prefix_cache = false; /* every prompt is distinct anyway */
+	p.notify = on_notify;
+	p.notify_ud = &w;
+	rc = mllm_engine_create(m, &p, &e, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "engine: %s\n", err);
+		goto out;
+	}
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = n_gen;
+	s.ignore_eos = true;
+	t0 = mllm_now_ns();
+	for (int i = 0; i < C; i++) {
+		prompt[0] = hp->bos_id >= 0 ? hp->bos_id : 1;
+		for (int k = 1; k < n_prompt; k++)
+			prompt[k] = 3 + (int32_t)rnd((uint32_t)hp->n_vocab - 3);
+		mllm_submit sub = {
+		    .prompt = prompt, .n_prompt = (size_t)n_prompt, .n_choices = 1, .sampling = s};
+		rc = mllm_engine_submit(e, &sub, &rs[i]);
+		if (rc) {
+			fprintf(stderr, "submit: %s\n", mllm_strerror(rc));
+			goto out;
+		}
+	}
+	while (n_done < C) {
+		uint64_t seen;
+		pthread_mutex_lock(&w.mu);
+		seen = w.seq;
+		pthread_mutex_unlock(&w.mu);
+		for (int i = 0; i < C; i++) {
+			mllm_event ev;
+			while (!done[i] && mllm_request_poll(rs[i], &ev)) {
+				if (ev.kind == MLLM_EV_TOKEN) {
+					n_tokens++;
+				} else if (ev.kind == MLLM_EV_DONE || ev.kind == MLLM_EV_ERROR) {
+					if (ev.kind == MLLM_EV_ERROR) {
+						fprintf(stderr, "request: %s\n",
+						        mllm_strerror(ev.err));
+						rc = ev.err;
+					}
+					ttft[i] =
+					    ev.t_first_token_ns > t0 ? ev.t_first_token_ns - t0 : 0;
+					lat[i] = ev.t_done_ns - t0;
+					if (ev.t_done_ns > t_end)
+						t_end = ev.t_done_ns;
+					done[i] = true;
+					n_done++;
+				}
+			}
+		}
+		pthread_mutex_lock(&w.mu);
+		while (w.seq == seen && n_done < C)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+	mllm_engine_stats_get(e, &st);
+	if (!quiet && rc == 0) {
+		double secs = (double)(t_end - t0) / 1e9;
+		printf("%4d  %9.1f  %8.1f  %8.1f  %9.1f  %9.1f  %6lld\n", C,
+		       (double)n_tokens / secs, pct_ms(ttft, C, 0.5), pct_ms(ttft, C, 0.9),
+		       pct_ms(lat, C, 0.5), pct_ms(lat, C, 0.9), (long long)st.n_steps);
+		fflush(stdout);
+	}
+out:
+	for (int i = 0; i < C; i++)
+		mllm_request_release(rs[i]);
+	mllm_engine_free(e);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	free(rs);
+	free(ttft);
+	free(lat);
+	free(prompt);
+	free(done);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL, *list = "1,4,16,64";
+	int n_gen = 128, n_prompt = 32, n_threads = 0;
+	bool q8 = false;
+	char err[512];
+	mllm_model *m = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			n_gen = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-p") && i + 1 < argc)
+			n_prompt = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			list = argv[++i];
+		else if (!strcmp(argv[i], "-t") && i + 1 < argc)
+			n_threads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-q8"))
+			q8 = true;
+		else if (argv[i][0] != '-')
+			path = argv[i];
+	}
+	if (!path || n_gen < 1 || n_prompt < 1) {
+		fprintf(stderr,
+		        "usage: %s MODEL [-n tokens] [-p prompt] [-c 1,4,16,64] "
+		        "[-t threads] [-q8]\n",
+		        argv[0]);
+		return 2;
+	}
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	mp.n_threads = n_threads;
+	if (q8)
+		mp.convert_to = MLLM_DTYPE_Q8_0;
+	if (mllm_model_open(path, &mp, &m, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	printf("model %s: %d layers, dim %d, vocab %d, %s%s; %s\n", path, hp->n_layer, hp->n_embd,
+	       hp->n_vocab, mllm_dtype_name(hp->wtype), q8 ? " -> Q8_0" : "", mllm_cpu_describe());
+	printf("%d-token prompts, %d generated tokens per request, greedy, ignore_eos\n", n_prompt,
+	       n_gen);
+	/* Warm-up: page the weights in, start the pools. */
+	(void)run_round(m, 1, 8, n_prompt, n_threads, true);
+	printf("   C  tok/s(agg)  ttft p50  ttft p90  lat p50ms  lat p90ms   steps\n");
+	for (const char *c = list; *c;) {
+		int C = atoi(c);
+		if (C > 0 && run_round(m, C, n_gen, n_prompt, n_threads, false))
+			break;
+		c = strchr(c, ',');
+		if (!c)
+			break;
+		c++;
+	}
+	mllm_model_close(m);
+	return 0;
+}

@@ -1,0 +1,1455 @@
+/*
+ * scheduler.c — the server engine: one thread per resident model that owns
+ * the KV pool and the forward context and runs continuous batching. Requests
+ * arrive through a mutex-protected inbox (a condvar wakes the thread when it
+ * sleeps); each step batches one decode token of every running sequence with
+ * chunks of waiting prompts up to a token budget; events leave through a
+ * per-request outbox and a coalescing notify callback. KV blocks are reserved
+ * in full at admission (prompt + max_tokens), so a sequence never stalls or is
+ * preempted mid-generation; full blocks are indexed in a prefix cache (hash
+ * chain over block contents, LRU eviction) for later requests to reuse.
+ * See docs/scheduler.md.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base.h"
+
+#define DEFAULT_MAX_BATCH_TOKENS 512
+#define DEFAULT_MAX_RUNNING      64
+#define DEFAULT_MAX_QUEUE        256
+#define ECHO_ROWS                32 /* extra logits rows per step for echo prompt logprobs */
+
+/* ---- Outbox -------------------------------------------------------------- */
+
+typedef struct {
+	mllm_event ev;             /* text pointers are filled at poll */
+	size_t text_off, text_len; /* into the request's arena */
+	size_t tok_off, tok_len;
+} outbox_entry;
+
+typedef enum {
+	RQ_INBOX = 0, /* submitted, not yet seen by the engine thread */
+	RQ_WAITING,   /* in the engine's FIFO, waiting for blocks */
+	RQ_RUNNING,   /* admitted: prefilling or decoding */
+	RQ_FINISHED,  /* final event pushed; the engine dropped it */
+} rq_state;
+
+typedef struct seq seq;
+
+struct mllm_request {
+	atomic_int refs; /* caller + engine */
+	atomic_bool cancelled;
+
+	/* Outbox, guarded by mu. The engine appends, the caller polls. */
+	pthread_mutex_t mu;
+	mllm_engine *e; /* NULL once the engine let go of it */
+	outbox_entry *q;
+	size_t q_head, q_len, q_cap;
+	char *arena; /* texts of queued events */
+	size_t arena_len, arena_cap;
+	char *cur; /* the caller's copy of the polled event's texts */
+	size_t cur_cap;
+
+	/* Immutable after submit. */
+	int32_t *prompt; /* [n_prompt] */
+	int32_t n_prompt;
+	int32_t n_choices;
+	mllm_sampling samp; /* deep copy: logit_bias and stop below */
+	mllm_logit_bias *bias;
+	char *stop[MLLM_MAX_STOP];
+	char *session_id;
+	void *user;
+
+	/* Engine thread only. */
+	rq_state state;
+	mllm_request *next; /* inbox / waiting FIFO link */
+	seq *seqs;          /* [n_choices] once admitted */
+	int32_t n_live;     /* choices not finished */
+	int32_t n_cached;   /* prompt tokens reused from the prefix cache */
+	bool forked;        /* prefill done, choices 1.. share its blocks */
+};
+
+/* ---- Sequences: one per choice of an admitted request ---------------------- */
+
+struct seq {
+	mllm_request *r;
+	int32_t choice;
+	int32_t *table; /* [n_table] block ids, all reserved at admission */
+	int32_t n_table;
+	int32_t *gen; /* [max_tokens] generated tokens */
+	int32_t n_gen;
+	int32_t n_past;    /* positions whose K/V are in the cache */
+	int32_t next_tok;  /* token to feed at n_past when decoding */
+	int32_t n_indexed; /* leading full blocks offered to the prefix cache */
+	uint64_t chain;    /* hash of blocks [0, n_indexed) */
+	mllm_sampler *sampler;
+	mllm_detok detok;
+	mllm_stop stop;
+	bool stop_ready;
+	bool done;
+	uint64_t t_first;
+	int32_t row; /* logits row this step, or -1 */
+};
+
+/* ---- Prefix cache ---------------------------------------------------------- */
+
+typedef struct pc_entry pc_entry;
+struct pc_entry {
+	uint64_t hash, parent; /* chain hash of this block and of its prefix */
+	int32_t block;         /* the cache holds one reference */
+	int32_t *tokens;       /* [block_size] the block's tokens (verification) */
+	pc_entry *hnext;       /* bucket chain */
+	pc_entry *prev, *next; /* LRU list, most recent first */
+};
+
+typedef struct {
+	char *id;
+	int32_t *blocks;
+	int32_t n_blocks;
+	uint64_t expire_ns;
+} session_pin;
+
+struct mllm_engine {
+	const mllm_model *m;
+	const mllm_tokenizer *tok;
+	mllm_engine_params p;
+	int32_t n_vocab, n_ctx, eos, bs;
+	mllm_kv *kv;
+	mllm_ctx *ctx;
+	mllm_sampler_ws *ws;
+
+	pthread_t thread;
+	bool thread_started;
+	bool mu_init;
+	bool notify_pending; /* events were pushed since the last notify */
+	pthread_mutex_t mu;  /* inbox, counters, stats */
+	pthread_cond_t cv;
+	mllm_request *inbox_head, *inbox_tail;
+	int32_t n_queued; /* inbox + waiting: bounded by max_queue */
+	bool stopping;
+	bool wake; /* a cancel or submit since the engine last looked */
+	mllm_engine_stats stats;
+
+	/* Engine thread only. */
+	mllm_request *wait_head, *wait_tail;
+	mllm_request **active; /* [max_running] admitted requests, FIFO order */
+	int32_t n_active;
+	seq **running; /* [max_running] live sequences (batch slots) */
+	int32_t n_running;
+	int64_t n_steps, prefix_hits, prefix_tokens, n_prompt_total, n_gen_total;
+
+	/* Batch buffers, sized once. */
+	int32_t n_batch_max, n_rows_max;
+	int32_t *b_token, *b_pos, *b_seq;
+	bool *b_logits;
+	const int32_t **b_tables;        /* [max_running] */
+	float *logits;                   /* [n_rows_max * n_vocab] */
+	int32_t *c_from, *c_len, *c_row; /* [max_running] prompt chunk per active */
+	mllm_request **c_done;           /* [max_running] */
+
+	/* Prefix cache. */
+	pc_entry *pc_pool;  /* [n_blocks] */
+	int32_t *pc_tokens; /* [n_blocks * bs] */
+	pc_entry *pc_free;
+	pc_entry **pc_buckets;
+	size_t pc_mask;
+	pc_entry *lru_head, *lru_tail;
+	session_pin *pins;
+	int32_t n_pins, cap_pins;
+};
+
+/* ---- Small helpers --------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	return mllm_now_ns();
+}
+
+static uint64_t hash_block(uint64_t parent, const int32_t *tokens, int32_t n)
+{
+	uint64_t h = parent ^ 0x9e3779b97f4a7c15ULL;
+	for (int32_t i = 0; i < n; i++) {
+		h ^= (uint32_t)tokens[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static int32_t tok_at(const seq *s, int32_t pos)
+{
+	const mllm_request *r = s->r;
+	return pos < r->n_prompt ? r->prompt[pos] : s->gen[pos - r->n_prompt];
+}
+
+/* ---- Outbox (any thread, under r->mu) -------------------------------------- */
+
+static size_t arena_put(mllm_request *r, const char *p, size_t n)
+{
+	size_t off = r->arena_len;
+	if (n == 0)
+		return off;
+	if (r->arena_len + n > r->arena_cap) {
+		size_t cap = r->arena_cap ? r->arena_cap : 256;
+		while (cap < r->arena_len + n)
+			cap *= 2;
+		r->arena = xrealloc(r->arena, cap);
+		r->arena_cap = cap;
+	}
+	memcpy(r->arena + off, p, n);
+	r->arena_len += n;
+	return off;
+}
+
+/* Appends an event; text and token_text are copied. Engine side: marks the
+ * engine so that it notifies the consumer after this pass. */
+static void push_event(mllm_engine *e, mllm_request *r, const mllm_event *ev, const char *text,
+                       size_t text_len, const char *tok_text, size_t tok_len)
+{
+	outbox_entry *o;
+	e->notify_pending = true;
+	pthread_mutex_lock(&r->mu);
+	if (r->q_head + r->q_len == r->q_cap) {
+		if (r->q_head > 0) {
+			memmove(r->q, r->q + r->q_head, r->q_len * sizeof *r->q);
+			r->q_head = 0;
+		}
+		if (r->q_len == r->q_cap) {
+			r->q_cap = r->q_cap ? r->q_cap * 2 : 16;
+			r->q = xrealloc(r->q, r->q_cap * sizeof *r->q);
+		}
+	}
+	o = &r->q[r->q_head + r->q_len++];
+	o->ev = *ev;
+	o->ev.text = NULL;
+	o->ev.token_text = NULL;
+	o->text_len = text_len;
+	o->text_off = arena_put(r, text, text_len);
+	o->tok_len = tok_len;
+	o->tok_off = arena_put(r, tok_text, tok_len);
+	pthread_mutex_unlock(&r->mu);
+}
+
+int mllm_request_poll(mllm_request *r, mllm_event *ev)
+{
+	outbox_entry *o;
+	size_t need;
+	pthread_mutex_lock(&r->mu);
+	if (r->q_len == 0) {
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	o = &r->q[r->q_head];
+	need = o->text_len + o->tok_len + 2;
+	if (need > r->cur_cap) {
+		r->cur = xrealloc(r->cur, need);
+		r->cur_cap = need;
+	}
+	if (o->text_len)
+		memcpy(r->cur, r->arena + o->text_off, o->text_len);
+	r->cur[o->text_len] = '\0';
+	if (o->tok_len)
+		memcpy(r->cur + o->text_len + 1, r->arena + o->tok_off, o->tok_len);
+	r->cur[o->text_len + 1 + o->tok_len] = '\0';
+	*ev = o->ev;
+	ev->text = r->cur;
+	ev->text_len = o->text_len;
+	ev->token_text = r->cur + o->text_len + 1;
+	ev->token_text_len = o->tok_len;
+	r->q_head++;
+	r->q_len--;
+	if (r->q_len == 0) {
+		r->q_head = 0;
+		r->arena_len = 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return 1;
+}
+
+/* ---- Requests: lifetime ---------------------------------------------------- */
+
+static void request_destroy(mllm_request *r)
+{
+	free(r->q);
+	free(r->arena);
+	free(r->cur);
+	free(r->prompt);
+	free(r->bias);
+	for (int i = 0; i < MLLM_MAX_STOP; i++)
+		free(r->stop[i]);
+	free(r->session_id);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static void request_unref(mllm_request *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1)
+		request_destroy(r);
+}
+
+void mllm_request_cancel(mllm_request *r)
+{
+	if (!r)
+		return;
+	atomic_store(&r->cancelled, true);
+	/* r->mu keeps r->e alive-or-NULL while we wake the engine. Lock order
+	 * is always r->mu before e->mu. */
+	pthread_mutex_lock(&r->mu);
+	if (r->e) {
+		pthread_mutex_lock(&r->e->mu);
+		r->e->wake = true;
+		pthread_cond_signal(&r->e->cv);
+		pthread_mutex_unlock(&r->e->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void mllm_request_release(mllm_request *r)
+{
+	if (!r)
+		return;
+	mllm_request_cancel(r);
+	request_unref(r);
+}
+
+void *mllm_request_user(const mllm_request *r)
+{
+	return r ? r->user : NULL;
+}
+
+/* The engine lets go of a request after its final event. */
+static void engine_drop(mllm_request *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->e = NULL;
+	pthread_mutex_unlock(&r->mu);
+	r->state = RQ_FINISHED;
+	request_unref(r);
+}
+
+/* ---- Prefix cache (engine thread) ------------------------------------------- */
+
+static void lru_unlink(mllm_engine *e, pc_entry *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		e->lru_head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else
+		e->lru_tail = x->prev;
+	x->prev = x->next = NULL;
+}
+
+static void lru_push_front(mllm_engine *e, pc_entry *x)
+{
+	x->prev = NULL;
+	x->next = e->lru_head;
+	if (e->lru_head)
+		e->lru_head->prev = x;
+	e->lru_head = x;
+	if (!e->lru_tail)
+		e->lru_tail = x;
+}
+
+static pc_entry *pc_find(mllm_engine *e, uint64_t parent, const int32_t *tokens)
+{
+	uint64_t h = hash_block(parent, tokens, e->bs);
+	for (pc_entry *x = e->pc_buckets[h & e->pc_mask]; x; x = x->hnext)
+		if (x->hash == h && x->parent == parent &&
+		    memcmp(x->tokens, tokens, (size_t)e->bs * sizeof *tokens) == 0)
+			return x;
+	return NULL;
+}
+
+static void pc_remove(mllm_engine *e, pc_entry *x)
+{
+	pc_entry **pp = &e->pc_buckets[x->hash & e->pc_mask];
+	while (*pp != x)
+		pp = &(*pp)->hnext;
+	*pp = x->hnext;
+	lru_unlink(e, x);
+	mllm_kv_block_unref(e->kv, x->block);
+	x->hnext = e->pc_free;
+	e->pc_free = x;
+}
+
+/* Offers the full, computed blocks of s to the cache. */
+static void pc_index(mllm_engine *e, seq *s)
+{
+	int32_t tokens[4096];
+	if (!e->p.prefix_cache || !e->pc_pool || e->bs > 4096)
+		return;
+	while ((s->n_indexed + 1) * e->bs <= s->n_past) {
+		int32_t b = s->n_indexed, blk = s->table[b];
+		pc_entry *x;
+		for (int32_t i = 0; i < e->bs; i++)
+			tokens[i] = tok_at(s, b * e->bs + i);
+		x = pc_find(e, s->chain, tokens);
+		if (!x && e->pc_free) {
+			x = e->pc_free;
+			e->pc_free = x->hnext;
+			x->parent = s->chain;
+			x->hash = hash_block(s->chain, tokens, e->bs);
+			x->block = blk;
+			memcpy(x->tokens, tokens, (size_t)e->bs * sizeof *tokens);
+			mllm_kv_block_ref(e->kv, blk);
+			x->hnext = e->pc_buckets[x->hash & e->pc_mask];
+			e->pc_buckets[x->hash & e->pc_mask] = x;
+			lru_push_front(e, x);
+		} else if (x) {
+			lru_unlink(e, x);
+			lru_push_front(e, x);
+		}
+		s->chain = hash_block(s->chain, tokens, e->bs);
+		s->n_indexed++;
+	}
+}
+
+/* Blocks only the cache holds: what eviction can give back. */
+static int64_t pc_evictable(const mllm_engine *e)
+{
+	int64_t n = 0;
+	for (const pc_entry *x = e->lru_head; x; x = x->next)
+		n += mllm_kv_block_refcount(e->kv, x->block) == 1;
+	return n;
+}
+
+static bool pc_evict_one(mllm_engine *e)
+{
+	for (pc_entry *x = e->lru_tail; x; x = x->prev) {
+		if (mllm_kv_block_refcount(e->kv, x->block) == 1) {
+			pc_remove(e, x);
+			return true;
+		}
+	}
+	return false;
+}
+
+static int32_t block_alloc(mllm_engine *e)
+{
+	int32_t b = mllm_kv_block_alloc(e->kv);
+	while (b < 0 && pc_evict_one(e))
+		b = mllm_kv_block_alloc(e->kv);
+	return b;
+}
+
+static void pin_release(mllm_engine *e, int32_t i)
+{
+	session_pin *p = &e->pins[i];
+	for (int32_t k = 0; k < p->n_blocks; k++)
+		mllm_kv_block_unref(e->kv, p->blocks[k]);
+	free(p->blocks);
+	free(p->id);
+	e->pins[i] = e->pins[--e->n_pins];
+}
+
+static void pins_expire(mllm_engine *e, uint64_t now)
+{
+	for (int32_t i = 0; i < e->n_pins;) {
+		if (e->pins[i].expire_ns <= now)
+			pin_release(e, i);
+		else
+			i++;
+	}
+}
+
+/* Pins the indexed blocks of s under r's session id for session_ttl_ms. */
+static void pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
+{
+	session_pin *p;
+	if (!r->session_id || e->p.session_ttl_ms <= 0 || s->n_indexed == 0)
+		return;
+	for (int32_t i = 0; i < e->n_pins; i++) {
+		if (strcmp(e->pins[i].id, r->session_id) == 0) {
+			pin_release(e, i);
+			break;
+		}
+	}
+	if (e->n_pins == e->cap_pins) {
+		e->cap_pins = e->cap_pins ? e->cap_pins * 2 : 8;
+		e->pins = xrealloc(e->pins, (size_t)e->cap_pins * sizeof *e->pins);
+	}
+	p = &e->pins[e->n_pins++];
+	p->id = xstrdup(r->session_id);
+	p->n_blocks = s->n_indexed;
+	p->blocks = xmallocarray((size_t)s->n_indexed, sizeof *p->blocks);
+	for (int32_t k = 0; k < s->n_indexed; k++) {
+		p->blocks[k] = s->table[k];
+		mllm_kv_block_ref(e->kv, s->table[k]);
+	}
+	p->expire_ns = now_ns() + (uint64_t)e->p.session_ttl_ms * 1000000ULL;
+}
+
+/* ---- Sequences (engine thread) ---------------------------------------------- */
+
+static void seq_release(mllm_engine *e, seq *s)
+{
+	for (int32_t i = 0; i < s->n_table; i++)
+		if (s->table[i] >= 0)
+			mllm_kv_block_unref(e->kv, s->table[i]);
+	free(s->table);
+	free(s->gen);
+	mllm_sampler_free(s->sampler);
+	if (s->stop_ready)
+		mllm_stop_free(&s->stop);
+	memset(s, 0, sizeof *s);
+	s->done = true;
+}
+
+static void running_remove(mllm_engine *e, seq *s)
+{
+	for (int32_t i = 0; i < e->n_running; i++) {
+		if (e->running[i] == s) {
+			e->running[i] = e->running[--e->n_running];
+			return;
+		}
+	}
+}
+
+static void active_remove(mllm_engine *e, mllm_request *r)
+{
+	for (int32_t i = 0; i < e->n_active; i++) {
+		if (e->active[i] == r) {
+			memmove(&e->active[i], &e->active[i + 1],
+			        (size_t)(e->n_active - i - 1) * sizeof *e->active);
+			e->n_active--;
+			return;
+		}
+	}
+}
+
+static void fill_usage(const mllm_request *r, const seq *s, mllm_event *ev)
+{
+	ev->n_prompt_tokens = r->n_prompt;
+	ev->n_cached_tokens = r->n_cached;
+	ev->n_completion_tokens = s ? s->n_gen : 0;
+	ev->t_first_token_ns = s ? s->t_first : 0;
+	ev->t_done_ns = now_ns();
+}
+
+/* Ends the request when its last choice ended: frees seqs, drops it. */
+static void request_maybe_finish(mllm_engine *e, mllm_request *r)
+{
+	if (r->n_live > 0)
+		return;
+	active_remove(e, r);
+	free(r->seqs);
+	r->seqs = NULL;
+	engine_drop(r);
+}
+
+/* Finishes choice s: pushes the held-back text and DONE, frees its blocks
+ * (after offering them to the prefix cache and the session pin). */
+static void seq_finish(mllm_engine *e, seq *s, mllm_finish finish)
+{
+	mllm_request *r = s->r;
+	mllm_event ev = {.kind = MLLM_EV_DONE, .choice = s->choice, .finish = finish};
+	char tail[MLLM_DETOK_MAX + 16];
+	const char *text = NULL;
+	size_t n_text = 0;
+
+	if (finish != MLLM_FINISH_CANCELLED && finish != MLLM_FINISH_ERROR && s->stop_ready &&
+	    !s->stop.matched) {
+		/* Bytes the detokenizer still held, then what the stop matcher
+		 * held: released now, unless they complete a stop string. */
+		int n = mllm_detok_flush(&s->detok, tail, sizeof tail);
+		const char *rel;
+		size_t k = mllm_stop_push(&s->stop, tail, n > 0 ? (size_t)n : 0, &rel);
+		char buf[MLLM_DETOK_MAX + 16];
+		if (k > sizeof buf)
+			k = sizeof buf;
+		memcpy(buf, rel, k);
+		if (s->stop.matched) {
+			ev.finish = MLLM_FINISH_STOP;
+		} else {
+			const char *rest;
+			size_t k2 = mllm_stop_flush(&s->stop, &rest);
+			if (k + k2 > sizeof buf)
+				k2 = sizeof buf - k;
+			memcpy(buf + k, rest, k2);
+			k += k2;
+		}
+		memcpy(tail, buf, k);
+		text = tail;
+		n_text = k;
+	}
+	fill_usage(r, s, &ev);
+	push_event(e, r, &ev, text, n_text, NULL, 0);
+	if (r->state == RQ_RUNNING && s->table) {
+		pc_index(e, s);
+		if (s->choice == 0 && finish != MLLM_FINISH_CANCELLED)
+			pin_session(e, r, s);
+	}
+	running_remove(e, s);
+	seq_release(e, s);
+	r->n_live--;
+}
+
+/* Fails or cancels every live choice of an admitted request. */
+static void request_end_all(mllm_engine *e, mllm_request *r, mllm_finish finish)
+{
+	for (int32_t c = 0; c < r->n_choices; c++)
+		if (!r->seqs[c].done)
+			seq_finish(e, &r->seqs[c], finish);
+	request_maybe_finish(e, r);
+}
+
+static void request_error(mllm_engine *e, mllm_request *r, int err)
+{
+	mllm_event ev = {.kind = MLLM_EV_ERROR, .err = err};
+	fill_usage(r, NULL, &ev);
+	if (r->seqs) {
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			if (!r->seqs[c].done) {
+				running_remove(e, &r->seqs[c]);
+				seq_release(e, &r->seqs[c]);
+			}
+		}
+		r->n_live = 0;
+		active_remove(e, r);
+		free(r->seqs);
+		r->seqs = NULL;
+	}
+	push_event(e, r, &ev, NULL, 0, NULL, 0);
+	engine_drop(r);
+}
+
+/* Raw bytes of one token (logprobs' `tokens`): the piece with U+2581 as a
+ * space and <0xHH> as that byte. */
+static size_t token_bytes(const mllm_tokenizer *tok, int32_t id, char *out, size_t cap)
+{
+	size_t len = 0, o = 0;
+	const char *p = tok ? mllm_tokenizer_piece(tok, id, &len) : NULL;
+	if (!p)
+		return 0;
+	if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
+		char hex[3] = {p[3], p[4], 0};
+		char *end;
+		unsigned long v = strtoul(hex, &end, 16);
+		if (*end == '\0') {
+			out[0] = (char)v;
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < len && o < cap; i++) {
+		if (i + 2 < len && (unsigned char)p[i] == 0xe2 && (unsigned char)p[i + 1] == 0x96 &&
+		    (unsigned char)p[i + 2] == 0x81) {
+			out[o++] = ' ';
+			i += 2;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	return o;
+}
+
+/* ---- Admission --------------------------------------------------------------- */
+
+static int32_t blocks_for(const mllm_engine *e, int64_t n_tokens)
+{
+	return (int32_t)((n_tokens + e->bs - 1) / e->bs);
+}
+
+/* Blocks a request needs with h prompt blocks found in the cache. */
+static int64_t blocks_needed(const mllm_engine *e, const mllm_request *r, int32_t h)
+{
+	int32_t nb = blocks_for(e, (int64_t)r->n_prompt + r->samp.max_tokens);
+	int32_t fp = r->n_prompt / e->bs;
+	return (int64_t)(nb - h) + (int64_t)(r->n_choices - 1) * (nb - fp);
+}
+
+static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
+{
+	char sink[MLLM_DETOK_MAX + 16];
+	int rc;
+	s->r = r;
+	s->choice = choice;
+	s->row = -1;
+	s->n_table = blocks_for(e, (int64_t)r->n_prompt + r->samp.max_tokens);
+	s->table = mllm_try_malloc((size_t)s->n_table * sizeof *s->table);
+	s->gen = mllm_try_malloc(((size_t)r->samp.max_tokens + 1) * sizeof *s->gen);
+	if (!s->table || !s->gen)
+		return MLLM_ENOMEM;
+	for (int32_t i = 0; i < s->n_table; i++)
+		s->table[i] = -1;
+	rc = mllm_sampler_create(&r->samp, e->n_vocab, choice, &s->sampler);
+	if (rc)
+		return rc;
+	rc = mllm_stop_init(&s->stop, r->samp.stop, r->samp.n_stop);
+	if (rc)
+		return rc;
+	s->stop_ready = true;
+	/* The completion continues the prompt: prime the detokenizer with it
+	 * (so a leading space is kept), then drop whatever it released. */
+	mllm_detok_init(&s->detok, e->tok);
+	if (e->tok) {
+		for (int32_t i = 0; i < r->n_prompt; i++)
+			(void)mllm_detok_push(&s->detok, r->prompt[i], sink, sizeof sink);
+		(void)mllm_detok_flush(&s->detok, sink, sizeof sink);
+	}
+	return MLLM_OK;
+}
+
+/* Tries to admit the head of the waiting FIFO: 1 admitted, 0 must wait,
+ * -1 failed (the request got its error event and was dropped). */
+static int try_admit(mllm_engine *e, mllm_request *r)
+{
+	int32_t fp = r->n_prompt / e->bs, h = 0, max_h = (r->n_prompt - 1) / e->bs;
+	int32_t matched[512];
+	uint64_t chain = 0;
+	int64_t need;
+	seq *lead;
+	int rc;
+
+	if (e->n_running + r->n_choices > e->p.max_running)
+		return 0;
+	/* 1. Prefix cache: full prompt blocks, keeping at least the last
+	 * prompt token to compute (its logits start the completion). */
+	if (e->p.prefix_cache && !r->samp.echo_logprobs) {
+		while (h < max_h && h < 512) {
+			pc_entry *x = pc_find(e, chain, r->prompt + (size_t)h * (size_t)e->bs);
+			if (!x)
+				break;
+			mllm_kv_block_ref(e->kv, x->block); /* no longer evictable */
+			matched[h++] = x->block;
+			chain = x->hash;
+		}
+	}
+	need = blocks_needed(e, r, h);
+	if (need > mllm_kv_n_free(e->kv) + pc_evictable(e)) {
+		for (int32_t i = 0; i < h; i++)
+			mllm_kv_block_unref(e->kv, matched[i]);
+		return 0;
+	}
+	/* 2. Reserve every block now; choices 1.. share the full prompt
+	 * blocks of choice 0 and own the rest. */
+	r->seqs = xcalloc((size_t)r->n_choices, sizeof *r->seqs);
+	r->n_live = r->n_choices;
+	r->state = RQ_RUNNING;
+	for (int32_t c = 0; c < r->n_choices; c++) {
+		rc = seq_init(e, r, &r->seqs[c], c);
+		if (rc)
+			goto fail;
+	}
+	lead = &r->seqs[0];
+	for (int32_t i = 0; i < h; i++)
+		lead->table[i] = matched[i]; /* the table owns the refs taken above */
+	for (int32_t i = h; i < lead->n_table; i++) {
+		lead->table[i] = block_alloc(e);
+		MLLM_ASSERT(lead->table[i] >= 0);
+	}
+	for (int32_t c = 1; c < r->n_choices; c++) {
+		seq *s = &r->seqs[c];
+		for (int32_t i = 0; i < s->n_table; i++) {
+			if (i < fp) {
+				s->table[i] = lead->table[i];
+				mllm_kv_block_ref(e->kv, s->table[i]);
+			} else {
+				s->table[i] = block_alloc(e);
+				MLLM_ASSERT(s->table[i] >= 0);
+			}
+		}
+	}
+	lead->n_past = h * e->bs;
+	lead->n_indexed = h;
+	lead->chain = chain;
+	r->n_cached = h * e->bs;
+	if (h > 0) {
+		e->prefix_hits++;
+		e->prefix_tokens += r->n_cached;
+	}
+	for (int32_t c = 0; c < r->n_choices; c++)
+		e->running[e->n_running++] = &r->seqs[c];
+	e->active[e->n_active++] = r;
+	return 1;
+fail:
+	for (int32_t i = 0; i < h; i++)
+		mllm_kv_block_unref(e->kv, matched[i]);
+	for (int32_t c = 0; c < r->n_choices; c++) {
+		r->seqs[c].n_table = 0; /* nothing allocated from the pool yet */
+		seq_release(e, &r->seqs[c]);
+	}
+	free(r->seqs);
+	r->seqs = NULL;
+	r->n_live = 0;
+	request_error(e, r, rc);
+	return -1;
+}
+
+/* ---- One step ------------------------------------------------------------------ */
+
+/* Samples choice s from a logits row and emits the token (or finishes). */
+static void seq_sample(mllm_engine *e, seq *s, const float *row)
+{
+	mllm_request *r = s->r;
+	mllm_sample_result res;
+	mllm_event ev = {.kind = MLLM_EV_TOKEN, .choice = s->choice};
+	char text[MLLM_DETOK_MAX + 16], raw[MLLM_DETOK_MAX];
+	const char *rel = NULL;
+	size_t n_rel = 0, n_raw;
+	int n;
+
+	mllm_sampler_sample(s->sampler, e->ws, row, &res);
+	s->gen[s->n_gen++] = res.token;
+	e->n_gen_total++;
+	if (s->t_first == 0)
+		s->t_first = now_ns();
+	if (res.token == e->eos && !r->samp.ignore_eos) {
+		seq_finish(e, s, MLLM_FINISH_STOP);
+		return;
+	}
+	n = e->tok ? mllm_detok_push(&s->detok, res.token, text, sizeof text) : 0;
+	n_rel = mllm_stop_push(&s->stop, text, n > 0 ? (size_t)n : 0, &rel);
+	n_raw = token_bytes(e->tok, res.token, raw, sizeof raw);
+	ev.token = res.token;
+	if (r->samp.logprobs >= 0) {
+		ev.has_logprob = true;
+		ev.logprob = res.logprob;
+		ev.n_top = res.n_top;
+		memcpy(ev.top, res.top, (size_t)res.n_top * sizeof *res.top);
+	}
+	push_event(e, r, &ev, rel, n_rel, raw, n_raw);
+	if (s->stop.matched)
+		seq_finish(e, s, MLLM_FINISH_STOP);
+	else if (s->n_gen >= r->samp.max_tokens)
+		seq_finish(e, s, MLLM_FINISH_LENGTH);
+	else
+		s->next_tok = res.token;
+}
+
+/* Echo: the PROMPT event of prompt token p, whose logprob comes from the
+ * previous position's logits row (the first token has none: prev NULL). */
+static void emit_prompt(mllm_engine *e, mllm_request *r, int32_t p, const float *prev)
+{
+	char raw[MLLM_DETOK_MAX];
+	mllm_event ev = {.kind = MLLM_EV_PROMPT, .choice = 0, .token = r->prompt[p]};
+	size_t n_raw = token_bytes(e->tok, r->prompt[p], raw, sizeof raw);
+	if (prev) {
+		ev.has_logprob = true;
+		ev.logprob = mllm_logprob_of(prev, e->n_vocab, r->prompt[p]);
+		if (r->samp.logprobs > 0)
+			ev.n_top = mllm_logprob_top(prev, e->n_vocab, r->samp.logprobs, ev.top);
+	}
+	push_event(e, r, &ev, NULL, 0, raw, n_raw);
+}
+
+/* Prompt processed: choices 1.. get a private copy of the partial last
+ * prompt block (copy-on-write at the first divergent block), then every
+ * choice samples its first token from the last prompt row. */
+static void fork_and_start(mllm_engine *e, mllm_request *r, const float *row)
+{
+	seq *lead = &r->seqs[0];
+	int32_t fp = r->n_prompt / e->bs, rem = r->n_prompt % e->bs;
+	r->forked = true;
+	for (int32_t c = 1; c < r->n_choices; c++) {
+		seq *s = &r->seqs[c];
+		if (rem > 0)
+			mllm_kv_block_copy(e->kv, s->table[fp], lead->table[fp], rem);
+		s->n_past = r->n_prompt;
+		s->n_indexed = lead->n_indexed;
+		s->chain = lead->chain;
+	}
+	if (r->samp.max_tokens == 0) {
+		for (int32_t c = 0; c < r->n_choices; c++)
+			seq_finish(e, &r->seqs[c], MLLM_FINISH_LENGTH);
+		return;
+	}
+	for (int32_t c = 0; c < r->n_choices; c++)
+		if (!r->seqs[c].done)
+			seq_sample(e, &r->seqs[c], row);
+}
+
+static void step(mllm_engine *e)
+{
+	int32_t n = 0, n_rows = 0, echo_rows = 0;
+	int32_t *chunk_from = e->c_from, *chunk_len = e->c_len, *chunk_row = e->c_row;
+	mllm_request **done_prefill = e->c_done;
+	int32_t n_done = 0;
+	mllm_batch b;
+	int rc;
+
+	/* 1. One decode token for every running, forked sequence. */
+	for (int32_t i = 0; i < e->n_running; i++) {
+		seq *s = e->running[i];
+		s->row = -1;
+		if (!s->r->forked)
+			continue;
+		e->b_token[n] = s->next_tok;
+		e->b_pos[n] = s->n_past;
+		e->b_seq[n] = i;
+		e->b_logits[n] = true;
+		s->row = n_rows++;
+		n++;
+	}
+	/* 2. Prompt chunks, up to the step's token budget. Pass 1 goes
+	 * oldest first but caps each prompt at a quarter of the budget, so a
+	 * short prompt behind a long one starts now rather than after it,
+	 * while many short prompts still complete in arrival order (the best
+	 * median time to first token); pass 2 hands out what is left, oldest
+	 * first. Echo requests need a logits row per token, bounded by
+	 * ECHO_ROWS per step. */
+	int32_t budget = e->n_batch_max - n, n_pf = 0, fair = e->n_batch_max / 4;
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		chunk_len[a] = 0;
+		chunk_row[a] = -1;
+		chunk_from[a] = r->seqs[0].n_past;
+		n_pf += !r->forked && r->n_prompt > r->seqs[0].n_past;
+	}
+	if (fair < 16)
+		fair = 16;
+	for (int pass = 0; pass < 2 && n_pf > 0; pass++) {
+		for (int32_t a = 0; a < e->n_active && budget > 0; a++) {
+			mllm_request *r = e->active[a];
+			int32_t want = r->n_prompt - chunk_from[a] - chunk_len[a];
+			if (r->forked || want <= 0)
+				continue;
+			if (pass == 0 && want > fair)
+				want = fair;
+			if (want > budget)
+				want = budget;
+			if (r->samp.echo_logprobs) {
+				if (want > ECHO_ROWS - echo_rows)
+					want = ECHO_ROWS - echo_rows;
+				echo_rows += want;
+			}
+			chunk_len[a] += want;
+			budget -= want;
+		}
+	}
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		seq *lead = &r->seqs[0];
+		int32_t slot = -1;
+		if (chunk_len[a] <= 0)
+			continue;
+		for (int32_t i = 0; i < e->n_running; i++)
+			if (e->running[i] == lead)
+				slot = i;
+		MLLM_ASSERT(slot >= 0);
+		chunk_row[a] = n_rows;
+		for (int32_t k = 0; k < chunk_len[a]; k++) {
+			int32_t pos = chunk_from[a] + k;
+			bool want = r->samp.echo_logprobs || pos == r->n_prompt - 1;
+			e->b_token[n] = r->prompt[pos];
+			e->b_pos[n] = pos;
+			e->b_seq[n] = slot;
+			e->b_logits[n] = want;
+			n_rows += want;
+			n++;
+		}
+	}
+	if (n == 0)
+		return;
+	for (int32_t i = 0; i < e->n_running; i++)
+		e->b_tables[i] = e->running[i]->table;
+	b = (mllm_batch){.n_tokens = n,
+	                 .token = e->b_token,
+	                 .pos = e->b_pos,
+	                 .seq = e->b_seq,
+	                 .logits = e->b_logits,
+	                 .n_seqs = e->n_running,
+	                 .block_table = e->b_tables};
+	MLLM_ASSERT(n_rows <= e->n_rows_max);
+	rc = mllm_forward(e->ctx, &b, e->logits);
+	e->n_steps++;
+	if (rc) {
+		MLLM_LOG(MLLM_LOG_ERROR, "engine: forward pass failed: %s", mllm_strerror(rc));
+		while (e->n_active > 0)
+			request_error(e, e->active[0], rc == MLLM_ECANCELLED ? MLLM_EINTERNAL : rc);
+		return;
+	}
+
+	/* 3. Decoding sequences: K/V of their token are in; sample the next.
+	 * Iterate over a snapshot: finishing removes from running[]. */
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		if (!r->forked)
+			continue;
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			seq *s = &r->seqs[c];
+			if (s->done || s->row < 0)
+				continue;
+			s->n_past++;
+			pc_index(e, s);
+			seq_sample(e, s, e->logits + (size_t)s->row * (size_t)e->n_vocab);
+		}
+	}
+	/* 4. Prompt chunks: echo events, indexing, and the fork when done.
+	 * Requests may leave active[] here, so walk a copy. */
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		seq *lead = &r->seqs[0];
+		int32_t len = chunk_len[a], from = chunk_from[a];
+		if (len <= 0 || r->forked)
+			continue;
+		if (r->samp.echo_logprobs) {
+			/* Rows of positions [from, from + len) are consecutive;
+			 * row k scores the token at from + k + 1. */
+			const float *base = e->logits + (size_t)chunk_row[a] * (size_t)e->n_vocab;
+			if (from == 0)
+				emit_prompt(e, r, 0, NULL);
+			for (int32_t k = 0; k < len && from + k + 1 < r->n_prompt; k++)
+				emit_prompt(e, r, from + k + 1,
+				            base + (size_t)k * (size_t)e->n_vocab);
+		}
+		lead->n_past += len;
+		pc_index(e, lead);
+		if (lead->n_past == r->n_prompt) {
+			int32_t last =
+			    r->samp.echo_logprobs ? chunk_row[a] + len - 1 : chunk_row[a];
+			lead->row = last; /* reused below */
+			done_prefill[n_done++] = r;
+		}
+	}
+	for (int32_t i = 0; i < n_done; i++) {
+		mllm_request *r = done_prefill[i];
+		const float *row = e->logits + (size_t)r->seqs[0].row * (size_t)e->n_vocab;
+		fork_and_start(e, r, row);
+		request_maybe_finish(e, r);
+	}
+	/* Decoders that finished in step 3. */
+	for (int32_t a = 0; a < e->n_active;) {
+		mllm_request *r = e->active[a];
+		if (r->n_live == 0) {
+			request_maybe_finish(e, r);
+			continue;
+		}
+		a++;
+	}
+}
+
+/* ---- The engine thread ------------------------------------------------------------ */
+
+/* Publishes the counters; left_queue requests left the queue this pass. */
+static void publish_stats(mllm_engine *e, int32_t left_queue)
+{
+	mllm_engine_stats st = {
+	    .n_running = e->n_running,
+	    .kv_blocks_total = mllm_kv_n_blocks(e->kv),
+	    .kv_blocks_used = mllm_kv_n_blocks(e->kv) - mllm_kv_n_free(e->kv),
+	    .prefix_hits = e->prefix_hits,
+	    .prefix_tokens_reused = e->prefix_tokens,
+	    .n_prompt_tokens = e->n_prompt_total,
+	    .n_generated_tokens = e->n_gen_total,
+	    .n_steps = e->n_steps,
+	};
+	pthread_mutex_lock(&e->mu);
+	e->n_queued -= left_queue;
+	st.n_queued = e->n_queued;
+	e->stats = st;
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void notify(mllm_engine *e)
+{
+	if (e->notify_pending && e->p.notify)
+		e->p.notify(e->p.notify_ud);
+	e->notify_pending = false;
+}
+
+static void cancel_pass(mllm_engine *e, int32_t *left_queue)
+{
+	/* Waiting requests: leave the FIFO with DONE(cancelled) per choice. */
+	mllm_request **pp = &e->wait_head, *prev = NULL;
+	while (*pp) {
+		mllm_request *r = *pp;
+		if (atomic_load(&r->cancelled)) {
+			*pp = r->next;
+			if (e->wait_tail == r)
+				e->wait_tail = prev;
+			r->next = NULL;
+			for (int32_t c = 0; c < r->n_choices; c++) {
+				mllm_event ev = {.kind = MLLM_EV_DONE,
+				                 .choice = c,
+				                 .finish = MLLM_FINISH_CANCELLED};
+				fill_usage(r, NULL, &ev);
+				push_event(e, r, &ev, NULL, 0, NULL, 0);
+			}
+			(*left_queue)++;
+			engine_drop(r);
+			continue;
+		}
+		prev = r;
+		pp = &r->next;
+	}
+	/* Admitted requests: stop now, blocks back to the pool. */
+	for (int32_t a = 0; a < e->n_active;) {
+		mllm_request *r = e->active[a];
+		if (atomic_load(&r->cancelled)) {
+			request_end_all(e, r, MLLM_FINISH_CANCELLED);
+			continue;
+		}
+		a++;
+	}
+}
+
+static void *engine_main(void *arg)
+{
+	mllm_engine *e = arg;
+	pthread_mutex_lock(&e->mu);
+	for (;;) {
+		mllm_request *in = e->inbox_head;
+		int32_t left_queue = 0;
+		bool progress;
+		e->inbox_head = e->inbox_tail = NULL;
+		e->wake = false;
+		if (e->stopping) {
+			/* Put the inbox back for mllm_engine_free() to end. */
+			e->inbox_head = in;
+			for (e->inbox_tail = in; e->inbox_tail && e->inbox_tail->next;)
+				e->inbox_tail = e->inbox_tail->next;
+			break;
+		}
+		pthread_mutex_unlock(&e->mu);
+
+		/* Move the inbox into the waiting FIFO. */
+		while (in) {
+			mllm_request *r = in;
+			in = in->next;
+			r->next = NULL;
+			r->state = RQ_WAITING;
+			if (e->wait_tail)
+				e->wait_tail->next = r;
+			else
+				e->wait_head = r;
+			e->wait_tail = r;
+		}
+		cancel_pass(e, &left_queue);
+		pins_expire(e, now_ns());
+		/* Admit in FIFO order while the head fits. */
+		while (e->wait_head) {
+			mllm_request *r = e->wait_head, *next = r->next;
+			int32_t n_prompt = r->n_prompt;
+			int ok = try_admit(e, r);
+			if (ok == 0) {
+				/* Nothing running will ever free blocks: let
+				 * session pins go rather than wait for them. */
+				if (e->n_running == 0 && e->n_pins > 0) {
+					pin_release(e, 0);
+					continue;
+				}
+				break;
+			}
+			/* r may be gone (ok < 0): only saved fields below. */
+			e->wait_head = next;
+			if (!e->wait_head)
+				e->wait_tail = NULL;
+			if (ok > 0) {
+				r->next = NULL;
+				e->n_prompt_total += n_prompt;
+			}
+			left_queue++;
+		}
+		progress = e->n_running > 0;
+		if (progress)
+			step(e);
+		publish_stats(e, left_queue);
+		notify(e);
+
+		pthread_mutex_lock(&e->mu);
+		if (!progress && !e->wake && !e->inbox_head && !e->stopping) {
+			if (e->n_pins > 0) {
+				/* Sleep until the earliest pin expires. */
+				uint64_t next = UINT64_MAX;
+				struct timespec ts;
+				for (int32_t i = 0; i < e->n_pins; i++)
+					if (e->pins[i].expire_ns < next)
+						next = e->pins[i].expire_ns;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				uint64_t wait = next > now_ns() ? next - now_ns() : 0;
+				ts.tv_sec += (time_t)(wait / 1000000000ULL);
+				ts.tv_nsec += (long)(wait % 1000000000ULL);
+				if (ts.tv_nsec >= 1000000000L) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000L;
+				}
+				pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+			} else {
+				pthread_cond_wait(&e->cv, &e->mu);
+			}
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* ---- Public API ----------------------------------------------------------------------- */
+
+int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_engine **out,
+                       char *err, size_t errlen)
+{
+	const mllm_hparams *hp;
+	mllm_engine *e;
+	int64_t nb;
+	int rc;
+
+	*out = NULL;
+	if (!m || !p)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "engine: no model or parameters");
+	hp = mllm_model_hparams(m);
+	e = xcalloc(1, sizeof *e);
+	e->m = m;
+	e->tok = mllm_model_tokenizer(m);
+	e->p = *p;
+	e->n_vocab = hp->n_vocab;
+	/* Positions past the trained context are refused by the forward
+	 * pass, so a larger n_ctx is clamped to it. */
+	e->n_ctx = p->n_ctx > 0 && p->n_ctx < hp->n_ctx_train ? p->n_ctx : hp->n_ctx_train;
+	e->eos = hp->eos_id;
+	if (e->p.max_batch_tokens <= 0)
+		e->p.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS;
+	if (e->p.max_running <= 0)
+		e->p.max_running = DEFAULT_MAX_RUNNING;
+	if (e->p.max_queue <= 0)
+		e->p.max_queue = DEFAULT_MAX_QUEUE;
+	if (e->p.max_batch_tokens < e->p.max_running)
+		e->p.max_batch_tokens = e->p.max_running;
+	if (e->n_ctx <= 0 || e->n_vocab <= 0) {
+		rc = mllm__seterr(err, errlen, MLLM_EINVAL,
+		                  "engine: model has no context or vocabulary");
+		goto fail;
+	}
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	e->mu_init = true;
+
+	rc = mllm_kv_create(m, &e->p.kv, &e->kv);
+	if (rc) {
+		mllm__seterr(err, errlen, rc, "engine: cannot create the KV pool: %s",
+		             mllm_strerror(rc));
+		goto fail;
+	}
+	e->bs = mllm_kv_block_size(e->kv);
+	nb = mllm_kv_n_blocks(e->kv);
+	e->n_batch_max = e->p.max_batch_tokens;
+	e->n_rows_max = e->p.max_running + ECHO_ROWS;
+	rc = mllm_ctx_create(m, e->kv, e->n_batch_max, p->n_threads, &e->ctx);
+	if (rc) {
+		mllm__seterr(err, errlen, rc, "engine: cannot create the forward context: %s",
+		             mllm_strerror(rc));
+		goto fail;
+	}
+	e->ws = mllm_sampler_ws_create(e->n_vocab);
+	e->logits = mllm_try_malloc((size_t)e->n_rows_max * (size_t)e->n_vocab * sizeof(float));
+	e->pc_pool = mllm_try_calloc((size_t)nb, sizeof *e->pc_pool);
+	e->pc_tokens = mllm_try_malloc((size_t)nb * (size_t)e->bs * sizeof(int32_t));
+	if (!e->ws || !e->logits || !e->pc_pool || !e->pc_tokens) {
+		rc = mllm__seterr(err, errlen, MLLM_ENOMEM, "engine: out of memory for buffers");
+		goto fail;
+	}
+	e->b_token = xmallocarray((size_t)e->n_batch_max, sizeof(int32_t));
+	e->b_pos = xmallocarray((size_t)e->n_batch_max, sizeof(int32_t));
+	e->b_seq = xmallocarray((size_t)e->n_batch_max, sizeof(int32_t));
+	e->b_logits = xmallocarray((size_t)e->n_batch_max, sizeof(bool));
+	e->b_tables = xmallocarray((size_t)e->p.max_running, sizeof *e->b_tables);
+	e->active = xmallocarray((size_t)e->p.max_running, sizeof *e->active);
+	e->running = xmallocarray((size_t)e->p.max_running, sizeof *e->running);
+	e->c_from = xmallocarray((size_t)e->p.max_running, sizeof *e->c_from);
+	e->c_len = xmallocarray((size_t)e->p.max_running, sizeof *e->c_len);
+	e->c_row = xmallocarray((size_t)e->p.max_running, sizeof *e->c_row);
+	e->c_done = xmallocarray((size_t)e->p.max_running, sizeof *e->c_done);
+	for (size_t k = 1; k < (size_t)nb * 2; k <<= 1)
+		e->pc_mask = (k << 1) - 1;
+	e->pc_buckets = xcalloc(e->pc_mask + 1, sizeof *e->pc_buckets);
+	for (int64_t i = nb - 1; i >= 0; i--) {
+		e->pc_pool[i].tokens = e->pc_tokens + (size_t)i * (size_t)e->bs;
+		e->pc_pool[i].hnext = e->pc_free;
+		e->pc_free = &e->pc_pool[i];
+	}
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		rc = mllm__seterr(err, errlen, MLLM_EINTERNAL, "engine: cannot start its thread");
+		goto fail;
+	}
+	e->thread_started = true;
+	MLLM_LOG(
+	    MLLM_LOG_INFO,
+	    "engine: n_ctx %d, %lld KV blocks of %d tokens, batch %d tokens, %d running, queue %d",
+	    e->n_ctx, (long long)nb, e->bs, e->n_batch_max, e->p.max_running, e->p.max_queue);
+	*out = e;
+	return MLLM_OK;
+fail:
+	mllm_engine_free(e);
+	return rc;
+}
+
+void mllm_engine_free(mllm_engine *e)
+{
+	mllm_request *in;
+	if (!e)
+		return;
+	if (e->thread_started) {
+		pthread_mutex_lock(&e->mu);
+		e->stopping = true;
+		pthread_cond_signal(&e->cv);
+		pthread_mutex_unlock(&e->mu);
+		pthread_join(e->thread, NULL);
+		/* The thread is gone: this thread now owns its state. Every
+		 * request not yet finished ends with MLLM_ESHUTDOWN. */
+		while (e->n_active > 0)
+			request_error(e, e->active[0], MLLM_ESHUTDOWN);
+		in = e->inbox_head;
+		e->inbox_head = e->inbox_tail = NULL;
+		while (in) {
+			mllm_request *r = in;
+			in = in->next;
+			request_error(e, r, MLLM_ESHUTDOWN);
+		}
+		while (e->wait_head) {
+			mllm_request *r = e->wait_head;
+			e->wait_head = r->next;
+			request_error(e, r, MLLM_ESHUTDOWN);
+		}
+		notify(e);
+	}
+	while (e->n_pins > 0)
+		pin_release(e, 0);
+	while (e->lru_head)
+		pc_remove(e, e->lru_head);
+	mllm_ctx_free(e->ctx);
+	mllm_kv_free(e->kv);
+	mllm_sampler_ws_free(e->ws);
+	free(e->logits);
+	free(e->pc_pool);
+	free(e->pc_tokens);
+	free(e->pc_buckets);
+	free(e->pins);
+	free(e->b_token);
+	free(e->b_pos);
+	free(e->b_seq);
+	free(e->b_logits);
+	free(e->b_tables);
+	free(e->active);
+	free(e->running);
+	free(e->c_from);
+	free(e->c_len);
+	free(e->c_row);
+	free(e->c_done);
+	if (e->mu_init) {
+		pthread_mutex_destroy(&e->mu);
+		pthread_cond_destroy(&e->cv);
+	}
+	free(e);
+}
+
+int mllm_engine_submit(mllm_engine *e, const mllm_submit *s, mllm_request **out)
+{
+	mllm_request *r;
+	int64_t nb, fp, need;
+	int rc;
+
+	*out = NULL;
+	if (!e || !s || !s->prompt || s->n_prompt == 0 || s->n_choices < 1)
+		return MLLM_EINVAL;
+	rc = mllm_sampling_validate(&s->sampling, e->n_vocab);
+	if (rc)
+		return rc;
+	if (s->n_choices > e->p.max_running)
+		return MLLM_EINVAL;
+	for (size_t i = 0; i < s->n_prompt; i++)
+		if (s->prompt[i] < 0 || s->prompt[i] >= e->n_vocab)
+			return MLLM_EINVAL;
+	/* No silent truncation: prompt + max_tokens must fit the context, and
+	 * the request must fit the whole pool, or it could wait forever. */
+	if (s->n_prompt > (size_t)e->n_ctx ||
+	    (int64_t)s->n_prompt + s->sampling.max_tokens > (int64_t)e->n_ctx)
+		return MLLM_ETOOLONG;
+	nb = ((int64_t)s->n_prompt + s->sampling.max_tokens + e->bs - 1) / e->bs;
+	fp = (int64_t)s->n_prompt / e->bs;
+	need = nb + (int64_t)(s->n_choices - 1) * (nb - fp);
+	if (need > mllm_kv_n_blocks(e->kv))
+		return MLLM_ETOOLONG;
+
+	r = mllm_try_calloc(1, sizeof *r);
+	if (!r)
+		return MLLM_ENOMEM;
+	pthread_mutex_init(&r->mu, NULL);
+	atomic_init(&r->refs, 2);
+	atomic_init(&r->cancelled, false);
+	r->n_prompt = (int32_t)s->n_prompt;
+	r->n_choices = s->n_choices;
+	r->user = s->user;
+	r->samp = s->sampling;
+	r->samp.logit_bias = NULL;
+	r->samp.stop = NULL;
+	r->prompt = mllm_try_malloc(s->n_prompt * sizeof *r->prompt);
+	if (!r->prompt)
+		goto nomem;
+	memcpy(r->prompt, s->prompt, s->n_prompt * sizeof *r->prompt);
+	if (s->sampling.n_logit_bias > 0) {
+		r->bias = mllm_try_malloc((size_t)s->sampling.n_logit_bias * sizeof *r->bias);
+		if (!r->bias)
+			goto nomem;
+		memcpy(r->bias, s->sampling.logit_bias,
+		       (size_t)s->sampling.n_logit_bias * sizeof *r->bias);
+		r->samp.logit_bias = r->bias;
+	}
+	for (int32_t i = 0; i < s->sampling.n_stop; i++) {
+		size_t len = strlen(s->sampling.stop[i]);
+		r->stop[i] = mllm_try_malloc(len + 1);
+		if (!r->stop[i])
+			goto nomem;
+		memcpy(r->stop[i], s->sampling.stop[i], len + 1);
+	}
+	if (s->sampling.n_stop > 0)
+		r->samp.stop = (const char *const *)r->stop;
+	if (s->session_id) {
+		size_t len = strlen(s->session_id);
+		r->session_id = mllm_try_malloc(len + 1);
+		if (!r->session_id)
+			goto nomem;
+		memcpy(r->session_id, s->session_id, len + 1);
+	}
+
+	pthread_mutex_lock(&e->mu);
+	if (e->stopping) {
+		rc = MLLM_ESHUTDOWN;
+	} else if (e->n_queued >= e->p.max_queue) {
+		rc = MLLM_EOVERLOADED;
+	} else {
+		rc = MLLM_OK;
+		r->e = e;
+		r->state = RQ_INBOX;
+		if (e->inbox_tail)
+			e->inbox_tail->next = r;
+		else
+			e->inbox_head = r;
+		e->inbox_tail = r;
+		e->n_queued++;
+		e->stats.n_queued = e->n_queued;
+		e->wake = true;
+		pthread_cond_signal(&e->cv);
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (rc) {
+		request_destroy(r);
+		return rc;
+	}
+	*out = r;
+	return MLLM_OK;
+nomem:
+	request_destroy(r);
+	return MLLM_ENOMEM;
+}
+
+void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out)
+{
+	pthread_mutex_lock(&e->mu);
+	*out = e->stats;
+	pthread_mutex_unlock(&e->mu);
+}
+
+const mllm_model *mllm_engine_model(const mllm_engine *e)
+{
+	return e ? e->m : NULL;
+}

@@ -1,0 +1,989 @@
+/*
+ * test_scheduler.c — the engine thread with real fixture models
+ * (stories260K: real, tiny, fast): batched results equal one-at-a-time
+ * results (greedy and seeded), prefix-cache reuse counts and equivalence,
+ * n > 1 sharing a prompt, echo prompt logprobs and token logprobs against
+ * the golden references, stop strings, cancellation at random steps giving
+ * every KV block back, and pool exhaustion with bounded queueing.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "../../engine/scheduler.c"
+
+#define MAXC 4   /* choices per request in these tests */
+#define MAXT 512 /* tokens per choice */
+
+static mllm_model *open_model(const char *rel)
+{
+	char path[1024], err[256];
+	mllm_model *m = NULL;
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	mllm_test_path(path, sizeof path, rel);
+	MLLM_REQUIRE_FIXTURE(path);
+	mp.n_threads = 1;
+	ck_assert_msg(mllm_model_open(path, &mp, &m, err, sizeof err) == 0, "%s", err);
+	return m;
+}
+
+static mllm_engine_params engine_params(void)
+{
+	mllm_engine_params p = {0};
+	p.kv.block_size = 16;
+	p.kv.n_blocks = 1024;
+	p.n_threads = 1;
+	p.max_batch_tokens = 128;
+	p.max_running = 64;
+	p.max_queue = 256;
+	p.prefix_cache = true;
+	return p;
+}
+
+static mllm_engine *start(const mllm_model *m, const mllm_engine_params *p)
+{
+	char err[256];
+	mllm_engine *e = NULL;
+	ck_assert_msg(mllm_engine_create(m, p, &e, err, sizeof err) == 0, "%s", err);
+	return e;
+}
+
+/* Everything one request produced. */
+typedef struct {
+	int32_t tokens[MAXC][MAXT];
+	float logprob[MAXC][MAXT];
+	int32_t n_top[MAXC][MAXT];
+	mllm_top_logprob top[MAXC][MAXT][5];
+	int32_t n[MAXC];
+	char text[MAXC][4096];
+	size_t text_len[MAXC];
+	mllm_finish finish[MAXC];
+	int done;
+	int err;
+	int32_t n_prompt, n_cached, n_completion[MAXC];
+	int32_t prompt_tok[MAXT];
+	float prompt_lp[MAXT];
+	bool prompt_has[MAXT];
+	mllm_top_logprob prompt_top[MAXT][5];
+	int32_t n_prompt_ev;
+} result;
+
+static void sleep_us(long us)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = us * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* Drains whatever is ready; returns true once the request has ended. */
+static bool drain(mllm_request *r, result *res, int n_choices)
+{
+	mllm_event ev;
+	while (mllm_request_poll(r, &ev)) {
+		int c = ev.choice;
+		ck_assert(c >= 0 && c < MAXC);
+		switch (ev.kind) {
+		case MLLM_EV_TOKEN:
+			ck_assert_int_lt(res->n[c], MAXT);
+			res->tokens[c][res->n[c]] = ev.token;
+			res->logprob[c][res->n[c]] = ev.logprob;
+			res->n_top[c][res->n[c]] = ev.n_top;
+			memcpy(res->top[c][res->n[c]], ev.top,
+			       (size_t)(ev.n_top < 5 ? ev.n_top : 5) * sizeof ev.top[0]);
+			res->n[c]++;
+			/* fallthrough: TOKEN and DONE both carry released text */
+			__attribute__((fallthrough));
+		case MLLM_EV_DONE:
+			ck_assert_uint_lt(res->text_len[c] + ev.text_len, sizeof res->text[c]);
+			memcpy(res->text[c] + res->text_len[c], ev.text, ev.text_len);
+			res->text_len[c] += ev.text_len;
+			res->text[c][res->text_len[c]] = '\0';
+			if (ev.kind == MLLM_EV_DONE) {
+				res->finish[c] = ev.finish;
+				res->n_prompt = ev.n_prompt_tokens;
+				res->n_cached = ev.n_cached_tokens;
+				res->n_completion[c] = ev.n_completion_tokens;
+				res->done++;
+			}
+			break;
+		case MLLM_EV_PROMPT:
+			ck_assert_int_lt(res->n_prompt_ev, MAXT);
+			res->prompt_tok[res->n_prompt_ev] = ev.token;
+			res->prompt_lp[res->n_prompt_ev] = ev.logprob;
+			res->prompt_has[res->n_prompt_ev] = ev.has_logprob;
+			memcpy(res->prompt_top[res->n_prompt_ev], ev.top,
+			       (size_t)(ev.n_top < 5 ? ev.n_top : 5) * sizeof ev.top[0]);
+			res->n_prompt_ev++;
+			break;
+		case MLLM_EV_ERROR:
+			res->err = ev.err;
+			res->done = n_choices;
+			break;
+		}
+	}
+	return res->done >= n_choices;
+}
+
+static void wait_all(mllm_request **rs, result *res, const int *n_choices, int n)
+{
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < n; i++)
+			if (rs[i] && !drain(rs[i], &res[i], n_choices[i]))
+				all = false;
+		if (all)
+			return;
+		sleep_us(200);
+	}
+}
+
+static mllm_request *submit(mllm_engine *e, const int32_t *prompt, size_t n_prompt, int n,
+                            const mllm_sampling *s)
+{
+	mllm_submit sub = {.prompt = prompt, .n_prompt = n_prompt, .n_choices = n, .sampling = *s};
+	mllm_request *r = NULL;
+	int rc = mllm_engine_submit(e, &sub, &r);
+	ck_assert_msg(rc == 0, "submit: %s", mllm_strerror(rc));
+	return r;
+}
+
+static void run_one(mllm_engine *e, const int32_t *prompt, size_t n_prompt, int n,
+                    const mllm_sampling *s, result *res)
+{
+	mllm_request *r = submit(e, prompt, n_prompt, n, s);
+	memset(res, 0, sizeof *res);
+	wait_all(&r, res, &n, 1);
+	mllm_request_release(r);
+	ck_assert_int_eq(res->err, 0);
+}
+
+/* Waits for the engine to go idle, then returns its stats. */
+static mllm_engine_stats idle_stats(mllm_engine *e)
+{
+	mllm_engine_stats st;
+	for (;;) {
+		mllm_engine_stats_get(e, &st);
+		if (st.n_running == 0 && st.n_queued == 0)
+			return st;
+		sleep_us(500);
+	}
+}
+
+/* Deterministic prompts: BOS then pseudo-random ids of the vocabulary. */
+static uint64_t prng = 0x243f6a8885a308d3ULL;
+static uint32_t rnd(uint32_t n)
+{
+	prng ^= prng << 13;
+	prng ^= prng >> 7;
+	prng ^= prng << 17;
+	return (uint32_t)(prng % n);
+}
+
+static size_t make_prompt(int32_t *out, size_t len, int32_t n_vocab)
+{
+	out[0] = 1;
+	for (size_t i = 1; i < len; i++)
+		out[i] = 3 + (int32_t)rnd((uint32_t)n_vocab - 3);
+	return len;
+}
+
+/* ---- Batched == one at a time ---------------------------------------------- */
+
+#define NREQ 32
+
+static void batch_vs_serial(bool sampled)
+{
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	static int32_t prompts[NREQ][320];
+	size_t lens[NREQ];
+	mllm_sampling samp[NREQ];
+	static result serial[NREQ], batched[NREQ];
+	mllm_request *rs[NREQ];
+	int nc[NREQ];
+
+	prng = 0x243f6a8885a308d3ULL;
+	for (int i = 0; i < NREQ; i++) {
+		/* Mixed lengths: short, medium and a few long prompts that need
+		 * several prefill chunks (budget 128 tokens per step). */
+		size_t len = i % 8 == 7 ? 200 + rnd(100) : 1 + rnd(60);
+		lens[i] = make_prompt(prompts[i], len, n_vocab);
+		samp[i] = MLLM_SAMPLING_DEFAULT;
+		samp[i].max_tokens = 8 + (int32_t)rnd(40);
+		samp[i].ignore_eos = i % 3 == 0;
+		if (sampled) {
+			samp[i].temperature = 0.7f + 0.1f * (float)(i % 5);
+			samp[i].top_p = i % 2 ? 0.9f : 1.0f;
+			samp[i].top_k = i % 4 == 1 ? 20 : 0;
+			samp[i].has_seed = true;
+			samp[i].seed = 1000 + (uint64_t)i;
+		} else {
+			samp[i].temperature = 0.0f;
+		}
+		nc[i] = 1;
+	}
+	mllm_engine_params p = engine_params();
+	p.prefix_cache = false;
+	mllm_engine *e = start(m, &p);
+	for (int i = 0; i < NREQ; i++)
+		run_one(e, prompts[i], lens[i], 1, &samp[i], &serial[i]);
+	mllm_engine_free(e);
+
+	p.prefix_cache = true;
+	e = start(m, &p);
+	memset(batched, 0, sizeof batched);
+	for (int i = 0; i < NREQ; i++)
+		rs[i] = submit(e, prompts[i], lens[i], 1, &samp[i]);
+	wait_all(rs, batched, nc, NREQ);
+	mllm_engine_stats st = idle_stats(e);
+	/* They really were batched: far fewer steps than tokens. */
+	int64_t total = 0;
+	for (int i = 0; i < NREQ; i++) {
+		mllm_request_release(rs[i]);
+		ck_assert_int_eq(batched[i].err, 0);
+		ck_assert_int_eq(batched[i].n[0], serial[i].n[0]);
+		ck_assert_mem_eq(batched[i].tokens[0], serial[i].tokens[0],
+		                 (size_t)serial[i].n[0] * sizeof(int32_t));
+		ck_assert_str_eq(batched[i].text[0], serial[i].text[0]);
+		ck_assert_int_eq(batched[i].finish[0], serial[i].finish[0]);
+		ck_assert_int_eq(batched[i].n_completion[0],
+		                 serial[i].n[0] +
+		                     (serial[i].finish[0] == MLLM_FINISH_STOP ? 1 : 0));
+		total += serial[i].n[0];
+	}
+	ck_assert_int_lt(st.n_steps, total / 2);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+
+START_TEST(test_batch_equals_serial_greedy)
+{
+	batch_vs_serial(false);
+}
+END_TEST
+
+START_TEST(test_batch_equals_serial_seeded)
+{
+	batch_vs_serial(true);
+}
+END_TEST
+
+/* ---- Golden: greedy tokens, their logprobs, and echo ------------------------- */
+
+START_TEST(test_golden_greedy_and_echo)
+{
+	char path[1024];
+	json_error_t jerr;
+	mllm_model *m = open_model("models/stories260K");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result res;
+	json_t *root;
+
+	mllm_test_path(path, sizeof path, "models/stories260K/stories260K.json");
+	root = json_load_file(path, 0, &jerr);
+	ck_assert_msg(root != NULL, "%s", jerr.text);
+	json_t *cases = json_object_get(root, "cases");
+	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+		json_t *c = json_array_get(cases, ci), *ids = json_object_get(c, "ids");
+		json_t *g = json_object_get(c, "greedy");
+		json_t *gids = json_object_get(g, "ids"), *glp = json_object_get(g, "logprobs");
+		json_t *gtop = json_object_get(g, "top_logprobs");
+		json_t *top = json_object_get(c, "top"), *lse = json_object_get(c, "logsumexp");
+		int32_t prompt[MAXT];
+		size_t n_prompt = json_array_size(ids), n_gen = json_array_size(gids);
+		for (size_t i = 0; i < n_prompt; i++)
+			prompt[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+
+		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+		s.temperature = 0.0f;
+		s.max_tokens = (int32_t)n_gen;
+		s.ignore_eos = true;
+		s.logprobs = 5;
+		s.echo_logprobs = true;
+		run_one(e, prompt, n_prompt, 1, &s, &res);
+		ck_assert_int_eq(res.n[0], (int)n_gen);
+		/* Greedy ids identical (the golden margins are all large here),
+		 * logprobs and alternatives within 1e-3. */
+		for (size_t t = 0; t < n_gen; t++) {
+			json_t *tt = json_array_get(gtop, t);
+			ck_assert_int_eq(res.tokens[0][t],
+			                 json_integer_value(json_array_get(gids, t)));
+			ck_assert_double_eq_tol(res.logprob[0][t],
+			                        json_real_value(json_array_get(glp, t)), 1e-3);
+			ck_assert_int_eq(res.n_top[0][t], 5);
+			for (int k = 0; k < 5; k++) {
+				json_t *pair = json_array_get(tt, (size_t)k);
+				ck_assert_int_eq(res.top[0][t][k].id,
+				                 json_integer_value(json_array_get(pair, 0)));
+			}
+		}
+		ck_assert_int_eq(res.finish[0], MLLM_FINISH_LENGTH);
+		/* Echo: one PROMPT event per prompt token; token p is scored by
+		 * position p-1 (logit - logsumexp of the golden). */
+		ck_assert_int_eq(res.n_prompt_ev, (int)n_prompt);
+		ck_assert(!res.prompt_has[0]);
+		for (size_t pos = 1; pos < n_prompt; pos++) {
+			json_t *best = json_array_get(json_array_get(top, pos - 1), 0);
+			double l = json_number_value(json_array_get(lse, pos - 1));
+			ck_assert_int_eq(res.prompt_tok[pos], prompt[pos]);
+			ck_assert(res.prompt_has[pos]);
+			ck_assert_int_eq(res.prompt_top[pos][0].id,
+			                 json_integer_value(json_array_get(best, 0)));
+			ck_assert_double_eq_tol(res.prompt_top[pos][0].logprob,
+			                        json_number_value(json_array_get(best, 1)) - l,
+			                        1e-3);
+			/* The prompt token's own logprob, where the golden's
+			 * top-10 of that position holds it. */
+			json_t *row = json_array_get(top, pos - 1);
+			for (size_t k = 0; k < json_array_size(row); k++) {
+				json_t *pair = json_array_get(row, k);
+				if (json_integer_value(json_array_get(pair, 0)) == prompt[pos])
+					ck_assert_double_eq_tol(
+					    res.prompt_lp[pos],
+					    json_number_value(json_array_get(pair, 1)) - l, 1e-3);
+			}
+		}
+		ck_assert_int_eq(res.n_cached, 0); /* echo never reuses the cache */
+	}
+	json_decref(root);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* ---- Prefix cache --------------------------------------------------------------- */
+
+START_TEST(test_prefix_cache_extends)
+{
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result a, b, b_ref;
+	int32_t prompt[400];
+	size_t n_a;
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 20;
+	s.ignore_eos = true;
+
+	prng = 77;
+	n_a = make_prompt(prompt, 101, n_vocab);
+	run_one(e, prompt, n_a, 1, &s, &a);
+	ck_assert_int_eq(a.n_cached, 0);
+	/* The next turn: A's prompt, A's answer, then new tokens. */
+	size_t n_b = n_a;
+	for (int i = 0; i < a.n[0]; i++)
+		prompt[n_b++] = a.tokens[0][i];
+	for (int i = 0; i < 37; i++)
+		prompt[n_b++] = 3 + (int32_t)rnd((uint32_t)n_vocab - 3);
+	run_one(e, prompt, n_b, 1, &s, &b);
+	/* A left K/V for its prompt and all but its last token in full
+	 * blocks; B reuses those whole blocks, nothing of its own tail. */
+	int32_t bs = p.kv.block_size;
+	int32_t a_kv = (int32_t)n_a + a.n[0] - 1;
+	int32_t expect = (a_kv / bs) * bs;
+	ck_assert_int_eq(b.n_cached, expect);
+	ck_assert_int_gt(b.n_cached, 0);
+	mllm_engine_stats st = idle_stats(e);
+	ck_assert_int_eq(st.prefix_hits, 1);
+	ck_assert_int_eq(st.prefix_tokens_reused, expect);
+	ck_assert_int_eq(st.n_prompt_tokens, (int64_t)(n_a + n_b));
+
+	/* The same request without the cache gives the same tokens. */
+	mllm_engine_free(e);
+	p.prefix_cache = false;
+	e = start(m, &p);
+	run_one(e, prompt, n_b, 1, &s, &b_ref);
+	ck_assert_int_eq(b_ref.n_cached, 0);
+	ck_assert_int_eq(b_ref.n[0], b.n[0]);
+	ck_assert_mem_eq(b_ref.tokens[0], b.tokens[0], (size_t)b.n[0] * sizeof(int32_t));
+	st = idle_stats(e);
+	ck_assert_int_eq(st.prefix_hits, 0);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+START_TEST(test_prefix_cache_shared_system_prompt)
+{
+	/* Concurrent requests sharing a long prefix: once one of them has
+	 * computed it, later ones reuse it; outputs equal the uncached ones. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	static int32_t prompts[8][200];
+	static result with[8], without[8];
+	mllm_request *rs[8];
+	int nc[8];
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 12;
+	s.ignore_eos = true;
+	prng = 4242;
+	make_prompt(prompts[0], 150, n_vocab);
+	for (int i = 1; i < 8; i++)
+		memcpy(prompts[i], prompts[0], 150 * sizeof(int32_t));
+	for (int i = 0; i < 8; i++) {
+		for (int k = 150; k < 170; k++)
+			prompts[i][k] = 3 + (int32_t)rnd((uint32_t)n_vocab - 3);
+		nc[i] = 1;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		result *res = pass ? without : with;
+		p.prefix_cache = pass == 0;
+		mllm_engine *e = start(m, &p);
+		/* The first request alone warms the cache. */
+		memset(res, 0, 8 * sizeof *res);
+		run_one(e, prompts[0], 170, 1, &s, &res[0]);
+		for (int i = 1; i < 8; i++)
+			rs[i] = submit(e, prompts[i], 170, 1, &s);
+		wait_all(rs + 1, res + 1, nc + 1, 7);
+		for (int i = 1; i < 8; i++) {
+			mllm_request_release(rs[i]);
+			ck_assert_int_eq(res[i].n_cached, pass == 0 ? (150 / 16) * 16 : 0);
+		}
+		mllm_engine_free(e);
+	}
+	for (int i = 0; i < 8; i++)
+		ck_assert_mem_eq(with[i].tokens[0], without[i].tokens[0], 12 * sizeof(int32_t));
+	mllm_model_close(m);
+}
+END_TEST
+
+/* ---- n > 1 ------------------------------------------------------------------------ */
+
+START_TEST(test_n_choices)
+{
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result one_g, three_g, one_s, three_s;
+	int32_t prompt[64];
+	prng = 9;
+	size_t n = make_prompt(prompt, 37, n_vocab); /* partial last block: COW */
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.max_tokens = 30;
+	s.ignore_eos = true;
+	s.temperature = 0.0f;
+	run_one(e, prompt, n, 1, &s, &one_g);
+	run_one(e, prompt, n, 3, &s, &three_g);
+	for (int c = 0; c < 3; c++) {
+		ck_assert_int_eq(three_g.n[c], 30);
+		ck_assert_mem_eq(three_g.tokens[c], one_g.tokens[0], 30 * sizeof(int32_t));
+		ck_assert_int_eq(three_g.finish[c], MLLM_FINISH_LENGTH);
+	}
+	s.temperature = 1.0f;
+	s.has_seed = true;
+	s.seed = 31337;
+	run_one(e, prompt, n, 1, &s, &one_s);
+	run_one(e, prompt, n, 3, &s, &three_s);
+	/* Choice 0 draws as a single completion with the same seed would;
+	 * the others draw their own samples. */
+	ck_assert_mem_eq(three_s.tokens[0], one_s.tokens[0], 30 * sizeof(int32_t));
+	ck_assert(memcmp(three_s.tokens[1], three_s.tokens[0], 30 * sizeof(int32_t)) != 0);
+	ck_assert(memcmp(three_s.tokens[2], three_s.tokens[1], 30 * sizeof(int32_t)) != 0);
+	mllm_engine_free(e);
+
+	/* Without the cache, everything returns to the pool. */
+	p.prefix_cache = false;
+	e = start(m, &p);
+	run_one(e, prompt, n, 4, &s, &three_s);
+	mllm_engine_stats st = idle_stats(e);
+	ck_assert_int_eq(st.kv_blocks_used, 0);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* ---- Stop strings, EOS, text -------------------------------------------------------- */
+
+START_TEST(test_stop_strings)
+{
+	mllm_model *m = open_model("models/stories260K");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result full, cut;
+	int32_t prompt[1] = {1};
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 60;
+	s.ignore_eos = true;
+	run_one(e, prompt, 1, 1, &s, &full);
+	ck_assert_int_gt(full.text_len[0], 40);
+	/* Pick stops from the middle of the text, spanning token boundaries:
+	 * the output is the text before the first occurrence, finish STOP. */
+	const size_t starts[] = {10, 17, 23};
+	for (int k = 0; k < 3; k++) {
+		char stop[8];
+		memcpy(stop, full.text[0] + starts[k], 5);
+		stop[5] = '\0';
+		const char *stops[2] = {"zzqq", stop};
+		s.stop = stops;
+		s.n_stop = 2;
+		run_one(e, prompt, 1, 1, &s, &cut);
+		size_t at = (size_t)(strstr(full.text[0], stop) - full.text[0]);
+		ck_assert_uint_eq(cut.text_len[0], at);
+		ck_assert(memcmp(cut.text[0], full.text[0], at) == 0);
+		ck_assert_int_eq(cut.finish[0], MLLM_FINISH_STOP);
+		ck_assert_int_lt(cut.n[0], full.n[0]);
+	}
+	/* EOS (forced here with logit_bias) ends the choice with finish STOP;
+	 * it counts as a completion token but is not emitted as a TOKEN. With
+	 * ignore_eos the same request runs to max_tokens. */
+	mllm_logit_bias eos = {.id = mllm_model_hparams(m)->eos_id, .bias = 100.0f};
+	s.stop = NULL;
+	s.n_stop = 0;
+	s.logit_bias = &eos;
+	s.n_logit_bias = 1;
+	s.ignore_eos = false;
+	s.max_tokens = 10;
+	run_one(e, prompt, 1, 1, &s, &cut);
+	ck_assert_int_eq(cut.finish[0], MLLM_FINISH_STOP);
+	ck_assert_int_eq(cut.n[0], 0);
+	ck_assert_int_eq(cut.n_completion[0], 1);
+	ck_assert_uint_eq(cut.text_len[0], 0);
+	s.ignore_eos = true;
+	run_one(e, prompt, 1, 1, &s, &cut);
+	ck_assert_int_eq(cut.finish[0], MLLM_FINISH_LENGTH);
+	ck_assert_int_eq(cut.n[0], 10);
+	ck_assert_int_eq(cut.tokens[0][9], eos.id);
+	/* The concatenated text equals the detokenized tokens. */
+	char dec[4096];
+	size_t n_dec;
+	ck_assert_int_eq(mllm_tokenizer_decode(mllm_model_tokenizer(m), full.tokens[0],
+	                                       (size_t)full.n[0], dec, sizeof dec, &n_dec),
+	                 0);
+	ck_assert_str_eq(full.text[0], dec);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* ---- Cancellation ---------------------------------------------------------------------- */
+
+START_TEST(test_cancel_random_steps)
+{
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	p.prefix_cache = false;
+	mllm_engine *e = start(m, &p);
+	enum { N = 24 };
+	static int32_t prompts[N][200];
+	static result res[N];
+	mllm_request *rs[N];
+	int cancel_after[N], nc[N];
+	prng = 555;
+	memset(res, 0, sizeof res);
+	for (int i = 0; i < N; i++) {
+		size_t len = 1 + rnd(180);
+		make_prompt(prompts[i], len, n_vocab);
+		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+		s.max_tokens = 100;
+		s.ignore_eos = true;
+		s.temperature = 0.8f;
+		nc[i] = 1 + (int)rnd(2);
+		rs[i] = submit(e, prompts[i], len, nc[i], &s);
+		cancel_after[i] = (int)rnd(60) - 10; /* < 0: cancel at once */
+		if (cancel_after[i] < 0)
+			mllm_request_cancel(rs[i]);
+	}
+	bool all = false;
+	while (!all) {
+		all = true;
+		for (int i = 0; i < N; i++) {
+			if (!drain(rs[i], &res[i], nc[i]))
+				all = false;
+			if (res[i].n[0] >= cancel_after[i])
+				mllm_request_cancel(rs[i]);
+		}
+		sleep_us(100);
+	}
+	int n_cancelled = 0;
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(res[i].err, 0);
+		for (int c = 0; c < nc[i]; c++) {
+			ck_assert(res[i].finish[c] == MLLM_FINISH_CANCELLED ||
+			          res[i].finish[c] == MLLM_FINISH_LENGTH);
+			n_cancelled += res[i].finish[c] == MLLM_FINISH_CANCELLED;
+		}
+		mllm_request_release(rs[i]);
+	}
+	ck_assert_int_gt(n_cancelled, N / 2);
+	mllm_engine_stats st = idle_stats(e);
+	ck_assert_int_eq(st.kv_blocks_used, 0);
+	ck_assert_int_eq(st.kv_blocks_total, p.kv.n_blocks);
+
+	/* Releasing without polling cancels too; the engine still frees. */
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.max_tokens = 200;
+	s.ignore_eos = true;
+	for (int i = 0; i < 8; i++)
+		mllm_request_release(submit(e, prompts[i], 50, 1, &s));
+	st = idle_stats(e);
+	ck_assert_int_eq(st.kv_blocks_used, 0);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* ---- Pool exhaustion, bounded queue, submit errors ------------------------------------ */
+
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool hold;    /* the engine thread waits in notify while set */
+	bool holding; /* it is waiting there now */
+} gate;
+
+static void gate_notify(void *ud)
+{
+	gate *g = ud;
+	pthread_mutex_lock(&g->mu);
+	while (g->hold) {
+		g->holding = true;
+		pthread_cond_broadcast(&g->cv);
+		pthread_cond_wait(&g->cv, &g->mu);
+	}
+	g->holding = false;
+	pthread_mutex_unlock(&g->mu);
+}
+
+START_TEST(test_pool_exhaustion)
+{
+	mllm_model *m = open_model("models/stories260K");
+	mllm_engine_params p = engine_params();
+	gate g = {.hold = true};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	p.kv.n_blocks = 12; /* 192 tokens */
+	p.max_queue = 5;
+	p.prefix_cache = false;
+	p.notify = gate_notify;
+	p.notify_ud = &g;
+	mllm_engine *e = start(m, &p);
+	int32_t prompt[300];
+	for (int i = 0; i < 300; i++)
+		prompt[i] = 3 + i % 500;
+	prompt[0] = 1;
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.max_tokens = 40;
+	s.ignore_eos = true;
+	s.temperature = 0.0f;
+	mllm_submit sub = {.prompt = prompt, .n_prompt = 20, .n_choices = 1, .sampling = s};
+	mllm_request *rs[16], *r = NULL;
+	static result res[16];
+	int nc[16], n_ok = 0;
+
+	/* Errors at submit: beyond the context, beyond the whole pool. */
+	sub.n_prompt = 300;
+	sub.sampling.max_tokens = 300;
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), MLLM_ETOOLONG);
+	ck_assert_ptr_null(r);
+	sub.n_prompt = 150;
+	sub.sampling.max_tokens = 100; /* fits n_ctx 512, not 12 blocks */
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), MLLM_ETOOLONG);
+	sub.n_prompt = 20;
+	sub.sampling.max_tokens = 40;
+	prompt[5] = 100000;
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), MLLM_EINVAL);
+	prompt[5] = 8;
+
+	/* The first request gets the engine thread into notify, where the
+	 * gate holds it; then the queue fills to its bound. */
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &rs[0]), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.holding)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	n_ok = 1;
+	for (int i = 1; i < 16; i++) {
+		int rc = mllm_engine_submit(e, &sub, &rs[i]);
+		if (i <= p.max_queue) {
+			ck_assert_int_eq(rc, 0);
+			n_ok++;
+		} else {
+			ck_assert_int_eq(rc, MLLM_EOVERLOADED);
+			ck_assert_ptr_null(rs[i]);
+		}
+	}
+	mllm_engine_stats st;
+	mllm_engine_stats_get(e, &st);
+	ck_assert_int_eq(st.n_queued, p.max_queue);
+	/* Open the gate: everything runs, 3 at a time (4 blocks each). */
+	pthread_mutex_lock(&g.mu);
+	g.hold = false;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	memset(res, 0, sizeof res);
+	for (int i = 0; i < n_ok; i++)
+		nc[i] = 1;
+	wait_all(rs, res, nc, n_ok);
+	for (int i = 0; i < n_ok; i++) {
+		ck_assert_int_eq(res[i].err, 0);
+		ck_assert_int_eq(res[i].n[0], 40);
+		ck_assert_mem_eq(res[i].tokens[0], res[0].tokens[0], 40 * sizeof(int32_t));
+		mllm_request_release(rs[i]);
+	}
+	st = idle_stats(e);
+	ck_assert_int_eq(st.kv_blocks_used, 0);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+	pthread_mutex_destroy(&g.mu);
+	pthread_cond_destroy(&g.cv);
+}
+END_TEST
+
+START_TEST(test_shutdown_with_requests)
+{
+	/* Freeing the engine mid-flight ends every request with ESHUTDOWN;
+	 * the requests stay valid until released. */
+	mllm_model *m = open_model("models/stories260K");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	int32_t prompt[40];
+	for (int i = 0; i < 40; i++)
+		prompt[i] = 1 + i;
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.max_tokens = 400;
+	s.ignore_eos = true;
+	mllm_request *rs[6];
+	static result res[6];
+	int nc[6];
+	for (int i = 0; i < 6; i++) {
+		rs[i] = submit(e, prompt, 40, 1, &s);
+		nc[i] = 1;
+	}
+	mllm_engine_free(e);
+	memset(res, 0, sizeof res);
+	wait_all(rs, res, nc, 6);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(res[i].err, MLLM_ESHUTDOWN);
+		mllm_request_cancel(rs[i]); /* harmless after the engine is gone */
+		mllm_request_release(rs[i]);
+	}
+	mllm_model_close(m);
+}
+END_TEST
+
+START_TEST(test_session_pin)
+{
+	/* A named session keeps its prefix through cache pressure that
+	 * evicts an unnamed conversation's blocks; once its TTL has passed,
+	 * it is evicted like any other. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	for (int phase = 0; phase < 2; phase++) {
+		mllm_engine_params p = engine_params();
+		p.kv.n_blocks = 40;
+		p.session_ttl_ms = phase == 0 ? 600000 : 1;
+		mllm_engine *e = start(m, &p);
+		static result r1, r2, filler, again1, again2;
+		int32_t a[200], b[200], f[200];
+		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+		s.temperature = 0.0f;
+		s.max_tokens = 8;
+		s.ignore_eos = true;
+		prng = 1;
+		make_prompt(a, 100, n_vocab);
+		make_prompt(b, 100, n_vocab);
+		mllm_submit sub = { .prompt = a, .n_prompt = 100, .n_choices = 1,
+				    .sampling = s, .session_id = "alice" };
+		mllm_request *r = NULL;
+		ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), 0);
+		memset(&r1, 0, sizeof r1);
+		int one = 1;
+		wait_all(&r, &r1, &one, 1);
+		mllm_request_release(r);
+		run_one(e, b, 100, 1, &s, &r2);
+		if (phase == 1)
+			sleep_us(20000); /* well past the 1 ms TTL */
+		/* Pressure: prompts that fill the pool several times over. */
+		for (int k = 0; k < 6; k++) {
+			make_prompt(f, 180, n_vocab);
+			run_one(e, f, 180, 1, &s, &filler);
+		}
+		run_one(e, a, 100, 1, &s, &again1);
+		run_one(e, b, 100, 1, &s, &again2);
+		ck_assert_int_eq(again1.n_cached, phase == 0 ? (99 / 16) * 16 : 0);
+		ck_assert_int_eq(again2.n_cached, 0);
+		ck_assert_mem_eq(again1.tokens[0], r1.tokens[0], 8 * sizeof(int32_t));
+		mllm_engine_free(e);
+	}
+	mllm_model_close(m);
+}
+END_TEST
+
+START_TEST(test_short_prompt_not_starved)
+{
+	/* A short prompt submitted behind a long one gets its first token
+	 * first: each step gives every prefilling prompt a share of the
+	 * budget instead of finishing the oldest prompt first. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	p.max_batch_tokens = 64;
+	mllm_engine *e = start(m, &p);
+	static int32_t long_p[480], short_p[8];
+	static result res[2];
+	mllm_request *rs[2];
+	uint64_t t_first[2] = {0, 0};
+	prng = 31;
+	make_prompt(long_p, 480, n_vocab);
+	make_prompt(short_p, 8, n_vocab);
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 4;
+	s.ignore_eos = true;
+	rs[0] = submit(e, long_p, 480, 1, &s);
+	rs[1] = submit(e, short_p, 8, 1, &s);
+	memset(res, 0, sizeof res);
+	for (;;) {
+		mllm_event ev;
+		bool all = true;
+		for (int i = 0; i < 2; i++) {
+			while (mllm_request_poll(rs[i], &ev))
+				if (ev.kind == MLLM_EV_DONE) {
+					t_first[i] = ev.t_first_token_ns;
+					res[i].done++;
+				}
+			all = all && res[i].done == 1;
+		}
+		if (all)
+			break;
+		sleep_us(200);
+	}
+	ck_assert(t_first[0] != 0 && t_first[1] != 0);
+	ck_assert_msg(t_first[1] < t_first[0], "short prompt started after the long one");
+	for (int i = 0; i < 2; i++)
+		mllm_request_release(rs[i]);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+
+START_TEST(test_fuzz_mixed)
+{
+	/* Random traffic against a small pool: mixed n, echo, logprobs,
+	 * stops, max_tokens 0, shared prefixes, sessions, cancels and
+	 * releases at random points. Every accepted request ends with one
+	 * DONE per choice or one ERROR; submit refuses only with OVERLOADED;
+	 * with the prefix cache off every block comes back. MLLM_LONG=1
+	 * runs it longer. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	enum { LIVE = 12 };
+	int iters = mllm_test_long() ? 3000 : 150;
+	static int32_t base[300], prompt[300];
+	static result res[LIVE];
+	mllm_request *rs[LIVE] = { 0 };
+	int nc[LIVE] = { 0 }, cancel_at[LIVE] = { 0 };
+	const char *stops[2] = { "the", "." };
+	prng = 2024;
+	make_prompt(base, 300, n_vocab);
+	for (int cache = 0; cache < 2; cache++) {
+		mllm_engine_params p = engine_params();
+		p.kv.n_blocks = 48;
+		p.max_queue = 6;
+		p.max_batch_tokens = 48;
+		p.prefix_cache = cache == 1;
+		p.session_ttl_ms = 5;
+		mllm_engine *e = start(m, &p);
+		int n_overloaded = 0, n_done = 0;
+		for (int it = 0; it < iters;) {
+			for (int k = 0; k < LIVE; k++) {
+				if (rs[k]) {
+					if (drain(rs[k], &res[k], nc[k])) {
+						ck_assert(res[k].err == 0 || res[k].err == MLLM_ESHUTDOWN);
+						mllm_request_release(rs[k]);
+						rs[k] = NULL;
+						n_done++;
+					} else if (res[k].n[0] >= cancel_at[k]) {
+						if (rnd(2))
+							mllm_request_cancel(rs[k]);
+						else {
+							mllm_request_release(rs[k]);
+							rs[k] = NULL;
+						}
+					}
+					continue;
+				}
+				/* A new request: share a prefix of base, then noise. */
+				size_t shared = rnd(4) ? rnd(200) : 0, len = shared + 1 + rnd(80);
+				memcpy(prompt, base, shared * sizeof *prompt);
+				for (size_t i = shared; i < len; i++)
+					prompt[i] = 3 + (int32_t)rnd((uint32_t)n_vocab - 3);
+				mllm_sampling sp = MLLM_SAMPLING_DEFAULT;
+				sp.max_tokens = (int32_t)rnd(40);
+				sp.temperature = rnd(2) ? 0.0f : 0.9f;
+				sp.logprobs = (int32_t)rnd(4) - 1;
+				sp.echo_logprobs = rnd(5) == 0;
+				sp.ignore_eos = rnd(2);
+				sp.n_stop = (int32_t)rnd(3);
+				sp.stop = sp.n_stop ? stops : NULL;
+				mllm_submit sub = { .prompt = prompt, .n_prompt = len,
+						    .n_choices = 1 + (int32_t)rnd(3), .sampling = sp,
+						    .session_id = rnd(3) == 0 ? "s" : NULL };
+				int rc = mllm_engine_submit(e, &sub, &rs[k]);
+				it++;
+				if (rc == MLLM_EOVERLOADED || rc == MLLM_ETOOLONG) {
+					n_overloaded += rc == MLLM_EOVERLOADED;
+					ck_assert_ptr_null(rs[k]);
+					continue;
+				}
+				ck_assert_int_eq(rc, 0);
+				memset(&res[k], 0, sizeof res[k]);
+				nc[k] = sub.n_choices;
+				cancel_at[k] = rnd(3) == 0 ? (int)rnd(20) : 1 << 30;
+			}
+			sleep_us(50);
+		}
+		/* Drain what is left. */
+		for (int k = 0; k < LIVE; k++) {
+			if (!rs[k])
+				continue;
+			wait_all(&rs[k], &res[k], &nc[k], 1);
+			mllm_request_release(rs[k]);
+			rs[k] = NULL;
+		}
+		mllm_engine_stats st = idle_stats(e);
+		if (!p.prefix_cache)
+			ck_assert_int_eq(st.kv_blocks_used, 0);
+		ck_assert_int_le(st.kv_blocks_used, st.kv_blocks_total);
+		ck_assert_int_gt(n_done, 0);
+		(void)n_overloaded;
+		mllm_engine_free(e);
+	}
+	mllm_model_close(m);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("scheduler");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, mllm_test_long() ? 3600 : 120);
+	tcase_add_test(tc, test_batch_equals_serial_greedy);
+	tcase_add_test(tc, test_batch_equals_serial_seeded);
+	tcase_add_test(tc, test_golden_greedy_and_echo);
+	tcase_add_test(tc, test_prefix_cache_extends);
+	tcase_add_test(tc, test_prefix_cache_shared_system_prompt);
+	tcase_add_test(tc, test_n_choices);
+	tcase_add_test(tc, test_stop_strings);
+	tcase_add_test(tc, test_cancel_random_steps);
+	tcase_add_test(tc, test_pool_exhaustion);
+	tcase_add_test(tc, test_shutdown_with_requests);
+	tcase_add_test(tc, test_session_pin);
+	tcase_add_test(tc, test_short_prompt_not_starved);
+	tcase_add_test(tc, test_fuzz_mixed);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)
