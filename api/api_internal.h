@@ -1,0 +1,144 @@
+/*
+ * api_internal.h — what the api/ files share and server/ never sees: the
+ * layout of api_request (parsed by request.c, rendered by render.c), the
+ * chat template internals, and small JSON/UTF-8 helpers (util.c).
+ */
+#ifndef API_INTERNAL_H
+#define API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "api.h"
+
+/* ---- util.c ------------------------------------------------------------ */
+
+/* Appends compact JSON (jansson, insertion order, floats to 9 digits). */
+int api__json_append(const json_t *j, mllm_buf *out);
+/* Appends `data: <compact JSON>\n\n`. */
+int api__sse_append(const json_t *j, mllm_buf *out);
+/* 1 if p[0..n) is valid UTF-8 (no overlongs, no surrogates). */
+int api__utf8_valid(const char *p, size_t n);
+/* Characters (code points) in p[0..n): bytes that are not continuations. */
+size_t api__utf8_chars(const char *p, size_t n);
+/* A JSON string of p[0..n), each invalid UTF-8 byte replaced by U+FFFD.
+ * Never NULL (aborts on OOM like xmalloc). */
+json_t *api__json_text(const char *p, size_t n);
+/* A JSON string for a token's bytes: the bytes when valid UTF-8 without
+ * NUL, else the OpenAI convention "bytes:\xNN\xNN" (as text). Never NULL. */
+json_t *api__json_token(const char *p, size_t n);
+/* A JSON real for a logprob; non-finite values become -9999.0. */
+json_t *api__json_logprob(float lp);
+/* The bytes a vocabulary id stands for: U+2581 → ' ', "<0xNN>" → that
+ * byte, other pieces as stored. Writes at most cap bytes; returns the
+ * length (0 for a bad id or no tokenizer). */
+size_t api__token_bytes(const mllm_tokenizer *tok, int32_t id, char *buf, size_t cap);
+/* "cmpl-" / "chatcmpl-" followed by 24 hex digits. */
+void api__make_id(char *buf, size_t cap, const char *prefix);
+
+/* ---- chat_template.c ---------------------------------------------------- */
+
+typedef enum { API_ROLE_SYSTEM = 0, API_ROLE_USER, API_ROLE_ASSISTANT, API_ROLE__COUNT } api__role;
+
+typedef struct {
+	api__role role;
+	char *content; /* owned, NUL-terminated (JSON strings hold no NUL) */
+	size_t len;
+} api__message;
+
+#define API__TEMPLATE_MAX_STOP 2
+
+struct api_chat_template {
+	char *role[API_ROLE__COUNT]; /* with "{content}" */
+	char *generation;
+	char *stop[API__TEMPLATE_MAX_STOP];
+	int n_stop;
+	int bos; /* -1 auto, 0 no, 1 yes */
+};
+
+/* The built-in default template (plain transcript). */
+const api_chat_template *api__chat_template_default(void);
+/* Renders messages into prompt text (appended to out), ending with the
+ * generation cue. */
+int api__chat_apply(const api_chat_template *t, const api__message *msgs, int32_t n_msgs,
+                    mllm_buf *out);
+
+/* ---- request.c / render.c ----------------------------------------------- */
+
+typedef struct {
+	int32_t token;
+	bool has_logprob;
+	float logprob;
+	char *text; /* owned token bytes */
+	size_t text_len;
+	int32_t n_top;
+	mllm_top_logprob *top; /* owned [n_top] */
+} api__lp;
+
+typedef struct {
+	api__lp *v;
+	size_t n, cap;
+} api__lp_list;
+
+typedef struct {
+	mllm_buf text;   /* non-streamed: the accumulated text */
+	api__lp_list lp; /* completion tokens (non-streamed) */
+	bool started;    /* the echo (if any) has been sent / appended */
+	bool lstrip;     /* chat: drop one leading space of the content */
+	bool done;
+	mllm_finish finish;
+	int32_t n_completion;
+	size_t offset; /* running text_offset (characters) */
+} api__choice;
+
+typedef struct {
+	char *text; /* string prompt (owned) or, after prepare, decoded ids */
+	size_t text_len;
+	bool is_tokens; /* given as token ids */
+	int32_t *ids;   /* owned */
+	size_t n_ids;
+	int32_t n_cached;
+	/* echo + logprobs: the engine sends prompt logprobs once per prompt
+	 * (as choice 0); every choice of the prompt renders them. */
+	api__lp_list plp;
+	size_t *offsets;   /* [n_ids]: where token k starts in the decoded text */
+	size_t text_chars; /* characters in text: where the completion starts */
+} api__prompt;
+
+struct api_request {
+	api_kind kind;
+	char id[64];
+	int64_t created;
+	char *model; /* NULL when absent */
+	api_limits lim;
+
+	bool stream, include_usage, echo;
+	int32_t n;
+	bool has_max_tokens;
+	int32_t max_tokens;
+	int32_t logprobs; /* -1 = none */
+	mllm_sampling sp;
+
+	char *stop[MLLM_MAX_STOP]; /* owned */
+	int32_t n_stop_client;
+	const char *stop_ptrs[MLLM_MAX_STOP];
+	mllm_logit_bias *bias; /* owned */
+	int32_t n_bias;
+
+	api__prompt *prompts;
+	int32_t n_prompts;
+	api__message *msgs;
+	int32_t n_msgs;
+
+	const api_model_info *m; /* after prepare */
+	api__choice *choices;    /* [n_prompts * n] after prepare */
+	int32_t n_choices_done;
+	bool failed;
+	api_error err;
+	bool ended;
+};
+
+/* request.c: reads root["messages"] into req->msgs / n_msgs (shared with
+ * POST /tokenize). Returns 0 or the HTTP status with e filled. */
+int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, api_error *e);
+
+#endif

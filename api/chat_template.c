@@ -1,0 +1,297 @@
+/*
+ * chat_template.c — turning chat messages into prompt text for models that
+ * ship no chat template (every base MobileLLM). A template is a handful of
+ * plain strings with a "{content}" placeholder, not a Jinja interpreter:
+ * small enough to document in one table, to set from a config line, and to
+ * audit. The default is a "System:/User:/Assistant:" transcript with an
+ * implicit "\nUser:" stop, which a base model continues naturally.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+static const char *const role_keys[API_ROLE__COUNT] = {"system", "user", "assistant"};
+
+typedef struct {
+	const char *name;
+	const char *role[API_ROLE__COUNT];
+	const char *generation;
+	const char *stop[API__TEMPLATE_MAX_STOP];
+	int n_stop;
+} preset;
+
+static const preset presets[] = {
+    {"plain",
+     {"System: {content}\n", "User: {content}\n", "Assistant: {content}\n"},
+     "Assistant:",
+     {"\nUser:"},
+     1},
+    {"chatml",
+     {"<|im_start|>system\n{content}<|im_end|>\n", "<|im_start|>user\n{content}<|im_end|>\n",
+      "<|im_start|>assistant\n{content}<|im_end|>\n"},
+     "<|im_start|>assistant\n",
+     {"<|im_end|>"},
+     1},
+    /* Contents one after another, no cue, no stop: the client writes the
+     * whole prompt itself. */
+    {"raw", {"{content}", "{content}", "{content}"}, "", {NULL}, 0},
+};
+
+static void clear(api_chat_template *t)
+{
+	for (int r = 0; r < API_ROLE__COUNT; r++) {
+		free(t->role[r]);
+		t->role[r] = NULL;
+	}
+	free(t->generation);
+	t->generation = NULL;
+	for (int i = 0; i < t->n_stop; i++) {
+		free(t->stop[i]);
+		t->stop[i] = NULL;
+	}
+	t->n_stop = 0;
+}
+
+static void load_preset(api_chat_template *t, const preset *p)
+{
+	clear(t);
+	for (int r = 0; r < API_ROLE__COUNT; r++)
+		t->role[r] = xstrdup(p->role[r]);
+	t->generation = xstrdup(p->generation);
+	for (int i = 0; i < p->n_stop; i++)
+		t->stop[i] = xstrdup(p->stop[i]);
+	t->n_stop = p->n_stop;
+	t->bos = -1;
+}
+
+api_chat_template *api_chat_template_create(void)
+{
+	api_chat_template *t = xcalloc(1, sizeof *t);
+	load_preset(t, &presets[0]);
+	return t;
+}
+
+void api_chat_template_free(api_chat_template *t)
+{
+	if (!t)
+		return;
+	clear(t);
+	free(t);
+}
+
+const api_chat_template *api__chat_template_default(void)
+{
+	/* Built from the first preset; never freed, never changed. The
+	 * struct is filled with string literals cast to char *: nothing
+	 * frees or writes through them. */
+	static const api_chat_template plain = {
+	    .role = {(char *)"System: {content}\n", (char *)"User: {content}\n",
+	             (char *)"Assistant: {content}\n"},
+	    .generation = (char *)"Assistant:",
+	    .stop = {(char *)"\nUser:"},
+	    .n_stop = 1,
+	    .bos = -1,
+	};
+	return &plain;
+}
+
+/* Config values carry \n, \t and \\ escapes so a template fits on a line. */
+static char *unescape(const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v), o = 0;
+	char *s = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] != '\\') {
+			s[o++] = v[i];
+			continue;
+		}
+		i++;
+		if (v[i] == 'n') {
+			s[o++] = '\n';
+		} else if (v[i] == 't') {
+			s[o++] = '\t';
+		} else if (v[i] == '\\') {
+			s[o++] = '\\';
+		} else {
+			free(s);
+			mllm__seterr(err, errlen, MLLM_EINVAL,
+			             "chat template: unknown escape '\\%c' (use \\n, \\t or \\\\)",
+			             v[i] ? v[i] : ' ');
+			return NULL;
+		}
+	}
+	s[o] = '\0';
+	return s;
+}
+
+int api_chat_template_set(api_chat_template *t, const char *key, const char *value, char *err,
+                          size_t errlen)
+{
+	char *v;
+	if (strcmp(key, "preset") == 0) {
+		for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+			if (strcmp(value, presets[i].name) == 0) {
+				load_preset(t, &presets[i]);
+				return 0;
+			}
+		}
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "chat template: unknown preset '%s' (plain, chatml, raw)",
+		                    value);
+	}
+	if (strcmp(key, "bos") == 0) {
+		if (strcmp(value, "auto") == 0)
+			t->bos = -1;
+		else if (strcmp(value, "true") == 0)
+			t->bos = 1;
+		else if (strcmp(value, "false") == 0)
+			t->bos = 0;
+		else
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "chat template: bos must be auto, true or false, not '%s'", value);
+		return 0;
+	}
+	v = unescape(value, err, errlen);
+	if (!v)
+		return MLLM_EINVAL;
+	for (int r = 0; r < API_ROLE__COUNT; r++) {
+		if (strcmp(key, role_keys[r]) != 0)
+			continue;
+		if (!strstr(v, "{content}")) {
+			free(v);
+			return mllm__seterr(err, errlen, MLLM_EINVAL,
+			                    "chat template: '%s' must contain {content}", key);
+		}
+		free(t->role[r]);
+		t->role[r] = v;
+		return 0;
+	}
+	if (strcmp(key, "generation") == 0) {
+		free(t->generation);
+		t->generation = v;
+		return 0;
+	}
+	if (strcmp(key, "stop") == 0) {
+		char *parts[API__TEMPLATE_MAX_STOP];
+		int n = 0;
+		char *p = v;
+		while (*p) {
+			char *sep = strstr(p, "||");
+			size_t len = sep ? (size_t)(sep - p) : strlen(p);
+			if (len > 0) {
+				if (n == API__TEMPLATE_MAX_STOP) {
+					for (int i = 0; i < n; i++)
+						free(parts[i]);
+					free(v);
+					return mllm__seterr(
+					    err, errlen, MLLM_EINVAL,
+					    "chat template: at most %d stop strings",
+					    API__TEMPLATE_MAX_STOP);
+				}
+				parts[n++] = xstrndup(p, len);
+			}
+			p += len;
+			if (sep)
+				p += 2;
+		}
+		free(v);
+		for (int i = 0; i < t->n_stop; i++)
+			free(t->stop[i]);
+		for (int i = 0; i < n; i++)
+			t->stop[i] = parts[i];
+		t->n_stop = n;
+		return 0;
+	}
+	free(v);
+	return mllm__seterr(err, errlen, MLLM_EINVAL,
+	                    "chat template: unknown key '%s' (preset, system, user, assistant, "
+	                    "generation, stop, bos)",
+	                    key);
+}
+
+static int append_escaped(mllm_buf *out, const char *s)
+{
+	int rc = 0;
+	for (; *s && rc == 0; s++) {
+		if (*s == '\n')
+			rc = mllm_buf_append(out, "\\n", 2);
+		else if (*s == '\t')
+			rc = mllm_buf_append(out, "\\t", 2);
+		else if (*s == '\\')
+			rc = mllm_buf_append(out, "\\\\", 2);
+		else
+			rc = mllm_buf_append(out, s, 1);
+	}
+	return rc;
+}
+
+static int dump_line(mllm_buf *out, const char *prefix, const char *key, const char *value)
+{
+	int rc = mllm_buf_appendf(out, "%s%s = ", prefix, key);
+	if (rc == 0)
+		rc = append_escaped(out, value);
+	if (rc == 0)
+		rc = mllm_buf_append(out, "\n", 1);
+	return rc;
+}
+
+int api_chat_template_dump(const api_chat_template *t, const char *prefix, mllm_buf *out)
+{
+	int rc = 0;
+	if (!t)
+		t = api__chat_template_default();
+	if (!prefix)
+		prefix = "";
+	for (int r = 0; r < API_ROLE__COUNT && rc == 0; r++)
+		rc = dump_line(out, prefix, role_keys[r], t->role[r]);
+	if (rc == 0)
+		rc = dump_line(out, prefix, "generation", t->generation);
+	if (rc == 0)
+		rc = mllm_buf_appendf(out, "%sstop = ", prefix);
+	for (int i = 0; i < t->n_stop && rc == 0; i++) {
+		if (i > 0)
+			rc = mllm_buf_append(out, "||", 2);
+		if (rc == 0)
+			rc = append_escaped(out, t->stop[i]);
+	}
+	if (rc == 0)
+		rc = mllm_buf_appendf(out, "\n%sbos = %s\n", prefix,
+		                      t->bos < 0 ? "auto"
+		                      : t->bos   ? "true"
+		                                 : "false");
+	return rc;
+}
+
+/* Appends role text with every "{content}" replaced by the content. */
+static int apply_one(const char *fmt, const api__message *m, mllm_buf *out)
+{
+	static const char ph[] = "{content}";
+	const size_t phlen = sizeof ph - 1;
+	int rc = 0;
+	while (rc == 0) {
+		const char *hit = strstr(fmt, ph);
+		if (!hit)
+			return mllm_buf_append(out, fmt, strlen(fmt));
+		rc = mllm_buf_append(out, fmt, (size_t)(hit - fmt));
+		if (rc == 0)
+			rc = mllm_buf_append(out, m->content, m->len);
+		fmt = hit + phlen;
+	}
+	return rc;
+}
+
+int api__chat_apply(const api_chat_template *t, const api__message *msgs, int32_t n_msgs,
+                    mllm_buf *out)
+{
+	int rc = 0;
+	if (!t)
+		t = api__chat_template_default();
+	for (int32_t i = 0; i < n_msgs && rc == 0; i++)
+		rc = apply_one(t->role[msgs[i].role], &msgs[i], out);
+	if (rc == 0)
+		rc = mllm_buf_append(out, t->generation, strlen(t->generation));
+	return rc;
+}

@@ -1,0 +1,583 @@
+/*
+ * render.c — engine events → OpenAI response bytes: the non-streamed
+ * text_completion / chat.completion bodies, the SSE chunks of a stream
+ * (role chunk, content deltas, finish chunk, usage chunk, [DONE]), both
+ * logprobs shapes (legacy completions and chat), usage, and /v1/models.
+ *
+ * The engine already holds back partial UTF-8 and partial stop strings, so
+ * an event's text is rendered as given. Non-streamed requests accumulate
+ * per choice (text and logprob entries) until api_request_end(); streamed
+ * ones keep only a running text_offset per choice.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+/* ---- models ----------------------------------------------------------------- */
+
+static json_t *model_json(const api_model_info *m)
+{
+	json_t *o = json_object();
+	MLLM_ASSERT(o);
+	json_object_set_new(o, "id", api__json_text(m->id, strlen(m->id)));
+	json_object_set_new(o, "object", json_string("model"));
+	json_object_set_new(o, "created", json_integer(m->created));
+	json_object_set_new(o, "owned_by", json_string(m->owned_by ? m->owned_by : "mobilellmd"));
+	json_object_set_new(o, "max_model_len", json_integer(m->n_ctx));
+	return o;
+}
+
+int api_render_models(const api_model_info *const *models, int n_models, mllm_buf *out)
+{
+	json_t *o = json_object(), *data = json_array();
+	int rc;
+	MLLM_ASSERT(o && data);
+	for (int i = 0; i < n_models; i++)
+		json_array_append_new(data, model_json(models[i]));
+	json_object_set_new(o, "object", json_string("list"));
+	json_object_set_new(o, "data", data);
+	rc = api__json_append(o, out);
+	json_decref(o);
+	return rc;
+}
+
+int api_render_model(const api_model_info *m, mllm_buf *out)
+{
+	json_t *o = model_json(m);
+	int rc = api__json_append(o, out);
+	json_decref(o);
+	return rc;
+}
+
+/* ---- logprob entries ---------------------------------------------------------- */
+
+static int lp_push(api__lp_list *l, const mllm_event *ev)
+{
+	api__lp *e;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		api__lp *v = mllm_try_realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return MLLM_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	e = &l->v[l->n];
+	memset(e, 0, sizeof *e);
+	e->token = ev->token;
+	e->has_logprob = ev->has_logprob;
+	e->logprob = ev->logprob;
+	e->text = mllm_try_malloc(ev->token_text_len + 1);
+	if (!e->text)
+		return MLLM_ENOMEM;
+	if (ev->token_text_len)
+		memcpy(e->text, ev->token_text, ev->token_text_len);
+	e->text[ev->token_text_len] = '\0';
+	e->text_len = ev->token_text_len;
+	if (ev->has_logprob && ev->n_top > 0) {
+		int32_t nt = ev->n_top > MLLM_MAX_TOP_LOGPROBS ? MLLM_MAX_TOP_LOGPROBS : ev->n_top;
+		e->top = mllm_try_malloc((size_t)nt * sizeof *e->top);
+		if (!e->top) {
+			free(e->text);
+			return MLLM_ENOMEM;
+		}
+		memcpy(e->top, ev->top, (size_t)nt * sizeof *e->top);
+		e->n_top = nt;
+	}
+	l->n++;
+	return 0;
+}
+
+/* A view of an event as an entry (no copies) for streamed chunks. */
+static api__lp lp_view(const mllm_event *ev)
+{
+	api__lp e = {.token = ev->token,
+	             .has_logprob = ev->has_logprob,
+	             .logprob = ev->logprob,
+	             .text = (char *)ev->token_text,
+	             .text_len = ev->token_text_len,
+	             .n_top = ev->has_logprob ? ev->n_top : 0,
+	             .top = (mllm_top_logprob *)ev->top};
+	if (e.n_top > MLLM_MAX_TOP_LOGPROBS)
+		e.n_top = MLLM_MAX_TOP_LOGPROBS;
+	return e;
+}
+
+/* Legacy completions shape: appends n entries to the four arrays. The
+ * text_offset of entry i (in characters from the start of the prompt, as
+ * OpenAI counts) is fixed[i] when given (prompt tokens), else *offset,
+ * which advances. Like OpenAI, top_logprobs always holds the chosen token
+ * too (so up to logprobs + 1 entries). */
+static void legacy_add(const api_request *req, json_t *obj, const api__lp *v, size_t n,
+                       const size_t *fixed, size_t n_fixed, size_t *offset)
+{
+	json_t *tokens = json_object_get(obj, "tokens");
+	json_t *lps = json_object_get(obj, "token_logprobs");
+	json_t *tops = json_object_get(obj, "top_logprobs");
+	json_t *offs = json_object_get(obj, "text_offset");
+	char buf[MLLM_DETOK_MAX];
+	for (size_t i = 0; i < n; i++) {
+		const api__lp *e = &v[i];
+		json_array_append_new(tokens, api__json_token(e->text ? e->text : "", e->text_len));
+		json_array_append_new(lps,
+		                      e->has_logprob ? api__json_logprob(e->logprob) : json_null());
+		if (e->has_logprob) {
+			json_t *d = json_object();
+			MLLM_ASSERT(d);
+			for (int32_t k = 0; k < e->n_top; k++) {
+				size_t bl =
+				    api__token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
+				json_t *key = api__json_token(buf, bl);
+				/* By length: a token may be a NUL byte. */
+				json_object_setn_new(d, json_string_value(key),
+				                     json_string_length(key),
+				                     api__json_logprob(e->top[k].logprob));
+				json_decref(key);
+			}
+			{
+				json_t *key = api__json_token(e->text ? e->text : "", e->text_len);
+				if (!json_object_getn(d, json_string_value(key),
+				                      json_string_length(key)))
+					json_object_setn_new(d, json_string_value(key),
+					                     json_string_length(key),
+					                     api__json_logprob(e->logprob));
+				json_decref(key);
+			}
+			json_array_append_new(tops, d);
+		} else {
+			json_array_append_new(tops, json_null());
+		}
+		if (fixed)
+			json_array_append_new(
+			    offs, json_integer((json_int_t)fixed[i < n_fixed ? i : n_fixed - 1]));
+		else
+			json_array_append_new(offs, json_integer((json_int_t)*offset));
+		*offset += api__utf8_chars(e->text ? e->text : "", e->text_len);
+	}
+}
+
+static json_t *legacy_new(void)
+{
+	json_t *o = json_object();
+	MLLM_ASSERT(o);
+	json_object_set_new(o, "tokens", json_array());
+	json_object_set_new(o, "token_logprobs", json_array());
+	json_object_set_new(o, "top_logprobs", json_array());
+	json_object_set_new(o, "text_offset", json_array());
+	return o;
+}
+
+static json_t *bytes_array(const char *p, size_t n)
+{
+	json_t *a = json_array();
+	MLLM_ASSERT(a);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer((unsigned char)p[i]));
+	return a;
+}
+
+/* Chat shape: {"content":[{"token","logprob","bytes","top_logprobs"}]}. */
+static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
+{
+	json_t *o = json_object(), *content = json_array();
+	char buf[MLLM_DETOK_MAX];
+	MLLM_ASSERT(o && content);
+	for (size_t i = 0; i < n; i++) {
+		const api__lp *e = &v[i];
+		json_t *item = json_object(), *tops = json_array();
+		MLLM_ASSERT(item && tops);
+		json_object_set_new(item, "token",
+		                    api__json_token(e->text ? e->text : "", e->text_len));
+		json_object_set_new(item, "logprob", api__json_logprob(e->logprob));
+		json_object_set_new(item, "bytes",
+		                    bytes_array(e->text ? e->text : "", e->text_len));
+		for (int32_t k = 0; k < e->n_top; k++) {
+			size_t bl = api__token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
+			json_t *t = json_object();
+			MLLM_ASSERT(t);
+			json_object_set_new(t, "token", api__json_token(buf, bl));
+			json_object_set_new(t, "logprob", api__json_logprob(e->top[k].logprob));
+			json_object_set_new(t, "bytes", bytes_array(buf, bl));
+			json_array_append_new(tops, t);
+		}
+		json_object_set_new(item, "top_logprobs", tops);
+		json_array_append_new(content, item);
+	}
+	json_object_set_new(o, "content", content);
+	return o;
+}
+
+/* ---- shared pieces -------------------------------------------------------------- */
+
+static const char *finish_name(mllm_finish f)
+{
+	return f == MLLM_FINISH_LENGTH ? "length" : "stop";
+}
+
+static json_t *usage_json(const api_request *req)
+{
+	api_usage u;
+	json_t *o = json_object(), *d = json_object();
+	MLLM_ASSERT(o && d);
+	api_request_usage(req, &u);
+	json_object_set_new(o, "prompt_tokens", json_integer(u.prompt_tokens));
+	json_object_set_new(o, "completion_tokens", json_integer(u.completion_tokens));
+	json_object_set_new(o, "total_tokens", json_integer(u.prompt_tokens + u.completion_tokens));
+	json_object_set_new(d, "cached_tokens", json_integer(u.cached_tokens));
+	json_object_set_new(o, "prompt_tokens_details", d);
+	return o;
+}
+
+/* {"id","object","created","model","choices":[choice]} (+ "usage": null). */
+static json_t *envelope(const api_request *req, bool chunk, json_t *choices)
+{
+	json_t *o = json_object();
+	MLLM_ASSERT(o);
+	json_object_set_new(o, "id", api__json_text(req->id, strlen(req->id)));
+	json_object_set_new(o, "object",
+	                    json_string(req->kind == API_CHAT
+	                                    ? (chunk ? "chat.completion.chunk" : "chat.completion")
+	                                    : "text_completion"));
+	json_object_set_new(o, "created", json_integer(req->created));
+	json_object_set_new(o, "model", api__json_text(req->m->id, strlen(req->m->id)));
+	json_object_set_new(o, "choices", choices);
+	return o;
+}
+
+static int emit_chunk(const api_request *req, json_t *choice, mllm_buf *out)
+{
+	json_t *choices = json_array();
+	json_t *o;
+	int rc;
+	MLLM_ASSERT(choices);
+	json_array_append_new(choices, choice);
+	o = envelope(req, true, choices);
+	if (req->include_usage)
+		json_object_set_new(o, "usage", json_null());
+	rc = api__sse_append(o, out);
+	json_decref(o);
+	return rc;
+}
+
+/* Completions chunk: text, legacy logprobs (or null), finish_reason. */
+static int emit_text_chunk(const api_request *req, int32_t index, const char *text, size_t len,
+                           json_t *logprobs, const char *finish, mllm_buf *out)
+{
+	json_t *c = json_object();
+	MLLM_ASSERT(c);
+	json_object_set_new(c, "index", json_integer(index));
+	json_object_set_new(c, "text", api__json_text(text, len));
+	json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
+	json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
+	return emit_chunk(req, c, out);
+}
+
+/* Chat chunk: delta (role and/or content, or empty), logprobs, finish. */
+static int emit_delta_chunk(const api_request *req, int32_t index, bool role, const char *text,
+                            size_t len, json_t *logprobs, const char *finish, mllm_buf *out)
+{
+	json_t *c = json_object(), *delta = json_object();
+	MLLM_ASSERT(c && delta);
+	if (role)
+		json_object_set_new(delta, "role", json_string("assistant"));
+	if (text)
+		json_object_set_new(delta, "content", api__json_text(text, len));
+	json_object_set_new(c, "index", json_integer(index));
+	json_object_set_new(c, "delta", delta);
+	json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
+	json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
+	return emit_chunk(req, c, out);
+}
+
+/* ---- the request's life -------------------------------------------------------- */
+
+int api_request_begin(api_request *req, mllm_buf *out)
+{
+	int rc = 0;
+	MLLM_ASSERT(req->m && req->choices);
+	if (!req->stream || req->kind != API_CHAT)
+		return 0;
+	for (int32_t i = 0; i < req->n_prompts * req->n && rc == 0; i++)
+		rc = emit_delta_chunk(req, i, true, "", 0, NULL, NULL, out);
+	return rc;
+}
+
+/* First TOKEN/DONE of a choice: the echoed prompt goes first. */
+static int start_choice(api_request *req, int32_t prompt_i, int32_t idx, mllm_buf *out)
+{
+	api__choice *c = &req->choices[idx];
+	const api__prompt *p = &req->prompts[prompt_i];
+	int rc = 0;
+	if (c->started)
+		return 0;
+	if (req->kind == API_COMPLETION && req->echo) {
+		if (req->stream) {
+			json_t *lp = NULL;
+			if (req->logprobs >= 0) {
+				size_t off = 0;
+				lp = legacy_new();
+				legacy_add(req, lp, p->plp.v, p->plp.n, p->offsets, p->n_ids, &off);
+			}
+			rc = emit_text_chunk(req, idx, p->text ? p->text : "", p->text_len, lp,
+			                     NULL, out);
+		} else {
+			rc = mllm_buf_append(&c->text, p->text ? p->text : "", p->text_len);
+		}
+	}
+	c->offset = p->text_chars; /* the completion starts after the prompt */
+	if (rc == 0)
+		c->started = true;
+	return rc;
+}
+
+static void fail(api_request *req, const api_error *e)
+{
+	if (req->failed)
+		return;
+	req->failed = true;
+	req->err = *e;
+}
+
+static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool with_lp, mllm_buf *out)
+{
+	api__choice *c = &req->choices[idx];
+	const char *text = ev->text ? ev->text : "";
+	size_t len = ev->text_len;
+	int rc;
+	with_lp = with_lp && req->logprobs >= 0;
+	/* Chat: the space a model writes after the "Assistant:" cue is not
+	 * part of the answer. Dropped the same way streamed or not. */
+	if (c->lstrip && len > 0) {
+		c->lstrip = false;
+		if (text[0] == ' ') {
+			text++;
+			len--;
+		}
+	}
+	if (!req->stream) {
+		rc = mllm_buf_append(&c->text, text, len);
+		if (rc == 0 && with_lp)
+			rc = lp_push(&c->lp, ev);
+		return rc;
+	}
+	if (len == 0 && !with_lp)
+		return 0; /* nothing to say yet (text held back) */
+	if (req->kind == API_CHAT) {
+		json_t *lp = NULL;
+		if (with_lp) {
+			api__lp v = lp_view(ev);
+			lp = chat_logprobs(req, &v, 1);
+		}
+		return emit_delta_chunk(req, idx, false, text, len, lp, NULL, out);
+	} else {
+		json_t *lp = NULL;
+		if (with_lp) {
+			api__lp v = lp_view(ev);
+			lp = legacy_new();
+			legacy_add(req, lp, &v, 1, NULL, 0, &c->offset);
+		}
+		return emit_text_chunk(req, idx, text, len, lp, NULL, out);
+	}
+}
+
+int api_request_feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_buf *out)
+{
+	api__choice *c;
+	int32_t idx;
+	int rc = 0;
+	MLLM_ASSERT(req->m && req->choices);
+	if (prompt_i < 0 || prompt_i >= req->n_prompts)
+		return MLLM_EINVAL;
+	if (req->failed || req->ended)
+		return 0; /* the response is already decided */
+	if (ev->kind == MLLM_EV_ERROR) {
+		api_error e;
+		api_error_from_mllm(&e, ev->err);
+		fail(req, &e);
+		return req->stream ? api_error_render_sse(&e, out) : 0;
+	}
+	if (ev->choice < 0 || ev->choice >= req->n)
+		return MLLM_EINVAL;
+	idx = prompt_i * req->n + ev->choice;
+	c = &req->choices[idx];
+	if (c->done)
+		return MLLM_EINVAL;
+	switch (ev->kind) {
+	case MLLM_EV_PROMPT:
+		/* Once per prompt (the engine sends them as choice 0). */
+		if (!req->echo || req->logprobs < 0 || c->started)
+			return 0;
+		return lp_push(&req->prompts[prompt_i].plp, ev);
+	case MLLM_EV_TOKEN:
+		rc = start_choice(req, prompt_i, idx, out);
+		if (rc == 0)
+			rc = on_text(req, idx, ev, true, out);
+		if (rc == 0)
+			c->n_completion++;
+		return rc;
+	case MLLM_EV_DONE:
+		if (ev->finish == MLLM_FINISH_ERROR || ev->finish == MLLM_FINISH_CANCELLED) {
+			api_error e;
+			api_error_from_mllm(&e, ev->finish == MLLM_FINISH_CANCELLED
+			                            ? MLLM_ECANCELLED
+			                            : (ev->err ? ev->err : MLLM_EINTERNAL));
+			fail(req, &e);
+			return req->stream ? api_error_render_sse(&e, out) : 0;
+		}
+		rc = start_choice(req, prompt_i, idx, out);
+		/* Text released at the end (held back until the finish). */
+		if (rc == 0 && ev->text_len > 0)
+			rc = on_text(req, idx, ev, false, out);
+		if (rc != 0)
+			return rc;
+		c->done = true;
+		c->finish = ev->finish;
+		if (ev->n_completion_tokens > 0 || c->n_completion == 0)
+			c->n_completion = ev->n_completion_tokens;
+		if (ev->n_cached_tokens > req->prompts[prompt_i].n_cached)
+			req->prompts[prompt_i].n_cached = ev->n_cached_tokens;
+		req->n_choices_done++;
+		if (!req->stream)
+			return 0;
+		if (req->kind == API_CHAT)
+			return emit_delta_chunk(req, idx, false, NULL, 0, NULL,
+			                        finish_name(ev->finish), out);
+		return emit_text_chunk(req, idx, "", 0, NULL, finish_name(ev->finish), out);
+	default:
+		return MLLM_EINVAL;
+	}
+}
+
+bool api_request_done(const api_request *req)
+{
+	return req->failed || req->ended || req->n_choices_done >= req->n_prompts * req->n;
+}
+
+const api_error *api_request_error(const api_request *req)
+{
+	return req->failed ? &req->err : NULL;
+}
+
+void api_request_usage(const api_request *req, api_usage *u)
+{
+	memset(u, 0, sizeof *u);
+	if (!req->choices)
+		return;
+	for (int32_t i = 0; i < req->n_prompts; i++) {
+		u->prompt_tokens += (int64_t)req->prompts[i].n_ids;
+		u->cached_tokens += req->prompts[i].n_cached;
+	}
+	for (int32_t i = 0; i < req->n_prompts * req->n; i++)
+		u->completion_tokens += req->choices[i].n_completion;
+}
+
+static json_t *body_json(const api_request *req)
+{
+	json_t *choices = json_array();
+	json_t *o;
+	MLLM_ASSERT(choices);
+	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
+		const api__choice *c = &req->choices[i];
+		json_t *ch = json_object(), *lp = json_null();
+		MLLM_ASSERT(ch);
+		json_object_set_new(ch, "index", json_integer(i));
+		if (req->kind == API_CHAT) {
+			json_t *msg = json_object();
+			MLLM_ASSERT(msg);
+			json_object_set_new(msg, "role", json_string("assistant"));
+			json_object_set_new(
+			    msg, "content",
+			    api__json_text(c->text.data ? c->text.data : "", c->text.len));
+			json_object_set_new(ch, "message", msg);
+			if (req->logprobs >= 0) {
+				json_decref(lp);
+				lp = chat_logprobs(req, c->lp.v, c->lp.n);
+			}
+		} else {
+			json_object_set_new(
+			    ch, "text",
+			    api__json_text(c->text.data ? c->text.data : "", c->text.len));
+			if (req->logprobs >= 0) {
+				const api__prompt *p = &req->prompts[i / req->n];
+				size_t off = 0;
+				json_decref(lp);
+				lp = legacy_new();
+				if (req->echo)
+					legacy_add(req, lp, p->plp.v, p->plp.n, p->offsets,
+					           p->n_ids, &off);
+				off = p->text_chars;
+				legacy_add(req, lp, c->lp.v, c->lp.n, NULL, 0, &off);
+			}
+		}
+		json_object_set_new(ch, "logprobs", lp);
+		json_object_set_new(ch, "finish_reason",
+		                    c->done ? json_string(finish_name(c->finish)) : json_null());
+		json_array_append_new(choices, ch);
+	}
+	o = envelope(req, false, choices);
+	json_object_set_new(o, "usage", usage_json(req));
+	return o;
+}
+
+int api_request_end(api_request *req, mllm_buf *out)
+{
+	int rc;
+	MLLM_ASSERT(req->m && req->choices);
+	if (req->ended)
+		return req->failed && !req->stream ? req->err.status : 200;
+	if (req->stream) {
+		if (!req->failed && req->include_usage) {
+			json_t *o = envelope(req, true, json_array());
+			json_object_set_new(o, "usage", usage_json(req));
+			rc = api__sse_append(o, out);
+			json_decref(o);
+			if (rc)
+				return rc;
+		}
+		rc = mllm_buf_append(out, "data: [DONE]\n\n", 14);
+		if (rc)
+			return rc;
+		req->ended = true;
+		return 200;
+	}
+	if (req->failed) {
+		rc = api_error_render(&req->err, out);
+		if (rc)
+			return rc;
+		req->ended = true;
+		return req->err.status;
+	}
+	{
+		json_t *o = body_json(req);
+		rc = api__json_append(o, out);
+		json_decref(o);
+	}
+	if (rc)
+		return rc;
+	req->ended = true;
+	return 200;
+}
+
+int api_request_abort(api_request *req, const api_error *e, mllm_buf *out)
+{
+	int rc;
+	if (req->ended)
+		return 0;
+	if (!req->stream) {
+		fail(req, e);
+		return 0;
+	}
+	if (!req->failed) {
+		fail(req, e);
+		rc = api_error_render_sse(e, out);
+		if (rc)
+			return rc;
+	}
+	rc = mllm_buf_append(out, "data: [DONE]\n\n", 14);
+	if (rc)
+		return rc;
+	req->ended = true;
+	return 0;
+}

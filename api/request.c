@@ -1,0 +1,838 @@
+/*
+ * request.c — parsing and validating POST /v1/completions and
+ * /v1/chat/completions bodies, then binding them to a model (template,
+ * tokenization, context checks) and handing out engine submissions.
+ *
+ * Fields are read one by one with json_object_get rather than
+ * json_unpack_ex(JSON_STRICT): OpenAI ignores unknown fields (newer SDKs
+ * send some we do not know), and a per-field read lets every error name its
+ * parameter. Everything the request keeps is copied out of the JSON tree,
+ * which is freed before parse returns.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api_internal.h"
+
+/* ---- field readers: each returns 0 (ok or absent/null) or the status ---- */
+
+static int type_error(api_error *e, const char *param, const char *what)
+{
+	return api_error_set(e, 400, param, "invalid_type", "'%s' must be %s.", param, what);
+}
+
+/* An integer field. Integral reals (16.0) are accepted; null = absent. */
+static int get_int(json_t *root, const char *key, long long lo, long long hi, long long *out,
+                   bool *present, api_error *e)
+{
+	json_t *v = json_object_get(root, key);
+	long long x;
+	*present = false;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_integer(v)) {
+		x = json_integer_value(v);
+	} else if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (d != floor(d) || d < (double)lo || d > (double)hi)
+			return api_error_set(e, 400, key, "invalid_value",
+			                     "'%s' must be an integer between %lld and %lld.", key,
+			                     lo, hi);
+		x = (long long)d;
+	} else {
+		return type_error(e, key, "an integer");
+	}
+	if (x < lo || x > hi)
+		return api_error_set(e, 400, key, "invalid_value",
+		                     "'%s' must be between %lld and %lld, got %lld.", key, lo, hi,
+		                     x);
+	*out = x;
+	*present = true;
+	return 0;
+}
+
+/* A number in [lo, hi] (or (lo, hi] when lo_open). */
+static int get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
+                    api_error *e)
+{
+	json_t *v = json_object_get(root, key);
+	double d;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		return type_error(e, key, "a number");
+	d = json_number_value(v);
+	if (!(lo_open ? d > lo : d >= lo) || !(d <= hi))
+		return api_error_set(e, 400, key, "invalid_value",
+		                     "'%s' must be in %c%g, %g], got %g.", key, lo_open ? '(' : '[',
+		                     lo, hi, d);
+	*out = (float)d;
+	return 0;
+}
+
+static int get_bool(json_t *root, const char *key, bool *out, api_error *e)
+{
+	json_t *v = json_object_get(root, key);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return type_error(e, key, "a boolean");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* ---- prompts and messages ----------------------------------------------- */
+
+static int parse_ids(json_t *arr, const char *param, api__prompt *p, api_error *e)
+{
+	size_t n = json_array_size(arr);
+	if (n == 0)
+		return api_error_set(e, 400, param, "invalid_value", "'%s' must not be empty.",
+		                     param);
+	p->ids = mllm_try_calloc(n, sizeof *p->ids);
+	if (!p->ids)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the prompt.");
+	for (size_t i = 0; i < n; i++) {
+		json_t *t = json_array_get(arr, i);
+		if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+		    json_integer_value(t) > INT32_MAX)
+			return api_error_set(e, 400, param, "invalid_value",
+			                     "'%s' must hold token ids (non-negative integers); "
+			                     "element %zu is not one.",
+			                     param, i);
+		p->ids[i] = (int32_t)json_integer_value(t);
+	}
+	p->n_ids = n;
+	p->is_tokens = true;
+	return 0;
+}
+
+static int parse_prompt(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	json_t *v = json_object_get(root, "prompt");
+	size_t n;
+	json_t *first;
+	if (!v || json_is_null(v))
+		return api_error_set(e, 400, "prompt", "missing_required_parameter",
+		                     "'prompt' is required.");
+	if (json_is_string(v)) {
+		req->prompts = xcalloc(1, sizeof *req->prompts);
+		req->n_prompts = 1;
+		req->prompts[0].text = xstrndup(json_string_value(v), json_string_length(v));
+		req->prompts[0].text_len = json_string_length(v);
+		return 0;
+	}
+	if (!json_is_array(v))
+		return type_error(e, "prompt",
+		                  "a string, an array of strings, an array of token ids or an "
+		                  "array of token-id arrays");
+	n = json_array_size(v);
+	if (n == 0)
+		return api_error_set(e, 400, "prompt", "invalid_value",
+		                     "'prompt' must not be an empty array.");
+	first = json_array_get(v, 0);
+	if (json_is_integer(first)) {
+		req->prompts = xcalloc(1, sizeof *req->prompts);
+		req->n_prompts = 1;
+		return parse_ids(v, "prompt", &req->prompts[0], e);
+	}
+	if (n > (size_t)lim->max_prompts)
+		return api_error_set(e, 400, "prompt", "invalid_value",
+		                     "At most %d prompts per request, got %zu.",
+		                     (int)lim->max_prompts, n);
+	req->prompts = xcalloc(n, sizeof *req->prompts);
+	req->n_prompts = (int32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *p = json_array_get(v, i);
+		if (json_is_string(first) && json_is_string(p)) {
+			req->prompts[i].text =
+			    xstrndup(json_string_value(p), json_string_length(p));
+			req->prompts[i].text_len = json_string_length(p);
+		} else if (json_is_array(first) && json_is_array(p)) {
+			int rc = parse_ids(p, "prompt", &req->prompts[i], e);
+			if (rc)
+				return rc;
+		} else {
+			return type_error(e, "prompt",
+			                  "a string, an array of strings, an array of token ids or "
+			                  "an array of token-id arrays (not a mix)");
+		}
+	}
+	return 0;
+}
+
+static int parse_role(const char *s, api__role *out)
+{
+	if (strcmp(s, "system") == 0 || strcmp(s, "developer") == 0)
+		*out = API_ROLE_SYSTEM;
+	else if (strcmp(s, "user") == 0)
+		*out = API_ROLE_USER;
+	else if (strcmp(s, "assistant") == 0)
+		*out = API_ROLE_ASSISTANT;
+	else
+		return -1;
+	return 0;
+}
+
+/* Content: a string, an array of {"type":"text","text":...} parts (joined
+ * with "\n"), or null for an assistant turn. */
+static int parse_content(json_t *c, int32_t i, api__message *m, api_error *e)
+{
+	char param[64];
+	snprintf(param, sizeof param, "messages[%d].content", (int)i);
+	if (json_is_string(c)) {
+		m->content = xstrndup(json_string_value(c), json_string_length(c));
+		m->len = json_string_length(c);
+		return 0;
+	}
+	if ((!c || json_is_null(c)) && m->role == API_ROLE_ASSISTANT) {
+		m->content = xstrdup("");
+		return 0;
+	}
+	if (!c || json_is_null(c))
+		return api_error_set(e, 400, param, "missing_required_parameter",
+		                     "'%s' is required.", param);
+	if (!json_is_array(c))
+		return type_error(e, param, "a string or an array of text parts");
+	mllm_buf b;
+	mllm_buf_init(&b, SIZE_MAX / 2);
+	for (size_t j = 0; j < json_array_size(c); j++) {
+		json_t *part = json_array_get(c, j);
+		json_t *type = json_object_get(part, "type");
+		json_t *text = json_object_get(part, "text");
+		int rc = 0;
+		if (!json_is_object(part) || !json_is_string(type) ||
+		    strcmp(json_string_value(type), "text") != 0 || !json_is_string(text)) {
+			mllm_buf_free(&b);
+			snprintf(param, sizeof param, "messages[%d].content[%zu]", (int)i, j);
+			return api_error_set(e, 400, param, "invalid_value",
+			                     "'%s' must be {\"type\": \"text\", \"text\": string}; "
+			                     "only text content is supported.",
+			                     param);
+		}
+		if (j > 0)
+			rc = mllm_buf_append(&b, "\n", 1);
+		if (rc == 0)
+			rc = mllm_buf_append(&b, json_string_value(text), json_string_length(text));
+		if (rc != 0) {
+			mllm_buf_free(&b);
+			return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+		}
+	}
+	m->len = b.len;
+	m->content = b.data ? mllm_buf_take(&b, NULL) : xstrdup("");
+	mllm_buf_free(&b);
+	return 0;
+}
+
+int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	json_t *v = json_object_get(root, "messages");
+	size_t n;
+	if (!v || json_is_null(v))
+		return api_error_set(e, 400, "messages", "missing_required_parameter",
+		                     "'messages' is required.");
+	if (!json_is_array(v))
+		return type_error(e, "messages", "an array of messages");
+	n = json_array_size(v);
+	if (n == 0)
+		return api_error_set(e, 400, "messages", "invalid_value",
+		                     "'messages' must not be empty.");
+	if (n > (size_t)lim->max_messages)
+		return api_error_set(e, 400, "messages", "invalid_value",
+		                     "At most %d messages per request, got %zu.",
+		                     (int)lim->max_messages, n);
+	req->msgs = xcalloc(n, sizeof *req->msgs);
+	for (size_t i = 0; i < n; i++) {
+		json_t *m = json_array_get(v, i);
+		json_t *role = json_object_get(m, "role");
+		char param[64];
+		int rc;
+		if (!json_is_object(m)) {
+			snprintf(param, sizeof param, "messages[%zu]", i);
+			return type_error(e, param, "an object with 'role' and 'content'");
+		}
+		snprintf(param, sizeof param, "messages[%zu].role", i);
+		if (!json_is_string(role))
+			return type_error(e, param,
+			                  "one of 'system', 'developer', 'user', 'assistant'");
+		if (parse_role(json_string_value(role), &req->msgs[i].role) != 0)
+			return api_error_set(e, 400, param, "invalid_value",
+			                     "'%s' must be one of 'system', 'developer', 'user', "
+			                     "'assistant'; got '%s' (tools are not supported).",
+			                     param, json_string_value(role));
+		req->n_msgs = (int32_t)i + 1;
+		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- sampling fields ------------------------------------------------------ */
+
+static int parse_stop(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	json_t *v = json_object_get(root, "stop");
+	json_t *items[MLLM_MAX_STOP];
+	size_t n = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v)) {
+		items[n++] = v;
+	} else if (json_is_array(v)) {
+		/* Checked before anything is copied: thousands of stop
+		 * strings cost one comparison. */
+		if (json_array_size(v) > MLLM_MAX_STOP)
+			return api_error_set(e, 400, "stop", "invalid_value",
+			                     "'stop' holds at most %d sequences, got %zu.",
+			                     MLLM_MAX_STOP, json_array_size(v));
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			items[n] = json_array_get(v, i);
+			if (!json_is_string(items[n]))
+				return type_error(e, "stop", "a string or an array of strings");
+			n++;
+		}
+	} else {
+		return type_error(e, "stop", "a string or an array of strings");
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t len = json_string_length(items[i]);
+		if (len > (size_t)lim->max_stop_len)
+			return api_error_set(e, 400, "stop", "invalid_value",
+			                     "Each stop sequence is at most %d bytes, got %zu.",
+			                     (int)lim->max_stop_len, len);
+		if (len == 0)
+			continue; /* an empty stop would end every completion at once */
+		req->stop[req->n_stop_client++] = xstrndup(json_string_value(items[i]), len);
+	}
+	return 0;
+}
+
+static int parse_logit_bias(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	json_t *v = json_object_get(root, "logit_bias");
+	const char *key;
+	json_t *val;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return type_error(e, "logit_bias", "an object mapping token ids to numbers");
+	if (json_object_size(v) > (size_t)lim->max_logit_bias)
+		return api_error_set(e, 400, "logit_bias", "invalid_value",
+		                     "'logit_bias' holds at most %d entries, got %zu.",
+		                     (int)lim->max_logit_bias, json_object_size(v));
+	if (json_object_size(v) == 0)
+		return 0;
+	req->bias = xcalloc(json_object_size(v), sizeof *req->bias);
+	json_object_foreach(v, key, val)
+	{
+		size_t len = strlen(key);
+		long long id = 0;
+		double b;
+		if (len == 0 || len > 10 || strspn(key, "0123456789") != len)
+			return api_error_set(e, 400, "logit_bias", "invalid_value",
+			                     "'logit_bias' keys must be token ids (decimal "
+			                     "integers); got '%.32s'.",
+			                     key);
+		for (size_t i = 0; i < len; i++)
+			id = id * 10 + (key[i] - '0');
+		if (id > INT32_MAX)
+			return api_error_set(e, 400, "logit_bias", "invalid_value",
+			                     "'logit_bias' key %s is not a token id.", key);
+		if (!json_is_number(val))
+			return type_error(e, "logit_bias",
+			                  "an object mapping token ids to numbers");
+		b = json_number_value(val);
+		if (!(b >= -100.0 && b <= 100.0))
+			return api_error_set(e, 400, "logit_bias", "invalid_value",
+			                     "'logit_bias' values must be in [-100, 100]; "
+			                     "token %s has %g.",
+			                     key, b);
+		req->bias[req->n_bias].id = (int32_t)id;
+		req->bias[req->n_bias].bias = (float)b;
+		req->n_bias++;
+	}
+	return 0;
+}
+
+static int parse_common(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	mllm_sampling *sp = &req->sp;
+	long long x;
+	bool has;
+	int rc;
+	json_t *v;
+
+	v = json_object_get(root, "model");
+	if (v && !json_is_null(v)) {
+		if (!json_is_string(v))
+			return type_error(e, "model", "a string");
+		req->model = xstrndup(json_string_value(v), json_string_length(v));
+	}
+	v = json_object_get(root, "user");
+	if (v && !json_is_null(v) && !json_is_string(v))
+		return type_error(e, "user", "a string");
+
+	rc = get_real(root, "temperature", 0.0, 2.0, false, &sp->temperature, e);
+	if (rc == 0)
+		rc = get_real(root, "top_p", 0.0, 1.0, true, &sp->top_p, e);
+	if (rc == 0)
+		rc = get_real(root, "presence_penalty", -2.0, 2.0, false, &sp->presence_penalty, e);
+	if (rc == 0)
+		rc = get_real(root, "frequency_penalty", -2.0, 2.0, false, &sp->frequency_penalty,
+		              e);
+	if (rc == 0)
+		rc = get_real(root, "min_p", 0.0, 1.0, false, &sp->min_p, e);
+	if (rc)
+		return rc;
+	rc = get_int(root, "top_k", -1, INT32_MAX, &x, &has, e);
+	if (rc)
+		return rc;
+	if (has)
+		sp->top_k = x < 0 ? 0 : (int32_t)x; /* vLLM's -1 = off */
+	rc = get_bool(root, "ignore_eos", &sp->ignore_eos, e);
+	if (rc)
+		return rc;
+
+	rc = get_int(root, "n", 1, lim->max_n, &x, &has, e);
+	if (rc)
+		return rc;
+	req->n = has ? (int32_t)x : 1;
+
+	rc = get_int(root, "seed", LLONG_MIN, LLONG_MAX, &x, &has, e);
+	if (rc)
+		return rc;
+	sp->has_seed = has;
+	sp->seed = has ? (uint64_t)x : 0;
+
+	rc = get_bool(root, "stream", &req->stream, e);
+	if (rc)
+		return rc;
+	v = json_object_get(root, "stream_options");
+	if (v && !json_is_null(v)) {
+		if (!json_is_object(v))
+			return type_error(e, "stream_options", "an object");
+		if (!req->stream)
+			return api_error_set(
+			    e, 400, "stream_options", "invalid_value",
+			    "'stream_options' is only allowed when 'stream' is true.");
+		v = json_object_get(v, "include_usage");
+		if (v && !json_is_null(v)) {
+			if (!json_is_boolean(v))
+				return type_error(e, "stream_options.include_usage", "a boolean");
+			req->include_usage = json_is_true(v);
+		}
+	}
+	rc = parse_stop(req, root, lim, e);
+	if (rc == 0)
+		rc = parse_logit_bias(req, root, lim, e);
+	return rc;
+}
+
+static int parse_completion(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	long long x;
+	bool has;
+	json_t *v;
+	int rc = parse_prompt(req, root, lim, e);
+	if (rc)
+		return rc;
+	v = json_object_get(root, "suffix");
+	if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
+		return api_error_set(e, 400, "suffix", "unsupported_parameter",
+		                     "'suffix' is not supported: MobileLLM models have no "
+		                     "fill-in-the-middle mode.");
+	rc = get_int(root, "max_tokens", 0, lim->max_tokens, &x, &has, e);
+	if (rc)
+		return rc;
+	req->has_max_tokens = true;
+	req->max_tokens = has ? (int32_t)x : 16;
+	rc = get_bool(root, "echo", &req->echo, e);
+	if (rc)
+		return rc;
+	rc = get_int(root, "logprobs", 0, 5, &x, &has, e);
+	if (rc)
+		return rc;
+	req->logprobs = has ? (int32_t)x : -1;
+	/* best_of: equal to n is harmless; anything else is refused. */
+	rc = get_int(root, "best_of", 1, INT32_MAX, &x, &has, e);
+	if (rc)
+		return rc;
+	if (has && x > req->n)
+		return api_error_set(e, 400, "best_of", "unsupported_parameter",
+		                     "'best_of' > n is not supported (best_of %lld, n %d).", x,
+		                     (int)req->n);
+	if (has && x < req->n)
+		return api_error_set(e, 400, "best_of", "invalid_value",
+		                     "'best_of' must be at least n (best_of %lld, n %d).", x,
+		                     (int)req->n);
+	return 0;
+}
+
+static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	long long x;
+	bool has, lp = false;
+	int rc = api__parse_messages(req, root, lim, e);
+	if (rc)
+		return rc;
+	/* max_completion_tokens supersedes the deprecated max_tokens. */
+	rc = get_int(root, "max_completion_tokens", 1, lim->max_tokens, &x, &has, e);
+	if (rc)
+		return rc;
+	if (!has) {
+		rc = get_int(root, "max_tokens", 1, lim->max_tokens, &x, &has, e);
+		if (rc)
+			return rc;
+	}
+	req->has_max_tokens = has;
+	req->max_tokens = has ? (int32_t)x : 0;
+	rc = get_bool(root, "logprobs", &lp, e);
+	if (rc)
+		return rc;
+	rc = get_int(root, "top_logprobs", 0, MLLM_MAX_TOP_LOGPROBS, &x, &has, e);
+	if (rc)
+		return rc;
+	if (has && !lp)
+		return api_error_set(e, 400, "top_logprobs", "invalid_value",
+		                     "'top_logprobs' requires 'logprobs' to be true.");
+	req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
+	return 0;
+}
+
+int api_request_parse(api_kind kind, const char *body, size_t len, const api_limits *lim,
+                      api_request **out, api_error *err)
+{
+	api_request *req;
+	json_t *root;
+	json_error_t jerr;
+	int rc;
+	*out = NULL;
+	if (len > lim->max_body_bytes)
+		return api_error_set(err, 413, NULL, "request_too_large",
+		                     "The request body is %zu bytes; the limit is %zu.", len,
+		                     lim->max_body_bytes);
+	/* jansson rejects invalid UTF-8, NUL in strings, integers that do
+	 * not fit in 64 bits, real overflow and trailing garbage. */
+	root = json_loadb(body ? body : "", len, 0, &jerr);
+	if (!root)
+		return api_error_set(err, 400, NULL, "invalid_json",
+		                     "The body is not valid JSON: %s (at byte %d).", jerr.text,
+		                     jerr.position);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return api_error_set(err, 400, NULL, "invalid_json",
+		                     "The body must be a JSON object.");
+	}
+	req = xcalloc(1, sizeof *req);
+	req->kind = kind;
+	req->created = (int64_t)time(NULL);
+	api__make_id(req->id, sizeof req->id, kind == API_CHAT ? "chatcmpl-" : "cmpl-");
+	req->sp = MLLM_SAMPLING_DEFAULT;
+	req->lim = *lim;
+	req->logprobs = -1;
+	rc = parse_common(req, root, lim, err);
+	if (rc == 0)
+		rc = kind == API_CHAT ? parse_chat(req, root, lim, err)
+		                      : parse_completion(req, root, lim, err);
+	if (rc == 0 && (int64_t)req->n * (kind == API_CHAT ? 1 : req->n_prompts) > lim->max_choices)
+		rc = api_error_set(err, 400, "n", "invalid_value",
+		                   "prompts x n is %lld; at most %d choices per request.",
+		                   (long long)req->n * req->n_prompts, (int)lim->max_choices);
+	json_decref(root);
+	if (rc) {
+		api_request_free(req);
+		return rc;
+	}
+	if (kind == API_CHAT)
+		req->n_prompts = 1;
+	*out = req;
+	return 0;
+}
+
+void api_request_free(api_request *req)
+{
+	if (!req)
+		return;
+	free(req->model);
+	for (int i = 0; i < MLLM_MAX_STOP; i++)
+		free(req->stop[i]);
+	free(req->bias);
+	if (req->prompts) {
+		int32_t np = req->kind == API_CHAT ? 1 : req->n_prompts;
+		for (int32_t i = 0; i < np; i++) {
+			api__prompt *p = &req->prompts[i];
+			free(p->text);
+			free(p->ids);
+			free(p->offsets);
+			for (size_t k = 0; k < p->plp.n; k++) {
+				free(p->plp.v[k].text);
+				free(p->plp.v[k].top);
+			}
+			free(p->plp.v);
+		}
+		free(req->prompts);
+	}
+	for (int32_t i = 0; i < req->n_msgs; i++)
+		free(req->msgs[i].content);
+	free(req->msgs);
+	if (req->choices) {
+		for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
+			api__choice *c = &req->choices[i];
+			mllm_buf_free(&c->text);
+			for (size_t k = 0; k < c->lp.n; k++) {
+				free(c->lp.v[k].text);
+				free(c->lp.v[k].top);
+			}
+			free(c->lp.v);
+		}
+		free(req->choices);
+	}
+	free(req);
+}
+
+const char *api_request_model(const api_request *req)
+{
+	return req->model;
+}
+
+bool api_request_stream(const api_request *req)
+{
+	return req->stream;
+}
+
+api_kind api_request_kind(const api_request *req)
+{
+	return req->kind;
+}
+
+const char *api_request_id(const api_request *req)
+{
+	return req->id;
+}
+
+void api_request_set_id(api_request *req, const char *id, int64_t created)
+{
+	snprintf(req->id, sizeof req->id, "%s", id);
+	req->created = created;
+}
+
+/* ---- prepare: model binding ---------------------------------------------- */
+
+static int tokenize(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                    api__prompt *p, api_error *e)
+{
+	size_t cap = mllm_tokenizer_max_ids(tok, len), n = 0, bytes;
+	int rc;
+	if (len > SIZE_MAX / 4 || mllm__mul_overflow(cap, sizeof(int32_t), &bytes))
+		return api_error_set(e, 413, NULL, "request_too_large", "The prompt is too long.");
+	p->ids = mllm_try_malloc(bytes);
+	if (!p->ids)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the prompt.");
+	rc = mllm_tokenizer_encode(tok, text, len, add_bos, p->ids, cap, &n);
+	if (rc == MLLM_ENOMEM)
+		return api_error_from_mllm(e, rc);
+	if (rc != 0)
+		return api_error_set(e, 500, NULL, "internal_error", "Tokenization failed: %s.",
+		                     mllm_strerror(rc));
+	p->n_ids = n;
+	return 0;
+}
+
+/* Text of token ids for echo: the decoder's output (BOS renders as ""). */
+static int decode_ids(const mllm_tokenizer *tok, api__prompt *p, api_error *e)
+{
+	size_t cap = p->n_ids * 16 + 16, n = 0;
+	for (int tries = 0; tries < 2; tries++) {
+		char *s = mllm_try_malloc(cap + 1);
+		int rc;
+		if (!s)
+			return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+		rc = mllm_tokenizer_decode(tok, p->ids, p->n_ids, s, cap + 1, &n);
+		if (rc == 0) {
+			p->text = s;
+			p->text_len = n;
+			return 0;
+		}
+		free(s);
+		if (rc != MLLM_ENOSPACE)
+			return api_error_set(e, 400, "prompt", "invalid_value",
+			                     "The prompt's token ids cannot be decoded: %s.",
+			                     mllm_strerror(rc));
+		cap = n;
+	}
+	return api_error_set(e, 500, NULL, "internal_error", "Decoding the prompt failed.");
+}
+
+/* Where each prompt token starts in the echoed text, in characters: what
+ * the detokenizer has released before it (control tokens and the first
+ * piece's dummy-prefix space take no room, as in the text itself). */
+static int prompt_offsets(const mllm_tokenizer *tok, api__prompt *p, api_error *e)
+{
+	mllm_detok d;
+	char buf[MLLM_DETOK_MAX];
+	size_t at = 0;
+	p->offsets = mllm_try_calloc(p->n_ids ? p->n_ids : 1, sizeof *p->offsets);
+	if (!p->offsets)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+	mllm_detok_init(&d, tok);
+	for (size_t k = 0; k < p->n_ids; k++) {
+		int n = mllm_detok_push(&d, p->ids[k], buf, sizeof buf);
+		p->offsets[k] = at;
+		if (n > 0)
+			at += api__utf8_chars(buf, (size_t)n);
+	}
+	return 0;
+}
+
+static int context_error(api_error *e, const char *param, int32_t n_ctx, size_t n_prompt,
+                         int32_t max_tokens)
+{
+	return api_error_set(e, 400, param, "context_length_exceeded",
+	                     "This model's maximum context length is %d tokens; the request "
+	                     "needs %zu (%zu in the prompt, %d for the completion). Shorten the "
+	                     "prompt or lower max_tokens.",
+	                     (int)n_ctx, n_prompt + (size_t)max_tokens, n_prompt, (int)max_tokens);
+}
+
+int api_request_prepare(api_request *req, const api_model_info *m, api_error *err)
+{
+	const char *pparam = req->kind == API_CHAT ? "messages" : "prompt";
+	int32_t n_vocab, max_prompt;
+	int rc;
+	if (!m->tok)
+		return api_error_set(err, 500, NULL, "internal_error",
+		                     "The model '%s' has no tokenizer.", m->id);
+	req->m = m;
+	n_vocab = mllm_tokenizer_n_vocab(m->tok);
+	max_prompt = m->n_ctx;
+	if (req->lim.max_prompt_tokens > 0 && req->lim.max_prompt_tokens < max_prompt)
+		max_prompt = req->lim.max_prompt_tokens;
+
+	if (req->kind == API_CHAT) {
+		const api_chat_template *t =
+		    m->chat_template ? m->chat_template : api__chat_template_default();
+		mllm_buf b;
+		bool bos = t->bos < 0 ? mllm_tokenizer_add_bos(m->tok) : t->bos == 1;
+		if (!req->prompts)
+			req->prompts = xcalloc(1, sizeof *req->prompts);
+		mllm_buf_init(&b, SIZE_MAX / 2);
+		rc = api__chat_apply(t, req->msgs, req->n_msgs, &b);
+		if (rc == 0)
+			rc = tokenize(m->tok, b.data ? b.data : "", b.len, bos, &req->prompts[0],
+			              err);
+		else
+			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
+		mllm_buf_free(&b);
+		if (rc)
+			return rc;
+		/* The template's stops come after the client's, while room remains. */
+		for (int32_t i = 0; i < req->n_stop_client; i++)
+			req->stop_ptrs[i] = req->stop[i];
+		req->sp.n_stop = req->n_stop_client;
+		for (int i = 0; i < t->n_stop && req->sp.n_stop < MLLM_MAX_STOP; i++)
+			req->stop_ptrs[req->sp.n_stop++] = t->stop[i];
+	} else {
+		for (int32_t i = 0; i < req->n_prompts; i++) {
+			api__prompt *p = &req->prompts[i];
+			if (p->is_tokens) {
+				for (size_t k = 0; k < p->n_ids; k++)
+					if (p->ids[k] >= n_vocab)
+						return api_error_set(
+						    err, 400, "prompt", "invalid_value",
+						    "Token id %d is outside the vocabulary "
+						    "[0, %d).",
+						    (int)p->ids[k], (int)n_vocab);
+				/* Text for echo, and its length for text_offset. */
+				if (req->echo || req->logprobs >= 0) {
+					rc = decode_ids(m->tok, p, err);
+					if (rc)
+						return rc;
+				}
+			} else {
+				rc = tokenize(m->tok, p->text, p->text_len,
+				              mllm_tokenizer_add_bos(m->tok), p, err);
+				if (rc)
+					return rc;
+			}
+		}
+		for (int32_t i = 0; i < req->n_stop_client; i++)
+			req->stop_ptrs[i] = req->stop[i];
+		req->sp.n_stop = req->n_stop_client;
+	}
+	for (int32_t i = 0; i < req->n_bias; i++)
+		if (req->bias[i].id >= n_vocab)
+			return api_error_set(err, 400, "logit_bias", "invalid_value",
+			                     "'logit_bias' token id %d is outside the vocabulary "
+			                     "[0, %d).",
+			                     (int)req->bias[i].id, (int)n_vocab);
+
+	/* Lengths: each prompt alone, then prompt + max_tokens. */
+	for (int32_t i = 0; i < req->n_prompts; i++) {
+		api__prompt *p = &req->prompts[i];
+		int32_t mt = req->max_tokens;
+		if (p->n_ids == 0)
+			return api_error_set(err, 400, pparam, "invalid_value",
+			                     "The prompt is empty (no tokens).");
+		if (p->n_ids > (size_t)max_prompt)
+			return api_error_set(err, 400, pparam, "context_length_exceeded",
+			                     "The prompt has %zu tokens; the limit is %d.",
+			                     p->n_ids, (int)max_prompt);
+		if (!req->has_max_tokens) {
+			/* Chat default: what the context leaves, capped. */
+			mt = m->n_ctx - (int32_t)p->n_ids;
+			if (mt > req->lim.max_tokens)
+				mt = req->lim.max_tokens;
+			if (mt < 1)
+				return context_error(err, pparam, m->n_ctx, p->n_ids, 1);
+			req->max_tokens = mt;
+		}
+		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
+			return context_error(err, "max_tokens", m->n_ctx, p->n_ids, mt);
+	}
+	req->sp.max_tokens = req->max_tokens;
+	req->sp.logprobs = req->logprobs;
+	req->sp.echo_logprobs = req->echo && req->logprobs >= 0;
+	req->sp.stop = req->stop_ptrs;
+	req->sp.logit_bias = req->bias;
+	req->sp.n_logit_bias = req->n_bias;
+
+	for (int32_t i = 0; i < req->n_prompts && req->kind == API_COMPLETION; i++) {
+		api__prompt *p = &req->prompts[i];
+		p->text_chars = api__utf8_chars(p->text ? p->text : "", p->text_len);
+		if (req->sp.echo_logprobs) {
+			rc = prompt_offsets(m->tok, p, err);
+			if (rc)
+				return rc;
+		}
+	}
+	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
+	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
+		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);
+		req->choices[i].lstrip = req->kind == API_CHAT;
+	}
+	return 0;
+}
+
+int32_t api_request_n_submits(const api_request *req)
+{
+	return req->n_prompts;
+}
+
+void api_request_submit(const api_request *req, int32_t i, mllm_submit *s)
+{
+	MLLM_ASSERT(i >= 0 && i < req->n_prompts && req->m);
+	memset(s, 0, sizeof *s);
+	s->prompt = req->prompts[i].ids;
+	s->n_prompt = req->prompts[i].n_ids;
+	s->n_choices = req->n;
+	s->sampling = req->sp;
+	s->session_id = NULL;
+	s->user = NULL;
+}
