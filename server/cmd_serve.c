@@ -1,14 +1,240 @@
 /*
- * cmd_serve.c — the 'serve' subcommand (placeholder until its module lands).
+ * cmd_serve.c — `mobilellmd serve`: builds the configuration from defaults,
+ * the config file, MLLMD_* environment variables and the command line (in
+ * that order of precedence, last wins), then either checks or dumps it, or
+ * opens the log and runs the daemon (loop.c). This is the only server file
+ * that prints to stdout/stderr directly: everything here happens before the
+ * daemon listens, and the messages are for the person at the terminal.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmds.h"
+#include "config.h"
+#include "log.h"
+#include "srv.h"
+
+#define DEMO_MODEL "models/mobilellm-demo"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mobilellmd serve [--config FILE] [--model ID=PATH]... [--host ADDR]\n"
+		"                        [--port N] [--api-key KEY]\n"
+		"                        [--set KEY=VALUE]... [--log-level LEVEL]\n"
+		"                        [--check-config] [--dump-config]\n\n"
+		"  --config FILE     key = value file with [model.<id>] sections\n"
+		"                    (see config/mobilellmd.conf for every key)\n"
+		"  --model ID=PATH   serve the checkpoint at PATH as model ID (repeatable)\n"
+		"  --host ADDR       listen address (default 127.0.0.1)\n"
+		"  --port N          listen port (default 8080; 0 = any free port)\n"
+		"  --api-key KEY     require 'Authorization: Bearer KEY' (repeatable)\n"
+		"  --set KEY=VALUE   any config key, e.g. max_n=4 or model.demo.n_ctx=1024\n"
+		"  --log-level L     error, warn, info or debug\n"
+		"  --check-config    validate the configuration and exit\n"
+		"  --dump-config     print the effective configuration and exit\n\n"
+		"Environment: MLLMD_<KEY> for every server key (MLLMD_PORT, MLLMD_API_KEY,\n"
+		"...) and MLLMD_MODELS=id=path[,id=path]. Precedence: file < env < flags.\n"
+		"Try it: mobilellmd serve --model demo=%s\n",
+		DEMO_MODEL);
+}
+
+/* Options that take a value; returns it and advances *i, or NULL. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strcmp(argv[*i], name) == 0) {
+		if (*i + 1 >= argc)
+			return NULL;
+		return argv[++*i];
+	}
+	if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	return NULL;
+}
+
+static bool is_opt(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+	return strcmp(arg, name) == 0 || (strncmp(arg, name, n) == 0 && arg[n] == '=');
+}
+
+static const char *env_get(const char *name)
+{
+	return getenv(name);
+}
+
+/* Models whose path does not exist are a config error worth catching before
+ * the daemon starts (the loader would only find out after listening). */
+static int check_paths(const cfg_t *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->n_models; i++)
+		if (access(c->models[i].path, R_OK) != 0)
+			return mllm__seterr(err, errlen, MLLM_ENOTFOUND,
+					    "model %s: path '%s' does not exist or is unreadable",
+					    c->models[i].id, c->models[i].path);
+	return 0;
+}
+
+static int check_templates(const cfg_t *c, char *err, size_t errlen)
+{
+	srv s;
+	int rc;
+
+	memset(&s, 0, sizeof s);
+	s.cfg = c;
+	rc = srv__models_init(&s, err, errlen);
+	srv__models_free(&s);
+	return rc;
+}
 
 int srv_cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "mobilellmd serve: not built yet\n");
-	return 1;
+	cfg_t cfg;
+	char err[512];
+	const char *config_path = NULL, *v;
+	bool check = false, dump = false, api_key_set = false;
+	int rc = 2;
+
+	cfg_init(&cfg);
+	err[0] = '\0';
+
+	/* Pass 1: --help and --config (the file goes under every flag). */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			cfg_free(&cfg);
+			return 0;
+		}
+		if (is_opt(argv[i], "--config")) {
+			config_path = opt_value(argc, argv, &i, "--config");
+			if (!config_path) {
+				fprintf(stderr, "mobilellmd serve: --config needs a FILE\n");
+				goto out;
+			}
+		}
+	}
+	if (config_path && cfg_load_file(&cfg, config_path, err, sizeof err) < 0)
+		goto bad;
+	if (cfg_apply_env(&cfg, env_get, err, sizeof err) < 0)
+		goto bad;
+
+	/* Pass 2: every other flag, in order. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (is_opt(a, "--config")) {
+			(void)opt_value(argc, argv, &i, "--config");
+		} else if (strcmp(a, "--check-config") == 0) {
+			check = true;
+		} else if (strcmp(a, "--dump-config") == 0) {
+			dump = true;
+		} else if (is_opt(a, "--model")) {
+			v = opt_value(argc, argv, &i, "--model");
+			if (!v || cfg_add_model_arg(&cfg, v, err, sizeof err) < 0)
+				goto bad_flag;
+		} else if (is_opt(a, "--host")) {
+			v = opt_value(argc, argv, &i, "--host");
+			if (!v || cfg_set(&cfg, "host", v, err, sizeof err) < 0)
+				goto bad_flag;
+		} else if (is_opt(a, "--port")) {
+			v = opt_value(argc, argv, &i, "--port");
+			if (!v || cfg_set(&cfg, "port", v, err, sizeof err) < 0)
+				goto bad_flag;
+		} else if (is_opt(a, "--log-level")) {
+			v = opt_value(argc, argv, &i, "--log-level");
+			if (!v || cfg_set(&cfg, "log_level", v, err, sizeof err) < 0)
+				goto bad_flag;
+		} else if (is_opt(a, "--api-key")) {
+			/* The first --api-key replaces file/env keys; more add. */
+			v = opt_value(argc, argv, &i, "--api-key");
+			if (!v || !*v || strchr(v, ','))
+				goto bad_flag;
+			if (api_key_set) {
+				size_t n = strlen(cfg.api_key) + strlen(v) + 2;
+				char *joined = xmalloc(n);
+				snprintf(joined, n, "%s,%s", cfg.api_key, v);
+				rc = cfg_set(&cfg, "api_key", joined, err, sizeof err);
+				free(joined);
+			} else {
+				rc = cfg_set(&cfg, "api_key", v, err, sizeof err);
+			}
+			if (rc < 0)
+				goto bad;
+			rc = 2;
+			api_key_set = true;
+		} else if (is_opt(a, "--set")) {
+			char *key, *eq;
+			v = opt_value(argc, argv, &i, "--set");
+			if (!v || !strchr(v, '='))
+				goto bad_flag;
+			key = xstrdup(v);
+			eq = strchr(key, '=');
+			*eq = '\0';
+			rc = cfg_set(&cfg, key, eq + 1, err, sizeof err);
+			free(key);
+			if (rc < 0)
+				goto bad;
+			rc = 2;
+		} else {
+			fprintf(stderr, "mobilellmd serve: unknown option '%s'\n\n", a);
+			usage(stderr);
+			goto out;
+		}
+		continue;
+bad_flag:
+		if (!err[0])
+			snprintf(err, sizeof err, "%s needs a value", a);
+		goto bad;
+	}
+
+	if (dump) {
+		mllm_buf b;
+		mllm_buf_init(&b, (size_t)1 << 24);
+		if (cfg_dump(&cfg, false, &b) == 0)
+			fputs(b.data ? b.data : "", stdout);
+		mllm_buf_free(&b);
+		rc = 0;
+		if (!check)
+			goto out;
+	}
+	if (cfg.n_models == 0 && !config_path) {
+		fprintf(stderr,
+			"mobilellmd serve: no model to serve and no --config given.\n"
+			"  Pass --model ID=PATH (a Hugging Face snapshot directory or a .gguf file),\n"
+			"  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
+			"  or set MLLMD_MODELS=id=path.\n"
+			"  To try it with the shipped demo model:\n"
+			"    mobilellmd serve --model demo=%s\n",
+			DEMO_MODEL);
+		rc = 2;
+		goto out;
+	}
+	if (cfg_validate(&cfg, err, sizeof err) < 0 || check_templates(&cfg, err, sizeof err) < 0)
+		goto bad;
+	if (check) {
+		if (check_paths(&cfg, err, sizeof err) < 0)
+			goto bad;
+		printf("configuration ok: %zu model(s), listening on %s:%lld\n", cfg.n_models,
+		       cfg.host, (long long)cfg.port);
+		rc = 0;
+		goto out;
+	}
+	if (srv_log_open((int)cfg.log_level, cfg.log_file) < 0) {
+		fprintf(stderr, "mobilellmd serve: cannot open log file '%s'\n", cfg.log_file);
+		rc = 1;
+		goto out;
+	}
+	rc = srv_run(&cfg);
+	srv_log_close();
+	goto out;
+
+bad:
+	fprintf(stderr, "mobilellmd serve: %s\n", err[0] ? err : "invalid configuration");
+	rc = 2;
+out:
+	cfg_free(&cfg);
+	return rc;
 }

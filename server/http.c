@@ -1,0 +1,1016 @@
+/*
+ * http.c — the libmicrohttpd glue: routing, limits (body size, content type,
+ * method, auth, CORS), and the life of a generation request over a suspended
+ * connection. MHD runs in external epoll mode on the loop thread (loop.c
+ * polls its epoll fd), so every callback here runs on that thread and the
+ * per-request state needs no locks. Handlers only parse (api/), submit to
+ * the engine and suspend; engine wakeups drain events into the request's
+ * outbox and resume it (STYLE D1-D3).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "srv.h"
+
+/* Non-streamed bodies hold every token's logprobs (api.h): bound them far
+ * above any sane response but below "a client can exhaust memory". A
+ * streaming outbox holds what a slow client has not read yet. */
+#define OUT_LIMIT ((size_t)256 << 20)
+#define SMALL_LIMIT ((size_t)16 << 20)
+/* Oversized bodies up to this size are read and dropped before the 413. */
+#define DISCARD_MAX (256ull << 20)
+/* Longest sleep between two MHD rounds. */
+#define HOUSEKEEPING_MS 1000
+
+enum {
+	R_HEALTH,
+	R_METRICS,
+	R_MODELS,
+	R_MODEL,
+	R_COMPLETIONS,
+	R_CHAT,
+	R_TOKENIZE,
+	R_DETOKENIZE,
+};
+
+static const struct {
+	const char *path;
+	bool prefix;        /* path is a prefix followed by an id */
+	const char *method; /* the one method served (plus OPTIONS) */
+	bool auth;          /* needs the API key when keys are configured */
+} routes[] = {
+	[R_HEALTH] = { "/health", false, "GET", false },
+	[R_METRICS] = { "/metrics", false, "GET", false },
+	[R_MODELS] = { "/v1/models", false, "GET", true },
+	[R_MODEL] = { "/v1/models/", true, "GET", true },
+	[R_COMPLETIONS] = { "/v1/completions", false, "POST", true },
+	[R_CHAT] = { "/v1/chat/completions", false, "POST", true },
+	[R_TOKENIZE] = { "/tokenize", false, "POST", true },
+	[R_DETOKENIZE] = { "/detokenize", false, "POST", true },
+};
+#define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
+
+static int route_find(const char *url)
+{
+	for (int i = 0; i < N_ROUTES; i++) {
+		size_t n = strlen(routes[i].path);
+		if (routes[i].prefix) {
+			if (strncmp(url, routes[i].path, n) == 0 && url[n] != '\0')
+				return i;
+		} else if (strcmp(url, routes[i].path) == 0 ||
+			   (strncmp(url, routes[i].path, n) == 0 && url[n] == '/' &&
+			    url[n + 1] == '\0')) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* ---- Active-generation list --------------------------------------------- */
+
+static void active_link(srv *s, srv_req *r)
+{
+	r->prev = NULL;
+	r->next = s->active;
+	if (s->active)
+		s->active->prev = r;
+	s->active = r;
+}
+
+static void active_unlink(srv *s, srv_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (s->active == r)
+		s->active = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void release_engine_reqs(srv_req *r)
+{
+	for (int32_t i = 0; i < r->n_ereqs; i++) {
+		if (r->ereqs[i])
+			mllm_request_release(r->ereqs[i]);
+		r->ereqs[i] = NULL;
+	}
+}
+
+static void cancel_engine_reqs(srv_req *r)
+{
+	for (int32_t i = 0; i < r->n_ereqs; i++)
+		if (r->ereqs[i])
+			mllm_request_cancel(r->ereqs[i]);
+}
+
+/* ---- Peer hangup watch ----------------------------------------------------
+ * A suspended connection is not polled by MHD, so a client that hangs up
+ * while its request waits or generates would go unnoticed until the end.
+ * libuv watches the socket for EPOLLRDHUP meanwhile; the handle is freed in
+ * its close callback because that runs after the request may be gone. */
+
+static void watch_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void watch_stop(srv_req *r)
+{
+	if (r->watch) {
+		r->watch->data = NULL;
+		uv_poll_stop(r->watch);
+		uv_close((uv_handle_t *)r->watch, watch_closed);
+		r->watch = NULL;
+	}
+}
+
+static void gen_finish(srv_req *r);
+static void resume(srv_req *r);
+
+static void on_peer_event(uv_poll_t *h, int status, int events)
+{
+	srv_req *r = h->data;
+
+	if (!r || (status >= 0 && !(events & UV_DISCONNECT)))
+		return;
+	watch_stop(r);
+	r->peer_gone = true;
+	if (!r->finished) {
+		cancel_engine_reqs(r);
+		r->s->metrics.cancelled++;
+		r->cancelled = true;
+		gen_finish(r);
+	}
+	resume(r); /* MHD then sees the closed socket and completes it */
+	srv__http_run(r->s);
+}
+
+static void watch_start(srv_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (!ci || !r->s->loop)
+		return;
+	r->watch = xmalloc(sizeof *r->watch);
+	if (uv_poll_init_socket(r->s->loop, r->watch, ci->connect_fd) < 0) {
+		free(r->watch);
+		r->watch = NULL;
+		return;
+	}
+	r->watch->data = r;
+	if (uv_poll_start(r->watch, UV_DISCONNECT, on_peer_event) < 0)
+		watch_stop(r);
+}
+
+static void req_free(srv_req *r)
+{
+	if (!r)
+		return;
+	watch_stop(r);
+	release_engine_reqs(r);
+	free(r->ereqs);
+	free(r->t_last_ns);
+	api_request_free(r->areq);
+	mllm_buf_free(&r->body);
+	mllm_buf_free(&r->out);
+	free(r->origin);
+	free(r);
+}
+
+/* ---- Responses ------------------------------------------------------------ */
+
+static void add_common_headers(srv_req *r, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	if (r->cors_ok) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
+		MHD_add_response_header(resp, "Vary", "Origin");
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					"X-Request-Id, Retry-After");
+	}
+}
+
+/* Queues `data` (malloc'd, taken) with the status. */
+static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, char *data,
+				  size_t len, int retry_after_s)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char num[24];
+
+	if (!data) {
+		data = xstrdup("");
+		len = 0;
+	}
+	resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(data);
+		return MHD_NO;
+	}
+	if (ctype)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	add_common_headers(r, resp);
+	if (retry_after_s > 0 || status == 429 || status == 503) {
+		snprintf(num, sizeof num, "%d",
+			 retry_after_s > 0 ? retry_after_s : (int)r->s->cfg->retry_after_s);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
+	}
+	if (status == 405 && r->route >= 0) {
+		snprintf(num, sizeof num, "%s, OPTIONS", routes[r->route].method);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, num);
+	}
+	ret = MHD_queue_response(r->conn, (unsigned int)status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		r->status = status;
+	return ret;
+}
+
+static enum MHD_Result reply_buf(srv_req *r, int status, const char *ctype, mllm_buf *b,
+				 int retry_after_s)
+{
+	size_t len;
+	char *data = mllm_buf_take(b, &len);
+	return reply_take(r, status, ctype, data, len, retry_after_s);
+}
+
+static enum MHD_Result reply_text(srv_req *r, int status, const char *ctype, const char *text)
+{
+	return reply_take(r, status, ctype, xstrdup(text), strlen(text), 0);
+}
+
+static enum MHD_Result reply_error(srv_req *r, const api_error *e)
+{
+	mllm_buf b;
+
+	mllm_buf_init(&b, 1 << 16);
+	if (api_error_render(e, &b) < 0) {
+		mllm_buf_free(&b);
+		return reply_text(r, 500, "application/json",
+				  "{\"error\":{\"message\":\"internal error\",\"type\":"
+				  "\"server_error\",\"param\":null,\"code\":null}}");
+	}
+	return reply_buf(r, e->status, "application/json", &b, e->retry_after_s);
+}
+
+static enum MHD_Result reply_status(srv_req *r, int status, const char *param, const char *code,
+				    const char *msg)
+{
+	api_error e;
+	api_error_set(&e, status, param, code, "%s", msg);
+	return reply_error(r, &e);
+}
+
+/* ---- Request classification (first call: headers only) ------------------ */
+
+static const char *header(srv_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static bool json_content_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Decides what can be decided from the headers. Sets r->early_status when the
+ * request is refused; 413 by Content-Length is answered before the body. */
+static void classify(srv_req *r, const char *url, const char *method)
+{
+	srv *s = r->s;
+	api_error *e = &r->early_err;
+	const char *v;
+
+	r->route = route_find(url);
+	v = header(r, "Origin");
+	if (v && srv_cors_allowed(s->cfg->cors_origins, v)) {
+		r->cors_ok = true;
+		r->origin = xstrdup(v);
+	}
+	if (r->route < 0) {
+		r->early_status = api_error_set(e, 404, NULL, "not_found",
+						"Unknown route: %s %.200s", method, url);
+		return;
+	}
+	if (strcmp(method, "OPTIONS") == 0)
+		return; /* preflight: answered without auth */
+	if (strcmp(method, routes[r->route].method) != 0 &&
+	    !(strcmp(method, "HEAD") == 0 && strcmp(routes[r->route].method, "GET") == 0)) {
+		r->early_status = api_error_set(e, 405, NULL, "method_not_allowed",
+						"Method %s is not allowed on %s; use %s", method,
+						routes[r->route].path, routes[r->route].method);
+		return;
+	}
+	if (routes[r->route].auth && !srv_auth_check(&s->auth, header(r, "Authorization"))) {
+		r->early_status = api_error_set(
+			e, 401, NULL, "invalid_api_key",
+			header(r, "Authorization")
+				? "Incorrect API key provided"
+				: "Missing API key: send 'Authorization: Bearer <key>'");
+		return;
+	}
+	if (strcmp(routes[r->route].method, "POST") == 0) {
+		v = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (v) {
+			char *end;
+			unsigned long long n = strtoull(v, &end, 10);
+			if (end != v && n > (unsigned long long)s->cfg->max_body_bytes) {
+				const char *expect = header(r, "Expect");
+				r->early_status = api_error_set(
+					e, 413, NULL, "request_too_large",
+					"Request body of %llu bytes exceeds the limit of %lld bytes",
+					n, (long long)s->cfg->max_body_bytes);
+				/* A client waiting for 100-continue, or one announcing
+				 * an absurd size, is answered at once; others are
+				 * answered after their body is read and dropped, so
+				 * a client that writes before reading sees the 413
+				 * instead of a broken pipe. */
+				r->answer_now = (expect && strcasecmp(expect, "100-continue") == 0) ||
+						n > DISCARD_MAX;
+				return;
+			}
+		}
+		v = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (!json_content_type(v)) {
+			r->early_status = api_error_set(
+				e, 415, NULL, "unsupported_media_type",
+				"Content-Type must be application/json, not '%.100s'",
+				v ? v : "(none)");
+			return;
+		}
+	}
+}
+
+/* ---- Simple endpoints ----------------------------------------------------- */
+
+static int load_state(srv *s)
+{
+	return atomic_load(&s->load_state);
+}
+
+static enum MHD_Result do_health(srv_req *r)
+{
+	srv *s = r->s;
+	int st = load_state(s);
+
+	if (s->stopping)
+		return reply_text(r, 503, "application/json", "{\"status\":\"shutting_down\"}");
+	if (st == 1)
+		return reply_text(r, 200, "application/json", "{\"status\":\"ok\"}");
+	return reply_text(r, 503, "application/json",
+			  st < 0 ? "{\"status\":\"failed\"}" : "{\"status\":\"loading\"}");
+}
+
+static enum MHD_Result do_metrics(srv_req *r)
+{
+	srv *s = r->s;
+	srv_model_stats *ms = xcalloc(s->n_models ? s->n_models : 1, sizeof *ms);
+	mllm_buf b;
+	int rc;
+
+	for (size_t i = 0; i < s->n_models; i++) {
+		ms[i].id = s->models[i].cfg->id;
+		ms[i].loaded = atomic_load(&s->models[i].loaded);
+		if (ms[i].loaded)
+			mllm_engine_stats_get(s->models[i].engine, &ms[i].st);
+	}
+	mllm_buf_init(&b, SMALL_LIMIT);
+	rc = srv_metrics_render(&s->metrics, ms, s->n_models, &b);
+	free(ms);
+	if (rc < 0) {
+		mllm_buf_free(&b);
+		return reply_status(r, 500, NULL, "internal_error", "metrics render failed");
+	}
+	return reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b, 0);
+}
+
+static const api_model_info *lookup_model(void *ud, const char *id)
+{
+	srv_model *m = srv__model_find(ud, id);
+	return m && atomic_load(&m->loaded) ? &m->info : NULL;
+}
+
+static enum MHD_Result do_models(srv_req *r, const char *url)
+{
+	srv *s = r->s;
+	const api_model_info **list;
+	mllm_buf b;
+	int n = 0, rc;
+
+	mllm_buf_init(&b, SMALL_LIMIT);
+	if (r->route == R_MODEL) {
+		const char *id = url + strlen(routes[R_MODEL].path);
+		const api_model_info *mi = lookup_model(s, id);
+		api_error e;
+		if (!mi) {
+			mllm_buf_free(&b);
+			api_error_model_not_found(&e, id);
+			return reply_error(r, &e);
+		}
+		rc = api_render_model(mi, &b);
+	} else {
+		list = xcalloc(s->n_models ? s->n_models : 1, sizeof *list);
+		for (size_t i = 0; i < s->n_models; i++)
+			if (atomic_load(&s->models[i].loaded))
+				list[n++] = &s->models[i].info;
+		rc = api_render_models(list, n, &b);
+		free(list);
+	}
+	if (rc < 0) {
+		mllm_buf_free(&b);
+		return reply_status(r, 500, NULL, "internal_error", "render failed");
+	}
+	return reply_buf(r, 200, "application/json", &b, 0);
+}
+
+static enum MHD_Result not_ready(srv_req *r)
+{
+	if (r->s->stopping)
+		return reply_status(r, 503, NULL, "shutting_down", "The server is shutting down");
+	return reply_status(r, 503, NULL, "loading", "The model is still loading; retry shortly");
+}
+
+static enum MHD_Result do_tokenize(srv_req *r)
+{
+	srv *s = r->s;
+	mllm_buf b;
+	api_error e;
+	int st;
+
+	if (load_state(s) != 1)
+		return not_ready(r);
+	mllm_buf_init(&b, SMALL_LIMIT);
+	if (r->route == R_TOKENIZE)
+		st = api_handle_tokenize(r->body.data ? r->body.data : "", r->body.len, &s->lim,
+					 lookup_model, s, &b, &e);
+	else
+		st = api_handle_detokenize(r->body.data ? r->body.data : "", r->body.len,
+					   &s->lim, lookup_model, s, &b, &e);
+	if (st == 200)
+		return reply_buf(r, 200, "application/json", &b, 0);
+	mllm_buf_free(&b);
+	if (st < 0)
+		return reply_status(r, 500, NULL, "internal_error", "response too large");
+	return reply_error(r, &e);
+}
+
+/* ---- Generation ------------------------------------------------------------ */
+
+static enum MHD_Result stream_start(srv_req *r);
+
+static enum MHD_Result gen_start(srv_req *r)
+{
+	srv *s = r->s;
+	api_kind kind = r->route == R_CHAT ? API_CHAT : API_COMPLETION;
+	const char *session;
+	api_error e;
+	srv_model *m;
+	int st, rc;
+	int32_t n;
+
+	if (load_state(s) != 1 || s->stopping)
+		return not_ready(r);
+	st = api_request_parse(kind, r->body.data ? r->body.data : "", r->body.len, &s->lim,
+			       &r->areq, &e);
+	if (st != 0)
+		return reply_error(r, &e);
+	snprintf(r->id, sizeof r->id, "%s", api_request_id(r->areq));
+	m = srv__model_find(s, api_request_model(r->areq));
+	if (!m || !atomic_load(&m->loaded)) {
+		api_error_model_not_found(&e, api_request_model(r->areq)
+						      ? api_request_model(r->areq)
+						      : "(default)");
+		return reply_error(r, &e);
+	}
+	r->m = m;
+	st = api_request_prepare(r->areq, &m->info, &e);
+	if (st != 0)
+		return reply_error(r, &e);
+
+	n = api_request_n_submits(r->areq);
+	MLLM_ASSERT(n > 0);
+	r->ereqs = xcalloc((size_t)n, sizeof *r->ereqs);
+	session = header(r, "X-Session-Id");
+	for (int32_t i = 0; i < n; i++) {
+		mllm_submit sub;
+		api_request_submit(r->areq, i, &sub);
+		sub.session_id = session;
+		sub.user = r;
+		r->n_choices = sub.n_choices;
+		rc = mllm_engine_submit(m->engine, &sub, &r->ereqs[i]);
+		r->n_ereqs = i + 1;
+		if (rc < 0) {
+			r->ereqs[i] = NULL;
+			release_engine_reqs(r);
+			api_error_from_mllm(&e, rc);
+			if (e.retry_after_s <= 0 && (e.status == 429 || e.status == 503))
+				e.retry_after_s = (int)s->cfg->retry_after_s;
+			return reply_error(r, &e);
+		}
+	}
+	r->t_last_ns = xcalloc((size_t)n * (size_t)(r->n_choices > 0 ? r->n_choices : 1),
+			       sizeof *r->t_last_ns);
+	r->streaming = api_request_stream(r->areq);
+	mllm_buf_init(&r->out, OUT_LIMIT);
+	rc = api_request_begin(r->areq, &r->out);
+	if (rc < 0) {
+		release_engine_reqs(r);
+		return reply_status(r, 500, NULL, "internal_error", "response render failed");
+	}
+	active_link(s, r);
+	r->gen_open = true;
+	s->n_gen_open++;
+	watch_start(r);
+	if (r->streaming)
+		return stream_start(r);
+	MHD_suspend_connection(r->conn);
+	r->suspended = true;
+	return MHD_YES;
+}
+
+/* MHD pulls streamed bytes from here. With nothing to send the connection
+ * is suspended (returning 0 without suspending would spin) and resumed by
+ * pump_one() when the engine produced more. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	srv_req *r = cls;
+	size_t avail = r->out.len - r->out_off;
+
+	(void)pos;
+	if (avail == 0 && r->finished)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (avail == 0) {
+		MHD_suspend_connection(r->conn);
+		r->suspended = true;
+		return 0;
+	}
+	if (avail > max)
+		avail = max;
+	memcpy(buf, r->out.data + r->out_off, avail);
+	r->out_off += avail;
+	if (r->out_off == r->out.len) {
+		mllm_buf_reset(&r->out);
+		r->out_off = 0;
+	}
+	return (ssize_t)avail;
+}
+
+static enum MHD_Result stream_start(srv_req *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, r,
+						 NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	add_common_headers(r, resp);
+	ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		r->status = 200;
+	return ret;
+}
+
+/* The engine requests are finished (or abandoned): account and let go. */
+static void gen_finish(srv_req *r)
+{
+	api_usage u;
+
+	api_request_usage(r->areq, &u);
+	r->prompt_tokens = (uint64_t)u.prompt_tokens;
+	r->completion_tokens = (uint64_t)u.completion_tokens;
+	r->cached_tokens = (uint64_t)u.cached_tokens;
+	release_engine_reqs(r);
+	active_unlink(r->s, r);
+	r->finished = true;
+	watch_stop(r);
+}
+
+static void resume(srv_req *r)
+{
+	if (r->suspended) {
+		r->suspended = false;
+		MHD_resume_connection(r->conn);
+	}
+}
+
+/* Ends the request with `e` (shutdown, outbox overflow). */
+static void gen_abort(srv_req *r, const api_error *e)
+{
+	int rc;
+
+	cancel_engine_reqs(r);
+	rc = api_request_abort(r->areq, e, &r->out);
+	if (rc == 0 && !r->streaming)
+		rc = api_request_end(r->areq, &r->out);
+	r->end_status = rc < 0 ? rc : (r->streaming ? 200 : rc);
+	r->cancelled = true;
+	gen_finish(r);
+	resume(r);
+}
+
+static void pump_one(srv_req *r)
+{
+	srv *s = r->s;
+	bool got = false;
+	mllm_event ev;
+	int rc = 0;
+
+	for (int32_t i = 0; i < r->n_ereqs && rc == 0; i++) {
+		if (!r->ereqs[i])
+			continue;
+		while (rc == 0 && mllm_request_poll(r->ereqs[i], &ev) == 1) {
+			got = true;
+			if (ev.kind == MLLM_EV_TOKEN) {
+				uint64_t now = mllm_now_ns();
+				size_t k = (size_t)i * (size_t)r->n_choices + (size_t)ev.choice;
+				if (!r->t_first_ns) {
+					r->t_first_ns = now;
+					srv_hist_observe(&s->metrics.ttft,
+							 (double)(now - r->t_start_ns) / 1e9);
+				}
+				if (ev.choice >= 0 && ev.choice < r->n_choices) {
+					if (r->t_last_ns[k])
+						srv_hist_observe(&s->metrics.itl,
+								 (double)(now - r->t_last_ns[k]) /
+									 1e9);
+					r->t_last_ns[k] = now;
+				}
+			}
+			rc = api_request_feed(r->areq, i, &ev, &r->out);
+			if (ev.kind == MLLM_EV_ERROR ||
+			    (ev.kind == MLLM_EV_DONE && (ev.finish == MLLM_FINISH_ERROR ||
+							 ev.finish == MLLM_FINISH_CANCELLED)))
+				cancel_engine_reqs(r);
+		}
+	}
+	if (rc < 0) {
+		api_error e;
+		SRV_LOG_REQ(MLLM_LOG_ERROR, r->id, "rendering failed: %s", mllm_strerror(rc));
+		api_error_set(&e, 500, NULL, "internal_error", "The response could not be rendered (%s)",
+			      mllm_strerror(rc));
+		gen_abort(r, &e);
+		return;
+	}
+	if (api_request_done(r->areq)) {
+		r->end_status = api_request_end(r->areq, &r->out);
+		gen_finish(r);
+		resume(r);
+		return;
+	}
+	if (got && r->streaming && r->out.len > r->out_off)
+		resume(r);
+}
+
+void srv__http_pump(srv *s)
+{
+	srv_req *r = s->active;
+
+	while (r) {
+		srv_req *next = r->next; /* pump_one may unlink r */
+		pump_one(r);
+		r = next;
+	}
+}
+
+void srv__http_abort_all(srv *s)
+{
+	api_error e;
+
+	api_error_set(&e, 503, NULL, "shutting_down",
+		      "The server is shutting down and cancelled this request");
+	e.retry_after_s = (int)s->cfg->retry_after_s;
+	while (s->active)
+		gen_abort(s->active, &e);
+}
+
+/* A non-streamed generation resumed with its body complete. */
+static enum MHD_Result gen_reply(srv_req *r)
+{
+	const api_error *e;
+
+	if (r->peer_gone) {
+		r->status = 499; /* nginx's "client closed request", for the log */
+		return MHD_NO;
+	}
+	if (!r->finished) { /* spurious call: keep waiting */
+		MHD_suspend_connection(r->conn);
+		r->suspended = true;
+		return MHD_YES;
+	}
+	if (r->end_status < 0) {
+		mllm_buf_free(&r->out);
+		return reply_status(r, 500, NULL, "internal_error", "The response could not be rendered");
+	}
+	e = api_request_error(r->areq);
+	return reply_buf(r, r->end_status, "application/json", &r->out,
+			 r->end_status != 200 && e ? e->retry_after_s : 0);
+}
+
+/* ---- MHD callbacks ---------------------------------------------------------- */
+
+static enum MHD_Result preflight(srv_req *r)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+	char allow[32];
+
+	if (!resp)
+		return MHD_NO;
+	snprintf(allow, sizeof allow, "%s, OPTIONS", routes[r->route].method);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	add_common_headers(r, resp);
+	if (r->cors_ok) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+					"Authorization, Content-Type, X-Session-Id, "
+					"OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, "
+					"X-Stainless-Package-Version, X-Stainless-OS, "
+					"X-Stainless-Arch, X-Stainless-Runtime, "
+					"X-Stainless-Runtime-Version, X-Stainless-Retry-Count");
+		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	}
+	ret = MHD_queue_response(r->conn, 204, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		r->status = 204;
+	return ret;
+}
+
+static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
+{
+	if (r->early_status)
+		return reply_error(r, &r->early_err);
+	if (strcmp(method, "OPTIONS") == 0)
+		return preflight(r);
+	if (r->body_too_large)
+		return reply_status(r, 413, NULL, "request_too_large",
+				    "Request body exceeds the configured max_body_bytes");
+	switch (r->route) {
+	case R_HEALTH:
+		return do_health(r);
+	case R_METRICS:
+		return do_metrics(r);
+	case R_MODELS:
+	case R_MODEL:
+		return do_models(r, url);
+	case R_TOKENIZE:
+	case R_DETOKENIZE:
+		return do_tokenize(r);
+	case R_COMPLETIONS:
+	case R_CHAT:
+		return gen_start(r);
+	}
+	return reply_status(r, 500, NULL, "internal_error", "unrouted request");
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	srv *s = cls;
+	srv_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = xcalloc(1, sizeof *r);
+		r->s = s;
+		r->conn = conn;
+		r->t_start_ns = mllm_now_ns();
+		snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)++s->next_req);
+		snprintf(r->method, sizeof r->method, "%s", method);
+		snprintf(r->path, sizeof r->path, "%s", url);
+		mllm_buf_init(&r->body, (size_t)s->cfg->max_body_bytes);
+		*con_cls = r;
+		classify(r, url, method);
+		/* Answer an announced oversize body before it is sent (also
+		 * spares the client's Expect: 100-continue upload). */
+		if (r->early_status == 413 && r->answer_now)
+			return reply_error(r, &r->early_err);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		r->body_seen += *upload_data_size;
+		if (r->body_seen > DISCARD_MAX && !r->status) {
+			/* Dropping this much is a waste: answer and close. */
+			*upload_data_size = 0;
+			return reply_status(r, 413, NULL, "request_too_large",
+					    "Request body exceeds the configured max_body_bytes");
+		}
+		if (!r->early_status && !r->body_too_large &&
+		    mllm_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
+			r->body_too_large = true;
+			mllm_buf_free(&r->body);
+			mllm_buf_init(&r->body, 0);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->gen_open)
+		return gen_reply(r);
+	if (r->status)
+		return MHD_YES; /* already answered (early 413) */
+	return dispatch(r, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	srv *s = cls;
+	srv_req *r = *con_cls;
+	double ms;
+
+	(void)conn;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	if (r->gen_open && !r->finished) {
+		/* The client went away mid-generation: cancel, so the engine
+		 * frees its blocks within one step. */
+		cancel_engine_reqs(r);
+		s->metrics.cancelled++;
+		r->cancelled = true;
+		gen_finish(r);
+	}
+	if (r->gen_open)
+		s->n_gen_open--;
+	ms = (double)(mllm_now_ns() - r->t_start_ns) / 1e6;
+	if (r->status)
+		srv_metrics_count_status(&s->metrics, r->status);
+	if (r->gen_open) /* generations only: health checks would drown it */
+		srv_hist_observe(&s->metrics.e2e, ms / 1e3);
+	s->metrics.prompt_tokens += r->prompt_tokens;
+	s->metrics.completion_tokens += r->completion_tokens;
+	if (s->cfg->log_requests || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		int level = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? MLLM_LOG_INFO
+								       : MLLM_LOG_WARN;
+		if (r->m)
+			SRV_LOG_REQ(level, r->id,
+				    "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
+				    "ttft_ms=%.1f total_ms=%.1f%s%s",
+				    r->method, r->path, r->status, r->m->cfg->id,
+				    (unsigned long long)r->prompt_tokens,
+				    (unsigned long long)r->completion_tokens,
+				    (unsigned long long)r->cached_tokens,
+				    r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6
+						  : 0.0,
+				    ms, r->streaming ? " stream" : "",
+				    r->cancelled ? " cancelled" : "");
+		else
+			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s", r->method, r->path,
+				    r->status, ms,
+				    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+									       : " (connection lost)");
+	}
+	req_free(r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	srv *s = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		s->metrics.connections_open++;
+	} else {
+		s->metrics.connections_open--;
+		s->n_conn_closed++;
+	}
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	if (MLLM_LOG_DEBUG > srv__log_level)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	SRV_LOG(MLLM_LOG_DEBUG, "libmicrohttpd: %s", msg);
+}
+
+/* ---- Start / run / stop ----------------------------------------------------- */
+
+int srv__http_start(srv *s, char *err, size_t errlen)
+{
+	const cfg_t *c = s->cfg;
+	struct addrinfo hints, *ai = NULL;
+	char port[16];
+	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *info;
+	int rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof port, "%lld", (long long)c->port);
+	rc = getaddrinfo(c->host, port, &hints, &ai);
+	if (rc != 0 || !ai)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
+				    gai_strerror(rc));
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+
+	s->mhd = MHD_start_daemon(
+		flags, (uint16_t)c->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
+		ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+		on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!s->mhd)
+		return mllm__seterr(err, errlen, MLLM_EIO,
+				    "cannot listen on %s:%lld (address in use or not permitted)",
+				    c->host, (long long)c->port);
+	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : (uint16_t)c->port;
+	return 0;
+}
+
+int srv__http_epoll_fd(srv *s)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	return info ? info->epoll_fd : -1;
+}
+
+static void on_mhd_timer(uv_timer_t *t)
+{
+	srv__http_run(t->data);
+}
+
+void srv__http_run(srv *s)
+{
+	MHD_UNSIGNED_LONG_LONG to;
+
+	if (!s->mhd)
+		return;
+	/* MHD frees closed connections at the end of a round but only puts
+	 * its listening socket back into the epoll set (after it hit
+	 * max_connections) at the start of the next one; nothing would wake
+	 * us for that round, so run again while connections are closing. */
+	for (int i = 0; i < 4; i++) {
+		uint64_t closed = s->n_conn_closed;
+		MHD_run(s->mhd);
+		if (s->n_conn_closed == closed)
+			break;
+	}
+	/* Also never sleep more than a second without a round: a cheap
+	 * guard against any wakeup MHD's edge-triggered epoll set might not
+	 * turn into a readable epoll fd. */
+	if (MHD_get_timeout(s->mhd, &to) != MHD_YES || to > HOUSEKEEPING_MS)
+		to = HOUSEKEEPING_MS;
+	s->mhd_timer.data = s;
+	uv_timer_start(&s->mhd_timer, on_mhd_timer, (uint64_t)to, 0);
+	/* The last in-flight response of a shutdown may have completed in
+	 * this round: let the loop's wake handler finish the stop (it cannot
+	 * happen here, inside whatever callback called us). */
+	if (s->stopping && s->n_gen_open == 0)
+		uv_async_send(&s->wake);
+}
+
+void srv__http_resume_all(srv *s)
+{
+	for (srv_req *r = s->active; r; r = r->next)
+		resume(r);
+}
+
+void srv__http_stop(srv *s)
+{
+	if (s->mhd) {
+		srv__http_resume_all(s);
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
+	}
+	if (s->listen_fd != MHD_INVALID_SOCKET) {
+		close(s->listen_fd);
+		s->listen_fd = MHD_INVALID_SOCKET;
+	}
+}

@@ -1,0 +1,266 @@
+/*
+ * loop.c — the daemon's libuv loop: it polls libmicrohttpd's epoll fd and
+ * timeout, receives engine wakeups (uv_async), signals and the shutdown
+ * timer, all on one thread, so no state here needs a lock. Shutdown follows
+ * STYLE D5: quiesce, let in-flight requests finish for shutdown_timeout_ms,
+ * then end them with an error event, stop MHD, join the engines, close every
+ * handle so uv_loop_close() succeeds, exit 0. A second signal _exit()s.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "srv.h"
+
+/* Grace after the timeout's error events, for them to reach the clients. */
+#define FLUSH_GRACE_MS 2000
+
+/* systemd readiness (sd_notify protocol): one datagram to $NOTIFY_SOCKET.
+ * Written by hand so the daemon needs no libsystemd. */
+static void notify_systemd(const srv *s, const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	size_t len;
+	int fd;
+
+	if (!s->cfg->sd_notify || !path || !*path)
+		return;
+	len = strlen(path);
+	if ((path[0] != '/' && path[0] != '@') || len >= sizeof sa.sun_path)
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		SRV_LOG(MLLM_LOG_WARN, "sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	srv *s = h->data;
+	s->n_handles_open--;
+}
+
+static void close_handle(srv *s, uv_handle_t *h)
+{
+	if (h->loop && !uv_is_closing(h)) {
+		h->data = s;
+		uv_close(h, on_closed);
+	}
+}
+
+static void close_all_handles(srv *s)
+{
+	close_handle(s, (uv_handle_t *)&s->mhd_poll);
+	close_handle(s, (uv_handle_t *)&s->mhd_timer);
+	close_handle(s, (uv_handle_t *)&s->shutdown_timer);
+	close_handle(s, (uv_handle_t *)&s->sig_term);
+	close_handle(s, (uv_handle_t *)&s->sig_int);
+	close_handle(s, (uv_handle_t *)&s->sig_hup);
+	close_handle(s, (uv_handle_t *)&s->wake);
+}
+
+/* Everything in flight is done (or forced): stop MHD, then the engines,
+ * then the handles; uv_run() returns once the closes complete. */
+static void final_stop(srv *s)
+{
+	if (s->stopped)
+		return;
+	s->stopped = true;
+	if (s->mhd_poll.loop)
+		uv_poll_stop(&s->mhd_poll); /* before MHD closes its epoll fd */
+	uv_timer_stop(&s->shutdown_timer);
+	uv_timer_stop(&s->mhd_timer);
+	srv__http_stop(s);
+	srv__models_free(s); /* joins the loader and every engine thread */
+	close_all_handles(s);
+	SRV_LOG(MLLM_LOG_INFO, "stopped");
+}
+
+static void check_done(srv *s)
+{
+	if (s->stopping && !s->stopped && s->n_gen_open == 0)
+		final_stop(s);
+}
+
+static void on_shutdown_timer(uv_timer_t *t)
+{
+	srv *s = t->data;
+
+	if (!s->aborted) {
+		s->aborted = true;
+		SRV_LOG(MLLM_LOG_WARN,
+			"shutdown timeout (%lld ms): cancelling %d in-flight request(s)",
+			(long long)s->cfg->shutdown_timeout_ms, s->n_gen_open);
+		srv__http_abort_all(s);
+		srv__http_run(s);
+		uv_timer_start(&s->shutdown_timer, on_shutdown_timer, FLUSH_GRACE_MS, 0);
+		check_done(s);
+		return;
+	}
+	SRV_LOG(MLLM_LOG_WARN, "closing %d connection(s) that did not finish", s->n_gen_open);
+	final_stop(s);
+}
+
+static void begin_shutdown(srv *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight",
+		why, s->n_gen_open);
+	notify_systemd(s, "STOPPING=1");
+	if (s->mhd)
+		s->listen_fd = MHD_quiesce_daemon(s->mhd);
+	s->shutdown_timer.data = s;
+	uv_timer_start(&s->shutdown_timer, on_shutdown_timer, (uint64_t)s->cfg->shutdown_timeout_ms,
+		       0);
+	check_done(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	srv *s = h->data;
+
+	if (signum == SIGHUP) {
+		if (srv_log_reopen() < 0)
+			SRV_LOG(MLLM_LOG_ERROR, "SIGHUP: cannot reopen the log file");
+		else
+			SRV_LOG(MLLM_LOG_INFO, "SIGHUP: log reopened");
+		return;
+	}
+	if (++s->n_signals > 1) {
+		SRV_LOG(MLLM_LOG_WARN, "second signal: exiting immediately");
+		_exit(1);
+	}
+	begin_shutdown(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	srv__http_run(s);
+}
+
+static void on_wake(uv_async_t *h)
+{
+	srv *s = h->data;
+	int st = atomic_load(&s->load_state);
+
+	if (st != 0 && !s->ready_seen) {
+		s->ready_seen = true;
+		if (st > 0) {
+			SRV_LOG(MLLM_LOG_INFO, "ready: %zu model(s) on http://%s:%u", s->n_models,
+				s->cfg->host, (unsigned)s->port);
+			notify_systemd(s, "READY=1");
+		} else {
+			s->exit_code = 1;
+			begin_shutdown(s, "model loading failed");
+		}
+	}
+	if (s->stopped)
+		return;
+	srv__http_pump(s);
+	check_done(s);
+	srv__http_run(s);
+}
+
+static void on_mhd_poll(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	srv__http_run(h->data);
+}
+
+int srv_run(const cfg_t *cfg)
+{
+	uv_loop_t loop;
+	srv s;
+	char err[512];
+	int epfd, rc;
+
+	memset(&s, 0, sizeof s);
+	s.cfg = cfg;
+	s.listen_fd = MHD_INVALID_SOCKET;
+	atomic_init(&s.load_state, 0);
+	srv_auth_init(&s.auth, cfg->api_key);
+	s.lim = API_LIMITS_DEFAULT;
+	s.lim.max_body_bytes = (size_t)cfg->max_body_bytes;
+	s.lim.max_tokens = (int32_t)cfg->max_tokens_limit;
+	s.lim.max_n = (int32_t)cfg->max_n;
+	s.lim.max_prompt_tokens = (int32_t)cfg->max_prompt_tokens;
+	if (s.lim.max_choices < s.lim.max_n)
+		s.lim.max_choices = s.lim.max_n;
+	srv_metrics_init(&s.metrics);
+
+	rc = uv_loop_init(&loop);
+	if (rc < 0) {
+		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
+		srv_auth_free(&s.auth);
+		return 1;
+	}
+	s.loop = &loop;
+	err[0] = '\0';
+	if (srv__models_init(&s, err, sizeof err) < 0)
+		goto fail;
+
+	uv_async_init(&loop, &s.wake, on_wake);
+	s.wake.data = &s;
+	uv_timer_init(&loop, &s.mhd_timer);
+	s.mhd_timer.data = &s;
+	uv_timer_init(&loop, &s.shutdown_timer);
+	s.shutdown_timer.data = &s;
+	uv_signal_init(&loop, &s.sig_term);
+	uv_signal_init(&loop, &s.sig_int);
+	uv_signal_init(&loop, &s.sig_hup);
+	s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
+	s.n_handles_open = 6;
+	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	uv_signal_start(&s.sig_hup, on_signal, SIGHUP);
+
+	if (srv__http_start(&s, err, sizeof err) < 0)
+		goto fail;
+	epfd = srv__http_epoll_fd(&s);
+	if (epfd < 0) {
+		snprintf(err, sizeof err, "libmicrohttpd gave no epoll fd");
+		goto fail;
+	}
+	uv_poll_init(&loop, &s.mhd_poll, epfd);
+	s.mhd_poll.data = &s;
+	s.n_handles_open++;
+	uv_poll_start(&s.mhd_poll, UV_READABLE, on_mhd_poll);
+	SRV_LOG(MLLM_LOG_INFO, "mobilellmd %s listening on http://%s:%u (%zu model(s) loading)",
+		MLLM_VERSION, cfg->host, (unsigned)s.port, s.n_models);
+	/* Tests and wrappers read the bound port from this line (port = 0). */
+	if (srv__models_load_async(&s, err, sizeof err) < 0)
+		goto fail;
+	srv__http_run(&s);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(&loop);
+	if (rc < 0)
+		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_close: %s", uv_strerror(rc));
+	srv_auth_free(&s.auth);
+	return s.exit_code;
+
+fail:
+	SRV_LOG(MLLM_LOG_ERROR, "%s", err[0] ? err : "startup failed");
+	s.stopping = true;
+	final_stop(&s);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(&loop);
+	if (rc < 0)
+		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_close: %s", uv_strerror(rc));
+	srv_auth_free(&s.auth);
+	return 1;
+}

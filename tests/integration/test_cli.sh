@@ -1,0 +1,97 @@
+#!/bin/sh
+# test_cli.sh — `mobilellmd serve` command line: what is missing without a
+# model, --check-config, --dump-config (parses back), environment overrides,
+# bad flags and values, and /health = 503 until the models are loaded.
+. "$(dirname "$0")/lib.sh"
+
+rc=0
+"$BIN" serve >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "no model: exit $rc, want 2"
+grep -q -- "--model" "$TMP/out" || fail "no model: message lacks --model"
+grep -q "models/mobilellm-demo" "$TMP/out" || fail "no model: message lacks the demo model"
+ok "no model says what is missing"
+
+"$BIN" serve --model st="$ST" --check-config >"$TMP/out" 2>&1 || fail "check-config: $(cat "$TMP/out")"
+rc=0
+"$BIN" serve --model st=/does/not/exist --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "check-config accepted a missing path"
+grep -q "/does/not/exist" "$TMP/out" || fail "check-config message lacks the path"
+rc=0
+"$BIN" serve --model st="$ST" --set max_n=0 --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "out-of-range max_n accepted ($rc)"
+grep -q "max_n" "$TMP/out" || fail "range error lacks the key"
+rc=0
+"$BIN" serve --model st="$ST" --bogus >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "unknown flag: exit $rc"
+rc=0
+"$BIN" serve --model st="$ST" --set model.st.chat_template=nonesuch --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "unknown chat template accepted ($rc)"
+ok "check-config catches bad paths, values, flags and templates"
+
+MLLMD_PORT=4242 MLLMD_API_KEY=envkey "$BIN" serve --model st="$ST" --set max_n=3 \
+	--dump-config >"$TMP/dump.conf" 2>&1 || fail "dump-config"
+grep -q '^port = 4242' "$TMP/dump.conf" || fail "env MLLMD_PORT not applied"
+grep -q '^max_n = 3' "$TMP/dump.conf" || fail "--set not applied"
+grep -q 'envkey' "$TMP/dump.conf" && fail "dump-config shows the API key"
+"$BIN" serve --config "$TMP/dump.conf" --check-config >"$TMP/out" 2>&1 ||
+	fail "dumped config does not load: $(cat "$TMP/out")"
+MLLMD_PORT=4242 "$BIN" serve --model st="$ST" --port 4343 --dump-config | grep -q '^port = 4343' ||
+	fail "--port does not beat MLLMD_PORT"
+ok "dump-config round-trips; precedence file < env < flags"
+
+printf 'port = 1\n[model.x]\npath = %s\nn_ctx = 128\n' "$ST" >"$TMP/x.conf"
+"$BIN" serve --config "$TMP/x.conf" --port 0 --dump-config | grep -q '^n_ctx = 128' ||
+	fail "config file model section"
+printf 'port = 99999\n' >"$TMP/bad.conf"
+rc=0
+"$BIN" serve --config "$TMP/bad.conf" --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "bad.conf:1" "$TMP/out" || fail "bad config: exit $rc: $(cat "$TMP/out")"
+ok "config file errors name file and line"
+
+# A model path that fails to load: the daemon reports it and exits 1.
+mkdir -p "$TMP/empty"
+rc=0
+"$BIN" serve --model e="$TMP/empty" --port 0 >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "unloadable model: exit $rc, want 1"
+ok "load failure exits 1"
+
+# SIGHUP reopens the log file and the daemon keeps serving.
+DLOG="$TMP/daemon.log"
+start_daemon --model st="$ST" --set log_file="$TMP/daemon.log"
+kill -HUP "$PID"
+sleep 0.2
+expect 200 GET /health
+grep -q "log reopened" "$TMP/daemon.log" || fail "SIGHUP not logged"
+stop_daemon INT
+[ "$RC" = 0 ] || fail "SIGINT exit code $RC"
+ok "SIGHUP reopens the log; SIGINT exits 0"
+
+# systemd readiness: READY=1 once listening and loaded, STOPPING=1 on SIGTERM,
+# as datagrams to $NOTIFY_SOCKET.
+"$PY" - "$TMP/notify.sock" >"$TMP/notify.out" <<'PYEOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+while True:
+    try:
+        d = s.recv(4096).decode()
+    except socket.timeout:
+        break
+    print(d, flush=True)
+    if d.startswith("STOPPING"):
+        break
+PYEOF
+NPID=$!
+i=0
+while [ ! -S "$TMP/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+export NOTIFY_SOCKET="$TMP/notify.sock"
+DLOG=""
+start_daemon --model st="$ST"
+unset NOTIFY_SOCKET
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC"
+wait "$NPID" || true
+grep -qx "READY=1" "$TMP/notify.out" || fail "no READY=1: $(cat "$TMP/notify.out")"
+grep -qx "STOPPING=1" "$TMP/notify.out" || fail "no STOPPING=1"
+ok "sd_notify READY=1 / STOPPING=1"

@@ -1,0 +1,101 @@
+#!/bin/sh
+# test_http.sh — every route and HTTP-level error with curl: health, models,
+# metrics, 404/405/415/413/401, auth (Bearer, constant-time compared keys;
+# /health open), CORS preflight, X-Request-Id, Retry-After.
+. "$(dirname "$0")/lib.sh"
+
+start_daemon --model st="$ST" --model tiny="$TINY" --api-key sekret \
+	--set cors_origins=https://app.example
+AUTH='Authorization: Bearer sekret'
+
+expect 200 GET /health
+grep -q '"ok"' "$TMP/body" || fail "/health body: $(cat "$TMP/body")"
+header_has "X-Request-Id:" || fail "no X-Request-Id"
+ok "health open without a key"
+
+expect 401 GET /v1/models
+expect 401 GET /v1/models -H 'Authorization: Bearer wrong'
+expect 401 GET /v1/models -H 'Authorization: Basic sekret'
+expect 401 POST /v1/completions -H "$JSON" -d '{"model":"st","prompt":"a"}'
+grep -q '"invalid_api_key"' "$TMP/body" || fail "401 code: $(cat "$TMP/body")"
+ok "401 for missing/wrong keys"
+
+expect 200 GET /v1/models -H "$AUTH"
+"$PY" - "$TMP/body" <<'PYEOF' || fail "/v1/models body"
+import json, sys
+j = json.load(open(sys.argv[1]))
+ids = sorted(m["id"] for m in j["data"])
+assert j["object"] == "list" and ids == ["st", "tiny"], j
+assert all(m["object"] == "model" for m in j["data"])
+PYEOF
+expect 200 GET /v1/models/tiny -H "$AUTH"
+grep -q '"id":"tiny"' "$TMP/body" || fail "/v1/models/tiny: $(cat "$TMP/body")"
+expect 404 GET /v1/models/nope -H "$AUTH"
+grep -q '"model_not_found"' "$TMP/body" || fail "404 model code"
+ok "models list and lookup"
+
+expect 404 GET /nope
+expect 404 GET /v1/nope -H "$AUTH"
+expect 405 GET /v1/completions -H "$AUTH"
+header_has "Allow: POST" || fail "405 without Allow: POST"
+expect 405 DELETE /health
+header_has "Allow: GET" || fail "405 without Allow: GET"
+ok "404 unknown route, 405 with Allow"
+
+expect 415 POST /v1/completions -H "$AUTH" -d 'prompt=hi'
+expect 415 POST /v1/completions -H "$AUTH" -H 'Content-Type: text/plain' -d '{}'
+ok "415 wrong content type"
+
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+expect 413 POST /v1/completions -H "$AUTH" -H "$JSON" --data-binary @"$TMP/big"
+expect 413 POST /v1/completions -H "$AUTH" -H "$JSON" -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big"
+expect 200 GET /health
+ok "413 body too large (Content-Length and chunked)"
+
+expect 400 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"st","prompt":'
+expect 400 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"st","prompt":"a","suffix":"b"}'
+grep -q 'suffix' "$TMP/body" || fail "suffix 400 should name the parameter"
+expect 400 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"st","prompt":"a","best_of":4}'
+grep -q 'best_of' "$TMP/body" || fail "best_of 400 should name the parameter"
+expect 404 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"nope","prompt":"a"}'
+ok "400 bad JSON / suffix / best_of, 404 unknown model"
+
+expect 200 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"st","prompt":"Once","max_tokens":4,"temperature":0}'
+grep -q '"text_completion"' "$TMP/body" || fail "completion body: $(cat "$TMP/body")"
+rid=$(grep -i '^X-Request-Id:' "$TMP/headers" | tr -d '\r' | awk '{print $2}')
+grep -q "\"id\":\"$rid\"" "$TMP/body" || fail "X-Request-Id $rid is not the completion id"
+ok "completion with key; X-Request-Id = response id"
+
+expect 200 POST /tokenize -H "$AUTH" -H "$JSON" -d '{"model":"tiny","prompt":"Hello world"}'
+grep -q '"tokens"' "$TMP/body" || fail "tokenize body"
+expect 200 POST /detokenize -H "$AUTH" -H "$JSON" -d '{"model":"tiny","tokens":[1,15043,3186]}'
+grep -q '"prompt"' "$TMP/body" || fail "detokenize body"
+ok "tokenize/detokenize"
+
+# CORS: preflight for an allowed origin; nothing for others.
+expect 204 OPTIONS /v1/chat/completions -H 'Origin: https://app.example' \
+	-H 'Access-Control-Request-Method: POST'
+header_has "Access-Control-Allow-Origin: https://app.example" || fail "no ACAO on preflight"
+header_has "Access-Control-Allow-Headers:.*Authorization" || fail "preflight lacks Authorization"
+expect 200 GET /health -H 'Origin: https://app.example'
+header_has "Access-Control-Allow-Origin" || fail "no ACAO on GET"
+expect 200 GET /health -H 'Origin: https://evil.example'
+if header_has "Access-Control-Allow-Origin"; then fail "ACAO for a foreign origin"; fi
+ok "CORS allowed origin only"
+
+expect 200 GET /metrics
+for m in mllm_requests_total mllm_prompt_tokens_total mllm_generation_tokens_total \
+	mllm_queue_depth mllm_running_sequences mllm_kv_blocks_used mllm_kv_blocks_total \
+	mllm_prefix_cache_hits_total mllm_prefix_cache_reused_tokens_total \
+	mllm_time_to_first_token_seconds_bucket mllm_inter_token_latency_seconds_bucket \
+	mllm_e2e_request_latency_seconds_bucket; do
+	grep -q "^$m" "$TMP/body" || fail "/metrics lacks $m"
+done
+grep -q '^mllm_requests_total{status="401"} [1-9]' "$TMP/body" || fail "401s not counted"
+grep -q '^mllm_requests_total{status="413"} [1-9]' "$TMP/body" || fail "413s not counted"
+header_has "Content-Type: text/plain; version=0.0.4" || fail "metrics content type"
+ok "metrics families present and counting"
+
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after SIGTERM"
+ok "SIGTERM when idle: exit 0"

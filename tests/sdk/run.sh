@@ -1,0 +1,87 @@
+#!/bin/sh
+# run.sh — the OpenAI Node SDK conformance tests. Installs the SDK with npm
+# when node_modules is missing, starts two daemons on free loopback ports
+# (A: two fixture models behind an API key; B: one model with room for one
+# running and one queued request, to provoke 503 + Retry-After), runs
+# `node --test`, then checks both daemons exit 0 on SIGTERM.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${BIN:-build/mobilellmd}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+FIX=${MLLM_FIXTURES:-$ROOT/../shared/fixtures}
+case $FIX in /*) ;; *) FIX=$ROOT/$FIX ;; esac
+TMP=$(mktemp -d)
+PIDS=""
+
+cleanup() {
+	for p in $PIDS; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+[ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
+for m in stories260K tiny-mobilellm-f16; do
+	[ -d "$FIX/models/$m" ] || { echo "FAIL: fixture $FIX/models/$m missing"; exit 1; }
+done
+command -v node >/dev/null || { echo "FAIL: node not installed"; exit 1; }
+
+if [ ! -d "$HERE/node_modules/openai" ]; then
+	echo "installing the openai SDK with npm..."
+	(cd "$HERE" && npm install --no-audit --no-fund --loglevel=error) ||
+		{ echo "FAIL: npm install"; exit 1; }
+fi
+
+# wait_url NAME — prints the daemon's base URL once /health is 200.
+wait_url() {
+	i=0
+	while [ $i -lt 200 ]; do
+		port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/$1.log" | head -n 1)
+		if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ]; then
+			echo "http://127.0.0.1:$port"
+			return 0
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo "FAIL: daemon $1 did not become healthy" >&2
+	cat "$TMP/$1.log" >&2
+	return 1
+}
+
+"$BIN" serve --host 127.0.0.1 --port 0 --model st="$FIX/models/stories260K" \
+	--model tiny="$FIX/models/tiny-mobilellm-f16" --api-key sdk-test-key >"$TMP/a.log" 2>&1 &
+PID_A=$!
+PIDS="$PID_A"
+"$BIN" serve --host 127.0.0.1 --port 0 --model tiny="$FIX/models/tiny-mobilellm-f16" \
+	--api-key sdk-test-key --set model.tiny.max_running=1 --set model.tiny.max_queue=1 \
+	--set retry_after_s=1 >"$TMP/b.log" 2>&1 &
+PID_B=$!
+PIDS="$PIDS $PID_B"
+URL_A=$(wait_url a)
+URL_B=$(wait_url b)
+
+rc=0
+(cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_KEY=sdk-test-key \
+	node --test --test-reporter=spec sdk.test.mjs) || rc=$?
+
+for name in a b; do
+	if [ $name = a ]; then pid=$PID_A; else pid=$PID_B; fi
+	kill -TERM "$pid"
+	code=0
+	wait "$pid" || code=$?
+	if [ "$code" != 0 ]; then
+		echo "FAIL: daemon $name exited $code after SIGTERM"
+		tail -n 20 "$TMP/$name.log"
+		rc=1
+	fi
+done
+PIDS=""
+if [ "$rc" != 0 ]; then
+	echo "--- daemon a log (tail) ---"
+	tail -n 20 "$TMP/a.log"
+fi
+exit $rc
