@@ -1,0 +1,362 @@
+/*
+ * test_demo_model.c — the shipped demo model (models/mobilellm-demo) runs in
+ * the engine exactly as in PyTorch. Its golden.json is the float64 reference
+ * that tools/train/train.py wrote from the exported F16 weights: top-10
+ * logits and log-sum-exp at every prompt position, the full last-position
+ * logits, and a greedy continuation. This is the end-to-end check that what
+ * the training code exports (layer sharing, GQA, shared embedding, its own
+ * SentencePiece tokenizer) is what the daemon serves. Black-box: mllm.h only.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <math.h>
+
+#include "base.h"
+#include "mllm.h"
+
+/* The fixture README's tolerances for f16 weights computed in f32
+ * (overridable at build time to read how close the engine comes). */
+#ifndef LOGIT_TOL
+#define LOGIT_TOL 1e-3
+#endif
+#define TIE_MARGIN 1e-2
+#define MAX_TOKENS 256
+
+/* The model lives in the repository, not in the fixtures; tests run from
+ * the repository root. MLLM_DEMO_MODEL overrides the path. */
+static const char *demo_dir(void)
+{
+	const char *p = getenv("MLLM_DEMO_MODEL");
+	return p && *p ? p : "models/mobilellm-demo";
+}
+
+static const char *demo_path(char *buf, size_t n, const char *file)
+{
+	snprintf(buf, n, "%s/%s", demo_dir(), file);
+	return buf;
+}
+
+static json_t *load_json(const char *file)
+{
+	char path[1024];
+	json_error_t jerr;
+	demo_path(path, sizeof path, file);
+	ck_assert_msg(access(path, R_OK) == 0,
+		      "demo model file %s is missing (set MLLM_DEMO_MODEL)", path);
+	json_t *root = json_load_file(path, 0, &jerr);
+	ck_assert_msg(root != NULL, "%s:%d: %s", path, jerr.line, jerr.text);
+	return root;
+}
+
+static json_t *golden_cases(json_t *root)
+{
+	json_t *cases = json_object_get(root, "cases");
+	ck_assert(json_is_array(cases) && json_array_size(cases) > 0);
+	return cases;
+}
+
+static mllm_model *open_demo(void)
+{
+	char err[512] = "";
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	mllm_model *m = NULL;
+	int rc = mllm_model_open(demo_dir(), &mp, &m, err, sizeof err);
+	ck_assert_msg(rc == 0, "open %s: %s (%s)", demo_dir(), mllm_strerror(rc), err);
+	return m;
+}
+
+/* ids of a JSON array; *n gets the count. Caller frees. */
+static int32_t *json_ids(json_t *a, int *n)
+{
+	ck_assert(json_is_array(a));
+	*n = (int)json_array_size(a);
+	int32_t *ids = xmallocarray((size_t)*n + 1, sizeof(int32_t));
+	for (int i = 0; i < *n; i++) {
+		json_t *v = json_array_get(a, (size_t)i);
+		ck_assert(json_is_integer(v));
+		ids[i] = (int32_t)json_integer_value(v);
+	}
+	return ids;
+}
+
+/* ---- One sequence through mllm_forward ---------------------------------- */
+
+typedef struct {
+	mllm_model *m;
+	mllm_kv *kv;
+	mllm_ctx *ctx;
+	int32_t table[MAX_TOKENS / 16 + 1];
+	int n_blocks;
+	int32_t n_vocab;
+} seq_runner;
+
+static void runner_open(seq_runner *r)
+{
+	mllm_kv_params kp = { .block_size = 16, .n_blocks = MAX_TOKENS / 16 + 1, .f16 = false };
+	memset(r, 0, sizeof *r);
+	r->m = open_demo();
+	r->n_vocab = mllm_model_hparams(r->m)->n_vocab;
+	ck_assert_int_eq(mllm_kv_create(r->m, &kp, &r->kv), 0);
+	ck_assert_int_eq(mllm_ctx_create(r->m, r->kv, MAX_TOKENS, 2, &r->ctx), 0);
+	r->n_blocks = MAX_TOKENS / 16;
+	for (int i = 0; i < r->n_blocks; i++) {
+		r->table[i] = mllm_kv_block_alloc(r->kv);
+		ck_assert_int_ge(r->table[i], 0);
+	}
+}
+
+static void runner_close(seq_runner *r)
+{
+	for (int i = 0; i < r->n_blocks; i++)
+		mllm_kv_block_unref(r->kv, r->table[i]);
+	mllm_ctx_free(r->ctx);
+	mllm_kv_free(r->kv);
+	mllm_model_close(r->m);
+}
+
+/* Runs ids[0..n) at positions pos0..pos0+n-1; logits of every row. */
+static void runner_run(seq_runner *r, const int32_t *ids, int n, int pos0, float *logits)
+{
+	int32_t pos[MAX_TOKENS], seq[MAX_TOKENS];
+	bool want[MAX_TOKENS];
+	const int32_t *tables[1] = { r->table };
+	ck_assert_int_le(pos0 + n, MAX_TOKENS);
+	for (int i = 0; i < n; i++) {
+		pos[i] = pos0 + i;
+		seq[i] = 0;
+		want[i] = true;
+	}
+	mllm_batch b = { .n_tokens = n, .token = ids, .pos = pos, .seq = seq,
+			 .logits = want, .n_seqs = 1, .block_table = tables };
+	ck_assert_int_eq(mllm_forward(r->ctx, &b, logits), 0);
+}
+
+static double logsumexp(const float *x, int n)
+{
+	double mx = -INFINITY, s = 0.0;
+	for (int i = 0; i < n; i++)
+		mx = fmax(mx, x[i]);
+	for (int i = 0; i < n; i++)
+		s += exp((double)x[i] - mx);
+	return mx + log(s);
+}
+
+static int argmax(const float *x, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
+}
+
+/* ---- Tests -------------------------------------------------------------- */
+
+/* The loader reads the shape the training script exported. */
+START_TEST(test_hparams)
+{
+	json_t *cfg = load_json("config.json");
+	mllm_model *m = open_demo();
+	const mllm_hparams *hp = mllm_model_hparams(m);
+#define CFG_INT(k) ((int)json_integer_value(json_object_get(cfg, k)))
+	ck_assert_int_eq(hp->n_layer, CFG_INT("num_hidden_layers"));
+	ck_assert_int_eq(hp->n_embd, CFG_INT("hidden_size"));
+	ck_assert_int_eq(hp->n_head, CFG_INT("num_attention_heads"));
+	ck_assert_int_eq(hp->n_head_kv, CFG_INT("num_key_value_heads"));
+	ck_assert_int_eq(hp->head_dim, CFG_INT("head_dim"));
+	ck_assert_int_eq(hp->n_ff, CFG_INT("intermediate_size"));
+	ck_assert_int_eq(hp->n_vocab, CFG_INT("vocab_size"));
+	ck_assert_int_eq(hp->n_ctx_train, CFG_INT("max_position_embeddings"));
+	ck_assert_int_eq(hp->bos_id, CFG_INT("bos_token_id"));
+	ck_assert_int_eq(hp->eos_id, CFG_INT("eos_token_id"));
+#undef CFG_INT
+	ck_assert(hp->layer_sharing == json_is_true(json_object_get(cfg, "layer_sharing")));
+	ck_assert(hp->shared_output == json_is_true(json_object_get(cfg, "share_embedding")));
+	ck_assert(!hp->rope_interleaved);
+	ck_assert_int_eq(hp->wtype, MLLM_DTYPE_F16);
+	/* Parameter count from the config's shapes: stored blocks only. */
+	int64_t d = hp->n_embd, hd = hp->head_dim, f = hp->n_ff;
+	int64_t per = d * hd * (2 * hp->n_head + 2 * hp->n_head_kv) + 3 * d * f + 2 * d;
+	ck_assert_int_eq(mllm_model_n_params(m),
+			 (int64_t)hp->n_vocab * d + hp->n_layer * per + d);
+	mllm_model_close(m);
+	json_decref(cfg);
+}
+END_TEST
+
+/* The engine's tokenizer encodes every golden prompt to the ids PyTorch's
+ * SentencePiece gave, and decodes the greedy continuation to its text. */
+START_TEST(test_tokenizer)
+{
+	json_t *root = load_json("golden.json");
+	json_t *cases = golden_cases(root);
+	mllm_model *m = open_demo();
+	const mllm_tokenizer *tok = mllm_model_tokenizer(m);
+	ck_assert_ptr_nonnull(tok);
+	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+		json_t *c = json_array_get(cases, ci);
+		const char *text = json_string_value(json_object_get(c, "text"));
+		ck_assert_ptr_nonnull(text);
+		int n_want;
+		int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
+		int32_t got[MAX_TOKENS];
+		size_t n_got = 0;
+		ck_assert_int_eq(mllm_tokenizer_encode(tok, text, strlen(text), true, got,
+						       MAX_TOKENS, &n_got), 0);
+		ck_assert_int_eq((int)n_got, n_want);
+		for (int i = 0; i < n_want; i++)
+			ck_assert_msg(got[i] == want[i], "case %zu id %d: %d != %d", ci, i,
+				      got[i], want[i]);
+		free(want);
+
+		json_t *g = json_object_get(c, "greedy");
+		int n_g;
+		int32_t *gids = json_ids(json_object_get(g, "ids"), &n_g);
+		const char *gtext = json_string_value(json_object_get(g, "text"));
+		char out[4096];
+		size_t n_out = 0;
+		ck_assert_int_eq(mllm_tokenizer_decode(tok, gids, (size_t)n_g, out, sizeof out,
+						       &n_out), 0);
+		ck_assert_str_eq(out, gtext);
+		free(gids);
+	}
+	mllm_model_close(m);
+	json_decref(root);
+}
+END_TEST
+
+/* Whole prompt in one batch: top-10 and log-sum-exp at every position and
+ * the full last-position logits within LOGIT_TOL of the float64 reference. */
+static void check_prefill(void)
+{
+	json_t *root = load_json("golden.json");
+	json_t *cases = golden_cases(root);
+	seq_runner r;
+	runner_open(&r);
+	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+		json_t *c = json_array_get(cases, ci);
+		int n;
+		int32_t *ids = json_ids(json_object_get(c, "ids"), &n);
+		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
+		runner_run(&r, ids, n, 0, lg);
+		json_t *top = json_object_get(c, "top");
+		json_t *lse = json_object_get(c, "logsumexp");
+		ck_assert_int_eq((int)json_array_size(top), n);
+		ck_assert_int_eq((int)json_array_size(lse), n);
+		double worst = 0.0;
+		for (int p = 0; p < n; p++) {
+			const float *z = lg + (size_t)p * (size_t)r.n_vocab;
+			json_t *row = json_array_get(top, (size_t)p);
+			ck_assert_int_gt((int)json_array_size(row), 0);
+			for (size_t k = 0; k < json_array_size(row); k++) {
+				json_t *e = json_array_get(row, k);
+				int id = (int)json_integer_value(json_array_get(e, 0));
+				double want = json_number_value(json_array_get(e, 1));
+				ck_assert(id >= 0 && id < r.n_vocab);
+				worst = fmax(worst, fabs(z[id] - want));
+			}
+			double l = logsumexp(z, r.n_vocab);
+			worst = fmax(worst, fabs(l - json_number_value(json_array_get(lse, (size_t)p))));
+		}
+		json_t *last = json_object_get(c, "last_logits");
+		ck_assert_int_eq((int)json_array_size(last), r.n_vocab);
+		const float *z = lg + (size_t)(n - 1) * (size_t)r.n_vocab;
+		for (int v = 0; v < r.n_vocab; v++)
+			worst = fmax(worst, fabs(z[v] - json_number_value(json_array_get(last, (size_t)v))));
+		ck_assert_msg(worst <= LOGIT_TOL, "case %zu: max |logit - golden| = %g", ci, worst);
+		/* Each case starts over at position 0: the cache is overwritten. */
+		free(lg);
+		free(ids);
+	}
+	runner_close(&r);
+	json_decref(root);
+}
+
+START_TEST(test_prefill_logits)
+{
+	check_prefill();
+}
+END_TEST
+
+/* The same with the scalar reference kernels (MLLM_REF_KERNELS=1 is read
+ * once per process; CK_FORK gives this test a process of its own). */
+START_TEST(test_prefill_logits_ref)
+{
+	ck_assert_int_eq(setenv("MLLM_REF_KERNELS", "1", 1), 0);
+	check_prefill();
+}
+END_TEST
+
+/* Greedy decoding one token at a time through the KV cache (prefill, then
+ * single-token steps) gives the reference continuation and its logprobs,
+ * up to the first step whose top-1/top-2 margin is a near-tie. */
+START_TEST(test_greedy)
+{
+	json_t *root = load_json("golden.json");
+	json_t *cases = golden_cases(root);
+	seq_runner r;
+	runner_open(&r);
+	int compared = 0;
+	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
+		json_t *c = json_array_get(cases, ci);
+		json_t *g = json_object_get(c, "greedy");
+		json_t *lps = json_object_get(g, "logprobs");
+		json_t *tops = json_object_get(g, "top_logprobs");
+		int n, n_g;
+		int32_t *ids = json_ids(json_object_get(c, "ids"), &n);
+		int32_t *want = json_ids(json_object_get(g, "ids"), &n_g);
+		ck_assert_int_eq((int)json_array_size(lps), n_g);
+		ck_assert_int_eq((int)json_array_size(tops), n_g);
+		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
+		runner_run(&r, ids, n, 0, lg);
+		const float *z = lg + (size_t)(n - 1) * (size_t)r.n_vocab;
+		int pos = n;
+		for (int s = 0; s < n_g; s++) {
+			json_t *t = json_array_get(tops, (size_t)s);
+			double margin = json_number_value(json_array_get(json_array_get(t, 0), 1)) -
+					json_number_value(json_array_get(json_array_get(t, 1), 1));
+			int got = argmax(z, r.n_vocab);
+			double lp = z[want[s]] - logsumexp(z, r.n_vocab);
+			ck_assert_msg(fabs(lp - json_number_value(json_array_get(lps, (size_t)s))) <=
+					      LOGIT_TOL,
+				      "case %zu step %d: logprob %g vs %g", ci, s, lp,
+				      json_number_value(json_array_get(lps, (size_t)s)));
+			if (margin < TIE_MARGIN)
+				break; /* a flip here is rounding, not a bug */
+			ck_assert_msg(got == want[s], "case %zu step %d: greedy %d, golden %d", ci, s,
+				      got, want[s]);
+			compared++;
+			if (s + 1 == n_g)
+				break;
+			/* Feed the golden token (== ours here) at the next position. */
+			runner_run(&r, &want[s], 1, pos, lg);
+			z = lg;
+			pos++;
+		}
+		free(lg);
+		free(ids);
+		free(want);
+	}
+	/* Most steps must have been compared, or the check says nothing. */
+	ck_assert_int_gt(compared, 0);
+	runner_close(&r);
+	json_decref(root);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("demo_model");
+	TCase *tc = tcase_create("golden");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hparams);
+	tcase_add_test(tc, test_tokenizer);
+	tcase_add_test(tc, test_prefill_logits);
+	tcase_add_test(tc, test_prefill_logits_ref);
+	tcase_add_test(tc, test_greedy);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)
