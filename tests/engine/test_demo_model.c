@@ -43,7 +43,7 @@ static json_t *load_json(const char *file)
 	json_error_t jerr;
 	demo_path(path, sizeof path, file);
 	ck_assert_msg(access(path, R_OK) == 0,
-		      "demo model file %s is missing (set MLLM_DEMO_MODEL)", path);
+	              "demo model file %s is missing (set MLLM_DEMO_MODEL)", path);
 	json_t *root = json_load_file(path, 0, &jerr);
 	ck_assert_msg(root != NULL, "%s:%d: %s", path, jerr.line, jerr.text);
 	return root;
@@ -93,7 +93,7 @@ typedef struct {
 
 static void runner_open(seq_runner *r)
 {
-	mllm_kv_params kp = { .block_size = 16, .n_blocks = MAX_TOKENS / 16 + 1, .f16 = false };
+	mllm_kv_params kp = {.block_size = 16, .n_blocks = MAX_TOKENS / 16 + 1, .f16 = false};
 	memset(r, 0, sizeof *r);
 	r->m = open_demo();
 	r->n_vocab = mllm_model_hparams(r->m)->n_vocab;
@@ -120,15 +120,20 @@ static void runner_run(seq_runner *r, const int32_t *ids, int n, int pos0, float
 {
 	int32_t pos[MAX_TOKENS], seq[MAX_TOKENS];
 	bool want[MAX_TOKENS];
-	const int32_t *tables[1] = { r->table };
+	const int32_t *tables[1] = {r->table};
 	ck_assert_int_le(pos0 + n, MAX_TOKENS);
 	for (int i = 0; i < n; i++) {
 		pos[i] = pos0 + i;
 		seq[i] = 0;
 		want[i] = true;
 	}
-	mllm_batch b = { .n_tokens = n, .token = ids, .pos = pos, .seq = seq,
-			 .logits = want, .n_seqs = 1, .block_table = tables };
+	mllm_batch b = {.n_tokens = n,
+	                .token = ids,
+	                .pos = pos,
+	                .seq = seq,
+	                .logits = want,
+	                .n_seqs = 1,
+	                .block_table = tables};
 	ck_assert_int_eq(mllm_forward(r->ctx, &b, logits), 0);
 }
 
@@ -178,8 +183,7 @@ START_TEST(test_hparams)
 	/* Parameter count from the config's shapes: stored blocks only. */
 	int64_t d = hp->n_embd, hd = hp->head_dim, f = hp->n_ff;
 	int64_t per = d * hd * (2 * hp->n_head + 2 * hp->n_head_kv) + 3 * d * f + 2 * d;
-	ck_assert_int_eq(mllm_model_n_params(m),
-			 (int64_t)hp->n_vocab * d + hp->n_layer * per + d);
+	ck_assert_int_eq(mllm_model_n_params(m), (int64_t)hp->n_vocab * d + hp->n_layer * per + d);
 	mllm_model_close(m);
 	json_decref(cfg);
 }
@@ -202,12 +206,13 @@ START_TEST(test_tokenizer)
 		int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
 		int32_t got[MAX_TOKENS];
 		size_t n_got = 0;
-		ck_assert_int_eq(mllm_tokenizer_encode(tok, text, strlen(text), true, got,
-						       MAX_TOKENS, &n_got), 0);
+		ck_assert_int_eq(
+		    mllm_tokenizer_encode(tok, text, strlen(text), true, got, MAX_TOKENS, &n_got),
+		    0);
 		ck_assert_int_eq((int)n_got, n_want);
 		for (int i = 0; i < n_want; i++)
-			ck_assert_msg(got[i] == want[i], "case %zu id %d: %d != %d", ci, i,
-				      got[i], want[i]);
+			ck_assert_msg(got[i] == want[i], "case %zu id %d: %d != %d", ci, i, got[i],
+			              want[i]);
 		free(want);
 
 		json_t *g = json_object_get(c, "greedy");
@@ -216,8 +221,8 @@ START_TEST(test_tokenizer)
 		const char *gtext = json_string_value(json_object_get(g, "text"));
 		char out[4096];
 		size_t n_out = 0;
-		ck_assert_int_eq(mllm_tokenizer_decode(tok, gids, (size_t)n_g, out, sizeof out,
-						       &n_out), 0);
+		ck_assert_int_eq(
+		    mllm_tokenizer_decode(tok, gids, (size_t)n_g, out, sizeof out, &n_out), 0);
 		ck_assert_str_eq(out, gtext);
 		free(gids);
 	}
@@ -257,13 +262,15 @@ static void check_prefill(void)
 				worst = fmax(worst, fabs(z[id] - want));
 			}
 			double l = logsumexp(z, r.n_vocab);
-			worst = fmax(worst, fabs(l - json_number_value(json_array_get(lse, (size_t)p))));
+			worst = fmax(worst,
+			             fabs(l - json_number_value(json_array_get(lse, (size_t)p))));
 		}
 		json_t *last = json_object_get(c, "last_logits");
 		ck_assert_int_eq((int)json_array_size(last), r.n_vocab);
 		const float *z = lg + (size_t)(n - 1) * (size_t)r.n_vocab;
 		for (int v = 0; v < r.n_vocab; v++)
-			worst = fmax(worst, fabs(z[v] - json_number_value(json_array_get(last, (size_t)v))));
+			worst = fmax(
+			    worst, fabs(z[v] - json_number_value(json_array_get(last, (size_t)v))));
 		ck_assert_msg(worst <= LOGIT_TOL, "case %zu: max |logit - golden| = %g", ci, worst);
 		/* Each case starts over at position 0: the cache is overwritten. */
 		free(lg);
@@ -315,17 +322,17 @@ START_TEST(test_greedy)
 		for (int s = 0; s < n_g; s++) {
 			json_t *t = json_array_get(tops, (size_t)s);
 			double margin = json_number_value(json_array_get(json_array_get(t, 0), 1)) -
-					json_number_value(json_array_get(json_array_get(t, 1), 1));
+			                json_number_value(json_array_get(json_array_get(t, 1), 1));
 			int got = argmax(z, r.n_vocab);
 			double lp = z[want[s]] - logsumexp(z, r.n_vocab);
-			ck_assert_msg(fabs(lp - json_number_value(json_array_get(lps, (size_t)s))) <=
-					      LOGIT_TOL,
-				      "case %zu step %d: logprob %g vs %g", ci, s, lp,
-				      json_number_value(json_array_get(lps, (size_t)s)));
+			ck_assert_msg(fabs(lp - json_number_value(
+			                            json_array_get(lps, (size_t)s))) <= LOGIT_TOL,
+			              "case %zu step %d: logprob %g vs %g", ci, s, lp,
+			              json_number_value(json_array_get(lps, (size_t)s)));
 			if (margin < TIE_MARGIN)
 				break; /* a flip here is rounding, not a bug */
-			ck_assert_msg(got == want[s], "case %zu step %d: greedy %d, golden %d", ci, s,
-				      got, want[s]);
+			ck_assert_msg(got == want[s], "case %zu step %d: greedy %d, golden %d", ci,
+			              s, got, want[s]);
 			compared++;
 			if (s + 1 == n_g)
 				break;
@@ -338,7 +345,7 @@ START_TEST(test_greedy)
 		free(ids);
 		free(want);
 	}
-	/* Most steps must have been compared, or the check says nothing. */
+	/* At least one step must have been compared, or the check says nothing. */
 	ck_assert_int_gt(compared, 0);
 	runner_close(&r);
 	json_decref(root);
