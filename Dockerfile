@@ -13,15 +13,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 	libopenblas-dev check && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# The deps stamp tells the Makefile the packages above are present.
-RUN mkdir -p build && touch build/.deps-ok && make BUILD=build all
+# Build outside the copied tree so no host build directory is reused; the
+# deps stamp tells the Makefile the packages above are present.
+RUN mkdir -p /out && touch /out/.deps-ok && make BUILD=/out all
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
 	libmicrohttpd12 libjansson4 libuv1 libopenblas0-pthread curl ca-certificates \
 	&& rm -rf /var/lib/apt/lists/* \
 	&& useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin mobilellmd
-COPY --from=build /src/build/mobilellmd /usr/local/bin/mobilellmd
+COPY --from=build /out/mobilellmd /usr/local/bin/mobilellmd
 COPY config/mobilellmd.conf /etc/mobilellmd/mobilellmd.conf.example
 USER mobilellmd
 # Listen on every interface inside the container; everything else comes from

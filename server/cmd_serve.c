@@ -21,24 +21,24 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mobilellmd serve [--config FILE] [--model ID=PATH]... [--host ADDR]\n"
-		"                        [--port N] [--api-key KEY]\n"
-		"                        [--set KEY=VALUE]... [--log-level LEVEL]\n"
-		"                        [--check-config] [--dump-config]\n\n"
-		"  --config FILE     key = value file with [model.<id>] sections\n"
-		"                    (see config/mobilellmd.conf for every key)\n"
-		"  --model ID=PATH   serve the checkpoint at PATH as model ID (repeatable)\n"
-		"  --host ADDR       listen address (default 127.0.0.1)\n"
-		"  --port N          listen port (default 8080; 0 = any free port)\n"
-		"  --api-key KEY     require 'Authorization: Bearer KEY' (repeatable)\n"
-		"  --set KEY=VALUE   any config key, e.g. max_n=4 or model.demo.n_ctx=1024\n"
-		"  --log-level L     error, warn, info or debug\n"
-		"  --check-config    validate the configuration and exit\n"
-		"  --dump-config     print the effective configuration and exit\n\n"
-		"Environment: MLLMD_<KEY> for every server key (MLLMD_PORT, MLLMD_API_KEY,\n"
-		"...) and MLLMD_MODELS=id=path[,id=path]. Precedence: file < env < flags.\n"
-		"Try it: mobilellmd serve --model demo=%s\n",
-		DEMO_MODEL);
+	        "usage: mobilellmd serve [--config FILE] [--model ID=PATH]... [--host ADDR]\n"
+	        "                        [--port N] [--api-key KEY]\n"
+	        "                        [--set KEY=VALUE]... [--log-level LEVEL]\n"
+	        "                        [--check-config] [--dump-config]\n\n"
+	        "  --config FILE     key = value file with [model.<id>] sections\n"
+	        "                    (see config/mobilellmd.conf for every key)\n"
+	        "  --model ID=PATH   serve the checkpoint at PATH as model ID (repeatable)\n"
+	        "  --host ADDR       listen address (default 127.0.0.1)\n"
+	        "  --port N          listen port (default 8080; 0 = any free port)\n"
+	        "  --api-key KEY     require 'Authorization: Bearer KEY' (repeatable)\n"
+	        "  --set KEY=VALUE   any config key, e.g. max_n=4 or model.demo.n_ctx=1024\n"
+	        "  --log-level L     error, warn, info or debug\n"
+	        "  --check-config    validate the configuration and exit\n"
+	        "  --dump-config     print the effective configuration and exit\n\n"
+	        "Environment: MLLMD_<KEY> for every server key (MLLMD_PORT, MLLMD_API_KEY,\n"
+	        "...) and MLLMD_MODELS=id=path[,id=path]. Precedence: file < env < flags.\n"
+	        "Try it: mobilellmd serve --model demo=%s\n",
+	        DEMO_MODEL);
 }
 
 /* Options that take a value; returns it and advances *i, or NULL. */
@@ -74,8 +74,8 @@ static int check_paths(const cfg_t *c, char *err, size_t errlen)
 	for (size_t i = 0; i < c->n_models; i++)
 		if (access(c->models[i].path, R_OK) != 0)
 			return mllm__seterr(err, errlen, MLLM_ENOTFOUND,
-					    "model %s: path '%s' does not exist or is unreadable",
-					    c->models[i].id, c->models[i].path);
+			                    "model %s: path '%s' does not exist or is unreadable",
+			                    c->models[i].id, c->models[i].path);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ int srv_cmd_serve(int argc, char **argv)
 			goto out;
 		}
 		continue;
-bad_flag:
+	bad_flag:
 		if (!err[0])
 			snprintf(err, sizeof err, "%s needs a value", a);
 		goto bad;
@@ -201,14 +201,15 @@ bad_flag:
 			goto out;
 	}
 	if (cfg.n_models == 0 && !config_path) {
-		fprintf(stderr,
-			"mobilellmd serve: no model to serve and no --config given.\n"
-			"  Pass --model ID=PATH (a Hugging Face snapshot directory or a .gguf file),\n"
-			"  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
-			"  or set MLLMD_MODELS=id=path.\n"
-			"  To try it with the shipped demo model:\n"
-			"    mobilellmd serve --model demo=%s\n",
-			DEMO_MODEL);
+		fprintf(
+		    stderr,
+		    "mobilellmd serve: no model to serve and no --config given.\n"
+		    "  Pass --model ID=PATH (a Hugging Face snapshot directory or a .gguf file),\n"
+		    "  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
+		    "  or set MLLMD_MODELS=id=path.\n"
+		    "  To try it with the shipped demo model:\n"
+		    "    mobilellmd serve --model demo=%s\n",
+		    DEMO_MODEL);
 		rc = 2;
 		goto out;
 	}

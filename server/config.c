@@ -23,83 +23,78 @@
 #define GIB (MIB * 1024)
 
 static const cfg_entry server_table[] = {
-	{ "host", CFG_STR, 0, 0, "127.0.0.1", SRV_OFF(host),
-	  "address to listen on (IPv4 or IPv6 literal)" },
-	{ "port", CFG_INT, 0, 65535, "8080", SRV_OFF(port),
-	  "TCP port; 0 picks a free one (logged)" },
-	{ "api_key", CFG_STR, 0, 0, "", SRV_OFF(api_key),
-	  "comma-separated bearer keys; empty disables auth (/health is always open)" },
-	{ "cors_origins", CFG_STR, 0, 0, "", SRV_OFF(cors_origins),
-	  "comma-separated allowed origins or *; empty disables CORS" },
-	{ "max_body_bytes", CFG_SIZE, 1 * KIB, 64 * MIB, "1m", SRV_OFF(max_body_bytes),
-	  "largest request body (413 beyond)" },
-	{ "max_connections", CFG_INT, 1, 100000, "256", SRV_OFF(max_connections),
-	  "concurrent connections; further ones are refused" },
-	{ "connection_timeout_s", CFG_INT, 1, 3600, "30", SRV_OFF(connection_timeout_s),
-	  "a connection idle this long (headers or body) is closed" },
-	{ "max_prompt_tokens", CFG_INT, 1, 1048576, "32768", SRV_OFF(max_prompt_tokens),
-	  "prompt tokens per request (also bounded by the model's n_ctx)" },
-	{ "max_tokens_limit", CFG_INT, 1, 1048576, "4096", SRV_OFF(max_tokens_limit),
-	  "largest max_tokens a request may ask for" },
-	{ "max_n", CFG_INT, 1, 128, "8", SRV_OFF(max_n), "largest n (choices) per request" },
-	{ "retry_after_s", CFG_INT, 0, 3600, "1", SRV_OFF(retry_after_s),
-	  "Retry-After sent with 429/503" },
-	{ "shutdown_timeout_ms", CFG_INT, 0, 600000, "10000", SRV_OFF(shutdown_timeout_ms),
-	  "on SIGTERM, in-flight requests get this long before they are cancelled" },
-	{ "log_level", CFG_LEVEL, 0, 3, "info", SRV_OFF(log_level),
-	  "error, warn, info or debug" },
-	{ "log_file", CFG_STR, 0, 0, "-", SRV_OFF(log_file),
-	  "log destination; - is stderr (journald); reopened on SIGHUP" },
-	{ "log_requests", CFG_BOOL, 0, 1, "true", SRV_OFF(log_requests),
-	  "one info line per request (id, model, status, tokens, timings)" },
-	{ "sd_notify", CFG_BOOL, 0, 1, "true", SRV_OFF(sd_notify),
-	  "send READY=1 to $NOTIFY_SOCKET once listening and loaded" },
-	{ "model_default", CFG_STR, 0, 0, "", SRV_OFF(model_default),
-	  "model for requests that name none; empty = the first model" },
+    {"host", CFG_STR, 0, 0, "127.0.0.1", SRV_OFF(host),
+     "address to listen on (IPv4 or IPv6 literal)"},
+    {"port", CFG_INT, 0, 65535, "8080", SRV_OFF(port), "TCP port; 0 picks a free one (logged)"},
+    {"api_key", CFG_STR, 0, 0, "", SRV_OFF(api_key),
+     "comma-separated bearer keys; empty disables auth (/health is always open)"},
+    {"cors_origins", CFG_STR, 0, 0, "", SRV_OFF(cors_origins),
+     "comma-separated allowed origins or *; empty disables CORS"},
+    {"max_body_bytes", CFG_SIZE, 1 * KIB, 64 * MIB, "1m", SRV_OFF(max_body_bytes),
+     "largest request body (413 beyond)"},
+    {"max_connections", CFG_INT, 1, 100000, "256", SRV_OFF(max_connections),
+     "concurrent connections; further ones are refused"},
+    {"connection_timeout_s", CFG_INT, 1, 3600, "30", SRV_OFF(connection_timeout_s),
+     "a connection idle this long (headers or body) is closed"},
+    {"max_prompt_tokens", CFG_INT, 1, 1048576, "32768", SRV_OFF(max_prompt_tokens),
+     "prompt tokens per request (also bounded by the model's n_ctx)"},
+    {"max_tokens_limit", CFG_INT, 1, 1048576, "4096", SRV_OFF(max_tokens_limit),
+     "largest max_tokens a request may ask for"},
+    {"max_n", CFG_INT, 1, 128, "8", SRV_OFF(max_n), "largest n (choices) per request"},
+    {"retry_after_s", CFG_INT, 0, 3600, "1", SRV_OFF(retry_after_s),
+     "Retry-After sent with 429/503"},
+    {"shutdown_timeout_ms", CFG_INT, 0, 600000, "10000", SRV_OFF(shutdown_timeout_ms),
+     "on SIGTERM, in-flight requests get this long before they are cancelled"},
+    {"log_level", CFG_LEVEL, 0, 3, "info", SRV_OFF(log_level), "error, warn, info or debug"},
+    {"log_file", CFG_STR, 0, 0, "-", SRV_OFF(log_file),
+     "log destination; - is stderr (journald); reopened on SIGHUP"},
+    {"log_requests", CFG_BOOL, 0, 1, "true", SRV_OFF(log_requests),
+     "one info line per request (id, model, status, tokens, timings)"},
+    {"sd_notify", CFG_BOOL, 0, 1, "true", SRV_OFF(sd_notify),
+     "send READY=1 to $NOTIFY_SOCKET once listening and loaded"},
+    {"model_default", CFG_STR, 0, 0, "", SRV_OFF(model_default),
+     "model for requests that name none; empty = the first model"},
 };
 
 static const cfg_entry model_table[] = {
-	{ "path", CFG_STR, 0, 0, "", MOD_OFF(path),
-	  "snapshot directory (config.json + weights) or .gguf file (required)" },
-	{ "n_ctx", CFG_INT, 0, 1048576, "0", MOD_OFF(n_ctx),
-	  "context per sequence (prompt + completion); 0 = the model's" },
-	{ "kv_bytes", CFG_SIZE, 1 * MIB, 1024 * GIB, "256m", MOD_OFF(kv_bytes),
-	  "KV cache pool budget" },
-	{ "kv_blocks", CFG_INT, 0, (int64_t)1 << 30, "0", MOD_OFF(kv_blocks),
-	  "KV pool size in blocks; 0 = derive from kv_bytes" },
-	{ "kv_block_size", CFG_INT, 1, 1024, "16", MOD_OFF(kv_block_size),
-	  "tokens per KV block" },
-	{ "kv_f16", CFG_BOOL, 0, 1, "false", MOD_OFF(kv_f16), "store K/V as f16" },
-	{ "threads", CFG_INT, 0, 1024, "0", MOD_OFF(threads),
-	  "worker threads for this model; 0 = physical cores" },
-	{ "max_batch_tokens", CFG_INT, 1, 65536, "512", MOD_OFF(max_batch_tokens),
-	  "tokens per engine step (prefill chunking)" },
-	{ "max_running", CFG_INT, 1, 4096, "64", MOD_OFF(max_running),
-	  "sequences decoding at once" },
-	{ "max_queue", CFG_INT, 0, 100000, "64", MOD_OFF(max_queue),
-	  "waiting requests before 429 with Retry-After" },
-	{ "session_ttl_ms", CFG_INT, 0, 86400000, "300000", MOD_OFF(session_ttl_ms),
-	  "how long an X-Session-Id prefix stays pinned" },
-	{ "prefix_cache", CFG_BOOL, 0, 1, "true", MOD_OFF(prefix_cache),
-	  "reuse KV blocks of shared prompt prefixes" },
-	{ "chat_template", CFG_STR, 0, 0, "plain", MOD_OFF(chat_template),
-	  "chat template preset: plain, chatml, llama2 or zephyr" },
-	{ "chat_system", CFG_STR, 0, 0, NULL, MOD_OFF(chat_system),
-	  "override: system message text, {content} is the message (\\n escapes)" },
-	{ "chat_user", CFG_STR, 0, 0, NULL, MOD_OFF(chat_user),
-	  "override: user message text with {content}" },
-	{ "chat_assistant", CFG_STR, 0, 0, NULL, MOD_OFF(chat_assistant),
-	  "override: assistant message text with {content}" },
-	{ "chat_generation", CFG_STR, 0, 0, NULL, MOD_OFF(chat_generation),
-	  "override: text after the last message that the model continues" },
-	{ "chat_stop", CFG_STR, 0, 0, NULL, MOD_OFF(chat_stop),
-	  "override: implicit stop strings, up to 2 separated by ||" },
-	{ "chat_bos", CFG_STR, 0, 0, NULL, MOD_OFF(chat_bos),
-	  "override: auto, true or false (BOS before chat prompts)" },
+    {"path", CFG_STR, 0, 0, "", MOD_OFF(path),
+     "snapshot directory (config.json + weights) or .gguf file (required)"},
+    {"n_ctx", CFG_INT, 0, 1048576, "0", MOD_OFF(n_ctx),
+     "context per sequence (prompt + completion); 0 = the model's"},
+    {"kv_bytes", CFG_SIZE, 1 * MIB, 1024 * GIB, "256m", MOD_OFF(kv_bytes), "KV cache pool budget"},
+    {"kv_blocks", CFG_INT, 0, (int64_t)1 << 30, "0", MOD_OFF(kv_blocks),
+     "KV pool size in blocks; 0 = derive from kv_bytes"},
+    {"kv_block_size", CFG_INT, 1, 1024, "16", MOD_OFF(kv_block_size), "tokens per KV block"},
+    {"kv_f16", CFG_BOOL, 0, 1, "false", MOD_OFF(kv_f16), "store K/V as f16"},
+    {"threads", CFG_INT, 0, 1024, "0", MOD_OFF(threads),
+     "worker threads for this model; 0 = physical cores"},
+    {"max_batch_tokens", CFG_INT, 1, 65536, "512", MOD_OFF(max_batch_tokens),
+     "tokens per engine step (prefill chunking)"},
+    {"max_running", CFG_INT, 1, 4096, "64", MOD_OFF(max_running), "sequences decoding at once"},
+    {"max_queue", CFG_INT, 1, 100000, "64", MOD_OFF(max_queue),
+     "waiting requests before 429 with Retry-After"},
+    {"session_ttl_ms", CFG_INT, 0, 86400000, "300000", MOD_OFF(session_ttl_ms),
+     "how long an X-Session-Id prefix stays pinned"},
+    {"prefix_cache", CFG_BOOL, 0, 1, "true", MOD_OFF(prefix_cache),
+     "reuse KV blocks of shared prompt prefixes"},
+    {"chat_template", CFG_STR, 0, 0, "plain", MOD_OFF(chat_template),
+     "chat template preset: plain, chatml, llama2 or zephyr"},
+    {"chat_system", CFG_STR, 0, 0, NULL, MOD_OFF(chat_system),
+     "override: system message text, {content} is the message (\\n escapes)"},
+    {"chat_user", CFG_STR, 0, 0, NULL, MOD_OFF(chat_user),
+     "override: user message text with {content}"},
+    {"chat_assistant", CFG_STR, 0, 0, NULL, MOD_OFF(chat_assistant),
+     "override: assistant message text with {content}"},
+    {"chat_generation", CFG_STR, 0, 0, NULL, MOD_OFF(chat_generation),
+     "override: text after the last message that the model continues"},
+    {"chat_stop", CFG_STR, 0, 0, NULL, MOD_OFF(chat_stop),
+     "override: implicit stop strings, up to 2 separated by ||"},
+    {"chat_bos", CFG_STR, 0, 0, NULL, MOD_OFF(chat_bos),
+     "override: auto, true or false (BOS before chat prompts)"},
 };
 
 #define N_SERVER (sizeof server_table / sizeof server_table[0])
-#define N_MODEL (sizeof model_table / sizeof model_table[0])
+#define N_MODEL  (sizeof model_table / sizeof model_table[0])
 
 const cfg_entry *cfg_server_table(size_t *n)
 {
@@ -113,7 +108,7 @@ const cfg_entry *cfg_model_table(size_t *n)
 	return model_table;
 }
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 /* ---- Value parsing ----------------------------------------------------- */
 
@@ -174,8 +169,8 @@ static int parse_size(const char *s, int64_t *out)
 
 static int parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
 
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -192,8 +187,8 @@ static int parse_bool(const char *s, bool *out)
 
 /* Stores `value` into the field `e` describes inside `base`. `where` names
  * the source for the message ("file.conf:12", "MLLMD_PORT", "--set"). */
-static int set_entry(void *base, const cfg_entry *e, const char *value,
-		     const char *where, char *err, size_t errlen)
+static int set_entry(void *base, const cfg_entry *e, const char *value, const char *where,
+                     char *err, size_t errlen)
 {
 	char *field = (char *)base + e->offset;
 	int64_t v = 0;
@@ -208,8 +203,8 @@ static int set_entry(void *base, const cfg_entry *e, const char *value,
 	case CFG_BOOL:
 		if (parse_bool(value, &b) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "%s: %s must be true or false, not '%s'", where,
-					    e->name, value);
+			                    "%s: %s must be true or false, not '%s'", where,
+			                    e->name, value);
 		*(bool *)field = b;
 		return 0;
 	case CFG_LEVEL:
@@ -220,25 +215,25 @@ static int set_entry(void *base, const cfg_entry *e, const char *value,
 			}
 		}
 		return mllm__seterr(err, errlen, MLLM_EINVAL,
-				    "%s: %s must be error, warn, info or debug, not '%s'", where,
-				    e->name, value);
+		                    "%s: %s must be error, warn, info or debug, not '%s'", where,
+		                    e->name, value);
 	case CFG_INT:
 		if (parse_int(value, &v) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "%s: %s must be an integer, not '%s'", where, e->name,
-					    value);
+			                    "%s: %s must be an integer, not '%s'", where, e->name,
+			                    value);
 		break;
 	case CFG_SIZE:
 		if (parse_size(value, &v) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "%s: %s must be a size (e.g. 512k, 64m, 2g), not '%s'",
-					    where, e->name, value);
+			                    "%s: %s must be a size (e.g. 512k, 64m, 2g), not '%s'",
+			                    where, e->name, value);
 		break;
 	}
 	if (v < e->min || v > e->max)
 		return mllm__seterr(err, errlen, MLLM_ERANGE,
-				    "%s: %s = %s is out of range [%lld, %lld]", where, e->name,
-				    value, (long long)e->min, (long long)e->max);
+		                    "%s: %s = %s is out of range [%lld, %lld]", where, e->name,
+		                    value, (long long)e->min, (long long)e->max);
 	*(int64_t *)field = v;
 	return 0;
 }
@@ -284,15 +279,15 @@ static bool valid_model_id(const char *id, size_t len)
 	return true;
 }
 
-static cfg_model *model_get(cfg_t *c, const char *id, size_t len, const char *where,
-			    char *err, size_t errlen)
+static cfg_model *model_get(cfg_t *c, const char *id, size_t len, const char *where, char *err,
+                            size_t errlen)
 {
 	cfg_model *m;
 
 	if (!valid_model_id(id, len)) {
 		mllm__seterr(err, errlen, MLLM_EINVAL,
-			     "%s: model id '%.*s' must be 1-64 characters of A-Z a-z 0-9 . _ - :",
-			     where, (int)(len > 80 ? 80 : len), id);
+		             "%s: model id '%.*s' must be 1-64 characters of A-Z a-z 0-9 . _ - :",
+		             where, (int)(len > 80 ? 80 : len), id);
 		return NULL;
 	}
 	for (size_t i = 0; i < c->n_models; i++)
@@ -337,8 +332,8 @@ void cfg_free(cfg_t *c)
 }
 
 /* "key" (server) or "model.<id>.<key>". */
-static int set_key(cfg_t *c, const char *key, const char *value, const char *where,
-		   char *err, size_t errlen)
+static int set_key(cfg_t *c, const char *key, const char *value, const char *where, char *err,
+                   size_t errlen)
 {
 	const cfg_entry *e;
 
@@ -349,11 +344,11 @@ static int set_key(cfg_t *c, const char *key, const char *value, const char *whe
 
 		if (!dot)
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "%s: '%s' should be model.<id>.<key>", where, key);
+			                    "%s: '%s' should be model.<id>.<key>", where, key);
 		e = find_entry(model_table, N_MODEL, dot + 1);
 		if (!e)
-			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "%s: unknown model key '%s'", where, dot + 1);
+			return mllm__seterr(err, errlen, MLLM_EINVAL, "%s: unknown model key '%s'",
+			                    where, dot + 1);
 		m = model_get(c, id, (size_t)(dot - id), where, err, errlen);
 		if (!m)
 			return MLLM_EINVAL;
@@ -406,7 +401,7 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 			size_t len = strlen(line);
 			if (line[len - 1] != ']') {
 				rc = mllm__seterr(err, errlen, MLLM_EINVAL,
-						  "%s: section header lacks ']'", where);
+				                  "%s: section header lacks ']'", where);
 				goto out;
 			}
 			line[len - 1] = '\0';
@@ -422,17 +417,17 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 				snprintf(section, sizeof section, "%s", id);
 			} else {
 				rc = mllm__seterr(err, errlen, MLLM_EINVAL,
-						  "%s: unknown section [%s] (expected [server] or "
-						  "[model.<id>])",
-						  where, line);
+				                  "%s: unknown section [%s] (expected [server] or "
+				                  "[model.<id>])",
+				                  where, line);
 				goto out;
 			}
 			continue;
 		}
 		eq = strchr(line, '=');
 		if (!eq) {
-			rc = mllm__seterr(err, errlen, MLLM_EINVAL,
-					  "%s: expected 'key = value'", where);
+			rc = mllm__seterr(err, errlen, MLLM_EINVAL, "%s: expected 'key = value'",
+			                  where);
 			goto out;
 		}
 		*eq = '\0';
@@ -442,7 +437,7 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 			size_t len = strlen(val);
 			if (len < 2 || val[len - 1] != '"') {
 				rc = mllm__seterr(err, errlen, MLLM_EINVAL,
-						  "%s: unterminated quoted value", where);
+				                  "%s: unterminated quoted value", where);
 				goto out;
 			}
 			val[len - 1] = '\0';
@@ -450,8 +445,8 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 		}
 		if (strchr(key, '.')) {
 			rc = mllm__seterr(err, errlen, MLLM_EINVAL,
-					  "%s: key '%s' may not contain '.' (use a section)",
-					  where, key);
+			                  "%s: key '%s' may not contain '.' (use a section)", where,
+			                  key);
 			goto out;
 		}
 		if (section[0]) {
@@ -479,14 +474,14 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 
 	if (!f)
 		return mllm__seterr(err, errlen, MLLM_EIO, "%s: cannot open: %s", path,
-				    strerror(errno));
+		                    strerror(errno));
 	mllm_buf_init(&b, 4 * MIB);
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if (mllm_buf_append(&b, chunk, n) < 0) {
 			fclose(f);
 			mllm_buf_free(&b);
-			return mllm__seterr(err, errlen, MLLM_ERANGE,
-					    "%s: larger than 4 MiB", path);
+			return mllm__seterr(err, errlen, MLLM_ERANGE, "%s: larger than 4 MiB",
+			                    path);
 		}
 	}
 	if (ferror(f)) {
@@ -497,8 +492,7 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 	fclose(f);
 	if (memchr(b.data ? b.data : "", '\0', b.len)) {
 		mllm_buf_free(&b);
-		return mllm__seterr(err, errlen, MLLM_EFORMAT, "%s: contains a NUL byte",
-				    path);
+		return mllm__seterr(err, errlen, MLLM_EFORMAT, "%s: contains a NUL byte", path);
 	}
 	rc = cfg_load_string(c, b.data ? b.data : "", path, err, errlen);
 	mllm_buf_free(&b);
@@ -511,9 +505,9 @@ int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen)
 	cfg_model *m;
 
 	if (!eq || eq[1] == '\0')
-		return mllm__seterr(err, errlen, MLLM_EINVAL,
-				    "--model '%s': expected ID=PATH (e.g. demo=models/mobilellm-demo)",
-				    arg);
+		return mllm__seterr(
+		    err, errlen, MLLM_EINVAL,
+		    "--model '%s': expected ID=PATH (e.g. demo=models/mobilellm-demo)", arg);
 	m = model_get(c, arg, (size_t)(eq - arg), "--model", err, errlen);
 	if (!m)
 		return MLLM_EINVAL;
@@ -522,8 +516,7 @@ int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen)
 	return 0;
 }
 
-int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *err,
-		  size_t errlen)
+int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *err, size_t errlen)
 {
 	char name[96];
 	const char *v;
@@ -547,7 +540,8 @@ int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *er
 		char *copy = xstrdup(v);
 		char *save = NULL;
 		rc = 0;
-		for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		for (char *tok = strtok_r(copy, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save)) {
 			tok = trim(tok);
 			if (*tok == '\0')
 				continue;
@@ -565,20 +559,21 @@ int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *er
 int cfg_validate(const cfg_t *c, char *err, size_t errlen)
 {
 	if (c->n_models == 0)
-		return mllm__seterr(err, errlen, MLLM_EINVAL,
-				    "no model configured: pass --model ID=PATH, a --config file with a "
-				    "[model.<id>] section, or MLLMD_MODELS");
+		return mllm__seterr(
+		    err, errlen, MLLM_EINVAL,
+		    "no model configured: pass --model ID=PATH, a --config file with a "
+		    "[model.<id>] section, or MLLMD_MODELS");
 	for (size_t i = 0; i < c->n_models; i++) {
 		const cfg_model *m = &c->models[i];
 		if (!m->path || !m->path[0])
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
-					    "model '%s' has no path (set model.%s.path)", m->id,
-					    m->id);
+			                    "model '%s' has no path (set model.%s.path)", m->id,
+			                    m->id);
 	}
 	if (c->model_default && c->model_default[0] && !cfg_model_find(c, c->model_default))
 		return mllm__seterr(err, errlen, MLLM_EINVAL,
-				    "model_default '%s' names no configured model",
-				    c->model_default);
+		                    "model_default '%s' names no configured model",
+		                    c->model_default);
 	if (!c->host || !c->host[0])
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host must not be empty");
 	return 0;
@@ -612,20 +607,18 @@ static int dump_value(mllm_buf *out, const void *base, const cfg_entry *e, bool 
 }
 
 static int dump_table(mllm_buf *out, const void *base, const cfg_entry *t, size_t n,
-		      bool show_secrets)
+                      bool show_secrets)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		bool redact = !show_secrets && strcmp(t[i].name, "api_key") == 0;
 		if (t[i].type == CFG_STR && !*(char *const *)((const char *)base + t[i].offset)) {
-			rc = mllm_buf_appendf(out, "# %s (unset)\n# %s =\n", t[i].help,
-					      t[i].name);
+			rc = mllm_buf_appendf(out, "# %s (unset)\n# %s =\n", t[i].help, t[i].name);
 			continue;
 		}
 		rc = mllm_buf_appendf(out, "# %s (default %s)\n%s = ", t[i].help,
-				      t[i].def ? t[i].def : "unset",
-				      t[i].name);
+		                      t[i].def ? t[i].def : "unset", t[i].name);
 		if (rc == 0)
 			rc = dump_value(out, base, &t[i], redact);
 		if (rc == 0)

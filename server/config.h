@@ -36,21 +36,21 @@ typedef struct {
 
 /* One resident model: a [model.<id>] section or --model ID=PATH. */
 typedef struct {
-	char *id;               /* [A-Za-z0-9._:-], 1..64 bytes */
-	char *path;             /* snapshot directory or .gguf file */
-	int64_t n_ctx;          /* 0 = the model's trained context */
-	int64_t kv_bytes;       /* KV pool budget in bytes */
-	int64_t kv_blocks;      /* 0 = derive from kv_bytes */
-	int64_t kv_block_size;  /* tokens per KV block */
-	bool kv_f16;            /* store K/V as f16 */
-	int64_t threads;        /* 0 = physical cores */
+	char *id;              /* [A-Za-z0-9._:-], 1..64 bytes */
+	char *path;            /* snapshot directory or .gguf file */
+	int64_t n_ctx;         /* 0 = the model's trained context */
+	int64_t kv_bytes;      /* KV pool budget in bytes */
+	int64_t kv_blocks;     /* 0 = derive from kv_bytes */
+	int64_t kv_block_size; /* tokens per KV block */
+	bool kv_f16;           /* store K/V as f16 */
+	int64_t threads;       /* 0 = physical cores */
 	int64_t max_batch_tokens;
 	int64_t max_running;
 	int64_t max_queue;
 	int64_t session_ttl_ms;
 	bool prefix_cache;
-	char *chat_template;    /* preset: plain, chatml, llama2, zephyr */
-	char *chat_system;      /* optional overrides (NULL = the preset's) */
+	char *chat_template; /* preset: plain, chatml, llama2, zephyr */
+	char *chat_system;   /* optional overrides (NULL = the preset's) */
 	char *chat_user;
 	char *chat_assistant;
 	char *chat_generation;
@@ -61,8 +61,8 @@ typedef struct {
 typedef struct {
 	char *host;
 	int64_t port;
-	char *api_key;          /* comma-separated keys; empty = no auth */
-	char *cors_origins;     /* comma-separated origins, "*"; empty = off */
+	char *api_key;      /* comma-separated keys; empty = no auth */
+	char *cors_origins; /* comma-separated origins, "*"; empty = off */
 	int64_t max_body_bytes;
 	int64_t max_connections;
 	int64_t connection_timeout_s;
@@ -71,13 +71,13 @@ typedef struct {
 	int64_t max_n;
 	int64_t retry_after_s;
 	int64_t shutdown_timeout_ms;
-	int64_t log_level;      /* MLLM_LOG_* */
-	char *log_file;         /* "-" = stderr */
+	int64_t log_level; /* MLLM_LOG_* */
+	char *log_file;    /* "-" = stderr */
 	bool log_requests;
 	bool sd_notify;
-	char *model_default;    /* the model used when a request names none */
+	char *model_default; /* the model used when a request names none */
 
-	cfg_model *models;      /* [n_models], owned */
+	cfg_model *models; /* [n_models], owned */
 	size_t n_models;
 } cfg_t;
 
@@ -92,25 +92,22 @@ void cfg_free(cfg_t *c);
 /* Parses `key = value` lines with optional [server] and [model.<id>]
  * sections; '#' or ';' starts a comment line; values may be double-quoted.
  * Errors name the file (or `name`) and the line. */
-int cfg_load_file(cfg_t *c, const char *path, char *err,
-		  size_t errlen) MLLM_WUR;
+int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen) MLLM_WUR;
 int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err,
-		    size_t errlen) MLLM_WUR;
+                    size_t errlen) MLLM_WUR;
 
 /* Sets one key: "port", or "model.<id>.<key>" (the model is created when
  * missing). The value goes through the table's parser and bounds. */
-int cfg_set(cfg_t *c, const char *key, const char *value, char *err,
-	    size_t errlen) MLLM_WUR;
+int cfg_set(cfg_t *c, const char *key, const char *value, char *err, size_t errlen) MLLM_WUR;
 
 /* "--model ID=PATH": adds (or re-points) a model with default settings. */
-int cfg_add_model_arg(cfg_t *c, const char *arg, char *err,
-		      size_t errlen) MLLM_WUR;
+int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen) MLLM_WUR;
 
 /* Applies environment variables: MLLMD_<KEY> for every server key (e.g.
  * MLLMD_PORT, MLLMD_API_KEY) and MLLMD_MODELS="id=path,id2=path2".
  * getenv_fn is getenv in the daemon (a test may pass its own). */
-int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name),
-		  char *err, size_t errlen) MLLM_WUR;
+int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *err,
+                  size_t errlen) MLLM_WUR;
 
 /* Cross-key checks: at least one model, every model has a path, the
  * default model exists. */

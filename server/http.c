@@ -22,8 +22,9 @@
 /* Non-streamed bodies hold every token's logprobs (api.h): bound them far
  * above any sane response but below "a client can exhaust memory". A
  * streaming outbox holds what a slow client has not read yet. */
-#define OUT_LIMIT ((size_t)256 << 20)
-#define SMALL_LIMIT ((size_t)16 << 20)
+#define OUT_LIMIT        ((size_t)256 << 20)
+#define STREAM_OUT_LIMIT ((size_t)8 << 20)
+#define SMALL_LIMIT      ((size_t)16 << 20)
 /* Oversized bodies up to this size are read and dropped before the 413. */
 #define DISCARD_MAX (256ull << 20)
 /* Longest sleep between two MHD rounds. */
@@ -46,14 +47,14 @@ static const struct {
 	const char *method; /* the one method served (plus OPTIONS) */
 	bool auth;          /* needs the API key when keys are configured */
 } routes[] = {
-	[R_HEALTH] = { "/health", false, "GET", false },
-	[R_METRICS] = { "/metrics", false, "GET", false },
-	[R_MODELS] = { "/v1/models", false, "GET", true },
-	[R_MODEL] = { "/v1/models/", true, "GET", true },
-	[R_COMPLETIONS] = { "/v1/completions", false, "POST", true },
-	[R_CHAT] = { "/v1/chat/completions", false, "POST", true },
-	[R_TOKENIZE] = { "/tokenize", false, "POST", true },
-	[R_DETOKENIZE] = { "/detokenize", false, "POST", true },
+    [R_HEALTH] = {"/health", false, "GET", false},
+    [R_METRICS] = {"/metrics", false, "GET", false},
+    [R_MODELS] = {"/v1/models", false, "GET", true},
+    [R_MODEL] = {"/v1/models/", true, "GET", true},
+    [R_COMPLETIONS] = {"/v1/completions", false, "POST", true},
+    [R_CHAT] = {"/v1/chat/completions", false, "POST", true},
+    [R_TOKENIZE] = {"/tokenize", false, "POST", true},
+    [R_DETOKENIZE] = {"/detokenize", false, "POST", true},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -65,8 +66,8 @@ static int route_find(const char *url)
 			if (strncmp(url, routes[i].path, n) == 0 && url[n] != '\0')
 				return i;
 		} else if (strcmp(url, routes[i].path) == 0 ||
-			   (strncmp(url, routes[i].path, n) == 0 && url[n] == '/' &&
-			    url[n + 1] == '\0')) {
+		           (strncmp(url, routes[i].path, n) == 0 && url[n] == '/' &&
+		            url[n + 1] == '\0')) {
 			return i;
 		}
 	}
@@ -156,7 +157,7 @@ static void on_peer_event(uv_poll_t *h, int status, int events)
 static void watch_start(srv_req *r)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 
 	if (!ci || !r->s->loop)
 		return;
@@ -195,13 +196,13 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
 		MHD_add_response_header(resp, "Vary", "Origin");
 		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-					"X-Request-Id, Retry-After");
+		                        "X-Request-Id, Retry-After");
 	}
 }
 
 /* Queues `data` (malloc'd, taken) with the status. */
-static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, char *data,
-				  size_t len, int retry_after_s)
+static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, char *data, size_t len,
+                                  int retry_after_s)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -221,7 +222,7 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 	add_common_headers(r, resp);
 	if (retry_after_s > 0 || status == 429 || status == 503) {
 		snprintf(num, sizeof num, "%d",
-			 retry_after_s > 0 ? retry_after_s : (int)r->s->cfg->retry_after_s);
+		         retry_after_s > 0 ? retry_after_s : (int)r->s->cfg->retry_after_s);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
 	}
 	if (status == 405 && r->route >= 0) {
@@ -236,7 +237,7 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 }
 
 static enum MHD_Result reply_buf(srv_req *r, int status, const char *ctype, mllm_buf *b,
-				 int retry_after_s)
+                                 int retry_after_s)
 {
 	size_t len;
 	char *data = mllm_buf_take(b, &len);
@@ -256,14 +257,14 @@ static enum MHD_Result reply_error(srv_req *r, const api_error *e)
 	if (api_error_render(e, &b) < 0) {
 		mllm_buf_free(&b);
 		return reply_text(r, 500, "application/json",
-				  "{\"error\":{\"message\":\"internal error\",\"type\":"
-				  "\"server_error\",\"param\":null,\"code\":null}}");
+		                  "{\"error\":{\"message\":\"internal error\",\"type\":"
+		                  "\"server_error\",\"param\":null,\"code\":null}}");
 	}
 	return reply_buf(r, e->status, "application/json", &b, e->retry_after_s);
 }
 
 static enum MHD_Result reply_status(srv_req *r, int status, const char *param, const char *code,
-				    const char *msg)
+                                    const char *msg)
 {
 	api_error e;
 	api_error_set(&e, status, param, code, "%s", msg);
@@ -305,7 +306,7 @@ static void classify(srv_req *r, const char *url, const char *method)
 	}
 	if (r->route < 0) {
 		r->early_status = api_error_set(e, 404, NULL, "not_found",
-						"Unknown route: %s %.200s", method, url);
+		                                "Unknown route: %s %.200s", method, url);
 		return;
 	}
 	if (strcmp(method, "OPTIONS") == 0)
@@ -313,16 +314,16 @@ static void classify(srv_req *r, const char *url, const char *method)
 	if (strcmp(method, routes[r->route].method) != 0 &&
 	    !(strcmp(method, "HEAD") == 0 && strcmp(routes[r->route].method, "GET") == 0)) {
 		r->early_status = api_error_set(e, 405, NULL, "method_not_allowed",
-						"Method %s is not allowed on %s; use %s", method,
-						routes[r->route].path, routes[r->route].method);
+		                                "Method %s is not allowed on %s; use %s", method,
+		                                routes[r->route].path, routes[r->route].method);
 		return;
 	}
 	if (routes[r->route].auth && !srv_auth_check(&s->auth, header(r, "Authorization"))) {
-		r->early_status = api_error_set(
-			e, 401, NULL, "invalid_api_key",
-			header(r, "Authorization")
-				? "Incorrect API key provided"
-				: "Missing API key: send 'Authorization: Bearer <key>'");
+		r->early_status =
+		    api_error_set(e, 401, NULL, "invalid_api_key",
+		                  header(r, "Authorization")
+		                      ? "Incorrect API key provided"
+		                      : "Missing API key: send 'Authorization: Bearer <key>'");
 		return;
 	}
 	if (strcmp(routes[r->route].method, "POST") == 0) {
@@ -333,25 +334,26 @@ static void classify(srv_req *r, const char *url, const char *method)
 			if (end != v && n > (unsigned long long)s->cfg->max_body_bytes) {
 				const char *expect = header(r, "Expect");
 				r->early_status = api_error_set(
-					e, 413, NULL, "request_too_large",
-					"Request body of %llu bytes exceeds the limit of %lld bytes",
-					n, (long long)s->cfg->max_body_bytes);
+				    e, 413, NULL, "request_too_large",
+				    "Request body of %llu bytes exceeds the limit of %lld bytes", n,
+				    (long long)s->cfg->max_body_bytes);
 				/* A client waiting for 100-continue, or one announcing
 				 * an absurd size, is answered at once; others are
 				 * answered after their body is read and dropped, so
 				 * a client that writes before reading sees the 413
 				 * instead of a broken pipe. */
-				r->answer_now = (expect && strcasecmp(expect, "100-continue") == 0) ||
-						n > DISCARD_MAX;
+				r->answer_now =
+				    (expect && strcasecmp(expect, "100-continue") == 0) ||
+				    n > DISCARD_MAX;
 				return;
 			}
 		}
 		v = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
 		if (!json_content_type(v)) {
-			r->early_status = api_error_set(
-				e, 415, NULL, "unsupported_media_type",
-				"Content-Type must be application/json, not '%.100s'",
-				v ? v : "(none)");
+			r->early_status =
+			    api_error_set(e, 415, NULL, "unsupported_media_type",
+			                  "Content-Type must be application/json, not '%.100s'",
+			                  v ? v : "(none)");
 			return;
 		}
 	}
@@ -374,7 +376,7 @@ static enum MHD_Result do_health(srv_req *r)
 	if (st == 1)
 		return reply_text(r, 200, "application/json", "{\"status\":\"ok\"}");
 	return reply_text(r, 503, "application/json",
-			  st < 0 ? "{\"status\":\"failed\"}" : "{\"status\":\"loading\"}");
+	                  st < 0 ? "{\"status\":\"failed\"}" : "{\"status\":\"loading\"}");
 }
 
 static enum MHD_Result do_metrics(srv_req *r)
@@ -458,10 +460,10 @@ static enum MHD_Result do_tokenize(srv_req *r)
 	mllm_buf_init(&b, SMALL_LIMIT);
 	if (r->route == R_TOKENIZE)
 		st = api_handle_tokenize(r->body.data ? r->body.data : "", r->body.len, &s->lim,
-					 lookup_model, s, &b, &e);
+		                         lookup_model, s, &b, &e);
 	else
-		st = api_handle_detokenize(r->body.data ? r->body.data : "", r->body.len,
-					   &s->lim, lookup_model, s, &b, &e);
+		st = api_handle_detokenize(r->body.data ? r->body.data : "", r->body.len, &s->lim,
+		                           lookup_model, s, &b, &e);
 	if (st == 200)
 		return reply_buf(r, 200, "application/json", &b, 0);
 	mllm_buf_free(&b);
@@ -487,15 +489,14 @@ static enum MHD_Result gen_start(srv_req *r)
 	if (load_state(s) != 1 || s->stopping)
 		return not_ready(r);
 	st = api_request_parse(kind, r->body.data ? r->body.data : "", r->body.len, &s->lim,
-			       &r->areq, &e);
+	                       &r->areq, &e);
 	if (st != 0)
 		return reply_error(r, &e);
 	snprintf(r->id, sizeof r->id, "%s", api_request_id(r->areq));
 	m = srv__model_find(s, api_request_model(r->areq));
 	if (!m || !atomic_load(&m->loaded)) {
-		api_error_model_not_found(&e, api_request_model(r->areq)
-						      ? api_request_model(r->areq)
-						      : "(default)");
+		api_error_model_not_found(
+		    &e, api_request_model(r->areq) ? api_request_model(r->areq) : "(default)");
 		return reply_error(r, &e);
 	}
 	r->m = m;
@@ -507,6 +508,8 @@ static enum MHD_Result gen_start(srv_req *r)
 	MLLM_ASSERT(n > 0);
 	r->ereqs = xcalloc((size_t)n, sizeof *r->ereqs);
 	session = header(r, "X-Session-Id");
+	if (session && (session[0] == '\0' || strlen(session) > 256))
+		session = NULL; /* not worth pinning; never an error */
 	for (int32_t i = 0; i < n; i++) {
 		mllm_submit sub;
 		api_request_submit(r->areq, i, &sub);
@@ -525,9 +528,11 @@ static enum MHD_Result gen_start(srv_req *r)
 		}
 	}
 	r->t_last_ns = xcalloc((size_t)n * (size_t)(r->n_choices > 0 ? r->n_choices : 1),
-			       sizeof *r->t_last_ns);
+	                       sizeof *r->t_last_ns);
 	r->streaming = api_request_stream(r->areq);
-	mllm_buf_init(&r->out, OUT_LIMIT);
+	/* A streaming outbox only holds what the client has not read yet: a
+	 * client that stops reading is cut off at this bound. */
+	mllm_buf_init(&r->out, r->streaming ? STREAM_OUT_LIMIT : OUT_LIMIT);
 	rc = api_request_begin(r->areq, &r->out);
 	if (rc < 0) {
 		release_engine_reqs(r);
@@ -576,8 +581,7 @@ static enum MHD_Result stream_start(srv_req *r)
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, r,
-						 NULL);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, r, NULL);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -647,28 +651,37 @@ static void pump_one(srv_req *r)
 				if (!r->t_first_ns) {
 					r->t_first_ns = now;
 					srv_hist_observe(&s->metrics.ttft,
-							 (double)(now - r->t_start_ns) / 1e9);
+					                 (double)(now - r->t_start_ns) / 1e9);
 				}
 				if (ev.choice >= 0 && ev.choice < r->n_choices) {
 					if (r->t_last_ns[k])
 						srv_hist_observe(&s->metrics.itl,
-								 (double)(now - r->t_last_ns[k]) /
-									 1e9);
+						                 (double)(now - r->t_last_ns[k]) /
+						                     1e9);
 					r->t_last_ns[k] = now;
 				}
 			}
 			rc = api_request_feed(r->areq, i, &ev, &r->out);
 			if (ev.kind == MLLM_EV_ERROR ||
 			    (ev.kind == MLLM_EV_DONE && (ev.finish == MLLM_FINISH_ERROR ||
-							 ev.finish == MLLM_FINISH_CANCELLED)))
+			                                 ev.finish == MLLM_FINISH_CANCELLED)))
 				cancel_engine_reqs(r);
 		}
 	}
 	if (rc < 0) {
 		api_error e;
-		SRV_LOG_REQ(MLLM_LOG_ERROR, r->id, "rendering failed: %s", mllm_strerror(rc));
-		api_error_set(&e, 500, NULL, "internal_error", "The response could not be rendered (%s)",
-			      mllm_strerror(rc));
+		if (rc == MLLM_ENOSPACE && r->streaming) {
+			/* The client stopped reading: its outbox is full. */
+			SRV_LOG_REQ(MLLM_LOG_WARN, r->id, "client too slow: %zu bytes unread",
+			            r->out.len - r->out_off);
+			api_error_set(&e, 500, NULL, "client_too_slow",
+			              "The client did not read the stream fast enough");
+		} else {
+			SRV_LOG_REQ(MLLM_LOG_ERROR, r->id, "rendering failed: %s",
+			            mllm_strerror(rc));
+			api_error_set(&e, 500, NULL, "internal_error",
+			              "The response could not be rendered (%s)", mllm_strerror(rc));
+		}
 		gen_abort(r, &e);
 		return;
 	}
@@ -698,7 +711,7 @@ void srv__http_abort_all(srv *s)
 	api_error e;
 
 	api_error_set(&e, 503, NULL, "shutting_down",
-		      "The server is shutting down and cancelled this request");
+	              "The server is shutting down and cancelled this request");
 	e.retry_after_s = (int)s->cfg->retry_after_s;
 	while (s->active)
 		gen_abort(s->active, &e);
@@ -720,18 +733,20 @@ static enum MHD_Result gen_reply(srv_req *r)
 	}
 	if (r->end_status < 0) {
 		mllm_buf_free(&r->out);
-		return reply_status(r, 500, NULL, "internal_error", "The response could not be rendered");
+		return reply_status(r, 500, NULL, "internal_error",
+		                    "The response could not be rendered");
 	}
 	e = api_request_error(r->areq);
 	return reply_buf(r, r->end_status, "application/json", &r->out,
-			 r->end_status != 200 && e ? e->retry_after_s : 0);
+	                 r->end_status != 200 && e ? e->retry_after_s : 0);
 }
 
 /* ---- MHD callbacks ---------------------------------------------------------- */
 
 static enum MHD_Result preflight(srv_req *r)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 	char allow[32];
 
@@ -743,11 +758,11 @@ static enum MHD_Result preflight(srv_req *r)
 	if (r->cors_ok) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
 		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-					"Authorization, Content-Type, X-Session-Id, "
-					"OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, "
-					"X-Stainless-Package-Version, X-Stainless-OS, "
-					"X-Stainless-Arch, X-Stainless-Runtime, "
-					"X-Stainless-Runtime-Version, X-Stainless-Retry-Count");
+		                        "Authorization, Content-Type, X-Session-Id, "
+		                        "OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, "
+		                        "X-Stainless-Package-Version, X-Stainless-OS, "
+		                        "X-Stainless-Arch, X-Stainless-Runtime, "
+		                        "X-Stainless-Runtime-Version, X-Stainless-Retry-Count");
 		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	}
 	ret = MHD_queue_response(r->conn, 204, resp);
@@ -765,7 +780,7 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		return preflight(r);
 	if (r->body_too_large)
 		return reply_status(r, 413, NULL, "request_too_large",
-				    "Request body exceeds the configured max_body_bytes");
+		                    "Request body exceeds the configured max_body_bytes");
 	switch (r->route) {
 	case R_HEALTH:
 		return do_health(r);
@@ -785,8 +800,8 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-				 const char *method, const char *version, const char *upload_data,
-				 size_t *upload_data_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
 	srv *s = cls;
 	srv_req *r = *con_cls;
@@ -815,7 +830,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			/* Dropping this much is a waste: answer and close. */
 			*upload_data_size = 0;
 			return reply_status(r, 413, NULL, "request_too_large",
-					    "Request body exceeds the configured max_body_bytes");
+			                    "Request body exceeds the configured max_body_bytes");
 		}
 		if (!r->early_status && !r->body_too_large &&
 		    mllm_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
@@ -834,7 +849,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	srv *s = cls;
 	srv_req *r = *con_cls;
@@ -862,31 +877,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	s->metrics.prompt_tokens += r->prompt_tokens;
 	s->metrics.completion_tokens += r->completion_tokens;
 	if (s->cfg->log_requests || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-		int level = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? MLLM_LOG_INFO
-								       : MLLM_LOG_WARN;
+		int level =
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? MLLM_LOG_INFO : MLLM_LOG_WARN;
 		if (r->m)
-			SRV_LOG_REQ(level, r->id,
-				    "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
-				    "ttft_ms=%.1f total_ms=%.1f%s%s",
-				    r->method, r->path, r->status, r->m->cfg->id,
-				    (unsigned long long)r->prompt_tokens,
-				    (unsigned long long)r->completion_tokens,
-				    (unsigned long long)r->cached_tokens,
-				    r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6
-						  : 0.0,
-				    ms, r->streaming ? " stream" : "",
-				    r->cancelled ? " cancelled" : "");
+			SRV_LOG_REQ(
+			    level, r->id,
+			    "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
+			    "ttft_ms=%.1f total_ms=%.1f%s%s",
+			    r->method, r->path, r->status, r->m->cfg->id,
+			    (unsigned long long)r->prompt_tokens,
+			    (unsigned long long)r->completion_tokens,
+			    (unsigned long long)r->cached_tokens,
+			    r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6 : 0.0, ms,
+			    r->streaming ? " stream" : "", r->cancelled ? " cancelled" : "");
 		else
-			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s", r->method, r->path,
-				    r->status, ms,
-				    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-									       : " (connection lost)");
+			SRV_LOG_REQ(
+			    level, r->id, "%s %s %d total_ms=%.1f%s", r->method, r->path, r->status,
+			    ms,
+			    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
 	}
 	req_free(r);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
+                          enum MHD_ConnectionNotificationCode toe)
 {
 	srv *s = cls;
 
@@ -934,22 +948,21 @@ int srv__http_start(srv *s, char *err, size_t errlen)
 	rc = getaddrinfo(c->host, port, &hints, &ai);
 	if (rc != 0 || !ai)
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
-				    gai_strerror(rc));
+		                    gai_strerror(rc));
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 
 	s->mhd = MHD_start_daemon(
-		flags, (uint16_t)c->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR,
-		ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-		on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+	    flags, (uint16_t)c->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+	    on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!s->mhd)
 		return mllm__seterr(err, errlen, MLLM_EIO,
-				    "cannot listen on %s:%lld (address in use or not permitted)",
-				    c->host, (long long)c->port);
+		                    "cannot listen on %s:%lld (address in use or not permitted)",
+		                    c->host, (long long)c->port);
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : (uint16_t)c->port;
 	return 0;

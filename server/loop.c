@@ -45,15 +45,14 @@ static void notify_systemd(const srv *s, const char *msg)
 	if (fd < 0)
 		return;
 	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
 		SRV_LOG(MLLM_LOG_WARN, "sd_notify: %s", strerror(errno));
 	close(fd);
 }
 
 static void on_closed(uv_handle_t *h)
 {
-	srv *s = h->data;
-	s->n_handles_open--;
+	(void)h; /* handles live in srv, on srv_run()'s stack: nothing to free */
 }
 
 static void close_handle(srv *s, uv_handle_t *h)
@@ -105,8 +104,8 @@ static void on_shutdown_timer(uv_timer_t *t)
 	if (!s->aborted) {
 		s->aborted = true;
 		SRV_LOG(MLLM_LOG_WARN,
-			"shutdown timeout (%lld ms): cancelling %d in-flight request(s)",
-			(long long)s->cfg->shutdown_timeout_ms, s->n_gen_open);
+		        "shutdown timeout (%lld ms): cancelling %d in-flight request(s)",
+		        (long long)s->cfg->shutdown_timeout_ms, s->n_gen_open);
 		srv__http_abort_all(s);
 		srv__http_run(s);
 		uv_timer_start(&s->shutdown_timer, on_shutdown_timer, FLUSH_GRACE_MS, 0);
@@ -122,14 +121,14 @@ static void begin_shutdown(srv *s, const char *why)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight",
-		why, s->n_gen_open);
+	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight", why,
+	        s->n_gen_open);
 	notify_systemd(s, "STOPPING=1");
 	if (s->mhd)
 		s->listen_fd = MHD_quiesce_daemon(s->mhd);
 	s->shutdown_timer.data = s;
 	uv_timer_start(&s->shutdown_timer, on_shutdown_timer, (uint64_t)s->cfg->shutdown_timeout_ms,
-		       0);
+	               0);
 	check_done(s);
 }
 
@@ -160,8 +159,10 @@ static void on_wake(uv_async_t *h)
 	if (st != 0 && !s->ready_seen) {
 		s->ready_seen = true;
 		if (st > 0) {
-			SRV_LOG(MLLM_LOG_INFO, "ready: %zu model(s) on http://%s:%u", s->n_models,
-				s->cfg->host, (unsigned)s->port);
+			bool v6 = strchr(s->cfg->host, ':') != NULL;
+			SRV_LOG(MLLM_LOG_INFO, "ready: %zu model(s) on http://%s%s%s:%u",
+			        s->n_models, v6 ? "[" : "", s->cfg->host, v6 ? "]" : "",
+			        (unsigned)s->port);
 			notify_systemd(s, "READY=1");
 		} else {
 			s->exit_code = 1;
@@ -214,20 +215,29 @@ int srv_run(const cfg_t *cfg)
 	if (srv__models_init(&s, err, sizeof err) < 0)
 		goto fail;
 
-	uv_async_init(&loop, &s.wake, on_wake);
-	s.wake.data = &s;
-	uv_timer_init(&loop, &s.mhd_timer);
-	s.mhd_timer.data = &s;
-	uv_timer_init(&loop, &s.shutdown_timer);
-	s.shutdown_timer.data = &s;
-	uv_signal_init(&loop, &s.sig_term);
-	uv_signal_init(&loop, &s.sig_int);
-	uv_signal_init(&loop, &s.sig_hup);
+	rc = uv_async_init(&loop, &s.wake, on_wake);
+	if (rc == 0)
+		rc = uv_timer_init(&loop, &s.mhd_timer);
+	if (rc == 0)
+		rc = uv_timer_init(&loop, &s.shutdown_timer);
+	if (rc == 0)
+		rc = uv_signal_init(&loop, &s.sig_term);
+	if (rc == 0)
+		rc = uv_signal_init(&loop, &s.sig_int);
+	if (rc == 0)
+		rc = uv_signal_init(&loop, &s.sig_hup);
+	s.wake.data = s.mhd_timer.data = s.shutdown_timer.data = &s;
 	s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
-	s.n_handles_open = 6;
-	uv_signal_start(&s.sig_term, on_signal, SIGTERM);
-	uv_signal_start(&s.sig_int, on_signal, SIGINT);
-	uv_signal_start(&s.sig_hup, on_signal, SIGHUP);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_term, on_signal, SIGTERM);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_int, on_signal, SIGINT);
+	if (rc == 0)
+		rc = uv_signal_start(&s.sig_hup, on_signal, SIGHUP);
+	if (rc < 0) {
+		snprintf(err, sizeof err, "libuv setup: %s", uv_strerror(rc));
+		goto fail;
+	}
 
 	if (srv__http_start(&s, err, sizeof err) < 0)
 		goto fail;
@@ -236,12 +246,17 @@ int srv_run(const cfg_t *cfg)
 		snprintf(err, sizeof err, "libmicrohttpd gave no epoll fd");
 		goto fail;
 	}
-	uv_poll_init(&loop, &s.mhd_poll, epfd);
+	rc = uv_poll_init(&loop, &s.mhd_poll, epfd);
 	s.mhd_poll.data = &s;
-	s.n_handles_open++;
-	uv_poll_start(&s.mhd_poll, UV_READABLE, on_mhd_poll);
-	SRV_LOG(MLLM_LOG_INFO, "mobilellmd %s listening on http://%s:%u (%zu model(s) loading)",
-		MLLM_VERSION, cfg->host, (unsigned)s.port, s.n_models);
+	if (rc == 0)
+		rc = uv_poll_start(&s.mhd_poll, UV_READABLE, on_mhd_poll);
+	if (rc < 0) {
+		snprintf(err, sizeof err, "polling libmicrohttpd: %s", uv_strerror(rc));
+		goto fail;
+	}
+	SRV_LOG(MLLM_LOG_INFO, "mobilellmd %s listening on http://%s%s%s:%u (%zu model(s) loading)",
+	        MLLM_VERSION, strchr(cfg->host, ':') ? "[" : "", cfg->host,
+	        strchr(cfg->host, ':') ? "]" : "", (unsigned)s.port, s.n_models);
 	/* Tests and wrappers read the bound port from this line (port = 0). */
 	if (srv__models_load_async(&s, err, sizeof err) < 0)
 		goto fail;

@@ -17,9 +17,9 @@
 #define SRV_HIST_MAX_BUCKETS 16
 
 typedef struct {
-	int n_bounds;                               /* finite upper bounds */
-	double bounds[SRV_HIST_MAX_BUCKETS];        /* seconds, ascending */
-	uint64_t counts[SRV_HIST_MAX_BUCKETS + 1];  /* per bucket; last = +Inf */
+	int n_bounds;                              /* finite upper bounds */
+	double bounds[SRV_HIST_MAX_BUCKETS];       /* seconds, ascending */
+	uint64_t counts[SRV_HIST_MAX_BUCKETS + 1]; /* per bucket; last = +Inf */
 	double sum;
 	uint64_t count;
 } srv_hist;
@@ -53,6 +53,6 @@ void srv_metrics_count_status(srv_metrics *m, int status);
 /* Appends the full exposition. Returns 0 or MLLM_ENOSPACE when `out`'s limit
  * is too small. */
 int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size_t n_models,
-		       mllm_buf *out) MLLM_WUR;
+                       mllm_buf *out) MLLM_WUR;
 
 #endif

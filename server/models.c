@@ -33,10 +33,13 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 		const struct {
 			const char *key, *val;
 		} keys[] = {
-			{ "preset", cm->chat_template },     { "system", cm->chat_system },
-			{ "user", cm->chat_user },           { "assistant", cm->chat_assistant },
-			{ "generation", cm->chat_generation }, { "stop", cm->chat_stop },
-			{ "bos", cm->chat_bos },
+		    {"preset", cm->chat_template},
+		    {"system", cm->chat_system},
+		    {"user", cm->chat_user},
+		    {"assistant", cm->chat_assistant},
+		    {"generation", cm->chat_generation},
+		    {"stop", cm->chat_stop},
+		    {"bos", cm->chat_bos},
 		};
 		char msg[256];
 
@@ -48,9 +51,9 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 			if (!keys[k].val)
 				continue;
 			if (api_chat_template_set(m->tmpl, keys[k].key, keys[k].val, msg,
-						  sizeof msg) < 0)
+			                          sizeof msg) < 0)
 				return mllm__seterr(err, errlen, MLLM_EINVAL,
-						    "model %s: chat template: %s", cm->id, msg);
+				                    "model %s: chat template: %s", cm->id, msg);
 		}
 	}
 	return 0;
@@ -71,8 +74,8 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 		return rc;
 	if (!mllm_model_tokenizer(m->model))
 		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
-				    "%s: the checkpoint has no tokenizer; the server needs one",
-				    cm->path);
+		                    "%s: the checkpoint has no tokenizer; the server needs one",
+		                    cm->path);
 	hp = mllm_model_hparams(m->model);
 
 	memset(&ep, 0, sizeof ep);
@@ -100,11 +103,11 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	m->info.created = (int64_t)time(NULL);
 	m->info.owned_by = "mobilellmd";
 	SRV_LOG(MLLM_LOG_INFO,
-		"model %s loaded from %s in %.0f ms: %s %s, %d layers, dim %d, vocab %d, "
-		"n_ctx %d, %lld params",
-		cm->id, cm->path, (double)(mllm_now_ns() - t0) / 1e6, hp->arch, hp->format,
-		hp->n_layer, hp->n_embd, hp->n_vocab, m->info.n_ctx,
-		(long long)mllm_model_n_params(m->model));
+	        "model %s loaded from %s in %.0f ms: %s %s, %d layers, dim %d, vocab %d, "
+	        "n_ctx %d, %lld params",
+	        cm->id, cm->path, (double)(mllm_now_ns() - t0) / 1e6, hp->arch, hp->format,
+	        hp->n_layer, hp->n_embd, hp->n_vocab, m->info.n_ctx,
+	        (long long)mllm_model_n_params(m->model));
 	atomic_store(&m->loaded, true);
 	return 0;
 }
@@ -118,7 +121,7 @@ static void *loader_main(void *arg)
 		err[0] = '\0';
 		if (load_one(s, &s->models[i], err, sizeof err) < 0) {
 			SRV_LOG(MLLM_LOG_ERROR, "model %s: %s", s->models[i].cfg->id,
-				err[0] ? err : "failed to load");
+			        err[0] ? err : "failed to load");
 			atomic_store(&s->load_state, -1);
 			uv_async_send(&s->wake);
 			return NULL;
@@ -135,7 +138,7 @@ int srv__models_load_async(srv *s, char *err, size_t errlen)
 
 	if (rc != 0)
 		return mllm__seterr(err, errlen, MLLM_EINTERNAL, "cannot start the loader: %s",
-				    strerror(rc));
+		                    strerror(rc));
 	s->loader_started = true;
 	return 0;
 }

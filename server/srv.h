@@ -29,12 +29,12 @@ typedef struct srv srv;
 typedef struct srv_req srv_req;
 
 typedef struct {
-	const cfg_model *cfg;       /* borrowed from srv.cfg */
-	mllm_model *model;          /* owned (set by the loader thread) */
-	mllm_engine *engine;        /* owned */
-	api_chat_template *tmpl;    /* owned; built from cfg before loading */
-	api_model_info info;        /* what api/ sees; valid once loaded */
-	atomic_bool loaded;         /* engine running: requests may route here */
+	const cfg_model *cfg;    /* borrowed from srv.cfg */
+	mllm_model *model;       /* owned (set by the loader thread) */
+	mllm_engine *engine;     /* owned */
+	api_chat_template *tmpl; /* owned; built from cfg before loading */
+	api_model_info info;     /* what api/ sees; valid once loaded */
+	atomic_bool loaded;      /* engine running: requests may route here */
 	srv *s;
 } srv_model;
 
@@ -42,44 +42,44 @@ typedef struct {
 struct srv_req {
 	srv *s;
 	struct MHD_Connection *conn;
-	char id[64];            /* log/X-Request-Id: api id or "req-N" */
+	char id[64]; /* log/X-Request-Id: api id or "req-N" */
 	char method[8];
-	char path[96];          /* truncated copy for the log line */
-	int route;              /* http.c's route index, -1 = none */
-	int status;             /* response status once queued, 0 before */
-	int early_status;       /* error decided before the body was read */
+	char path[96];    /* truncated copy for the log line */
+	int route;        /* http.c's route index, -1 = none */
+	int status;       /* response status once queued, 0 before */
+	int early_status; /* error decided before the body was read */
 	api_error early_err;
-	bool cors_ok;           /* Origin allowed: echo CORS headers */
-	char *origin;           /* owned copy of the Origin header */
+	bool cors_ok; /* Origin allowed: echo CORS headers */
+	char *origin; /* owned copy of the Origin header */
 	mllm_buf body;
 	bool body_too_large;
-	bool answer_now;        /* early 413 sent before reading the body */
-	uint64_t body_seen;     /* body bytes received (kept or dropped) */
+	bool answer_now;    /* early 413 sent before reading the body */
+	uint64_t body_seen; /* body bytes received (kept or dropped) */
 	uint64_t t_start_ns;
 
 	/* Generation (completions/chat), else NULL. */
 	api_request *areq;
 	srv_model *m;
-	mllm_request **ereqs;   /* [n_ereqs], owned references */
+	mllm_request **ereqs; /* [n_ereqs], owned references */
 	int32_t n_ereqs;
-	bool gen_open;          /* submitted: counted in srv.n_gen_open */
+	bool gen_open; /* submitted: counted in srv.n_gen_open */
 	bool streaming;
 	bool suspended;
-	bool finished;          /* api_request_end done: out is complete */
-	bool cancelled;         /* client went away or shutdown abort */
-	int end_status;         /* what api_request_end returned */
-	mllm_buf out;           /* bytes not yet handed to MHD */
-	size_t out_off;         /* bytes of out already handed over */
-	uint64_t t_first_ns;    /* first generated token seen (0 = none) */
-	uint64_t *t_last_ns;    /* [n_ereqs * n] last token per choice */
-	int32_t n_choices;      /* per submit (OpenAI n) */
+	bool finished;       /* api_request_end done: out is complete */
+	bool cancelled;      /* client went away or shutdown abort */
+	int end_status;      /* what api_request_end returned */
+	mllm_buf out;        /* bytes not yet handed to MHD */
+	size_t out_off;      /* bytes of out already handed over */
+	uint64_t t_first_ns; /* first generated token seen (0 = none) */
+	uint64_t *t_last_ns; /* [n_ereqs * n] last token per choice */
+	int32_t n_choices;   /* per submit (OpenAI n) */
 	uint64_t prompt_tokens, completion_tokens, cached_tokens;
 
-	uv_poll_t *watch;       /* peer-hangup watch while generating; owned,
-				 * freed by its close callback */
-	bool peer_gone;         /* the client hung up before the response */
+	uv_poll_t *watch; /* peer-hangup watch while generating; owned,
+	                   * freed by its close callback */
+	bool peer_gone;   /* the client hung up before the response */
 
-	srv_req *prev, *next;   /* the active-generation list */
+	srv_req *prev, *next; /* the active-generation list */
 };
 
 struct srv {
@@ -87,38 +87,37 @@ struct srv {
 	srv_auth auth;
 	api_limits lim;
 	srv_metrics metrics;
-	srv_model *models;      /* [n_models] */
+	srv_model *models; /* [n_models] */
 	size_t n_models;
 	int64_t started_unix;
 
 	uv_loop_t *loop;
 	uv_poll_t mhd_poll;
 	uv_timer_t mhd_timer;
-	uv_async_t wake;        /* engine notify + loader done */
+	uv_async_t wake; /* engine notify + loader done */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t shutdown_timer;
-	int n_handles_open;
 
 	struct MHD_Daemon *mhd;
-	MHD_socket listen_fd;   /* after quiesce: ours to close */
+	MHD_socket listen_fd; /* after quiesce: ours to close */
 	uint16_t port;
 	uint64_t n_conn_closed; /* connections closed so far (MHD rounds) */
 
-	srv_req *active;        /* generations still producing */
-	int n_gen_open;         /* generations whose connection is open */
+	srv_req *active; /* generations still producing */
+	int n_gen_open;  /* generations whose connection is open */
 	uint64_t next_req;
 
 	/* Loader thread. */
 	pthread_t loader;
 	bool loader_started;
-	atomic_int load_state;  /* 0 loading, 1 ready, -1 failed */
-	bool ready_seen;        /* loop thread processed the load result */
+	atomic_int load_state; /* 0 loading, 1 ready, -1 failed */
+	bool ready_seen;       /* loop thread processed the load result */
 
 	/* Shutdown. */
 	int n_signals;
-	bool stopping;          /* quiesced: finishing in-flight requests */
-	bool aborted;           /* shutdown timeout hit: streams cancelled */
-	bool stopped;           /* MHD stopped, handles closing */
+	bool stopping; /* quiesced: finishing in-flight requests */
+	bool aborted;  /* shutdown timeout hit: streams cancelled */
+	bool stopped;  /* MHD stopped, handles closing */
 	int exit_code;
 };
 

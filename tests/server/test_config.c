@@ -38,17 +38,17 @@ START_TEST(test_file_sections)
 {
 	cfg_t c;
 	const char *text = "# comment\n"
-			   "port = 9000\n"
-			   "max_body_bytes = 2m\n"
-			   "log_level = debug\n"
-			   "[model.a]\n"
-			   "path = \"/x/a\"\n"
-			   "n_ctx = 1024\n"
-			   "kv_f16 = yes\n"
-			   "[model.b]\n"
-			   "path = /x/b\n"
-			   "[server]\n"
-			   "host = ::1\n";
+	                   "port = 9000\n"
+	                   "max_body_bytes = 2m\n"
+	                   "log_level = debug\n"
+	                   "[model.a]\n"
+	                   "path = \"/x/a\"\n"
+	                   "n_ctx = 1024\n"
+	                   "kv_f16 = yes\n"
+	                   "[model.b]\n"
+	                   "path = /x/b\n"
+	                   "[server]\n"
+	                   "host = ::1\n";
 	cfg_init(&c);
 	ck_assert_int_eq(cfg_load_string(&c, text, "t.conf", err, sizeof err), 0);
 	ck_assert_int_eq(c.port, 9000);
@@ -71,24 +71,24 @@ START_TEST(test_errors_name_line)
 		const char *text, *needle;
 		int code;
 	} cases[] = {
-		{ "port = 70000\n", "t.conf:1", MLLM_ERANGE },
-		{ "\n\nport = abc\n", "t.conf:3", MLLM_EINVAL },
-		{ "bogus = 1\n", "unknown key 'bogus'", MLLM_EINVAL },
-		{ "[model.x]\nbogus = 1\n", "unknown model key", MLLM_EINVAL },
-		{ "[weird]\n", "unknown section", MLLM_EINVAL },
-		{ "[model.bad/id]\n", "model id", MLLM_EINVAL },
-		{ "port 8080\n", "key = value", MLLM_EINVAL },
-		{ "max_body_bytes = 12q\n", "size", MLLM_EINVAL },
-		{ "log_requests = maybe\n", "true or false", MLLM_EINVAL },
-		{ "host = \"unterminated\n", "unterminated", MLLM_EINVAL },
-		{ "max_body_bytes = 99999999999999999999g\n", "size", MLLM_EINVAL },
+	    {"port = 70000\n", "t.conf:1", MLLM_ERANGE},
+	    {"\n\nport = abc\n", "t.conf:3", MLLM_EINVAL},
+	    {"bogus = 1\n", "unknown key 'bogus'", MLLM_EINVAL},
+	    {"[model.x]\nbogus = 1\n", "unknown model key", MLLM_EINVAL},
+	    {"[weird]\n", "unknown section", MLLM_EINVAL},
+	    {"[model.bad/id]\n", "model id", MLLM_EINVAL},
+	    {"port 8080\n", "key = value", MLLM_EINVAL},
+	    {"max_body_bytes = 12q\n", "size", MLLM_EINVAL},
+	    {"log_requests = maybe\n", "true or false", MLLM_EINVAL},
+	    {"host = \"unterminated\n", "unterminated", MLLM_EINVAL},
+	    {"max_body_bytes = 99999999999999999999g\n", "size", MLLM_EINVAL},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		cfg_t c;
 		cfg_init(&c);
 		err[0] = '\0';
 		ck_assert_int_eq(cfg_load_string(&c, cases[i].text, "t.conf", err, sizeof err),
-				 cases[i].code);
+		                 cases[i].code);
 		ck_assert_msg(strstr(err, cases[i].needle), "case %zu: '%s'", i, err);
 		cfg_free(&c);
 	}
@@ -167,11 +167,11 @@ START_TEST(test_dump_roundtrip)
 
 	cfg_init(&a);
 	ck_assert_int_eq(cfg_load_string(&a,
-					 "port = 1\napi_key = secret\ncors_origins = *\n"
-					 "[model.q]\npath = /q\nkv_bytes = 3m\n"
-					 "chat_user = \"U: {content}\\n\"\n",
-					 "t", err, sizeof err),
-			 0);
+	                                 "port = 1\napi_key = secret\ncors_origins = *\n"
+	                                 "[model.q]\npath = /q\nkv_bytes = 3m\n"
+	                                 "chat_user = \"U: {content}\\n\"\n",
+	                                 "t", err, sizeof err),
+	                 0);
 	mllm_buf_init(&out, 1 << 20);
 	ck_assert_int_eq(cfg_dump(&a, true, &out), 0);
 	cfg_init(&b);

@@ -36,7 +36,7 @@ START_TEST(test_histogram_cumulative)
 {
 	srv_metrics m;
 	mllm_buf b;
-	const double obs[] = { 0.0005, 0.003, 0.003, 0.2, 100.0 };
+	const double obs[] = {0.0005, 0.003, 0.003, 0.2, 100.0};
 
 	srv_metrics_init(&m);
 	for (size_t i = 0; i < 5; i++)
@@ -44,14 +44,19 @@ START_TEST(test_histogram_cumulative)
 	srv_hist_observe(&m.itl, -1.0); /* clock bug: counted as 0 */
 	mllm_buf_init(&b, 1 << 20);
 	ck_assert_int_eq(srv_metrics_render(&m, NULL, 0, &b), 0);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.001\"} "), 2);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.005\"} "), 4);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.25\"} "), 5);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"1\"} "), 5);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"+Inf\"} "), 6);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.001\"} "), 2);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.005\"} "), 4);
+	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.25\"} "),
+	                    5);
+	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"1\"} "),
+	                    5);
+	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"+Inf\"} "),
+	                    6);
 	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_count "), 6);
 	ck_assert_double_eq_tol(sample(b.data, "mllm_inter_token_latency_seconds_sum "), 100.2065,
-				1e-6);
+	                        1e-6);
 	ck_assert_double_eq(sample(b.data, "mllm_time_to_first_token_seconds_count "), 0);
 	mllm_buf_free(&b);
 }
@@ -84,13 +89,15 @@ START_TEST(test_status_and_models)
 	ck_assert_double_eq(sample(b.data, "mllm_requests_total{status=\"200\"} "), 2);
 	ck_assert_double_eq(sample(b.data, "mllm_requests_total{status=\"404\"} "), 1);
 	ck_assert_double_eq(sample(b.data, "mllm_requests_total{status=\"599\"} "), 1);
-	ck_assert_ptr_null(find_line(b.data, "mllm_requests_total{status=\"500\"}", line, sizeof line));
+	ck_assert_ptr_null(
+	    find_line(b.data, "mllm_requests_total{status=\"500\"}", line, sizeof line));
 	ck_assert_double_eq(sample(b.data, "mllm_prompt_tokens_total "), 17);
 	ck_assert_double_eq(sample(b.data, "mllm_generation_tokens_total "), 5);
 	ck_assert_double_eq(sample(b.data, "mllm_kv_blocks_used{model=\"a\"} "), 3);
 	ck_assert_double_eq(sample(b.data, "mllm_kv_blocks_total{model=\"a\"} "), 64);
 	ck_assert_double_eq(sample(b.data, "mllm_queue_depth{model=\"a\"} "), 2);
-	ck_assert_double_eq(sample(b.data, "mllm_prefix_cache_reused_tokens_total{model=\"b\"} "), 48);
+	ck_assert_double_eq(sample(b.data, "mllm_prefix_cache_reused_tokens_total{model=\"b\"} "),
+	                    48);
 	ck_assert_double_eq(sample(b.data, "mllm_model_loaded{model=\"a\"} "), 1);
 	ck_assert_double_eq(sample(b.data, "mllm_model_loaded{model=\"b\"} "), 0);
 	mllm_buf_free(&b);
@@ -102,7 +109,7 @@ START_TEST(test_well_formed)
 {
 	srv_metrics m;
 	mllm_buf b;
-	srv_model_stats ms = { .id = "x", .loaded = true };
+	srv_model_stats ms = {.id = "x", .loaded = true};
 	char *copy, *save = NULL;
 	char typed[64][96];
 	int n_typed = 0, n_samples = 0;

@@ -1,18 +1,18 @@
 #!/bin/sh
-# test_badinput.sh — bad input, systematically: malformed JSON, wrong types,
+# test_serve_badinput.sh — bad input, systematically: malformed JSON, wrong types,
 # huge and negative numbers, invalid UTF-8, a 10 MB body, thousands of stop
 # strings, unknown fields. Each gets the right 4xx with an OpenAI error body
 # and the daemon keeps serving.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
 
 start_daemon --model st="$ST"
-"$PY" "$HERE/client.py" badinput "$URL" st || fail "bad input"
+"$PY" "$HERE/serve_client.py" badinput "$URL" st || fail "bad input"
 ok "bad input answered; daemon healthy"
 
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC"
 # A slow client cannot hold a connection: the idle timeout closes it.
-start_daemon --model st="$ST" --set connection_timeout_s=1 --set max_connections=3
+start_daemon --model st="$ST" --set connection_timeout_s=1
 "$PY" - "$URL" <<'PYEOF' || fail "idle connection not closed"
 import socket, sys, time, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
@@ -33,6 +33,9 @@ ok "idle connection closed by connection_timeout_s"
 
 # max_connections: with every slot held by idle sockets a new client is
 # turned away; once they are released it is served again.
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC"
+start_daemon --model st="$ST" --set max_connections=3
 "$PY" - "$URL" <<'PYEOF' || fail "connection limit"
 import socket, sys, time, urllib.parse, http.client
 u = urllib.parse.urlparse(sys.argv[1])

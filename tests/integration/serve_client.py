@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""client.py — HTTP scenarios for the integration tests (stdlib only).
+"""serve_client.py — HTTP scenarios for the integration tests (stdlib only).
 
 Each subcommand talks to a running daemon and exits 0 on success, 1 with a
 message on failure. Expected values always come from the daemon itself (one
@@ -466,9 +466,89 @@ def cmd_sigterm(url, model, pid, mode):
     print("sigterm(%s): %d streams ended as expected" % (mode, n))
 
 
+def cmd_soak(url, seconds, threads):
+    """Mixed load for `make soak`: completions, streams, chat, clients that
+    hang up mid-stream and bad requests, from many threads. Fails on any
+    5xx other than 503 (overload) and on a broken stream; prints figures."""
+    seconds, threads = float(seconds), int(threads)
+    stop_at = time.time() + seconds
+    lock = threading.Lock()
+    stats = {"ok": 0, "overloaded": 0, "bad": 0, "hangups": 0, "tokens": 0}
+    errs = []
+
+    def bump(k, n=1):
+        with lock:
+            stats[k] += n
+
+    def worker(w):
+        i = 0
+        while time.time() < stop_at and not errs:
+            i += 1
+            kind = (w + i) % 5
+            model = "st" if (w + i) % 2 else "tiny"
+            try:
+                if kind == 0:
+                    st, _, data = post(url, "/v1/completions", {"model": model, "prompt": PROMPTS[i % 4],
+                                                              "max_tokens": 32})
+                    if st == 200:
+                        bump("ok")
+                        bump("tokens", json.loads(data)["usage"]["completion_tokens"])
+                    elif st == 503:
+                        bump("overloaded")
+                    else:
+                        errs.append("completion %d %s" % (st, data[:200]))
+                elif kind == 1:
+                    st, chunks, done, e = stream(url, "/v1/completions", {"model": model, "prompt": PROMPTS[i % 4],
+                                                                         "max_tokens": 48, "stream": True})
+                    if st == 200 and (not done or e):
+                        errs.append("stream broken: done %s errors %r" % (done, e))
+                    bump("ok" if st == 200 else "overloaded")
+                elif kind == 2:
+                    st, _, data = post(url, "/v1/chat/completions", {"model": model, "max_tokens": 24,
+                                                                   "messages": [{"role": "user", "content": "Hi %d" % i}]})
+                    if st not in (200, 503):
+                        errs.append("chat %d %s" % (st, data[:200]))
+                    bump("ok" if st == 200 else "overloaded")
+                elif kind == 3:
+                    u = urllib.parse.urlparse(url)
+                    s = socket.create_connection((u.hostname, u.port))
+                    body = json.dumps({"model": model, "prompt": "Once", "max_tokens": 200, "stream": True}).encode()
+                    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    s.recv(4096)
+                    s.close()
+                    bump("hangups")
+                else:
+                    st, _, data = post(url, "/v1/completions", {"model": model, "prompt": 5})
+                    if st != 400:
+                        errs.append("bad request got %d" % st)
+                    bump("bad")
+            except Exception as ex:  # noqa: BLE001
+                errs.append("worker %d: %r" % (w, ex))
+
+    t0 = time.time()
+    th = [threading.Thread(target=worker, args=(w,)) for w in range(threads)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    dt = time.time() - t0
+    if errs:
+        fail("; ".join(errs[:5]))
+    deadline = time.time() + 10
+    while time.time() < deadline and (metric(url, "mllm_kv_blocks_used") or metric(url, "mllm_running_sequences")):
+        time.sleep(0.05)
+    used = metric(url, "mllm_kv_blocks_used")
+    if used:
+        fail("%s KV blocks still in use after the load" % used)
+    print("soak: %.0f s, %d threads: %d ok (%.1f req/s), %d non-stream tokens, %d overloaded, %d hangups, %d bad"
+          % (dt, threads, stats["ok"], stats["ok"] / dt, stats["tokens"], stats["overloaded"],
+             stats["hangups"], stats["bad"]))
+
+
 def main():
     if len(sys.argv) < 2:
-        fail("usage: client.py CMD ARGS")
+        fail("usage: serve_client.py CMD ARGS")
     cmd, args = sys.argv[1], sys.argv[2:]
     try:
         {
@@ -478,6 +558,7 @@ def main():
             "disconnect": cmd_disconnect,
             "badinput": cmd_badinput,
             "sigterm": cmd_sigterm,
+            "soak": cmd_soak,
         }[cmd](*args)
     except AssertionError as ex:
         fail(str(ex))

@@ -1,8 +1,8 @@
 #!/bin/sh
-# test_cli.sh — `mobilellmd serve` command line: what is missing without a
+# test_serve_cli.sh — `mobilellmd serve` command line: what is missing without a
 # model, --check-config, --dump-config (parses back), environment overrides,
 # bad flags and values, and /health = 503 until the models are loaded.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
 
 rc=0
 "$BIN" serve >"$TMP/out" 2>&1 || rc=$?
@@ -55,11 +55,34 @@ rc=0
 [ "$rc" = 1 ] || fail "unloadable model: exit $rc, want 1"
 ok "load failure exits 1"
 
+# The chat template is configurable per model: /tokenize renders messages
+# through it (chatml's markers appear; the default "plain" has none).
+start_daemon --model st="$ST" --model t2="$TINY" --set model.t2.chat_template=chatml
+for m in st t2; do
+	expect 200 POST /tokenize -H "$JSON" \
+		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}"
+	toks=$("$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["tokens"]))' "$TMP/body")
+	expect 200 POST /detokenize -H "$JSON" -d "{\"model\":\"$m\",\"tokens\":$toks}"
+	cp "$TMP/body" "$TMP/chat_$m.json"
+done
+grep -q 'im_start' "$TMP/chat_t2.json" || fail "chatml template not applied: $(cat "$TMP/chat_t2.json")"
+grep -q 'im_start' "$TMP/chat_st.json" && fail "plain template has chatml markers"
+grep -q 'User: Hi' "$TMP/chat_st.json" || fail "plain template: $(cat "$TMP/chat_st.json")"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC"
+ok "chat template per model"
+
 # SIGHUP reopens the log file and the daemon keeps serving.
 DLOG="$TMP/daemon.log"
 start_daemon --model st="$ST" --set log_file="$TMP/daemon.log"
 kill -HUP "$PID"
 sleep 0.2
+# A second daemon on the same port fails to listen and exits 1.
+port=${URL##*:}
+rc=0
+"$BIN" serve --model st="$ST" --port "$port" >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot listen" "$TMP/out" || fail "port in use: exit $rc: $(cat "$TMP/out")"
+ok "port in use exits 1"
 expect 200 GET /health
 grep -q "log reopened" "$TMP/daemon.log" || fail "SIGHUP not logged"
 stop_daemon INT

@@ -1,8 +1,8 @@
 #!/bin/sh
-# test_http.sh — every route and HTTP-level error with curl: health, models,
+# test_serve_http.sh — every route and HTTP-level error with curl: health, models,
 # metrics, 404/405/415/413/401, auth (Bearer, constant-time compared keys;
 # /health open), CORS preflight, X-Request-Id, Retry-After.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
 
 start_daemon --model st="$ST" --model tiny="$TINY" --api-key sekret \
 	--set cors_origins=https://app.example

@@ -1,4 +1,4 @@
-# lib.sh — sourced by tests/integration/test_*.sh: start the real daemon on a
+# serve_lib.sh — sourced by tests/integration/test_*.sh: start the real daemon on a
 # free loopback port (--port 0; the bound port is read from the log), wait
 # for /health, small curl assertions, and cleanup on exit. Each script
 # exits non-zero on the first failure, printing the daemon's log tail.
@@ -69,6 +69,10 @@ stop_daemon() {
 	RC=0
 	wait "$PID" || RC=$?
 	PID=""
+	# Shutdown must close every libuv handle (uv_loop_close != UV_EBUSY).
+	if grep -q "uv_loop_close" "${DLOG:-$TMP/log}" 2>/dev/null; then
+		fail "shutdown left libuv handles open"
+	fi
 }
 
 # status METHOD PATH [curl args...] — prints the HTTP status code.
@@ -88,7 +92,7 @@ expect() {
 	[ "$got" = "$want" ] || fail "$1 $2: expected $want, got $got: $(head -c 300 "$TMP/body")"
 	case "$want" in
 	4* | 5*)
-		"$PY" "$HERE/client.py" check-error "$TMP/body" "$want" ||
+		"$PY" "$HERE/serve_client.py" check-error "$TMP/body" "$want" ||
 			fail "$1 $2: error body is not {error:{message,type,param,code}}"
 		;;
 	esac
