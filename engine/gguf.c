@@ -1,13 +1,10 @@
 /*
- * gguf.c — the GGUF reader behind gguf.h.
- *
- * The whole header is walked once at open with a bounds-checked cursor: every
- * length is compared with what is left of the file before it is used, and
- * counts are compared with the least number of bytes their items need before
- * anything is allocated for them, so a hostile header cannot make us allocate
- * more than a small multiple of the file's own size. After open the index
- * (key/value records, string-array offsets, tensor records) is immutable and
- * lookups are plain reads of the read-only mapping.
+ * gguf.c — the GGUF reader behind gguf.h. The header is walked once at open
+ * with a bounds-checked cursor: every length is compared with what is left
+ * of the file before use, and every count with the least bytes its items
+ * need before anything is allocated for them, so a hostile header cannot
+ * make us allocate much more than the file's own size. After open the index
+ * is immutable and lookups are plain reads of the read-only mapping.
  */
 #include "gguf.h"
 #include "loader.h"

@@ -350,6 +350,61 @@ static int parse_number(parser *p, mllm__json *n)
 
 static uint32_t parse_value(parser *p);
 
+static int cmp_member(const void *a, const void *b)
+{
+	const mllm__json *x = *(const mllm__json *const *)a, *y = *(const mllm__json *const *)b;
+	if (x->key_len != y->key_len)
+		return x->key_len < y->key_len ? -1 : 1;
+	return memcmp(x->key, y->key, x->key_len);
+}
+
+/* Duplicate member names make lookups ambiguous (we would take the first,
+ * jansson the last): refuse them. Small objects compare pairwise; large ones
+ * (safetensors headers) sort a scratch array, so a hostile header stays
+ * O(n log n). Runs right after the object closes, while no node moves. */
+static int check_unique_keys(parser *p, uint32_t obj)
+{
+	const mllm__json *dup = NULL;
+	size_t n = p->nodes[obj].n;
+	const mllm__json **v;
+	uint32_t c;
+	size_t k = 0;
+
+	if (n < 2)
+		return 0;
+	if (n <= 8) {
+		for (uint32_t a = p->nodes[obj].child_ix; a != NONE_IX && !dup;
+		     a = p->nodes[a].next_ix)
+			for (uint32_t b = p->nodes[a].next_ix; b != NONE_IX;
+			     b = p->nodes[b].next_ix)
+				if (p->nodes[a].key_len == p->nodes[b].key_len &&
+				    memcmp(p->nodes[a].key, p->nodes[b].key, p->nodes[a].key_len) ==
+				        0) {
+					dup = &p->nodes[b];
+					break;
+				}
+	} else {
+		v = mllm_try_malloc(n * sizeof *v);
+		if (!v) {
+			p->rc = mllm__seterr(p->err, p->errlen, MLLM_ENOMEM, "out of memory");
+			return p->rc;
+		}
+		for (c = p->nodes[obj].child_ix; c != NONE_IX; c = p->nodes[c].next_ix)
+			v[k++] = &p->nodes[c];
+		qsort(v, k, sizeof *v, cmp_member);
+		for (size_t i = 1; i < k && !dup; i++)
+			if (cmp_member(&v[i - 1], &v[i]) == 0)
+				dup = v[i]->offset > v[i - 1]->offset ? v[i] : v[i - 1];
+		free(v);
+	}
+	if (dup) {
+		char what[128];
+		snprintf(what, sizeof what, "duplicate member name \"%.60s\"", dup->key);
+		return perr(p, dup->offset, what);
+	}
+	return 0;
+}
+
 static int expect_lit(parser *p, const char *lit)
 {
 	size_t n = strlen(lit);
@@ -432,6 +487,8 @@ static uint32_t parse_container(parser *p, bool is_obj)
 		return NONE_IX;
 	}
 	p->depth--;
+	if (is_obj && check_unique_keys(p, ix))
+		return NONE_IX;
 	return ix;
 }
 

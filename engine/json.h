@@ -6,9 +6,10 @@
  * tokenizer_config.json, safetensors headers and shard indexes, all of which
  * come from files we do not trust. mllm__json_parse() accepts exactly RFC 8259
  * (no comments, trailing commas, NaN or bare control characters; strings must
- * be valid UTF-8, \u escapes are decoded and surrogates must pair) and builds
- * an immutable tree in at most two allocations whose sizes are bounded by the
- * input length and by the caller's limits. The document owns every node and
+ * be valid UTF-8, \u escapes are decoded and surrogates must pair, member
+ * names must be unique within an object) and builds an immutable tree whose
+ * memory is bounded by the input length and the caller's limits (one node
+ * array, one string buffer of len + 1 bytes). The document owns every node and
  * string; nodes and strings stay valid until mllm__json_free().
  */
 #ifndef MLLM_JSON_H

@@ -1,14 +1,14 @@
 /*
  * model.c — mllm_model_open(): from a Hugging Face snapshot directory
  * (config.json + model.safetensors, safetensors shards, or pytorch_model.bin)
- * or a GGUF file to a filled, shape-checked struct mllm_model.
- *
- * The readers (safetensors.c, pytorch.c, gguf.c) only validate their own
- * container and list named tensors in PyTorch [out, in] order; this file
- * decides what the tensors mean. Both naming schemes (HF and GGUF) go through
- * one binding routine, so the shape checks against the hyper-parameters are
- * written once. Norm weights become owned F32 copies; everything else stays
- * in the read-only mappings, which the model owns until close.
+ * or a GGUF file to a filled, shape-checked struct mllm_model. The readers
+ * only validate their container and list tensors in PyTorch [out, in] order;
+ * this file decides what they mean, through one binding routine for both
+ * naming schemes (HF, GGUF) so the shape checks are written once.
+ */
+
+/*
+ * Design notes.
  *
  * Layer sharing: config.json's num_hidden_layers counts the STORED blocks.
  * The tiny-mobilellm-ls-bf16 fixture says 3 and ships model.layers.0..2, and
@@ -19,8 +19,19 @@
  * RoPE layout: llama.cpp's converter permutes the Q and K rows of llama-arch
  * GGUF files so that interleaved-pair RoPE reproduces HF's rotate_half
  * result. We do not un-permute: GGUF models get hp.rope_interleaved = true,
- * HF checkpoints false. (make_golden.py un-permutes and uses rotate_half;
- * that is the same function of the input.)
+ * HF checkpoints false. make_golden.py un-permutes and uses rotate_half,
+ * which is the same function of the input; with this choice the forward
+ * pass reproduces tiny-mobilellm-f16.gguf.json (max |dlogit| ~2e-5).
+ *
+ * Storage: norm weights become owned F32 copies; everything else stays in
+ * the read-only mappings (MAP_PRIVATE), which the model owns until close.
+ * Quantized GGUF tensors stay as GGUF blocks. params->use_mmap = false is
+ * accepted but changes nothing yet: a private read-only mapping costs no
+ * more than a read() and lets the page cache share weights between
+ * processes. params->convert_to is left to mllm__model_prepare().
+ *
+ * Output: config.json's share_embedding: true, or no lm_head.weight /
+ * output.weight, means logits use the token embedding (hp.shared_output).
  */
 #include "gguf.h"
 #include "json.h"

@@ -1,16 +1,11 @@
 /*
- * pytorch.c — pytorch_model.bin (torch.save's zip format) without Python.
- *
- * Two small readers: a zip directory reader (stored entries only, zip64
- * aware) that maps each entry to a byte range of the mmapped file, and a
- * pickle *interpreter* that understands only what a state dict needs. It
- * never imports or calls anything: GLOBAL is checked against a whitelist
- * (OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and the
- * Half/Float/BFloat16 storages) and REDUCE is only "apply one of those to
- * these arguments", so a hostile file can at worst be refused. All pickle
- * state lives in arrays sized from the pickle's length (every opcode creates
- * at most a bounded number of values), so memory is bounded too. Tensor data
- * points into the mapping: stored zip entries are contiguous.
+ * pytorch.c — pytorch_model.bin (torch.save's zip format) without Python:
+ * a zip directory reader (stored entries only, zip64 aware) and a pickle
+ * interpreter that knows only what a state dict needs. It never imports or
+ * calls anything: GLOBAL is checked against a whitelist (OrderedDict, the
+ * tensor rebuild functions, torch storages) and REDUCE only applies one of
+ * those, so a hostile file can at worst be refused. Pickle state lives in
+ * arrays sized from the pickle's length; tensor data points into the map.
  */
 #include "loader.h"
 
@@ -258,10 +253,12 @@ enum { G_ODICT, G_REBUILD, G_PARAM, G_STORAGE };
 
 typedef struct {
 	uint8_t kind;
-	int64_t i;     /* int, bool, global id, tensor offset */
-	int64_t j;     /* storage numel */
-	mllm_dtype dt; /* storage/global-storage dtype */
-	const char *s; /* str / storage key */
+	int64_t i;      /* int, bool, global id, tensor offset */
+	int64_t j;      /* storage numel */
+	mllm_dtype dt;  /* storage/global-storage dtype */
+	uint8_t es;     /* storage element size */
+	const char *tn; /* storage element type, for messages */
+	const char *s;  /* str / storage key */
 	uint32_t len;
 	uint32_t x, y, z; /* tuple: first kid, n; dict: head, tail, -; pair: key,
 	                   * value, next; tensor: storage, size, stride */
@@ -379,17 +376,29 @@ static bool is_str(const unpickler *u, uint32_t v, const char *s)
 
 static int op_global(unpickler *u)
 {
+	/* Integer and double storages are allowed so that a checkpoint with,
+	 * say, an int64 buffer still loads; the model refuses such a tensor only
+	 * if it needs it. */
 	static const struct {
 		const char *mod, *name;
 		int id;
 		mllm_dtype dt;
+		uint8_t es;
+		const char *tn;
 	} allowed[] = {
-	    {"collections", "OrderedDict", G_ODICT, MLLM_DTYPE__COUNT},
-	    {"torch._utils", "_rebuild_tensor_v2", G_REBUILD, MLLM_DTYPE__COUNT},
-	    {"torch._utils", "_rebuild_parameter", G_PARAM, MLLM_DTYPE__COUNT},
-	    {"torch", "HalfStorage", G_STORAGE, MLLM_DTYPE_F16},
-	    {"torch", "FloatStorage", G_STORAGE, MLLM_DTYPE_F32},
-	    {"torch", "BFloat16Storage", G_STORAGE, MLLM_DTYPE_BF16},
+	    {"collections", "OrderedDict", G_ODICT, MLLM_DTYPE__COUNT, 0, ""},
+	    {"torch._utils", "_rebuild_tensor_v2", G_REBUILD, MLLM_DTYPE__COUNT, 0, ""},
+	    {"torch._utils", "_rebuild_parameter", G_PARAM, MLLM_DTYPE__COUNT, 0, ""},
+	    {"torch", "HalfStorage", G_STORAGE, MLLM_DTYPE_F16, 2, "F16"},
+	    {"torch", "FloatStorage", G_STORAGE, MLLM_DTYPE_F32, 4, "F32"},
+	    {"torch", "BFloat16Storage", G_STORAGE, MLLM_DTYPE_BF16, 2, "BF16"},
+	    {"torch", "DoubleStorage", G_STORAGE, MLLM_DTYPE__COUNT, 8, "F64"},
+	    {"torch", "LongStorage", G_STORAGE, MLLM_DTYPE__COUNT, 8, "I64"},
+	    {"torch", "IntStorage", G_STORAGE, MLLM_DTYPE__COUNT, 4, "I32"},
+	    {"torch", "ShortStorage", G_STORAGE, MLLM_DTYPE__COUNT, 2, "I16"},
+	    {"torch", "CharStorage", G_STORAGE, MLLM_DTYPE__COUNT, 1, "I8"},
+	    {"torch", "ByteStorage", G_STORAGE, MLLM_DTYPE__COUNT, 1, "U8"},
+	    {"torch", "BoolStorage", G_STORAGE, MLLM_DTYPE__COUNT, 1, "BOOL"},
 	};
 	const char *mod = (const char *)u->p + u->pos, *name, *nl;
 	size_t ml, nlen;
@@ -411,16 +420,16 @@ static int op_global(unpickler *u)
 			g = new_val(u, V_GLOBAL);
 			u->v[g].i = allowed[i].id;
 			u->v[g].dt = allowed[i].dt;
+			u->v[g].es = allowed[i].es;
+			u->v[g].tn = allowed[i].tn;
 			return push(u, g);
 		}
 	}
 	{
 		char msg[200];
-		snprintf(
-		    msg, sizeof msg,
-		    "pickle GLOBAL %.*s.%.*s is not allowed (only a state dict of F32/F16/BF16 "
-		    "tensors is)",
-		    (int)(ml > 60 ? 60 : ml), mod, (int)(nlen > 60 ? 60 : nlen), name);
+		snprintf(msg, sizeof msg,
+		         "pickle GLOBAL %.*s.%.*s is not allowed (only a state dict of tensors is)",
+		         (int)(ml > 60 ? 60 : ml), mod, (int)(nlen > 60 ? 60 : nlen), name);
 		return perr(u, MLLM_EUNSUPPORTED, msg);
 	}
 }
@@ -484,6 +493,8 @@ static int op_persid(unpickler *u)
 		return perr(u, MLLM_EFORMAT, "malformed persistent id (expected a storage)");
 	s = new_val(u, V_STORAGE);
 	u->v[s].dt = u->v[kid(u, t, 1)].dt;
+	u->v[s].es = u->v[kid(u, t, 1)].es;
+	u->v[s].tn = u->v[kid(u, t, 1)].tn;
 	u->v[s].s = u->v[kid(u, t, 2)].s;
 	u->v[s].len = u->v[kid(u, t, 2)].len;
 	u->v[s].j = u->v[kid(u, t, 4)].i;
@@ -742,7 +753,7 @@ static int add_tensor(mllm__tset *ts, int file, const zip *z, const char *prefix
 	const zip_entry *e;
 	mllm__ltensor *out;
 	uint64_t numel = 1, expect = 1, need;
-	size_t es = st->dt == MLLM_DTYPE_F32 ? 4 : 2;
+	size_t es = st->es;
 	char sub[300];
 	int nd;
 
@@ -755,7 +766,7 @@ static int add_tensor(mllm__tset *ts, int file, const zip *z, const char *prefix
 	out = mllm__tset_add(ts, k->s, k->len, file);
 	out->n_dims = nd;
 	out->dtype = st->dt;
-	snprintf(out->type_name, sizeof out->type_name, "%s", mllm_dtype_name(st->dt));
+	snprintf(out->type_name, sizeof out->type_name, "%s", st->tn);
 	for (int d = 0; d < nd; d++) {
 		const pval *v = &u->v[kid(u, t->y, (uint32_t)d)];
 		if (v->kind != V_INT || v->i < 0 || v->i > ((int64_t)1 << 40) ||
@@ -797,7 +808,7 @@ static int add_tensor(mllm__tset *ts, int file, const zip *z, const char *prefix
 		                    "%s: tensor %s: storage of %lld elements needs %llu bytes, the "
 		                    "archive entry has %zu",
 		                    z->path, out->name, (long long)st->j,
-		                    (unsigned long long)(st->j * (int64_t)es), e->size);
+		                    (unsigned long long)st->j * es, e->size);
 	out->data = z->p + e->off + (size_t)t->i * es;
 	out->nbytes = (size_t)numel * es;
 	if ((uintptr_t)out->data % es != 0)

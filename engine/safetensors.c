@@ -1,13 +1,10 @@
 /*
- * safetensors.c — the safetensors reader, plus the small pieces every
- * checkpoint reader shares (the tensor set of loader.h, whole-file mmap and
- * read helpers, dtype sizes). They live here because safetensors is the base
- * format: pytorch.c and model.c build on them, and a test of this file alone
- * needs nothing else.
- *
- * A safetensors file is: u64 header length, a JSON header mapping names to
- * {dtype, shape, data_offsets}, then the data. Everything in the header is
- * checked against the file before a pointer is formed.
+ * safetensors.c — the safetensors reader (u64 header length, JSON header of
+ * {dtype, shape, data_offsets}, data; all checked against the file before a
+ * pointer is formed), plus what every checkpoint reader shares: the tensor
+ * set of loader.h, whole-file mmap/read helpers and dtype sizes. They live
+ * here because safetensors is the base format that pytorch.c and model.c
+ * build on, and a test of this file alone then needs nothing else.
  */
 #include "json.h"
 #include "loader.h"

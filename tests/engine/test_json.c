@@ -308,6 +308,11 @@ START_TEST(test_strict)
 	REJECT("\"\xe2\x82\"", "invalid UTF-8");         /* cut short */
 	REJECT("[1]\0", "trailing characters");
 	REJECT("\"a\nb\"", "line 1 column 3");
+	REJECT("{\"a\":1,\"b\":2,\"a\":3}", "duplicate member name \"a\" at line 1 column 18");
+	REJECT("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,"
+	       "\"k8\":8,\"k9\":9,\"k3\":10}",
+	       "duplicate member name \"k3\"");
+	REJECT("{\"x\":{\"a\":1,\"a\":1}}", "duplicate member name \"a\"");
 }
 END_TEST
 

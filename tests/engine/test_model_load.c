@@ -14,7 +14,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
-#include "../../engine/weights.h"
+#include "../../engine/model.c"
 
 #define TINY    "models/tiny-mobilellm-f16"
 #define TINY_LS "models/tiny-mobilellm-ls-bf16"
@@ -853,12 +853,120 @@ START_TEST(test_lm_head)
 }
 END_TEST
 
+/* ---- failure injection --------------------------------------------------- */
+
+/* Every checked allocation on the way through mllm_model_open() can fail:
+ * each failure point gives MLLM_ENOMEM and a clean unwind (ASan checks the
+ * unwinding for leaks), until the open finally succeeds. */
+static void sweep_alloc_failures(const char *path)
+{
+	long k;
+	for (k = 0; k < 10000; k++) {
+		char err[1024] = "";
+		mllm_model *m = (mllm_model *)1;
+		int rc;
+		mllm__alloc_fail_after(k);
+		rc = mllm_model_open(path, NULL, &m, err, sizeof err);
+		mllm__alloc_fail_after(-1);
+		if (rc == 0) {
+			mllm_model_close(m);
+			break;
+		}
+		ck_assert_msg(rc == MLLM_ENOMEM, "failure point %ld: %s: %s", k,
+		              mllm_strerror_name(rc), err);
+		ck_assert_ptr_null(m);
+	}
+	ck_assert_int_gt(k, 2); /* there were failure points to test */
+	ck_assert_int_lt(k, 10000);
+}
+
+START_TEST(test_alloc_failures)
+{
+	sweep_alloc_failures(fx(STORIES));
+	sweep_alloc_failures(fx("models/stories260K-bin"));
+	sweep_alloc_failures(fx(STORIES "/stories260K-f32.gguf"));
+}
+END_TEST
+
+/* pytorch_model.bin.index.json: one .bin shard (the fixture, symlinked). */
+START_TEST(test_bin_shards)
+{
+	json_t *h = st_header(fx(STORIES "/model.safetensors")), *wm = json_object(), *v;
+	json_t *idx;
+	const char *k;
+	size_t n;
+	unsigned char *b;
+
+	make_tmpdir();
+	b = slurp(fx("models/stories260K-bin/config.json"), &n);
+	spit(tmp("config.json"), b, n);
+	free(b);
+	link_to("models/stories260K-bin/tokenizer.model", "tokenizer.model");
+	link_to("models/stories260K-bin/pytorch_model.bin", "pytorch_model-00001-of-00001.bin");
+	json_object_foreach(h, k, v)
+	{
+		if (strcmp(k, "__metadata__") != 0)
+			json_object_set_new(wm, k, json_string("pytorch_model-00001-of-00001.bin"));
+	}
+	idx = json_pack("{s:o}", "weight_map", wm);
+	ck_assert_int_eq(json_dump_file(idx, tmp("pytorch_model.bin.index.json"), 0), 0);
+	compare_models(fx(STORIES), tmpdir);
+	{
+		mllm_model *m = open_ok(tmpdir);
+		ck_assert_str_eq(mllm_model_hparams(m)->format, "pytorch");
+		mllm_model_close(m);
+	}
+	/* an index naming a tensor the shard lacks */
+	json_object_set_new(wm, "model.layers.0.mlp.extra.weight",
+	                    json_string("pytorch_model-00001-of-00001.bin"));
+	ck_assert_int_eq(json_dump_file(idx, tmp("pytorch_model.bin.index.json"), 0), 0);
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "tensor model.layers.0.mlp.extra.weight is listed in shard "
+	            "pytorch_model-00001-of-00001.bin but not found there");
+	json_decref(idx);
+	json_decref(h);
+	rm_tmpdir();
+}
+END_TEST
+
+/* The official MobileLLM configs (125M ... 1.5B) parse, pass the
+ * hyper-parameter checks and agree with jansson's reading of them. */
+START_TEST(test_official_configs)
+{
+	static const char *names[] = {"MobileLLM-125M", "MobileLLM-350M", "MobileLLM-600M",
+	                              "MobileLLM-1B", "MobileLLM-1.5B"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char rel[256], err[512] = "";
+		mllm_hparams hp = {0};
+		json_error_t je;
+		json_t *c;
+		int share = 0;
+		snprintf(rel, sizeof rel, "configs/%s/config.json", names[i]);
+		c = json_load_file(fx(rel), 0, &je);
+		ck_assert_ptr_nonnull(c);
+		ck_assert_msg(parse_config(fx(rel), &hp, &share, err, sizeof err) == 0, "%s", err);
+		ck_assert_str_eq(hp.arch, json_string_value(json_object_get(c, "model_type")));
+		ck_assert_int_eq(hp.n_layer, jint(c, "num_hidden_layers"));
+		ck_assert_int_eq(hp.n_embd, jint(c, "hidden_size"));
+		ck_assert_int_eq(hp.n_head, jint(c, "num_attention_heads"));
+		ck_assert_int_eq(hp.n_head_kv, jint(c, "num_key_value_heads"));
+		ck_assert_int_eq(hp.head_dim * hp.n_head, hp.n_embd);
+		ck_assert_int_eq(hp.n_ff, jint(c, "intermediate_size"));
+		ck_assert_int_eq(hp.n_vocab, jint(c, "vocab_size"));
+		ck_assert_int_eq(share, -1); /* these configs have no share_embedding */
+		ck_assert(!hp.layer_sharing);
+		json_decref(c);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("model_load");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
+	tcase_add_test(tc, test_official_configs);
 	tcase_add_test(tc, test_open_safetensors);
 	tcase_add_test(tc, test_open_pytorch);
 	tcase_add_test(tc, test_open_gguf);
@@ -883,6 +991,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_shards);
 	tcase_add_test(tc, test_shards_malformed);
 	tcase_add_test(tc, test_lm_head);
+	tcase_add_test(tc, test_bin_shards);
+	tcase_add_test(tc, test_alloc_failures);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -43,10 +43,18 @@ typedef struct {
 	bool bad_crc;
 } zentry;
 
-static void make_zip(wbuf *z, const zentry *e, int n)
+static void w64(wbuf *b, uint64_t v)
+{
+	put(b, &v, 8);
+}
+
+/* zip64: sizes, offsets and counts saturated in the classic records and
+ * given in zip64 extra fields / end records instead (what torch writes for
+ * archives past 4 GB). */
+static void make_zip_ex(wbuf *z, const zentry *e, int n, bool zip64)
 {
 	size_t offs[16];
-	size_t cd;
+	size_t cd, cd_end;
 	memset(z, 0, sizeof *z);
 	for (int i = 0; i < n; i++) {
 		size_t nl = strlen(e[i].name), pad;
@@ -67,21 +75,35 @@ static void make_zip(wbuf *z, const zentry *e, int n)
 	for (int i = 0; i < n; i++) {
 		size_t nl = strlen(e[i].name);
 		uint32_t crc = crc32_bytes(e[i].data, e[i].len) ^ (e[i].bad_crc ? 1u : 0u);
+		uint32_t sz = zip64 ? 0xFFFFFFFFu : (uint32_t)e[i].len;
 		w32(z, 0x02014b50);
 		w16(z, 20), w16(z, 20), w16(z, 0), w16(z, e[i].method), w16(z, 0), w16(z, 0);
-		w32(z, crc), w32(z, (uint32_t)e[i].len), w32(z, (uint32_t)e[i].len);
-		w16(z, (uint16_t)nl), w16(z, 0), w16(z, 0), w16(z, 0), w16(z, 0);
-		w32(z, 0), w32(z, (uint32_t)offs[i]);
+		w32(z, crc), w32(z, sz), w32(z, sz);
+		w16(z, (uint16_t)nl), w16(z, zip64 ? 28 : 0), w16(z, 0), w16(z, 0), w16(z, 0);
+		w32(z, 0), w32(z, zip64 ? 0xFFFFFFFFu : (uint32_t)offs[i]);
 		put(z, e[i].name, nl);
+		if (zip64) {
+			w16(z, 1), w16(z, 24);
+			w64(z, e[i].len), w64(z, e[i].len), w64(z, offs[i]);
+		}
+	}
+	cd_end = z->n;
+	if (zip64) {
+		w32(z, 0x06064b50), w64(z, 44), w16(z, 45), w16(z, 45), w32(z, 0), w32(z, 0);
+		w64(z, (uint64_t)n), w64(z, (uint64_t)n), w64(z, cd_end - cd), w64(z, cd);
+		w32(z, 0x07064b50), w32(z, 0), w64(z, cd_end), w32(z, 1);
 	}
 	w32(z, 0x06054b50);
-	w16(z, 0), w16(z, 0), w16(z, (uint16_t)n), w16(z, (uint16_t)n);
-	w32(z, (uint32_t)(z->n - cd - 0)), w32(z, (uint32_t)cd), w16(z, 0);
-	/* fix the directory size: it was computed after writing the EOCD start */
-	{
-		uint32_t cds = (uint32_t)(z->n - 22 - cd);
-		memcpy(z->p + z->n - 22 + 12, &cds, 4);
-	}
+	w16(z, 0), w16(z, 0);
+	w16(z, zip64 ? 0xFFFF : (uint16_t)n), w16(z, zip64 ? 0xFFFF : (uint16_t)n);
+	w32(z, zip64 ? 0xFFFFFFFFu : (uint32_t)(cd_end - cd));
+	w32(z, zip64 ? 0xFFFFFFFFu : (uint32_t)cd);
+	w16(z, 0);
+}
+
+static void make_zip(wbuf *z, const zentry *e, int n)
+{
+	make_zip_ex(z, e, n, false);
 }
 
 /* ---- a pickle assembler ------------------------------------------------------ */
@@ -187,15 +209,21 @@ static void cleanup(void)
 static const float storage_data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 
 /* A torch-style archive: archive/data.pkl, archive/byteorder, archive/data/0. */
-static void archive(wbuf *z, const wbuf *pkl, uint16_t data_method, bool bad_crc,
-                    const char *byteorder)
+static void archive64(wbuf *z, const wbuf *pkl, uint16_t data_method, bool bad_crc,
+                      const char *byteorder, bool zip64)
 {
 	zentry e[3] = {
 	    {"archive/data.pkl", pkl->p, pkl->n, 0, bad_crc},
 	    {"archive/byteorder", byteorder, strlen(byteorder), 0, false},
 	    {"archive/data/0", storage_data, 24, data_method, false},
 	};
-	make_zip(z, e, 3);
+	make_zip_ex(z, e, 3, zip64);
+}
+
+static void archive(wbuf *z, const wbuf *pkl, uint16_t data_method, bool bad_crc,
+                    const char *byteorder)
+{
+	archive64(z, pkl, data_method, bad_crc, byteorder, false);
 }
 
 static int load(const wbuf *z, size_t len, mllm__tset *ts, char *err, size_t errlen)
@@ -302,8 +330,35 @@ START_TEST(test_synthetic_good)
 	memcpy(&f, (const char *)t->data + 20, 4);
 	ck_assert_float_eq(f, 6.0f);
 	mllm__tset_free(&ts);
-	free(pkl.p);
 	free(z.p);
+
+	/* an int64 buffer loads (as a type the model cannot compute with) */
+	{
+		tspec lt = {"LongStorage", "0", 3, 0, 1, 3, 3, 1};
+		wbuf p2, z2;
+		state_dict(&p2, &lt);
+		archive(&z2, &p2, 0, false, "little");
+		ck_assert_msg(load(&z2, z2.n, &ts, err, sizeof err) == 0, "%s", err);
+		ck_assert_int_eq(ts.t[0].dtype, MLLM_DTYPE__COUNT);
+		ck_assert_str_eq(ts.t[0].type_name, "I64");
+		ck_assert_uint_eq(ts.t[0].nbytes, 24);
+		mllm__tset_free(&ts);
+		free(p2.p);
+		free(z2.p);
+	}
+
+	/* the same archive in zip64 form */
+	archive64(&z, &pkl, 0, false, "little", true);
+	ck_assert_msg(load(&z, z.n, &ts, err, sizeof err) == 0, "%s", err);
+	ck_assert_uint_eq(ts.n, 1);
+	memcpy(&f, (const char *)ts.t[0].data + 20, 4);
+	ck_assert_float_eq(f, 6.0f);
+	mllm__tset_free(&ts);
+	/* zip64 with its locator destroyed */
+	z.p[z.n - 22 - 20] = 'X';
+	expect_fail_zip(&z, MLLM_EFORMAT, "zip64 locator missing");
+	free(z.p);
+	free(pkl.p);
 
 	/* a state dict carrying _metadata (BUILD on the OrderedDict), as
 	 * torch.save(model.state_dict()) writes it: the state is ignored */
@@ -399,9 +454,12 @@ START_TEST(test_bad_tensors)
 	t.rows = -2;
 	expect_fail_tensor(&t, MLLM_EFORMAT, "tensor w: bad size");
 	t = good_t;
-	t.storage_type = "DoubleStorage";
+	t.storage_type = "DoubleStorage"; /* 6 doubles need 48 bytes */
+	expect_fail_tensor(&t, MLLM_EFORMAT, "storage of 6 elements needs 48 bytes");
+	t = good_t;
+	t.storage_type = "QUInt8Storage";
 	expect_fail_tensor(&t, MLLM_EUNSUPPORTED,
-	                   "pickle GLOBAL torch.DoubleStorage is not allowed");
+	                   "pickle GLOBAL torch.QUInt8Storage is not allowed");
 }
 END_TEST
 
