@@ -48,9 +48,11 @@ typedef struct {
 
 typedef struct {
 	int n_threads;  /* threads the kernels may use; 0 = physical cores */
-	bool use_mmap;  /* default true */
-	/* Convert weights at load (e.g. to Q8_0 for speed); MLLM_DTYPE__COUNT
-	 * keeps the file's types. */
+	bool use_mmap;  /* default true; false is accepted and currently
+			 * behaves the same (weights are always mapped) */
+	/* Convert weights at load (e.g. to Q8_0 for speed), done by
+	 * mllm__model_prepare() in forward.c; MLLM_DTYPE__COUNT keeps the
+	 * file's types. */
 	mllm_dtype convert_to;
 } mllm_model_params;
 
@@ -58,7 +60,9 @@ typedef struct {
 	((mllm_model_params){ .n_threads = 0, .use_mmap = true,               \
 			      .convert_to = MLLM_DTYPE__COUNT })
 
-/* Opens a snapshot directory or a .gguf file. The tokenizer is loaded from
+/* Opens a snapshot directory or a .gguf file (a path to a file inside a
+ * snapshot — config.json, model.safetensors, its index, pytorch_model.bin —
+ * opens that directory). The tokenizer is loaded from
  * tokenizer.model beside the weights or from GGUF metadata; a model without
  * one still opens (mllm_model_tokenizer() returns NULL). Every offset and size
  * is validated; errors name the file and the problem. */
