@@ -67,6 +67,7 @@ struct mllm_tokenizer {
 	bool remove_extra_ws;
 	bool split_words; /* no piece spans "x▁" (see the file comment) */
 	bool cross_dups;  /* some string is both reserved and mergeable */
+	bool tight_ids;   /* encode gives at most len + 2 ids (max_ids) */
 	int n_user_defined;
 	int n_unused;
 	size_t max_piece; /* longest mergeable piece, bytes */
@@ -515,6 +516,11 @@ static int tok_finish(mllm_tokenizer *tok, const tok_opts *o, const char *src, c
 	tok->add_bos = o->add_bos && tok->bos_id >= 0;
 	tok->add_dummy_prefix = o->add_dummy_prefix;
 	tok->remove_extra_ws = o->remove_extra_ws;
+	/* SentencePiece splits a final UNUSED piece the way the last pair that
+	 * made it was queued anywhere in the text: only one whole-text run
+	 * queues pairs in its order. */
+	if (tok->n_unused > 0)
+		tok->split_words = false;
 	if (tok->n_user_defined > 0)
 		for (int32_t i = 0; i < n && tok->split_words; i++)
 			if (tok->type[i] == PT_USER_DEFINED &&
@@ -526,6 +532,8 @@ static int tok_finish(mllm_tokenizer *tok, const tok_opts *o, const char *src, c
 	tok->unk_surface[o->unk_surface_len] = '\0';
 	tok->unk_surface_len = o->unk_surface_len;
 
+	tok->tight_ids = !tok->byte_fallback || (piece_to_id(tok, ws_sym, 3) != tok->unk_id &&
+	                                         piece_to_id(tok, repl_char, 3) != tok->unk_id);
 	for (int c = 0; c < 128; c++) {
 		char ch = (char)c;
 		int32_t id = piece_to_id(tok, &ch, 1);
@@ -1158,10 +1166,12 @@ bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id)
 
 size_t mllm_tokenizer_max_ids(const mllm_tokenizer *tok, size_t len)
 {
-	/* Each input byte normalizes to at most 3 bytes (U+FFFD, "▁"), each
-	 * of which may fall back to one byte piece; plus the dummy prefix and
-	 * BOS. The LLaMA vocabulary has "▁" and U+FFFD pieces: len + 2. */
-	(void)tok;
+	/* Each input byte normalizes to at most 3 bytes (U+FFFD, "▁") which
+	 * may each fall back to a byte piece; plus the dummy prefix and BOS.
+	 * When "▁" and U+FFFD are pieces (LLaMA) or nothing falls back to
+	 * bytes, every input byte yields at most one id. */
+	if (tok->tight_ids)
+		return len > SIZE_MAX - 2 ? SIZE_MAX : len + 2;
 	if (len > (SIZE_MAX - 8) / 3)
 		return SIZE_MAX;
 	return 3 * len + 5;
@@ -1565,7 +1575,7 @@ int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t le
 		/* A word that is one piece and known to encode to itself. */
 		size_t wl = end - start;
 		int32_t wid = -1;
-		if (wl <= tok->max_piece) {
+		if (wl <= tok->max_piece && tok->n_unused == 0) {
 			wid = htab_find(tok, &tok->normal, norm + start, wl);
 			if (wid >= 0 && atomic_load_explicit(&tok->self_enc[wid],
 			                                     memory_order_relaxed) == SELF_YES) {

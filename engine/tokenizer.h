@@ -58,8 +58,9 @@ const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id,
 /* Whether id is a control token (<s>, </s>): rendered as nothing. */
 bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id);
 
-/* An id capacity that always suffices to encode len bytes with BOS, for any
- * vocabulary (3 * len + 5). With the LLaMA vocabulary len + 2 suffices. */
+/* An id capacity that always suffices to encode len bytes with BOS: len + 2
+ * for the LLaMA vocabulary (and any with "▁" and U+FFFD pieces or without
+ * byte fallback), 3 * len + 5 otherwise. */
 size_t mllm_tokenizer_max_ids(const mllm_tokenizer *tok, size_t len);
 
 /* Incremental detokenizer: fed one id at a time, emits only whole UTF-8
