@@ -5,17 +5,17 @@
  * aggregate generated tokens/s, time to first token (median / p90) and
  * per-request latency (median / p90). Figures only; nothing passes or fails.
  *
- * A MobileLLM-125M-shaped model with random weights:
- *   sh tools/make_bench_model.sh            (when present), or
- *   echo '{"bench-125m": {"dim": 576, "layers": 30, "heads": 9, "kv_heads": 3,
- *          "ffn": 1536, "vocab": 32000, "dtype": "F16", "seed": 1,
- *          "tokenizer": "../shared/fixtures/tokenizer/llama2/tokenizer.model"}}' \
- *        > /tmp/spec.json
- *   python3 ../shared/tools/make_tiny_models.py /tmp/spec.json /tmp/models
- * Then:
+ * A MobileLLM-125M-shaped model with random weights (needs numpy):
+ *   sh tools/make_bench_model.sh build/bench-models
+ * Then (`make bench` runs exactly this, via bench/run.sh):
  *   make BUILD=build build/bench/bench_scheduler
- *   build/bench/bench_scheduler /tmp/models/bench-125m [-n 128] [-p 32]
- *       [-c 1,4,16,64] [-t threads] [-q8]
+ *   build/bench/bench_scheduler build/bench-models/mobilellm-125m-f16 -q8
+ *       [-n 128] [-p 32] [-s 0] [-c 1,4,16,64] [-t threads]
+ * Columns: aggregate generated tokens/s, TTFT and end-to-end latency from
+ * submission (ms), engine steps, and per step the time in mllm_forward()
+ * versus the rest of the engine thread's work (batching, sampling, events).
+ * -s N gives every prompt a common N-token prefix (a system prompt) that one
+ * request computes before the round: the prefix cache's effect on TTFT.
  * -q8 converts the weights to Q8_0 at load (the llama.cpp anchor used Q8_0).
  */
 #include <pthread.h>
@@ -63,7 +63,41 @@ static uint32_t rnd(uint32_t n)
 }
 
 /* One round of C concurrent requests. Returns 0 or an MLLM_E* code. */
-static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_threads, bool quiet)
+/* Submits one request and waits for its end (the warm-up of a shared
+ * prefix). */
+static int run_one(mllm_engine *e, waker *w, const int32_t *prompt, size_t n)
+{
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	mllm_request *r = NULL;
+	mllm_event ev;
+	bool done = false;
+	int rc;
+	s.temperature = 0.0f;
+	s.max_tokens = 1;
+	mllm_submit sub = {.prompt = prompt, .n_prompt = n, .n_choices = 1, .sampling = s};
+	rc = mllm_engine_submit(e, &sub, &r);
+	while (rc == 0 && !done) {
+		uint64_t seen;
+		pthread_mutex_lock(&w->mu);
+		seen = w->seq;
+		pthread_mutex_unlock(&w->mu);
+		while (mllm_request_poll(r, &ev))
+			done = done || ev.kind == MLLM_EV_DONE || ev.kind == MLLM_EV_ERROR;
+		pthread_mutex_lock(&w->mu);
+		while (!done && w->seq == seen)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	mllm_request_release(r);
+	return rc;
+}
+
+/* One round of C concurrent requests, each n_shared tokens of a common
+ * prefix (0: none) then n_prompt of its own. With a shared prefix the
+ * prefix cache is on and one request computes the prefix before the round
+ * (a system prompt already seen). Returns 0 or an MLLM_E* code. */
+static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_prompt,
+                     int n_threads, bool quiet)
 {
 	const mllm_hparams *hp = mllm_model_hparams(m);
 	mllm_engine_params p = {0};
@@ -72,7 +106,7 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_
 	mllm_request **rs = xcalloc((size_t)C, sizeof *rs);
 	uint64_t *ttft = xcalloc((size_t)C, sizeof *ttft);
 	uint64_t *lat = xcalloc((size_t)C, sizeof *lat);
-	int32_t *prompt = xcalloc((size_t)n_prompt, sizeof *prompt);
+	int32_t *prompt = xcalloc((size_t)(n_shared + n_prompt), sizeof *prompt);
 	bool *done = xcalloc((size_t)C, sizeof *done);
 	char err[256];
 	int rc, n_done = 0;
@@ -83,12 +117,12 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	p.kv.block_size = 16;
-	p.kv.n_blocks = (int64_t)C * ((n_prompt + n_gen) / 16 + 2) + 16;
+	p.kv.n_blocks = (int64_t)(C + 1) * ((n_shared + n_prompt + n_gen) / 16 + 2) + 16;
 	p.n_threads = n_threads;
 	p.max_batch_tokens = 512;
 	p.max_running = C > 64 ? C : 64;
 	p.max_queue = C + 1;
-	p.prefix_cache = false; /* every prompt is distinct anyway */
+	p.prefix_cache = n_shared > 0; /* else every prompt is distinct */
 	p.notify = on_notify;
 	p.notify_ud = &w;
 	rc = mllm_engine_create(m, &p, &e, err, sizeof err);
@@ -100,13 +134,25 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_
 	s.temperature = 0.0f;
 	s.max_tokens = n_gen;
 	s.ignore_eos = true;
+	uint64_t saved = rng;
+	rng = 0x5851f42d4c957f2dULL; /* the same shared prefix every round */
+	prompt[0] = hp->bos_id >= 0 ? hp->bos_id : 1;
+	for (int k = 1; k < n_shared + n_prompt; k++)
+		prompt[k] = 3 + (int32_t)rnd((uint32_t)hp->n_vocab - 3);
+	rng = saved;
+	if (n_shared > 0) {
+		rc = run_one(e, &w, prompt, (size_t)(n_shared + n_prompt));
+		if (rc)
+			goto out;
+	}
 	t0 = mllm_now_ns();
 	for (int i = 0; i < C; i++) {
-		prompt[0] = hp->bos_id >= 0 ? hp->bos_id : 1;
-		for (int k = 1; k < n_prompt; k++)
+		for (int k = n_shared > 0 ? n_shared : 1; k < n_shared + n_prompt; k++)
 			prompt[k] = 3 + (int32_t)rnd((uint32_t)hp->n_vocab - 3);
-		mllm_submit sub = {
-		    .prompt = prompt, .n_prompt = (size_t)n_prompt, .n_choices = 1, .sampling = s};
+		mllm_submit sub = {.prompt = prompt,
+		                   .n_prompt = (size_t)(n_shared + n_prompt),
+		                   .n_choices = 1,
+		                   .sampling = s};
 		rc = mllm_engine_submit(e, &sub, &rs[i]);
 		if (rc) {
 			fprintf(stderr, "submit: %s\n", mllm_strerror(rc));
@@ -147,9 +193,16 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_prompt, int n_
 	mllm_engine_stats_get(e, &st);
 	if (!quiet && rc == 0) {
 		double secs = (double)(t_end - t0) / 1e9;
-		printf("%4d  %9.1f  %8.1f  %8.1f  %9.1f  %9.1f  %6lld\n", C,
+		printf("%4d  %9.1f  %8.1f  %8.1f  %9.1f  %9.1f  %6lld  %7.2f  %6.3f\n", C,
 		       (double)n_tokens / secs, pct_ms(ttft, C, 0.5), pct_ms(ttft, C, 0.9),
-		       pct_ms(lat, C, 0.5), pct_ms(lat, C, 0.9), (long long)st.n_steps);
+		       pct_ms(lat, C, 0.5), pct_ms(lat, C, 0.9), (long long)st.n_steps,
+		       st.n_steps ? (double)st.forward_ns / 1e6 / (double)st.n_steps : 0.0,
+		       st.n_steps ? (double)(st.busy_ns - st.forward_ns) / 1e6 / (double)st.n_steps
+		                  : 0.0);
+		if (n_shared > 0)
+			printf("      prefix cache: %lld hits, %lld of %lld prompt tokens reused\n",
+			       (long long)st.prefix_hits, (long long)st.prefix_tokens_reused,
+			       (long long)st.n_prompt_tokens);
 		fflush(stdout);
 	}
 out:
@@ -169,7 +222,7 @@ out:
 int main(int argc, char **argv)
 {
 	const char *path = NULL, *list = "1,4,16,64";
-	int n_gen = 128, n_prompt = 32, n_threads = 0;
+	int n_gen = 128, n_prompt = 32, n_threads = 0, n_shared = 0;
 	bool q8 = false;
 	char err[512];
 	mllm_model *m = NULL;
@@ -179,6 +232,8 @@ int main(int argc, char **argv)
 			n_gen = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-p") && i + 1 < argc)
 			n_prompt = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
+			n_shared = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-c") && i + 1 < argc)
 			list = argv[++i];
 		else if (!strcmp(argv[i], "-t") && i + 1 < argc)
@@ -188,9 +243,9 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-')
 			path = argv[i];
 	}
-	if (!path || n_gen < 1 || n_prompt < 1) {
+	if (!path || n_gen < 1 || n_prompt < 1 || n_shared < 0) {
 		fprintf(stderr,
-		        "usage: %s MODEL [-n tokens] [-p prompt] [-c 1,4,16,64] "
+		        "usage: %s MODEL [-n tokens] [-p prompt] [-s shared] [-c 1,4,16,64] "
 		        "[-t threads] [-q8]\n",
 		        argv[0]);
 		return 2;
@@ -206,14 +261,16 @@ int main(int argc, char **argv)
 	const mllm_hparams *hp = mllm_model_hparams(m);
 	printf("model %s: %d layers, dim %d, vocab %d, %s%s; %s\n", path, hp->n_layer, hp->n_embd,
 	       hp->n_vocab, mllm_dtype_name(hp->wtype), q8 ? " -> Q8_0" : "", mllm_cpu_describe());
-	printf("%d-token prompts, %d generated tokens per request, greedy, ignore_eos\n", n_prompt,
-	       n_gen);
+	printf("%d-token prompts (+%d shared), %d generated tokens per request, greedy, "
+	       "ignore_eos\n",
+	       n_prompt, n_shared, n_gen);
 	/* Warm-up: page the weights in, start the pools. */
-	(void)run_round(m, 1, 8, n_prompt, n_threads, true);
-	printf("   C  tok/s(agg)  ttft p50  ttft p90  lat p50ms  lat p90ms   steps\n");
+	(void)run_round(m, 1, 8, 0, n_prompt, n_threads, true);
+	printf("   C  tok/s(agg)  ttft p50  ttft p90  lat p50ms  lat p90ms   steps  fwd ms/step  "
+	       "sched ms/step\n");
 	for (const char *c = list; *c;) {
 		int C = atoi(c);
-		if (C > 0 && run_round(m, C, n_gen, n_prompt, n_threads, false))
+		if (C > 0 && run_round(m, C, n_gen, n_shared, n_prompt, n_threads, false))
 			break;
 		c = strchr(c, ',');
 		if (!c)

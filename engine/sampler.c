@@ -436,6 +436,11 @@ void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logi
 	int32_t n = s->n_vocab, tok;
 
 	MLLM_ASSERT(ws->n_vocab >= n);
+	if (p->temperature == 0.0f && p->n_logit_bias == 0 && s->n_touched == 0) {
+		/* Plain greedy: nothing to adjust, no copy. */
+		tok = argmax(logits, n);
+		goto chosen;
+	}
 	memcpy(w, logits, (size_t)n * sizeof *w);
 	/* 1. logit_bias: additive; -100 is a ban, not merely a large shift. */
 	for (int32_t i = 0; i < p->n_logit_bias; i++) {
@@ -461,6 +466,7 @@ void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logi
 		if (tok < 0)
 			tok = argmax(logits, n);
 	}
+chosen:
 	record(s, tok);
 
 	out->token = tok;

@@ -125,8 +125,10 @@ struct mllm_engine {
 	pthread_t thread;
 	bool thread_started;
 	bool mu_init;
-	bool notify_pending; /* events were pushed since the last notify */
-	pthread_mutex_t mu;  /* inbox, counters, stats */
+	bool notify_pending;
+	atomic_bool quit; /* set by mllm_engine_free: abort the pass */ /* events were pushed since
+	                                                                   the last notify */
+	pthread_mutex_t mu;                                             /* inbox, counters, stats */
 	pthread_cond_t cv;
 	mllm_request *inbox_head, *inbox_tail;
 	int32_t n_queued; /* inbox + waiting: bounded by max_queue */
@@ -141,6 +143,7 @@ struct mllm_engine {
 	seq **running; /* [max_running] live sequences (batch slots) */
 	int32_t n_running;
 	int64_t n_steps, prefix_hits, prefix_tokens, n_prompt_total, n_gen_total;
+	int64_t forward_ns, busy_ns;
 
 	/* Batch buffers, sized once. */
 	int32_t n_batch_max, n_rows_max;
@@ -150,6 +153,7 @@ struct mllm_engine {
 	float *logits;                   /* [n_rows_max * n_vocab] */
 	int32_t *c_from, *c_len, *c_row; /* [max_running] prompt chunk per active */
 	mllm_request **c_done;           /* [max_running] */
+	int32_t *matched;                /* [n_ctx / bs + 1] cached prompt blocks */
 
 	/* Prefix cache. */
 	pc_entry *pc_pool;  /* [n_blocks] */
@@ -554,37 +558,34 @@ static void seq_finish(mllm_engine *e, seq *s, mllm_finish finish)
 {
 	mllm_request *r = s->r;
 	mllm_event ev = {.kind = MLLM_EV_DONE, .choice = s->choice, .finish = finish};
-	char tail[MLLM_DETOK_MAX + 16];
-	const char *text = NULL;
+	char tail[MLLM_DETOK_MAX + 16], small[512], *buf = small;
 	size_t n_text = 0;
 
 	if (finish != MLLM_FINISH_CANCELLED && finish != MLLM_FINISH_ERROR && s->stop_ready &&
 	    !s->stop.matched) {
 		/* Bytes the detokenizer still held, then what the stop matcher
-		 * held: released now, unless they complete a stop string. */
+		 * held: released now, unless they complete a stop string. The
+		 * held text is as long as the longest stop string, so it may
+		 * not fit the stack buffer. */
 		int n = mllm_detok_flush(&s->detok, tail, sizeof tail);
-		const char *rel;
+		const char *rel, *rest;
 		size_t k = mllm_stop_push(&s->stop, tail, n > 0 ? (size_t)n : 0, &rel);
-		char buf[MLLM_DETOK_MAX + 16];
-		if (k > sizeof buf)
-			k = sizeof buf;
+		size_t k2 = s->stop.matched ? 0 : s->stop.n_held;
+		if (k + k2 > sizeof small)
+			buf = xmalloc(k + k2);
 		memcpy(buf, rel, k);
 		if (s->stop.matched) {
 			ev.finish = MLLM_FINISH_STOP;
 		} else {
-			const char *rest;
-			size_t k2 = mllm_stop_flush(&s->stop, &rest);
-			if (k + k2 > sizeof buf)
-				k2 = sizeof buf - k;
+			k2 = mllm_stop_flush(&s->stop, &rest);
 			memcpy(buf + k, rest, k2);
-			k += k2;
 		}
-		memcpy(tail, buf, k);
-		text = tail;
-		n_text = k;
+		n_text = k + k2;
 	}
 	fill_usage(r, s, &ev);
-	push_event(e, r, &ev, text, n_text, NULL, 0);
+	push_event(e, r, &ev, buf, n_text, NULL, 0);
+	if (buf != small)
+		free(buf);
 	if (r->state == RQ_RUNNING && s->table) {
 		pc_index(e, s);
 		if (s->choice == 0 && finish != MLLM_FINISH_CANCELLED)
@@ -705,7 +706,7 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
 static int try_admit(mllm_engine *e, mllm_request *r)
 {
 	int32_t fp = r->n_prompt / e->bs, h = 0, max_h = (r->n_prompt - 1) / e->bs;
-	int32_t matched[512];
+	int32_t *matched = e->matched;
 	uint64_t chain = 0;
 	int64_t need;
 	seq *lead;
@@ -716,7 +717,7 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 	/* 1. Prefix cache: full prompt blocks, keeping at least the last
 	 * prompt token to compute (its logits start the completion). */
 	if (e->p.prefix_cache && !r->samp.echo_logprobs) {
-		while (h < max_h && h < 512) {
+		while (h < max_h) {
 			pc_entry *x = pc_find(e, chain, r->prompt + (size_t)h * (size_t)e->bs);
 			if (!x)
 				break;
@@ -869,6 +870,20 @@ static void fork_and_start(mllm_engine *e, mllm_request *r, const float *row)
 			seq_sample(e, &r->seqs[c], row);
 }
 
+/* The forward pass's abort callback, checked between layers on the engine
+ * thread: give up on a pass whose every sequence was cancelled (a long
+ * prefill of a client that went away) or when the engine is being freed. */
+static bool step_abort(void *ud)
+{
+	mllm_engine *e = ud;
+	if (atomic_load(&e->quit))
+		return true;
+	for (int32_t i = 0; i < e->n_running; i++)
+		if (!atomic_load(&e->running[i]->r->cancelled))
+			return false;
+	return true;
+}
+
 static void step(mllm_engine *e)
 {
 	int32_t n = 0, n_rows = 0, echo_rows = 0;
@@ -876,6 +891,7 @@ static void step(mllm_engine *e)
 	mllm_request **done_prefill = e->c_done;
 	int32_t n_done = 0;
 	mllm_batch b;
+	uint64_t t0;
 	int rc;
 
 	/* 1. One decode token for every running, forked sequence. */
@@ -961,17 +977,25 @@ static void step(mllm_engine *e)
 	                 .n_seqs = e->n_running,
 	                 .block_table = e->b_tables};
 	MLLM_ASSERT(n_rows <= e->n_rows_max);
+	t0 = now_ns();
 	rc = mllm_forward(e->ctx, &b, e->logits);
+	e->forward_ns += (int64_t)(now_ns() - t0);
 	e->n_steps++;
+	if (rc == MLLM_ECANCELLED) {
+		/* Nothing of this pass is used: no sequence advanced, and the
+		 * next cancel pass (or the shutdown) ends them all. */
+		return;
+	}
 	if (rc) {
 		MLLM_LOG(MLLM_LOG_ERROR, "engine: forward pass failed: %s", mllm_strerror(rc));
 		while (e->n_active > 0)
-			request_error(e, e->active[0], rc == MLLM_ECANCELLED ? MLLM_EINTERNAL : rc);
+			request_error(e, e->active[0], rc);
 		return;
 	}
 
 	/* 3. Decoding sequences: K/V of their token are in; sample the next.
-	 * Iterate over a snapshot: finishing removes from running[]. */
+	 * Walk active[] (unchanged until the end of the step), not running[],
+	 * which a finishing sequence leaves. */
 	for (int32_t a = 0; a < e->n_active; a++) {
 		mllm_request *r = e->active[a];
 		if (!r->forked)
@@ -986,7 +1010,8 @@ static void step(mllm_engine *e)
 		}
 	}
 	/* 4. Prompt chunks: echo events, indexing, and the fork when done.
-	 * Requests may leave active[] here, so walk a copy. */
+	 * Forking may finish requests (max_tokens 0, EOS first), which leaves
+	 * active[]: collect them first, fork after the walk. */
 	for (int32_t a = 0; a < e->n_active; a++) {
 		mllm_request *r = e->active[a];
 		seq *lead = &r->seqs[0];
@@ -1043,6 +1068,8 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	    .n_prompt_tokens = e->n_prompt_total,
 	    .n_generated_tokens = e->n_gen_total,
 	    .n_steps = e->n_steps,
+	    .forward_ns = e->forward_ns,
+	    .busy_ns = e->busy_ns,
 	};
 	pthread_mutex_lock(&e->mu);
 	e->n_queued -= left_queue;
@@ -1101,6 +1128,7 @@ static void *engine_main(void *arg)
 	for (;;) {
 		mllm_request *in = e->inbox_head;
 		int32_t left_queue = 0;
+		uint64_t t_pass = now_ns();
 		bool progress;
 		e->inbox_head = e->inbox_tail = NULL;
 		e->wake = false;
@@ -1154,6 +1182,8 @@ static void *engine_main(void *arg)
 		progress = e->n_running > 0;
 		if (progress)
 			step(e);
+		if (progress || left_queue > 0)
+			e->busy_ns += (int64_t)(now_ns() - t_pass);
 		publish_stats(e, left_queue);
 		notify(e);
 
@@ -1240,6 +1270,8 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 		             mllm_strerror(rc));
 		goto fail;
 	}
+	mllm_ctx_set_abort(e->ctx, step_abort, e);
+	atomic_init(&e->quit, false);
 	e->ws = mllm_sampler_ws_create(e->n_vocab);
 	e->logits = mllm_try_malloc((size_t)e->n_rows_max * (size_t)e->n_vocab * sizeof(float));
 	e->pc_pool = mllm_try_calloc((size_t)nb, sizeof *e->pc_pool);
@@ -1259,6 +1291,7 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->c_len = xmallocarray((size_t)e->p.max_running, sizeof *e->c_len);
 	e->c_row = xmallocarray((size_t)e->p.max_running, sizeof *e->c_row);
 	e->c_done = xmallocarray((size_t)e->p.max_running, sizeof *e->c_done);
+	e->matched = xmallocarray((size_t)(e->n_ctx / e->bs + 1), sizeof *e->matched);
 	for (size_t k = 1; k < (size_t)nb * 2; k <<= 1)
 		e->pc_mask = (k << 1) - 1;
 	e->pc_buckets = xcalloc(e->pc_mask + 1, sizeof *e->pc_buckets);
@@ -1289,6 +1322,7 @@ void mllm_engine_free(mllm_engine *e)
 	if (!e)
 		return;
 	if (e->thread_started) {
+		atomic_store(&e->quit, true);
 		pthread_mutex_lock(&e->mu);
 		e->stopping = true;
 		pthread_cond_signal(&e->cv);
@@ -1335,6 +1369,7 @@ void mllm_engine_free(mllm_engine *e)
 	free(e->c_len);
 	free(e->c_row);
 	free(e->c_done);
+	free(e->matched);
 	if (e->mu_init) {
 		pthread_mutex_destroy(&e->mu);
 		pthread_cond_destroy(&e->cv);

@@ -121,6 +121,10 @@ typedef struct {
 	int64_t prefix_hits, prefix_tokens_reused;
 	int64_t n_prompt_tokens, n_generated_tokens;
 	int64_t n_steps;
+	/* Cumulative engine-thread time: in mllm_forward(), and in whole
+	 * passes of the loop that ran a step (batching, forward, sampling,
+	 * events, cache bookkeeping). busy - forward = scheduling overhead. */
+	int64_t forward_ns, busy_ns;
 } mllm_engine_stats;
 
 void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out);
