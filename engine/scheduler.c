@@ -1070,6 +1070,7 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	    .n_steps = e->n_steps,
 	    .forward_ns = e->forward_ns,
 	    .busy_ns = e->busy_ns,
+	    .kv_blocks_cached = pc_evictable(e),
 	};
 	pthread_mutex_lock(&e->mu);
 	e->n_queued -= left_queue;

@@ -125,6 +125,10 @@ typedef struct {
 	 * passes of the loop that ran a step (batching, forward, sampling,
 	 * events, cache bookkeeping). busy - forward = scheduling overhead. */
 	int64_t forward_ns, busy_ns;
+	/* Of kv_blocks_used, the blocks only the prefix cache holds (no
+	 * running sequence): reclaimable at once by eviction. When idle,
+	 * kv_blocks_used == kv_blocks_cached, else a block leaked. */
+	int64_t kv_blocks_cached;
 } mllm_engine_stats;
 
 void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out);

@@ -396,6 +396,9 @@ START_TEST(test_prefix_cache_extends)
 	ck_assert_int_eq(st.prefix_hits, 1);
 	ck_assert_int_eq(st.prefix_tokens_reused, expect);
 	ck_assert_int_eq(st.n_prompt_tokens, (int64_t)(n_a + n_b));
+	/* Idle: every block still in use is one only the cache holds. */
+	ck_assert_int_gt(st.kv_blocks_cached, 0);
+	ck_assert_int_eq(st.kv_blocks_used, st.kv_blocks_cached);
 
 	/* The same request without the cache gives the same tokens. */
 	mllm_engine_free(e);
@@ -992,6 +995,14 @@ START_TEST(test_fuzz_mixed)
 		mllm_engine_stats st = idle_stats(e);
 		if (!p.prefix_cache)
 			ck_assert_int_eq(st.kv_blocks_used, 0);
+		/* With the cache on, nothing but the cache holds a block once
+		 * the session pins (5 ms) have expired and the engine has
+		 * published again (bounded wait: 2 s). */
+		for (int w = 0; w < 4000 && st.kv_blocks_used != st.kv_blocks_cached; w++) {
+			sleep_us(500);
+			mllm_engine_stats_get(e, &st);
+		}
+		ck_assert_int_eq(st.kv_blocks_used, st.kv_blocks_cached);
 		ck_assert_int_le(st.kv_blocks_used, st.kv_blocks_total);
 		ck_assert_int_gt(n_done, 0);
 		ck_assert_int_gt(n_overloaded, 0); /* the bound was reached */
