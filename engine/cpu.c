@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ---- Features ----------------------------------------------------------- */
 
@@ -40,8 +41,8 @@ static void caps_init(void)
 	caps.avx512vnni = __builtin_cpu_supports("avx512vnni");
 	caps.avx512bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
-	if (caps.avx512f && caps.avx512bw && caps.avx512vl && caps.avx512vnni &&
-	    caps.avx2 && caps.fma)
+	if (caps.avx512f && caps.avx512bw && caps.avx512vl && caps.avx512vnni && caps.avx2 &&
+	    caps.fma)
 		best_isa = MLLM__ISA_AVX512;
 	else if (caps.avx2 && caps.fma && caps.f16c)
 		best_isa = MLLM__ISA_AVX2;
@@ -78,14 +79,81 @@ const char *mllm__isa_name(mllm__isa isa)
 	}
 }
 
+/* ---- Physical cores ------------------------------------------------------ */
+
+/* Counts distinct (package, core) pairs of the online CPUs from sysfs, so
+ * that SMT siblings do not double the default worker count (two threads on
+ * one core fight over the same FMA units and gain nothing on GEMV). Falls
+ * back to the online CPU count. */
+static int phys_cores;
+static pthread_once_t phys_once = PTHREAD_ONCE_INIT;
+
+static void phys_init(void)
+{
+	long n_online = sysconf(_SC_NPROCESSORS_ONLN);
+	long n_conf = sysconf(_SC_NPROCESSORS_CONF);
+	enum { MAX_IDS = 4096 };
+	static long ids[MAX_IDS];
+	int n_ids = 0;
+	phys_cores = n_online > 0 ? (int)n_online : 1;
+	if (n_conf <= 0 || n_conf > MAX_IDS)
+		return;
+	for (long cpu = 0; cpu < n_conf; cpu++) {
+		char path[128];
+		long pkg = -1, core = -1;
+		int online = 1;
+		FILE *f;
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/online", cpu);
+		f = fopen(path, "r");
+		if (f) {
+			if (fscanf(f, "%d", &online) != 1)
+				online = 1;
+			fclose(f);
+		}
+		if (!online)
+			continue;
+		snprintf(path, sizeof path,
+		         "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", cpu);
+		f = fopen(path, "r");
+		if (!f)
+			return;
+		if (fscanf(f, "%ld", &pkg) != 1)
+			pkg = -1;
+		fclose(f);
+		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%ld/topology/core_id", cpu);
+		f = fopen(path, "r");
+		if (!f)
+			return;
+		if (fscanf(f, "%ld", &core) != 1)
+			core = -1;
+		fclose(f);
+		if (pkg < 0 || core < 0)
+			return;
+		long id = pkg * 1000000 + core;
+		int seen = 0;
+		for (int i = 0; i < n_ids && !seen; i++)
+			seen = ids[i] == id;
+		if (!seen)
+			ids[n_ids++] = id;
+	}
+	if (n_ids > 0)
+		phys_cores = n_ids;
+}
+
+int mllm__cpu_physical_cores(void)
+{
+	pthread_once(&phys_once, phys_init);
+	return phys_cores;
+}
+
 /* ---- OpenBLAS ----------------------------------------------------------- */
 
 /* cblas_sgemm's ABI: enums are ints (CblasRowMajor = 101, NoTrans = 111,
  * Trans = 112). Declared here so that nothing in the engine needs the
  * library at link time. */
-typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K,
-			 float alpha, const float *A, int lda, const float *B,
-			 int ldb, float beta, float *C, int ldc);
+typedef void (*sgemm_fn)(int order, int ta, int tb, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc);
 typedef char *(*corename_fn)(void);
 typedef void (*set_threads_fn)(int n);
 
@@ -115,7 +183,7 @@ static const char *pick_coretype(void)
 
 static void blas_load(void)
 {
-	static const char *const names[] = { "libopenblas.so.0", "libopenblas.so" };
+	static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
 	const char *user = getenv("OPENBLAS_CORETYPE");
 	const char *want = NULL;
 
@@ -132,8 +200,10 @@ static void blas_load(void)
 	for (size_t i = 0; i < sizeof names / sizeof names[0] && !blas.lib; i++)
 		blas.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
 	if (!blas.lib) {
-		MLLM_LOG(MLLM_LOG_WARN, "OpenBLAS not found (%s): large matrix "
-			 "products use the built-in kernels", dlerror());
+		MLLM_LOG(MLLM_LOG_WARN,
+		         "OpenBLAS not found (%s): large matrix "
+		         "products use the built-in kernels",
+		         dlerror());
 		return;
 	}
 	*(void **)&blas.sgemm = dlsym(blas.lib, "cblas_sgemm");
@@ -154,13 +224,32 @@ static void blas_load(void)
 	} else {
 		blas.core = "unknown";
 	}
+	if (want && strcasecmp(blas.core, want) != 0 && !(user && *user) && corename) {
+		/* The library was initialised before us (linked into the
+		 * binary without --as-needed, e.g. sanitizer builds): its
+		 * dynamic-arch table can be re-selected, since no BLAS call has
+		 * run yet. gotoblas_dynamic_init() re-reads OPENBLAS_CORETYPE. */
+		void (*quit)(void), (*init)(void);
+		*(void **)&quit = dlsym(blas.lib, "gotoblas_dynamic_quit");
+		*(void **)&init = dlsym(blas.lib, "gotoblas_dynamic_init");
+		if (quit && init) {
+			MLLM_LOG(MLLM_LOG_INFO,
+			         "OpenBLAS was initialised with core %s; "
+			         "re-selecting %s",
+			         blas.core, want);
+			quit();
+			init();
+			const char *cn = corename();
+			snprintf(blas.core_buf, sizeof blas.core_buf, "%s", cn ? cn : "?");
+		}
+	}
 	if (want && strcasecmp(blas.core, want) != 0)
 		MLLM_LOG(MLLM_LOG_WARN,
-			 "OpenBLAS core is %s, wanted %s (was the library "
-			 "initialised before us? set OPENBLAS_CORETYPE)",
-			 blas.core, want);
-	MLLM_LOG(MLLM_LOG_INFO, "OpenBLAS core %s%s, 1 thread per worker",
-		 blas.core, user && *user ? " (OPENBLAS_CORETYPE from the environment)" : "");
+		         "OpenBLAS core is %s, wanted %s (was the library "
+		         "initialised before us? set OPENBLAS_CORETYPE)",
+		         blas.core, want);
+	MLLM_LOG(MLLM_LOG_INFO, "OpenBLAS core %s%s, 1 thread per worker", blas.core,
+	         user && *user ? " (OPENBLAS_CORETYPE from the environment)" : "");
 	blas.ok = true;
 }
 
@@ -176,8 +265,8 @@ const char *mllm__blas_corename(void)
 	return blas.core;
 }
 
-void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda,
-		    const float *B, int ldb, float *C, int ldc)
+void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc)
 {
 	blas.sgemm(101, 111, 112, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
 }
@@ -189,12 +278,11 @@ static void describe(void)
 {
 	const mllm__cpu_caps *c = mllm__cpu_caps_get();
 	bool blas_ok = mllm__blas_init();
-	snprintf(desc_buf, sizeof desc_buf,
-		 "kernels %s%s%s; OpenBLAS %s",
-		 mllm__isa_name(mllm__cpu_isa()),
-		 c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
-		 mllm__cpu_isa() == MLLM__ISA_SCALAR && best_isa_forced ? " (MLLM_REF_KERNELS)" : "",
-		 blas_ok ? blas.core : "not available");
+	snprintf(desc_buf, sizeof desc_buf, "kernels %s%s%s; OpenBLAS %s",
+	         mllm__isa_name(mllm__cpu_isa()), c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
+	         mllm__cpu_isa() == MLLM__ISA_SCALAR && best_isa_forced ? " (MLLM_REF_KERNELS)"
+	                                                                : "",
+	         blas_ok ? blas.core : "not available");
 }
 
 const char *mllm_cpu_describe(void)

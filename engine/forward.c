@@ -24,7 +24,9 @@
 /* Batches of at least this many rows go through sgemm (measured on the
  * 125M shape: below it the GEMV kernels, which read each weight row once
  * for all tokens, win). */
+#ifndef BLAS_MIN_ROWS
 #define BLAS_MIN_ROWS 24
+#endif
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
 
@@ -42,21 +44,21 @@ struct mllm_ctx {
 
 	int64_t q_dim, kv_dim, max_cols;
 	float attn_scale;
-	float *inv_freq;       /* [head_dim / 2] */
+	float *inv_freq; /* [head_dim / 2] */
 
 	/* Scratch, [n_batch_max, ...] unless noted. */
-	float *x;              /* [n, n_embd] residual stream */
-	float *xn;             /* [n, n_embd] normed input of a block */
-	float *tmp;            /* [n, n_embd] block output before the residual */
-	float *q;              /* [n, q_dim] */
-	float *k, *v;          /* [n, kv_dim] */
-	float *att;            /* [n, q_dim] attention output */
-	float *gate, *up;      /* [n, n_ff] */
-	float *rope_cs;        /* [n, head_dim] cos | sin per token */
-	mllm__block_qa *xq;   /* [n, max_cols / 32] quantized activations */
-	float *scores;         /* [n_threads, rep, n_ctx] attention weights */
-	float *panel;          /* [n_threads, PANEL_ROWS * max_cols] */
-	int32_t *out_rows;     /* [n] rows that want logits */
+	float *x;           /* [n, n_embd] residual stream */
+	float *xn;          /* [n, n_embd] normed input of a block */
+	float *tmp;         /* [n, n_embd] block output before the residual */
+	float *q;           /* [n, q_dim] */
+	float *k, *v;       /* [n, kv_dim] */
+	float *att;         /* [n, q_dim] attention output */
+	float *gate, *up;   /* [n, n_ff] */
+	float *rope_cs;     /* [n, head_dim] cos | sin per token */
+	mllm__block_qa *xq; /* [n, max_cols / 32] quantized activations */
+	float *scores;      /* [n_threads, rep, n_ctx] attention weights */
+	float *panel;       /* [n_threads, PANEL_ROWS * max_cols] */
+	int32_t *out_rows;  /* [n] rows that want logits */
 
 	/* The batch being run (valid during mllm_forward only). */
 	const mllm_batch *b;
@@ -74,33 +76,33 @@ static bool dtype_ok(mllm_dtype t, int64_t cols)
 	return true;
 }
 
-static int check_tensor(const mllm__tensor *t, const char *name, int layer,
-			int64_t rows, int64_t cols, char *err, size_t errlen)
+static int check_tensor(const mllm__tensor *t, const char *name, int layer, int64_t rows,
+                        int64_t cols, char *err, size_t errlen)
 {
 	if (!t->data)
 		return mllm__seterr(err, errlen, MLLM_EFORMAT, "tensor %s (layer %d) is missing",
-				    name, layer);
+		                    name, layer);
 	if (t->rows != rows || t->cols != cols)
 		return mllm__seterr(err, errlen, MLLM_EFORMAT,
-				    "tensor %s (layer %d) is [%lld, %lld], expected [%lld, %lld]",
-				    name, layer, (long long)t->rows, (long long)t->cols,
-				    (long long)rows, (long long)cols);
+		                    "tensor %s (layer %d) is [%lld, %lld], expected [%lld, %lld]",
+		                    name, layer, (long long)t->rows, (long long)t->cols,
+		                    (long long)rows, (long long)cols);
 	if (!dtype_ok(t->dtype, cols))
 		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
-				    "tensor %s (layer %d): type %s not supported for %lld columns",
-				    name, layer, mllm_dtype_name(t->dtype), (long long)cols);
+		                    "tensor %s (layer %d): type %s not supported for %lld columns",
+		                    name, layer, mllm_dtype_name(t->dtype), (long long)cols);
 	return 0;
 }
 
-static int check_norm(const mllm__tensor *t, const char *name, int layer, int64_t n,
-		      char *err, size_t errlen)
+static int check_norm(const mllm__tensor *t, const char *name, int layer, int64_t n, char *err,
+                      size_t errlen)
 {
 	int rc = check_tensor(t, name, layer, 1, n, err, errlen);
 	if (rc)
 		return rc;
 	if (t->dtype != MLLM_DTYPE_F32)
 		return mllm__seterr(err, errlen, MLLM_EFORMAT, "norm %s (layer %d) is not F32",
-				    name, layer);
+		                    name, layer);
 	return 0;
 }
 
@@ -207,8 +209,7 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 	return 0;
 }
 
-int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
-			size_t errlen)
+int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, size_t errlen)
 {
 	mllm_hparams *hp = &m->hp;
 	int rc;
@@ -219,11 +220,11 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
 		return mllm__seterr(err, errlen, MLLM_EFORMAT, "%s: bad model dimensions", m->path);
 	if (hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2 != 0)
 		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
-				    "%s: %d heads over %d kv heads, head dim %d: not supported",
-				    m->path, hp->n_head, hp->n_head_kv, hp->head_dim);
+		                    "%s: %d heads over %d kv heads, head dim %d: not supported",
+		                    m->path, hp->n_head, hp->n_head_kv, hp->head_dim);
 	if (hp->n_ctx_train > (1 << 20))
 		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED, "%s: context %d too large",
-				    m->path, hp->n_ctx_train);
+		                    m->path, hp->n_ctx_train);
 
 	/* 2. Every tensor's shape and type. */
 	int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim;
@@ -262,28 +263,29 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
 			rc = convert_tensor(m, &m->output, to);
 		for (int l = 0; l < hp->n_layer && !rc; l++) {
 			mllm__layer *ly = &m->layers[l];
-			mllm__tensor *ts[] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
-					       &ly->w_gate, &ly->w_up, &ly->w_down };
+			mllm__tensor *ts[] = {&ly->wq,     &ly->wk,   &ly->wv,    &ly->wo,
+			                      &ly->w_gate, &ly->w_up, &ly->w_down};
 			for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
 				rc = convert_tensor(m, ts[i], to);
 		}
 		if (rc)
 			return mllm__seterr(err, errlen, rc, "%s: converting weights to %s: %s",
-					    m->path, mllm_dtype_name(to), mllm_strerror(rc));
+			                    m->path, mllm_dtype_name(to), mllm_strerror(rc));
 		size_t wb = tensor_bytes(&m->tok_embd) + tensor_bytes(&m->output_norm);
 		if (!shared)
 			wb += tensor_bytes(&m->output);
 		for (int l = 0; l < hp->n_layer; l++) {
 			mllm__layer *ly = &m->layers[l];
 			wb += tensor_bytes(&ly->attn_norm) + tensor_bytes(&ly->ffn_norm) +
-			      tensor_bytes(&ly->wq) + tensor_bytes(&ly->wk) + tensor_bytes(&ly->wv) +
-			      tensor_bytes(&ly->wo) + tensor_bytes(&ly->w_gate) +
-			      tensor_bytes(&ly->w_up) + tensor_bytes(&ly->w_down);
+			      tensor_bytes(&ly->wq) + tensor_bytes(&ly->wk) +
+			      tensor_bytes(&ly->wv) + tensor_bytes(&ly->wo) +
+			      tensor_bytes(&ly->w_gate) + tensor_bytes(&ly->w_up) +
+			      tensor_bytes(&ly->w_down);
 		}
 		m->weight_bytes = wb;
 		hp->wtype = to;
 		MLLM_LOG(MLLM_LOG_INFO, "%s: weights converted to %s at load (%.1f MiB)", m->path,
-			 mllm_dtype_name(to), (double)wb / 1048576.0);
+		         mllm_dtype_name(to), (double)wb / 1048576.0);
 	}
 
 	/* 4. Pick kernels and bring up OpenBLAS now, so the log says which
@@ -326,8 +328,8 @@ void mllm_ctx_free(mllm_ctx *c)
 	free(c);
 }
 
-int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
-		    int n_threads, mllm_ctx **out)
+int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n_threads,
+                    mllm_ctx **out)
 {
 	*out = NULL;
 	if (!m || !kv || n_batch_max <= 0 || n_batch_max > (1 << 20))
@@ -340,10 +342,8 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
 	}
 	if (n_threads <= 0)
 		n_threads = m->n_threads;
-	if (n_threads <= 0) {
-		long nc = sysconf(_SC_NPROCESSORS_ONLN);
-		n_threads = nc > 0 ? (int)nc : 1;
-	}
+	if (n_threads <= 0)
+		n_threads = mllm__cpu_physical_cores();
 	if (n_threads > 256)
 		n_threads = 256;
 
@@ -378,7 +378,8 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
 	c->up = alloc_f32(n * (size_t)hp->n_ff, &ok);
 	c->rope_cs = alloc_f32(n * (size_t)hp->head_dim, &ok);
 	c->scores = alloc_f32((size_t)n_threads * (size_t)(hp->n_head / hp->n_head_kv) *
-				      (size_t)hp->n_ctx_train, &ok);
+	                          (size_t)hp->n_ctx_train,
+	                      &ok);
 	if (c->use_blas)
 		c->panel = alloc_f32((size_t)n_threads * PANEL_ROWS * (size_t)c->max_cols, &ok);
 	c->xq = mllm_try_malloc(n * (size_t)(c->max_cols / MLLM__QK + 1) * sizeof(mllm__block_qa));
@@ -388,16 +389,16 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max,
 		return MLLM_ENOMEM;
 	}
 	for (int i = 0; i < hp->head_dim / 2; i++)
-		c->inv_freq[i] = (float)pow((double)hp->rope_theta,
-					    -2.0 * (double)i / (double)hp->head_dim);
+		c->inv_freq[i] =
+		    (float)pow((double)hp->rope_theta, -2.0 * (double)i / (double)hp->head_dim);
 	int rc = mllm__pool_create(n_threads, &c->pool);
 	if (rc) {
 		mllm_ctx_free(c);
 		return rc;
 	}
 	MLLM_LOG(MLLM_LOG_DEBUG, "ctx: %d tokens/batch, %d threads, kernels %s, blas %s",
-		 n_batch_max, n_threads, mllm__isa_name(c->isa),
-		 c->use_blas ? mllm__blas_corename() : "off");
+	         n_batch_max, n_threads, mllm__isa_name(c->isa),
+	         c->use_blas ? mllm__blas_corename() : "off");
 	*out = c;
 	return 0;
 }
@@ -417,7 +418,7 @@ void mllm_ctx_set_abort(mllm_ctx *c, bool (*fn)(void *ud), void *ud)
 
 typedef struct {
 	mllm_ctx *c;
-	const float *x;       /* [n, cols] */
+	const float *x; /* [n, cols] */
 	int64_t n;
 	int n_w;
 	const mllm__tensor *W[MM_MAX];
@@ -427,7 +428,7 @@ typedef struct {
 } mm_job;
 
 static void mm_blas_rows(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy, int64_t r0,
-			 int64_t r1, int tid)
+                         int64_t r1, int tid)
 {
 	int K = (int)W->cols;
 	if (W->dtype == MLLM_DTYPE_F32) {
@@ -456,7 +457,7 @@ static void mm_fn(mm_job *j, int64_t g0, int64_t g1, int tid, bool blas)
 			mm_blas_rows(j, j->W[i], j->y[i], j->ldy[i], a, b, tid);
 		else
 			mllm__matmul_rows(j->c->isa, j->W[i], j->x, j->c->xq, j->n, j->y[i],
-					  j->ldy[i], a, b);
+			                  j->ldy[i], a, b);
 	}
 }
 
@@ -502,9 +503,9 @@ static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 
 /* y[t * ldy + r] = x[t] · W[r] for t < n, every row r of W; x: [n, W->cols]. */
 static void matmul(mllm_ctx *c, const mllm__tensor *W, const float *x, int64_t n, float *y,
-		   int64_t ldy)
+                   int64_t ldy)
 {
-	mm_job j = { .c = c, .x = x, .n = n };
+	mm_job j = {.c = c, .x = x, .n = n};
 	mm_add(&j, W, y, ldy);
 	mm_run(c, &j);
 }
@@ -544,7 +545,7 @@ static void residual_add(mllm_ctx *c, int64_t n)
 /* ---- Attention ---------------------------------------------------------- */
 
 /* Writes token t's rotated k and its v into its sequence's cache slot for
- * the current run. */
+ * the current run: K scattered into its channel rows, V as one row. */
 static void kv_store(mllm_ctx *c, int64_t t)
 {
 	const mllm_batch *b = c->b;
@@ -553,19 +554,22 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	int32_t blk = b->block_table[b->seq[t]][pos / L->block_size];
 	int32_t slot = pos % L->block_size;
 	const float *k = c->k + t * c->kv_dim, *v = c->v + t * c->kv_dim;
-	void *kd = mllm__kv_slot(L, blk, c->run, 0, slot);
-	void *vd = mllm__kv_slot(L, blk, c->run, 1, slot);
+	void *kd = mllm__kv_elem(L, blk, c->run, 0, slot, 0);
+	void *vd = mllm__kv_elem(L, blk, c->run, 1, slot, 0);
+	size_t bs = (size_t)L->block_size;
 	if (L->f16) {
-		mllm__f32_to_f16_row(k, kd, c->kv_dim);
+		for (int64_t j = 0; j < c->kv_dim; j++)
+			((uint16_t *)kd)[(size_t)j * bs] = mllm__f32_to_f16(k[j]);
 		mllm__f32_to_f16_row(v, vd, c->kv_dim);
 	} else {
-		memcpy(kd, k, (size_t)c->kv_dim * sizeof(float));
+		for (int64_t j = 0; j < c->kv_dim; j++)
+			((float *)kd)[(size_t)j * bs] = k[j];
 		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
 	}
 }
 
 /* Items are (token, KV head) pairs: the `rep` query heads that share a KV
- * head are done together so each cached K/V row is read once for them.
+ * head are done together so each cached K/V value is read once for them.
  * Scores over positions 0..pos through the block table, softmax, then the
  * weighted sum of V. */
 static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
@@ -583,28 +587,20 @@ static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 	for (int64_t it = i0; it < i1; it++) {
 		int64_t t = it / n_kv;
 		int g = (int)(it % n_kv);
-		size_t koff = (size_t)g * (size_t)hd * esz; /* bytes into a slot */
 		int32_t pos = b->pos[t];
 		const int32_t *table = b->block_table[b->seq[t]];
 		const float *qg = c->q + t * c->q_dim + (int64_t)g * rep * hd;
 		float *og = c->att + t * c->q_dim + (int64_t)g * rep * hd;
 
-		/* 1. scores[r][p] = q_r · k_p / sqrt(head_dim) */
+		/* 1. scores[r][p] = q_r . k_p / sqrt(head_dim); this head's
+		 * channels start at row g * head_dim of the K area. */
 		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
 			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-			const uint8_t *kb = (const uint8_t *)mllm__kv_slot(L, table[p0 / bs], c->run, 0, 0) + koff;
-			if (mllm__attn_block(c->isa, false, rep, hd, qg, NULL, sc + p0, ld, kb, L->f16,
-					     c->kv_dim, ns, c->attn_scale))
-				continue;
-			for (int32_t s = 0; s < ns; s++) {
-				const void *kp = kb + (size_t)s * (size_t)c->kv_dim * esz;
-				for (int r = 0; r < rep; r++) {
-					const float *qh = qg + (int64_t)r * hd;
-					float d = L->f16 ? mllm__dot_f16(c->isa, qh, kp, hd)
-							 : mllm__dot_f32(c->isa, qh, kp, hd);
-					sc[r * ld + p0 + s] = d * c->attn_scale;
-				}
-			}
+			const uint8_t *kb =
+			    (const uint8_t *)mllm__kv_area(L, table[p0 / bs], c->run, 0) +
+			    (size_t)g * (size_t)hd * (size_t)bs * esz;
+			mllm__attn_scores(c->isa, rep, hd, qg, kb, L->f16, bs, ns, c->attn_scale,
+			                  sc + p0, ld);
 		}
 		/* 2. softmax over 0..pos, per head */
 		for (int r = 0; r < rep; r++)
@@ -613,21 +609,11 @@ static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 		memset(og, 0, (size_t)rep * (size_t)hd * sizeof(float));
 		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
 			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-			const uint8_t *vb = (const uint8_t *)mllm__kv_slot(L, table[p0 / bs], c->run, 1, 0) + koff;
-			if (mllm__attn_block(c->isa, true, rep, hd, NULL, og, sc + p0, ld, vb, L->f16,
-					     c->kv_dim, ns, 0.0f))
-				continue;
-			for (int32_t s = 0; s < ns; s++) {
-				const void *vp = vb + (size_t)s * (size_t)c->kv_dim * esz;
-				for (int r = 0; r < rep; r++) {
-					float wv = sc[r * ld + p0 + s];
-					float *oh = og + (int64_t)r * hd;
-					if (L->f16)
-						mllm__axpy_f16(c->isa, oh, wv, vp, hd);
-					else
-						mllm__axpy_f32(c->isa, oh, wv, vp, hd);
-				}
-			}
+			const uint8_t *vb =
+			    (const uint8_t *)mllm__kv_area(L, table[p0 / bs], c->run, 1) +
+			    (size_t)g * (size_t)hd * esz;
+			mllm__attn_accum(c->isa, rep, hd, og, sc + p0, ld, vb, L->f16, c->kv_dim,
+			                 ns);
 		}
 	}
 }
@@ -638,8 +624,8 @@ static int validate(const mllm_ctx *c, const mllm_batch *b, const float *logits)
 {
 	const mllm_hparams *hp = &c->m->hp;
 	const mllm__kv_layout *L = c->L;
-	if (b->n_tokens <= 0 || b->n_tokens > c->n_batch_max || !b->token || !b->pos ||
-	    !b->seq || b->n_seqs <= 0 || !b->block_table)
+	if (b->n_tokens <= 0 || b->n_tokens > c->n_batch_max || !b->token || !b->pos || !b->seq ||
+	    b->n_seqs <= 0 || !b->block_table)
 		return MLLM_EINVAL;
 	for (int32_t t = 0; t < b->n_tokens; t++) {
 		if (b->logits && b->logits[t] && !logits)
@@ -655,7 +641,8 @@ static int validate(const mllm_ctx *c, const mllm_batch *b, const float *logits)
 			return MLLM_EINVAL;
 		for (int32_t j = 0; j <= b->pos[t] / L->block_size; j++) {
 			int32_t blk = table[j];
-			if (blk < 0 || blk >= L->n_blocks || mllm_kv_block_refcount(c->kv, blk) <= 0)
+			if (blk < 0 || blk >= L->n_blocks ||
+			    mllm_kv_block_refcount(c->kv, blk) <= 0)
 				return MLLM_EINVAL;
 		}
 	}
@@ -697,13 +684,13 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 
 	for (int32_t run = 0; run < runs; run++) {
 		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
-		norm_job nj = { c, ly->attn_norm.data };
+		norm_job nj = {c, ly->attn_norm.data};
 		c->run = run;
 
 		/* 2. Attention input norm. */
 		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
 		/* 3. Q, K, V projections in one pass over the three weights. */
-		mm_job qkv = { .c = c, .x = c->xn, .n = n };
+		mm_job qkv = {.c = c, .x = c->xn, .n = n};
 		mm_add(&qkv, &ly->wq, c->q, c->q_dim);
 		mm_add(&qkv, &ly->wk, c->k, c->kv_dim);
 		mm_add(&qkv, &ly->wv, c->v, c->kv_dim);
@@ -711,9 +698,9 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		/* 4. RoPE on q and k, then K/V of every token into the cache. */
 		for (int64_t t = 0; t < n; t++) {
 			mllm__rope(c->q + t * c->q_dim, hp->n_head, (int)hd, c->rope_cs + t * hd,
-				   hp->rope_interleaved);
-			mllm__rope(c->k + t * c->kv_dim, hp->n_head_kv, (int)hd, c->rope_cs + t * hd,
-				   hp->rope_interleaved);
+			           hp->rope_interleaved);
+			mllm__rope(c->k + t * c->kv_dim, hp->n_head_kv, (int)hd,
+			           c->rope_cs + t * hd, hp->rope_interleaved);
 			kv_store(c, t);
 		}
 		/* 5. Causal attention through the block tables. */
@@ -724,7 +711,7 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		/* 7. FFN: norm, gate and up, SwiGLU, down, residual. */
 		nj.w = ly->ffn_norm.data;
 		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
-		mm_job gu = { .c = c, .x = c->xn, .n = n };
+		mm_job gu = {.c = c, .x = c->xn, .n = n};
 		mm_add(&gu, &ly->w_gate, c->gate, F);
 		mm_add(&gu, &ly->w_up, c->up, F);
 		mm_run(c, &gu);
@@ -742,8 +729,8 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 	int64_t n_out = 0;
 	for (int64_t t = 0; t < n; t++) {
 		if (b->logits && b->logits[t]) {
-			mllm__rmsnorm(c->isa, c->xn + n_out * E, c->x + t * E, m->output_norm.data, E,
-				      hp->norm_eps);
+			mllm__rmsnorm(c->isa, c->xn + n_out * E, c->x + t * E, m->output_norm.data,
+			              E, hp->norm_eps);
 			n_out++;
 		}
 	}

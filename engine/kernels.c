@@ -19,9 +19,13 @@
 #define MLLM_X86 1
 #endif
 
-#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define T_AVX512                                                              \
-	__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+/* Weight rows prefetched ahead of the float GEMV (one 4-row group). */
+#ifndef PF_ROWS
+#define PF_ROWS 4
+#endif
+
+#define T_AVX2   __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 size_t mllm__row_bytes(mllm_dtype t, int64_t cols)
 {
@@ -42,8 +46,7 @@ size_t mllm__row_bytes(mllm_dtype t, int64_t cols)
 
 /* ---- Quantization ------------------------------------------------------ */
 
-void mllm__quantize_q8_0(const float *restrict x, int64_t n,
-			 mllm__block_q8_0 *restrict out)
+void mllm__quantize_q8_0(const float *restrict x, int64_t n, mllm__block_q8_0 *restrict out)
 {
 	for (int64_t b = 0; b < n / MLLM__QK; b++) {
 		const float *v = x + b * MLLM__QK;
@@ -58,8 +61,7 @@ void mllm__quantize_q8_0(const float *restrict x, int64_t n,
 	}
 }
 
-static void quantize_qa_scalar(const float *restrict x, int64_t cols,
-				mllm__block_qa *restrict out)
+static void quantize_qa_scalar(const float *restrict x, int64_t cols, mllm__block_qa *restrict out)
 {
 	for (int64_t b = 0; b < cols / MLLM__QK; b++) {
 		const float *v = x + b * MLLM__QK;
@@ -76,7 +78,7 @@ static void quantize_qa_scalar(const float *restrict x, int64_t cols,
 
 #ifdef MLLM_X86
 T_AVX512 static void quantize_qa_avx512(const float *restrict x, int64_t cols,
-					 mllm__block_qa *restrict out)
+                                        mllm__block_qa *restrict out)
 {
 	for (int64_t b = 0; b < cols / MLLM__QK; b++) {
 		__m512 v0 = _mm512_loadu_ps(x + b * 32);
@@ -96,8 +98,8 @@ T_AVX512 static void quantize_qa_avx512(const float *restrict x, int64_t cols,
 }
 #endif
 
-void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok,
-			int64_t cols, mllm__block_qa *restrict out)
+void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                       mllm__block_qa *restrict out)
 {
 	int64_t nb = cols / MLLM__QK;
 	for (int64_t t = 0; t < n_tok; t++) {
@@ -112,8 +114,7 @@ void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok,
 	}
 }
 
-void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1,
-			float *restrict out)
+void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *restrict out)
 {
 	int64_t cols = W->cols;
 	size_t rb = mllm__row_bytes(W->dtype, cols);
@@ -166,8 +167,7 @@ void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1,
 
 /* dot(W row, x) in the plainest form: each weight converted to f32 as it is
  * read, one running f32 sum. No limit on the row length, no scratch. */
-static float dot_row_scalar(mllm_dtype t, const void *row, const float *restrict x,
-			    int64_t cols)
+static float dot_row_scalar(mllm_dtype t, const void *row, const float *restrict x, int64_t cols)
 {
 	float s = 0.0f;
 	switch (t) {
@@ -215,9 +215,8 @@ static float dot_row_scalar(mllm_dtype t, const void *row, const float *restrict
 	return s;
 }
 
-static void matmul_scalar(const mllm__tensor *W, const float *restrict x,
-			  int64_t n_tok, float *restrict y, int64_t ldy,
-			  int64_t r0, int64_t r1)
+static void matmul_scalar(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                          float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	size_t rb = mllm__row_bytes(W->dtype, W->cols);
 	for (int64_t r = r0; r < r1; r++) {
@@ -261,9 +260,8 @@ static inline float elem(mllm_dtype t, const void *p, int64_t c)
 
 /* Float weights (F32/F16/BF16), four rows at a time so each x load feeds
  * four FMAs; tokens loop inside so the rows stay in L1. */
-T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x,
-				     int64_t n_tok, float *restrict y, int64_t ldy,
-				     int64_t r0, int64_t r1)
+T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	mllm_dtype t = W->dtype;
 	int64_t cols = W->cols, c8 = cols & ~(int64_t)7;
@@ -273,18 +271,26 @@ T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restric
 	for (; r + 4 <= r1; r += 4) {
 		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
 		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
+		const char *pf = (const char *)base + (size_t)(r + PF_ROWS) * rb;
+		size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
 		for (int64_t k = 0; k < n_tok; k++) {
 			const float *xv = x + k * cols;
 			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
 			int64_t c = 0;
 			for (; c < c8; c += 8) {
 				__m256 xx = _mm256_loadu_ps(xv + c);
+				/* one line of the next group per 32 bytes per row read */
+				if (k == 0 && (c & 15) == 0)
+					for (size_t q = 0; q < esz * 64; q += 64)
+						_mm_prefetch(pf + (size_t)c * esz * 4 + q,
+						             _MM_HINT_T0);
 				a0 = _mm256_fmadd_ps(load8(t, w0, c), xx, a0);
 				a1 = _mm256_fmadd_ps(load8(t, w1, c), xx, a1);
 				a2 = _mm256_fmadd_ps(load8(t, w2, c), xx, a2);
 				a3 = _mm256_fmadd_ps(load8(t, w3, c), xx, a3);
 			}
-			float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2), s3 = hsum256(a3);
+			float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2),
+			      s3 = hsum256(a3);
 			for (; c < cols; c++) {
 				s0 += elem(t, w0, c) * xv[c];
 				s1 += elem(t, w1, c) * xv[c];
@@ -344,7 +350,7 @@ T_AVX2 static inline __m256i qdot_avx2(__m256i w8, const int16_t *a)
 /* Rows of a quantized weight against 16-bit activations, two rows at a
  * time so each activation block feeds both. */
 T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
-				 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+                                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK;
 	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
@@ -353,10 +359,16 @@ T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq
 	int64_t r = r0;
 	for (; r + 2 <= r1; r += 2) {
 		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
+		const char *pf = (const char *)p0 + 2 * rb;
+		size_t bsz = 2 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
 		for (int64_t k = 0; k < n_tok; k++) {
 			const mllm__block_qa *xb = xq + k * nb;
 			__m256 a0 = _mm256_setzero_ps(), a1 = a0;
 			for (int64_t b = 0; b < nb; b++) {
+				if (k == 0) {
+					_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
+					_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
+				}
 				float d0, d1;
 				__m256i w0 = qweights(q4, p0, b, &d0);
 				__m256i w1 = qweights(q4, p1, b, &d1);
@@ -388,7 +400,7 @@ T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq
 /* The same with AVX-512 VNNI: one vpdpwssd per block (32 int8 weights
  * widened to int16 against 32 int16 activations), four rows at a time. */
 T_AVX512 static void matmul_q_vnni(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
-				   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+                                   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK;
 	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
@@ -398,11 +410,19 @@ T_AVX512 static void matmul_q_vnni(const mllm__tensor *W, const mllm__block_qa *
 	for (; r + 4 <= r1; r += 4) {
 		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
 		const uint8_t *p2 = p1 + rb, *p3 = p2 + rb;
+		/* Prefetch the next 4-row group while reading this one. */
+		const char *pf = (const char *)p0 + 4 * rb;
+		size_t bsz = 4 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
 		for (int64_t k = 0; k < n_tok; k++) {
 			const mllm__block_qa *xb = xq + k * nb;
 			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
 			for (int64_t b = 0; b < nb; b++) {
 				__m512i av = _mm512_loadu_si512(xb[b].qs);
+				if (k == 0) {
+					_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
+					_mm_prefetch(pf + (size_t)b * bsz + 64, _MM_HINT_T0);
+					_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
+				}
 				__m512 xd = _mm512_set1_ps(xb[b].d);
 				float d0, d1, d2, d3;
 				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
@@ -435,8 +455,9 @@ T_AVX512 static void matmul_q_vnni(const mllm__tensor *W, const mllm__block_qa *
 				float d0;
 				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
 				__m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0,
-								_mm512_loadu_si512(xb[b].qs));
-				a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_set1_ps(d0 * xb[b].d), a0);
+				                                _mm512_loadu_si512(xb[b].qs));
+				a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+				                     _mm512_set1_ps(d0 * xb[b].d), a0);
 			}
 			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
 		}
@@ -455,8 +476,7 @@ T_AVX512 static inline __m512 load16(mllm_dtype t, const void *p, int64_t c)
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c,
-				      __mmask16 m)
+T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c, __mmask16 m)
 {
 	if (t == MLLM_DTYPE_F32)
 		return _mm512_maskz_loadu_ps(m, (const float *)p + c);
@@ -469,7 +489,7 @@ T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c,
 /* Inlined into one copy per weight type, so the type tests fold away. */
 T_AVX512 static inline __attribute__((always_inline)) void
 matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
-		    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+                    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t cols = W->cols, c16 = cols & ~(int64_t)15;
 	__mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
@@ -479,12 +499,21 @@ matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x
 	for (; r + 4 <= r1; r += 4) {
 		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
 		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
+		/* The next group of 4 rows is prefetched as this one is read:
+		 * decode streams the weights from DRAM, and the hardware
+		 * prefetcher alone keeps too few lines in flight. */
+		const char *pf = (const char *)base + (size_t)(r + PF_ROWS) * rb;
+		size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
 		for (int64_t k = 0; k < n_tok; k++) {
 			const float *xv = x + k * cols;
 			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
 			int64_t c = 0;
 			for (; c < c16; c += 16) {
 				__m512 xx = _mm512_loadu_ps(xv + c);
+				if (k == 0)
+					for (size_t q = 0; q < esz * 64; q += 64)
+						_mm_prefetch(pf + (size_t)c * esz * 4 + q,
+						             _MM_HINT_T0);
 				a0 = _mm512_fmadd_ps(load16(t, w0, c), xx, a0);
 				a1 = _mm512_fmadd_ps(load16(t, w1, c), xx, a1);
 				a2 = _mm512_fmadd_ps(load16(t, w2, c), xx, a2);
@@ -514,62 +543,84 @@ matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x
 				a0 = _mm512_fmadd_ps(load16(t, w0, c), _mm512_loadu_ps(xv + c), a0);
 			if (tail)
 				a0 = _mm512_fmadd_ps(load16m(t, w0, c, tail),
-						     _mm512_maskz_loadu_ps(tail, xv + c), a0);
+				                     _mm512_maskz_loadu_ps(tail, xv + c), a0);
 			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
 		}
 	}
 }
 
 T_AVX512 static void matmul_f32_avx512(const mllm__tensor *W, const float *restrict x,
-				       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
-				       int64_t r1)
+                                       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                                       int64_t r1)
 {
 	matmul_float_avx512(MLLM_DTYPE_F32, W, x, n_tok, y, ldy, r0, r1);
 }
 
 T_AVX512 static void matmul_f16_avx512(const mllm__tensor *W, const float *restrict x,
-				       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
-				       int64_t r1)
+                                       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                                       int64_t r1)
 {
 	matmul_float_avx512(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, r0, r1);
 }
 
 T_AVX512 static void matmul_bf16_avx512(const mllm__tensor *W, const float *restrict x,
-					int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
-					int64_t r1)
+                                        int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                                        int64_t r1)
 {
 	matmul_float_avx512(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, r0, r1);
 }
 
 /* Row dequantization for the sgemm panels (prefill), 16 values a step. */
 T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t cols,
-					float *restrict o)
+                                        float *restrict o)
 {
 	int64_t c = 0;
 	if (t == MLLM_DTYPE_F16) {
 		const uint16_t *h = row;
 		for (; c + 16 <= cols; c += 16)
-			_mm512_storeu_ps(o + c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + c))));
+			_mm512_storeu_ps(
+			    o + c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + c))));
 		for (; c < cols; c++)
 			o[c] = mllm__f16_to_f32(h[c]);
 	} else if (t == MLLM_DTYPE_BF16) {
 		const uint16_t *h = row;
 		for (; c + 16 <= cols; c += 16)
-			_mm512_storeu_ps(o + c, _mm512_castsi512_ps(_mm512_slli_epi32(
-							_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + c))), 16)));
+			_mm512_storeu_ps(
+			    o + c,
+			    _mm512_castsi512_ps(_mm512_slli_epi32(
+			        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + c))),
+			        16)));
 		for (; c < cols; c++)
 			o[c] = mllm__bf16_to_f32(h[c]);
 	} else if (t == MLLM_DTYPE_Q8_0) {
 		const mllm__block_q8_0 *bl = row;
 		for (int64_t b = 0; b < cols / MLLM__QK; b++) {
 			__m512 d = _mm512_set1_ps(_cvtsh_ss(bl[b].d));
-			__m512 v0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)bl[b].qs)));
-			__m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bl[b].qs + 16))));
+			__m512 v0 = _mm512_cvtepi32_ps(
+			    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)bl[b].qs)));
+			__m512 v1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+			    _mm_loadu_si128((const __m128i *)(bl[b].qs + 16))));
 			_mm512_storeu_ps(o + b * 32, _mm512_mul_ps(d, v0));
 			_mm512_storeu_ps(o + b * 32 + 16, _mm512_mul_ps(d, v1));
 		}
+	} else if (t == MLLM_DTYPE_Q4_0) {
+		const mllm__block_q4_0 *bl = row;
+		const __m128i m4 = _mm_set1_epi8(15);
+		const __m512 eight = _mm512_set1_ps(8.0f);
+		for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+			__m512 d = _mm512_set1_ps(_cvtsh_ss(bl[b].d));
+			__m128i v = _mm_loadu_si128((const __m128i *)bl[b].qs);
+			__m128i lo = _mm_and_si128(v, m4);
+			__m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+			__m512 f0 =
+			    _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), eight);
+			__m512 f1 =
+			    _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), eight);
+			_mm512_storeu_ps(o + b * 32, _mm512_mul_ps(d, f0));
+			_mm512_storeu_ps(o + b * 32 + 16, _mm512_mul_ps(d, f1));
+		}
 	} else {
-		mllm__tensor one = { t, 1, cols, row };
+		mllm__tensor one = {t, 1, cols, row};
 		mllm__dequant_rows(&one, 0, 1, o);
 	}
 }
@@ -577,14 +628,14 @@ T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t c
 #endif /* MLLM_X86 */
 
 void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, int64_t r1,
-			     float *restrict out)
+                             float *restrict out)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
 		size_t rb = mllm__row_bytes(W->dtype, W->cols);
 		for (int64_t r = r0; r < r1; r++)
-			dequant_row_avx512(W->dtype, (const uint8_t *)W->data + (size_t)r * rb, W->cols,
-					   out + (r - r0) * W->cols);
+			dequant_row_avx512(W->dtype, (const uint8_t *)W->data + (size_t)r * rb,
+			                   W->cols, out + (r - r0) * W->cols);
 		return;
 	}
 #endif
@@ -594,14 +645,12 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
 
 bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t)
 {
-	return isa != MLLM__ISA_SCALAR &&
-	       (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0);
+	return isa != MLLM__ISA_SCALAR && (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0);
 }
 
-void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W,
-		       const float *restrict x, const mllm__block_qa *xq,
-		       int64_t n_tok, float *restrict y, int64_t ldy,
-		       int64_t r0, int64_t r1)
+void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
+                       const mllm__block_qa *xq, int64_t n_tok, float *restrict y, int64_t ldy,
+                       int64_t r0, int64_t r1)
 {
 	bool quant = W->dtype == MLLM_DTYPE_Q8_0 || W->dtype == MLLM_DTYPE_Q4_0;
 #ifdef MLLM_X86
@@ -649,7 +698,7 @@ T_AVX2 static inline __m256 exp256(__m256 x)
 {
 	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
 	__m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-				    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C1), x);
 	x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C2), x);
 	__m256 y = _mm256_set1_ps(EXP_P0);
@@ -659,8 +708,8 @@ T_AVX2 static inline __m256 exp256(__m256 x)
 	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P4));
 	y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(EXP_P5));
 	y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-	__m256i e = _mm256_slli_epi32(
-		_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+	__m256i e =
+	    _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
 	return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
@@ -668,7 +717,7 @@ T_AVX512 static inline __m512 exp512(__m512 x)
 {
 	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
 	__m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-					 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C1), x);
 	x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C2), x);
 	__m512 y = _mm512_set1_ps(EXP_P0);
@@ -709,7 +758,7 @@ T_AVX512 static void softmax_avx512(float *x, int64_t n)
 		_mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
 	if (tail)
 		_mm512_mask_storeu_ps(x + i, tail,
-				      _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
+		                      _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
 }
 
 T_AVX2 static void softmax_avx2(float *x, int64_t n)
@@ -741,7 +790,8 @@ T_AVX512 static void silu_mul_avx512(float *restrict g, const float *restrict u,
 	const __m512 one = _mm512_set1_ps(1.0f);
 	for (; i + 16 <= n; i += 16) {
 		__m512 x = _mm512_loadu_ps(g + i);
-		__m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+		__m512 s = _mm512_div_ps(
+		    x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 		_mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
 	}
 	for (; i < n; i++)
@@ -754,7 +804,8 @@ T_AVX2 static void silu_mul_avx2(float *restrict g, const float *restrict u, int
 	const __m256 one = _mm256_set1_ps(1.0f);
 	for (; i + 8 <= n; i += 8) {
 		__m256 x = _mm256_loadu_ps(g + i);
-		__m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+		__m256 s = _mm256_div_ps(
+		    x, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 		_mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
 	}
 	for (; i < n; i++)
@@ -773,7 +824,8 @@ T_AVX512 static float dot_f32_avx512(const float *restrict a, const float *restr
 		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
 	if (i < n) {
 		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+		                     _mm512_maskz_loadu_ps(m, b + i), s1);
 	}
 	return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
@@ -784,11 +836,12 @@ T_AVX512 static float dot_f16_avx512(const float *restrict a, const uint16_t *re
 	int64_t i = 0;
 	for (; i + 16 <= n; i += 16)
 		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i),
-				     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + i))), s0);
+		                     _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + i))),
+		                     s0);
 	if (i < n) {
 		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
 		s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
-				     _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + i)), s0);
+		                     _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, b + i)), s0);
 	}
 	return _mm512_reduce_add_ps(s0);
 }
@@ -798,25 +851,32 @@ T_AVX512 static void axpy_f32_avx512(float *restrict y, float a, const float *re
 	__m512 av = _mm512_set1_ps(a);
 	int64_t i = 0;
 	for (; i + 16 <= n; i += 16)
-		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+		_mm512_storeu_ps(
+		    y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
 	if (i < n) {
 		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i),
-								 _mm512_maskz_loadu_ps(m, y + i)));
+		_mm512_mask_storeu_ps(y + i, m,
+		                      _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i),
+		                                      _mm512_maskz_loadu_ps(m, y + i)));
 	}
 }
 
-T_AVX512 static void axpy_f16_avx512(float *restrict y, float a, const uint16_t *restrict x, int64_t n)
+T_AVX512 static void axpy_f16_avx512(float *restrict y, float a, const uint16_t *restrict x,
+                                     int64_t n)
 {
 	__m512 av = _mm512_set1_ps(a);
 	int64_t i = 0;
 	for (; i + 16 <= n; i += 16)
-		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
-							 _mm512_loadu_ps(y + i)));
+		_mm512_storeu_ps(
+		    y + i, _mm512_fmadd_ps(
+		               av, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+		               _mm512_loadu_ps(y + i)));
 	if (i < n) {
 		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-		_mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
-								 _mm512_maskz_loadu_ps(m, y + i)));
+		_mm512_mask_storeu_ps(
+		    y + i, m,
+		    _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
+		                    _mm512_maskz_loadu_ps(m, y + i)));
 	}
 }
 
@@ -837,8 +897,9 @@ T_AVX2 static float dot_f16_avx2(const float *restrict a, const uint16_t *restri
 	__m256 s0 = _mm256_setzero_ps();
 	int64_t i = 0;
 	for (; i + 8 <= n; i += 8)
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
-				     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), s0);
+		s0 =
+		    _mm256_fmadd_ps(_mm256_loadu_ps(a + i),
+		                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), s0);
 	float s = hsum256(s0);
 	for (; i < n; i++)
 		s += a[i] * mllm__f16_to_f32(b[i]);
@@ -850,7 +911,8 @@ T_AVX2 static void axpy_f32_avx2(float *restrict y, float a, const float *restri
 	__m256 av = _mm256_set1_ps(a);
 	int64_t i = 0;
 	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+		_mm256_storeu_ps(
+		    y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 	for (; i < n; i++)
 		y[i] += a * x[i];
 }
@@ -860,48 +922,121 @@ T_AVX2 static void axpy_f16_avx2(float *restrict y, float a, const uint16_t *res
 	__m256 av = _mm256_set1_ps(a);
 	int64_t i = 0;
 	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-							_mm256_loadu_ps(y + i)));
+		_mm256_storeu_ps(
+		    y + i,
+		    _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+		                    _mm256_loadu_ps(y + i)));
 	for (; i < n; i++)
 		y[i] += a * mllm__f16_to_f32(x[i]);
 }
-/* Attention over one KV block for a group of `rep` query heads sharing a KV
- * head, head_dim 64: each K/V row is loaded once for the whole group. The
- * group size is a compile-time constant in each copy, so the q vectors and
- * accumulators live in registers. */
-T_AVX512 static inline __m512 kv_load16(const void *p, bool f16, int i)
+/* Attention scores over a dimension-major K block: positions across the
+ * vector lanes, one FMA per (dimension, head); rep is a constant in each
+ * copy so the accumulators stay in registers. */
+T_AVX512 static inline __attribute__((always_inline)) void
+scores_avx512(int rep, int hd, const float *restrict q, const void *k, bool f16, int64_t kstride,
+              int ns, float scale, float *restrict w, int64_t ld)
 {
-	if (f16)
-		return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
-	return _mm512_loadu_ps((const float *)p + i);
+	for (int s0 = 0; s0 < ns; s0 += 16) {
+		int m = ns - s0 < 16 ? ns - s0 : 16;
+		__mmask16 mk = (__mmask16)((1u << m) - 1);
+		__m512 acc[8];
+		for (int r = 0; r < rep; r++)
+			acc[r] = _mm512_setzero_ps();
+		for (int d = 0; d < hd; d++) {
+			__m512 kv;
+			if (f16)
+				kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+				    mk, (const uint16_t *)k + (size_t)d * (size_t)kstride + s0));
+			else
+				kv = _mm512_maskz_loadu_ps(
+				    mk, (const float *)k + (size_t)d * (size_t)kstride + s0);
+			for (int r = 0; r < rep; r++)
+				acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * hd + d]), kv, acc[r]);
+		}
+		for (int r = 0; r < rep; r++)
+			_mm512_mask_storeu_ps(w + r * ld + s0, mk,
+			                      _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
+	}
 }
 
-T_AVX512 static inline __attribute__((always_inline)) void
-attn_scores64(int rep, const float *q, const void *k, bool f16, int64_t stride, int ns,
-	      float scale, float *sc, int64_t ld)
+T_AVX512 static void scores_avx512_any(int rep, int hd, const float *restrict q, const void *k,
+                                       bool f16, int64_t kstride, int ns, float scale,
+                                       float *restrict w, int64_t ld)
 {
-	__m512 qv[8][4];
-	size_t esz = f16 ? 2 : 4;
-	for (int r = 0; r < rep; r++)
-		for (int i = 0; i < 4; i++)
-			qv[r][i] = _mm512_loadu_ps(q + r * 64 + i * 16);
-	for (int s = 0; s < ns; s++) {
-		const void *kr = (const uint8_t *)k + (size_t)s * (size_t)stride * esz;
-		__m512 k0 = kv_load16(kr, f16, 0), k1 = kv_load16(kr, f16, 16);
-		__m512 k2 = kv_load16(kr, f16, 32), k3 = kv_load16(kr, f16, 48);
-		for (int r = 0; r < rep; r++) {
-			__m512 a = _mm512_mul_ps(qv[r][0], k0);
-			a = _mm512_fmadd_ps(qv[r][1], k1, a);
-			a = _mm512_fmadd_ps(qv[r][2], k2, a);
-			a = _mm512_fmadd_ps(qv[r][3], k3, a);
-			sc[r * ld + s] = _mm512_reduce_add_ps(a) * scale;
+	/* Groups of up to 8 heads; the common group sizes get their own copy. */
+	for (int r0 = 0; r0 < rep; r0 += 8) {
+		int n = rep - r0 < 8 ? rep - r0 : 8;
+		const float *qq = q + (size_t)r0 * (size_t)hd;
+		float *ww = w + (size_t)r0 * (size_t)ld;
+		switch (n) {
+		case 1:
+			scores_avx512(1, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 2:
+			scores_avx512(2, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 3:
+			scores_avx512(3, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 4:
+			scores_avx512(4, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 5:
+			scores_avx512(5, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		default:
+			scores_avx512(8, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
 		}
 	}
 }
 
-T_AVX512 static inline __attribute__((always_inline)) void
-attn_accum64(int rep, float *acc, const float *w, int64_t ld, const void *v, bool f16,
-	     int64_t stride, int ns)
+/* AVX2: 8 positions per vector, one head at a time (no masked f16 loads
+ * in AVX2: the tail of a block takes the scalar loop). */
+T_AVX2 static void scores_avx2(int rep, int hd, const float *restrict q, const void *k, bool f16,
+                               int64_t kstride, int ns, float scale, float *restrict w, int64_t ld)
+{
+	int s8 = ns & ~7;
+	for (int r = 0; r < rep; r++) {
+		const float *qr = q + (size_t)r * (size_t)hd;
+		for (int s0 = 0; s0 < s8; s0 += 8) {
+			__m256 acc = _mm256_setzero_ps();
+			for (int d = 0; d < hd; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)s0;
+				__m256 kv = f16 ? _mm256_cvtph_ps(_mm_loadu_si128(
+				                      (const __m128i *)((const uint16_t *)k + i)))
+				                : _mm256_loadu_ps((const float *)k + i);
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(qr[d]), kv, acc);
+			}
+			_mm256_storeu_ps(w + r * ld + s0,
+			                 _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+		}
+		for (int sl = s8; sl < ns; sl++) {
+			float acc = 0.0f;
+			for (int d = 0; d < hd; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)sl;
+				acc += qr[d] * (f16 ? mllm__f16_to_f32(((const uint16_t *)k)[i])
+				                    : ((const float *)k)[i]);
+			}
+			w[r * ld + sl] = acc * scale;
+		}
+	}
+}
+
+/* Weighted sum of V rows for a group of heads, head_dim 64: each V row is
+ * loaded once for the group, the accumulators live in registers. */
+T_AVX512 static inline __m512 kv_load16(const void *p, bool f16, int i)
+{
+	if (f16)
+		return _mm512_cvtph_ps(
+		    _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+	return _mm512_loadu_ps((const float *)p + i);
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void accum64(int rep, float *acc,
+                                                                   const float *w, int64_t ld,
+                                                                   const void *v, bool f16,
+                                                                   int64_t stride, int ns)
 {
 	__m512 av[8][4];
 	size_t esz = f16 ? 2 : 4;
@@ -925,61 +1060,88 @@ attn_accum64(int rep, float *acc, const float *w, int64_t ld, const void *v, boo
 			_mm512_storeu_ps(acc + r * 64 + i * 16, av[r][i]);
 }
 
-#define MLLM__ATTN_REP(R)                                                     \
-	case R:                                                               \
-		if (accum)                                                    \
-			attn_accum64(R, out, w, ld, kv, f16, stride, ns);     \
-		else                                                          \
-			attn_scores64(R, q, kv, f16, stride, ns, scale, w, ld); \
-		return true;
-
-T_AVX512 static bool attn_block64_avx512(bool accum, int rep, const float *q, float *out,
-					 float *w, int64_t ld, const void *kv, bool f16,
-					 int64_t stride, int ns, float scale)
+T_AVX512 static void accum64_any(int rep, float *out, const float *w, int64_t ld, const void *v,
+                                 bool f16, int64_t stride, int ns)
 {
-	switch (rep) {
-		MLLM__ATTN_REP(1)
-		MLLM__ATTN_REP(2)
-		MLLM__ATTN_REP(3)
-		MLLM__ATTN_REP(4)
-		MLLM__ATTN_REP(5)
-		MLLM__ATTN_REP(6)
-		MLLM__ATTN_REP(8)
-	default:
-		return false;
+	for (int r0 = 0; r0 < rep; r0 += 4) {
+		int n = rep - r0 < 4 ? rep - r0 : 4;
+		float *oo = out + (size_t)r0 * 64;
+		const float *ww = w + (size_t)r0 * (size_t)ld;
+		switch (n) {
+		case 1:
+			accum64(1, oo, ww, ld, v, f16, stride, ns);
+			break;
+		case 2:
+			accum64(2, oo, ww, ld, v, f16, stride, ns);
+			break;
+		case 3:
+			accum64(3, oo, ww, ld, v, f16, stride, ns);
+			break;
+		default:
+			accum64(4, oo, ww, ld, v, f16, stride, ns);
+			break;
+		}
 	}
 }
 
 #endif /* MLLM_X86 */
 
-bool mllm__attn_block(mllm__isa isa, bool accum, int rep, int head_dim, const float *q,
-		      float *out, float *w, int64_t ld, const void *kv, bool f16,
-		      int64_t stride, int ns, float scale)
+void mllm__attn_scores(mllm__isa isa, int rep, int head_dim, const float *restrict q, const void *k,
+                       bool f16, int64_t kstride, int ns, float scale, float *restrict w,
+                       int64_t ld)
 {
 #ifdef MLLM_X86
-	if (isa == MLLM__ISA_AVX512 && head_dim == 64)
-		return attn_block64_avx512(accum, rep, q, out, w, ld, kv, f16, stride, ns, scale);
+	if (isa == MLLM__ISA_AVX512) {
+		scores_avx512_any(rep, head_dim, q, k, f16, kstride, ns, scale, w, ld);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		scores_avx2(rep, head_dim, q, k, f16, kstride, ns, scale, w, ld);
+		return;
+	}
 #endif
 	(void)isa;
-	(void)accum;
-	(void)rep;
-	(void)head_dim;
-	(void)q;
-	(void)out;
-	(void)w;
-	(void)ld;
-	(void)kv;
-	(void)f16;
-	(void)stride;
-	(void)ns;
-	(void)scale;
-	return false;
+	for (int r = 0; r < rep; r++)
+		for (int s = 0; s < ns; s++) {
+			float acc = 0.0f;
+			for (int d = 0; d < head_dim; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)s;
+				float kv = f16 ? mllm__f16_to_f32(((const uint16_t *)k)[i])
+				               : ((const float *)k)[i];
+				acc += q[r * head_dim + d] * kv;
+			}
+			w[r * ld + s] = acc * scale;
+		}
+}
+
+void mllm__attn_accum(mllm__isa isa, int rep, int head_dim, float *restrict out,
+                      const float *restrict w, int64_t ld, const void *v, bool f16, int64_t vstride,
+                      int ns)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && head_dim == 64) {
+		accum64_any(rep, out, w, ld, v, f16, vstride, ns);
+		return;
+	}
+#endif
+	size_t esz = f16 ? 2 : 4;
+	for (int s = 0; s < ns; s++) {
+		const void *vr = (const uint8_t *)v + (size_t)s * (size_t)vstride * esz;
+		for (int r = 0; r < rep; r++) {
+			if (f16)
+				mllm__axpy_f16(isa, out + r * head_dim, w[r * ld + s], vr,
+				               head_dim);
+			else
+				mllm__axpy_f32(isa, out + r * head_dim, w[r * ld + s], vr,
+				               head_dim);
+		}
+	}
 }
 
 /* ---- Vector kernels: dispatch and references ----------------------------- */
 
-void mllm__rmsnorm(mllm__isa isa, float *out, const float *x,
-		   const float *restrict w, int64_t n, float eps)
+void mllm__rmsnorm(mllm__isa isa, float *out, const float *x, const float *restrict w, int64_t n,
+                   float eps)
 {
 	/* The sum of squares in double: n is small (<= a few thousand) and it
 	 * keeps the norm independent of the summation order. */
@@ -992,8 +1154,8 @@ void mllm__rmsnorm(mllm__isa isa, float *out, const float *x,
 		out[i] = x[i] * scale * w[i];
 }
 
-void mllm__rope(float *restrict v, int n_heads, int head_dim,
-		const float *restrict cs, bool interleaved)
+void mllm__rope(float *restrict v, int n_heads, int head_dim, const float *restrict cs,
+                bool interleaved)
 {
 	int half = head_dim / 2;
 	const float *c = cs, *s = cs + half;
@@ -1041,8 +1203,7 @@ void mllm__softmax(mllm__isa isa, float *x, int64_t n)
 		x[i] *= inv;
 }
 
-void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u,
-		    int64_t n)
+void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u, int64_t n)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
@@ -1059,8 +1220,7 @@ void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u,
 		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-float mllm__dot_f32(mllm__isa isa, const float *restrict a,
-		    const float *restrict b, int64_t n)
+float mllm__dot_f32(mllm__isa isa, const float *restrict a, const float *restrict b, int64_t n)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512)
@@ -1075,8 +1235,7 @@ float mllm__dot_f32(mllm__isa isa, const float *restrict a,
 	return s;
 }
 
-float mllm__dot_f16(mllm__isa isa, const float *restrict a,
-		    const uint16_t *restrict b, int64_t n)
+float mllm__dot_f16(mllm__isa isa, const float *restrict a, const uint16_t *restrict b, int64_t n)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512)
@@ -1091,8 +1250,7 @@ float mllm__dot_f16(mllm__isa isa, const float *restrict a,
 	return s;
 }
 
-void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a,
-		    const float *restrict x, int64_t n)
+void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a, const float *restrict x, int64_t n)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
@@ -1109,8 +1267,8 @@ void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a,
 		y[i] += a * x[i];
 }
 
-void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a,
-		    const uint16_t *restrict x, int64_t n)
+void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a, const uint16_t *restrict x,
+                    int64_t n)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
@@ -1127,8 +1285,7 @@ void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a,
 		y[i] += a * mllm__f16_to_f32(x[i]);
 }
 
-void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out,
-			  int64_t n)
+void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64_t n)
 {
 	for (int64_t i = 0; i < n; i++)
 		out[i] = mllm__f32_to_f16(x[i]);

@@ -34,6 +34,8 @@ const mllm__cpu_caps *mllm__cpu_caps_get(void);
 /* The best tier this CPU runs, or SCALAR under MLLM_REF_KERNELS=1. */
 mllm__isa mllm__cpu_isa(void);
 const char *mllm__isa_name(mllm__isa isa);
+/* Physical cores of the online CPUs (SMT siblings counted once), >= 1. */
+int mllm__cpu_physical_cores(void);
 
 /* OpenBLAS, loaded with dlopen() on first use so that OPENBLAS_CORETYPE can
  * be chosen for this CPU before the library initialises (Debian's 0.3.21
@@ -45,8 +47,8 @@ bool mllm__blas_init(void);
 const char *mllm__blas_corename(void); /* "none" without BLAS */
 /* C[M, N] = A[M, K] · B[N, K]ᵀ (row-major, leading dimensions given).
  * Requires mllm__blas_init() == true. */
-void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda,
-		    const float *B, int ldb, float *C, int ldc);
+void mllm__sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc);
 
 /* ---- Scalar conversions ------------------------------------------------ */
 
@@ -110,15 +112,15 @@ static inline float mllm__bf16_to_f32(uint16_t h)
 #define MLLM__QK 32
 
 typedef struct {
-	uint16_t d;        /* f16 scale */
-	int8_t qs[32];     /* w = d * q */
-} mllm__block_q8_0;        /* 34 bytes */
+	uint16_t d;    /* f16 scale */
+	int8_t qs[32]; /* w = d * q */
+} mllm__block_q8_0;    /* 34 bytes */
 
 typedef struct {
-	uint16_t d;        /* f16 scale */
-	uint8_t qs[16];    /* low nibble: element j, high: element j + 16;
-			    * w = d * (q - 8) */
-} mllm__block_q4_0;        /* 18 bytes */
+	uint16_t d;     /* f16 scale */
+	uint8_t qs[16]; /* low nibble: element j, high: element j + 16;
+	                 * w = d * (q - 8) */
+} mllm__block_q4_0;     /* 18 bytes */
 
 /* A quantized activation block (our own, not a file format): 16-bit, so
  * that activation rounding (~1.5e-5 relative) stays far below the weights'
@@ -127,28 +129,26 @@ typedef struct {
 typedef struct {
 	float d;
 	int16_t qs[32];
-} mllm__block_qa;          /* 68 bytes */
+} mllm__block_qa; /* 68 bytes */
 
 /* Bytes of one tensor row of `cols` elements in dtype (cols % 32 == 0 for
  * the quantized types). */
 size_t mllm__row_bytes(mllm_dtype t, int64_t cols);
 
 /* Quantizes n floats (n % 32 == 0) to Q8_0, the GGUF definition. */
-void mllm__quantize_q8_0(const float *restrict x, int64_t n,
-			 mllm__block_q8_0 *restrict out);
+void mllm__quantize_q8_0(const float *restrict x, int64_t n, mllm__block_q8_0 *restrict out);
 /* Activation rows for the quantized matmuls (16-bit): x [n_tok, cols] ->
  * out [n_tok, cols / 32] blocks. */
-void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok,
-			int64_t cols, mllm__block_qa *restrict out);
+void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                       mllm__block_qa *restrict out);
 
 /* Rows [r0, r1) of W dequantized to f32: out [r1 - r0, cols]. */
-void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1,
-			float *restrict out);
+void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *restrict out);
 
 /* The same, vectorized where isa allows (identical results: conversions
  * are exact). */
-void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0,
-			     int64_t r1, float *restrict out);
+void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, int64_t r1,
+                             float *restrict out);
 
 /* ---- Matrix products --------------------------------------------------- */
 
@@ -158,10 +158,9 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0,
  * by mllm__quantize_qa() (xq may be NULL for the scalar path, which uses x
  * with dequantized weights, exactly like the golden reference).
  * Called on disjoint row ranges from several threads at once. */
-void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W,
-		       const float *restrict x, const mllm__block_qa *xq,
-		       int64_t n_tok, float *restrict y, int64_t ldy,
-		       int64_t r0, int64_t r1);
+void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
+                       const mllm__block_qa *xq, int64_t n_tok, float *restrict y, int64_t ldy,
+                       int64_t r0, int64_t r1);
 
 /* Whether the SIMD path of isa wants quantized activations for W. */
 bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t);
@@ -169,56 +168,54 @@ bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t);
 /* ---- Vector kernels ---------------------------------------------------- */
 
 /* out[n] = x[n] / rms(x) * w[n]; out may alias x. */
-void mllm__rmsnorm(mllm__isa isa, float *out, const float *x,
-		   const float *restrict w, int64_t n, float eps);
+void mllm__rmsnorm(mllm__isa isa, float *out, const float *x, const float *restrict w, int64_t n,
+                   float eps);
 
 /* Rotates n_heads vectors of head_dim in v[n_heads * head_dim] by the
  * angles whose cos/sin are cs[head_dim] (cos of pair i at cs[i], sin at
  * cs[head_dim / 2 + i]). interleaved: pairs (2i, 2i+1); else (i, i + d/2). */
-void mllm__rope(float *restrict v, int n_heads, int head_dim,
-		const float *restrict cs, bool interleaved);
+void mllm__rope(float *restrict v, int n_heads, int head_dim, const float *restrict cs,
+                bool interleaved);
 
 /* In place: x = softmax(x). */
 void mllm__softmax(mllm__isa isa, float *x, int64_t n);
 /* g[n] = silu(g) * u */
-void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u,
-		    int64_t n);
+void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u, int64_t n);
 
-float mllm__dot_f32(mllm__isa isa, const float *restrict a,
-		    const float *restrict b, int64_t n);
+float mllm__dot_f32(mllm__isa isa, const float *restrict a, const float *restrict b, int64_t n);
 /* a f32, b f16 */
-float mllm__dot_f16(mllm__isa isa, const float *restrict a,
-		    const uint16_t *restrict b, int64_t n);
+float mllm__dot_f16(mllm__isa isa, const float *restrict a, const uint16_t *restrict b, int64_t n);
 /* y += a * x */
-void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a,
-		    const float *restrict x, int64_t n);
-void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a,
-		    const uint16_t *restrict x, int64_t n);
-/* Attention over one KV block for the `rep` query heads of one KV head.
- * kv: the first of ns token slots of K or V for that head, slots `stride`
- * elements apart (f32 or f16). Scores pass (accum false): w[r * ld + s] =
- * scale * q[r] · K[s] for r < rep, s < ns; q: [rep, head_dim]. Accumulate
- * pass (accum true): out[r] += sum_s w[r * ld + s] * V[s]; out: [rep,
- * head_dim]. Returns false (nothing done) where no fast path exists for
- * this isa / head_dim / rep: the caller then uses dot / axpy. */
-bool mllm__attn_block(mllm__isa isa, bool accum, int rep, int head_dim,
-		      const float *q, float *out, float *w, int64_t ld,
-		      const void *kv, bool f16, int64_t stride, int ns,
-		      float scale);
+void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a, const float *restrict x, int64_t n);
+void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a, const uint16_t *restrict x,
+                    int64_t n);
+/* Attention scores over one KV block for the `rep` query heads sharing a KV
+ * head: w[r * ld + s] = scale * sum_d q[r * head_dim + d] * K[d * kstride + s]
+ * for r < rep, s < ns. K is dimension-major (the cache layout below): one
+ * vector load gives one dimension of consecutive positions, so there is no
+ * horizontal reduction. f16: K stored as f16. */
+void mllm__attn_scores(mllm__isa isa, int rep, int head_dim, const float *restrict q, const void *k,
+                       bool f16, int64_t kstride, int ns, float scale, float *restrict w,
+                       int64_t ld);
+/* out[r * head_dim + :] += sum_s w[r * ld + s] * V[s * vstride + :] for r <
+ * rep, s < ns (V row-major, f32 or f16). */
+void mllm__attn_accum(mllm__isa isa, int rep, int head_dim, float *restrict out,
+                      const float *restrict w, int64_t ld, const void *v, bool f16, int64_t vstride,
+                      int ns);
 
 /* x f32 -> f16 (round to nearest even) */
-void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out,
-			  int64_t n);
-
-#endif
+void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64_t n);
 
 /* ---- KV storage layout (kv.c), read by the forward pass ----------------- */
 
-/* A block holds, for each layer run r and for K (0) then V (1), block_size
- * token slots of kv_dim = n_head_kv * head_dim values (f32 or f16):
- * [runs][2][block_size][kv_dim]. */
+/* A block holds, for each layer run r, K then V of block_size tokens with
+ * kv_dim = n_head_kv * head_dim channels each, f32 or f16:
+ *   K: [kv_dim][block_size]  (dimension-major: attention scores read one
+ *                             channel of 16 consecutive positions at once)
+ *   V: [block_size][kv_dim]  (token-major: the weighted sum reads rows)
+ * i.e. [runs][2][...] with both halves block_size * kv_dim elements. */
 typedef struct {
-	uint8_t *base;      /* [n_blocks * block_bytes] */
+	uint8_t *base; /* [n_blocks * block_bytes] */
 	size_t block_bytes;
 	int64_t n_blocks;
 	int32_t block_size;
@@ -229,15 +226,22 @@ typedef struct {
 
 const mllm__kv_layout *mllm__kv_layout_get(const mllm_kv *kv);
 
-/* Start of token slot `slot` of K (which = 0) or V (1) for run `run`. */
-static inline void *mllm__kv_slot(const mllm__kv_layout *L, int32_t block,
-				  int32_t run, int which, int32_t slot)
+/* K (which = 0) or V (1) area of run `run` in a block (layouts above). */
+static inline void *mllm__kv_area(const mllm__kv_layout *L, int32_t block, int32_t run, int which)
 {
 	size_t esz = L->f16 ? 2 : 4;
-	size_t off = (size_t)block * L->block_bytes +
-		     ((((size_t)run * 2 + (size_t)which) * (size_t)L->block_size +
-		       (size_t)slot) * (size_t)L->kv_dim) * esz;
-	return L->base + off;
+	size_t half = (size_t)L->block_size * (size_t)L->kv_dim * esz;
+	return L->base + (size_t)block * L->block_bytes + ((size_t)run * 2 + (size_t)which) * half;
+}
+
+/* The element of token slot `slot`, channel j, of K (0) or V (1). */
+static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32_t run, int which,
+                                  int32_t slot, int32_t j)
+{
+	size_t esz = L->f16 ? 2 : 4;
+	size_t i = which == 0 ? (size_t)j * (size_t)L->block_size + (size_t)slot
+	                      : (size_t)slot * (size_t)L->kv_dim + (size_t)j;
+	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
 }
 
 /* Layer runs of a model: 2 x n_layer with layer sharing. */
@@ -245,3 +249,5 @@ static inline int32_t mllm__model_runs(const mllm_hparams *hp)
 {
 	return hp->layer_sharing ? 2 * hp->n_layer : hp->n_layer;
 }
+
+#endif

@@ -4,8 +4,9 @@
  *
  * A block stores K and V for block_size tokens of every layer run, sized
  * for grouped-query attention (n_head_kv x head_dim per token and run), as
- * f32 or f16. The pool is allocated once at create; alloc/ref/unref are O(1)
- * and never allocate. Accounting is exact: n_free + blocks with refcount > 0
+ * f32 or f16; K channel-major, V token-major (kernels.h). The pool is allocated once at create;
+ * alloc/ref/unref are O(1) and never allocate. Accounting is exact: n_free + blocks with refcount >
+ * 0
  * == n_blocks at all times, which the tests check.
  */
 #include "kernels.h"
@@ -15,7 +16,7 @@
 
 struct mllm_kv {
 	mllm__kv_layout L;
-	int32_t *refcount; /* [n_blocks] */
+	int32_t *refcount;  /* [n_blocks] */
 	int32_t *free_list; /* [n_blocks] stack of free block ids */
 	int64_t n_free;
 };
@@ -51,7 +52,7 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	kv->free_list = mllm_try_malloc((size_t)nb * sizeof(int32_t));
 	if (!kv->L.base || !kv->refcount || !kv->free_list) {
 		MLLM_LOG(MLLM_LOG_ERROR, "kv: cannot allocate %lld blocks (%zu bytes)",
-			 (long long)nb, total);
+		         (long long)nb, total);
 		mllm_kv_free(kv);
 		return MLLM_ENOMEM;
 	}
@@ -66,7 +67,7 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 		kv->free_list[i] = (int32_t)(nb - 1 - i);
 	kv->n_free = nb;
 	MLLM_LOG(MLLM_LOG_INFO, "kv cache: %lld blocks x %d tokens, %zu bytes/block, %s, %.1f MiB",
-		 (long long)nb, bs, bb, p->f16 ? "f16" : "f32", (double)total / 1048576.0);
+	         (long long)nb, bs, bb, p->f16 ? "f16" : "f32", (double)total / 1048576.0);
 	*out = kv;
 	return 0;
 }
@@ -147,8 +148,16 @@ void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src, int32_t n_tokens)
 	MLLM_ASSERT(n_tokens >= 0 && n_tokens <= L->block_size);
 	if (dst == src || n_tokens == 0)
 		return;
-	size_t n = (size_t)n_tokens * (size_t)L->kv_dim * (L->f16 ? 2 : 4);
-	for (int32_t r = 0; r < L->runs; r++)
-		for (int w = 0; w < 2; w++)
-			memcpy(mllm__kv_slot(L, dst, r, w, 0), mllm__kv_slot(L, src, r, w, 0), n);
+	size_t esz = L->f16 ? 2 : 4;
+	for (int32_t r = 0; r < L->runs; r++) {
+		/* K is channel-major: the first n_tokens of every channel row. */
+		uint8_t *kd = mllm__kv_area(L, dst, r, 0);
+		const uint8_t *ks = mllm__kv_area(L, src, r, 0);
+		size_t row = (size_t)L->block_size * esz;
+		for (int32_t j = 0; j < L->kv_dim; j++)
+			memcpy(kd + (size_t)j * row, ks + (size_t)j * row, (size_t)n_tokens * esz);
+		/* V is token-major: one contiguous run. */
+		memcpy(mllm__kv_area(L, dst, r, 1), mllm__kv_area(L, src, r, 1),
+		       (size_t)n_tokens * (size_t)L->kv_dim * esz);
+	}
 }

@@ -144,8 +144,8 @@ int mllm__pool_size(const mllm__pool *p)
 	return p ? p->n_threads : 1;
 }
 
-void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align,
-			mllm__pool_fn fn, void *arg)
+void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, mllm__pool_fn fn,
+                        void *arg)
 {
 	if (n <= 0)
 		return;

@@ -27,7 +27,7 @@ int mllm__pool_size(const mllm__pool *p);
  * runs serially on the caller, since waking workers costs more than the
  * work. Ranges are multiples of `align` items (except the last), so that
  * kernels working on groups of rows keep their grouping. */
-void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align,
-			mllm__pool_fn fn, void *arg);
+void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, mllm__pool_fn fn,
+                        void *arg);
 
 #endif

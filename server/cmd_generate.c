@@ -20,28 +20,27 @@
 #include "log.h"
 #include "mllm.h"
 
-#define PREFILL_CHUNK 512
+#define PREFILL_CHUNK  512
 #define MAX_PROMPT_IDS 65536
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mobilellmd generate --model PATH [--prompt TEXT | --prompt-ids 1,2,3]\n"
-		"                           [--max-tokens N] [--temperature T] [--seed S]\n"
-		"                           [--threads N] [--convert q8_0|q4_0|f16|f32]\n"
-		"                           [--kv-f16] [--json] [--log-level LEVEL]\n"
-		"\n"
-		"  --model PATH      snapshot directory (safetensors or pytorch_model.bin)\n"
-		"                    or a .gguf file\n"
-		"  --prompt TEXT     tokenized, with BOS as the tokenizer config says\n"
-		"  --prompt-ids L    comma-separated ids, used as given (include BOS)\n"
-		"  --max-tokens N    tokens to generate (default 64); stops at EOS\n"
-		"  --temperature T   0 = greedy (default 0)\n"
-		"  --seed S          sampling seed (default 0)\n"
-		"  --threads N       worker threads (default: all cores)\n"
-		"  --convert TYPE    re-encode the weights at load\n"
-		"  --kv-f16          store the KV cache as f16\n"
-		"  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\"}\n");
+	fprintf(f, "usage: mobilellmd generate --model PATH [--prompt TEXT | --prompt-ids 1,2,3]\n"
+	           "                           [--max-tokens N] [--temperature T] [--seed S]\n"
+	           "                           [--threads N] [--convert q8_0|q4_0|f16|f32]\n"
+	           "                           [--kv-f16] [--json] [--log-level LEVEL]\n"
+	           "\n"
+	           "  --model PATH      snapshot directory (safetensors or pytorch_model.bin)\n"
+	           "                    or a .gguf file\n"
+	           "  --prompt TEXT     tokenized, with BOS as the tokenizer config says\n"
+	           "  --prompt-ids L    comma-separated ids, used as given (include BOS)\n"
+	           "  --max-tokens N    tokens to generate (default 64); stops at EOS\n"
+	           "  --temperature T   0 = greedy (default 0)\n"
+	           "  --seed S          sampling seed (default 0)\n"
+	           "  --threads N       worker threads (default: all cores)\n"
+	           "  --convert TYPE    re-encode the weights at load\n"
+	           "  --kv-f16          store the KV cache as f16\n"
+	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\"}\n");
 }
 
 /* splitmix64: the CLI's sampler needs nothing better. */
@@ -104,9 +103,11 @@ static int parse_dtype(const char *s, mllm_dtype *out)
 	static const struct {
 		const char *name;
 		mllm_dtype t;
-	} map[] = { { "f32", MLLM_DTYPE_F32 },   { "f16", MLLM_DTYPE_F16 },
-		    { "bf16", MLLM_DTYPE_BF16 }, { "q8_0", MLLM_DTYPE_Q8_0 },
-		    { "q4_0", MLLM_DTYPE_Q4_0 } };
+	} map[] = {{"f32", MLLM_DTYPE_F32},
+	           {"f16", MLLM_DTYPE_F16},
+	           {"bf16", MLLM_DTYPE_BF16},
+	           {"q8_0", MLLM_DTYPE_Q8_0},
+	           {"q4_0", MLLM_DTYPE_Q4_0}};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (strcasecmp(s, map[i].name) == 0) {
 			*out = map[i].t;
@@ -179,7 +180,7 @@ int srv_cmd_generate(int argc, char **argv)
 			return 2;
 		}
 		continue;
-bad_value:
+	bad_value:
 		fprintf(stderr, "generate: bad value for %s: '%s'\n", a, v);
 		return 2;
 	}
@@ -228,11 +229,11 @@ bad_value:
 	} else {
 		if (!tok) {
 			fprintf(stderr, "generate: %s has no tokenizer; use --prompt-ids\n",
-				model_path);
+			        model_path);
 			goto out;
 		}
 		rc = mllm_tokenizer_encode(tok, prompt, strlen(prompt), mllm_tokenizer_add_bos(tok),
-					   ids, cap, &n_prompt);
+		                           ids, cap, &n_prompt);
 		if (rc) {
 			fprintf(stderr, "generate: tokenizing the prompt: %s\n", mllm_strerror(rc));
 			goto out;
@@ -241,25 +242,25 @@ bad_value:
 	for (size_t i = 0; i < n_prompt; i++)
 		if (ids[i] >= V) {
 			fprintf(stderr, "generate: prompt id %d is outside the vocabulary (%d)\n",
-				ids[i], V);
+			        ids[i], V);
 			ret = 2;
 			goto out;
 		}
 	if (n_prompt == 0 || (long)n_prompt > n_ctx) {
 		fprintf(stderr, "generate: the prompt has %zu tokens; the context holds %d\n",
-			n_prompt, n_ctx);
+		        n_prompt, n_ctx);
 		ret = 2;
 		goto out;
 	}
 	if ((long)n_prompt + max_tokens > n_ctx) {
 		max_tokens = n_ctx - (long)n_prompt;
-		fprintf(stderr, "generate: max-tokens cut to %ld by the context (%d)\n",
-			max_tokens, n_ctx);
+		fprintf(stderr, "generate: max-tokens cut to %ld by the context (%d)\n", max_tokens,
+		        n_ctx);
 	}
 
 	/* 2. Cache and context, sized for this one sequence. */
 	int32_t total = (int32_t)n_prompt + (int32_t)max_tokens;
-	mllm_kv_params kp = { .block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16 };
+	mllm_kv_params kp = {.block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16};
 	int32_t n_batch = (int32_t)n_prompt < PREFILL_CHUNK ? (int32_t)n_prompt : PREFILL_CHUNK;
 	if ((rc = mllm_kv_create(m, &kp, &kv)) ||
 	    (rc = mllm_ctx_create(m, kv, n_batch, (int)threads, &ctx))) {
@@ -274,17 +275,23 @@ bad_value:
 	want = xcalloc((size_t)n_batch, sizeof(bool));
 	logits = xmallocarray((size_t)V, sizeof(float));
 	logprobs = xmallocarray((size_t)max_tokens + 1, sizeof(float));
-	const int32_t *tables[1] = { table };
+	const int32_t *tables[1] = {table};
 
 	/* 3. Prefill in chunks; logits only for the prompt's last token. */
 	for (size_t p0 = 0; p0 < n_prompt; p0 += (size_t)n_batch) {
-		int32_t n = (int32_t)(n_prompt - p0 < (size_t)n_batch ? n_prompt - p0 : (size_t)n_batch);
+		int32_t n =
+		    (int32_t)(n_prompt - p0 < (size_t)n_batch ? n_prompt - p0 : (size_t)n_batch);
 		for (int32_t i = 0; i < n; i++) {
 			pos[i] = (int32_t)p0 + i;
 			want[i] = p0 + (size_t)i == n_prompt - 1;
 		}
-		mllm_batch b = { .n_tokens = n, .token = ids + p0, .pos = pos, .seq = seqv,
-				 .logits = want, .n_seqs = 1, .block_table = tables };
+		mllm_batch b = {.n_tokens = n,
+		                .token = ids + p0,
+		                .pos = pos,
+		                .seq = seqv,
+		                .logits = want,
+		                .n_seqs = 1,
+		                .block_table = tables};
 		if ((rc = mllm_forward(ctx, &b, logits))) {
 			fprintf(stderr, "generate: forward: %s\n", mllm_strerror(rc));
 			goto out;
@@ -319,9 +326,13 @@ bad_value:
 			break;
 		int32_t p = (int32_t)n_prompt + (int32_t)n_gen - 1;
 		bool yes = true;
-		mllm_batch b = { .n_tokens = 1, .token = &ids[n_prompt + (size_t)n_gen - 1],
-				 .pos = &p, .seq = seqv, .logits = &yes, .n_seqs = 1,
-				 .block_table = tables };
+		mllm_batch b = {.n_tokens = 1,
+		                .token = &ids[n_prompt + (size_t)n_gen - 1],
+		                .pos = &p,
+		                .seq = seqv,
+		                .logits = &yes,
+		                .n_seqs = 1,
+		                .block_table = tables};
 		if ((rc = mllm_forward(ctx, &b, logits))) {
 			fprintf(stderr, "generate: forward: %s\n", mllm_strerror(rc));
 			goto out;
@@ -339,7 +350,8 @@ bad_value:
 
 	/* 5. Output. */
 	if (json) {
-		json_t *o = json_object(), *pi = json_array(), *gi = json_array(), *lpa = json_array();
+		json_t *o = json_object(), *pi = json_array(), *gi = json_array(),
+		       *lpa = json_array();
 		for (size_t i = 0; i < n_prompt; i++)
 			json_array_append_new(pi, json_integer(ids[i]));
 		for (long i = 0; i < n_gen; i++) {

@@ -67,12 +67,12 @@ START_TEST(test_quantize_q8_0)
 	mllm__block_q8_0 q[2];
 	mllm__quantize_q8_0(x, 64, q);
 	ck_assert_int_eq(q[0].qs[5], -127);
-	mllm__tensor t = { MLLM_DTYPE_Q8_0, 1, 64, q };
+	mllm__tensor t = {MLLM_DTYPE_Q8_0, 1, 64, q};
 	mllm__dequant_rows(&t, 0, 1, y);
 	for (int i = 0; i < 64; i++) {
 		float d = mllm__f16_to_f32(q[i / 32].d);
-		ck_assert_msg(fabsf(x[i] - y[i]) <= 0.5f * d * 1.01f + 1e-6f,
-			      "elem %d: %f vs %f", i, x[i], y[i]);
+		ck_assert_msg(fabsf(x[i] - y[i]) <= 0.5f * d * 1.01f + 1e-6f, "elem %d: %f vs %f",
+		              i, x[i], y[i]);
 	}
 	ck_assert_uint_eq(mllm__row_bytes(MLLM_DTYPE_Q8_0, 64), 68);
 	ck_assert_uint_eq(mllm__row_bytes(MLLM_DTYPE_Q4_0, 64), 36);
@@ -112,7 +112,11 @@ static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
 			for (int64_t k = 0; k < cols / 32; k++) {
 				b[k].d = mllm__f32_to_f16(0.05f);
 				for (int j = 0; j < 16; j++)
-					b[k].qs[j] = (uint8_t)((rng_state = rng_state * 6364136223846793005ull + 1) >> 56);
+					b[k].qs[j] =
+					    (uint8_t)((rng_state =
+					                   rng_state * 6364136223846793005ull +
+					                   1) >>
+					              56);
 			}
 			break;
 		}
@@ -120,7 +124,7 @@ static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
 			break;
 		}
 	}
-	mllm__tensor tt = { t, rows, cols, buf };
+	mllm__tensor tt = {t, rows, cols, buf};
 	mllm__dequant_rows(&tt, 0, rows, w);
 	return buf;
 }
@@ -135,7 +139,18 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 	fill(w, (size_t)(rows * cols), 0.5f);
 	fill(x, (size_t)(n_tok * cols), 1.0f);
 	void *buf = make_weight(t, w, rows, cols);
-	mllm__tensor W = { t, rows, cols, buf };
+	mllm__tensor W = {t, rows, cols, buf};
+
+	/* Vectorized dequantization (the sgemm panels) is exact. */
+	float *dq = xmalloc((size_t)(rows * cols) * sizeof(float));
+	mllm__isa all[2];
+	for (int i = 0, ni = tiers(all); i < ni; i++) {
+		mllm__dequant_rows_fast(all[i], &W, 1, rows, dq);
+		ck_assert_msg(memcmp(dq, w + cols, (size_t)((rows - 1) * cols) * sizeof(float)) ==
+		                  0,
+		              "dequant %s %s", mllm__isa_name(all[i]), mllm_dtype_name(t));
+	}
+	free(dq);
 
 	/* The reference, checked against a double-precision dot. */
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
@@ -145,7 +160,7 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 			for (int64_t c = 0; c < cols; c++)
 				s += (double)w[r * cols + c] * x[k * cols + c];
 			ck_assert_msg(fabs(s - ref[k * rows + r]) <= 1e-4 * (1.0 + fabs(s)),
-				      "scalar %s row %lld", mllm_dtype_name(t), (long long)r);
+			              "scalar %s row %lld", mllm_dtype_name(t), (long long)r);
 		}
 
 	mllm__isa isas[2];
@@ -162,9 +177,9 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 			/* 16-bit activations: relative error ~1e-4 at most */
 			double tol = q ? 1e-3 * (1.0 + fabs(ref[k])) : 1e-4 * (1.0 + fabs(ref[k]));
 			ck_assert_msg(fabs(got[k] - ref[k]) <= tol,
-				      "%s %s [%lld]: %f vs %f (cols %lld)", mllm__isa_name(isas[i]),
-				      mllm_dtype_name(t), (long long)k, got[k], ref[k],
-				      (long long)cols);
+			              "%s %s [%lld]: %f vs %f (cols %lld)", mllm__isa_name(isas[i]),
+			              mllm_dtype_name(t), (long long)k, got[k], ref[k],
+			              (long long)cols);
 		}
 	}
 	free(w);
@@ -177,10 +192,10 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 
 START_TEST(test_matmul_float)
 {
-	mllm_dtype ts[] = { MLLM_DTYPE_F32, MLLM_DTYPE_F16, MLLM_DTYPE_BF16 };
+	mllm_dtype ts[] = {MLLM_DTYPE_F32, MLLM_DTYPE_F16, MLLM_DTYPE_BF16};
 	/* Column counts with every tail length, row counts not a multiple of
 	 * the kernels' row groups, 1 and several tokens. */
-	int64_t cols[] = { 8, 64, 172, 576, 37 };
+	int64_t cols[] = {8, 64, 172, 576, 37};
 	for (size_t i = 0; i < 3; i++)
 		for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
 			check_matmul(ts[i], 7, cols[c], 1);
@@ -211,9 +226,11 @@ START_TEST(test_vector_kernels)
 	for (int i = 0; i < ni; i++) {
 		for (int n = 1; n <= 203; n += 13) {
 			float r = mllm__dot_f32(MLLM__ISA_SCALAR, a, b, n);
-			ck_assert(fabsf(mllm__dot_f32(isas[i], a, b, n) - r) <= 1e-4f * (1 + fabsf(r)));
+			ck_assert(fabsf(mllm__dot_f32(isas[i], a, b, n) - r) <=
+			          1e-4f * (1 + fabsf(r)));
 			r = mllm__dot_f16(MLLM__ISA_SCALAR, a, bh, n);
-			ck_assert(fabsf(mllm__dot_f16(isas[i], a, bh, n) - r) <= 1e-4f * (1 + fabsf(r)));
+			ck_assert(fabsf(mllm__dot_f16(isas[i], a, bh, n) - r) <=
+			          1e-4f * (1 + fabsf(r)));
 			memcpy(y0, b, sizeof b);
 			memcpy(y1, b, sizeof b);
 			mllm__axpy_f32(MLLM__ISA_SCALAR, y0, 0.37f, a, n);
@@ -230,8 +247,8 @@ START_TEST(test_vector_kernels)
 			double s = 0.0;
 			for (int k = 0; k < n; k++) {
 				ck_assert_msg(fabsf(y0[k] - y1[k]) <= 1e-6f + 1e-5f * y0[k],
-					      "softmax %s n %d k %d: %g vs %g", mllm__isa_name(isas[i]),
-					      n, k, y0[k], y1[k]);
+				              "softmax %s n %d k %d: %g vs %g",
+				              mllm__isa_name(isas[i]), n, k, y0[k], y1[k]);
 				s += y1[k];
 			}
 			ck_assert(fabs(s - 1.0) < 1e-5);
@@ -243,15 +260,84 @@ START_TEST(test_vector_kernels)
 			mllm__silu_mul(isas[i], g1, u, n);
 			for (int k = 0; k < n; k++)
 				ck_assert_msg(fabsf(g0[k] - g1[k]) <= 1e-6f * (1 + fabsf(g0[k])),
-					      "silu %d: %g vs %g", k, g0[k], g1[k]);
+				              "silu %d: %g vs %g", k, g0[k], g1[k]);
 		}
 	}
 	/* silu against its definition, in double */
-	float g[3] = { -3.0f, 0.0f, 2.5f }, one[3] = { 1, 1, 1 };
+	float g[3] = {-3.0f, 0.0f, 2.5f}, one[3] = {1, 1, 1};
 	mllm__silu_mul(MLLM__ISA_SCALAR, g, one, 3);
 	ck_assert(fabs(g[0] - (-3.0 / (1.0 + exp(3.0)))) < 1e-6);
 	ck_assert(g[1] == 0.0f);
 	ck_assert(fabs(g[2] - (2.5 / (1.0 + exp(-2.5)))) < 1e-6);
+}
+END_TEST
+
+/* The attention kernels of every tier against a double-precision sum:
+ * scores over a channel-major K block, weighted sums of token-major V rows,
+ * for group sizes 1..9 and head dims 8, 32, 64 (f32 and f16 storage). */
+START_TEST(test_attn_kernels)
+{
+	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
+	int ni = 1 + tiers(isas + 1);
+	int hds[3] = {8, 32, 64};
+	enum { BS = 16, KVD = 2 * 64, LD = 40 };
+	static float q[9 * 64], kt[KVD * BS], v[BS * KVD], w[9 * LD], o[9 * 64], o0[9 * 64];
+	static uint16_t kth[KVD * BS], vh[BS * KVD];
+	fill(q, sizeof q / 4, 1.0f);
+	fill(kt, sizeof kt / 4, 1.0f);
+	fill(v, sizeof v / 4, 1.0f);
+	mllm__f32_to_f16_row(kt, kth, KVD * BS);
+	mllm__f32_to_f16_row(v, vh, KVD * BS);
+	for (int i = 0; i < ni; i++)
+		for (int hi = 0; hi < 3; hi++)
+			for (int f16 = 0; f16 < 2; f16++)
+				for (int rep = 1; rep <= 9; rep += 2) {
+					int hd = hds[hi], ns = 13;
+					/* the second head's channels: rows hd.. of K */
+					const void *kb = f16 ? (const void *)(kth + hd * BS)
+					                     : (const void *)(kt + hd * BS);
+					mllm__attn_scores(isas[i], rep, hd, q, kb, f16, BS, ns,
+					                  0.125f, w, LD);
+					for (int r = 0; r < rep; r++)
+						for (int sl = 0; sl < ns; sl++) {
+							double e = 0.0;
+							for (int d = 0; d < hd; d++) {
+								int idx = (hd + d) * BS + sl;
+								e += (double)q[r * hd + d] *
+								     (f16 ? mllm__f16_to_f32(
+								                kth[idx])
+								          : kt[idx]);
+							}
+							ck_assert_msg(
+							    fabs(w[r * LD + sl] - 0.125 * e) < 1e-5,
+							    "scores %s hd %d rep %d",
+							    mllm__isa_name(isas[i]), hd, rep);
+						}
+					fill(o, sizeof o / 4, 1.0f);
+					memcpy(o0, o, sizeof o);
+					const void *vb =
+					    f16 ? (const void *)(vh + hd) : (const void *)(v + hd);
+					mllm__attn_accum(isas[i], rep, hd, o, w, LD, vb, f16, KVD,
+					                 ns);
+					for (int r = 0; r < rep; r++)
+						for (int d = 0; d < hd; d++) {
+							double e = o0[r * hd + d];
+							for (int sl = 0; sl < ns; sl++) {
+								int idx = sl * KVD + hd + d;
+								e +=
+								    (double)w[r * LD + sl] *
+								    (f16 ? mllm__f16_to_f32(vh[idx])
+								         : v[idx]);
+							}
+							ck_assert_msg(
+							    fabs(o[r * hd + d] - e) < 1e-5,
+							    "accum %s hd %d rep %d",
+							    mllm__isa_name(isas[i]), hd, rep);
+						}
+					/* heads past rep are untouched */
+					for (int k = rep * hd; k < 9 * 64; k++)
+						ck_assert(o[k] == o0[k]);
+				}
 }
 END_TEST
 
@@ -322,7 +408,7 @@ START_TEST(test_blas_core_and_sgemm)
 	fill(A, (size_t)M * K, 1.0f);
 	fill(B, (size_t)N * K, 1.0f);
 	mllm__sgemm_nt(M, N, K, A, K, B, K, C, N);
-	mllm__tensor W = { MLLM_DTYPE_F32, N, K, B };
+	mllm__tensor W = {MLLM_DTYPE_F32, N, K, B};
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, A, NULL, M, R, N, 0, N);
 	for (int i = 0; i < M * N; i++)
 		ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + fabsf(R[i])), "sgemm [%d]", i);
@@ -330,6 +416,25 @@ START_TEST(test_blas_core_and_sgemm)
 	free(B);
 	free(C);
 	free(R);
+}
+END_TEST
+
+START_TEST(test_physical_cores)
+{
+	int pc = mllm__cpu_physical_cores();
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	ck_assert_int_ge(pc, 1);
+	ck_assert_int_le(pc, online);
+}
+END_TEST
+
+/* MLLM_REF_KERNELS=1 forces the scalar reference (read once per process;
+ * each test runs in a fresh fork). */
+START_TEST(test_ref_kernels_env)
+{
+	setenv("MLLM_REF_KERNELS", "1", 1);
+	ck_assert_int_eq(mllm__cpu_isa(), MLLM__ISA_SCALAR);
+	ck_assert_ptr_nonnull(strstr(mllm_cpu_describe(), "MLLM_REF_KERNELS"));
 }
 END_TEST
 
@@ -354,7 +459,7 @@ START_TEST(test_pool)
 	ck_assert_int_eq(mllm__pool_size(p), 3);
 	int hits[1000];
 	int64_t tids[1000];
-	pool_arg a = { hits, tids };
+	pool_arg a = {hits, tids};
 	for (int round = 0; round < 200; round++) {
 		int n = 1 + (round * 37) % 1000;
 		memset(hits, 0, sizeof hits);
@@ -396,9 +501,12 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_matmul_float);
 	tcase_add_test(tc, test_matmul_quant);
 	tcase_add_test(tc, test_vector_kernels);
+	tcase_add_test(tc, test_attn_kernels);
 	tcase_add_test(tc, test_rmsnorm_rope);
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);
+	tcase_add_test(tc, test_physical_cores);
+	tcase_add_test(tc, test_ref_kernels_env);
 	suite_add_tcase(s, tc);
 	return s;
 }

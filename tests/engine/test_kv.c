@@ -23,7 +23,7 @@ START_TEST(test_sizing)
 {
 	/* MobileLLM-125M: 30 layers x K,V x 3 kv heads x 64, 16 tokens. */
 	mllm_model m = fake_model(30, 3, 64, false);
-	mllm_kv_params p = { .block_size = 16, .n_blocks = 10 };
+	mllm_kv_params p = {.block_size = 16, .n_blocks = 10};
 	mllm_kv *kv;
 	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), 0);
 	ck_assert_uint_eq(mllm_kv_bytes_per_block(kv), (size_t)30 * 2 * 3 * 64 * 16 * 4);
@@ -34,24 +34,33 @@ START_TEST(test_sizing)
 
 	/* Layer sharing doubles the runs; f16 halves the bytes. */
 	mllm_model ls = fake_model(3, 2, 32, true);
-	mllm_kv_params p16 = { .block_size = 8, .n_blocks = 4, .f16 = true };
+	mllm_kv_params p16 = {.block_size = 8, .n_blocks = 4, .f16 = true};
 	ck_assert_int_eq(mllm_kv_create(&ls, &p16, &kv), 0);
 	ck_assert_uint_eq(mllm_kv_bytes_per_block(kv), (size_t)6 * 2 * 2 * 32 * 8 * 2);
 	const mllm__kv_layout *L = mllm__kv_layout_get(kv);
 	ck_assert_int_eq(L->runs, 6);
-	/* Slots of different runs, K/V and tokens never overlap. */
-	uint8_t *a = mllm__kv_slot(L, 1, 5, 1, 7);
-	ck_assert_ptr_eq(a + 64 * 2, L->base + 2 * mllm_kv_bytes_per_block(kv));
+	/* The last element of the last run's V ends the block exactly; K of
+	 * run 1 starts right after V of run 0. */
+	uint8_t *a = mllm__kv_elem(L, 1, 5, 1, 7, 63);
+	ck_assert_ptr_eq(a + 2, L->base + 2 * mllm_kv_bytes_per_block(kv));
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 1, 7, 63) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 0, 1, 0, 0, 0));
+	/* K is channel-major: consecutive slots of a channel are adjacent. */
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 0, 3, 5) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 0, 4, 5));
+	/* V is token-major: consecutive channels of a slot are adjacent. */
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 5) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 6));
 	mllm_kv_free(kv);
 
 	/* Derived from a byte budget. */
-	mllm_kv_params pb = { .block_size = 16, .max_bytes = 10 * 1024 * 1024 };
+	mllm_kv_params pb = {.block_size = 16, .max_bytes = 10 * 1024 * 1024};
 	ck_assert_int_eq(mllm_kv_create(&m, &pb, &kv), 0);
 	ck_assert_int_eq(mllm_kv_n_blocks(kv), (10 * 1024 * 1024) / (30 * 2 * 3 * 64 * 16 * 4));
 	mllm_kv_free(kv);
 
 	/* A budget below one block is an error, not an empty pool. */
-	mllm_kv_params tiny = { .block_size = 16, .max_bytes = 100 };
+	mllm_kv_params tiny = {.block_size = 16, .max_bytes = 100};
 	ck_assert_int_eq(mllm_kv_create(&m, &tiny, &kv), MLLM_ERANGE);
 	ck_assert_ptr_null(kv);
 	mllm_kv_free(NULL);
@@ -61,7 +70,7 @@ END_TEST
 START_TEST(test_accounting)
 {
 	mllm_model m = fake_model(2, 1, 8, false);
-	mllm_kv_params p = { .block_size = 4, .n_blocks = 37 };
+	mllm_kv_params p = {.block_size = 4, .n_blocks = 37};
 	mllm_kv *kv;
 	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), 0);
 	int32_t held[37];
@@ -117,7 +126,7 @@ END_TEST
 START_TEST(test_copy_on_write)
 {
 	mllm_model m = fake_model(3, 2, 4, true);
-	mllm_kv_params p = { .block_size = 4, .n_blocks = 3 };
+	mllm_kv_params p = {.block_size = 4, .n_blocks = 3};
 	mllm_kv *kv;
 	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), 0);
 	const mllm__kv_layout *L = mllm__kv_layout_get(kv);
@@ -125,24 +134,22 @@ START_TEST(test_copy_on_write)
 	/* Fill a with a pattern, b with another. */
 	for (int32_t r = 0; r < L->runs; r++)
 		for (int w = 0; w < 2; w++)
-			for (int32_t s = 0; s < 4; s++) {
-				float *pa = mllm__kv_slot(L, a, r, w, s);
-				float *pb = mllm__kv_slot(L, b, r, w, s);
-				for (int i = 0; i < L->kv_dim; i++) {
-					pa[i] = (float)(r * 1000 + w * 100 + s * 10 + i);
-					pb[i] = -1.0f;
+			for (int32_t sl = 0; sl < 4; sl++)
+				for (int32_t i = 0; i < L->kv_dim; i++) {
+					*(float *)mllm__kv_elem(L, a, r, w, sl, i) =
+					    (float)(r * 1000 + w * 100 + sl * 10 + i);
+					*(float *)mllm__kv_elem(L, b, r, w, sl, i) = -1.0f;
 				}
-			}
 	/* Copy the first 3 token slots: slot 3 of b keeps its own data. */
 	mllm_kv_block_copy(kv, b, a, 3);
 	for (int32_t r = 0; r < L->runs; r++)
 		for (int w = 0; w < 2; w++)
-			for (int32_t s = 0; s < 4; s++) {
-				float *pb = mllm__kv_slot(L, b, r, w, s);
-				for (int i = 0; i < L->kv_dim; i++)
-					ck_assert_float_eq(pb[i], s < 3 ? (float)(r * 1000 + w * 100 + s * 10 + i)
-									: -1.0f);
-			}
+			for (int32_t sl = 0; sl < 4; sl++)
+				for (int32_t i = 0; i < L->kv_dim; i++)
+					ck_assert_float_eq(
+					    *(float *)mllm__kv_elem(L, b, r, w, sl, i),
+					    sl < 3 ? (float)(r * 1000 + w * 100 + sl * 10 + i)
+					           : -1.0f);
 	mllm_kv_block_unref(kv, a);
 	mllm_kv_block_unref(kv, b);
 	ck_assert_int_eq(mllm_kv_n_free(kv), 3);
@@ -153,7 +160,7 @@ END_TEST
 START_TEST(test_double_unref_aborts)
 {
 	mllm_model m = fake_model(1, 1, 2, false);
-	mllm_kv_params p = { .block_size = 2, .n_blocks = 2 };
+	mllm_kv_params p = {.block_size = 2, .n_blocks = 2};
 	mllm_kv *kv;
 	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), 0);
 	int32_t b = mllm_kv_block_alloc(kv);
@@ -165,7 +172,7 @@ END_TEST
 START_TEST(test_alloc_failure)
 {
 	mllm_model m = fake_model(30, 3, 64, false);
-	mllm_kv_params p = { .block_size = 16, .n_blocks = 8 };
+	mllm_kv_params p = {.block_size = 16, .n_blocks = 8};
 	mllm_kv *kv = NULL;
 	mllm__alloc_fail_after(0);
 	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), MLLM_ENOMEM);
