@@ -21,16 +21,17 @@ SAN      ?=
 PKGS      := libmicrohttpd jansson libuv
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
-BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+# OpenBLAS is not linked: engine/cpu.c dlopen()s it after choosing
+# OPENBLAS_CORETYPE for this CPU (the library fixes its core when it
+# initialises, which for a linked library is before main).
 CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 CFLAGS  ?=
 CFLAGS  += $(STD) $(WARN) $(OPT) $(DEBUG) $(DEFS) $(SAN) -pthread -MMD -MP \
-	   -Iengine -Iapi -Iserver $(BLAS_CFLAGS)
+	   -Iengine -Iapi -Iserver
 LDFLAGS ?=
 LDFLAGS += $(SAN) -pthread
-LIBS    := -lm
+LIBS    := -lm -ldl
 
 ifeq ($(V),0)
 Q  := @
@@ -99,7 +100,7 @@ $(SERVER_LIB): $(SERVER_OBJ)
 	$(QAR)rm -f $@ && ar rcs $@ $^
 
 ALL_LIBS = $(SERVER_LIB) $(API_LIB) $(ENGINE_LIB)
-LINK_LIBS = $(PKG_LIBS) $(BLAS_LIBS) $(LIBS)
+LINK_LIBS = $(PKG_LIBS) $(LIBS)
 
 $(BIN): $(BUILD)/server/main.o $(ALL_LIBS)
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LINK_LIBS)
