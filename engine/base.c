@@ -16,12 +16,12 @@
 
 static const char *const err_msgs[] = {
 #define X(name, msg) msg,
-	MLLM_ERRNO_MAP(X)
+    MLLM_ERRNO_MAP(X)
 #undef X
 };
 static const char *const err_names[] = {
 #define X(name, msg) "MLLM_E" #name,
-	MLLM_ERRNO_MAP(X)
+    MLLM_ERRNO_MAP(X)
 #undef X
 };
 
@@ -50,8 +50,8 @@ const char *mllm_strerror_name(int err)
 void mllm__assert_fail(const char *file, int line, const char *expr)
 {
 	char msg[512];
-	int n = snprintf(msg, sizeof msg, "mllm: assertion failed at %s:%d: %s\n",
-			 file, line, expr);
+	int n =
+	    snprintf(msg, sizeof msg, "mllm: assertion failed at %s:%d: %s\n", file, line, expr);
 	if (n > 0) {
 		ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 		(void)w;

@@ -16,13 +16,12 @@
 #include "mllm.h"
 
 /* ---- Assertions: broken invariants only, kept on in release builds. ---- */
-#define MLLM_ASSERT(x)                                                        \
-	do {                                                                  \
-		if (!(x))                                                     \
-			mllm__assert_fail(__FILE__, __LINE__, #x);            \
+#define MLLM_ASSERT(x)                                                                             \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			mllm__assert_fail(__FILE__, __LINE__, #x);                                 \
 	} while (0)
-__attribute__((noreturn)) void mllm__assert_fail(const char *file, int line,
-						 const char *expr);
+__attribute__((noreturn)) void mllm__assert_fail(const char *file, int line, const char *expr);
 
 /* ---- Allocation (M4). x* never return NULL; on failure the OOM handler
  * runs and does not return. Use them for small internal allocations. ------ */
@@ -57,19 +56,18 @@ static inline int mllm__add_overflow(size_t a, size_t b, size_t *out)
 
 /* ---- Logging (D7): level is checked before formatting. ----------------- */
 extern int mllm__log_level; /* current max level; -1 when no sink */
-void mllm__log(mllm_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-#define MLLM_LOG(level, ...)                                                  \
-	do {                                                                  \
-		if ((int)(level) <= mllm__log_level)                          \
-			mllm__log((level), __VA_ARGS__);                      \
+void mllm__log(mllm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define MLLM_LOG(level, ...)                                                                       \
+	do {                                                                                       \
+		if ((int)(level) <= mllm__log_level)                                               \
+			mllm__log((level), __VA_ARGS__);                                           \
 	} while (0)
 
 /* Writes "err" as a sentence into err[errlen] (printf-style), if err != NULL.
  * Returns `code` so callers can `return mllm__seterr(err, n, MLLM_EFORMAT,
  * "%s: bad header", path);`. */
 int mllm__seterr(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- Bounded buffer (M5): growable bytes with a hard limit. ------------ */
 typedef struct {
@@ -84,7 +82,7 @@ void mllm_buf_free(mllm_buf *b);
 void mllm_buf_reset(mllm_buf *b); /* len = 0, keeps memory */
 int mllm_buf_append(mllm_buf *b, const void *p, size_t n) MLLM_WUR;
 int mllm_buf_appendf(mllm_buf *b, const char *fmt, ...) MLLM_WUR
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Hands the data over (caller frees with free()); the buffer is reset. */
 char *mllm_buf_take(mllm_buf *b, size_t *len);
 

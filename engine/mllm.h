@@ -39,19 +39,19 @@ extern "C" {
 /* ---- Errors ----------------------------------------------------------- */
 
 /* One table for every error the project reports. X(NAME, message). */
-#define MLLM_ERRNO_MAP(X)                                                     \
-	X(NOMEM, "out of memory")                                             \
-	X(INVAL, "invalid argument")                                          \
-	X(IO, "I/O error")                                                    \
-	X(FORMAT, "malformed file")                                           \
-	X(UNSUPPORTED, "unsupported format or feature")                       \
-	X(NOTFOUND, "not found")                                              \
-	X(RANGE, "value out of range")                                        \
-	X(TOOLONG, "input too long for the model's context")                  \
-	X(NOSPACE, "buffer too small")                                        \
-	X(OVERLOADED, "overloaded: too many queued requests")                 \
-	X(CANCELLED, "cancelled")                                             \
-	X(SHUTDOWN, "shutting down")                                          \
+#define MLLM_ERRNO_MAP(X)                                                                          \
+	X(NOMEM, "out of memory")                                                                  \
+	X(INVAL, "invalid argument")                                                               \
+	X(IO, "I/O error")                                                                         \
+	X(FORMAT, "malformed file")                                                                \
+	X(UNSUPPORTED, "unsupported format or feature")                                            \
+	X(NOTFOUND, "not found")                                                                   \
+	X(RANGE, "value out of range")                                                             \
+	X(TOOLONG, "input too long for the model's context")                                       \
+	X(NOSPACE, "buffer too small")                                                             \
+	X(OVERLOADED, "overloaded: too many queued requests")                                      \
+	X(CANCELLED, "cancelled")                                                                  \
+	X(SHUTDOWN, "shutting down")                                                               \
 	X(INTERNAL, "internal error")
 
 enum {
@@ -60,7 +60,7 @@ enum {
 #define MLLM__X(name, msg) MLLM_E##name,
 	MLLM_ERRNO_MAP(MLLM__X)
 #undef MLLM__X
-	MLLM__ELAST
+	    MLLM__ELAST
 };
 
 /* Static message for an MLLM_E* code (or "unknown error"). Never NULL. */

@@ -26,39 +26,38 @@ const char *mllm_dtype_name(mllm_dtype t);
 
 /* Hyper-parameters, as read from config.json or GGUF metadata. */
 typedef struct {
-	int32_t n_layer;      /* stored blocks (layer runs = 2x with sharing) */
-	int32_t n_embd;       /* hidden_size */
+	int32_t n_layer; /* stored blocks (layer runs = 2x with sharing) */
+	int32_t n_embd;  /* hidden_size */
 	int32_t n_head;
 	int32_t n_head_kv;
 	int32_t head_dim;
-	int32_t n_ff;         /* intermediate_size */
+	int32_t n_ff; /* intermediate_size */
 	int32_t n_vocab;
-	int32_t n_ctx_train;  /* max_position_embeddings */
+	int32_t n_ctx_train; /* max_position_embeddings */
 	float norm_eps;
 	float rope_theta;
-	bool layer_sharing;   /* each block runs twice in a row */
-	bool rope_interleaved;/* pairs (2i, 2i+1) (GGUF-permuted Q/K); else
-			       * HF rotate_half pairs (i, i + d/2) */
-	bool shared_output;   /* logits use the token embedding matrix */
+	bool layer_sharing;    /* each block runs twice in a row */
+	bool rope_interleaved; /* pairs (2i, 2i+1) (GGUF-permuted Q/K); else
+	                        * HF rotate_half pairs (i, i + d/2) */
+	bool shared_output;    /* logits use the token embedding matrix */
 	int32_t bos_id, eos_id;
-	mllm_dtype wtype;     /* dominant weight type in the file */
-	char arch[32];        /* "mobilellm" or "llama" */
-	char format[16];      /* "safetensors", "pytorch", "gguf" */
+	mllm_dtype wtype; /* dominant weight type in the file */
+	char arch[32];    /* "mobilellm" or "llama" */
+	char format[16];  /* "safetensors", "pytorch", "gguf" */
 } mllm_hparams;
 
 typedef struct {
-	int n_threads;  /* threads the kernels may use; 0 = physical cores */
-	bool use_mmap;  /* default true; false is accepted and currently
-			 * behaves the same (weights are always mapped) */
+	int n_threads; /* threads the kernels may use; 0 = physical cores */
+	bool use_mmap; /* default true; false is accepted and currently
+	                * behaves the same (weights are always mapped) */
 	/* Convert weights at load (e.g. to Q8_0 for speed), done by
 	 * mllm__model_prepare() in forward.c; MLLM_DTYPE__COUNT keeps the
 	 * file's types. */
 	mllm_dtype convert_to;
 } mllm_model_params;
 
-#define MLLM_MODEL_PARAMS_DEFAULT                                             \
-	((mllm_model_params){ .n_threads = 0, .use_mmap = true,               \
-			      .convert_to = MLLM_DTYPE__COUNT })
+#define MLLM_MODEL_PARAMS_DEFAULT                                                                  \
+	((mllm_model_params){.n_threads = 0, .use_mmap = true, .convert_to = MLLM_DTYPE__COUNT})
 
 /* Opens a snapshot directory or a .gguf file (a path to a file inside a
  * snapshot — config.json, model.safetensors, its index, pytorch_model.bin —
@@ -66,8 +65,8 @@ typedef struct {
  * tokenizer.model beside the weights or from GGUF metadata; a model without
  * one still opens (mllm_model_tokenizer() returns NULL). Every offset and size
  * is validated; errors name the file and the problem. */
-int mllm_model_open(const char *path, const mllm_model_params *params,
-		    mllm_model **out, char *err, size_t errlen) MLLM_WUR;
+int mllm_model_open(const char *path, const mllm_model_params *params, mllm_model **out, char *err,
+                    size_t errlen) MLLM_WUR;
 void mllm_model_close(mllm_model *m);
 
 const mllm_hparams *mllm_model_hparams(const mllm_model *m);

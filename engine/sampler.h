@@ -8,7 +8,7 @@
 #ifndef MLLM_SAMPLER_H
 #define MLLM_SAMPLER_H
 
-#define MLLM_MAX_STOP 4          /* OpenAI: up to 4 stop sequences */
+#define MLLM_MAX_STOP         4  /* OpenAI: up to 4 stop sequences */
 #define MLLM_MAX_TOP_LOGPROBS 20 /* chat top_logprobs bound */
 
 typedef struct {
@@ -17,12 +17,12 @@ typedef struct {
 } mllm_logit_bias;
 
 typedef struct {
-	float temperature;       /* 0 = greedy (default 1) */
-	float top_p;             /* (0, 1], default 1 */
-	int32_t top_k;           /* 0 = off (extension) */
-	float min_p;             /* 0 = off (extension) */
-	float presence_penalty;  /* -2..2 */
-	float frequency_penalty; /* -2..2 */
+	float temperature;                 /* 0 = greedy (default 1) */
+	float top_p;                       /* (0, 1], default 1 */
+	int32_t top_k;                     /* 0 = off (extension) */
+	float min_p;                       /* 0 = off (extension) */
+	float presence_penalty;            /* -2..2 */
+	float frequency_penalty;           /* -2..2 */
 	const mllm_logit_bias *logit_bias; /* borrowed until submit copies */
 	int32_t n_logit_bias;
 	bool has_seed;
@@ -35,9 +35,13 @@ typedef struct {
 	bool ignore_eos;
 } mllm_sampling;
 
-#define MLLM_SAMPLING_DEFAULT                                                 \
-	((mllm_sampling){ .temperature = 1.0f, .top_p = 1.0f, .top_k = 0,      \
-			  .min_p = 0.0f, .logprobs = -1, .max_tokens = 16 })
+#define MLLM_SAMPLING_DEFAULT                                                                      \
+	((mllm_sampling){.temperature = 1.0f,                                                      \
+	                 .top_p = 1.0f,                                                            \
+	                 .top_k = 0,                                                               \
+	                 .min_p = 0.0f,                                                            \
+	                 .logprobs = -1,                                                           \
+	                 .max_tokens = 16})
 
 /* One token's log-probability (also used by scheduler.h's events). */
 typedef struct {
@@ -79,8 +83,8 @@ int mllm_sampling_validate(const mllm_sampling *p, int32_t n_vocab) MLLM_WUR;
 /* A sampler for choice `choice` of a request. Without p->has_seed the seed
  * comes from the OS's random source. Stop strings are not the sampler's
  * business (see mllm_stop). MLLM_EINVAL (see validate), MLLM_ENOMEM. */
-int mllm_sampler_create(const mllm_sampling *p, int32_t n_vocab,
-			int32_t choice, mllm_sampler **out) MLLM_WUR;
+int mllm_sampler_create(const mllm_sampling *p, int32_t n_vocab, int32_t choice,
+                        mllm_sampler **out) MLLM_WUR;
 void mllm_sampler_free(mllm_sampler *s);
 
 /* Result of one draw. logprob/top are filled when the sampling asked for
@@ -95,15 +99,14 @@ typedef struct {
 
 /* Draws the next token from logits[n_vocab] (read only) and records it for
  * the penalties. Allocates nothing. */
-void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws,
-			 const float *logits, mllm_sample_result *out);
+void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
+                         mllm_sample_result *out);
 
 /* Log-softmax helpers on raw logits[n_vocab]: the log-probability of `id`,
  * and the n best tokens (n <= 20) written to top, best first. Used for the
  * prompt logprobs of echo. Allocates nothing. */
 float mllm_logprob_of(const float *logits, int32_t n_vocab, int32_t id);
-int32_t mllm_logprob_top(const float *logits, int32_t n_vocab, int32_t n,
-			 mllm_top_logprob *top);
+int32_t mllm_logprob_top(const float *logits, int32_t n_vocab, int32_t n, mllm_top_logprob *top);
 
 /* ---- Stop sequences (stop.c) -------------------------------------------
  *
@@ -117,12 +120,12 @@ typedef struct {
 	char *stop[MLLM_MAX_STOP];
 	size_t stop_len[MLLM_MAX_STOP];
 	int n_stop;
-	size_t max_len;   /* longest stop string */
-	char *held;       /* text held back (a prefix of some stop string) */
+	size_t max_len; /* longest stop string */
+	char *held;     /* text held back (a prefix of some stop string) */
 	size_t n_held;
-	char *out;        /* released text of the last push */
-	size_t cap;       /* bytes in held and in out */
-	bool matched;     /* a stop string was found; nothing more is released */
+	char *out;    /* released text of the last push */
+	size_t cap;   /* bytes in held and in out */
+	bool matched; /* a stop string was found; nothing more is released */
 } mllm_stop;
 
 /* Copies the n NUL-terminated strings (empty strings are ignored). n must be
@@ -134,8 +137,7 @@ void mllm_stop_free(mllm_stop *st);
  * string matched, returns the text before it, sets st->matched and releases
  * nothing afterwards. MLLM_ENOMEM is impossible here: buffers grow with
  * xrealloc (small, bounded by the stop strings and one token's text). */
-size_t mllm_stop_push(mllm_stop *st, const char *text, size_t len,
-		      const char **out);
+size_t mllm_stop_push(mllm_stop *st, const char *text, size_t len, const char **out);
 /* At the end of a choice that did not match: releases what was held. */
 size_t mllm_stop_flush(mllm_stop *st, const char **out);
 

@@ -22,8 +22,8 @@ typedef struct {
 	int32_t max_batch_tokens; /* tokens per step (prefill chunking), 512 */
 	int32_t max_running;      /* sequences decoding at once, 64 */
 	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED;
-				   * 0 = 256 (0 selects the default for the
-				   * three fields above as well) */
+	                           * 0 = 256 (0 selects the default for the
+	                           * three fields above as well) */
 	int32_t session_ttl_ms;   /* how long a named session's prefix is pinned */
 	bool prefix_cache;        /* reuse full blocks across requests (true) */
 	void (*notify)(void *ud); /* called on the engine thread; must not block */
@@ -31,14 +31,14 @@ typedef struct {
 } mllm_engine_params;
 
 /* Starts the engine thread for model m (borrowed; must outlive the engine). */
-int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p,
-		       mllm_engine **out, char *err, size_t errlen) MLLM_WUR;
+int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_engine **out,
+                       char *err, size_t errlen) MLLM_WUR;
 /* Cancels everything still running, joins the thread, frees. Requests not yet
  * released stay valid (they end with MLLM_ESHUTDOWN) until released. */
 void mllm_engine_free(mllm_engine *e);
 
 typedef struct {
-	const int32_t *prompt;  /* token ids, used verbatim (BOS included) */
+	const int32_t *prompt; /* token ids, used verbatim (BOS included) */
 	size_t n_prompt;
 	int32_t n_choices;      /* OpenAI n: completions sharing the prompt */
 	mllm_sampling sampling; /* deep-copied at submit */
@@ -50,8 +50,7 @@ typedef struct {
  * MLLM_ETOOLONG (prompt + max_tokens > n_ctx), MLLM_EOVERLOADED (queue
  * full), MLLM_ESHUTDOWN. On success the caller holds one reference to *out
  * and must mllm_request_release() it, finished or not. */
-int mllm_engine_submit(mllm_engine *e, const mllm_submit *s,
-		       mllm_request **out) MLLM_WUR;
+int mllm_engine_submit(mllm_engine *e, const mllm_submit *s, mllm_request **out) MLLM_WUR;
 
 /* Asks the engine to stop the request; its blocks are freed within one step.
  * The request then ends with an MLLM_EV_DONE whose finish is
@@ -63,8 +62,8 @@ void *mllm_request_user(const mllm_request *r);
 
 typedef enum {
 	MLLM_FINISH_NONE = 0,
-	MLLM_FINISH_STOP,      /* EOS or a stop sequence */
-	MLLM_FINISH_LENGTH,    /* max_tokens or context end */
+	MLLM_FINISH_STOP,   /* EOS or a stop sequence */
+	MLLM_FINISH_LENGTH, /* max_tokens or context end */
 	MLLM_FINISH_CANCELLED,
 	MLLM_FINISH_ERROR,
 } mllm_finish;
@@ -72,13 +71,13 @@ typedef enum {
 typedef enum {
 	MLLM_EV_TOKEN = 1, /* text (may be empty while held back) + logprobs */
 	MLLM_EV_PROMPT,    /* echo: one prompt token's logprob (first has none);
-			    * sent once per request, with choice 0 */
+	                    * sent once per request, with choice 0 */
 	MLLM_EV_DONE,      /* one choice finished; usage filled. Its text holds
-			    * whatever was still held back when the choice
-			    * ended (a partial stop match that never completed,
-			    * trailing bytes): usually empty, append it. EOS is
-			    * counted in n_completion_tokens but never sent as
-			    * a TOKEN. */
+	                    * whatever was still held back when the choice
+	                    * ended (a partial stop match that never completed,
+	                    * trailing bytes): usually empty, append it. EOS is
+	                    * counted in n_completion_tokens but never sent as
+	                    * a TOKEN. */
 	MLLM_EV_ERROR,     /* the request failed; err set; no more events */
 } mllm_event_kind;
 
@@ -86,8 +85,8 @@ typedef enum {
 
 typedef struct {
 	mllm_event_kind kind;
-	int32_t choice;      /* 0..n_choices-1 */
-	int32_t token;       /* the sampled (or prompt) token */
+	int32_t choice; /* 0..n_choices-1 */
+	int32_t token;  /* the sampled (or prompt) token */
 	/* Text this token releases: whole UTF-8, never part of a stop string;
 	 * may be empty (held back) or hold text of earlier tokens. Points into
 	 * the event; valid until the next poll/release on this request. */
@@ -97,16 +96,16 @@ typedef struct {
 	const char *token_text;
 	size_t token_text_len;
 	bool has_logprob;
-	float logprob;       /* log-softmax of the chosen token */
-	int32_t n_top;       /* alternatives in top[] */
+	float logprob; /* log-softmax of the chosen token */
+	int32_t n_top; /* alternatives in top[] */
 	mllm_top_logprob top[MLLM_MAX_TOP_LOGPROBS];
-	mllm_finish finish;  /* MLLM_EV_DONE */
-	int err;             /* MLLM_EV_ERROR: MLLM_E* code */
+	mllm_finish finish; /* MLLM_EV_DONE */
+	int err;            /* MLLM_EV_ERROR: MLLM_E* code */
 	/* Usage (on MLLM_EV_DONE; prompt counted once per request). */
 	int32_t n_prompt_tokens;
-	int32_t n_cached_tokens;    /* prompt tokens reused from the cache */
-	int32_t n_completion_tokens;/* this choice */
-	uint64_t t_first_token_ns;  /* timestamps, mllm_now_ns() clock */
+	int32_t n_cached_tokens;     /* prompt tokens reused from the cache */
+	int32_t n_completion_tokens; /* this choice */
+	uint64_t t_first_token_ns;   /* timestamps, mllm_now_ns() clock */
 	uint64_t t_done_ns;
 } mllm_event;
 

@@ -15,8 +15,7 @@ typedef struct mllm_tokenizer mllm_tokenizer;
  * only) or a .gguf file (vocabulary from its metadata). Unigram and malformed
  * models fail with MLLM_EUNSUPPORTED / MLLM_EFORMAT and a message in err. The
  * caller owns *out and frees it with mllm_tokenizer_free(). */
-int mllm_tokenizer_load(const char *path, mllm_tokenizer **out, char *err,
-			size_t errlen) MLLM_WUR;
+int mllm_tokenizer_load(const char *path, mllm_tokenizer **out, char *err, size_t errlen) MLLM_WUR;
 void mllm_tokenizer_free(mllm_tokenizer *tok);
 
 int32_t mllm_tokenizer_n_vocab(const mllm_tokenizer *tok);
@@ -34,9 +33,8 @@ void mllm_tokenizer_set_add_bos(mllm_tokenizer *tok, bool add_bos);
  * vocabulary cap >= len + 2 does. `<s>` in text is plain text; EOS is never
  * added. Allocates only scratch for its input (none below ~1 KB), and may
  * fail with MLLM_ENOMEM. */
-int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text,
-			  size_t len, bool add_bos, int32_t *ids, size_t cap,
-			  size_t *n_ids) MLLM_WUR;
+int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                          int32_t *ids, size_t cap, size_t *n_ids) MLLM_WUR;
 
 /* Decodes like SentencePiece's decode() (control tokens render as nothing,
  * byte pieces are joined into bytes, the leading dummy-prefix space of the
@@ -46,14 +44,12 @@ int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text,
  * (*n_out >= cap: call again with cap > *n_out); MLLM_ERANGE for an id outside
  * the vocabulary. Invalid UTF-8 formed by byte pieces renders as U+FFFD per
  * byte, as in SentencePiece, so the output is always valid UTF-8. */
-int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids,
-			  size_t n_ids, char *out, size_t cap,
-			  size_t *n_out) MLLM_WUR;
+int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids, size_t n_ids, char *out,
+                          size_t cap, size_t *n_out) MLLM_WUR;
 
 /* The piece's text as stored (with U+2581 for spaces); NULL for a bad id.
  * NUL-terminated; *len (if len != NULL) gets its length. */
-const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id,
-				 size_t *len);
+const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id, size_t *len);
 
 /* Whether id is a control token (<s>, </s>): rendered as nothing. */
 bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id);
@@ -68,11 +64,11 @@ size_t mllm_tokenizer_max_ids(const mllm_tokenizer *tok, size_t len);
  * equals mllm_tokenizer_decode() of all ids. A value type: no allocation. */
 typedef struct {
 	const mllm_tokenizer *tok;
-	int n_seen;          /* ids pushed so far */
+	int n_seen;               /* ids pushed so far */
 	unsigned char pending[8]; /* incomplete UTF-8 held back */
 	int n_pending;
-	int n_text;          /* ids pushed that were not control tokens: the
-			      * first of them drops its dummy-prefix space */
+	int n_text; /* ids pushed that were not control tokens: the
+	             * first of them drops its dummy-prefix space */
 } mllm_detok;
 
 void mllm_detok_init(mllm_detok *d, const mllm_tokenizer *tok);

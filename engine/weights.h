@@ -44,15 +44,15 @@ struct mllm_model {
 	mllm__tensor output_norm; /* [1, n_embd], F32 after load */
 	mllm__layer *layers;      /* [hp.n_layer] stored blocks */
 
-	mllm_tokenizer *tok;      /* owned; NULL if the checkpoint has none */
-	int n_threads;            /* default worker count for contexts */
+	mllm_tokenizer *tok; /* owned; NULL if the checkpoint has none */
+	int n_threads;       /* default worker count for contexts */
 	int64_t n_params;
 	size_t weight_bytes;
 
 	/* Storage released by mllm_model_close(). */
 	mllm__mapping *maps;
 	int n_maps;
-	void **owned;             /* buffers from xmalloc (converted tensors) */
+	void **owned; /* buffers from xmalloc (converted tensors) */
 	int n_owned;
 	char *path;
 };
@@ -64,7 +64,6 @@ void mllm__model_add_mapping(mllm_model *m, void *addr, size_t size);
 /* Implemented by forward.c: re-lays weights for the kernels and checks every
  * tensor's shape against hp. Called once by mllm_model_open() after a loader
  * has filled the tensors. */
-int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err,
-			size_t errlen);
+int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, size_t errlen);
 
 #endif

@@ -21,7 +21,7 @@ static int log_fd = 2;
 static char *log_path;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int srv_log_level_parse(const char *name)
 {
@@ -42,11 +42,9 @@ static void write_line(int level, const char *reqid, const char *msg)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	k = snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s%s%s%s\n",
-		     ts.tv_nsec / 1000000L,
-		     level >= 0 && level < 4 ? level_names[level] : "?",
-		     reqid ? "[" : "", reqid ? reqid : "", reqid ? "] " : "",
-		     msg);
+	k = snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s%s%s%s\n", ts.tv_nsec / 1000000L,
+	             level >= 0 && level < 4 ? level_names[level] : "?", reqid ? "[" : "",
+	             reqid ? reqid : "", reqid ? "] " : "", msg);
 	if (k < 0)
 		return;
 	n += (size_t)k;

@@ -19,18 +19,18 @@ void srv_log_close(void);
 
 extern int srv__log_level;
 void srv__log(int level, const char *reqid, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* LOG(level, fmt, ...) checks the level before formatting (D7). */
-#define SRV_LOG(level, ...)                                                   \
-	do {                                                                  \
-		if ((int)(level) <= srv__log_level)                           \
-			srv__log((level), NULL, __VA_ARGS__);                 \
+#define SRV_LOG(level, ...)                                                                        \
+	do {                                                                                       \
+		if ((int)(level) <= srv__log_level)                                                \
+			srv__log((level), NULL, __VA_ARGS__);                                      \
 	} while (0)
-#define SRV_LOG_REQ(level, reqid, ...)                                        \
-	do {                                                                  \
-		if ((int)(level) <= srv__log_level)                           \
-			srv__log((level), (reqid), __VA_ARGS__);              \
+#define SRV_LOG_REQ(level, reqid, ...)                                                             \
+	do {                                                                                       \
+		if ((int)(level) <= srv__log_level)                                                \
+			srv__log((level), (reqid), __VA_ARGS__);                                   \
 	} while (0)
 
 #endif

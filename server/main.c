@@ -17,16 +17,16 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-	{ "serve", srv_cmd_serve, "run the OpenAI-compatible HTTP daemon" },
-	{ "generate", srv_cmd_generate, "generate text from a model (CLI)" },
-	{ "tokenize", srv_cmd_tokenize, "print the token ids of text on stdin" },
+    {"serve", srv_cmd_serve, "run the OpenAI-compatible HTTP daemon"},
+    {"generate", srv_cmd_generate, "generate text from a model (CLI)"},
+    {"tokenize", srv_cmd_tokenize, "print the token ids of text on stdin"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mobilellmd <command> [options]\n"
-		   "       mobilellmd --help | --version\n\n"
-		   "commands:\n");
+	           "       mobilellmd --help | --version\n\n"
+	           "commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'mobilellmd <command> --help' for a command's options.\n");

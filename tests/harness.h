@@ -32,9 +32,9 @@ static inline const char *mllm_test_path(char *buf, size_t n, const char *rel)
 
 /* Fixture files are required: a missing fixture is a failure, not a skip,
  * so a broken checkout never passes as green. */
-#define MLLM_REQUIRE_FIXTURE(path)                                            \
-	ck_assert_msg(access((path), R_OK) == 0,                              \
-		      "fixture %s is missing (set MLLM_FIXTURES)", (path))
+#define MLLM_REQUIRE_FIXTURE(path)                                                                 \
+	ck_assert_msg(access((path), R_OK) == 0, "fixture %s is missing (set MLLM_FIXTURES)",      \
+	              (path))
 
 static inline int mllm_test_long(void)
 {
@@ -42,16 +42,16 @@ static inline int mllm_test_long(void)
 	return p && *p && *p != '0';
 }
 
-#define MLLM_TEST_MAIN(make_suite)                                            \
-	int main(void)                                                        \
-	{                                                                     \
-		SRunner *sr = srunner_create(make_suite());                   \
-		int failed;                                                   \
-		srunner_set_fork_status(sr, CK_FORK);                         \
-		srunner_run_all(sr, CK_NORMAL);                               \
-		failed = srunner_ntests_failed(sr);                           \
-		srunner_free(sr);                                             \
-		return failed ? EXIT_FAILURE : EXIT_SUCCESS;                  \
+#define MLLM_TEST_MAIN(make_suite)                                                                 \
+	int main(void)                                                                             \
+	{                                                                                          \
+		SRunner *sr = srunner_create(make_suite());                                        \
+		int failed;                                                                        \
+		srunner_set_fork_status(sr, CK_FORK);                                              \
+		srunner_run_all(sr, CK_NORMAL);                                                    \
+		failed = srunner_ntests_failed(sr);                                                \
+		srunner_free(sr);                                                                  \
+		return failed ? EXIT_FAILURE : EXIT_SUCCESS;                                       \
 	}
 
 #endif

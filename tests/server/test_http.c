@@ -33,7 +33,7 @@ START_TEST(test_routes)
 	for (int i = 0; i < N_ROUTES; i++) {
 		ck_assert(routes[i].path[0] == '/');
 		ck_assert(strcmp(routes[i].method, "GET") == 0 ||
-			  strcmp(routes[i].method, "POST") == 0);
+		          strcmp(routes[i].method, "POST") == 0);
 	}
 	/* Only /health and /metrics are open without a key. */
 	for (int i = 0; i < N_ROUTES; i++)
