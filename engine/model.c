@@ -35,6 +35,7 @@
  */
 #include "gguf.h"
 #include "json.h"
+#include "kernels.h"
 #include "loader.h"
 
 #include <errno.h>
@@ -122,37 +123,6 @@ size_t mllm_model_weight_bytes(const mllm_model *m)
 	return m->weight_bytes;
 }
 
-/* ---- Small conversions ----------------------------------------------- */
-
-static float f16_to_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1F;
-	uint32_t man = h & 0x3FF;
-	uint32_t bits;
-	float f;
-
-	if (exp == 0x1F) {
-		bits = sign | 0x7F800000u | (man << 13);
-	} else if (exp == 0) {
-		/* zero or subnormal: man * 2^-24 */
-		f = (float)man * 5.9604644775390625e-8f;
-		return sign ? -f : f;
-	} else {
-		bits = sign | ((exp + 112) << 23) | (man << 13);
-	}
-	memcpy(&f, &bits, sizeof f);
-	return f;
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-	uint32_t bits = (uint32_t)h << 16;
-	float f;
-	memcpy(&f, &bits, sizeof f);
-	return f;
-}
-
 /* ---- Binding tensors ------------------------------------------------- */
 
 typedef struct {
@@ -224,7 +194,8 @@ static int bind(binder *b, const char *name, int64_t rows, int64_t cols, mllm__t
 				continue;
 			}
 			memcpy(&h, (const char *)t->data + 2 * i, 2);
-			f[i] = t->dtype == MLLM_DTYPE_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+			f[i] =
+			    t->dtype == MLLM_DTYPE_F16 ? mllm__f16_to_f32(h) : mllm__bf16_to_f32(h);
 		}
 		mllm__model_own(b->m, f);
 		dst->dtype = MLLM_DTYPE_F32;
