@@ -282,6 +282,36 @@ typedef struct {
 	size_t errlen;
 } unpickler;
 
+/* Sizes the interpreter's arrays from the pickle's length u->len (no opcode
+ * sequence of that length can outgrow them) and allocates them, the memo
+ * all NIL. MLLM_ENOMEM when they do not fit; unpickler_free() either way. */
+static int unpickler_alloc(unpickler *u)
+{
+	u->cap_v = 2 * u->len + 16;
+	u->cap_kids = u->len + 16;
+	u->cap_stack = u->len + 16;
+	u->cap_marks = 256;
+	u->cap_memo = u->len + 256;
+	u->v = mllm_try_malloc(u->cap_v * sizeof *u->v);
+	u->kids = mllm_try_malloc(u->cap_kids * sizeof *u->kids);
+	u->stack = mllm_try_malloc(u->cap_stack * sizeof *u->stack);
+	u->marks = mllm_try_malloc(u->cap_marks * sizeof *u->marks);
+	u->memo = mllm_try_malloc(u->cap_memo * sizeof *u->memo);
+	if (!u->v || !u->kids || !u->stack || !u->marks || !u->memo)
+		return MLLM_ENOMEM;
+	memset(u->memo, 0xFF, u->cap_memo * sizeof *u->memo);
+	return 0;
+}
+
+static void unpickler_free(unpickler *u)
+{
+	free(u->v);
+	free(u->kids);
+	free(u->stack);
+	free(u->marks);
+	free(u->memo);
+}
+
 static int perr(unpickler *u, int code, const char *msg)
 {
 	return mllm__seterr(u->err, u->errlen, code, "%s: %s at offset %zu", u->what, msg,
@@ -883,21 +913,10 @@ int mllm__pytorch_load(mllm__tset *ts, const char *path, char *err, size_t errle
 	u.what = what;
 	u.err = err;
 	u.errlen = errlen;
-	u.cap_v = 2 * u.len + 16;
-	u.cap_kids = u.len + 16;
-	u.cap_stack = u.len + 16;
-	u.cap_marks = 256;
-	u.cap_memo = u.len + 256;
-	u.v = mllm_try_malloc(u.cap_v * sizeof *u.v);
-	u.kids = mllm_try_malloc(u.cap_kids * sizeof *u.kids);
-	u.stack = mllm_try_malloc(u.cap_stack * sizeof *u.stack);
-	u.marks = mllm_try_malloc(u.cap_marks * sizeof *u.marks);
-	u.memo = mllm_try_malloc(u.cap_memo * sizeof *u.memo);
-	if (!u.v || !u.kids || !u.stack || !u.marks || !u.memo) {
+	if (unpickler_alloc(&u) != 0) {
 		rc = mllm__seterr(err, errlen, MLLM_ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
-	memset(u.memo, 0xFF, u.cap_memo * sizeof *u.memo);
 	rc = unpickle(&u, &root);
 	if (rc) {
 		/* perr wrote the message; keep its code where it set one */
@@ -928,11 +947,7 @@ int mllm__pytorch_load(mllm__tset *ts, const char *path, char *err, size_t errle
 			goto out;
 	}
 out:
-	free(u.v);
-	free(u.kids);
-	free(u.stack);
-	free(u.marks);
-	free(u.memo);
+	unpickler_free(&u);
 	free(z.e);
 	return rc;
 }

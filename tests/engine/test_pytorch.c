@@ -9,23 +9,11 @@
 
 #include "../../engine/pytorch.c"
 
+#define FILE_UTIL_PREFIX "mllm-pt"
+#include "file_util.h"
+
 /* ---- a small zip writer (stored entries, data aligned to 64) ---------------- */
 
-typedef struct {
-	unsigned char *p;
-	size_t n, cap;
-} wbuf;
-
-static void put(wbuf *b, const void *p, size_t n)
-{
-	if (b->n + n > b->cap) {
-		b->cap = (b->n + n) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-	}
-	if (n)
-		memcpy(b->p + b->n, p, n);
-	b->n += n;
-}
 static void w16(wbuf *b, uint16_t v)
 {
 	put(b, &v, 2);
@@ -177,33 +165,11 @@ static void state_dict(wbuf *b, const tspec *t)
 
 static const tspec good_t = {"FloatStorage", "0", 6, 0, 2, 3, 3, 1};
 
-static char tmpdir[256];
-
 static const char *write_zip(const wbuf *z, size_t len)
 {
-	static char path[512];
-	FILE *f;
-	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof tmpdir, "/tmp/mllm-pt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	}
-	snprintf(path, sizeof path, "%s/pytorch_model.bin", tmpdir);
-	f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(z->p, 1, len, f), len);
-	fclose(f);
+	const char *path = tmp("pytorch_model.bin");
+	spit(path, z->p, len);
 	return path;
-}
-
-static void cleanup(void)
-{
-	char path[512];
-	if (!tmpdir[0])
-		return;
-	snprintf(path, sizeof path, "%s/pytorch_model.bin", tmpdir);
-	unlink(path);
-	rmdir(tmpdir);
-	tmpdir[0] = '\0';
 }
 
 static const float storage_data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -581,28 +547,14 @@ START_TEST(test_mutated_pickles)
 		u.what = "mutant";
 		u.err = err;
 		u.errlen = sizeof err;
-		u.cap_v = 2 * u.len + 16;
-		u.cap_kids = u.len + 16;
-		u.cap_stack = u.len + 16;
-		u.cap_marks = 256;
-		u.cap_memo = u.len + 256;
-		u.v = malloc(u.cap_v * sizeof *u.v);
-		u.kids = malloc(u.cap_kids * sizeof *u.kids);
-		u.stack = malloc(u.cap_stack * sizeof *u.stack);
-		u.marks = malloc(u.cap_marks * sizeof *u.marks);
-		u.memo = malloc(u.cap_memo * sizeof *u.memo);
-		memset(u.memo, 0xFF, u.cap_memo * sizeof *u.memo);
+		ck_assert_int_eq(unpickler_alloc(&u), 0);
 		rc = unpickle(&u, &root);
 		if (rc == 0)
 			ok++;
 		else
 			ck_assert_msg(strstr(err, "mutant: ") && strstr(err, " at offset "), "%s",
 			              err);
-		free(u.v);
-		free(u.kids);
-		free(u.stack);
-		free(u.marks);
-		free(u.memo);
+		unpickler_free(&u);
 	}
 	ck_assert_int_lt(ok, rounds); /* the mutations do break things */
 	free(buf);
@@ -616,7 +568,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("pytorch");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, NULL, cleanup);
+	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
 	tcase_add_test(tc, test_fixtures_match_safetensors);
 	tcase_add_test(tc, test_synthetic_good);
 	tcase_add_test(tc, test_bad_zip);
