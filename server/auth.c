@@ -13,6 +13,26 @@
 
 #include "base.h"
 
+/* The next item of the comma-separated list at *p with its blanks trimmed,
+ * as [*s, *e) (possibly empty); *p moves past it. False at the list's end. */
+static bool csv_next(const char **p, const char **s, const char **e)
+{
+	const char *end;
+	if (!**p)
+		return false;
+	end = strchr(*p, ',');
+	if (!end)
+		end = *p + strlen(*p);
+	*s = *p;
+	*e = end;
+	while (*s < *e && isspace((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && isspace((unsigned char)(*e)[-1]))
+		(*e)--;
+	*p = *end ? end + 1 : end;
+	return true;
+}
+
 void srv_auth_add(srv_auth *a, const char *key)
 {
 	if (!key || !*key)
@@ -24,25 +44,16 @@ void srv_auth_add(srv_auth *a, const char *key)
 void srv_auth_init(srv_auth *a, const char *keys_csv)
 {
 	const char *p = keys_csv ? keys_csv : "";
+	const char *s, *e;
 
 	a->keys = NULL;
 	a->n = 0;
-	while (*p) {
-		const char *end = strchr(p, ',');
-		const char *s = p, *e;
-		if (!end)
-			end = p + strlen(p);
-		e = end;
-		while (s < e && isspace((unsigned char)*s))
-			s++;
-		while (e > s && isspace((unsigned char)e[-1]))
-			e--;
+	while (csv_next(&p, &s, &e)) {
 		if (e > s) {
 			char *k = xstrndup(s, (size_t)(e - s));
 			srv_auth_add(a, k);
 			free(k);
 		}
-		p = *end ? end + 1 : end;
 	}
 }
 
@@ -102,26 +113,17 @@ bool srv_auth_check(const srv_auth *a, const char *authorization)
 bool srv_cors_allowed(const char *origins_csv, const char *origin)
 {
 	const char *p = origins_csv ? origins_csv : "";
+	const char *s, *e;
 	size_t olen;
 
 	if (!origin || !*origin)
 		return false;
 	olen = strlen(origin);
-	while (*p) {
-		const char *end = strchr(p, ',');
-		const char *s = p, *e;
-		if (!end)
-			end = p + strlen(p);
-		e = end;
-		while (s < e && isspace((unsigned char)*s))
-			s++;
-		while (e > s && isspace((unsigned char)e[-1]))
-			e--;
+	while (csv_next(&p, &s, &e)) {
 		if (e - s == 1 && *s == '*')
 			return true;
 		if ((size_t)(e - s) == olen && strncasecmp(s, origin, olen) == 0)
 			return true;
-		p = *end ? end + 1 : end;
 	}
 	return false;
 }
