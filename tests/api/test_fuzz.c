@@ -11,24 +11,12 @@
 
 #include <jansson.h>
 
-#include "api.h"
-
-static mllm_tokenizer *tok;
-static api_model_info model;
+#include "api_fixture.h"
 
 static void setup(void)
 {
-	char path[512], err[256];
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/tokenizer.model");
-	MLLM_REQUIRE_FIXTURE(path);
-	ck_assert_int_eq(mllm_tokenizer_load(path, &tok, err, sizeof err), 0);
 	/* A small context so length errors are reached too. */
-	model = (api_model_info){.id = "tiny", .tok = tok, .n_ctx = 96, .created = 1};
-}
-
-static void teardown(void)
-{
-	mllm_tokenizer_free(tok);
+	api_fixture_setup(96, 1);
 }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;

@@ -9,23 +9,11 @@
 
 #include <jansson.h>
 
-#include "api.h"
-
-static mllm_tokenizer *tok;
-static api_model_info model;
+#include "api_fixture.h"
 
 static void setup(void)
 {
-	char path[512], err[256];
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/tokenizer.model");
-	MLLM_REQUIRE_FIXTURE(path);
-	ck_assert_int_eq(mllm_tokenizer_load(path, &tok, err, sizeof err), 0);
-	model = (api_model_info){.id = "tiny", .tok = tok, .n_ctx = 2048, .created = 7};
-}
-
-static void teardown(void)
-{
-	mllm_tokenizer_free(tok);
+	api_fixture_setup(2048, 7);
 }
 
 static api_request *make(api_kind kind, const char *body)
@@ -297,12 +285,9 @@ END_TEST
 /* Golden pieces: id → piece from the fixture cases (with U+2581). */
 static int golden_piece(int32_t *id, char *piece, size_t cap, bool with_space)
 {
-	char path[512], line[1 << 16];
+	char line[1 << 16];
 	FILE *f;
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/cases.jsonl");
-	MLLM_REQUIRE_FIXTURE(path);
-	f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
+	f = api_fixture_cases();
 	while (fgets(line, sizeof line, f)) {
 		json_t *c = json_loads(line, 0, NULL);
 		json_t *ids = json_object_get(c, "ids"), *pieces = json_object_get(c, "pieces");

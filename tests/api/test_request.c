@@ -9,37 +9,20 @@
 
 #include <jansson.h>
 
-#include "api.h"
-
-static mllm_tokenizer *tok;
-static api_model_info model;
+#include "api_fixture.h"
 
 static void setup(void)
 {
-	char path[512], err[256];
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/tokenizer.model");
-	MLLM_REQUIRE_FIXTURE(path);
-	ck_assert_int_eq(mllm_tokenizer_load(path, &tok, err, sizeof err), 0);
-	model = (api_model_info){.id = "tiny", .tok = tok, .n_ctx = 2048, .created = 1};
-}
-
-static void teardown(void)
-{
-	mllm_tokenizer_free(tok);
-	tok = NULL;
+	api_fixture_setup(2048, 1);
 }
 
 /* The first fixture case whose text is plain (so it can go in a JSON body
  * as-is): its text and golden ids. */
 static json_t *golden_case(void)
 {
-	char path[512];
 	FILE *f;
 	char line[1 << 16];
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/cases.jsonl");
-	MLLM_REQUIRE_FIXTURE(path);
-	f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
+	f = api_fixture_cases();
 	while (fgets(line, sizeof line, f)) {
 		json_t *c = json_loads(line, 0, NULL);
 		const char *t = c ? json_string_value(json_object_get(c, "text")) : NULL;

@@ -7,23 +7,11 @@
 
 #include <jansson.h>
 
-#include "api.h"
-
-static mllm_tokenizer *tok;
-static api_model_info model;
+#include "api_fixture.h"
 
 static void setup(void)
 {
-	char path[512], err[256];
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/tokenizer.model");
-	MLLM_REQUIRE_FIXTURE(path);
-	ck_assert_int_eq(mllm_tokenizer_load(path, &tok, err, sizeof err), 0);
-	model = (api_model_info){.id = "tiny", .tok = tok, .n_ctx = 2048, .created = 1};
-}
-
-static void teardown(void)
-{
-	mllm_tokenizer_free(tok);
+	api_fixture_setup(2048, 1);
 }
 
 static const api_model_info *lookup(void *ud, const char *id)
@@ -55,13 +43,10 @@ static int call(bool detok, const char *body, size_t len, json_t **res, api_erro
 
 START_TEST(test_golden_cases)
 {
-	char path[512], line[1 << 16];
+	char line[1 << 16];
 	FILE *f;
 	int n = 0;
-	mllm_test_path(path, sizeof path, "tokenizer/llama2/cases.jsonl");
-	MLLM_REQUIRE_FIXTURE(path);
-	f = fopen(path, "r");
-	ck_assert_ptr_nonnull(f);
+	f = api_fixture_cases();
 	/* The first 200 cases: ids without BOS, and the decoded text. */
 	while (n < 200 && fgets(line, sizeof line, f)) {
 		json_t *c = json_loads(line, JSON_ALLOW_NUL, NULL), *req, *res;

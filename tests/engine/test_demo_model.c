@@ -7,13 +7,7 @@
  * the training code exports (layer sharing, GQA, shared embedding, its own
  * SentencePiece tokenizer) is what the daemon serves. Black-box: mllm.h only.
  */
-#include "harness.h"
-
-#include <jansson.h>
-#include <math.h>
-
-#include "base.h"
-#include "mllm.h"
+#include "golden.h"
 
 /* The fixture README's tolerances for f16 weights computed in f32
  * (overridable at build time to read how close the engine comes). */
@@ -66,94 +60,25 @@ static mllm_model *open_demo(void)
 	return m;
 }
 
-/* ids of a JSON array; *n gets the count. Caller frees. */
-static int32_t *json_ids(json_t *a, int *n)
-{
-	ck_assert(json_is_array(a));
-	*n = (int)json_array_size(a);
-	int32_t *ids = xmallocarray((size_t)*n + 1, sizeof(int32_t));
-	for (int i = 0; i < *n; i++) {
-		json_t *v = json_array_get(a, (size_t)i);
-		ck_assert(json_is_integer(v));
-		ids[i] = (int32_t)json_integer_value(v);
-	}
-	return ids;
-}
-
 /* ---- One sequence through mllm_forward ---------------------------------- */
 
-typedef struct {
-	mllm_model *m;
-	mllm_kv *kv;
-	mllm_ctx *ctx;
-	int32_t table[MAX_TOKENS / 16 + 1];
-	int n_blocks;
-	int32_t n_vocab;
-} seq_runner;
-
-static void runner_open(seq_runner *r)
+static void runner_open(golden_runner *r)
 {
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = MAX_TOKENS / 16 + 1, .f16 = false};
-	memset(r, 0, sizeof *r);
-	r->m = open_demo();
-	r->n_vocab = mllm_model_hparams(r->m)->n_vocab;
-	ck_assert_int_eq(mllm_kv_create(r->m, &kp, &r->kv), 0);
-	ck_assert_int_eq(mllm_ctx_create(r->m, r->kv, MAX_TOKENS, 2, &r->ctx), 0);
-	r->n_blocks = MAX_TOKENS / 16;
-	for (int i = 0; i < r->n_blocks; i++) {
-		r->table[i] = mllm_kv_block_alloc(r->kv);
-		ck_assert_int_ge(r->table[i], 0);
-	}
+	golden_runner_init(r, open_demo(), MAX_TOKENS, MAX_TOKENS / 16 + 1, MAX_TOKENS / 16, false);
 }
 
-static void runner_close(seq_runner *r)
+static void runner_close(golden_runner *r)
 {
-	for (int i = 0; i < r->n_blocks; i++)
-		mllm_kv_block_unref(r->kv, r->table[i]);
-	mllm_ctx_free(r->ctx);
-	mllm_kv_free(r->kv);
-	mllm_model_close(r->m);
+	mllm_model *m = r->m;
+	golden_runner_free(r, false);
+	mllm_model_close(m);
 }
 
 /* Runs ids[0..n) at positions pos0..pos0+n-1; logits of every row. */
-static void runner_run(seq_runner *r, const int32_t *ids, int n, int pos0, float *logits)
+static void runner_run(golden_runner *r, const int32_t *ids, int n, int pos0, float *logits)
 {
-	int32_t pos[MAX_TOKENS], seq[MAX_TOKENS];
-	bool want[MAX_TOKENS];
-	const int32_t *tables[1] = {r->table};
 	ck_assert_int_le(pos0 + n, MAX_TOKENS);
-	for (int i = 0; i < n; i++) {
-		pos[i] = pos0 + i;
-		seq[i] = 0;
-		want[i] = true;
-	}
-	mllm_batch b = {.n_tokens = n,
-	                .token = ids,
-	                .pos = pos,
-	                .seq = seq,
-	                .logits = want,
-	                .n_seqs = 1,
-	                .block_table = tables};
-	ck_assert_int_eq(mllm_forward(r->ctx, &b, logits), 0);
-}
-
-static double logsumexp(const float *x, int n)
-{
-	double mx = -INFINITY, s = 0.0;
-	for (int i = 0; i < n; i++)
-		mx = fmax(mx, x[i]);
-	for (int i = 0; i < n; i++)
-		s += exp((double)x[i] - mx);
-	return mx + log(s);
-}
-
-static int argmax(const float *x, int n)
-{
-	int best = 0;
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
+	golden_runner_step(r, ids, n, pos0, logits);
 }
 
 /* ---- Tests -------------------------------------------------------------- */
@@ -203,7 +128,7 @@ START_TEST(test_tokenizer)
 		const char *text = json_string_value(json_object_get(c, "text"));
 		ck_assert_ptr_nonnull(text);
 		int n_want;
-		int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
+		int32_t *want = golden_ids(json_object_get(c, "ids"), &n_want);
 		int32_t got[MAX_TOKENS];
 		size_t n_got = 0;
 		ck_assert_int_eq(
@@ -217,7 +142,7 @@ START_TEST(test_tokenizer)
 
 		json_t *g = json_object_get(c, "greedy");
 		int n_g;
-		int32_t *gids = json_ids(json_object_get(g, "ids"), &n_g);
+		int32_t *gids = golden_ids(json_object_get(g, "ids"), &n_g);
 		const char *gtext = json_string_value(json_object_get(g, "text"));
 		char out[4096];
 		size_t n_out = 0;
@@ -237,12 +162,12 @@ static void check_prefill(void)
 {
 	json_t *root = load_json("golden.json");
 	json_t *cases = golden_cases(root);
-	seq_runner r;
+	golden_runner r;
 	runner_open(&r);
 	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
 		json_t *c = json_array_get(cases, ci);
 		int n;
-		int32_t *ids = json_ids(json_object_get(c, "ids"), &n);
+		int32_t *ids = golden_ids(json_object_get(c, "ids"), &n);
 		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
 		runner_run(&r, ids, n, 0, lg);
 		json_t *top = json_object_get(c, "top");
@@ -261,7 +186,7 @@ static void check_prefill(void)
 				ck_assert(id >= 0 && id < r.n_vocab);
 				worst = fmax(worst, fabs(z[id] - want));
 			}
-			double l = logsumexp(z, r.n_vocab);
+			double l = golden_logsumexp(z, r.n_vocab);
 			worst = fmax(worst,
 			             fabs(l - json_number_value(json_array_get(lse, (size_t)p))));
 		}
@@ -302,7 +227,7 @@ START_TEST(test_greedy)
 {
 	json_t *root = load_json("golden.json");
 	json_t *cases = golden_cases(root);
-	seq_runner r;
+	golden_runner r;
 	runner_open(&r);
 	int compared = 0;
 	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
@@ -311,8 +236,8 @@ START_TEST(test_greedy)
 		json_t *lps = json_object_get(g, "logprobs");
 		json_t *tops = json_object_get(g, "top_logprobs");
 		int n, n_g;
-		int32_t *ids = json_ids(json_object_get(c, "ids"), &n);
-		int32_t *want = json_ids(json_object_get(g, "ids"), &n_g);
+		int32_t *ids = golden_ids(json_object_get(c, "ids"), &n);
+		int32_t *want = golden_ids(json_object_get(g, "ids"), &n_g);
 		ck_assert_int_eq((int)json_array_size(lps), n_g);
 		ck_assert_int_eq((int)json_array_size(tops), n_g);
 		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
@@ -323,8 +248,8 @@ START_TEST(test_greedy)
 			json_t *t = json_array_get(tops, (size_t)s);
 			double margin = json_number_value(json_array_get(json_array_get(t, 0), 1)) -
 			                json_number_value(json_array_get(json_array_get(t, 1), 1));
-			int got = argmax(z, r.n_vocab);
-			double lp = z[want[s]] - logsumexp(z, r.n_vocab);
+			int got = golden_argmax(z, r.n_vocab);
+			double lp = z[want[s]] - golden_logsumexp(z, r.n_vocab);
 			ck_assert_msg(fabs(lp - json_number_value(
 			                            json_array_get(lps, (size_t)s))) <= LOGIT_TOL,
 			              "case %zu step %d: logprob %g vs %g", ci, s, lp,

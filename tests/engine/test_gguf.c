@@ -12,24 +12,13 @@
 
 #include "../../engine/gguf.c"
 
+#define FILE_UTIL_PREFIX "mllm-gguf"
+#include "file_util.h"
+
 #define TINY "models/tiny-mobilellm-f16"
 
 /* ---- a tiny GGUF writer ---------------------------------------------------- */
 
-typedef struct {
-	unsigned char *p;
-	size_t n, cap;
-} wbuf;
-
-static void put(wbuf *b, const void *p, size_t n)
-{
-	if (b->n + n > b->cap) {
-		b->cap = (b->n + n) * 2 + 64;
-		b->p = realloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-}
 static void u32(wbuf *b, uint32_t v)
 {
 	put(b, &v, 4);
@@ -81,33 +70,11 @@ static void pad(wbuf *b, size_t align)
 		put(b, "", 1);
 }
 
-static char tmpdir[256];
-
 static const char *write_tmp(const wbuf *b, size_t len)
 {
-	static char path[512];
-	FILE *f;
-	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof tmpdir, "/tmp/mllm-gguf-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	}
-	snprintf(path, sizeof path, "%s/t.gguf", tmpdir);
-	f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(b->p, 1, len, f), len);
-	fclose(f);
+	const char *path = tmp("t.gguf");
+	spit(path, b->p, len);
 	return path;
-}
-
-static void cleanup(void)
-{
-	char path[512];
-	if (!tmpdir[0])
-		return;
-	snprintf(path, sizeof path, "%s/t.gguf", tmpdir);
-	unlink(path);
-	rmdir(tmpdir);
-	tmpdir[0] = '\0';
 }
 
 static void expect_fail_len(const wbuf *b, size_t len, int code, const char *needle)
@@ -736,16 +703,9 @@ START_TEST(test_mutations)
 	uint32_t seed = 4242;
 	unsigned char *orig;
 	size_t n;
-	FILE *f = fopen(path, "rb");
 	wbuf b = {0};
 
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	n = (size_t)ftell(f);
-	fseek(f, 0, SEEK_SET);
-	orig = malloc(n);
-	ck_assert_uint_eq(fread(orig, 1, n, f), n);
-	fclose(f);
+	orig = slurp(path, &n);
 	for (int r = 0; r < rounds; r++) {
 		mllm_model *m = NULL;
 		char err[512] = "";
@@ -778,7 +738,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("gguf");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, NULL, cleanup);
+	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
 	tcase_add_test(tc, test_fixture_metadata);
 	tcase_add_test(tc, test_fixture_vocab_matches_llamacpp);
 	tcase_add_test(tc, test_synthetic_good);

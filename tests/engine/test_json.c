@@ -14,6 +14,8 @@
 
 #include "../../engine/json.c"
 
+#include "file_util.h"
+
 /* ---- compare with jansson ---------------------------------------------- */
 
 static int same(const mllm__json *a, const json_t *b, char *why, size_t n)
@@ -101,23 +103,6 @@ static void cross_check(const char *what, const char *buf, size_t len)
 	ck_assert_msg(same(mllm__json_root(doc), j, why, sizeof why), "%s: %s", what, why);
 	json_decref(j);
 	mllm__json_free(doc);
-}
-
-static char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	char *b;
-	long sz;
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	b = malloc((size_t)sz + 1);
-	ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	b[sz] = 0;
-	*n = (size_t)sz;
-	return b;
 }
 
 static int n_checked;

@@ -16,43 +16,14 @@
 
 #include "../../engine/model.c"
 
+#define FILE_UTIL_PREFIX "mllm-fmt"
+#include "file_util.h"
+
 #define TINY    "models/tiny-mobilellm-f16"
 #define TINY_LS "models/tiny-mobilellm-ls-bf16"
 #define STORIES "models/stories260K"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/mllm-fmt-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void rm_tmpdir(void)
-{
-	if (tmpdir[0])
-		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	tmpdir[0] = '\0';
-}
-
-static const char *tmp(const char *name)
-{
-	static char buf[4][512];
-	static int k;
-	k = (k + 1) % 4;
-	snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-	return buf[k];
-}
 
 static const char *fx(const char *rel)
 {
@@ -62,31 +33,6 @@ static const char *fx(const char *rel)
 	mllm_test_path(buf[k], sizeof buf[k], rel);
 	MLLM_REQUIRE_FIXTURE(buf[k]);
 	return buf[k];
-}
-
-static unsigned char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *b;
-	long sz;
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	fseek(f, 0, SEEK_END);
-	sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	b = malloc((size_t)sz + 1);
-	ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	b[sz] = 0;
-	*n = (size_t)sz;
-	return b;
-}
-
-static void spit(const char *path, const void *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-	fclose(f);
 }
 
 static void link_to(const char *fixture_rel, const char *name)

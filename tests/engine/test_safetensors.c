@@ -12,28 +12,8 @@
 
 #include "../../engine/safetensors.c"
 
-static char tmpdir[256];
-
-static const char *tmp(const char *name)
-{
-	static char path[512];
-	if (!tmpdir[0]) {
-		snprintf(tmpdir, sizeof tmpdir, "/tmp/mllm-st-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	}
-	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-	return path;
-}
-
-static void cleanup(void)
-{
-	if (!tmpdir[0])
-		return;
-	unlink(tmp("t.safetensors"));
-	unlink(tmp("big.safetensors"));
-	rmdir(tmpdir);
-	tmpdir[0] = '\0';
-}
+#define FILE_UTIL_PREFIX "mllm-st"
+#include "file_util.h"
 
 /* Writes u64 header length + header (padded to 8) + data_len bytes. */
 static const char *write_st(const char *hdr, size_t data_len, size_t cut)
@@ -323,7 +303,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("safetensors");
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
-	tcase_add_checked_fixture(tc, NULL, cleanup);
+	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
 	tcase_add_test(tc, test_fixture_matches_jansson);
 	tcase_add_test(tc, test_synthetic_good);
 	tcase_add_test(tc, test_malformed_headers);

@@ -12,6 +12,8 @@
 
 #include "../../engine/tokenizer.c"
 
+#include "file_util.h"
+
 #define LLAMA_MODEL "tokenizer/llama2/tokenizer.model"
 
 static uint64_t rng_state;
@@ -291,27 +293,19 @@ END_TEST
 START_TEST(test_fuzz_model_file)
 {
 	char path[4096], err[512];
-	FILE *f;
-	long n;
+	size_t n;
 	unsigned char *orig, *buf;
 	int n_iter = iterations(150), n_ok = 0;
 
 	mllm_test_path(path, sizeof path, LLAMA_MODEL);
 	MLLM_REQUIRE_FIXTURE(path);
-	f = fopen(path, "rb");
-	ck_assert_ptr_nonnull(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	orig = malloc((size_t)n);
-	buf = malloc((size_t)n);
+	orig = slurp(path, &n);
+	buf = malloc(n);
 	ck_assert(orig && buf);
-	ck_assert_uint_eq(fread(orig, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
 	seed(4);
 	for (int it = 0; it < n_iter; it++) {
 		mllm_tokenizer *tok = NULL;
-		size_t len = (size_t)n;
+		size_t len = n;
 		memcpy(buf, orig, len);
 		int k = 1 + (int)rnd_below(8);
 		for (int j = 0; j < k; j++)
