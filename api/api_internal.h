@@ -28,10 +28,6 @@ json_t *api__json_text(const char *p, size_t n);
 json_t *api__json_token(const char *p, size_t n);
 /* A JSON real for a logprob; non-finite values become -9999.0. */
 json_t *api__json_logprob(float lp);
-/* The bytes a vocabulary id stands for: U+2581 → ' ', "<0xNN>" → that
- * byte, other pieces as stored. Writes at most cap bytes; returns the
- * length (0 for a bad id or no tokenizer). */
-size_t api__token_bytes(const mllm_tokenizer *tok, int32_t id, char *buf, size_t cap);
 /* "cmpl-" / "chatcmpl-" followed by 24 hex digits. */
 void api__make_id(char *buf, size_t cap, const char *prefix);
 

@@ -127,8 +127,8 @@ static void legacy_add(const api_request *req, json_t *obj, const api__lp *v, si
 			json_t *d = json_object();
 			MLLM_ASSERT(d);
 			for (int32_t k = 0; k < e->n_top; k++) {
-				size_t bl =
-				    api__token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
+				size_t bl = mllm_tokenizer_token_bytes(req->m->tok, e->top[k].id,
+				                                       buf, sizeof buf);
 				json_t *key = api__json_token(buf, bl);
 				/* By length: a token may be a NUL byte. */
 				json_object_setn_new(d, json_string_value(key),
@@ -194,7 +194,8 @@ static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
 		json_object_set_new(item, "bytes",
 		                    bytes_array(e->text ? e->text : "", e->text_len));
 		for (int32_t k = 0; k < e->n_top; k++) {
-			size_t bl = api__token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
+			size_t bl =
+			    mllm_tokenizer_token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
 			json_t *t = json_object();
 			MLLM_ASSERT(t);
 			json_object_set_new(t, "token", api__json_token(buf, bl));

@@ -173,44 +173,6 @@ json_t *api__json_logprob(float lp)
 	return j;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-size_t api__token_bytes(const mllm_tokenizer *tok, int32_t id, char *buf, size_t cap)
-{
-	size_t len = 0, o = 0;
-	const char *p;
-	if (!tok || cap == 0)
-		return 0;
-	p = mllm_tokenizer_piece(tok, id, &len);
-	if (!p)
-		return 0;
-	/* Byte-fallback piece "<0xNN>": the byte itself. */
-	if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' &&
-	    hexval(p[3]) >= 0 && hexval(p[4]) >= 0) {
-		buf[0] = (char)(hexval(p[3]) * 16 + hexval(p[4]));
-		return 1;
-	}
-	for (size_t i = 0; i < len && o < cap; i++) {
-		if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
-		    (unsigned char)p[i + 2] == 0x81) {
-			buf[o++] = ' ';
-			i += 2;
-		} else {
-			buf[o++] = p[i];
-		}
-	}
-	return o;
-}
-
 static uint64_t splitmix64(uint64_t x)
 {
 	x += 0x9E3779B97F4A7C15ull;

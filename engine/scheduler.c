@@ -625,35 +625,6 @@ static void request_error(mllm_engine *e, mllm_request *r, int err)
 	engine_drop(r);
 }
 
-/* Raw bytes of one token (logprobs' `tokens`): the piece with U+2581 as a
- * space and <0xHH> as that byte. */
-static size_t token_bytes(const mllm_tokenizer *tok, int32_t id, char *out, size_t cap)
-{
-	size_t len = 0, o = 0;
-	const char *p = tok ? mllm_tokenizer_piece(tok, id, &len) : NULL;
-	if (!p)
-		return 0;
-	if (len == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
-		char hex[3] = {p[3], p[4], 0};
-		char *end;
-		unsigned long v = strtoul(hex, &end, 16);
-		if (*end == '\0') {
-			out[0] = (char)v;
-			return 1;
-		}
-	}
-	for (size_t i = 0; i < len && o < cap; i++) {
-		if (i + 2 < len && (unsigned char)p[i] == 0xe2 && (unsigned char)p[i + 1] == 0x96 &&
-		    (unsigned char)p[i + 2] == 0x81) {
-			out[o++] = ' ';
-			i += 2;
-		} else {
-			out[o++] = p[i];
-		}
-	}
-	return o;
-}
-
 /* ---- Admission --------------------------------------------------------------- */
 
 static int32_t blocks_for(const mllm_engine *e, int64_t n_tokens)
@@ -811,7 +782,7 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 	}
 	n = e->tok ? mllm_detok_push(&s->detok, res.token, text, sizeof text) : 0;
 	n_rel = mllm_stop_push(&s->stop, text, n > 0 ? (size_t)n : 0, &rel);
-	n_raw = token_bytes(e->tok, res.token, raw, sizeof raw);
+	n_raw = mllm_tokenizer_token_bytes(e->tok, res.token, raw, sizeof raw);
 	ev.token = res.token;
 	if (r->samp.logprobs >= 0) {
 		ev.has_logprob = true;
@@ -834,7 +805,7 @@ static void emit_prompt(mllm_engine *e, mllm_request *r, int32_t p, const float 
 {
 	char raw[MLLM_DETOK_MAX];
 	mllm_event ev = {.kind = MLLM_EV_PROMPT, .choice = 0, .token = r->prompt[p]};
-	size_t n_raw = token_bytes(e->tok, r->prompt[p], raw, sizeof raw);
+	size_t n_raw = mllm_tokenizer_token_bytes(e->tok, r->prompt[p], raw, sizeof raw);
 	if (prev) {
 		ev.has_logprob = true;
 		ev.logprob = mllm_logprob_of(prev, e->n_vocab, r->prompt[p]);

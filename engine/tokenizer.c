@@ -1164,6 +1164,32 @@ bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id)
 	return id >= 0 && id < tok->n_vocab && tok->type[id] == PT_CONTROL;
 }
 
+size_t mllm_tokenizer_token_bytes(const mllm_tokenizer *tok, int32_t id, char *out, size_t cap)
+{
+	const char *p;
+	size_t len, o = 0;
+
+	if (!tok || id < 0 || id >= tok->n_vocab || cap == 0)
+		return 0;
+	p = tok->blob + tok->off[id];
+	len = tok->len[id];
+	/* Byte pieces were checked to be <0xXX> at load. */
+	if (tok->type[id] == PT_BYTE) {
+		out[0] = (char)piece_to_byte(p, len);
+		return 1;
+	}
+	for (size_t i = 0; i < len && o < cap; i++) {
+		if (i + 2 < len && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
+		    (unsigned char)p[i + 2] == 0x81) {
+			out[o++] = ' ';
+			i += 2;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	return o;
+}
+
 size_t mllm_tokenizer_max_ids(const mllm_tokenizer *tok, size_t len)
 {
 	/* Each input byte normalizes to at most 3 bytes (U+FFFD, "▁") which

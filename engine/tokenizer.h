@@ -53,6 +53,10 @@ const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id, size_t *
 
 /* Whether id is a control token (<s>, </s>): rendered as nothing. */
 bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id);
+/* The raw bytes of token id on its own (what logprobs report as the token):
+ * a byte piece is its byte, U+2581 is a space, anything else its text.
+ * Writes at most cap bytes (no NUL) and returns the count; 0 for a bad id. */
+size_t mllm_tokenizer_token_bytes(const mllm_tokenizer *tok, int32_t id, char *out, size_t cap);
 
 /* An id capacity that always suffices to encode len bytes with BOS: len + 2
  * for the LLaMA vocabulary (and any with "▁" and U+FFFD pieces or without

@@ -929,6 +929,41 @@ START_TEST(test_decode_api)
 }
 END_TEST
 
+/* Token bytes (logprobs' `tokens`): a byte piece is its byte, U+2581 a
+ * space, control pieces their text; bad ids give nothing. Checked on every
+ * byte piece of the vocabulary. */
+START_TEST(test_token_bytes)
+{
+	mllm_tokenizer *tok = load(LLAMA_MODEL);
+	char out[64];
+	int32_t ids[8];
+	size_t n, n_byte = 0;
+
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, " world", 6, false, ids, 8, &n), 0);
+	ck_assert_uint_ge(n, 1);
+	size_t k = mllm_tokenizer_token_bytes(tok, ids[n - 1], out, sizeof out);
+	ck_assert_uint_eq(k, 6);
+	ck_assert_int_eq(memcmp(out, " world", 6), 0);
+	ck_assert_uint_eq(mllm_tokenizer_token_bytes(tok, mllm_tokenizer_bos(tok), out, sizeof out),
+	                  3);
+	ck_assert_int_eq(memcmp(out, "<s>", 3), 0);
+	ck_assert_uint_eq(mllm_tokenizer_token_bytes(tok, -1, out, sizeof out), 0);
+	ck_assert_uint_eq(mllm_tokenizer_token_bytes(tok, 32000, out, sizeof out), 0);
+	for (int32_t id = 0; id < mllm_tokenizer_n_vocab(tok); id++) {
+		size_t len;
+		const char *p = mllm_tokenizer_piece(tok, id, &len);
+		unsigned v;
+		if (len != 6 || sscanf(p, "<0x%2X>", &v) != 1)
+			continue;
+		ck_assert_uint_eq(mllm_tokenizer_token_bytes(tok, id, out, sizeof out), 1);
+		ck_assert_uint_eq((unsigned char)out[0], v);
+		n_byte++;
+	}
+	ck_assert_uint_eq(n_byte, 256);
+	mllm_tokenizer_free(tok);
+}
+END_TEST
+
 /* Every piece of the vocabulary streams as whole UTF-8 on its own and after
  * any byte piece; a byte piece alone renders as SentencePiece would. */
 START_TEST(test_detok_every_piece)
@@ -1086,6 +1121,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_encode_api);
 	tcase_add_test(tc, test_decode_api);
+	tcase_add_test(tc, test_token_bytes);
 	tcase_add_test(tc, test_detok_every_piece);
 	tcase_add_test(tc, test_load_errors);
 	tcase_add_test(tc, test_encode_oom);
