@@ -6,6 +6,7 @@
  *   sh tools/make_bench_model.sh            # 125M-shaped random models
  *   build/bench/bench_forward MODEL [--convert q8_0|q4_0|f16|f32]
  *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16]
+ *       [--batch 1,4,16,64] [--batch-ctx 128] [--batch-steps 16]
  * e.g. build/bench/bench_forward build/bench-models/mobilellm-125m-f16 --convert q8_0
  *
  * Decode from an empty context: --decode single-token steps from position 0
@@ -13,9 +14,13 @@
  * (random ids), logits for the last row only. Decode after it: --decode
  * steps at positions --prefill.., attending to the whole prefill. Steps feed
  * back the argmax. Each figure is the median (and the best) of --repeats
- * runs; "cpus busy" is the process CPU time over wall time (on a shared
- * machine, below ~1.9 at 2 threads the figures are not the engine's). Memory is
- * VmRSS / VmHWM from /proc/self/status after the runs.
+ * runs. --batch: batched decode, what the scheduler runs with B clients:
+ * steps of B tokens, one from each of B sequences at positions --batch-ctx..
+ * (all B share one prefilled prefix of --batch-ctx tokens, so attention
+ * reads a real context); prints ms per step and tokens/s per B, and only
+ * that. "cpus busy" is the process CPU time over wall time (on a shared
+ * machine, below ~1.9 at 2 threads the figures are not the engine's).
+ * Memory is VmRSS / VmHWM from /proc/self/status after the runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +97,148 @@ static int decode(mllm_ctx *ctx, const int32_t *const *tables, const int32_t *se
 	return 0;
 }
 
+/* Batched decode: B sequences sharing the blocks of one prefilled prefix of
+ * ctx tokens (ctx % block size == 0), each with its own blocks after it;
+ * `steps` forward calls of B tokens (one per sequence). Returns the median
+ * seconds per step over `repeats` runs, or < 0 on error. */
+static double batch_decode(mllm_ctx *ctx, mllm_kv *kv, int32_t V, const int32_t *shared,
+                           int32_t ctx_tok, int32_t B, int32_t steps, int repeats, double *best)
+{
+	int32_t bs = mllm_kv_block_size(kv), own = (steps + bs - 1) / bs;
+	int32_t nb = ctx_tok / bs + own;
+	int32_t *tab = malloc((size_t)B * (size_t)nb * sizeof(int32_t));
+	const int32_t **tables = calloc((size_t)B, sizeof(*tables));
+	int32_t *tok = malloc((size_t)B * sizeof(int32_t)),
+	        *pos = malloc((size_t)B * sizeof(int32_t));
+	int32_t *seq = malloc((size_t)B * sizeof(int32_t));
+	bool *want = malloc((size_t)B * sizeof(bool));
+	float *logits = malloc((size_t)B * (size_t)V * sizeof(float));
+	double per[99], med = -1.0;
+	bool ok = tab && tables && tok && pos && seq && want && logits;
+	for (int64_t i = 0; tab && i < (int64_t)B * nb; i++)
+		tab[i] = -1;
+	for (int32_t s = 0; ok && s < B; s++) {
+		for (int32_t j = 0; j < ctx_tok / bs; j++)
+			tab[s * nb + j] = shared[j];
+		for (int32_t j = ctx_tok / bs; j < nb; j++)
+			if ((tab[s * nb + j] = mllm_kv_block_alloc(kv)) < 0)
+				ok = false;
+		tables[s] = tab + s * nb;
+		seq[s] = s;
+		want[s] = true;
+		tok[s] = 3 + s;
+	}
+	for (int r = 0; ok && r < repeats; r++) {
+		double a = now_s();
+		for (int32_t k = 0; ok && k < steps; k++) {
+			for (int32_t s = 0; s < B; s++)
+				pos[s] = ctx_tok + k;
+			mllm_batch b = {.n_tokens = B,
+			                .token = tok,
+			                .pos = pos,
+			                .seq = seq,
+			                .logits = want,
+			                .n_seqs = B,
+			                .block_table = tables};
+			if (mllm_forward(ctx, &b, logits))
+				ok = false;
+		}
+		per[r] = (now_s() - a) / steps;
+	}
+	if (ok) {
+		*best = per[0];
+		for (int r = 1; r < repeats; r++)
+			*best = per[r] < *best ? per[r] : *best;
+		med = median(per, repeats);
+	}
+	for (int32_t s = 0; tab && s < B; s++)
+		for (int32_t j = ctx_tok / bs; j < nb; j++)
+			if (tab[s * nb + j] >= 0)
+				mllm_kv_block_unref(kv, tab[s * nb + j]);
+	free(tab);
+	free(tables);
+	free(tok);
+	free(pos);
+	free(seq);
+	free(want);
+	free(logits);
+	return med;
+}
+
+/* The --batch figures at nt threads: one prefilled prefix, then each B. */
+static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok, int32_t steps,
+                       int repeats)
+{
+	int32_t bmax = 1, V = mllm_model_hparams(m)->n_vocab;
+	for (const char *p = list; *p;) {
+		int b = atoi(p);
+		bmax = b > bmax ? b : bmax;
+		p += strcspn(p, ",");
+		p += *p == ',';
+	}
+	int32_t own = (steps + 15) / 16, nsh = ctx_tok / 16;
+	mllm_kv_params kp = {.block_size = 16, .n_blocks = nsh + bmax * own};
+	mllm_kv *kv;
+	mllm_ctx *ctx;
+	int32_t nmax = bmax > ctx_tok ? bmax : ctx_tok;
+	if (mllm_kv_create(m, &kp, &kv) || mllm_ctx_create(m, kv, nmax, nt, &ctx)) {
+		fprintf(stderr, "bench_forward: cannot create cache/context\n");
+		return -1;
+	}
+	int32_t *shared = malloc((size_t)nsh * sizeof(int32_t));
+	int32_t *ids = malloc((size_t)ctx_tok * sizeof(int32_t));
+	int32_t *pos = malloc((size_t)ctx_tok * sizeof(int32_t));
+	int32_t *seq = calloc((size_t)ctx_tok, sizeof(int32_t));
+	bool *want = calloc((size_t)ctx_tok, sizeof(bool));
+	float *logits = malloc((size_t)V * sizeof(float));
+	for (int32_t j = 0; j < nsh; j++)
+		shared[j] = mllm_kv_block_alloc(kv);
+	for (int32_t i = 0; i < ctx_tok; i++) {
+		ids[i] = i == 0 ? 1 : 3 + (i * 7919) % (V - 3);
+		pos[i] = i;
+	}
+	want[ctx_tok - 1] = true;
+	const int32_t *tables[1] = {shared};
+	mllm_batch b = {.n_tokens = ctx_tok,
+	                .token = ids,
+	                .pos = pos,
+	                .seq = seq,
+	                .logits = want,
+	                .n_seqs = 1,
+	                .block_table = tables};
+	int rc = mllm_forward(ctx, &b, logits) ? -1 : 0;
+	for (const char *p = list; !rc && *p;) {
+		int B = atoi(p);
+		p += strcspn(p, ",");
+		p += *p == ',';
+		if (B < 1)
+			continue;
+		double best = 0.0, c0 = cpu_s(), w0 = now_s();
+		double med = batch_decode(ctx, kv, V, shared, ctx_tok, B, steps, repeats, &best);
+		if (med < 0) {
+			rc = -1;
+			break;
+		}
+		printf(
+		    "threads %d: batch %3d at ctx %d: %7.2f ms/step (best %7.2f) = %7.1f tokens/s "
+		    "(best %7.1f) | %.2f cpus busy\n",
+		    nt, B, ctx_tok, med * 1e3, best * 1e3, B / med, B / best,
+		    (cpu_s() - c0) / (now_s() - w0));
+		fflush(stdout);
+	}
+	for (int32_t j = 0; j < nsh; j++)
+		mllm_kv_block_unref(kv, shared[j]);
+	free(shared);
+	free(ids);
+	free(pos);
+	free(seq);
+	free(want);
+	free(logits);
+	mllm_ctx_free(ctx);
+	mllm_kv_free(kv);
+	return rc;
+}
+
 static void log_sink(void *ud, mllm_log_level level, const char *msg)
 {
 	(void)ud;
@@ -101,7 +248,8 @@ static void log_sink(void *ud, mllm_log_level level, const char *msg)
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL, *threads_list = "1,2";
+	const char *path = NULL, *threads_list = "1,2", *batch_list = NULL;
+	int batch_ctx = 128, batch_steps = 16;
 	int n_prefill = 512, n_decode = 128, repeats = 3;
 	bool kv_f16 = false;
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
@@ -130,6 +278,12 @@ int main(int argc, char **argv)
 			n_prefill = atoi(argv[++i]);
 		} else if (v && strcmp(argv[i], "--decode") == 0) {
 			n_decode = atoi(argv[++i]);
+		} else if (v && strcmp(argv[i], "--batch") == 0) {
+			batch_list = argv[++i];
+		} else if (v && strcmp(argv[i], "--batch-ctx") == 0) {
+			batch_ctx = atoi(argv[++i]);
+		} else if (v && strcmp(argv[i], "--batch-steps") == 0) {
+			batch_steps = atoi(argv[++i]);
 		} else if (v && strcmp(argv[i], "--repeats") == 0) {
 			repeats = atoi(argv[++i]);
 		} else if (argv[i][0] != '-' && !path) {
@@ -138,7 +292,8 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (!path || n_prefill < 1 || n_decode < 1 || repeats < 1 || repeats > 99)
+	if (!path || n_prefill < 1 || n_decode < 1 || repeats < 1 || repeats > 99 ||
+	    batch_ctx < 16 || batch_ctx % 16 || batch_steps < 1)
 		goto usage;
 
 	mllm_log_set(log_sink, NULL, MLLM_LOG_INFO);
@@ -184,6 +339,11 @@ int main(int argc, char **argv)
 			tl++;
 		if (nt < 1)
 			continue;
+		if (batch_list) {
+			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats))
+				return 1;
+			continue;
+		}
 		mllm_kv_params kp = {
 		    .block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16};
 		mllm_kv *kv;
@@ -254,6 +414,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
-	                "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16]\n");
+	                "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16]\n"
+	                "       [--batch B1,B2,.. [--batch-ctx N] [--batch-steps N]]\n");
 	return 2;
 }

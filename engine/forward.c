@@ -21,11 +21,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Batches of at least this many rows go through sgemm (measured on the
- * 125M shape: below it the GEMV kernels, which read each weight row once
- * for all tokens, win). */
+/* Batches of at least this many rows go through sgemm. Below it the
+ * multi-token kernels (each weight block loaded once per step and dotted
+ * with the batch's rows in 4 x 4 register tiles) win. Measured on the 125M
+ * shape, 2 threads (bench_forward --batch): Q8_0 32 rows 70 ms/step vs 81
+ * with sgemm, 48 rows 111 vs 95; F16 (no integer work, only vcvtph2ps)
+ * 32 rows 60 vs 82, 64 rows still 4% ahead. MLLM_BLAS_MIN_ROWS=n overrides
+ * both. */
 #ifndef BLAS_MIN_ROWS
-#define BLAS_MIN_ROWS 24
+#define BLAS_MIN_ROWS 40
+#endif
+#ifndef BLAS_MIN_ROWS_F16
+#define BLAS_MIN_ROWS_F16 80
 #endif
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
@@ -39,6 +46,8 @@ struct mllm_ctx {
 	mllm__pool *pool;
 	mllm__isa isa;
 	bool use_blas;
+	int64_t blas_min_rows;     /* BLAS_MIN_ROWS, or MLLM_BLAS_MIN_ROWS */
+	int64_t blas_min_rows_f16; /* the same for F16 / BF16 weights */
 	bool (*abort_fn)(void *ud);
 	void *abort_ud;
 
@@ -355,6 +364,11 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->n_threads = n_threads;
 	c->isa = mllm__cpu_isa();
 	c->use_blas = c->isa != MLLM__ISA_SCALAR && mllm__blas_init();
+	c->blas_min_rows = BLAS_MIN_ROWS;
+	c->blas_min_rows_f16 = BLAS_MIN_ROWS_F16;
+	const char *bm = getenv("MLLM_BLAS_MIN_ROWS"); /* tuning with bench_forward --batch */
+	if (bm && atoi(bm) > 0)
+		c->blas_min_rows = c->blas_min_rows_f16 = atoi(bm);
 	c->q_dim = (int64_t)hp->n_head * hp->head_dim;
 	c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
 	c->max_cols = hp->n_embd;
@@ -474,7 +488,9 @@ static void mm_blas_fn(void *arg, int64_t g0, int64_t g1, int tid)
 static void mm_run(mllm_ctx *c, mm_job *j)
 {
 	int64_t rows = j->start[j->n_w], cols = j->W[0]->cols;
-	if (c->use_blas && j->n >= BLAS_MIN_ROWS) {
+	mllm_dtype t = j->W[0]->dtype;
+	bool half = t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16;
+	if (c->use_blas && j->n >= (half ? c->blas_min_rows_f16 : c->blas_min_rows)) {
 		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
 		return;
 	}

@@ -2,17 +2,17 @@
  * kernels.c — the numeric kernels: matrix products for F32/F16/BF16/Q8_0/
  * Q4_0 weights, RMSNorm, RoPE, softmax, SwiGLU, attention dots.
  *
- * Each kernel is a scalar reference plus SIMD paths compiled for their
- * target with __attribute__((target)) and picked at run time by the caller's
- * mllm__isa, so one binary runs everywhere and MLLM_REF_KERNELS=1 can force
- * the reference. Quantized weights are multiplied with activations that were
- * quantized to 8 bits once per matmul (integer dot products, VNNI where
- * present); the scalar path dequantizes the weights instead, which is what
- * the golden references compute.
+ * Each is a scalar reference plus SIMD paths (__attribute__((target)),
+ * picked at run time by the caller's mllm__isa; MLLM_REF_KERNELS=1 forces
+ * the reference). Quantized weights meet activations quantized to 16 bits
+ * once per matmul. The SIMD matmuls tile weight rows x tokens, so a batched
+ * step loads each weight block once, and each (row, token) result is
+ * bit-identical to that token computed alone.
  */
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -23,6 +23,11 @@
 #ifndef PF_ROWS
 #define PF_ROWS 4
 #endif
+
+/* Tokens per register tile of the multi-token kernels (AVX-512: 4 x 4
+ * accumulators for the integer products, 4 x 6 for float weights). */
+#define TILE_T  4
+#define TILE_TF 6
 
 #define T_AVX2   __attribute__((target("avx2,fma,f16c")))
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -258,66 +263,90 @@ static inline float elem(mllm_dtype t, const void *p, int64_t c)
 	return mllm__bf16_to_f32(((const uint16_t *)p)[c]);
 }
 
-/* Float weights (F32/F16/BF16), four rows at a time so each x load feeds
- * four FMAs; tokens loop inside so the rows stay in L1. */
-T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
-                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+/* Float weights (F32/F16/BF16) with AVX2: tiles of NR (1 or 4) rows x NT
+ * (1 or 2) tokens, each 8-column slice of the rows converted once for the
+ * tile's tokens; per (row, token) the operations of a one-token product. */
+T_AVX2 static inline __attribute__((always_inline)) void
+f_tile_avx2(mllm_dtype t, int NR, int NT, const uint8_t *w0, size_t rb, const float *restrict x,
+            int64_t cols, const char *pf, float *restrict y, int64_t ldy)
 {
-	mllm_dtype t = W->dtype;
-	int64_t cols = W->cols, c8 = cols & ~(int64_t)7;
+	int64_t c8 = cols & ~(int64_t)7;
+	size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
+	__m256 acc[4][2];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+		for (int k = 0; k < NT; k++)
+			acc[r][k] = _mm256_setzero_ps();
+	int64_t c = 0;
+	for (; c < c8; c += 8) {
+		/* one line of the next group per 32 bytes per row read */
+		if (pf && (c & 15) == 0)
+			for (size_t q = 0; q < esz * 64; q += 64)
+				_mm_prefetch(pf + (size_t)c * esz * 4 + q, _MM_HINT_T0);
+		__m256 w[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			w[r] = load8(t, w0 + (size_t)r * rb, c);
+#pragma GCC unroll 2
+		for (int k = 0; k < NT; k++) {
+			__m256 xx = _mm256_loadu_ps(x + k * cols + c);
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++)
+				acc[r][k] = _mm256_fmadd_ps(w[r], xx, acc[r][k]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int k = 0; k < NT; k++) {
+		const float *xv = x + k * cols;
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			const void *wr = w0 + (size_t)r * rb;
+			float s = hsum256(acc[r][k]);
+			for (int64_t cc = c; cc < cols; cc++)
+				s += elem(t, wr, cc) * xv[cc];
+			y[k * ldy + r] = s;
+		}
+	}
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+f_rows_avx2(mllm_dtype t, int NR, const uint8_t *w0, size_t rb, const float *restrict x,
+            int64_t cols, int64_t n_tok, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + 2 <= n_tok; k += 2) {
+		f_tile_avx2(t, NR, 2, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		pf = NULL;
+	}
+	if (k < n_tok)
+		f_tile_avx2(t, NR, 1, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+matmul_float_avx2_t(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t cols = W->cols;
 	size_t rb = mllm__row_bytes(t, cols);
 	const uint8_t *base = W->data;
 	int64_t r = r0;
-	for (; r + 4 <= r1; r += 4) {
-		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
-		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
-		const char *pf = (const char *)base + (size_t)(r + PF_ROWS) * rb;
-		size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const float *xv = x + k * cols;
-			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-			int64_t c = 0;
-			for (; c < c8; c += 8) {
-				__m256 xx = _mm256_loadu_ps(xv + c);
-				/* one line of the next group per 32 bytes per row read */
-				if (k == 0 && (c & 15) == 0)
-					for (size_t q = 0; q < esz * 64; q += 64)
-						_mm_prefetch(pf + (size_t)c * esz * 4 + q,
-						             _MM_HINT_T0);
-				a0 = _mm256_fmadd_ps(load8(t, w0, c), xx, a0);
-				a1 = _mm256_fmadd_ps(load8(t, w1, c), xx, a1);
-				a2 = _mm256_fmadd_ps(load8(t, w2, c), xx, a2);
-				a3 = _mm256_fmadd_ps(load8(t, w3, c), xx, a3);
-			}
-			float s0 = hsum256(a0), s1 = hsum256(a1), s2 = hsum256(a2),
-			      s3 = hsum256(a3);
-			for (; c < cols; c++) {
-				s0 += elem(t, w0, c) * xv[c];
-				s1 += elem(t, w1, c) * xv[c];
-				s2 += elem(t, w2, c) * xv[c];
-				s3 += elem(t, w3, c) * xv[c];
-			}
-			float *yo = y + k * ldy + r;
-			yo[0] = s0;
-			yo[1] = s1;
-			yo[2] = s2;
-			yo[3] = s3;
-		}
-	}
-	for (; r < r1; r++) {
-		const void *w0 = base + (size_t)r * rb;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const float *xv = x + k * cols;
-			__m256 a0 = _mm256_setzero_ps();
-			int64_t c = 0;
-			for (; c < c8; c += 8)
-				a0 = _mm256_fmadd_ps(load8(t, w0, c), _mm256_loadu_ps(xv + c), a0);
-			float s0 = hsum256(a0);
-			for (; c < cols; c++)
-				s0 += elem(t, w0, c) * xv[c];
-			y[k * ldy + r] = s0;
-		}
-	}
+	for (; r + 4 <= r1; r += 4)
+		f_rows_avx2(t, 4, base + (size_t)r * rb, rb, x, cols, n_tok,
+		            (const char *)base + (size_t)(r + PF_ROWS) * rb, y + r, ldy);
+	for (; r < r1; r++)
+		f_rows_avx2(t, 1, base + (size_t)r * rb, rb, x, cols, n_tok, NULL, y + r, ldy);
+}
+
+T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	if (W->dtype == MLLM_DTYPE_F32)
+		matmul_float_avx2_t(MLLM_DTYPE_F32, W, x, n_tok, y, ldy, r0, r1);
+	else if (W->dtype == MLLM_DTYPE_F16)
+		matmul_float_avx2_t(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, r0, r1);
+	else
+		matmul_float_avx2_t(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, r0, r1);
 }
 
 /* 32 weights of block b of a Q8_0 / Q4_0 row as int8 (Q4_0 nibbles are
@@ -337,131 +366,285 @@ T_AVX2 static inline __m256i qweights(bool q4, const uint8_t *row, int64_t b, fl
 	return _mm256_loadu_si256((const __m256i *)bl->qs);
 }
 
-/* int8 weights x int16 activations of one block: 8 int32 partial sums. */
-T_AVX2 static inline __m256i qdot_avx2(__m256i w8, const int16_t *a)
+/* Rows of a quantized weight against 16-bit activations with AVX2: tiles
+ * of NR (1 or 2) rows x NT (1..3) tokens; each weight block is widened to
+ * int16 once per tile. Per (row, token) the same operations as a one-token
+ * product: two vpmaddwd, one add, convert, one FMA with d * d_x. */
+T_AVX2 static inline __attribute__((always_inline)) void
+q_tile_avx2(bool q4, int NR, int NT, const uint8_t *p0, size_t rb, const mllm__block_qa *xq,
+            int64_t nb, const char *pf, float *restrict y, int64_t ldy)
 {
-	__m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w8));
-	__m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w8, 1));
-	__m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)a));
-	__m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(a + 16)));
-	return _mm256_add_epi32(p0, p1);
+	__m256 acc[2][3];
+	size_t bsz = 2 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
+#pragma GCC unroll 2
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = _mm256_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		if (pf) {
+			_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
+			_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
+		}
+		__m256i wl[2], wh[2];
+		float d[2];
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++) {
+			__m256i w8 = qweights(q4, p0 + (size_t)r * rb, b, &d[r]);
+			wl[r] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w8));
+			wh[r] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(w8, 1));
+		}
+#pragma GCC unroll 3
+		for (int t = 0; t < NT; t++) {
+			const mllm__block_qa *a = xq + t * nb + b;
+			__m256i a0 = _mm256_loadu_si256((const __m256i *)a->qs);
+			__m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 16));
+#pragma GCC unroll 2
+			for (int r = 0; r < NR; r++) {
+				__m256i s = _mm256_add_epi32(_mm256_madd_epi16(wl[r], a0),
+				                             _mm256_madd_epi16(wh[r], a1));
+				acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+				                            _mm256_set1_ps(d[r] * a->d), acc[r][t]);
+			}
+		}
+	}
+#pragma GCC unroll 3
+	for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++)
+			y[t * ldy + r] = hsum256(acc[r][t]);
 }
 
-/* Rows of a quantized weight against 16-bit activations, two rows at a
- * time so each activation block feeds both. */
-T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
-                                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+T_AVX2 static inline __attribute__((always_inline)) void
+q_rows_avx2(bool q4, int NR, const uint8_t *p0, size_t rb, const mllm__block_qa *xq, int64_t nb,
+            int64_t n_tok, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + 3 <= n_tok; k += 3) {
+		q_tile_avx2(q4, NR, 3, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+		pf = NULL;
+	}
+	if (n_tok - k == 2)
+		q_tile_avx2(q4, NR, 2, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+	else if (n_tok - k == 1)
+		q_tile_avx2(q4, NR, 1, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+matmul_q_avx2_t(bool q4, const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+                float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK;
-	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
 	size_t rb = mllm__row_bytes(W->dtype, W->cols);
 	const uint8_t *base = W->data;
 	int64_t r = r0;
 	for (; r + 2 <= r1; r += 2) {
-		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
-		const char *pf = (const char *)p0 + 2 * rb;
-		size_t bsz = 2 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
-		for (int64_t k = 0; k < n_tok; k++) {
-			const mllm__block_qa *xb = xq + k * nb;
-			__m256 a0 = _mm256_setzero_ps(), a1 = a0;
-			for (int64_t b = 0; b < nb; b++) {
-				if (k == 0) {
-					_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
-					_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
-				}
-				float d0, d1;
-				__m256i w0 = qweights(q4, p0, b, &d0);
-				__m256i w1 = qweights(q4, p1, b, &d1);
-				__m256 s0 = _mm256_cvtepi32_ps(qdot_avx2(w0, xb[b].qs));
-				__m256 s1 = _mm256_cvtepi32_ps(qdot_avx2(w1, xb[b].qs));
-				a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0 * xb[b].d), a0);
-				a1 = _mm256_fmadd_ps(s1, _mm256_set1_ps(d1 * xb[b].d), a1);
+		const uint8_t *p0 = base + (size_t)r * rb;
+		q_rows_avx2(q4, 2, p0, rb, xq, nb, n_tok, (const char *)p0 + 2 * rb, y + r, ldy);
+	}
+	for (; r < r1; r++)
+		q_rows_avx2(q4, 1, base + (size_t)r * rb, rb, xq, nb, n_tok, NULL, y + r, ldy);
+}
+
+T_AVX2 static void matmul_q_avx2(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+                                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	if (W->dtype == MLLM_DTYPE_Q4_0)
+		matmul_q_avx2_t(true, W, xq, n_tok, y, ldy, r0, r1);
+	else
+		matmul_q_avx2_t(false, W, xq, n_tok, y, ldy, r0, r1);
+}
+
+/* f32 of every f16 bit pattern: a block scale becomes one broadcast load
+ * instead of an insert, a conversion and a shuffle-port broadcast per
+ * (row, block). Exact (the same values as mllm__f16_to_f32). 256 KiB,
+ * filled once. */
+static float f16_table[65536];
+static pthread_once_t f16_table_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_fill(void)
+{
+	for (uint32_t i = 0; i < 65536; i++)
+		f16_table[i] = mllm__f16_to_f32((uint16_t)i);
+}
+
+/* Block b of a Q8_0 / Q4_0 row as 32 int16 weights (Q4_0 recentred to
+ * -8..7, the same values as qweights()); *d points at its f32 scale. */
+T_AVX512 static inline __m512i qw16_avx512(bool q4, const uint8_t *row, int64_t b, const float **d)
+{
+	if (q4) {
+		const mllm__block_q4_0 *bl = (const mllm__block_q4_0 *)row + b;
+		*d = &f16_table[bl->d];
+		/* both halves hold the 16 bytes: low nibbles feed elements
+		 * 0..15, high nibbles (shifted in the upper lanes) 16..31 */
+		__m512i w = _mm512_cvtepu8_epi16(
+		    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bl->qs)));
+		w = _mm512_mask_srli_epi16(w, (__mmask32)0xffff0000u, w, 4);
+		w = _mm512_and_si512(w, _mm512_set1_epi16(15));
+		return _mm512_sub_epi16(w, _mm512_set1_epi16(8));
+	}
+	const mllm__block_q8_0 *bl = (const mllm__block_q8_0 *)row + b;
+	*d = &f16_table[bl->d];
+	return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)bl->qs));
+}
+
+/* The 16 sums of a 4 rows x 4 tokens tile of accumulators (aRT: row R,
+ * token T) stored at y[t * ldy + r]. Each is reduced with exactly the
+ * pairing of _mm512_reduce_add_ps (lane i with i + 8, then i + 4, i + 2,
+ * i + 1), so the results equal the one-token path's bit for bit, but the
+ * 16 reductions share their shuffles: 45 operations instead of ~130. */
+T_AVX512 static inline __attribute__((always_inline)) void
+reduce4x4_store(__m512 a00, __m512 a01, __m512 a02, __m512 a03, __m512 a10, __m512 a11, __m512 a12,
+                __m512 a13, __m512 a20, __m512 a21, __m512 a22, __m512 a23, __m512 a30, __m512 a31,
+                __m512 a32, __m512 a33, float *restrict y, int64_t ldy)
+{
+#define HALVES(u, v)                                                                               \
+	_mm512_add_ps(_mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(1, 0, 1, 0)),                         \
+	              _mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(3, 2, 3, 2)))
+#define QUARTERS(u, v)                                                                             \
+	_mm512_add_ps(_mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(2, 0, 2, 0)),                         \
+	              _mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(3, 1, 3, 1)))
+	/* qR, block t: row R, token t, lanes i + (i + 4) of the half sums */
+	__m512 q0 = QUARTERS(HALVES(a00, a01), HALVES(a02, a03));
+	__m512 q1 = QUARTERS(HALVES(a10, a11), HALVES(a12, a13));
+	__m512 q2 = QUARTERS(HALVES(a20, a21), HALVES(a22, a23));
+	__m512 q3 = QUARTERS(HALVES(a30, a31), HALVES(a32, a33));
+#undef HALVES
+#undef QUARTERS
+	/* pairs (i, i + 2): per block [r0 x2, r1 x2] and [r2 x2, r3 x2] */
+	__m512d d0 = _mm512_castps_pd(q0), d1 = _mm512_castps_pd(q1);
+	__m512d d2 = _mm512_castps_pd(q2), d3 = _mm512_castps_pd(q3);
+	__m512 p01 = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d0, d1)),
+	                           _mm512_castpd_ps(_mm512_unpackhi_pd(d0, d1)));
+	__m512 p23 = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d2, d3)),
+	                           _mm512_castpd_ps(_mm512_unpackhi_pd(d2, d3)));
+	/* pairs (i, i + 1): block t holds rows 0..3 of token t */
+	__m512 s = _mm512_add_ps(_mm512_shuffle_ps(p01, p23, _MM_SHUFFLE(2, 0, 2, 0)),
+	                         _mm512_shuffle_ps(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
+	_mm_storeu_ps(y, _mm512_castps512_ps128(s));
+	_mm_storeu_ps(y + ldy, _mm512_extractf32x4_ps(s, 1));
+	_mm_storeu_ps(y + 2 * ldy, _mm512_extractf32x4_ps(s, 2));
+	_mm_storeu_ps(y + 3 * ldy, _mm512_extractf32x4_ps(s, 3));
+}
+
+/* Tiles of the quantized VNNI product: NR (1 or 4) weight rows x NT (1..4)
+ * tokens. Each weight block is loaded and widened once per tile and dotted
+ * with the NT tokens' activation blocks; every (row, token) keeps its own
+ * accumulator and sees exactly the operations of a one-token product, so a
+ * row's result does not depend on the batch. pf: the next row group to
+ * prefetch (first token tile only), or NULL. */
+T_AVX512 static inline __attribute__((always_inline)) void
+q_tile_vnni(bool q4, int NR, int NT, const uint8_t *p0, size_t rb, const mllm__block_qa *xq,
+            int64_t nb, const char *pf, float *restrict y, int64_t ldy)
+{
+	__m512 acc[4][TILE_T];
+	size_t bsz = 4 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++) {
+		if (pf) {
+			_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
+			_mm_prefetch(pf + (size_t)b * bsz + 64, _MM_HINT_T0);
+			_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
+		}
+		__m512i w[4];
+		__m512 d[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			const float *dr;
+			w[r] = qw16_avx512(q4, p0 + (size_t)r * rb, b, &dr);
+			d[r] = _mm512_set1_ps(*dr);
+		}
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			const mllm__block_qa *a = xq + t * nb + b;
+			__m512i av = _mm512_loadu_si512(a->qs);
+			__m512 xd = _mm512_set1_ps(a->d);
+			/* Keep the scale a vector (a broadcast load): left alone
+			 * the compiler turns each d * xd into a scalar multiply
+			 * plus a shuffle-port broadcast. */
+			__asm__("" : "+v"(xd));
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				/* vpmaddwd = vpdpwssd into zero, without the copy */
+				__m512i s = _mm512_madd_epi16(w[r], av);
+				acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+				                            _mm512_mul_ps(d[r], xd), acc[r][t]);
 			}
-			y[k * ldy + r] = hsum256(a0);
-			y[k * ldy + r + 1] = hsum256(a1);
 		}
 	}
-	for (; r < r1; r++) {
-		const uint8_t *p0 = base + (size_t)r * rb;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const mllm__block_qa *xb = xq + k * nb;
-			__m256 a0 = _mm256_setzero_ps();
-			for (int64_t b = 0; b < nb; b++) {
-				float d0;
-				__m256i w0 = qweights(q4, p0, b, &d0);
-				__m256 s0 = _mm256_cvtepi32_ps(qdot_avx2(w0, xb[b].qs));
-				a0 = _mm256_fmadd_ps(s0, _mm256_set1_ps(d0 * xb[b].d), a0);
-			}
-			y[k * ldy + r] = hsum256(a0);
-		}
+	if (NR == 4 && NT == 4) {
+		reduce4x4_store(acc[0][0], acc[0][1], acc[0][2], acc[0][3], acc[1][0], acc[1][1],
+		                acc[1][2], acc[1][3], acc[2][0], acc[2][1], acc[2][2], acc[2][3],
+		                acc[3][0], acc[3][1], acc[3][2], acc[3][3], y, ldy);
+		return;
+	}
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+/* One row group (NR rows at p0) against all n_tok tokens, TILE_T at a time:
+ * the group's weights stay in L1 across the token tiles. */
+T_AVX512 static inline __attribute__((always_inline)) void
+q_rows_vnni(bool q4, int NR, const uint8_t *p0, size_t rb, const mllm__block_qa *xq, int64_t nb,
+            int64_t n_tok, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + TILE_T <= n_tok; k += TILE_T) {
+		q_tile_vnni(q4, NR, TILE_T, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+		pf = NULL;
+	}
+	switch (n_tok - k) {
+	case 3:
+		q_tile_vnni(q4, NR, 3, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+		break;
+	case 2:
+		q_tile_vnni(q4, NR, 2, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+		break;
+	case 1:
+		q_tile_vnni(q4, NR, 1, p0, rb, xq + k * nb, nb, pf, y + k * ldy, ldy);
+		break;
+	default:
+		break;
 	}
 }
 
-/* The same with AVX-512 VNNI: one vpdpwssd per block (32 int8 weights
- * widened to int16 against 32 int16 activations), four rows at a time. */
-T_AVX512 static void matmul_q_vnni(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
-                                   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+/* Quantized weights with AVX-512 VNNI: one vpdpwssd per block (32 int8
+ * weights widened to int16 against 32 int16 activations), in tiles of 4
+ * rows x 4 tokens. One copy per weight type, so the type tests fold away. */
+T_AVX512 static inline __attribute__((always_inline)) void
+matmul_q_vnni_t(bool q4, const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+                float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK;
-	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
 	size_t rb = mllm__row_bytes(W->dtype, W->cols);
 	const uint8_t *base = W->data;
 	int64_t r = r0;
 	for (; r + 4 <= r1; r += 4) {
-		const uint8_t *p0 = base + (size_t)r * rb, *p1 = p0 + rb;
-		const uint8_t *p2 = p1 + rb, *p3 = p2 + rb;
-		/* Prefetch the next 4-row group while reading this one. */
-		const char *pf = (const char *)p0 + 4 * rb;
-		size_t bsz = 4 * (q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
-		for (int64_t k = 0; k < n_tok; k++) {
-			const mllm__block_qa *xb = xq + k * nb;
-			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-			for (int64_t b = 0; b < nb; b++) {
-				__m512i av = _mm512_loadu_si512(xb[b].qs);
-				if (k == 0) {
-					_mm_prefetch(pf + (size_t)b * bsz, _MM_HINT_T0);
-					_mm_prefetch(pf + (size_t)b * bsz + 64, _MM_HINT_T0);
-					_mm_prefetch(pf + (size_t)b * bsz + bsz - 1, _MM_HINT_T0);
-				}
-				__m512 xd = _mm512_set1_ps(xb[b].d);
-				float d0, d1, d2, d3;
-				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
-				__m512i w1 = _mm512_cvtepi8_epi16(qweights(q4, p1, b, &d1));
-				__m512i w2 = _mm512_cvtepi8_epi16(qweights(q4, p2, b, &d2));
-				__m512i w3 = _mm512_cvtepi8_epi16(qweights(q4, p3, b, &d3));
-				__m512i z = _mm512_setzero_si512();
-				__m512 s0 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w0, av));
-				__m512 s1 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w1, av));
-				__m512 s2 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w2, av));
-				__m512 s3 = _mm512_cvtepi32_ps(_mm512_dpwssd_epi32(z, w3, av));
-				a0 = _mm512_fmadd_ps(s0, _mm512_mul_ps(_mm512_set1_ps(d0), xd), a0);
-				a1 = _mm512_fmadd_ps(s1, _mm512_mul_ps(_mm512_set1_ps(d1), xd), a1);
-				a2 = _mm512_fmadd_ps(s2, _mm512_mul_ps(_mm512_set1_ps(d2), xd), a2);
-				a3 = _mm512_fmadd_ps(s3, _mm512_mul_ps(_mm512_set1_ps(d3), xd), a3);
-			}
-			float *yo = y + k * ldy + r;
-			yo[0] = _mm512_reduce_add_ps(a0);
-			yo[1] = _mm512_reduce_add_ps(a1);
-			yo[2] = _mm512_reduce_add_ps(a2);
-			yo[3] = _mm512_reduce_add_ps(a3);
-		}
-	}
-	for (; r < r1; r++) {
 		const uint8_t *p0 = base + (size_t)r * rb;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const mllm__block_qa *xb = xq + k * nb;
-			__m512 a0 = _mm512_setzero_ps();
-			for (int64_t b = 0; b < nb; b++) {
-				float d0;
-				__m512i w0 = _mm512_cvtepi8_epi16(qweights(q4, p0, b, &d0));
-				__m512i p = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w0,
-				                                _mm512_loadu_si512(xb[b].qs));
-				a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
-				                     _mm512_set1_ps(d0 * xb[b].d), a0);
-			}
-			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
-		}
+		/* Prefetch the next 4-row group while reading this one. */
+		q_rows_vnni(q4, 4, p0, rb, xq, nb, n_tok, (const char *)p0 + 4 * rb, y + r, ldy);
 	}
+	for (; r < r1; r++)
+		q_rows_vnni(q4, 1, base + (size_t)r * rb, rb, xq, nb, n_tok, NULL, y + r, ldy);
+}
+
+T_AVX512 static void matmul_q8_vnni(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+                                    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	matmul_q_vnni_t(false, W, xq, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX512 static void matmul_q4_vnni(const mllm__tensor *W, const mllm__block_qa *xq, int64_t n_tok,
+                                    float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	matmul_q_vnni_t(true, W, xq, n_tok, y, ldy, r0, r1);
 }
 
 /* ---- Matmul: AVX-512 float weights -------------------------------------- */
@@ -486,67 +669,117 @@ T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c, __
 	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Inlined into one copy per weight type, so the type tests fold away. */
+/* A tile of the float product: NR (1 or 4) weight rows x NT (1..6) tokens.
+ * Each 16-column slice of the rows is loaded and converted once and fed to
+ * the NT tokens; each (row, token) accumulates exactly as a one-token
+ * product would (same order, same tail), so results are batch-invariant.
+ * pf: the next row group to prefetch (first token tile only), or NULL. */
+T_AVX512 static inline __attribute__((always_inline)) void
+f_tile_avx512(mllm_dtype t, int NR, int NT, const uint8_t *w0, size_t rb, const float *restrict x,
+              int64_t cols, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t c16 = cols & ~(int64_t)15;
+	__mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
+	size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
+	__m512 acc[4][TILE_TF];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+		for (int k = 0; k < NT; k++)
+			acc[r][k] = _mm512_setzero_ps();
+	int64_t c = 0;
+	for (; c < c16; c += 16) {
+		/* Decode streams the weights from DRAM, and the hardware
+		 * prefetcher alone keeps too few lines in flight. */
+		if (pf)
+			for (size_t q = 0; q < esz * 64; q += 64)
+				_mm_prefetch(pf + (size_t)c * esz * 4 + q, _MM_HINT_T0);
+		__m512 w[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			w[r] = load16(t, w0 + (size_t)r * rb, c);
+#pragma GCC unroll 8
+		for (int k = 0; k < NT; k++) {
+			__m512 xx = _mm512_loadu_ps(x + k * cols + c);
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++)
+				acc[r][k] = _mm512_fmadd_ps(w[r], xx, acc[r][k]);
+		}
+	}
+	if (tail) {
+		__m512 w[4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			w[r] = load16m(t, w0 + (size_t)r * rb, c, tail);
+#pragma GCC unroll 8
+		for (int k = 0; k < NT; k++) {
+			__m512 xx = _mm512_maskz_loadu_ps(tail, x + k * cols + c);
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++)
+				acc[r][k] = _mm512_fmadd_ps(w[r], xx, acc[r][k]);
+		}
+	}
+	int k0 = 0;
+	if (NR == 4 && NT >= 4) {
+		reduce4x4_store(acc[0][0], acc[0][1], acc[0][2], acc[0][3], acc[1][0], acc[1][1],
+		                acc[1][2], acc[1][3], acc[2][0], acc[2][1], acc[2][2], acc[2][3],
+		                acc[3][0], acc[3][1], acc[3][2], acc[3][3], y, ldy);
+		k0 = 4;
+	}
+#pragma GCC unroll 8
+	for (int k = k0; k < NT; k++)
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			y[k * ldy + r] = _mm512_reduce_add_ps(acc[r][k]);
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+f_rows_avx512(mllm_dtype t, int NR, const uint8_t *w0, size_t rb, const float *restrict x,
+              int64_t cols, int64_t n_tok, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + TILE_TF <= n_tok; k += TILE_TF) {
+		f_tile_avx512(t, NR, TILE_TF, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		pf = NULL;
+	}
+	switch (n_tok - k) {
+	case 5:
+		f_tile_avx512(t, NR, 5, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		break;
+	case 4:
+		f_tile_avx512(t, NR, 4, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		break;
+	case 3:
+		f_tile_avx512(t, NR, 3, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		break;
+	case 2:
+		f_tile_avx512(t, NR, 2, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		break;
+	case 1:
+		f_tile_avx512(t, NR, 1, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Float weights (F32/F16/BF16) in tiles of 4 rows x 6 tokens. Inlined into
+ * one copy per weight type, so the type tests fold away. */
 T_AVX512 static inline __attribute__((always_inline)) void
 matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
-	int64_t cols = W->cols, c16 = cols & ~(int64_t)15;
-	__mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1);
+	int64_t cols = W->cols;
 	size_t rb = mllm__row_bytes(t, cols);
 	const uint8_t *base = W->data;
 	int64_t r = r0;
 	for (; r + 4 <= r1; r += 4) {
-		const void *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + 1) * rb;
-		const void *w2 = base + (size_t)(r + 2) * rb, *w3 = base + (size_t)(r + 3) * rb;
-		/* The next group of 4 rows is prefetched as this one is read:
-		 * decode streams the weights from DRAM, and the hardware
-		 * prefetcher alone keeps too few lines in flight. */
-		const char *pf = (const char *)base + (size_t)(r + PF_ROWS) * rb;
-		size_t esz = t == MLLM_DTYPE_F32 ? 4 : 2;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const float *xv = x + k * cols;
-			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-			int64_t c = 0;
-			for (; c < c16; c += 16) {
-				__m512 xx = _mm512_loadu_ps(xv + c);
-				if (k == 0)
-					for (size_t q = 0; q < esz * 64; q += 64)
-						_mm_prefetch(pf + (size_t)c * esz * 4 + q,
-						             _MM_HINT_T0);
-				a0 = _mm512_fmadd_ps(load16(t, w0, c), xx, a0);
-				a1 = _mm512_fmadd_ps(load16(t, w1, c), xx, a1);
-				a2 = _mm512_fmadd_ps(load16(t, w2, c), xx, a2);
-				a3 = _mm512_fmadd_ps(load16(t, w3, c), xx, a3);
-			}
-			if (tail) {
-				__m512 xx = _mm512_maskz_loadu_ps(tail, xv + c);
-				a0 = _mm512_fmadd_ps(load16m(t, w0, c, tail), xx, a0);
-				a1 = _mm512_fmadd_ps(load16m(t, w1, c, tail), xx, a1);
-				a2 = _mm512_fmadd_ps(load16m(t, w2, c, tail), xx, a2);
-				a3 = _mm512_fmadd_ps(load16m(t, w3, c, tail), xx, a3);
-			}
-			float *yo = y + k * ldy + r;
-			yo[0] = _mm512_reduce_add_ps(a0);
-			yo[1] = _mm512_reduce_add_ps(a1);
-			yo[2] = _mm512_reduce_add_ps(a2);
-			yo[3] = _mm512_reduce_add_ps(a3);
-		}
+		const uint8_t *w0 = base + (size_t)r * rb;
+		f_rows_avx512(t, 4, w0, rb, x, cols, n_tok,
+		              (const char *)base + (size_t)(r + PF_ROWS) * rb, y + r, ldy);
 	}
-	for (; r < r1; r++) {
-		const void *w0 = base + (size_t)r * rb;
-		for (int64_t k = 0; k < n_tok; k++) {
-			const float *xv = x + k * cols;
-			__m512 a0 = _mm512_setzero_ps();
-			int64_t c = 0;
-			for (; c < c16; c += 16)
-				a0 = _mm512_fmadd_ps(load16(t, w0, c), _mm512_loadu_ps(xv + c), a0);
-			if (tail)
-				a0 = _mm512_fmadd_ps(load16m(t, w0, c, tail),
-				                     _mm512_maskz_loadu_ps(tail, xv + c), a0);
-			y[k * ldy + r] = _mm512_reduce_add_ps(a0);
-		}
-	}
+	for (; r < r1; r++)
+		f_rows_avx512(t, 1, base + (size_t)r * rb, rb, x, cols, n_tok, NULL, y + r, ldy);
 }
 
 T_AVX512 static void matmul_f32_avx512(const mllm__tensor *W, const float *restrict x,
@@ -656,7 +889,11 @@ void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restri
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
 		if (quant)
-			matmul_q_vnni(W, xq, n_tok, y, ldy, r0, r1);
+			pthread_once(&f16_table_once, f16_table_fill);
+		if (W->dtype == MLLM_DTYPE_Q8_0)
+			matmul_q8_vnni(W, xq, n_tok, y, ldy, r0, r1);
+		else if (W->dtype == MLLM_DTYPE_Q4_0)
+			matmul_q4_vnni(W, xq, n_tok, y, ldy, r0, r1);
 		else if (W->dtype == MLLM_DTYPE_F32)
 			matmul_f32_avx512(W, x, n_tok, y, ldy, r0, r1);
 		else if (W->dtype == MLLM_DTYPE_F16)

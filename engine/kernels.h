@@ -157,6 +157,9 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
  * For Q8_0 / Q4_0 weights the SIMD paths read xq, the activations quantized
  * by mllm__quantize_qa() (xq may be NULL for the scalar path, which uses x
  * with dequantized weights, exactly like the golden reference).
+ * Each weight block is read once per call for all n_tok tokens (register
+ * tiles of rows x tokens), and y[t, r] is bit-identical to the same row
+ * computed with n_tok = 1: results never depend on the batch.
  * Called on disjoint row ranges from several threads at once. */
 void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
                        const mllm__block_qa *xq, int64_t n_tok, float *restrict y, int64_t ldy,

@@ -342,11 +342,12 @@ GOLDEN_TEST(test_tiny_convert_q8_0, .model = "models/tiny-mobilellm-f16",
 #define INV_DECODE 6  /* decode steps per case */
 #define INV_CHUNK  16 /* prefill chunk per sequence per step */
 
-static void check_invariance(const char *model_rel, const char *golden_rel, double tol)
+static void check_invariance_as(const char *model_rel, const char *golden_rel, double tol,
+                                mllm_dtype conv)
 {
 	golden g;
 	golden_load(&g, golden_rel);
-	mllm_model *m = open_model(model_rel, MLLM_DTYPE__COUNT);
+	mllm_model *m = open_model(model_rel, conv);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
 	int nc = (int)json_array_size(g.cases);
 	ck_assert_int_le(nc, 8);
@@ -478,6 +479,28 @@ static void check_invariance(const char *model_rel, const char *golden_rel, doub
 	mllm_model_close(m);
 	json_decref(g.root);
 }
+
+static void check_invariance(const char *model_rel, const char *golden_rel, double tol)
+{
+	check_invariance_as(model_rel, golden_rel, tol, MLLM_DTYPE__COUNT);
+}
+
+/* With every batch size on the multi-token kernels (sgemm off), a row's
+ * logits are bit-identical whatever else is in the batch: prefill chunks,
+ * other sequences' decodes, tile remainders. Quantized weights, where the
+ * kernels' integer tiles differ most from the one-token loop. */
+START_TEST(test_invariance_exact_quant)
+{
+	setenv("MLLM_BLAS_MIN_ROWS", "1000000", 1);
+	check_invariance_as("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 0.0,
+	                    MLLM_DTYPE_Q8_0);
+	check_invariance_as("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 0.0,
+	                    MLLM_DTYPE_Q4_0);
+	check_invariance_as("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 0.0,
+	                    MLLM_DTYPE__COUNT);
+	unsetenv("MLLM_BLAS_MIN_ROWS");
+}
+END_TEST
 
 START_TEST(test_invariance_tiny_f16)
 {
@@ -847,6 +870,7 @@ static Suite *make_suite(void)
 	tcase_add_test(ti, test_invariance_tiny_f16);
 	tcase_add_test(ti, test_invariance_ls_bf16);
 	tcase_add_test(ti, test_invariance_stories);
+	tcase_add_test(ti, test_invariance_exact_quant);
 	tcase_add_test(ti, test_prefix_sharing);
 	suite_add_tcase(s, ti);
 	TCase *tv = tcase_create("validation");

@@ -1,7 +1,8 @@
 /*
  * test_kernels.c — every SIMD path against the scalar reference (matmul for
  * each weight type, vector kernels), the f16/bf16 conversions, Q8_0
- * quantization, OpenBLAS (core chosen for this CPU, sgemm results against
+ * quantization, the multi-token matmuls (each token bit-identical to
+ * the same token alone), OpenBLAS (core chosen for this CPU, sgemm results against
  * the reference), and the worker pool's parallel_for.
  */
 #include "harness.h"
@@ -210,6 +211,67 @@ START_TEST(test_matmul_quant)
 	check_matmul(MLLM_DTYPE_Q8_0, 13, 576, 3);
 	check_matmul(MLLM_DTYPE_Q4_0, 9, 64, 1);
 	check_matmul(MLLM_DTYPE_Q4_0, 13, 576, 3);
+}
+END_TEST
+
+/* The multi-token kernels tile rows x tokens; a row's result must not depend
+ * on how many tokens share the call or where in the tile it falls: each
+ * token of an n-token product equals, bit for bit, that token alone. */
+static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok)
+{
+	float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
+	float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+	float *one = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	float *all = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	float *ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	mllm__block_qa *xq = xmalloc((size_t)(n_tok * (cols / 32 + 1)) * sizeof(*xq));
+	fill(w, (size_t)(rows * cols), 0.5f);
+	fill(x, (size_t)(n_tok * cols), 1.0f);
+	void *buf = make_weight(t, w, rows, cols);
+	mllm__tensor W = {t, rows, cols, buf};
+	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
+	mllm__isa isas[2];
+	for (int i = 0, ni = tiers(isas); i < ni; i++) {
+		bool q = mllm__matmul_wants_qa(isas[i], t);
+		int64_t nb = cols / 32;
+		if (q)
+			mllm__quantize_qa(isas[i], x, n_tok, cols, xq);
+		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, all, rows, 0, rows);
+		for (int64_t k = 0; k < n_tok; k++)
+			mllm__matmul_rows(isas[i], &W, x + k * cols, xq + k * nb, 1, one + k * rows,
+			                  rows, 0, rows);
+		for (int64_t k = 0; k < n_tok * rows; k++) {
+			ck_assert_msg(memcmp(&one[k], &all[k], sizeof(float)) == 0,
+			              "%s %s %lld tokens, [%lld]: %.9g alone, %.9g batched",
+			              mllm__isa_name(isas[i]), mllm_dtype_name(t), (long long)n_tok,
+			              (long long)k, one[k], all[k]);
+			double tol = q ? 1e-3 * (1.0 + fabs(ref[k])) : 1e-4 * (1.0 + fabs(ref[k]));
+			ck_assert_msg(fabs(all[k] - ref[k]) <= tol, "%s %s [%lld]: %f vs %f",
+			              mllm__isa_name(isas[i]), mllm_dtype_name(t), (long long)k,
+			              all[k], ref[k]);
+		}
+	}
+	free(w);
+	free(x);
+	free(one);
+	free(all);
+	free(ref);
+	free(xq);
+	free(buf);
+}
+
+START_TEST(test_matmul_batch_exact)
+{
+	mllm_dtype ts[] = {MLLM_DTYPE_F32, MLLM_DTYPE_F16, MLLM_DTYPE_BF16, MLLM_DTYPE_Q8_0,
+	                   MLLM_DTYPE_Q4_0};
+	/* Token counts around the 4-token tile, rows around the 4-row group. */
+	int64_t ntok[] = {2, 3, 4, 5, 8, 11, 33};
+	for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+		for (size_t k = 0; k < sizeof ntok / sizeof ntok[0]; k++) {
+			bool q = ts[i] == MLLM_DTYPE_Q8_0 || ts[i] == MLLM_DTYPE_Q4_0;
+			check_matmul_batch_exact(ts[i], 11, q ? 96 : 200, ntok[k]);
+			check_matmul_batch_exact(ts[i], 6, q ? 576 : 37, ntok[k]);
+		}
 }
 END_TEST
 
@@ -500,6 +562,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_quantize_q8_0);
 	tcase_add_test(tc, test_matmul_float);
 	tcase_add_test(tc, test_matmul_quant);
+	tcase_add_test(tc, test_matmul_batch_exact);
 	tcase_add_test(tc, test_vector_kernels);
 	tcase_add_test(tc, test_attn_kernels);
 	tcase_add_test(tc, test_rmsnorm_rope);
