@@ -12,6 +12,8 @@
 
 #include "../../engine/forward.c"
 
+#include "golden.h"
+
 /* ---- Allocation guard --------------------------------------------------- */
 
 /* The runner interposes malloc/calloc/realloc (glibc's own entry points do
@@ -90,95 +92,26 @@ static mllm_model *open_model(const char *rel, mllm_dtype convert_to)
 
 static int32_t *case_ids(json_t *c, const char *key, int *n)
 {
-	json_t *a = json_object_get(c, key);
-	ck_assert(json_is_array(a));
-	*n = (int)json_array_size(a);
-	int32_t *ids = xmallocarray((size_t)*n + 1, sizeof(int32_t));
-	for (int i = 0; i < *n; i++)
-		ids[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-	return ids;
+	return golden_ids(json_object_get(c, key), n);
 }
 
 /* ---- A single sequence driven through mllm_forward ---------------------- */
 
-typedef struct {
-	mllm_model *m;
-	mllm_kv *kv;
-	mllm_ctx *ctx;
-	int32_t table[256];
-	int n_blocks;
-	int32_t n_vocab;
-} runner;
+typedef golden_runner runner;
 
+/* ref: the scalar reference kernels and no BLAS (white-box). */
 static void runner_init(runner *r, mllm_model *m, int max_tokens, bool f16, bool ref)
 {
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = 64, .f16 = f16};
-	memset(r, 0, sizeof *r);
-	r->m = m;
-	r->n_vocab = mllm_model_hparams(m)->n_vocab;
-	ck_assert_int_eq(mllm_kv_create(m, &kp, &r->kv), 0);
-	ck_assert_int_eq(mllm_ctx_create(m, r->kv, max_tokens, 2, &r->ctx), 0);
+	golden_runner_init(r, m, max_tokens, 64, (max_tokens + 15) / 16 + 1, f16);
 	if (ref) {
 		r->ctx->isa = MLLM__ISA_SCALAR;
 		r->ctx->use_blas = false;
-	}
-	r->n_blocks = (max_tokens + 15) / 16 + 1;
-	for (int i = 0; i < r->n_blocks; i++) {
-		r->table[i] = mllm_kv_block_alloc(r->kv);
-		ck_assert_int_ge(r->table[i], 0);
 	}
 }
 
 static void runner_free(runner *r)
 {
-	for (int i = 0; i < r->n_blocks; i++)
-		mllm_kv_block_unref(r->kv, r->table[i]);
-	ck_assert_int_eq(mllm_kv_n_free(r->kv), mllm_kv_n_blocks(r->kv));
-	mllm_ctx_free(r->ctx);
-	mllm_kv_free(r->kv);
-}
-
-/* Runs ids[0..n) at positions pos0.. and returns logits of every row. */
-static void runner_step(runner *r, const int32_t *ids, int n, int pos0, float *logits)
-{
-	int32_t *pos = xmallocarray((size_t)n, sizeof(int32_t));
-	int32_t *seq = xcalloc((size_t)n, sizeof(int32_t));
-	bool *want = xmallocarray((size_t)n, sizeof(bool));
-	const int32_t *tables[1] = {r->table};
-	for (int i = 0; i < n; i++) {
-		pos[i] = pos0 + i;
-		want[i] = true;
-	}
-	mllm_batch b = {.n_tokens = n,
-	                .token = ids,
-	                .pos = pos,
-	                .seq = seq,
-	                .logits = want,
-	                .n_seqs = 1,
-	                .block_table = tables};
-	ck_assert_int_eq(mllm_forward(r->ctx, &b, logits), 0);
-	free(pos);
-	free(seq);
-	free(want);
-}
-
-static double logsumexp(const float *x, int n)
-{
-	double mx = -INFINITY, s = 0.0;
-	for (int i = 0; i < n; i++)
-		mx = fmax(mx, x[i]);
-	for (int i = 0; i < n; i++)
-		s += exp(x[i] - mx);
-	return mx + log(s);
-}
-
-static int argmax(const float *x, int n)
-{
-	int best = 0;
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
+	golden_runner_free(r, true);
 }
 
 /* ---- The golden check --------------------------------------------------- */
@@ -212,7 +145,7 @@ static void check_golden(const golden_spec *sp)
 		float *lg = xmallocarray((size_t)n * (size_t)V, sizeof(float));
 
 		/* 1. Prefill: top-10 logits at every position. */
-		runner_step(&r, ids, n, 0, lg);
+		golden_runner_step(&r, ids, n, 0, lg);
 		json_t *top = json_object_get(c, "top");
 		ck_assert_int_eq((int)json_array_size(top), n);
 		for (int p = 0; p < n; p++) {
@@ -258,17 +191,17 @@ static void check_golden(const golden_spec *sp)
 			                json_real_value(json_array_get(json_array_get(t5, 1), 1));
 			if (margin < sp->tie)
 				break;
-			int am = argmax(cur, V);
+			int am = golden_argmax(cur, V);
 			ck_assert_msg(am == gids[s], "%s case %zu step %d: greedy %d, golden %d",
 			              sp->golden, ci, s, am, gids[s]);
-			double lpv = cur[am] - logsumexp(cur, V);
+			double lpv = cur[am] - golden_logsumexp(cur, V);
 			double d = fabs(lpv - json_real_value(json_array_get(glp, (size_t)s)));
 			worst_lp = fmax(worst_lp, d);
 			ck_assert_msg(d <= sp->tol, "%s case %zu step %d: logprob %f", sp->golden,
 			              ci, s, lpv);
 			compared_steps++;
 			if (s + 1 < ng)
-				runner_step(&r, &gids[s], 1, n + s, cur);
+				golden_runner_step(&r, &gids[s], 1, n + s, cur);
 		}
 		free(cur);
 		free(lg);
@@ -374,11 +307,11 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 		runner_init(&r, m, len[ci] + INV_DECODE, false, false);
 		float *lg = xmallocarray((size_t)len[ci] * (size_t)V, sizeof(float));
 		alone[ci] = xmallocarray((size_t)(1 + INV_DECODE) * (size_t)V, sizeof(float));
-		runner_step(&r, ids[ci], len[ci], 0, lg);
+		golden_runner_step(&r, ids[ci], len[ci], 0, lg);
 		memcpy(alone[ci], lg + (size_t)(len[ci] - 1) * V, (size_t)V * sizeof(float));
 		for (int s = 0; s < INV_DECODE; s++)
-			runner_step(&r, &ids[ci][len[ci] + s], 1, len[ci] + s,
-			            alone[ci] + (size_t)(1 + s) * V);
+			golden_runner_step(&r, &ids[ci][len[ci] + s], 1, len[ci] + s,
+			                   alone[ci] + (size_t)(1 + s) * V);
 		free(lg);
 		runner_free(&r);
 	}
@@ -548,11 +481,11 @@ START_TEST(test_prefix_sharing)
 	float *lg = xmallocarray((size_t)n * V, sizeof(float));
 	runner r;
 	runner_init(&r, m, 64, false, false);
-	runner_step(&r, b_ids, nb, 0, b_alone);
+	golden_runner_step(&r, b_ids, nb, 0, b_alone);
 	runner_free(&r);
 	runner_init(&r, m, 64, false, false);
-	runner_step(&r, a, 40, 0, lg);
-	runner_step(&r, a + 40, 1, 40, a_next);
+	golden_runner_step(&r, a, 40, 0, lg);
+	golden_runner_step(&r, a + 40, 1, 40, a_next);
 	runner_free(&r);
 
 	/* Shared run in one cache. */
@@ -681,13 +614,13 @@ START_TEST(test_q4_0_fast_vs_reference)
 	float *ref = xmallocarray((size_t)n * V, sizeof(float));
 	runner r;
 	runner_init(&r, m, n, false, false);
-	runner_step(&r, ids, n, 0, a); /* n >= 21: sgemm on dequantized panels */
+	golden_runner_step(&r, ids, n, 0, a); /* n >= 21: sgemm on dequantized panels */
 	runner_free(&r);
 	runner_init(&r, m, n, false, false);
-	runner_step(&r, ids, 1, 0, b); /* 1 token: the int16-activation kernels */
+	golden_runner_step(&r, ids, 1, 0, b); /* 1 token: the int16-activation kernels */
 	runner_free(&r);
 	runner_init(&r, m, n, false, true);
-	runner_step(&r, ids, n, 0, ref);
+	golden_runner_step(&r, ids, n, 0, ref);
 	runner_free(&r);
 	double worst = 0.0;
 	for (size_t i = 0; i < (size_t)n * V; i++)
@@ -772,7 +705,7 @@ START_TEST(test_no_allocation)
 	int32_t ids[64];
 	for (int i = 0; i < 64; i++)
 		ids[i] = 1 + i * 7;
-	runner_step(&r, ids, 40, 0, lg); /* warm-up: sgemm path */
+	golden_runner_step(&r, ids, 40, 0, lg); /* warm-up: sgemm path */
 	int32_t pos[64], seq[64] = {0};
 	bool want[64] = {false};
 	const int32_t *tables[1] = {r.table};
