@@ -158,6 +158,9 @@ static void on_wake(uv_async_t *h)
 
 	if (st != 0 && !s->ready_seen) {
 		s->ready_seen = true;
+		/* The loader stores load_state last, then returns: joining
+		 * here waits at most for that return. */
+		srv__models_join_loader(s);
 		if (st > 0) {
 			bool v6 = strchr(s->cfg->host, ':') != NULL;
 			SRV_LOG(MLLM_LOG_INFO, "ready: %zu model(s) on http://%s%s%s:%u",

@@ -143,12 +143,17 @@ int srv__models_load_async(srv *s, char *err, size_t errlen)
 	return 0;
 }
 
-void srv__models_free(srv *s)
+void srv__models_join_loader(srv *s)
 {
 	if (s->loader_started) {
 		pthread_join(s->loader, NULL);
 		s->loader_started = false;
 	}
+}
+
+void srv__models_free(srv *s)
+{
+	srv__models_join_loader(s);
 	for (size_t i = 0; i < s->n_models; i++) {
 		srv_model *m = &s->models[i];
 		mllm_engine_free(m->engine);

@@ -146,6 +146,11 @@ int srv__models_init(srv *s, char *err, size_t errlen);
 /* Starts the loader thread: opens each model, starts its engine, then sets
  * load_state and wakes the loop. */
 int srv__models_load_async(srv *s, char *err, size_t errlen);
+/* Joins the loader thread if it was started and not yet joined. The loop
+ * calls it as soon as load_state is set (the thread is then returning), so a
+ * finished loader never outlives loading, not even across an immediate
+ * _exit() on a second signal. */
+void srv__models_join_loader(srv *s);
 /* Joins the loader, stops engines, closes models. */
 void srv__models_free(srv *s);
 srv_model *srv__model_find(srv *s, const char *id);
