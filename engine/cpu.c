@@ -225,10 +225,11 @@ static void blas_load(void)
 		blas.core = "unknown";
 	}
 	if (want && strcasecmp(blas.core, want) != 0 && !(user && *user) && corename) {
-		/* The library was initialised before us (linked into the
-		 * binary without --as-needed, e.g. sanitizer builds): its
-		 * dynamic-arch table can be re-selected, since no BLAS call has
-		 * run yet. gotoblas_dynamic_init() re-reads OPENBLAS_CORETYPE. */
+		/* The library was initialised before us: the binary does not
+		 * link it, but a host program embedding the engine (or an
+		 * LD_PRELOAD) may have. Its dynamic-arch table can still be
+		 * re-selected, since no BLAS call has run yet:
+		 * gotoblas_dynamic_init() re-reads OPENBLAS_CORETYPE. */
 		void (*quit)(void), (*init)(void);
 		*(void **)&quit = dlsym(blas.lib, "gotoblas_dynamic_quit");
 		*(void **)&init = dlsym(blas.lib, "gotoblas_dynamic_init");
