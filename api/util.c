@@ -60,45 +60,12 @@ int api__sse_append(const json_t *j, mllm_buf *out)
 	return rc;
 }
 
-/* Length of the valid UTF-8 sequence at p[0..n), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t len;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 int api__utf8_valid(const char *p, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)p;
 	size_t i = 0;
 	while (i < n) {
-		size_t k = utf8_seq(u + i, n - i);
+		size_t k = mllm_utf8_len(u + i, n - i);
 		if (k == 0)
 			return 0;
 		i += k;
@@ -125,7 +92,7 @@ json_t *api__json_text(const char *p, size_t n)
 		char *q = xmallocarray(n, 3);
 		size_t o = 0, i = 0;
 		while (i < n) {
-			size_t k = utf8_seq(u + i, n - i);
+			size_t k = mllm_utf8_len(u + i, n - i);
 			if (k == 0) {
 				memcpy(q + o, "\xEF\xBF\xBD", 3);
 				o += 3;

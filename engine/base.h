@@ -86,6 +86,12 @@ int mllm_buf_appendf(mllm_buf *b, const char *fmt, ...) MLLM_WUR
 /* Hands the data over (caller frees with free()); the buffer is reset. */
 char *mllm_buf_take(mllm_buf *b, size_t *len);
 
+/* ---- UTF-8 ------------------------------------------------------------- */
+/* Length (1-4) of the well-formed UTF-8 character at s, reading at most n
+ * bytes (n >= 1), or 0 if it is not one: overlong forms, surrogates, values
+ * past U+10FFFF and truncated sequences are all refused. */
+size_t mllm_utf8_len(const unsigned char *s, size_t n);
+
 /* ---- Monotonic clock --------------------------------------------------- */
 uint64_t mllm_now_ns(void);
 

@@ -69,6 +69,34 @@ START_TEST(test_alloc_injection)
 }
 END_TEST
 
+START_TEST(test_utf8_len)
+{
+	static const struct {
+		const char *s;
+		size_t n, want;
+	} cases[] = {
+	    {"a", 1, 1},
+	    {"\xC3\xA9", 2, 2},         /* é */
+	    {"\xE2\x96\x81", 3, 3},     /* U+2581 */
+	    {"\xF0\x9F\x98\x80", 4, 4}, /* U+1F600 */
+	    {"\xF4\x8F\xBF\xBF", 4, 4}, /* U+10FFFF, the last */
+	    {"\xC0\x80", 2, 0},         /* overlong NUL */
+	    {"\xE0\x80\x80", 3, 0},     /* overlong */
+	    {"\xF0\x80\x80\x80", 4, 0}, /* overlong */
+	    {"\xED\xA0\x80", 3, 0},     /* surrogate U+D800 */
+	    {"\xF4\x90\x80\x80", 4, 0}, /* past U+10FFFF */
+	    {"\xE2\x96", 2, 0},         /* truncated */
+	    {"\xE2\x28\x81", 3, 0},     /* bad continuation */
+	    {"\x80", 1, 0},             /* lone continuation */
+	    {"\xFF", 1, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		ck_assert_msg(mllm_utf8_len((const unsigned char *)cases[i].s, cases[i].n) ==
+		                  cases[i].want,
+		              "case %zu", i);
+}
+END_TEST
+
 static int n_lines;
 static char last_line[256];
 static void sink(void *ud, mllm_log_level level, const char *msg)
@@ -124,6 +152,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_buf_limit);
 	tcase_add_test(tc, test_alloc_injection);
 	tcase_add_test(tc, test_log_levels);
+	tcase_add_test(tc, test_utf8_len);
 	tcase_add_exit_test(tc, test_oom_policy, 42);
 	tcase_add_test_raise_signal(tc, test_assert_aborts, SIGABRT);
 	suite_add_tcase(s, tc);
