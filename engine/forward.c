@@ -34,6 +34,10 @@
 #ifndef BLAS_MIN_ROWS_F16
 #define BLAS_MIN_ROWS_F16 80
 #endif
+/* Interleaved (X16) quantized weights: provisional, to be measured. */
+#ifndef BLAS_MIN_ROWS_QX
+#define BLAS_MIN_ROWS_QX (1 << 30)
+#endif
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
 
@@ -48,6 +52,7 @@ struct mllm_ctx {
 	bool use_blas;
 	int64_t blas_min_rows;     /* BLAS_MIN_ROWS, or MLLM_BLAS_MIN_ROWS */
 	int64_t blas_min_rows_f16; /* the same for F16 / BF16 weights */
+	int64_t blas_min_rows_qx;  /* and for X16 quantized weights */
 	bool (*abort_fn)(void *ud);
 	void *abort_ud;
 
@@ -56,18 +61,19 @@ struct mllm_ctx {
 	float *inv_freq; /* [head_dim / 2] */
 
 	/* Scratch, [n_batch_max, ...] unless noted. */
-	float *x;           /* [n, n_embd] residual stream */
-	float *xn;          /* [n, n_embd] normed input of a block */
-	float *tmp;         /* [n, n_embd] block output before the residual */
-	float *q;           /* [n, q_dim] */
-	float *k, *v;       /* [n, kv_dim] */
-	float *att;         /* [n, q_dim] attention output */
-	float *gate, *up;   /* [n, n_ff] */
-	float *rope_cs;     /* [n, head_dim] cos | sin per token */
-	mllm__block_qa *xq; /* [n, max_cols / 32] quantized activations */
-	float *scores;      /* [n_threads, rep, n_ctx] attention weights */
-	float *panel;       /* [n_threads, PANEL_ROWS * max_cols] */
-	int32_t *out_rows;  /* [n] rows that want logits */
+	float *x;          /* [n, n_embd] residual stream */
+	float *xn;         /* [n, n_embd] normed input of a block */
+	float *tmp;        /* [n, n_embd] block output before the residual */
+	float *q;          /* [n, q_dim] */
+	float *k, *v;      /* [n, kv_dim] */
+	float *att;        /* [n, q_dim] attention output */
+	float *gate, *up;  /* [n, n_ff] */
+	float *rope_cs;    /* [n, head_dim] cos | sin per token */
+	void *xq;          /* [n, largest mllm__act_bytes] activations, 64-aligned */
+	void *xq_mem;      /* its allocation */
+	float *scores;     /* [n_threads, rep, n_ctx] attention weights */
+	float *panel;      /* [n_threads, PANEL_ROWS * max_cols] */
+	int32_t *out_rows; /* [n] rows that want logits */
 
 	/* The batch being run (valid during mllm_forward only). */
 	const mllm_batch *b;
@@ -218,6 +224,62 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 	return 0;
 }
 
+/* Re-lays a Q8_0 / Q4_0 weight in the interleaved layout of the AVX-512
+ * kernels (qpack.c). Owned buffers (converted at load) are repacked in
+ * place a row at a time; a mapped file's tensor is copied out. */
+static int pack_tensor(mllm_model *m, mllm__tensor *t)
+{
+	if (t->layout != MLLM__LAYOUT_GGUF || !mllm__qx_packable(t->dtype, t->cols))
+		return 0;
+	size_t rb = mllm__row_bytes(t->dtype, t->cols), total;
+	if (mllm__mul_overflow(rb, (size_t)t->rows, &total))
+		return MLLM_ERANGE;
+	bool owned = false;
+	for (int i = 0; i < m->n_owned && !owned; i++)
+		owned = m->owned[i] == t->data;
+	uint8_t *row = mllm_try_malloc(rb);
+	uint8_t *buf = owned ? (uint8_t *)(uintptr_t)t->data : mllm_try_malloc(total);
+	if (!row || !buf) {
+		free(row);
+		if (!owned)
+			free(buf);
+		return MLLM_ENOMEM;
+	}
+	for (int64_t r = 0; r < t->rows; r++) {
+		memcpy(row, (const uint8_t *)t->data + (size_t)r * rb, rb);
+		mllm__qx_pack_row(t->dtype, row, t->cols, buf + (size_t)r * rb);
+	}
+	free(row);
+	if (!owned) {
+		release_source(m, t);
+		mllm__model_own(m, buf);
+		t->data = buf;
+	}
+	t->layout = MLLM__LAYOUT_X16;
+	return 0;
+}
+
+static int pack_weights(mllm_model *m)
+{
+	bool shared = m->output.data == m->tok_embd.data;
+	int rc = pack_tensor(m, &m->tok_embd);
+	if (!rc && shared)
+		m->output = m->tok_embd;
+	else if (!rc)
+		rc = pack_tensor(m, &m->output);
+	for (int l = 0; l < m->hp.n_layer && !rc; l++) {
+		mllm__layer *ly = &m->layers[l];
+		mllm__tensor *ts[] = {&ly->wq,     &ly->wk,   &ly->wv,    &ly->wo,
+		                      &ly->w_gate, &ly->w_up, &ly->w_down};
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
+			rc = pack_tensor(m, ts[i]);
+	}
+	if (!rc && m->output.layout == MLLM__LAYOUT_X16)
+		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the AVX-512 kernels",
+		         m->path);
+	return rc;
+}
+
 int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, size_t errlen)
 {
 	mllm_hparams *hp = &m->hp;
@@ -297,7 +359,15 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, si
 		         mllm_dtype_name(to), (double)wb / 1048576.0);
 	}
 
-	/* 4. Pick kernels and bring up OpenBLAS now, so the log says which
+	/* 4. Quantized weights take the interleaved layout where the AVX-512
+	 * kernels run (decided by the same mllm__cpu_isa() as every context). */
+	const char *qx = getenv("MLLM_X16"); /* "0": keep GGUF layouts (A/B runs) */
+	bool pack = mllm__cpu_isa() == MLLM__ISA_AVX512 && !(qx && strcmp(qx, "0") == 0);
+	if (pack && (rc = pack_weights(m)))
+		return mllm__seterr(err, errlen, rc, "%s: re-laying quantized weights: %s", m->path,
+		                    mllm_strerror(rc));
+
+	/* 5. Pick kernels and bring up OpenBLAS now, so the log says which
 	 * core is in use before the first request. */
 	(void)mllm__blas_init();
 	MLLM_LOG(MLLM_LOG_INFO, "forward: %s", mllm_cpu_describe());
@@ -330,7 +400,7 @@ void mllm_ctx_free(mllm_ctx *c)
 	free(c->gate);
 	free(c->up);
 	free(c->rope_cs);
-	free(c->xq);
+	free(c->xq_mem);
 	free(c->scores);
 	free(c->panel);
 	free(c->out_rows);
@@ -366,9 +436,10 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->use_blas = c->isa != MLLM__ISA_SCALAR && mllm__blas_init();
 	c->blas_min_rows = BLAS_MIN_ROWS;
 	c->blas_min_rows_f16 = BLAS_MIN_ROWS_F16;
+	c->blas_min_rows_qx = BLAS_MIN_ROWS_QX;
 	const char *bm = getenv("MLLM_BLAS_MIN_ROWS"); /* tuning with bench_forward --batch */
 	if (bm && atoi(bm) > 0)
-		c->blas_min_rows = c->blas_min_rows_f16 = atoi(bm);
+		c->blas_min_rows = c->blas_min_rows_f16 = c->blas_min_rows_qx = atoi(bm);
 	c->q_dim = (int64_t)hp->n_head * hp->head_dim;
 	c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
 	c->max_cols = hp->n_embd;
@@ -396,7 +467,14 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	                      &ok);
 	if (c->use_blas)
 		c->panel = alloc_f32((size_t)n_threads * PANEL_ROWS * (size_t)c->max_cols, &ok);
-	c->xq = mllm_try_malloc(n * (size_t)(c->max_cols / MLLM__QK + 1) * sizeof(mllm__block_qa));
+	size_t act_max = 0;
+	int64_t act_cols[] = {hp->n_embd, c->q_dim, hp->n_ff};
+	for (size_t i = 0; i < 3; i++)
+		for (mllm__act_kind k = MLLM__ACT_QA; k <= MLLM__ACT_QX; k++)
+			if (mllm__act_bytes(k, act_cols[i]) > act_max)
+				act_max = mllm__act_bytes(k, act_cols[i]);
+	c->xq_mem = mllm_try_malloc(n * act_max + 64);
+	c->xq = c->xq_mem ? (void *)(((uintptr_t)c->xq_mem + 63) & ~(uintptr_t)63) : NULL;
 	c->out_rows = mllm_try_malloc(n * sizeof(int32_t));
 	if (!ok || !c->xq || !c->out_rows) {
 		mllm_ctx_free(c);
@@ -485,28 +563,6 @@ static void mm_blas_fn(void *arg, int64_t g0, int64_t g1, int tid)
 	mm_fn(arg, g0, g1, tid, true);
 }
 
-static void mm_run(mllm_ctx *c, mm_job *j)
-{
-	int64_t rows = j->start[j->n_w], cols = j->W[0]->cols;
-	mllm_dtype t = j->W[0]->dtype;
-	bool half = t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16;
-	if (c->use_blas && j->n >= (half ? c->blas_min_rows_f16 : c->blas_min_rows)) {
-		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
-		return;
-	}
-	bool q = false;
-	for (int i = 0; i < j->n_w; i++)
-		q |= mllm__matmul_wants_qa(c->isa, j->W[i]->dtype);
-	if (q)
-		mllm__quantize_qa(c->isa, j->x, j->n, cols, c->xq);
-	/* Give each worker at least ~16k multiply-adds. */
-	int64_t work = j->n * cols;
-	int64_t grain = work > 0 ? 16384 / work : 1;
-	if (grain < 4)
-		grain = 4;
-	mllm__parallel_for(c->pool, rows, grain, 4, mm_gemv_fn, j);
-}
-
 static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 {
 	MLLM_ASSERT(j->n_w < MM_MAX);
@@ -515,6 +571,41 @@ static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 	j->ldy[j->n_w] = ldy;
 	j->start[j->n_w + 1] = j->start[j->n_w] + W->rows;
 	j->n_w++;
+}
+
+static void mm_run(mllm_ctx *c, mm_job *j)
+{
+	int64_t rows = j->start[j->n_w], cols = j->W[0]->cols;
+	mllm_dtype t = j->W[0]->dtype;
+	mllm__act_kind act = mllm__matmul_act(c->isa, j->W[0]);
+	for (int i = 1; i < j->n_w; i++) {
+		if (mllm__matmul_act(c->isa, j->W[i]) == act)
+			continue;
+		/* Weights of different kinds (a mixed-type file) read different
+		 * activations: one job each. */
+		for (int k = 0; k < j->n_w; k++) {
+			mm_job one = {.c = c, .x = j->x, .n = j->n};
+			mm_add(&one, j->W[k], j->y[k], j->ldy[k]);
+			mm_run(c, &one);
+		}
+		return;
+	}
+	int64_t blas_min = c->blas_min_rows;
+	if (t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16)
+		blas_min = c->blas_min_rows_f16;
+	else if (act == MLLM__ACT_QX)
+		blas_min = c->blas_min_rows_qx;
+	if (c->use_blas && j->n >= blas_min) {
+		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
+		return;
+	}
+	mllm__quantize_act(act, c->isa, j->x, j->n, cols, c->xq);
+	/* Give each worker at least ~16k multiply-adds. */
+	int64_t work = j->n * cols;
+	int64_t grain = work > 0 ? 16384 / work : 1;
+	if (grain < 4)
+		grain = 4;
+	mllm__parallel_for(c->pool, rows, grain, 4, mm_gemv_fn, j);
 }
 
 /* y[t * ldy + r] = x[t] · W[r] for t < n, every row r of W; x: [n, W->cols]. */

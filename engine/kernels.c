@@ -126,6 +126,10 @@ void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *re
 	for (int64_t r = r0; r < r1; r++) {
 		const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb;
 		float *o = out + (r - r0) * cols;
+		if (W->layout == MLLM__LAYOUT_X16) {
+			mllm__qx_dequant_row(W->dtype, row, cols, o);
+			continue;
+		}
 		switch (W->dtype) {
 		case MLLM_DTYPE_F32:
 			memcpy(o, row, (size_t)cols * 4);
@@ -853,7 +857,7 @@ T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t c
 			_mm512_storeu_ps(o + b * 32 + 16, _mm512_mul_ps(d, f1));
 		}
 	} else {
-		mllm__tensor one = {t, 1, cols, row};
+		mllm__tensor one = {t, 1, cols, row, MLLM__LAYOUT_GGUF};
 		mllm__dequant_rows(&one, 0, 1, o);
 	}
 }
@@ -864,7 +868,7 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
                              float *restrict out)
 {
 #ifdef MLLM_X86
-	if (isa == MLLM__ISA_AVX512) {
+	if (isa == MLLM__ISA_AVX512 && W->layout == MLLM__LAYOUT_GGUF) {
 		size_t rb = mllm__row_bytes(W->dtype, W->cols);
 		for (int64_t r = r0; r < r1; r++)
 			dequant_row_avx512(W->dtype, (const uint8_t *)W->data + (size_t)r * rb,
@@ -876,15 +880,42 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
 	mllm__dequant_rows(W, r0, r1, out);
 }
 
-bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t)
+mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W)
 {
-	return isa != MLLM__ISA_SCALAR && (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0);
+	if (isa == MLLM__ISA_SCALAR || (W->dtype != MLLM_DTYPE_Q8_0 && W->dtype != MLLM_DTYPE_Q4_0))
+		return MLLM__ACT_F32;
+	if (W->layout == MLLM__LAYOUT_X16)
+		return isa == MLLM__ISA_AVX512 ? MLLM__ACT_QX : MLLM__ACT_F32;
+	return MLLM__ACT_QA;
+}
+
+size_t mllm__act_bytes(mllm__act_kind k, int64_t cols)
+{
+	if (k == MLLM__ACT_QA)
+		return (size_t)(cols / MLLM__QK) * sizeof(mllm__block_qa);
+	if (k == MLLM__ACT_QX)
+		return mllm__qx_act_bytes(cols);
+	return 0;
+}
+
+void mllm__quantize_act(mllm__act_kind k, mllm__isa isa, const float *restrict x, int64_t n_tok,
+                        int64_t cols, void *restrict out)
+{
+	if (k == MLLM__ACT_QA)
+		mllm__quantize_qa(isa, x, n_tok, cols, out);
+	else if (k == MLLM__ACT_QX)
+		mllm__quantize_qx(isa, x, n_tok, cols, out);
 }
 
 void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
-                       const mllm__block_qa *xq, int64_t n_tok, float *restrict y, int64_t ldy,
-                       int64_t r0, int64_t r1)
+                       const void *xq, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                       int64_t r1)
 {
+	if (W->layout == MLLM__LAYOUT_X16) {
+		mllm__qx_matmul(isa, W, x, mllm__matmul_act(isa, W) == MLLM__ACT_QX ? xq : NULL,
+		                n_tok, y, ldy, r0, r1);
+		return;
+	}
 	bool quant = W->dtype == MLLM_DTYPE_Q8_0 || W->dtype == MLLM_DTYPE_Q4_0;
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {

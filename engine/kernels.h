@@ -152,21 +152,55 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
 
 /* ---- Matrix products --------------------------------------------------- */
 
+/* What a matmul reads besides W: the f32 rows themselves, or activations
+ * quantized once per call to 16 bits (mllm__block_qa for GGUF-layout
+ * quantized weights; the interleaved form of qpack.c for X16 weights). */
+typedef enum {
+	MLLM__ACT_F32 = 0,
+	MLLM__ACT_QA,
+	MLLM__ACT_QX,
+} mllm__act_kind;
+
+mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W);
+/* Bytes of prepared activations per token of `cols` (0 for F32). */
+size_t mllm__act_bytes(mllm__act_kind k, int64_t cols);
+/* x [n_tok, cols] -> out, mllm__act_bytes(k, cols) bytes per token (64-byte
+ * aligned out for QX is best). No-op for F32. */
+void mllm__quantize_act(mllm__act_kind k, mllm__isa isa, const float *restrict x, int64_t n_tok,
+                        int64_t cols, void *restrict out);
+
 /* y[t * ldy + r] = x[t, :] · W[r, :] for t < n_tok and r in [r0, r1).
- * x: [n_tok, W->cols] f32; W: [rows, cols] of any dtype.
- * For Q8_0 / Q4_0 weights the SIMD paths read xq, the activations quantized
- * by mllm__quantize_qa() (xq may be NULL for the scalar path, which uses x
- * with dequantized weights, exactly like the golden reference).
+ * x: [n_tok, W->cols] f32; W: [rows, cols] of any dtype and layout.
+ * xq: the activations mllm__quantize_act() made for mllm__matmul_act(isa, W)
+ * (unused, may be NULL, when that is F32). The scalar path uses x with
+ * dequantized weights, exactly like the golden reference.
  * Each weight block is read once per call for all n_tok tokens (register
  * tiles of rows x tokens), and y[t, r] is bit-identical to the same row
  * computed with n_tok = 1: results never depend on the batch.
  * Called on disjoint row ranges from several threads at once. */
 void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
-                       const mllm__block_qa *xq, int64_t n_tok, float *restrict y, int64_t ldy,
-                       int64_t r0, int64_t r1);
+                       const void *xq, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                       int64_t r1);
 
-/* Whether the SIMD path of isa wants quantized activations for W. */
-bool mllm__matmul_wants_qa(mllm__isa isa, mllm_dtype t);
+/* ---- The interleaved quantized layout (qpack.c) ------------------------- */
+
+/* Whether rows of `cols` of dtype t can take the X16 layout (Q8_0 / Q4_0,
+ * an even number of blocks). */
+bool mllm__qx_packable(mllm_dtype t, int64_t cols);
+/* One GGUF-layout row -> the X16 layout (same size; src != dst). */
+void mllm__qx_pack_row(mllm_dtype t, const void *src, int64_t cols, void *dst);
+/* One X16 row dequantized to f32 (exact). */
+void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *restrict out);
+size_t mllm__qx_act_bytes(int64_t cols);
+void mllm__quantize_qx(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                       uint8_t *restrict out);
+/* mllm__matmul_rows for an X16 W: AVX-512 VNNI with xa, else the scalar
+ * reference on x. */
+void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
+                     const uint8_t *xa, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                     int64_t r1);
+void mllm__qx_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                         float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* ---- Vector kernels ---------------------------------------------------- */
 

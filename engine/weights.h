@@ -11,6 +11,13 @@
 
 #include "base.h"
 
+/* How a quantized row's blocks are laid out: as in GGUF, or interleaved for
+ * the AVX-512 kernels at load (qpack.c; same row size). */
+typedef enum {
+	MLLM__LAYOUT_GGUF = 0,
+	MLLM__LAYOUT_X16,
+} mllm__layout;
+
 /* A 2-D weight [rows, cols] (rows = output dim, cols = input dim, row-major,
  * the PyTorch nn.Linear layout), or 1-D [1, cols]. Quantized types store
  * rows * cols / 32 blocks, row by row. */
@@ -18,6 +25,7 @@ typedef struct {
 	mllm_dtype dtype;
 	int64_t rows, cols;
 	const void *data;
+	mllm__layout layout; /* GGUF unless repacked by mllm__model_prepare */
 } mllm__tensor;
 
 typedef struct {

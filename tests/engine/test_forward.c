@@ -587,7 +587,7 @@ START_TEST(test_quantize_q4_0)
 	}
 	x[3] = -1.5f; /* the block maximum by magnitude: level 0, exactly */
 	quantize_q4_0(x, 64, q);
-	mllm__tensor t = {MLLM_DTYPE_Q4_0, 1, 64, q};
+	mllm__tensor t = {MLLM_DTYPE_Q4_0, 1, 64, q, MLLM__LAYOUT_GGUF};
 	mllm__dequant_rows(&t, 0, 1, y);
 	ck_assert_float_eq_tol(y[3], -1.5f, 1e-3f);
 	for (int i = 0; i < 64; i++) {

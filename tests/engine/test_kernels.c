@@ -68,7 +68,7 @@ START_TEST(test_quantize_q8_0)
 	mllm__block_q8_0 q[2];
 	mllm__quantize_q8_0(x, 64, q);
 	ck_assert_int_eq(q[0].qs[5], -127);
-	mllm__tensor t = {MLLM_DTYPE_Q8_0, 1, 64, q};
+	mllm__tensor t = {MLLM_DTYPE_Q8_0, 1, 64, q, MLLM__LAYOUT_GGUF};
 	mllm__dequant_rows(&t, 0, 1, y);
 	for (int i = 0; i < 64; i++) {
 		float d = mllm__f16_to_f32(q[i / 32].d);
@@ -125,22 +125,49 @@ static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
 			break;
 		}
 	}
-	mllm__tensor tt = {t, rows, cols, buf};
+	mllm__tensor tt = {t, rows, cols, buf, MLLM__LAYOUT_GGUF};
 	mllm__dequant_rows(&tt, 0, rows, w);
 	return buf;
 }
 
-static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok)
+/* The tensor over buf in the given layout: X16 re-lays buf's rows in place
+ * (each row through a copy, as mllm__model_prepare does). */
+static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t cols,
+                               mllm__layout layout)
+{
+	mllm__tensor W = {t, rows, cols, buf, MLLM__LAYOUT_GGUF};
+	if (layout == MLLM__LAYOUT_X16) {
+		ck_assert(mllm__qx_packable(t, cols));
+		size_t rb = mllm__row_bytes(t, cols);
+		uint8_t *row = xmalloc(rb);
+		for (int64_t r = 0; r < rows; r++) {
+			memcpy(row, (uint8_t *)buf + (size_t)r * rb, rb);
+			mllm__qx_pack_row(t, row, cols, (uint8_t *)buf + (size_t)r * rb);
+		}
+		free(row);
+		W.layout = MLLM__LAYOUT_X16;
+	}
+	return W;
+}
+
+static void *alloc_act(int64_t n_tok, int64_t cols)
+{
+	size_t a = mllm__act_bytes(MLLM__ACT_QA, cols), b = mllm__act_bytes(MLLM__ACT_QX, cols);
+	return xmalloc((size_t)n_tok * (a > b ? a : b) + 64);
+}
+
+static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok,
+                         mllm__layout layout)
 {
 	float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
 	float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
 	float *ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
 	float *got = xmalloc((size_t)(n_tok * rows) * sizeof(float));
-	mllm__block_qa *xq = xmalloc((size_t)(n_tok * (cols / 32 + 1)) * sizeof(*xq));
+	void *xq = alloc_act(n_tok, cols);
 	fill(w, (size_t)(rows * cols), 0.5f);
 	fill(x, (size_t)(n_tok * cols), 1.0f);
 	void *buf = make_weight(t, w, rows, cols);
-	mllm__tensor W = {t, rows, cols, buf};
+	mllm__tensor W = lay_weight(t, buf, rows, cols, layout);
 
 	/* Vectorized dequantization (the sgemm panels) is exact. */
 	float *dq = xmalloc((size_t)(rows * cols) * sizeof(float));
@@ -167,9 +194,9 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 	mllm__isa isas[2];
 	int ni = tiers(isas);
 	for (int i = 0; i < ni; i++) {
-		bool q = mllm__matmul_wants_qa(isas[i], t);
-		if (q)
-			mllm__quantize_qa(isas[i], x, n_tok, cols, xq);
+		mllm__act_kind ak = mllm__matmul_act(isas[i], &W);
+		bool q = ak != MLLM__ACT_F32;
+		mllm__quantize_act(ak, isas[i], x, n_tok, cols, xq);
 		/* Split the rows in two ranges as two workers would. */
 		int64_t mid = rows / 2;
 		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, got, rows, 0, mid);
@@ -199,47 +226,55 @@ START_TEST(test_matmul_float)
 	int64_t cols[] = {8, 64, 172, 576, 37};
 	for (size_t i = 0; i < 3; i++)
 		for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
-			check_matmul(ts[i], 7, cols[c], 1);
-			check_matmul(ts[i], 13, cols[c], 5);
+			check_matmul(ts[i], 7, cols[c], 1, MLLM__LAYOUT_GGUF);
+			check_matmul(ts[i], 13, cols[c], 5, MLLM__LAYOUT_GGUF);
 		}
 }
 END_TEST
 
 START_TEST(test_matmul_quant)
 {
-	check_matmul(MLLM_DTYPE_Q8_0, 9, 64, 1);
-	check_matmul(MLLM_DTYPE_Q8_0, 13, 576, 3);
-	check_matmul(MLLM_DTYPE_Q4_0, 9, 64, 1);
-	check_matmul(MLLM_DTYPE_Q4_0, 13, 576, 3);
+	mllm_dtype ts[] = {MLLM_DTYPE_Q8_0, MLLM_DTYPE_Q4_0};
+	for (size_t i = 0; i < 2; i++) {
+		check_matmul(ts[i], 9, 64, 1, MLLM__LAYOUT_GGUF);
+		check_matmul(ts[i], 13, 576, 3, MLLM__LAYOUT_GGUF);
+		/* X16: one pair; a group and a pair; groups and pairs (the
+		 * 1.5B shape's 50 blocks); whole groups */
+		check_matmul(ts[i], 9, 64, 1, MLLM__LAYOUT_X16);
+		check_matmul(ts[i], 13, 576, 3, MLLM__LAYOUT_X16);
+		check_matmul(ts[i], 6, 1600, 2, MLLM__LAYOUT_X16);
+		check_matmul(ts[i], 5, 1536, 5, MLLM__LAYOUT_X16);
+	}
 }
 END_TEST
 
 /* The multi-token kernels tile rows x tokens; a row's result must not depend
  * on how many tokens share the call or where in the tile it falls: each
  * token of an n-token product equals, bit for bit, that token alone. */
-static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok)
+static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok,
+                                     mllm__layout layout)
 {
 	float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
 	float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
 	float *one = xmalloc((size_t)(n_tok * rows) * sizeof(float));
 	float *all = xmalloc((size_t)(n_tok * rows) * sizeof(float));
 	float *ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
-	mllm__block_qa *xq = xmalloc((size_t)(n_tok * (cols / 32 + 1)) * sizeof(*xq));
+	void *xq = alloc_act(n_tok, cols);
 	fill(w, (size_t)(rows * cols), 0.5f);
 	fill(x, (size_t)(n_tok * cols), 1.0f);
 	void *buf = make_weight(t, w, rows, cols);
-	mllm__tensor W = {t, rows, cols, buf};
+	mllm__tensor W = lay_weight(t, buf, rows, cols, layout);
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
 	mllm__isa isas[2];
 	for (int i = 0, ni = tiers(isas); i < ni; i++) {
-		bool q = mllm__matmul_wants_qa(isas[i], t);
-		int64_t nb = cols / 32;
-		if (q)
-			mllm__quantize_qa(isas[i], x, n_tok, cols, xq);
+		mllm__act_kind ak = mllm__matmul_act(isas[i], &W);
+		bool q = ak != MLLM__ACT_F32;
+		size_t xs = mllm__act_bytes(ak, cols);
+		mllm__quantize_act(ak, isas[i], x, n_tok, cols, xq);
 		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, all, rows, 0, rows);
 		for (int64_t k = 0; k < n_tok; k++)
-			mllm__matmul_rows(isas[i], &W, x + k * cols, xq + k * nb, 1, one + k * rows,
-			                  rows, 0, rows);
+			mllm__matmul_rows(isas[i], &W, x + k * cols, (const char *)xq + k * xs, 1,
+			                  one + k * rows, rows, 0, rows);
 		for (int64_t k = 0; k < n_tok * rows; k++) {
 			ck_assert_msg(memcmp(&one[k], &all[k], sizeof(float)) == 0,
 			              "%s %s %lld tokens, [%lld]: %.9g alone, %.9g batched",
@@ -269,8 +304,15 @@ START_TEST(test_matmul_batch_exact)
 	for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
 		for (size_t k = 0; k < sizeof ntok / sizeof ntok[0]; k++) {
 			bool q = ts[i] == MLLM_DTYPE_Q8_0 || ts[i] == MLLM_DTYPE_Q4_0;
-			check_matmul_batch_exact(ts[i], 11, q ? 96 : 200, ntok[k]);
-			check_matmul_batch_exact(ts[i], 6, q ? 576 : 37, ntok[k]);
+			check_matmul_batch_exact(ts[i], 11, q ? 96 : 200, ntok[k],
+			                         MLLM__LAYOUT_GGUF);
+			check_matmul_batch_exact(ts[i], 6, q ? 576 : 37, ntok[k],
+			                         MLLM__LAYOUT_GGUF);
+			if (q) {
+				check_matmul_batch_exact(ts[i], 11, 1088, ntok[k],
+				                         MLLM__LAYOUT_X16);
+				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
+			}
 		}
 }
 END_TEST
@@ -470,7 +512,7 @@ START_TEST(test_blas_core_and_sgemm)
 	fill(A, (size_t)M * K, 1.0f);
 	fill(B, (size_t)N * K, 1.0f);
 	mllm__sgemm_nt(M, N, K, A, K, B, K, C, N);
-	mllm__tensor W = {MLLM_DTYPE_F32, N, K, B};
+	mllm__tensor W = {MLLM_DTYPE_F32, N, K, B, MLLM__LAYOUT_GGUF};
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, A, NULL, M, R, N, 0, N);
 	for (int i = 0; i < M * N; i++)
 		ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + fabsf(R[i])), "sgemm [%d]", i);

@@ -1,0 +1,433 @@
+/*
+ * qpack.c — the interleaved layout of Q8_0 / Q4_0 weights ("x16") and its
+ * AVX-512 VNNI product.
+ *
+ * In a GGUF row every block of 32 weights carries its own scale, so a dot
+ * product leaves the integers after each block: widen, multiply-add, convert,
+ * scale, add — about four vector operations per 32 weights and token, which
+ * made Q4_0 decode instruction-bound. Here a row is cut into groups of 16
+ * blocks interleaved so that 32-bit lane j of every vector belongs to block
+ * j: a group's 16 vpdpwssd accumulate exact integer sums per block, then the
+ * group pays one convert, one scale multiply and one FMA for all 16 blocks.
+ * The integer products are those of the GGUF-layout kernels (the same 16-bit
+ * activations); only the order in which the per-block floats are added
+ * changes. Rows keep their GGUF size, so row ranges and memory use are
+ * unchanged; rows whose block count is odd keep the GGUF layout.
+ *
+ * A row of nb blocks (nb even):
+ *   nb / 16 groups: 16 f16 scales, then the weights. Q8_0: 16 chunks of 32
+ *     bytes, chunk k byte 2j + e = w[j][2k + e]. Q4_0: 8 chunks of 32 bytes,
+ *     chunk c byte 2j + e = q[j][4c + e] | q[j][4c + 2 + e] << 4.
+ *   (nb % 16) / 2 pairs of blocks A, B: 2 f16 scales, then Q8_0: A[0..15]
+ *     B[0..15] A[16..31] B[16..31]; Q4_0: A's 16 GGUF nibble bytes, B's.
+ * Activations, per token (mllm__qx_act_bytes(cols), whole 64-byte vectors):
+ *   group: 16 vectors of 32 int16 (vector k, lane j: x[j][2k], x[j][2k + 1]),
+ *     the 16 block scales (f32), the 16 Q4_0 offsets c[j] = -8 * sum(x[j])
+ *     (int32: the kernel multiplies the stored q, and w = q - 8).
+ *   pair: vector 0 (A[0..15], B[0..15]), vector 1 (A[16..31], B[16..31]),
+ *     the scales per lane (A in lanes 0..7, B in 8..15), the offsets (A's in
+ *     lane 0, B's in lane 8, zero elsewhere).
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MLLM_X86 1
+#endif
+
+#define GB        16   /* blocks per group */
+#define ACT_GROUP 1152 /* activation bytes per group: 16 + 1 + 1 vectors */
+#define ACT_PAIR  256  /* activation bytes per pair: 2 + 1 + 1 vectors */
+
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+static size_t block_bytes(mllm_dtype t)
+{
+	return t == MLLM_DTYPE_Q4_0 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0);
+}
+
+bool mllm__qx_packable(mllm_dtype t, int64_t cols)
+{
+	return (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0) && cols > 0 && cols % 64 == 0;
+}
+
+size_t mllm__qx_act_bytes(int64_t cols)
+{
+	int64_t nb = cols / MLLM__QK;
+	return (size_t)(nb / GB) * ACT_GROUP + (size_t)(nb % GB / 2) * ACT_PAIR;
+}
+
+/* Where weight e of block b of a packed row lives: the byte offset in the
+ * row, the nibble shift (Q4_0) and the offset of the block's f16 scale. */
+static size_t locate(mllm_dtype t, int64_t nb, int64_t b, int e, int *shift, size_t *scale)
+{
+	size_t bb = block_bytes(t);
+	int64_t ng = nb / GB;
+	*shift = 0;
+	if (b < ng * GB) {
+		size_t base = (size_t)(b / GB) * GB * bb, j = (size_t)(b % GB);
+		*scale = base + 2 * j;
+		if (t == MLLM_DTYPE_Q8_0)
+			return base + 32 + 32 * (size_t)(e / 2) + 2 * j + (size_t)(e % 2);
+		*shift = e % 4 >= 2 ? 4 : 0;
+		return base + 32 + 32 * (size_t)(e / 4) + 2 * j + (size_t)(e % 2);
+	}
+	size_t which = (size_t)((b - ng * GB) % 2);
+	size_t base = (size_t)(ng * GB) * bb + (size_t)((b - ng * GB) / 2) * 2 * bb;
+	*scale = base + 2 * which;
+	if (t == MLLM_DTYPE_Q8_0)
+		return base + 4 + (size_t)(e / 16) * 32 + which * 16 + (size_t)(e % 16);
+	*shift = e >= 16 ? 4 : 0;
+	return base + 4 + which * 16 + (size_t)(e % 16);
+}
+
+/* GGUF blocks of a group (16 from src) or a pair (2) into the segment at
+ * seg: the offsets of locate(), written out so that loading a model does
+ * not pay a call per weight. */
+static void pack_group(mllm_dtype t, const uint8_t *src, uint8_t *seg)
+{
+	size_t bb = block_bytes(t);
+	for (int j = 0; j < GB; j++) {
+		const uint8_t *blk = src + (size_t)j * bb, *qs = blk + 2;
+		memcpy(seg + 2 * j, blk, 2);
+		if (t == MLLM_DTYPE_Q8_0) {
+			for (int k = 0; k < 16; k++)
+				memcpy(seg + 32 + 32 * k + 2 * j, qs + 2 * k, 2);
+			continue;
+		}
+		uint8_t q[MLLM__QK]; /* GGUF: low nibbles are 0..15, high 16..31 */
+		for (int e = 0; e < 16; e++) {
+			q[e] = qs[e] & 15;
+			q[e + 16] = qs[e] >> 4;
+		}
+		for (int c = 0; c < 8; c++)
+			for (int e = 0; e < 2; e++)
+				seg[32 + 32 * c + 2 * j + e] =
+				    (uint8_t)(q[4 * c + e] | q[4 * c + 2 + e] << 4);
+	}
+}
+
+static void pack_pair(mllm_dtype t, const uint8_t *src, uint8_t *seg)
+{
+	size_t bb = block_bytes(t);
+	for (int w = 0; w < 2; w++) {
+		const uint8_t *blk = src + (size_t)w * bb;
+		memcpy(seg + 2 * w, blk, 2);
+		if (t == MLLM_DTYPE_Q8_0) {
+			memcpy(seg + 4 + 16 * w, blk + 2, 16);
+			memcpy(seg + 36 + 16 * w, blk + 18, 16);
+		} else {
+			memcpy(seg + 4 + 16 * w, blk + 2, 16);
+		}
+	}
+}
+
+void mllm__qx_pack_row(mllm_dtype t, const void *src, int64_t cols, void *dst)
+{
+	int64_t nb = cols / MLLM__QK, ng = nb / GB;
+	size_t bb = block_bytes(t);
+	const uint8_t *in = src;
+	uint8_t *out = dst;
+	for (int64_t g = 0; g < ng; g++)
+		pack_group(t, in + (size_t)g * GB * bb, out + (size_t)g * GB * bb);
+	for (int64_t b = ng * GB; b < nb; b += 2)
+		pack_pair(t, in + (size_t)b * bb, out + (size_t)b * bb);
+}
+
+/* Block b of a packed row as 32 floats. */
+static void dequant_block(mllm_dtype t, const uint8_t *row, int64_t nb, int64_t b,
+                          float *restrict out)
+{
+	int shift;
+	size_t sc;
+	uint16_t h;
+	(void)locate(t, nb, b, 0, &shift, &sc);
+	memcpy(&h, row + sc, 2);
+	float d = mllm__f16_to_f32(h);
+	for (int e = 0; e < MLLM__QK; e++) {
+		uint8_t v = row[locate(t, nb, b, e, &shift, &sc)];
+		int q = t == MLLM_DTYPE_Q8_0 ? (int8_t)v : ((v >> shift) & 15) - 8;
+		out[e] = d * (float)q;
+	}
+}
+
+void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *restrict out)
+{
+	int64_t nb = cols / MLLM__QK;
+	for (int64_t b = 0; b < nb; b++)
+		dequant_block(t, row, nb, b, out + b * MLLM__QK);
+}
+
+/* The scalar product for a packed weight (any CPU): each block dequantized,
+ * then summed in element order like the GGUF reference. */
+void mllm__qx_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                         float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t cols = W->cols, nb = cols / MLLM__QK;
+	size_t rb = mllm__row_bytes(W->dtype, cols);
+	float w[MLLM__QK];
+	for (int64_t r = r0; r < r1; r++) {
+		const uint8_t *row = (const uint8_t *)W->data + (size_t)r * rb;
+		for (int64_t t = 0; t < n_tok; t++)
+			y[t * ldy + r] = 0.0f;
+		for (int64_t b = 0; b < nb; b++) {
+			dequant_block(W->dtype, row, nb, b, w);
+			for (int64_t t = 0; t < n_tok; t++) {
+				const float *xb = x + t * cols + b * MLLM__QK;
+				float s = y[t * ldy + r];
+				for (int e = 0; e < MLLM__QK; e++)
+					s += w[e] * xb[e];
+				y[t * ldy + r] = s;
+			}
+		}
+	}
+}
+
+void mllm__quantize_qx(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                       uint8_t *restrict out)
+{
+	int64_t nb = cols / MLLM__QK, ng = nb / GB;
+	size_t stride = mllm__qx_act_bytes(cols);
+	for (int64_t t = 0; t < n_tok; t++) {
+		uint8_t *o = out + (size_t)t * stride;
+		for (int64_t b = 0; b < nb; b++) {
+			mllm__block_qa q;
+			mllm__quantize_qa(isa, x + t * cols + b * MLLM__QK, 1, MLLM__QK, &q);
+			int32_t sum = 0;
+			for (int e = 0; e < MLLM__QK; e++)
+				sum += q.qs[e];
+			int32_t off = -8 * sum;
+			if (b < ng * GB) {
+				uint8_t *g = o + (size_t)(b / GB) * ACT_GROUP;
+				size_t j = (size_t)(b % GB);
+				for (size_t k = 0; k < 16; k++)
+					memcpy(g + 64 * k + 4 * j, &q.qs[2 * k], 4);
+				memcpy(g + 1024 + 4 * j, &q.d, 4);
+				memcpy(g + 1088 + 4 * j, &off, 4);
+			} else {
+				uint8_t *p = o + (size_t)ng * ACT_GROUP +
+				             (size_t)((b - ng * GB) / 2) * ACT_PAIR;
+				size_t which = (size_t)((b - ng * GB) % 2);
+				memcpy(p + 32 * which, q.qs, 32);
+				memcpy(p + 64 + 32 * which, q.qs + 16, 32);
+				int32_t zero = 0;
+				for (size_t l = 0; l < 8; l++) {
+					memcpy(p + 128 + 4 * (8 * which + l), &q.d, 4);
+					memcpy(p + 192 + 4 * (8 * which + l), l ? &zero : &off, 4);
+				}
+			}
+		}
+	}
+}
+
+#ifdef MLLM_X86
+
+/* 32 Q4_0 bytes as two vectors of int16 q (0..15): low nibbles, high. */
+T_AVX512 static inline __m512i q4_words(const uint8_t *p, __m512i *hi)
+{
+	__m512i t = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p));
+	*hi = _mm512_srli_epi16(t, 4);
+	return _mm512_and_si512(t, _mm512_set1_epi16(15));
+}
+
+/* Four sums stored at y[0..3], each added with exactly the pairing of
+ * _mm512_reduce_add_ps (lane i with i + 8, then i + 4, i + 2, i + 1), so a
+ * row's result does not depend on whether it was reduced alone. */
+T_AVX512 static inline void reduce4_store(__m512 a0, __m512 a1, __m512 a2, __m512 a3,
+                                          float *restrict y)
+{
+#define HALVES(u, v)                                                                               \
+	_mm512_add_ps(_mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(1, 0, 1, 0)),                         \
+	              _mm512_shuffle_f32x4(u, v, _MM_SHUFFLE(3, 2, 3, 2)))
+	__m512 h01 = HALVES(a0, a1), h23 = HALVES(a2, a3);
+#undef HALVES
+	__m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(h01, h23, _MM_SHUFFLE(2, 0, 2, 0)),
+	                         _mm512_shuffle_f32x4(h01, h23, _MM_SHUFFLE(3, 1, 3, 1)));
+	q = _mm512_add_ps(q, _mm512_permute_ps(q, _MM_SHUFFLE(1, 0, 3, 2)));
+	q = _mm512_add_ps(q, _mm512_permute_ps(q, _MM_SHUFFLE(2, 3, 0, 1)));
+	__m512 g = _mm512_permutexvar_ps(
+	    _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), q);
+	_mm_storeu_ps(y, _mm512_castps512_ps128(g));
+}
+
+/* A tile: NR (1 or 4) rows at w0 (stride rb) x NT (1 or 2) tokens at xa
+ * (stride xs). Per (row, token) the same operations whatever NR and NT, so
+ * results are batch-invariant bit for bit. pf: the next row group, read
+ * ahead in step with this one (first token tile only), or NULL. */
+T_AVX512 static inline __attribute__((always_inline)) void
+qx_tile(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs,
+        int64_t ng, int64_t np, const char *pf, float *restrict y, int64_t ldy)
+{
+	const size_t bb = q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0);
+	__m512 acc[4][2];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = _mm512_setzero_ps();
+	const uint8_t *wg = w0, *xg = xa;
+	for (int64_t g = 0; g < ng; g++, wg += GB * bb, xg += ACT_GROUP) {
+		if (pf)
+			for (size_t o = 0; o < 4 * GB * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
+		__m512i s[4][2];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+				s[r][t] = q4 ? _mm512_loadu_si512(xg + t * xs + 1088)
+				             : _mm512_setzero_si512();
+		if (q4) {
+#pragma GCC unroll 8
+			for (int c = 0; c < 8; c++)
+#pragma GCC unroll 4
+				for (int r = 0; r < NR; r++) {
+					__m512i hi, lo = q4_words(wg + r * rb + 32 + 32 * c, &hi);
+#pragma GCC unroll 2
+					for (int t = 0; t < NT; t++) {
+						const uint8_t *xv = xg + t * xs + 128 * c;
+						s[r][t] = _mm512_dpwssd_epi32(
+						    s[r][t], lo, _mm512_loadu_si512(xv));
+						s[r][t] = _mm512_dpwssd_epi32(
+						    s[r][t], hi, _mm512_loadu_si512(xv + 64));
+					}
+				}
+		} else {
+#pragma GCC unroll 16
+			for (int k = 0; k < 16; k++)
+#pragma GCC unroll 4
+				for (int r = 0; r < NR; r++) {
+					__m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256(
+					    (const __m256i *)(wg + r * rb + 32 + 32 * k)));
+#pragma GCC unroll 2
+					for (int t = 0; t < NT; t++)
+						s[r][t] = _mm512_dpwssd_epi32(
+						    s[r][t], w,
+						    _mm512_loadu_si512(xg + t * xs + 64 * k));
+				}
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			__m512 dw =
+			    _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wg + r * rb)));
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+				acc[r][t] = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(s[r][t]),
+				    _mm512_mul_ps(dw, _mm512_loadu_ps(xg + t * xs + 1024)),
+				    acc[r][t]);
+		}
+	}
+	const __m256i pair_idx = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+	for (int64_t p = 0; p < np; p++, wg += 2 * bb, xg += ACT_PAIR) {
+		if (pf)
+			for (size_t o = 0; o < 4 * 2 * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
+		__m512i s[4][2];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			__m512i w0v, w1v;
+			if (q4) {
+				w0v = q4_words(wg + r * rb + 4, &w1v);
+			} else {
+				w0v = _mm512_cvtepi8_epi16(
+				    _mm256_loadu_si256((const __m256i *)(wg + r * rb + 4)));
+				w1v = _mm512_cvtepi8_epi16(
+				    _mm256_loadu_si256((const __m256i *)(wg + r * rb + 36)));
+			}
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++) {
+				const uint8_t *xv = xg + t * xs;
+				s[r][t] =
+				    q4 ? _mm512_loadu_si512(xv + 192) : _mm512_setzero_si512();
+				s[r][t] = _mm512_dpwssd_epi32(s[r][t], w0v, _mm512_loadu_si512(xv));
+				s[r][t] =
+				    _mm512_dpwssd_epi32(s[r][t], w1v, _mm512_loadu_si512(xv + 64));
+			}
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			int32_t sc;
+			memcpy(&sc, wg + r * rb, 4);
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_permutexvar_epi16(pair_idx, _mm256_set1_epi32(sc)));
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+				acc[r][t] = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(s[r][t]),
+				    _mm512_mul_ps(dw, _mm512_loadu_ps(xg + t * xs + 128)),
+				    acc[r][t]);
+		}
+	}
+#pragma GCC unroll 2
+	for (int t = 0; t < NT; t++) {
+		if (NR == 4)
+			reduce4_store(acc[0][t], acc[1][t], acc[2][t], acc[3][t], y + t * ldy);
+		else
+			y[t * ldy] = _mm512_reduce_add_ps(acc[0][t]);
+	}
+}
+
+/* One row group against all tokens, two at a time: the group's weights stay
+ * in L1 across the token tiles. */
+T_AVX512 static inline __attribute__((always_inline)) void
+qx_rows(bool q4, int NR, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs, int64_t n_tok,
+        int64_t ng, int64_t np, const char *pf, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + 2 <= n_tok; k += 2) {
+		qx_tile(q4, NR, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf, y + k * ldy, ldy);
+		pf = NULL;
+	}
+	if (k < n_tok)
+		qx_tile(q4, NR, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf, y + k * ldy, ldy);
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+qx_matmul_t(bool q4, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok, float *restrict y,
+            int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx_act_bytes(W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 4 <= r1; r += 4) {
+		const uint8_t *w0 = base + (size_t)r * rb;
+		qx_rows(q4, 4, w0, rb, xa, xs, n_tok, ng, np, (const char *)w0 + 4 * rb, y + r,
+		        ldy);
+	}
+	for (; r < r1; r++)
+		qx_rows(q4, 1, base + (size_t)r * rb, rb, xa, xs, n_tok, ng, np, NULL, y + r, ldy);
+}
+
+T_AVX512 static void qx_matmul_q8(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                  float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_t(false, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX512 static void qx_matmul_q4(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                  float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_t(true, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+#endif /* MLLM_X86 */
+
+void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
+                     const uint8_t *xa, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
+                     int64_t r1)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && xa) {
+		if (W->dtype == MLLM_DTYPE_Q4_0)
+			qx_matmul_q4(W, xa, n_tok, y, ldy, r0, r1);
+		else
+			qx_matmul_q8(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
+#endif
+	(void)isa;
+	(void)xa;
+	mllm__qx_matmul_ref(W, x, n_tok, y, ldy, r0, r1);
+}
