@@ -36,6 +36,8 @@ static const cfg_entry server_table[] = {
      "concurrent connections; further ones are refused"},
     {"connection_timeout_s", CFG_INT, 1, 3600, "30", SRV_OFF(connection_timeout_s),
      "a connection idle this long (headers or body) is closed"},
+    {"prep_threads", CFG_INT, 1, 64, "1", SRV_OFF(prep_threads),
+     "threads that parse and tokenize requests off the event loop"},
     {"max_prompt_tokens", CFG_INT, 1, 1048576, "32768", SRV_OFF(max_prompt_tokens),
      "prompt tokens per request (also bounded by the model's n_ctx)"},
     {"max_tokens_limit", CFG_INT, 1, 1048576, "4096", SRV_OFF(max_tokens_limit),

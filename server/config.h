@@ -66,6 +66,7 @@ typedef struct {
 	int64_t max_body_bytes;
 	int64_t max_connections;
 	int64_t connection_timeout_s;
+	int64_t prep_threads; /* parse/tokenize threads off the loop */
 	int64_t max_prompt_tokens;
 	int64_t max_tokens_limit;
 	int64_t max_n;

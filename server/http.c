@@ -3,9 +3,11 @@
  * method, auth, CORS), and the life of a generation request over a suspended
  * connection. MHD runs in external epoll mode on the loop thread (loop.c
  * polls its epoll fd), so every callback here runs on that thread and the
- * per-request state needs no locks. Handlers only parse (api/), submit to
- * the engine and suspend; engine wakeups drain events into the request's
- * outbox and resume it (STYLE D1-D3).
+ * per-request state needs no locks. Handlers never parse or tokenize
+ * themselves: they hand the body to a prep thread (prep.c) and suspend; the
+ * prep wakeup resumes the request, which then submits to the engine and
+ * suspends again; engine wakeups drain events into the request's outbox and
+ * resume it (STYLE D1-D3).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -96,6 +98,44 @@ static void active_unlink(srv *s, srv_req *r)
 	r->prev = r->next = NULL;
 }
 
+/* ---- Preparing list (requests whose job is with the prep threads) ------- */
+
+static void prep_link(srv *s, srv_req *r)
+{
+	r->prep_prev = NULL;
+	r->prep_next = s->preparing;
+	if (s->preparing)
+		s->preparing->prep_prev = r;
+	s->preparing = r;
+}
+
+static void prep_unlink(srv *s, srv_req *r)
+{
+	if (r->prep_prev)
+		r->prep_prev->prep_next = r->prep_next;
+	else if (s->preparing == r)
+		s->preparing = r->prep_next;
+	if (r->prep_next)
+		r->prep_next->prep_prev = r->prep_prev;
+	r->prep_prev = r->prep_next = NULL;
+}
+
+/* The request stops waiting for its job (it is going away, or shutdown
+ * gave up on it): the job stays with the prep threads, is skipped if not
+ * started, and is freed by whoever sees it next with r == NULL (the drain,
+ * or srv__prep_stop). */
+static void prep_detach(srv_req *r)
+{
+	srv_job *j = r->job;
+
+	if (!j)
+		return;
+	j->r = NULL;
+	atomic_store(&j->cancelled, true);
+	r->job = NULL;
+	prep_unlink(r->s, r);
+}
+
 static void release_engine_reqs(srv_req *r)
 {
 	for (int32_t i = 0; i < r->n_ereqs; i++) {
@@ -172,10 +212,14 @@ static void watch_start(srv_req *r)
 		watch_stop(r);
 }
 
+static void prep_detach(srv_req *r);
+
 static void req_free(srv_req *r)
 {
 	if (!r)
 		return;
+	prep_detach(r);
+	srv__job_free(r->prepared);
 	watch_stop(r);
 	release_engine_reqs(r);
 	free(r->ereqs);
@@ -392,6 +436,7 @@ static enum MHD_Result do_metrics(srv_req *r)
 		if (ms[i].loaded)
 			mllm_engine_stats_get(s->models[i].engine, &ms[i].st);
 	}
+	s->metrics.prep_open = s->n_prep_open;
 	mllm_buf_init(&b, SMALL_LIMIT);
 	rc = srv_metrics_render(&s->metrics, ms, s->n_models, &b);
 	free(ms);
@@ -448,28 +493,61 @@ static enum MHD_Result not_ready(srv_req *r)
 	return reply_status(r, 503, NULL, "loading", "The model is still loading; retry shortly");
 }
 
-static enum MHD_Result do_tokenize(srv_req *r)
+/* ---- Preparation off the loop ---------------------------------------------
+ * Parsing, chat templates and tokenization cost time proportional to the
+ * body (tens of ms for 1 MiB), so the body goes to a prep thread in a job
+ * and the connection is suspended until srv__http_prep_drain() resumes it;
+ * the next access callback (prep_reply) then finishes on the loop. The
+ * request stays counted in n_prep_open until it is answered, so a shutdown
+ * waits for it as it waits for generations. */
+
+static enum MHD_Result prep_submit(srv_req *r, srv_job_kind kind, api_kind akind)
 {
 	srv *s = r->s;
-	mllm_buf b;
+	srv_job *j = xcalloc(1, sizeof *j);
 	api_error e;
-	int st;
+	int rc;
 
-	if (load_state(s) != 1)
+	j->kind = kind;
+	j->akind = akind;
+	j->s = s;
+	atomic_init(&j->cancelled, false);
+	j->body = r->body; /* moved: the job owns the body now */
+	mllm_buf_init(&r->body, 0);
+	j->r = r;
+	rc = srv__prep_submit(s, j);
+	if (rc < 0) {
+		srv__job_free(j);
+		api_error_from_mllm(&e, rc);
+		if (e.retry_after_s <= 0 && (e.status == 429 || e.status == 503))
+			e.retry_after_s = (int)s->cfg->retry_after_s;
+		return reply_error(r, &e);
+	}
+	r->job = j;
+	r->prep_open = true;
+	s->n_prep_open++;
+	prep_link(s, r);
+	MHD_suspend_connection(r->conn);
+	r->suspended = true;
+	return MHD_YES;
+}
+
+static enum MHD_Result do_tokenize(srv_req *r)
+{
+	if (load_state(r->s) != 1)
 		return not_ready(r);
-	mllm_buf_init(&b, SMALL_LIMIT);
-	if (r->route == R_TOKENIZE)
-		st = api_handle_tokenize(r->body.data ? r->body.data : "", r->body.len, &s->lim,
-		                         lookup_model, s, &b, &e);
-	else
-		st = api_handle_detokenize(r->body.data ? r->body.data : "", r->body.len, &s->lim,
-		                           lookup_model, s, &b, &e);
-	if (st == 200)
-		return reply_buf(r, 200, "application/json", &b, 0);
-	mllm_buf_free(&b);
-	if (st < 0)
+	return prep_submit(r, r->route == R_TOKENIZE ? SRV_JOB_TOKENIZE : SRV_JOB_DETOKENIZE,
+	                   API_COMPLETION);
+}
+
+/* A /tokenize or /detokenize job came back. */
+static enum MHD_Result tokenize_reply(srv_req *r, srv_job *j)
+{
+	if (j->status == 200)
+		return reply_buf(r, 200, "application/json", &j->out, 0);
+	if (j->status < 0)
 		return reply_status(r, 500, NULL, "internal_error", "response too large");
-	return reply_error(r, &e);
+	return reply_error(r, &j->err);
 }
 
 /* ---- Generation ------------------------------------------------------------ */
@@ -479,30 +557,36 @@ static enum MHD_Result stream_start(srv_req *r);
 static enum MHD_Result gen_start(srv_req *r)
 {
 	srv *s = r->s;
-	api_kind kind = r->route == R_CHAT ? API_CHAT : API_COMPLETION;
-	const char *session;
-	api_error e;
-	srv_model *m;
-	int st, rc;
-	int32_t n;
 
 	if (load_state(s) != 1 || s->stopping)
 		return not_ready(r);
-	st = api_request_parse(kind, r->body.data ? r->body.data : "", r->body.len, &s->lim,
-	                       &r->areq, &e);
-	if (st != 0)
-		return reply_error(r, &e);
-	snprintf(r->id, sizeof r->id, "%s", api_request_id(r->areq));
-	m = srv__model_find(s, api_request_model(r->areq));
-	if (!m || !atomic_load(&m->loaded)) {
-		api_error_model_not_found(
-		    &e, api_request_model(r->areq) ? api_request_model(r->areq) : "(default)");
-		return reply_error(r, &e);
+	return prep_submit(r, SRV_JOB_GENERATE, r->route == R_CHAT ? API_CHAT : API_COMPLETION);
+}
+
+/* The generation's job came back from the prep thread (parse, model lookup,
+ * prepare): submit to the engine, or answer the error it found. */
+static enum MHD_Result gen_submit(srv_req *r, srv_job *j)
+{
+	srv *s = r->s;
+	const char *session;
+	api_error e;
+	srv_model *m;
+	int rc;
+	int32_t n;
+
+	/* A shutdown began while it was being prepared: the answer a
+	 * request arriving now gets. */
+	if (s->stopping)
+		return not_ready(r);
+	if (j->areq) {
+		r->areq = j->areq; /* taken */
+		j->areq = NULL;
+		snprintf(r->id, sizeof r->id, "%s", api_request_id(r->areq));
 	}
-	r->m = m;
-	st = api_request_prepare(r->areq, &m->info, &e);
-	if (st != 0)
-		return reply_error(r, &e);
+	r->m = j->m;
+	if (j->status != 0)
+		return reply_error(r, &j->err);
+	m = r->m;
 
 	n = api_request_n_submits(r->areq);
 	MLLM_ASSERT(n > 0);
@@ -715,6 +799,65 @@ void srv__http_abort_all(srv *s)
 	e.retry_after_s = (int)s->cfg->retry_after_s;
 	while (s->active)
 		gen_abort(s->active, &e);
+	/* Requests still being prepared get the shutdown answer at once
+	 * (prep_reply); their jobs are dropped when they come back. */
+	while (s->preparing) {
+		srv_req *r = s->preparing;
+		prep_detach(r);
+		r->prep_aborted = true;
+		resume(r);
+	}
+}
+
+void srv__http_prep_drain(srv *s)
+{
+	srv_job *j = srv__prep_take_done(s);
+
+	while (j) {
+		srv_job *next = j->next;
+		srv_req *r = j->r;
+
+		j->next = NULL;
+		if (!r) {
+			srv__job_free(j); /* its request went away meanwhile */
+		} else {
+			MLLM_ASSERT(r->job == j);
+			r->job = NULL;
+			r->prepared = j;
+			prep_unlink(s, r);
+			resume(r);
+		}
+		j = next;
+	}
+}
+
+int srv__http_n_in_flight(const srv *s)
+{
+	return s->n_gen_open + s->n_prep_open;
+}
+
+/* Resumed with the job back (or abandoned by the shutdown timeout). */
+static enum MHD_Result prep_reply(srv_req *r)
+{
+	srv_job *j = r->prepared;
+	enum MHD_Result ret;
+
+	if (!j && !r->prep_aborted) { /* spurious call: keep waiting */
+		MHD_suspend_connection(r->conn);
+		r->suspended = true;
+		return MHD_YES;
+	}
+	r->prepared = NULL;
+	r->prep_open = false;
+	r->s->n_prep_open--;
+	if (!j)
+		ret = not_ready(r);
+	else if (j->kind == SRV_JOB_GENERATE)
+		ret = gen_submit(r, j);
+	else
+		ret = tokenize_reply(r, j);
+	srv__job_free(j);
+	return ret;
 }
 
 /* A non-streamed generation resumed with its body complete. */
@@ -843,6 +986,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	}
 	if (r->gen_open)
 		return gen_reply(r);
+	if (r->prep_open)
+		return prep_reply(r);
 	if (r->status)
 		return MHD_YES; /* already answered (early 413) */
 	return dispatch(r, url, method);
@@ -869,6 +1014,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	if (r->gen_open)
 		s->n_gen_open--;
+	if (r->prep_open) /* went away (or shutdown) before it was answered */
+		s->n_prep_open--;
 	ms = (double)(mllm_now_ns() - r->t_start_ns) / 1e6;
 	if (r->status)
 		srv_metrics_count_status(&s->metrics, r->status);
@@ -1005,7 +1152,7 @@ void srv__http_run(srv *s)
 	/* The last in-flight response of a shutdown may have completed in
 	 * this round: let the loop's wake handler finish the stop (it cannot
 	 * happen here, inside whatever callback called us). */
-	if (s->stopping && s->n_gen_open == 0)
+	if (s->stopping && srv__http_n_in_flight(s) == 0)
 		uv_async_send(&s->wake);
 }
 
@@ -1017,6 +1164,16 @@ void srv__http_resume_all(srv *s)
 
 void srv__http_stop(srv *s)
 {
+	/* Join the prep threads before MHD goes (STYLE D5). No request may
+	 * point at a job then: detach them all (their connections are
+	 * resumed below and closed by MHD_stop_daemon). */
+	while (s->preparing) {
+		srv_req *r = s->preparing;
+		prep_detach(r);
+		r->prep_aborted = true;
+		resume(r);
+	}
+	srv__prep_stop(s);
 	if (s->mhd) {
 		srv__http_resume_all(s);
 		MHD_stop_daemon(s->mhd);

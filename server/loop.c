@@ -1,9 +1,10 @@
 /*
  * loop.c — the daemon's libuv loop: it polls libmicrohttpd's epoll fd and
- * timeout, receives engine wakeups (uv_async), signals and the shutdown
- * timer, all on one thread, so no state here needs a lock. Shutdown follows
- * STYLE D5: quiesce, let in-flight requests finish for shutdown_timeout_ms,
- * then end them with an error event, stop MHD, join the engines, close every
+ * timeout, receives engine and prep-thread wakeups (uv_async), signals and
+ * the shutdown timer, all on one thread, so no state here needs a lock.
+ * Shutdown follows STYLE D5: quiesce, let in-flight requests (generating or
+ * being prepared) finish for shutdown_timeout_ms, then end them with an
+ * error, join the prep threads, stop MHD, join the engines, close every
  * handle so uv_loop_close() succeeds, exit 0. A second signal _exit()s.
  */
 #include <errno.h>
@@ -85,7 +86,7 @@ static void final_stop(srv *s)
 		uv_poll_stop(&s->mhd_poll); /* before MHD closes its epoll fd */
 	uv_timer_stop(&s->shutdown_timer);
 	uv_timer_stop(&s->mhd_timer);
-	srv__http_stop(s);
+	srv__http_stop(s);   /* joins the prep threads, then stops MHD */
 	srv__models_free(s); /* joins the loader and every engine thread */
 	close_all_handles(s);
 	SRV_LOG(MLLM_LOG_INFO, "stopped");
@@ -93,7 +94,7 @@ static void final_stop(srv *s)
 
 static void check_done(srv *s)
 {
-	if (s->stopping && !s->stopped && s->n_gen_open == 0)
+	if (s->stopping && !s->stopped && srv__http_n_in_flight(s) == 0)
 		final_stop(s);
 }
 
@@ -105,14 +106,15 @@ static void on_shutdown_timer(uv_timer_t *t)
 		s->aborted = true;
 		SRV_LOG(MLLM_LOG_WARN,
 		        "shutdown timeout (%lld ms): cancelling %d in-flight request(s)",
-		        (long long)s->cfg->shutdown_timeout_ms, s->n_gen_open);
+		        (long long)s->cfg->shutdown_timeout_ms, srv__http_n_in_flight(s));
 		srv__http_abort_all(s);
 		srv__http_run(s);
 		uv_timer_start(&s->shutdown_timer, on_shutdown_timer, FLUSH_GRACE_MS, 0);
 		check_done(s);
 		return;
 	}
-	SRV_LOG(MLLM_LOG_WARN, "closing %d connection(s) that did not finish", s->n_gen_open);
+	SRV_LOG(MLLM_LOG_WARN, "closing %d connection(s) that did not finish",
+	        srv__http_n_in_flight(s));
 	final_stop(s);
 }
 
@@ -122,7 +124,7 @@ static void begin_shutdown(srv *s, const char *why)
 		return;
 	s->stopping = true;
 	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight", why,
-	        s->n_gen_open);
+	        srv__http_n_in_flight(s));
 	notify_systemd(s, "STOPPING=1");
 	if (s->mhd)
 		s->listen_fd = MHD_quiesce_daemon(s->mhd);
@@ -174,6 +176,7 @@ static void on_wake(uv_async_t *h)
 	}
 	if (s->stopped)
 		return;
+	srv__http_prep_drain(s);
 	srv__http_pump(s);
 	check_done(s);
 	srv__http_run(s);
@@ -242,6 +245,9 @@ int srv_run(const cfg_t *cfg)
 		goto fail;
 	}
 
+	/* Prep threads wake the loop through s.wake: start them after it. */
+	if (srv__prep_start(&s, err, sizeof err) < 0)
+		goto fail;
 	if (srv__http_start(&s, err, sizeof err) < 0)
 		goto fail;
 	epfd = srv__http_epoll_fd(&s);

@@ -145,6 +145,10 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 		rc = render_counter(out, "mllm_connections_open", "gauge",
 		                    "HTTP connections currently open.",
 		                    (long long)m->connections_open);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_prep_requests", "gauge",
+		                    "Requests being parsed and tokenized off the event loop.",
+		                    (long long)m->prep_open);
 	if (rc == 0) {
 		rc = mllm_buf_appendf(out, "# HELP mllm_model_loaded Whether the model is ready.\n"
 		                           "# TYPE mllm_model_loaded gauge\n");

@@ -31,6 +31,9 @@ typedef struct {
 	uint64_t completion_tokens; /* generated tokens of finished choices */
 	uint64_t cancelled;         /* requests whose client went away */
 	int64_t connections_open;   /* gauge */
+	int64_t prep_open;          /* gauge: requests handed to the prep
+	                             * threads, not yet answered (sampled by
+	                             * the caller before a render) */
 	srv_hist ttft;              /* submit -> first token, seconds */
 	srv_hist itl;               /* between consecutive tokens, seconds */
 	srv_hist e2e;               /* request received -> last byte queued */

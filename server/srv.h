@@ -5,7 +5,8 @@
  *
  * Threading: everything in srv and srv_req is touched on the loop thread
  * only, except srv_model.loaded / srv.load_* (written by the loader thread,
- * read with atomics) and srv.wake (uv_async_send from engine threads).
+ * read with atomics), srv.wake (uv_async_send from engine and prep threads)
+ * and srv.prep (prep.c: its queue and done list are guarded by prep.mu).
  * libmicrohttpd runs in external-polling mode on the loop thread, so its
  * callbacks run there too: no locks guard connection state.
  */
@@ -27,6 +28,7 @@
 
 typedef struct srv srv;
 typedef struct srv_req srv_req;
+typedef struct srv_job srv_job;
 
 typedef struct {
 	const cfg_model *cfg;    /* borrowed from srv.cfg */
@@ -75,12 +77,78 @@ struct srv_req {
 	int32_t n_choices;   /* per submit (OpenAI n) */
 	uint64_t prompt_tokens, completion_tokens, cached_tokens;
 
+	/* Preparation off the loop (prep.c). While job is set the request
+	 * is suspended and counted in srv.n_prep_open; the job is owned by
+	 * the prep queue until it comes back, then by the request (prepared)
+	 * until the next access callback consumes it. */
+	srv_job *job;      /* borrowed: in the prep queue or running */
+	srv_job *prepared; /* owned: back from the prep thread, unread */
+	bool prep_open;    /* counted in srv.n_prep_open until answered */
+	bool prep_aborted; /* shutdown timeout hit while it was queued */
+	/* The srv.preparing list (while job is set). */
+	srv_req *prep_prev, *prep_next;
+
 	uv_poll_t *watch; /* peer-hangup watch while generating; owned,
 	                   * freed by its close callback */
 	bool peer_gone;   /* the client hung up before the response */
 
 	srv_req *prev, *next; /* the active-generation list */
 };
+
+/* What a prep thread does for one request. */
+typedef enum {
+	SRV_JOB_GENERATE = 1, /* api_request_parse + model lookup + _prepare */
+	SRV_JOB_TOKENIZE,     /* api_handle_tokenize */
+	SRV_JOB_DETOKENIZE,   /* api_handle_detokenize */
+} srv_job_kind;
+
+/*
+ * One unit of per-request CPU work (JSON parse, chat template,
+ * tokenization), done on a prep thread so the loop never runs it (STYLE D1).
+ * Ownership: the loop fills the inputs and hands the job to the prep queue
+ * (srv__prep_submit); from then on a prep thread owns it until it appends it
+ * to the done list, and the loop owns it again once it takes that list. The
+ * prep thread never touches the srv_req: `r` is read and written on the loop
+ * only, and set to NULL when the request goes away first (client gone,
+ * shutdown), in which case the loop frees the job when it comes back.
+ */
+struct srv_job {
+	/* Inputs: set by the loop before submit, read-only afterwards. */
+	srv_job_kind kind;
+	api_kind akind; /* SRV_JOB_GENERATE: completions or chat */
+	srv *s;
+	mllm_buf body; /* owned: taken from the request */
+
+	/* Loop only. */
+	srv_req *r; /* the request waiting for it; NULL once it went away */
+
+	/* Set by the loop (detach) and read by the prep thread: skip work
+	 * nobody will read. */
+	atomic_bool cancelled;
+
+	/* Results: written by the prep thread, read by the loop after the
+	 * handoff through prep.mu. */
+	int status;        /* 0 (generate: ready to submit) or the HTTP status */
+	api_error err;     /* when status is an error */
+	api_request *areq; /* owned; generate: set once the body parsed */
+	srv_model *m;      /* generate: the model found (may fail prepare) */
+	mllm_buf out;      /* tokenize/detokenize: the 200 body */
+
+	srv_job *next; /* queue / done-list link, under prep.mu */
+};
+
+/* The prep threads and their queue (prep.c). */
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;    /* queue not empty, or stop */
+	srv_job *head, *tail; /* submitted, not yet taken by a thread */
+	srv_job *done;        /* finished, for the loop (any order) */
+	int n_queued;         /* jobs in head..tail */
+	bool stop;            /* threads exit; queued jobs are left behind */
+	bool inited;          /* mu and cv exist */
+	pthread_t *threads;   /* [n_threads] */
+	int n_threads;        /* started (joined by srv__prep_stop) */
+} srv_prep;
 
 struct srv {
 	const cfg_t *cfg;
@@ -94,7 +162,7 @@ struct srv {
 	uv_loop_t *loop;
 	uv_poll_t mhd_poll;
 	uv_timer_t mhd_timer;
-	uv_async_t wake; /* engine notify + loader done */
+	uv_async_t wake; /* engine notify + loader done + prep done */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t shutdown_timer;
 
@@ -103,8 +171,11 @@ struct srv {
 	uint16_t port;
 	uint64_t n_conn_closed; /* connections closed so far (MHD rounds) */
 
-	srv_req *active; /* generations still producing */
-	int n_gen_open;  /* generations whose connection is open */
+	srv_req *active;    /* generations still producing */
+	int n_gen_open;     /* generations whose connection is open */
+	srv_req *preparing; /* requests whose job is in the prep queue */
+	int n_prep_open;    /* requests handed to prep and not yet answered */
+	srv_prep prep;
 	uint64_t next_req;
 
 	/* Loader thread. */
@@ -138,6 +209,31 @@ int srv__http_epoll_fd(srv *s);
 void srv__http_resume_all(srv *s);
 /* Stops MHD (closing every connection) and closes the quiesced socket. */
 void srv__http_stop(srv *s);
+/* Takes the prep threads' finished jobs and resumes their requests (loop
+ * thread, from the wake callback). */
+void srv__http_prep_drain(srv *s);
+/* Requests still generating or waiting for preparation: shutdown waits
+ * until none are left. */
+int srv__http_n_in_flight(const srv *s);
+
+/* ---- prep.c ------------------------------------------------------------ */
+
+/* Starts cfg->prep_threads prep threads. On failure the ones started keep
+ * running until srv__prep_stop(). */
+int srv__prep_start(srv *s, char *err, size_t errlen) MLLM_WUR;
+/* Queues a job (loop thread). Returns 0, or MLLM_ESHUTDOWN once stopping,
+ * or MLLM_EOVERLOADED when max_connections jobs are already queued (one
+ * per suspended connection at most, so that is a bound, never a wait).
+ * On failure the caller still owns the job. */
+int srv__prep_submit(srv *s, srv_job *job) MLLM_WUR;
+/* Takes every finished job (loop thread), linked through ->next. */
+srv_job *srv__prep_take_done(srv *s);
+/* Stops and joins the prep threads (a running job finishes first), then
+ * frees every job still queued or done: call it only once no request
+ * points at a job (srv_req.job cleared). Accepts a never-started srv. */
+void srv__prep_stop(srv *s);
+/* Frees a job and everything it owns (NULL is fine). */
+void srv__job_free(srv_job *j);
 
 /* ---- models.c ---------------------------------------------------------- */
 

@@ -546,6 +546,159 @@ def cmd_soak(url, seconds, threads):
              stats["hangups"], stats["bad"]))
 
 
+# ---- Preparation off the loop (test_serve_prep.sh) -------------------------
+
+def big_body(model, path):
+    """A body just under the default 1 MiB max_body_bytes whose prompt is
+    ~500k tokens: it parses and tokenizes in full before the prompt-length
+    check refuses it (400 context_length_exceeded), or, for /tokenize, is
+    answered with every id."""
+    prompt = "hello world " * 87000
+    if path == "/tokenize":
+        return json.dumps({"model": model, "prompt": prompt}).encode()
+    return json.dumps({"model": model, "prompt": prompt, "max_tokens": 1}).encode()
+
+
+def big_ok(path, st, data):
+    if path == "/tokenize":
+        return st == 200 and json.loads(data)["count"] > 100000
+    return st == 400 and json.loads(data)["error"]["code"] == "context_length_exceeded"
+
+
+def cmd_prep_offloop(url, model):
+    """Big bodies (each parsed and tokenized for tens of ms) queue on the
+    prep thread while one client keeps asking GET /health and GET /metrics
+    on a keep-alive connection. The loop must answer those while a prep job
+    is outstanding: some /metrics answer has to show mllm_prep_requests >= 1
+    (the loop rendered it while a request was being prepared off-thread; a
+    loop that tokenized itself could never report that). No clock is read:
+    the assertion is about what was observed, and a round where every job
+    happened to finish between two scrapes is simply repeated."""
+    n_big = 8
+    for attempt in range(5):
+        results = [None] * n_big
+        paths = ["/tokenize" if i % 4 == 3 else "/v1/completions" for i in range(n_big)]
+
+        def run(i):
+            try:
+                c = conn_for(url, timeout=300)
+                c.request("POST", paths[i], body=big_body(model, paths[i]),
+                          headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                results[i] = (r.status, r.read())
+                c.close()
+            except Exception as ex:  # noqa: BLE001
+                results[i] = (0, repr(ex).encode())
+
+        th = [threading.Thread(target=run, args=(i,)) for i in range(n_big)]
+        for t in th:
+            t.start()
+        c = conn_for(url, timeout=300)
+        seen, health = 0, 0
+        while any(t.is_alive() for t in th):
+            c.request("GET", "/health")
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200:
+                fail("/health during preparation: %d %r" % (r.status, body))
+            health += 1
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            for line in r.read().decode().splitlines():
+                if line.startswith("mllm_prep_requests "):
+                    seen = max(seen, int(float(line.split()[1])))
+        c.close()
+        for t in th:
+            t.join()
+        for i, (st, data) in enumerate(results):
+            if not big_ok(paths[i], st, data):
+                fail("big request %d (%s): %d %r" % (i, paths[i], st, data[:200]))
+        if seen >= 1:
+            if metric(url, "mllm_prep_requests") != 0:
+                fail("mllm_prep_requests not back to 0")
+            print("prep: %d big requests prepared off the loop; %d /health answered meanwhile, "
+                  "up to %d seen in preparation (round %d)" % (n_big, health, seen, attempt + 1))
+            return
+    fail("no /metrics answer ever saw a request in preparation")
+
+
+def cmd_prep_hangup(url, model):
+    """Clients that send a big body and hang up at once: their jobs come
+    back to a request that is gone (or going). The daemon must survive it
+    (sanitizer builds catch a use-after-free) and stay consistent."""
+    u = urllib.parse.urlparse(url)
+    for i in range(6):
+        path = "/tokenize" if i % 2 else "/v1/completions"
+        body = big_body(model, path)
+        s = socket.create_connection((u.hostname, u.port))
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n" % (path, len(body))).encode() + body)
+        if i % 3 == 0:
+            s.shutdown(socket.SHUT_WR)
+        s.close()
+    # Every job drains: the gauge returns to 0 and the daemon still answers.
+    for _ in range(600):
+        if metric(url, "mllm_prep_requests") == 0:
+            break
+        time.sleep(0.05)
+    else:
+        fail("mllm_prep_requests never returned to 0 after hangups")
+    st, _, data = post(url, "/v1/completions", {"model": model, "prompt": "Hi", "max_tokens": 2,
+                                                "temperature": 0})
+    if st != 200:
+        fail("completion after hangups: %d %r" % (st, data[:200]))
+    print("prep: 6 clients hung up during preparation; daemon healthy")
+
+
+def cmd_prep_sigterm(url, model, pid):
+    """SIGTERM while big requests wait for the prep thread: each client still
+    gets an answer, either its normal one (400 context_length_exceeded) or
+    the shutdown answer (503 shutting_down with Retry-After), never a
+    dropped connection; the daemon exits 0 (checked by the script)."""
+    pid = int(pid)
+    n_big = 8
+    results = [None] * n_big
+    sent = threading.Barrier(n_big + 1)
+
+    def run(i):
+        try:
+            c = conn_for(url, timeout=300)
+            c.request("POST", "/v1/completions", body=big_body(model, "/v1/completions"),
+                      headers={"Content-Type": "application/json"})
+            sent.wait()
+            r = c.getresponse()
+            results[i] = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        except Exception as ex:  # noqa: BLE001
+            results[i] = (0, {}, repr(ex).encode())
+
+    th = [threading.Thread(target=run, args=(i,)) for i in range(n_big)]
+    for t in th:
+        t.start()
+    sent.wait()
+    # Signal once the loop reports a request in preparation (or all done).
+    c = conn_for(url, timeout=60)
+    while any(t.is_alive() for t in th):
+        c.request("GET", "/metrics")
+        r = c.getresponse()
+        if any(l.startswith("mllm_prep_requests ") and float(l.split()[1]) >= 1
+               for l in r.read().decode().splitlines()):
+            break
+    c.close()
+    os.kill(pid, signal.SIGTERM)
+    for t in th:
+        t.join()
+    n503 = 0
+    for i, (st, hd, data) in enumerate(results):
+        if st == 503:
+            n503 += 1
+            if json.loads(data)["error"]["code"] != "shutting_down" or "retry-after" not in hd:
+                fail("request %d: 503 without shutting_down/Retry-After: %r" % (i, data[:200]))
+        elif not big_ok("/v1/completions", st, data):
+            fail("request %d after SIGTERM: %d %r" % (i, st, data[:200]))
+    print("prep: SIGTERM with requests in preparation: %d answered 503 shutting_down, %d 400"
+          % (n503, n_big - n503))
+
+
 def main():
     if len(sys.argv) < 2:
         fail("usage: serve_client.py CMD ARGS")
@@ -559,6 +712,9 @@ def main():
             "badinput": cmd_badinput,
             "sigterm": cmd_sigterm,
             "soak": cmd_soak,
+            "prep-offloop": cmd_prep_offloop,
+            "prep-hangup": cmd_prep_hangup,
+            "prep-sigterm": cmd_prep_sigterm,
         }[cmd](*args)
     except AssertionError as ex:
         fail(str(ex))
