@@ -71,7 +71,7 @@ struct mllm_ctx {
 	float *rope_cs;    /* [n, head_dim] cos | sin per token */
 	void *xq;          /* [n, largest mllm__act_bytes] activations, 64-aligned */
 	void *xq_mem;      /* its allocation */
-	float *scores;     /* [n_threads, rep, n_ctx] attention weights */
+	float *scores;     /* [n_threads, mllm__attn_scratch_floats()] */
 	float *panel;      /* [n_threads, PANEL_ROWS * max_cols] */
 	int32_t *out_rows; /* [n] rows that want logits */
 
@@ -462,9 +462,10 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->gate = alloc_f32(n * (size_t)hp->n_ff, &ok);
 	c->up = alloc_f32(n * (size_t)hp->n_ff, &ok);
 	c->rope_cs = alloc_f32(n * (size_t)hp->head_dim, &ok);
-	c->scores = alloc_f32((size_t)n_threads * (size_t)(hp->n_head / hp->n_head_kv) *
-	                          (size_t)hp->n_ctx_train,
-	                      &ok);
+	c->scores =
+	    alloc_f32((size_t)n_threads * mllm__attn_scratch_floats(hp->n_head / hp->n_head_kv,
+	                                                            hp->head_dim, hp->n_ctx_train),
+	              &ok);
 	if (c->use_blas)
 		c->panel = alloc_f32((size_t)n_threads * PANEL_ROWS * (size_t)c->max_cols, &ok);
 	size_t act_max = 0;
@@ -675,52 +676,71 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	}
 }
 
-/* Items are (token, KV head) pairs: the `rep` query heads that share a KV
- * head are done together so each cached K/V value is read once for them.
- * Scores over positions 0..pos through the block table, softmax, then the
- * weighted sum of V. */
+/* Attention work is cut into units (tile, KV head). A tile is a run of up to
+ * MLLM__ATTN_TQ batch rows of one sequence at consecutive positions (a
+ * prefill chunk; a decode token is a tile of one): its rows x the `rep`
+ * query heads of the KV head read each cached K/V value once
+ * (mllm__attn_run_tile). Returns the length of the tile starting at row t. */
+static int32_t attn_tile_len(const mllm_batch *b, int32_t t)
+{
+	int32_t k = 1;
+	while (k < MLLM__ATTN_TQ && t + k < b->n_tokens && b->seq[t + k] == b->seq[t] &&
+	       b->pos[t + k] == b->pos[t] + k)
+		k++;
+	return k;
+}
+
+/* A unit costs ~ rows x positions read (the last row's pos + 1). */
+static int64_t attn_tile_cost(const mllm_batch *b, int32_t t, int32_t nq)
+{
+	return (int64_t)nq * ((int64_t)b->pos[t] + nq);
+}
+
+/* Causal work grows with position, so the pool's equal item counts would
+ * give the thread holding the late tokens most of the work. Instead the
+ * parallel_for items are nb buckets of equal cost: bucket k takes the units,
+ * in (KV head, tile) order, whose cost starts in [k, k + 1) * total / nb.
+ * The split depends only on the batch, and no result depends on it. */
+typedef struct {
+	mllm_ctx *c;
+	int64_t total; /* summed cost of all units */
+	int64_t nb;    /* buckets */
+} attn_job;
+
 static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 {
-	mllm_ctx *c = arg;
+	const attn_job *j = arg;
+	mllm_ctx *c = j->c;
 	const mllm_batch *b = c->b;
-	const mllm__kv_layout *L = c->L;
 	const mllm_hparams *hp = &c->m->hp;
-	int hd = hp->head_dim, n_kv = hp->n_head_kv;
 	int rep = hp->n_head / hp->n_head_kv;
-	int32_t bs = L->block_size;
-	int64_t ld = hp->n_ctx_train;
-	float *sc = c->scores + (size_t)tid * (size_t)rep * (size_t)ld;
-	size_t esz = L->f16 ? 2 : 4;
-	for (int64_t it = i0; it < i1; it++) {
-		int64_t t = it / n_kv;
-		int g = (int)(it % n_kv);
-		int32_t pos = b->pos[t];
-		const int32_t *table = b->block_table[b->seq[t]];
-		const float *qg = c->q + t * c->q_dim + (int64_t)g * rep * hd;
-		float *og = c->att + t * c->q_dim + (int64_t)g * rep * hd;
-
-		/* 1. scores[r][p] = q_r . k_p / sqrt(head_dim); this head's
-		 * channels start at row g * head_dim of the K area. */
-		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
-			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-			const uint8_t *kb =
-			    (const uint8_t *)mllm__kv_area(L, table[p0 / bs], c->run, 0) +
-			    (size_t)g * (size_t)hd * (size_t)bs * esz;
-			mllm__attn_scores(c->isa, rep, hd, qg, kb, L->f16, bs, ns, c->attn_scale,
-			                  sc + p0, ld);
-		}
-		/* 2. softmax over 0..pos, per head */
-		for (int r = 0; r < rep; r++)
-			mllm__softmax(c->isa, sc + r * ld, (int64_t)pos + 1);
-		/* 3. out_r = sum_p w_r[p] v_p */
-		memset(og, 0, (size_t)rep * (size_t)hd * sizeof(float));
-		for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
-			int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-			const uint8_t *vb =
-			    (const uint8_t *)mllm__kv_area(L, table[p0 / bs], c->run, 1) +
-			    (size_t)g * (size_t)hd * esz;
-			mllm__attn_accum(c->isa, rep, hd, og, sc + p0, ld, vb, L->f16, c->kv_dim,
-			                 ns);
+	size_t per = mllm__attn_scratch_floats(rep, hp->head_dim, hp->n_ctx_train);
+	mllm__attn_tile a = {.L = c->L,
+	                     .run = c->run,
+	                     .rep = rep,
+	                     .head_dim = hp->head_dim,
+	                     .scale = c->attn_scale,
+	                     .q_stride = c->q_dim,
+	                     .ld = hp->n_ctx_train,
+	                     .scratch = c->scores + (size_t)tid * per};
+	int64_t lo = i0 * j->total / j->nb, hi = i1 * j->total / j->nb, at = 0;
+	for (int g = 0; g < hp->n_head_kv && at < hi; g++) {
+		int32_t nq;
+		for (int32_t t = 0; t < b->n_tokens && at < hi; t += nq) {
+			nq = attn_tile_len(b, t);
+			int64_t cost = attn_tile_cost(b, t, nq);
+			if (at >= lo) {
+				int64_t off =
+				    (int64_t)t * c->q_dim + (int64_t)g * rep * hp->head_dim;
+				a.table = b->block_table[b->seq[t]];
+				a.g = g;
+				a.p0 = b->pos[t];
+				a.nq = nq;
+				a.q = c->q + off;
+				a.out = c->att + off;
+				mllm__attn_run_tile(c->isa, &a);
+			}
+			at += cost;
 		}
 	}
 }
@@ -779,15 +799,18 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		}
 	}
 
-	/* Attention items are (token, KV head) pairs costing ~(pos + 1) *
-	 * n_head / n_head_kv * head_dim each; give a worker at least ~16k
-	 * multiply-adds. */
-	int64_t attn_work = 0;
-	for (int64_t t = 0; t < n; t++)
-		attn_work += ((int64_t)b->pos[t] + 1) * hd * (hp->n_head / hp->n_head_kv);
-	int64_t attn_grain = 16384 * n / (attn_work > 0 ? attn_work : 1);
-	if (attn_grain < 1)
-		attn_grain = 1;
+	/* Attention buckets (see attn_fn): a unit of cost 1 is ~rep * head_dim
+	 * multiply-adds per KV head; give a worker at least ~16k. */
+	attn_job aj = {.c = c};
+	for (int32_t t = 0, nq; t < b->n_tokens; t += nq) {
+		nq = attn_tile_len(b, t);
+		aj.total += attn_tile_cost(b, t, nq) * hp->n_head_kv;
+	}
+	aj.nb = aj.total * hd * (hp->n_head / hp->n_head_kv) / 16384;
+	if (aj.nb > c->n_threads)
+		aj.nb = c->n_threads;
+	if (aj.nb < 1)
+		aj.nb = 1;
 
 	for (int32_t run = 0; run < runs; run++) {
 		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
@@ -811,7 +834,7 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 			kv_store(c, t);
 		}
 		/* 5. Causal attention through the block tables. */
-		mllm__parallel_for(c->pool, n * hp->n_head_kv, attn_grain, 1, attn_fn, c);
+		mllm__parallel_for(c->pool, aj.nb, 1, 1, attn_fn, &aj);
 		/* 6. Output projection and residual. */
 		matmul(c, &ly->wo, c->att, n, c->tmp, E);
 		residual_add(c, n);

@@ -281,6 +281,35 @@ static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32
 	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
 }
 
+/* ---- Multi-query attention tiles (attn.c) ------------------------------- */
+
+/* Query tokens per tile: 8 x rep rows against each K/V block. */
+#define MLLM__ATTN_TQ 8
+
+/* One tile: nq (1..MLLM__ATTN_TQ) consecutive tokens of one sequence at
+ * positions p0 .. p0 + nq - 1, and the rep query heads of KV head g. Query
+ * p sees cache positions 0..p. Every (token, head) result is bit-identical
+ * to that token computed alone with mllm__attn_scores, mllm__softmax and
+ * mllm__attn_accum block by block (same FMA chain per score lane and per
+ * output channel, in position order), whatever tile it falls in. */
+typedef struct {
+	const mllm__kv_layout *L;
+	const int32_t *table; /* the sequence's block table */
+	int32_t run;
+	int g, rep, head_dim;
+	float scale;
+	int32_t p0, nq;
+	const float *q;   /* q of token 0, head g * rep; tokens q_stride apart */
+	float *out;       /* the same layout as q */
+	int64_t q_stride; /* n_head * head_dim */
+	int64_t ld;       /* score row capacity (n_ctx), >= p0 + nq */
+	float *scratch;   /* mllm__attn_scratch_floats(rep, head_dim, ld) */
+} mllm__attn_tile;
+
+/* Floats of scratch one thread needs for mllm__attn_run_tile. */
+size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld);
+void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *a);
+
 /* Layer runs of a model: 2 x n_layer with layer sharing. */
 static inline int32_t mllm__model_runs(const mllm_hparams *hp)
 {

@@ -445,6 +445,137 @@ START_TEST(test_attn_kernels)
 }
 END_TEST
 
+/* One token's attention the one-token way (what attn_fn did before tiles):
+ * scores block by block, softmax over 0..pos, V sum block by block. */
+static void attn_one(mllm__isa isa, const mllm__kv_layout *L, const int32_t *table, int g, int rep,
+                     int hd, int32_t pos, const float *qg, float *og, float *sc, int64_t ld)
+{
+	int32_t bs = L->block_size;
+	size_t esz = L->f16 ? 2 : 4;
+	for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
+		int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
+		const uint8_t *kb = (const uint8_t *)mllm__kv_area(L, table[p0 / bs], 1, 0) +
+		                    (size_t)g * (size_t)hd * (size_t)bs * esz;
+		mllm__attn_scores(isa, rep, hd, qg, kb, L->f16, bs, ns, 0.125f, sc + p0, ld);
+	}
+	for (int r = 0; r < rep; r++)
+		mllm__softmax(isa, sc + r * ld, (int64_t)pos + 1);
+	memset(og, 0, (size_t)rep * (size_t)hd * sizeof(float));
+	for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
+		int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
+		const uint8_t *vb = (const uint8_t *)mllm__kv_area(L, table[p0 / bs], 1, 1) +
+		                    (size_t)g * (size_t)hd * esz;
+		mllm__attn_accum(isa, rep, hd, og, sc + p0, ld, vb, L->f16, L->kv_dim, ns);
+	}
+}
+
+/* A multi-query tile (prefill) gives every (token, head) exactly the bits
+ * of that token computed alone, on every tier, K/V type, block size, head
+ * count and tile position (including tiles across block boundaries). */
+START_TEST(test_attn_tile_exact)
+{
+	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
+	int ni = 1 + tiers(isas + 1);
+	int bss[2] = {16, 8}, reps[3] = {1, 3, 9}, hds[2] = {64, 32};
+	int p0s[] = {0, 1, 15, 16, 17, 100, 250};
+	enum { LD = 264, NKV = 2, G = 1 };
+	for (int ii = 0; ii < ni; ii++)
+		for (int bi = 0; bi < 2; bi++)
+			for (int f16 = 0; f16 < 2; f16++)
+				for (int ri = 0; ri < 3; ri++)
+					for (int hi = 0; hi < 2; hi++) {
+						int bs = bss[bi], rep = reps[ri], hd = hds[hi];
+						size_t esz = f16 ? 2 : 4;
+						mllm__kv_layout L = {0};
+						L.block_size = bs;
+						L.runs = 2;
+						L.kv_dim = NKV * hd;
+						L.f16 = f16;
+						L.block_bytes = (size_t)L.runs * 2 * (size_t)bs *
+						                (size_t)L.kv_dim * esz;
+						L.n_blocks = LD / bs + 1;
+						L.base =
+						    xmalloc(L.block_bytes * (size_t)L.n_blocks);
+						size_t nel =
+						    L.block_bytes * (size_t)L.n_blocks / esz;
+						for (size_t i = 0; i < nel; i++) {
+							float x = frand() * 2;
+							if (f16)
+								((uint16_t *)L.base)[i] =
+								    mllm__f32_to_f16(x);
+							else
+								((float *)L.base)[i] = x;
+						}
+						int32_t table[64];
+						for (int j = 0; j < L.n_blocks; j++)
+							table[j] =
+							    (int32_t)((j * 7 + 3) %
+							              L.n_blocks); /* scattered
+							                              blocks */
+						int64_t qs = (int64_t)NKV * rep * hd;
+						size_t nq_max = MLLM__ATTN_TQ;
+						float *q =
+						    xmalloc(sizeof(float) * nq_max * (size_t)qs);
+						float *o1 =
+						    xcalloc(nq_max * (size_t)qs, sizeof(float));
+						float *o2 =
+						    xcalloc(nq_max * (size_t)qs, sizeof(float));
+						float *sc =
+						    xmalloc(sizeof(float) * (size_t)rep * LD);
+						float *scr =
+						    xmalloc(sizeof(float) *
+						            mllm__attn_scratch_floats(rep, hd, LD));
+						fill(q, nq_max * (size_t)qs, 3.0f);
+						for (size_t pi = 0; pi < sizeof p0s / sizeof p0s[0];
+						     pi++)
+							for (int nq = 1; nq <= MLLM__ATTN_TQ;
+							     nq++) {
+								int p0 = p0s[pi];
+								for (int i = 0; i < nq; i++)
+									attn_one(isas[ii], &L,
+									         table, G, rep, hd,
+									         p0 + i,
+									         q + i * qs +
+									             G * rep * hd,
+									         o1 + i * qs +
+									             G * rep * hd,
+									         sc, LD);
+								mllm__attn_tile a = {
+								    .L = &L,
+								    .table = table,
+								    .run = 1,
+								    .g = G,
+								    .rep = rep,
+								    .head_dim = hd,
+								    .scale = 0.125f,
+								    .p0 = p0,
+								    .nq = nq,
+								    .q = q + G * rep * hd,
+								    .out = o2 + G * rep * hd,
+								    .q_stride = qs,
+								    .ld = LD,
+								    .scratch = scr};
+								mllm__attn_run_tile(isas[ii], &a);
+								ck_assert_msg(
+								    memcmp(o1, o2,
+								           sizeof(float) *
+								               (size_t)nq *
+								               (size_t)qs) == 0,
+								    "%s bs %d f16 %d rep %d hd %d "
+								    "p0 %d nq %d",
+								    mllm__isa_name(isas[ii]), bs,
+								    f16, rep, hd, p0, nq);
+							}
+						free(L.base);
+						free(q);
+						free(o1);
+						free(o2);
+						free(sc);
+						free(scr);
+					}
+}
+END_TEST
+
 START_TEST(test_rmsnorm_rope)
 {
 	float x[64], w[64], o[64];
@@ -607,6 +738,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_matmul_batch_exact);
 	tcase_add_test(tc, test_vector_kernels);
 	tcase_add_test(tc, test_attn_kernels);
+	tcase_add_test(tc, test_attn_tile_exact);
 	tcase_add_test(tc, test_rmsnorm_rope);
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);

@@ -1,0 +1,628 @@
+/*
+ * attn.c — causal attention over the paged KV cache for a tile of query
+ * tokens at once (a prefill chunk), the rep query heads of one KV head.
+ *
+ * One token at a time re-reads every cached K/V block per token and keeps
+ * only rep FMA chains in flight. A tile of up to MLLM__ATTN_TQ tokens x rep
+ * heads streams each K chunk once for all its rows (8 rows x 3 chunks of 16
+ * positions in registers) and each V row once per 6 rows, holding the
+ * output in registers across the whole context.
+ *
+ * Numerics: every score lane is the same FMA chain over d = 0..hd-1 as in
+ * the one-token kernels of kernels.c, then the same multiply by the scale;
+ * every output channel is the same FMA chain over positions 0..p. So a
+ * token's result never depends on which tile (or batch) it is in. AVX-512
+ * and AVX2 are tiled (AVX2 redoes each query's last < 8 positions through
+ * the scalar tail of scores_avx2, as a lone token gets them); the scalar
+ * reference runs the one-token kernels per query.
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MLLM_X86 1
+#endif
+
+/* The same target sets as the kernels of kernels.c. */
+#define T_AVX2   __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld)
+{
+	/* scores [TQ * rep][<= ld + 31], then the packed q [TQ * rep][head_dim] */
+	return (size_t)MLLM__ATTN_TQ * (size_t)rep * ((size_t)ld + 32 + (size_t)head_dim);
+}
+
+/* K of position s, channel 0 of head g (channel d is d * block_size
+ * elements further); V row of position s from channel g * head_dim. */
+static inline const uint8_t *k_at(const mllm__attn_tile *a, int32_t s)
+{
+	const mllm__kv_layout *L = a->L;
+	size_t esz = L->f16 ? 2 : 4, bs = (size_t)L->block_size;
+	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 0) +
+	       ((size_t)a->g * (size_t)a->head_dim * bs + (size_t)(s % L->block_size)) * esz;
+}
+
+static inline const uint8_t *v_at(const mllm__attn_tile *a, int32_t s)
+{
+	const mllm__kv_layout *L = a->L;
+	size_t esz = L->f16 ? 2 : 4;
+	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 1) +
+	       ((size_t)(s % L->block_size) * (size_t)L->kv_dim +
+	        (size_t)a->g * (size_t)a->head_dim) *
+	           esz;
+}
+
+/* Per query: the one-token kernels block by block, exactly as a token
+ * computed alone (the reference and AVX2 paths, and odd shapes). */
+static void scores_per_query(mllm__isa isa, const mllm__attn_tile *a, float *sc)
+{
+	int32_t bs = a->L->block_size;
+	for (int i = 0; i < a->nq; i++) {
+		int32_t pos = a->p0 + i;
+		const float *q = a->q + (int64_t)i * a->q_stride;
+		float *w = sc + (size_t)i * (size_t)a->rep * (size_t)a->ld;
+		for (int32_t b0 = 0; b0 <= pos; b0 += bs) {
+			int32_t ns = pos - b0 + 1 < bs ? pos - b0 + 1 : bs;
+			mllm__attn_scores(isa, a->rep, a->head_dim, q, k_at(a, b0), a->L->f16, bs,
+			                  ns, a->scale, w + b0, a->ld);
+		}
+	}
+}
+
+/* out_i += sum over positions [s0, s1) of w_i[s] * V[s], for query i, in
+ * position order through the one-token kernel. */
+static void accum_range(mllm__isa isa, const mllm__attn_tile *a, int i, const float *sc, int32_t s0,
+                        int32_t s1)
+{
+	int32_t bs = a->L->block_size;
+	float *o = a->out + (int64_t)i * a->q_stride;
+	const float *w = sc + (size_t)i * (size_t)a->rep * (size_t)a->ld;
+	while (s0 < s1) {
+		int32_t end = (s0 / bs + 1) * bs;
+		int32_t ns = (end < s1 ? end : s1) - s0;
+		mllm__attn_accum(isa, a->rep, a->head_dim, o, w + s0, a->ld, v_at(a, s0), a->L->f16,
+		                 a->L->kv_dim, ns);
+		s0 += ns;
+	}
+}
+
+#ifdef MLLM_X86
+
+/* Scores of nr rows (packed q, [nr][hd]) against nv chunks of 16
+ * positions: w[r * ld + 16 v + lane]. Each lane is
+ * fma(q[d], K[d][s], acc) for d = 0..hd-1 from zero, then * scale, as in
+ * scores_avx512 of kernels.c. mlast masks the last chunk. */
+T_AVX512 static inline __attribute__((always_inline)) void
+tscores(const int nr, const int nv, const bool f16, int hd, const float *restrict q,
+        const uint8_t *const *kc, int64_t kstride, __mmask16 mlast, float scale, float *restrict w,
+        int64_t ld)
+{
+	__m512 acc[8][3];
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			acc[r][v] = _mm512_setzero_ps();
+	for (int d = 0; d < hd; d++) {
+		__m512 kv[3];
+		size_t off = (size_t)d * (size_t)kstride;
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++) {
+			__mmask16 m = v == nv - 1 ? mlast : (__mmask16)0xffff;
+			if (f16)
+				kv[v] = _mm512_cvtph_ps(
+				    _mm256_maskz_loadu_epi16(m, (const uint16_t *)kc[v] + off));
+			else
+				kv[v] = _mm512_maskz_loadu_ps(m, (const float *)kc[v] + off);
+		}
+#pragma GCC unroll 8
+		for (int r = 0; r < nr; r++) {
+			__m512 qb = _mm512_set1_ps(q[r * hd + d]);
+#pragma GCC unroll 8
+			for (int v = 0; v < nv; v++)
+				acc[r][v] = _mm512_fmadd_ps(qb, kv[v], acc[r][v]);
+		}
+	}
+	__m512 sv = _mm512_set1_ps(scale);
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			_mm512_mask_storeu_ps(w + r * ld + 16 * v,
+			                      v == nv - 1 ? mlast : (__mmask16)0xffff,
+			                      _mm512_mul_ps(acc[r][v], sv));
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+tscores_nv(const int nr, int nv, const bool f16, int hd, const float *restrict q,
+           const uint8_t *const *kc, int64_t kstride, __mmask16 mlast, float scale,
+           float *restrict w, int64_t ld)
+{
+	switch (nv) {
+	case 1:
+		tscores(nr, 1, f16, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 2:
+		tscores(nr, 2, f16, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	default:
+		tscores(nr, 3, f16, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	}
+}
+
+/* Each row count (1..8) and f16 get their own copy, so the accumulators
+ * stay in registers. */
+T_AVX512 static void tscores_any(int nr, int nv, bool f16, int hd, const float *restrict q,
+                                 const uint8_t *const *kc, int64_t kstride, __mmask16 mlast,
+                                 float scale, float *restrict w, int64_t ld)
+{
+	if (f16) {
+		switch (nr) {
+		case 1:
+			tscores_nv(1, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 2:
+			tscores_nv(2, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 3:
+			tscores_nv(3, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 4:
+			tscores_nv(4, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 5:
+			tscores_nv(5, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 6:
+			tscores_nv(6, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		case 7:
+			tscores_nv(7, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		default:
+			tscores_nv(8, nv, true, hd, q, kc, kstride, mlast, scale, w, ld);
+			break;
+		}
+		return;
+	}
+	switch (nr) {
+	case 1:
+		tscores_nv(1, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 2:
+		tscores_nv(2, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 3:
+		tscores_nv(3, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 4:
+		tscores_nv(4, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 5:
+		tscores_nv(5, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 6:
+		tscores_nv(6, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	case 7:
+		tscores_nv(7, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	default:
+		tscores_nv(8, nv, false, hd, q, kc, kstride, mlast, scale, w, ld);
+		break;
+	}
+}
+
+/* Scores of all R = nq * rep rows over positions 0..np-1 (np = the last
+ * query's pos + 1). Earlier queries get lanes past their own position too:
+ * harmless, softmax and the V sum read only 0..pos. Rows go in balanced
+ * groups of <= 8 per 48-position strip, so the strip's K stays in L1. */
+T_AVX512 static void tile_scores_avx512(const mllm__attn_tile *a, const float *qp, int R,
+                                        int32_t np, float *sc)
+{
+	int hd = a->head_dim;
+	int ng = (R + 7) / 8;
+	for (int32_t s0 = 0; s0 < np; s0 += 48) {
+		int nv = (np - s0 + 15) / 16;
+		if (nv > 3)
+			nv = 3;
+		int32_t last = np - (s0 + 16 * (nv - 1));
+		__mmask16 mlast = last >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << last) - 1);
+		const uint8_t *kc[3];
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			kc[v] = k_at(a, s0 + 16 * v);
+		for (int k = 0, r0 = 0; k < ng; k++) {
+			int nr = R / ng + (k < R % ng);
+			tscores_any(nr, nv, a->L->f16, hd, qp + (size_t)r0 * (size_t)hd, kc,
+			            a->L->block_size, mlast, a->scale, sc + (size_t)r0 * a->ld + s0,
+			            a->ld);
+			r0 += nr;
+		}
+	}
+}
+
+T_AVX512 static inline __m512 vload16(const uint8_t *p, const bool f16, int i)
+{
+	if (f16)
+		return _mm512_cvtph_ps(
+		    _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+	return _mm512_loadu_ps((const float *)p + i);
+}
+
+/* o_r = sum over positions 0..np-1 of w[r * ld + s] * V[s], head_dim 64,
+ * nr <= 6 rows: per channel the chain fma(w, v, acc) from zero in position
+ * order, as accum64 of kernels.c (which also starts from the zeroed out). */
+T_AVX512 static inline __attribute__((always_inline)) void taccum(const int nr, const bool f16,
+                                                                  const mllm__attn_tile *a,
+                                                                  const float *w,
+                                                                  float *const *orow, int32_t np)
+{
+	__m512 acc[6][4];
+	int32_t bs = a->L->block_size;
+	size_t rs = (size_t)a->L->kv_dim * (f16 ? 2 : 4);
+	int64_t ld = a->ld;
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < 4; i++)
+			acc[r][i] = _mm512_setzero_ps();
+	for (int32_t b0 = 0; b0 < np; b0 += bs) {
+		const uint8_t *vr = v_at(a, b0);
+		int32_t ns = np - b0 < bs ? np - b0 : bs;
+		const float *wb = w + b0;
+		for (int32_t s = 0; s < ns; s++, vr += rs) {
+			__m512 v0 = vload16(vr, f16, 0), v1 = vload16(vr, f16, 16);
+			__m512 v2 = vload16(vr, f16, 32), v3 = vload16(vr, f16, 48);
+#pragma GCC unroll 8
+			for (int r = 0; r < nr; r++) {
+				__m512 ws = _mm512_set1_ps(wb[r * ld + s]);
+				acc[r][0] = _mm512_fmadd_ps(ws, v0, acc[r][0]);
+				acc[r][1] = _mm512_fmadd_ps(ws, v1, acc[r][1]);
+				acc[r][2] = _mm512_fmadd_ps(ws, v2, acc[r][2]);
+				acc[r][3] = _mm512_fmadd_ps(ws, v3, acc[r][3]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < 4; i++)
+			_mm512_storeu_ps(orow[r] + 16 * i, acc[r][i]);
+}
+
+T_AVX512 static void taccum_any(int nr, bool f16, const mllm__attn_tile *a, const float *w,
+                                float *const *orow, int32_t np)
+{
+	if (f16) {
+		switch (nr) {
+		case 1:
+			taccum(1, true, a, w, orow, np);
+			break;
+		case 2:
+			taccum(2, true, a, w, orow, np);
+			break;
+		case 3:
+			taccum(3, true, a, w, orow, np);
+			break;
+		case 4:
+			taccum(4, true, a, w, orow, np);
+			break;
+		case 5:
+			taccum(5, true, a, w, orow, np);
+			break;
+		default:
+			taccum(6, true, a, w, orow, np);
+			break;
+		}
+		return;
+	}
+	switch (nr) {
+	case 1:
+		taccum(1, false, a, w, orow, np);
+		break;
+	case 2:
+		taccum(2, false, a, w, orow, np);
+		break;
+	case 3:
+		taccum(3, false, a, w, orow, np);
+		break;
+	case 4:
+		taccum(4, false, a, w, orow, np);
+		break;
+	case 5:
+		taccum(5, false, a, w, orow, np);
+		break;
+	default:
+		taccum(6, false, a, w, orow, np);
+		break;
+	}
+}
+
+/* AVX2 (16 registers): nr <= 4 rows x nv <= 3 chunks of 8 positions, full
+ * chunks only. Each lane is the chain of scores_avx2 in kernels.c. */
+T_AVX2 static inline __attribute__((always_inline)) void
+tscores8(const int nr, const int nv, const bool f16, int hd, const float *restrict q,
+         const uint8_t *const *kc, int64_t kstride, float scale, float *restrict w, int64_t ld)
+{
+	__m256 acc[4][3];
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			acc[r][v] = _mm256_setzero_ps();
+	for (int d = 0; d < hd; d++) {
+		__m256 kv[3];
+		size_t off = (size_t)d * (size_t)kstride;
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			kv[v] = f16 ? _mm256_cvtph_ps(_mm_loadu_si128(
+			                  (const __m128i *)((const uint16_t *)kc[v] + off)))
+			            : _mm256_loadu_ps((const float *)kc[v] + off);
+#pragma GCC unroll 8
+		for (int r = 0; r < nr; r++) {
+			__m256 qb = _mm256_set1_ps(q[r * hd + d]);
+#pragma GCC unroll 8
+			for (int v = 0; v < nv; v++)
+				acc[r][v] = _mm256_fmadd_ps(qb, kv[v], acc[r][v]);
+		}
+	}
+	__m256 sv = _mm256_set1_ps(scale);
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int v = 0; v < nv; v++)
+			_mm256_storeu_ps(w + r * ld + 8 * v, _mm256_mul_ps(acc[r][v], sv));
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+tscores8_nv(const int nr, int nv, const bool f16, int hd, const float *restrict q,
+            const uint8_t *const *kc, int64_t kstride, float scale, float *restrict w, int64_t ld)
+{
+	switch (nv) {
+	case 1:
+		tscores8(nr, 1, f16, hd, q, kc, kstride, scale, w, ld);
+		break;
+	case 2:
+		tscores8(nr, 2, f16, hd, q, kc, kstride, scale, w, ld);
+		break;
+	default:
+		tscores8(nr, 3, f16, hd, q, kc, kstride, scale, w, ld);
+		break;
+	}
+}
+
+T_AVX2 static void tscores8_any(int nr, int nv, bool f16, int hd, const float *restrict q,
+                                const uint8_t *const *kc, int64_t kstride, float scale,
+                                float *restrict w, int64_t ld)
+{
+	if (f16) {
+		switch (nr) {
+		case 1:
+			tscores8_nv(1, nv, true, hd, q, kc, kstride, scale, w, ld);
+			break;
+		case 2:
+			tscores8_nv(2, nv, true, hd, q, kc, kstride, scale, w, ld);
+			break;
+		case 3:
+			tscores8_nv(3, nv, true, hd, q, kc, kstride, scale, w, ld);
+			break;
+		default:
+			tscores8_nv(4, nv, true, hd, q, kc, kstride, scale, w, ld);
+			break;
+		}
+		return;
+	}
+	switch (nr) {
+	case 1:
+		tscores8_nv(1, nv, false, hd, q, kc, kstride, scale, w, ld);
+		break;
+	case 2:
+		tscores8_nv(2, nv, false, hd, q, kc, kstride, scale, w, ld);
+		break;
+	case 3:
+		tscores8_nv(3, nv, false, hd, q, kc, kstride, scale, w, ld);
+		break;
+	default:
+		tscores8_nv(4, nv, false, hd, q, kc, kstride, scale, w, ld);
+		break;
+	}
+}
+
+/* The full 8-position chunks below the last query's end in vector lanes.
+ * scores_avx2 takes the last (ns & 7) positions of a token's last block
+ * with its scalar loop, so each query's positions (p + 1) & ~7 .. p are
+ * then redone through it (block starts are multiples of 8 here). */
+static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const float *qp, int R,
+                             float *sc)
+{
+	int hd = a->head_dim, ng = (R + 3) / 4;
+	int32_t n8 = (a->p0 + a->nq) & ~7;
+	for (int32_t s0 = 0; s0 < n8; s0 += 24) {
+		int nv = (n8 - s0) / 8 < 3 ? (n8 - s0) / 8 : 3;
+		const uint8_t *kc[3];
+		for (int v = 0; v < nv; v++)
+			kc[v] = k_at(a, s0 + 8 * v);
+		for (int k = 0, r0 = 0; k < ng; k++) {
+			int nr = R / ng + (k < R % ng);
+			tscores8_any(nr, nv, a->L->f16, hd, qp + (size_t)r0 * (size_t)hd, kc,
+			             a->L->block_size, a->scale, sc + (size_t)r0 * a->ld + s0,
+			             a->ld);
+			r0 += nr;
+		}
+	}
+	for (int i = 0; i < a->nq; i++) {
+		int32_t p = a->p0 + i, t8 = (p + 1) & ~7;
+		if (t8 <= p)
+			mllm__attn_scores(
+			    isa, a->rep, hd, a->q + (int64_t)i * a->q_stride, k_at(a, t8),
+			    a->L->f16, a->L->block_size, p + 1 - t8, a->scale,
+			    sc + (size_t)i * (size_t)a->rep * (size_t)a->ld + t8, a->ld);
+	}
+}
+
+/* o_r[c0 .. c0 + 16) over positions 0..np-1 for nr <= 4 rows: per channel
+ * the chain of axpy_f32_avx2 / axpy_f16_avx2 (fma(w, v, y) from the zeroed
+ * output, in position order), as mllm__attn_accum does it a row at a time. */
+T_AVX2 static inline __attribute__((always_inline)) void taccum8(const int nr, const bool f16,
+                                                                 const mllm__attn_tile *a,
+                                                                 const float *w, float *const *orow,
+                                                                 int c0, int32_t np)
+{
+	__m256 acc[4][2];
+	int32_t bs = a->L->block_size;
+	size_t esz = f16 ? 2 : 4, rs = (size_t)a->L->kv_dim * esz;
+	int64_t ld = a->ld;
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++) {
+		acc[r][0] = _mm256_setzero_ps();
+		acc[r][1] = _mm256_setzero_ps();
+	}
+	for (int32_t b0 = 0; b0 < np; b0 += bs) {
+		const uint8_t *vr = v_at(a, b0) + (size_t)c0 * esz;
+		int32_t ns = np - b0 < bs ? np - b0 : bs;
+		const float *wb = w + b0;
+		for (int32_t s = 0; s < ns; s++, vr += rs) {
+			__m256 v0, v1;
+			if (f16) {
+				v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vr));
+				v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vr + 16)));
+			} else {
+				v0 = _mm256_loadu_ps((const float *)vr);
+				v1 = _mm256_loadu_ps((const float *)vr + 8);
+			}
+#pragma GCC unroll 8
+			for (int r = 0; r < nr; r++) {
+				__m256 ws = _mm256_set1_ps(wb[r * ld + s]);
+				acc[r][0] = _mm256_fmadd_ps(ws, v0, acc[r][0]);
+				acc[r][1] = _mm256_fmadd_ps(ws, v1, acc[r][1]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int r = 0; r < nr; r++) {
+		_mm256_storeu_ps(orow[r] + c0, acc[r][0]);
+		_mm256_storeu_ps(orow[r] + c0 + 8, acc[r][1]);
+	}
+}
+
+T_AVX2 static void taccum8_any(int nr, bool f16, const mllm__attn_tile *a, const float *w,
+                               float *const *orow, int c0, int32_t np)
+{
+	if (f16) {
+		switch (nr) {
+		case 1:
+			taccum8(1, true, a, w, orow, c0, np);
+			break;
+		case 2:
+			taccum8(2, true, a, w, orow, c0, np);
+			break;
+		case 3:
+			taccum8(3, true, a, w, orow, c0, np);
+			break;
+		default:
+			taccum8(4, true, a, w, orow, c0, np);
+			break;
+		}
+		return;
+	}
+	switch (nr) {
+	case 1:
+		taccum8(1, false, a, w, orow, c0, np);
+		break;
+	case 2:
+		taccum8(2, false, a, w, orow, c0, np);
+		break;
+	case 3:
+		taccum8(3, false, a, w, orow, c0, np);
+		break;
+	default:
+		taccum8(4, false, a, w, orow, c0, np);
+		break;
+	}
+}
+
+/* All R rows over the positions every query of the tile sees, 0..p0:
+ * AVX-512 in groups of <= 6 rows x 64 channels, AVX2 <= 4 rows x 16. */
+static void tile_accum(mllm__isa isa, const mllm__attn_tile *a, int R, const float *sc)
+{
+	int gmax = isa == MLLM__ISA_AVX512 ? 6 : 4;
+	int ng = (R + gmax - 1) / gmax;
+	for (int k = 0, r0 = 0; k < ng; k++) {
+		int nr = R / ng + (k < R % ng);
+		float *orow[6];
+		for (int r = 0; r < nr; r++) {
+			int j = r0 + r;
+			orow[r] = a->out + (int64_t)(j / a->rep) * a->q_stride +
+			          (int64_t)(j % a->rep) * a->head_dim;
+		}
+		const float *w = sc + (size_t)r0 * (size_t)a->ld;
+		if (isa == MLLM__ISA_AVX512)
+			taccum_any(nr, a->L->f16, a, w, orow, a->p0 + 1);
+		else
+			for (int c0 = 0; c0 < a->head_dim; c0 += 16)
+				taccum8_any(nr, a->L->f16, a, w, orow, c0, a->p0 + 1);
+		r0 += nr;
+	}
+}
+
+#endif /* MLLM_X86 */
+
+/* The tile's q rows, [nq * rep][head_dim], so a row group is one pointer. */
+static void pack_q(const mllm__attn_tile *a, float *qp)
+{
+	size_t n = (size_t)a->rep * (size_t)a->head_dim;
+	for (int i = 0; i < a->nq; i++)
+		memcpy(qp + (size_t)i * n, a->q + (int64_t)i * a->q_stride, n * sizeof(float));
+}
+
+void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
+{
+	/* Score rows only as long as this tile needs, an odd number of 64-byte
+	 * lines apart: rows n_ctx floats apart would put a column of every row
+	 * in one L1 set (4 KiB aliasing), and short rows stay in L1. */
+	mllm__attn_tile t = *in;
+	const mllm__attn_tile *a = &t;
+	int rep = a->rep, hd = a->head_dim, R = a->nq * rep;
+	MLLM_ASSERT(a->nq >= 1 && a->nq <= MLLM__ATTN_TQ && a->p0 + a->nq <= in->ld);
+	t.ld = (((int64_t)a->p0 + a->nq + 15) & ~(int64_t)15) | 16;
+	float *sc = a->scratch;
+	float *qp = sc + (size_t)MLLM__ATTN_TQ * (size_t)rep * ((size_t)in->ld + 32);
+
+	/* 1. scores[i][r][p] = q_ir . k_p / sqrt(head_dim) for p <= p0 + i */
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && a->L->block_size % 16 == 0) {
+		pack_q(a, qp);
+		tile_scores_avx512(a, qp, R, a->p0 + a->nq, sc);
+	} else if (isa == MLLM__ISA_AVX2 && a->L->block_size % 8 == 0) {
+		pack_q(a, qp);
+		tile_scores_avx2(isa, a, qp, R, sc);
+	} else
+#endif
+		scores_per_query(isa, a, sc);
+
+	/* 2. softmax over 0..p0 + i, per (query, head) row */
+	for (int i = 0; i < a->nq; i++)
+		for (int r = 0; r < rep; r++)
+			mllm__softmax(isa,
+			              sc + ((size_t)i * (size_t)rep + (size_t)r) * (size_t)a->ld,
+			              (int64_t)a->p0 + i + 1);
+
+			/* 3. out = sum_p w[p] v_p: positions 0..p0 for the whole tile, then
+			 * each query's own p0+1..p0+i, continuing the same chains. */
+#ifdef MLLM_X86
+	if ((isa == MLLM__ISA_AVX512 && hd == 64) || (isa == MLLM__ISA_AVX2 && hd % 16 == 0)) {
+		tile_accum(isa, a, R, sc);
+		for (int i = 1; i < a->nq; i++)
+			accum_range(isa, a, i, sc, a->p0 + 1, a->p0 + i + 1);
+		return;
+	}
+#endif
+	for (int i = 0; i < a->nq; i++) {
+		memset(a->out + (int64_t)i * a->q_stride, 0,
+		       (size_t)rep * (size_t)hd * sizeof(float));
+		accum_range(isa, a, i, sc, 0, a->p0 + i + 1);
+	}
+}
