@@ -34,7 +34,9 @@
 #ifndef BLAS_MIN_ROWS_F16
 #define BLAS_MIN_ROWS_F16 80
 #endif
-/* Interleaved (X16) quantized weights: provisional, to be measured. */
+/* Interleaved (X16) quantized weights never take sgemm: at 512 rows their
+ * integer tiles ran prefill 1.35-1.45x faster than sgemm on dequantized
+ * panels (125M shape, Q8_0 and Q4_0, 2 threads, back to back). */
 #ifndef BLAS_MIN_ROWS_QX
 #define BLAS_MIN_ROWS_QX (1 << 30)
 #endif
