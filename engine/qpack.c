@@ -153,9 +153,35 @@ static void dequant_block(mllm_dtype t, const uint8_t *row, int64_t nb, int64_t 
 
 void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *restrict out)
 {
-	int64_t nb = cols / MLLM__QK;
-	for (int64_t b = 0; b < nb; b++)
-		dequant_block(t, row, nb, b, out + b * MLLM__QK);
+	int64_t nb = cols / MLLM__QK, ng = nb / GB;
+	size_t bb = block_bytes(t);
+	const uint8_t *p = row;
+	/* The offsets of locate(), written out: this feeds the sgemm panels. */
+	for (int64_t g = 0; g < ng; g++) {
+		const uint8_t *seg = p + (size_t)g * GB * bb;
+		for (int j = 0; j < GB; j++) {
+			uint16_t h;
+			memcpy(&h, seg + 2 * j, 2);
+			float d = mllm__f16_to_f32(h);
+			float *o = out + (g * GB + j) * MLLM__QK;
+			if (t == MLLM_DTYPE_Q8_0) {
+				for (int k = 0; k < 16; k++) {
+					o[2 * k] = d * (float)(int8_t)seg[32 + 32 * k + 2 * j];
+					o[2 * k + 1] =
+					    d * (float)(int8_t)seg[32 + 32 * k + 2 * j + 1];
+				}
+				continue;
+			}
+			for (int c = 0; c < 8; c++)
+				for (int e = 0; e < 2; e++) {
+					uint8_t v = seg[32 + 32 * c + 2 * j + e];
+					o[4 * c + e] = d * (float)((v & 15) - 8);
+					o[4 * c + 2 + e] = d * (float)((v >> 4) - 8);
+				}
+		}
+	}
+	for (int64_t b = ng * GB; b < nb; b++)
+		dequant_block(t, p, nb, b, out + b * MLLM__QK);
 }
 
 /* The scalar product for a packed weight (any CPU): each block dequantized,
