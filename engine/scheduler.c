@@ -4,11 +4,13 @@
  * arrive through a mutex-protected inbox (a condvar wakes the thread when it
  * sleeps); each step batches one decode token of every running sequence with
  * chunks of waiting prompts up to a token budget; events leave through a
- * per-request outbox and a coalescing notify callback. KV blocks are reserved
- * in full at admission (prompt + max_tokens), so a sequence never stalls or is
- * preempted mid-generation; full blocks are indexed in a prefix cache (hash
- * chain over block contents, LRU eviction) for later requests to reuse.
- * See docs/scheduler.md.
+ * per-request outbox and a coalescing notify callback. KV blocks are taken on
+ * demand: admission needs the prompt's blocks plus a block of headroom, each
+ * step gives every write its block first, and when the pool runs dry the most
+ * recently admitted request is preempted (blocks released, state kept) and
+ * later recomputes its K/V (vLLM's recompute policy). Full blocks are indexed
+ * in a prefix cache (hash chain over block contents, LRU eviction) for later
+ * requests to reuse. See docs/scheduler.md.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@
 #define DEFAULT_MAX_RUNNING      64
 #define DEFAULT_MAX_QUEUE        256
 #define ECHO_ROWS                32 /* extra logits rows per step for echo prompt logprobs */
+#define ADMIT_LOOKAHEAD          1  /* free blocks per choice beyond the prompt, to admit */
 
 /* ---- Outbox -------------------------------------------------------------- */
 
@@ -33,7 +36,8 @@ typedef struct {
 
 typedef enum {
 	RQ_INBOX = 0, /* submitted, not yet seen by the engine thread */
-	RQ_WAITING,   /* in the engine's FIFO, waiting for blocks */
+	RQ_WAITING,   /* in the engine's FIFO, waiting for blocks; with seqs set it
+	               * was preempted: everything but its blocks is kept */
 	RQ_RUNNING,   /* admitted: prefilling or decoding */
 	RQ_FINISHED,  /* final event pushed; the engine dropped it */
 } rq_state;
@@ -70,7 +74,11 @@ struct mllm_request {
 	seq *seqs;          /* [n_choices] once admitted */
 	int32_t n_live;     /* choices not finished */
 	int32_t n_cached;   /* prompt tokens reused from the prefix cache */
-	bool forked;        /* prefill done, choices 1.. share its blocks */
+	int32_t lead;       /* the choice that prefills the prompt (first live) */
+	int32_t n_echo;     /* echo: PROMPT events pushed so far */
+	int32_t n_preempt;  /* times preempted */
+	bool forked;        /* prompt done, the other choices share its blocks */
+	bool generating;    /* first tokens sampled: a resume only recomputes */
 };
 
 /* ---- Sequences: one per choice of an admitted request ---------------------- */
@@ -78,7 +86,7 @@ struct mllm_request {
 struct seq {
 	mllm_request *r;
 	int32_t choice;
-	int32_t *table; /* [n_table] block ids, all reserved at admission */
+	int32_t *table; /* [n_table] block ids, -1 until a write needs it */
 	int32_t n_table;
 	int32_t *gen; /* [max_tokens] generated tokens */
 	int32_t n_gen;
@@ -93,6 +101,12 @@ struct seq {
 	bool done;
 	uint64_t t_first;
 	int32_t row; /* logits row this step, or -1 */
+	/* This step's plan: a decode token at n_past, or the positions
+	 * [n_past, n_past + c_len) to compute (prompt, or recompute after a
+	 * preemption), whose first logits row (if any) is c_row. */
+	bool dec;
+	int32_t c_len, c_row;
+	int32_t slot; /* index in running[] this step */
 };
 
 /* ---- Prefix cache ---------------------------------------------------------- */
@@ -144,16 +158,17 @@ struct mllm_engine {
 	int32_t n_running;
 	int64_t n_steps, prefix_hits, prefix_tokens, n_prompt_total, n_gen_total;
 	int64_t forward_ns, busy_ns;
+	int64_t n_preemptions;
+	int32_t n_requeued; /* preempted since the last publish: back in the queue */
 
 	/* Batch buffers, sized once. */
 	int32_t n_batch_max, n_rows_max;
 	int32_t *b_token, *b_pos, *b_seq;
 	bool *b_logits;
-	const int32_t **b_tables;        /* [max_running] */
-	float *logits;                   /* [n_rows_max * n_vocab] */
-	int32_t *c_from, *c_len, *c_row; /* [max_running] prompt chunk per active */
-	mllm_request **c_done;           /* [max_running] */
-	int32_t *matched;                /* [n_ctx / bs + 1] cached prompt blocks */
+	const int32_t **b_tables; /* [max_running] */
+	float *logits;            /* [n_rows_max * n_vocab] */
+	mllm_request **c_done;    /* [max_running] */
+	int32_t *matched;         /* [n_ctx / bs + 1] cached prompt blocks */
 
 	/* Prefix cache. */
 	pc_entry *pc_pool;  /* [n_blocks] */
@@ -672,18 +687,27 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
 	return MLLM_OK;
 }
 
-/* Tries to admit the head of the waiting FIFO: 1 admitted, 0 must wait,
- * -1 failed (the request got its error event and was dropped). */
+/* Tries to admit the head of the waiting FIFO — a new request, or a
+ * preempted one coming back: 1 admitted, 0 must wait, -1 failed (the
+ * request got its error event and was dropped). Only the prompt's blocks
+ * are taken now (the lead's, minus prefix-cache hits; each other choice's
+ * copy of the partial last prompt block), and admission wants
+ * ADMIT_LOOKAHEAD more per choice free, capped by what the whole request
+ * could ever need so that a request that fits the empty pool is always
+ * admitted once nothing else runs. Later blocks come on demand (step). */
 static int try_admit(mllm_engine *e, mllm_request *r)
 {
-	int32_t fp = r->n_prompt / e->bs, h = 0, max_h = (r->n_prompt - 1) / e->bs;
+	bool first = r->seqs == NULL;
+	int32_t n_live = first ? r->n_choices : r->n_live;
+	int32_t pb = blocks_for(e, r->n_prompt), fp = r->n_prompt / e->bs;
+	int32_t rem = r->n_prompt % e->bs, h = 0, max_h = (r->n_prompt - 1) / e->bs;
 	int32_t *matched = e->matched;
 	uint64_t chain = 0;
-	int64_t need;
+	int64_t need, full;
 	seq *lead;
 	int rc;
 
-	if (e->n_running + r->n_choices > e->p.max_running)
+	if (e->n_running + n_live > e->p.max_running)
 		return 0;
 	/* 1. Prefix cache: full prompt blocks, keeping at least the last
 	 * prompt token to compute (its logits start the completion). */
@@ -697,51 +721,61 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 			chain = x->hash;
 		}
 	}
-	need = blocks_needed(e, r, h);
+	need = (int64_t)(pb - h) + (int64_t)(n_live - 1) * (rem > 0) +
+	       (int64_t)ADMIT_LOOKAHEAD * n_live;
+	full = blocks_needed(e, r, h);
+	if (need > full)
+		need = full;
 	if (need > mllm_kv_n_free(e->kv) + pc_evictable(e)) {
 		for (int32_t i = 0; i < h; i++)
 			mllm_kv_block_unref(e->kv, matched[i]);
 		return 0;
 	}
-	/* 2. Reserve every block now; choices 1.. share the full prompt
-	 * blocks of choice 0 and own the rest. */
-	r->seqs = xcalloc((size_t)r->n_choices, sizeof *r->seqs);
-	r->n_live = r->n_choices;
-	r->state = RQ_RUNNING;
-	for (int32_t c = 0; c < r->n_choices; c++) {
-		rc = seq_init(e, r, &r->seqs[c], c);
-		if (rc)
-			goto fail;
+	if (first) {
+		r->seqs = xcalloc((size_t)r->n_choices, sizeof *r->seqs);
+		r->n_live = r->n_choices;
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			rc = seq_init(e, r, &r->seqs[c], c);
+			if (rc)
+				goto fail;
+		}
 	}
-	lead = &r->seqs[0];
+	r->state = RQ_RUNNING;
+	/* 2. The prompt's blocks: the other choices share its full blocks
+	 * and own a copy of the partial last one (filled at the fork). */
+	lead = &r->seqs[r->lead];
 	for (int32_t i = 0; i < h; i++)
 		lead->table[i] = matched[i]; /* the table owns the refs taken above */
-	for (int32_t i = h; i < lead->n_table; i++) {
+	for (int32_t i = h; i < pb; i++) {
 		lead->table[i] = block_alloc(e);
 		MLLM_ASSERT(lead->table[i] >= 0);
 	}
-	for (int32_t c = 1; c < r->n_choices; c++) {
+	for (int32_t c = 0; c < r->n_choices; c++) {
 		seq *s = &r->seqs[c];
-		for (int32_t i = 0; i < s->n_table; i++) {
-			if (i < fp) {
-				s->table[i] = lead->table[i];
-				mllm_kv_block_ref(e->kv, s->table[i]);
-			} else {
-				s->table[i] = block_alloc(e);
-				MLLM_ASSERT(s->table[i] >= 0);
-			}
+		if (s == lead || s->done)
+			continue;
+		for (int32_t i = 0; i < fp; i++) {
+			s->table[i] = lead->table[i];
+			mllm_kv_block_ref(e->kv, s->table[i]);
+		}
+		if (rem > 0) {
+			s->table[fp] = block_alloc(e);
+			MLLM_ASSERT(s->table[fp] >= 0);
 		}
 	}
 	lead->n_past = h * e->bs;
 	lead->n_indexed = h;
 	lead->chain = chain;
-	r->n_cached = h * e->bs;
-	if (h > 0) {
-		e->prefix_hits++;
-		e->prefix_tokens += r->n_cached;
+	if (first) {
+		r->n_cached = h * e->bs;
+		if (h > 0) {
+			e->prefix_hits++;
+			e->prefix_tokens += r->n_cached;
+		}
 	}
 	for (int32_t c = 0; c < r->n_choices; c++)
-		e->running[e->n_running++] = &r->seqs[c];
+		if (!r->seqs[c].done)
+			e->running[e->n_running++] = &r->seqs[c];
 	e->active[e->n_active++] = r;
 	return 1;
 fail:
@@ -756,6 +790,48 @@ fail:
 	r->n_live = 0;
 	request_error(e, r, rc);
 	return -1;
+}
+
+/* Preemption (recompute): r, admitted last, gives every block back —
+ * blocks shared with another choice, a request or the prefix cache are
+ * just unreferenced — and returns to the front of the waiting FIFO with
+ * everything else kept (generated tokens, sampler RNG and penalty counts,
+ * detokenizer, stop matcher, timing). Re-admitted, it prefills its prompt
+ * again (the prefix cache may supply it), each live choice recomputes its
+ * generated tokens but the last, and decoding goes on where it stopped. */
+static void preempt(mllm_engine *e, mllm_request *r)
+{
+	MLLM_ASSERT(r->n_live > 0);
+	r->lead = -1;
+	for (int32_t c = 0; c < r->n_choices; c++) {
+		seq *s = &r->seqs[c];
+		if (s->done)
+			continue;
+		running_remove(e, s);
+		for (int32_t i = 0; i < s->n_table; i++) {
+			if (s->table[i] >= 0)
+				mllm_kv_block_unref(e->kv, s->table[i]);
+			s->table[i] = -1;
+		}
+		s->n_past = 0;
+		s->n_indexed = 0;
+		s->chain = 0;
+		s->row = -1;
+		s->dec = false;
+		s->c_len = 0;
+		if (r->lead < 0)
+			r->lead = c;
+	}
+	r->forked = false;
+	r->state = RQ_WAITING;
+	active_remove(e, r);
+	r->next = e->wait_head;
+	e->wait_head = r;
+	if (!e->wait_tail)
+		e->wait_tail = r;
+	r->n_preempt++;
+	e->n_preemptions++;
+	e->n_requeued++;
 }
 
 /* ---- One step ------------------------------------------------------------------ */
@@ -815,22 +891,29 @@ static void emit_prompt(mllm_engine *e, mllm_request *r, int32_t p, const float 
 	push_event(e, r, &ev, NULL, 0, raw, n_raw);
 }
 
-/* Prompt processed: choices 1.. get a private copy of the partial last
- * prompt block (copy-on-write at the first divergent block), then every
- * choice samples its first token from the last prompt row. */
+/* Prompt processed: the other choices get a private copy of the partial
+ * last prompt block (copy-on-write at the first divergent block), then
+ * every choice samples its first token from the last prompt row. After a
+ * preemption the choices already have their tokens (row is NULL): each
+ * recomputes its own, then decodes. */
 static void fork_and_start(mllm_engine *e, mllm_request *r, const float *row)
 {
-	seq *lead = &r->seqs[0];
+	seq *lead = &r->seqs[r->lead];
 	int32_t fp = r->n_prompt / e->bs, rem = r->n_prompt % e->bs;
 	r->forked = true;
-	for (int32_t c = 1; c < r->n_choices; c++) {
+	for (int32_t c = 0; c < r->n_choices; c++) {
 		seq *s = &r->seqs[c];
+		if (s == lead || s->done)
+			continue;
 		if (rem > 0)
 			mllm_kv_block_copy(e->kv, s->table[fp], lead->table[fp], rem);
 		s->n_past = r->n_prompt;
 		s->n_indexed = lead->n_indexed;
 		s->chain = lead->chain;
 	}
+	if (r->generating)
+		return;
+	r->generating = true;
 	if (r->samp.max_tokens == 0) {
 		for (int32_t c = 0; c < r->n_choices; c++)
 			seq_finish(e, &r->seqs[c], MLLM_FINISH_LENGTH);
@@ -855,21 +938,139 @@ static bool step_abort(void *ud)
 	return true;
 }
 
+/* Echo requests get a logits row per prompt token until every PROMPT
+ * event has been pushed (a resumed request does not push them again). */
+static bool echo_rows(const mllm_request *r)
+{
+	return r->samp.echo_logprobs && !r->forked && r->n_echo < r->n_prompt;
+}
+
+/* Where s's computation must reach before it decodes: the prompt for the
+ * lead before the fork, then every generated token but the last (which
+ * the decode step feeds). Equal to n_past for a decoding sequence. */
+static int32_t seq_fill_end(const seq *s)
+{
+	const mllm_request *r = s->r;
+	if (!r->forked)
+		return s == &r->seqs[r->lead] ? r->n_prompt : 0;
+	return r->n_prompt + s->n_gen - 1;
+}
+
+/* Plans the step: one decode token for every sequence that is caught up,
+ * then chunks up to the step's token budget. Pass 1 goes oldest first but
+ * caps each chunk at a quarter of the budget, so a short prompt behind a
+ * long one starts now rather than after it, while many short prompts still
+ * complete in arrival order (the best median time to first token); pass 2
+ * hands out what is left, oldest first. Echo requests need a logits row
+ * per token, bounded by ECHO_ROWS per step. */
+static void plan_step(mllm_engine *e)
+{
+	int32_t n_dec = 0, n_pf = 0, echo_n = 0, budget, fair = e->n_batch_max / 4;
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			seq *s = &r->seqs[c];
+			if (s->done)
+				continue;
+			s->row = -1;
+			s->c_row = -1;
+			s->c_len = 0;
+			s->dec = r->forked && s->n_past == seq_fill_end(s);
+			n_dec += s->dec;
+			n_pf += seq_fill_end(s) > s->n_past;
+		}
+	}
+	budget = e->n_batch_max - n_dec;
+	if (fair < 16)
+		fair = 16;
+	for (int pass = 0; pass < 2 && n_pf > 0; pass++) {
+		for (int32_t a = 0; a < e->n_active && budget > 0; a++) {
+			mllm_request *r = e->active[a];
+			bool echo = echo_rows(r);
+			for (int32_t c = 0; c < r->n_choices && budget > 0; c++) {
+				seq *s = &r->seqs[c];
+				int32_t want;
+				if (s->done)
+					continue;
+				want = seq_fill_end(s) - s->n_past - s->c_len;
+				if (want <= 0)
+					continue;
+				if (pass == 0 && want > fair)
+					want = fair;
+				if (want > budget)
+					want = budget;
+				if (echo) {
+					if (want > ECHO_ROWS - echo_n)
+						want = ECHO_ROWS - echo_n;
+					echo_n += want;
+				}
+				s->c_len += want;
+				budget -= want;
+			}
+		}
+	}
+}
+
+/* Gives every write of the plan its block, oldest request first. When the
+ * pool (free blocks and the prefix cache's evictable ones) has none left,
+ * a session pin is let go or the most recently admitted request is
+ * preempted; returns false then, and the step is planned again. The
+ * oldest request is thus never preempted and always progresses: alone it
+ * fits the pool (checked at submit). */
+static bool reserve_step(mllm_engine *e)
+{
+	for (int32_t a = 0; a < e->n_active; a++) {
+		mllm_request *r = e->active[a];
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			seq *s = &r->seqs[c];
+			int32_t last;
+			if (s->done || (!s->dec && s->c_len == 0))
+				continue;
+			last = s->dec ? s->n_past : s->n_past + s->c_len - 1;
+			for (int32_t i = s->n_past / e->bs; i <= last / e->bs; i++) {
+				if (s->table[i] >= 0)
+					continue;
+				s->table[i] = block_alloc(e);
+				if (s->table[i] >= 0)
+					continue;
+				if (e->n_pins > 0) {
+					pin_release(e, 0);
+				} else if (e->n_active > 1) {
+					preempt(e, e->active[e->n_active - 1]);
+				} else {
+					/* Cannot happen: alone, a request fits. */
+					MLLM_LOG(MLLM_LOG_ERROR,
+					         "engine: KV pool accounting broken");
+					request_error(e, r, MLLM_ENOMEM);
+				}
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 static void step(mllm_engine *e)
 {
-	int32_t n = 0, n_rows = 0, echo_rows = 0;
-	int32_t *chunk_from = e->c_from, *chunk_len = e->c_len, *chunk_row = e->c_row;
+	int32_t n = 0, n_rows = 0;
 	mllm_request **done_prefill = e->c_done;
 	int32_t n_done = 0;
 	mllm_batch b;
 	uint64_t t0;
 	int rc;
 
-	/* 1. One decode token for every running, forked sequence. */
+	/* 1. Plan, and make sure every position written has its block. */
+	do
+		plan_step(e);
+	while (!reserve_step(e));
+	if (e->n_running == 0)
+		return;
+	/* 2. The batch: decode tokens first (a long prompt never stalls
+	 * decoding), then the chunks in admission order. */
 	for (int32_t i = 0; i < e->n_running; i++) {
 		seq *s = e->running[i];
-		s->row = -1;
-		if (!s->r->forked)
+		s->slot = i;
+		if (!s->dec)
 			continue;
 		e->b_token[n] = s->next_tok;
 		e->b_pos[n] = s->n_past;
@@ -878,62 +1079,25 @@ static void step(mllm_engine *e)
 		s->row = n_rows++;
 		n++;
 	}
-	/* 2. Prompt chunks, up to the step's token budget. Pass 1 goes
-	 * oldest first but caps each prompt at a quarter of the budget, so a
-	 * short prompt behind a long one starts now rather than after it,
-	 * while many short prompts still complete in arrival order (the best
-	 * median time to first token); pass 2 hands out what is left, oldest
-	 * first. Echo requests need a logits row per token, bounded by
-	 * ECHO_ROWS per step. */
-	int32_t budget = e->n_batch_max - n, n_pf = 0, fair = e->n_batch_max / 4;
 	for (int32_t a = 0; a < e->n_active; a++) {
 		mllm_request *r = e->active[a];
-		chunk_len[a] = 0;
-		chunk_row[a] = -1;
-		chunk_from[a] = r->seqs[0].n_past;
-		n_pf += !r->forked && r->n_prompt > r->seqs[0].n_past;
-	}
-	if (fair < 16)
-		fair = 16;
-	for (int pass = 0; pass < 2 && n_pf > 0; pass++) {
-		for (int32_t a = 0; a < e->n_active && budget > 0; a++) {
-			mllm_request *r = e->active[a];
-			int32_t want = r->n_prompt - chunk_from[a] - chunk_len[a];
-			if (r->forked || want <= 0)
+		bool echo = echo_rows(r);
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			seq *s = &r->seqs[c];
+			if (s->done || s->c_len <= 0)
 				continue;
-			if (pass == 0 && want > fair)
-				want = fair;
-			if (want > budget)
-				want = budget;
-			if (r->samp.echo_logprobs) {
-				if (want > ECHO_ROWS - echo_rows)
-					want = ECHO_ROWS - echo_rows;
-				echo_rows += want;
+			s->c_row = n_rows;
+			for (int32_t k = 0; k < s->c_len; k++) {
+				int32_t pos = s->n_past + k;
+				bool want = echo || (!r->forked && !r->generating &&
+				                     pos == r->n_prompt - 1);
+				e->b_token[n] = tok_at(s, pos);
+				e->b_pos[n] = pos;
+				e->b_seq[n] = s->slot;
+				e->b_logits[n] = want;
+				n_rows += want;
+				n++;
 			}
-			chunk_len[a] += want;
-			budget -= want;
-		}
-	}
-	for (int32_t a = 0; a < e->n_active; a++) {
-		mllm_request *r = e->active[a];
-		seq *lead = &r->seqs[0];
-		int32_t slot = -1;
-		if (chunk_len[a] <= 0)
-			continue;
-		for (int32_t i = 0; i < e->n_running; i++)
-			if (e->running[i] == lead)
-				slot = i;
-		MLLM_ASSERT(slot >= 0);
-		chunk_row[a] = n_rows;
-		for (int32_t k = 0; k < chunk_len[a]; k++) {
-			int32_t pos = chunk_from[a] + k;
-			bool want = r->samp.echo_logprobs || pos == r->n_prompt - 1;
-			e->b_token[n] = r->prompt[pos];
-			e->b_pos[n] = pos;
-			e->b_seq[n] = slot;
-			e->b_logits[n] = want;
-			n_rows += want;
-			n++;
 		}
 	}
 	if (n == 0)
@@ -947,6 +1111,7 @@ static void step(mllm_engine *e)
 	                 .logits = e->b_logits,
 	                 .n_seqs = e->n_running,
 	                 .block_table = e->b_tables};
+	MLLM_ASSERT(n <= e->n_batch_max);
 	MLLM_ASSERT(n_rows <= e->n_rows_max);
 	t0 = now_ns();
 	rc = mllm_forward(e->ctx, &b, e->logits);
@@ -973,44 +1138,55 @@ static void step(mllm_engine *e)
 			continue;
 		for (int32_t c = 0; c < r->n_choices; c++) {
 			seq *s = &r->seqs[c];
-			if (s->done || s->row < 0)
+			if (s->done || !s->dec)
 				continue;
 			s->n_past++;
 			pc_index(e, s);
 			seq_sample(e, s, e->logits + (size_t)s->row * (size_t)e->n_vocab);
 		}
 	}
-	/* 4. Prompt chunks: echo events, indexing, and the fork when done.
-	 * Forking may finish requests (max_tokens 0, EOS first), which leaves
-	 * active[]: collect them first, fork after the walk. */
+	/* 4. Chunks: echo events, indexing, and the fork when a prompt is
+	 * done. Forking may finish requests (max_tokens 0, EOS first), which
+	 * leaves active[]: collect them first, fork after the walk. */
 	for (int32_t a = 0; a < e->n_active; a++) {
 		mllm_request *r = e->active[a];
-		seq *lead = &r->seqs[0];
-		int32_t len = chunk_len[a], from = chunk_from[a];
-		if (len <= 0 || r->forked)
-			continue;
-		if (r->samp.echo_logprobs) {
-			/* Rows of positions [from, from + len) are consecutive;
-			 * row k scores the token at from + k + 1. */
-			const float *base = e->logits + (size_t)chunk_row[a] * (size_t)e->n_vocab;
-			if (from == 0)
-				emit_prompt(e, r, 0, NULL);
-			for (int32_t k = 0; k < len && from + k + 1 < r->n_prompt; k++)
-				emit_prompt(e, r, from + k + 1,
-				            base + (size_t)k * (size_t)e->n_vocab);
-		}
-		lead->n_past += len;
-		pc_index(e, lead);
-		if (lead->n_past == r->n_prompt) {
-			int32_t last =
-			    r->samp.echo_logprobs ? chunk_row[a] + len - 1 : chunk_row[a];
-			lead->row = last; /* reused below */
-			done_prefill[n_done++] = r;
+		bool echo = echo_rows(r);
+		for (int32_t c = 0; c < r->n_choices; c++) {
+			seq *s = &r->seqs[c];
+			int32_t len = s->c_len, from = s->n_past;
+			if (s->done || len <= 0)
+				continue;
+			if (echo) {
+				/* Rows of positions [from, from + len) are
+				 * consecutive; row k scores the token at
+				 * from + k + 1. */
+				const float *base =
+				    e->logits + (size_t)s->c_row * (size_t)e->n_vocab;
+				if (from == 0 && r->n_echo == 0) {
+					emit_prompt(e, r, 0, NULL);
+					r->n_echo = 1;
+				}
+				for (int32_t k = 0; k < len && from + k + 1 < r->n_prompt; k++) {
+					if (from + k + 1 < r->n_echo)
+						continue;
+					emit_prompt(e, r, from + k + 1,
+					            base + (size_t)k * (size_t)e->n_vocab);
+					r->n_echo = from + k + 2;
+				}
+			}
+			s->n_past += len;
+			pc_index(e, s);
+			if (!r->forked && s->n_past == r->n_prompt) {
+				s->row = echo ? s->c_row + len - 1 : s->c_row;
+				done_prefill[n_done++] = r;
+			}
 		}
 	}
 	for (int32_t i = 0; i < n_done; i++) {
 		mllm_request *r = done_prefill[i];
-		const float *row = e->logits + (size_t)r->seqs[0].row * (size_t)e->n_vocab;
+		const float *row = NULL;
+		if (!r->generating)
+			row = e->logits + (size_t)r->seqs[r->lead].row * (size_t)e->n_vocab;
 		fork_and_start(e, r, row);
 		request_maybe_finish(e, r);
 	}
@@ -1042,9 +1218,13 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	    .forward_ns = e->forward_ns,
 	    .busy_ns = e->busy_ns,
 	    .kv_blocks_cached = pc_evictable(e),
+	    .n_preemptions = e->n_preemptions,
 	};
 	pthread_mutex_lock(&e->mu);
-	e->n_queued -= left_queue;
+	/* Preempted requests are back in the queue (and count against
+	 * max_queue until re-admitted). */
+	e->n_queued -= left_queue - e->n_requeued;
+	e->n_requeued = 0;
 	st.n_queued = e->n_queued;
 	e->stats = st;
 	pthread_mutex_unlock(&e->mu);
@@ -1068,6 +1248,12 @@ static void cancel_pass(mllm_engine *e, int32_t *left_queue)
 			if (e->wait_tail == r)
 				e->wait_tail = prev;
 			r->next = NULL;
+			(*left_queue)++;
+			if (r->seqs) {
+				/* Preempted: its choices hold no block. */
+				request_end_all(e, r, MLLM_FINISH_CANCELLED);
+				continue;
+			}
 			for (int32_t c = 0; c < r->n_choices; c++) {
 				mllm_event ev = {.kind = MLLM_EV_DONE,
 				                 .choice = c,
@@ -1075,7 +1261,6 @@ static void cancel_pass(mllm_engine *e, int32_t *left_queue)
 				fill_usage(r, NULL, &ev);
 				push_event(e, r, &ev, NULL, 0, NULL, 0);
 			}
-			(*left_queue)++;
 			engine_drop(r);
 			continue;
 		}
@@ -1131,6 +1316,7 @@ static void *engine_main(void *arg)
 		while (e->wait_head) {
 			mllm_request *r = e->wait_head, *next = r->next;
 			int32_t n_prompt = r->n_prompt;
+			bool resumed = r->n_preempt > 0;
 			int ok = try_admit(e, r);
 			if (ok == 0) {
 				/* Nothing running will ever free blocks: let
@@ -1147,7 +1333,8 @@ static void *engine_main(void *arg)
 				e->wait_tail = NULL;
 			if (ok > 0) {
 				r->next = NULL;
-				e->n_prompt_total += n_prompt;
+				if (!resumed)
+					e->n_prompt_total += n_prompt;
 			}
 			left_queue++;
 		}
@@ -1259,9 +1446,6 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->b_tables = xmallocarray((size_t)e->p.max_running, sizeof *e->b_tables);
 	e->active = xmallocarray((size_t)e->p.max_running, sizeof *e->active);
 	e->running = xmallocarray((size_t)e->p.max_running, sizeof *e->running);
-	e->c_from = xmallocarray((size_t)e->p.max_running, sizeof *e->c_from);
-	e->c_len = xmallocarray((size_t)e->p.max_running, sizeof *e->c_len);
-	e->c_row = xmallocarray((size_t)e->p.max_running, sizeof *e->c_row);
 	e->c_done = xmallocarray((size_t)e->p.max_running, sizeof *e->c_done);
 	e->matched = xmallocarray((size_t)(e->n_ctx / e->bs + 1), sizeof *e->matched);
 	for (size_t k = 1; k < (size_t)nb * 2; k <<= 1)
@@ -1337,9 +1521,6 @@ void mllm_engine_free(mllm_engine *e)
 	free(e->b_tables);
 	free(e->active);
 	free(e->running);
-	free(e->c_from);
-	free(e->c_len);
-	free(e->c_row);
 	free(e->c_done);
 	free(e->matched);
 	if (e->mu_init) {

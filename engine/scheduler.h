@@ -128,6 +128,9 @@ typedef struct {
 	 * running sequence): reclaimable at once by eviction. When idle,
 	 * kv_blocks_used == kv_blocks_cached, else a block leaked. */
 	int64_t kv_blocks_cached;
+	/* Requests preempted for want of KV blocks (their blocks released,
+	 * their K/V recomputed when re-admitted). */
+	int64_t n_preemptions;
 } mllm_engine_stats;
 
 void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out);

@@ -119,6 +119,9 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 	     offsetof(mllm_engine_stats, n_generated_tokens)},
 	    {"mllm_engine_steps_total", "counter", "Engine steps (batched forward passes).",
 	     offsetof(mllm_engine_stats, n_steps)},
+	    {"mllm_preemptions_total", "counter",
+	     "Requests preempted (KV freed, recomputed later) when the pool ran dry.",
+	     offsetof(mllm_engine_stats, n_preemptions)},
 	};
 	int rc;
 

@@ -86,7 +86,7 @@ ok "CORS allowed origin only"
 expect 200 GET /metrics
 for m in mllm_requests_total mllm_prompt_tokens_total mllm_generation_tokens_total \
 	mllm_queue_depth mllm_running_sequences mllm_kv_blocks_used mllm_kv_blocks_total \
-	mllm_prefix_cache_hits_total mllm_prefix_cache_reused_tokens_total \
+	mllm_prefix_cache_hits_total mllm_prefix_cache_reused_tokens_total mllm_preemptions_total \
 	mllm_time_to_first_token_seconds_bucket mllm_inter_token_latency_seconds_bucket \
 	mllm_e2e_request_latency_seconds_bucket; do
 	grep -q "^$m" "$TMP/body" || fail "/metrics lacks $m"
