@@ -96,6 +96,12 @@ static int run_one(mllm_engine *e, waker *w, const int32_t *prompt, size_t n)
  * prefix (0: none) then n_prompt of its own. With a shared prefix the
  * prefix cache is on and one request computes the prefix before the round
  * (a system prompt already seen). Returns 0 or an MLLM_E* code. */
+/* Bench knobs beyond the token counts: max_tokens asked for (0: n_gen; a
+ * larger value is what a chat request without max_tokens asks, and each
+ * request is cancelled after n_gen tokens, as a stop string would end it),
+ * and the KV pool in MiB (0: sized for every request's full run). */
+static int g_max_tokens, g_kv_mib;
+
 static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_prompt,
                      int n_threads, bool quiet)
 {
@@ -111,6 +117,7 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_
 	char err[256];
 	int rc, n_done = 0;
 	int64_t n_tokens = 0;
+	int *got = xcalloc((size_t)C, sizeof *got);
 	uint64_t t0, t_end = 0;
 	mllm_engine_stats st;
 
@@ -118,6 +125,11 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_
 	pthread_cond_init(&w.cv, NULL);
 	p.kv.block_size = 16;
 	p.kv.n_blocks = (int64_t)(C + 1) * ((n_shared + n_prompt + n_gen) / 16 + 2) + 16;
+	if (g_kv_mib > 0) {
+		int64_t runs = hp->layer_sharing ? 2 * (int64_t)hp->n_layer : hp->n_layer;
+		int64_t block = runs * 2 * 16 * (int64_t)hp->n_head_kv * hp->head_dim * 4;
+		p.kv.n_blocks = ((int64_t)g_kv_mib << 20) / block;
+	}
 	p.n_threads = n_threads;
 	p.max_batch_tokens = 512;
 	p.max_running = C > 64 ? C : 64;
@@ -132,7 +144,7 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_
 	}
 	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
 	s.temperature = 0.0f;
-	s.max_tokens = n_gen;
+	s.max_tokens = g_max_tokens > n_gen ? g_max_tokens : n_gen;
 	s.ignore_eos = true;
 	uint64_t saved = rng;
 	rng = 0x5851f42d4c957f2dULL; /* the same shared prefix every round */
@@ -169,6 +181,8 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_
 			while (!done[i] && mllm_request_poll(rs[i], &ev)) {
 				if (ev.kind == MLLM_EV_TOKEN) {
 					n_tokens++;
+					if (++got[i] == n_gen && g_max_tokens > n_gen)
+						mllm_request_cancel(rs[i]);
 				} else if (ev.kind == MLLM_EV_DONE || ev.kind == MLLM_EV_ERROR) {
 					if (ev.kind == MLLM_EV_ERROR) {
 						fprintf(stderr, "request: %s\n",
@@ -199,6 +213,8 @@ static int run_round(const mllm_model *m, int C, int n_gen, int n_shared, int n_
 		       st.n_steps ? (double)st.forward_ns / 1e6 / (double)st.n_steps : 0.0,
 		       st.n_steps ? (double)(st.busy_ns - st.forward_ns) / 1e6 / (double)st.n_steps
 		                  : 0.0);
+		if (st.n_preemptions > 0)
+			printf("      preemptions: %lld\n", (long long)st.n_preemptions);
 		if (n_shared > 0)
 			printf("      prefix cache: %lld hits, %lld of %lld prompt tokens reused\n",
 			       (long long)st.prefix_hits, (long long)st.prefix_tokens_reused,
@@ -216,6 +232,7 @@ out:
 	free(lat);
 	free(prompt);
 	free(done);
+	free(got);
 	return rc;
 }
 
@@ -240,13 +257,17 @@ int main(int argc, char **argv)
 			n_threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "-q8"))
 			q8 = true;
+		else if (!strcmp(argv[i], "-m") && i + 1 < argc)
+			g_max_tokens = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "-kv") && i + 1 < argc)
+			g_kv_mib = atoi(argv[++i]);
 		else if (argv[i][0] != '-')
 			path = argv[i];
 	}
 	if (!path || n_gen < 1 || n_prompt < 1 || n_shared < 0) {
 		fprintf(stderr,
 		        "usage: %s MODEL [-n tokens] [-p prompt] [-s shared] [-c 1,4,16,64] "
-		        "[-t threads] [-q8]\n",
+		        "[-t threads] [-q8] [-m max_tokens] [-kv MiB]\n",
 		        argv[0]);
 		return 2;
 	}
@@ -264,6 +285,9 @@ int main(int argc, char **argv)
 	printf("%d-token prompts (+%d shared), %d generated tokens per request, greedy, "
 	       "ignore_eos\n",
 	       n_prompt, n_shared, n_gen);
+	if (g_max_tokens > n_gen || g_kv_mib > 0)
+		printf("max_tokens %d (cancelled after %d), KV pool %d MiB\n",
+		       g_max_tokens > n_gen ? g_max_tokens : n_gen, n_gen, g_kv_mib);
 	/* Warm-up: page the weights in, start the pools. */
 	(void)run_round(m, 1, 8, 0, n_prompt, n_threads, true);
 	printf("   C  tok/s(agg)  ttft p50  ttft p90  lat p50ms  lat p90ms   steps  fwd ms/step  "
