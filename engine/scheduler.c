@@ -694,7 +694,8 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
  * copy of the partial last prompt block), and admission wants
  * ADMIT_LOOKAHEAD more per choice free, capped by what the whole request
  * could ever need so that a request that fits the empty pool is always
- * admitted once nothing else runs. Later blocks come on demand (step). */
+ * admitted once nothing else runs, plus one free block per running
+ * sequence. Later blocks come on demand (step). */
 static int try_admit(mllm_engine *e, mllm_request *r)
 {
 	bool first = r->seqs == NULL;
@@ -726,6 +727,10 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 	full = blocks_needed(e, r, h);
 	if (need > full)
 		need = full;
+	/* Watermark: while others run, leave each of them a block to grow
+	 * into, or the newcomer is admitted only to be preempted again at the
+	 * next block boundary (and recompute its prompt each time). */
+	need += e->n_running;
 	if (need > mllm_kv_n_free(e->kv) + pc_evictable(e)) {
 		for (int32_t i = 0; i < h; i++)
 			mllm_kv_block_unref(e->kv, matched[i]);
