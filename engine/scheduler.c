@@ -1397,9 +1397,19 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->tok = mllm_model_tokenizer(m);
 	e->p = *p;
 	e->n_vocab = hp->n_vocab;
-	/* Positions past the trained context are refused by the forward
-	 * pass, so a larger n_ctx is clamped to it. */
-	e->n_ctx = p->n_ctx > 0 && p->n_ctx < hp->n_ctx_train ? p->n_ctx : hp->n_ctx_train;
+	/* The engine alone decides the context; the server and the API read it
+	 * back with mllm_engine_n_ctx(). Positions past the trained context
+	 * would be refused by the forward pass (and the model was never taught
+	 * them), so asking for more is a configuration error, not a silent
+	 * clamp. */
+	if (p->n_ctx < 0 || p->n_ctx > hp->n_ctx_train) {
+		rc = mllm__seterr(err, errlen, MLLM_EINVAL,
+		                  "n_ctx %d is more than the model's trained context (%d); "
+		                  "set n_ctx to at most %d, or 0 for the model's own",
+		                  (int)p->n_ctx, (int)hp->n_ctx_train, (int)hp->n_ctx_train);
+		goto fail;
+	}
+	e->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
 	e->eos = hp->eos_id;
 	if (e->p.max_batch_tokens <= 0)
 		e->p.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS;
@@ -1640,6 +1650,11 @@ void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out)
 	pthread_mutex_lock(&e->mu);
 	*out = e->stats;
 	pthread_mutex_unlock(&e->mu);
+}
+
+int32_t mllm_engine_n_ctx(const mllm_engine *e)
+{
+	return e->n_ctx;
 }
 
 const mllm_model *mllm_engine_model(const mllm_engine *e)

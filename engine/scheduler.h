@@ -16,7 +16,9 @@ typedef struct mllm_engine mllm_engine;
 typedef struct mllm_request mllm_request;
 
 typedef struct {
-	int32_t n_ctx;            /* max prompt + completion tokens; 0 = model's */
+	int32_t n_ctx;            /* max prompt + completion tokens; 0 = the
+	                           * model's trained context; more than that
+	                           * fails mllm_engine_create (MLLM_EINVAL) */
 	mllm_kv_params kv;        /* pool size and layout */
 	int n_threads;            /* 0 = physical cores */
 	int32_t max_batch_tokens; /* tokens per step (prefill chunking), 512 */
@@ -135,5 +137,8 @@ typedef struct {
 
 void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out);
 const mllm_model *mllm_engine_model(const mllm_engine *e);
+/* The context the engine enforces at submit: prompt + max_tokens <= this.
+ * The one source of truth for every layer above (limits, /tokenize). */
+int32_t mllm_engine_n_ctx(const mllm_engine *e);
 
 #endif

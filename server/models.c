@@ -98,7 +98,7 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 
 	m->info.id = cm->id;
 	m->info.tok = mllm_model_tokenizer(m->model);
-	m->info.n_ctx = cm->n_ctx > 0 ? (int32_t)cm->n_ctx : hp->n_ctx_train;
+	m->info.n_ctx = mllm_engine_n_ctx(m->engine);
 	m->info.chat_template = m->tmpl;
 	m->info.created = (int64_t)time(NULL);
 	m->info.owned_by = "mobilellmd";

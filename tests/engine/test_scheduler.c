@@ -806,6 +806,40 @@ START_TEST(test_shutdown_with_requests)
 }
 END_TEST
 
+START_TEST(test_n_ctx_is_the_engines)
+{
+	/* The engine decides the context: 0 = trained (512 for stories260K),
+	 * smaller is enforced at submit, larger is refused at create. */
+	mllm_model *m = open_model("models/stories260K");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	ck_assert_int_eq(mllm_engine_n_ctx(e), 512);
+	mllm_engine_free(e);
+
+	p.n_ctx = 100;
+	e = start(m, &p);
+	ck_assert_int_eq(mllm_engine_n_ctx(e), 100);
+	int32_t prompt[4] = {1, 2, 3, 4};
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.max_tokens = 97;
+	mllm_submit sub = {.prompt = prompt, .n_prompt = 4, .n_choices = 1, .sampling = s};
+	mllm_request *r = NULL;
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), MLLM_ETOOLONG);
+	sub.sampling.max_tokens = 96;
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), 0);
+	mllm_request_release(r);
+	mllm_engine_free(e);
+
+	char err[256] = "";
+	p.n_ctx = 513;
+	e = NULL;
+	ck_assert_int_eq(mllm_engine_create(m, &p, &e, err, sizeof err), MLLM_EINVAL);
+	ck_assert_ptr_null(e);
+	ck_assert_msg(strstr(err, "513") && strstr(err, "512"), "%s", err);
+	mllm_model_close(m);
+}
+END_TEST
+
 START_TEST(test_session_pin)
 {
 	/* A named session keeps its prefix through cache pressure that
@@ -1227,6 +1261,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_cancel_random_steps);
 	tcase_add_test(tc, test_pool_exhaustion);
 	tcase_add_test(tc, test_shutdown_with_requests);
+	tcase_add_test(tc, test_n_ctx_is_the_engines);
 	tcase_add_test(tc, test_session_pin);
 	tcase_add_test(tc, test_short_prompt_not_starved);
 	tcase_add_test(tc, test_fuzz_mixed);

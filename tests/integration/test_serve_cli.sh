@@ -55,6 +55,32 @@ rc=0
 [ "$rc" = 1 ] || fail "unloadable model: exit $rc, want 1"
 ok "load failure exits 1"
 
+# The engine decides the context. More than the model was trained for is
+# refused at start, naming both numbers; a smaller n_ctx is what /tokenize
+# reports and what admission enforces (stories260K was trained at 512).
+rc=0
+"$BIN" serve --model st="$ST" --set model.st.n_ctx=1024 --port 0 >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "n_ctx above the trained context: exit $rc, want 1"
+grep -q "1024" "$TMP/out" && grep -q "512" "$TMP/out" || fail "n_ctx refusal: $(cat "$TMP/out")"
+for n in 0 128; do
+	start_daemon --model st="$ST" --set model.st.n_ctx=$n
+	ctx=$n
+	[ "$n" = 0 ] && ctx=512
+	expect 200 POST /tokenize -H "$JSON" -d '{"model":"st","prompt":"Once"}'
+	grep -q "\"max_model_len\": *$ctx" "$TMP/body" || fail "n_ctx=$n: /tokenize says $(cat "$TMP/body")"
+	# A chat request without max_tokens gets what the context leaves.
+	expect 200 POST /v1/chat/completions -H "$JSON" \
+		-d '{"model":"st","messages":[{"role":"user","content":"Hi"}],"temperature":0}'
+	# One token over the context is refused, exactly at it is admitted.
+	expect 400 POST /v1/completions -H "$JSON" \
+		-d "{\"model\":\"st\",\"prompt\":[1,2,3],\"max_tokens\":$((ctx - 2))}"
+	grep -q "$ctx" "$TMP/body" || fail "n_ctx=$n: 400 does not name the context: $(cat "$TMP/body")"
+	expect 200 POST /v1/completions -H "$JSON" \
+		-d "{\"model\":\"st\",\"prompt\":[1,2,3],\"max_tokens\":$((ctx - 3)),\"temperature\":0}"
+	stop_daemon TERM
+done
+ok "n_ctx: above the trained context refused; /tokenize and admission agree"
+
 # The chat template is configurable per model: /tokenize renders messages
 # through it (chatml's markers appear; the default "plain" has none).
 start_daemon --model st="$ST" --model t2="$TINY" --set model.t2.chat_template=chatml
