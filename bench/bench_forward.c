@@ -28,6 +28,8 @@
 #include <strings.h>
 #include <sys/resource.h>
 
+#include "forward.h"
+#include "kernels.h"
 #include "base.h"
 #include "mllm.h"
 

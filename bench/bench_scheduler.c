@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forward.h"
+#include "kernels.h"
 #include "base.h"
 
 typedef struct {

@@ -16,6 +16,7 @@
  * the scalar tail of scores_avx2, as a lone token gets them); the scalar
  * reference runs the one-token kernels per query.
  */
+#include "forward.h"
 #include "kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)

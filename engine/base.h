@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mllm.h"
+#include "mllm_core.h"
 
 /* ---- Assertions: broken invariants only, kept on in release builds. ---- */
 #define MLLM_ASSERT(x)                                                                             \

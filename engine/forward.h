@@ -1,6 +1,7 @@
 /*
  * forward.h — the paged KV cache and the batched forward pass.
- * Included through mllm.h.
+ * Engine-internal: the scheduler drives it; bench/ and tests/ may include
+ * it, server/ and api/ do not (they submit requests, see scheduler.h).
  *
  * One mllm_forward() call computes a batch of tokens from several sequences
  * at once (prefill chunks mixed with single decode tokens). Each token names
@@ -11,16 +12,11 @@
 #ifndef MLLM_FORWARD_H
 #define MLLM_FORWARD_H
 
+#include "mllm.h" /* mllm_model, mllm_kv_params */
+
 /* ---- Paged KV cache ---------------------------------------------------- */
 
 typedef struct mllm_kv mllm_kv;
-
-typedef struct {
-	int32_t block_size; /* tokens per block (default 16) */
-	int64_t n_blocks;   /* blocks in the pool; 0 = derive from max_bytes */
-	size_t max_bytes;   /* pool budget when n_blocks == 0 */
-	bool f16;           /* store K/V as f16 (default f32) */
-} mllm_kv_params;
 
 /* One preallocated pool; a block holds K and V for block_size tokens of every
  * layer run (n_head_kv x head_dim each). Not thread-safe: owned by one engine
@@ -86,9 +82,5 @@ int mllm_forward(mllm_ctx *ctx, const mllm_batch *b, float *logits) MLLM_WUR;
 
 /* Checked between layers; returning true aborts the pass. */
 void mllm_ctx_set_abort(mllm_ctx *ctx, bool (*fn)(void *ud), void *ud);
-
-/* Which OpenBLAS core and which of our kernels are in use (for the log),
- * e.g. "kernels avx512-vnni; OpenBLAS Cooperlake". Static string. */
-const char *mllm_cpu_describe(void);
 
 #endif

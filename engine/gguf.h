@@ -11,6 +11,8 @@
 #define MLLM_GGUF_H
 
 #include "base.h"
+#include "model.h"     /* mllm_dtype */
+#include "tokenizer.h" /* mllm_tokenizer */
 
 typedef enum {
 	MLLM_GGUF_UINT8 = 0,

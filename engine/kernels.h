@@ -44,6 +44,9 @@ int mllm__cpu_physical_cores(void);
  * Returns true when sgemm is available; OpenBLAS is then set to one thread:
  * parallelism comes from our pool, each worker calling sgemm on its rows. */
 bool mllm__blas_init(void);
+/* Which OpenBLAS core and which of our kernels are in use (for the log),
+ * e.g. "kernels avx512-vnni; OpenBLAS Cooperlake". Static string. */
+const char *mllm_cpu_describe(void);
 const char *mllm__blas_corename(void); /* "none" without BLAS */
 /* C[M, N] = A[M, K] · B[N, K]ᵀ (row-major, leading dimensions given).
  * Requires mllm__blas_init() == true. */
@@ -261,6 +264,7 @@ typedef struct {
 	bool f16;
 } mllm__kv_layout;
 
+typedef struct mllm_kv mllm_kv; /* forward.h */
 const mllm__kv_layout *mllm__kv_layout_get(const mllm_kv *kv);
 
 /* K (which = 0) or V (1) area of run `run` in a block (layouts above). */

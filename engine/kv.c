@@ -9,6 +9,7 @@
  * 0
  * == n_blocks at all times, which the tests check.
  */
+#include "forward.h"
 #include "kernels.h"
 
 #include <stdlib.h>

@@ -1,12 +1,13 @@
 /*
  * loader.h — what the checkpoint readers hand to model.c (engine-internal).
- * Owned by the format team: safetensors.c, pytorch.c, model.c.
+ * Implemented by loader.c; used by the format readers (safetensors.c,
+ * pytorch.c, gguf.c) and by model.c, which turns a set into a model.
  *
  * Every reader appends named tensors, in PyTorch order (shape[0] outermost,
  * row-major, contiguous), to one mllm__tset. The set owns the read-only
- * mappings the tensor data points into until model.c hands them to the model
- * (mllm__tset_take_maps), and it names the file each tensor came from so that
- * any later complaint about a tensor can name its file too.
+ * mappings the tensor data points into until model.c hands them to the
+ * model, and it names the file each tensor came from so that any later
+ * complaint about a tensor can name its file too.
  */
 #ifndef MLLM_LOADER_H
 #define MLLM_LOADER_H
@@ -49,8 +50,6 @@ mllm__ltensor *mllm__tset_add(mllm__tset *ts, const char *name, size_t name_len,
 int mllm__tset_index(mllm__tset *ts, char *err, size_t errlen) MLLM_WUR;
 /* Binary search after mllm__tset_index(); NULL when absent. */
 const mllm__ltensor *mllm__tset_find(const mllm__tset *ts, const char *name);
-/* Moves the mappings into the model (which unmaps them at close). */
-void mllm__tset_take_maps(mllm__tset *ts, mllm_model *m);
 
 /* Bytes of n elements of t (n a multiple of 32 for quantized types);
  * returns 1 on overflow or a bad multiple. */

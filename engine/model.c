@@ -70,20 +70,14 @@ const char *mllm_dtype_name(mllm_dtype t)
 	}
 }
 
-/* ---- Ownership ------------------------------------------------------- */
-
-void mllm__model_own(mllm_model *m, void *buf)
+/* Moves the set's mappings into the model, which unmaps them at close. */
+static void take_maps(mllm__tset *ts, mllm_model *m)
 {
-	m->owned = xrealloc(m->owned, sizeof *m->owned * (size_t)(m->n_owned + 1));
-	m->owned[m->n_owned++] = buf;
-}
-
-void mllm__model_add_mapping(mllm_model *m, void *addr, size_t size)
-{
-	m->maps = xrealloc(m->maps, sizeof *m->maps * (size_t)(m->n_maps + 1));
-	m->maps[m->n_maps].addr = addr;
-	m->maps[m->n_maps].size = size;
-	m->n_maps++;
+	for (int i = 0; i < ts->n_maps; i++)
+		mllm__model_add_mapping(m, ts->maps[i].addr, ts->maps[i].size);
+	free(ts->maps);
+	ts->maps = NULL;
+	ts->n_maps = 0;
 }
 
 void mllm_model_close(mllm_model *m)
@@ -760,7 +754,7 @@ bind:
 	rc = bind_all(m, &ts, &hf_names, where, share == 1 ? 1 : -1, err, errlen);
 	if (rc)
 		goto out;
-	mllm__tset_take_maps(&ts, m);
+	take_maps(&ts, m);
 
 	p = path_join(dir, "tokenizer.model");
 	if (file_exists(p)) {

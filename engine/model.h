@@ -1,6 +1,6 @@
 /*
  * model.h — loading a checkpoint into an immutable mllm_model.
- * Included through mllm.h.
+ * Part of the public API (included through mllm.h).
  *
  * One loader interface for every format a MobileLLM user has: a Hugging Face
  * snapshot directory (config.json + model.safetensors, sharded safetensors or
@@ -10,6 +10,9 @@
  */
 #ifndef MLLM_MODEL_H
 #define MLLM_MODEL_H
+
+#include "mllm_core.h"
+#include "tokenizer.h"
 
 typedef struct mllm_model mllm_model;
 
@@ -51,7 +54,7 @@ typedef struct {
 	bool use_mmap; /* default true; false is accepted and currently
 	                * behaves the same (weights are always mapped) */
 	/* Convert weights at load (e.g. to Q8_0 for speed), done by
-	 * mllm__model_prepare() in forward.c; MLLM_DTYPE__COUNT keeps the
+	 * mllm__model_prepare() in prepare.c; MLLM_DTYPE__COUNT keeps the
 	 * file's types. */
 	mllm_dtype convert_to;
 } mllm_model_params;

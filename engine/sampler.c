@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "base.h"
+#include "sampler.h"
 
 struct mllm_sampler_ws {
 	int32_t n_vocab;

@@ -19,6 +19,8 @@
 #include <time.h>
 
 #include "base.h"
+#include "forward.h"
+#include "sampler.h"
 
 #define DEFAULT_MAX_BATCH_TOKENS 512
 #define DEFAULT_MAX_RUNNING      64

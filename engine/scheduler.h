@@ -1,7 +1,8 @@
 /*
  * scheduler.h — the server engine: one thread per resident model that owns the
  * KV pool and runs continuous batching; requests in, events out.
- * Included through mllm.h.
+ * Part of the public API (included through mllm.h), with the sampling
+ * parameters a request carries.
  *
  * Threading contract: mllm_engine_* and mllm_request_* functions are safe to
  * call from any thread (the HTTP loop thread in practice). All model math runs
@@ -11,6 +12,65 @@
  */
 #ifndef MLLM_SCHEDULER_H
 #define MLLM_SCHEDULER_H
+
+#include "mllm_core.h"
+#include "model.h"
+
+/* ---- Sampling parameters (OpenAI semantics: see sampler.h and
+ * docs/scheduler.md). mllm_sampling is a transparent value type: api/ fills
+ * it from a request, the scheduler copies it (deep) at submission. ------- */
+
+#define MLLM_MAX_STOP         4  /* OpenAI: up to 4 stop sequences */
+#define MLLM_MAX_TOP_LOGPROBS 20 /* chat top_logprobs bound */
+
+typedef struct {
+	int32_t id;
+	float bias; /* -100..100; -100 bans, +100 all but forces */
+} mllm_logit_bias;
+
+typedef struct {
+	float temperature;                 /* 0 = greedy (default 1) */
+	float top_p;                       /* (0, 1], default 1 */
+	int32_t top_k;                     /* 0 = off (extension) */
+	float min_p;                       /* 0 = off (extension) */
+	float presence_penalty;            /* -2..2 */
+	float frequency_penalty;           /* -2..2 */
+	const mllm_logit_bias *logit_bias; /* borrowed until submit copies */
+	int32_t n_logit_bias;
+	bool has_seed;
+	uint64_t seed;
+	int32_t logprobs;        /* -1 = none; else top-N alternatives (0..20) */
+	bool echo_logprobs;      /* also compute the prompt tokens' logprobs */
+	int32_t max_tokens;      /* >= 0; 0 = only echo / prompt logprobs */
+	const char *const *stop; /* [n_stop] NUL-terminated, borrowed */
+	int32_t n_stop;
+	bool ignore_eos;
+} mllm_sampling;
+
+#define MLLM_SAMPLING_DEFAULT                                                                      \
+	((mllm_sampling){.temperature = 1.0f,                                                      \
+	                 .top_p = 1.0f,                                                            \
+	                 .top_k = 0,                                                               \
+	                 .min_p = 0.0f,                                                            \
+	                 .logprobs = -1,                                                           \
+	                 .max_tokens = 16})
+
+/* One token's log-probability (also used by scheduler.h's events). */
+typedef struct {
+	int32_t id;
+	float logprob;
+} mllm_top_logprob;
+
+/* ---- KV pool parameters (the pool itself is engine-internal) ------------ */
+
+typedef struct {
+	int32_t block_size; /* tokens per block (default 16) */
+	int64_t n_blocks;   /* blocks in the pool; 0 = derive from max_bytes */
+	size_t max_bytes;   /* pool budget when n_blocks == 0 */
+	bool f16;           /* store K/V as f16 (default f32) */
+} mllm_kv_params;
+
+/* ---- The engine and its requests ----------------------------------------- */
 
 typedef struct mllm_engine mllm_engine;
 typedef struct mllm_request mllm_request;
@@ -82,8 +142,6 @@ typedef enum {
 	                    * a TOKEN. */
 	MLLM_EV_ERROR,     /* the request failed; err set; no more events */
 } mllm_event_kind;
-
-/* mllm_top_logprob is declared in sampler.h. */
 
 typedef struct {
 	mllm_event_kind kind;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base.h"
+#include "sampler.h"
 
 int mllm_stop_init(mllm_stop *st, const char *const *stop, int n)
 {

@@ -1,13 +1,15 @@
 /*
  * tokenizer.h — SentencePiece-exact BPE tokenizer (LLaMA-1/2 tokenizer.model
  * or GGUF tokenizer.ggml.* metadata) and a streaming-safe detokenizer.
- * Included through mllm.h. A tokenizer is immutable after load and may be
+ * Part of the public API (included through mllm.h). A tokenizer is immutable after load and may be
  * used from any number of threads at once (its one internal cache, which
  * words encode to a single piece, is filled with atomics). docs/tokenizer.md
  * describes the algorithm and what is checked against SentencePiece.
  */
 #ifndef MLLM_TOKENIZER_H
 #define MLLM_TOKENIZER_H
+
+#include "mllm_core.h"
 
 typedef struct mllm_tokenizer mllm_tokenizer;
 

@@ -3,13 +3,15 @@
  *
  * The loaders (safetensors.c, pytorch.c, gguf.c via model.c) fill these
  * tensors with pointers into read-only mappings; mllm__model_prepare()
- * (forward.c) may then re-lay weights for the kernels, keeping the owned
+ * (prepare.c) may then re-lay weights for the kernels, keeping the owned
  * copies in `owned`. After mllm_model_open() returns, nothing here changes.
  */
 #ifndef MLLM_WEIGHTS_H
 #define MLLM_WEIGHTS_H
 
 #include "base.h"
+#include "model.h"
+#include "tokenizer.h"
 
 /* How a quantized row's blocks are laid out: as in GGUF, or interleaved for
  * the AVX-512 kernels at load (qpack.c; same row size). */
@@ -65,11 +67,12 @@ struct mllm_model {
 	char *path;
 };
 
-/* Registers an owned buffer / a mapping with the model (freed at close). */
+/* weights.c: registers an owned buffer / a mapping with the model (freed
+ * at close). */
 void mllm__model_own(mllm_model *m, void *buf);
 void mllm__model_add_mapping(mllm_model *m, void *addr, size_t size);
 
-/* Implemented by forward.c: re-lays weights for the kernels and checks every
+/* Implemented by prepare.c: re-lays weights for the kernels and checks every
  * tensor's shape against hp. Called once by mllm_model_open() after a loader
  * has filled the tensors. */
 int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, size_t errlen);

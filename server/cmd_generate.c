@@ -2,15 +2,16 @@
  * cmd_generate.c — `mobilellmd generate`: one prompt through the engine from
  * the command line, for smoke tests and for comparing with other engines.
  *
- * It drives mllm_forward() directly (prefill in chunks, then one token per
- * step) with a minimal greedy / temperature sampler of its own; the daemon's
- * OpenAI sampling lives in engine/sampler.c and the scheduler. Text streams
- * to stdout as it is generated; --json prints one object at the end, built
- * with jansson. Diagnostics go to stderr.
+ * It submits one request to the same scheduler the daemon runs (an engine
+ * thread sized for this one sequence), so the sampler, stop handling and
+ * seeds are the daemon's: `generate --seed S` draws the tokens that
+ * /v1/completions with "seed": S draws for the same prompt. Text streams to
+ * stdout as events arrive; --json prints one object at the end, built with
+ * jansson. Diagnostics go to stderr.
  */
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,14 @@
 #include "mllm.h"
 
 #define PREFILL_CHUNK  512
+#define KV_BLOCK_SIZE  16
 #define MAX_PROMPT_IDS 65536
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mobilellmd generate --model PATH [--prompt TEXT | --prompt-ids 1,2,3]\n"
-	           "                           [--max-tokens N] [--temperature T] [--seed S]\n"
+	           "                           [--max-tokens N] [--temperature T] [--top-p P]\n"
+	           "                           [--seed S] [--stop TEXT]...\n"
 	           "                           [--threads N] [--convert q8_0|q4_0|f16|f32]\n"
 	           "                           [--kv-f16] [--json] [--log-level LEVEL]\n"
 	           "\n"
@@ -36,49 +39,17 @@ static void usage(FILE *f)
 	           "  --prompt-ids L    comma-separated ids, used as given (include BOS)\n"
 	           "  --max-tokens N    tokens to generate (default 64); stops at EOS\n"
 	           "  --temperature T   0 = greedy (default 0)\n"
-	           "  --seed S          sampling seed (default 0)\n"
+	           "  --top-p P         nucleus sampling (default 1)\n"
+	           "  --seed S          sampling seed, as the API's \"seed\" (default: random)\n"
+	           "  --stop TEXT       stop sequence (up to 4), as the API's \"stop\"\n"
 	           "  --threads N       worker threads (default: all cores)\n"
 	           "  --convert TYPE    re-encode the weights at load\n"
 	           "  --kv-f16          store the KV cache as f16\n"
-	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\"}\n");
-}
-
-/* splitmix64: the CLI's sampler needs nothing better. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Picks a token and returns its log-softmax under the raw logits. */
-static int32_t sample(const float *lg, int32_t V, float temp, uint64_t *rng, float *logprob)
-{
-	int32_t best = 0;
-	for (int32_t i = 1; i < V; i++)
-		if (lg[i] > lg[best])
-			best = i;
-	double mx = lg[best], s = 0.0;
-	for (int32_t i = 0; i < V; i++)
-		s += exp((double)lg[i] - mx);
-	double lse = mx + log(s);
-	int32_t pick = best;
-	if (temp > 0.0f) {
-		double st = 0.0;
-		for (int32_t i = 0; i < V; i++)
-			st += exp(((double)lg[i] - mx) / temp);
-		double u = (double)(rng_next(rng) >> 11) / 9007199254740992.0 * st, acc = 0.0;
-		for (int32_t i = 0; i < V; i++) {
-			acc += exp(((double)lg[i] - mx) / temp);
-			if (acc > u) {
-				pick = i;
-				break;
-			}
-		}
-	}
-	*logprob = (float)((double)lg[pick] - lse);
-	return pick;
+	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\",\n"
+	           "                    \"finish_reason\"}\n"
+	           "\n"
+	           "Sampling is the daemon's: the same prompt, parameters and --seed give the\n"
+	           "tokens /v1/completions gives.\n");
 }
 
 static int parse_ids(const char *s, int32_t *ids, size_t cap, size_t *n)
@@ -116,14 +87,96 @@ static int parse_dtype(const char *s, mllm_dtype *out)
 	return -1;
 }
 
+/* The engine's notify callback wakes the waiting main thread. */
+typedef struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t seq;
+} waiter;
+
+static void on_notify(void *ud)
+{
+	waiter *w = ud;
+	pthread_mutex_lock(&w->mu);
+	w->seq++;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static const char *finish_name(mllm_finish f)
+{
+	switch (f) {
+	case MLLM_FINISH_STOP:
+		return "stop";
+	case MLLM_FINISH_LENGTH:
+		return "length";
+	default:
+		return "error";
+	}
+}
+
+/* Output gathered from the request's events. */
+typedef struct {
+	int32_t *ids;
+	float *logprobs;
+	long n;
+	mllm_buf text;
+	mllm_finish finish;
+	bool json;
+} gen_out;
+
+static int emit(gen_out *o, const char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (!o->json) {
+		fwrite(p, 1, n, stdout);
+		fflush(stdout);
+	}
+	return mllm_buf_append(&o->text, p, n);
+}
+
+/* Polls until the request's one choice is done. 0, or an MLLM_E* code. */
+static int drain(waiter *w, mllm_request *r, gen_out *o, long cap)
+{
+	mllm_event ev;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		uint64_t seen = w->seq;
+		pthread_mutex_unlock(&w->mu);
+		while (mllm_request_poll(r, &ev)) {
+			if (ev.kind == MLLM_EV_ERROR)
+				return ev.err;
+			if (ev.kind == MLLM_EV_TOKEN) {
+				if (o->n < cap) {
+					o->ids[o->n] = ev.token;
+					o->logprobs[o->n] = ev.logprob;
+					o->n++;
+				}
+				if (emit(o, ev.text, ev.text_len))
+					return MLLM_ENOMEM;
+			} else if (ev.kind == MLLM_EV_DONE) {
+				o->finish = ev.finish;
+				return emit(o, ev.text, ev.text_len) ? MLLM_ENOMEM : 0;
+			}
+		}
+		pthread_mutex_lock(&w->mu);
+		while (w->seq == seen)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
 int srv_cmd_generate(int argc, char **argv)
 {
 	const char *model_path = NULL, *prompt = NULL, *prompt_ids = NULL;
 	const char *log_level = "warn";
+	const char *stops[MLLM_MAX_STOP];
+	int n_stop = 0;
 	long max_tokens = 64, threads = 0;
-	float temp = 0.0f;
-	uint64_t seed = 0;
-	bool json = false, kv_f16 = false;
+	float temp = 0.0f, top_p = 1.0f;
+	long long seed = 0;
+	bool json = false, kv_f16 = false, has_seed = false;
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
@@ -165,10 +218,19 @@ int srv_cmd_generate(int argc, char **argv)
 			temp = strtof(v, &end);
 			if (*end || errno || !(temp >= 0.0f) || temp > 100.0f)
 				goto bad_value;
+		} else if (strcmp(a, "--top-p") == 0) {
+			top_p = strtof(v, &end);
+			if (*end || errno || !(top_p > 0.0f) || top_p > 1.0f)
+				goto bad_value;
 		} else if (strcmp(a, "--seed") == 0) {
-			seed = strtoull(v, &end, 10);
+			seed = strtoll(v, &end, 10);
 			if (*end || errno)
 				goto bad_value;
+			has_seed = true;
+		} else if (strcmp(a, "--stop") == 0) {
+			if (n_stop == MLLM_MAX_STOP || !*v)
+				goto bad_value;
+			stops[n_stop++] = v;
 		} else if (strcmp(a, "--convert") == 0) {
 			if (parse_dtype(v, &mp.convert_to))
 				goto bad_value;
@@ -198,14 +260,15 @@ int srv_cmd_generate(int argc, char **argv)
 	int ret = 1, rc;
 	char err[512] = "";
 	mllm_model *m = NULL;
-	mllm_kv *kv = NULL;
-	mllm_ctx *ctx = NULL;
-	int32_t *ids = NULL, *table = NULL, *pos = NULL, *seqv = NULL;
-	bool *want = NULL;
-	float *logits = NULL, *logprobs = NULL;
+	mllm_engine *e = NULL;
+	mllm_request *r = NULL;
+	int32_t *ids = NULL;
 	size_t n_prompt = 0;
-	mllm_buf text;
-	mllm_buf_init(&text, (size_t)1 << 30);
+	waiter w = {.seq = 0};
+	gen_out o = {.json = json, .finish = MLLM_FINISH_NONE};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	mllm_buf_init(&o.text, (size_t)1 << 30);
 
 	mp.n_threads = (int)threads;
 	rc = mllm_model_open(model_path, &mp, &m, err, sizeof err);
@@ -218,8 +281,12 @@ int srv_cmd_generate(int argc, char **argv)
 	int32_t V = hp->n_vocab, n_ctx = hp->n_ctx_train;
 
 	/* 1. The prompt. */
-	size_t cap = prompt ? strlen(prompt) + 2 : MAX_PROMPT_IDS;
-	ids = xmallocarray(cap + (size_t)max_tokens + 1, sizeof(int32_t));
+	size_t cap = prompt ? mllm_tokenizer_max_ids(tok, strlen(prompt)) : MAX_PROMPT_IDS;
+	if (!prompt_ids && !tok) {
+		fprintf(stderr, "generate: %s has no tokenizer; use --prompt-ids\n", model_path);
+		goto out;
+	}
+	ids = xmallocarray(cap, sizeof(int32_t));
 	if (prompt_ids) {
 		if (parse_ids(prompt_ids, ids, cap, &n_prompt)) {
 			fprintf(stderr, "generate: bad --prompt-ids '%s'\n", prompt_ids);
@@ -227,11 +294,6 @@ int srv_cmd_generate(int argc, char **argv)
 			goto out;
 		}
 	} else {
-		if (!tok) {
-			fprintf(stderr, "generate: %s has no tokenizer; use --prompt-ids\n",
-			        model_path);
-			goto out;
-		}
 		rc = mllm_tokenizer_encode(tok, prompt, strlen(prompt), mllm_tokenizer_add_bos(tok),
 		                           ids, cap, &n_prompt);
 		if (rc) {
@@ -258,136 +320,87 @@ int srv_cmd_generate(int argc, char **argv)
 		        n_ctx);
 	}
 
-	/* 2. Cache and context, sized for this one sequence. */
-	int32_t total = (int32_t)n_prompt + (int32_t)max_tokens;
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16};
-	int32_t n_batch = (int32_t)n_prompt < PREFILL_CHUNK ? (int32_t)n_prompt : PREFILL_CHUNK;
-	if ((rc = mllm_kv_create(m, &kp, &kv)) ||
-	    (rc = mllm_ctx_create(m, kv, n_batch, (int)threads, &ctx))) {
+	/* 2. An engine sized for this one sequence: the daemon's scheduler,
+	 * sampler and stop handling, with a pool that holds exactly it. */
+	long total = (long)n_prompt + max_tokens;
+	mllm_engine_params ep = {
+	    .kv = {.block_size = KV_BLOCK_SIZE,
+	           .n_blocks = (total + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE + 1,
+	           .f16 = kv_f16},
+	    .n_threads = (int)threads,
+	    .max_batch_tokens = PREFILL_CHUNK,
+	    .max_running = 1,
+	    .max_queue = 1,
+	    .prefix_cache = false,
+	    .notify = on_notify,
+	    .notify_ud = &w,
+	};
+	rc = mllm_engine_create(m, &ep, &e, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "generate: %s\n", err[0] ? err : mllm_strerror(rc));
+		goto out;
+	}
+
+	/* 3. One request, sampled as /v1/completions samples. */
+	mllm_sampling sp = MLLM_SAMPLING_DEFAULT;
+	sp.temperature = temp;
+	sp.top_p = top_p;
+	sp.has_seed = has_seed;
+	sp.seed = (uint64_t)seed;
+	sp.logprobs = 0; /* the chosen token's logprob, no alternatives */
+	sp.max_tokens = (int32_t)max_tokens;
+	sp.stop = stops;
+	sp.n_stop = n_stop;
+	mllm_submit sub = {.prompt = ids, .n_prompt = n_prompt, .n_choices = 1, .sampling = sp};
+	rc = mllm_engine_submit(e, &sub, &r);
+	if (rc) {
 		fprintf(stderr, "generate: %s\n", mllm_strerror(rc));
 		goto out;
 	}
-	table = xmallocarray((size_t)kp.n_blocks, sizeof(int32_t));
-	for (int64_t i = 0; i < kp.n_blocks; i++)
-		table[i] = mllm_kv_block_alloc(kv);
-	pos = xmallocarray((size_t)n_batch, sizeof(int32_t));
-	seqv = xcalloc((size_t)n_batch, sizeof(int32_t));
-	want = xcalloc((size_t)n_batch, sizeof(bool));
-	logits = xmallocarray((size_t)V, sizeof(float));
-	logprobs = xmallocarray((size_t)max_tokens + 1, sizeof(float));
-	const int32_t *tables[1] = {table};
-
-	/* 3. Prefill in chunks; logits only for the prompt's last token. */
-	for (size_t p0 = 0; p0 < n_prompt; p0 += (size_t)n_batch) {
-		int32_t n =
-		    (int32_t)(n_prompt - p0 < (size_t)n_batch ? n_prompt - p0 : (size_t)n_batch);
-		for (int32_t i = 0; i < n; i++) {
-			pos[i] = (int32_t)p0 + i;
-			want[i] = p0 + (size_t)i == n_prompt - 1;
-		}
-		mllm_batch b = {.n_tokens = n,
-		                .token = ids + p0,
-		                .pos = pos,
-		                .seq = seqv,
-		                .logits = want,
-		                .n_seqs = 1,
-		                .block_table = tables};
-		if ((rc = mllm_forward(ctx, &b, logits))) {
-			fprintf(stderr, "generate: forward: %s\n", mllm_strerror(rc));
-			goto out;
-		}
+	o.ids = xmallocarray((size_t)max_tokens + 1, sizeof(int32_t));
+	o.logprobs = xmallocarray((size_t)max_tokens + 1, sizeof(float));
+	rc = drain(&w, r, &o, max_tokens);
+	if (rc) {
+		fprintf(stderr, "generate: %s\n", mllm_strerror(rc));
+		goto out;
 	}
 
-	/* 4. Decode: sample, print, feed back. */
-	uint64_t rng = seed;
-	mllm_detok dt;
-	char piece[MLLM_DETOK_MAX];
-	int32_t eos = tok ? mllm_tokenizer_eos(tok) : hp->eos_id;
-	long n_gen = 0;
-	if (tok)
-		mllm_detok_init(&dt, tok);
-	while (n_gen < max_tokens) {
-		float lp;
-		int32_t next = sample(logits, V, temp, &rng, &lp);
-		ids[n_prompt + (size_t)n_gen] = next;
-		logprobs[n_gen++] = lp;
-		if (tok) {
-			int k = mllm_detok_push(&dt, next, piece, sizeof piece);
-			if (k > 0) {
-				if (!json) {
-					fwrite(piece, 1, (size_t)k, stdout);
-					fflush(stdout);
-				}
-				if (mllm_buf_append(&text, piece, (size_t)k))
-					goto out;
-			}
-		}
-		if (next == eos || n_gen == max_tokens)
-			break;
-		int32_t p = (int32_t)n_prompt + (int32_t)n_gen - 1;
-		bool yes = true;
-		mllm_batch b = {.n_tokens = 1,
-		                .token = &ids[n_prompt + (size_t)n_gen - 1],
-		                .pos = &p,
-		                .seq = seqv,
-		                .logits = &yes,
-		                .n_seqs = 1,
-		                .block_table = tables};
-		if ((rc = mllm_forward(ctx, &b, logits))) {
-			fprintf(stderr, "generate: forward: %s\n", mllm_strerror(rc));
-			goto out;
-		}
-	}
-	if (tok) {
-		int k = mllm_detok_flush(&dt, piece, sizeof piece);
-		if (k > 0) {
-			if (!json)
-				fwrite(piece, 1, (size_t)k, stdout);
-			if (mllm_buf_append(&text, piece, (size_t)k))
-				goto out;
-		}
-	}
-
-	/* 5. Output. */
+	/* 4. Output. */
 	if (json) {
-		json_t *o = json_object(), *pi = json_array(), *gi = json_array(),
+		json_t *obj = json_object(), *pi = json_array(), *gi = json_array(),
 		       *lpa = json_array();
 		for (size_t i = 0; i < n_prompt; i++)
 			json_array_append_new(pi, json_integer(ids[i]));
-		for (long i = 0; i < n_gen; i++) {
-			json_array_append_new(gi, json_integer(ids[n_prompt + (size_t)i]));
-			json_array_append_new(lpa, json_real(logprobs[i]));
+		for (long i = 0; i < o.n; i++) {
+			json_array_append_new(gi, json_integer(o.ids[i]));
+			json_array_append_new(lpa, json_real(o.logprobs[i]));
 		}
-		json_object_set_new(o, "prompt_ids", pi);
-		json_object_set_new(o, "ids", gi);
-		json_object_set_new(o, "logprobs", lpa);
-		json_object_set_new(o, "text", json_stringn(text.data ? text.data : "", text.len));
-		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-		json_decref(o);
-		if (!s)
+		json_object_set_new(obj, "prompt_ids", pi);
+		json_object_set_new(obj, "ids", gi);
+		json_object_set_new(obj, "logprobs", lpa);
+		json_object_set_new(obj, "text",
+		                    json_stringn(o.text.data ? o.text.data : "", o.text.len));
+		json_object_set_new(obj, "finish_reason", json_string(finish_name(o.finish)));
+		char *str = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+		json_decref(obj);
+		if (!str)
 			goto out;
-		puts(s);
-		free(s);
+		puts(str);
+		free(str);
 	} else {
 		putchar('\n');
 	}
 	ret = 0;
 out:
-	if (table) {
-		for (int64_t i = 0; i < mllm_kv_n_blocks(kv); i++)
-			mllm_kv_block_unref(kv, table[i]);
-	}
-	mllm_ctx_free(ctx);
-	mllm_kv_free(kv);
+	mllm_request_release(r);
+	mllm_engine_free(e);
 	mllm_model_close(m);
-	mllm_buf_free(&text);
+	mllm_buf_free(&o.text);
+	free(o.ids);
+	free(o.logprobs);
 	free(ids);
-	free(table);
-	free(pos);
-	free(seqv);
-	free(want);
-	free(logits);
-	free(logprobs);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
 	fflush(stdout);
 	return ret;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "mllm.h"
 
 #define SRV_HIST_MAX_BUCKETS 16
 

@@ -8,6 +8,7 @@
 #ifndef MLLM_TESTS_GOLDEN_H
 #define MLLM_TESTS_GOLDEN_H
 
+#include "forward.h"
 #include "harness.h"
 
 #include <jansson.h>

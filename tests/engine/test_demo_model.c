@@ -7,6 +7,7 @@
  * the training code exports (layer sharing, GQA, shared embedding, its own
  * SentencePiece tokenizer) is what the daemon serves. Black-box: mllm.h only.
  */
+#include "forward.h"
 #include "golden.h"
 
 /* The fixture README's tolerances for f16 weights computed in f32

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "../../engine/forward.c"
+#include "../../engine/prepare.c" /* quantize_q4_0 */
 
 #include "golden.h"
 

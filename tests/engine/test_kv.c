@@ -3,6 +3,7 @@
  * block accounting under random alloc/ref/unref, prefix sharing by
  * reference counts, copy-on-write copies, and pool exhaustion.
  */
+#include "forward.h"
 #include "harness.h"
 
 #include "kernels.h"
