@@ -73,25 +73,34 @@ int api_error_render_sse(const api_error *e, mllm_buf *out) MLLM_WUR;
 
 /* ---- Limits (from the config; the server passes them in) --------------- */
 
+/* Defaults of the limits that the daemon's config table exposes (keys
+ * max_body_bytes, max_tokens_limit, max_n, max_prompt_tokens): defined here
+ * once, read by that table and by API_LIMITS_DEFAULT. Plain literals, so
+ * that the table can stringify them. */
+#define API_MAX_BODY_BYTES_DEFAULT    1048576 /* 1 MiB */
+#define API_MAX_TOKENS_DEFAULT        4096
+#define API_MAX_N_DEFAULT             8
+#define API_MAX_PROMPT_TOKENS_DEFAULT 32768
+
 typedef struct {
-	size_t max_body_bytes;     /* longer bodies → 413 (default 1 MiB) */
-	int32_t max_tokens;        /* upper bound of max_tokens (default 4096) */
-	int32_t max_n;             /* upper bound of n (default 16) */
+	size_t max_body_bytes;     /* longer bodies → 413 */
+	int32_t max_tokens;        /* upper bound of max_tokens */
+	int32_t max_n;             /* upper bound of n */
 	int32_t max_prompts;       /* prompts in one completions request (64) */
 	int32_t max_choices;       /* prompts x n in one request (128) */
-	int32_t max_prompt_tokens; /* per prompt; 0 = the model's n_ctx (0) */
+	int32_t max_prompt_tokens; /* per prompt; 0 = the model's n_ctx */
 	int32_t max_stop_len;      /* bytes per stop string (256) */
 	int32_t max_logit_bias;    /* logit_bias entries (1024) */
 	int32_t max_messages;      /* chat messages (1024) */
 } api_limits;
 
 #define API_LIMITS_DEFAULT                                                                         \
-	((api_limits){.max_body_bytes = 1u << 20,                                                  \
-	              .max_tokens = 4096,                                                          \
-	              .max_n = 16,                                                                 \
+	((api_limits){.max_body_bytes = API_MAX_BODY_BYTES_DEFAULT,                                \
+	              .max_tokens = API_MAX_TOKENS_DEFAULT,                                        \
+	              .max_n = API_MAX_N_DEFAULT,                                                  \
 	              .max_prompts = 64,                                                           \
 	              .max_choices = 128,                                                          \
-	              .max_prompt_tokens = 0,                                                      \
+	              .max_prompt_tokens = API_MAX_PROMPT_TOKENS_DEFAULT,                          \
 	              .max_stop_len = 256,                                                         \
 	              .max_logit_bias = 1024,                                                      \
 	              .max_messages = 1024})

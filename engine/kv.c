@@ -28,8 +28,8 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	if (!m || !p)
 		return MLLM_EINVAL;
 	const mllm_hparams *hp = &m->hp;
-	int32_t bs = p->block_size > 0 ? p->block_size : 16;
-	if (bs > 4096)
+	int32_t bs = p->block_size > 0 ? p->block_size : MLLM_KV_BLOCK_SIZE_DEFAULT;
+	if (bs > MLLM_KV_BLOCK_SIZE_MAX)
 		return MLLM_ERANGE;
 	size_t esz = p->f16 ? 2 : 4;
 	size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hp->head_dim;

@@ -22,11 +22,8 @@
 #include "forward.h"
 #include "sampler.h"
 
-#define DEFAULT_MAX_BATCH_TOKENS 512
-#define DEFAULT_MAX_RUNNING      64
-#define DEFAULT_MAX_QUEUE        256
-#define ECHO_ROWS                32 /* extra logits rows per step for echo prompt logprobs */
-#define ADMIT_LOOKAHEAD          1  /* free blocks per choice beyond the prompt, to admit */
+#define ECHO_ROWS       32 /* extra logits rows per step for echo prompt logprobs */
+#define ADMIT_LOOKAHEAD 1  /* free blocks per choice beyond the prompt, to admit */
 
 /* ---- Outbox -------------------------------------------------------------- */
 
@@ -407,8 +404,8 @@ static void pc_remove(mllm_engine *e, pc_entry *x)
 /* Offers the full, computed blocks of s to the cache. */
 static void pc_index(mllm_engine *e, seq *s)
 {
-	int32_t tokens[4096];
-	if (!e->p.prefix_cache || !e->pc_pool || e->bs > 4096)
+	int32_t tokens[MLLM_KV_BLOCK_SIZE_MAX]; /* mllm_kv_create enforces the bound */
+	if (!e->p.prefix_cache || !e->pc_pool)
 		return;
 	while ((s->n_indexed + 1) * e->bs <= s->n_past) {
 		int32_t b = s->n_indexed, blk = s->table[b];
@@ -1414,11 +1411,11 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
 	e->eos = hp->eos_id;
 	if (e->p.max_batch_tokens <= 0)
-		e->p.max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS;
+		e->p.max_batch_tokens = MLLM_MAX_BATCH_TOKENS_DEFAULT;
 	if (e->p.max_running <= 0)
-		e->p.max_running = DEFAULT_MAX_RUNNING;
+		e->p.max_running = MLLM_MAX_RUNNING_DEFAULT;
 	if (e->p.max_queue <= 0)
-		e->p.max_queue = DEFAULT_MAX_QUEUE;
+		e->p.max_queue = MLLM_MAX_QUEUE_DEFAULT;
 	if (e->p.max_batch_tokens < e->p.max_running)
 		e->p.max_batch_tokens = e->p.max_running;
 	if (e->n_ctx <= 0 || e->n_vocab <= 0) {

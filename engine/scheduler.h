@@ -61,10 +61,21 @@ typedef struct {
 	float logprob;
 } mllm_top_logprob;
 
+/* ---- Defaults and bounds ---------------------------------------------------
+ * The one definition of each: the engine applies them to zero fields, the
+ * daemon's config table (server/config.c) takes its defaults and bounds from
+ * them, and the docs are checked against that table (tests/server). */
+#define MLLM_KV_BLOCK_SIZE_DEFAULT    16   /* tokens per KV block */
+#define MLLM_KV_BLOCK_SIZE_MAX        1024 /* bound of kv_block_size */
+#define MLLM_MAX_BATCH_TOKENS_DEFAULT 512  /* tokens per engine step */
+#define MLLM_MAX_RUNNING_DEFAULT      64   /* sequences decoding at once */
+#define MLLM_MAX_QUEUE_DEFAULT        64   /* waiting requests before EOVERLOADED */
+
 /* ---- KV pool parameters (the pool itself is engine-internal) ------------ */
 
 typedef struct {
-	int32_t block_size; /* tokens per block (default 16) */
+	int32_t block_size; /* tokens per block: 0 = MLLM_KV_BLOCK_SIZE_DEFAULT,
+	                     * at most MLLM_KV_BLOCK_SIZE_MAX */
 	int64_t n_blocks;   /* blocks in the pool; 0 = derive from max_bytes */
 	size_t max_bytes;   /* pool budget when n_blocks == 0 */
 	bool f16;           /* store K/V as f16 (default f32) */
@@ -81,11 +92,10 @@ typedef struct {
 	                           * fails mllm_engine_create (MLLM_EINVAL) */
 	mllm_kv_params kv;        /* pool size and layout */
 	int n_threads;            /* 0 = physical cores */
-	int32_t max_batch_tokens; /* tokens per step (prefill chunking), 512 */
-	int32_t max_running;      /* sequences decoding at once, 64 */
-	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED;
-	                           * 0 = 256 (0 selects the default for the
-	                           * three fields above as well) */
+	int32_t max_batch_tokens; /* tokens per step (prefill chunking) */
+	int32_t max_running;      /* sequences decoding at once */
+	int32_t max_queue;        /* waiting requests before MLLM_EOVERLOADED */
+	/* (0 in any of these three selects its MLLM_*_DEFAULT above) */
 	int32_t session_ttl_ms;   /* how long a named session's prefix is pinned */
 	bool prefix_cache;        /* reuse full blocks across requests (true) */
 	void (*notify)(void *ud); /* called on the engine thread; must not block */

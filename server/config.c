@@ -8,6 +8,9 @@
  */
 #include "config.h"
 
+#include "api.h"  /* API_*_DEFAULT */
+#include "mllm.h" /* MLLM_*_DEFAULT */
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +20,11 @@
 
 #define SRV_OFF(f) offsetof(cfg_t, f)
 #define MOD_OFF(f) offsetof(cfg_model, f)
+
+/* Defaults that other layers also apply are written once, as macros in
+ * engine/scheduler.h and api/api.h, and stringified into the table here. */
+#define CFG_STR_(x) #x
+#define CFG_NUM(x)  CFG_STR_(x)
 
 #define KIB ((int64_t)1024)
 #define MIB (KIB * 1024)
@@ -30,19 +38,20 @@ static const cfg_entry server_table[] = {
      "comma-separated bearer keys; empty disables auth (/health is always open)"},
     {"cors_origins", CFG_STR, 0, 0, "", SRV_OFF(cors_origins),
      "comma-separated allowed origins or *; empty disables CORS"},
-    {"max_body_bytes", CFG_SIZE, 1 * KIB, 64 * MIB, "1m", SRV_OFF(max_body_bytes),
-     "largest request body (413 beyond)"},
+    {"max_body_bytes", CFG_SIZE, 1 * KIB, 64 * MIB, CFG_NUM(API_MAX_BODY_BYTES_DEFAULT),
+     SRV_OFF(max_body_bytes), "largest request body (413 beyond)"},
     {"max_connections", CFG_INT, 1, 100000, "256", SRV_OFF(max_connections),
      "concurrent connections; further ones are refused"},
     {"connection_timeout_s", CFG_INT, 1, 3600, "30", SRV_OFF(connection_timeout_s),
      "a connection idle this long (headers or body) is closed"},
     {"prep_threads", CFG_INT, 1, 64, "1", SRV_OFF(prep_threads),
      "threads that parse and tokenize requests off the event loop"},
-    {"max_prompt_tokens", CFG_INT, 1, 1048576, "32768", SRV_OFF(max_prompt_tokens),
-     "prompt tokens per request (also bounded by the model's n_ctx)"},
-    {"max_tokens_limit", CFG_INT, 1, 1048576, "4096", SRV_OFF(max_tokens_limit),
-     "largest max_tokens a request may ask for"},
-    {"max_n", CFG_INT, 1, 128, "8", SRV_OFF(max_n), "largest n (choices) per request"},
+    {"max_prompt_tokens", CFG_INT, 1, 1048576, CFG_NUM(API_MAX_PROMPT_TOKENS_DEFAULT),
+     SRV_OFF(max_prompt_tokens), "prompt tokens per request (also bounded by the model's n_ctx)"},
+    {"max_tokens_limit", CFG_INT, 1, 1048576, CFG_NUM(API_MAX_TOKENS_DEFAULT),
+     SRV_OFF(max_tokens_limit), "largest max_tokens a request may ask for"},
+    {"max_n", CFG_INT, 1, 128, CFG_NUM(API_MAX_N_DEFAULT), SRV_OFF(max_n),
+     "largest n (choices) per request"},
     {"retry_after_s", CFG_INT, 0, 3600, "1", SRV_OFF(retry_after_s),
      "Retry-After sent with 429/503"},
     {"shutdown_timeout_ms", CFG_INT, 0, 600000, "10000", SRV_OFF(shutdown_timeout_ms),
@@ -66,14 +75,16 @@ static const cfg_entry model_table[] = {
     {"kv_bytes", CFG_SIZE, 1 * MIB, 1024 * GIB, "256m", MOD_OFF(kv_bytes), "KV cache pool budget"},
     {"kv_blocks", CFG_INT, 0, (int64_t)1 << 30, "0", MOD_OFF(kv_blocks),
      "KV pool size in blocks; 0 = derive from kv_bytes"},
-    {"kv_block_size", CFG_INT, 1, 1024, "16", MOD_OFF(kv_block_size), "tokens per KV block"},
+    {"kv_block_size", CFG_INT, 1, MLLM_KV_BLOCK_SIZE_MAX, CFG_NUM(MLLM_KV_BLOCK_SIZE_DEFAULT),
+     MOD_OFF(kv_block_size), "tokens per KV block"},
     {"kv_f16", CFG_BOOL, 0, 1, "false", MOD_OFF(kv_f16), "store K/V as f16"},
     {"threads", CFG_INT, 0, 1024, "0", MOD_OFF(threads),
      "worker threads for this model; 0 = physical cores"},
-    {"max_batch_tokens", CFG_INT, 1, 65536, "512", MOD_OFF(max_batch_tokens),
-     "tokens per engine step (prefill chunking)"},
-    {"max_running", CFG_INT, 1, 4096, "64", MOD_OFF(max_running), "sequences decoding at once"},
-    {"max_queue", CFG_INT, 1, 100000, "64", MOD_OFF(max_queue),
+    {"max_batch_tokens", CFG_INT, 1, 65536, CFG_NUM(MLLM_MAX_BATCH_TOKENS_DEFAULT),
+     MOD_OFF(max_batch_tokens), "tokens per engine step (prefill chunking)"},
+    {"max_running", CFG_INT, 1, 4096, CFG_NUM(MLLM_MAX_RUNNING_DEFAULT), MOD_OFF(max_running),
+     "sequences decoding at once"},
+    {"max_queue", CFG_INT, 1, 100000, CFG_NUM(MLLM_MAX_QUEUE_DEFAULT), MOD_OFF(max_queue),
      "waiting requests before 503 with Retry-After"},
     {"session_ttl_ms", CFG_INT, 0, 86400000, "300000", MOD_OFF(session_ttl_ms),
      "how long an X-Session-Id prefix stays pinned"},

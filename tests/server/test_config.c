@@ -226,6 +226,195 @@ START_TEST(test_shipped_conf_parses)
 }
 END_TEST
 
+/* ---- The docs agree with the table ------------------------------------- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s (tests run from the repo root)", path);
+	static char buf[1 << 17];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	ck_assert_uint_lt(n, sizeof buf - 1);
+	buf[n] = '\0';
+	return xstrdup(buf);
+}
+
+static const cfg_entry *doc_entry(const char *name, size_t len)
+{
+	size_t n;
+	const cfg_entry *t = cfg_server_table(&n);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++)
+			if (strlen(t[i].name) == len && strncmp(t[i].name, name, len) == 0)
+				return &t[i];
+		t = cfg_model_table(&n);
+	}
+	return NULL;
+}
+
+/* Two spellings of one value of entry e's type are equal ("1m" and
+ * "1048576"; "empty" and ""). */
+static bool same_value(const cfg_entry *e, const char *a, const char *b)
+{
+	int64_t x, y;
+	bool p, q;
+	if (strcmp(a, "empty") == 0)
+		a = "";
+	if (strcmp(b, "empty") == 0)
+		b = "";
+	switch (e->type) {
+	case CFG_INT:
+		return parse_int(a, &x) == 0 && parse_int(b, &y) == 0 && x == y;
+	case CFG_SIZE:
+		return parse_size(a, &x) == 0 && parse_size(b, &y) == 0 && x == y;
+	case CFG_BOOL:
+		return parse_bool(a, &p) == 0 && parse_bool(b, &q) == 0 && p == q;
+	default:
+		return strcmp(a, b) == 0;
+	}
+}
+
+/* Copies the word at s (up to a space, comma, parenthesis, "..", or a
+ * sentence's full stop) into out. */
+static void word_at(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+	while (s[n] && !strchr(" ,;\n\t()", s[n]) && n + 1 < cap) {
+		if (s[n] == '.' && (s[n + 1] == '\0' || s[n + 1] == ' ' || s[n + 1] == '.'))
+			break;
+		out[n] = s[n];
+		n++;
+	}
+	out[n] = '\0';
+}
+
+START_TEST(test_shipped_conf_matches_table)
+{
+	/* config/mobilellmd.conf documents every key of the table: each
+	 * `key = value` line is the default, its comment's "Default X" is the
+	 * default and its "bounds A..B" are the table's, so the file, the
+	 * table and --dump-config cannot drift apart. */
+	char *text = slurp("config/mobilellmd.conf");
+	char comment[4096] = "";
+	size_t clen = 0;
+	int n_checked = 0, n_defaults = 0, n_bounds = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#') {
+			size_t l = strlen(line);
+			if (clen + l + 2 < sizeof comment) {
+				memcpy(comment + clen, line + 1, l - 1);
+				clen += l - 1;
+				comment[clen++] = ' ';
+				comment[clen] = '\0';
+			}
+			continue;
+		}
+		const char *eq = strstr(line, " = ");
+		if (line[0] == '[' || !eq) {
+			clen = 0;
+			comment[0] = '\0';
+			continue;
+		}
+		const cfg_entry *e = doc_entry(line, (size_t)(eq - line));
+		ck_assert_msg(e != NULL, "config/mobilellmd.conf sets unknown key: %s", line);
+		char val[256];
+		snprintf(val, sizeof val, "%s", eq + 3);
+		size_t vl = strlen(val);
+		if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+			memmove(val, val + 1, vl - 2);
+			val[vl - 2] = '\0';
+		}
+		/* `path` is required and has no default; the file shows the
+		 * demo model. */
+		if (strcmp(e->name, "path") != 0)
+			ck_assert_msg(same_value(e, val, e->def ? e->def : ""),
+			              "%s = %s in the file, default %s in the table", e->name, val,
+			              e->def);
+		const char *d = strstr(comment, "Default ");
+		if (d && strcmp(e->name, "path") != 0) {
+			char w[128];
+			word_at(d + 8, w, sizeof w);
+			ck_assert_msg(same_value(e, w, e->def ? e->def : ""),
+			              "%s: the comment says Default %s, the table %s", e->name, w,
+			              e->def);
+			n_defaults++;
+		}
+		const char *b = strstr(comment, "bounds ");
+		if (b && (e->type == CFG_INT || e->type == CFG_SIZE)) {
+			char lo[64], hi[64];
+			int64_t x, y;
+			word_at(b + 7, lo, sizeof lo);
+			const char *dots = strstr(b, "..");
+			ck_assert_ptr_nonnull(dots);
+			word_at(dots + 2, hi, sizeof hi);
+			int (*parse)(const char *, int64_t *) =
+			    e->type == CFG_SIZE ? parse_size : parse_int;
+			ck_assert_msg(parse(lo, &x) == 0 && parse(hi, &y) == 0, "%s: bounds %s..%s",
+			              e->name, lo, hi);
+			ck_assert_msg(x == e->min && y == e->max,
+			              "%s: the comment says bounds %s..%s, the table %lld..%lld",
+			              e->name, lo, hi, (long long)e->min, (long long)e->max);
+			n_bounds++;
+		}
+		n_checked++;
+		clen = 0;
+		comment[0] = '\0';
+	}
+	free(text);
+
+	/* Every key of the table is at least mentioned in the file. */
+	text = slurp("config/mobilellmd.conf");
+	size_t n;
+	const cfg_entry *t = cfg_server_table(&n);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++)
+			ck_assert_msg(strstr(text, t[i].name) != NULL,
+			              "config/mobilellmd.conf does not document %s", t[i].name);
+		t = cfg_model_table(&n);
+	}
+	free(text);
+	ck_assert_int_gt(n_checked, 25);
+	ck_assert_int_gt(n_defaults, 25);
+	ck_assert_int_gt(n_bounds, 15);
+}
+END_TEST
+
+START_TEST(test_api_docs_match_table)
+{
+	/* docs/api.md names the config key and its default where a request
+	 * field is bounded by the config: "`max_n` (config, 8)". */
+	char *text = slurp("docs/api.md");
+	int found = 0;
+	const char *mark = "` (config, ";
+	for (const char *p = strstr(text, mark); p; p = strstr(p + 1, mark)) {
+		const char *k = p;
+		while (k > text && k[-1] != '`')
+			k--;
+		const cfg_entry *e = doc_entry(k, (size_t)(p - k));
+		ck_assert_msg(e != NULL, "docs/api.md: unknown config key %.*s", (int)(p - k), k);
+		char w[64];
+		word_at(p + strlen(mark), w, sizeof w);
+		ck_assert_msg(same_value(e, w, e->def), "docs/api.md: %s (config, %s), table %s",
+		              e->name, w, e->def);
+		found++;
+	}
+	ck_assert_int_ge(found, 2);
+	free(text);
+
+	/* And the API layer's own defaults are the table's. */
+	api_limits lim = API_LIMITS_DEFAULT;
+	cfg_t c;
+	cfg_init(&c);
+	ck_assert_int_eq(lim.max_n, c.max_n);
+	ck_assert_int_eq(lim.max_tokens, c.max_tokens_limit);
+	ck_assert_int_eq((int64_t)lim.max_body_bytes, c.max_body_bytes);
+	ck_assert_int_eq(lim.max_prompt_tokens, c.max_prompt_tokens);
+	cfg_free(&c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -237,6 +426,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_validate);
 	tcase_add_test(tc, test_dump_roundtrip);
 	tcase_add_test(tc, test_shipped_conf_parses);
+	tcase_add_test(tc, test_shipped_conf_matches_table);
+	tcase_add_test(tc, test_api_docs_match_table);
 	suite_add_tcase(s, tc);
 	return s;
 }
