@@ -1,8 +1,12 @@
 # mobilellmd — plain Makefile (see `make help`).
 #
 # Layers: engine/ (libmllm.a, no HTTP/JSON) <- api/ (libapi.a, jansson) <-
-# server/ (the daemon). Objects go to $(BUILD)/ so sanitizer and normal
-# builds never mix; -MMD gives automatic header dependencies.
+# server/ (the daemon). Each folder compiles with the include paths of its
+# own layer and those below it only, so a wrong-way #include (engine/ using
+# an api/ or server/ header, api/ a server/ one) fails to compile; `make
+# check-layers` also refuses system headers of a higher layer. Objects go
+# to $(BUILD)/ so sanitizer and normal builds never mix; -MMD gives
+# automatic header dependencies.
 
 BUILD    ?= build
 V        ?= 0
@@ -21,14 +25,20 @@ SAN      ?=
 PKGS      := libmicrohttpd jansson libuv
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+JANSSON_CFLAGS = $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   = $(shell pkg-config --libs jansson 2>/dev/null)
 # OpenBLAS is not linked: engine/cpu.c dlopen()s it after choosing
 # OPENBLAS_CORETYPE for this CPU (the library fixes its core when it
 # initialises, which for a linked library is before main).
 CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 CFLAGS  ?=
-CFLAGS  += $(STD) $(WARN) $(OPT) $(DEBUG) $(DEFS) $(SAN) -pthread -MMD -MP \
-	   -Iengine -Iapi -Iserver
+CFLAGS  += $(STD) $(WARN) $(OPT) $(DEBUG) $(DEFS) $(SAN) -pthread -MMD -MP
+
+# Per-layer compile flags (see the top of this file).
+ENGINE_CFLAGS = -Iengine
+API_CFLAGS    = -Iengine -Iapi $(JANSSON_CFLAGS)
+SERVER_CFLAGS = -Iengine -Iapi -Iserver $(PKG_CFLAGS)
 LDFLAGS ?=
 LDFLAGS += $(SAN) -pthread
 LIBS    := -lm -ldl
@@ -61,8 +71,8 @@ BIN        := $(BUILD)/mobilellmd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all help deps test unit-test integration-test sdk-test asan tsan noopt \
-	check-format format bench run clean fuzz soak
+.PHONY: all help deps check-deps check-layers test unit-test integration-test sdk-test \
+	asan tsan noopt check-format format bench run clean fuzz soak _test _unit-test _bench _fuzz
 
 all: $(BIN)
 
@@ -77,20 +87,41 @@ help:
 	@echo "  bench          build and run the benchmarks (prints figures)"
 	@echo "  fuzz / soak    long-running fuzz and soak runs"
 	@echo "  check-format   verify clang-format; format: rewrite in place"
-	@echo "  deps           install missing Debian packages (scripts/deps.sh)"
+	@echo "  deps           install missing Debian packages (scripts/deps.sh; test, run,"
+	@echo "                 bench do it first; plain make only checks and says so)"
+	@echo "  check-layers   engine/ and api/ include nothing of the layers above"
 	@echo "variables: V=1 (verbose) BUILD=dir FIXTURES=dir OPT=-O2 CC=cc"
 
-# Installing packages is idempotent and quick when nothing is missing; the
-# stamp keeps it to once per build directory.
-deps: $(DEPS_STAMP)
+# Installing packages is an explicit step: `make deps` (and the README's
+# commands, `make test` and `make run`, which call it first) installs what
+# is missing after saying what and why. A plain build only checks, once per
+# build directory, and stops with the list if something is missing: it
+# never runs apt.
+deps:
+	$(Q)sh scripts/deps.sh
+check-deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
 	$(Q)mkdir -p $(@D)
-	$(Q)sh scripts/deps.sh
+	$(Q)sh scripts/deps.sh --check
 	$(Q)touch $@
 
-$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+$(BUILD)/engine/%.o: engine/%.c | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
-	$(QCC)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(QCC)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) -c -o $@ $<
+$(BUILD)/api/%.o: api/%.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(QCC)$(CC) $(CFLAGS) $(API_CFLAGS) -c -o $@ $<
+$(BUILD)/server/%.o: server/%.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(QCC)$(CC) $(CFLAGS) $(SERVER_CFLAGS) -c -o $@ $<
+
+# The layering, for what -I cannot catch: libmicrohttpd, libuv and jansson
+# install their headers in /usr/include, which every folder sees.
+check-layers:
+	$(Q)if grep -nE '#[[:space:]]*include[[:space:]]*[<"](jansson|microhttpd|uv)\.h[>"]' engine/*.[ch]; then \
+		echo "check-layers: engine/ must not include jansson, libmicrohttpd or libuv" >&2; exit 1; fi
+	$(Q)if grep -nE '#[[:space:]]*include[[:space:]]*[<"](microhttpd|uv)\.h[>"]' api/*.[ch]; then \
+		echo "check-layers: api/ must not include libmicrohttpd or libuv" >&2; exit 1; fi
 
 $(ENGINE_LIB): $(ENGINE_OBJ)
 	$(QAR)rm -f $@ && ar rcs $@ $^
@@ -105,22 +136,35 @@ LINK_LIBS = $(PKG_LIBS) $(LIBS)
 $(BIN): $(BUILD)/server/main.o $(ALL_LIBS)
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LINK_LIBS)
 
-# Each test file is one Check runner. White-box tests #include the .c under
-# test; the archive member it replaces is then simply not pulled in.
+# Each test file is one Check runner, compiled with the flags of the layer
+# it tests (tests/engine/ sees engine/ only, and so on). White-box tests
+# #include the .c under test; the archive member it replaces is then simply
+# not pulled in.
+$(BUILD)/tests/engine/%: tests/engine/%.c tests/harness.h $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) $(JANSSON_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
+$(BUILD)/tests/api/%: tests/api/%.c tests/harness.h $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(API_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
-	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
+	$(QLD)$(CC) $(CFLAGS) $(SERVER_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
-	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
+	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
 
 # The whole suite: unit runners, then daemon-level integration and SDK tests.
 # tests/run.sh prints one closing line, "tests: N passed, N failed".
-test: $(BIN) $(TEST_BIN)
+# `make test` installs missing packages first (deps), then builds and runs.
+test: deps
+	$(Q)$(MAKE) --no-print-directory _test
+_test: check-layers $(BIN) $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
-unit-test: $(TEST_BIN)
+unit-test: deps
+	$(Q)$(MAKE) --no-print-directory _unit-test
+_unit-test: $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_UNIT_ONLY=1 sh tests/run.sh $(TEST_BIN)
 
 # Sanitizer builds use their own build directories and a lighter optimiser.
@@ -145,10 +189,14 @@ tsan:
 noopt:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-noopt OPT=-O0 all
 
-bench: $(BIN) $(BENCH_BIN)
+bench: deps
+	$(Q)$(MAKE) --no-print-directory _bench
+_bench: $(BIN) $(BENCH_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh bench/run.sh
 
-fuzz: $(BIN) $(TEST_BIN)
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory _fuzz
+_fuzz: $(BIN) $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_LONG=1 sh tests/run.sh $(filter %fuzz,$(TEST_BIN))
 
 soak: $(BIN)
@@ -156,7 +204,8 @@ soak: $(BIN)
 
 # The README's run command. Without MODEL it serves the shipped demo model.
 DEMO_MODEL := models/mobilellm-demo
-run: $(BIN)
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)if [ -n "$(MODEL)" ]; then m="$(MODEL)"; else m="$(DEMO_MODEL)"; fi; \
 	if [ ! -e "$$m" ]; then echo "make run: model '$$m' not found; pass MODEL=path/to/snapshot-or.gguf" >&2; exit 2; fi; \
 	echo "serving $$m on http://127.0.0.1:$(PORT)"; \
