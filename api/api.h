@@ -256,15 +256,16 @@ void api_request_submit(const api_request *req, int32_t i, mllm_submit *s);
  *
  * feed/begin return 0 or a negative MLLM_E* (ENOSPACE/ENOMEM from out,
  * EINVAL for an event that cannot belong to this request).
- * end returns the HTTP status the response should have when not yet sent
- * (200, or the error's status for a failed non-streamed request; its
- * api_error is available from api_request_error()), or a negative MLLM_E*.
+ * end returns 0 or a negative MLLM_E* (ENOSPACE/ENOMEM from out), and on 0
+ * stores in *status the HTTP status the response should have when not yet
+ * sent: 200, or the error's status for a failed non-streamed request (its
+ * api_error is available from api_request_error()).
  */
 int api_request_begin(api_request *req, mllm_buf *out) MLLM_WUR;
 int api_request_feed(api_request *req, int32_t prompt_i, const mllm_event *ev,
                      mllm_buf *out) MLLM_WUR;
 bool api_request_done(const api_request *req);
-int api_request_end(api_request *req, mllm_buf *out) MLLM_WUR;
+int api_request_end(api_request *req, mllm_buf *out, int *status) MLLM_WUR;
 /* The error that ended the request (NULL if none). */
 const api_error *api_request_error(const api_request *req);
 

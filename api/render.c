@@ -522,12 +522,13 @@ static json_t *body_json(const api_request *req)
 	return o;
 }
 
-int api_request_end(api_request *req, mllm_buf *out)
+int api_request_end(api_request *req, mllm_buf *out, int *status)
 {
 	int rc;
 	MLLM_ASSERT(req->m && req->choices);
+	*status = req->failed && !req->stream ? req->err.status : 200;
 	if (req->ended)
-		return req->failed && !req->stream ? req->err.status : 200;
+		return 0;
 	if (req->stream) {
 		if (!req->failed && req->include_usage) {
 			json_t *o = envelope(req, true, json_array());
@@ -538,19 +539,9 @@ int api_request_end(api_request *req, mllm_buf *out)
 				return rc;
 		}
 		rc = mllm_buf_append(out, "data: [DONE]\n\n", 14);
-		if (rc)
-			return rc;
-		req->ended = true;
-		return 200;
-	}
-	if (req->failed) {
+	} else if (req->failed) {
 		rc = api_error_render(&req->err, out);
-		if (rc)
-			return rc;
-		req->ended = true;
-		return req->err.status;
-	}
-	{
+	} else {
 		json_t *o = body_json(req);
 		rc = api__json_append(o, out);
 		json_decref(o);
@@ -558,7 +549,7 @@ int api_request_end(api_request *req, mllm_buf *out)
 	if (rc)
 		return rc;
 	req->ended = true;
-	return 200;
+	return 0;
 }
 
 int api_request_abort(api_request *req, const api_error *e, mllm_buf *out)

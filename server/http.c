@@ -705,13 +705,13 @@ static void resume(srv_req *r)
 /* Ends the request with `e` (shutdown, outbox overflow). */
 static void gen_abort(srv_req *r, const api_error *e)
 {
-	int rc;
+	int rc, status = 200;
 
 	cancel_engine_reqs(r);
 	rc = api_request_abort(r->areq, e, &r->out);
 	if (rc == 0 && !r->streaming)
-		rc = api_request_end(r->areq, &r->out);
-	r->end_status = rc < 0 ? rc : (r->streaming ? 200 : rc);
+		rc = api_request_end(r->areq, &r->out, &status);
+	r->end_status = rc < 0 ? rc : status;
 	r->cancelled = true;
 	gen_finish(r);
 	resume(r);
@@ -770,7 +770,9 @@ static void pump_one(srv_req *r)
 		return;
 	}
 	if (api_request_done(r->areq)) {
-		r->end_status = api_request_end(r->areq, &r->out);
+		int status = 200;
+		int erc = api_request_end(r->areq, &r->out, &status);
+		r->end_status = erc < 0 ? erc : status;
 		gen_finish(r);
 		resume(r);
 		return;

@@ -11,6 +11,15 @@
 
 #include "api_fixture.h"
 
+/* api_request_end's status, or its error code: what the assertions below
+ * were written against. */
+static int end_status(api_request *req, mllm_buf *out)
+{
+	int status = 0;
+	int rc = api_request_end(req, out, &status);
+	return rc < 0 ? rc : status;
+}
+
 static void setup(void)
 {
 	api_fixture_setup(2048, 7);
@@ -126,7 +135,7 @@ START_TEST(test_stream_completion_bytes)
 	                 "\"logprobs\":null,\"finish_reason\":\"length\"}]}\n\n");
 	ck_assert(api_request_done(req));
 	mllm_buf_reset(&out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	ck_assert_str_eq(out.data, "data: [DONE]\n\n");
 	mllm_buf_free(&out);
 	api_request_free(req);
@@ -164,7 +173,7 @@ START_TEST(test_stream_chat)
 	feed(req, 0, ev_done(1, MLLM_FINISH_STOP, (int32_t)s.n_prompt, 2, 3), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, (int32_t)s.n_prompt, 2, 1), &out);
 	ck_assert(api_request_done(req));
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	n = sse_split(&out, evs, 32, &done);
 	ck_assert(done);
 	ck_assert_int_eq(n, 2 + 3 + 2 + 1);
@@ -255,7 +264,7 @@ START_TEST(test_nonstream_prompt_major)
 	ck_assert_int_eq(usage.prompt_tokens, 5);
 	ck_assert_int_eq(usage.completion_tokens, 6);
 	ck_assert_int_eq(usage.cached_tokens, 1);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "object")), "text_completion");
@@ -331,7 +340,7 @@ START_TEST(test_offsets_without_echo)
 	feed(req, 0, ev_token(0, 5, " \xc3\xa9t\xc3\xa9", " \xc3\xa9t\xc3\xa9", -1), &out);
 	feed(req, 0, ev_token(0, 6, "!", "!", -1), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 5, 0, 2), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	offs = json_object_get(
@@ -388,7 +397,7 @@ START_TEST(test_legacy_logprobs_echo)
 	ev.top[0] = (mllm_top_logprob){b, -0.25f};
 	feed(req, 0, ev, &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, 2, 0, 1), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	c = json_array_get(json_object_get(j, "choices"), 0);
@@ -459,7 +468,7 @@ START_TEST(test_echo_logprobs_every_choice)
 	feed(req, 0, ev_token(0, 6, "y", "y", -1), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, 2, 0, 1), &out);
 	feed(req, 0, ev_done(1, MLLM_FINISH_LENGTH, 2, 0, 1), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	for (int i = 0; i < 2; i++) {
@@ -501,7 +510,7 @@ START_TEST(test_stream_echo_logprobs)
 	ck_assert_uint_eq(out.len, 0); /* held until the first token */
 	feed(req, 0, ev_token(0, 5, "ab", "ab", -1.0f), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, 2, 0, 1), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	n = sse_split(&out, evs, 8, &done);
 	ck_assert(done);
 	ck_assert_int_eq(n, 3); /* echo, token, finish */
@@ -545,7 +554,7 @@ START_TEST(test_chat_logprobs_bytes)
 	ev = ev_token(0, b, pb, pb, -0.5f);
 	feed(req, 0, ev, &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 4, 0, 2), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "object")), "chat.completion");
@@ -594,7 +603,7 @@ START_TEST(test_errors_mid_request)
 	/* Later events change nothing. */
 	feed(req, 1, ev_done(0, MLLM_FINISH_STOP, 1, 0, 1), &out);
 	ck_assert_uint_eq(out.len, 0);
-	ck_assert_int_eq(api_request_end(req, &out), 503);
+	ck_assert_int_eq(end_status(req, &out), 503);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
@@ -612,7 +621,7 @@ START_TEST(test_errors_mid_request)
 	ck_assert(strncmp(out.data, "data: {\"error\":{", 16) == 0);
 	ck_assert(api_request_done(req));
 	mllm_buf_reset(&out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	ck_assert_str_eq(out.data, "data: [DONE]\n\n");
 	api_request_free(req);
 
@@ -635,7 +644,7 @@ START_TEST(test_errors_mid_request)
 		    "shutting_down");
 		json_decref(evs[0]);
 		mllm_buf_reset(&out);
-		ck_assert_int_eq(api_request_end(req, &out), 200);
+		ck_assert_int_eq(end_status(req, &out), 200);
 		ck_assert_uint_eq(out.len, 0); /* already ended */
 	}
 	api_request_free(req);
@@ -684,7 +693,7 @@ START_TEST(test_invalid_utf8_text_repaired)
 	mllm_buf_init(&out, 1 << 16);
 	feed(req, 0, ev_token(0, 5, "a\xff", "a\xff", -1), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 1, 0, 1), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, 0, NULL);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(
@@ -768,7 +777,7 @@ static void run_completion(const char *body, FILE *f, FILE *ferr, bool sse)
 			     &out);
 		}
 	}
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	jsonl_add(f, ferr, &out, sse);
 	mllm_buf_free(&out);
 	api_request_free(req);
@@ -829,7 +838,7 @@ START_TEST(test_schema_conformance)
 				feed(req, 0, ev_token(c, 8, "", "\xe2\x80", -0.5f), &out);
 				feed(req, 0, ev_done(c, MLLM_FINISH_STOP, 4, 0, 2), &out);
 			}
-			ck_assert_int_eq(api_request_end(req, &out), 200);
+			ck_assert_int_eq(end_status(req, &out), 200);
 			jsonl_add(sse ? f[3] : f[2], ferr, &out, sse);
 			mllm_buf_free(&out);
 			api_request_free(req);
@@ -847,7 +856,7 @@ START_TEST(test_schema_conformance)
 		ev.kind = MLLM_EV_ERROR;
 		ev.err = MLLM_EINTERNAL;
 		feed(req, 0, ev, &out);
-		ck_assert_int_eq(api_request_end(req, &out), 200);
+		ck_assert_int_eq(end_status(req, &out), 200);
 		jsonl_add(f[3], ferr, &out, true);
 		mllm_buf_free(&out);
 		api_request_free(req);
@@ -908,7 +917,7 @@ START_TEST(test_alloc_failures)
 				fails += rc != 0;
 			}
 		}
-		rc = api_request_end(req, &out);
+		rc = end_status(req, &out);
 		mllm__alloc_fail_after(-1);
 		ck_assert(rc == 200 || rc == MLLM_ENOMEM);
 		fails += rc != 200;
@@ -940,7 +949,7 @@ START_TEST(test_nul_token)
 	ev.top[0] = (mllm_top_logprob){3, -1.0f}; /* id 3 is <0x00> */
 	feed(req, 0, ev, &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 1, 0, 1), &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	j = json_loadb(out.data, out.len, JSON_ALLOW_NUL, NULL);
 	ck_assert_ptr_nonnull(j);
 	lp = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "logprobs");
