@@ -41,6 +41,20 @@ static inline mllm__json_doc *ju_load(const char *path)
 	return doc;
 }
 
+/* The JSON header of a safetensors file whose bytes are b[0..n): its
+ * length (the little-endian u64 that starts the file) goes to *hl, and the
+ * data section starts at b + 8 + *hl. */
+static inline mllm__json_doc *ju_parse_st_header(const unsigned char *b, size_t n, uint64_t *hl)
+{
+	uint64_t len = 0;
+	ck_assert_uint_ge(n, 8);
+	for (int i = 7; i >= 0; i--)
+		len = len << 8 | b[i];
+	ck_assert_uint_le(len, n - 8);
+	*hl = len;
+	return ju_parse("safetensors header", (const char *)b + 8, (size_t)len);
+}
+
 /* Member `key` of object o; it must exist. (mllm__json_get() is the
  * optional form.) */
 static inline const mllm__json *ju_get(const mllm__json *o, const char *key)
