@@ -150,6 +150,16 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(SERVER_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
 
+# Engine runners link the engine, Check and libc/libm only, as the engine
+# must build and be tested without an HTTP or JSON library. The few listed
+# still get jansson: test_json uses it as an independent oracle, and
+# test_tokenizer until it reads its cases with json_util.h.
+ENGINE_TEST_JANSSON := test_json test_tokenizer
+ENGINE_TEST_LIBS = $(if $(filter $*,$(ENGINE_TEST_JANSSON)),$(shell pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson))
+$(BUILD)/tests/engine/%: tests/engine/%.c tests/harness.h $(ENGINE_LIB)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ENGINE_LIB) $(CHECK_LIBS) $(ENGINE_TEST_LIBS) $(LIBS)
+
 $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)

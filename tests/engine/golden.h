@@ -3,15 +3,16 @@
  * matching pieces of test_forward) share: golden ids from a JSON array, one
  * sequence driven through mllm_forward() over its own KV cache and block
  * table, and the float64 log-sum-exp and argmax the logits are compared
- * with. Black-box (mllm.h, base.h, jansson); all static inline.
+ * with. Black-box (mllm.h, base.h, and the engine's JSON reader through
+ * json_util.h); all static inline.
  */
 #ifndef MLLM_TESTS_GOLDEN_H
 #define MLLM_TESTS_GOLDEN_H
 
 #include "forward.h"
 #include "harness.h"
+#include "json_util.h"
 
-#include <jansson.h>
 #include <math.h>
 
 #include "base.h"
@@ -20,16 +21,14 @@
 #define GOLDEN_TABLE_MAX 256 /* blocks one runner's table can name */
 
 /* ids of a JSON array of integers; *n gets the count. Caller frees. */
-static inline int32_t *golden_ids(json_t *a, int *n)
+static inline int32_t *golden_ids(const mllm__json *a, int *n)
 {
-	ck_assert(json_is_array(a));
-	*n = (int)json_array_size(a);
+	*n = (int)ju_len(a); /* asserts an array */
 	int32_t *ids = xmallocarray((size_t)*n + 1, sizeof(int32_t));
-	for (int i = 0; i < *n; i++) {
-		json_t *v = json_array_get(a, (size_t)i);
-		ck_assert(json_is_integer(v));
-		ids[i] = (int32_t)json_integer_value(v);
-	}
+	int i = 0;
+	for (const mllm__json *v = a->child; v; v = v->next)
+		ids[i++] = (int32_t)ju_int(v); /* asserts an integer */
+	ck_assert_int_eq(i, *n);
 	return ids;
 }
 

@@ -32,22 +32,19 @@ static const char *demo_path(char *buf, size_t n, const char *file)
 	return buf;
 }
 
-static json_t *load_json(const char *file)
+static mllm__json_doc *load_json(const char *file)
 {
 	char path[1024];
-	json_error_t jerr;
 	demo_path(path, sizeof path, file);
 	ck_assert_msg(access(path, R_OK) == 0,
 	              "demo model file %s is missing (set MLLM_DEMO_MODEL)", path);
-	json_t *root = json_load_file(path, 0, &jerr);
-	ck_assert_msg(root != NULL, "%s:%d: %s", path, jerr.line, jerr.text);
-	return root;
+	return ju_load(path); /* asserts it parses, naming the file */
 }
 
-static json_t *golden_cases(json_t *root)
+static const mllm__json *golden_cases(const mllm__json_doc *root)
 {
-	json_t *cases = json_object_get(root, "cases");
-	ck_assert(json_is_array(cases) && json_array_size(cases) > 0);
+	const mllm__json *cases = ju_get(mllm__json_root(root), "cases");
+	ck_assert(cases->type == MLLM_JSON_ARRAY && ju_len(cases) > 0);
 	return cases;
 }
 
@@ -87,10 +84,11 @@ static void runner_run(golden_runner *r, const int32_t *ids, int n, int pos0, fl
 /* The loader reads the shape the training script exported. */
 START_TEST(test_hparams)
 {
-	json_t *cfg = load_json("config.json");
+	mllm__json_doc *doc = load_json("config.json");
+	const mllm__json *cfg = mllm__json_root(doc);
 	mllm_model *m = open_demo();
 	const mllm_hparams *hp = mllm_model_hparams(m);
-#define CFG_INT(k) ((int)json_integer_value(json_object_get(cfg, k)))
+#define CFG_INT(k) ((int)ju_int(ju_get(cfg, k)))
 	ck_assert_int_eq(hp->n_layer, CFG_INT("num_hidden_layers"));
 	ck_assert_int_eq(hp->n_embd, CFG_INT("hidden_size"));
 	ck_assert_int_eq(hp->n_head, CFG_INT("num_attention_heads"));
@@ -102,8 +100,8 @@ START_TEST(test_hparams)
 	ck_assert_int_eq(hp->bos_id, CFG_INT("bos_token_id"));
 	ck_assert_int_eq(hp->eos_id, CFG_INT("eos_token_id"));
 #undef CFG_INT
-	ck_assert(hp->layer_sharing == json_is_true(json_object_get(cfg, "layer_sharing")));
-	ck_assert(hp->shared_output == json_is_true(json_object_get(cfg, "share_embedding")));
+	ck_assert(hp->layer_sharing == ju_is_true(mllm__json_get(cfg, "layer_sharing")));
+	ck_assert(hp->shared_output == ju_is_true(mllm__json_get(cfg, "share_embedding")));
 	ck_assert(!hp->rope_interleaved);
 	ck_assert_int_eq(hp->wtype, MLLM_DTYPE_F16);
 	/* Parameter count from the config's shapes: stored blocks only. */
@@ -111,7 +109,7 @@ START_TEST(test_hparams)
 	int64_t per = d * hd * (2 * hp->n_head + 2 * hp->n_head_kv) + 3 * d * f + 2 * d;
 	ck_assert_int_eq(mllm_model_n_params(m), (int64_t)hp->n_vocab * d + hp->n_layer * per + d);
 	mllm_model_close(m);
-	json_decref(cfg);
+	mllm__json_free(doc);
 }
 END_TEST
 
@@ -119,17 +117,17 @@ END_TEST
  * SentencePiece gave, and decodes the greedy continuation to its text. */
 START_TEST(test_tokenizer)
 {
-	json_t *root = load_json("golden.json");
-	json_t *cases = golden_cases(root);
+	mllm__json_doc *root = load_json("golden.json");
+	const mllm__json *cases = golden_cases(root);
 	mllm_model *m = open_demo();
 	const mllm_tokenizer *tok = mllm_model_tokenizer(m);
 	ck_assert_ptr_nonnull(tok);
-	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
-		json_t *c = json_array_get(cases, ci);
-		const char *text = json_string_value(json_object_get(c, "text"));
+	for (size_t ci = 0; ci < ju_len(cases); ci++) {
+		const mllm__json *c = ju_at(cases, ci);
+		const char *text = ju_str(ju_get(c, "text"));
 		ck_assert_ptr_nonnull(text);
 		int n_want;
-		int32_t *want = golden_ids(json_object_get(c, "ids"), &n_want);
+		int32_t *want = golden_ids(ju_get(c, "ids"), &n_want);
 		int32_t got[MAX_TOKENS];
 		size_t n_got = 0;
 		ck_assert_int_eq(
@@ -141,10 +139,10 @@ START_TEST(test_tokenizer)
 			              want[i]);
 		free(want);
 
-		json_t *g = json_object_get(c, "greedy");
+		const mllm__json *g = ju_get(c, "greedy");
 		int n_g;
-		int32_t *gids = golden_ids(json_object_get(g, "ids"), &n_g);
-		const char *gtext = json_string_value(json_object_get(g, "text"));
+		int32_t *gids = golden_ids(ju_get(g, "ids"), &n_g);
+		const char *gtext = ju_str(ju_get(g, "text"));
 		char out[4096];
 		size_t n_out = 0;
 		ck_assert_int_eq(
@@ -153,7 +151,7 @@ START_TEST(test_tokenizer)
 		free(gids);
 	}
 	mllm_model_close(m);
-	json_decref(root);
+	mllm__json_free(root);
 }
 END_TEST
 
@@ -161,49 +159,49 @@ END_TEST
  * the full last-position logits within LOGIT_TOL of the float64 reference. */
 static void check_prefill(void)
 {
-	json_t *root = load_json("golden.json");
-	json_t *cases = golden_cases(root);
+	mllm__json_doc *root = load_json("golden.json");
+	const mllm__json *cases = golden_cases(root);
 	golden_runner r;
 	runner_open(&r);
-	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
-		json_t *c = json_array_get(cases, ci);
+	for (size_t ci = 0; ci < ju_len(cases); ci++) {
+		const mllm__json *c = ju_at(cases, ci);
 		int n;
-		int32_t *ids = golden_ids(json_object_get(c, "ids"), &n);
+		int32_t *ids = golden_ids(ju_get(c, "ids"), &n);
 		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
 		runner_run(&r, ids, n, 0, lg);
-		json_t *top = json_object_get(c, "top");
-		json_t *lse = json_object_get(c, "logsumexp");
-		ck_assert_int_eq((int)json_array_size(top), n);
-		ck_assert_int_eq((int)json_array_size(lse), n);
+		const mllm__json *top = ju_get(c, "top");
+		const mllm__json *lse = ju_get(c, "logsumexp");
+		ck_assert_int_eq((int)ju_len(top), n);
+		ck_assert_int_eq((int)ju_len(lse), n);
 		double worst = 0.0;
 		for (int p = 0; p < n; p++) {
 			const float *z = lg + (size_t)p * (size_t)r.n_vocab;
-			json_t *row = json_array_get(top, (size_t)p);
-			ck_assert_int_gt((int)json_array_size(row), 0);
-			for (size_t k = 0; k < json_array_size(row); k++) {
-				json_t *e = json_array_get(row, k);
-				int id = (int)json_integer_value(json_array_get(e, 0));
-				double want = json_number_value(json_array_get(e, 1));
+			const mllm__json *row = ju_at(top, (size_t)p);
+			ck_assert_int_gt((int)ju_len(row), 0);
+			for (size_t k = 0; k < ju_len(row); k++) {
+				const mllm__json *e = ju_at(row, k);
+				int id = (int)ju_int(ju_at(e, 0));
+				double want = ju_num(ju_at(e, 1));
 				ck_assert(id >= 0 && id < r.n_vocab);
 				worst = fmax(worst, fabs(z[id] - want));
 			}
 			double l = golden_logsumexp(z, r.n_vocab);
-			worst = fmax(worst,
-			             fabs(l - json_number_value(json_array_get(lse, (size_t)p))));
+			worst = fmax(worst, fabs(l - ju_num(ju_at(lse, (size_t)p))));
 		}
-		json_t *last = json_object_get(c, "last_logits");
-		ck_assert_int_eq((int)json_array_size(last), r.n_vocab);
+		size_t n_last;
+		double *last = ju_nums(ju_get(c, "last_logits"), &n_last);
+		ck_assert_int_eq((int)n_last, r.n_vocab);
 		const float *z = lg + (size_t)(n - 1) * (size_t)r.n_vocab;
 		for (int v = 0; v < r.n_vocab; v++)
-			worst = fmax(
-			    worst, fabs(z[v] - json_number_value(json_array_get(last, (size_t)v))));
+			worst = fmax(worst, fabs(z[v] - last[v]));
 		ck_assert_msg(worst <= LOGIT_TOL, "case %zu: max |logit - golden| = %g", ci, worst);
 		/* Each case starts over at position 0: the cache is overwritten. */
+		free(last);
 		free(lg);
 		free(ids);
 	}
 	runner_close(&r);
-	json_decref(root);
+	mllm__json_free(root);
 }
 
 START_TEST(test_prefill_logits)
@@ -226,35 +224,34 @@ END_TEST
  * up to the first step whose top-1/top-2 margin is a near-tie. */
 START_TEST(test_greedy)
 {
-	json_t *root = load_json("golden.json");
-	json_t *cases = golden_cases(root);
+	mllm__json_doc *root = load_json("golden.json");
+	const mllm__json *cases = golden_cases(root);
 	golden_runner r;
 	runner_open(&r);
 	int compared = 0;
-	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
-		json_t *c = json_array_get(cases, ci);
-		json_t *g = json_object_get(c, "greedy");
-		json_t *lps = json_object_get(g, "logprobs");
-		json_t *tops = json_object_get(g, "top_logprobs");
+	for (size_t ci = 0; ci < ju_len(cases); ci++) {
+		const mllm__json *c = ju_at(cases, ci);
+		const mllm__json *g = ju_get(c, "greedy");
+		const mllm__json *lps = ju_get(g, "logprobs");
+		const mllm__json *tops = ju_get(g, "top_logprobs");
 		int n, n_g;
-		int32_t *ids = golden_ids(json_object_get(c, "ids"), &n);
-		int32_t *want = golden_ids(json_object_get(g, "ids"), &n_g);
-		ck_assert_int_eq((int)json_array_size(lps), n_g);
-		ck_assert_int_eq((int)json_array_size(tops), n_g);
+		int32_t *ids = golden_ids(ju_get(c, "ids"), &n);
+		int32_t *want = golden_ids(ju_get(g, "ids"), &n_g);
+		ck_assert_int_eq((int)ju_len(lps), n_g);
+		ck_assert_int_eq((int)ju_len(tops), n_g);
 		float *lg = xmallocarray((size_t)n * (size_t)r.n_vocab, sizeof(float));
 		runner_run(&r, ids, n, 0, lg);
 		const float *z = lg + (size_t)(n - 1) * (size_t)r.n_vocab;
 		int pos = n;
 		for (int s = 0; s < n_g; s++) {
-			json_t *t = json_array_get(tops, (size_t)s);
-			double margin = json_number_value(json_array_get(json_array_get(t, 0), 1)) -
-			                json_number_value(json_array_get(json_array_get(t, 1), 1));
+			const mllm__json *t = ju_at(tops, (size_t)s);
+			double margin =
+			    ju_num(ju_at(ju_at(t, 0), 1)) - ju_num(ju_at(ju_at(t, 1), 1));
 			int got = golden_argmax(z, r.n_vocab);
 			double lp = z[want[s]] - golden_logsumexp(z, r.n_vocab);
-			ck_assert_msg(fabs(lp - json_number_value(
-			                            json_array_get(lps, (size_t)s))) <= LOGIT_TOL,
-			              "case %zu step %d: logprob %g vs %g", ci, s, lp,
-			              json_number_value(json_array_get(lps, (size_t)s)));
+			double want_lp = ju_num(ju_at(lps, (size_t)s));
+			ck_assert_msg(fabs(lp - want_lp) <= LOGIT_TOL,
+			              "case %zu step %d: logprob %g vs %g", ci, s, lp, want_lp);
 			if (margin < TIE_MARGIN)
 				break; /* a flip here is rounding, not a bug */
 			ck_assert_msg(got == want[s], "case %zu step %d: greedy %d, golden %d", ci,
@@ -274,7 +271,7 @@ START_TEST(test_greedy)
 	/* At least one step must have been compared, or the check says nothing. */
 	ck_assert_int_gt(compared, 0);
 	runner_close(&r);
-	json_decref(root);
+	mllm__json_free(root);
 }
 END_TEST
 

@@ -7,7 +7,6 @@
  */
 #include "harness.h"
 
-#include <jansson.h>
 #include <math.h>
 
 #include "../../engine/forward.c"
@@ -57,21 +56,19 @@ void *realloc(void *p, size_t n)
 /* ---- Golden files ------------------------------------------------------- */
 
 typedef struct {
-	json_t *root;
-	json_t *cases;
+	mllm__json_doc *root;
+	const mllm__json *cases;
 	char dir[1024]; /* directory of the JSON (for last_logits_file) */
 } golden;
 
 static void golden_load(golden *g, const char *rel)
 {
 	char path[1024];
-	json_error_t jerr;
 	mllm_test_path(path, sizeof path, rel);
 	MLLM_REQUIRE_FIXTURE(path);
-	g->root = json_load_file(path, 0, &jerr);
-	ck_assert_msg(g->root != NULL, "%s: %s", path, jerr.text);
-	g->cases = json_object_get(g->root, "cases");
-	ck_assert(json_is_array(g->cases) && json_array_size(g->cases) > 0);
+	g->root = ju_load(path); /* asserts it parses */
+	g->cases = ju_get(mllm__json_root(g->root), "cases");
+	ck_assert(g->cases->type == MLLM_JSON_ARRAY && ju_len(g->cases) > 0);
 	snprintf(g->dir, sizeof g->dir, "%s", path);
 	char *slash = strrchr(g->dir, '/');
 	ck_assert_ptr_nonnull(slash);
@@ -91,9 +88,9 @@ static mllm_model *open_model(const char *rel, mllm_dtype convert_to)
 	return m;
 }
 
-static int32_t *case_ids(json_t *c, const char *key, int *n)
+static int32_t *case_ids(const mllm__json *c, const char *key, int *n)
 {
-	return golden_ids(json_object_get(c, key), n);
+	return golden_ids(ju_get(c, key), n);
 }
 
 /* ---- A single sequence driven through mllm_forward ---------------------- */
@@ -135,9 +132,9 @@ static void check_golden(const golden_spec *sp)
 	double worst = 0.0, worst_lp = 0.0;
 	int compared_steps = 0;
 
-	for (size_t ci = 0; ci < json_array_size(g.cases); ci++) {
-		json_t *c = json_array_get(g.cases, ci);
-		json_t *gr = json_object_get(c, "greedy");
+	for (size_t ci = 0; ci < ju_len(g.cases); ci++) {
+		const mllm__json *c = ju_at(g.cases, ci);
+		const mllm__json *gr = ju_get(c, "greedy");
 		int n, ng;
 		int32_t *ids = case_ids(c, "ids", &n);
 		int32_t *gids = case_ids(gr, "ids", &ng);
@@ -147,14 +144,14 @@ static void check_golden(const golden_spec *sp)
 
 		/* 1. Prefill: top-10 logits at every position. */
 		golden_runner_step(&r, ids, n, 0, lg);
-		json_t *top = json_object_get(c, "top");
-		ck_assert_int_eq((int)json_array_size(top), n);
+		const mllm__json *top = ju_get(c, "top");
+		ck_assert_int_eq((int)ju_len(top), n);
 		for (int p = 0; p < n; p++) {
-			json_t *tp = json_array_get(top, (size_t)p);
-			for (size_t k = 0; k < json_array_size(tp); k++) {
-				json_t *e = json_array_get(tp, k);
-				int id = (int)json_integer_value(json_array_get(e, 0));
-				double want = json_real_value(json_array_get(e, 1));
+			const mllm__json *tp = ju_at(top, (size_t)p);
+			for (size_t k = 0; k < ju_len(tp); k++) {
+				const mllm__json *e = ju_at(tp, k);
+				int id = (int)ju_int(ju_at(e, 0));
+				double want = ju_num(ju_at(e, 1));
 				double d = fabs(lg[(size_t)p * V + id] - want);
 				worst = fmax(worst, d);
 				ck_assert_msg(d <= sp->tol, "%s case %zu pos %d id %d: %f vs %f",
@@ -163,7 +160,7 @@ static void check_golden(const golden_spec *sp)
 		}
 		/* 2. The last position's full logits. */
 		char lp[1200];
-		const char *lf = json_string_value(json_object_get(c, "last_logits_file"));
+		const char *lf = ju_str(ju_get(c, "last_logits_file"));
 		ck_assert_ptr_nonnull(lf);
 		snprintf(lp, sizeof lp, "%s/%s", g.dir, lf);
 		FILE *f = fopen(lp, "rb");
@@ -182,21 +179,21 @@ static void check_golden(const golden_spec *sp)
 
 		/* 3. Greedy decode: ids identical up to the first near-tie,
 		 * logprobs within tolerance. Golden ids are fed back. */
-		json_t *glp = json_object_get(gr, "logprobs");
-		json_t *gtop = json_object_get(gr, "top_logprobs");
+		const mllm__json *glp = ju_get(gr, "logprobs");
+		const mllm__json *gtop = ju_get(gr, "top_logprobs");
 		float *cur = xmallocarray((size_t)V, sizeof(float));
 		memcpy(cur, mine, (size_t)V * sizeof(float));
 		for (int s = 0; s < ng; s++) {
-			json_t *t5 = json_array_get(gtop, (size_t)s);
-			double margin = json_real_value(json_array_get(json_array_get(t5, 0), 1)) -
-			                json_real_value(json_array_get(json_array_get(t5, 1), 1));
+			const mllm__json *t5 = ju_at(gtop, (size_t)s);
+			double margin =
+			    ju_num(ju_at(ju_at(t5, 0), 1)) - ju_num(ju_at(ju_at(t5, 1), 1));
 			if (margin < sp->tie)
 				break;
 			int am = golden_argmax(cur, V);
 			ck_assert_msg(am == gids[s], "%s case %zu step %d: greedy %d, golden %d",
 			              sp->golden, ci, s, am, gids[s]);
 			double lpv = cur[am] - golden_logsumexp(cur, V);
-			double d = fabs(lpv - json_real_value(json_array_get(glp, (size_t)s)));
+			double d = fabs(lpv - ju_num(ju_at(glp, (size_t)s)));
 			worst_lp = fmax(worst_lp, d);
 			ck_assert_msg(d <= sp->tol, "%s case %zu step %d: logprob %f", sp->golden,
 			              ci, s, lpv);
@@ -215,7 +212,7 @@ static void check_golden(const golden_spec *sp)
 	       compared_steps);
 	ck_assert_int_gt(compared_steps, 0);
 	mllm_model_close(m);
-	json_decref(g.root);
+	mllm__json_free(g.root);
 }
 
 #define GOLDEN_TEST(name, ...)                                                                     \
@@ -283,7 +280,7 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 	golden_load(&g, golden_rel);
 	mllm_model *m = open_model(model_rel, conv);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
-	int nc = (int)json_array_size(g.cases);
+	int nc = (int)ju_len(g.cases);
 	ck_assert_int_le(nc, 8);
 	int32_t *ids[8];
 	int len[8], total = 0;
@@ -292,10 +289,10 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 	/* 1. Each case alone: prefill in one call, then single-token decodes
 	 * of the golden greedy ids. */
 	for (int ci = 0; ci < nc; ci++) {
-		json_t *c = json_array_get(g.cases, (size_t)ci);
+		const mllm__json *c = ju_at(g.cases, (size_t)ci);
 		int ng;
 		int32_t *p = case_ids(c, "ids", &len[ci]);
-		int32_t *gids = case_ids(json_object_get(c, "greedy"), "ids", &ng);
+		int32_t *gids = case_ids(ju_get(c, "greedy"), "ids", &ng);
 		ck_assert_int_ge(ng, INV_DECODE);
 		ids[ci] = xmallocarray((size_t)len[ci] + INV_DECODE, sizeof(int32_t));
 		memcpy(ids[ci], p, (size_t)len[ci] * sizeof(int32_t));
@@ -411,7 +408,7 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 	mllm_ctx_free(ctx);
 	mllm_kv_free(kv);
 	mllm_model_close(m);
-	json_decref(g.root);
+	mllm__json_free(g.root);
 }
 
 static void check_invariance(const char *model_rel, const char *golden_rel, double tol)
@@ -468,7 +465,7 @@ START_TEST(test_prefix_sharing)
 	mllm_model *m = open_model("models/stories260K", MLLM_DTYPE__COUNT);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
 	int n;
-	int32_t *a = case_ids(json_array_get(g.cases, 4), "ids", &n); /* 55 tokens */
+	int32_t *a = case_ids(ju_at(g.cases, 4), "ids", &n); /* 55 tokens */
 	ck_assert_int_ge(n, 45);
 	int shared = 37, nb = 45;
 	int32_t b_ids[45];
@@ -568,7 +565,7 @@ START_TEST(test_prefix_sharing)
 	free(lg);
 	free(a);
 	mllm_model_close(m);
-	json_decref(g.root);
+	mllm__json_free(g.root);
 }
 END_TEST
 
@@ -609,7 +606,7 @@ START_TEST(test_q4_0_fast_vs_reference)
 	ck_assert_int_eq(m->tok_embd.dtype, MLLM_DTYPE_Q4_0);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
 	int n;
-	int32_t *ids = case_ids(json_array_get(g.cases, 3), "ids", &n);
+	int32_t *ids = case_ids(ju_at(g.cases, 3), "ids", &n);
 	float *a = xmallocarray((size_t)n * V, sizeof(float));
 	float *b = xmallocarray((size_t)V, sizeof(float));
 	float *ref = xmallocarray((size_t)n * V, sizeof(float));
@@ -634,7 +631,7 @@ START_TEST(test_q4_0_fast_vs_reference)
 	free(b);
 	free(ids);
 	mllm_model_close(m);
-	json_decref(g.root);
+	mllm__json_free(g.root);
 }
 END_TEST
 

@@ -1,19 +1,19 @@
 /*
  * test_gguf.c — the GGUF reader. The fixture files' metadata is checked
- * against the same model's config.json (read with jansson); synthetic files
+ * against the same model's config.json (json_util.h); synthetic files
  * built here exercise every scalar type and the integer/float conversions;
  * then one malformation at a time (magic, version, counts, alignment, types,
  * offsets, strings, duplicates) and every truncation of a small valid file.
  */
 #include "harness.h"
 
-#include <jansson.h>
 #include <math.h>
 
 #include "../../engine/gguf.c"
 
 #define FILE_UTIL_PREFIX "mllm-gguf"
 #include "file_util.h"
+#include "json_util.h"
 
 #define TINY "models/tiny-mobilellm-f16"
 
@@ -132,8 +132,8 @@ static void good_file(wbuf *b, uint32_t align)
 START_TEST(test_fixture_metadata)
 {
 	char p[512], cfgp[512], err[512];
-	json_error_t je;
-	json_t *c;
+	mllm__json_doc *doc;
+	const mllm__json *c;
 	mllm__gguf *g;
 	const mllm__gguf_tensor *t;
 	uint32_t u;
@@ -148,8 +148,8 @@ START_TEST(test_fixture_metadata)
 
 	mllm_test_path(cfgp, sizeof cfgp, TINY "/config.json");
 	MLLM_REQUIRE_FIXTURE(cfgp);
-	c = json_load_file(cfgp, 0, &je);
-	ck_assert_ptr_nonnull(c);
+	doc = ju_load(cfgp); /* asserts it parses */
+	c = mllm__json_root(doc);
 	mllm_test_path(p, sizeof p, TINY "/tiny-mobilellm-q8_0.gguf");
 	MLLM_REQUIRE_FIXTURE(p);
 	g = open_ok(p);
@@ -158,7 +158,7 @@ START_TEST(test_fixture_metadata)
 	ck_assert_str_eq(mllm__gguf_path(g), p);
 	ck_assert_int_eq(mllm__gguf_get_str(g, "general.architecture", &s, &len), 0);
 	ck_assert(len == 5 && memcmp(s, "llama", 5) == 0);
-#define CFG(k) json_integer_value(json_object_get(c, k))
+#define CFG(k) ju_int(ju_get(c, k))
 	ck_assert_int_eq(mllm__gguf_get_u32(g, "llama.block_count", &u), 0);
 	ck_assert_int_eq(u, CFG("num_hidden_layers"));
 	ck_assert_int_eq(mllm__gguf_get_i32(g, "llama.embedding_length", &i), 0);
@@ -174,9 +174,9 @@ START_TEST(test_fixture_metadata)
 	ck_assert_int_eq(mllm__gguf_get_i32(g, "tokenizer.ggml.bos_token_id", &i), 0);
 	ck_assert_int_eq(i, CFG("bos_token_id"));
 	ck_assert_int_eq(mllm__gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f), 0);
-	ck_assert_float_eq_tol(f, json_real_value(json_object_get(c, "rms_norm_eps")), 1e-9);
+	ck_assert_float_eq_tol(f, ju_num(ju_get(c, "rms_norm_eps")), 1e-9);
 	ck_assert_int_eq(mllm__gguf_get_f32(g, "llama.rope.freq_base", &f), 0);
-	ck_assert_float_eq_tol(f, json_real_value(json_object_get(c, "rope_theta")), 1e-3);
+	ck_assert_float_eq_tol(f, ju_num(ju_get(c, "rope_theta")), 1e-3);
 	ck_assert_int_eq(mllm__gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b), 0);
 	ck_assert(b);
 	/* type mismatches and absence */
@@ -211,7 +211,7 @@ START_TEST(test_fixture_metadata)
 	ck_assert_ptr_null(mllm__gguf_tensor_find(g, "output.weight"));
 	ck_assert_ptr_null(mllm__gguf_tensor_at(g, mllm__gguf_n_tensors(g)));
 	mllm__gguf_close(g);
-	json_decref(c);
+	mllm__json_free(doc);
 	(void)err;
 }
 END_TEST

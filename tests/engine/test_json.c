@@ -5,6 +5,12 @@
  * the two trees must agree; then the strictness and limit rules, one
  * malformed input at a time; then seeded mutations (no crash, and whatever
  * we accept jansson reads the same way).
+ *
+ * This is the one engine runner that links jansson on purpose, and keeps
+ * doing so: differential testing needs a second, independent parser as the
+ * oracle. The other engine runners read JSON through the engine's own reader
+ * (json_util.h) and link no JSON library; the Makefile lists this runner
+ * among the few that still get jansson.
  */
 #include "harness.h"
 

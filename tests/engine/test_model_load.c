@@ -1,7 +1,8 @@
 /*
  * test_model_load.c — mllm_model_open() on every fixture format, checked
- * against the fixtures' own config.json / safetensors headers (read with
- * jansson, independently of the engine's JSON reader), plus the malformed
+ * against the fixtures' own config.json / safetensors headers (read here
+ * through json_util.h, not through the loader; the JSON reader itself is
+ * checked against jansson in test_json.c), plus the malformed
  * inputs: each builds a broken snapshot in a mkdtemp() directory (big files
  * are symlinked, never copied into the repository) and asserts the error
  * code and a distinctive part of the message.
@@ -10,7 +11,6 @@
 
 #include <ftw.h>
 #include <limits.h>
-#include <jansson.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -19,6 +19,7 @@
 
 #define FILE_UTIL_PREFIX "mllm-fmt"
 #include "file_util.h"
+#include "json_util.h"
 
 #define TINY    "models/tiny-mobilellm-f16"
 #define TINY_LS "models/tiny-mobilellm-ls-bf16"
@@ -66,18 +67,38 @@ static void snapshot(const char *rel)
 	link_to(p, "tokenizer.model");
 }
 
-/* Rewrites tmpdir/config.json with key set to v (NULL deletes it). */
-static void edit_config(const char *key, json_t *v)
+/* Rewrites tmpdir/config.json with key set to v, a JSON literal written
+ * as it is (NULL deletes the key). The other members are written back as
+ * they were read; a replaced key moves to the end, which JSON objects do
+ * not notice. */
+static void edit_config(const char *key, const char *v)
 {
-	json_error_t je;
-	json_t *c = json_load_file(tmp("config.json"), 0, &je);
-	ck_assert_ptr_nonnull(c);
-	if (v)
-		json_object_set_new(c, key, v);
-	else
-		json_object_del(c, key);
-	ck_assert_int_eq(json_dump_file(c, tmp("config.json"), 0), 0);
-	json_decref(c);
+	mllm__json_doc *doc = ju_load(tmp("config.json"));
+	const mllm__json *c = mllm__json_root(doc);
+	wbuf out = {0};
+
+	ck_assert_int_eq(c->type, MLLM_JSON_OBJECT);
+	put(&out, "{", 1);
+	for (const mllm__json *m = c->child; m; m = m->next) {
+		if (strcmp(m->key, key) == 0)
+			continue;
+		if (out.n > 1)
+			put(&out, ",", 1);
+		ju_put_str(&out, m->key, m->key_len);
+		put(&out, ":", 1);
+		ju_put_value(&out, m);
+	}
+	if (v) {
+		if (out.n > 1)
+			put(&out, ",", 1);
+		ju_put_str(&out, key, strlen(key));
+		put(&out, ":", 1);
+		ju_put_raw(&out, v);
+	}
+	put(&out, "}", 1);
+	spit(tmp("config.json"), out.p, out.n);
+	free(out.p);
+	mllm__json_free(doc);
 }
 
 /* Opens path expecting failure `code` with `needle` in the message. */
@@ -102,26 +123,21 @@ static mllm_model *open_ok(const char *path)
 	return m;
 }
 
-static json_int_t jint(json_t *o, const char *k)
+static int64_t jint(const mllm__json *o, const char *k)
 {
-	json_t *v = json_object_get(o, k);
-	ck_assert_msg(json_is_integer(v), "config lacks %s", k);
-	return json_integer_value(v);
+	const mllm__json *v = mllm__json_get(o, k);
+	ck_assert_msg(v && v->type == MLLM_JSON_NUMBER && v->is_int, "config lacks %s", k);
+	return v->i;
 }
 
-/* The safetensors header of a fixture, parsed with jansson. */
-static json_t *st_header(const char *path)
+/* The safetensors header of a fixture, parsed on its own. */
+static mllm__json_doc *st_header(const char *path)
 {
 	size_t n;
 	unsigned char *b = slurp(path, &n);
-	uint64_t hl = 0;
-	json_error_t je;
-	json_t *h;
-	for (int i = 7; i >= 0; i--)
-		hl = hl << 8 | b[i];
-	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
+	uint64_t hl;
+	mllm__json_doc *h = ju_parse_st_header(b, n, &hl);
 	free(b);
-	ck_assert_ptr_nonnull(h);
 	return h;
 }
 
@@ -155,33 +171,32 @@ static void check_against_config(const char *dir, const char *format, bool inter
                                  const char *model_path)
 {
 	char p[512];
-	json_error_t je;
-	json_t *c, *h;
+	mllm__json_doc *cdoc, *hdoc;
+	const mllm__json *c, *h;
 	mllm_model *m;
 	const mllm_hparams *hp;
 	int64_t n_params = 0;
-	const char *k;
-	json_t *v;
 	bool has_lm_head;
 
 	snprintf(p, sizeof p, "%s/config.json", dir);
-	c = json_load_file(fx(p), 0, &je);
-	ck_assert_ptr_nonnull(c);
+	cdoc = ju_load(fx(p)); /* asserts it parses */
+	c = mllm__json_root(cdoc);
 	snprintf(p, sizeof p, "%s/model.safetensors", strstr(dir, "-bin") ? TINY : dir);
 	if (strstr(dir, "stories260K-bin"))
 		snprintf(p, sizeof p, "%s/model.safetensors", STORIES);
-	h = st_header(fx(p));
-	json_object_foreach(h, k, v)
-	{
+	hdoc = st_header(fx(p));
+	h = mllm__json_root(hdoc);
+	for (const mllm__json *v = h->child; v; v = v->next) {
 		int64_t n = 1;
-		size_t i;
-		json_t *d;
-		if (strcmp(k, "__metadata__") == 0)
+		if (strcmp(v->key, "__metadata__") == 0)
 			continue;
-		json_array_foreach(json_object_get(v, "shape"), i, d) n *= json_integer_value(d);
+		const mllm__json *shape = ju_get(v, "shape");
+		ck_assert_int_eq(shape->type, MLLM_JSON_ARRAY);
+		for (const mllm__json *d = shape->child; d; d = d->next)
+			n *= ju_int(d);
 		n_params += n;
 	}
-	has_lm_head = json_object_get(h, "lm_head.weight") != NULL;
+	has_lm_head = mllm__json_get(h, "lm_head.weight") != NULL;
 
 	m = open_ok(model_path);
 	hp = mllm_model_hparams(m);
@@ -191,7 +206,7 @@ static void check_against_config(const char *dir, const char *format, bool inter
 	ck_assert_int_eq(hp->n_head, jint(c, "num_attention_heads"));
 	ck_assert_int_eq(hp->n_head_kv, jint(c, "num_key_value_heads"));
 	ck_assert_int_eq(hp->head_dim,
-	                 json_object_get(c, "head_dim")
+	                 mllm__json_get(c, "head_dim")
 	                     ? jint(c, "head_dim")
 	                     : jint(c, "hidden_size") / jint(c, "num_attention_heads"));
 	ck_assert_int_eq(hp->n_ff, jint(c, "intermediate_size"));
@@ -199,19 +214,15 @@ static void check_against_config(const char *dir, const char *format, bool inter
 	ck_assert_int_eq(hp->n_ctx_train, jint(c, "max_position_embeddings"));
 	ck_assert_int_eq(hp->bos_id, jint(c, "bos_token_id"));
 	ck_assert_int_eq(hp->eos_id, jint(c, "eos_token_id"));
-	ck_assert_float_eq_tol(hp->norm_eps, json_number_value(json_object_get(c, "rms_norm_eps")),
-	                       1e-9);
-	ck_assert_float_eq_tol(hp->rope_theta, json_number_value(json_object_get(c, "rope_theta")),
-	                       1e-3);
-	ck_assert_int_eq(hp->layer_sharing,
-	                 json_is_true(json_object_get(c, "layer_sharing")) ? 1 : 0);
+	ck_assert_float_eq_tol(hp->norm_eps, ju_num(ju_get(c, "rms_norm_eps")), 1e-9);
+	ck_assert_float_eq_tol(hp->rope_theta, ju_num(ju_get(c, "rope_theta")), 1e-3);
+	ck_assert_int_eq(hp->layer_sharing, ju_is_true(mllm__json_get(c, "layer_sharing")) ? 1 : 0);
 	ck_assert_int_eq(hp->rope_interleaved, interleaved);
 	ck_assert_int_eq(hp->shared_output, !has_lm_head);
 	if (hp->shared_output)
 		ck_assert_ptr_eq(m->output.data, m->tok_embd.data);
-	ck_assert_str_eq(hp->arch, strcmp(format, "gguf") == 0
-	                               ? "llama"
-	                               : json_string_value(json_object_get(c, "model_type")));
+	ck_assert_str_eq(hp->arch,
+	                 strcmp(format, "gguf") == 0 ? "llama" : ju_str(ju_get(c, "model_type")));
 	ck_assert_int_eq(mllm_model_n_params(m), n_params);
 	ck_assert_uint_gt(mllm_model_weight_bytes(m), 0);
 	ck_assert_ptr_nonnull(mllm_model_tokenizer(m));
@@ -226,8 +237,8 @@ static void check_against_config(const char *dir, const char *format, bool inter
 	}
 	ck_assert_int_eq(m->output_norm.dtype, MLLM_DTYPE_F32);
 	mllm_model_close(m);
-	json_decref(h);
-	json_decref(c);
+	mllm__json_free(hdoc);
+	mllm__json_free(cdoc);
 }
 
 START_TEST(test_open_safetensors)
@@ -401,8 +412,8 @@ END_TEST
 START_TEST(test_config_wrong_hidden_size)
 {
 	snapshot(TINY);
-	edit_config("hidden_size", json_integer(256));
-	edit_config("head_dim", json_integer(64));
+	edit_config("hidden_size", "256");
+	edit_config("head_dim", "64");
 	expect_fail(tmpdir, MLLM_EFORMAT,
 	            "model.safetensors: tensor model.embed_tokens.weight has shape [32000, 192], "
 	            "expected [32000, 256]");
@@ -413,7 +424,7 @@ END_TEST
 START_TEST(test_config_wrong_ffn)
 {
 	snapshot(TINY);
-	edit_config("intermediate_size", json_integer(500));
+	edit_config("intermediate_size", "500");
 	expect_fail(tmpdir, MLLM_EFORMAT,
 	            "tensor model.layers.0.mlp.gate_proj.weight has shape [512, 192]");
 	rm_tmpdir();
@@ -423,7 +434,7 @@ END_TEST
 START_TEST(test_config_wrong_vocab)
 {
 	snapshot(TINY);
-	edit_config("vocab_size", json_integer(32001));
+	edit_config("vocab_size", "32001");
 	expect_fail(tmpdir, MLLM_EFORMAT, "expected [32001, 192]");
 	rm_tmpdir();
 }
@@ -432,9 +443,9 @@ END_TEST
 START_TEST(test_config_wrong_kv_heads)
 {
 	snapshot(TINY);
-	edit_config("num_key_value_heads", json_integer(3));
+	edit_config("num_key_value_heads", "3");
 	expect_fail(tmpdir, MLLM_EFORMAT, "self_attn.k_proj.weight has shape [64, 192]");
-	edit_config("num_key_value_heads", json_integer(2));
+	edit_config("num_key_value_heads", "2");
 	expect_fail(tmpdir, MLLM_EFORMAT, "not a multiple of 2 KV heads");
 	rm_tmpdir();
 }
@@ -443,8 +454,8 @@ END_TEST
 START_TEST(test_config_heads_do_not_divide)
 {
 	snapshot(TINY);
-	edit_config("num_attention_heads", json_integer(5));
-	edit_config("num_key_value_heads", json_integer(1));
+	edit_config("num_attention_heads", "5");
+	edit_config("num_key_value_heads", "1");
 	expect_fail(tmpdir, MLLM_EFORMAT, "not a multiple of num_attention_heads 5");
 	rm_tmpdir();
 }
@@ -456,9 +467,9 @@ END_TEST
 START_TEST(test_config_layer_count)
 {
 	snapshot(TINY_LS);
-	edit_config("num_hidden_layers", json_integer(6));
+	edit_config("num_hidden_layers", "6");
 	expect_fail(tmpdir, MLLM_EFORMAT, "missing tensor model.layers.3.input_layernorm.weight");
-	edit_config("num_hidden_layers", json_integer(2));
+	edit_config("num_hidden_layers", "2");
 	expect_fail(tmpdir, MLLM_EFORMAT, "beyond the 2 layers");
 	rm_tmpdir();
 }
@@ -472,24 +483,24 @@ START_TEST(test_config_missing_and_bad_keys)
 	rm_tmpdir();
 
 	snapshot(TINY);
-	edit_config("num_hidden_layers", json_string("4"));
+	edit_config("num_hidden_layers", "\"4\"");
 	expect_fail(tmpdir, MLLM_EFORMAT, "\"num_hidden_layers\" must be a 32-bit integer");
-	edit_config("num_hidden_layers", json_integer(-4));
+	edit_config("num_hidden_layers", "-4");
 	expect_fail(tmpdir, MLLM_EFORMAT, "layers -4 is out of range");
 	rm_tmpdir();
 
 	snapshot(TINY);
-	edit_config("model_type", json_string("gpt2"));
+	edit_config("model_type", "\"gpt2\"");
 	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "model_type \"gpt2\" is not supported");
 	rm_tmpdir();
 
 	snapshot(TINY);
-	edit_config("rope_scaling", json_pack("{s:s, s:f}", "type", "linear", "factor", 2.0));
+	edit_config("rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}");
 	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "rope_scaling");
 	rm_tmpdir();
 
 	snapshot(TINY);
-	edit_config("rms_norm_eps", json_real(-1.0));
+	edit_config("rms_norm_eps", "-1.0");
 	expect_fail(tmpdir, MLLM_EFORMAT, "epsilon");
 	rm_tmpdir();
 }
@@ -617,85 +628,94 @@ END_TEST
 
 /* Splits fixture rel's model.safetensors into two shards + index in tmpdir.
  * `move` (if set) names a tensor the index claims is in the other shard. */
+/* Writes a safetensors file: the u64 length of hdr (a JSON object, padded
+ * with spaces to a multiple of 8), hdr, then data. */
+static void write_safetensors(const char *path, wbuf *hdr, const wbuf *data)
+{
+	wbuf f = {0};
+	unsigned char le[8];
+	while (hdr->n % 8)
+		put(hdr, " ", 1);
+	for (int j = 0; j < 8; j++)
+		le[j] = (unsigned char)((uint64_t)hdr->n >> (8 * j));
+	put(&f, le, 8);
+	put(&f, hdr->p, hdr->n);
+	put(&f, data->p, data->n);
+	spit(path, f.p, f.n);
+	free(f.p);
+}
+
+/* `"name":{"dtype":...,"shape":...,"data_offsets":[a,b]}`: header entry v
+ * (dtype and shape as they are) at new offsets. */
+static void put_st_entry(wbuf *out, const char *name, const mllm__json *v, uint64_t a, uint64_t b)
+{
+	ju_put_str(out, name, strlen(name));
+	ju_put_raw(out, ":{\"dtype\":");
+	ju_put_value(out, ju_get(v, "dtype"));
+	ju_put_raw(out, ",\"shape\":");
+	ju_put_value(out, ju_get(v, "shape"));
+	ju_put_raw(out, ",\"data_offsets\":[");
+	ju_put_int(out, (int64_t)a);
+	ju_put_raw(out, ",");
+	ju_put_int(out, (int64_t)b);
+	ju_put_raw(out, "]}");
+}
+
 static void make_shards(const char *rel, const char *lie_about)
 {
+	static const char *const names[2] = {"model-00001-of-00002.safetensors",
+	                                     "model-00002-of-00002.safetensors"};
 	size_t n;
 	unsigned char *b = slurp(fx(rel), &n);
-	uint64_t hl = 0;
-	json_error_t je;
-	json_t *h, *idx = json_object(), *wm = json_object(), *sh[2];
-	const char *k;
-	json_t *v;
-	int i = 0;
+	uint64_t hl;
+	mllm__json_doc *doc = ju_parse_st_header(b, n, &hl);
+	const mllm__json *h = mllm__json_root(doc);
+	wbuf idx = {0};
+	int i;
 
-	for (int j = 7; j >= 0; j--)
-		hl = hl << 8 | b[j];
-	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
-	ck_assert_ptr_nonnull(h);
-	sh[0] = json_object();
-	sh[1] = json_object();
-	json_object_foreach(h, k, v)
-	{
-		if (strcmp(k, "__metadata__") == 0)
+	/* Tensors alternate between the shards in header order; each shard's
+	 * offsets are rewritten for a compact data section. */
+	for (int s = 0; s < 2; s++) {
+		wbuf hdr = {0}, data = {0};
+		i = 0;
+		put(&hdr, "{", 1);
+		for (const mllm__json *v = h->child; v; v = v->next) {
+			if (strcmp(v->key, "__metadata__") == 0)
+				continue;
+			if (i++ % 2 != s)
+				continue;
+			const mllm__json *o = ju_get(v, "data_offsets");
+			uint64_t a = (uint64_t)ju_int(ju_at(o, 0));
+			uint64_t e = (uint64_t)ju_int(ju_at(o, 1));
+			ck_assert(a <= e && e <= n - 8 - hl);
+			if (hdr.n > 1)
+				put(&hdr, ",", 1);
+			put_st_entry(&hdr, v->key, v, data.n, data.n + (e - a));
+			put(&data, b + 8 + hl + a, e - a);
+		}
+		put(&hdr, "}", 1);
+		write_safetensors(tmp(names[s]), &hdr, &data);
+		free(hdr.p);
+		free(data.p);
+	}
+	ju_put_raw(&idx, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+	i = 0;
+	for (const mllm__json *v = h->child; v; v = v->next) {
+		if (strcmp(v->key, "__metadata__") == 0)
 			continue;
-		json_object_set(sh[i % 2], k, v);
-		json_object_set_new(wm, k,
-		                    json_string((i % 2) ^ (lie_about && !strcmp(k, lie_about))
-		                                    ? "model-00002-of-00002.safetensors"
-		                                    : "model-00001-of-00002.safetensors"));
+		if (i)
+			ju_put_raw(&idx, ",\n  ");
+		ju_put_str(&idx, v->key, v->key_len);
+		ju_put_raw(&idx, ": ");
+		ju_put_raw(&idx, "\"");
+		ju_put_raw(&idx, names[(i % 2) ^ (lie_about && !strcmp(v->key, lie_about))]);
+		ju_put_raw(&idx, "\"");
 		i++;
 	}
-	for (int s = 0; s < 2; s++) {
-		/* rewrite offsets for a compact data section */
-		uint64_t off = 0;
-		json_t *out = json_object();
-		FILE *f;
-		char *hdr;
-		size_t hlen;
-		uint64_t le;
-		json_object_foreach(sh[s], k, v)
-		{
-			json_t *o = json_object_get(v, "data_offsets");
-			uint64_t a = (uint64_t)json_integer_value(json_array_get(o, 0));
-			uint64_t e = (uint64_t)json_integer_value(json_array_get(o, 1));
-			json_object_set_new(out, k,
-			                    json_pack("{s:O, s:O, s:[I,I]}", "dtype",
-			                              json_object_get(v, "dtype"), "shape",
-			                              json_object_get(v, "shape"), "data_offsets",
-			                              (json_int_t)off, (json_int_t)(off + e - a)));
-			off += e - a;
-		}
-		hdr = json_dumps(out, JSON_COMPACT);
-		hlen = strlen(hdr);
-		hdr = realloc(hdr, hlen + 8);
-		while (hlen % 8)
-			hdr[hlen++] = ' ';
-		f = fopen(tmp(s ? "model-00002-of-00002.safetensors"
-		                : "model-00001-of-00002.safetensors"),
-		          "wb");
-		ck_assert_ptr_nonnull(f);
-		le = hlen;
-		fwrite(&le, 8, 1, f);
-		fwrite(hdr, 1, hlen, f);
-		json_object_foreach(out, k, v)
-		{
-			json_t *o = json_object_get(json_object_get(h, k), "data_offsets");
-			uint64_t a = (uint64_t)json_integer_value(json_array_get(o, 0));
-			uint64_t e = (uint64_t)json_integer_value(json_array_get(o, 1));
-			(void)v;
-			fwrite(b + 8 + hl + a, 1, e - a, f);
-		}
-		fclose(f);
-		free(hdr);
-		json_decref(out);
-		json_decref(sh[s]);
-	}
-	json_object_set_new(idx, "metadata", json_pack("{s:i}", "total_size", 0));
-	json_object_set_new(idx, "weight_map", wm);
-	ck_assert_int_eq(json_dump_file(idx, tmp("model.safetensors.index.json"), JSON_INDENT(2)),
-	                 0);
-	json_decref(idx);
-	json_decref(h);
+	ju_put_raw(&idx, "}}\n");
+	spit(tmp("model.safetensors.index.json"), idx.p, idx.n);
+	free(idx.p);
+	mllm__json_free(doc);
 	free(b);
 }
 
@@ -743,36 +763,32 @@ static void add_lm_head(const char *rel, int rows, int cols)
 {
 	size_t n;
 	unsigned char *b = slurp(fx(rel), &n);
-	uint64_t hl = 0, le;
-	json_error_t je;
-	json_t *h, *e;
-	char *hdr;
-	size_t hlen;
-	FILE *f;
+	uint64_t hl;
+	mllm__json_doc *doc = ju_parse_st_header(b, n, &hl);
+	const mllm__json *h = mllm__json_root(doc);
+	const mllm__json *e = ju_get(h, "model.embed_tokens.weight");
+	const mllm__json *o = ju_get(e, "data_offsets");
+	wbuf hdr = {0};
+	wbuf data = {.p = b + 8 + hl, .n = n - 8 - (size_t)hl};
 
-	for (int j = 7; j >= 0; j--)
-		hl = hl << 8 | b[j];
-	h = json_loadb((const char *)b + 8, (size_t)hl, 0, &je);
-	ck_assert_ptr_nonnull(h);
-	e = json_deep_copy(json_object_get(h, "model.embed_tokens.weight"));
-	json_array_set_new(json_object_get(e, "shape"), 0, json_integer(rows));
-	json_array_set_new(json_object_get(e, "shape"), 1, json_integer(cols));
-	json_object_set_new(h, "lm_head.weight", e);
-	hdr = json_dumps(h, JSON_COMPACT);
-	hlen = strlen(hdr);
-	hdr = realloc(hdr, hlen + 8);
-	while (hlen % 8)
-		hdr[hlen++] = ' ';
+	/* the header as it is, less its closing brace, then the new entry: the
+	 * embedding's dtype and bytes under the asked-for shape */
+	ju_put_value(&hdr, h);
+	ck_assert(hdr.n > 2 && hdr.p[hdr.n - 1] == '}');
+	hdr.n--;
+	ju_put_raw(&hdr, ",\"lm_head.weight\":{\"dtype\":");
+	ju_put_value(&hdr, ju_get(e, "dtype"));
+	ju_put_raw(&hdr, ",\"shape\":[");
+	ju_put_int(&hdr, rows);
+	ju_put_raw(&hdr, ",");
+	ju_put_int(&hdr, cols);
+	ju_put_raw(&hdr, "],\"data_offsets\":");
+	ju_put_value(&hdr, o);
+	ju_put_raw(&hdr, "}}");
 	unlink(tmp("model.safetensors"));
-	f = fopen(tmp("model.safetensors"), "wb");
-	ck_assert_ptr_nonnull(f);
-	le = hlen;
-	fwrite(&le, 8, 1, f);
-	fwrite(hdr, 1, hlen, f);
-	fwrite(b + 8 + hl, 1, n - 8 - (size_t)hl, f);
-	fclose(f);
-	free(hdr);
-	json_decref(h);
+	write_safetensors(tmp("model.safetensors"), &hdr, &data);
+	free(hdr.p);
+	mllm__json_free(doc);
 	free(b);
 }
 
@@ -792,14 +808,14 @@ START_TEST(test_lm_head)
 	ck_assert_int_eq(mllm_model_n_params(m), base + 32000 * 128);
 	mllm_model_close(m);
 	/* share_embedding: true wins over a stray lm_head */
-	edit_config("share_embedding", json_true());
+	edit_config("share_embedding", "true");
 	m = open_ok(tmpdir);
 	ck_assert(mllm_model_hparams(m)->shared_output);
 	ck_assert_ptr_eq(m->output.data, m->tok_embd.data);
 	mllm_model_close(m);
 	/* a wrong-shaped lm_head (same bytes) is an error when it is used */
 	add_lm_head(TINY_LS "/model.safetensors", 64000, 64);
-	edit_config("share_embedding", json_false());
+	edit_config("share_embedding", "false");
 	expect_fail(tmpdir, MLLM_EFORMAT,
 	            "tensor lm_head.weight has shape [64000, 64], expected [32000, 128]");
 	rm_tmpdir();
@@ -841,12 +857,40 @@ START_TEST(test_alloc_failures)
 }
 END_TEST
 
+/* tmpdir/pytorch_model.bin.index.json: every tensor of header h (plus
+ * `extra`, if set) in the one shard. */
+static void write_bin_index(const mllm__json *h, const char *extra)
+{
+	static const char shard[] = "\"pytorch_model-00001-of-00001.bin\"";
+	wbuf idx = {0};
+	bool first = true;
+
+	ju_put_raw(&idx, "{\"weight_map\": {");
+	for (const mllm__json *v = h->child; v; v = v->next) {
+		if (strcmp(v->key, "__metadata__") == 0)
+			continue;
+		if (!first)
+			ju_put_raw(&idx, ", ");
+		first = false;
+		ju_put_str(&idx, v->key, v->key_len);
+		ju_put_raw(&idx, ": ");
+		ju_put_raw(&idx, shard);
+	}
+	if (extra) {
+		ju_put_raw(&idx, ", ");
+		ju_put_str(&idx, extra, strlen(extra));
+		ju_put_raw(&idx, ": ");
+		ju_put_raw(&idx, shard);
+	}
+	ju_put_raw(&idx, "}}");
+	spit(tmp("pytorch_model.bin.index.json"), idx.p, idx.n);
+	free(idx.p);
+}
+
 /* pytorch_model.bin.index.json: one .bin shard (the fixture, symlinked). */
 START_TEST(test_bin_shards)
 {
-	json_t *h = st_header(fx(STORIES "/model.safetensors")), *wm = json_object(), *v;
-	json_t *idx;
-	const char *k;
+	mllm__json_doc *h = st_header(fx(STORIES "/model.safetensors"));
 	size_t n;
 	unsigned char *b;
 
@@ -856,13 +900,7 @@ START_TEST(test_bin_shards)
 	free(b);
 	link_to("models/stories260K-bin/tokenizer.model", "tokenizer.model");
 	link_to("models/stories260K-bin/pytorch_model.bin", "pytorch_model-00001-of-00001.bin");
-	json_object_foreach(h, k, v)
-	{
-		if (strcmp(k, "__metadata__") != 0)
-			json_object_set_new(wm, k, json_string("pytorch_model-00001-of-00001.bin"));
-	}
-	idx = json_pack("{s:o}", "weight_map", wm);
-	ck_assert_int_eq(json_dump_file(idx, tmp("pytorch_model.bin.index.json"), 0), 0);
+	write_bin_index(mllm__json_root(h), NULL);
 	compare_models(fx(STORIES), tmpdir);
 	{
 		mllm_model *m = open_ok(tmpdir);
@@ -870,20 +908,17 @@ START_TEST(test_bin_shards)
 		mllm_model_close(m);
 	}
 	/* an index naming a tensor the shard lacks */
-	json_object_set_new(wm, "model.layers.0.mlp.extra.weight",
-	                    json_string("pytorch_model-00001-of-00001.bin"));
-	ck_assert_int_eq(json_dump_file(idx, tmp("pytorch_model.bin.index.json"), 0), 0);
+	write_bin_index(mllm__json_root(h), "model.layers.0.mlp.extra.weight");
 	expect_fail(tmpdir, MLLM_EFORMAT,
 	            "tensor model.layers.0.mlp.extra.weight is listed in shard "
 	            "pytorch_model-00001-of-00001.bin but not found there");
-	json_decref(idx);
-	json_decref(h);
+	mllm__json_free(h);
 	rm_tmpdir();
 }
 END_TEST
 
 /* The official MobileLLM configs (125M ... 1.5B) parse, pass the
- * hyper-parameter checks and agree with jansson's reading of them. */
+ * hyper-parameter checks and agree with json_util.h's reading of them. */
 START_TEST(test_official_configs)
 {
 	static const char *names[] = {"MobileLLM-125M", "MobileLLM-350M", "MobileLLM-600M",
@@ -891,14 +926,14 @@ START_TEST(test_official_configs)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char rel[256], err[512] = "";
 		mllm_hparams hp = {0};
-		json_error_t je;
-		json_t *c;
+		mllm__json_doc *doc;
+		const mllm__json *c;
 		int share = 0;
 		snprintf(rel, sizeof rel, "configs/%s/config.json", names[i]);
-		c = json_load_file(fx(rel), 0, &je);
-		ck_assert_ptr_nonnull(c);
+		doc = ju_load(fx(rel)); /* asserts it parses */
+		c = mllm__json_root(doc);
 		ck_assert_msg(parse_config(fx(rel), &hp, &share, err, sizeof err) == 0, "%s", err);
-		ck_assert_str_eq(hp.arch, json_string_value(json_object_get(c, "model_type")));
+		ck_assert_str_eq(hp.arch, ju_str(ju_get(c, "model_type")));
 		ck_assert_int_eq(hp.n_layer, jint(c, "num_hidden_layers"));
 		ck_assert_int_eq(hp.n_embd, jint(c, "hidden_size"));
 		ck_assert_int_eq(hp.n_head, jint(c, "num_attention_heads"));
@@ -908,7 +943,7 @@ START_TEST(test_official_configs)
 		ck_assert_int_eq(hp.n_vocab, jint(c, "vocab_size"));
 		ck_assert_int_eq(share, -1); /* these configs have no share_embedding */
 		ck_assert(!hp.layer_sharing);
-		json_decref(c);
+		mllm__json_free(doc);
 	}
 }
 END_TEST

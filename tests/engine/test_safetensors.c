@@ -1,19 +1,21 @@
 /*
  * test_safetensors.c — the safetensors reader and the shared loader pieces
- * (tensor set, file helpers). The fixture's header is read independently with
- * jansson and every tensor's dtype, shape and data pointer must match; then
- * synthetic files, one malformation each, and every truncation of a valid
- * file.
+ * (tensor set, file helpers). The fixture's header is read on its own
+ * (json_util.h) and every tensor's dtype, shape and data pointer must match
+ * what the reader built from it; then synthetic files, one malformation
+ * each, and every truncation of a valid file. (The JSON parsing itself is
+ * checked against jansson in test_json.c; this runner links no JSON
+ * library.)
  */
 #include "harness.h"
 
 #include <fcntl.h>
-#include <jansson.h>
 
 #include "../../engine/safetensors.c"
 
 #define FILE_UTIL_PREFIX "mllm-st"
 #include "file_util.h"
+#include "json_util.h"
 
 /* Writes u64 header length + header (padded to 8) + data_len bytes. */
 static const char *write_st(const char *hdr, size_t data_len, size_t cut)
@@ -56,54 +58,49 @@ static void expect_fail(const char *hdr, size_t data_len, int code, const char *
 	ck_assert_msg(strstr(err, "t.safetensors: ") != NULL, "\"%s\" does not name the file", err);
 }
 
-START_TEST(test_fixture_matches_jansson)
+START_TEST(test_fixture_matches_header)
 {
 	char path[512], err[512] = "";
 	mllm__tset ts;
-	json_error_t je;
-	json_t *h, *v;
-	const char *k;
-	unsigned char hl8[8];
+	mllm__json_doc *doc;
+	const mllm__json *h;
+	unsigned char *b;
 	uint64_t hl = 0;
-	FILE *f;
-	size_t n = 0;
+	size_t n = 0, fsize;
 
 	mllm_test_path(path, sizeof path, "models/tiny-mobilellm-f16/model.safetensors");
 	MLLM_REQUIRE_FIXTURE(path);
-	f = fopen(path, "rb");
-	ck_assert_uint_eq(fread(hl8, 1, 8, f), 8);
-	for (int i = 7; i >= 0; i--)
-		hl = hl << 8 | hl8[i];
-	h = json_loadf(f, JSON_DISABLE_EOF_CHECK, &je);
-	fclose(f);
-	ck_assert_ptr_nonnull(h);
+	b = slurp(path, &fsize);
+	doc = ju_parse_st_header(b, fsize, &hl);
+	free(b);
+	h = mllm__json_root(doc);
+	ck_assert_int_eq(h->type, MLLM_JSON_OBJECT);
 
 	mllm__tset_init(&ts);
 	ck_assert_msg(mllm__safetensors_load(&ts, path, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(mllm__tset_index(&ts, err, sizeof err), 0);
 	ck_assert_int_eq(ts.n_maps, 1);
-	json_object_foreach(h, k, v)
-	{
+	for (const mllm__json *v = h->child; v; v = v->next) {
+		const char *k = v->key;
 		const mllm__ltensor *t;
-		json_t *shape = json_object_get(v, "shape"), *d;
-		size_t i;
+		const mllm__json *shape, *offs;
+		size_t i = 0;
 		if (strcmp(k, "__metadata__") == 0)
 			continue;
 		n++;
 		t = mllm__tset_find(&ts, k);
 		ck_assert_msg(t != NULL, "%s not loaded", k);
-		ck_assert_str_eq(t->type_name, json_string_value(json_object_get(v, "dtype")));
+		ck_assert_str_eq(t->type_name, ju_str(ju_get(v, "dtype")));
 		ck_assert_int_eq(t->dtype, MLLM_DTYPE_F16);
-		ck_assert_int_eq(t->n_dims, (int)json_array_size(shape));
-		json_array_foreach(shape, i, d)
-		    ck_assert_int_eq(t->shape[i], json_integer_value(d));
-		ck_assert_ptr_eq(t->data, (const char *)ts.maps[0].addr + 8 + hl +
-		                              json_integer_value(json_array_get(
-		                                  json_object_get(v, "data_offsets"), 0)));
-		ck_assert_uint_eq(t->nbytes, (size_t)(json_integer_value(json_array_get(
-		                                          json_object_get(v, "data_offsets"), 1)) -
-		                                      json_integer_value(json_array_get(
-		                                          json_object_get(v, "data_offsets"), 0))));
+		shape = ju_get(v, "shape");
+		ck_assert_int_eq(t->n_dims, (int)ju_len(shape));
+		for (const mllm__json *d = shape->child; d; d = d->next)
+			ck_assert_int_eq(t->shape[i++], ju_int(d));
+		offs = ju_get(v, "data_offsets");
+		ck_assert_ptr_eq(t->data,
+		                 (const char *)ts.maps[0].addr + 8 + hl + ju_int(ju_at(offs, 0)));
+		ck_assert_uint_eq(t->nbytes,
+		                  (size_t)(ju_int(ju_at(offs, 1)) - ju_int(ju_at(offs, 0))));
 		ck_assert_str_eq(ts.files[t->file], path);
 	}
 	ck_assert_uint_eq(ts.n, n);
@@ -113,7 +110,7 @@ START_TEST(test_fixture_matches_jansson)
 	ck_assert_int_eq(mllm__tset_index(&ts, err, sizeof err), MLLM_EFORMAT);
 	ck_assert(strstr(err, "is defined twice") != NULL);
 	mllm__tset_free(&ts);
-	json_decref(h);
+	mllm__json_free(doc);
 }
 END_TEST
 
@@ -304,7 +301,7 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
-	tcase_add_test(tc, test_fixture_matches_jansson);
+	tcase_add_test(tc, test_fixture_matches_header);
 	tcase_add_test(tc, test_synthetic_good);
 	tcase_add_test(tc, test_malformed_headers);
 	tcase_add_test(tc, test_header_length);

@@ -7,10 +7,10 @@
  */
 #include "harness.h"
 
-#include <jansson.h>
 #include <math.h>
 
 #include "../../engine/sampler.c"
+#include "json_util.h"
 
 /* ---- Fixtures: the last-position logits of a golden case ---------------- */
 
@@ -26,30 +26,28 @@ typedef struct {
 static void load_case(const char *model, const char *json_name, int idx, golden_case *gc)
 {
 	char path[1024], rel[512], lpath[1024];
-	json_error_t jerr;
-	json_t *root, *c, *g, *top;
+	mllm__json_doc *root;
+	const mllm__json *c, *g, *top;
 	FILE *f;
 	long size;
 
 	snprintf(rel, sizeof rel, "models/%s/%s", model, json_name);
 	mllm_test_path(path, sizeof path, rel);
 	MLLM_REQUIRE_FIXTURE(path);
-	root = json_load_file(path, 0, &jerr);
-	ck_assert_msg(root != NULL, "%s: %s", path, jerr.text);
-	c = json_array_get(json_object_get(root, "cases"), (size_t)idx);
+	root = ju_load(path); /* asserts it parses */
+	c = ju_at(ju_get(mllm__json_root(root), "cases"), (size_t)idx);
 	ck_assert_ptr_nonnull(c);
-	g = json_object_get(c, "greedy");
-	gc->greedy0 = (int32_t)json_integer_value(json_array_get(json_object_get(g, "ids"), 0));
-	gc->logprob0 = json_real_value(json_array_get(json_object_get(g, "logprobs"), 0));
-	top = json_array_get(json_object_get(g, "top_logprobs"), 0);
-	ck_assert_int_eq(json_array_size(top), 5);
+	g = ju_get(c, "greedy");
+	gc->greedy0 = (int32_t)ju_int(ju_at(ju_get(g, "ids"), 0));
+	gc->logprob0 = ju_num(ju_at(ju_get(g, "logprobs"), 0));
+	top = ju_at(ju_get(g, "top_logprobs"), 0);
+	ck_assert_int_eq(ju_len(top), 5);
 	for (int i = 0; i < 5; i++) {
-		json_t *e = json_array_get(top, (size_t)i);
-		gc->top_id[i] = (int32_t)json_integer_value(json_array_get(e, 0));
-		gc->top_lp[i] = json_real_value(json_array_get(e, 1));
+		const mllm__json *e = ju_at(top, (size_t)i);
+		gc->top_id[i] = (int32_t)ju_int(ju_at(e, 0));
+		gc->top_lp[i] = ju_num(ju_at(e, 1));
 	}
-	snprintf(rel, sizeof rel, "models/%s/%s", model,
-	         json_string_value(json_object_get(c, "last_logits_file")));
+	snprintf(rel, sizeof rel, "models/%s/%s", model, ju_str(ju_get(c, "last_logits_file")));
 	mllm_test_path(lpath, sizeof lpath, rel);
 	MLLM_REQUIRE_FIXTURE(lpath);
 	f = fopen(lpath, "rb");
@@ -61,7 +59,7 @@ static void load_case(const char *model, const char *json_name, int idx, golden_
 	gc->logits = malloc((size_t)size);
 	ck_assert_int_eq(fread(gc->logits, 4, (size_t)gc->n_vocab, f), (size_t)gc->n_vocab);
 	fclose(f);
-	json_decref(root);
+	mllm__json_free(root);
 }
 
 static mllm_sampler *make(const mllm_sampling *p, int32_t n_vocab, int32_t choice)

@@ -10,12 +10,12 @@
  */
 #include "harness.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <time.h>
 
 #include "../../engine/scheduler.c"
+#include "json_util.h"
 
 #define MAXC 4   /* choices per request in these tests */
 #define MAXT 512 /* tokens per choice */
@@ -281,27 +281,26 @@ END_TEST
 START_TEST(test_golden_greedy_and_echo)
 {
 	char path[1024];
-	json_error_t jerr;
 	mllm_model *m = open_model("models/stories260K");
 	mllm_engine_params p = engine_params();
 	mllm_engine *e = start(m, &p);
 	static result res;
-	json_t *root;
+	mllm__json_doc *root;
 
 	mllm_test_path(path, sizeof path, "models/stories260K/stories260K.json");
-	root = json_load_file(path, 0, &jerr);
-	ck_assert_msg(root != NULL, "%s", jerr.text);
-	json_t *cases = json_object_get(root, "cases");
-	for (size_t ci = 0; ci < json_array_size(cases); ci++) {
-		json_t *c = json_array_get(cases, ci), *ids = json_object_get(c, "ids");
-		json_t *g = json_object_get(c, "greedy");
-		json_t *gids = json_object_get(g, "ids"), *glp = json_object_get(g, "logprobs");
-		json_t *gtop = json_object_get(g, "top_logprobs");
-		json_t *top = json_object_get(c, "top"), *lse = json_object_get(c, "logsumexp");
+	root = ju_load(path); /* asserts it parses */
+	const mllm__json *cases = ju_get(mllm__json_root(root), "cases");
+	for (size_t ci = 0; ci < ju_len(cases); ci++) {
+		const mllm__json *c = ju_at(cases, ci), *ids = ju_get(c, "ids");
+		const mllm__json *g = ju_get(c, "greedy");
+		const mllm__json *gids = ju_get(g, "ids"), *glp = ju_get(g, "logprobs");
+		const mllm__json *gtop = ju_get(g, "top_logprobs");
+		const mllm__json *top = ju_get(c, "top"), *lse = ju_get(c, "logsumexp");
 		int32_t prompt[MAXT];
-		size_t n_prompt = json_array_size(ids), n_gen = json_array_size(gids);
+		size_t n_prompt = ju_len(ids), n_gen = ju_len(gids);
+		ck_assert_uint_le(n_prompt, MAXT);
 		for (size_t i = 0; i < n_prompt; i++)
-			prompt[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+			prompt[i] = (int32_t)ju_int(ju_at(ids, i));
 
 		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
 		s.temperature = 0.0f;
@@ -314,16 +313,13 @@ START_TEST(test_golden_greedy_and_echo)
 		/* Greedy ids identical (the golden margins are all large here),
 		 * logprobs and alternatives within 1e-3. */
 		for (size_t t = 0; t < n_gen; t++) {
-			json_t *tt = json_array_get(gtop, t);
-			ck_assert_int_eq(res.tokens[0][t],
-			                 json_integer_value(json_array_get(gids, t)));
-			ck_assert_double_eq_tol(res.logprob[0][t],
-			                        json_real_value(json_array_get(glp, t)), 1e-3);
+			const mllm__json *tt = ju_at(gtop, t);
+			ck_assert_int_eq(res.tokens[0][t], ju_int(ju_at(gids, t)));
+			ck_assert_double_eq_tol(res.logprob[0][t], ju_num(ju_at(glp, t)), 1e-3);
 			ck_assert_int_eq(res.n_top[0][t], 5);
 			for (int k = 0; k < 5; k++) {
-				json_t *pair = json_array_get(tt, (size_t)k);
-				ck_assert_int_eq(res.top[0][t][k].id,
-				                 json_integer_value(json_array_get(pair, 0)));
+				const mllm__json *pair = ju_at(tt, (size_t)k);
+				ck_assert_int_eq(res.top[0][t][k].id, ju_int(ju_at(pair, 0)));
 			}
 		}
 		ck_assert_int_eq(res.finish[0], MLLM_FINISH_LENGTH);
@@ -332,29 +328,26 @@ START_TEST(test_golden_greedy_and_echo)
 		ck_assert_int_eq(res.n_prompt_ev, (int)n_prompt);
 		ck_assert(!res.prompt_has[0]);
 		for (size_t pos = 1; pos < n_prompt; pos++) {
-			json_t *best = json_array_get(json_array_get(top, pos - 1), 0);
-			double l = json_number_value(json_array_get(lse, pos - 1));
+			const mllm__json *best = ju_at(ju_at(top, pos - 1), 0);
+			double l = ju_num(ju_at(lse, pos - 1));
 			ck_assert_int_eq(res.prompt_tok[pos], prompt[pos]);
 			ck_assert(res.prompt_has[pos]);
-			ck_assert_int_eq(res.prompt_top[pos][0].id,
-			                 json_integer_value(json_array_get(best, 0)));
+			ck_assert_int_eq(res.prompt_top[pos][0].id, ju_int(ju_at(best, 0)));
 			ck_assert_double_eq_tol(res.prompt_top[pos][0].logprob,
-			                        json_number_value(json_array_get(best, 1)) - l,
-			                        1e-3);
+			                        ju_num(ju_at(best, 1)) - l, 1e-3);
 			/* The prompt token's own logprob, where the golden's
 			 * top-10 of that position holds it. */
-			json_t *row = json_array_get(top, pos - 1);
-			for (size_t k = 0; k < json_array_size(row); k++) {
-				json_t *pair = json_array_get(row, k);
-				if (json_integer_value(json_array_get(pair, 0)) == prompt[pos])
-					ck_assert_double_eq_tol(
-					    res.prompt_lp[pos],
-					    json_number_value(json_array_get(pair, 1)) - l, 1e-3);
+			const mllm__json *row = ju_at(top, pos - 1);
+			for (size_t k = 0; k < ju_len(row); k++) {
+				const mllm__json *pair = ju_at(row, k);
+				if (ju_int(ju_at(pair, 0)) == prompt[pos])
+					ck_assert_double_eq_tol(res.prompt_lp[pos],
+					                        ju_num(ju_at(pair, 1)) - l, 1e-3);
 			}
 		}
 		ck_assert_int_eq(res.n_cached, 0); /* echo never reuses the cache */
 	}
-	json_decref(root);
+	mllm__json_free(root);
 	mllm_engine_free(e);
 	mllm_model_close(m);
 }
