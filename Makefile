@@ -140,9 +140,6 @@ $(BIN): $(BUILD)/server/main.o $(ALL_LIBS)
 # it tests (tests/engine/ sees engine/ only, and so on). White-box tests
 # #include the .c under test; the archive member it replaces is then simply
 # not pulled in.
-$(BUILD)/tests/engine/%: tests/engine/%.c tests/harness.h $(ALL_LIBS)
-	$(Q)mkdir -p $(@D)
-	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) $(JANSSON_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
 $(BUILD)/tests/api/%: tests/api/%.c tests/harness.h $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(API_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
@@ -158,7 +155,7 @@ ENGINE_TEST_JANSSON := test_json test_tokenizer
 ENGINE_TEST_LIBS = $(if $(filter $*,$(ENGINE_TEST_JANSSON)),$(shell pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson))
 $(BUILD)/tests/engine/%: tests/engine/%.c tests/harness.h $(ENGINE_LIB)
 	$(Q)mkdir -p $(@D)
-	$(QLD)$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ENGINE_LIB) $(CHECK_LIBS) $(ENGINE_TEST_LIBS) $(LIBS)
+	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ENGINE_LIB) $(CHECK_LIBS) $(ENGINE_TEST_LIBS) $(LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
