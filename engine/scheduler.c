@@ -138,10 +138,9 @@ struct mllm_engine {
 	pthread_t thread;
 	bool thread_started;
 	bool mu_init;
-	bool notify_pending;
-	atomic_bool quit; /* set by mllm_engine_free: abort the pass */ /* events were pushed since
-	                                                                   the last notify */
-	pthread_mutex_t mu;                                             /* inbox, counters, stats */
+	bool notify_pending; /* events were pushed since the last notify */
+	atomic_bool quit;    /* set by mllm_engine_free: abort the pass */
+	pthread_mutex_t mu;  /* inbox, counters, stats */
 	pthread_cond_t cv;
 	mllm_request *inbox_head, *inbox_tail;
 	int32_t n_queued; /* inbox + waiting: bounded by max_queue */
