@@ -15,6 +15,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "../../engine/prefix_cache.c"
+#include "../../engine/request.c"
 #include "../../engine/scheduler.c"
 
 #define MAXC 4   /* choices per request in these tests */
