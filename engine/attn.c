@@ -1,6 +1,8 @@
 /*
- * attn.c — causal attention over the paged KV cache for a tile of query
- * tokens at once (a prefill chunk), the rep query heads of one KV head.
+ * attn.c — causal attention over the paged KV cache: the one-token kernels
+ * (mllm__attn_scores over a K block, mllm__attn_accum of V rows; scalar,
+ * AVX2, AVX-512) and, built on their numerics, a tile of query tokens at
+ * once (a prefill chunk), the rep query heads of one KV head.
  *
  * One token at a time re-reads every cached K/V block per token and keeps
  * only rep FMA chains in flight. A tile of up to MLLM__ATTN_TQ tokens x rep
@@ -9,7 +11,7 @@
  * output in registers across the whole context.
  *
  * Numerics: every score lane is the same FMA chain over d = 0..hd-1 as in
- * the one-token kernels of kernels.c, then the same multiply by the scale;
+ * the one-token kernels below, then the same multiply by the scale;
  * every output channel is the same FMA chain over positions 0..p. So a
  * token's result never depends on which tile (or batch) it is in. AVX-512
  * and AVX2 are tiled (AVX2 redoes each query's last < 8 positions through
@@ -24,9 +26,224 @@
 #define MLLM_X86 1
 #endif
 
-/* The same target sets as the kernels of kernels.c. */
+/* The same target sets as the kernels of kernels.c (cpu.c picks the tier). */
 #define T_AVX2   __attribute__((target("avx2,fma,f16c")))
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* ---- One token: scores over a K block, the weighted sum of V rows -------- */
+
+#ifdef MLLM_X86
+
+/* Attention scores over a dimension-major K block: positions across the
+ * vector lanes, one FMA per (dimension, head); rep is a constant in each
+ * copy so the accumulators stay in registers. */
+T_AVX512 static inline __attribute__((always_inline)) void
+scores_avx512(int rep, int hd, const float *restrict q, const void *k, bool f16, int64_t kstride,
+              int ns, float scale, float *restrict w, int64_t ld)
+{
+	for (int s0 = 0; s0 < ns; s0 += 16) {
+		int m = ns - s0 < 16 ? ns - s0 : 16;
+		__mmask16 mk = (__mmask16)((1u << m) - 1);
+		__m512 acc[8];
+		for (int r = 0; r < rep; r++)
+			acc[r] = _mm512_setzero_ps();
+		for (int d = 0; d < hd; d++) {
+			__m512 kv;
+			if (f16)
+				kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+				    mk, (const uint16_t *)k + (size_t)d * (size_t)kstride + s0));
+			else
+				kv = _mm512_maskz_loadu_ps(
+				    mk, (const float *)k + (size_t)d * (size_t)kstride + s0);
+			for (int r = 0; r < rep; r++)
+				acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * hd + d]), kv, acc[r]);
+		}
+		for (int r = 0; r < rep; r++)
+			_mm512_mask_storeu_ps(w + r * ld + s0, mk,
+			                      _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
+	}
+}
+
+T_AVX512 static void scores_avx512_any(int rep, int hd, const float *restrict q, const void *k,
+                                       bool f16, int64_t kstride, int ns, float scale,
+                                       float *restrict w, int64_t ld)
+{
+	/* Groups of up to 8 heads; the common group sizes get their own copy. */
+	for (int r0 = 0; r0 < rep; r0 += 8) {
+		int n = rep - r0 < 8 ? rep - r0 : 8;
+		const float *qq = q + (size_t)r0 * (size_t)hd;
+		float *ww = w + (size_t)r0 * (size_t)ld;
+		switch (n) {
+		case 1:
+			scores_avx512(1, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 2:
+			scores_avx512(2, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 3:
+			scores_avx512(3, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 4:
+			scores_avx512(4, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		case 5:
+			scores_avx512(5, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		default:
+			scores_avx512(8, hd, qq, k, f16, kstride, ns, scale, ww, ld);
+			break;
+		}
+	}
+}
+
+/* AVX2: 8 positions per vector, one head at a time (no masked f16 loads
+ * in AVX2: the tail of a block takes the scalar loop). */
+T_AVX2 static void scores_avx2(int rep, int hd, const float *restrict q, const void *k, bool f16,
+                               int64_t kstride, int ns, float scale, float *restrict w, int64_t ld)
+{
+	int s8 = ns & ~7;
+	for (int r = 0; r < rep; r++) {
+		const float *qr = q + (size_t)r * (size_t)hd;
+		for (int s0 = 0; s0 < s8; s0 += 8) {
+			__m256 acc = _mm256_setzero_ps();
+			for (int d = 0; d < hd; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)s0;
+				__m256 kv = f16 ? _mm256_cvtph_ps(_mm_loadu_si128(
+				                      (const __m128i *)((const uint16_t *)k + i)))
+				                : _mm256_loadu_ps((const float *)k + i);
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(qr[d]), kv, acc);
+			}
+			_mm256_storeu_ps(w + r * ld + s0,
+			                 _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+		}
+		for (int sl = s8; sl < ns; sl++) {
+			float acc = 0.0f;
+			for (int d = 0; d < hd; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)sl;
+				acc += qr[d] * (f16 ? mllm__f16_to_f32(((const uint16_t *)k)[i])
+				                    : ((const float *)k)[i]);
+			}
+			w[r * ld + sl] = acc * scale;
+		}
+	}
+}
+
+/* Weighted sum of V rows for a group of heads, head_dim 64: each V row is
+ * loaded once for the group, the accumulators live in registers. */
+T_AVX512 static inline __m512 kv_load16(const void *p, bool f16, int i)
+{
+	if (f16)
+		return _mm512_cvtph_ps(
+		    _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+	return _mm512_loadu_ps((const float *)p + i);
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void accum64(int rep, float *acc,
+                                                                   const float *w, int64_t ld,
+                                                                   const void *v, bool f16,
+                                                                   int64_t stride, int ns)
+{
+	__m512 av[8][4];
+	size_t esz = f16 ? 2 : 4;
+	for (int r = 0; r < rep; r++)
+		for (int i = 0; i < 4; i++)
+			av[r][i] = _mm512_loadu_ps(acc + r * 64 + i * 16);
+	for (int s = 0; s < ns; s++) {
+		const void *vr = (const uint8_t *)v + (size_t)s * (size_t)stride * esz;
+		__m512 v0 = kv_load16(vr, f16, 0), v1 = kv_load16(vr, f16, 16);
+		__m512 v2 = kv_load16(vr, f16, 32), v3 = kv_load16(vr, f16, 48);
+		for (int r = 0; r < rep; r++) {
+			__m512 ws = _mm512_set1_ps(w[r * ld + s]);
+			av[r][0] = _mm512_fmadd_ps(ws, v0, av[r][0]);
+			av[r][1] = _mm512_fmadd_ps(ws, v1, av[r][1]);
+			av[r][2] = _mm512_fmadd_ps(ws, v2, av[r][2]);
+			av[r][3] = _mm512_fmadd_ps(ws, v3, av[r][3]);
+		}
+	}
+	for (int r = 0; r < rep; r++)
+		for (int i = 0; i < 4; i++)
+			_mm512_storeu_ps(acc + r * 64 + i * 16, av[r][i]);
+}
+
+T_AVX512 static void accum64_any(int rep, float *out, const float *w, int64_t ld, const void *v,
+                                 bool f16, int64_t stride, int ns)
+{
+	for (int r0 = 0; r0 < rep; r0 += 4) {
+		int n = rep - r0 < 4 ? rep - r0 : 4;
+		float *oo = out + (size_t)r0 * 64;
+		const float *ww = w + (size_t)r0 * (size_t)ld;
+		switch (n) {
+		case 1:
+			accum64(1, oo, ww, ld, v, f16, stride, ns);
+			break;
+		case 2:
+			accum64(2, oo, ww, ld, v, f16, stride, ns);
+			break;
+		case 3:
+			accum64(3, oo, ww, ld, v, f16, stride, ns);
+			break;
+		default:
+			accum64(4, oo, ww, ld, v, f16, stride, ns);
+			break;
+		}
+	}
+}
+
+#endif /* MLLM_X86 */
+
+void mllm__attn_scores(mllm__isa isa, int rep, int head_dim, const float *restrict q, const void *k,
+                       bool f16, int64_t kstride, int ns, float scale, float *restrict w,
+                       int64_t ld)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		scores_avx512_any(rep, head_dim, q, k, f16, kstride, ns, scale, w, ld);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		scores_avx2(rep, head_dim, q, k, f16, kstride, ns, scale, w, ld);
+		return;
+	}
+#endif
+	(void)isa;
+	for (int r = 0; r < rep; r++)
+		for (int s = 0; s < ns; s++) {
+			float acc = 0.0f;
+			for (int d = 0; d < head_dim; d++) {
+				size_t i = (size_t)d * (size_t)kstride + (size_t)s;
+				float kv = f16 ? mllm__f16_to_f32(((const uint16_t *)k)[i])
+				               : ((const float *)k)[i];
+				acc += q[r * head_dim + d] * kv;
+			}
+			w[r * ld + s] = acc * scale;
+		}
+}
+
+void mllm__attn_accum(mllm__isa isa, int rep, int head_dim, float *restrict out,
+                      const float *restrict w, int64_t ld, const void *v, bool f16, int64_t vstride,
+                      int ns)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && head_dim == 64) {
+		accum64_any(rep, out, w, ld, v, f16, vstride, ns);
+		return;
+	}
+#endif
+	size_t esz = f16 ? 2 : 4;
+	for (int s = 0; s < ns; s++) {
+		const void *vr = (const uint8_t *)v + (size_t)s * (size_t)vstride * esz;
+		for (int r = 0; r < rep; r++) {
+			if (f16)
+				mllm__axpy_f16(isa, out + r * head_dim, w[r * ld + s], vr,
+				               head_dim);
+			else
+				mllm__axpy_f32(isa, out + r * head_dim, w[r * ld + s], vr,
+				               head_dim);
+		}
+	}
+}
+
+/* ---- Tiles of query tokens ----------------------------------------------- */
 
 size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld)
 {
@@ -93,7 +310,7 @@ static void accum_range(mllm__isa isa, const mllm__attn_tile *a, int i, const fl
 /* Scores of nr rows (packed q, [nr][hd]) against nv chunks of 16
  * positions: w[r * ld + 16 v + lane]. Each lane is
  * fma(q[d], K[d][s], acc) for d = 0..hd-1 from zero, then * scale, as in
- * scores_avx512 of kernels.c. mlast masks the last chunk. */
+ * scores_avx512 above. mlast masks the last chunk. */
 T_AVX512 static inline __attribute__((always_inline)) void
 tscores(const int nr, const int nv, const bool f16, int hd, const float *restrict q,
         const uint8_t *const *kc, int64_t kstride, __mmask16 mlast, float scale, float *restrict w,
@@ -255,7 +472,7 @@ T_AVX512 static inline __m512 vload16(const uint8_t *p, const bool f16, int i)
 
 /* o_r = sum over positions 0..np-1 of w[r * ld + s] * V[s], head_dim 64,
  * nr <= 6 rows: per channel the chain fma(w, v, acc) from zero in position
- * order, as accum64 of kernels.c (which also starts from the zeroed out). */
+ * order, as accum64 above (which also starts from the zeroed out). */
 T_AVX512 static inline __attribute__((always_inline)) void taccum(const int nr, const bool f16,
                                                                   const mllm__attn_tile *a,
                                                                   const float *w,
@@ -343,7 +560,7 @@ T_AVX512 static void taccum_any(int nr, bool f16, const mllm__attn_tile *a, cons
 }
 
 /* AVX2 (16 registers): nr <= 4 rows x nv <= 3 chunks of 8 positions, full
- * chunks only. Each lane is the chain of scores_avx2 in kernels.c. */
+ * chunks only. Each lane is the chain of scores_avx2 above. */
 T_AVX2 static inline __attribute__((always_inline)) void
 tscores8(const int nr, const int nv, const bool f16, int hd, const float *restrict q,
          const uint8_t *const *kc, int64_t kstride, float scale, float *restrict w, int64_t ld)

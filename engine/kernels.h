@@ -1,7 +1,7 @@
 /*
  * kernels.h — the numeric kernels of the forward pass (engine-internal),
- * CPU feature detection and the OpenBLAS binding. Owned by kernels.c and
- * cpu.c.
+ * CPU feature detection and the OpenBLAS binding. Owned by kernels.c,
+ * attn.c (the attention kernels) and cpu.c.
  *
  * Every kernel has one signature, a plain scalar reference and SIMD paths
  * (AVX2+FMA+F16C, AVX-512 with VNNI) chosen at run time from cpuid; nothing
@@ -229,20 +229,6 @@ float mllm__dot_f16(mllm__isa isa, const float *restrict a, const uint16_t *rest
 void mllm__axpy_f32(mllm__isa isa, float *restrict y, float a, const float *restrict x, int64_t n);
 void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a, const uint16_t *restrict x,
                     int64_t n);
-/* Attention scores over one KV block for the `rep` query heads sharing a KV
- * head: w[r * ld + s] = scale * sum_d q[r * head_dim + d] * K[d * kstride + s]
- * for r < rep, s < ns. K is dimension-major (the cache layout below): one
- * vector load gives one dimension of consecutive positions, so there is no
- * horizontal reduction. f16: K stored as f16. */
-void mllm__attn_scores(mllm__isa isa, int rep, int head_dim, const float *restrict q, const void *k,
-                       bool f16, int64_t kstride, int ns, float scale, float *restrict w,
-                       int64_t ld);
-/* out[r * head_dim + :] += sum_s w[r * ld + s] * V[s * vstride + :] for r <
- * rep, s < ns (V row-major, f32 or f16). */
-void mllm__attn_accum(mllm__isa isa, int rep, int head_dim, float *restrict out,
-                      const float *restrict w, int64_t ld, const void *v, bool f16, int64_t vstride,
-                      int ns);
-
 /* x f32 -> f16 (round to nearest even) */
 void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64_t n);
 
@@ -285,7 +271,23 @@ static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32
 	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
 }
 
-/* ---- Multi-query attention tiles (attn.c) ------------------------------- */
+/* ---- Attention (attn.c) -------------------------------------------------- */
+
+/* Attention scores over one KV block for the `rep` query heads sharing a KV
+ * head: w[r * ld + s] = scale * sum_d q[r * head_dim + d] * K[d * kstride + s]
+ * for r < rep, s < ns. K is dimension-major (the cache layout above): one
+ * vector load gives one dimension of consecutive positions, so there is no
+ * horizontal reduction. f16: K stored as f16. */
+void mllm__attn_scores(mllm__isa isa, int rep, int head_dim, const float *restrict q, const void *k,
+                       bool f16, int64_t kstride, int ns, float scale, float *restrict w,
+                       int64_t ld);
+/* out[r * head_dim + :] += sum_s w[r * ld + s] * V[s * vstride + :] for r <
+ * rep, s < ns (V row-major, f32 or f16). */
+void mllm__attn_accum(mllm__isa isa, int rep, int head_dim, float *restrict out,
+                      const float *restrict w, int64_t ld, const void *v, bool f16, int64_t vstride,
+                      int ns);
+
+/* Multi-query attention tiles: */
 
 /* Query tokens per tile: 8 x rep rows against each K/V block. */
 #define MLLM__ATTN_TQ 8

@@ -1,511 +1,26 @@
 /*
- * scheduler.c — the server engine: one thread per resident model that owns
- * the KV pool and the forward context and runs continuous batching. Requests
- * arrive through a mutex-protected inbox (a condvar wakes the thread when it
- * sleeps); each step batches one decode token of every running sequence with
- * chunks of waiting prompts up to a token budget; events leave through a
- * per-request outbox and a coalescing notify callback. KV blocks are taken on
- * demand: admission needs the prompt's blocks plus a block of headroom, each
- * step gives every write its block first, and when the pool runs dry the most
- * recently admitted request is preempted (blocks released, state kept) and
- * later recomputes its K/V (vLLM's recompute policy). Full blocks are indexed
- * in a prefix cache (hash chain over block contents, LRU eviction) for later
- * requests to reuse. See docs/scheduler.md.
+ * scheduler.c — the engine thread (one per resident model): admission,
+ * preemption and the continuous-batching step, and mllm_engine_create/free/
+ * submit/stats. It alone touches the KV pool and the forward context. Blocks
+ * are taken on demand; when the pool runs dry the most recently admitted
+ * request is preempted and later recomputes its K/V (vLLM's recompute
+ * policy). Requests come and go through request.c; reusable blocks live in
+ * prefix_cache.c. See docs/scheduler.md.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "base.h"
-#include "forward.h"
-#include "sampler.h"
+#include "sched_internal.h"
 
 #define ECHO_ROWS       32 /* extra logits rows per step for echo prompt logprobs */
 #define ADMIT_LOOKAHEAD 1  /* free blocks per choice beyond the prompt, to admit */
-
-/* ---- Outbox -------------------------------------------------------------- */
-
-typedef struct {
-	mllm_event ev;             /* text pointers are filled at poll */
-	size_t text_off, text_len; /* into the request's arena */
-	size_t tok_off, tok_len;
-} outbox_entry;
-
-typedef enum {
-	RQ_INBOX = 0, /* submitted, not yet seen by the engine thread */
-	RQ_WAITING,   /* in the engine's FIFO, waiting for blocks; with seqs set it
-	               * was preempted: everything but its blocks is kept */
-	RQ_RUNNING,   /* admitted: prefilling or decoding */
-	RQ_FINISHED,  /* final event pushed; the engine dropped it */
-} rq_state;
-
-typedef struct seq seq;
-
-struct mllm_request {
-	atomic_int refs; /* caller + engine */
-	atomic_bool cancelled;
-
-	/* Outbox, guarded by mu. The engine appends, the caller polls. */
-	pthread_mutex_t mu;
-	mllm_engine *e; /* NULL once the engine let go of it */
-	outbox_entry *q;
-	size_t q_head, q_len, q_cap;
-	char *arena; /* texts of queued events */
-	size_t arena_len, arena_cap;
-	char *cur; /* the caller's copy of the polled event's texts */
-	size_t cur_cap;
-
-	/* Immutable after submit. */
-	int32_t *prompt; /* [n_prompt] */
-	int32_t n_prompt;
-	int32_t n_choices;
-	mllm_sampling samp; /* deep copy: logit_bias and stop below */
-	mllm_logit_bias *bias;
-	char *stop[MLLM_MAX_STOP];
-	char *session_id;
-	void *user;
-
-	/* Engine thread only. */
-	rq_state state;
-	mllm_request *next; /* inbox / waiting FIFO link */
-	seq *seqs;          /* [n_choices] once admitted */
-	int32_t n_live;     /* choices not finished */
-	int32_t n_cached;   /* prompt tokens reused from the prefix cache */
-	int32_t lead;       /* the choice that prefills the prompt (first live) */
-	int32_t n_echo;     /* echo: PROMPT events pushed so far */
-	int32_t n_preempt;  /* times preempted */
-	bool forked;        /* prompt done, the other choices share its blocks */
-	bool generating;    /* first tokens sampled: a resume only recomputes */
-};
-
-/* ---- Sequences: one per choice of an admitted request ---------------------- */
-
-struct seq {
-	mllm_request *r;
-	int32_t choice;
-	int32_t *table; /* [n_table] block ids, -1 until a write needs it */
-	int32_t n_table;
-	int32_t *gen; /* [max_tokens] generated tokens */
-	int32_t n_gen;
-	int32_t n_past;    /* positions whose K/V are in the cache */
-	int32_t next_tok;  /* token to feed at n_past when decoding */
-	int32_t n_indexed; /* leading full blocks offered to the prefix cache */
-	uint64_t chain;    /* hash of blocks [0, n_indexed) */
-	mllm_sampler *sampler;
-	mllm_detok detok;
-	mllm_stop stop;
-	bool stop_ready;
-	bool done;
-	uint64_t t_first;
-	int32_t row; /* logits row this step, or -1 */
-	/* This step's plan: a decode token at n_past, or the positions
-	 * [n_past, n_past + c_len) to compute (prompt, or recompute after a
-	 * preemption), whose first logits row (if any) is c_row. */
-	bool dec;
-	int32_t c_len, c_row;
-	int32_t slot; /* index in running[] this step */
-};
-
-/* ---- Prefix cache ---------------------------------------------------------- */
-
-typedef struct pc_entry pc_entry;
-struct pc_entry {
-	uint64_t hash, parent; /* chain hash of this block and of its prefix */
-	int32_t block;         /* the cache holds one reference */
-	int32_t *tokens;       /* [block_size] the block's tokens (verification) */
-	pc_entry *hnext;       /* bucket chain */
-	pc_entry *prev, *next; /* LRU list, most recent first */
-};
-
-typedef struct {
-	char *id;
-	int32_t *blocks;
-	int32_t n_blocks;
-	uint64_t expire_ns;
-} session_pin;
-
-struct mllm_engine {
-	const mllm_model *m;
-	const mllm_tokenizer *tok;
-	mllm_engine_params p;
-	int32_t n_vocab, n_ctx, eos, bs;
-	mllm_kv *kv;
-	mllm_ctx *ctx;
-	mllm_sampler_ws *ws;
-
-	pthread_t thread;
-	bool thread_started;
-	bool mu_init;
-	bool notify_pending;
-	atomic_bool quit; /* set by mllm_engine_free: abort the pass */ /* events were pushed since
-	                                                                   the last notify */
-	pthread_mutex_t mu;                                             /* inbox, counters, stats */
-	pthread_cond_t cv;
-	mllm_request *inbox_head, *inbox_tail;
-	int32_t n_queued; /* inbox + waiting: bounded by max_queue */
-	bool stopping;
-	bool wake; /* a cancel or submit since the engine last looked */
-	mllm_engine_stats stats;
-
-	/* Engine thread only. */
-	mllm_request *wait_head, *wait_tail;
-	mllm_request **active; /* [max_running] admitted requests, FIFO order */
-	int32_t n_active;
-	seq **running; /* [max_running] live sequences (batch slots) */
-	int32_t n_running;
-	int64_t n_steps, prefix_hits, prefix_tokens, n_prompt_total, n_gen_total;
-	int64_t forward_ns, busy_ns;
-	int64_t n_preemptions;
-	int32_t n_requeued; /* preempted since the last publish: back in the queue */
-
-	/* Batch buffers, sized once. */
-	int32_t n_batch_max, n_rows_max;
-	int32_t *b_token, *b_pos, *b_seq;
-	bool *b_logits;
-	const int32_t **b_tables; /* [max_running] */
-	float *logits;            /* [n_rows_max * n_vocab] */
-	mllm_request **c_done;    /* [max_running] */
-	int32_t *matched;         /* [n_ctx / bs + 1] cached prompt blocks */
-
-	/* Prefix cache. */
-	pc_entry *pc_pool;  /* [n_blocks] */
-	int32_t *pc_tokens; /* [n_blocks * bs] */
-	pc_entry *pc_free;
-	pc_entry **pc_buckets;
-	size_t pc_mask;
-	pc_entry *lru_head, *lru_tail;
-	session_pin *pins;
-	int32_t n_pins, cap_pins;
-};
 
 /* ---- Small helpers --------------------------------------------------------- */
 
 static uint64_t now_ns(void)
 {
 	return mllm_now_ns();
-}
-
-static uint64_t hash_block(uint64_t parent, const int32_t *tokens, int32_t n)
-{
-	uint64_t h = parent ^ 0x9e3779b97f4a7c15ULL;
-	for (int32_t i = 0; i < n; i++) {
-		h ^= (uint32_t)tokens[i];
-		h *= 0x100000001b3ULL;
-		h ^= h >> 29;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static int32_t tok_at(const seq *s, int32_t pos)
-{
-	const mllm_request *r = s->r;
-	return pos < r->n_prompt ? r->prompt[pos] : s->gen[pos - r->n_prompt];
-}
-
-/* ---- Outbox (any thread, under r->mu) -------------------------------------- */
-
-static size_t arena_put(mllm_request *r, const char *p, size_t n)
-{
-	size_t off = r->arena_len;
-	if (n == 0)
-		return off;
-	if (r->arena_len + n > r->arena_cap) {
-		size_t cap = r->arena_cap ? r->arena_cap : 256;
-		while (cap < r->arena_len + n)
-			cap *= 2;
-		r->arena = xrealloc(r->arena, cap);
-		r->arena_cap = cap;
-	}
-	memcpy(r->arena + off, p, n);
-	r->arena_len += n;
-	return off;
-}
-
-/* Appends an event; text and token_text are copied. Engine side: marks the
- * engine so that it notifies the consumer after this pass. */
-static void push_event(mllm_engine *e, mllm_request *r, const mllm_event *ev, const char *text,
-                       size_t text_len, const char *tok_text, size_t tok_len)
-{
-	outbox_entry *o;
-	e->notify_pending = true;
-	pthread_mutex_lock(&r->mu);
-	if (r->q_head + r->q_len == r->q_cap) {
-		if (r->q_head > 0) {
-			memmove(r->q, r->q + r->q_head, r->q_len * sizeof *r->q);
-			r->q_head = 0;
-		}
-		if (r->q_len == r->q_cap) {
-			r->q_cap = r->q_cap ? r->q_cap * 2 : 16;
-			r->q = xrealloc(r->q, r->q_cap * sizeof *r->q);
-		}
-	}
-	o = &r->q[r->q_head + r->q_len++];
-	o->ev = *ev;
-	o->ev.text = NULL;
-	o->ev.token_text = NULL;
-	o->text_len = text_len;
-	o->text_off = arena_put(r, text, text_len);
-	o->tok_len = tok_len;
-	o->tok_off = arena_put(r, tok_text, tok_len);
-	pthread_mutex_unlock(&r->mu);
-}
-
-int mllm_request_poll(mllm_request *r, mllm_event *ev)
-{
-	outbox_entry *o;
-	size_t need;
-	pthread_mutex_lock(&r->mu);
-	if (r->q_len == 0) {
-		pthread_mutex_unlock(&r->mu);
-		return 0;
-	}
-	o = &r->q[r->q_head];
-	need = o->text_len + o->tok_len + 2;
-	if (need > r->cur_cap) {
-		r->cur = xrealloc(r->cur, need);
-		r->cur_cap = need;
-	}
-	if (o->text_len)
-		memcpy(r->cur, r->arena + o->text_off, o->text_len);
-	r->cur[o->text_len] = '\0';
-	if (o->tok_len)
-		memcpy(r->cur + o->text_len + 1, r->arena + o->tok_off, o->tok_len);
-	r->cur[o->text_len + 1 + o->tok_len] = '\0';
-	*ev = o->ev;
-	ev->text = r->cur;
-	ev->text_len = o->text_len;
-	ev->token_text = r->cur + o->text_len + 1;
-	ev->token_text_len = o->tok_len;
-	r->q_head++;
-	r->q_len--;
-	if (r->q_len == 0) {
-		r->q_head = 0;
-		r->arena_len = 0;
-	}
-	pthread_mutex_unlock(&r->mu);
-	return 1;
-}
-
-/* ---- Requests: lifetime ---------------------------------------------------- */
-
-static void request_destroy(mllm_request *r)
-{
-	free(r->q);
-	free(r->arena);
-	free(r->cur);
-	free(r->prompt);
-	free(r->bias);
-	for (int i = 0; i < MLLM_MAX_STOP; i++)
-		free(r->stop[i]);
-	free(r->session_id);
-	pthread_mutex_destroy(&r->mu);
-	free(r);
-}
-
-static void request_unref(mllm_request *r)
-{
-	if (atomic_fetch_sub(&r->refs, 1) == 1)
-		request_destroy(r);
-}
-
-void mllm_request_cancel(mllm_request *r)
-{
-	if (!r)
-		return;
-	atomic_store(&r->cancelled, true);
-	/* r->mu keeps r->e alive-or-NULL while we wake the engine. Lock order
-	 * is always r->mu before e->mu. */
-	pthread_mutex_lock(&r->mu);
-	if (r->e) {
-		pthread_mutex_lock(&r->e->mu);
-		r->e->wake = true;
-		pthread_cond_signal(&r->e->cv);
-		pthread_mutex_unlock(&r->e->mu);
-	}
-	pthread_mutex_unlock(&r->mu);
-}
-
-void mllm_request_release(mllm_request *r)
-{
-	if (!r)
-		return;
-	mllm_request_cancel(r);
-	request_unref(r);
-}
-
-void *mllm_request_user(const mllm_request *r)
-{
-	return r ? r->user : NULL;
-}
-
-/* The engine lets go of a request after its final event. */
-static void engine_drop(mllm_request *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->e = NULL;
-	pthread_mutex_unlock(&r->mu);
-	r->state = RQ_FINISHED;
-	request_unref(r);
-}
-
-/* ---- Prefix cache (engine thread) ------------------------------------------- */
-
-static void lru_unlink(mllm_engine *e, pc_entry *x)
-{
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		e->lru_head = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	else
-		e->lru_tail = x->prev;
-	x->prev = x->next = NULL;
-}
-
-static void lru_push_front(mllm_engine *e, pc_entry *x)
-{
-	x->prev = NULL;
-	x->next = e->lru_head;
-	if (e->lru_head)
-		e->lru_head->prev = x;
-	e->lru_head = x;
-	if (!e->lru_tail)
-		e->lru_tail = x;
-}
-
-static pc_entry *pc_find(mllm_engine *e, uint64_t parent, const int32_t *tokens)
-{
-	uint64_t h = hash_block(parent, tokens, e->bs);
-	for (pc_entry *x = e->pc_buckets[h & e->pc_mask]; x; x = x->hnext)
-		if (x->hash == h && x->parent == parent &&
-		    memcmp(x->tokens, tokens, (size_t)e->bs * sizeof *tokens) == 0)
-			return x;
-	return NULL;
-}
-
-static void pc_remove(mllm_engine *e, pc_entry *x)
-{
-	pc_entry **pp = &e->pc_buckets[x->hash & e->pc_mask];
-	while (*pp != x)
-		pp = &(*pp)->hnext;
-	*pp = x->hnext;
-	lru_unlink(e, x);
-	mllm_kv_block_unref(e->kv, x->block);
-	x->hnext = e->pc_free;
-	e->pc_free = x;
-}
-
-/* Offers the full, computed blocks of s to the cache. */
-static void pc_index(mllm_engine *e, seq *s)
-{
-	int32_t tokens[MLLM_KV_BLOCK_SIZE_MAX]; /* mllm_kv_create enforces the bound */
-	if (!e->p.prefix_cache || !e->pc_pool)
-		return;
-	while ((s->n_indexed + 1) * e->bs <= s->n_past) {
-		int32_t b = s->n_indexed, blk = s->table[b];
-		pc_entry *x;
-		for (int32_t i = 0; i < e->bs; i++)
-			tokens[i] = tok_at(s, b * e->bs + i);
-		x = pc_find(e, s->chain, tokens);
-		if (!x && e->pc_free) {
-			x = e->pc_free;
-			e->pc_free = x->hnext;
-			x->parent = s->chain;
-			x->hash = hash_block(s->chain, tokens, e->bs);
-			x->block = blk;
-			memcpy(x->tokens, tokens, (size_t)e->bs * sizeof *tokens);
-			mllm_kv_block_ref(e->kv, blk);
-			x->hnext = e->pc_buckets[x->hash & e->pc_mask];
-			e->pc_buckets[x->hash & e->pc_mask] = x;
-			lru_push_front(e, x);
-		} else if (x) {
-			lru_unlink(e, x);
-			lru_push_front(e, x);
-		}
-		s->chain = hash_block(s->chain, tokens, e->bs);
-		s->n_indexed++;
-	}
-}
-
-/* Blocks only the cache holds: what eviction can give back. */
-static int64_t pc_evictable(const mllm_engine *e)
-{
-	int64_t n = 0;
-	for (const pc_entry *x = e->lru_head; x; x = x->next)
-		n += mllm_kv_block_refcount(e->kv, x->block) == 1;
-	return n;
-}
-
-static bool pc_evict_one(mllm_engine *e)
-{
-	for (pc_entry *x = e->lru_tail; x; x = x->prev) {
-		if (mllm_kv_block_refcount(e->kv, x->block) == 1) {
-			pc_remove(e, x);
-			return true;
-		}
-	}
-	return false;
-}
-
-static int32_t block_alloc(mllm_engine *e)
-{
-	int32_t b = mllm_kv_block_alloc(e->kv);
-	while (b < 0 && pc_evict_one(e))
-		b = mllm_kv_block_alloc(e->kv);
-	return b;
-}
-
-static void pin_release(mllm_engine *e, int32_t i)
-{
-	session_pin *p = &e->pins[i];
-	for (int32_t k = 0; k < p->n_blocks; k++)
-		mllm_kv_block_unref(e->kv, p->blocks[k]);
-	free(p->blocks);
-	free(p->id);
-	e->pins[i] = e->pins[--e->n_pins];
-}
-
-static void pins_expire(mllm_engine *e, uint64_t now)
-{
-	for (int32_t i = 0; i < e->n_pins;) {
-		if (e->pins[i].expire_ns <= now)
-			pin_release(e, i);
-		else
-			i++;
-	}
-}
-
-/* Pins the indexed blocks of s under r's session id for session_ttl_ms. */
-static void pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
-{
-	session_pin *p;
-	if (!r->session_id || e->p.session_ttl_ms <= 0 || s->n_indexed == 0)
-		return;
-	for (int32_t i = 0; i < e->n_pins; i++) {
-		if (strcmp(e->pins[i].id, r->session_id) == 0) {
-			pin_release(e, i);
-			break;
-		}
-	}
-	if (e->n_pins == e->cap_pins) {
-		e->cap_pins = e->cap_pins ? e->cap_pins * 2 : 8;
-		e->pins = xrealloc(e->pins, (size_t)e->cap_pins * sizeof *e->pins);
-	}
-	p = &e->pins[e->n_pins++];
-	p->id = xstrdup(r->session_id);
-	p->n_blocks = s->n_indexed;
-	p->blocks = xmallocarray((size_t)s->n_indexed, sizeof *p->blocks);
-	for (int32_t k = 0; k < s->n_indexed; k++) {
-		p->blocks[k] = s->table[k];
-		mllm_kv_block_ref(e->kv, s->table[k]);
-	}
-	p->expire_ns = now_ns() + (uint64_t)e->p.session_ttl_ms * 1000000ULL;
 }
 
 /* ---- Sequences (engine thread) ---------------------------------------------- */
@@ -563,7 +78,7 @@ static void request_maybe_finish(mllm_engine *e, mllm_request *r)
 	active_remove(e, r);
 	free(r->seqs);
 	r->seqs = NULL;
-	engine_drop(r);
+	mllm__request_drop(r);
 }
 
 /* Finishes choice s: pushes the held-back text and DONE, frees its blocks
@@ -597,13 +112,13 @@ static void seq_finish(mllm_engine *e, seq *s, mllm_finish finish)
 		n_text = k + k2;
 	}
 	fill_usage(r, s, &ev);
-	push_event(e, r, &ev, buf, n_text, NULL, 0);
+	mllm__push_event(e, r, &ev, buf, n_text, NULL, 0);
 	if (buf != small)
 		free(buf);
 	if (r->state == RQ_RUNNING && s->table) {
-		pc_index(e, s);
+		mllm__pc_index(e, s);
 		if (s->choice == 0 && finish != MLLM_FINISH_CANCELLED)
-			pin_session(e, r, s);
+			mllm__pin_session(e, r, s);
 	}
 	running_remove(e, s);
 	seq_release(e, s);
@@ -635,8 +150,8 @@ static void request_error(mllm_engine *e, mllm_request *r, int err)
 		free(r->seqs);
 		r->seqs = NULL;
 	}
-	push_event(e, r, &ev, NULL, 0, NULL, 0);
-	engine_drop(r);
+	mllm__push_event(e, r, &ev, NULL, 0, NULL, 0);
+	mllm__request_drop(r);
 }
 
 /* ---- Admission --------------------------------------------------------------- */
@@ -713,7 +228,8 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 	 * prompt token to compute (its logits start the completion). */
 	if (e->p.prefix_cache && !r->samp.echo_logprobs) {
 		while (h < max_h) {
-			pc_entry *x = pc_find(e, chain, r->prompt + (size_t)h * (size_t)e->bs);
+			pc_entry *x =
+			    mllm__pc_find(e, chain, r->prompt + (size_t)h * (size_t)e->bs);
 			if (!x)
 				break;
 			mllm_kv_block_ref(e->kv, x->block); /* no longer evictable */
@@ -730,7 +246,7 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 	 * into, or the newcomer is admitted only to be preempted again at the
 	 * next block boundary (and recompute its prompt each time). */
 	need += e->n_running;
-	if (need > mllm_kv_n_free(e->kv) + pc_evictable(e)) {
+	if (need > mllm_kv_n_free(e->kv) + mllm__pc_evictable(e)) {
 		for (int32_t i = 0; i < h; i++)
 			mllm_kv_block_unref(e->kv, matched[i]);
 		return 0;
@@ -751,7 +267,7 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 	for (int32_t i = 0; i < h; i++)
 		lead->table[i] = matched[i]; /* the table owns the refs taken above */
 	for (int32_t i = h; i < pb; i++) {
-		lead->table[i] = block_alloc(e);
+		lead->table[i] = mllm__block_alloc(e);
 		MLLM_ASSERT(lead->table[i] >= 0);
 	}
 	for (int32_t c = 0; c < r->n_choices; c++) {
@@ -763,7 +279,7 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 			mllm_kv_block_ref(e->kv, s->table[i]);
 		}
 		if (rem > 0) {
-			s->table[fp] = block_alloc(e);
+			s->table[fp] = mllm__block_alloc(e);
 			MLLM_ASSERT(s->table[fp] >= 0);
 		}
 	}
@@ -870,7 +386,7 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 		ev.n_top = res.n_top;
 		memcpy(ev.top, res.top, (size_t)res.n_top * sizeof *res.top);
 	}
-	push_event(e, r, &ev, rel, n_rel, raw, n_raw);
+	mllm__push_event(e, r, &ev, rel, n_rel, raw, n_raw);
 	if (s->stop.matched)
 		seq_finish(e, s, MLLM_FINISH_STOP);
 	else if (s->n_gen >= r->samp.max_tokens)
@@ -892,7 +408,7 @@ static void emit_prompt(mllm_engine *e, mllm_request *r, int32_t p, const float 
 		if (r->samp.logprobs > 0)
 			ev.n_top = mllm_logprob_top(prev, e->n_vocab, r->samp.logprobs, ev.top);
 	}
-	push_event(e, r, &ev, NULL, 0, raw, n_raw);
+	mllm__push_event(e, r, &ev, NULL, 0, raw, n_raw);
 }
 
 /* Prompt processed: the other choices get a private copy of the partial
@@ -1034,11 +550,11 @@ static bool reserve_step(mllm_engine *e)
 			for (int32_t i = s->n_past / e->bs; i <= last / e->bs; i++) {
 				if (s->table[i] >= 0)
 					continue;
-				s->table[i] = block_alloc(e);
+				s->table[i] = mllm__block_alloc(e);
 				if (s->table[i] >= 0)
 					continue;
 				if (e->n_pins > 0) {
-					pin_release(e, 0);
+					mllm__pin_release(e, 0);
 				} else if (e->n_active > 1) {
 					preempt(e, e->active[e->n_active - 1]);
 				} else {
@@ -1095,7 +611,7 @@ static void step(mllm_engine *e)
 				int32_t pos = s->n_past + k;
 				bool want = echo || (!r->forked && !r->generating &&
 				                     pos == r->n_prompt - 1);
-				e->b_token[n] = tok_at(s, pos);
+				e->b_token[n] = mllm__seq_tok_at(s, pos);
 				e->b_pos[n] = pos;
 				e->b_seq[n] = s->slot;
 				e->b_logits[n] = want;
@@ -1145,7 +661,7 @@ static void step(mllm_engine *e)
 			if (s->done || !s->dec)
 				continue;
 			s->n_past++;
-			pc_index(e, s);
+			mllm__pc_index(e, s);
 			seq_sample(e, s, e->logits + (size_t)s->row * (size_t)e->n_vocab);
 		}
 	}
@@ -1179,7 +695,7 @@ static void step(mllm_engine *e)
 				}
 			}
 			s->n_past += len;
-			pc_index(e, s);
+			mllm__pc_index(e, s);
 			if (!r->forked && s->n_past == r->n_prompt) {
 				s->row = echo ? s->c_row + len - 1 : s->c_row;
 				done_prefill[n_done++] = r;
@@ -1221,7 +737,7 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	    .n_steps = e->n_steps,
 	    .forward_ns = e->forward_ns,
 	    .busy_ns = e->busy_ns,
-	    .kv_blocks_cached = pc_evictable(e),
+	    .kv_blocks_cached = mllm__pc_evictable(e),
 	    .n_preemptions = e->n_preemptions,
 	};
 	pthread_mutex_lock(&e->mu);
@@ -1232,13 +748,6 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	st.n_queued = e->n_queued;
 	e->stats = st;
 	pthread_mutex_unlock(&e->mu);
-}
-
-static void notify(mllm_engine *e)
-{
-	if (e->notify_pending && e->p.notify)
-		e->p.notify(e->p.notify_ud);
-	e->notify_pending = false;
 }
 
 static void cancel_pass(mllm_engine *e, int32_t *left_queue)
@@ -1263,9 +772,9 @@ static void cancel_pass(mllm_engine *e, int32_t *left_queue)
 				                 .choice = c,
 				                 .finish = MLLM_FINISH_CANCELLED};
 				fill_usage(r, NULL, &ev);
-				push_event(e, r, &ev, NULL, 0, NULL, 0);
+				mllm__push_event(e, r, &ev, NULL, 0, NULL, 0);
 			}
-			engine_drop(r);
+			mllm__request_drop(r);
 			continue;
 		}
 		prev = r;
@@ -1315,7 +824,7 @@ static void *engine_main(void *arg)
 			e->wait_tail = r;
 		}
 		cancel_pass(e, &left_queue);
-		pins_expire(e, now_ns());
+		mllm__pins_expire(e, now_ns());
 		/* Admit in FIFO order while the head fits. */
 		while (e->wait_head) {
 			mllm_request *r = e->wait_head, *next = r->next;
@@ -1326,7 +835,7 @@ static void *engine_main(void *arg)
 				/* Nothing running will ever free blocks: let
 				 * session pins go rather than wait for them. */
 				if (e->n_running == 0 && e->n_pins > 0) {
-					pin_release(e, 0);
+					mllm__pin_release(e, 0);
 					continue;
 				}
 				break;
@@ -1348,7 +857,7 @@ static void *engine_main(void *arg)
 		if (progress || left_queue > 0)
 			e->busy_ns += (int64_t)(now_ns() - t_pass);
 		publish_stats(e, left_queue);
-		notify(e);
+		mllm__notify(e);
 
 		pthread_mutex_lock(&e->mu);
 		if (!progress && !e->wake && !e->inbox_head && !e->stopping) {
@@ -1447,9 +956,7 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	atomic_init(&e->quit, false);
 	e->ws = mllm_sampler_ws_create(e->n_vocab);
 	e->logits = mllm_try_malloc((size_t)e->n_rows_max * (size_t)e->n_vocab * sizeof(float));
-	e->pc_pool = mllm_try_calloc((size_t)nb, sizeof *e->pc_pool);
-	e->pc_tokens = mllm_try_malloc((size_t)nb * (size_t)e->bs * sizeof(int32_t));
-	if (!e->ws || !e->logits || !e->pc_pool || !e->pc_tokens) {
+	if (!e->ws || !e->logits || mllm__pc_init(e, nb) != MLLM_OK) {
 		rc = mllm__seterr(err, errlen, MLLM_ENOMEM, "engine: out of memory for buffers");
 		goto fail;
 	}
@@ -1462,14 +969,6 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->running = xmallocarray((size_t)e->p.max_running, sizeof *e->running);
 	e->c_done = xmallocarray((size_t)e->p.max_running, sizeof *e->c_done);
 	e->matched = xmallocarray((size_t)(e->n_ctx / e->bs + 1), sizeof *e->matched);
-	for (size_t k = 1; k < (size_t)nb * 2; k <<= 1)
-		e->pc_mask = (k << 1) - 1;
-	e->pc_buckets = xcalloc(e->pc_mask + 1, sizeof *e->pc_buckets);
-	for (int64_t i = nb - 1; i >= 0; i--) {
-		e->pc_pool[i].tokens = e->pc_tokens + (size_t)i * (size_t)e->bs;
-		e->pc_pool[i].hnext = e->pc_free;
-		e->pc_free = &e->pc_pool[i];
-	}
 	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
 		rc = mllm__seterr(err, errlen, MLLM_EINTERNAL, "engine: cannot start its thread");
 		goto fail;
@@ -1514,20 +1013,13 @@ void mllm_engine_free(mllm_engine *e)
 			e->wait_head = r->next;
 			request_error(e, r, MLLM_ESHUTDOWN);
 		}
-		notify(e);
+		mllm__notify(e);
 	}
-	while (e->n_pins > 0)
-		pin_release(e, 0);
-	while (e->lru_head)
-		pc_remove(e, e->lru_head);
+	mllm__pc_free(e);
 	mllm_ctx_free(e->ctx);
 	mllm_kv_free(e->kv);
 	mllm_sampler_ws_free(e->ws);
 	free(e->logits);
-	free(e->pc_pool);
-	free(e->pc_tokens);
-	free(e->pc_buckets);
-	free(e->pins);
 	free(e->b_token);
 	free(e->b_pos);
 	free(e->b_seq);
@@ -1572,76 +1064,16 @@ int mllm_engine_submit(mllm_engine *e, const mllm_submit *s, mllm_request **out)
 	if (need > mllm_kv_n_blocks(e->kv))
 		return MLLM_ETOOLONG;
 
-	r = mllm_try_calloc(1, sizeof *r);
-	if (!r)
-		return MLLM_ENOMEM;
-	pthread_mutex_init(&r->mu, NULL);
-	atomic_init(&r->refs, 2);
-	atomic_init(&r->cancelled, false);
-	r->n_prompt = (int32_t)s->n_prompt;
-	r->n_choices = s->n_choices;
-	r->user = s->user;
-	r->samp = s->sampling;
-	r->samp.logit_bias = NULL;
-	r->samp.stop = NULL;
-	r->prompt = mllm_try_malloc(s->n_prompt * sizeof *r->prompt);
-	if (!r->prompt)
-		goto nomem;
-	memcpy(r->prompt, s->prompt, s->n_prompt * sizeof *r->prompt);
-	if (s->sampling.n_logit_bias > 0) {
-		r->bias = mllm_try_malloc((size_t)s->sampling.n_logit_bias * sizeof *r->bias);
-		if (!r->bias)
-			goto nomem;
-		memcpy(r->bias, s->sampling.logit_bias,
-		       (size_t)s->sampling.n_logit_bias * sizeof *r->bias);
-		r->samp.logit_bias = r->bias;
-	}
-	for (int32_t i = 0; i < s->sampling.n_stop; i++) {
-		size_t len = strlen(s->sampling.stop[i]);
-		r->stop[i] = mllm_try_malloc(len + 1);
-		if (!r->stop[i])
-			goto nomem;
-		memcpy(r->stop[i], s->sampling.stop[i], len + 1);
-	}
-	if (s->sampling.n_stop > 0)
-		r->samp.stop = (const char *const *)r->stop;
-	if (s->session_id) {
-		size_t len = strlen(s->session_id);
-		r->session_id = mllm_try_malloc(len + 1);
-		if (!r->session_id)
-			goto nomem;
-		memcpy(r->session_id, s->session_id, len + 1);
-	}
-
-	pthread_mutex_lock(&e->mu);
-	if (e->stopping) {
-		rc = MLLM_ESHUTDOWN;
-	} else if (e->n_queued >= e->p.max_queue) {
-		rc = MLLM_EOVERLOADED;
-	} else {
-		rc = MLLM_OK;
-		r->e = e;
-		r->state = RQ_INBOX;
-		if (e->inbox_tail)
-			e->inbox_tail->next = r;
-		else
-			e->inbox_head = r;
-		e->inbox_tail = r;
-		e->n_queued++;
-		e->stats.n_queued = e->n_queued;
-		e->wake = true;
-		pthread_cond_signal(&e->cv);
-	}
-	pthread_mutex_unlock(&e->mu);
+	rc = mllm__request_create(s, &r);
+	if (rc)
+		return rc;
+	rc = mllm__inbox_push(e, r);
 	if (rc) {
-		request_destroy(r);
+		mllm__request_destroy(r);
 		return rc;
 	}
 	*out = r;
 	return MLLM_OK;
-nomem:
-	request_destroy(r);
-	return MLLM_ENOMEM;
 }
 
 void mllm_engine_stats_get(mllm_engine *e, mllm_engine_stats *out)

@@ -14,6 +14,8 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "../../engine/prefix_cache.c"
+#include "../../engine/request.c"
 #include "../../engine/scheduler.c"
 #include "json_util.h"
 

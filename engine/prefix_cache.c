@@ -1,0 +1,211 @@
+/*
+ * prefix_cache.c — KV blocks kept for reuse: full blocks of finished or
+ * running sequences are indexed by a hash chain over their tokens (each hash
+ * covers the whole prefix, so a hit means the same prompt up to that block),
+ * held with one pool reference each and evicted LRU when the pool runs dry;
+ * session pins hold a conversation's blocks for session_ttl_ms. Engine thread
+ * only. Admission (scheduler.c) looks blocks up here; blocks come from the
+ * pool through mllm__block_alloc so that eviction happens in one place.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_internal.h"
+
+/* Chain hash of a block of n tokens following the prefix whose hash is
+ * parent (0 for the first block). Collisions are harmless: lookups also
+ * compare the parent and the tokens. */
+static uint64_t hash_block(uint64_t parent, const int32_t *tokens, int32_t n)
+{
+	uint64_t h = parent ^ 0x9e3779b97f4a7c15ULL;
+	for (int32_t i = 0; i < n; i++) {
+		h ^= (uint32_t)tokens[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* ---- Setup and teardown ------------------------------------------------------ */
+
+int mllm__pc_init(mllm_engine *e, int64_t nb)
+{
+	e->pc_pool = mllm_try_calloc((size_t)nb, sizeof *e->pc_pool);
+	e->pc_tokens = mllm_try_malloc((size_t)nb * (size_t)e->bs * sizeof(int32_t));
+	if (!e->pc_pool || !e->pc_tokens)
+		return MLLM_ENOMEM;
+	for (size_t k = 1; k < (size_t)nb * 2; k <<= 1)
+		e->pc_mask = (k << 1) - 1;
+	e->pc_buckets = xcalloc(e->pc_mask + 1, sizeof *e->pc_buckets);
+	for (int64_t i = nb - 1; i >= 0; i--) {
+		e->pc_pool[i].tokens = e->pc_tokens + (size_t)i * (size_t)e->bs;
+		e->pc_pool[i].hnext = e->pc_free;
+		e->pc_free = &e->pc_pool[i];
+	}
+	return MLLM_OK;
+}
+
+static void lru_unlink(mllm_engine *e, pc_entry *x)
+{
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		e->lru_head = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	else
+		e->lru_tail = x->prev;
+	x->prev = x->next = NULL;
+}
+
+static void lru_push_front(mllm_engine *e, pc_entry *x)
+{
+	x->prev = NULL;
+	x->next = e->lru_head;
+	if (e->lru_head)
+		e->lru_head->prev = x;
+	e->lru_head = x;
+	if (!e->lru_tail)
+		e->lru_tail = x;
+}
+
+pc_entry *mllm__pc_find(mllm_engine *e, uint64_t parent, const int32_t *tokens)
+{
+	uint64_t h = hash_block(parent, tokens, e->bs);
+	for (pc_entry *x = e->pc_buckets[h & e->pc_mask]; x; x = x->hnext)
+		if (x->hash == h && x->parent == parent &&
+		    memcmp(x->tokens, tokens, (size_t)e->bs * sizeof *tokens) == 0)
+			return x;
+	return NULL;
+}
+
+static void pc_remove(mllm_engine *e, pc_entry *x)
+{
+	pc_entry **pp = &e->pc_buckets[x->hash & e->pc_mask];
+	while (*pp != x)
+		pp = &(*pp)->hnext;
+	*pp = x->hnext;
+	lru_unlink(e, x);
+	mllm_kv_block_unref(e->kv, x->block);
+	x->hnext = e->pc_free;
+	e->pc_free = x;
+}
+
+void mllm__pc_index(mllm_engine *e, seq *s)
+{
+	int32_t tokens[MLLM_KV_BLOCK_SIZE_MAX]; /* mllm_kv_create enforces the bound */
+	if (!e->p.prefix_cache || !e->pc_pool)
+		return;
+	while ((s->n_indexed + 1) * e->bs <= s->n_past) {
+		int32_t b = s->n_indexed, blk = s->table[b];
+		pc_entry *x;
+		for (int32_t i = 0; i < e->bs; i++)
+			tokens[i] = mllm__seq_tok_at(s, b * e->bs + i);
+		x = mllm__pc_find(e, s->chain, tokens);
+		if (!x && e->pc_free) {
+			x = e->pc_free;
+			e->pc_free = x->hnext;
+			x->parent = s->chain;
+			x->hash = hash_block(s->chain, tokens, e->bs);
+			x->block = blk;
+			memcpy(x->tokens, tokens, (size_t)e->bs * sizeof *tokens);
+			mllm_kv_block_ref(e->kv, blk);
+			x->hnext = e->pc_buckets[x->hash & e->pc_mask];
+			e->pc_buckets[x->hash & e->pc_mask] = x;
+			lru_push_front(e, x);
+		} else if (x) {
+			lru_unlink(e, x);
+			lru_push_front(e, x);
+		}
+		s->chain = hash_block(s->chain, tokens, e->bs);
+		s->n_indexed++;
+	}
+}
+
+int64_t mllm__pc_evictable(const mllm_engine *e)
+{
+	int64_t n = 0;
+	for (const pc_entry *x = e->lru_head; x; x = x->next)
+		n += mllm_kv_block_refcount(e->kv, x->block) == 1;
+	return n;
+}
+
+static bool pc_evict_one(mllm_engine *e)
+{
+	for (pc_entry *x = e->lru_tail; x; x = x->prev) {
+		if (mllm_kv_block_refcount(e->kv, x->block) == 1) {
+			pc_remove(e, x);
+			return true;
+		}
+	}
+	return false;
+}
+
+int32_t mllm__block_alloc(mllm_engine *e)
+{
+	int32_t b = mllm_kv_block_alloc(e->kv);
+	while (b < 0 && pc_evict_one(e))
+		b = mllm_kv_block_alloc(e->kv);
+	return b;
+}
+
+void mllm__pin_release(mllm_engine *e, int32_t i)
+{
+	session_pin *p = &e->pins[i];
+	for (int32_t k = 0; k < p->n_blocks; k++)
+		mllm_kv_block_unref(e->kv, p->blocks[k]);
+	free(p->blocks);
+	free(p->id);
+	e->pins[i] = e->pins[--e->n_pins];
+}
+
+void mllm__pins_expire(mllm_engine *e, uint64_t now)
+{
+	for (int32_t i = 0; i < e->n_pins;) {
+		if (e->pins[i].expire_ns <= now)
+			mllm__pin_release(e, i);
+		else
+			i++;
+	}
+}
+
+void mllm__pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
+{
+	session_pin *p;
+	if (!r->session_id || e->p.session_ttl_ms <= 0 || s->n_indexed == 0)
+		return;
+	for (int32_t i = 0; i < e->n_pins; i++) {
+		if (strcmp(e->pins[i].id, r->session_id) == 0) {
+			mllm__pin_release(e, i);
+			break;
+		}
+	}
+	if (e->n_pins == e->cap_pins) {
+		e->cap_pins = e->cap_pins ? e->cap_pins * 2 : 8;
+		e->pins = xrealloc(e->pins, (size_t)e->cap_pins * sizeof *e->pins);
+	}
+	p = &e->pins[e->n_pins++];
+	p->id = xstrdup(r->session_id);
+	p->n_blocks = s->n_indexed;
+	p->blocks = xmallocarray((size_t)s->n_indexed, sizeof *p->blocks);
+	for (int32_t k = 0; k < s->n_indexed; k++) {
+		p->blocks[k] = s->table[k];
+		mllm_kv_block_ref(e->kv, s->table[k]);
+	}
+	p->expire_ns = mllm_now_ns() + (uint64_t)e->p.session_ttl_ms * 1000000ULL;
+}
+
+void mllm__pc_free(mllm_engine *e)
+{
+	while (e->n_pins > 0)
+		mllm__pin_release(e, 0);
+	while (e->lru_head)
+		pc_remove(e, e->lru_head);
+	free(e->pc_pool);
+	free(e->pc_tokens);
+	free(e->pc_buckets);
+	free(e->pins);
+}
