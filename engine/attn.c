@@ -20,15 +20,7 @@
  */
 #include "forward.h"
 #include "kernels.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define MLLM_X86 1
-#endif
-
-/* The same target sets as the kernels of kernels.c (cpu.c picks the tier). */
-#define T_AVX2   __attribute__((target("avx2,fma,f16c")))
-#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#include "simd.h"
 
 /* ---- One token: scores over a K block, the weighted sum of V rows -------- */
 
