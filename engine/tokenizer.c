@@ -49,6 +49,21 @@ const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id, size_t *
 	return tok->blob + tok->off[id];
 }
 
+bool mllm_tokenizer_is_eos(const mllm_tokenizer *tok, int32_t id)
+{
+	for (int i = 0; tok && i < tok->n_eos; i++)
+		if (tok->eos_ids[i] == id)
+			return true;
+	return false;
+}
+
+size_t mllm_tokenizer_eos_ids(const mllm_tokenizer *tok, int32_t *out, size_t cap)
+{
+	for (size_t i = 0; i < (size_t)tok->n_eos && i < cap; i++)
+		out[i] = tok->eos_ids[i];
+	return (size_t)tok->n_eos;
+}
+
 bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id)
 {
 	return id >= 0 && id < tok->n_vocab && tok->type[id] == PT_CONTROL;
@@ -63,6 +78,11 @@ size_t mllm_tokenizer_token_bytes(const mllm_tokenizer *tok, int32_t id, char *o
 		return 0;
 	p = tok->blob + tok->off[id];
 	len = tok->len[id];
+	if (tok->kind == TOK_BPE) {
+		o = len < cap ? len : cap;
+		memcpy(out, p, o);
+		return o;
+	}
 	/* Byte pieces were checked to be <0xXX> at load. */
 	if (tok->type[id] == PT_BYTE) {
 		out[0] = (char)piece_to_byte(p, len);
@@ -432,8 +452,8 @@ static int bpe_word(const mllm_tokenizer *tok, bpe_work *w, const char *text, si
 /* Stack space for typical prompts, so short encodes do not touch malloc. */
 #define ENC_STACK_TEXT 4096
 
-int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                          int32_t *ids, size_t cap, size_t *n_ids)
+static int spm_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                      int32_t *ids, size_t cap, size_t *n_ids)
 {
 	char stack_text[ENC_STACK_TEXT];
 	bpe_sym stack_sym[256];
@@ -545,6 +565,30 @@ int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t le
 	return w.n > cap ? MLLM_ENOSPACE : 0;
 }
 
+int mllm_tokenizer_encode_ex(const mllm_tokenizer *tok, const char *text, size_t len,
+                             const mllm_encode_opts *o, int32_t *ids, size_t cap, size_t *n_ids)
+{
+	bool add_bos = o && o->add_bos;
+
+	if (n_ids)
+		*n_ids = 0;
+	if (!tok || (!text && len > 0) || (!ids && cap > 0))
+		return MLLM_EINVAL;
+	if (len > (SIZE_MAX - 16) / 3 || len > UINT32_MAX / 4)
+		return MLLM_ETOOLONG;
+	if (tok->kind == TOK_BPE)
+		return mllm__bpe_encode(tok, text ? text : "", len, o, ids, cap, n_ids);
+	return spm_encode(tok, text, len, add_bos, ids, cap, n_ids);
+}
+
+int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                          int32_t *ids, size_t cap, size_t *n_ids)
+{
+	mllm_encode_opts o = {.add_bos = add_bos};
+
+	return mllm_tokenizer_encode_ex(tok, text, len, &o, ids, cap, n_ids);
+}
+
 /* ---- Decoding -------------------------------------------------------------- */
 
 /* Whether the n bytes at s (shorter than their lead byte says) can still
@@ -607,10 +651,24 @@ static size_t piece_surface(const mllm_tokenizer *tok, int32_t id, bool *bos_ws,
 	return o;
 }
 
+/* Length of the maximal subpart of an ill-formed sequence at s (Unicode's
+ * "U+FFFD substitution of maximal subparts", which Rust's from_utf8_lossy
+ * and so Hugging Face's decoders follow): the longest prefix that could
+ * still have become a character, at least 1. */
+static size_t maximal_subpart(const unsigned char *s, size_t n)
+{
+	size_t k = 1;
+
+	while (k < n && k < 3 && utf8_could_complete(s, k + 1))
+		k++;
+	return k;
+}
+
 /* Renders held-back bytes b[0, *nb): whole characters are written to out;
- * bytes that can no longer become one are written as U+FFFD each; with
- * final, an unfinished tail is too. What may still complete stays in b. */
-static size_t drain_bytes(unsigned char *b, int *nb, bool final, char *out)
+ * bytes that can no longer become one are written as U+FFFD each (lossy:
+ * one U+FFFD per maximal subpart); with final, an unfinished tail is too.
+ * What may still complete stays in b. */
+static size_t drain_bytes(unsigned char *b, int *nb, bool final, bool lossy, char *out)
 {
 	size_t o = 0, i = 0, n = (size_t)*nb, mb;
 
@@ -624,7 +682,7 @@ static size_t drain_bytes(unsigned char *b, int *nb, bool final, char *out)
 		} else {
 			memcpy(out + o, repl_char, 3);
 			o += 3;
-			i += 1;
+			i += lossy ? maximal_subpart(b + i, n - i) : 1;
 		}
 	}
 	memmove(b, b + i, n - i);
@@ -638,6 +696,34 @@ void mllm_detok_init(mllm_detok *d, const mllm_tokenizer *tok)
 	d->tok = tok;
 }
 
+/* Byte-level BPE: the piece's bytes join the held-back ones; whole
+ * characters go out, an unfinished one (at most 3 bytes) stays. The loader
+ * keeps every piece's worst case within PIECE_MAX bytes of output. */
+static int detok_step_bpe(mllm_detok *d, int32_t id, char *tmp)
+{
+	const mllm_tokenizer *tok = d->tok;
+	unsigned char buf[sizeof d->pending + PIECE_MAX];
+	int nb = d->n_pending;
+	size_t o;
+
+	if (tok->type[id] == PT_CONTROL && !d->keep_special)
+		return 0;
+	memcpy(buf, d->pending, (size_t)nb);
+	memcpy(buf + nb, tok->blob + tok->off[id], tok->len[id]);
+	nb += tok->len[id];
+	o = drain_bytes(buf, &nb, false, true, tmp);
+	memcpy(d->pending, buf, (size_t)nb);
+	d->n_pending = nb;
+	d->n_text++;
+	return (int)o;
+}
+
+/* Renders what is held back at the end of the text. */
+static size_t detok_final(mllm_detok *d, char *tmp)
+{
+	return drain_bytes(d->pending, &d->n_pending, true, d->tok && d->tok->kind == TOK_BPE, tmp);
+}
+
 /* The text id completes, into tmp (room for PIECE_MAX + 16 bytes). */
 static int detok_step(mllm_detok *d, int32_t id, char *tmp)
 {
@@ -648,14 +734,16 @@ static int detok_step(mllm_detok *d, int32_t id, char *tmp)
 	if (!tok || id < 0 || id >= tok->n_vocab)
 		return MLLM_ERANGE;
 	d->n_seen++;
+	if (tok->kind == TOK_BPE)
+		return detok_step_bpe(d, id, tmp);
 	if (tok->type[id] == PT_BYTE) {
 		d->pending[d->n_pending++] =
 		    (unsigned char)piece_to_byte(tok->blob + tok->off[id], tok->len[id]);
 		d->n_text++;
-		return (int)drain_bytes(d->pending, &d->n_pending, false, tmp);
+		return (int)drain_bytes(d->pending, &d->n_pending, false, false, tmp);
 	}
 	if (d->n_pending > 0)
-		o = drain_bytes(d->pending, &d->n_pending, true, tmp);
+		o = drain_bytes(d->pending, &d->n_pending, true, false, tmp);
 	bos_ws = d->n_text == 0;
 	o += piece_surface(tok, id, &bos_ws, tmp + o);
 	if (tok->type[id] != PT_CONTROL)
@@ -687,7 +775,7 @@ int mllm_detok_flush(mllm_detok *d, char *out, size_t cap)
 	size_t n;
 
 	memcpy(save, d->pending, sizeof save);
-	n = drain_bytes(d->pending, &d->n_pending, true, tmp);
+	n = detok_final(d, tmp);
 	if (n > cap) {
 		memcpy(d->pending, save, sizeof save);
 		d->n_pending = save_n;
@@ -700,6 +788,12 @@ int mllm_detok_flush(mllm_detok *d, char *out, size_t cap)
 int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids, size_t n_ids, char *out,
                           size_t cap, size_t *n_out)
 {
+	return mllm_tokenizer_decode_ex(tok, ids, n_ids, false, out, cap, n_out);
+}
+
+int mllm_tokenizer_decode_ex(const mllm_tokenizer *tok, const int32_t *ids, size_t n_ids,
+                             bool keep_special, char *out, size_t cap, size_t *n_out)
+{
 	mllm_detok d;
 	char tmp[PIECE_MAX + 16];
 	size_t o = 0;
@@ -710,13 +804,14 @@ int mllm_tokenizer_decode(const mllm_tokenizer *tok, const int32_t *ids, size_t 
 	if (!tok || (!ids && n_ids > 0) || (!out && cap > 0))
 		return MLLM_EINVAL;
 	mllm_detok_init(&d, tok);
+	d.keep_special = keep_special;
 	for (size_t i = 0; i <= n_ids; i++) {
 		if (i < n_ids) {
 			n = detok_step(&d, ids[i], tmp);
 			if (n < 0)
 				return n;
 		} else {
-			n = (int)drain_bytes(d.pending, &d.n_pending, true, tmp);
+			n = (int)detok_final(&d, tmp);
 		}
 		if (o < cap) {
 			size_t room = cap - 1 - o;

@@ -34,6 +34,16 @@ enum {
 static const char ws_sym[3] = {'\xe2', '\x96', '\x81'};    /* U+2581 */
 static const char repl_char[3] = {'\xef', '\xbf', '\xbd'}; /* U+FFFD */
 
+enum { TOK_SPM = 0, TOK_BPE = 1 };
+#define TOK_EOS_MAX 8
+
+/* One BPE merge: the adjacent pieces (left, right) become id; lower rank
+ * merges first. */
+typedef struct {
+	int32_t left, right;
+	int32_t rank, id;
+} bpe_merge;
+
 typedef struct {
 	uint32_t hash;
 	int32_t id; /* -1: empty slot */
@@ -78,6 +88,24 @@ struct mllm_tokenizer {
 	 * thread meets the word first: every thread computes the same value,
 	 * so relaxed atomics suffice and the tokenizer stays shareable. */
 	_Atomic unsigned char *self_enc;
+
+	/* ---- Byte-level BPE (kind == TOK_BPE; tokenizer_bpe*.c) ---- */
+	int kind; /* TOK_SPM or TOK_BPE */
+	/* Pieces are stored as raw bytes (the GPT-2 byte-to-unicode form
+	 * undone at load); `normal` indexes the ranked vocabulary, `reserved`
+	 * the added tokens (type PT_CONTROL when special, PT_USER_DEFINED
+	 * when not), byte_id[] the 256 single-byte pieces. */
+	bpe_merge *merges; /* open addressing, mask merge_mask; left = -1: empty */
+	uint32_t merge_mask;
+	size_t n_merges;
+	bool ignore_merges;    /* a pre-token that is a piece is that piece */
+	bool added_first[256]; /* first bytes of added tokens */
+	size_t added_min, added_max;
+	int n_added;
+	/* End of generation: the EOS id first, then eot/eom and the config's
+	 * eos_token_id list (duplicates removed). */
+	int32_t eos_ids[TOK_EOS_MAX];
+	int n_eos;
 };
 
 enum { SELF_UNKNOWN = 0, SELF_YES = 1, SELF_NO = 2 };
@@ -265,5 +293,37 @@ static inline int piece_to_byte(const char *s, size_t n)
 	}
 	return v;
 }
+
+/* Hash of a merge pair of ids (tokenizer_bpe*.c). */
+static inline uint32_t bpe_pair_hash(int32_t a, int32_t b)
+{
+	uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+
+	k *= 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(k >> 32);
+}
+
+/* ---- Shared between the loaders and the two kinds --------------------- */
+
+/* Reads a whole file of at most max bytes (NUL-terminated copy). */
+int mllm__tok_read_file(const char *path, size_t max, unsigned char **data, size_t *size, char *err,
+                        size_t errlen) MLLM_WUR;
+mllm_tokenizer *mllm__tok_alloc(int32_t n_vocab, size_t blob_bytes);
+/* Adds id to the end-of-generation set (ignored when out of range, already
+ * there or the set is full). */
+void mllm__tok_add_eos(mllm_tokenizer *tok, int32_t id);
+
+/* Byte-level BPE (tokenizer_bpe_load.c): from a Hugging Face tokenizer.json
+ * (config.json, generation_config.json and tokenizer_config.json beside it
+ * are read when present) or from GGUF metadata with tokenizer.ggml.model =
+ * "gpt2". */
+int mllm__bpe_load_json(const char *path, mllm_tokenizer **out, char *err, size_t errlen) MLLM_WUR;
+struct mllm__gguf;
+int mllm__bpe_from_gguf(const struct mllm__gguf *g, mllm_tokenizer **out, char *err,
+                        size_t errlen) MLLM_WUR;
+/* Byte-level BPE encode (tokenizer_bpe.c); same contract as
+ * mllm_tokenizer_encode_ex(). */
+int mllm__bpe_encode(const mllm_tokenizer *tok, const char *text, size_t len,
+                     const mllm_encode_opts *o, int32_t *ids, size_t cap, size_t *n_ids) MLLM_WUR;
 
 #endif

@@ -31,7 +31,7 @@ typedef struct {
 	size_t unk_surface_len;
 } tok_opts;
 
-static mllm_tokenizer *tok_alloc(int32_t n_vocab, size_t blob_bytes)
+mllm_tokenizer *mllm__tok_alloc(int32_t n_vocab, size_t blob_bytes)
 {
 	mllm_tokenizer *tok = mllm_try_calloc(1, sizeof *tok);
 
@@ -63,6 +63,7 @@ void mllm_tokenizer_free(mllm_tokenizer *tok)
 	free((void *)tok->self_enc);
 	free(tok->normal.slots);
 	free(tok->reserved.slots);
+	free(tok->merges);
 	free(tok);
 }
 
@@ -172,6 +173,7 @@ static int tok_finish(mllm_tokenizer *tok, const tok_opts *o, const char *src, c
 		                    n_bytes);
 	tok->bos_id = (o->bos_id >= 0 && o->bos_id < n) ? o->bos_id : -1;
 	tok->eos_id = (o->eos_id >= 0 && o->eos_id < n) ? o->eos_id : -1;
+	mllm__tok_add_eos(tok, tok->eos_id);
 	tok->add_bos = o->add_bos && tok->bos_id >= 0;
 	tok->add_dummy_prefix = o->add_dummy_prefix;
 	tok->remove_extra_ws = o->remove_extra_ws;
@@ -481,7 +483,7 @@ static int tokenizer_from_proto(const unsigned char *data, size_t size, const ch
 		                    s.ws_suffix ? "treat_whitespace_as_suffix"
 		                                : "escape_whitespaces = false");
 
-	tok = tok_alloc((int32_t)n_pieces, blob);
+	tok = mllm__tok_alloc((int32_t)n_pieces, blob);
 	if (!tok)
 		return mllm__seterr(err, errlen, MLLM_ENOMEM, "%s: out of memory", src);
 
@@ -545,7 +547,8 @@ fail:
 	return rc;
 }
 
-static int read_file(const char *path, unsigned char **data, size_t *size, char *err, size_t errlen)
+int mllm__tok_read_file(const char *path, size_t max, unsigned char **data, size_t *size, char *err,
+                        size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	unsigned char *buf = NULL;
@@ -560,9 +563,9 @@ static int read_file(const char *path, unsigned char **data, size_t *size, char 
 		                  strerror(errno));
 		goto fail;
 	}
-	if ((size_t)n > MODEL_FILE_MAX) {
+	if ((size_t)n > max) {
 		rc = mllm__seterr(err, errlen, MLLM_EFORMAT,
-		                  "%s: %ld bytes is too large for a tokenizer model", path, n);
+		                  "%s: %ld bytes is too large for a tokenizer file", path, n);
 		goto fail;
 	}
 	buf = mllm_try_malloc((size_t)n + 1);
@@ -574,6 +577,7 @@ static int read_file(const char *path, unsigned char **data, size_t *size, char 
 		rc = mllm__seterr(err, errlen, MLLM_EIO, "%s: short read", path);
 		goto fail;
 	}
+	buf[n] = '\0';
 	fclose(f);
 	*data = buf;
 	*size = (size_t)n;
@@ -582,6 +586,16 @@ fail:
 	free(buf);
 	fclose(f);
 	return rc;
+}
+
+void mllm__tok_add_eos(mllm_tokenizer *tok, int32_t id)
+{
+	if (id < 0 || id >= tok->n_vocab || tok->n_eos >= TOK_EOS_MAX)
+		return;
+	for (int i = 0; i < tok->n_eos; i++)
+		if (tok->eos_ids[i] == id)
+			return;
+	tok->eos_ids[tok->n_eos++] = id;
 }
 
 /* ---- GGUF metadata --------------------------------------------------------- */
@@ -615,11 +629,13 @@ int mllm__tokenizer_from_gguf(const mllm__gguf *g, mllm_tokenizer **out, char *e
 		return mllm__seterr(err, errlen,
 		                    rc == MLLM_ENOTFOUND ? MLLM_ENOTFOUND : MLLM_EFORMAT,
 		                    "%s: no tokenizer.ggml.model in the metadata", src);
+	if (model_len == 4 && memcmp(model, "gpt2", 4) == 0)
+		return mllm__bpe_from_gguf(g, out, err, errlen);
 	if (model_len != 5 || memcmp(model, "llama", 5) != 0)
 		return mllm__seterr(
 		    err, errlen, MLLM_EUNSUPPORTED,
 		    "%s: tokenizer model \"%.*s\" is not supported (only \"llama\", "
-		    "SentencePiece BPE)",
+		    "SentencePiece BPE, and \"gpt2\", byte-level BPE)",
 		    src, (int)(model_len < 40 ? model_len : 40), model);
 	rc = mllm__gguf_get_arr(g, "tokenizer.ggml.tokens", &et_tokens, &n, &tokens);
 	if (rc || et_tokens != MLLM_GGUF_STRING)
@@ -665,7 +681,7 @@ int mllm__tokenizer_from_gguf(const mllm__gguf *g, mllm_tokenizer **out, char *e
 			                    (unsigned long long)i, l, PIECE_MAX);
 		blob += l + 1;
 	}
-	tok = tok_alloc((int32_t)n, blob);
+	tok = mllm__tok_alloc((int32_t)n, blob);
 	if (!tok)
 		return mllm__seterr(err, errlen, MLLM_ENOMEM, "%s: out of memory", src);
 	size_t pos = 0;
@@ -762,6 +778,8 @@ int mllm_tokenizer_load(const char *path, mllm_tokenizer **out, char *err, size_
 	if (!path)
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "tokenizer: no path");
 	pl = strlen(path);
+	if (pl >= 5 && strcmp(path + pl - 5, ".json") == 0)
+		return mllm__bpe_load_json(path, out, err, errlen);
 	if (pl >= 5 && strcmp(path + pl - 5, ".gguf") == 0) {
 		mllm__gguf *g = NULL;
 		rc = mllm__gguf_open(path, &g, err, errlen);
@@ -771,7 +789,7 @@ int mllm_tokenizer_load(const char *path, mllm_tokenizer **out, char *err, size_
 		mllm__gguf_close(g);
 		return rc;
 	}
-	rc = read_file(path, &data, &size, err, errlen);
+	rc = mllm__tok_read_file(path, MODEL_FILE_MAX, &data, &size, err, errlen);
 	if (rc)
 		return rc;
 	rc = tokenizer_from_proto(data, size, path, out, err, errlen);
