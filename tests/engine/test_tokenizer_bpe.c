@@ -4,7 +4,7 @@
  * special-token text parsed and split, decode with and without specials,
  * the streaming detokenizer) from tokenizer.json and from the R1 GGUF's
  * vocabulary; BOS/EOS handling; the pre-tokenizer on hand-picked strings;
- * Unicode classes; lossless bytes for random input; loader refusals.
+ * Unicode classes; loader refusals (random input: test_tokenizer_bpe_fuzz.c).
  * White-box: includes engine/tokenizer_bpe.c (the pre-tokenizer).
  */
 #include "harness.h"
@@ -374,96 +374,6 @@ START_TEST(unicode_classes)
 }
 END_TEST
 
-/* Random bytes and random code points: ids are always in range, the pieces'
- * bytes always give back the input exactly, and the detokenizer never
- * emits a partial character. */
-static void lossless(const mllm_tokenizer *tok, const unsigned char *s, size_t n, bool special)
-{
-	static int32_t ids[8192];
-	static char back[65536], out[65536];
-	mllm_encode_opts o = {.parse_special = special};
-	size_t k = 0, m = 0, dn = 0;
-	mllm_detok d;
-
-	ck_assert_int_eq(mllm_tokenizer_encode_ex(tok, (const char *)s, n, &o, ids, 8192, &k), 0);
-	ck_assert_uint_le(k, n);
-	for (size_t i = 0; i < k; i++) {
-		ck_assert(ids[i] >= 0 && ids[i] < mllm_tokenizer_n_vocab(tok));
-		m += mllm_tokenizer_token_bytes(tok, ids[i], back + m, sizeof back - m);
-	}
-	ck_assert_msg(m == n && memcmp(back, s, n) == 0, "bytes do not round-trip");
-	mllm_detok_init(&d, tok);
-	d.keep_special = true;
-	for (size_t i = 0; i < k; i++) {
-		int r = mllm_detok_push(&d, ids[i], out + dn, MLLM_DETOK_MAX);
-		ck_assert_int_ge(r, 0);
-		ck_assert(utf8_all_valid(out + dn, (size_t)r));
-		dn += (size_t)r;
-	}
-	ck_assert_int_ge(mllm_detok_flush(&d, out + dn, MLLM_DETOK_MAX), 0);
-}
-
-START_TEST(fuzz_random)
-{
-	mllm_tokenizer *tok = load(L3_JSON);
-	static const char *const bits[] = {
-	    "<|eot_id|>", "<|begin_of_text|>", "<|", "'s", "'LL", " ", "\r\n", "\n", "\t",
-	    "123",        "\xc2\xa0"};
-	unsigned char s[2048];
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-	int rounds = mllm_test_long() ? 20000 : 1500;
-
-	for (int r = 0; r < rounds; r++) {
-		size_t n = 0, want;
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		want = x % 1024;
-		while (n < want) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			switch (r % 3) {
-			case 0: /* raw bytes */
-				s[n++] = (unsigned char)(x >> 24);
-				break;
-			case 1: { /* a code point, any plane */
-				uint32_t cp = (uint32_t)(x >> 20) % 0x110000;
-				if (cp >= 0xd800 && cp < 0xe000)
-					cp = 0x41;
-				if (cp < 0x80) {
-					s[n++] = (unsigned char)cp;
-				} else if (cp < 0x800) {
-					s[n++] = (unsigned char)(0xc0 | cp >> 6);
-					s[n++] = (unsigned char)(0x80 | (cp & 0x3f));
-				} else if (cp < 0x10000) {
-					s[n++] = (unsigned char)(0xe0 | cp >> 12);
-					s[n++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-					s[n++] = (unsigned char)(0x80 | (cp & 0x3f));
-				} else {
-					s[n++] = (unsigned char)(0xf0 | cp >> 18);
-					s[n++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-					s[n++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-					s[n++] = (unsigned char)(0x80 | (cp & 0x3f));
-				}
-				break;
-			}
-			default: { /* pieces that stress the regex and specials */
-				const char *b = bits[(x >> 33) % (sizeof bits / sizeof bits[0])];
-				size_t bl = strlen(b);
-				memcpy(s + n, b, bl);
-				n += bl;
-			}
-			}
-		}
-		lossless(tok, s, n, r & 1);
-	}
-	/* A long run with no pre-token break goes through the merge heap. */
-	memset(s, 'a', sizeof s);
-	lossless(tok, s, sizeof s, false);
-	for (size_t i = 0; i < sizeof s; i++)
-		s[i] = (unsigned char)(0x80 + i % 64);
-	lossless(tok, s, sizeof s, false);
-	mllm_tokenizer_free(tok);
-}
-END_TEST
-
 static char *patched(const char *from, const char *to);
 
 /* With ignore_merges off every pre-token goes through the merge loop, and
@@ -595,7 +505,6 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, token_bytes);
 	tcase_add_test(tc, pretokenizer);
 	tcase_add_test(tc, unicode_classes);
-	tcase_add_test(tc, fuzz_random);
 	tcase_add_test(tc, loader_refusals);
 	tcase_add_test(tc, loader_broken_vocab);
 	suite_add_tcase(s, tc);
