@@ -369,7 +369,10 @@ static int32_t added_at(const mllm_tokenizer *tok, const char *s, size_t n, bool
 	size_t m = tok->added_max < n ? tok->added_max : n;
 
 	for (size_t l = m; l >= tok->added_min && l > 0; l--) {
-		int32_t id = htab_find(tok, &tok->reserved, s, l);
+		int32_t id;
+		if (!tok->added_last[(unsigned char)s[l - 1]])
+			continue;
+		id = htab_find(tok, &tok->reserved, s, l);
 		if (id >= 0 && (special || tok->type[id] != PT_CONTROL)) {
 			*len = l;
 			return id;

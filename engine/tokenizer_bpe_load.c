@@ -201,6 +201,7 @@ static int build_index(bpe_build *b)
 		if (added) {
 			size_t l = tok->len[i];
 			tok->added_first[(unsigned char)tok->blob[tok->off[i]]] = true;
+			tok->added_last[(unsigned char)tok->blob[tok->off[i] + l - 1]] = true;
 			if (tok->n_added == 0 || l < tok->added_min)
 				tok->added_min = l;
 			if (l > tok->added_max)

@@ -100,6 +100,7 @@ struct mllm_tokenizer {
 	size_t n_merges;
 	bool ignore_merges;    /* a pre-token that is a piece is that piece */
 	bool added_first[256]; /* first bytes of added tokens */
+	bool added_last[256];  /* last bytes: most lengths are skipped unhashed */
 	size_t added_min, added_max;
 	int n_added;
 	/* End of generation: the EOS id first, then eot/eom and the config's
