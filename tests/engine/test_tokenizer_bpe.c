@@ -3,11 +3,14 @@
  * Hugging Face tokenizers' own outputs: the 3,000 fixture cases (ids with
  * special-token text parsed and split, decode with and without specials,
  * the streaming detokenizer) from tokenizer.json and from the R1 GGUF's
- * vocabulary; BOS/EOS handling; the pre-tokenizer on hand-picked strings;
- * Unicode classes; loader refusals (random input: test_tokenizer_bpe_fuzz.c).
+ * vocabulary; four threads sharing one tokenizer; BOS/EOS handling; the
+ * pre-tokenizer on hand-picked strings; Unicode classes; loader refusals
+ * (random input: test_tokenizer_bpe_fuzz.c).
  * White-box: includes engine/tokenizer_bpe.c (the pre-tokenizer).
  */
 #include "harness.h"
+
+#include <pthread.h>
 
 #include "../../engine/tokenizer_bpe.c"
 #include "json.h"
@@ -204,6 +207,89 @@ END_TEST
 START_TEST(decode_gguf)
 {
 	run_decode(R1_GGUF);
+}
+END_TEST
+
+/* Four threads share one tokenizer (it is immutable after load): each
+ * encodes every case and counts the ones that differ from the fixture. */
+typedef struct {
+	const mllm_tokenizer *tok;
+	const char *const *text;
+	const size_t *len;
+	const int32_t *const *ids;
+	const size_t *n_ids;
+	size_t n, bad;
+} bpe_job;
+
+static void *encode_thread(void *arg)
+{
+	bpe_job *j = arg;
+	int32_t *got = malloc(8192 * sizeof *got);
+	mllm_encode_opts o = {.parse_special = true};
+
+	for (size_t r = 0; r < 3; r++)
+		for (size_t i = 0; i < j->n; i++) {
+			size_t n = 0;
+			if (mllm_tokenizer_encode_ex(j->tok, j->text[i], j->len[i], &o, got, 8192,
+			                             &n) != 0 ||
+			    n != j->n_ids[i] || memcmp(got, j->ids[i], n * sizeof *got) != 0)
+				j->bad++;
+		}
+	free(got);
+	return NULL;
+}
+
+typedef struct {
+	char **text;
+	size_t *len;
+	int32_t **ids;
+	size_t *n_ids;
+	size_t n;
+} case_copy;
+
+static void copy_case(const mllm_tokenizer *tok, const bpe_case *c, void *ud)
+{
+	case_copy *cc = ud;
+	size_t i = cc->n++;
+
+	(void)tok;
+	cc->text[i] = malloc(c->len + 1);
+	memcpy(cc->text[i], c->text, c->len);
+	cc->len[i] = c->len;
+	cc->ids[i] = malloc((c->n_ids + 1) * sizeof(int32_t));
+	memcpy(cc->ids[i], c->ids, c->n_ids * sizeof(int32_t));
+	cc->n_ids[i] = c->n_ids;
+}
+
+START_TEST(threads_share)
+{
+	mllm_tokenizer *tok = load(L3_JSON);
+	case_copy cc = {malloc(3000 * sizeof(char *)), malloc(3000 * sizeof(size_t)),
+	                malloc(3000 * sizeof(int32_t *)), malloc(3000 * sizeof(size_t)), 0};
+	bpe_job jobs[4];
+	pthread_t th[4];
+
+	ck_assert_uint_eq(for_each_case(copy_case, tok, &cc), 3000);
+	for (int t = 0; t < 4; t++) {
+		jobs[t] = (bpe_job){tok,      (const char *const *)cc.text,
+		                    cc.len,   (const int32_t *const *)cc.ids,
+		                    cc.n_ids, cc.n,
+		                    0};
+		ck_assert_int_eq(pthread_create(&th[t], NULL, encode_thread, &jobs[t]), 0);
+	}
+	for (int t = 0; t < 4; t++) {
+		ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+		ck_assert_uint_eq(jobs[t].bad, 0);
+	}
+	for (size_t i = 0; i < cc.n; i++) {
+		free(cc.text[i]);
+		free(cc.ids[i]);
+	}
+	free(cc.text);
+	free(cc.len);
+	free(cc.ids);
+	free(cc.n_ids);
+	mllm_tokenizer_free(tok);
 }
 END_TEST
 
@@ -499,6 +585,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, encode_json_by_merges);
 	tcase_add_test(tc, decode_json);
 	tcase_add_test(tc, decode_gguf);
+	tcase_add_test(tc, threads_share);
 	tcase_add_test(tc, specials_json);
 	tcase_add_test(tc, specials_gguf);
 	tcase_add_test(tc, specials_bare_json);
