@@ -625,9 +625,13 @@ void api_request_set_id(api_request *req, const char *id, int64_t created)
 
 /* ---- prepare: model binding ---------------------------------------------- */
 
+/* parse_special: special-token text (<|eot_id|> ...) becomes the special
+ * token, as in completions prompts; chat message text never does, so that a
+ * user cannot forge a turn boundary (byte-level BPE vocabularies only). */
 static int tokenize(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                    api__prompt *p, api_error *e)
+                    bool parse_special, api__prompt *p, api_error *e)
 {
+	mllm_encode_opts o = {.add_bos = add_bos, .parse_special = parse_special};
 	size_t cap = mllm_tokenizer_max_ids(tok, len), n = 0, bytes;
 	int rc;
 	if (len > SIZE_MAX / 4 || mllm__mul_overflow(cap, sizeof(int32_t), &bytes))
@@ -635,7 +639,7 @@ static int tokenize(const mllm_tokenizer *tok, const char *text, size_t len, boo
 	p->ids = mllm_try_malloc(bytes);
 	if (!p->ids)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the prompt.");
-	rc = mllm_tokenizer_encode(tok, text, len, add_bos, p->ids, cap, &n);
+	rc = mllm_tokenizer_encode_ex(tok, text, len, &o, p->ids, cap, &n);
 	if (rc == MLLM_ENOMEM)
 		return api_error_from_mllm(e, rc);
 	if (rc != 0)
@@ -725,8 +729,8 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = api__chat_apply(t, req->msgs, req->n_msgs, &b);
 		if (rc == 0)
-			rc = tokenize(m->tok, b.data ? b.data : "", b.len, bos, &req->prompts[0],
-			              err);
+			rc = tokenize(m->tok, b.data ? b.data : "", b.len, bos, false,
+			              &req->prompts[0], err);
 		else
 			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
 		mllm_buf_free(&b);
@@ -757,7 +761,7 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 				}
 			} else {
 				rc = tokenize(m->tok, p->text, p->text_len,
-				              mllm_tokenizer_add_bos(m->tok), p, err);
+				              mllm_tokenizer_add_bos(m->tok), true, p, err);
 				if (rc)
 					return rc;
 			}

@@ -40,9 +40,11 @@ static int load(const char *body, size_t len, const api_limits *lim, api_model_l
 	return 0;
 }
 
-static int encode(const mllm_tokenizer *tok, const char *text, size_t len, bool bos, int32_t **ids,
-                  size_t *n, api_error *e)
+/* parse_special as in request.c: prompts yes, chat messages no. */
+static int encode(const mllm_tokenizer *tok, const char *text, size_t len, bool bos,
+                  bool parse_special, int32_t **ids, size_t *n, api_error *e)
 {
+	mllm_encode_opts o = {.add_bos = bos, .parse_special = parse_special};
 	size_t cap = mllm_tokenizer_max_ids(tok, len), bytes;
 	int rc;
 	if (len > SIZE_MAX / 4 || mllm__mul_overflow(cap, sizeof **ids, &bytes))
@@ -50,7 +52,7 @@ static int encode(const mllm_tokenizer *tok, const char *text, size_t len, bool 
 	*ids = mllm_try_malloc(bytes);
 	if (!*ids)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
-	rc = mllm_tokenizer_encode(tok, text, len, bos, *ids, cap, n);
+	rc = mllm_tokenizer_encode_ex(tok, text, len, &o, *ids, cap, n);
 	if (rc == MLLM_ENOMEM)
 		return api_error_from_mllm(e, rc);
 	if (rc != 0)
@@ -88,7 +90,7 @@ int api_handle_tokenize(const char *body, size_t len, const api_limits *lim,
 			goto done;
 		}
 		rc = encode(m->tok, json_string_value(v), json_string_length(v),
-		            special && mllm_tokenizer_add_bos(m->tok), &ids, &n, err);
+		            special && mllm_tokenizer_add_bos(m->tok), true, &ids, &n, err);
 	} else if (json_object_get(root, "messages")) {
 		const api_chat_template *t =
 		    m->chat_template ? m->chat_template : api__chat_template_default();
@@ -103,8 +105,8 @@ int api_handle_tokenize(const char *body, size_t len, const api_limits *lim,
 		if (api__chat_apply(t, tmp->msgs, tmp->n_msgs, &b) != 0)
 			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
 		else
-			rc = encode(m->tok, b.data ? b.data : "", b.len, special && bos, &ids, &n,
-			            err);
+			rc = encode(m->tok, b.data ? b.data : "", b.len, special && bos, false,
+			            &ids, &n, err);
 		mllm_buf_free(&b);
 	} else {
 		rc = api_error_set(err, 400, "prompt", "missing_required_parameter",

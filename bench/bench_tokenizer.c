@@ -8,11 +8,13 @@
  * per line, no BOS), as tokenizer_sp.py does. A mixed text (corpus prose,
  * code, CJK, emoji, whitespace runs) is made by
  *   /usr/bin/python3 bench/tokenizer_sp.py --make-text OUT ../shared
- * TOKENIZER: a tokenizer.model or a .gguf. Prints one line per measurement
+ * TOKENIZER: a tokenizer.model, a tokenizer.json or a .gguf. Prints one line
+ * per measurement
  * (best of REPEATS runs, default 3; CPU time of the one thread encoding,
  * so other load on the machine does not count), then SentencePiece's figure
  * (process CPU time likewise) is printed
- * by: /usr/bin/python3 bench/tokenizer_sp.py TEXT_FILE tokenizer.model
+ * by: /usr/bin/python3 bench/tokenizer_sp.py TEXT_FILE tokenizer.model, and
+ * Hugging Face tokenizers' for a tokenizer.json by bench/tokenizer_hf.js.
  * Figures only: nothing here passes or fails on time.
  */
 #include <stdio.h>
@@ -106,7 +108,9 @@ int main(int argc, char **argv)
 	if (!ids || !all || !starts)
 		return 1;
 
-	/* Encode, one call per line. */
+	/* Encode, one call per line. Special-token text is parsed, as Hugging
+	 * Face's encode() does (SentencePiece ignores the flag). */
+	mllm_encode_opts opts = {.parse_special = true};
 	double best = 1e30;
 	size_t n_tok = 0;
 	for (int r = 0; r < repeats; r++) {
@@ -114,8 +118,8 @@ int main(int argc, char **argv)
 		n_tok = 0;
 		for (size_t i = 0; i < n_lines; i++) {
 			size_t n;
-			if (mllm_tokenizer_encode(tok, lines[i].p, lines[i].n, false, all + n_tok,
-			                          all_cap - n_tok, &n) != 0) {
+			if (mllm_tokenizer_encode_ex(tok, lines[i].p, lines[i].n, &opts,
+			                             all + n_tok, all_cap - n_tok, &n) != 0) {
 				fprintf(stderr, "encode failed on line %zu\n", i);
 				return 1;
 			}

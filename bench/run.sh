@@ -23,6 +23,23 @@ if want tokenizer; then
 	tok=$FIX/tokenizer/llama2/tokenizer.model
 	"$B/bench/bench_tokenizer" "$txt" "$tok" 3
 	/usr/bin/python3 bench/tokenizer_sp.py "$txt" "$tok" 3
+
+	echo "== tokenizer encode, Llama-3 byte-level BPE (ours vs Hugging Face tokenizers, same text)"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+	tok=$FIX/tokenizer/llama3/tokenizer.json
+	ours=$("$B/bench/bench_tokenizer" "$txt" "$tok" 3) || exit 1
+	echo "$ours"
+	ours=$(echo "$ours" | sed -n 's/^mobilellmd encode:.* \([0-9.]*\) MB\/s.*/\1/p')
+	if ! command -v node >/dev/null 2>&1; then
+		echo "hf tokenizers: node is not installed; column skipped"
+	elif [ ! -d bench/hf/node_modules/tokenizers ]; then
+		echo "hf tokenizers: not installed (cd bench/hf && npm ci: tokenizers 0.23.2); column skipped"
+	else
+		hf=$(node bench/tokenizer_hf.js "$txt" "$tok" 3) || exit 1
+		echo "$hf" | grep -v '^HF_BEST_MBPS'
+		hf=$(echo "$hf" | sed -n 's/^HF_BEST_MBPS //p')
+		awk -v a="$ours" -v b="$hf" 'BEGIN { if (b > 0) printf "encode ratio (ours / HF fastest figure, one thread): %.1fx\n", a / b }'
+	fi
 fi
 
 if want forward; then

@@ -757,6 +757,12 @@ bind:
 	take_maps(&ts, m);
 
 	p = path_join(dir, "tokenizer.model");
+	/* [bpe] Byte-level BPE snapshots (MobileLLM-R1) ship tokenizer.json
+	 * only; mllm_tokenizer_load() reads either. */
+	if (!file_exists(p)) {
+		free(p);
+		p = path_join(dir, "tokenizer.json");
+	}
 	if (file_exists(p)) {
 		bool add_bos;
 		rc = read_add_bos(dir, &add_bos, err, errlen);

@@ -1,9 +1,11 @@
 /*
  * cmd_tokenize.c — `mobilellmd tokenize`: text on stdin to token ids, with
  * the same tokenizer the daemon uses, for scripts and for checking against
- * SentencePiece. It loads only the tokenizer (no weights), from a snapshot
- * directory, a tokenizer.model file or a .gguf file. JSON in and out goes
- * through jansson.
+ * SentencePiece and Hugging Face tokenizers. It loads only the tokenizer (no
+ * weights, so it also works for a model family the engine cannot run), from
+ * a snapshot directory, a tokenizer.model or tokenizer.json file or a .gguf
+ * file. Special-token text is parsed as the special token, as Hugging Face
+ * does by default. JSON in and out goes through jansson.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -25,13 +27,18 @@ static void usage(FILE *f)
 	           "\n"
 	           "Prints the token ids of text read on stdin.\n"
 	           "\n"
-	           "  --model PATH  a model snapshot directory (its tokenizer.model, and\n"
-	           "                add_bos_token from its tokenizer_config.json), a\n"
-	           "                tokenizer.model file (tokenizer_config.json beside it\n"
+	           "  --model PATH  a model snapshot directory (its tokenizer.model, else\n"
+	           "                its tokenizer.json; add_bos_token from its\n"
+	           "                tokenizer_config.json), a tokenizer.model or\n"
+	           "                tokenizer.json file (tokenizer_config.json beside it\n"
 	           "                is read if present) or a .gguf file (its metadata)\n"
 	           "  --jsonl       read one JSON object {\"text\": \"...\"} per line and\n"
 	           "                write one {\"ids\": [...]} per line, WITHOUT BOS (as\n"
-	           "                SentencePiece's encode()); blank lines are skipped\n"
+	           "                SentencePiece's and tokenizers' encode()); blank lines\n"
+	           "                are skipped\n"
+	           "\n"
+	           "Special-token text such as <|eot_id|> becomes the special token\n"
+	           "(byte-level BPE vocabularies; SentencePiece never does this).\n"
 	           "\n"
 	           "Without --jsonl all of stdin, byte for byte (a trailing newline is\n"
 	           "text too: use printf '%%s'), is encoded as the model is fed a prompt:\n"
@@ -77,6 +84,9 @@ static mllm_tokenizer *load(const char *model)
 		tok_path = xmalloc(n + 32);
 		cfg_path = xmalloc(n + 32);
 		snprintf(tok_path, n + 32, "%s/tokenizer.model", model);
+		/* MobileLLM-R1 snapshots ship only tokenizer.json. */
+		if (access(tok_path, F_OK) != 0)
+			snprintf(tok_path, n + 32, "%s/tokenizer.json", model);
 		snprintf(cfg_path, n + 32, "%s/tokenizer_config.json", model);
 	} else {
 		const char *slash = strrchr(model, '/');
@@ -114,7 +124,8 @@ static json_t *encode_json(const mllm_tokenizer *tok, const char *text, size_t l
 		fprintf(stderr, "mobilellmd tokenize: out of memory\n");
 		return NULL;
 	}
-	rc = mllm_tokenizer_encode(tok, text, len, bos, ids, cap, &n);
+	mllm_encode_opts o = {.add_bos = bos, .parse_special = true};
+	rc = mllm_tokenizer_encode_ex(tok, text, len, &o, ids, cap, &n);
 	if (rc != 0) {
 		fprintf(stderr, "mobilellmd tokenize: %s\n", mllm_strerror(rc));
 		free(ids);

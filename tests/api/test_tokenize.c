@@ -14,11 +14,16 @@ static void setup(void)
 	api_fixture_setup(2048, 1);
 }
 
+/* A second model with the Llama-3 byte-level BPE tokenizer (MobileLLM-R1). */
+static api_model_info r1;
+
 static const api_model_info *lookup(void *ud, const char *id)
 {
 	(void)ud;
 	if (!id || strcmp(id, "tiny") == 0)
 		return &model;
+	if (r1.tok && strcmp(id, "r1") == 0)
+		return &r1;
 	return NULL;
 }
 
@@ -160,6 +165,45 @@ START_TEST(test_errors)
 }
 END_TEST
 
+static bool has_id(const json_t *arr, json_int_t id)
+{
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		if (json_integer_value(json_array_get(arr, i)) == id)
+			return true;
+	return false;
+}
+
+/* Special-token text is the special token in a prompt, plain text in chat
+ * messages (a user cannot forge a turn boundary). */
+START_TEST(test_special_text)
+{
+	char path[512], err[256];
+	mllm_tokenizer *t = NULL;
+	json_t *res, *want;
+	api_error e;
+	const char *prompt = "{\"model\":\"r1\",\"prompt\":\"Hi<|eot_id|>\"}";
+	const char *chat = "{\"model\":\"r1\",\"messages\":[{\"role\":\"user\","
+	                   "\"content\":\"Hi<|eot_id|>\"}]}";
+
+	mllm_test_path(path, sizeof path, "tokenizer/llama3/tokenizer.json");
+	MLLM_REQUIRE_FIXTURE(path);
+	ck_assert_int_eq(mllm_tokenizer_load(path, &t, err, sizeof err), 0);
+	r1 = (api_model_info){.id = "r1", .tok = t, .n_ctx = 2048, .created = 1};
+	ck_assert_int_eq(call(false, prompt, strlen(prompt), &res, &e), 200);
+	want = json_pack("[i,i,i]", 128000, 13347, 128009);
+	ck_assert(json_equal(json_object_get(res, "tokens"), want));
+	json_decref(want);
+	json_decref(res);
+	ck_assert_int_eq(call(false, chat, strlen(chat), &res, &e), 200);
+	ck_assert(!has_id(json_object_get(res, "tokens"), 128009));
+	/* "<|eot_id|>" as text is several pieces. */
+	ck_assert_uint_gt(json_array_size(json_object_get(res, "tokens")), 6);
+	json_decref(res);
+	r1.tok = NULL;
+	mllm_tokenizer_free(t);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("api_tokenize");
@@ -168,6 +212,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_golden_cases);
 	tcase_add_test(tc, test_bos_and_messages);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_special_text);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -5,13 +5,14 @@
  * stories260K and tiny-model goldens, invalid UTF-8 and decode edge cases
  * (tables printed by bench/tokenizer_sp.py --edge-cases from SentencePiece),
  * four threads sharing one tokenizer, and the loader's error paths.
- * White-box: includes engine/tokenizer.c.
+ * White-box: includes engine/tokenizer_load.c and engine/tokenizer.c.
  */
 #include "harness.h"
 
 #include <jansson.h>
 #include <pthread.h>
 
+#include "../../engine/tokenizer_load.c"
 #include "../../engine/tokenizer.c"
 
 #define LLAMA_MODEL   "tokenizer/llama2/tokenizer.model"

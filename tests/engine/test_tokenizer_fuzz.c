@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 
+#include "../../engine/tokenizer_load.c"
 #include "../../engine/tokenizer.c"
 
 #include "file_util.h"
