@@ -1542,6 +1542,14 @@ static int bpe_word(const mllm_tokenizer *tok, bpe_work *w, const char *text, si
 /* Stack space for typical prompts, so short encodes do not touch malloc. */
 #define ENC_STACK_TEXT 4096
 
+/* The calling thread's cancel flag (mllm_tokenizer_cancel_watch). */
+static _Thread_local const volatile _Atomic(bool) *enc_cancel;
+
+void mllm_tokenizer_cancel_watch(const volatile _Atomic(bool) *flag)
+{
+	enc_cancel = flag;
+}
+
 int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
                           int32_t *ids, size_t cap, size_t *n_ids)
 {
@@ -1579,6 +1587,10 @@ int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t le
 	size_t start = 0;
 	while (start < nlen && rc == 0) {
 		size_t end = nlen;
+		if (enc_cancel && atomic_load_explicit(enc_cancel, memory_order_relaxed)) {
+			rc = MLLM_ECANCELLED;
+			break;
+		}
 		if (tok->split_words) {
 			/* The word ends before the next "▁" that follows a
 			 * character other than "▁". */
