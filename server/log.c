@@ -39,40 +39,6 @@ int srv_log_level_parse(const char *name)
 	return -1;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes
- * there are not one (overlong forms, surrogates and > U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 size_t srv_log_escape(const char *in, size_t n, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -82,7 +48,7 @@ size_t srv_log_escape(const char *in, size_t n, char *out, size_t cap)
 	if (cap == 0)
 		return 0;
 	while (i < n) {
-		size_t k = utf8_seq(p + i, n - i);
+		size_t k = mllm_utf8_len(p + i, n - i); /* 0: not valid UTF-8 */
 		bool plain = k > 1 || (k == 1 && p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\');
 		if (plain) {
 			if (o + k >= cap)
