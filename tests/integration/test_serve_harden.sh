@@ -15,6 +15,7 @@ start_daemon --model st="$ST" --set connection_timeout_s=60 --set body_timeout_m
 $H framing "$URL" 60 || fail "framing"
 $H inject "$URL" st || fail "log injection"
 stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 $H check-log "$TMP/log" text || fail "text log"
 ok "framing cases answered at once; raw-path routing; text log escaped"
 
@@ -32,6 +33,7 @@ start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_
 	--set header_timeout_ms=60000 --set connection_timeout_s=60
 $H caps "$URL" 8 3 || fail "connection caps"
 stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 ok "max_connections and max_connections_per_client refuse at accept"
 
 # Abandoned preparation on the single prep thread.
@@ -46,12 +48,14 @@ start_daemon --model st="$ST" --set model.st.max_running=2 --set model.st.max_qu
 	--set api_key=k1 --set metrics_auth=true --set log_format=json
 $H metrics-auth "$URL" k1 closed || fail "metrics_auth = true"
 stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 start_daemon --model st="$ST" --set model.st.max_running=2 --set model.st.max_queue=3 \
 	--set log_format=json
 $H shapes "$URL" st 2 3 || fail "error shapes"
 $H metrics-auth "$URL" none open || fail "metrics_auth = false"
 $H inject "$URL" st || fail "log injection (json)"
 stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 $H check-log "$TMP/log" json || fail "json log"
 ok "error shapes, metrics_auth, json log"
 
@@ -59,4 +63,5 @@ ok "error shapes, metrics_auth, json log"
 start_daemon --model st="$ST" --set model.st.kv_blocks=4 --set model.st.kv_block_size=16
 $H kvpool "$URL" st || fail "KV pool smaller than a request"
 stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 ok "KV pool smaller than one request"
