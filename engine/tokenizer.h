@@ -38,8 +38,9 @@ int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t le
 
 /* Cancellation hook for long encodes (a server preparing a 1 MiB prompt whose
  * client hung up): while `flag` is set for the calling thread, each
- * mllm_tokenizer_encode() on that thread checks it between words and returns
- * MLLM_ECANCELLED once it reads true. NULL (the default) turns the check off.
+ * mllm_tokenizer_encode() on that thread checks it between words (and every
+ * 4096 merges inside a long word) and returns MLLM_ECANCELLED once it reads
+ * true. NULL (the default) turns the check off.
  * Thread-local, so one thread's flag never affects another's encode; the
  * result of an encode that is not cancelled is unchanged. */
 void mllm_tokenizer_cancel_watch(const volatile _Atomic(bool) *flag);
