@@ -157,6 +157,13 @@ typedef struct {
 	const api_chat_template *chat_template; /* NULL = the default */
 	int64_t created;                        /* unix seconds (load time) */
 	const char *owned_by;                   /* NULL = "mobilellmd" */
+	/* The engine's admission limits, so that a request that can never be
+	 * admitted is a 400 naming its param rather than an endless 503 or a
+	 * misleading context error. 0 = unknown: not checked. */
+	int32_t max_running;   /* sequences decoding at once: bounds n */
+	int32_t max_queue;     /* waiting requests: bounds the prompt count */
+	int64_t kv_blocks;     /* KV pool size in blocks */
+	int32_t kv_block_size; /* tokens per KV block */
 } api_model_info;
 
 /* GET /v1/models: {"object":"list","data":[{"id","object":"model",

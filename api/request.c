@@ -62,6 +62,7 @@ static int get_real(json_t *root, const char *key, double lo, double hi, bool lo
 {
 	json_t *v = json_object_get(root, key);
 	double d;
+	float f;
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_number(v))
@@ -71,7 +72,16 @@ static int get_real(json_t *root, const char *key, double lo, double hi, bool lo
 		return api_error_set(e, 400, key, "invalid_value",
 		                     "'%s' must be in %c%g, %g], got %g.", key, lo_open ? '(' : '[',
 		                     lo, hi, d);
-	*out = (float)d;
+	/* The engine samples in float: a double inside the range can leave it
+	 * once rounded (1e-320 > 0 is 0 as a float), which the engine would
+	 * refuse with no param to name. Check the value it will see. */
+	f = (float)d;
+	if (!(lo_open ? f > (float)lo : f >= (float)lo) || !(f <= (float)hi))
+		return api_error_set(
+		    e, 400, key, "invalid_value",
+		    "'%s' must be in %c%g, %g] as a 32-bit float; %g rounds to %g.", key,
+		    lo_open ? '(' : '[', lo, hi, d, (double)f);
+	*out = f;
 	return 0;
 }
 
@@ -640,7 +650,7 @@ static int tokenize(const mllm_tokenizer *tok, const char *text, size_t len, boo
 	if (!p->ids)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the prompt.");
 	rc = mllm_tokenizer_encode_ex(tok, text, len, &o, p->ids, cap, &n);
-	if (rc == MLLM_ENOMEM)
+	if (rc == MLLM_ENOMEM || rc == MLLM_ECANCELLED)
 		return api_error_from_mllm(e, rc);
 	if (rc != 0)
 		return api_error_set(e, 500, NULL, "internal_error", "Tokenization failed: %s.",
@@ -703,6 +713,52 @@ static int context_error(api_error *e, const char *param, int32_t n_ctx, size_t 
 	                     "needs %zu (%zu in the prompt, %d for the completion). Shorten the "
 	                     "prompt or lower max_tokens.",
 	                     (int)n_ctx, n_prompt + (size_t)max_tokens, n_prompt, (int)max_tokens);
+}
+
+/* Limits of the engine that no retry can get past: more choices than run at
+ * once, more prompts than the queue holds (each prompt is one engine
+ * request; they are submitted together). */
+static int check_admission(const api_request *req, const api_model_info *m, api_error *e)
+{
+	if (m->max_running > 0 && req->n > m->max_running)
+		return api_error_set(e, 400, "n", "invalid_value",
+		                     "'n' is %d but the model '%s' decodes at most %d sequences at "
+		                     "once (max_running).",
+		                     (int)req->n, m->id, (int)m->max_running);
+	if (m->max_queue > 0 && req->n_prompts > m->max_queue)
+		return api_error_set(e, 400, "prompt", "invalid_value",
+		                     "The request has %d prompts but the model '%s' queues at most "
+		                     "%d requests (max_queue); send fewer prompts per request.",
+		                     (int)req->n_prompts, m->id, (int)m->max_queue);
+	return 0;
+}
+
+/* Each prompt with its n choices must fit the whole KV pool, as the engine
+ * admits it (mllm_engine_submit): the prompt's blocks once, plus each extra
+ * choice's blocks past the shared full prefix blocks. A request that fails
+ * this could never run, whatever the context length allows. */
+static int check_kv_pool(const api_request *req, const api_model_info *m, api_error *e)
+{
+	int64_t bs = m->kv_block_size;
+
+	if (bs <= 0 || m->kv_blocks <= 0)
+		return 0;
+	for (int32_t i = 0; i < req->n_prompts; i++) {
+		int64_t np = (int64_t)req->prompts[i].n_ids;
+		int64_t nb = (np + req->max_tokens + bs - 1) / bs;
+		int64_t fp = np / bs;
+		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
+		if (need > m->kv_blocks)
+			return api_error_set(
+			    e, 400, "max_tokens", "kv_pool_exceeded",
+			    "This request needs %lld KV blocks of %lld tokens "
+			    "(%lld prompt tokens, max_tokens %d, n %d) but the model "
+			    "'%s' has a KV pool of %lld blocks; lower max_tokens or "
+			    "n, or raise the model's kv_bytes.",
+			    (long long)need, (long long)bs, (long long)np, (int)req->max_tokens,
+			    (int)req->n, m->id, (long long)m->kv_blocks);
+	}
+	return 0;
 }
 
 int api_request_prepare(api_request *req, const api_model_info *m, api_error *err)
@@ -777,6 +833,10 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 			                     "[0, %d).",
 			                     (int)req->bias[i].id, (int)n_vocab);
 
+	rc = check_admission(req, m, err);
+	if (rc)
+		return rc;
+
 	/* Lengths: each prompt alone, then prompt + max_tokens. */
 	for (int32_t i = 0; i < req->n_prompts; i++) {
 		api__prompt *p = &req->prompts[i];
@@ -800,6 +860,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
 			return context_error(err, "max_tokens", m->n_ctx, p->n_ids, mt);
 	}
+	rc = check_kv_pool(req, m, err);
+	if (rc)
+		return rc;
 	req->sp.max_tokens = req->max_tokens;
 	req->sp.logprobs = req->logprobs;
 	req->sp.echo_logprobs = req->echo && req->logprobs >= 0;

@@ -380,6 +380,14 @@ static void emit_symbol(const mllm_tokenizer *tok, bpe_work *w, const char *text
 	emit(w, id);
 }
 
+/* The calling thread's cancel flag (mllm_tokenizer_cancel_watch). */
+static _Thread_local const volatile _Atomic(bool) *enc_cancel;
+
+static bool enc_cancelled(void)
+{
+	return enc_cancel && atomic_load_explicit(enc_cancel, memory_order_relaxed);
+}
+
 /* Runs BPE over one word text[0, n) (absolute offset base in the whole
  * normalized text, so recorded offsets stay valid). */
 static int bpe_word(const mllm_tokenizer *tok, bpe_work *w, const char *text, size_t base, size_t n)
@@ -422,10 +430,14 @@ static int bpe_word(const mllm_tokenizer *tok, bpe_work *w, const char *text, si
 		if (rc)
 			return rc;
 	}
-	while (w->heap_n > 0) {
+	for (uint32_t pops = 1; w->heap_n > 0; pops++) {
 		bpe_pair top;
 		bpe_sym *l, *r;
 
+		/* A word can be the whole text (no spaces): check the cancel
+		 * flag inside it too, every 4096 merges. */
+		if ((pops & 4095) == 0 && enc_cancelled())
+			return MLLM_ECANCELLED;
 		heap_pop(w, &top);
 		l = &w->sym[top.left];
 		r = &w->sym[top.right];
@@ -451,6 +463,16 @@ static int bpe_word(const mllm_tokenizer *tok, bpe_work *w, const char *text, si
 
 /* Stack space for typical prompts, so short encodes do not touch malloc. */
 #define ENC_STACK_TEXT 4096
+
+void mllm_tokenizer_cancel_watch(const volatile _Atomic(bool) *flag)
+{
+	enc_cancel = flag;
+}
+
+bool mllm__tok_cancelled(void)
+{
+	return enc_cancelled();
+}
 
 static int spm_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
                       int32_t *ids, size_t cap, size_t *n_ids)
@@ -489,6 +511,10 @@ static int spm_encode(const mllm_tokenizer *tok, const char *text, size_t len, b
 	size_t start = 0;
 	while (start < nlen && rc == 0) {
 		size_t end = nlen;
+		if (enc_cancelled()) {
+			rc = MLLM_ECANCELLED;
+			break;
+		}
 		if (tok->split_words) {
 			/* The word ends before the next "▁" that follows a
 			 * character other than "▁". */

@@ -72,6 +72,15 @@ int mllm_tokenizer_encode_ex(const mllm_tokenizer *tok, const char *text, size_t
                              const mllm_encode_opts *o, int32_t *ids, size_t cap,
                              size_t *n_ids) MLLM_WUR;
 
+/* Cancellation hook for long encodes (a server preparing a 1 MiB prompt whose
+ * client hung up): while `flag` is set for the calling thread, each
+ * mllm_tokenizer_encode() on that thread checks it between words (and every
+ * 4096 merges inside a long word) and returns MLLM_ECANCELLED once it reads
+ * true. NULL (the default) turns the check off.
+ * Thread-local, so one thread's flag never affects another's encode; the
+ * result of an encode that is not cancelled is unchanged. */
+void mllm_tokenizer_cancel_watch(const volatile _Atomic(bool) *flag);
+
 /* Decodes like SentencePiece's decode() (control tokens render as nothing,
  * byte pieces are joined into bytes, the leading dummy-prefix space of the
  * first piece is dropped). out has room for cap bytes: the text is written

@@ -321,7 +321,11 @@ static int bpe_word(const mllm_tokenizer *tok, bout *o, const unsigned char *w, 
 		    (bsym){tok->byte_id[w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1};
 	for (size_t i = 0; i + 1 < n; i++)
 		cand_pair(tok, sym, heap, &nh, (int32_t)i);
-	while (nh > 0) {
+	for (uint32_t pops = 1; nh > 0; pops++) {
+		/* A pre-token can be most of the text: check the cancel flag
+		 * inside it too, every 4096 merges. */
+		if ((pops & 4095) == 0 && mllm__tok_cancelled())
+			return MLLM_ECANCELLED;
 		bcand c = cand_pop(heap, &nh);
 		bsym *l = &sym[c.pos];
 		const bpe_merge *m;
@@ -354,7 +358,11 @@ static int bpe_span(const mllm_tokenizer *tok, bout *o, const unsigned char *s, 
 
 	while (i < n) {
 		size_t e = pretok_end(s, n, i);
-		int rc = bpe_word(tok, o, s + i, e - i);
+		int rc;
+		/* mllm_tokenizer_cancel_watch: checked between pre-tokens. */
+		if (mllm__tok_cancelled())
+			return MLLM_ECANCELLED;
+		rc = bpe_word(tok, o, s + i, e - i);
 		if (rc)
 			return rc;
 		i = e;

@@ -311,6 +311,8 @@ static inline uint32_t bpe_pair_hash(int32_t a, int32_t b)
 int mllm__tok_read_file(const char *path, size_t max, unsigned char **data, size_t *size, char *err,
                         size_t errlen) MLLM_WUR;
 mllm_tokenizer *mllm__tok_alloc(int32_t n_vocab, size_t blob_bytes);
+/* Whether the calling thread's mllm_tokenizer_cancel_watch() flag is set. */
+bool mllm__tok_cancelled(void);
 /* Adds id to the end-of-generation set (ignored when out of range, already
  * there or the set is full). */
 void mllm__tok_add_eos(mllm_tokenizer *tok, int32_t id);

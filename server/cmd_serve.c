@@ -223,6 +223,7 @@ int srv_cmd_serve(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	srv_log_set_format(srv_log_format_parse(cfg.log_format));
 	if (srv_log_open((int)cfg.log_level, cfg.log_file) < 0) {
 		fprintf(stderr, "mobilellmd serve: cannot open log file '%s'\n", cfg.log_file);
 		rc = 1;

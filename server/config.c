@@ -41,9 +41,15 @@ static const cfg_entry server_table[] = {
     {"max_body_bytes", CFG_SIZE, 1 * KIB, 64 * MIB, CFG_NUM(API_MAX_BODY_BYTES_DEFAULT),
      SRV_OFF(max_body_bytes), "largest request body (413 beyond)"},
     {"max_connections", CFG_INT, 1, 100000, "256", SRV_OFF(max_connections),
-     "concurrent connections; further ones are refused"},
+     "concurrent connections; further ones are accepted and closed at once"},
     {"connection_timeout_s", CFG_INT, 1, 3600, "30", SRV_OFF(connection_timeout_s),
-     "a connection idle this long (headers or body) is closed"},
+     "a connection idle this long is closed (see also header/body_timeout_ms)"},
+    {"header_timeout_ms", CFG_INT, 100, 600000, "10000", SRV_OFF(header_timeout_ms),
+     "a request's headers must be complete this long after accept (or the previous response)"},
+    {"body_timeout_ms", CFG_INT, 100, 3600000, "30000", SRV_OFF(body_timeout_ms),
+     "a request's body must be complete this long after its headers"},
+    {"max_connections_per_client", CFG_INT, 1, 100000, "128", SRV_OFF(max_connections_per_client),
+     "concurrent connections from one client address"},
     {"prep_threads", CFG_INT, 1, 64, "1", SRV_OFF(prep_threads),
      "threads that parse and tokenize requests off the event loop"},
     {"max_prompt_tokens", CFG_INT, 1, 1048576, CFG_NUM(API_MAX_PROMPT_TOKENS_DEFAULT),
@@ -61,6 +67,10 @@ static const cfg_entry server_table[] = {
      "log destination; - is stderr (journald); reopened on SIGHUP"},
     {"log_requests", CFG_BOOL, 0, 1, "true", SRV_OFF(log_requests),
      "one info line per request (id, model, status, tokens, timings)"},
+    {"log_format", CFG_STR, 0, 0, "text", SRV_OFF(log_format),
+     "text (readable lines) or json (one JSON object per line)"},
+    {"metrics_auth", CFG_BOOL, 0, 1, "false", SRV_OFF(metrics_auth),
+     "require the API key for /metrics (when api_key is set)"},
     {"sd_notify", CFG_BOOL, 0, 1, "true", SRV_OFF(sd_notify),
      "send READY=1 to $NOTIFY_SOCKET once listening and loaded"},
     {"model_default", CFG_STR, 0, 0, "", SRV_OFF(model_default),
@@ -589,6 +599,11 @@ int cfg_validate(const cfg_t *c, char *err, size_t errlen)
 		                    c->model_default);
 	if (!c->host || !c->host[0])
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host must not be empty");
+	if (!c->log_format ||
+	    (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0))
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "log_format must be text or json, not '%s'",
+		                    c->log_format ? c->log_format : "");
 	return 0;
 }
 

@@ -66,7 +66,10 @@ typedef struct {
 	int64_t max_body_bytes;
 	int64_t max_connections;
 	int64_t connection_timeout_s;
-	int64_t prep_threads; /* parse/tokenize threads off the loop */
+	int64_t header_timeout_ms;          /* headers complete within (slowloris) */
+	int64_t body_timeout_ms;            /* body complete within, after the headers */
+	int64_t max_connections_per_client; /* per client address */
+	int64_t prep_threads;               /* parse/tokenize threads off the loop */
 	int64_t max_prompt_tokens;
 	int64_t max_tokens_limit;
 	int64_t max_n;
@@ -74,6 +77,8 @@ typedef struct {
 	int64_t shutdown_timeout_ms;
 	int64_t log_level; /* MLLM_LOG_* */
 	char *log_file;    /* "-" = stderr */
+	char *log_format;  /* "text" or "json" */
+	bool metrics_auth; /* /metrics needs the API key */
 	bool log_requests;
 	bool sd_notify;
 	char *model_default; /* the model used when a request names none */

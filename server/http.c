@@ -8,6 +8,12 @@
  * prep wakeup resumes the request, which then submits to the engine and
  * suspends again; engine wakeups drain events into the request's outbox and
  * resume it (STYLE D1-D3).
+ *
+ * Routing and framing are decided on what the client sent, not on MHD's
+ * reading of it: the raw request target (from MHD's URI log callback,
+ * before MHD unescapes it) is what routes, so a front proxy's path rules
+ * see what we route; conflicting or unsupported body framing is refused
+ * before the body is read, and such answers close the connection.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -31,6 +37,9 @@
 #define DISCARD_MAX (256ull << 20)
 /* Longest sleep between two MHD rounds. */
 #define HOUSEKEEPING_MS 1000
+/* MHD's connection limit above max_connections: connections it has closed
+ * but not yet freed still count there. */
+#define CONN_LIMIT_SLACK 64
 
 enum {
 	R_HEALTH,
@@ -60,20 +69,54 @@ static const struct {
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
-static int route_find(const char *url)
+/* Routes a raw path (no query), len bytes, compared byte for byte: an
+ * escaped character never matches its literal (/%6detrics is not /metrics,
+ * just as a proxy's path rule would not match it). */
+static int route_find(const char *path, size_t len)
 {
 	for (int i = 0; i < N_ROUTES; i++) {
 		size_t n = strlen(routes[i].path);
+		if (len < n || memcmp(path, routes[i].path, n) != 0)
+			continue;
 		if (routes[i].prefix) {
-			if (strncmp(url, routes[i].path, n) == 0 && url[n] != '\0')
+			if (len > n)
 				return i;
-		} else if (strcmp(url, routes[i].path) == 0 ||
-		           (strncmp(url, routes[i].path, n) == 0 && url[n] == '/' &&
-		            url[n + 1] == '\0')) {
+		} else if (len == n || (len == n + 1 && path[n] == '/')) {
 			return i;
 		}
 	}
 	return -1;
+}
+
+/* Finds the path in a raw request target: origin-form "/p?q" or
+ * absolute-form "http://host/p?q" (RFC 9112 3.2.2: servers must accept the
+ * latter). Sets *path and *len (the path up to '?' or '#'; "/" when an
+ * absolute-form target has none). Returns 0, or 400 with e filled for what
+ * would route differently once decoded: an encoded '/' in the path (%2F)
+ * or an encoded NUL anywhere (%00, which truncates a decoded string). */
+static int target_path(const char *target, const char **path, size_t *len, api_error *e)
+{
+	const char *p = target, *q;
+
+	for (q = target; *q; q++)
+		if (q[0] == '%' && q[1] == '0' && q[2] == '0')
+			return api_error_set(e, 400, NULL, "invalid_path",
+			                     "The request target contains an encoded NUL (%%00)");
+	if (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0) {
+		p = strstr(p, "//") + 2;
+		p += strcspn(p, "/?#");
+	}
+	*len = strcspn(p, "?#");
+	*path = p;
+	if (*len == 0) {
+		*path = "/";
+		*len = 1;
+	}
+	for (size_t i = 0; i + 2 < *len; i++)
+		if (p[i] == '%' && p[i + 1] == '2' && (p[i + 2] == 'f' || p[i + 2] == 'F'))
+			return api_error_set(e, 400, NULL, "invalid_path",
+			                     "The request path contains an encoded '/' (%%2F)");
+	return 0;
 }
 
 /* ---- Active-generation list --------------------------------------------- */
@@ -184,7 +227,13 @@ static void on_peer_event(uv_poll_t *h, int status, int events)
 		return;
 	watch_stop(r);
 	r->peer_gone = true;
-	if (!r->finished) {
+	if (r->job) {
+		/* Queued for or in preparation: drop it, or stop its
+		 * tokenization at the next word. */
+		prep_detach(r);
+		r->prep_aborted = true;
+		r->s->metrics.prep_cancelled++;
+	} else if (r->gen_open && !r->finished) {
 		cancel_engine_reqs(r);
 		r->s->metrics.cancelled++;
 		r->cancelled = true;
@@ -199,7 +248,7 @@ static void watch_start(srv_req *r)
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 
-	if (!ci || !r->s->loop)
+	if (!ci || !r->s->loop || r->watch)
 		return;
 	r->watch = xmalloc(sizeof *r->watch);
 	if (uv_poll_init_socket(r->s->loop, r->watch, ci->connect_fd) < 0) {
@@ -211,8 +260,6 @@ static void watch_start(srv_req *r)
 	if (uv_poll_start(r->watch, UV_DISCONNECT, on_peer_event) < 0)
 		watch_stop(r);
 }
-
-static void prep_detach(srv_req *r);
 
 static void req_free(srv_req *r)
 {
@@ -228,6 +275,8 @@ static void req_free(srv_req *r)
 	mllm_buf_free(&r->body);
 	mllm_buf_free(&r->out);
 	free(r->origin);
+	free(r->target);
+	free(r->rpath);
 	free(r);
 }
 
@@ -273,10 +322,14 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 		snprintf(num, sizeof num, "%s, OPTIONS", routes[r->route].method);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, num);
 	}
+	if (r->must_close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(r->conn, (unsigned int)status, resp);
 	MHD_destroy_response(resp);
-	if (ret == MHD_YES)
+	if (ret == MHD_YES) {
 		r->status = status;
+		srv__conn_phase(r->s, r->sc, SRV_CONN_BUSY);
+	}
 	return ret;
 }
 
@@ -334,15 +387,100 @@ static bool json_content_type(const char *ct)
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* Every Content-Length and Transfer-Encoding header of the request (MHD's
+ * lookup only returns the first of each). */
+typedef struct {
+	int n_cl, n_te;
+	const char *cl, *te;
+	bool cl_conflict, cl_bad;
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+	framing *f = cls;
+
+	(void)kind;
+	if (!key || !value)
+		return MHD_YES;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->n_cl > 0 && strcmp(f->cl, value) != 0)
+			f->cl_conflict = true;
+		if (value[0] == '\0' || strspn(value, "0123456789") != strlen(value))
+			f->cl_bad = true;
+		f->cl = value;
+		f->n_cl++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->te = value;
+		f->n_te++;
+	}
+	return MHD_YES;
+}
+
+/* RFC 9112 6.1-6.3: a body is framed by one Content-Length or by chunked
+ * transfer coding, nothing else. Two differing lengths, or a length next to
+ * a coding, are how requests get smuggled past a proxy that reads them
+ * differently (400); a coding other than chunked cannot be framed (501).
+ * Either answer closes the connection: its remaining bytes mean nothing.
+ * Returns the status, 0 when the framing is sound. */
+static int check_framing(srv_req *r, api_error *e)
+{
+	framing f = {0};
+	const char *te;
+	size_t n;
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+	if (f.cl_conflict || f.cl_bad)
+		return api_error_set(e, 400, NULL, "invalid_content_length",
+		                     "%s Content-Length header",
+		                     f.cl_conflict ? "Conflicting values in the" : "Invalid");
+	if (f.n_te == 0)
+		return 0;
+	te = f.te;
+	while (*te == ' ' || *te == '\t')
+		te++;
+	n = strlen(te);
+	while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+		n--;
+	if (f.n_te > 1 || n != 7 || strncasecmp(te, "chunked", 7) != 0)
+		return api_error_set(e, 501, NULL, "unsupported_transfer_encoding",
+		                     "Transfer-Encoding '%.100s' is not supported; only 'chunked' "
+		                     "is",
+		                     f.te);
+	if (f.n_cl > 0)
+		return api_error_set(e, 400, NULL, "invalid_content_length",
+		                     "Content-Length and Transfer-Encoding must not both be sent");
+	if (r->sc)
+		r->sc->chunked = true;
+	return 0;
+}
+
 /* Decides what can be decided from the headers. Sets r->early_status when the
- * request is refused; 413 by Content-Length is answered before the body. */
-static void classify(srv_req *r, const char *url, const char *method)
+ * request is refused; 413 by Content-Length and framing errors are answered
+ * before the body. */
+static void classify(srv_req *r, const char *method)
 {
 	srv *s = r->s;
 	api_error *e = &r->early_err;
-	const char *v;
+	const char *v, *path = "/";
+	size_t plen = 1;
+	int st;
 
-	r->route = route_find(url);
+	st = check_framing(r, e);
+	if (st) {
+		r->early_status = st;
+		r->answer_now = true;
+		r->must_close = true;
+		return;
+	}
+	st = target_path(r->target, &path, &plen, e);
+	if (st) {
+		r->early_status = st;
+		return;
+	}
+	r->rpath = xstrndup(path, plen);
+	snprintf(r->path, sizeof r->path, "%s", r->rpath);
+	r->route = route_find(path, plen);
 	v = header(r, "Origin");
 	if (v && srv_cors_allowed(s->cfg->cors_origins, v)) {
 		r->cors_ok = true;
@@ -350,7 +488,7 @@ static void classify(srv_req *r, const char *url, const char *method)
 	}
 	if (r->route < 0) {
 		r->early_status = api_error_set(e, 404, NULL, "not_found",
-		                                "Unknown route: %s %.200s", method, url);
+		                                "Unknown route: %s %.200s", method, r->rpath);
 		return;
 	}
 	if (strcmp(method, "OPTIONS") == 0)
@@ -362,7 +500,8 @@ static void classify(srv_req *r, const char *url, const char *method)
 		                                routes[r->route].path, routes[r->route].method);
 		return;
 	}
-	if (routes[r->route].auth && !srv_auth_check(&s->auth, header(r, "Authorization"))) {
+	if ((routes[r->route].auth || (r->route == R_METRICS && s->cfg->metrics_auth)) &&
+	    !srv_auth_check(&s->auth, header(r, "Authorization"))) {
 		r->early_status =
 		    api_error_set(e, 401, NULL, "invalid_api_key",
 		                  header(r, "Authorization")
@@ -453,7 +592,7 @@ static const api_model_info *lookup_model(void *ud, const char *id)
 	return m && atomic_load(&m->loaded) ? &m->info : NULL;
 }
 
-static enum MHD_Result do_models(srv_req *r, const char *url)
+static enum MHD_Result do_models(srv_req *r)
 {
 	srv *s = r->s;
 	const api_model_info **list;
@@ -462,7 +601,7 @@ static enum MHD_Result do_models(srv_req *r, const char *url)
 
 	mllm_buf_init(&b, SMALL_LIMIT);
 	if (r->route == R_MODEL) {
-		const char *id = url + strlen(routes[R_MODEL].path);
+		const char *id = r->rpath + strlen(routes[R_MODEL].path);
 		const api_model_info *mi = lookup_model(s, id);
 		api_error e;
 		if (!mi) {
@@ -529,6 +668,9 @@ static enum MHD_Result prep_submit(srv_req *r, srv_job_kind kind, api_kind akind
 	prep_link(s, r);
 	MHD_suspend_connection(r->conn);
 	r->suspended = true;
+	/* A hang-up from now on cancels the job (on_peer_event): an
+	 * abandoned 1 MiB body must not hold a prep thread. */
+	watch_start(r);
 	return MHD_YES;
 }
 
@@ -852,6 +994,11 @@ static enum MHD_Result prep_reply(srv_req *r)
 	r->prepared = NULL;
 	r->prep_open = false;
 	r->s->n_prep_open--;
+	if (r->peer_gone) { /* hung up while it was prepared */
+		srv__job_free(j);
+		r->status = 499;
+		return MHD_NO;
+	}
 	if (!j)
 		ret = not_ready(r);
 	else if (j->kind == SRV_JOB_GENERATE)
@@ -933,7 +1080,7 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		return do_metrics(r);
 	case R_MODELS:
 	case R_MODEL:
-		return do_models(r, url);
+		return do_models(r);
 	case R_TOKENIZE:
 	case R_DETOKENIZE:
 		return do_tokenize(r);
@@ -944,6 +1091,29 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 	return reply_status(r, 500, NULL, "internal_error", "unrouted request");
 }
 
+/* A request begins: MHD parsed its request line. Called with the raw target
+ * (before MHD unescapes it, query included); what it returns is the request
+ * context every later callback gets (*con_cls). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	srv *s = cls;
+	srv_req *r = xcalloc(1, sizeof *r);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	r->s = s;
+	r->conn = conn;
+	r->sc = ci ? ci->socket_context : NULL;
+	r->t_start_ns = mllm_now_ns();
+	snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)++s->next_req);
+	/* MHD bounds the request line by its read buffer. */
+	r->target = xstrdup(uri ? uri : "/");
+	snprintf(r->path, sizeof r->path, "%s", r->target);
+	r->route = -1;
+	mllm_buf_init(&r->body, (size_t)s->cfg->max_body_bytes);
+	return r;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -952,25 +1122,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	srv_req *r = *con_cls;
 
 	(void)version;
-	if (!r) {
-		r = xcalloc(1, sizeof *r);
-		r->s = s;
-		r->conn = conn;
-		r->t_start_ns = mllm_now_ns();
-		snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)++s->next_req);
-		snprintf(r->method, sizeof r->method, "%s", method);
-		snprintf(r->path, sizeof r->path, "%s", url);
-		mllm_buf_init(&r->body, (size_t)s->cfg->max_body_bytes);
+	if (!r) { /* no request-line callback (cannot happen): route on url */
+		r = on_request_line(s, url, conn);
 		*con_cls = r;
-		classify(r, url, method);
-		/* Answer an announced oversize body before it is sent (also
-		 * spares the client's Expect: 100-continue upload). */
-		if (r->early_status == 413 && r->answer_now)
+	}
+	if (!r->started) { /* the request head is complete */
+		r->started = true;
+		snprintf(r->method, sizeof r->method, "%s", method);
+		classify(r, method);
+		srv__conn_phase(s, r->sc, SRV_CONN_BODY);
+		/* Answer an announced oversize body or broken framing before
+		 * the body is sent (also spares the client's Expect:
+		 * 100-continue upload). */
+		if (r->early_status && r->answer_now)
 			return reply_error(r, &r->early_err);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		r->body_seen += *upload_data_size;
+		if (r->sc)
+			r->sc->body_seen = r->body_seen;
 		if (r->body_seen > DISCARD_MAX && !r->status) {
 			/* Dropping this much is a waste: answer and close. */
 			*upload_data_size = 0;
@@ -986,6 +1157,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	srv__conn_phase(s, r->sc, SRV_CONN_BUSY); /* the request is complete */
 	if (r->gen_open)
 		return gen_reply(r);
 	if (r->prep_open)
@@ -1018,6 +1190,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		s->n_gen_open--;
 	if (r->prep_open) /* went away (or shutdown) before it was answered */
 		s->n_prep_open--;
+	/* The connection may carry a next request: its head has
+	 * header_timeout_ms from now. */
+	srv__conn_phase(s, r->sc, SRV_CONN_HEADERS);
 	ms = (double)(mllm_now_ns() - r->t_start_ns) / 1e6;
 	if (r->status)
 		srv_metrics_count_status(&s->metrics, r->status);
@@ -1041,8 +1216,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			    r->streaming ? " stream" : "", r->cancelled ? " cancelled" : "");
 		else
 			SRV_LOG_REQ(
-			    level, r->id, "%s %s %d total_ms=%.1f%s", r->method, r->path, r->status,
-			    ms,
+			    level, r->id, "%s %s %d total_ms=%.1f%s",
+			    r->method[0] ? r->method : "-", r->path, r->status, ms,
 			    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
 	}
 	req_free(r);
@@ -1053,14 +1228,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
 	srv *s = cls;
 
-	(void)conn;
-	(void)socket_context;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		s->metrics.connections_open++;
+		*socket_context = srv__conn_open(s, conn);
 	} else {
 		s->metrics.connections_open--;
 		s->n_conn_closed++;
+		srv__conn_close(s, *socket_context);
+		*socket_context = NULL;
 	}
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	return srv__conn_admit(cls, addr, addrlen) ? MHD_YES : MHD_NO;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1101,12 +1282,16 @@ int srv__http_start(srv *s, char *err, size_t errlen)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 
+	/* MHD's own limit is set above ours so that it never stops accepting
+	 * (which would leave clients unanswered in the backlog): on_accept
+	 * refuses what is over max_connections by closing it at once. */
 	s->mhd = MHD_start_daemon(
-	    flags, (uint16_t)c->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+	    flags, (uint16_t)c->port, on_accept, s, on_access, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections + CONN_LIMIT_SLACK,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-	    on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!s->mhd)
 		return mllm__seterr(err, errlen, MLLM_EIO,
@@ -1131,6 +1316,7 @@ static void on_mhd_timer(uv_timer_t *t)
 void srv__http_run(srv *s)
 {
 	MHD_UNSIGNED_LONG_LONG to;
+	int64_t sweep_ms;
 
 	if (!s->mhd)
 		return;
@@ -1138,6 +1324,7 @@ void srv__http_run(srv *s)
 	 * its listening socket back into the epoll set (after it hit
 	 * max_connections) at the start of the next one; nothing would wake
 	 * us for that round, so run again while connections are closing. */
+	srv__conn_sweep(s); /* deadlines: shut sockets down before the round */
 	for (int i = 0; i < 4; i++) {
 		uint64_t closed = s->n_conn_closed;
 		MHD_run(s->mhd);
@@ -1149,6 +1336,9 @@ void srv__http_run(srv *s)
 	 * turn into a readable epoll fd. */
 	if (MHD_get_timeout(s->mhd, &to) != MHD_YES || to > HOUSEKEEPING_MS)
 		to = HOUSEKEEPING_MS;
+	sweep_ms = srv__conn_sweep_in_ms(s);
+	if (sweep_ms >= 0 && (MHD_UNSIGNED_LONG_LONG)sweep_ms < to)
+		to = (MHD_UNSIGNED_LONG_LONG)sweep_ms;
 	s->mhd_timer.data = s;
 	uv_timer_start(&s->mhd_timer, on_mhd_timer, (uint64_t)to, 0);
 	/* The last in-flight response of a shutdown may have completed in
@@ -1181,6 +1371,10 @@ void srv__http_stop(srv *s)
 		MHD_stop_daemon(s->mhd);
 		s->mhd = NULL;
 	}
+	/* MHD reports every connection closed when it stops; whatever it
+	 * did not is freed here so nothing outlives the daemon. */
+	while (s->conns)
+		srv__conn_close(s, s->conns);
 	if (s->listen_fd != MHD_INVALID_SOCKET) {
 		close(s->listen_fd);
 		s->listen_fd = MHD_INVALID_SOCKET;

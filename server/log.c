@@ -1,7 +1,12 @@
 /*
  * log.c — the daemon's logger. Each line: ISO-8601 UTC timestamp with
- * milliseconds, level, optional request id, message. Lines are written with
- * one write(2) under a mutex so threads never interleave within a line.
+ * milliseconds, level, optional request id, message; or, with
+ * log_format = json, the same fields as one JSON object per line. Lines are
+ * written with one write(2) under a mutex so threads never interleave within
+ * a line. Messages carry client-controlled text (paths, model names), so
+ * every message and request id is escaped before it is written: control
+ * bytes, backslash and invalid UTF-8 become \xNN (\\ for backslash), so
+ * a client can neither forge a line nor put non-UTF-8 bytes in the log.
  */
 #include "log.h"
 
@@ -14,11 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "base.h"
 
 int srv__log_level = MLLM_LOG_INFO;
 static int log_fd = 2;
 static char *log_path;
+static int log_format = SRV_LOG_TEXT;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -31,27 +39,101 @@ int srv_log_level_parse(const char *name)
 	return -1;
 }
 
-static void write_line(int level, const char *reqid, const char *msg)
+size_t srv_log_escape(const char *in, size_t n, char *out, size_t cap)
 {
-	char line[2048];
-	struct timespec ts;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t i = 0, o = 0;
+
+	if (cap == 0)
+		return 0;
+	while (i < n) {
+		size_t k = mllm_utf8_len(p + i, n - i); /* 0: not valid UTF-8 */
+		bool plain = k > 1 || (k == 1 && p[i] >= 0x20 && p[i] != 0x7f && p[i] != '\\');
+		if (plain) {
+			if (o + k >= cap)
+				break; /* never split a character */
+			memcpy(out + o, p + i, k);
+			o += k;
+			i += k;
+		} else if (p[i] == '\\') {
+			if (o + 2 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = '\\';
+			i++;
+		} else {
+			if (o + 4 >= cap)
+				break;
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[p[i] >> 4];
+			out[o++] = hex[p[i] & 15];
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Formats one line into `line` (cap bytes, newline included) from already
+ * escaped fields. Returns its length. */
+static size_t format_line(char *line, size_t cap, int level, const char *reqid, const char *msg)
+{
+	const char *lname = level >= 0 && level < 4 ? level_names[level] : "?";
+	char ts[40];
+	struct timespec now;
 	struct tm tm;
 	size_t n;
 	int k;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	k = snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s%s%s%s\n", ts.tv_nsec / 1000000L,
-	             level >= 0 && level < 4 ? level_names[level] : "?", reqid ? "[" : "",
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000L);
+	if (log_format == SRV_LOG_JSON) {
+		/* The fields are valid UTF-8 once escaped: jansson takes them. */
+		json_t *o = json_object();
+		json_object_set_new(o, "ts", json_string(ts));
+		json_object_set_new(o, "level", json_string(lname));
+		if (reqid)
+			json_object_set_new(o, "req", json_string(reqid));
+		json_object_set_new(o, "msg", json_string(msg));
+		n = json_dumpb(o, line, cap - 1, JSON_COMPACT);
+		json_decref(o);
+		if (n == 0 || n > cap - 1)
+			n = (size_t)snprintf(line, cap - 1,
+			                     "{\"ts\":\"%s\",\"level\":\"%s\","
+			                     "\"msg\":\"(line too long)\"}",
+			                     ts, lname);
+		line[n++] = '\n';
+		return n;
+	}
+	k = snprintf(line, cap, "%s %-5s %s%s%s%s\n", ts, lname, reqid ? "[" : "",
 	             reqid ? reqid : "", reqid ? "] " : "", msg);
 	if (k < 0)
-		return;
-	n += (size_t)k;
-	if (n >= sizeof line) { /* truncated: keep the newline */
-		n = sizeof line - 1;
+		return 0;
+	n = (size_t)k;
+	if (n >= cap) { /* truncated: keep the newline */
+		n = cap - 1;
 		line[n - 1] = '\n';
 	}
+	return n;
+}
+
+static void write_line(int level, const char *reqid, const char *msg)
+{
+	/* Escaping at most quadruples a byte; the line bound stays fixed
+	 * (a truncated message ends on a whole character or escape). */
+	char emsg[4096], eid[256], line[6144];
+	size_t n;
+
+	srv_log_escape(msg, strlen(msg), emsg, sizeof emsg);
+	if (reqid)
+		srv_log_escape(reqid, strlen(reqid), eid, sizeof eid);
+	n = format_line(line, sizeof line, level, reqid ? eid : NULL, emsg);
+	if (n == 0)
+		return;
 	pthread_mutex_lock(&log_mu);
 	ssize_t w = write(log_fd, line, n);
 	(void)w;
@@ -97,6 +179,20 @@ int srv_log_open(int level, const char *path)
 	}
 	mllm_log_set(engine_sink, NULL, (mllm_log_level)level);
 	return 0;
+}
+
+int srv_log_format_parse(const char *name)
+{
+	if (strcmp(name, "text") == 0)
+		return SRV_LOG_TEXT;
+	if (strcmp(name, "json") == 0)
+		return SRV_LOG_JSON;
+	return -1;
+}
+
+void srv_log_set_format(int format)
+{
+	log_format = format == SRV_LOG_JSON ? SRV_LOG_JSON : SRV_LOG_TEXT;
 }
 
 int srv_log_reopen(void)

@@ -149,6 +149,21 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 		                    "HTTP connections currently open.",
 		                    (long long)m->connections_open);
 	if (rc == 0)
+		rc = render_counter(out, "mllm_connections_refused_total", "counter",
+		                    "Connections closed at accept: max_connections or "
+		                    "max_connections_per_client reached.",
+		                    (long long)m->connections_refused);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_connections_timed_out_total", "counter",
+		                    "Connections closed because a request's headers or body "
+		                    "missed header_timeout_ms or body_timeout_ms.",
+		                    (long long)m->connections_timed_out);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_prep_cancelled_total", "counter",
+		                    "Preparation jobs dropped or stopped because the client hung "
+		                    "up.",
+		                    (long long)m->prep_cancelled);
+	if (rc == 0)
 		rc = render_counter(out, "mllm_prep_requests", "gauge",
 		                    "Requests being parsed and tokenized off the event loop.",
 		                    (long long)m->prep_open);

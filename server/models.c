@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "srv.h"
@@ -102,6 +103,22 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	m->info.chat_template = m->tmpl;
 	m->info.created = (int64_t)time(NULL);
 	m->info.owned_by = "mobilellmd";
+	{
+		/* The pool size is published by the engine thread on its first
+		 * pass, right after it starts: wait for it (loader thread; at
+		 * most ~1 s, then the KV check is left to the engine). */
+		mllm_engine_stats st;
+		for (int i = 0; i < 1000; i++) {
+			mllm_engine_stats_get(m->engine, &st);
+			if (st.kv_blocks_total > 0)
+				break;
+			usleep(1000);
+		}
+		m->info.max_running = (int32_t)cm->max_running;
+		m->info.max_queue = (int32_t)cm->max_queue;
+		m->info.kv_blocks = st.kv_blocks_total;
+		m->info.kv_block_size = (int32_t)cm->kv_block_size;
+	}
 	SRV_LOG(MLLM_LOG_INFO,
 	        "model %s loaded from %s in %.0f ms: %s %s, %d layers, dim %d, vocab %d, "
 	        "n_ctx %d, %lld params",

@@ -8,6 +8,13 @@
  * list and waking the loop with uv_async_send, whose calls coalesce (D2).
  * Threads never touch a connection or an srv_req: a job carries its inputs
  * and results, and the loop decides what they mean (http.c).
+ *
+ * Abandoned work is not done: the loop watches a suspended connection for a
+ * hang-up and then sets the job's cancel flag, which a queued job is skipped
+ * on and a running tokenization checks between words. One connection holds
+ * at most one job (MHD reads a connection's next request only after the
+ * current one is answered), and max_connections_per_client bounds how many
+ * one client address can have queued.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,10 +103,14 @@ static void *prep_main(void *arg)
 		/* A job whose request went away is only handed back, to be
 		 * freed on the loop (its owner). */
 		if (!atomic_load(&j->cancelled)) {
+			/* A hang-up noticed meanwhile (the loop sets the flag)
+			 * stops tokenization between words. */
+			mllm_tokenizer_cancel_watch(&j->cancelled);
 			if (j->kind == SRV_JOB_GENERATE)
 				run_generate(j);
 			else
 				run_tokenize(j);
+			mllm_tokenizer_cancel_watch(NULL);
 		}
 		/* The body is no longer needed; drop it here rather than hold
 		 * up to max_body_bytes until the loop gets round to it. */

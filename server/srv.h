@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 #include <uv.h>
@@ -29,6 +30,28 @@
 typedef struct srv srv;
 typedef struct srv_req srv_req;
 typedef struct srv_job srv_job;
+typedef struct srv_conn srv_conn;
+
+/* Where a connection is in its current request (conn.c). */
+typedef enum {
+	SRV_CONN_HEADERS, /* waiting for a complete request head */
+	SRV_CONN_BODY,    /* head read, body (if any) arriving */
+	SRV_CONN_BUSY,    /* request complete: preparing, generating, replying */
+} srv_conn_phase;
+
+/* One accepted connection (MHD's socket context), loop thread only. */
+struct srv_conn {
+	int fd;
+	struct sockaddr_storage addr; /* the client's address */
+	srv_conn_phase phase;
+	uint64_t deadline_ns; /* HEADERS/BODY: shut down at this time */
+	bool chunked;         /* BODY: chunked upload (stall watch) */
+	uint64_t body_seen;   /* BODY: bytes the access handler received */
+	uint64_t stall_seen;  /* body_seen at the last sweep */
+	int stall_ticks;      /* sweeps without progress, bytes unread */
+	bool closing;         /* shut down by a deadline, MHD not done yet */
+	srv_conn *prev, *next;
+};
 
 typedef struct {
 	const cfg_model *cfg;    /* borrowed from srv.cfg */
@@ -46,7 +69,12 @@ struct srv_req {
 	struct MHD_Connection *conn;
 	char id[64]; /* log/X-Request-Id: api id or "req-N" */
 	char method[8];
-	char path[96];    /* truncated copy for the log line */
+	char path[96];    /* truncated copy of the raw path, for the log line */
+	char *target;     /* owned: the raw request target (URI log callback) */
+	char *rpath;      /* owned: its path (no query), what routes */
+	bool started;     /* the access handler has seen the request head */
+	bool must_close;  /* answer with Connection: close (framing errors) */
+	srv_conn *sc;     /* the connection's state (conn.c) */
 	int route;        /* http.c's route index, -1 = none */
 	int status;       /* response status once queued, 0 before */
 	int early_status; /* error decided before the body was read */
@@ -122,8 +150,9 @@ struct srv_job {
 	/* Loop only. */
 	srv_req *r; /* the request waiting for it; NULL once it went away */
 
-	/* Set by the loop (detach) and read by the prep thread: skip work
-	 * nobody will read. */
+	/* Set by the loop (detach: client gone, shutdown) and read by the
+	 * prep thread: skip work nobody will read, and stop tokenizing
+	 * between words (mllm_tokenizer_cancel_watch). */
 	atomic_bool cancelled;
 
 	/* Results: written by the prep thread, read by the loop after the
@@ -170,6 +199,9 @@ struct srv {
 	MHD_socket listen_fd; /* after quiesce: ours to close */
 	uint16_t port;
 	uint64_t n_conn_closed; /* connections closed so far (MHD rounds) */
+	srv_conn *conns;        /* every open connection (conn.c) */
+	int n_conns;
+	uint64_t next_sweep_ns; /* earliest deadline to check; 0 = none */
 
 	srv_req *active;    /* generations still producing */
 	int n_gen_open;     /* generations whose connection is open */
@@ -215,6 +247,22 @@ void srv__http_prep_drain(srv *s);
 /* Requests still generating or waiting for preparation: shutdown waits
  * until none are left. */
 int srv__http_n_in_flight(const srv *s);
+
+/* ---- conn.c ------------------------------------------------------------ */
+
+/* MHD's accept policy: false (close at once) when max_connections are open
+ * or the client's address holds max_connections_per_client. */
+bool srv__conn_admit(srv *s, const struct sockaddr *addr, socklen_t addrlen);
+/* A connection started (MHD notify): tracked, its header deadline set. */
+srv_conn *srv__conn_open(srv *s, struct MHD_Connection *mc);
+void srv__conn_close(srv *s, srv_conn *c);
+/* Enters a phase: HEADERS and BODY start their deadline, BUSY has none. */
+void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph);
+/* Shuts down connections past their deadline, and chunked uploads stuck on
+ * an over-long chunk line (answered 400). Cheap when nothing is due. */
+void srv__conn_sweep(srv *s);
+/* Milliseconds until the sweep has something to check; -1 = nothing. */
+int64_t srv__conn_sweep_in_ms(const srv *s);
 
 /* ---- prep.c ------------------------------------------------------------ */
 

@@ -85,6 +85,9 @@ static const bad_case bad_cases[] = {
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":\"hot\"}", 400, "temperature"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":0}", 400, "top_p"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1.01}", 400, "top_p"},
+    /* > 0 as a double, 0 as the float the engine samples with. */
+    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-320}", 400, "top_p"},
+    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-46}", 400, "top_p"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":[1]}", 400, "top_p"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"n\":0}", 400, "n"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"n\":17}", 400, "n"},
@@ -511,6 +514,76 @@ START_TEST(test_context_limits)
 }
 END_TEST
 
+/* Requests no retry can ever admit are a 400 naming their param: more
+ * choices than max_running, more prompts than max_queue, and a prompt with
+ * its choices larger than the whole KV pool (not a "context length" error:
+ * the context allows it). */
+START_TEST(test_admission_limits)
+{
+	api_model_info m = model;
+	api_request *req;
+	api_error e;
+
+	m.max_running = 2;
+	m.max_queue = 3;
+	parse_ok(API_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1,\"n\":3}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+	ck_assert_str_eq(e.param, "n");
+	ck_assert_str_eq(e.code, "invalid_value");
+	ck_assert_ptr_nonnull(strstr(e.message, "max_running"));
+	check_error_body(&e, 400, "n");
+	api_request_free(req);
+	parse_ok(API_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1,\"n\":2}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+	api_request_free(req);
+
+	parse_ok(API_COMPLETION, "{\"prompt\":[\"a\",\"b\",\"c\",\"d\"],\"max_tokens\":1}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+	ck_assert_str_eq(e.param, "prompt");
+	ck_assert_ptr_nonnull(strstr(e.message, "max_queue"));
+	check_error_body(&e, 400, "prompt");
+	api_request_free(req);
+	parse_ok(API_COMPLETION, "{\"prompt\":[\"a\",\"b\",\"c\"],\"max_tokens\":1}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+	api_request_free(req);
+
+	/* A pool of 4 blocks of 16 tokens: 10 prompt + 54 = 64 tokens fit,
+	 * one more does not; with n = 2 the second choice needs its own
+	 * blocks past the shared prefix. */
+	m.kv_blocks = 4;
+	m.kv_block_size = 16;
+	parse_ok(API_COMPLETION, "{\"prompt\":[1,2,3,4,5,6,7,8,9,10],\"max_tokens\":54}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+	api_request_free(req);
+	parse_ok(API_COMPLETION, "{\"prompt\":[1,2,3,4,5,6,7,8,9,10],\"max_tokens\":55}", &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+	ck_assert_str_eq(e.param, "max_tokens");
+	ck_assert_str_eq(e.code, "kv_pool_exceeded");
+	ck_assert_ptr_nonnull(strstr(e.message, "KV pool"));
+	ck_assert_ptr_null(strstr(e.message, "context length"));
+	check_error_body(&e, 400, "max_tokens");
+	api_request_free(req);
+	{
+		/* 32 prompt tokens = 2 full blocks shared by both choices:
+		 * 32 + 16 tokens take 3 blocks, + 1 for the second choice. */
+		char body[512];
+		int n = snprintf(body, sizeof body, "{\"n\":2,\"prompt\":[");
+		for (int i = 1; i <= 32; i++)
+			n += snprintf(body + n, sizeof body - (size_t)n, "%s%d", i > 1 ? "," : "",
+			              i);
+		snprintf(body + n, sizeof body - (size_t)n, "],\"max_tokens\":16}");
+		parse_ok(API_COMPLETION, body, &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+		api_request_free(req);
+		snprintf(body + n, sizeof body - (size_t)n, "],\"max_tokens\":17}");
+		parse_ok(API_COMPLETION, body, &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+		ck_assert_str_eq(e.code, "kv_pool_exceeded");
+		api_request_free(req);
+	}
+}
+END_TEST
+
 START_TEST(test_chat_submission)
 {
 	api_request *req;
@@ -720,6 +793,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_completion_submission);
 	tcase_add_test(tc, test_prompt_forms);
 	tcase_add_test(tc, test_context_limits);
+	tcase_add_test(tc, test_admission_limits);
 	tcase_add_test(tc, test_chat_submission);
 	tcase_add_test(tc, test_chat_custom_template);
 	tcase_add_test(tc, test_alloc_failures);

@@ -1,43 +1,103 @@
 /*
  * test_http.c — the pure parts of server/http.c, white-box: the route table
- * (exact paths, trailing slash, /v1/models/{id}, near-misses) and the
- * Content-Type check behind 415. Everything touching sockets is covered by
- * tests/integration against the real daemon.
+ * (exact paths, trailing slash, /v1/models/{id}, near-misses), the raw
+ * request-target checks (absolute form, %2F and %00 refused, nothing
+ * decoded) and the Content-Type check behind 415. Everything touching
+ * sockets is covered by tests/integration against the real daemon
+ * (test_serve_harden.sh for framing).
  */
 #include "harness.h"
 
 #include "../../server/http.c"
 
+#define RF(p) route_find((p), strlen(p))
+
 START_TEST(test_routes)
 {
-	ck_assert_int_eq(route_find("/health"), R_HEALTH);
-	ck_assert_int_eq(route_find("/health/"), R_HEALTH);
-	ck_assert_int_eq(route_find("/metrics"), R_METRICS);
-	ck_assert_int_eq(route_find("/v1/models"), R_MODELS);
-	ck_assert_int_eq(route_find("/v1/models/"), R_MODELS);
-	ck_assert_int_eq(route_find("/v1/models/st"), R_MODEL);
-	ck_assert_int_eq(route_find("/v1/models/a.b:c-d"), R_MODEL);
-	ck_assert_int_eq(route_find("/v1/completions"), R_COMPLETIONS);
-	ck_assert_int_eq(route_find("/v1/chat/completions"), R_CHAT);
-	ck_assert_int_eq(route_find("/tokenize"), R_TOKENIZE);
-	ck_assert_int_eq(route_find("/detokenize"), R_DETOKENIZE);
-	ck_assert_int_eq(route_find("/"), -1);
-	ck_assert_int_eq(route_find(""), -1);
-	ck_assert_int_eq(route_find("/v1"), -1);
-	ck_assert_int_eq(route_find("/v1/completion"), -1);
-	ck_assert_int_eq(route_find("/v1/completionsx"), -1);
-	ck_assert_int_eq(route_find("/v1/chat/completions/x"), -1);
-	ck_assert_int_eq(route_find("/healthz"), -1);
-	ck_assert_int_eq(route_find("/HEALTH"), -1);
+	ck_assert_int_eq(RF("/health"), R_HEALTH);
+	ck_assert_int_eq(RF("/health/"), R_HEALTH);
+	ck_assert_int_eq(RF("/metrics"), R_METRICS);
+	ck_assert_int_eq(RF("/v1/models"), R_MODELS);
+	ck_assert_int_eq(RF("/v1/models/"), R_MODELS);
+	ck_assert_int_eq(RF("/v1/models/st"), R_MODEL);
+	ck_assert_int_eq(RF("/v1/models/a.b:c-d"), R_MODEL);
+	ck_assert_int_eq(RF("/v1/completions"), R_COMPLETIONS);
+	ck_assert_int_eq(RF("/v1/chat/completions"), R_CHAT);
+	ck_assert_int_eq(RF("/tokenize"), R_TOKENIZE);
+	ck_assert_int_eq(RF("/detokenize"), R_DETOKENIZE);
+	ck_assert_int_eq(RF("/"), -1);
+	ck_assert_int_eq(RF(""), -1);
+	ck_assert_int_eq(RF("/v1"), -1);
+	ck_assert_int_eq(RF("/v1/completion"), -1);
+	ck_assert_int_eq(RF("/v1/completionsx"), -1);
+	ck_assert_int_eq(RF("/v1/chat/completions/x"), -1);
+	ck_assert_int_eq(RF("/healthz"), -1);
+	ck_assert_int_eq(RF("/HEALTH"), -1);
+	/* Raw paths: an escape never matches the character it encodes. */
+	ck_assert_int_eq(RF("/%6detrics"), -1);
+	ck_assert_int_eq(RF("/v1/models%2Fst"), -1);
+	ck_assert_int_eq(route_find("/healthz", 7), R_HEALTH); /* by length */
 	/* Every route names exactly one method and starts with '/'. */
 	for (int i = 0; i < N_ROUTES; i++) {
 		ck_assert(routes[i].path[0] == '/');
 		ck_assert(strcmp(routes[i].method, "GET") == 0 ||
 		          strcmp(routes[i].method, "POST") == 0);
 	}
-	/* Only /health and /metrics are open without a key. */
+	/* Only /health and /metrics are open without a key (metrics_auth
+	 * closes /metrics: classify()). */
 	for (int i = 0; i < N_ROUTES; i++)
 		ck_assert_int_eq(routes[i].auth, !(i == R_HEALTH || i == R_METRICS));
+}
+END_TEST
+
+static int tp(const char *target, char *path, size_t cap, const char **code)
+{
+	const char *p;
+	size_t n;
+	api_error e;
+	int st = target_path(target, &p, &n, &e);
+
+	*code = st ? e.code : NULL;
+	if (!st)
+		snprintf(path, cap, "%.*s", (int)n, p);
+	return st;
+}
+
+START_TEST(test_target_path)
+{
+	char path[256];
+	const char *code;
+
+	ck_assert_int_eq(tp("/v1/completions", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/v1/completions");
+	ck_assert_int_eq(tp("/v1/models?x=%2F#frag", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/v1/models");
+	/* Absolute form (RFC 9112 3.2.2), any case of the scheme. */
+	ck_assert_int_eq(tp("http://h:8080/v1/completions?a=b", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/v1/completions");
+	ck_assert_int_eq(tp("HTTPS://h/health", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/health");
+	ck_assert_int_eq(tp("http://h", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/");
+	ck_assert_int_eq(tp("http://h?q", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/");
+	/* Nothing is decoded. */
+	ck_assert_int_eq(tp("/%6detrics", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/%6detrics");
+	ck_assert_int_eq(tp("/a%0aFORGED", path, sizeof path, &code), 0);
+	ck_assert_str_eq(path, "/a%0aFORGED");
+	/* Encoded '/' in the path, encoded NUL anywhere: 400. */
+	ck_assert_int_eq(tp("/v1%2Fcompletions", path, sizeof path, &code), 400);
+	ck_assert_str_eq(code, "invalid_path");
+	ck_assert_int_eq(tp("/v1%2fcompletions", path, sizeof path, &code), 400);
+	ck_assert_int_eq(tp("http://h/v1%2Fmodels", path, sizeof path, &code), 400);
+	ck_assert_int_eq(tp("/v1/completions%00garbage", path, sizeof path, &code), 400);
+	ck_assert_int_eq(tp("/health?x=%00", path, sizeof path, &code), 400);
+	ck_assert_int_eq(tp("/%2", path, sizeof path, &code), 0);
+	ck_assert_int_eq(tp("/%", path, sizeof path, &code), 0);
+	ck_assert_int_eq(tp("/%0", path, sizeof path, &code), 0);
+	/* %2F in the query is a query matter, not routing. */
+	ck_assert_int_eq(tp("/health?next=%2F", path, sizeof path, &code), 0);
 }
 END_TEST
 
@@ -61,6 +121,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("http");
 	TCase *tc = tcase_create("http");
 	tcase_add_test(tc, test_routes);
+	tcase_add_test(tc, test_target_path);
 	tcase_add_test(tc, test_content_type);
 	suite_add_tcase(s, tc);
 	return s;

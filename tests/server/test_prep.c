@@ -3,7 +3,9 @@
  * (this thread, with a real uv loop and async handle) are parsed and
  * tokenized on the prep threads and come back exactly once through the done
  * list with the statuses the loop used to compute itself; a job cancelled
- * before it starts comes back untouched; stopping with jobs still queued
+ * before it starts comes back untouched; a cancel flag set while a job
+ * tokenizes stops it (the tokenizer's cancel hook) without changing what
+ * an uncancelled tokenization returns; stopping with jobs still queued
  * joins the threads and frees them. The HTTP side (suspend/resume, replies,
  * hangups, shutdown) is covered by tests/integration/test_serve_prep.sh.
  */
@@ -181,6 +183,65 @@ START_TEST(test_cancelled_skipped)
 }
 END_TEST
 
+/* The hook the prep threads set around each job: a flag that stays false
+ * changes nothing, a set flag ends the encode with MLLM_ECANCELLED, and the
+ * watch is per thread (cleared, the next encode runs normally). Then the
+ * same through a /tokenize job run as a prep thread runs it. */
+START_TEST(test_cancel_during_tokenize)
+{
+	fixture f;
+	const mllm_tokenizer *tok;
+	atomic_bool flag;
+	char *text = xmalloc(200000);
+	size_t len = 0, n1 = 0, n2 = 0, cap;
+	int32_t *a, *b;
+	srv_job *j;
+	char *body;
+
+	fixture_open(&f, 1, true);
+	tok = f.model.info.tok;
+	for (int i = 0; len + 16 < 200000; i++)
+		len += (size_t)snprintf(text + len, 200000 - len, "w%dq%x ", i, i * 7919);
+	cap = mllm_tokenizer_max_ids(tok, len);
+	a = xcalloc(cap, sizeof *a);
+	b = xcalloc(cap, sizeof *b);
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, len, true, a, cap, &n1), 0);
+	atomic_init(&flag, false);
+	mllm_tokenizer_cancel_watch(&flag);
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, len, true, b, cap, &n2), 0);
+	ck_assert_uint_eq(n1, n2);
+	ck_assert_int_eq(memcmp(a, b, n1 * sizeof *a), 0);
+	atomic_store(&flag, true);
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, len, true, b, cap, &n2), MLLM_ECANCELLED);
+	mllm_tokenizer_cancel_watch(NULL);
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, len, true, b, cap, &n2), 0);
+	ck_assert_uint_eq(n1, n2);
+
+	/* A /tokenize job whose flag is set while it runs (here: before the
+	 * prep code's tokenization, after the skip check) gives no body. */
+	body = xmalloc(len + 64);
+	snprintf(body, len + 64, "{\"model\":\"st\",\"prompt\":\"%.*s\"}", (int)len, text);
+	j = job_new(&f, SRV_JOB_TOKENIZE, API_COMPLETION, body);
+	atomic_store(&j->cancelled, true);
+	mllm_tokenizer_cancel_watch(&j->cancelled);
+	run_tokenize(j);
+	mllm_tokenizer_cancel_watch(NULL);
+	ck_assert_int_ne(j->status, 200);
+	ck_assert_uint_eq(j->out.len, 0);
+	srv__job_free(j);
+	j = job_new(&f, SRV_JOB_TOKENIZE, API_COMPLETION, body);
+	run_tokenize(j);
+	ck_assert_int_eq(j->status, 200);
+	srv__job_free(j);
+
+	free(body);
+	free(a);
+	free(b);
+	free(text);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_stop_with_queued_jobs)
 {
 	fixture f;
@@ -212,6 +273,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_cancelled_skipped);
+	tcase_add_test(tc, test_cancel_during_tokenize);
 	tcase_add_test(tc, test_stop_with_queued_jobs);
 	suite_add_tcase(s, tc);
 	return s;

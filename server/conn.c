@@ -1,0 +1,263 @@
+/*
+ * conn.c — what one connection may hold, whatever it sends: admission caps
+ * at accept (max_connections, max_connections_per_client) and per-request
+ * deadlines that activity does not extend (headers within header_timeout_ms,
+ * the body within body_timeout_ms). libmicrohttpd's own timeout is an idle
+ * timeout that every byte resets, so a client dripping a byte every few
+ * seconds would hold its slot forever (slowloris); and past its connection
+ * limit MHD stops accepting, leaving new clients unanswered in the kernel's
+ * backlog. So MHD is given a limit it never reaches, our accept policy
+ * refuses (closes at once) what is over our caps, and a sweep on the loop
+ * thread shuts down connections whose deadline passed; MHD then sees the
+ * closed socket and frees the connection as it would any other.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "srv.h"
+
+/* A chunked upload whose socket holds unread bytes that MHD does not take
+ * for this many sweeps in a row is stuck on a chunk line longer than MHD's
+ * buffer (a huge chunk extension): MHD itself would wait for the idle
+ * timeout. Sweeps run at least STALL_SWEEP_MS apart while one is watched. */
+#define STALL_SWEEPS   3
+#define STALL_SWEEP_MS 100
+
+static uint64_t ms_ns(int64_t ms)
+{
+	return (uint64_t)ms * 1000000ull;
+}
+
+/* Same client address (the IP, not the port). IPv4-mapped IPv6 addresses
+ * are compared as the IPv4 address they map. */
+static bool addr_ip(const struct sockaddr *a, const unsigned char **ip, size_t *len)
+{
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)a;
+		*ip = (const unsigned char *)&v4->sin_addr;
+		*len = 4;
+		return true;
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)a;
+		if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+			*ip = (const unsigned char *)&v6->sin6_addr + 12;
+			*len = 4;
+		} else {
+			*ip = (const unsigned char *)&v6->sin6_addr;
+			*len = 16;
+		}
+		return true;
+	}
+	return false;
+}
+
+static bool same_client(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const unsigned char *ia, *ib;
+	size_t la, lb;
+
+	if (!addr_ip(a, &ia, &la) || !addr_ip(b, &ib, &lb))
+		return false;
+	return la == lb && memcmp(ia, ib, la) == 0;
+}
+
+bool srv__conn_admit(srv *s, const struct sockaddr *addr, socklen_t addrlen)
+{
+	int same = 0;
+
+	(void)addrlen;
+	if (s->n_conns >= (int)s->cfg->max_connections) {
+		s->metrics.connections_refused++;
+		SRV_LOG(MLLM_LOG_DEBUG, "refused a connection: max_connections (%lld) reached",
+		        (long long)s->cfg->max_connections);
+		return false;
+	}
+	for (srv_conn *c = s->conns; c; c = c->next)
+		if (same_client((const struct sockaddr *)&c->addr, addr))
+			same++;
+	if (same >= (int)s->cfg->max_connections_per_client) {
+		s->metrics.connections_refused++;
+		SRV_LOG(MLLM_LOG_DEBUG,
+		        "refused a connection: max_connections_per_client (%lld) reached",
+		        (long long)s->cfg->max_connections_per_client);
+		return false;
+	}
+	return true;
+}
+
+static void want_sweep(srv *s, uint64_t at)
+{
+	if (s->next_sweep_ns == 0 || at < s->next_sweep_ns)
+		s->next_sweep_ns = at;
+}
+
+srv_conn *srv__conn_open(srv *s, struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *ci;
+	srv_conn *c = xcalloc(1, sizeof *c);
+
+	c->fd = -1;
+	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci)
+		c->fd = ci->connect_fd;
+	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		const struct sockaddr *a = ci->client_addr;
+		size_t n = a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+		                                    : sizeof(struct sockaddr_in);
+		memcpy(&c->addr, a, n);
+	}
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	srv__conn_phase(s, c, SRV_CONN_HEADERS);
+	return c;
+}
+
+void srv__conn_close(srv *s, srv_conn *c)
+{
+	if (!c)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (s->conns == c)
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	free(c);
+}
+
+void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph)
+{
+	uint64_t now = mllm_now_ns();
+
+	if (!c)
+		return;
+	c->phase = ph;
+	c->stall_ticks = 0;
+	if (ph == SRV_CONN_HEADERS) {
+		c->deadline_ns = now + ms_ns(s->cfg->header_timeout_ms);
+		c->chunked = false;
+	} else if (ph == SRV_CONN_BODY) {
+		c->deadline_ns = now + ms_ns(s->cfg->body_timeout_ms);
+	} else {
+		c->deadline_ns = 0;
+		return;
+	}
+	want_sweep(s, c->deadline_ns);
+	if (c->chunked)
+		want_sweep(s, now + ms_ns(STALL_SWEEP_MS));
+}
+
+/* Answers with a final status written straight to the socket, then shuts it
+ * down. Only for a connection in its headers or body phase, before the
+ * access handler queued anything: MHD has sent nothing on it then except,
+ * perhaps, "100 Continue", so these bytes are the response the client
+ * reads. The write is best effort (non-blocking; a full socket buffer loses
+ * it, and the shutdown still frees the slot). */
+static void kill_conn(srv_conn *c, int status, const char *code, const char *msg)
+{
+	char head[256];
+	mllm_buf body;
+	api_error e;
+	int hn;
+
+	if (c->fd < 0 || c->closing)
+		return;
+	c->closing = true;
+	if (status) {
+		mllm_buf_init(&body, 4096);
+		api_error_set(&e, status, NULL, code, "%s", msg);
+		if (api_error_render(&e, &body) == 0) {
+			hn = snprintf(
+			    head, sizeof head,
+			    "HTTP/1.1 %d %s\r\nConnection: close\r\n"
+			    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+			    status, status == 408 ? "Request Timeout" : "Bad Request", body.len);
+			if (hn > 0 && (size_t)hn < sizeof head &&
+			    send(c->fd, head, (size_t)hn, MSG_NOSIGNAL | MSG_DONTWAIT) == hn) {
+				ssize_t w =
+				    send(c->fd, body.data, body.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+				(void)w;
+			}
+		}
+		mllm_buf_free(&body);
+	}
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Whether the kernel holds bytes for this socket that nobody reads. */
+static bool unread_bytes(const srv_conn *c)
+{
+	int n = 0;
+	return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+void srv__conn_sweep(srv *s)
+{
+	uint64_t now = mllm_now_ns(), next = 0;
+
+	if (s->next_sweep_ns == 0 || now < s->next_sweep_ns)
+		return;
+	for (srv_conn *c = s->conns; c; c = c->next) {
+		if (c->closing || c->phase == SRV_CONN_BUSY)
+			continue;
+		if (now >= c->deadline_ns) {
+			s->metrics.connections_timed_out++;
+			if (c->phase == SRV_CONN_HEADERS) {
+				/* Idle or dripping headers: nothing to answer. */
+				kill_conn(c, 0, NULL, NULL);
+			} else {
+				SRV_LOG(MLLM_LOG_INFO, "closing a connection: body not complete "
+				                       "within body_timeout_ms");
+				kill_conn(c, 408, "request_timeout",
+				          "The request body was not complete within the server's "
+				          "body_timeout_ms");
+			}
+			continue;
+		}
+		if (c->phase == SRV_CONN_BODY && c->chunked) {
+			if (c->body_seen == c->stall_seen && unread_bytes(c)) {
+				c->stall_ticks++;
+			} else {
+				c->stall_ticks = 0;
+				c->stall_seen = c->body_seen;
+			}
+			if (c->stall_ticks >= STALL_SWEEPS) {
+				SRV_LOG(MLLM_LOG_INFO, "closing a connection: chunk line too long");
+				kill_conn(
+				    c, 400, "invalid_chunk",
+				    "A chunk-size line (with its extensions) is longer than the "
+				    "server accepts");
+				continue;
+			}
+			if (!next || now + ms_ns(STALL_SWEEP_MS) < next)
+				next = now + ms_ns(STALL_SWEEP_MS);
+		}
+		if (!next || c->deadline_ns < next)
+			next = c->deadline_ns;
+	}
+	s->next_sweep_ns = next;
+}
+
+int64_t srv__conn_sweep_in_ms(const srv *s)
+{
+	uint64_t now = mllm_now_ns();
+
+	if (s->next_sweep_ns == 0)
+		return -1;
+	if (s->next_sweep_ns <= now)
+		return 0;
+	return (int64_t)((s->next_sweep_ns - now + 999999) / 1000000);
+}

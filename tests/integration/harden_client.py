@@ -1,0 +1,569 @@
+#!/usr/bin/env python3
+"""harden_client.py — attacker-style scenarios for test_serve_harden.sh (stdlib
+only, loopback only, every wait bounded).
+
+Each subcommand exits 0 on success, 1 with a message on failure. Time bounds
+are derived from the daemon's configured timeouts (passed in) plus generous
+slack, so they separate "bounded by the timeout" from "held indefinitely"
+(the findings of issue 17) without measuring anything finely; the one
+relative comparison (abandoned preparation) compares two figures measured
+here, in the same run.
+"""
+import json
+import re
+import select
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+# Slack on top of a configured timeout: scheduling noise on a loaded 2-core
+# machine, never a measurement.
+SLACK_S = 4.0
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def hostport(url):
+    u = urllib.parse.urlparse(url)
+    return u.hostname, u.port
+
+
+def connect(url, src=None, timeout=10.0):
+    """A TCP connection to the daemon, from source address src if given."""
+    host, port = hostport(url)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if src:
+        s.bind((src, 0))
+    s.connect((host, port))
+    return s
+
+
+def read_response(s, limit_s):
+    """Reads until the peer closes or a full response (by Content-Length)
+    arrived, for at most limit_s. Returns (status or None, bytes, closed)."""
+    s.settimeout(0.2)
+    end = time.monotonic() + limit_s
+    data = bytearray()
+    closed = False
+    want = None  # total bytes once the head and its Content-Length are in
+    while time.monotonic() < end:
+        try:
+            c = s.recv(1 << 20)
+        except socket.timeout:
+            c = None
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+            break
+        if c == b"":
+            closed = True
+            break
+        if c:
+            data += c
+            if want is None:
+                i = data.find(b"\r\n\r\n")
+                if i >= 0:
+                    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", bytes(data[:i]))
+                    want = i + 4 + int(m.group(1)) if m else -1
+            if want is not None and want >= 0 and len(data) >= want:
+                break
+    data = bytes(data)
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return (int(m.group(1)) if m else None), data, closed
+
+
+def http(url, method, path, body=None, headers=None, src=None, limit_s=30.0):
+    """One request on a fresh connection. Returns (status, headers, body)."""
+    s = connect(url, src)
+    try:
+        h = {"Host": "localhost", "Connection": "close"}
+        if body is not None:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode()
+            h["Content-Type"] = "application/json"
+            h["Content-Length"] = str(len(body))
+        if headers:
+            h.update(headers)
+        req = "%s %s HTTP/1.1\r\n" % (method, path)
+        req += "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        s.sendall(req.encode("latin-1") + (body or b""))
+        st, data, _ = read_response(s, limit_s)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        return st, head.decode("latin-1"), rest
+    finally:
+        s.close()
+
+
+def error_of(body):
+    try:
+        return json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# ---- framing and routing ---------------------------------------------------
+
+BODY = b'{"prompt":"Once","max_tokens":2}'
+
+
+def framing_cases():
+    """(name, raw request, expected status, connection must close)."""
+    cl = len(BODY)
+    pipelined = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    post = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return [
+        # Two Content-Lengths: the second request must never be answered.
+        ("conflicting Content-Length",
+         post + b"Content-Length: %d\r\nContent-Length: 5\r\n\r\n" % cl + BODY + pipelined,
+         400, True),
+        # libmicrohttpd refuses this one itself (its own HTML 400 body).
+        ("invalid Content-Length", post + b"Content-Length: 5, 5\r\n\r\n" + BODY[:5], 400, True),
+        ("Transfer-Encoding gzip, chunked",
+         post + b"Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501, True),
+        ("Transfer-Encoding identity", post + b"Transfer-Encoding: identity\r\n\r\n", 501, True),
+        ("Transfer-Encoding and Content-Length",
+         post + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400, True),
+        ("500 KB chunk extension",
+         post + b"Transfer-Encoding: chunked\r\n\r\n5;" + b"x" * 500000 + b"\r\nhello\r\n0\r\n\r\n",
+         400, True),
+        ("absolute-form target",
+         b"POST http://localhost/v1/completions HTTP/1.1\r\nHost: localhost\r\n"
+         b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+         % cl + BODY, 200, False),
+        ("encoded slash", b"POST /v1%%2Fcompletions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % cl + BODY, 400, False),
+        ("encoded slash, lower case", b"GET /v1%2fmodels HTTP/1.1\r\nHost: x\r\n"
+         b"Connection: close\r\n\r\n", 400, False),
+        ("encoded NUL", b"POST /v1/completions%%00garbage HTTP/1.1\r\nHost: x\r\n"
+         b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+         % cl + BODY, 400, False),
+        ("encoded NUL in the query", b"GET /health?a=%00 HTTP/1.1\r\nHost: x\r\n"
+         b"Connection: close\r\n\r\n", 400, False),
+        ("escaped route name", b"GET /%6detrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+         404, False),
+        ("chunked body (sound)",
+         post + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n" % cl + BODY
+         + b"\r\n0\r\n\r\n", 200, False),
+    ]
+
+
+def cmd_framing(url, idle_s):
+    """Every case is answered long before the daemon's idle timeout
+    (connection_timeout_s = idle_s): 'at once', not 'eventually'."""
+    limit = min(idle_s / 2.0, 10.0)
+    for name, raw, want, must_close in framing_cases():
+        s = connect(url)
+        try:
+            s.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed while we were still sending
+        st, data, closed = read_response(s, limit)
+        if st != want:
+            fail("%s: expected %d, got %s: %r" % (name, want, st, data[:300]))
+        head, _, body = data.partition(b"\r\n\r\n")
+        if want >= 400 and error_of(body) is None and name != "invalid Content-Length":
+            fail("%s: the %d body is not an error object: %r" % (name, want, body[:200]))
+        if must_close:
+            if not closed:
+                _, more, closed = read_response(s, limit)
+                if more:
+                    fail("%s: a second response after the error: %r" % (name, more[:200]))
+            if not closed:
+                fail("%s: the connection stayed open after a framing error" % name)
+            if b"connection: close" not in head.lower() and not head.startswith(
+                    b"HTTP/1.1 400 Bad Request\r\nConnection: close"):
+                fail("%s: no Connection: close on the framing error" % name)
+        s.close()
+        print("ok   %s -> %d" % (name, want))
+
+
+# ---- slowloris ----------------------------------------------------------------
+
+
+class Dripper(threading.Thread):
+    """Sends a request head (or, with body=True, a head and then a body) one
+    byte at a time every `every` seconds, until the daemon closes the
+    connection or `stop` is set. Records when and how it ended."""
+
+    def __init__(self, url, src, every, body, stop):
+        super().__init__(daemon=True)
+        self.url, self.src, self.every, self.body, self.stop = url, src, every, body, stop
+        self.t0 = time.monotonic()
+        self.closed_after = None  # seconds until the daemon closed it
+        self.status = None  # a status line the daemon sent, if any
+        self.refused = False  # closed before it could send anything
+
+    def run(self):
+        try:
+            s = connect(self.url, self.src)
+        except OSError:
+            self.refused, self.closed_after = True, time.monotonic() - self.t0
+            return
+        if self.body:
+            first = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            rest = b"{" * 100000
+        else:
+            first = b"POST /v1/completions HTTP/1.1\r\n"
+            rest = b"X-Drip: " + b"a" * 100000
+        s.settimeout(0.05)
+        try:
+            s.sendall(first)
+            for i in range(len(rest)):
+                if self.stop.is_set():
+                    break
+                try:
+                    c = s.recv(4096)
+                    if c == b"":
+                        break
+                    m = re.match(rb"HTTP/1\.[01] (\d{3})", c)
+                    if m:
+                        self.status = int(m.group(1))
+                        break
+                except socket.timeout:
+                    pass
+                s.sendall(rest[i:i + 1])
+                time.sleep(self.every)
+            else:
+                return
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        if not self.stop.is_set():
+            self.closed_after = time.monotonic() - self.t0
+        s.close()
+
+
+def served_within(url, limit_s, src=None):
+    """Sends a normal request, retrying while the daemon refuses the
+    connection (closed at accept), until it is answered or limit_s passed.
+    Returns (seconds, status)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        try:
+            st, _, body = http(url, "POST", "/v1/completions", BODY, src=src, limit_s=limit_s)
+            if st is not None:
+                return time.monotonic() - t0, st
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return time.monotonic() - t0, None
+
+
+def metric(url, name):
+    st, _, body = http(url, "GET", "/metrics")
+    if st != 200:
+        fail("/metrics: %s" % st)
+    m = re.search(rb"(?m)^" + name.encode() + rb" (\d+)", body)
+    if not m:
+        fail("/metrics has no %s" % name)
+    return int(m.group(1))
+
+
+def cmd_slowloris(url, max_conn, header_ms, body_ms):
+    """2x max_connections connections drip their headers (then, separately,
+    their bodies): a normal request is still answered within the timeout,
+    and every drip connection is closed by its deadline."""
+    for body in (False, True):
+        what = "body" if body else "header"
+        t_out = (body_ms if body else header_ms) / 1000.0
+        stop = threading.Event()
+        drips = [Dripper(url, None, 0.2, body, stop) for _ in range(2 * max_conn)]
+        for d in drips:
+            d.start()
+        time.sleep(0.3)  # every drip connection is open (or refused)
+        took, st = served_within(url, t_out + 2 * SLACK_S)
+        if st != 200:
+            stop.set()
+            fail("%s drip: a normal request got %s after %.1f s" % (what, st, took))
+        # The bound: the normal request waited at most until the drip
+        # connections' deadline passed (plus slack), not indefinitely.
+        if took > t_out + SLACK_S:
+            stop.set()
+            fail("%s drip: a normal request waited %.1f s; the %s timeout is %.1f s"
+                 % (what, took, what, t_out))
+        for d in drips:
+            d.join(t_out + SLACK_S)
+        stop.set()
+        alive = [d for d in drips if d.is_alive()]
+        if alive:
+            fail("%s drip: %d connection(s) still open after the %s timeout"
+                 % (what, len(alive), what))
+        if body and not any(d.status == 408 for d in drips):
+            fail("body drip: no connection was answered 408")
+        print("ok   %d %s-drip connections: normal request served after %.1f s (timeout %.1f s)"
+              % (len(drips), what, took, t_out))
+
+
+def cmd_caps(url, max_conn, per_client):
+    """Past max_connections_per_client (one address) or max_connections
+    (all), a connection is closed at once, and a client from another address
+    is still served. Run with a header timeout far above the bounds here,
+    so a close seen here is the refusal, not the timeout."""
+    stop = threading.Event()
+    held = [Dripper(url, "127.0.0.2", 0.5, False, stop) for _ in range(per_client)]
+    for d in held:
+        d.start()
+    time.sleep(0.5)
+    over = [Dripper(url, "127.0.0.2", 0.5, False, stop) for _ in range(per_client)]
+    for d in over:
+        d.start()
+    for d in over:
+        d.join(SLACK_S)
+    if any(d.is_alive() or d.closed_after is None for d in over):
+        stop.set()
+        fail("connections over max_connections_per_client were not closed at once")
+    took, st = served_within(url, SLACK_S, src="127.0.0.1")
+    if st != 200:
+        stop.set()
+        fail("another address was not served while one address is capped: %s" % st)
+    print("ok   %d connections over the per-client cap closed at once; other clients served"
+          % len(over))
+    # Fill max_connections from other addresses; one more is refused.
+    rest = max_conn - per_client
+    fill = [Dripper(url, "127.0.0.%d" % (10 + i), 0.5, False, stop) for i in range(rest)]
+    for d in fill:
+        d.start()
+    time.sleep(0.5)
+    extra = Dripper(url, "127.0.0.99", 0.5, False, stop)
+    extra.start()
+    extra.join(SLACK_S)
+    stop.set()
+    if extra.is_alive() or extra.closed_after is None:
+        fail("a connection past max_connections was not closed at once")
+    for d in held + fill:
+        d.join(2.0)
+    if metric(url, "mllm_connections_refused_total") < len(over) + 1:
+        fail("mllm_connections_refused_total does not count the refusals")
+    print("ok   a connection past max_connections is closed at once")
+
+
+# ---- abandoned preparation ------------------------------------------------------
+
+
+def big_body(model):
+    """A ~1 MiB body of distinct pseudo-random words (fixed seed): repeated
+    words would hit the tokenizer's one-piece cache and make preparation
+    unrealistically cheap."""
+    import random
+    rnd = random.Random(17)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = []
+    size = 0
+    while size < 1040000:
+        w = "".join(rnd.choice(letters) for _ in range(rnd.randint(6, 14)))
+        words.append(w)
+        size += len(w) + 1
+    return json.dumps({"model": model, "prompt": " ".join(words)}).encode()
+
+
+def post_raw(path, body):
+    return (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (path.encode(), len(body)) + body)
+
+
+def answered(socks):
+    """How many of the sockets have a response (or EOF) waiting, without
+    waiting (a socket timeout would make recv wait for readability)."""
+    readable, _, _ = select.select(socks, [], [], 0)
+    return len(readable)
+
+
+def cmd_abandon(url, model):
+    """16 clients post a ~1 MiB /tokenize body and hang up while their
+    requests wait for or are in preparation; the next completion must be
+    delayed by less than one such body's preparation."""
+    big = big_body(model)
+    # One body's preparation: the same body as a completion, which is
+    # parsed and tokenized, then refused as longer than the context (a
+    # small 400, so the figure is preparation, not a big reply's transfer).
+    runs = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        st, _, body = http(url, "POST", "/v1/completions", big, limit_s=60)
+        if st != 400 or (error_of(body) or {}).get("code") != "context_length_exceeded":
+            fail("1 MiB completion: expected a 400 after tokenization, got %s %r"
+                 % (st, body[:200]))
+        runs.append(time.monotonic() - t0)
+    prep = sorted(runs)[1]  # median of 3
+    socks = []
+    for _ in range(16):
+        s = connect(url)
+        s.sendall(post_raw("/tokenize", big))
+        socks.append(s)
+    # Hang up only once every request reached the prep threads (queued,
+    # running or already answered): closing earlier lets libmicrohttpd drop
+    # a half-read body itself, and then there is nothing to cancel.
+    deadline = time.monotonic() + 60
+    while answered(socks) + metric(url, "mllm_prep_requests") < 16:
+        if time.monotonic() > deadline:
+            fail("the 16 posts never all reached preparation")
+        time.sleep(0.02)
+    done_before = answered(socks)
+    for s in socks:
+        s.close()
+    t0 = time.monotonic()
+    st, _, body = http(url, "POST", "/v1/completions",
+                       {"model": model, "prompt": "Once", "max_tokens": 1}, limit_s=120)
+    delay = time.monotonic() - t0
+    if st != 200:
+        fail("completion after abandoned posts: %s %r" % (st, body[:200]))
+    print("one 1 MiB preparation: %.3f s (median of %s); completion after 16 abandoned "
+          "posts (%d answered before the hang-up): %.3f s"
+          % (prep, ", ".join("%.3f" % r for r in runs), done_before, delay))
+    if delay >= prep:
+        fail("16 abandoned 1 MiB posts delayed the next completion by %.3f s, "
+             "more than one body's preparation (%.3f s)" % (delay, prep))
+    if metric(url, "mllm_prep_cancelled_total") == 0:
+        fail("mllm_prep_cancelled_total stayed 0")
+    print("ok   abandoned preparations cancelled")
+
+
+# ---- log injection -----------------------------------------------------------------
+
+
+def cmd_inject(url, model):
+    """Client-controlled text with newlines, control bytes and invalid UTF-8
+    in the request target, a header and the model name."""
+    raw = [
+        b"GET /health\r\x1b[31m HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /a\xff\xfe\xc3(FORGED HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /b%0a2026-01-01T00:00:00.000Z info  FORGED HTTP/1.1\r\nHost: x\r\n"
+        b"Connection: close\r\n\r\n",
+    ]
+    for r in raw:
+        s = connect(url)
+        s.sendall(r)
+        read_response(s, 5.0)
+        s.close()
+    for m in ["x\nFORGED line", "\xff\x00\x1b[2J", "a\\x0aFORGED"]:
+        http(url, "POST", "/v1/completions", {"model": m, "prompt": "a", "max_tokens": 1})
+    print("ok   injection attempts sent")
+
+
+def check_log(path, fmt):
+    data = open(path, "rb").read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    ts = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn |info |debug) ")
+    for i, ln in enumerate(lines):
+        try:
+            text = ln.decode("utf-8")
+        except UnicodeDecodeError:
+            fail("log line %d is not valid UTF-8: %r" % (i + 1, ln[:200]))
+        if any(ord(c) < 0x20 or ord(c) == 0x7f for c in text):
+            fail("log line %d holds a control character: %r" % (i + 1, ln[:200]))
+        if fmt == "json":
+            try:
+                o = json.loads(text)
+            except ValueError:
+                fail("log line %d is not one JSON object: %r" % (i + 1, ln[:200]))
+            if not isinstance(o, dict) or not {"ts", "level", "msg"} <= set(o):
+                fail("log line %d lacks ts/level/msg: %r" % (i + 1, ln[:200]))
+            if "FORGED" in o["msg"] and not re.search(r"(\\x0a|\\\\x0a|%0a)", o["msg"]):
+                # the forged text may appear, but only inside an escaped line
+                pass
+        elif not ts.match(ln):
+            fail("log line %d does not start with a timestamp and level (forged?): %r"
+                 % (i + 1, ln[:200]))
+    if not any(b"FORGED" in ln for ln in lines):
+        fail("the injection attempts were not logged at all (test is not exercising them)")
+    print("ok   %d log lines, every one well-formed (%s)" % (len(lines), fmt))
+
+
+# ---- error shapes --------------------------------------------------------------------
+
+
+def expect_error(url, path, obj, status, param, code=None, contains=None, headers=None):
+    st, head, body = http(url, "POST", path, obj, headers=headers)
+    e = error_of(body)
+    if st != status or e is None:
+        fail("%s: expected %d, got %s %r" % (json.dumps(obj)[:80], status, st, body[:300]))
+    if e.get("param") != param:
+        fail("%s: param %r, expected %r" % (json.dumps(obj)[:80], e.get("param"), param))
+    if code and e.get("code") != code:
+        fail("%s: code %r, expected %r" % (json.dumps(obj)[:80], e.get("code"), code))
+    if contains and contains not in e.get("message", ""):
+        fail("%s: message %r lacks %r" % (json.dumps(obj)[:80], e.get("message"), contains))
+    if "retry-after" in head.lower():
+        fail("%s: a 400 must not carry Retry-After" % json.dumps(obj)[:80])
+
+
+def cmd_shapes(url, model, max_running, max_queue):
+    # 1e-320 is a double > 0 and 0 as a float.
+    st, _, body = http(url, "POST", "/v1/completions",
+                       '{"model":"%s","prompt":"a","max_tokens":1,"top_p":1e-320}' % model)
+    e = error_of(body)
+    if st != 400 or not e or e.get("param") != "top_p" or e.get("code") != "invalid_value":
+        fail("top_p 1e-320: %s %r" % (st, body[:300]))
+    expect_error(url, "/v1/completions",
+                 {"model": model, "prompt": "a", "max_tokens": 1, "n": max_running + 1},
+                 400, "n", "invalid_value", "max_running")
+    expect_error(url, "/v1/completions",
+                 {"model": model, "prompt": ["a"] * (max_queue + 1), "max_tokens": 1},
+                 400, "prompt", "invalid_value", "max_queue")
+    print("ok   top_p underflow, n > max_running, prompts > max_queue: 400 with param")
+
+
+def cmd_kvpool(url, model):
+    expect_error(url, "/v1/completions", {"model": model, "prompt": "Once", "max_tokens": 200},
+                 400, "max_tokens", "kv_pool_exceeded", "KV pool")
+    st, _, _ = http(url, "POST", "/v1/completions",
+                    {"model": model, "prompt": "Once", "max_tokens": 8})
+    if st != 200:
+        fail("a request that fits the small KV pool: %s" % st)
+    print("ok   a request larger than the KV pool: 400 naming the pool")
+
+
+def cmd_metrics_auth(url, key, want_open):
+    st, _, _ = http(url, "GET", "/metrics")
+    if want_open and st != 200:
+        fail("/metrics without a key: %s (metrics_auth = false)" % st)
+    if not want_open:
+        if st != 401:
+            fail("/metrics without a key: %s (metrics_auth = true)" % st)
+        st, _, _ = http(url, "GET", "/metrics", headers={"Authorization": "Bearer " + key})
+        if st != 200:
+            fail("/metrics with the key: %s" % st)
+    st, _, _ = http(url, "GET", "/health")
+    if st != 200:
+        fail("/health must stay open: %s" % st)
+    print("ok   metrics_auth = %s" % ("false" if want_open else "true"))
+
+
+def main():
+    a = sys.argv[1:]
+    if not a:
+        fail("usage: harden_client.py CMD ARGS...")
+    cmd = a[0]
+    if cmd == "framing":
+        cmd_framing(a[1], float(a[2]))
+    elif cmd == "slowloris":
+        cmd_slowloris(a[1], int(a[2]), int(a[3]), int(a[4]))
+    elif cmd == "caps":
+        cmd_caps(a[1], int(a[2]), int(a[3]))
+    elif cmd == "abandon":
+        cmd_abandon(a[1], a[2])
+    elif cmd == "inject":
+        cmd_inject(a[1], a[2])
+    elif cmd == "check-log":
+        check_log(a[1], a[2])
+    elif cmd == "shapes":
+        cmd_shapes(a[1], a[2], int(a[3]), int(a[4]))
+    elif cmd == "kvpool":
+        cmd_kvpool(a[1], a[2])
+    elif cmd == "metrics-auth":
+        cmd_metrics_auth(a[1], a[2], a[3] == "open")
+    else:
+        fail("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+#!/bin/sh
+# test_serve_harden.sh — issue 17's attacks on a real daemon on loopback:
+# strict framing and raw-path routing, slowloris (drip headers and bodies),
+# connection caps at accept, abandoned preparation, log injection (text and
+# json), error shapes that used to be vague, and metrics_auth. Every wait is
+# bounded; time bounds derive from the configured timeouts plus generous
+# slack (harden_client.py), never fine measurements.
+. "$(dirname "$0")/serve_lib.sh"
+
+H="$PY $HERE/harden_client.py"
+
+# Framing: every case answered long before the 60 s idle timeout.
+start_daemon --model st="$ST" --set connection_timeout_s=60 --set body_timeout_ms=60000 \
+	--set header_timeout_ms=60000
+$H framing "$URL" 60 || fail "framing"
+$H inject "$URL" st || fail "log injection"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
+$H check-log "$TMP/log" text || fail "text log"
+ok "framing cases answered at once; raw-path routing; text log escaped"
+
+# Slowloris: 2x max_connections dripping connections.
+start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
+	--set header_timeout_ms=1000 --set body_timeout_ms=1500 --set connection_timeout_s=60
+$H slowloris "$URL" 8 1000 1500 || fail "slowloris"
+kill -0 "$PID" 2>/dev/null || fail "daemon died under slowloris"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after slowloris"
+ok "slowloris bounded by header/body timeouts"
+
+# Caps at accept (header timeout far above the test's bounds).
+start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=3 \
+	--set header_timeout_ms=60000 --set connection_timeout_s=60
+$H caps "$URL" 8 3 || fail "connection caps"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
+ok "max_connections and max_connections_per_client refuse at accept"
+
+# Abandoned preparation on the single prep thread.
+start_daemon --model st="$ST" --set prep_threads=1
+$H abandon "$URL" st || fail "abandoned preparation"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after abandoned preparation"
+ok "abandoned preparation cancelled"
+
+# Error shapes; metrics_auth = true; JSON log lines.
+start_daemon --model st="$ST" --set model.st.max_running=2 --set model.st.max_queue=3 \
+	--set api_key=k1 --set metrics_auth=true --set log_format=json
+$H metrics-auth "$URL" k1 closed || fail "metrics_auth = true"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
+start_daemon --model st="$ST" --set model.st.max_running=2 --set model.st.max_queue=3 \
+	--set log_format=json
+$H shapes "$URL" st 2 3 || fail "error shapes"
+$H metrics-auth "$URL" none open || fail "metrics_auth = false"
+$H inject "$URL" st || fail "log injection (json)"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
+$H check-log "$TMP/log" json || fail "json log"
+ok "error shapes, metrics_auth, json log"
+
+# A KV pool smaller than one request: 4 blocks of 16 tokens.
+start_daemon --model st="$ST" --set model.st.kv_blocks=4 --set model.st.kv_block_size=16
+$H kvpool "$URL" st || fail "KV pool smaller than a request"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
+ok "KV pool smaller than one request"
