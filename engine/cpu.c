@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,10 +141,77 @@ static void phys_init(void)
 		phys_cores = n_ids;
 }
 
+/* CPUs a cgroup CPU quota allows, from the text of cgroup v2's cpu.max
+ * ("max 100000" or "50000 100000"), rounded up: a replica limited to half a
+ * CPU gets one thread, not one per core of the host. 0 = no quota. */
+static int quota_cpus_parse(const char *text)
+{
+	long long quota, period;
+
+	if (strncmp(text, "max", 3) == 0)
+		return 0;
+	if (sscanf(text, "%lld %lld", &quota, &period) != 2 || quota <= 0 || period <= 0)
+		return 0;
+	if (quota / period >= 4096)
+		return 4096;
+	return (int)((quota + period - 1) / period);
+}
+
+static bool read_small(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	size_t got;
+
+	if (!f)
+		return false;
+	got = fread(buf, 1, n - 1, f);
+	fclose(f);
+	buf[got] = '\0';
+	return got > 0;
+}
+
+/* The quota of the cgroup this process sees at /sys/fs/cgroup: a container
+ * runtime mounts the container's own cgroup there (v2: cpu.max; v1:
+ * cpu.cfs_quota_us with cpu.cfs_period_us, -1 = none). */
+static int quota_cpus(void)
+{
+	char a[64], b[64], both[136];
+
+	if (read_small("/sys/fs/cgroup/cpu.max", a, sizeof a))
+		return quota_cpus_parse(a);
+	if (!read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", a, sizeof a) ||
+	    !read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", b, sizeof b) || a[0] == '-')
+		return 0;
+	a[strcspn(a, "\n")] = '\0';
+	snprintf(both, sizeof both, "%s %s", a, b);
+	return quota_cpus_parse(both);
+}
+
+/* The default worker count: physical cores, capped by the CPUs this
+ * process may run on (cpuset / taskset) and by the cgroup CPU quota. */
+static int default_threads;
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+
+static void threads_init(void)
+{
+	cpu_set_t set;
+	int n, q;
+
+	pthread_once(&phys_once, phys_init);
+	n = phys_cores;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 &&
+	    CPU_COUNT(&set) < n)
+		n = CPU_COUNT(&set);
+	q = quota_cpus();
+	if (q > 0 && q < n)
+		n = q;
+	default_threads = n > 0 ? n : 1;
+}
+
 int mllm__cpu_physical_cores(void)
 {
-	pthread_once(&phys_once, phys_init);
-	return phys_cores;
+	pthread_once(&threads_once, threads_init);
+	return default_threads;
 }
 
 /* ---- OpenBLAS ----------------------------------------------------------- */

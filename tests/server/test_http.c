@@ -12,6 +12,9 @@ START_TEST(test_routes)
 {
 	ck_assert_int_eq(route_find("/health"), R_HEALTH);
 	ck_assert_int_eq(route_find("/health/"), R_HEALTH);
+	ck_assert_int_eq(route_find("/readyz"), R_READYZ);
+	ck_assert_int_eq(route_find("/livez"), R_LIVEZ);
+	ck_assert_int_eq(route_find("/livez/x"), -1);
 	ck_assert_int_eq(route_find("/metrics"), R_METRICS);
 	ck_assert_int_eq(route_find("/v1/models"), R_MODELS);
 	ck_assert_int_eq(route_find("/v1/models/"), R_MODELS);
@@ -35,9 +38,11 @@ START_TEST(test_routes)
 		ck_assert(strcmp(routes[i].method, "GET") == 0 ||
 		          strcmp(routes[i].method, "POST") == 0);
 	}
-	/* Only /health and /metrics are open without a key. */
+	/* Only the probes (/health, /readyz, /livez) and /metrics are open
+	 * without a key: orchestrators and scrapers hold none. */
 	for (int i = 0; i < N_ROUTES; i++)
-		ck_assert_int_eq(routes[i].auth, !(i == R_HEALTH || i == R_METRICS));
+		ck_assert_int_eq(routes[i].auth, !(i == R_HEALTH || i == R_READYZ || i == R_LIVEZ ||
+		                                   i == R_METRICS));
 }
 END_TEST
 
