@@ -62,7 +62,7 @@ BIN        := $(BUILD)/mobilellmd
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all help deps test unit-test integration-test sdk-test asan tsan noopt \
-	check-format format bench run clean fuzz soak
+	check-format format bench run clean fuzz soak test-deploy
 
 all: $(BIN)
 
@@ -72,6 +72,7 @@ help:
 	@echo "  run            build and start the daemon (MODEL=path, PORT=$(PORT))"
 	@echo "  test           build and run every test (unit, integration, SDK)"
 	@echo "  unit-test      Check unit suites only"
+	@echo "  test-deploy    Docker/compose/podman, Kubernetes and systemd files, for real (root)"
 	@echo "  asan / tsan    build and test under AddressSanitizer / ThreadSanitizer"
 	@echo "  noopt          build without optimisation (debugging)"
 	@echo "  bench          build and run the benchmarks (prints figures)"
@@ -119,6 +120,12 @@ $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 # tests/run.sh prints one closing line, "tests: N passed, N failed".
 test: $(BIN) $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+# The deployment files run for real (tests/deploy/run.sh; root, Docker from
+# Debian's packages, ~10 minutes on a fresh machine). Closes with
+# "deploy: N passed, N failed".
+test-deploy: $(BIN)
+	$(Q)BUILD=$(BUILD) sh tests/deploy/run.sh
 
 unit-test: $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_UNIT_ONLY=1 sh tests/run.sh $(TEST_BIN)

@@ -89,18 +89,7 @@ docker port "${P}_lb_1" 8080 2>/dev/null | grep -q '^127.0.0.1:' ||
 ok "compose: 3 replicas healthy (HEALTHCHECK = mobilellmd health), balancer on 127.0.0.1:$LB_PORT"
 
 # The README's examples, verbatim but for the port.
-# (the ```sh block with the curl commands, separated by a blank line).
-awk '/^```sh$/ {n++; next} n && /^```$/ {if (c) exit; n = 0} n && /curl/ {c = 1} n && c' "$ROOT/README.md" |
-	sed "s#localhost:8080#127.0.0.1:$LB_PORT#g" >"$TMP/readme.sh"
-awk 'NR == 1, /^$/' "$TMP/readme.sh" >"$TMP/readme1.sh"
-awk 'f; /^$/ {f = 1}' "$TMP/readme.sh" >"$TMP/readme2.sh"
-grep -q 'v1/completions' "$TMP/readme1.sh" || fail "README's completion example not found"
-grep -q 'v1/chat/completions' "$TMP/readme2.sh" || fail "README's chat example not found"
-sh "$TMP/readme1.sh" >"$TMP/r1" || fail "README example 1: curl failed"
-grep -q '"text_completion"' "$TMP/r1" || fail "README example 1: $(head -c 300 "$TMP/r1")"
-sh "$TMP/readme2.sh" >"$TMP/r2" || fail "README example 2: curl failed"
-grep -q 'chat.completion.chunk' "$TMP/r2" && grep -q 'data: \[DONE\]' "$TMP/r2" ||
-	fail "README example 2: $(head -c 300 "$TMP/r2")"
+sh "$HERE/readme_curl.sh" "$LB" || fail "the README's examples"
 ok "the README's curl examples through the balancer (model mobilellm-demo)"
 
 # shellcheck disable=SC2046
