@@ -1,10 +1,12 @@
 # env.sh — sourced by tests/deploy/run.sh: what the deploy test needs on a
 # fresh Debian 12 machine (CI runs as root), and how it leaves the machine.
 #   deploy_packages   installs what is missing, from Debian's packages only
-#   docker_up         starts dockerd when none answers, after saving the
-#                     firewall and forwarding state it will change
-#   docker_down       stops the dockerd it started (not one it found) and
-#                     restores iptables, ip6tables, ip_forward and docker0
+#   net_save          saves iptables, ip6tables, ip_forward and which
+#                     bridges exist, when no Docker daemon runs yet
+#   docker_up         starts dockerd when none answers
+#   docker_down       stops the dockerd it started (not one it found)
+#   net_restore       puts back what net_save saved (dockerd and podman
+#                     add rules, chains, bridges and turn on forwarding)
 # Every wait is bounded.
 
 DEPLOY_STATE=${DEPLOY_STATE:-$(mktemp -d /tmp/mllm-deploy.XXXXXX)}
@@ -26,15 +28,53 @@ deploy_packages() {
 	}
 }
 
+# Saves the firewall and forwarding state (before anything starts).
+net_save() {
+	iptables-save >"$DEPLOY_STATE/iptables.v4" 2>/dev/null || true
+	ip6tables-save >"$DEPLOY_STATE/iptables.v6" 2>/dev/null || true
+	cat /proc/sys/net/ipv4/ip_forward >"$DEPLOY_STATE/ip_forward"
+	for l in docker0 cni-podman0; do
+		ip link show "$l" >/dev/null 2>&1 && touch "$DEPLOY_STATE/had_$l"
+	done
+	touch "$DEPLOY_STATE/net_saved"
+}
+
+# Empties every table the tool lists (rules, user chains, built-in
+# policies back to ACCEPT), then loads the saved state: restoring an empty
+# save alone would keep what dockerd and podman added.
+ipt_reset() {
+	tool=$1
+	saved=$2
+	for t in $($tool-save 2>/dev/null | sed -n 's/^\*//p'); do
+		$tool -t "$t" -F
+		$tool -t "$t" -X
+		for c in $($tool-save -t "$t" | sed -n 's/^:\([A-Z]*\) [A-Z]*.*/\1/p'); do
+			$tool -t "$t" -P "$c" ACCEPT
+		done
+	done
+	$tool-restore <"$saved"
+}
+
+# Puts the firewall, forwarding and bridges back as net_save found them.
+net_restore() {
+	[ -e "$DEPLOY_STATE/net_saved" ] || return 0
+	ipt_reset iptables "$DEPLOY_STATE/iptables.v4" || true
+	ipt_reset ip6tables "$DEPLOY_STATE/iptables.v6" || true
+	cat "$DEPLOY_STATE/ip_forward" >/proc/sys/net/ipv4/ip_forward
+	for l in docker0 cni-podman0; do
+		if [ ! -e "$DEPLOY_STATE/had_$l" ] && ip link show "$l" >/dev/null 2>&1; then
+			ip link delete "$l" || true
+		fi
+	done
+	rm -f "$DEPLOY_STATE/net_saved"
+	echo "deploy: firewall, forwarding and bridges restored"
+}
+
 docker_up() {
 	if docker info >/dev/null 2>&1; then
 		echo "deploy: using the running Docker daemon"
 		return 0
 	fi
-	iptables-save >"$DEPLOY_STATE/iptables.v4" 2>/dev/null || true
-	ip6tables-save >"$DEPLOY_STATE/iptables.v6" 2>/dev/null || true
-	cat /proc/sys/net/ipv4/ip_forward >"$DEPLOY_STATE/ip_forward"
-	ip link show docker0 >/dev/null 2>&1 && touch "$DEPLOY_STATE/had_docker0"
 	echo "deploy: starting dockerd (stopped and cleaned up at the end)"
 	dockerd --pidfile "$DEPLOY_STATE/dockerd.pid" >"$DEPLOY_STATE/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
@@ -61,11 +101,5 @@ docker_down() {
 	kill -KILL "$DOCKERD_PID" 2>/dev/null || true
 	wait "$DOCKERD_PID" 2>/dev/null || true
 	DOCKERD_PID=""
-	[ -s "$DEPLOY_STATE/iptables.v4" ] && iptables-restore <"$DEPLOY_STATE/iptables.v4"
-	[ -s "$DEPLOY_STATE/iptables.v6" ] && ip6tables-restore <"$DEPLOY_STATE/iptables.v6"
-	cat "$DEPLOY_STATE/ip_forward" >/proc/sys/net/ipv4/ip_forward
-	if [ ! -e "$DEPLOY_STATE/had_docker0" ] && ip link show docker0 >/dev/null 2>&1; then
-		ip link delete docker0 || true
-	fi
-	echo "deploy: dockerd stopped; firewall and forwarding restored"
+	echo "deploy: dockerd stopped"
 }

@@ -23,6 +23,7 @@ LOG=$DEPLOY_STATE/step.log
 
 finish() {
 	docker_down
+	net_restore
 	rm -rf "$DEPLOY_STATE"
 }
 trap finish EXIT
@@ -74,6 +75,9 @@ setup() {
 	export HAPROXY_IMAGE MLLMD_IMAGE=mobilellmd:latest
 }
 
+# With a Docker daemon already running, its firewall rules are its own:
+# only a machine this test starts Docker on gets its state restored.
+docker info >/dev/null 2>&1 || net_save
 step kubernetes sh "$HERE/test_k8s.sh"
 step systemd sh "$HERE/test_systemd.sh"
 if setup; then
