@@ -122,7 +122,7 @@ test: $(BIN) $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 
 # The deployment files run for real (tests/deploy/run.sh; root, Docker from
-# Debian's packages, ~10 minutes on a fresh machine). Closes with
+# Debian's packages, ~13 minutes on a fresh machine, ~6 with cached images). Closes with
 # "deploy: N passed, N failed".
 test-deploy: $(BIN)
 	$(Q)BUILD=$(BUILD) sh tests/deploy/run.sh

@@ -8,6 +8,7 @@
 #   test_k8s.sh      kustomize render + offline schema validation
 #   test_systemd.sh  systemd-analyze verify / security
 #   test_compose.sh  compose with 3 replicas + HAProxy under docker-compose
+#   test_systemd_pid1.sh  the unit under systemd 252 as PID 1 in a container
 #   test_podman.sh   the same compose file under podman-compose
 # Closes with "deploy: N passed, N failed"; exits 1 on any failure.
 set -u
@@ -34,7 +35,7 @@ trap 'exit 1' INT TERM
 step() {
 	name=$1
 	shift
-	echo "== $name"
+	echo "== $name ($(date -u +%H:%M:%S))"
 	rc=0
 	"$@" >"$LOG" 2>&1 || rc=$?
 	cat "$LOG"
@@ -73,6 +74,13 @@ setup() {
 		}
 	fi
 	export HAPROXY_IMAGE MLLMD_IMAGE=mobilellmd:latest
+	SYSTEMD_IMAGE=mllm-systemd:debian12
+	docker build -t "$SYSTEMD_IMAGE" -f "$HERE/systemd.Dockerfile" "$HERE" \
+		>"$DEPLOY_STATE/build.log" 2>&1 || {
+		tail -n 30 "$DEPLOY_STATE/build.log"
+		return 1
+	}
+	export SYSTEMD_IMAGE
 }
 
 # With a Docker daemon already running, its firewall rules are its own:
@@ -82,6 +90,7 @@ step kubernetes sh "$HERE/test_k8s.sh"
 step systemd sh "$HERE/test_systemd.sh"
 if setup; then
 	step compose sh "$HERE/test_compose.sh"
+	step systemd-pid1 sh "$HERE/test_systemd_pid1.sh"
 	if command -v podman-compose >/dev/null 2>&1; then
 		step podman-compose sh "$HERE/test_podman.sh"
 	else
@@ -91,5 +100,6 @@ else
 	FAILED=$((FAILED + 1))
 	echo "deploy: setup (packages, dockerd, images) failed"
 fi
+echo "deploy: finished at $(date -u +%H:%M:%S)"
 echo "deploy: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

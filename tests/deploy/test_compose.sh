@@ -68,6 +68,9 @@ wait_ready() {
 			[ "$(docker inspect -f '{{.State.Health.Status}}' "$c")" = healthy ] && n=$((n + 1))
 		done
 		if [ "$n" -ge "$want" ] && curl -sf -o /dev/null "$LB/readyz"; then
+			# And HAProxy has them all UP (DNS, then 2 good checks):
+			# hashing onto a changing set would move sessions.
+			"$PY" "$HERE/client.py" spread "$LB" "$want" || fail "HAProxy sees fewer replicas"
 			return 0
 		fi
 		sleep 1
@@ -126,7 +129,6 @@ dc up -d --no-build --no-recreate --scale mobilellmd=4 >"$TMP/up.log" 2>&1 || {
 	fail "compose up --scale mobilellmd=4"
 }
 wait_ready 4
-"$PY" "$HERE/client.py" spread "$LB" 4 || fail "scale 3 -> 4"
 ok "scale 3 -> 4: the balancer routes to 4 replicas"
 
 dc down -t 15 >"$TMP/down.log" 2>&1 || {
