@@ -15,7 +15,7 @@ set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 . "$HERE/env.sh"
 export BUILD=${BUILD:-build}
 PASSED=0

@@ -105,6 +105,7 @@ ok "SSE through HAProxy is not buffered"
 "$PY" "$HERE/client.py" load "$LB" "$TMP/stop" "$TMP/load.txt" 4 >"$TMP/load.out" 2>&1 &
 LOADPID=$!
 sleep 3
+# shellcheck disable=SC2046
 set -- $(replicas)
 KILLED=$1
 STOPPED=$2
