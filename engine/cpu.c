@@ -170,15 +170,66 @@ static bool read_small(const char *path, char *buf, size_t n)
 	return got > 0;
 }
 
-/* The quota of the cgroup this process sees at /sys/fs/cgroup: a container
- * runtime mounts the container's own cgroup there (v2: cpu.max; v1:
- * cpu.cfs_quota_us with cpu.cfs_period_us, -1 = none). */
+/* The tightest cgroup v2 quota on the way from `path` (this process's
+ * cgroup, as /proc/self/cgroup names it) up to the root of the hierarchy
+ * mounted at `root`: a parent's cpu.max limits its children too (systemd's
+ * CPUQuota= on a slice or service). Directories that do not exist here
+ * (a path from outside a cgroup namespace) are skipped. 0 = no quota. */
+static int quota_cpus_walk(const char *root, const char *path)
+{
+	char dir[1024], file[1100], text[64];
+	int best = 0;
+
+	if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+		return 0;
+	for (;;) {
+		char *slash;
+		int q;
+		snprintf(file, sizeof file, "%s%s/cpu.max", root, strcmp(dir, "/") == 0 ? "" : dir);
+		if (read_small(file, text, sizeof text)) {
+			q = quota_cpus_parse(text);
+			if (q > 0 && (best == 0 || q < best))
+				best = q;
+		}
+		slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			break;
+		*slash = '\0';
+	}
+	/* The mount's own root (a container's namespace root, or the host's,
+	 * which has no cpu.max). */
+	snprintf(file, sizeof file, "%s/cpu.max", root);
+	if (read_small(file, text, sizeof text)) {
+		int q = quota_cpus_parse(text);
+		if (q > 0 && (best == 0 || q < best))
+			best = q;
+	}
+	return best;
+}
+
+/* The CPU quota that applies to this process. cgroup v2: cpu.max of its
+ * cgroup and every ancestor (a container runtime with a cgroup namespace
+ * shows the container's cgroup as the root of /sys/fs/cgroup). cgroup v1:
+ * cpu.cfs_quota_us / cpu.cfs_period_us at the cpu controller's mount, which
+ * container runtimes bind to the container's cgroup (-1 = none). */
 static int quota_cpus(void)
 {
-	char a[64], b[64], both[136];
+	char a[64], b[64], both[136], line[1024];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	int q = 0;
 
-	if (read_small("/sys/fs/cgroup/cpu.max", a, sizeof a))
-		return quota_cpus_parse(a);
+	if (f) {
+		while (fgets(line, sizeof line, f)) {
+			if (strncmp(line, "0::", 3) == 0) {
+				line[strcspn(line, "\n")] = '\0';
+				q = quota_cpus_walk("/sys/fs/cgroup", line + 3);
+				break;
+			}
+		}
+		fclose(f);
+	}
+	if (q > 0)
+		return q;
 	if (!read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", a, sizeof a) ||
 	    !read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", b, sizeof b) || a[0] == '-')
 		return 0;

@@ -33,7 +33,7 @@ dc() {
 cleanup() {
 	[ -f "$TMP/stop" ] || touch "$TMP/stop"
 	dc down -t 2 >/dev/null 2>&1 || true
-	docker rm -f "$SINGLE" >/dev/null 2>&1 || true
+	docker rm -f "$SINGLE" "$SINGLE-full" "$SINGLE-one" >/dev/null 2>&1 || true
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -178,3 +178,27 @@ cat "$TMP/single.out"
 code=$(docker inspect -f '{{.State.ExitCode}}' "$SINGLE")
 [ "$code" = 0 ] || fail "docker stop of a loaded container: exit code $code (137 = SIGKILL)"
 ok "docker stop of a loaded container: exit 0 after $((T1 - T0)) s"
+
+# threads = 0 follows the container's CPU quota: with --cpus 1 the daemon
+# starts fewer threads than with the machine's cores (needs >= 2 cores).
+if [ "$(nproc)" -ge 2 ]; then
+	for q in full one; do
+		lim=""
+		[ "$q" = one ] && lim="--cpus 1"
+		# shellcheck disable=SC2086
+		docker run -d --name "$SINGLE-$q" $lim "$MLLMD_IMAGE" >/dev/null || fail "docker run $lim"
+	done
+	for q in full one; do
+		i=0
+		until [ "$(docker inspect -f '{{.State.Health.Status}}' "$SINGLE-$q")" = healthy ] ||
+			[ $i -ge 90 ]; do
+			sleep 1
+			i=$((i + 1))
+		done
+	done
+	t_full=$(docker exec "$SINGLE-full" sh -c "sed -n 's/^Threads:[[:space:]]*//p' /proc/1/status")
+	t_one=$(docker exec "$SINGLE-one" sh -c "sed -n 's/^Threads:[[:space:]]*//p' /proc/1/status")
+	docker rm -f "$SINGLE-full" "$SINGLE-one" >/dev/null
+	[ "$t_one" -lt "$t_full" ] || fail "--cpus 1: $t_one threads, unlimited: $t_full"
+	ok "threads follow the CPU quota: $t_full threads on $(nproc) cores, $t_one with --cpus 1"
+fi

@@ -5,6 +5,8 @@
  */
 #include "harness.h"
 
+#include <sys/stat.h>
+
 #include "../../engine/cpu.c"
 
 START_TEST(test_quota_parse)
@@ -20,6 +22,55 @@ START_TEST(test_quota_parse)
 	ck_assert_int_eq(quota_cpus_parse("100000 0"), 0);
 	ck_assert_int_eq(quota_cpus_parse("garbage"), 0);
 	ck_assert_int_eq(quota_cpus_parse("9223372036854775807 1"), 4096);
+}
+END_TEST
+
+/* Writes text to root/rel (directories made as needed). */
+static void put(const char *root, const char *rel, const char *text)
+{
+	char path[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", root, rel);
+	for (p = path + strlen(root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		mkdir(path, 0700);
+		*p = '/';
+	}
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+START_TEST(test_quota_walk)
+{
+	char root[] = "/tmp/mllm-cgroup-XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(root));
+	/* systemd: a 1.5-CPU slice holding an unlimited service. */
+	put(root, "sys.slice/cpu.max", "150000 100000\n");
+	put(root, "sys.slice/app.service/cpu.max", "max 100000\n");
+	ck_assert_int_eq(quota_cpus_walk(root, "/sys.slice/app.service"), 2);
+	/* The tighter of child and parent wins. */
+	put(root, "sys.slice/app.service/cpu.max", "50000 100000\n");
+	ck_assert_int_eq(quota_cpus_walk(root, "/sys.slice/app.service"), 1);
+	/* No quota anywhere. */
+	ck_assert_int_eq(quota_cpus_walk(root, "/other"), 0);
+	/* A container's namespace root carries the limit; the path names the
+	 * host's view and does not exist here. */
+	put(root, "cpu.max", "300000 100000\n");
+	ck_assert_int_eq(quota_cpus_walk(root, "/docker/abc"), 3);
+	ck_assert_int_eq(quota_cpus_walk(root, "/"), 3);
+
+	static const char *const made[] = {
+	    "sys.slice/app.service/cpu.max", "sys.slice/cpu.max", "cpu.max",
+	    "sys.slice/app.service",         "sys.slice",         ""};
+	for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+		char path[512];
+		snprintf(path, sizeof path, "%s/%s", root, made[i]);
+		ck_assert_int_eq(remove(path), 0);
+	}
 }
 END_TEST
 
@@ -58,6 +109,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("cpu");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_quota_parse);
+	tcase_add_test(tc, test_quota_walk);
 	tcase_add_test(tc, test_default_within_affinity);
 	tcase_add_test(tc, test_affinity_caps_default);
 	suite_add_tcase(s, tc);
