@@ -98,7 +98,8 @@ ok "the README's curl examples through the balancer (model mobilellm-demo)"
 # shellcheck disable=SC2046
 "$PY" "$HERE/client.py" affinity "$LB" $(metrics_urls) || fail "affinity"
 ok "X-Session-Id affinity with prefix-cache hits in the replicas' /metrics"
-"$PY" "$HERE/client.py" stream "$LB" || fail "streaming"
+# shellcheck disable=SC2046
+"$PY" "$HERE/client.py" stream "$LB" $(metrics_urls) || fail "streaming"
 ok "SSE through HAProxy is not buffered"
 
 # Steady load; one replica killed, another stopped gracefully.
