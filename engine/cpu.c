@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,10 +141,128 @@ static void phys_init(void)
 		phys_cores = n_ids;
 }
 
+/* CPUs a cgroup CPU quota allows, from the text of cgroup v2's cpu.max
+ * ("max 100000" or "50000 100000"), rounded up: a replica limited to half a
+ * CPU gets one thread, not one per core of the host. 0 = no quota. */
+static int quota_cpus_parse(const char *text)
+{
+	long long quota, period;
+
+	if (strncmp(text, "max", 3) == 0)
+		return 0;
+	if (sscanf(text, "%lld %lld", &quota, &period) != 2 || quota <= 0 || period <= 0)
+		return 0;
+	if (quota / period >= 4096)
+		return 4096;
+	return (int)((quota + period - 1) / period);
+}
+
+static bool read_small(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "r");
+	size_t got;
+
+	if (!f)
+		return false;
+	got = fread(buf, 1, n - 1, f);
+	fclose(f);
+	buf[got] = '\0';
+	return got > 0;
+}
+
+/* The tightest cgroup v2 quota on the way from `path` (this process's
+ * cgroup, as /proc/self/cgroup names it) up to the root of the hierarchy
+ * mounted at `root`: a parent's cpu.max limits its children too (systemd's
+ * CPUQuota= on a slice or service). Directories that do not exist here
+ * (a path from outside a cgroup namespace) are skipped. 0 = no quota. */
+static int quota_cpus_walk(const char *root, const char *path)
+{
+	char dir[1024], file[1100], text[64];
+	int best = 0;
+
+	if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+		return 0;
+	for (;;) {
+		char *slash;
+		int q;
+		snprintf(file, sizeof file, "%s%s/cpu.max", root, strcmp(dir, "/") == 0 ? "" : dir);
+		if (read_small(file, text, sizeof text)) {
+			q = quota_cpus_parse(text);
+			if (q > 0 && (best == 0 || q < best))
+				best = q;
+		}
+		slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			break;
+		*slash = '\0';
+	}
+	/* The mount's own root (a container's namespace root, or the host's,
+	 * which has no cpu.max). */
+	snprintf(file, sizeof file, "%s/cpu.max", root);
+	if (read_small(file, text, sizeof text)) {
+		int q = quota_cpus_parse(text);
+		if (q > 0 && (best == 0 || q < best))
+			best = q;
+	}
+	return best;
+}
+
+/* The CPU quota that applies to this process. cgroup v2: cpu.max of its
+ * cgroup and every ancestor (a container runtime with a cgroup namespace
+ * shows the container's cgroup as the root of /sys/fs/cgroup). cgroup v1:
+ * cpu.cfs_quota_us / cpu.cfs_period_us at the cpu controller's mount, which
+ * container runtimes bind to the container's cgroup (-1 = none). */
+static int quota_cpus(void)
+{
+	char a[64], b[64], both[136], line[1024];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	int q = 0;
+
+	if (f) {
+		while (fgets(line, sizeof line, f)) {
+			if (strncmp(line, "0::", 3) == 0) {
+				line[strcspn(line, "\n")] = '\0';
+				q = quota_cpus_walk("/sys/fs/cgroup", line + 3);
+				break;
+			}
+		}
+		fclose(f);
+	}
+	if (q > 0)
+		return q;
+	if (!read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", a, sizeof a) ||
+	    !read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", b, sizeof b) || a[0] == '-')
+		return 0;
+	a[strcspn(a, "\n")] = '\0';
+	snprintf(both, sizeof both, "%s %s", a, b);
+	return quota_cpus_parse(both);
+}
+
+/* The default worker count: physical cores, capped by the CPUs this
+ * process may run on (cpuset / taskset) and by the cgroup CPU quota. */
+static int default_threads;
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+
+static void threads_init(void)
+{
+	cpu_set_t set;
+	int n, q;
+
+	pthread_once(&phys_once, phys_init);
+	n = phys_cores;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 &&
+	    CPU_COUNT(&set) < n)
+		n = CPU_COUNT(&set);
+	q = quota_cpus();
+	if (q > 0 && q < n)
+		n = q;
+	default_threads = n > 0 ? n : 1;
+}
+
 int mllm__cpu_physical_cores(void)
 {
-	pthread_once(&phys_once, phys_init);
-	return phys_cores;
+	pthread_once(&threads_once, threads_init);
+	return default_threads;
 }
 
 /* ---- OpenBLAS ----------------------------------------------------------- */

@@ -34,7 +34,9 @@ const mllm__cpu_caps *mllm__cpu_caps_get(void);
 /* The best tier this CPU runs, or SCALAR under MLLM_REF_KERNELS=1. */
 mllm__isa mllm__cpu_isa(void);
 const char *mllm__isa_name(mllm__isa isa);
-/* Physical cores of the online CPUs (SMT siblings counted once), >= 1. */
+/* The default worker count, >= 1: physical cores of the online CPUs (SMT
+ * siblings counted once), capped by the affinity mask (cpuset) and by the
+ * cgroup CPU quota (cpu.max, or cgroup v1's cfs quota), rounded up. */
 int mllm__cpu_physical_cores(void);
 
 /* OpenBLAS, loaded with dlopen() on first use so that OPENBLAS_CORETYPE can

@@ -6,9 +6,13 @@
  * that prints to stdout/stderr directly: everything here happens before the
  * daemon listens, and the messages are for the person at the terminal.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmds.h"
@@ -67,15 +71,92 @@ static const char *env_get(const char *name)
 	return getenv(name);
 }
 
-/* Models whose path does not exist are a config error worth catching before
- * the daemon starts (the loader would only find out after listening). */
+/* MLLMD_* variables that configure nothing: a typo (MLLMD_PROT) would
+ * otherwise be ignored in silence. Warned about on stderr before the log
+ * opens (--check-config) or in the log once it is (serve). */
+static void warn_unknown_env(bool to_log)
+{
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+		char hint[96];
+		if (!cfg_env_unknown(*e, n, hint, sizeof hint))
+			continue;
+		if (to_log)
+			SRV_LOG(MLLM_LOG_WARN, "unknown environment variable %.*s ignored%s%s%s",
+			        (int)n, *e, hint[0] ? " (did you mean " : "", hint,
+			        hint[0] ? "?)" : "");
+		else
+			fprintf(stderr,
+			        "mobilellmd serve: WARN: unknown environment variable %.*s "
+			        "ignored%s%s%s\n",
+			        (int)n, *e, hint[0] ? " (did you mean " : "", hint,
+			        hint[0] ? "?)" : "");
+	}
+}
+
+/* Opens and reads the first byte of one file, following symlinks. */
+static int check_file(const char *id, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	char byte;
+	int fd;
+
+	if (stat(path, &st) != 0) {
+		bool dangling = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+		return mllm__seterr(err, errlen, MLLM_ENOTFOUND, "model %s: '%s' %s", id, path,
+		                    dangling ? "is a symlink to nothing (a cache snapshot "
+		                               "without its blobs?)"
+		                             : "does not exist");
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || (st.st_size > 0 && pread(fd, &byte, 1, 0) != 1)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return mllm__seterr(err, errlen, MLLM_EIO, "model %s: cannot read '%s': %s", id,
+		                    path, strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+/* Every model file must be there and readable before the daemon starts
+ * (the loader would only find out after listening): the path itself and,
+ * for a snapshot directory, every file in it, symlinks followed, so that a
+ * Hugging Face cache snapshot mounted without its blobs, or weights the
+ * service user cannot read, fail here. */
 static int check_paths(const cfg_t *c, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < c->n_models; i++)
-		if (access(c->models[i].path, R_OK) != 0)
-			return mllm__seterr(err, errlen, MLLM_ENOTFOUND,
-			                    "model %s: path '%s' does not exist or is unreadable",
-			                    c->models[i].id, c->models[i].path);
+	for (size_t i = 0; i < c->n_models; i++) {
+		const cfg_model *m = &c->models[i];
+		struct stat st;
+		DIR *d;
+		struct dirent *de;
+		int rc = check_file(m->id, m->path, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (stat(m->path, &st) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		d = opendir(m->path);
+		if (!d)
+			return mllm__seterr(err, errlen, MLLM_EIO, "model %s: cannot list '%s': %s",
+			                    m->id, m->path, strerror(errno));
+		while (rc == 0 && (de = readdir(d)) != NULL) {
+			char file[4096];
+			if (de->d_name[0] == '.')
+				continue;
+			if ((size_t)snprintf(file, sizeof file, "%s/%s", m->path, de->d_name) >=
+			    sizeof file)
+				continue;
+			rc = check_file(m->id, file, err, errlen);
+		}
+		closedir(d);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -216,6 +297,7 @@ int srv_cmd_serve(int argc, char **argv)
 	if (cfg_validate(&cfg, err, sizeof err) < 0 || check_templates(&cfg, err, sizeof err) < 0)
 		goto bad;
 	if (check) {
+		warn_unknown_env(false);
 		if (check_paths(&cfg, err, sizeof err) < 0)
 			goto bad;
 		printf("configuration ok: %zu model(s), listening on %s:%lld\n", cfg.n_models,
@@ -229,6 +311,7 @@ int srv_cmd_serve(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	warn_unknown_env(true);
 	rc = srv_run(&cfg);
 	srv_log_close();
 	goto out;

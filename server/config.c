@@ -60,8 +60,10 @@ static const cfg_entry server_table[] = {
      "largest n (choices) per request"},
     {"retry_after_s", CFG_INT, 0, 3600, "1", SRV_OFF(retry_after_s),
      "Retry-After sent with 429/503"},
-    {"shutdown_timeout_ms", CFG_INT, 0, 600000, "10000", SRV_OFF(shutdown_timeout_ms),
-     "on SIGTERM, in-flight requests get this long before they are cancelled"},
+    {"drain_delay_ms", CFG_INT, 0, 600000, "2000", SRV_OFF(drain_delay_ms),
+     "on SIGTERM, readiness answers 503 this long while requests are still served"},
+    {"shutdown_timeout_ms", CFG_INT, 0, 600000, "5000", SRV_OFF(shutdown_timeout_ms),
+     "after the drain delay, in-flight requests get this long before they are cancelled"},
     {"log_level", CFG_LEVEL, 0, 3, "info", SRV_OFF(log_level), "error, warn, info or debug"},
     {"log_file", CFG_STR, 0, 0, "-", SRV_OFF(log_file),
      "log destination; - is stderr (journald); reopened on SIGHUP"},
@@ -89,7 +91,7 @@ static const cfg_entry model_table[] = {
      MOD_OFF(kv_block_size), "tokens per KV block"},
     {"kv_f16", CFG_BOOL, 0, 1, "false", MOD_OFF(kv_f16), "store K/V as f16"},
     {"threads", CFG_INT, 0, 1024, "0", MOD_OFF(threads),
-     "worker threads for this model; 0 = physical cores"},
+     "worker threads for this model; 0 = physical cores within cpuset and CPU quota"},
     {"max_batch_tokens", CFG_INT, 1, 65536, CFG_NUM(MLLM_MAX_BATCH_TOKENS_DEFAULT),
      MOD_OFF(max_batch_tokens), "tokens per engine step (prefill chunking)"},
     {"max_running", CFG_INT, 1, 4096, CFG_NUM(MLLM_MAX_RUNNING_DEFAULT), MOD_OFF(max_running),
@@ -577,6 +579,61 @@ int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *er
 			return rc;
 	}
 	return 0;
+}
+
+/* Edit distance between two short names (bounded: names are < 64 bytes). */
+static size_t name_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 64 || lb >= 64)
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (toupper((unsigned char)a[i - 1]) !=
+			                      toupper((unsigned char)b[j - 1]));
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+bool cfg_env_unknown(const char *name, size_t name_len, char *hint, size_t hintlen)
+{
+	char env[96], given[96];
+	size_t best = 4; /* suggest only near misses */
+
+	if (hintlen)
+		hint[0] = '\0';
+	if (name_len < 6 || strncmp(name, "MLLMD_", 6) != 0 || name_len >= sizeof given)
+		return name_len >= 6 && strncmp(name, "MLLMD_", 6) == 0;
+	memcpy(given, name, name_len);
+	given[name_len] = '\0';
+	for (size_t i = 0; i <= N_SERVER; i++) {
+		const char *key = i < N_SERVER ? server_table[i].name : "models";
+		size_t k = (size_t)snprintf(env, sizeof env, "MLLMD_");
+		for (const char *p = key; *p && k + 1 < sizeof env; p++)
+			env[k++] = (char)toupper((unsigned char)*p);
+		env[k] = '\0';
+		if (strcmp(env, given) == 0)
+			return false;
+		size_t d = name_distance(given + 6, env + 6);
+		if (d < best && hintlen) {
+			best = d;
+			snprintf(hint, hintlen, "%s", env);
+		}
+	}
+	return true;
 }
 
 int cfg_validate(const cfg_t *c, char *err, size_t errlen)

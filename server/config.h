@@ -74,6 +74,7 @@ typedef struct {
 	int64_t max_tokens_limit;
 	int64_t max_n;
 	int64_t retry_after_s;
+	int64_t drain_delay_ms; /* lame duck: readiness 503, still serving */
 	int64_t shutdown_timeout_ms;
 	int64_t log_level; /* MLLM_LOG_* */
 	char *log_file;    /* "-" = stderr */
@@ -114,6 +115,12 @@ int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen) MLLM_
  * getenv_fn is getenv in the daemon (a test may pass its own). */
 int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *err,
                   size_t errlen) MLLM_WUR;
+
+/* Environment names: true when name[0..name_len) starts with MLLMD_ but is
+ * none of the variables cfg_apply_env() reads (a misspelling would be
+ * ignored silently otherwise). hint receives the nearest known name when
+ * one is close (edit distance <= 3), else "". */
+bool cfg_env_unknown(const char *name, size_t name_len, char *hint, size_t hintlen);
 
 /* Cross-key checks: at least one model, every model has a path, the
  * default model exists. */

@@ -43,6 +43,8 @@
 
 enum {
 	R_HEALTH,
+	R_READYZ,
+	R_LIVEZ,
 	R_METRICS,
 	R_MODELS,
 	R_MODEL,
@@ -59,6 +61,8 @@ static const struct {
 	bool auth;          /* needs the API key when keys are configured */
 } routes[] = {
     [R_HEALTH] = {"/health", false, "GET", false},
+    [R_READYZ] = {"/readyz", false, "GET", false},
+    [R_LIVEZ] = {"/livez", false, "GET", false},
     [R_METRICS] = {"/metrics", false, "GET", false},
     [R_MODELS] = {"/v1/models", false, "GET", true},
     [R_MODEL] = {"/v1/models/", true, "GET", true},
@@ -285,6 +289,10 @@ static void req_free(srv_req *r)
 static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	/* Draining: keep-alive clients reconnect (through their balancer)
+	 * rather than reuse a connection to a replica that is going away. */
+	if (r->s->draining)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (r->cors_ok) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
 		MHD_add_response_header(resp, "Vary", "Origin");
@@ -549,12 +557,14 @@ static int load_state(srv *s)
 	return atomic_load(&s->load_state);
 }
 
+/* Readiness (/readyz, and /health as its alias): may traffic come here?
+ * Not while loading, nor once a signal started the drain. */
 static enum MHD_Result do_health(srv_req *r)
 {
 	srv *s = r->s;
 	int st = load_state(s);
 
-	if (s->stopping)
+	if (s->draining)
 		return reply_text(r, 503, "application/json", "{\"status\":\"shutting_down\"}");
 	if (st == 1)
 		return reply_text(r, 200, "application/json", "{\"status\":\"ok\"}");
@@ -1075,7 +1085,13 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		                    "Request body exceeds the configured max_body_bytes");
 	switch (r->route) {
 	case R_HEALTH:
+	case R_READYZ:
 		return do_health(r);
+	case R_LIVEZ:
+		/* Liveness: the loop answers, so the process works, whether
+		 * it is loading, serving or draining. A failed load is not
+		 * fixed by a restart loop either: the process exits. */
+		return reply_text(r, 200, "application/json", "{\"status\":\"alive\"}");
 	case R_METRICS:
 		return do_metrics(r);
 	case R_MODELS:

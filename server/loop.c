@@ -2,10 +2,13 @@
  * loop.c — the daemon's libuv loop: it polls libmicrohttpd's epoll fd and
  * timeout, receives engine and prep-thread wakeups (uv_async), signals and
  * the shutdown timer, all on one thread, so no state here needs a lock.
- * Shutdown follows STYLE D5: quiesce, let in-flight requests (generating or
- * being prepared) finish for shutdown_timeout_ms, then end them with an
- * error, join the prep threads, stop MHD, join the engines, close every
- * handle so uv_loop_close() succeeds, exit 0. A second signal _exit()s.
+ * Shutdown follows STYLE D5, after a lame-duck phase: for drain_delay_ms
+ * readiness answers 503 and everything is still served (balancers need a
+ * check interval or two to notice); then quiesce and close the listening
+ * socket, let in-flight requests (generating or being prepared) finish for
+ * shutdown_timeout_ms, then end them with an error, join the prep threads,
+ * stop MHD, join the engines, close every handle so uv_loop_close()
+ * succeeds, exit 0. A second signal _exit()s.
  */
 #include <errno.h>
 #include <signal.h>
@@ -120,18 +123,54 @@ static void on_shutdown_timer(uv_timer_t *t)
 
 static void begin_shutdown(srv *s, const char *why)
 {
+	MHD_socket fd;
+
 	if (s->stopping)
 		return;
+	if (!s->draining)
+		notify_systemd(s, "STOPPING=1");
+	s->draining = true;
 	s->stopping = true;
 	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight", why,
 	        srv__http_n_in_flight(s));
-	notify_systemd(s, "STOPPING=1");
-	if (s->mhd)
-		s->listen_fd = MHD_quiesce_daemon(s->mhd);
+	if (s->mhd) {
+		/* Closed now, not at exit: a connect that arrives from here on
+		 * is refused at once (a balancer retries elsewhere) instead of
+		 * waiting in the backlog to be reset when the process ends. */
+		fd = MHD_quiesce_daemon(s->mhd);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
 	s->shutdown_timer.data = s;
 	uv_timer_start(&s->shutdown_timer, on_shutdown_timer, (uint64_t)s->cfg->shutdown_timeout_ms,
 	               0);
 	check_done(s);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	begin_shutdown(t->data, "drain delay over");
+	srv__http_run(t->data);
+}
+
+/* Lame duck: readiness turns 503 while requests, new connections included,
+ * are still served, so that balancers and orchestrators take the replica
+ * out of rotation before its socket goes away. Skipped when nothing routes
+ * here yet (models still loading: readiness was 503 all along). */
+static void begin_drain(srv *s, const char *why)
+{
+	if (s->draining || s->stopping)
+		return;
+	s->draining = true;
+	notify_systemd(s, "STOPPING=1");
+	if (s->cfg->drain_delay_ms == 0 || atomic_load(&s->load_state) != 1) {
+		begin_shutdown(s, why);
+		return;
+	}
+	SRV_LOG(MLLM_LOG_INFO, "%s: draining for %lld ms (readiness 503, still serving)", why,
+	        (long long)s->cfg->drain_delay_ms);
+	s->shutdown_timer.data = s;
+	uv_timer_start(&s->shutdown_timer, on_drain_timer, (uint64_t)s->cfg->drain_delay_ms, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -149,7 +188,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		SRV_LOG(MLLM_LOG_WARN, "second signal: exiting immediately");
 		_exit(1);
 	}
-	begin_shutdown(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	begin_drain(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	srv__http_run(s);
 }
 

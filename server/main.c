@@ -20,6 +20,7 @@ static const command commands[] = {
     {"serve", srv_cmd_serve, "run the OpenAI-compatible HTTP daemon"},
     {"generate", srv_cmd_generate, "generate text from a model (CLI)"},
     {"tokenize", srv_cmd_tokenize, "print the token ids of text on stdin"},
+    {"health", srv_cmd_health, "check a running daemon's readiness (exit 0/1)"},
 };
 
 static void usage(FILE *f)

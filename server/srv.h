@@ -218,6 +218,7 @@ struct srv {
 
 	/* Shutdown. */
 	int n_signals;
+	bool draining; /* lame duck (drain_delay_ms) or later: not ready */
 	bool stopping; /* quiesced: finishing in-flight requests */
 	bool aborted;  /* shutdown timeout hit: streams cancelled */
 	bool stopped;  /* MHD stopped, handles closing */

@@ -422,6 +422,8 @@ class Checker:
     def run(self):
         C, CH = "/v1/completions", "/v1/chat/completions"
         self.call("GET /health", "GET", "/health", auth=False)
+        self.call("GET /readyz", "GET", "/readyz", auth=False)
+        self.call("GET /livez", "GET", "/livez", auth=False)
         self.call("GET /metrics", "GET", "/metrics", auth=False,
                   check=lambda r: [] if b"# TYPE" in r.body else ["no # TYPE lines"])
         r = self.call("GET /v1/models", "GET", "/v1/models")

@@ -13,6 +13,9 @@ PY=${PYTHON:-python3}
 TMP=$(mktemp -d)
 PID=""
 URL=""
+# No lame-duck phase on SIGTERM unless a test asks for one (the scripts
+# stop many daemons; test_serve_lifecycle.sh covers the drain).
+export MLLMD_DRAIN_DELAY_MS="${MLLMD_DRAIN_DELAY_MS:-0}"
 
 [ -x "$BIN" ] || { echo "FAIL: daemon binary '$BIN' not built"; exit 1; }
 [ -d "$ST" ] || { echo "FAIL: fixture $ST missing (set MLLM_FIXTURES)"; exit 1; }

@@ -415,6 +415,30 @@ START_TEST(test_api_docs_match_table)
 }
 END_TEST
 
+START_TEST(test_env_unknown)
+{
+	char hint[96];
+	const char *v = "MLLMD_PROT=8080";
+
+	ck_assert(!cfg_env_unknown("MLLMD_PORT", 10, hint, sizeof hint));
+	ck_assert(!cfg_env_unknown("MLLMD_MODELS", 12, hint, sizeof hint));
+	ck_assert(!cfg_env_unknown("MLLMD_DRAIN_DELAY_MS", 20, hint, sizeof hint));
+	ck_assert(!cfg_env_unknown("MLLMD_SHUTDOWN_TIMEOUT_MS", 25, hint, sizeof hint));
+	ck_assert(!cfg_env_unknown("PATH", 4, hint, sizeof hint));
+	ck_assert(!cfg_env_unknown("MLLM_FIXTURES", 13, hint, sizeof hint));
+	/* The name ends at '=' (an environ entry), misspellings get a hint. */
+	ck_assert(cfg_env_unknown(v, 10, hint, sizeof hint));
+	ck_assert_str_eq(hint, "MLLMD_PORT");
+	ck_assert(cfg_env_unknown("MLLMD_API_KYE", 13, hint, sizeof hint));
+	ck_assert_str_eq(hint, "MLLMD_API_KEY");
+	ck_assert(cfg_env_unknown("MLLMD_SHUTDOWN_TIMEOUT", 22, hint, sizeof hint));
+	ck_assert_str_eq(hint, "MLLMD_SHUTDOWN_TIMEOUT_MS");
+	/* Far from every name: warned, no hint. */
+	ck_assert(cfg_env_unknown("MLLMD_COMPLETELY_DIFFERENT", 26, hint, sizeof hint));
+	ck_assert_str_eq(hint, "");
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -428,6 +452,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_shipped_conf_parses);
 	tcase_add_test(tc, test_shipped_conf_matches_table);
 	tcase_add_test(tc, test_api_docs_match_table);
+	tcase_add_test(tc, test_env_unknown);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -16,6 +16,9 @@ START_TEST(test_routes)
 {
 	ck_assert_int_eq(RF("/health"), R_HEALTH);
 	ck_assert_int_eq(RF("/health/"), R_HEALTH);
+	ck_assert_int_eq(RF("/readyz"), R_READYZ);
+	ck_assert_int_eq(RF("/livez"), R_LIVEZ);
+	ck_assert_int_eq(RF("/livez/x"), -1);
 	ck_assert_int_eq(RF("/metrics"), R_METRICS);
 	ck_assert_int_eq(RF("/v1/models"), R_MODELS);
 	ck_assert_int_eq(RF("/v1/models/"), R_MODELS);
@@ -43,10 +46,12 @@ START_TEST(test_routes)
 		ck_assert(strcmp(routes[i].method, "GET") == 0 ||
 		          strcmp(routes[i].method, "POST") == 0);
 	}
-	/* Only /health and /metrics are open without a key (metrics_auth
+	/* Only the probes (/health, /readyz, /livez) and /metrics are open
+	 * without a key: orchestrators and scrapers hold none (metrics_auth
 	 * closes /metrics: classify()). */
 	for (int i = 0; i < N_ROUTES; i++)
-		ck_assert_int_eq(routes[i].auth, !(i == R_HEALTH || i == R_METRICS));
+		ck_assert_int_eq(routes[i].auth, !(i == R_HEALTH || i == R_READYZ || i == R_LIVEZ ||
+		                                   i == R_METRICS));
 }
 END_TEST
 

@@ -1,0 +1,100 @@
+#!/bin/sh
+# test_serve_lifecycle.sh — what balancers and orchestrators rely on:
+# /livez and /readyz (/health = readiness), the lame-duck phase after
+# SIGTERM (readiness 503 while requests and new connections are still
+# served), then a closed listening socket (a late connect is refused at
+# once, not parked in the backlog) while an in-flight stream finishes,
+# exit 0; `mobilellmd health` exit codes; --check-config on dangling
+# symlinks and unreadable files; a misspelt MLLMD_* variable is warned.
+. "$(dirname "$0")/serve_lib.sh"
+
+start_daemon --model st="$ST" --model tiny="$TINY" --set drain_delay_ms=2000 \
+	--set shutdown_timeout_ms=120000
+port=${URL##*:}
+[ "$(status GET /livez)" = 200 ] || fail "/livez not 200"
+grep -q '"alive"' "$TMP/body" || fail "/livez body: $(cat "$TMP/body")"
+[ "$(status GET /readyz)" = 200 ] || fail "/readyz not 200 once loaded"
+[ "$(status GET /livez -H 'Authorization: Bearer nope')" = 200 ] || fail "/livez needs no key"
+"$BIN" health --port "$port" >/dev/null || fail "health: exit $? on a ready daemon"
+MLLMD_PORT=$port "$BIN" health >/dev/null || fail "health ignores MLLMD_PORT"
+ok "/livez, /readyz and 'mobilellmd health' on a ready daemon"
+
+# A stream long enough to outlive the drain delay (about 4 s here; far
+# longer under sanitizers, hence the generous shutdown timeout).
+curl -s -N "$URL/v1/completions" -H "$JSON" \
+	-d '{"model":"tiny","prompt":"Once","max_tokens":1000,"ignore_eos":true,"temperature":0,"stream":true}' \
+	>"$TMP/stream" 2>/dev/null &
+CPID=$!
+i=0
+while [ ! -s "$TMP/stream" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -s "$TMP/stream" ] || fail "stream did not start"
+kill -TERM "$PID"
+sleep 0.3
+# Lame duck: not ready, still alive, still serving (new connections too).
+[ "$(status GET /readyz)" = 503 ] || fail "/readyz not 503 while draining"
+[ "$(status GET /health)" = 503 ] || fail "/health not 503 while draining"
+[ "$(status GET /livez)" = 200 ] || fail "/livez not 200 while draining"
+code=$(status POST /v1/completions -H "$JSON" -d '{"model":"st","prompt":"Hi","max_tokens":2}')
+[ "$code" = 200 ] || fail "completion while draining: $code"
+grep -qi '^connection: close' "$TMP/headers" || fail "no Connection: close while draining"
+rc=0
+"$BIN" health --port "$port" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "health: exit $rc while draining, want 1"
+ok "SIGTERM: lame duck answers readiness 503 and still serves"
+
+# After the delay: the socket is closed (refused at once), the stream is
+# still running and then ends normally, exit 0.
+i=0
+while ! grep -q "drain delay over" "$TMP/log" && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+grep -q "drain delay over" "$TMP/log" || fail "drain phase never ended"
+rc=0
+curl -s -o /dev/null --max-time 1 "$URL/livez" || rc=$?
+[ "$rc" = 7 ] || fail "late connect: curl exit $rc, want 7 (refused at once)"
+kill -0 "$PID" 2>/dev/null || fail "exited before the in-flight stream finished"
+wait "$CPID" || true
+grep -q '\[DONE\]' "$TMP/stream" || fail "in-flight stream did not finish"
+grep -q '"error"' "$TMP/stream" && fail "in-flight stream ended with an error"
+RC=0
+wait "$PID" || RC=$?
+PID=""
+[ "$RC" = 0 ] || fail "exit code $RC after the drain"
+ok "after the drain delay: late connects refused, in-flight stream finished, exit 0"
+
+# Nothing listening: health says so (exit 1), bad usage is 2.
+rc=0
+"$BIN" health --port "$port" --timeout-ms 500 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "health on a closed port: exit $rc, want 1"
+rc=0
+"$BIN" health --bogus >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "health --bogus: exit $rc, want 2"
+ok "'mobilellmd health' exits 1 when nothing answers, 2 on usage errors"
+
+# --check-config follows symlinks into the snapshot: a dangling one (a
+# cache snapshot without its blobs) is an error; so is an unreadable file
+# (only when not root: root reads anything).
+mkdir "$TMP/snap"
+for f in "$ST"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$TMP/snap/"; done
+"$BIN" serve --model s="$TMP/snap" --check-config >/dev/null 2>&1 || fail "symlinked snapshot refused"
+ln -s "$TMP/gone" "$TMP/snap/model-00002-of-00002.safetensors"
+rc=0
+"$BIN" serve --model s="$TMP/snap" --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "dangling symlink: exit $rc, want 2"
+grep -q "model-00002-of-00002.safetensors" "$TMP/out" || fail "error does not name the file"
+rm "$TMP/snap/model-00002-of-00002.safetensors"
+if [ "$(id -u)" != 0 ]; then
+	cp "$ST/config.json" "$TMP/cfg.json"
+	chmod 000 "$TMP/cfg.json"
+	rm "$TMP/snap/config.json"
+	ln -s "$TMP/cfg.json" "$TMP/snap/config.json"
+	rc=0
+	"$BIN" serve --model s="$TMP/snap" --check-config >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "unreadable file: exit $rc, want 2"
+fi
+MLLMD_PROT=9 MLLMD_PORT=8080 "$BIN" serve --model s="$ST" --check-config >"$TMP/out" 2>&1 ||
+	fail "unknown variable made --check-config fail"
+grep -q "WARN.*MLLMD_PROT.*MLLMD_PORT" "$TMP/out" || fail "no warning naming MLLMD_PROT: $(cat "$TMP/out")"
+grep -q "MLLMD_PORT ignored" "$TMP/out" && fail "a known variable was warned about"
+ok "--check-config: dangling symlinks and unreadable files fail; MLLMD_PROT is a WARN"
