@@ -856,7 +856,7 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 	e->n_gen_total++;
 	if (s->t_first == 0)
 		s->t_first = now_ns();
-	if (res.token == e->eos && !r->samp.ignore_eos) {
+	if (mllm_hparams_is_eos(mllm_model_hparams(e->m), res.token) && !r->samp.ignore_eos) {
 		seq_finish(e, s, MLLM_FINISH_STOP);
 		return;
 	}

@@ -894,10 +894,13 @@ START_TEST(test_official_configs)
 		json_error_t je;
 		json_t *c;
 		int share = 0;
+		uint8_t *nope = NULL;
 		snprintf(rel, sizeof rel, "configs/%s/config.json", names[i]);
 		c = json_load_file(fx(rel), 0, &je);
 		ck_assert_ptr_nonnull(c);
-		ck_assert_msg(parse_config(fx(rel), &hp, &share, err, sizeof err) == 0, "%s", err);
+		ck_assert_msg(parse_config(fx(rel), &hp, &share, &nope, err, sizeof err) == 0, "%s",
+		              err);
+		ck_assert_ptr_null(nope); /* classic models: every layer RoPE */
 		ck_assert_str_eq(hp.arch, json_string_value(json_object_get(c, "model_type")));
 		ck_assert_int_eq(hp.n_layer, jint(c, "num_hidden_layers"));
 		ck_assert_int_eq(hp.n_embd, jint(c, "hidden_size"));
