@@ -516,7 +516,7 @@ static int cfg_eos(cfg_reader *c, mllm_hparams *hp)
 	if (!v || v->type == MLLM_JSON_NULL)
 		return 0;
 	if (v->type == MLLM_JSON_ARRAY && v->n > MLLM_EOS_MAX)
-		return mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
 		                    "%s: \"eos_token_id\" lists %u ids; at most %d are supported",
 		                    c->file, v->n, MLLM_EOS_MAX);
 	e = v->type == MLLM_JSON_ARRAY ? v->child : v;

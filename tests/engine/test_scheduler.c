@@ -593,6 +593,45 @@ START_TEST(test_stop_strings)
 }
 END_TEST
 
+/* MobileLLM-R1 declares three EOS ids (128001, 128008, 128009): each ends
+ * the choice. The model opens without a tokenizer (no BPE loader yet), so
+ * this runs on token ids alone. */
+START_TEST(test_eos_set)
+{
+	mllm_model *m = open_model("models/tiny-mobilellm-r1-bf16");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result r;
+	int32_t prompt[4] = {128000, 9906, 11, 1917};
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	ck_assert_int_eq(hp->n_eos, 3);
+	for (int k = 0; k < hp->n_eos; k++) {
+		mllm_logit_bias b = {.id = hp->eos_ids[k], .bias = 100.0f};
+		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+		s.temperature = 0.0f;
+		s.max_tokens = 8;
+		s.logit_bias = &b;
+		s.n_logit_bias = 1;
+		run_one(e, prompt, 4, 1, &s, &r);
+		ck_assert_int_eq(r.finish[0], MLLM_FINISH_STOP);
+		ck_assert_int_eq(r.n_completion[0], 1);
+		ck_assert_int_eq(r.n[0], 0);
+	}
+	/* a non-EOS special id does not stop generation */
+	mllm_logit_bias b = {.id = 128006, .bias = 100.0f};
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 8;
+	s.logit_bias = &b;
+	s.n_logit_bias = 1;
+	run_one(e, prompt, 4, 1, &s, &r);
+	ck_assert_int_eq(r.finish[0], MLLM_FINISH_LENGTH);
+	ck_assert_int_eq(r.n[0], 8);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
 /* ---- Cancellation ---------------------------------------------------------------------- */
 
 START_TEST(test_cancel_random_steps)
@@ -1258,6 +1297,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_prefix_cache_shared_system_prompt);
 	tcase_add_test(tc, test_n_choices);
 	tcase_add_test(tc, test_stop_strings);
+	tcase_add_test(tc, test_eos_set);
 	tcase_add_test(tc, test_cancel_random_steps);
 	tcase_add_test(tc, test_pool_exhaustion);
 	tcase_add_test(tc, test_shutdown_with_requests);
