@@ -669,8 +669,7 @@ static int parse_llama4(cfg_reader *c, mllm_hparams *hp, int *share, uint8_t **n
 	}
 	hp->qk_norm = qk != 0; /* transformers' default: on */
 	hp->attn_temp_tuning = tt != 0;
-	if (tie == 1)
-		*share = 1;
+	*share = tie; /* -1 absent: by the presence of lm_head.weight */
 	if (hp->attn_temp_tuning &&
 	    (!(hp->attn_temp_floor > 0.0f) || !isfinite(hp->attn_temp_floor) ||
 	     !isfinite(hp->attn_temp_scale)))
@@ -1062,6 +1061,14 @@ bind:
 		goto out;
 	/* llama4_text's HF rows take RoPE on adjacent pairs (view_as_complex) */
 	m->hp.rope_interleaved = strcmp(m->hp.arch, "llama4_text") == 0;
+	/* transformers would give an untied model without lm_head a random
+	 * head: refuse rather than silently tie. */
+	if (m->hp.rope_interleaved && share == 0 && !mllm__tset_find(&ts, "lm_head.weight")) {
+		rc = mllm__seterr(err, errlen, MLLM_EFORMAT,
+		                  "%s: tie_word_embeddings is false but there is no lm_head.weight",
+		                  where);
+		goto out;
+	}
 	rc = bind_all(m, &ts, m->hp.rope_interleaved ? &hf_llama4_names : &hf_names, where,
 	              share == 1 ? 1 : -1, err, errlen);
 	if (rc)

@@ -1101,6 +1101,9 @@ START_TEST(test_r1_refuse_other)
 	ck_assert_int_eq(mllm_model_hparams(m)->n_eos, 1);
 	ck_assert_int_eq(mllm_model_hparams(m)->eos_id, 128009);
 	mllm_model_close(m);
+	edit_config("tie_word_embeddings", json_false());
+	expect_fail(tmpdir, MLLM_EFORMAT, "tie_word_embeddings is false but there is no lm_head");
+	edit_config("tie_word_embeddings", json_true());
 	/* the dense FFN width is intermediate_size_mlp, not intermediate_size */
 	edit_config("intermediate_size_mlp", json_integer(512));
 	expect_fail(tmpdir, MLLM_EFORMAT,
