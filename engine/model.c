@@ -257,21 +257,14 @@ static const name_scheme hf_names = {
 };
 
 /* llama4_text: Llama's names but the FFN lives under feed_forward. */
-static const name_scheme hf_llama4_names = {
-    "model.embed_tokens.weight",
-    "model.norm.weight",
-    "lm_head.weight",
-    "model.layers.%d.input_layernorm.weight",
-    "model.layers.%d.self_attn.q_proj.weight",
-    "model.layers.%d.self_attn.k_proj.weight",
-    "model.layers.%d.self_attn.v_proj.weight",
-    "model.layers.%d.self_attn.o_proj.weight",
-    "model.layers.%d.post_attention_layernorm.weight",
-    "model.layers.%d.feed_forward.gate_proj.weight",
-    "model.layers.%d.feed_forward.up_proj.weight",
-    "model.layers.%d.feed_forward.down_proj.weight",
-    "model.layers.",
-};
+static name_scheme hf_llama4_names(void)
+{
+	name_scheme ns = hf_names;
+	ns.gate = "model.layers.%d.feed_forward.gate_proj.weight";
+	ns.up = "model.layers.%d.feed_forward.up_proj.weight";
+	ns.down = "model.layers.%d.feed_forward.down_proj.weight";
+	return ns;
+}
 
 static const name_scheme gguf_names = {
     "token_embd.weight",
@@ -1008,6 +1001,7 @@ static int open_dir(mllm_model *m, const char *dir, char *err, size_t errlen)
 	char *cfg = path_join(dir, "config.json");
 	char *where = NULL, *p;
 	uint8_t *nope = NULL;
+	name_scheme names;
 	int share = -1, rc;
 
 	mllm__tset_init(&ts);
@@ -1069,8 +1063,8 @@ bind:
 		                  where);
 		goto out;
 	}
-	rc = bind_all(m, &ts, m->hp.rope_interleaved ? &hf_llama4_names : &hf_names, where,
-	              share == 1 ? 1 : -1, err, errlen);
+	names = m->hp.rope_interleaved ? hf_llama4_names() : hf_names;
+	rc = bind_all(m, &ts, &names, where, share == 1 ? 1 : -1, err, errlen);
 	if (rc)
 		goto out;
 	for (int l = 0; nope && l < m->hp.n_layer; l++)

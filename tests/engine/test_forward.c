@@ -469,6 +469,22 @@ static void llama4_reference(const mllm_model *m, const int32_t *ids, int T, dou
 	free(y);
 }
 
+/* The engine's logits of every position of ids (lg, [n, V]) and the float64
+ * reference's of the last (ref, [V]); returns max |difference| there. */
+static double engine_vs_reference(mllm_model *m, const int32_t *ids, int n, float *lg, double *ref)
+{
+	int32_t V = m->hp.n_vocab;
+	runner r;
+	double worst = 0.0;
+	runner_init(&r, m, n, false, false);
+	golden_runner_step(&r, ids, n, 0, lg);
+	runner_free(&r);
+	llama4_reference(m, ids, n, ref);
+	for (int i = 0; i < V; i++)
+		worst = fmax(worst, fabs(lg[(size_t)(n - 1) * V + i] - ref[i]));
+	return worst;
+}
+
 /* The R1 fixture with its config edited in a temp snapshot (weights
  * symlinked): no_rope_layers [1, 0, 1] and attention temperature tuning
  * with a small floor so that it acts within the prompt. The engine must
@@ -501,17 +517,9 @@ static double check_nope(bool temp, const int32_t *ids, int n, const float *all_
 
 	float *lg = xmallocarray((size_t)n * V, sizeof(float));
 	double *ref = xmallocarray((size_t)V, sizeof(double));
-	runner r;
-	runner_init(&r, m, n, false, false);
-	golden_runner_step(&r, ids, n, 0, lg);
-	runner_free(&r);
-	llama4_reference(m, ids, n, ref);
-	const float *last = lg + (size_t)(n - 1) * V;
-	double worst = 0.0, moved = 0.0;
-	for (int i = 0; i < V; i++) {
-		worst = fmax(worst, fabs(last[i] - ref[i]));
-		moved = fmax(moved, fabs((double)last[i] - all_rope[i]));
-	}
+	double worst = engine_vs_reference(m, ids, n, lg, ref), moved = 0.0;
+	for (int i = 0; i < V; i++)
+		moved = fmax(moved, fabs((double)lg[(size_t)(n - 1) * V + i] - all_rope[i]));
 	printf("llama4 NoPE layer%s: max |engine - float64 reference| %.2e, %.2f from all-RoPE\n",
 	       temp ? " + temperature" : "", worst, moved);
 	ck_assert_msg(worst <= 1e-4, "NoPE%s: engine vs reference %g", temp ? "+temp" : "", worst);
@@ -533,15 +541,8 @@ START_TEST(test_llama4_nope_layers)
 	int32_t V = m->hp.n_vocab;
 	float *lg = xmallocarray((size_t)n * V, sizeof(float));
 	double *ref = xmallocarray((size_t)V, sizeof(double));
-	runner r;
-	runner_init(&r, m, n, false, false);
-	golden_runner_step(&r, ids, n, 0, lg);
-	runner_free(&r);
 	/* The reference itself reproduces the golden model (all RoPE). */
-	llama4_reference(m, ids, n, ref);
-	double d = 0.0;
-	for (int i = 0; i < V; i++)
-		d = fmax(d, fabs(lg[(size_t)(n - 1) * V + i] - ref[i]));
+	double d = engine_vs_reference(m, ids, n, lg, ref);
 	ck_assert_msg(d <= 1e-4, "reference vs engine on the golden model: %g", d);
 	const float *all_rope = lg + (size_t)(n - 1) * V;
 	check_nope(false, ids, n, all_rope);

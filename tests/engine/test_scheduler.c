@@ -605,28 +605,21 @@ START_TEST(test_eos_set)
 	int32_t prompt[4] = {128000, 9906, 11, 1917};
 	const mllm_hparams *hp = mllm_model_hparams(m);
 	ck_assert_int_eq(hp->n_eos, 3);
-	for (int k = 0; k < hp->n_eos; k++) {
-		mllm_logit_bias b = {.id = hp->eos_ids[k], .bias = 100.0f};
+	/* ids k < n_eos: each EOS id forced; k == n_eos: a special id that is
+	 * not an EOS (128006 <|start_header_id|>) runs to max_tokens */
+	for (int k = 0; k <= hp->n_eos; k++) {
+		bool eos = k < hp->n_eos;
+		mllm_logit_bias b = {.id = eos ? hp->eos_ids[k] : 128006, .bias = 100.0f};
 		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
 		s.temperature = 0.0f;
 		s.max_tokens = 8;
 		s.logit_bias = &b;
 		s.n_logit_bias = 1;
 		run_one(e, prompt, 4, 1, &s, &r);
-		ck_assert_int_eq(r.finish[0], MLLM_FINISH_STOP);
-		ck_assert_int_eq(r.n_completion[0], 1);
-		ck_assert_int_eq(r.n[0], 0);
+		ck_assert_int_eq(r.finish[0], eos ? MLLM_FINISH_STOP : MLLM_FINISH_LENGTH);
+		ck_assert_int_eq(r.n_completion[0], eos ? 1 : 8);
+		ck_assert_int_eq(r.n[0], eos ? 0 : 8);
 	}
-	/* a non-EOS special id does not stop generation */
-	mllm_logit_bias b = {.id = 128006, .bias = 100.0f};
-	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
-	s.temperature = 0.0f;
-	s.max_tokens = 8;
-	s.logit_bias = &b;
-	s.n_logit_bias = 1;
-	run_one(e, prompt, 4, 1, &s, &r);
-	ck_assert_int_eq(r.finish[0], MLLM_FINISH_LENGTH);
-	ck_assert_int_eq(r.n[0], 8);
 	mllm_engine_free(e);
 	mllm_model_close(m);
 }
