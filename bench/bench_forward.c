@@ -21,6 +21,10 @@
  * that. "cpus busy" is the process CPU time over wall time (on a shared
  * machine, below ~1.9 at 2 threads the figures are not the engine's).
  * Memory is VmRSS / VmHWM from /proc/self/status after the runs.
+ * "x weight bytes" multiplies each median tokens/s by the bytes of weights
+ * resident (GB/s if every token read every weight once): the figure that
+ * compares models of different sizes and vocabularies (decode of a small
+ * model streams its weights, so its tokens/s scale as 1 / bytes).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +404,12 @@ int main(int argc, char **argv)
 		    nt, n_decode, n_decode, n_decode / mt_s, n_decode / bt, n_prefill,
 		    n_prefill / mp_s, n_prefill / bp, n_decode, n_prefill, total, n_decode / md_s,
 		    n_decode / bd, util);
+		double wb = (double)mllm_model_weight_bytes(m) * 1e-9;
+		printf(
+		    "threads %d: x weight bytes (%.1f MB): decode %.2f GB/s | prefill %.2f GB/s | "
+		    "decode after prefill %.2f GB/s\n",
+		    nt, wb * 1e3, n_decode / mt_s * wb, n_prefill / mp_s * wb,
+		    n_decode / md_s * wb);
 		for (int64_t i = 0; i < kp.n_blocks; i++)
 			mllm_kv_block_unref(kv, table[i]);
 		free(table);

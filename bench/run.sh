@@ -3,16 +3,20 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,scheduler,tokenizer selects a subset (default all).
+# MLLM_BENCH=forward,r1,scheduler,tokenizer selects a subset (default all).
 set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,scheduler,tokenizer}
+SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
-if want forward || want scheduler; then
+if want forward || want scheduler || want r1; then
 	MLLM_SHARED=$SHARED sh tools/make_bench_model.sh "$B/bench-models" || exit 1
+fi
+if want r1; then
+	/usr/bin/python3 tools/make_r1_bench_model.py "$B/bench-models" 140m 950m --shared "$SHARED" ||
+		exit 1
 fi
 M=$B/bench-models
 
@@ -53,6 +57,22 @@ if want forward; then
 		else
 			"$B/bench/bench_forward" "$M/mobilellm-125m-$src"
 		fi
+	done
+fi
+
+if want r1; then
+	# Same settings for all three, short enough for the 950M shape on 2
+	# cores; compare the "x weight bytes" lines (same speed class: within
+	# 15% of the classic 125M shape's).
+	echo "== MobileLLM-R1 shapes (llama4_text) beside classic 125M: prefill 128, decode 32, 2 threads"
+	lscpu | sed -n 's/^Model name: *//p'
+	for spec in "mobilellm-125m-bf16:" "mobilellm-r1-140m-bf16:" "mobilellm-r1-950m-bf16:" \
+		"mobilellm-125m-f16:q8_0" "mobilellm-r1-140m-bf16:q8_0" "mobilellm-r1-950m-bf16:q8_0"; do
+		name=${spec%%:*}
+		conv=${spec#*:}
+		echo "-- $name${conv:+ -> $conv}"
+		"$B/bench/bench_forward" "$M/$name" --threads 2 --prefill 128 --decode 32 --repeats 3 \
+			${conv:+--convert $conv}
 	done
 fi
 

@@ -362,6 +362,41 @@ static void residual_add(mllm_ctx *c, int64_t n)
 
 /* ---- Attention ---------------------------------------------------------- */
 
+/* llama4_text attention temperature tuning on NoPE layers (transformers'
+ * Llama4TextAttention): q of the token at pos is multiplied by
+ * 1 + scale * log(1 + floor((pos + 1) / floor_scale)), so long-range
+ * attention sharpens with position. Exactly 1 below floor_scale - 1. */
+static float attn_temperature(int32_t pos, float scale, float floor_scale)
+{
+	double f = floor(((double)pos + 1.0) / (double)floor_scale);
+	return (float)(1.0 + (double)scale * log1p(f));
+}
+
+/* Step 4 for token t: position encoding of q and k as the layer asks —
+ * RoPE (then, with QK-norm, the weightless per-head norm), or for a
+ * llama4 NoPE layer nothing but the optional temperature on q. */
+static void qk_position(mllm_ctx *c, const mllm__layer *ly, int64_t t)
+{
+	const mllm_hparams *hp = &c->m->hp;
+	int hd = hp->head_dim;
+	float *q = c->q + t * c->q_dim, *k = c->k + t * c->kv_dim;
+	if (ly->nope) {
+		if (hp->attn_temp_tuning) {
+			float s = attn_temperature(c->b->pos[t], hp->attn_temp_scale,
+			                           hp->attn_temp_floor);
+			for (int64_t i = 0; i < c->q_dim; i++)
+				q[i] *= s;
+		}
+		return;
+	}
+	mllm__rope(q, hp->n_head, hd, c->rope_cs + t * hd, hp->rope_interleaved);
+	mllm__rope(k, hp->n_head_kv, hd, c->rope_cs + t * hd, hp->rope_interleaved);
+	if (hp->qk_norm) {
+		mllm__rmsnorm_heads(q, hp->n_head, hd, hp->norm_eps);
+		mllm__rmsnorm_heads(k, hp->n_head_kv, hd, hp->norm_eps);
+	}
+}
+
 /* Writes token t's rotated k and its v into its sequence's cache slot for
  * the current run: K scattered into its channel rows, V as one row. */
 static void kv_store(mllm_ctx *c, int64_t t)
@@ -535,12 +570,10 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		mm_add(&qkv, &ly->wk, c->k, c->kv_dim);
 		mm_add(&qkv, &ly->wv, c->v, c->kv_dim);
 		mm_run(c, &qkv);
-		/* 4. RoPE on q and k, then K/V of every token into the cache. */
+		/* 4. RoPE (and QK-norm) on q and k, then K/V of every token into
+		 * the cache. */
 		for (int64_t t = 0; t < n; t++) {
-			mllm__rope(c->q + t * c->q_dim, hp->n_head, (int)hd, c->rope_cs + t * hd,
-			           hp->rope_interleaved);
-			mllm__rope(c->k + t * c->kv_dim, hp->n_head_kv, (int)hd,
-			           c->rope_cs + t * hd, hp->rope_interleaved);
+			qk_position(c, ly, t);
 			kv_store(c, t);
 		}
 		/* 5. Causal attention through the block tables. */

@@ -219,6 +219,11 @@ void mllm__rmsnorm(mllm__isa isa, float *out, const float *x, const float *restr
 void mllm__rope(float *restrict v, int n_heads, int head_dim, const float *restrict cs,
                 bool interleaved);
 
+/* llama4_text QK-norm: each of n_heads vectors of head_dim in v is divided
+ * by its RMS, x / sqrt(mean(x^2) + eps), with no weight (transformers'
+ * Llama4TextL2Norm). In place. */
+void mllm__rmsnorm_heads(float *v, int n_heads, int head_dim, float eps);
+
 /* In place: x = softmax(x). */
 void mllm__softmax(mllm__isa isa, float *x, int64_t n);
 /* g[n] = silu(g) * u */

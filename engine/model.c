@@ -32,6 +32,16 @@
  *
  * Output: config.json's share_embedding: true, or no lm_head.weight /
  * output.weight, means logits use the token embedding (hp.shared_output).
+ *
+ * llama4_text (MobileLLM-R1): the same block with the FFN under
+ * feed_forward.*, interleaved-pair RoPE on the HF rows (so, unlike llama
+ * GGUF files, its GGUF rows are not permuted and take the same flag),
+ * QK-norm, and per-layer RoPE/NoPE flags. Every config field that changes
+ * the computation is read; what we do not implement (MoE layers, chunked
+ * attention shorter than the context, RoPE scaling) is refused by name,
+ * since the transformers defaults for absent fields are Llama-4 Scout's
+ * (MoE everywhere, NoPE every 4th layer) and guessing would compute
+ * garbage. See parse_llama4() and gguf_llama4().
  */
 #include "gguf.h"
 #include "json.h"
@@ -105,6 +115,24 @@ const mllm_hparams *mllm_model_hparams(const mllm_model *m)
 const mllm_tokenizer *mllm_model_tokenizer(const mllm_model *m)
 {
 	return m->tok;
+}
+
+bool mllm_hparams_is_eos(const mllm_hparams *hp, int32_t id)
+{
+	for (int32_t i = 0; i < hp->n_eos; i++)
+		if (hp->eos_ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Adds id to the EOS set (once; ids past MLLM_EOS_MAX are the caller's to
+ * refuse before). */
+static void eos_add(mllm_hparams *hp, int32_t id)
+{
+	if (id < 0 || mllm_hparams_is_eos(hp, id) || hp->n_eos >= MLLM_EOS_MAX)
+		return;
+	hp->eos_ids[hp->n_eos++] = id;
+	hp->eos_id = hp->eos_ids[0];
 }
 
 int64_t mllm_model_n_params(const mllm_model *m)
@@ -227,6 +255,16 @@ static const name_scheme hf_names = {
     "model.layers.%d.mlp.down_proj.weight",
     "model.layers.",
 };
+
+/* llama4_text: Llama's names but the FFN lives under feed_forward. */
+static name_scheme hf_llama4_names(void)
+{
+	name_scheme ns = hf_names;
+	ns.gate = "model.layers.%d.feed_forward.gate_proj.weight";
+	ns.up = "model.layers.%d.feed_forward.up_proj.weight";
+	ns.down = "model.layers.%d.feed_forward.down_proj.weight";
+	return ns;
+}
 
 static const name_scheme gguf_names = {
     "token_embd.weight",
@@ -459,8 +497,258 @@ static int cfg_token(cfg_reader *c, const char *key, int32_t *out)
 	return 0;
 }
 
-/* Parses config.json into hp. *share receives share_embedding (-1 absent). */
-static int parse_config(const char *file, mllm_hparams *hp, int *share, char *err, size_t errlen)
+/* eos_token_id: an integer, a list of integers (every one ends generation)
+ * or null. */
+static int cfg_eos(cfg_reader *c, mllm_hparams *hp)
+{
+	const mllm__json *v = mllm__json_get(c->root, "eos_token_id");
+	const mllm__json *e;
+
+	hp->eos_id = -1;
+	hp->n_eos = 0;
+	if (!v || v->type == MLLM_JSON_NULL)
+		return 0;
+	if (v->type == MLLM_JSON_ARRAY && v->n > MLLM_EOS_MAX)
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                    "%s: \"eos_token_id\" lists %u ids; at most %d are supported",
+		                    c->file, v->n, MLLM_EOS_MAX);
+	e = v->type == MLLM_JSON_ARRAY ? v->child : v;
+	for (; e; e = v->type == MLLM_JSON_ARRAY ? e->next : NULL) {
+		if (e->type != MLLM_JSON_NUMBER || !e->is_int || e->i < 0 || e->i > INT32_MAX)
+			return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                    "%s: \"eos_token_id\" must be a token id or a list of "
+			                    "them",
+			                    c->file);
+		eos_add(hp, (int32_t)e->i);
+	}
+	return 0;
+}
+
+/* ---- llama4_text ------------------------------------------------------- */
+
+/* A list of exactly n_layer integers, each 0 or 1 (no_rope_layers). */
+static int cfg_layer_flags(cfg_reader *c, const mllm__json *v, const char *key, int32_t n_layer,
+                           uint8_t *out)
+{
+	int32_t i = 0;
+	if (v->type != MLLM_JSON_ARRAY || (int64_t)v->n != n_layer)
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                    "%s: \"%s\" must list one 0/1 flag per layer (%d)", c->file,
+		                    key, n_layer);
+	for (const mllm__json *e = v->child; e; e = e->next, i++) {
+		if (e->type != MLLM_JSON_NUMBER || !e->is_int || (e->i != 0 && e->i != 1))
+			return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                    "%s: \"%s\"[%d] must be 0 or 1", c->file, key, i);
+		out[i] = (uint8_t)e->i;
+	}
+	return 0;
+}
+
+/* RoPE theta: transformers 5.x writes rope_parameters {rope_type,
+ * rope_theta} (possibly one per layer type), 4.x rope_theta and
+ * rope_scaling. Only plain RoPE is implemented. */
+static int llama4_rope(cfg_reader *c, mllm_hparams *hp)
+{
+	const mllm__json *rp = mllm__json_get(c->root, "rope_parameters");
+	const mllm__json *v;
+	int rc;
+
+	v = mllm__json_get(c->root, "rope_scaling");
+	if (v && v->type != MLLM_JSON_NULL)
+		return mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+		                    "%s: rope_scaling is not supported", c->file);
+	rc = cfg_float(c, "rope_theta", 500000.0, &hp->rope_theta);
+	if (rc || !rp || rp->type == MLLM_JSON_NULL)
+		return rc;
+	if (rp->type != MLLM_JSON_OBJECT)
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                    "%s: \"rope_parameters\" must be an object", c->file);
+	v = mllm__json_get(rp, "full_attention");
+	if (v && v->type == MLLM_JSON_OBJECT)
+		rp = v;
+	v = mllm__json_get(rp, "rope_type");
+	if (v && (v->type != MLLM_JSON_STRING || strcmp(v->str, "default") != 0))
+		return mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+		                    "%s: rope_parameters.rope_type \"%.40s\" is not supported "
+		                    "(default)",
+		                    c->file, v->type == MLLM_JSON_STRING ? v->str : "?");
+	v = mllm__json_get(rp, "rope_theta");
+	if (v && v->type != MLLM_JSON_NULL) {
+		if (v->type != MLLM_JSON_NUMBER)
+			return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                    "%s: rope_parameters.rope_theta must be a number",
+			                    c->file);
+		hp->rope_theta = (float)v->num;
+	}
+	return 0;
+}
+
+/* MoE layers: moe_layers when given, else transformers' default
+ * range(step - 1, n_layer, step) of interleave_moe_layer_step (default 1:
+ * every layer). A dense model says moe_layers: [] (or step 0). */
+static int llama4_moe(cfg_reader *c, const mllm_hparams *hp)
+{
+	const mllm__json *ml = mllm__json_get(c->root, "moe_layers");
+	int32_t step, experts;
+	int rc;
+
+	rc = cfg_int(c, "interleave_moe_layer_step", 1, &step);
+	if (!rc)
+		rc = cfg_int(c, "num_local_experts", 16, &experts);
+	if (rc)
+		return rc;
+	if (ml && ml->type != MLLM_JSON_NULL) {
+		if (ml->type != MLLM_JSON_ARRAY)
+			return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                    "%s: \"moe_layers\" must be a list", c->file);
+		if (ml->n > 0)
+			return mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+			                    "%s: moe_layers lists %u mixture-of-experts layers "
+			                    "(num_local_experts %d); MoE is not implemented, only "
+			                    "dense models (moe_layers: [])",
+			                    c->file, ml->n, experts);
+		return 0;
+	}
+	if (step > 0 && step <= hp->n_layer)
+		return mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+		                    "%s: interleave_moe_layer_step %d (moe_layers absent) makes "
+		                    "every %d%s layer mixture-of-experts; MoE is not implemented",
+		                    c->file, step, step, step == 1 ? "" : "th");
+	return 0;
+}
+
+/* The llama4_text fields on top of the common ones parse_config read.
+ * *nope gets a malloc'ed [n_layer] array, 1 = the layer has no RoPE (or
+ * NULL when every layer uses RoPE). */
+static int parse_llama4(cfg_reader *c, mllm_hparams *hp, int *share, uint8_t **nope)
+{
+	const mllm__json *v, *lt;
+	uint8_t *rope = NULL;
+	int32_t chunk = 0;
+	int qk, tt, tie, rc;
+
+	*nope = NULL;
+	if (hp->n_layer <= 0 || hp->n_layer > LAYER_MAX)
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                    "%s: layers %d is out of range (1..%d)", c->file, hp->n_layer,
+		                    LAYER_MAX);
+	/* The dense FFN of a llama4 layer is intermediate_size_mlp wide
+	 * (intermediate_size is the experts' width). */
+	rc = cfg_int(c, "intermediate_size_mlp", 16384, &hp->n_ff);
+	if (!rc)
+		rc = llama4_rope(c, hp);
+	if (!rc)
+		rc = llama4_moe(c, hp);
+	if (!rc)
+		rc = cfg_bool(c, "use_qk_norm", &qk);
+	if (!rc)
+		rc = cfg_bool(c, "attn_temperature_tuning", &tt);
+	if (!rc)
+		rc = cfg_float(c, "attn_scale", 0.1, &hp->attn_temp_scale);
+	if (!rc)
+		rc = cfg_float(c, "floor_scale", 8192.0, &hp->attn_temp_floor);
+	if (!rc)
+		rc = cfg_bool(c, "tie_word_embeddings", &tie);
+	if (rc)
+		return rc;
+	/* dtype (5.x) / torch_dtype (4.x) only name the storage type, which
+	 * the tensors carry themselves; a wrong type is still malformed. */
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "torch_dtype" : "dtype";
+		v = mllm__json_get(c->root, k);
+		if (v && v->type != MLLM_JSON_NULL && v->type != MLLM_JSON_STRING)
+			return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                    "%s: \"%s\" must be a string", c->file, k);
+	}
+	hp->qk_norm = qk != 0; /* transformers' default: on */
+	hp->attn_temp_tuning = tt != 0;
+	*share = tie; /* -1 absent: by the presence of lm_head.weight */
+	if (hp->attn_temp_tuning &&
+	    (!(hp->attn_temp_floor > 0.0f) || !isfinite(hp->attn_temp_floor) ||
+	     !isfinite(hp->attn_temp_scale)))
+		return mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                    "%s: floor_scale must be positive and attn_scale finite",
+		                    c->file);
+
+	/* RoPE per layer: no_rope_layers (1 = uses RoPE), else transformers'
+	 * default of no RoPE on every no_rope_layer_interval-th layer. */
+	rope = xmalloc((size_t)hp->n_layer);
+	v = mllm__json_get(c->root, "no_rope_layers");
+	if (v && v->type == MLLM_JSON_ARRAY && v->n > 0) {
+		rc = cfg_layer_flags(c, v, "no_rope_layers", hp->n_layer, rope);
+	} else if (v && v->type != MLLM_JSON_NULL && v->type != MLLM_JSON_ARRAY) {
+		rc = mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                  "%s: \"no_rope_layers\" must be a list", c->file);
+	} else {
+		int32_t every;
+		rc = cfg_int(c, "no_rope_layer_interval", 4, &every);
+		if (!rc && every <= 0)
+			rc = mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+			                  "%s: \"no_rope_layer_interval\" must be positive",
+			                  c->file);
+		for (int32_t l = 0; !rc && l < hp->n_layer; l++)
+			rope[l] = (l + 1) % every != 0;
+	}
+	if (rc)
+		goto out;
+
+	/* Chunked (local) attention: the layers layer_types names, or without
+	 * layer_types (transformers 4.x) the RoPE layers whenever
+	 * attention_chunk_size is set. A chunk at least as long as the context
+	 * never masks anything; a shorter one is not implemented. */
+	rc = cfg_int(c, "attention_chunk_size", 0, &chunk);
+	if (rc)
+		goto out;
+	lt = mllm__json_get(c->root, "layer_types");
+	if (lt && lt->type != MLLM_JSON_NULL &&
+	    (lt->type != MLLM_JSON_ARRAY || (int64_t)lt->n != hp->n_layer)) {
+		rc = mllm__seterr(c->err, c->errlen, MLLM_EFORMAT,
+		                  "%s: \"layer_types\" must list one type per layer (%d)", c->file,
+		                  hp->n_layer);
+		goto out;
+	}
+	for (int32_t l = 0; l < hp->n_layer; l++) {
+		const mllm__json *e =
+		    lt && lt->type == MLLM_JSON_ARRAY ? mllm__json_at(lt, (size_t)l) : NULL;
+		bool chunked;
+		if (e &&
+		    (e->type != MLLM_JSON_STRING || (strcmp(e->str, "full_attention") != 0 &&
+		                                     strcmp(e->str, "chunked_attention") != 0))) {
+			rc = mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+			                  "%s: layer_types[%d] \"%.40s\" is not supported "
+			                  "(full_attention, chunked_attention)",
+			                  c->file, l, e->type == MLLM_JSON_STRING ? e->str : "?");
+			goto out;
+		}
+		chunked = e ? strcmp(e->str, "chunked_attention") == 0 : rope[l] && chunk > 0;
+		if (chunked && (chunk <= 0 || chunk < hp->n_ctx_train)) {
+			rc = mllm__seterr(c->err, c->errlen, MLLM_EUNSUPPORTED,
+			                  "%s: attention_chunk_size %d is shorter than the context "
+			                  "(max_position_embeddings %d) for layer %d: chunked "
+			                  "attention is not implemented",
+			                  c->file, chunk, hp->n_ctx_train, l);
+			goto out;
+		}
+	}
+
+	hp->n_nope = 0;
+	for (int32_t l = 0; l < hp->n_layer; l++) {
+		rope[l] = !rope[l];
+		hp->n_nope += rope[l];
+	}
+	if (hp->n_nope > 0) {
+		*nope = rope;
+		rope = NULL;
+	}
+out:
+	free(rope);
+	return rc;
+}
+
+/* Parses config.json into hp. *share receives share_embedding (-1 absent);
+ * *nope the per-layer NoPE flags of a llama4_text model (else NULL). */
+static int parse_config(const char *file, mllm_hparams *hp, int *share, uint8_t **nope, char *err,
+                        size_t errlen)
 {
 	mllm__json_doc *doc = NULL;
 	const mllm__json *mt, *v;
@@ -469,7 +757,9 @@ static int parse_config(const char *file, mllm_hparams *hp, int *share, char *er
 	char jerr[160];
 	size_t len;
 	int rc, ls;
+	bool llama4;
 
+	*nope = NULL;
 	rc = mllm__read_file(file, CONFIG_MAX, &text, &len, err, errlen);
 	if (rc)
 		return rc;
@@ -489,9 +779,11 @@ static int parse_config(const char *file, mllm_hparams *hp, int *share, char *er
 		mllm__seterr(err, errlen, rc, "%s: missing \"model_type\"", file);
 		goto out;
 	}
-	if (strcmp(mt->str, "mobilellm") != 0 && strcmp(mt->str, "llama") != 0) {
+	llama4 = strcmp(mt->str, "llama4_text") == 0;
+	if (strcmp(mt->str, "mobilellm") != 0 && strcmp(mt->str, "llama") != 0 && !llama4) {
 		rc = mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
-		                  "%s: model_type \"%.40s\" is not supported (mobilellm, llama)",
+		                  "%s: model_type \"%.40s\" is not supported (mobilellm, llama, "
+		                  "llama4_text)",
 		                  file, mt->str);
 		goto out;
 	}
@@ -504,9 +796,8 @@ static int parse_config(const char *file, mllm_hparams *hp, int *share, char *er
 	    cfg_int(&c, "max_position_embeddings", 2048, &hp->n_ctx_train) ||
 	    cfg_float(&c, "rms_norm_eps", 1e-6, &hp->norm_eps) ||
 	    cfg_float(&c, "rope_theta", 10000.0, &hp->rope_theta) ||
-	    cfg_token(&c, "bos_token_id", &hp->bos_id) ||
-	    cfg_token(&c, "eos_token_id", &hp->eos_id) || cfg_bool(&c, "layer_sharing", &ls) ||
-	    cfg_bool(&c, "share_embedding", share))
+	    cfg_token(&c, "bos_token_id", &hp->bos_id) || cfg_eos(&c, hp) ||
+	    cfg_bool(&c, "layer_sharing", &ls) || cfg_bool(&c, "share_embedding", share))
 		goto out;
 	if (cfg_int(&c, "num_key_value_heads", hp->n_head > 0 ? hp->n_head : 1, &hp->n_head_kv))
 		goto out;
@@ -520,6 +811,12 @@ static int parse_config(const char *file, mllm_hparams *hp, int *share, char *er
 	if (cfg_int(&c, "head_dim", hp->n_head > 0 ? hp->n_embd / hp->n_head : 0, &hp->head_dim))
 		goto out;
 	hp->layer_sharing = ls == 1;
+	if (llama4) {
+		rc = parse_llama4(&c, hp, share, nope);
+		if (rc)
+			goto out;
+		rc = MLLM_EFORMAT;
+	}
 	v = mllm__json_get(c.root, "rope_scaling");
 	if (v && v->type != MLLM_JSON_NULL) {
 		rc = mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
@@ -546,6 +843,10 @@ static int parse_config(const char *file, mllm_hparams *hp, int *share, char *er
 	}
 	rc = check_hparams(hp, file, err, errlen);
 out:
+	if (rc) {
+		free(*nope);
+		*nope = NULL;
+	}
 	mllm__json_free(doc);
 	free(text);
 	return rc;
@@ -699,10 +1000,12 @@ static int open_dir(mllm_model *m, const char *dir, char *err, size_t errlen)
 	mllm__tset ts;
 	char *cfg = path_join(dir, "config.json");
 	char *where = NULL, *p;
+	uint8_t *nope = NULL;
+	name_scheme names;
 	int share = -1, rc;
 
 	mllm__tset_init(&ts);
-	rc = parse_config(cfg, &m->hp, &share, err, errlen);
+	rc = parse_config(cfg, &m->hp, &share, &nope, err, errlen);
 	if (rc)
 		goto out;
 
@@ -750,15 +1053,28 @@ static int open_dir(mllm_model *m, const char *dir, char *err, size_t errlen)
 bind:
 	if (rc)
 		goto out;
-	m->hp.rope_interleaved = false;
-	rc = bind_all(m, &ts, &hf_names, where, share == 1 ? 1 : -1, err, errlen);
+	/* llama4_text's HF rows take RoPE on adjacent pairs (view_as_complex) */
+	m->hp.rope_interleaved = strcmp(m->hp.arch, "llama4_text") == 0;
+	/* transformers would give an untied model without lm_head a random
+	 * head: refuse rather than silently tie. */
+	if (m->hp.rope_interleaved && share == 0 && !mllm__tset_find(&ts, "lm_head.weight")) {
+		rc = mllm__seterr(err, errlen, MLLM_EFORMAT,
+		                  "%s: tie_word_embeddings is false but there is no lm_head.weight",
+		                  where);
+		goto out;
+	}
+	names = m->hp.rope_interleaved ? hf_llama4_names() : hf_names;
+	rc = bind_all(m, &ts, &names, where, share == 1 ? 1 : -1, err, errlen);
 	if (rc)
 		goto out;
+	for (int l = 0; nope && l < m->hp.n_layer; l++)
+		m->layers[l].nope = nope[l] != 0;
 	take_maps(&ts, m);
 
+	/* The tokenizer: tokenizer.model (SentencePiece, classic MobileLLM) or,
+	 * for byte-level BPE snapshots (MobileLLM-R1), tokenizer.json only;
+	 * mllm_tokenizer_load() reads either. */
 	p = path_join(dir, "tokenizer.model");
-	/* [bpe] Byte-level BPE snapshots (MobileLLM-R1) ship tokenizer.json
-	 * only; mllm_tokenizer_load() reads either. */
 	if (!file_exists(p)) {
 		free(p);
 		p = path_join(dir, "tokenizer.json");
@@ -775,6 +1091,7 @@ bind:
 	}
 	free(p);
 out:
+	free(nope);
 	free(where);
 	free(cfg);
 	mllm__tset_free(&ts);
@@ -812,6 +1129,69 @@ static int gguf_float(const mllm__gguf *g, const char *key, float *out, char *er
 	return 0;
 }
 
+/* "<arch>.<suffix>" in buf. */
+static const char *arch_key(char *buf, size_t n, const char *arch, const char *suffix)
+{
+	snprintf(buf, n, "%s.%s", arch, suffix);
+	return buf;
+}
+
+/* llama.cpp's converter writes a dense MobileLLM-R1 as architecture llama4:
+ * experts 0, attention.sliding_window 0 (every layer full attention with
+ * RoPE), Q/K rows in HF order, no key for QK-norm (llama.cpp turns it on
+ * for llama4). Without sliding_window llama.cpp assumes Llama-4 Scout's
+ * layout (chunked attention, no RoPE on every 4th layer): refused, as are
+ * experts. Unlike llama.cpp's graph, RoPE and QK-norm apply to every layer
+ * including the last, as transformers' no_rope_layers says. */
+static int gguf_llama4(const mllm__gguf *g, mllm_hparams *hp, char *err, size_t errlen)
+{
+	const char *path = mllm__gguf_path(g);
+	int32_t experts = 0, window = -1;
+	int rc;
+
+	rc = gguf_int(g, "llama4.expert_count", false, &experts, err, errlen);
+	if (!rc)
+		rc = gguf_int(g, "llama4.attention.sliding_window", false, &window, err, errlen);
+	if (rc)
+		return rc;
+	if (experts != 0)
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
+		                    "%s: llama4.expert_count %d: mixture-of-experts layers are not "
+		                    "implemented (dense models only, expert_count 0)",
+		                    path, experts);
+	if (window < 0)
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
+		                    "%s: llama4.attention.sliding_window is missing, which means "
+		                    "chunked attention and no RoPE on every 4th layer (Llama 4 "
+		                    "Scout's layout); only sliding_window = 0 is implemented",
+		                    path);
+	if (window != 0)
+		return mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
+		                    "%s: llama4.attention.sliding_window %d: chunked attention is "
+		                    "not implemented (only 0)",
+		                    path, window);
+	hp->qk_norm = true;
+	hp->n_nope = 0;
+	/* tokenizer.ggml.eos_token_id names 128001 only; a Llama-3 vocabulary
+	 * also ends turns with <|eot_id|> 128009 and 128008 (<|eom_id|>), as
+	 * the models' config.json eos_token_id lists. */
+	{
+		int32_t id;
+		const char *s;
+		size_t l;
+		if (mllm__gguf_get_i32(g, "tokenizer.ggml.eot_token_id", &id) == 0)
+			eos_add(hp, id);
+		if (mllm__gguf_get_i32(g, "tokenizer.ggml.eom_token_id", &id) == 0)
+			eos_add(hp, id);
+		if (mllm__gguf_get_arr_str(g, "tokenizer.ggml.tokens", 128009, &s, &l) == 0 &&
+		    l == 10 && memcmp(s, "<|eot_id|>", 10) == 0) {
+			eos_add(hp, 128008);
+			eos_add(hp, 128009);
+		}
+	}
+	return 0;
+}
+
 static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 {
 	mllm_hparams *hp = &m->hp;
@@ -819,7 +1199,8 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 	mllm__tset ts;
 	const char *arch;
 	size_t arch_len;
-	int32_t rope_dims = -1, kl;
+	int32_t rope_dims = -1, kl, eos = -1;
+	char a[16], kb[96];
 	void *addr;
 	size_t size;
 	int rc, file;
@@ -834,13 +1215,15 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 		                  "%s: missing metadata key general.architecture", path);
 		goto out;
 	}
-	if (arch_len != 5 || memcmp(arch, "llama", 5) != 0) {
+	if (!(arch_len == 5 && memcmp(arch, "llama", 5) == 0) &&
+	    !(arch_len == 6 && memcmp(arch, "llama4", 6) == 0)) {
 		rc = mllm__seterr(err, errlen, MLLM_EUNSUPPORTED,
-		                  "%s: architecture \"%.*s\" is not supported (llama)", path,
-		                  (int)(arch_len > 40 ? 40 : arch_len), arch);
+		                  "%s: architecture \"%.*s\" is not supported (llama, llama4)",
+		                  path, (int)(arch_len > 40 ? 40 : arch_len), arch);
 		goto out;
 	}
-	snprintf(hp->arch, sizeof hp->arch, "llama");
+	snprintf(a, sizeof a, "%.*s", (int)arch_len, arch);
+	snprintf(hp->arch, sizeof hp->arch, "%s", arch_len == 6 ? "llama4_text" : "llama");
 	snprintf(hp->format, sizeof hp->format, "gguf");
 	hp->norm_eps = 1e-5f;
 	hp->rope_theta = 10000.0f;
@@ -848,44 +1231,62 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 	hp->n_vocab = -1;
 	hp->bos_id = -1;
 	hp->eos_id = -1;
-	rc = gguf_int(g, "llama.block_count", true, &hp->n_layer, err, errlen);
+	rc =
+	    gguf_int(g, arch_key(kb, sizeof kb, a, "block_count"), true, &hp->n_layer, err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.embedding_length", true, &hp->n_embd, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "embedding_length"), true, &hp->n_embd,
+		              err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.feed_forward_length", true, &hp->n_ff, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "feed_forward_length"), true, &hp->n_ff,
+		              err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.attention.head_count", true, &hp->n_head, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "attention.head_count"), true,
+		              &hp->n_head, err, errlen);
 	if (rc)
 		goto out;
 	hp->n_head_kv = hp->n_head;
 	hp->head_dim = hp->n_head > 0 ? hp->n_embd / hp->n_head : 0;
-	rc = gguf_int(g, "llama.attention.head_count_kv", false, &hp->n_head_kv, err, errlen);
+	rc = gguf_int(g, arch_key(kb, sizeof kb, a, "attention.head_count_kv"), false,
+	              &hp->n_head_kv, err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.attention.key_length", false, &hp->head_dim, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "attention.key_length"), false,
+		              &hp->head_dim, err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.context_length", false, &hp->n_ctx_train, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "context_length"), false,
+		              &hp->n_ctx_train, err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "llama.vocab_size", false, &hp->n_vocab, err, errlen);
+		rc = gguf_int(g, arch_key(kb, sizeof kb, a, "vocab_size"), false, &hp->n_vocab, err,
+		              errlen);
 	if (!rc)
 		rc = gguf_int(g, "tokenizer.ggml.bos_token_id", false, &hp->bos_id, err, errlen);
 	if (!rc)
-		rc = gguf_int(g, "tokenizer.ggml.eos_token_id", false, &hp->eos_id, err, errlen);
+		rc = gguf_int(g, "tokenizer.ggml.eos_token_id", false, &eos, err, errlen);
 	if (!rc)
-		rc = gguf_float(g, "llama.attention.layer_norm_rms_epsilon", &hp->norm_eps, err,
-		                errlen);
+		rc = gguf_float(g, arch_key(kb, sizeof kb, a, "attention.layer_norm_rms_epsilon"),
+		                &hp->norm_eps, err, errlen);
 	if (!rc)
-		rc = gguf_float(g, "llama.rope.freq_base", &hp->rope_theta, err, errlen);
+		rc = gguf_float(g, arch_key(kb, sizeof kb, a, "rope.freq_base"), &hp->rope_theta,
+		                err, errlen);
 	if (rc)
 		goto out;
+	eos_add(hp, eos);
+	if (arch_len == 6) {
+		rc = gguf_llama4(g, hp, err, errlen);
+		if (rc)
+			goto out;
+	}
 	if (hp->n_vocab < 0) {
 		const mllm__gguf_tensor *te = mllm__gguf_tensor_find(g, "token_embd.weight");
 		hp->n_vocab =
 		    te && te->n_dims == 2 && te->ne[1] <= INT32_MAX ? (int32_t)te->ne[1] : 0;
 	}
+	/* llama: rows permuted by the converter; llama4: HF's own adjacent
+	 * pairs, rows as stored. The same RoPE either way. */
 	hp->rope_interleaved = true;
 	hp->layer_sharing = false;
 	/* without key_length, head_dim is n_embd / n_head: it must divide */
-	if (mllm__gguf_get_i32(g, "llama.attention.key_length", &kl) == MLLM_ENOTFOUND &&
+	if (mllm__gguf_get_i32(g, arch_key(kb, sizeof kb, a, "attention.key_length"), &kl) ==
+	        MLLM_ENOTFOUND &&
 	    hp->n_head > 0 && hp->n_embd % hp->n_head != 0) {
 		rc = mllm__seterr(err, errlen, MLLM_EFORMAT,
 		                  "%s: embedding length %d is not a multiple of %d heads "
@@ -893,7 +1294,8 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 		                  path, hp->n_embd, hp->n_head);
 		goto out;
 	}
-	rc = gguf_int(g, "llama.rope.dimension_count", false, &rope_dims, err, errlen);
+	rc = gguf_int(g, arch_key(kb, sizeof kb, a, "rope.dimension_count"), false, &rope_dims, err,
+	              errlen);
 	if (rc)
 		goto out;
 	rc = check_hparams(hp, path, err, errlen);
@@ -931,6 +1333,9 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 	{
 		const char *tm;
 		size_t tl;
+		/* "llama" is SentencePiece, "gpt2" the Llama-3 byte-level BPE
+		 * (tokenizer.ggml.pre llama-bpe / smaug-bpe); a file without
+		 * tokenizer metadata opens without a tokenizer. */
 		if (mllm__gguf_get_str(g, "tokenizer.ggml.model", &tm, &tl) == 0) {
 			rc = mllm__tokenizer_from_gguf(g, &m->tok, err, errlen);
 			if (!rc)

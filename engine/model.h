@@ -27,6 +27,9 @@ typedef enum {
 
 const char *mllm_dtype_name(mllm_dtype t);
 
+/* End-of-generation ids a model may declare (MobileLLM-R1: 3). */
+#define MLLM_EOS_MAX 8
+
 /* Hyper-parameters, as read from config.json or GGUF metadata. */
 typedef struct {
 	int32_t n_layer; /* stored blocks (layer runs = 2x with sharing) */
@@ -34,7 +37,7 @@ typedef struct {
 	int32_t n_head;
 	int32_t n_head_kv;
 	int32_t head_dim;
-	int32_t n_ff; /* intermediate_size */
+	int32_t n_ff; /* intermediate_size (llama4_text: intermediate_size_mlp) */
 	int32_t n_vocab;
 	int32_t n_ctx_train; /* max_position_embeddings */
 	float norm_eps;
@@ -43,9 +46,21 @@ typedef struct {
 	bool rope_interleaved; /* pairs (2i, 2i+1) (GGUF-permuted Q/K); else
 	                        * HF rotate_half pairs (i, i + d/2) */
 	bool shared_output;    /* logits use the token embedding matrix */
-	int32_t bos_id, eos_id;
+	/* llama4_text (MobileLLM-R1). qk_norm: a weightless RMS norm over each
+	 * head of q and k after RoPE, on RoPE layers only. n_nope: layers
+	 * without RoPE (which layers: the model's own per-layer flags); on
+	 * them, with attn_temp_tuning, q is scaled by
+	 * 1 + attn_temp_scale * log(1 + floor((pos + 1) / attn_temp_floor)). */
+	bool qk_norm;
+	bool attn_temp_tuning;
+	float attn_temp_scale, attn_temp_floor;
+	int32_t n_nope;
+	int32_t bos_id;
+	int32_t eos_id;                /* the first of eos_ids, or -1 */
+	int32_t eos_ids[MLLM_EOS_MAX]; /* every id that ends generation */
+	int32_t n_eos;
 	mllm_dtype wtype; /* dominant weight type in the file */
-	char arch[32];    /* "mobilellm" or "llama" */
+	char arch[32];    /* "mobilellm", "llama" or "llama4_text" */
 	char format[16];  /* "safetensors", "pytorch", "gguf" */
 } mllm_hparams;
 
@@ -74,6 +89,8 @@ void mllm_model_close(mllm_model *m);
 
 const mllm_hparams *mllm_model_hparams(const mllm_model *m);
 const mllm_tokenizer *mllm_model_tokenizer(const mllm_model *m);
+/* True when id is one of hp->eos_ids[] (any of them ends generation). */
+bool mllm_hparams_is_eos(const mllm_hparams *hp, int32_t id);
 /* Parameter count and bytes of weights resident. */
 int64_t mllm_model_n_params(const mllm_model *m);
 size_t mllm_model_weight_bytes(const mllm_model *m);

@@ -121,7 +121,7 @@ struct mllm_engine {
 	const mllm_model *m;
 	const mllm_tokenizer *tok;
 	mllm_engine_params p;
-	int32_t n_vocab, n_ctx, eos, bs;
+	int32_t n_vocab, n_ctx, bs;
 	mllm_kv *kv;
 	mllm_ctx *ctx;
 	mllm_sampler_ws *ws;

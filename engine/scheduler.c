@@ -357,6 +357,15 @@ static void preempt(mllm_engine *e, mllm_request *r)
 /* ---- One step ------------------------------------------------------------------ */
 
 /* Samples choice s from a logits row and emits the token (or finishes). */
+/* End of generation: any id of the model's EOS set (config.json /
+ * GGUF) or of its tokenizer's (tokenizer_config.json, the <|eot_id|> family
+ * of byte-level BPE vocabularies). */
+static bool is_eos(const mllm_engine *e, int32_t id)
+{
+	return mllm_hparams_is_eos(mllm_model_hparams(e->m), id) ||
+	       (e->tok && mllm_tokenizer_is_eos(e->tok, id));
+}
+
 static void seq_sample(mllm_engine *e, seq *s, const float *row)
 {
 	mllm_request *r = s->r;
@@ -372,7 +381,7 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 	e->n_gen_total++;
 	if (s->t_first == 0)
 		s->t_first = now_ns();
-	if (res.token == e->eos && !r->samp.ignore_eos) {
+	if (is_eos(e, res.token) && !r->samp.ignore_eos) {
 		seq_finish(e, s, MLLM_FINISH_STOP);
 		return;
 	}
@@ -918,7 +927,6 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 		goto fail;
 	}
 	e->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
-	e->eos = hp->eos_id;
 	if (e->p.max_batch_tokens <= 0)
 		e->p.max_batch_tokens = MLLM_MAX_BATCH_TOKENS_DEFAULT;
 	if (e->p.max_running <= 0)

@@ -304,6 +304,20 @@ void mllm__rope(float *restrict v, int n_heads, int head_dim, const float *restr
 	}
 }
 
+void mllm__rmsnorm_heads(float *v, int n_heads, int head_dim, float eps)
+{
+	/* As mllm__rmsnorm: the sum of squares in double. */
+	for (int h = 0; h < n_heads; h++) {
+		float *p = v + (size_t)h * head_dim;
+		double ss = 0.0;
+		for (int i = 0; i < head_dim; i++)
+			ss += (double)p[i] * (double)p[i];
+		float scale = (float)(1.0 / sqrt(ss / (double)head_dim + (double)eps));
+		for (int i = 0; i < head_dim; i++)
+			p[i] *= scale;
+	}
+}
+
 void mllm__softmax(mllm__isa isa, float *x, int64_t n)
 {
 #ifdef MLLM_X86

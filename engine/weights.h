@@ -40,6 +40,8 @@ typedef struct {
 	mllm__tensor w_gate;    /* [n_ff, n_embd] */
 	mllm__tensor w_up;      /* [n_ff, n_embd] */
 	mllm__tensor w_down;    /* [n_embd, n_ff] */
+	bool nope;              /* llama4_text NoPE layer: no RoPE, no QK-norm,
+	                         * temperature tuning if hp.attn_temp_tuning */
 } mllm__layer;
 
 typedef struct {

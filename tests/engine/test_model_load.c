@@ -919,6 +919,289 @@ END_TEST
 
 /* The official MobileLLM configs (125M ... 1.5B) parse, pass the
  * hyper-parameter checks and agree with json_util.h's reading of them. */
+/* ---- llama4_text (MobileLLM-R1) ---------------------------------------- */
+
+#define R1     "models/tiny-mobilellm-r1-bf16"
+#define R1GGUF R1 "/tiny-mobilellm-r1-q8_0.gguf"
+
+/* A snapshot of the R1 fixture in tmpdir: config.json copied (tests edit
+ * it), weights and tokenizer.json symlinked. */
+static void snapshot_r1(void)
+{
+	size_t n;
+	unsigned char *b;
+	make_tmpdir();
+	b = slurp(fx(R1 "/config.json"), &n);
+	spit(tmp("config.json"), b, n);
+	free(b);
+	link_to(R1 "/model.safetensors", "model.safetensors");
+	link_to(R1 "/tokenizer.json", "tokenizer.json");
+}
+
+/* JSON text for edit_config(): an array of n ints / n copies of a string
+ * (a static buffer, valid until the next call). */
+static const char *ints(int n, const int *v)
+{
+	static char buf[512];
+	size_t o = 0;
+	buf[o++] = '[';
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%d", i ? "," : "", v[i]);
+	snprintf(buf + o, sizeof buf - o, "]");
+	return buf;
+}
+
+static const char *strs(int n, const char *v)
+{
+	static char buf[1024];
+	size_t o = 0;
+	buf[o++] = '[';
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\"%s\"", i ? "," : "", v);
+	snprintf(buf + o, sizeof buf - o, "]");
+	return buf;
+}
+
+static void check_r1_hparams(const mllm_hparams *hp)
+{
+	ck_assert_str_eq(hp->arch, "llama4_text");
+	ck_assert_int_eq(hp->n_layer, 3);
+	ck_assert_int_eq(hp->n_embd, 128);
+	ck_assert_int_eq(hp->n_head, 4);
+	ck_assert_int_eq(hp->n_head_kv, 2);
+	ck_assert_int_eq(hp->head_dim, 32);
+	ck_assert_int_eq(hp->n_ff, 384);
+	ck_assert_int_eq(hp->n_vocab, 128256);
+	ck_assert_int_eq(hp->n_ctx_train, 32768);
+	ck_assert_float_eq(hp->rope_theta, 8000000.0f);
+	ck_assert_float_eq_tol(hp->norm_eps, 1e-5f, 1e-12f);
+	ck_assert(hp->rope_interleaved);
+	ck_assert(hp->qk_norm);
+	ck_assert(hp->shared_output);
+	ck_assert(!hp->layer_sharing);
+	ck_assert_int_eq(hp->n_nope, 0);
+	ck_assert_int_eq(hp->bos_id, 128000);
+	ck_assert_int_eq(hp->n_eos, 3);
+	ck_assert_int_eq(hp->eos_id, 128001);
+	ck_assert(mllm_hparams_is_eos(hp, 128001));
+	ck_assert(mllm_hparams_is_eos(hp, 128008));
+	ck_assert(mllm_hparams_is_eos(hp, 128009));
+	ck_assert(!mllm_hparams_is_eos(hp, 128000));
+}
+
+/* The snapshot opens with its tokenizer.json, feed_forward.* bound, tied
+ * head, every layer RoPE'd. */
+START_TEST(test_r1_open)
+{
+	mllm_model *m = open_ok(fx(R1));
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	check_r1_hparams(hp);
+	ck_assert_str_eq(hp->format, "safetensors");
+	ck_assert_int_eq(hp->wtype, MLLM_DTYPE_BF16);
+	/* tokenizer.json beside it: the Llama-3 byte-level BPE. */
+	ck_assert_ptr_nonnull(mllm_model_tokenizer(m));
+	ck_assert_int_eq(mllm_tokenizer_n_vocab(mllm_model_tokenizer(m)), 128256);
+	ck_assert(mllm_tokenizer_is_eos(mllm_model_tokenizer(m), 128009));
+	ck_assert_int_eq(mllm_model_n_params(m), 17007488);
+	ck_assert_ptr_eq(m->output.data, m->tok_embd.data);
+	for (int l = 0; l < hp->n_layer; l++)
+		ck_assert(!m->layers[l].nope);
+	mllm_model_close(m);
+}
+END_TEST
+
+START_TEST(test_r1_open_gguf)
+{
+	mllm_model *m = open_ok(fx(R1GGUF));
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	check_r1_hparams(hp);
+	ck_assert_str_eq(hp->format, "gguf");
+	ck_assert_int_eq(hp->wtype, MLLM_DTYPE_Q8_0);
+	/* tokenizer.ggml.model = gpt2: the byte-level BPE from the metadata. */
+	ck_assert_ptr_nonnull(mllm_model_tokenizer(m));
+	ck_assert_int_eq(mllm_tokenizer_n_vocab(mllm_model_tokenizer(m)), 128256);
+	ck_assert(mllm_tokenizer_is_eos(mllm_model_tokenizer(m), 128009));
+	mllm_model_close(m);
+}
+END_TEST
+
+/* transformers 4.x spells rope_theta / rope_scaling / torch_dtype at the
+ * top level (the released R1 configs); both are read. */
+START_TEST(test_r1_transformers4_config)
+{
+	snapshot_r1();
+	edit_config("rope_parameters", NULL);
+	edit_config("dtype", NULL);
+	edit_config("rope_theta", "8000000.0");
+	edit_config("rope_scaling", "null");
+	edit_config("torch_dtype", "\"bfloat16\"");
+	mllm_model *m = open_ok(tmpdir);
+	check_r1_hparams(mllm_model_hparams(m));
+	mllm_model_close(m);
+	/* the value is read, not assumed */
+	edit_config("rope_theta", "500000.0");
+	m = open_ok(tmpdir);
+	ck_assert_float_eq(mllm_model_hparams(m)->rope_theta, 500000.0f);
+	mllm_model_close(m);
+	edit_config("torch_dtype", "3");
+	expect_fail(tmpdir, MLLM_EFORMAT, "\"torch_dtype\" must be a string");
+	rm_tmpdir();
+}
+END_TEST
+
+/* NoPE layers from no_rope_layers (1 = RoPE), or from transformers'
+ * default (every no_rope_layer_interval-th layer) when it is absent. */
+START_TEST(test_r1_nope_layers)
+{
+	const int flags[3] = {1, 0, 1};
+	mllm_model *m;
+	snapshot_r1();
+	edit_config("no_rope_layers", ints(3, flags));
+	m = open_ok(tmpdir);
+	ck_assert_int_eq(mllm_model_hparams(m)->n_nope, 1);
+	ck_assert(!m->layers[0].nope && m->layers[1].nope && !m->layers[2].nope);
+	ck_assert(!mllm_model_hparams(m)->attn_temp_tuning);
+	mllm_model_close(m);
+	edit_config("no_rope_layers", NULL);
+	m = open_ok(tmpdir); /* interval 4, 3 layers: all RoPE */
+	ck_assert_int_eq(mllm_model_hparams(m)->n_nope, 0);
+	mllm_model_close(m);
+	edit_config("no_rope_layer_interval", "2");
+	edit_config("attn_temperature_tuning", "true");
+	edit_config("floor_scale", "16");
+	edit_config("attn_scale", "0.25");
+	m = open_ok(tmpdir);
+	ck_assert_int_eq(mllm_model_hparams(m)->n_nope, 1);
+	ck_assert(m->layers[1].nope);
+	ck_assert(mllm_model_hparams(m)->attn_temp_tuning);
+	ck_assert_float_eq(mllm_model_hparams(m)->attn_temp_floor, 16.0f);
+	ck_assert_float_eq(mllm_model_hparams(m)->attn_temp_scale, 0.25f);
+	mllm_model_close(m);
+	edit_config("no_rope_layers", ints(2, flags));
+	expect_fail(tmpdir, MLLM_EFORMAT, "\"no_rope_layers\" must list one 0/1 flag per layer");
+	const int bad[3] = {1, 2, 1};
+	edit_config("no_rope_layers", ints(3, bad));
+	expect_fail(tmpdir, MLLM_EFORMAT, "\"no_rope_layers\"[1] must be 0 or 1");
+	rm_tmpdir();
+}
+END_TEST
+
+/* MoE: moe_layers non-empty, or absent with interleave_moe_layer_step > 0
+ * (transformers' default 1: every layer), is refused by name. */
+START_TEST(test_r1_refuse_moe)
+{
+	const int one[1] = {1};
+	snapshot_r1();
+	edit_config("num_local_experts", "16");
+	edit_config("moe_layers", ints(1, one));
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "moe_layers lists 1 mixture-of-experts layers");
+	edit_config("moe_layers", NULL);
+	edit_config("interleave_moe_layer_step", "2");
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "interleave_moe_layer_step 2");
+	edit_config("interleave_moe_layer_step", NULL);
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "interleave_moe_layer_step 1");
+	/* experts declared but no layer uses them: dense, opens */
+	edit_config("moe_layers", "[]");
+	mllm_model *m = open_ok(tmpdir);
+	mllm_model_close(m);
+	rm_tmpdir();
+}
+END_TEST
+
+/* Chunked attention shorter than the context is refused naming
+ * attention_chunk_size; as long as the context it is inert. */
+START_TEST(test_r1_refuse_chunked)
+{
+	snapshot_r1();
+	edit_config("attention_chunk_size", "8192");
+	mllm_model *m = open_ok(tmpdir); /* layer_types all full_attention */
+	mllm_model_close(m);
+	edit_config("layer_types", strs(3, "chunked_attention"));
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED,
+	            "attention_chunk_size 8192 is shorter than the context "
+	            "(max_position_embeddings 32768) for layer 0");
+	/* transformers 4.x (no layer_types): RoPE layers are chunked */
+	edit_config("layer_types", NULL);
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "attention_chunk_size 8192 is shorter");
+	edit_config("attention_chunk_size", "32768");
+	m = open_ok(tmpdir);
+	mllm_model_close(m);
+	edit_config("layer_types", strs(3, "sliding_attention"));
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "layer_types[0] \"sliding_attention\"");
+	rm_tmpdir();
+}
+END_TEST
+
+START_TEST(test_r1_refuse_other)
+{
+	snapshot_r1();
+	const char *rp = "{\"rope_type\": \"llama3\", \"rope_theta\": 8000000.0}";
+	edit_config("rope_parameters", rp);
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "rope_parameters.rope_type \"llama3\"");
+	edit_config("rope_parameters", NULL);
+	edit_config("rope_scaling", "{\"rope_type\": \"llama3\"}");
+	expect_fail(tmpdir, MLLM_EUNSUPPORTED, "rope_scaling is not supported");
+	edit_config("rope_scaling", NULL);
+	const int many[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+	edit_config("eos_token_id", ints(9, many));
+	expect_fail(tmpdir, MLLM_EFORMAT, "\"eos_token_id\" lists 9 ids");
+	edit_config("eos_token_id", "128009");
+	mllm_model *m = open_ok(tmpdir);
+	ck_assert_int_eq(mllm_model_hparams(m)->n_eos, 1);
+	ck_assert_int_eq(mllm_model_hparams(m)->eos_id, 128009);
+	mllm_model_close(m);
+	edit_config("tie_word_embeddings", "false");
+	expect_fail(tmpdir, MLLM_EFORMAT, "tie_word_embeddings is false but there is no lm_head");
+	edit_config("tie_word_embeddings", "true");
+	/* the dense FFN width is intermediate_size_mlp, not intermediate_size */
+	edit_config("intermediate_size_mlp", "512");
+	expect_fail(tmpdir, MLLM_EFORMAT,
+	            "tensor model.layers.0.feed_forward.gate_proj.weight has shape [384, 128]");
+	rm_tmpdir();
+}
+END_TEST
+
+/* The llama4 GGUF with one metadata value patched in a temp copy: the
+ * key's bytes are found in the file and its name or u32 value changed
+ * in place (same length, so the file stays well-formed). */
+static void gguf_patch(const char *key, const char *new_key, int64_t value)
+{
+	size_t n, kl = strlen(key);
+	unsigned char *b = slurp(fx(R1GGUF), &n);
+	unsigned char *at = memmem(b, n, key, kl);
+	ck_assert_ptr_nonnull(at);
+	if (new_key) {
+		ck_assert_uint_eq(strlen(new_key), kl);
+		memcpy(at, new_key, kl);
+	} else {
+		uint32_t type, v = (uint32_t)value;
+		memcpy(&type, at + kl, 4);
+		ck_assert_int_eq(type, MLLM_GGUF_UINT32);
+		memcpy(at + kl + 4, &v, 4);
+	}
+	spit(tmp("r1.gguf"), b, n);
+	free(b);
+}
+
+START_TEST(test_r1_gguf_refusals)
+{
+	make_tmpdir();
+	gguf_patch("llama4.attention.sliding_window", "llama4.attention.sliding_windoX", 0);
+	expect_fail(tmp("r1.gguf"), MLLM_EUNSUPPORTED,
+	            "llama4.attention.sliding_window is missing");
+	gguf_patch("llama4.attention.sliding_window", NULL, 8192);
+	expect_fail(tmp("r1.gguf"), MLLM_EUNSUPPORTED,
+	            "llama4.attention.sliding_window 8192: chunked attention");
+	gguf_patch("llama4.expert_count", NULL, 16);
+	expect_fail(tmp("r1.gguf"), MLLM_EUNSUPPORTED, "llama4.expert_count 16");
+	gguf_patch("llama4.expert_count", NULL, 0); /* unchanged: opens */
+	mllm_model *m = open_ok(tmp("r1.gguf"));
+	check_r1_hparams(mllm_model_hparams(m));
+	mllm_model_close(m);
+	rm_tmpdir();
+}
+END_TEST
+
 START_TEST(test_official_configs)
 {
 	static const char *names[] = {"MobileLLM-125M", "MobileLLM-350M", "MobileLLM-600M",
@@ -929,10 +1212,13 @@ START_TEST(test_official_configs)
 		mllm__json_doc *doc;
 		const mllm__json *c;
 		int share = 0;
+		uint8_t *nope = NULL;
 		snprintf(rel, sizeof rel, "configs/%s/config.json", names[i]);
 		doc = ju_load(fx(rel)); /* asserts it parses */
 		c = mllm__json_root(doc);
-		ck_assert_msg(parse_config(fx(rel), &hp, &share, err, sizeof err) == 0, "%s", err);
+		ck_assert_msg(parse_config(fx(rel), &hp, &share, &nope, err, sizeof err) == 0, "%s",
+		              err);
+		ck_assert_ptr_null(nope); /* classic models: every layer RoPE */
 		ck_assert_str_eq(hp.arch, ju_str(ju_get(c, "model_type")));
 		ck_assert_int_eq(hp.n_layer, jint(c, "num_hidden_layers"));
 		ck_assert_int_eq(hp.n_embd, jint(c, "hidden_size"));
@@ -981,6 +1267,14 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_lm_head);
 	tcase_add_test(tc, test_bin_shards);
 	tcase_add_test(tc, test_alloc_failures);
+	tcase_add_test(tc, test_r1_open);
+	tcase_add_test(tc, test_r1_open_gguf);
+	tcase_add_test(tc, test_r1_transformers4_config);
+	tcase_add_test(tc, test_r1_nope_layers);
+	tcase_add_test(tc, test_r1_refuse_moe);
+	tcase_add_test(tc, test_r1_refuse_chunked);
+	tcase_add_test(tc, test_r1_refuse_other);
+	tcase_add_test(tc, test_r1_gguf_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -588,6 +588,38 @@ START_TEST(test_stop_strings)
 }
 END_TEST
 
+/* MobileLLM-R1 declares three EOS ids (128001, 128008, 128009): each ends
+ * the choice. The model opens without a tokenizer (no BPE loader yet), so
+ * this runs on token ids alone. */
+START_TEST(test_eos_set)
+{
+	mllm_model *m = open_model("models/tiny-mobilellm-r1-bf16");
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result r;
+	int32_t prompt[4] = {128000, 9906, 11, 1917};
+	const mllm_hparams *hp = mllm_model_hparams(m);
+	ck_assert_int_eq(hp->n_eos, 3);
+	/* ids k < n_eos: each EOS id forced; k == n_eos: a special id that is
+	 * not an EOS (128006 <|start_header_id|>) runs to max_tokens */
+	for (int k = 0; k <= hp->n_eos; k++) {
+		bool eos = k < hp->n_eos;
+		mllm_logit_bias b = {.id = eos ? hp->eos_ids[k] : 128006, .bias = 100.0f};
+		mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+		s.temperature = 0.0f;
+		s.max_tokens = 8;
+		s.logit_bias = &b;
+		s.n_logit_bias = 1;
+		run_one(e, prompt, 4, 1, &s, &r);
+		ck_assert_int_eq(r.finish[0], eos ? MLLM_FINISH_STOP : MLLM_FINISH_LENGTH);
+		ck_assert_int_eq(r.n_completion[0], eos ? 1 : 8);
+		ck_assert_int_eq(r.n[0], eos ? 0 : 8);
+	}
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
 /* ---- Cancellation ---------------------------------------------------------------------- */
 
 START_TEST(test_cancel_random_steps)
@@ -1253,6 +1285,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_prefix_cache_shared_system_prompt);
 	tcase_add_test(tc, test_n_choices);
 	tcase_add_test(tc, test_stop_strings);
+	tcase_add_test(tc, test_eos_set);
 	tcase_add_test(tc, test_cancel_random_steps);
 	tcase_add_test(tc, test_pool_exhaustion);
 	tcase_add_test(tc, test_shutdown_with_requests);
