@@ -9,5 +9,6 @@
 int srv_cmd_serve(int argc, char **argv);
 int srv_cmd_generate(int argc, char **argv);
 int srv_cmd_tokenize(int argc, char **argv);
+int srv_cmd_render_template(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"serve", srv_cmd_serve, "run the OpenAI-compatible HTTP daemon"},
     {"generate", srv_cmd_generate, "generate text from a model (CLI)"},
     {"tokenize", srv_cmd_tokenize, "print the token ids of text on stdin"},
+    {"render-template", srv_cmd_render_template, "render a Jinja chat template (JSON on stdin)"},
 };
 
 static void usage(FILE *f)
@@ -28,7 +29,7 @@ static void usage(FILE *f)
 	           "       mobilellmd --help | --version\n\n"
 	           "commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'mobilellmd <command> --help' for a command's options.\n");
 }
 
