@@ -149,6 +149,17 @@ static json_t *buf_to_str(ctx *c, const jnode *n, mllm_buf *b)
 	return v;
 }
 
+/* jansson holds finite reals only; Python's inf and nan have no JSON
+ * value, so an overflowing float is refused instead of printed. */
+static json_t *mkreal(ctx *c, const jnode *n, double d)
+{
+	if (!isfinite(d)) {
+		fail(c, n, MLLM_EINVAL, "float result out of range");
+		return NULL;
+	}
+	return json_real(d);
+}
+
 static json_t *mkbool(bool b)
 {
 	return json_boolean(b);
@@ -170,7 +181,11 @@ static long long int_of(const json_t *v)
 		return (long long)json_integer_value(v);
 	if (json_is_boolean(v))
 		return json_is_true(v);
-	return (long long)json_real_value(v);
+	double d = json_real_value(v);
+	/* Clamped: a cast of an out-of-range double is undefined in C. */
+	if (!(d > -9.2e18 && d < 9.2e18))
+		return d < 0 ? -LLONG_MAX : LLONG_MAX;
+	return (long long)d;
 }
 
 static double dbl_of(const json_t *v)
@@ -803,6 +818,22 @@ static json_t *arith(ctx *c, const jnode *n, int op, json_t *a, json_t *b)
 		}
 		return buf_to_str(c, n, &r);
 	}
+	if (op == JOP_MUL &&
+	    ((json_is_array(a) && is_intlike(b)) || (is_intlike(a) && json_is_array(b)))) {
+		const json_t *l = json_is_array(a) ? a : b;
+		long long k = int_of(json_is_array(a) ? b : a);
+		json_t *r = json_array();
+		MLLM_ASSERT(r);
+		for (long long i = 0; i < k && !c->rc; i++) {
+			if (charge(c, n, 1 + (long long)json_array_size(l) / 32) == 0)
+				json_array_extend(r, (json_t *)l);
+		}
+		if (c->rc) {
+			json_decref(r);
+			return NULL;
+		}
+		return r;
+	}
 	if (!is_num(a) || !is_num(b)) {
 		static const char *const sym[] = {"", "+", "-", "*", "/", "//", "%", "**"};
 		fail(c, n, MLLM_EINVAL, "unsupported operand type(s) for %s: '%s' and '%s'",
@@ -840,7 +871,7 @@ static json_t *arith(ctx *c, const jnode *n, int op, json_t *a, json_t *b)
 			break;
 		case JOP_POW:
 			if (y < 0)
-				return json_real(pow((double)x, (double)y));
+				return mkreal(c, n, pow((double)x, (double)y));
 			r = 1;
 			for (long long i = 0; i < y && !ovf; i++)
 				ovf = __builtin_mul_overflow(r, x, &r);
@@ -880,7 +911,7 @@ static json_t *arith(ctx *c, const jnode *n, int op, json_t *a, json_t *b)
 		r = pow(x, y);
 		break;
 	}
-	return json_real(r);
+	return mkreal(c, n, r);
 }
 
 static json_t *contains(ctx *c, const jnode *n, json_t *item, json_t *seq)
@@ -1382,7 +1413,7 @@ static json_t *ev_inner(ctx *c, const jnode *n)
 	case JN_INT:
 		return json_integer(n->ival);
 	case JN_FLOAT:
-		return json_real(n->fval);
+		return mkreal(c, n, n->fval);
 	case JN_BOOL:
 		return mkbool(n->ival != 0);
 	case JN_NONE:
@@ -2070,13 +2101,15 @@ static json_t *apply_filter(ctx *c, const jnode *n, const char *name, json_t *v,
 		json_t *dflt = arg(a, 0, "default", NULL);
 		bool want_int = name[0] == 'i';
 		if (is_num(v))
-			return want_int ? json_integer(int_of(v)) : json_real(dbl_of(v));
+			return want_int ? json_integer(int_of(v)) : mkreal(c, n, dbl_of(v));
 		if (is_str(v)) {
 			char *end;
 			const char *s = json_string_value(v);
 			double d = strtod(s, &end);
 			if (end != s && *end == '\0')
-				return want_int ? json_integer((long long)d) : json_real(d);
+				return want_int ? json_integer(
+				                      d > -9.2e18 && d < 9.2e18 ? (long long)d : 0)
+				                : mkreal(c, n, d);
 		}
 		if (dflt)
 			return json_incref(dflt);
@@ -2098,7 +2131,7 @@ static json_t *apply_filter(ctx *c, const jnode *n, const char *name, json_t *v,
 			fail(c, n, MLLM_EINVAL, "round: '%s' is not a number", type_name(v));
 			return NULL;
 		}
-		return json_real(round(dbl_of(v) * p) / p);
+		return mkreal(c, n, round(dbl_of(v) * p) / p);
 	}
 	if (!strcmp(name, "unique") || !strcmp(name, "reverse")) {
 		json_t *items = as_list(c, n, v), *out, *x;

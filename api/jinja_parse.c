@@ -1557,7 +1557,7 @@ void api_jinja_free(api_jinja *t)
 	free(t);
 }
 
-int api_jinja_parse(const char *src, size_t len, api_jinja **out, char *err, size_t errlen)
+static int parse_text(const char *src, size_t len, api_jinja **out, char *err, size_t errlen)
 {
 	lexer lx = {.src = src, .len = len, .line = 1, .col = 1, .err = err, .errlen = errlen};
 	parser ps = {.err = err, .errlen = errlen};
@@ -1590,6 +1590,37 @@ fail_lex:
 	for (size_t i = 0; i < lx.n_toks; i++)
 		free(lx.toks[i].s);
 	free(lx.toks);
+	return rc;
+}
+
+/* jinja2 reads "\r\n" and "\r" as "\n" and drops one newline at the
+ * very end (keep_trailing_newline is off in transformers). */
+static char *normalize_newlines(const char *src, size_t len, size_t *out_len)
+{
+	char *s = xmalloc(len + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (src[i] == '\r') {
+			s[o++] = '\n';
+			if (i + 1 < len && src[i + 1] == '\n')
+				i++;
+		} else {
+			s[o++] = src[i];
+		}
+	}
+	if (o > 0 && s[o - 1] == '\n')
+		o--;
+	s[o] = '\0';
+	*out_len = o;
+	return s;
+}
+
+int api_jinja_parse(const char *src, size_t len, api_jinja **out, char *err, size_t errlen)
+{
+	size_t n;
+	char *text = normalize_newlines(src, len, &n);
+	int rc = parse_text(text, n, out, err, errlen);
+	free(text);
 	return rc;
 }
 
