@@ -137,6 +137,21 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
  * the input), for --dump-config. */
 int api_chat_template_dump(const api_chat_template *t, const char *prefix, mllm_buf *out) MLLM_WUR;
 
+/* Installs a Jinja chat template (a model's own, or a file named in the
+ * config): chats are then rendered as transformers' apply_chat_template
+ * renders them (api/jinja.h), with bos_text / eos_text as bos_token /
+ * eos_token (NULL = None), and the preset strings are unused. source says
+ * where it came from ("tokenizer_config.json", "file:/path", ...), for
+ * GET /v1/models/{id}. Parses src[0..len) now; on failure (MLLM_EFORMAT,
+ * MLLM_EUNSUPPORTED, with "line L, column C: ..." in err) t is unchanged. */
+int api_chat_template_set_jinja(api_chat_template *t, const char *src, size_t len,
+                                const char *bos_text, const char *eos_text, const char *source,
+                                char *err, size_t errlen) MLLM_WUR;
+/* "preset:plain" (or chatml, raw) or the source given to _set_jinja. */
+const char *api_chat_template_source(const api_chat_template *t);
+/* 1 if the template's own text mentions s (Jinja templates only). */
+int api_chat_template_mentions(const api_chat_template *t, const char *s);
+
 /* ---- Models ------------------------------------------------------------ */
 
 /* What api/ needs to know about a resident model. Filled by the server; all

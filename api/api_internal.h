@@ -49,6 +49,12 @@ struct api_chat_template {
 	char *stop[API__TEMPLATE_MAX_STOP];
 	int n_stop;
 	int bos; /* -1 auto, 0 no, 1 yes */
+	/* A Jinja template (the model's own, or a file): when set it renders
+	 * the chat and the preset strings above are unused. */
+	struct api_jinja *jinja;
+	char *bos_text, *eos_text; /* the template's bos_token / eos_token; NULL = None */
+	char source[256];          /* what /v1/models/{id} reports: "preset:plain", ... */
+	int reasoning;             /* API_REASONING_*: split <think> from the answer */
 };
 
 /* The built-in default template (plain transcript). */
@@ -57,6 +63,16 @@ const api_chat_template *api__chat_template_default(void);
  * generation cue. */
 int api__chat_apply(const api_chat_template *t, const api__message *msgs, int32_t n_msgs,
                     mllm_buf *out);
+
+/* Renders req's chat with t (its Jinja template over the request's own
+ * JSON, or the preset over req->msgs) into out. *skip: bytes at the start
+ * of out that stand for the BOS token (the template printed bos_token's
+ * text), to be replaced by the BOS id; *bos: whether to add BOS. Returns 0
+ * or an HTTP status with e filled (400 when the template raises). Runs on
+ * a prep thread: bounded in output, work and depth. */
+int api__chat_render(const api_chat_template *t, const struct api_request *req,
+                     const mllm_tokenizer *tok, mllm_buf *out, size_t *skip, bool *bos,
+                     api_error *e);
 
 /* ---- request.c / render.c ----------------------------------------------- */
 
@@ -124,6 +140,9 @@ struct api_request {
 	int32_t n_prompts;
 	api__message *msgs;
 	int32_t n_msgs;
+	/* The chat as the client sent it, for Jinja templates (borrowed
+	 * references into the parsed body, kept alive here). */
+	json_t *j_messages, *j_tools, *j_kwargs;
 
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */

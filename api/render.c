@@ -46,7 +46,12 @@ int api_render_models(const api_model_info *const *models, int n_models, mllm_bu
 int api_render_model(const api_model_info *m, mllm_buf *out)
 {
 	json_t *o = model_json(m);
-	int rc = api__json_append(o, out);
+	int rc;
+	/* Which chat format the model is prompted with: its own Jinja
+	 * template (and where it came from) or a preset. */
+	json_object_set_new(o, "chat_template",
+	                    json_string(api_chat_template_source(m->chat_template)));
+	rc = api__json_append(o, out);
 	json_decref(o);
 	return rc;
 }

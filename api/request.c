@@ -271,6 +271,20 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		if (rc)
 			return rc;
 	}
+	/* Jinja templates render the chat as sent (tool calls and all). */
+	req->j_messages = json_incref(v);
+	v = json_object_get(root, "tools");
+	if (v && !json_is_null(v)) {
+		if (!json_is_array(v))
+			return type_error(e, "tools", "an array of tools");
+		req->j_tools = json_incref(v);
+	}
+	v = json_object_get(root, "chat_template_kwargs");
+	if (v && !json_is_null(v)) {
+		if (!json_is_object(v))
+			return type_error(e, "chat_template_kwargs", "an object");
+		req->j_kwargs = json_incref(v);
+	}
 	return 0;
 }
 
@@ -582,6 +596,9 @@ void api_request_free(api_request *req)
 	for (int32_t i = 0; i < req->n_msgs; i++)
 		free(req->msgs[i].content);
 	free(req->msgs);
+	json_decref(req->j_messages);
+	json_decref(req->j_tools);
+	json_decref(req->j_kwargs);
 	if (req->choices) {
 		for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 			api__choice *c = &req->choices[i];
@@ -719,25 +736,30 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		const api_chat_template *t =
 		    m->chat_template ? m->chat_template : api__chat_template_default();
 		mllm_buf b;
-		bool bos = t->bos < 0 ? mllm_tokenizer_add_bos(m->tok) : t->bos == 1;
+		size_t skip = 0;
+		bool bos = false;
 		if (!req->prompts)
 			req->prompts = xcalloc(1, sizeof *req->prompts);
 		mllm_buf_init(&b, SIZE_MAX / 2);
-		rc = api__chat_apply(t, req->msgs, req->n_msgs, &b);
+		rc = api__chat_render(t, req, m->tok, &b, &skip, &bos, err);
 		if (rc == 0)
-			rc = tokenize(m->tok, b.data ? b.data : "", b.len, bos, &req->prompts[0],
-			              err);
-		else
-			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
+			rc = tokenize(m->tok, b.data ? b.data + skip : "", b.len - skip, bos,
+			              &req->prompts[0], err);
 		mllm_buf_free(&b);
 		if (rc)
 			return rc;
-		/* The template's stops come after the client's, while room remains. */
+		/* The template's stops come after the client's, while room
+		 * remains: a Jinja template's eos_token, or the preset's. */
 		for (int32_t i = 0; i < req->n_stop_client; i++)
 			req->stop_ptrs[i] = req->stop[i];
 		req->sp.n_stop = req->n_stop_client;
-		for (int i = 0; i < t->n_stop && req->sp.n_stop < MLLM_MAX_STOP; i++)
-			req->stop_ptrs[req->sp.n_stop++] = t->stop[i];
+		if (t->jinja) {
+			if (t->eos_text && t->eos_text[0] && req->sp.n_stop < MLLM_MAX_STOP)
+				req->stop_ptrs[req->sp.n_stop++] = t->eos_text;
+		} else {
+			for (int i = 0; i < t->n_stop && req->sp.n_stop < MLLM_MAX_STOP; i++)
+				req->stop_ptrs[req->sp.n_stop++] = t->stop[i];
+		}
 	} else {
 		for (int32_t i = 0; i < req->n_prompts; i++) {
 			api__prompt *p = &req->prompts[i];

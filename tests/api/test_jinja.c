@@ -884,7 +884,7 @@ static void fuzz_one(const char *src, size_t len, json_t *vars, int *n_parsed, i
 
 START_TEST(test_fuzz_grammar)
 {
-	int n = iterations(3000), n_parsed = 0, n_ok = 0;
+	int n = iterations(1500), n_parsed = 0, n_ok = 0;
 	seed(1);
 	for (int i = 0; i < n; i++) {
 		mllm_buf b;
@@ -915,7 +915,7 @@ END_TEST
 
 START_TEST(test_fuzz_mutated_fixtures)
 {
-	int n = iterations(400), n_parsed = 0, n_ok = 0;
+	int n = iterations(200), n_parsed = 0, n_ok = 0;
 	json_t *convs = load_jsonl(GOLDEN_DIR "conversations.jsonl", NULL);
 	seed(2);
 	for (int i = 0; i < n; i++) {
