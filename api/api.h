@@ -125,7 +125,8 @@ void api_chat_template_free(api_chat_template *t);
 
 /* Sets one key of the template from a config value. key is one of
  * "preset" (value: plain|chatml|raw — replaces every field),
- * "system", "user", "assistant", "generation", "stop", "bos". Values accept
+ * "system", "user", "assistant", "generation", "stop", "bos",
+ * "reasoning_format" (auto|none|split). Values accept
  * the escapes \n \t \\ (so they fit on one config line); "stop" holds up
  * to 2 strings separated by "||" ("" = no implicit stop).
  * Returns 0, or MLLM_EINVAL with a sentence in err (unknown key or preset,
@@ -147,6 +148,9 @@ int api_chat_template_dump(const api_chat_template *t, const char *prefix, mllm_
 int api_chat_template_set_jinja(api_chat_template *t, const char *src, size_t len,
                                 const char *bos_text, const char *eos_text, const char *source,
                                 char *err, size_t errlen) MLLM_WUR;
+/* "split" or "none": whether answers are split into reasoning
+ * (<think>…</think>) and content, after resolving reasoning_format = auto. */
+const char *api_chat_template_reasoning(const api_chat_template *t);
 /* "preset:plain" (or chatml, raw) or the source given to _set_jinja. */
 const char *api_chat_template_source(const api_chat_template *t);
 /* 1 if the template's own text mentions s (Jinja templates only). */

@@ -54,7 +54,7 @@ struct api_chat_template {
 	struct api_jinja *jinja;
 	char *bos_text, *eos_text; /* the template's bos_token / eos_token; NULL = None */
 	char source[256];          /* what /v1/models/{id} reports: "preset:plain", ... */
-	int reasoning;             /* API_REASONING_*: split <think> from the answer */
+	int reasoning;             /* reasoning_format: 0 auto, 1 none, 2 split */
 };
 
 /* The built-in default template (plain transcript). */
@@ -100,7 +100,27 @@ typedef struct {
 	mllm_finish finish;
 	int32_t n_completion;
 	size_t offset; /* running text_offset (characters) */
+	/* Reasoning split (render.c): where the output is relative to a
+	 * <think>…</think> block, a held-back possible partial marker, the
+	 * reasoning text (non-streamed) and the tokens spent reasoning. */
+	int rstate;    /* API__R_* */
+	char hold[64]; /* bytes that may be the start of a marker */
+	size_t n_hold;
+	mllm_buf reasoning;
+	bool saw_reasoning;
+	int32_t n_reasoning;
+	int32_t n_pending; /* tokens held before a possible "<think>" */
 } api__choice;
+
+enum { API__R_OFF = 0, API__R_START, API__R_REASON, API__R_ANSWER_LSTRIP, API__R_ANSWER };
+
+/* render.c: the state a choice starts in, given the rendered prompt: off
+ * unless the template splits reasoning; inside the block when the prompt
+ * ends with an open "<think>" (the template opened it). */
+int api__reasoning_start(const api_chat_template *t, const char *prompt, size_t len);
+/* chat_template.c: whether t splits reasoning (reasoning_format split, or
+ * auto with a Jinja template that mentions <think>). */
+bool api__chat_template_splits(const api_chat_template *t);
 
 typedef struct {
 	char *text; /* string prompt (owned) or, after prepare, decoded ids */
@@ -150,6 +170,7 @@ struct api_request {
 	bool failed;
 	api_error err;
 	bool ended;
+	bool split; /* reasoning split on: usage says reasoning_tokens */
 };
 
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with

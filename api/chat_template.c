@@ -167,6 +167,19 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
 			    "chat template: bos must be auto, true or false, not '%s'", value);
 		return 0;
 	}
+	if (strcmp(key, "reasoning_format") == 0) {
+		if (strcmp(value, "auto") == 0)
+			t->reasoning = 0;
+		else if (strcmp(value, "none") == 0)
+			t->reasoning = 1;
+		else if (strcmp(value, "split") == 0)
+			t->reasoning = 2;
+		else
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "reasoning_format must be auto, none or split, not '%s'", value);
+		return 0;
+	}
 	v = unescape(value, err, errlen);
 	if (!v)
 		return MLLM_EINVAL;
@@ -221,7 +234,7 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
 	free(v);
 	return mllm__seterr(err, errlen, MLLM_EINVAL,
 	                    "chat template: unknown key '%s' (preset, system, user, assistant, "
-	                    "generation, stop, bos)",
+	                    "generation, stop, bos, reasoning_format)",
 	                    key);
 }
 
@@ -391,8 +404,8 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	rc = api_jinja_render(t->jinja, vars, &lim, out, err, sizeof err);
 	json_decref(vars);
 	if (rc == MLLM_EINVAL)
-		return api_error_set(e, 400, "messages", "invalid_chat", "The chat template says: %s",
-		                     err);
+		return api_error_set(e, 400, "messages", "invalid_chat",
+		                     "The chat template says: %s", err);
 	if (rc != 0)
 		return api_error_set(e, 400, "messages", "invalid_chat",
 		                     "The chat template could not render this chat: %s", err);
@@ -403,7 +416,8 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	*skip = 0;
 	*bos = false;
 	if (t->bos_text && t->bos_text[0] && out->len >= strlen(t->bos_text) &&
-	    memcmp(out->data, t->bos_text, strlen(t->bos_text)) == 0 && mllm_tokenizer_bos(tok) >= 0) {
+	    memcmp(out->data, t->bos_text, strlen(t->bos_text)) == 0 &&
+	    mllm_tokenizer_bos(tok) >= 0) {
 		*skip = strlen(t->bos_text);
 		*bos = true;
 	}
@@ -412,9 +426,8 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	return 0;
 }
 
-int api__chat_render(const api_chat_template *t, const api_request *req,
-                     const mllm_tokenizer *tok, mllm_buf *out, size_t *skip, bool *bos,
-                     api_error *e)
+int api__chat_render(const api_chat_template *t, const api_request *req, const mllm_tokenizer *tok,
+                     mllm_buf *out, size_t *skip, bool *bos, api_error *e)
 {
 	if (!t)
 		t = api__chat_template_default();
@@ -425,4 +438,21 @@ int api__chat_render(const api_chat_template *t, const api_request *req,
 	if (api__chat_apply(t, req->msgs, req->n_msgs, out) != 0)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
 	return 0;
+}
+
+bool api__chat_template_splits(const api_chat_template *t)
+{
+	if (!t)
+		return false;
+	if (t->reasoning == 2)
+		return true;
+	if (t->reasoning == 1)
+		return false;
+	return t->jinja && (api_jinja_mentions(t->jinja, "<think>") ||
+	                    api_jinja_mentions(t->jinja, "</think>"));
+}
+
+const char *api_chat_template_reasoning(const api_chat_template *t)
+{
+	return api__chat_template_splits(t) ? "split" : "none";
 }

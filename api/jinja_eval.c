@@ -2629,8 +2629,12 @@ int api_jinja_render(const api_jinja *t, json_t *vars, const api_jinja_limits *l
 	for (int i = 0; i < c.n_calls; i++)
 		json_decref(c.calls[i].marker);
 	free(c.calls);
-	for (int i = 0; i < c.n_ns; i++)
+	/* Namespaces are the only mutable values, so every reference cycle
+	 * (ns.a = [ns]) runs through one: emptying them frees it all. */
+	for (int i = 0; i < c.n_ns; i++) {
+		json_object_clear(c.namespaces[i]);
 		json_decref(c.namespaces[i]);
+	}
 	free(c.namespaces);
 	return c.rc;
 }

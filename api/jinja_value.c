@@ -453,13 +453,26 @@ static int as_number(const json_t *v, double *d, long long *i, int *is_int)
 	return 0;
 }
 
+static bool py_equal(const json_t *a, const json_t *b, int depth);
+
 bool api__py_equal(const json_t *a, const json_t *b)
+{
+	return py_equal(a, b, 0);
+}
+
+/* depth bounds the walk: a namespace can be made to contain itself, and
+ * Python would overflow its recursion limit there too. */
+static bool py_equal(const json_t *a, const json_t *b, int depth)
 {
 	double da, db;
 	long long ia, ib;
 	int ka, kb;
 	if (!a || !b)
 		return !a && !b;
+	if (a == b)
+		return true;
+	if (depth > 200)
+		return false;
 	if (as_number(a, &da, &ia, &ka) && as_number(b, &db, &ib, &kb))
 		return ka && kb ? ia == ib : da == db;
 	if (json_typeof(a) != json_typeof(b))
@@ -475,7 +488,7 @@ bool api__py_equal(const json_t *a, const json_t *b)
 		if (json_array_size(a) != json_array_size(b))
 			return false;
 		for (size_t i = 0; i < json_array_size(a); i++) {
-			if (!api__py_equal(json_array_get(a, i), json_array_get(b, i)))
+			if (!py_equal(json_array_get(a, i), json_array_get(b, i), depth + 1))
 				return false;
 		}
 		return true;
@@ -486,7 +499,7 @@ bool api__py_equal(const json_t *a, const json_t *b)
 			return false;
 		json_object_foreach((json_t *)a, k, x)
 		{
-			if (!api__py_equal(x, json_object_get(b, k)))
+			if (!py_equal(x, json_object_get(b, k), depth + 1))
 				return false;
 		}
 		return true;

@@ -603,6 +603,7 @@ void api_request_free(api_request *req)
 		for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 			api__choice *c = &req->choices[i];
 			mllm_buf_free(&c->text);
+			mllm_buf_free(&c->reasoning);
 			for (size_t k = 0; k < c->lp.n; k++) {
 				free(c->lp.v[k].text);
 				free(c->lp.v[k].top);
@@ -722,7 +723,8 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 {
 	const char *pparam = req->kind == API_CHAT ? "messages" : "prompt";
 	int32_t n_vocab, max_prompt;
-	int rc;
+	int rc, rstart = API__R_OFF;
+	bool lstrip = req->kind == API_CHAT;
 	if (!m->tok)
 		return api_error_set(err, 500, NULL, "internal_error",
 		                     "The model '%s' has no tokenizer.", m->id);
@@ -745,6 +747,11 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		if (rc == 0)
 			rc = tokenize(m->tok, b.data ? b.data + skip : "", b.len - skip, bos,
 			              &req->prompts[0], err);
+		if (rc == 0)
+			rstart = api__reasoning_start(t, b.data ? b.data : "", b.len);
+		/* The preset's "Assistant:" cue invites a leading space that is
+		 * not part of the answer; a model's own template does not. */
+		lstrip = !t->jinja;
 		mllm_buf_free(&b);
 		if (rc)
 			return rc;
@@ -837,8 +844,12 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);
-		req->choices[i].lstrip = req->kind == API_CHAT;
+		mllm_buf_init(&req->choices[i].reasoning, SIZE_MAX / 2);
+		req->choices[i].lstrip = lstrip;
+		req->choices[i].rstate = rstart;
+		req->choices[i].saw_reasoning = rstart == API__R_REASON;
 	}
+	req->split = rstart != API__R_OFF;
 	return 0;
 }
 

@@ -103,8 +103,8 @@ int api_handle_tokenize(const char *body, size_t len, const api_limits *lim,
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = api__chat_render(t, tmp, m->tok, &b, &skip, &bos, err);
 		if (rc == 0)
-			rc = encode(m->tok, b.data ? b.data + skip : "", b.len - skip, special && bos,
-			            &ids, &n, err);
+			rc = encode(m->tok, b.data ? b.data + skip : "", b.len - skip,
+			            special && bos, &ids, &n, err);
 		mllm_buf_free(&b);
 	} else {
 		rc = api_error_set(err, 400, "prompt", "missing_required_parameter",

@@ -93,6 +93,8 @@ static const cfg_entry model_table[] = {
      "override: implicit stop strings, up to 2 separated by ||"},
     {"chat_bos", CFG_STR, 0, 0, NULL, MOD_OFF(chat_bos),
      "override: auto, true or false (BOS before chat prompts)"},
+    {"reasoning_format", CFG_STR, 0, 0, "auto", MOD_OFF(reasoning_format),
+     "auto (split when the template shows <think>), none or split"},
 };
 
 #define N_SERVER (sizeof server_table / sizeof server_table[0])

@@ -56,6 +56,7 @@ typedef struct {
 	char *chat_generation;
 	char *chat_stop;
 	char *chat_bos;
+	char *reasoning_format; /* auto, none, split */
 } cfg_model;
 
 typedef struct {

@@ -154,8 +154,8 @@ static void load_template(srv_model *m)
 			        "model %s: chat template (%s) not usable: %s; using %s instead",
 			        cm->id, source, err, api_chat_template_source(m->tmpl));
 	}
-	SRV_LOG(MLLM_LOG_INFO, "model %s: chat template %s", cm->id,
-	        api_chat_template_source(m->tmpl));
+	SRV_LOG(MLLM_LOG_INFO, "model %s: chat template %s, reasoning %s", cm->id,
+	        api_chat_template_source(m->tmpl), api_chat_template_reasoning(m->tmpl));
 	free(src);
 	json_decref(tcfg);
 }
@@ -184,6 +184,7 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 		    {"generation", cm->chat_generation},
 		    {"stop", cm->chat_stop},
 		    {"bos", cm->chat_bos},
+		    {"reasoning_format", cm->reasoning_format},
 		};
 		char msg[256];
 
@@ -195,10 +196,11 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 		 * config (--check-config says so) rather than fall back. */
 		if (cm->chat_template && !is_preset(cm->chat_template) &&
 		    strcmp(cm->chat_template, "auto") != 0 && access(cm->chat_template, R_OK) != 0)
-			return mllm__seterr(err, errlen, MLLM_EINVAL,
-			                    "model %s: chat_template: cannot read '%s' (auto, plain, "
-			                    "chatml, raw or a template file)",
-			                    cm->id, cm->chat_template);
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "model %s: chat_template: cannot read '%s' (auto, plain, "
+			    "chatml, raw or a template file)",
+			    cm->id, cm->chat_template);
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			if (!keys[k].val)
 				continue;

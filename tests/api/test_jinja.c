@@ -496,6 +496,14 @@ START_TEST(test_limits)
 	                 "{}", &small, &rc, err, sizeof err);
 	ck_assert_ptr_null(got);
 	ck_assert_int_eq(rc, MLLM_ERANGE);
+	/* A namespace that holds itself: compared, printed and freed
+	 * without recursion running away (ASan checks the freeing). */
+	got = render_src("{% set ns = namespace(a=1) %}{% set ns.a = [ns, 2] %}"
+	                 "{{ ns == ns }}{{ ns.a | length }}{{ ns.a[0].a[1] }}",
+	                 "{}", &small, &rc, err, sizeof err);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, "True22");
+	free(got);
 	/* Under the bounds the same kinds of template render. */
 	got = render_src("{% for i in range(10) %}{{ i }}{% endfor %}", "{}", &small, &rc, err,
 	                 sizeof err);
