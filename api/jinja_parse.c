@@ -166,30 +166,6 @@ static int decode_hex(const char *s, int n, uint32_t *out)
 	return 0;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
-{
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xC0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F));
-		return 3;
-	}
-	o[0] = (char)(0xF0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-	o[3] = (char)(0x80 | (cp & 0x3F));
-	return 4;
-}
-
 /* A quoted string at lx->pos with Python's escapes; unknown escapes keep
  * their backslash, as Python does. */
 static int lex_string(lexer *lx)
@@ -216,51 +192,17 @@ static int lex_string(lexer *lx)
 			continue;
 		}
 		c = lx->src[++i];
-		switch (c) {
-		case 'n':
-			s[o++] = '\n';
-			break;
-		case 't':
-			s[o++] = '\t';
-			break;
-		case 'r':
-			s[o++] = '\r';
-			break;
-		case 'f':
-			s[o++] = '\f';
-			break;
-		case 'v':
-			s[o++] = '\v';
-			break;
-		case 'b':
-			s[o++] = '\b';
-			break;
-		case 'a':
-			s[o++] = '\a';
-			break;
-		case '0':
-			s[o++] = '\0';
-			break;
-		case '\\':
-		case '\'':
-		case '"':
-			s[o++] = c;
-			break;
-		case '\n':
-			break; /* line continuation */
-		case 'x':
-			nhex = 2;
-			break;
-		case 'u':
-			nhex = 4;
-			break;
-		case 'U':
-			nhex = 8;
-			break;
-		default:
+		/* Python's one-character escapes, then \x \u \U. */
+		static const char from[] = "ntrfvba0\\'\"";
+		static const char to[] = "\n\t\r\f\v\b\a\0\\'\"";
+		const char *hit = c ? strchr(from, c) : NULL;
+		if (hit)
+			s[o++] = to[hit - from];
+		else if (c == 'x' || c == 'u' || c == 'U')
+			nhex = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+		else if (c != '\n') { /* backslash-newline: a line continuation */
 			s[o++] = '\\';
 			s[o++] = c;
-			break;
 		}
 		if (nhex) {
 			if (i + (size_t)nhex >= p || decode_hex(lx->src + i + 1, nhex, &cp) != 0 ||
@@ -270,7 +212,7 @@ static int lex_string(lexer *lx)
 				                "bad \\%c escape in string", c);
 			}
 			/* The escape is at most 10 bytes, its UTF-8 at most 4. */
-			o += put_utf8(s + o, cp);
+			o += mllm_utf8_put(s + o, cp);
 			i += (size_t)nhex;
 		}
 	}
