@@ -39,6 +39,7 @@ typedef struct {
 	api__role role;
 	char *content; /* owned, NUL-terminated (JSON strings hold no NUL) */
 	size_t len;
+	bool tool; /* role "tool": only Jinja templates render it */
 } api__message;
 
 #define API__TEMPLATE_MAX_STOP 2

@@ -435,6 +435,16 @@ int api__chat_render(const api_chat_template *t, const api_request *req, const m
 		return render_jinja(t, req, tok, out, skip, bos, e);
 	*skip = 0;
 	*bos = t->bos < 0 ? mllm_tokenizer_add_bos(tok) : t->bos == 1;
+	for (int32_t i = 0; i < req->n_msgs; i++) {
+		char param[64];
+		if (!req->msgs[i].tool)
+			continue;
+		snprintf(param, sizeof param, "messages[%d].role", (int)i);
+		return api_error_set(e, 400, param, "invalid_value",
+		                     "'tool' messages need a model with its own chat template; "
+		                     "this model uses %s.",
+		                     t->source);
+	}
 	if (api__chat_apply(t, req->msgs, req->n_msgs, out) != 0)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
 	return 0;

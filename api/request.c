@@ -261,11 +261,16 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		if (!json_is_string(role))
 			return type_error(e, param,
 			                  "one of 'system', 'developer', 'user', 'assistant'");
-		if (parse_role(json_string_value(role), &req->msgs[i].role) != 0)
+		if (strcmp(json_string_value(role), "tool") == 0) {
+			/* Checked against the model's template at prepare. */
+			req->msgs[i].role = API_ROLE_USER;
+			req->msgs[i].tool = true;
+		} else if (parse_role(json_string_value(role), &req->msgs[i].role) != 0) {
 			return api_error_set(e, 400, param, "invalid_value",
 			                     "'%s' must be one of 'system', 'developer', 'user', "
-			                     "'assistant'; got '%s' (tools are not supported).",
+			                     "'assistant', 'tool'; got '%s'.",
 			                     param, json_string_value(role));
+		}
 		req->n_msgs = (int32_t)i + 1;
 		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
 		if (rc)

@@ -77,6 +77,23 @@ ref=$(tokens qwen '"add_special_tokens":false,"prompt":"<|im_start|>user\nHi<|im
 [ "$got" = "$ref" ] || fail "/tokenize qwen kwargs: $got, want $ref"
 ok "chat_template_kwargs are template variables"
 
+# Tools, tool calls and tool results reach the template as sent: the
+# served prompt is what render-template prints for the same chat.
+TOOLS='"tools":[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]'
+TMSGS='"messages":[{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":"","tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},{"role":"tool","content":"14 C, rain"}]'
+echo "{$TMSGS,$TOOLS,\"add_generation_prompt\":true}" |
+	"$BIN" render-template --template "$CT/qwen3.jinja" >"$TMP/tools.txt" ||
+	fail "render-template with tools"
+grep -q '"name": "get_weather"' "$TMP/tools.txt" || fail "tools not rendered: $(cat "$TMP/tools.txt")"
+ptext=$("$PY" -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$TMP/tools.txt")
+ref=$(tokens qwen "\"add_special_tokens\":false,\"prompt\":$ptext")
+got=$(tokens qwen "$TMSGS,$TOOLS")
+[ "$got" = "$ref" ] || fail "/tokenize qwen with tools: $got, want $ref"
+# A preset model refuses tool messages (it has no way to render them).
+expect 400 POST /tokenize -H "$JSON" -d "{\"model\":\"plain\",$TMSGS}"
+grep -q 'messages\[2\].role' "$TMP/body" || fail "tool message on a preset: $(cat "$TMP/body")"
+ok "tools and tool messages render through the model's template"
+
 # Chat completions use it; a raising template is a 400 with its words.
 expect 200 POST /v1/chat/completions -H "$JSON" \
 	-d "{\"model\":\"own\",$MSGS,\"max_tokens\":3,\"temperature\":0}"
