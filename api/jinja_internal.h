@@ -9,6 +9,7 @@
 #ifndef API_JINJA_INTERNAL_H
 #define API_JINJA_INTERNAL_H
 
+#include <limits.h>
 #include <stdbool.h>
 
 #include "jinja.h"
@@ -122,5 +123,126 @@ int api__py_isspace(uint32_t cp);
 /* Decodes one UTF-8 character at s[0..n) (n >= 1): the code point, and its
  * length in *len (1 for an invalid byte, taken as that byte's value). */
 uint32_t api__utf8_next(const char *s, size_t n, size_t *len);
+
+/* ---- the render context: jinja_eval.c (evaluation, statements) and
+ * jinja_filter.c (filters, tests, methods) share it. One per render, on
+ * the rendering thread's stack; nothing here outlives api_jinja_render. */
+
+#define MAX_ARGS 16
+
+enum { CTL_NONE = 0, CTL_BREAK, CTL_CONTINUE };
+enum { CALLABLE_MACRO = 1, CALLABLE_CALLER };
+
+typedef struct {
+	json_t *vars; /* owned object */
+	int parent;   /* next frame to look in; -1: the globals */
+} frame;
+
+typedef struct {
+	json_t *marker; /* owned: the value templates hold */
+	int kind;
+	const jnode *def; /* JN_MACRO, or the JN_CALLBLOCK for a caller */
+	int parent;       /* caller: the frame its body sees */
+} callable;
+
+typedef struct {
+	const api_jinja *t;
+	json_t *globals;
+	frame *frames;
+	int n_frames, cap_frames;
+	callable *calls;
+	int n_calls, cap_calls;
+	json_t **namespaces; /* owned refs: objects that accept attribute sets */
+	int n_ns, cap_ns;
+	mllm_buf *out;
+	size_t max_output;
+	long long work, max_work;
+	int depth, max_depth;
+	int ctl;
+	int rc;
+	char *err;
+	size_t errlen;
+} jctx;
+
+typedef struct {
+	json_t *v[MAX_ARGS];
+	const char *kw[MAX_ARGS];
+	int n;
+} jargs;
+
+static inline json_t *mkbool(bool b)
+{
+	return json_boolean(b);
+}
+
+static inline bool is_str(const json_t *v)
+{
+	return v && json_is_string(v);
+}
+
+static inline bool is_num(const json_t *v)
+{
+	return v && (json_is_number(v) || json_is_boolean(v));
+}
+
+static inline long long int_of(const json_t *v)
+{
+	if (json_is_integer(v))
+		return (long long)json_integer_value(v);
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	double d = json_real_value(v);
+	/* Clamped: a cast of an out-of-range double is undefined in C. */
+	if (!(d > -9.2e18 && d < 9.2e18))
+		return d < 0 ? -LLONG_MAX : LLONG_MAX;
+	return (long long)d;
+}
+
+static inline double dbl_of(const json_t *v)
+{
+	if (json_is_real(v))
+		return json_real_value(v);
+	return (double)int_of(v);
+}
+
+static inline bool is_intlike(const json_t *v)
+{
+	return v && (json_is_integer(v) || json_is_boolean(v));
+}
+
+/* jinja_eval.c */
+/* Records the first error ("line L, column C: ..." when n is given) and
+ * returns it; later calls keep the first. */
+int api__j_fail(jctx *c, const jnode *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds units to the work done; fails with MLLM_ERANGE past max_work. */
+int api__j_charge(jctx *c, const jnode *n, long long units);
+const char *api__j_type_name(const json_t *v); /* Python's type name */
+/* New values, charged to the bounds; NULL (and c->rc set) on failure. */
+json_t *api__j_str(jctx *c, const jnode *n, const char *s, size_t len);
+json_t *api__j_buf_str(jctx *c, const jnode *n, mllm_buf *b); /* frees b */
+json_t *api__j_real(jctx *c, const jnode *n, double d);
+/* An argument by position or keyword (borrowed); *found may be NULL. */
+json_t *api__j_arg(const jargs *a, int pos, const char *name, bool *found);
+int api__j_n_positional(const jargs *a);
+json_t *api__j_get_attr(const json_t *obj, const char *name);
+json_t *api__j_get_item(jctx *c, const jnode *n, const json_t *obj, const json_t *key);
+json_t *api__j_contains(jctx *c, const jnode *n, json_t *item, json_t *seq);
+json_t *api__j_arith(jctx *c, const jnode *n, int op, json_t *a, json_t *b);
+callable *api__j_find_callable(jctx *c, const json_t *v);
+bool api__j_is_namespace(jctx *c, const json_t *v);
+
+/* jinja_filter.c */
+/* Byte offsets of each code point of s[0..n), plus n; returns the count.
+ * *offs is the caller's to free. */
+size_t api__j_char_offsets(const char *s, size_t n, size_t **offs);
+json_t *api__j_to_str(jctx *c, const jnode *n, const json_t *v); /* str(v) */
+/* A list of v's items (dict keys, string characters; Undefined: empty). */
+json_t *api__j_as_list(jctx *c, const jnode *n, json_t *v);
+/* obj.name(args); *handled = false when obj has no such method. */
+json_t *api__j_call_method(jctx *c, const jnode *n, json_t *obj, const char *name, const jargs *a,
+                           bool *handled);
+bool api__j_run_test(jctx *c, const jnode *n, const char *name, const json_t *v, const jargs *a);
+json_t *api__j_apply_filter(jctx *c, const jnode *n, const char *name, json_t *v, const jargs *a);
 
 #endif
