@@ -373,6 +373,82 @@ static const struct {
     {"{{ x.y.z }}", "{\"x\": {\"y\": null}}", ""},
     {"{{ 'abc' * -1 }}|{{ 'ab' * 0 }}|", "{}", "||"},
     {"{{ x | first }}{{ x | last }}", "{\"x\": {\"a\": 1, \"b\": 2}}", "ab"},
+    {"{%- for k, v in d | items %}{{ k }}={{ v }};{% endfor %}",
+     "{\"d\": {\"a\": 1, \"b\": \"x\"}}", "a=1;b=x;"},
+    {"{{ ['a','code_interpreter','b'] | reject('equalto', 'code_interpreter') | join(', ') }}",
+     "{}", "a, b"},
+    {"{{ t | tojson(indent=4) }}",
+     "{\"t\": {\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {\"type\": "
+     "\"object\", \"properties\": {\"x\": {\"type\": \"string\", \"enum\": [\"a\", \"b\"]}}, "
+     "\"required\": [\"x\"]}}}}",
+     "{\n    \"type\": \"function\",\n    \"function\": {\n        \"name\": \"f\",\n        "
+     "\"parameters\": {\n            \"type\": \"object\",\n            \"properties\": {\n        "
+     "        \"x\": {\n                    \"type\": \"string\",\n                    \"enum\": "
+     "[\n                        \"a\",\n                        \"b\"\n                    ]\n    "
+     "            }\n            },\n            \"required\": [\n                \"x\"\n          "
+     "  ]\n        }\n    }\n}"},
+    {"{{ (messages | selectattr('role', 'equalto', 'system') | list | last).content }}",
+     "{\"messages\": [{\"role\": \"system\", \"content\": \"s1\"}, {\"role\": \"user\", "
+     "\"content\": \"u\"}, {\"role\": \"system\", \"content\": \"s2\"}]}",
+     "s2"},
+    {"{%- set x = '  hi  ' | trim %}[{{ x }}]", "{}", "[hi]"},
+    {"{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] | "
+     "trim %}{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif "
+     "%}{{ system_message }}|{{ messages | length }}",
+     "{\"messages\": [{\"role\": \"system\", \"content\": \" S \"}, {\"role\": \"user\", "
+     "\"content\": \"u\"}]}",
+     "S|1"},
+    {"{{ '    ' * 2 }}|{{ 'a' + '\\n' * 2 + 'b' }}", "{}", "        |a\n\nb"},
+    {"{%- macro render(spec, indent=0) -%}{%- if spec.type is string -%}{{ spec.type }}{%- elif "
+     "spec.type is iterable -%}{{ spec.type | join(' | ') }}{%- endif -%}{%- if spec.properties is "
+     "defined -%} {{ '{' }}{%- for name, s in spec.properties.items() -%}{{ name }}: {{ render(s, "
+     "indent + 1) }}{%- if not loop.last %}, {% endif -%}{%- endfor -%}{{ '}' }}{%- endif -%}{%- "
+     "endmacro -%}{{ render(p) }}",
+     "{\"p\": {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}, \"b\": "
+     "{\"type\": [\"integer\", \"null\"]}}}}",
+     "object{a: string, b: integer | null}"},
+    {"{% for m in messages %}{% if loop.index is divisibleby 2 %}E{% else %}O{% endif %}{% endfor "
+     "%}",
+     "{\"messages\": [1, 2, 3]}", "OEO"},
+    {"{{ message.content.split('</think>')[-1].lstrip() }}",
+     "{\"message\": {\"content\": \"<think>x</think>\\n\\n answer\"}}", "answer"},
+    {"{{ tool_call.arguments | tojson }}",
+     "{\"tool_call\": {\"arguments\": {\"city\": \"Paris\", \"n\": 2, \"ok\": true, \"f\": 0.5}}}",
+     "{\"city\": \"Paris\", \"n\": 2, \"ok\": true, \"f\": 0.5}"},
+    {"{%- if not tools is none %}T{% endif %}{%- if tools is not none and tools | length > 0 %}X{% "
+     "endif %}",
+     "{\"tools\": []}", "T"},
+    {"{{ x | default(none) is none }}{{ y | default('') }}", "{}", "True"},
+    {"{{ (a | string).startswith('[') }}", "{\"a\": [1]}", "True"},
+    {"{%- set ns = namespace(found=false) -%}{%- for m in messages -%}{%- if m.role == 'system' "
+     "-%}{%- set ns.found = true -%}{%- endif -%}{%- endfor -%}{{ ns.found }}",
+     "{\"messages\": [{\"role\": \"user\"}, {\"role\": \"system\"}]}", "True"},
+    {"{{ messages[-1].content if messages | length > 0 else '' }}",
+     "{\"messages\": [{\"content\": \"last\"}]}", "last"},
+    {"{{ '\"' + name + '\": ' + value | tojson }}", "{\"name\": \"k\", \"value\": \"v\\\"x\"}",
+     "\"k\": \"v\\\"x\""},
+    {"{{ content | replace('\\n', '\\\\n') }}", "{\"content\": \"a\\nb\"}", "a\\nb"},
+    {"{{ 'Hello' | wordcount }}{{ 'a b c' | wordcount }}", "{}", "13"},
+    {"{% for x in [3, 1, 2] | sort(reverse=true) %}{{ x }}{% endfor %}{% for x in items | "
+     "sort(attribute='n') %}{{ x.n }}{% endfor %}",
+     "{\"items\": [{\"n\": 2}, {\"n\": 1}]}", "32112"},
+    {"{{ content[:5] }}|{{ content[-3:] }}|{{ content[2:-2] }}", "{\"content\": \"abcdefghij\"}",
+     "abcde|hij|cdefgh"},
+    {"{{ m.get('tool_calls') is none }}{{ m.get('tool_calls', []) | length }}", "{\"m\": {}}",
+     "True0"},
+    {"{%- for tool in tools %}{{- tool.function.name }}{%- if not loop.last %},{% endif %}{%- "
+     "endfor %}",
+     "{\"tools\": [{\"function\": {\"name\": \"a\"}}, {\"function\": {\"name\": \"b\"}}]}", "a,b"},
+    {"{{ 1 if x is true else 0 }}{{ x is boolean }}{{ 1.5 is float }}{{ 2 is integer }}{{ true is "
+     "integer }}",
+     "{\"x\": true}", "1TrueTrueTrueFalse"},
+    {"{{ x | string | length }}", "{\"x\": 12345}", "5"},
+    {"{{ 'abc' | upper | lower | capitalize }}", "{}", "Abc"},
+    {"{{ [1, 2, 3] | select('odd') | list }}{{ [1, 2, 3] | reject('odd') | list }}", "{}",
+     "[1, 3][2]"},
+    {"{{ '  a\\n  b  ' | indent(4, true) }}", "{}", "      a\n      b  "},
+    {"{{ messages | map(attribute='content') | join('\\n') }}",
+     "{\"messages\": [{\"content\": \"a\"}, {\"content\": \"b\"}]}", "a\nb"},
 };
 
 START_TEST(test_semantics_table)
