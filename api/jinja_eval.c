@@ -441,6 +441,8 @@ json_t *api__j_arith(jctx *c, const jnode *n, int op, json_t *a, json_t *b)
 		}
 		return r;
 	}
+	if (op == JOP_MOD && is_str(a))
+		return api__j_percent(c, n, a, b);
 	if (!is_num(a) || !is_num(b)) {
 		static const char *const sym[] = {"", "+", "-", "*", "/", "//", "%", "**"};
 		api__j_fail(c, n, MLLM_EINVAL, "unsupported operand type(s) for %s: '%s' and '%s'",

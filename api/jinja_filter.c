@@ -16,6 +16,8 @@
 #include "api_internal.h"
 #include "jinja_internal.h"
 
+static json_t *str_format(jctx *c, const jnode *n, const json_t *fmt, const jargs *a);
+
 /* ---- strings ------------------------------------------------------------ */
 
 /* Byte offsets of each code point of s[0..n), plus n at the end:
@@ -453,6 +455,8 @@ json_t *api__j_call_method(jctx *c, const jnode *n, json_t *obj, const char *nam
 			json_decref(items);
 			return api__j_buf_str(c, n, &b);
 		}
+		if (!strcmp(name, "format"))
+			return str_format(c, n, obj, a);
 		if (!strcmp(name, "isspace") || !strcmp(name, "isdigit") ||
 		    !strcmp(name, "isalpha")) {
 			if (len == 0)
@@ -515,6 +519,186 @@ json_t *api__j_call_method(jctx *c, const jnode *n, json_t *obj, const char *nam
 	}
 	*handled = false;
 	return NULL;
+}
+
+/* ---- formatting -------------------------------------------------------- */
+
+json_t *api__j_percent(jctx *c, const jnode *n, const json_t *fmt, const json_t *args)
+{
+	const char *f = json_string_value(fmt);
+	size_t len = json_string_length(fmt), next = 0;
+	size_t n_args = json_is_array(args) ? json_array_size(args) : 1;
+	mllm_buf b;
+	mllm_buf_init(&b, c->max_output);
+	for (size_t i = 0; i < len && !c->rc; i++) {
+		char spec[32], conv, tmp[512];
+		size_t k = 0;
+		const json_t *v;
+		int w;
+		if (f[i] != '%') {
+			if (mllm_buf_append(&b, f + i, 1) != 0)
+				api__j_fail(c, n, MLLM_ENOSPACE,
+				            "a string exceeds the output limit");
+			continue;
+		}
+		spec[k++] = '%';
+		i++;
+		while (i < len && strchr("-+ 0#", f[i]) && k < 8) {
+			/* Text takes only '-' (C leaves the others undefined for
+			 * %s; Python ignores them there). */
+			bool text = false;
+			for (size_t q = i; q < len && !strchr("srdifeEgGxXo%", f[q]); q++)
+				text = q + 1 < len && (f[q + 1] == 's' || f[q + 1] == 'r');
+			if (!text || f[i] == '-')
+				spec[k++] = f[i];
+			i++;
+		}
+		/* Width and precision of at most 3 digits: C's snprintf
+		 * would write (and take the time for) any padding asked. */
+		for (int d = 0; i < len && f[i] >= '0' && f[i] <= '9'; d++, i++) {
+			if (d == 3) {
+				api__j_fail(c, n, MLLM_EUNSUPPORTED, "format width over 999");
+				break;
+			}
+			spec[k++] = f[i];
+		}
+		if (!c->rc && i < len && f[i] == '.') {
+			spec[k++] = f[i++];
+			for (int d = 0; i < len && f[i] >= '0' && f[i] <= '9'; d++, i++) {
+				if (d == 3) {
+					api__j_fail(c, n, MLLM_EUNSUPPORTED,
+					            "format precision over 999");
+					break;
+				}
+				spec[k++] = f[i];
+			}
+		}
+		if (c->rc)
+			break;
+		conv = i < len ? f[i] : '\0';
+		if (conv == '%' && k == 1) {
+			if (mllm_buf_append(&b, "%", 1) != 0)
+				api__j_fail(c, n, MLLM_ENOSPACE,
+				            "a string exceeds the output limit");
+			continue;
+		}
+		if (!conv || !strchr("srdifeEgGxXo", conv)) {
+			api__j_fail(c, n, MLLM_EINVAL, "unsupported format character '%c'",
+			            conv ? conv : '?');
+			break;
+		}
+		if (next >= n_args) {
+			api__j_fail(c, n, MLLM_EINVAL, "not enough arguments for format string");
+			break;
+		}
+		v = json_is_array(args) ? json_array_get(args, next) : args;
+		next++;
+		if (conv == 's' || conv == 'r') {
+			/* Width and precision on the text, in bytes (ASCII in
+			 * practice). */
+			mllm_buf t;
+			int rc;
+			mllm_buf_init(&t, c->max_output);
+			rc = conv == 's' ? api__py_str(v, &t) : api__py_repr(v, &t);
+			spec[k++] = 's';
+			spec[k] = '\0';
+			w = rc == 0 ? snprintf(tmp, sizeof tmp, spec, t.data ? t.data : "") : -1;
+			if (w >= 0 && (size_t)w < sizeof tmp)
+				rc = mllm_buf_append(&b, tmp, (size_t)w);
+			else if (rc == 0)
+				rc = mllm_buf_append(&b, t.data ? t.data : "", t.len);
+			mllm_buf_free(&t);
+			if (rc != 0)
+				api__j_fail(c, n, MLLM_ENOSPACE,
+				            "a string exceeds the output limit");
+			continue;
+		}
+		if (!is_num(v)) {
+			api__j_fail(c, n, MLLM_EINVAL, "%%%c format: a number is required, not %s",
+			            conv, api__j_type_name(v));
+			break;
+		}
+		if (strchr("dixXo", conv)) {
+			spec[k++] = 'l';
+			spec[k++] = 'l';
+			spec[k++] = conv == 'i' ? 'd' : conv;
+			spec[k] = '\0';
+			w = snprintf(tmp, sizeof tmp, spec, int_of(v));
+		} else {
+			spec[k++] = conv;
+			spec[k] = '\0';
+			w = snprintf(tmp, sizeof tmp, spec, dbl_of(v));
+		}
+		if (w < 0 || (size_t)w >= sizeof tmp || mllm_buf_append(&b, tmp, (size_t)w) != 0)
+			api__j_fail(c, n, MLLM_ENOSPACE, "a formatted value is too long");
+	}
+	if (!c->rc && next < n_args && json_is_array(args))
+		api__j_fail(c, n, MLLM_EINVAL,
+		            "not all arguments converted during string formatting");
+	if (c->rc) {
+		mllm_buf_free(&b);
+		return NULL;
+	}
+	return api__j_buf_str(c, n, &b);
+}
+
+/* str.format: "{}", "{0}", "{name}", "{{" and "}}"; no format specs. */
+static json_t *str_format(jctx *c, const jnode *n, const json_t *fmt, const jargs *a)
+{
+	const char *f = json_string_value(fmt);
+	size_t len = json_string_length(fmt);
+	int auto_i = 0;
+	mllm_buf b;
+	mllm_buf_init(&b, c->max_output);
+	for (size_t i = 0; i < len && !c->rc; i++) {
+		int rc;
+		if ((f[i] == '{' || f[i] == '}') && i + 1 < len && f[i + 1] == f[i]) {
+			rc = mllm_buf_append(&b, f + i, 1);
+			i++;
+		} else if (f[i] == '{') {
+			const char *close = memchr(f + i, '}', len - i);
+			char key[64];
+			size_t kl;
+			const json_t *v;
+			bool found = false;
+			if (!close || (size_t)(close - f - i - 1) >= sizeof key) {
+				api__j_fail(c, n, MLLM_EINVAL,
+				            "bad replacement field in format string");
+				break;
+			}
+			kl = (size_t)(close - f) - i - 1;
+			memcpy(key, f + i + 1, kl);
+			key[kl] = '\0';
+			if (strchr(key, ':') || strchr(key, '!') || strchr(key, '.') ||
+			    strchr(key, '[')) {
+				api__j_fail(c, n, MLLM_EUNSUPPORTED,
+				            "format spec '{%s}' is not supported", key);
+				break;
+			}
+			if (kl == 0)
+				v = api__j_arg(a, auto_i++, NULL, &found);
+			else if (key[0] >= '0' && key[0] <= '9')
+				v = api__j_arg(a, atoi(key), NULL, &found);
+			else
+				v = api__j_arg(a, -1, key, &found);
+			if (!found) {
+				api__j_fail(c, n, MLLM_EINVAL, "format: no argument for '{%s}'",
+				            key);
+				break;
+			}
+			rc = api__py_str(v, &b);
+			i = (size_t)(close - f);
+		} else {
+			rc = mllm_buf_append(&b, f + i, 1);
+		}
+		if (rc != 0)
+			api__j_fail(c, n, MLLM_ENOSPACE, "a string exceeds the output limit");
+	}
+	if (c->rc) {
+		mllm_buf_free(&b);
+		return NULL;
+	}
+	return api__j_buf_str(c, n, &b);
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -632,7 +816,7 @@ static const char *const filter_names[] = {
     "selectattr", "rejectattr", "select", "reject",     "map",     "string",   "int",       "float",
     "abs",        "round",      "unique", "sort",       "reverse", "dictsort", "min",       "max",
     "sum",        "indent",     "safe",   "e",          "escape",  "attr",     "wordcount", "batch",
-    "center",     "striptags",  NULL};
+    "center",     "striptags",  "format", NULL};
 
 int api__jinja_filter_known(const char *name)
 {
@@ -1289,6 +1473,22 @@ json_t *api__j_apply_filter(jctx *c, const jnode *n, const char *name, json_t *v
 			json_array_append_new(out, row);
 		json_decref(items);
 		return out;
+	}
+	if (!strcmp(name, "format")) {
+		/* jinja2: value % args */
+		json_t *s = api__j_to_str(c, n, v), *tuple, *r;
+		if (!s)
+			return NULL;
+		tuple = json_array();
+		MLLM_ASSERT(tuple);
+		for (int i = 0; i < a->n; i++) {
+			if (!a->kw[i])
+				json_array_append(tuple, a->v[i] ? a->v[i] : json_null());
+		}
+		r = api__j_percent(c, n, s, tuple);
+		json_decref(tuple);
+		json_decref(s);
+		return r;
 	}
 	api__j_fail(c, n, MLLM_EUNSUPPORTED, "unsupported filter '%s'", name);
 	return NULL;

@@ -107,6 +107,8 @@ int api__jinja_test_known(const char *name);
 /* Appends str(v) as Python prints it (None, True, 2.5, [{'a': 1}]);
  * Undefined appends nothing. */
 int api__py_str(const json_t *v, mllm_buf *out);
+/* Appends repr(v): strings quoted as Python quotes them. */
+int api__py_repr(const json_t *v, mllm_buf *out);
 /* Appends json.dumps(v, ensure_ascii=False, indent, separators, sort_keys)
  * as transformers' tojson: indent < 0 = none, else that many spaces (or
  * indent_str when not NULL). item_sep/key_sep NULL = the defaults. */
@@ -242,6 +244,9 @@ json_t *api__j_as_list(jctx *c, const jnode *n, json_t *v);
 /* obj.name(args); *handled = false when obj has no such method. */
 json_t *api__j_call_method(jctx *c, const jnode *n, json_t *obj, const char *name, const jargs *a,
                            bool *handled);
+/* Python's printf-style fmt % args (%s %r %d %i %f %e %g %x %o %%,
+ * with flags, width and precision); args: a list (the tuple) or one value. */
+json_t *api__j_percent(jctx *c, const jnode *n, const json_t *fmt, const json_t *args);
 bool api__j_run_test(jctx *c, const jnode *n, const char *name, const json_t *v, const jargs *a);
 json_t *api__j_apply_filter(jctx *c, const jnode *n, const char *name, json_t *v, const jargs *a);
 

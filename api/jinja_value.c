@@ -177,6 +177,13 @@ static int py_number(const json_t *v, mllm_buf *out)
 	return mllm_buf_append(out, b, strlen(b));
 }
 
+static int py_repr(const json_t *v, mllm_buf *out, int depth);
+
+int api__py_repr(const json_t *v, mllm_buf *out)
+{
+	return v ? py_repr(v, out, 0) : mllm_buf_append(out, "Undefined", 9);
+}
+
 static int py_repr(const json_t *v, mllm_buf *out, int depth)
 {
 	int rc = 0;

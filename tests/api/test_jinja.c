@@ -373,6 +373,7 @@ static const struct {
     {"{{ x.y.z }}", "{\"x\": {\"y\": null}}", ""},
     {"{{ 'abc' * -1 }}|{{ 'ab' * 0 }}|", "{}", "||"},
     {"{{ x | first }}{{ x | last }}", "{\"x\": {\"a\": 1, \"b\": 2}}", "ab"},
+    {"{{ '%s' % 1 }}", "{}", "1"},
     {"{%- for k, v in d | items %}{{ k }}={{ v }};{% endfor %}",
      "{\"d\": {\"a\": 1, \"b\": \"x\"}}", "a=1;b=x;"},
     {"{{ ['a','code_interpreter','b'] | reject('equalto', 'code_interpreter') | join(', ') }}",
@@ -442,6 +443,7 @@ static const struct {
     {"{{ 1 if x is true else 0 }}{{ x is boolean }}{{ 1.5 is float }}{{ 2 is integer }}{{ true is "
      "integer }}",
      "{\"x\": true}", "1TrueTrueTrueFalse"},
+    {"{{ '%s-%s' | format('a', 'b') }}", "{}", "a-b"},
     {"{{ x | string | length }}", "{\"x\": 12345}", "5"},
     {"{{ 'abc' | upper | lower | capitalize }}", "{}", "Abc"},
     {"{{ [1, 2, 3] | select('odd') | list }}{{ [1, 2, 3] | reject('odd') | list }}", "{}",
@@ -449,6 +451,18 @@ static const struct {
     {"{{ '  a\\n  b  ' | indent(4, true) }}", "{}", "      a\n      b  "},
     {"{{ messages | map(attribute='content') | join('\\n') }}",
      "{\"messages\": [{\"content\": \"a\"}, {\"content\": \"b\"}]}", "a\nb"},
+    {"{{ '%s-%s' | format('a', 'b') }}", "{}", "a-b"},
+    {"{{ '%d items, %.2f avg, %5s|%-5s|%%' % (3, 2.5, 'ab', 'cd') }}", "{}",
+     "3 items, 2.50 avg,    ab|cd   |%"},
+    {"{{ '%r' % ('x',) }}{{ '%s' % 'solo' }}{{ '%03d' % 7 }}{{ '%x' % 255 }}", "{}",
+     "'x'solo007ff"},
+    {"{{ '{} and {}'.format('a', 1) }}|{{ '{0}{1}{0}'.format('x', 'y') }}|{{ "
+     "'{name}!'.format(name='N') }}|{{ '{{literal}}'.format() }}",
+     "{}", "a and 1|xyx|N!|{literal}"},
+    {"{{ '%s %s' % ('only',) }}", "{}", NULL},
+    {"{{ '%d' % 'x' }}", "{}", NULL},
+    {"{{ '%s' % none }}{{ '%s' % true }}", "{}", "NoneTrue"},
+    {"{{ 'Today: %s' | format(date) }}", "{\"date\": \"1 Jan\"}", "Today: 1 Jan"},
 };
 
 START_TEST(test_semantics_table)
@@ -580,6 +594,10 @@ START_TEST(test_limits)
 	ck_assert_ptr_nonnull(got);
 	ck_assert_str_eq(got, "True22");
 	free(got);
+	/* A format width that would make snprintf pad for ever. */
+	got = render_src("{{ '%999999999999s' % 'x' }}", "{}", &small, &rc, err, sizeof err);
+	ck_assert_ptr_null(got);
+	ck_assert_int_eq(rc, MLLM_EUNSUPPORTED);
 	/* Under the bounds the same kinds of template render. */
 	got = render_src("{% for i in range(10) %}{{ i }}{% endfor %}", "{}", &small, &rc, err,
 	                 sizeof err);
@@ -706,7 +724,8 @@ static const char *const filters[] = {"trim",
                                       "select('odd')",
                                       "title",
                                       "capitalize",
-                                      "count"};
+                                      "count",
+                                      "format(1, 'x')"};
 static const char *const tests[] = {"defined", "none",           "string", "mapping", "iterable",
                                     "number",  "false",          "true",   "odd",     "sameas none",
                                     "in [1]",  "divisibleby(3)", "lower",  "eq 1",    "sequence"};
