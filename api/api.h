@@ -134,7 +134,9 @@ void api_chat_template_free(api_chat_template *t);
 
 /* Sets one key of the template from a config value. key is one of
  * "preset" (value: plain|chatml|raw — replaces every field),
- * "system", "user", "assistant", "generation", "stop", "bos". Values accept
+ * "system", "user", "assistant", "generation", "stop", "bos",
+ * "reasoning_format" (auto|none|split), "special_in_messages"
+ * (true|false). Values accept
  * the escapes \n \t \\ (so they fit on one config line); "stop" holds up
  * to 2 strings separated by "||" ("" = no implicit stop).
  * Returns 0, or MLLM_EINVAL with a sentence in err (unknown key or preset,
@@ -145,6 +147,24 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
 /* Appends the template's description as "key = value" lines (escaped like
  * the input), for --dump-config. */
 int api_chat_template_dump(const api_chat_template *t, const char *prefix, mllm_buf *out) MLLM_WUR;
+
+/* Installs a Jinja chat template (a model's own, or a file named in the
+ * config): chats are then rendered as transformers' apply_chat_template
+ * renders them (api/jinja.h), with bos_text / eos_text as bos_token /
+ * eos_token (NULL = None), and the preset strings are unused. source says
+ * where it came from ("tokenizer_config.json", "file:/path", ...), for
+ * GET /v1/models/{id}. Parses src[0..len) now; on failure (MLLM_EFORMAT,
+ * MLLM_EUNSUPPORTED, with "line L, column C: ..." in err) t is unchanged. */
+int api_chat_template_set_jinja(api_chat_template *t, const char *src, size_t len,
+                                const char *bos_text, const char *eos_text, const char *source,
+                                char *err, size_t errlen) MLLM_WUR;
+/* "split" or "none": whether answers are split into reasoning
+ * (<think>…</think>) and content, after resolving reasoning_format = auto. */
+const char *api_chat_template_reasoning(const api_chat_template *t);
+/* "preset:plain" (or chatml, raw) or the source given to _set_jinja. */
+const char *api_chat_template_source(const api_chat_template *t);
+/* 1 if the template's own text mentions s (Jinja templates only). */
+int api_chat_template_mentions(const api_chat_template *t, const char *s);
 
 /* ---- Models ------------------------------------------------------------ */
 

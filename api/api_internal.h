@@ -39,6 +39,7 @@ typedef struct {
 	api__role role;
 	char *content; /* owned, NUL-terminated (JSON strings hold no NUL) */
 	size_t len;
+	bool tool; /* role "tool": only Jinja templates render it */
 } api__message;
 
 #define API__TEMPLATE_MAX_STOP 2
@@ -49,6 +50,17 @@ struct api_chat_template {
 	char *stop[API__TEMPLATE_MAX_STOP];
 	int n_stop;
 	int bos; /* -1 auto, 0 no, 1 yes */
+	/* A Jinja template (the model's own, or a file): when set it renders
+	 * the chat and the preset strings above are unused. */
+	struct api_jinja *jinja;
+	char *bos_text, *eos_text; /* the template's bos_token / eos_token; NULL = None */
+	char source[256];          /* what /v1/models/{id} reports: "preset:plain", ... */
+	int reasoning;             /* reasoning_format: 0 auto, 1 none, 2 split */
+	/* Special-token text (<|eot_id|> ...) inside message contents:
+	 * false = refused with a 400 (the default: a user cannot forge a turn
+	 * boundary), true = parsed as the special token like the template's
+	 * own markers (transformers' behaviour). */
+	bool special_in_messages;
 };
 
 /* The built-in default template (plain transcript). */
@@ -57,6 +69,21 @@ const api_chat_template *api__chat_template_default(void);
  * generation cue. */
 int api__chat_apply(const api_chat_template *t, const api__message *msgs, int32_t n_msgs,
                     mllm_buf *out);
+
+/* Renders req's chat with t (its Jinja template over the request's own
+ * JSON, or the preset over req->msgs) into out. *skip: bytes at the start
+ * of out that stand for the BOS token (the template printed bos_token's
+ * text), to be replaced by the BOS id; *bos: whether to add BOS. Returns 0
+ * or an HTTP status with e filled (400 when the template raises). Runs on
+ * a prep thread: bounded in output, work and depth. */
+int api__chat_render(const api_chat_template *t, const struct api_request *req,
+                     const mllm_tokenizer *tok, mllm_buf *out, size_t *skip, bool *bos,
+                     api_error *e);
+/* request.c: with a Jinja template (whose output is encoded with special
+ * tokens parsed), a 400 naming the first message whose content holds
+ * special-token text, unless t->special_in_messages. 0 when fine. */
+int api__check_message_specials(const api_chat_template *t, const mllm_tokenizer *tok,
+                                const struct api_request *req, api_error *e);
 
 /* ---- request.c / render.c ----------------------------------------------- */
 
@@ -84,7 +111,27 @@ typedef struct {
 	mllm_finish finish;
 	int32_t n_completion;
 	size_t offset; /* running text_offset (characters) */
+	/* Reasoning split (render.c): where the output is relative to a
+	 * <think>…</think> block, a held-back possible partial marker, the
+	 * reasoning text (non-streamed) and the tokens spent reasoning. */
+	int rstate;    /* API__R_* */
+	char hold[64]; /* bytes that may be the start of a marker */
+	size_t n_hold;
+	mllm_buf reasoning;
+	bool saw_reasoning;
+	int32_t n_reasoning;
+	int32_t n_pending; /* tokens held before a possible "<think>" */
 } api__choice;
+
+enum { API__R_OFF = 0, API__R_START, API__R_REASON, API__R_ANSWER_LSTRIP, API__R_ANSWER };
+
+/* render.c: the state a choice starts in, given the rendered prompt: off
+ * unless the template splits reasoning; inside the block when the prompt
+ * ends with an open "<think>" (the template opened it). */
+int api__reasoning_start(const api_chat_template *t, const char *prompt, size_t len);
+/* chat_template.c: whether t splits reasoning (reasoning_format split, or
+ * auto with a Jinja template that mentions <think>). */
+bool api__chat_template_splits(const api_chat_template *t);
 
 typedef struct {
 	char *text; /* string prompt (owned) or, after prepare, decoded ids */
@@ -124,6 +171,9 @@ struct api_request {
 	int32_t n_prompts;
 	api__message *msgs;
 	int32_t n_msgs;
+	/* The chat as the client sent it, for Jinja templates (borrowed
+	 * references into the parsed body, kept alive here). */
+	json_t *j_messages, *j_tools, *j_kwargs;
 
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
@@ -131,6 +181,7 @@ struct api_request {
 	bool failed;
 	api_error err;
 	bool ended;
+	bool split; /* reasoning split on: usage says reasoning_tokens */
 };
 
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with

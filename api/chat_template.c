@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "jinja.h"
 
 static const char *const role_keys[API_ROLE__COUNT] = {"system", "user", "assistant"};
 
@@ -39,8 +40,18 @@ static const preset presets[] = {
     {"raw", {"{content}", "{content}", "{content}"}, "", {NULL}, 0},
 };
 
+static void clear_jinja(api_chat_template *t)
+{
+	api_jinja_free(t->jinja);
+	t->jinja = NULL;
+	free(t->bos_text);
+	free(t->eos_text);
+	t->bos_text = t->eos_text = NULL;
+}
+
 static void clear(api_chat_template *t)
 {
+	clear_jinja(t);
 	for (int r = 0; r < API_ROLE__COUNT; r++) {
 		free(t->role[r]);
 		t->role[r] = NULL;
@@ -64,6 +75,7 @@ static void load_preset(api_chat_template *t, const preset *p)
 		t->stop[i] = xstrdup(p->stop[i]);
 	t->n_stop = p->n_stop;
 	t->bos = -1;
+	snprintf(t->source, sizeof t->source, "preset:%s", p->name);
 }
 
 api_chat_template *api_chat_template_create(void)
@@ -93,6 +105,7 @@ const api_chat_template *api__chat_template_default(void)
 	    .stop = {(char *)"\nUser:"},
 	    .n_stop = 1,
 	    .bos = -1,
+	    .source = "preset:plain",
 	};
 	return &plain;
 }
@@ -154,6 +167,30 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
 			    "chat template: bos must be auto, true or false, not '%s'", value);
 		return 0;
 	}
+	if (strcmp(key, "special_in_messages") == 0) {
+		if (strcmp(value, "true") == 0)
+			t->special_in_messages = true;
+		else if (strcmp(value, "false") == 0)
+			t->special_in_messages = false;
+		else
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "chat_special_in_messages must be true or false, not '%s'", value);
+		return 0;
+	}
+	if (strcmp(key, "reasoning_format") == 0) {
+		if (strcmp(value, "auto") == 0)
+			t->reasoning = 0;
+		else if (strcmp(value, "none") == 0)
+			t->reasoning = 1;
+		else if (strcmp(value, "split") == 0)
+			t->reasoning = 2;
+		else
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "reasoning_format must be auto, none or split, not '%s'", value);
+		return 0;
+	}
 	v = unescape(value, err, errlen);
 	if (!v)
 		return MLLM_EINVAL;
@@ -208,7 +245,7 @@ int api_chat_template_set(api_chat_template *t, const char *key, const char *val
 	free(v);
 	return mllm__seterr(err, errlen, MLLM_EINVAL,
 	                    "chat template: unknown key '%s' (preset, system, user, assistant, "
-	                    "generation, stop, bos)",
+	                    "generation, stop, bos, reasoning_format)",
 	                    key);
 }
 
@@ -294,4 +331,149 @@ int api__chat_apply(const api_chat_template *t, const api__message *msgs, int32_
 	if (rc == 0)
 		rc = mllm_buf_append(out, t->generation, strlen(t->generation));
 	return rc;
+}
+
+int api_chat_template_set_jinja(api_chat_template *t, const char *src, size_t len,
+                                const char *bos_text, const char *eos_text, const char *source,
+                                char *err, size_t errlen)
+{
+	api_jinja *j = NULL;
+	int rc = api_jinja_parse(src, len, &j, err, errlen);
+	if (rc != 0)
+		return rc;
+	clear_jinja(t);
+	t->jinja = j;
+	t->bos_text = bos_text ? xstrdup(bos_text) : NULL;
+	t->eos_text = eos_text ? xstrdup(eos_text) : NULL;
+	snprintf(t->source, sizeof t->source, "%s", source ? source : "jinja");
+	return 0;
+}
+
+const char *api_chat_template_source(const api_chat_template *t)
+{
+	if (!t)
+		t = api__chat_template_default();
+	return t->source;
+}
+
+int api_chat_template_mentions(const api_chat_template *t, const char *s)
+{
+	return t && t->jinja && api_jinja_mentions(t->jinja, s);
+}
+
+/* Output bound of one chat render: the prompt may not exceed the model
+ * context anyway; 16 MiB of text is far past any context this daemon
+ * serves, and a template cannot loop longer than its work bound. */
+#define CHAT_RENDER_MAX ((size_t)16 << 20)
+
+/* OpenAI's "developer" role is the system prompt of older models; Jinja
+ * templates know only "system", so the copy they see says so. */
+static json_t *template_messages(const json_t *msgs)
+{
+	json_t *copy = json_array();
+	size_t i;
+	json_t *m;
+	MLLM_ASSERT(copy);
+	json_array_foreach(msgs, i, m)
+	{
+		json_t *role = json_object_get(m, "role");
+		if (json_is_string(role) && strcmp(json_string_value(role), "developer") == 0) {
+			json_t *c = json_copy(m);
+			MLLM_ASSERT(c);
+			json_object_set_new(c, "role", json_string("system"));
+			json_array_append_new(copy, c);
+		} else {
+			json_array_append(copy, m);
+		}
+	}
+	return copy;
+}
+
+static int render_jinja(const api_chat_template *t, const api_request *req,
+                        const mllm_tokenizer *tok, mllm_buf *out, size_t *skip, bool *bos,
+                        api_error *e)
+{
+	api_jinja_limits lim = {.max_output = CHAT_RENDER_MAX};
+	json_t *vars;
+	char err[512];
+	int rc;
+	if (!req->j_messages)
+		return api_error_set(e, 500, NULL, "internal_error", "The chat has no messages.");
+	vars = json_object();
+	MLLM_ASSERT(vars);
+	/* chat_template_kwargs first, so the request's own fields win. */
+	if (req->j_kwargs)
+		json_object_update(vars, req->j_kwargs);
+	json_object_set_new(vars, "messages", template_messages(req->j_messages));
+	json_object_set(vars, "tools", req->j_tools ? req->j_tools : json_null());
+	json_object_set(vars, "documents", json_null());
+	json_object_set_new(vars, "add_generation_prompt", json_true());
+	json_object_set_new(vars, "bos_token",
+	                    t->bos_text ? json_string(t->bos_text) : json_null());
+	json_object_set_new(vars, "eos_token",
+	                    t->eos_text ? json_string(t->eos_text) : json_null());
+	rc = api_jinja_render(t->jinja, vars, &lim, out, err, sizeof err);
+	json_decref(vars);
+	if (rc == MLLM_EINVAL)
+		return api_error_set(e, 400, "messages", "invalid_chat",
+		                     "The chat template says: %s", err);
+	if (rc != 0)
+		return api_error_set(e, 400, "messages", "invalid_chat",
+		                     "The chat template could not render this chat: %s", err);
+	/* The template's text decides BOS: when it prints bos_token itself,
+	 * that text becomes the one BOS id (never a second one); otherwise
+	 * none is added, as transformers tokenizes with add_special_tokens
+	 * off. chat_bos = true/false overrides. */
+	*skip = 0;
+	*bos = false;
+	if (t->bos_text && t->bos_text[0] && out->len >= strlen(t->bos_text) &&
+	    memcmp(out->data, t->bos_text, strlen(t->bos_text)) == 0 &&
+	    mllm_tokenizer_bos(tok) >= 0) {
+		*skip = strlen(t->bos_text);
+		*bos = true;
+	}
+	if (t->bos >= 0)
+		*bos = t->bos == 1;
+	return 0;
+}
+
+int api__chat_render(const api_chat_template *t, const api_request *req, const mllm_tokenizer *tok,
+                     mllm_buf *out, size_t *skip, bool *bos, api_error *e)
+{
+	if (!t)
+		t = api__chat_template_default();
+	if (t->jinja)
+		return render_jinja(t, req, tok, out, skip, bos, e);
+	*skip = 0;
+	*bos = t->bos < 0 ? mllm_tokenizer_add_bos(tok) : t->bos == 1;
+	for (int32_t i = 0; i < req->n_msgs; i++) {
+		char param[64];
+		if (!req->msgs[i].tool)
+			continue;
+		snprintf(param, sizeof param, "messages[%d].role", (int)i);
+		return api_error_set(e, 400, param, "invalid_value",
+		                     "'tool' messages need a model with its own chat template; "
+		                     "this model uses %s.",
+		                     t->source);
+	}
+	if (api__chat_apply(t, req->msgs, req->n_msgs, out) != 0)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+	return 0;
+}
+
+bool api__chat_template_splits(const api_chat_template *t)
+{
+	if (!t)
+		return false;
+	if (t->reasoning == 2)
+		return true;
+	if (t->reasoning == 1)
+		return false;
+	return t->jinja && (api_jinja_mentions(t->jinja, "<think>") ||
+	                    api_jinja_mentions(t->jinja, "</think>"));
+}
+
+const char *api_chat_template_reasoning(const api_chat_template *t)
+{
+	return api__chat_template_splits(t) ? "split" : "none";
 }

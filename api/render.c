@@ -46,7 +46,14 @@ int api_render_models(const api_model_info *const *models, int n_models, mllm_bu
 int api_render_model(const api_model_info *m, mllm_buf *out)
 {
 	json_t *o = model_json(m);
-	int rc = api__json_append(o, out);
+	int rc;
+	/* Which chat format the model is prompted with: its own Jinja
+	 * template (and where it came from) or a preset. */
+	json_object_set_new(o, "chat_template",
+	                    json_string(api_chat_template_source(m->chat_template)));
+	json_object_set_new(o, "reasoning_format",
+	                    json_string(api_chat_template_reasoning(m->chat_template)));
+	rc = api__json_append(o, out);
 	json_decref(o);
 	return rc;
 }
@@ -228,6 +235,13 @@ static json_t *usage_json(const api_request *req)
 	json_object_set_new(o, "total_tokens", json_integer(u.prompt_tokens + u.completion_tokens));
 	json_object_set_new(d, "cached_tokens", json_integer(u.cached_tokens));
 	json_object_set_new(o, "prompt_tokens_details", d);
+	if (req->split) {
+		int64_t n = 0;
+		for (int32_t i = 0; i < req->n_prompts * req->n; i++)
+			n += req->choices[i].n_reasoning;
+		json_object_set_new(o, "completion_tokens_details",
+		                    json_pack("{sI}", "reasoning_tokens", (json_int_t)n));
+	}
 	return o;
 }
 
@@ -292,6 +306,198 @@ static int emit_delta_chunk(const api_request *req, int32_t index, bool role, co
 	return emit_chunk(req, c, out);
 }
 
+/* ---- reasoning split ------------------------------------------------------------
+ * A model that thinks first writes "<think>", its reasoning, "</think>", then
+ * the answer. The markers are matched as text (they may span several
+ * tokens), so bytes that could be the start of a marker are held back until
+ * the next token says; a chunk never carries part of a marker. */
+
+#define THINK_OPEN  "<think>"
+#define THINK_CLOSE "</think>"
+
+int api__reasoning_start(const api_chat_template *t, const char *prompt, size_t len)
+{
+	const char *last = NULL;
+	if (!api__chat_template_splits(t))
+		return API__R_OFF;
+	/* The generation prompt opened the block itself ("...<think>\n"):
+	 * the output starts inside the reasoning. */
+	for (const char *p = prompt;
+	     (p = memmem(p, len - (size_t)(p - prompt), THINK_OPEN, strlen(THINK_OPEN))); p++)
+		last = p;
+	if (last) {
+		const char *q = last + strlen(THINK_OPEN);
+		while (q < prompt + len && (*q == '\n' || *q == ' ' || *q == '\r' || *q == '\t'))
+			q++;
+		if (q == prompt + len)
+			return API__R_REASON;
+	}
+	return API__R_START;
+}
+
+typedef struct {
+	bool reasoning;
+	const char *p;
+	size_t n;
+} seg;
+
+/* Length of the longest proper suffix of p[0..n) that begins marker. */
+static size_t partial_suffix(const char *p, size_t n, const char *marker)
+{
+	size_t m = strlen(marker);
+	for (size_t k = m - 1 < n ? m - 1 : n; k > 0; k--) {
+		if (memcmp(p + n - k, marker, k) == 0)
+			return k;
+	}
+	return 0;
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t';
+}
+
+/* Cuts work[0..n) (held bytes + new text) into reasoning and answer
+ * segments (at most 3), advancing c->rstate and holding back a possible
+ * partial marker unless flush. Sets *reasoned when any of it was inside
+ * the reasoning block. */
+static int reasoning_cut(api__choice *c, char *work, size_t n, bool flush, seg *segs,
+                         bool *reasoned)
+{
+	int k = 0;
+	char *p = work;
+	size_t rem = n;
+	c->n_hold = 0;
+	while (rem > 0 || c->rstate == API__R_START) {
+		if (c->rstate == API__R_START) {
+			size_t i = 0, ol = strlen(THINK_OPEN);
+			while (i < rem && is_blank(p[i]))
+				i++;
+			if (rem - i >= ol && memcmp(p + i, THINK_OPEN, ol) == 0) {
+				c->rstate = API__R_REASON;
+				c->saw_reasoning = true;
+				*reasoned = true;
+				p += i + ol;
+				rem -= i + ol;
+				continue;
+			}
+			if (!flush && rem - i < ol && rem < sizeof c->hold &&
+			    memcmp(p + i, THINK_OPEN, rem - i) == 0) {
+				/* Blanks, or the start of "<think>": wait. */
+				memcpy(c->hold, p, rem);
+				c->n_hold = rem;
+				return k;
+			}
+			c->rstate = API__R_ANSWER;
+			continue;
+		}
+		if (c->rstate == API__R_REASON) {
+			const char *hit = memmem(p, rem, THINK_CLOSE, strlen(THINK_CLOSE));
+			size_t keep;
+			*reasoned = true;
+			if (hit) {
+				size_t before = (size_t)(hit - p);
+				if (before > 0)
+					segs[k++] = (seg){true, p, before};
+				p += before + strlen(THINK_CLOSE);
+				rem -= before + strlen(THINK_CLOSE);
+				c->rstate = API__R_ANSWER_LSTRIP;
+				continue;
+			}
+			keep = flush ? 0 : partial_suffix(p, rem, THINK_CLOSE);
+			if (rem > keep)
+				segs[k++] = (seg){true, p, rem - keep};
+			memcpy(c->hold, p + rem - keep, keep);
+			c->n_hold = keep;
+			return k;
+		}
+		if (c->rstate == API__R_ANSWER_LSTRIP) {
+			/* The answer starts after the blank line that follows
+			 * "</think>". */
+			while (rem > 0 && is_blank(*p)) {
+				p++;
+				rem--;
+			}
+			if (rem == 0)
+				return k;
+			c->rstate = API__R_ANSWER;
+		}
+		segs[k++] = (seg){false, p, rem};
+		return k;
+	}
+	return k;
+}
+
+/* Chat chunk with reasoning: delta {"reasoning_content", "reasoning"}
+ * (llama-server and DeepSeek read the first, vLLM and Ollama the second). */
+static int emit_reasoning_chunk(const api_request *req, int32_t index, const char *text, size_t len,
+                                json_t *logprobs, mllm_buf *out)
+{
+	json_t *c = json_object(), *delta = json_object();
+	MLLM_ASSERT(c && delta);
+	json_object_set_new(delta, "reasoning_content", api__json_text(text, len));
+	json_object_set_new(delta, "reasoning", api__json_text(text, len));
+	json_object_set_new(c, "index", json_integer(index));
+	json_object_set_new(c, "delta", delta);
+	json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
+	json_object_set_new(c, "finish_reason", json_null());
+	return emit_chunk(req, c, out);
+}
+
+/* on_text for a choice that splits reasoning. */
+static int on_text_split(api_request *req, int32_t idx, const mllm_event *ev, const char *text,
+                         size_t len, bool with_lp, bool flush, mllm_buf *out)
+{
+	api__choice *c = &req->choices[idx];
+	seg segs[4];
+	bool reasoned = false;
+	size_t n = c->n_hold + len;
+	char *work = mllm_try_malloc(n + 1);
+	int k, rc = 0;
+	if (!work)
+		return MLLM_ENOMEM;
+	memcpy(work, c->hold, c->n_hold);
+	memcpy(work + c->n_hold, text, len);
+	k = reasoning_cut(c, work, n, flush, segs, &reasoned);
+	/* Tokens held while "<think>" might be starting count once the
+	 * output turns out to reason (they were the marker), else not. */
+	if (ev->kind == MLLM_EV_TOKEN && c->rstate == API__R_START) {
+		c->n_pending++;
+	} else if (reasoned) {
+		c->n_reasoning += c->n_pending + (ev->kind == MLLM_EV_TOKEN);
+		c->n_pending = 0;
+	} else {
+		c->n_pending = 0;
+	}
+	if (!req->stream) {
+		for (int i = 0; i < k && rc == 0; i++)
+			rc = mllm_buf_append(segs[i].reasoning ? &c->reasoning : &c->text,
+			                     segs[i].p, segs[i].n);
+		if (rc == 0 && with_lp)
+			rc = lp_push(&c->lp, ev);
+		free(work);
+		return rc;
+	}
+	for (int i = 0; i < k && rc == 0; i++) {
+		json_t *lp = NULL;
+		/* The token's logprobs ride on its last chunk. */
+		if (with_lp && i == k - 1) {
+			api__lp v = lp_view(ev);
+			lp = chat_logprobs(req, &v, 1);
+		}
+		rc = segs[i].reasoning
+		         ? emit_reasoning_chunk(req, idx, segs[i].p, segs[i].n, lp, out)
+		         : emit_delta_chunk(req, idx, false, segs[i].p, segs[i].n, lp, NULL, out);
+	}
+	if (rc == 0 && k == 0 && with_lp) {
+		api__lp v = lp_view(ev);
+		rc = emit_delta_chunk(req, idx, false, NULL, 0, chat_logprobs(req, &v, 1), NULL,
+		                      out);
+	}
+	free(work);
+	return rc;
+}
+
 /* ---- the request's life -------------------------------------------------------- */
 
 int api_request_begin(api_request *req, mllm_buf *out)
@@ -348,6 +554,9 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 	size_t len = ev->text_len;
 	int rc;
 	with_lp = with_lp && req->logprobs >= 0;
+	if (req->kind == API_CHAT && c->rstate != API__R_OFF)
+		return on_text_split(req, idx, ev, text, len, with_lp, ev->kind == MLLM_EV_DONE,
+		                     out);
 	/* Chat: the space a model writes after the "Assistant:" cue is not
 	 * part of the answer. Dropped the same way streamed or not. */
 	if (c->lstrip && len > 0) {
@@ -428,8 +637,9 @@ int api_request_feed(api_request *req, int32_t prompt_i, const mllm_event *ev, m
 			return req->stream ? api_error_render_sse(&e, out) : 0;
 		}
 		rc = start_choice(req, prompt_i, idx, out);
-		/* Text released at the end (held back until the finish). */
-		if (rc == 0 && ev->text_len > 0)
+		/* Text released at the end (held back until the finish), and
+		 * a held-back partial reasoning marker, which is text after all. */
+		if (rc == 0 && (ev->text_len > 0 || c->n_hold > 0))
 			rc = on_text(req, idx, ev, false, out);
 		if (rc != 0)
 			return rc;
@@ -491,6 +701,12 @@ static json_t *body_json(const api_request *req)
 			json_object_set_new(
 			    msg, "content",
 			    api__json_text(c->text.data ? c->text.data : "", c->text.len));
+			if (c->saw_reasoning) {
+				json_t *r = api__json_text(
+				    c->reasoning.data ? c->reasoning.data : "", c->reasoning.len);
+				json_object_set(msg, "reasoning_content", r);
+				json_object_set_new(msg, "reasoning", r);
+			}
 			json_object_set_new(ch, "message", msg);
 			if (req->logprobs >= 0) {
 				json_decref(lp);

@@ -271,15 +271,34 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		if (!json_is_string(role))
 			return type_error(e, param,
 			                  "one of 'system', 'developer', 'user', 'assistant'");
-		if (parse_role(json_string_value(role), &req->msgs[i].role) != 0)
+		if (strcmp(json_string_value(role), "tool") == 0) {
+			/* Checked against the model's template at prepare. */
+			req->msgs[i].role = API_ROLE_USER;
+			req->msgs[i].tool = true;
+		} else if (parse_role(json_string_value(role), &req->msgs[i].role) != 0) {
 			return api_error_set(e, 400, param, "invalid_value",
 			                     "'%s' must be one of 'system', 'developer', 'user', "
-			                     "'assistant'; got '%s' (tools are not supported).",
+			                     "'assistant', 'tool'; got '%s'.",
 			                     param, json_string_value(role));
+		}
 		req->n_msgs = (int32_t)i + 1;
 		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
 		if (rc)
 			return rc;
+	}
+	/* Jinja templates render the chat as sent (tool calls and all). */
+	req->j_messages = json_incref(v);
+	v = json_object_get(root, "tools");
+	if (v && !json_is_null(v)) {
+		if (!json_is_array(v))
+			return type_error(e, "tools", "an array of tools");
+		req->j_tools = json_incref(v);
+	}
+	v = json_object_get(root, "chat_template_kwargs");
+	if (v && !json_is_null(v)) {
+		if (!json_is_object(v))
+			return type_error(e, "chat_template_kwargs", "an object");
+		req->j_kwargs = json_incref(v);
 	}
 	return 0;
 }
@@ -592,10 +611,14 @@ void api_request_free(api_request *req)
 	for (int32_t i = 0; i < req->n_msgs; i++)
 		free(req->msgs[i].content);
 	free(req->msgs);
+	json_decref(req->j_messages);
+	json_decref(req->j_tools);
+	json_decref(req->j_kwargs);
 	if (req->choices) {
 		for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 			api__choice *c = &req->choices[i];
 			mllm_buf_free(&c->text);
+			mllm_buf_free(&c->reasoning);
 			for (size_t k = 0; k < c->lp.n; k++) {
 				free(c->lp.v[k].text);
 				free(c->lp.v[k].top);
@@ -638,6 +661,54 @@ void api_request_set_id(api_request *req, const char *id, int64_t created)
 /* parse_special: special-token text (<|eot_id|> ...) becomes the special
  * token, as in completions prompts; chat message text never does, so that a
  * user cannot forge a turn boundary (byte-level BPE vocabularies only). */
+/* A model's own (Jinja) template writes its turn markers as special-token
+ * text, so its output is encoded with special tokens parsed; message
+ * contents must then not hold such text themselves, or a user could forge
+ * a turn boundary. Refuses the first message whose content encodes to a
+ * control token when parsed (400 naming it), unless the model allows it
+ * (chat_special_in_messages). */
+int api__check_message_specials(const api_chat_template *t, const mllm_tokenizer *tok,
+                                const api_request *req, api_error *e)
+{
+	mllm_encode_opts o = {.add_bos = false, .parse_special = true};
+	if (!t->jinja || t->special_in_messages)
+		return 0;
+	for (int32_t i = 0; i < req->n_msgs; i++) {
+		const api__message *msg = &req->msgs[i];
+		size_t cap = mllm_tokenizer_max_ids(tok, msg->len), n = 0, bytes;
+		int32_t *ids;
+		int rc, bad = -1;
+		if (msg->len == 0 || memchr(msg->content, '<', msg->len) == NULL)
+			continue; /* every special token's text starts with '<' */
+		if (mllm__mul_overflow(cap, sizeof(int32_t), &bytes))
+			return api_error_set(e, 413, NULL, "request_too_large",
+			                     "The message is too long.");
+		ids = mllm_try_malloc(bytes);
+		if (!ids)
+			return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+		rc = mllm_tokenizer_encode_ex(tok, msg->content, msg->len, &o, ids, cap, &n);
+		for (size_t k = 0; rc == 0 && k < n && bad < 0; k++)
+			if (mllm_tokenizer_is_control(tok, ids[k]))
+				bad = ids[k];
+		free(ids);
+		if (rc == MLLM_ENOMEM || rc == MLLM_ECANCELLED)
+			return api_error_from_mllm(e, rc);
+		if (bad >= 0) {
+			char param[48];
+			size_t pl = 0;
+			const char *piece = mllm_tokenizer_piece(tok, bad, &pl);
+			snprintf(param, sizeof param, "messages[%d].content", (int)i);
+			return api_error_set(
+			    e, 400, param, "invalid_value",
+			    "Message %d contains the special-token text '%.*s'; this "
+			    "model does not accept special tokens inside messages "
+			    "(chat_special_in_messages = false).",
+			    (int)i, (int)(pl < 64 ? pl : 64), piece ? piece : "");
+		}
+	}
+	return 0;
+}
+
 static int tokenize(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
                     bool parse_special, api__prompt *p, api_error *e)
 {
@@ -765,7 +836,8 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 {
 	const char *pparam = req->kind == API_CHAT ? "messages" : "prompt";
 	int32_t n_vocab, max_prompt;
-	int rc;
+	int rc, rstart = API__R_OFF;
+	bool lstrip = req->kind == API_CHAT;
 	if (!m->tok)
 		return api_error_set(err, 500, NULL, "internal_error",
 		                     "The model '%s' has no tokenizer.", m->id);
@@ -779,25 +851,37 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		const api_chat_template *t =
 		    m->chat_template ? m->chat_template : api__chat_template_default();
 		mllm_buf b;
-		bool bos = t->bos < 0 ? mllm_tokenizer_add_bos(m->tok) : t->bos == 1;
+		size_t skip = 0;
+		bool bos = false;
 		if (!req->prompts)
 			req->prompts = xcalloc(1, sizeof *req->prompts);
 		mllm_buf_init(&b, SIZE_MAX / 2);
-		rc = api__chat_apply(t, req->msgs, req->n_msgs, &b);
+		rc = api__check_message_specials(t, m->tok, req, err);
 		if (rc == 0)
-			rc = tokenize(m->tok, b.data ? b.data : "", b.len, bos, false,
-			              &req->prompts[0], err);
-		else
-			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
+			rc = api__chat_render(t, req, m->tok, &b, &skip, &bos, err);
+		if (rc == 0)
+			rc = tokenize(m->tok, b.data ? b.data + skip : "", b.len - skip, bos,
+			              t->jinja, &req->prompts[0], err);
+		if (rc == 0)
+			rstart = api__reasoning_start(t, b.data ? b.data : "", b.len);
+		/* The preset's "Assistant:" cue invites a leading space that is
+		 * not part of the answer; a model's own template does not. */
+		lstrip = !t->jinja;
 		mllm_buf_free(&b);
 		if (rc)
 			return rc;
-		/* The template's stops come after the client's, while room remains. */
+		/* The template's stops come after the client's, while room
+		 * remains: a Jinja template's eos_token, or the preset's. */
 		for (int32_t i = 0; i < req->n_stop_client; i++)
 			req->stop_ptrs[i] = req->stop[i];
 		req->sp.n_stop = req->n_stop_client;
-		for (int i = 0; i < t->n_stop && req->sp.n_stop < MLLM_MAX_STOP; i++)
-			req->stop_ptrs[req->sp.n_stop++] = t->stop[i];
+		if (t->jinja) {
+			if (t->eos_text && t->eos_text[0] && req->sp.n_stop < MLLM_MAX_STOP)
+				req->stop_ptrs[req->sp.n_stop++] = t->eos_text;
+		} else {
+			for (int i = 0; i < t->n_stop && req->sp.n_stop < MLLM_MAX_STOP; i++)
+				req->stop_ptrs[req->sp.n_stop++] = t->stop[i];
+		}
 	} else {
 		for (int32_t i = 0; i < req->n_prompts; i++) {
 			api__prompt *p = &req->prompts[i];
@@ -882,8 +966,12 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);
-		req->choices[i].lstrip = req->kind == API_CHAT;
+		mllm_buf_init(&req->choices[i].reasoning, SIZE_MAX / 2);
+		req->choices[i].lstrip = lstrip;
+		req->choices[i].rstate = rstart;
+		req->choices[i].saw_reasoning = rstart == API__R_REASON;
 	}
+	req->split = rstart != API__R_OFF;
 	return 0;
 }
 

@@ -94,7 +94,8 @@ int api_handle_tokenize(const char *body, size_t len, const api_limits *lim,
 	} else if (json_object_get(root, "messages")) {
 		const api_chat_template *t =
 		    m->chat_template ? m->chat_template : api__chat_template_default();
-		bool bos = t->bos < 0 ? mllm_tokenizer_add_bos(m->tok) : t->bos == 1;
+		bool bos = false;
+		size_t skip = 0;
 		mllm_buf b;
 		tmp = xcalloc(1, sizeof *tmp);
 		tmp->kind = API_CHAT;
@@ -102,11 +103,12 @@ int api_handle_tokenize(const char *body, size_t len, const api_limits *lim,
 		if (rc)
 			goto done;
 		mllm_buf_init(&b, SIZE_MAX / 2);
-		if (api__chat_apply(t, tmp->msgs, tmp->n_msgs, &b) != 0)
-			rc = api_error_set(err, 503, NULL, "overloaded", "Out of memory.");
-		else
-			rc = encode(m->tok, b.data ? b.data : "", b.len, special && bos, false,
-			            &ids, &n, err);
+		rc = api__check_message_specials(t, m->tok, tmp, err);
+		if (rc == 0)
+			rc = api__chat_render(t, tmp, m->tok, &b, &skip, &bos, err);
+		if (rc == 0)
+			rc = encode(m->tok, b.data ? b.data + skip : "", b.len - skip,
+			            special && bos, t->jinja, &ids, &n, err);
 		mllm_buf_free(&b);
 	} else {
 		rc = api_error_set(err, 400, "prompt", "missing_required_parameter",

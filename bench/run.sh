@@ -3,12 +3,12 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,r1,scheduler,tokenizer selects a subset (default all).
+# MLLM_BENCH=forward,r1,scheduler,tokenizer,template selects a subset (default all).
 set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer}
+SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
 if want forward || want scheduler || want r1; then
@@ -79,4 +79,9 @@ fi
 if want scheduler; then
 	echo "== continuous batching, MobileLLM-125M shape, Q8_0, 128 tokens/request"
 	"$B/bench/bench_scheduler" "$M/mobilellm-125m-f16" -n 128 -c 1,4,16,64 -q8
+fi
+
+if want template; then
+	echo "== chat template render (Jinja), 20 messages + tools, per fixture template"
+	"$B/bench/bench_template" "$FIX" 2000
 fi

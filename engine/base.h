@@ -91,6 +91,9 @@ char *mllm_buf_take(mllm_buf *b, size_t *len);
  * bytes (n >= 1), or 0 if it is not one: overlong forms, surrogates, values
  * past U+10FFFF and truncated sequences are all refused. */
 size_t mllm_utf8_len(const unsigned char *s, size_t n);
+/* Writes the UTF-8 form of code point cp (<= U+10FFFF, not a surrogate)
+ * to o (room for 4 bytes); returns its length (1-4). */
+size_t mllm_utf8_put(char *o, uint32_t cp);
 
 /* ---- Monotonic clock --------------------------------------------------- */
 uint64_t mllm_now_ns(void);

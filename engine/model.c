@@ -104,6 +104,7 @@ void mllm_model_close(mllm_model *m)
 	free(m->owned);
 	free(m->layers);
 	free(m->path);
+	free(m->chat_template);
 	free(m);
 }
 
@@ -133,6 +134,11 @@ static void eos_add(mllm_hparams *hp, int32_t id)
 		return;
 	hp->eos_ids[hp->n_eos++] = id;
 	hp->eos_id = hp->eos_ids[0];
+}
+
+const char *mllm_model_chat_template(const mllm_model *m)
+{
+	return m->chat_template;
 }
 
 int64_t mllm_model_n_params(const mllm_model *m)
@@ -1341,6 +1347,8 @@ static int open_gguf(mllm_model *m, const char *path, char *err, size_t errlen)
 			if (!rc)
 				rc = check_tokenizer(m, path, err, errlen);
 		}
+		if (!rc && mllm__gguf_get_str(g, "tokenizer.chat_template", &tm, &tl) == 0)
+			m->chat_template = xstrndup(tm, tl);
 	}
 out:
 	mllm__tset_free(&ts);

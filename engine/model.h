@@ -93,6 +93,10 @@ const mllm_tokenizer *mllm_model_tokenizer(const mllm_model *m);
 bool mllm_hparams_is_eos(const mllm_hparams *hp, int32_t id);
 /* Parameter count and bytes of weights resident. */
 int64_t mllm_model_n_params(const mllm_model *m);
+/* The chat template a GGUF file carries (tokenizer.chat_template, Jinja
+ * source, NUL-terminated, owned by the model), or NULL (none, or a snapshot:
+ * those keep theirs in tokenizer_config.json, which the server reads). */
+const char *mllm_model_chat_template(const mllm_model *m);
 size_t mllm_model_weight_bytes(const mllm_model *m);
 
 #endif

@@ -67,6 +67,7 @@ struct mllm_model {
 	void **owned; /* buffers from xmalloc (converted tensors) */
 	int n_owned;
 	char *path;
+	char *chat_template; /* GGUF tokenizer.chat_template (owned), or NULL */
 };
 
 /* weights.c: registers an owned buffer / a mapping with the model (freed

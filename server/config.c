@@ -102,8 +102,8 @@ static const cfg_entry model_table[] = {
      "how long an X-Session-Id prefix stays pinned"},
     {"prefix_cache", CFG_BOOL, 0, 1, "true", MOD_OFF(prefix_cache),
      "reuse KV blocks of shared prompt prefixes"},
-    {"chat_template", CFG_STR, 0, 0, "plain", MOD_OFF(chat_template),
-     "chat template preset: plain, chatml or raw"},
+    {"chat_template", CFG_STR, 0, 0, "auto", MOD_OFF(chat_template),
+     "auto (the model's own Jinja template, else plain), a template file, plain, chatml or raw"},
     {"chat_system", CFG_STR, 0, 0, NULL, MOD_OFF(chat_system),
      "override: system message text, {content} is the message (\\n escapes)"},
     {"chat_user", CFG_STR, 0, 0, NULL, MOD_OFF(chat_user),
@@ -116,6 +116,10 @@ static const cfg_entry model_table[] = {
      "override: implicit stop strings, up to 2 separated by ||"},
     {"chat_bos", CFG_STR, 0, 0, NULL, MOD_OFF(chat_bos),
      "override: auto, true or false (BOS before chat prompts)"},
+    {"reasoning_format", CFG_STR, 0, 0, "auto", MOD_OFF(reasoning_format),
+     "auto (split when the template shows <think>), none or split"},
+    {"chat_special_in_messages", CFG_BOOL, 0, 1, "false", MOD_OFF(chat_special_in_messages),
+     "special-token text in chat messages: false = 400, true = parsed as the token"},
 };
 
 #define N_SERVER (sizeof server_table / sizeof server_table[0])

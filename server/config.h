@@ -49,13 +49,15 @@ typedef struct {
 	int64_t max_queue;
 	int64_t session_ttl_ms;
 	bool prefix_cache;
-	char *chat_template; /* preset: plain, chatml, raw */
+	char *chat_template; /* auto, a Jinja file, or preset: plain, chatml, raw */
 	char *chat_system;   /* optional overrides (NULL = the preset's) */
 	char *chat_user;
 	char *chat_assistant;
 	char *chat_generation;
 	char *chat_stop;
 	char *chat_bos;
+	char *reasoning_format; /* auto, none, split */
+	bool chat_special_in_messages;
 } cfg_model;
 
 typedef struct {

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"generate", srv_cmd_generate, "generate text from a model (CLI)"},
     {"tokenize", srv_cmd_tokenize, "print the token ids of text on stdin"},
     {"health", srv_cmd_health, "check a running daemon's readiness (exit 0/1)"},
+    {"render-template", srv_cmd_render_template, "render a Jinja chat template (JSON on stdin)"},
 };
 
 static void usage(FILE *f)
@@ -29,7 +30,7 @@ static void usage(FILE *f)
 	           "       mobilellmd --help | --version\n\n"
 	           "commands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'mobilellmd <command> --help' for a command's options.\n");
 }
 

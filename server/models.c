@@ -5,9 +5,11 @@
  * listens (GET /health answers 503 until all are loaded). Loading is disk I/O
  * and weight conversion: it must never run on the loop thread (STYLE D1).
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +24,149 @@ static void engine_notify(void *ud)
 	uv_async_send(&s->wake);
 }
 
+static bool is_preset(const char *v)
+{
+	return !strcmp(v, "plain") || !strcmp(v, "chatml") || !strcmp(v, "raw");
+}
+
+#define TEMPLATE_FILE_MAX ((size_t)1 << 20)
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	mllm_buf b;
+	char chunk[16384];
+	size_t n;
+	if (!f)
+		return NULL;
+	mllm_buf_init(&b, TEMPLATE_FILE_MAX);
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (mllm_buf_append(&b, chunk, n) != 0)
+			break;
+	}
+	if (ferror(f) || !feof(f) || !b.data) {
+		fclose(f);
+		mllm_buf_free(&b);
+		return NULL;
+	}
+	fclose(f);
+	return mllm_buf_take(&b, len);
+}
+
+/* A special token in tokenizer_config.json: a string, or an AddedToken
+ * object {"content": ...}. */
+static const char *token_text(json_t *v)
+{
+	if (json_is_object(v))
+		v = json_object_get(v, "content");
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The model's own template (chat_template = auto): tokenizer_config.json's
+ * "chat_template" (a string, or a list of {name, template}: "default"),
+ * else chat_template.jinja beside it. GGUF metadata is not read (the
+ * engine does not expose it): a GGUF model uses its preset. */
+static char *own_template(const char *dir, json_t *tcfg, size_t *len, const char **source)
+{
+	json_t *v = json_object_get(tcfg, "chat_template");
+	char path[4200];
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *e, *pick = NULL;
+		json_array_foreach(v, i, e)
+		{
+			json_t *name = json_object_get(e, "name");
+			if (json_is_string(name) && !strcmp(json_string_value(name), "default"))
+				pick = json_object_get(e, "template");
+		}
+		v = pick;
+	}
+	if (json_is_string(v)) {
+		*source = "tokenizer_config.json";
+		*len = json_string_length(v);
+		return xstrndup(json_string_value(v), *len);
+	}
+	snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+	*source = "chat_template.jinja";
+	return read_file(path, len);
+}
+
+/* Runs on the loader thread (file reads, parsing): installs the model's
+ * own or the configured Jinja template. A template that does not parse
+ * leaves the preset in place with a WARN: never a wrong prompt silently. */
+static void load_template(srv_model *m)
+{
+	const cfg_model *cm = m->cfg;
+	const char *mode = cm->chat_template ? cm->chat_template : "auto";
+	const mllm_tokenizer *tok = mllm_model_tokenizer(m->model);
+	char dir[4096], path[4200], err[512], source[300];
+	const char *src_name = NULL, *bos = NULL, *eos = NULL;
+	char bos_piece[256] = "", eos_piece[256] = "";
+	json_t *tcfg = NULL;
+	char *src = NULL;
+	size_t len = 0, n;
+	struct stat st;
+	if (is_preset(mode))
+		return;
+	/* The snapshot directory: the path itself, or the folder of a file. */
+	snprintf(dir, sizeof dir, "%s", cm->path);
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(dir, sizeof dir, ".");
+	}
+	snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+	if (access(path, R_OK) == 0)
+		tcfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, NULL);
+	if (!strcmp(mode, "auto")) {
+		const char *gt = mllm_model_chat_template(m->model);
+		if (stat(cm->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			src = own_template(dir, tcfg, &len, &src_name);
+		} else if (gt) {
+			/* A GGUF file: the template in its metadata. */
+			len = strlen(gt);
+			src = xstrndup(gt, len);
+			src_name = "gguf:tokenizer.chat_template";
+		}
+		snprintf(source, sizeof source, "%s", src_name ? src_name : "");
+	} else {
+		src = read_file(mode, &len);
+		snprintf(source, sizeof source, "file:%s", mode);
+		if (!src)
+			SRV_LOG(MLLM_LOG_WARN, "model %s: cannot read chat template %s; using %s",
+			        cm->id, mode, api_chat_template_source(m->tmpl));
+	}
+	if (src) {
+		/* bos_token / eos_token: the tokenizer config's, else the
+		 * tokenizer's own BOS/EOS pieces. */
+		bos = token_text(json_object_get(tcfg, "bos_token"));
+		eos = token_text(json_object_get(tcfg, "eos_token"));
+		if (!bos && mllm_tokenizer_bos(tok) >= 0) {
+			n = mllm_tokenizer_token_bytes(tok, mllm_tokenizer_bos(tok), bos_piece,
+			                               sizeof bos_piece - 1);
+			bos_piece[n] = '\0';
+			bos = bos_piece;
+		}
+		if (!eos && mllm_tokenizer_eos(tok) >= 0) {
+			n = mllm_tokenizer_token_bytes(tok, mllm_tokenizer_eos(tok), eos_piece,
+			                               sizeof eos_piece - 1);
+			eos_piece[n] = '\0';
+			eos = eos_piece;
+		}
+		if (api_chat_template_set_jinja(m->tmpl, src, len, bos, eos, source, err,
+		                                sizeof err) != 0)
+			SRV_LOG(MLLM_LOG_WARN,
+			        "model %s: chat template (%s) not usable: %s; using %s instead",
+			        cm->id, source, err, api_chat_template_source(m->tmpl));
+	}
+	SRV_LOG(MLLM_LOG_INFO, "model %s: chat template %s, reasoning %s", cm->id,
+	        api_chat_template_source(m->tmpl), api_chat_template_reasoning(m->tmpl));
+	free(src);
+	json_decref(tcfg);
+}
+
 int srv__models_init(srv *s, char *err, size_t errlen)
 {
 	const cfg_t *c = s->cfg;
@@ -31,16 +176,23 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 	for (size_t i = 0; i < c->n_models; i++) {
 		srv_model *m = &s->models[i];
 		const cfg_model *cm = &c->models[i];
+		const char *preset = cm->chat_template;
+		/* "auto" and a file name start from the default preset: the
+		 * Jinja template replaces it at load, or it stays (fallback). */
+		if (preset && !is_preset(preset))
+			preset = NULL;
 		const struct {
 			const char *key, *val;
 		} keys[] = {
-		    {"preset", cm->chat_template},
+		    {"preset", preset},
 		    {"system", cm->chat_system},
 		    {"user", cm->chat_user},
 		    {"assistant", cm->chat_assistant},
 		    {"generation", cm->chat_generation},
 		    {"stop", cm->chat_stop},
 		    {"bos", cm->chat_bos},
+		    {"reasoning_format", cm->reasoning_format},
+		    {"special_in_messages", cm->chat_special_in_messages ? "true" : "false"},
 		};
 		char msg[256];
 
@@ -48,6 +200,15 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 		m->s = s;
 		atomic_init(&m->loaded, false);
 		m->tmpl = api_chat_template_create();
+		/* A template file that is not there is a typo: refuse the
+		 * config (--check-config says so) rather than fall back. */
+		if (cm->chat_template && !is_preset(cm->chat_template) &&
+		    strcmp(cm->chat_template, "auto") != 0 && access(cm->chat_template, R_OK) != 0)
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "model %s: chat_template: cannot read '%s' (auto, plain, "
+			    "chatml, raw or a template file)",
+			    cm->id, cm->chat_template);
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			if (!keys[k].val)
 				continue;
@@ -97,6 +258,7 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	if (rc < 0)
 		return rc;
 
+	load_template(m);
 	m->info.id = cm->id;
 	m->info.tok = mllm_model_tokenizer(m->model);
 	m->info.n_ctx = mllm_engine_n_ctx(m->engine);

@@ -135,7 +135,10 @@ static const bad_case bad_cases[] = {
     {API_CHAT, "{\"messages\":[]}", 400, "messages"},
     {API_CHAT, "{\"messages\":[5]}", 400, "messages[0]"},
     {API_CHAT, "{\"messages\":[{\"content\":\"x\"}]}", 400, "messages[0].role"},
-    {API_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", 400, "messages[0].role"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", 400, "messages[0].role"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", 400, "tools"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":[]}",
+     400, "chat_template_kwargs"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\"}]}", 400,
      "messages[1].content"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", 400, "messages[0].content"},
@@ -664,6 +667,58 @@ START_TEST(test_chat_custom_template)
 }
 END_TEST
 
+/* A model's own Jinja template: tool messages and tool calls reach it as
+ * sent, the text after its bos_token's text is the prompt (one BOS), its
+ * eos_token is the implicit stop; a preset refuses tool messages. */
+START_TEST(test_chat_jinja_template)
+{
+	static const char src[] =
+	    "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}"
+	    "{% for c in m.tool_calls %}<call {{ c.function.name }} {{ c.function.arguments }}>"
+	    "{% endfor %}{% endfor %}{% if tools %}(tools: {{ tools | "
+	    "map(attribute='function.name')"
+	    " | join(',') }}){% endif %}[assistant]";
+	const char *body =
+	    "{\"messages\":[{\"role\":\"developer\",\"content\":\"Be kind.\"},"
+	    "{\"role\":\"user\",\"content\":\"Weather?\"},"
+	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
+	    "\"function\":{\"name\":\"get\",\"arguments\":\"{}\"}}]},"
+	    "{\"role\":\"tool\",\"content\":\"sunny\"}],"
+	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\"}}]}";
+	const char *text = "[system]Be kind.[user]Weather?[assistant]None<call get {}>[tool]sunny"
+	                   "(tools: get)[assistant]";
+	api_chat_template *t = api_chat_template_create();
+	api_model_info m = model;
+	api_request *req;
+	api_error e;
+	mllm_submit s;
+	int32_t want[256];
+	size_t n_want;
+	char err[256];
+	ck_assert_int_eq(api_chat_template_set_jinja(t, src, strlen(src), "<s>", "</s>", "test",
+	                                             err, sizeof err),
+	                 0);
+	m.chat_template = t;
+	parse_ok(API_CHAT, body, &req);
+	ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+	api_request_submit(req, 0, &s);
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, strlen(text), true, want, 256, &n_want),
+	                 0);
+	ck_assert_uint_eq(s.n_prompt, n_want);
+	for (size_t i = 0; i < n_want; i++)
+		ck_assert_int_eq(s.prompt[i], want[i]);
+	ck_assert_int_eq(s.sampling.n_stop, 1);
+	ck_assert_str_eq(s.sampling.stop[0], "</s>");
+	api_request_free(req);
+	/* The same chat against a preset: the tool message is refused. */
+	parse_ok(API_CHAT, body, &req);
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 400);
+	ck_assert_str_eq(e.param, "messages[3].role");
+	api_request_free(req);
+	api_chat_template_free(t);
+}
+END_TEST
+
 START_TEST(test_errors_from_engine)
 {
 	static const struct {
@@ -796,6 +851,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_admission_limits);
 	tcase_add_test(tc, test_chat_submission);
 	tcase_add_test(tc, test_chat_custom_template);
+	tcase_add_test(tc, test_chat_jinja_template);
 	tcase_add_test(tc, test_alloc_failures);
 	suite_add_tcase(s, tc);
 	return s;

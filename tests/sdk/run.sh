@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — the OpenAI Node SDK conformance tests. Installs the SDK with npm
 # when node_modules is missing, starts two daemons on free loopback ports
-# (A: two fixture models behind an API key; B: one model with room for one
+# (A: three fixture models behind an API key, one with a thinking chat
+# template; B: one model with room for one
 # running and one queued request, to provoke 503 + Retry-After), runs
 # `node --test`, then checks both daemons exit 0 on SIGTERM.
 set -eu
@@ -52,8 +53,17 @@ wait_url() {
 	return 1
 }
 
+# "think": the tiny model with a template whose generation prompt opens a
+# <think> block, so its answers are all reasoning until "</think>".
+printf '%s' '{% for m in messages %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endfor %}<|im_start|>assistant
+<think>
+' >"$TMP/think.jinja"
 "$BIN" serve --host 127.0.0.1 --port 0 --model st="$FIX/models/stories260K" \
-	--model tiny="$FIX/models/tiny-mobilellm-f16" --api-key sdk-test-key >"$TMP/a.log" 2>&1 &
+	--model tiny="$FIX/models/tiny-mobilellm-f16" --model think="$FIX/models/tiny-mobilellm-f16" \
+	--set model.think.chat_template="$TMP/think.jinja" --set model.think.kv_bytes=8m \
+	--api-key sdk-test-key >"$TMP/a.log" 2>&1 &
 PID_A=$!
 PIDS="$PID_A"
 "$BIN" serve --host 127.0.0.1 --port 0 --model tiny="$FIX/models/tiny-mobilellm-f16" \

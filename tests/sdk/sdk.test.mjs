@@ -47,7 +47,7 @@ async function collectChat(stream) {
 test('models.list and retrieve', async () => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepEqual(ids.sort(), ['st', 'tiny']);
+  assert.deepEqual(ids.sort(), ['st', 'think', 'tiny']);
   const m = await client.models.retrieve('st');
   assert.equal(m.id, 'st');
   assert.equal(m.object, 'model');
@@ -116,6 +116,42 @@ test('chat: streamed deltas equal the message (greedy), usage chunk', async () =
   // max_completion_tokens is accepted as max_tokens
   const m = await client.chat.completions.create({ model: 'st', messages, max_completion_tokens: 3, ...GREEDY });
   assert.ok(m.usage.completion_tokens <= 3);
+});
+
+test('chat: reasoning split fields read through the SDK', async () => {
+  const m = await client.models.retrieve('think');
+  assert.equal(m.reasoning_format, 'split');
+  assert.match(m.chat_template, /^file:.*think\.jinja$/);
+  const body = { model: 'think', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 6, ...GREEDY };
+  const r = await client.chat.completions.create(body);
+  const msg = r.choices[0].message;
+  // The template opened <think>: every token is reasoning, and a budget
+  // that ends inside it leaves the answer empty, finish_reason length.
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(msg.content, '');
+  assert.equal(typeof msg.reasoning_content, 'string');
+  assert.ok(msg.reasoning_content.length > 0);
+  assert.equal(msg.reasoning, msg.reasoning_content);
+  assert.equal(r.usage.completion_tokens_details.reasoning_tokens, r.usage.completion_tokens);
+  const s = await client.chat.completions.create({
+    ...body, stream: true, stream_options: { include_usage: true },
+  });
+  let reasoning = '';
+  let reasoning2 = '';
+  let content = '';
+  let usage = null;
+  for await (const chunk of s) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices ?? []) {
+      reasoning += c.delta?.reasoning_content ?? '';
+      reasoning2 += c.delta?.reasoning ?? '';
+      content += c.delta?.content ?? '';
+    }
+  }
+  assert.equal(reasoning, msg.reasoning_content);
+  assert.equal(reasoning2, msg.reasoning_content);
+  assert.equal(content, '');
+  assert.equal(usage.completion_tokens_details.reasoning_tokens, usage.completion_tokens);
 });
 
 test('chat: logprobs with top_logprobs', async () => {
