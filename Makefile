@@ -158,9 +158,10 @@ $(BUILD)/tests/engine/%: tests/engine/%.c tests/harness.h $(ENGINE_LIB)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(ENGINE_LIB) $(CHECK_LIBS) $(ENGINE_TEST_LIBS) $(LIBS)
 
+# Benches measure engine/ and api/ code (never the daemon's internals).
 $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
-	$(QLD)$(CC) $(CFLAGS) $(ENGINE_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
+	$(QLD)$(CC) $(CFLAGS) $(API_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
 
 # The whole suite: unit runners, then daemon-level integration and SDK tests.
 # tests/run.sh prints one closing line, "tests: N passed, N failed".
