@@ -16,6 +16,15 @@
 
 #include "api_fixture.h"
 
+
+/* api_request_end's status, or its error code. */
+static int end_status(api_request *req, mllm_buf *out)
+{
+	int status = 0;
+	int rc = api_request_end(req, out, &status);
+	return rc < 0 ? rc : status;
+}
+
 static api_chat_template *tmpl;
 
 /* A ChatML-like template with a thinking switch, like Qwen3's: the
@@ -85,7 +94,7 @@ static json_t *body_of(api_request *req)
 	json_error_t je;
 	json_t *o;
 	mllm_buf_init(&out, 1 << 20);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	o = json_loadb(out.data, out.len, 0, &je);
 	ck_assert_msg(o != NULL, "%s", je.text);
 	mllm_buf_free(&out);
@@ -205,7 +214,7 @@ START_TEST(test_split_streamed)
 	for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++)
 		feed_token(req, toks[i], &out);
 	feed_done(req, MLLM_FINISH_STOP, 10, &out);
-	ck_assert_int_eq(api_request_end(req, &out), 200);
+	ck_assert_int_eq(end_status(req, &out), 200);
 	read_stream(&out, &s);
 	ck_assert_str_eq(s.reasoning, "Let me think.");
 	ck_assert_str_eq(s.content, "Answer.");
@@ -342,7 +351,7 @@ START_TEST(test_random_token_boundaries)
 			at += k;
 		}
 		feed_done(req, MLLM_FINISH_STOP, 1, &out);
-		ck_assert_int_eq(api_request_end(req, &out), 200);
+		ck_assert_int_eq(end_status(req, &out), 200);
 		read_stream(&out, &s);
 		ck_assert_str_eq(s.reasoning, "\nStep one; then two.\n");
 		ck_assert_str_eq(s.content, "The answer is 4.");
