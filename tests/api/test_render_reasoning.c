@@ -16,7 +16,6 @@
 
 #include "api_fixture.h"
 
-
 /* api_request_end's status, or its error code. */
 static int end_status(api_request *req, mllm_buf *out)
 {
