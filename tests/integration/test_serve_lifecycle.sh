@@ -8,7 +8,7 @@
 # symlinks and unreadable files; a misspelt MLLMD_* variable is warned.
 . "$(dirname "$0")/serve_lib.sh"
 
-start_daemon --model st="$ST" --model tiny="$TINY" --set drain_delay_ms=2000 \
+start_daemon --model st="$ST" --model r1="$FIX/models/tiny-mobilellm-r1-bf16" --set drain_delay_ms=2000 \
 	--set shutdown_timeout_ms=120000
 port=${URL##*:}
 [ "$(status GET /livez)" = 200 ] || fail "/livez not 200"
@@ -19,10 +19,13 @@ grep -q '"alive"' "$TMP/body" || fail "/livez body: $(cat "$TMP/body")"
 MLLMD_PORT=$port "$BIN" health >/dev/null || fail "health ignores MLLMD_PORT"
 ok "/livez, /readyz and 'mobilellmd health' on a ready daemon"
 
-# A stream long enough to outlive the drain delay (about 4 s here; far
-# longer under sanitizers, hence the generous shutdown timeout).
+# A stream long enough to outlive the 2 s drain delay on an idle machine:
+# the R1 fixture's 128k-token output layer makes each token cost ~3 ms, so
+# 3000 tokens take ~8 s here (the tiny classic model needs only ~1 s for
+# 1000, which an idle CI machine finishes before the delay ends). Far
+# longer under sanitizers, hence the generous shutdown timeout.
 curl -s -N "$URL/v1/completions" -H "$JSON" \
-	-d '{"model":"tiny","prompt":"Once","max_tokens":1000,"ignore_eos":true,"temperature":0,"stream":true}' \
+	-d '{"model":"r1","prompt":"Once","max_tokens":3000,"ignore_eos":true,"temperature":0,"stream":true}' \
 	>"$TMP/stream" 2>/dev/null &
 CPID=$!
 i=0
