@@ -125,6 +125,12 @@ struct api_request {
 	api__message *msgs;
 	int32_t n_msgs;
 
+	/* Structured outputs (structured.c): the kept schema, and the grammar
+	 * prepare compiles from it (one reference, also in sp.grammar). */
+	int rf_kind; /* API__RF_* */
+	json_t *rf_schema;
+	mllm_grammar *grammar;
+
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
 	int32_t n_choices_done;
@@ -132,6 +138,34 @@ struct api_request {
 	api_error err;
 	bool ended;
 };
+
+/* ---- schema.c: JSON Schema → engine grammar ------------------------------ */
+
+typedef struct api__sc api__sc;
+/* A compiler with an empty grammar builder; NULL when out of memory. */
+api__sc *api__sc_create(void);
+void api__sc_free(api__sc *c);
+/* Compiles schema (inside document doc, which $ref pointers resolve
+ * against) to a rule of the builder. Returns the rule, or -1 with e filled
+ * (400, param, the keyword's JSON pointer in the message). Borrowed JSON. */
+int32_t api__sc_schema(api__sc *c, json_t *doc, json_t *schema, const char *param, api_error *e);
+/* Any JSON object (response_format json_object). */
+int32_t api__sc_any_object(api__sc *c);
+/* The bounded-whitespace rule, and the builder, to assemble other forms
+ * (tool calls) around compiled schemas. */
+int32_t api__sc_ws(api__sc *c);
+mllm_gbuild *api__sc_builder(api__sc *c);
+/* Freezes "ws value" into *out (one reference). 0 or the HTTP status. */
+int api__sc_finish(api__sc *c, int32_t value, const char *param, mllm_grammar **out, api_error *e);
+
+/* ---- structured.c --------------------------------------------------------- */
+
+enum { API__RF_NONE = 0, API__RF_JSON_OBJECT, API__RF_JSON_SCHEMA };
+/* Reads response_format (shape only). 0 or the status with e filled. */
+int api__parse_structured(api_request *req, json_t *root, api_error *e);
+/* Compiles what parse kept into req->grammar / req->sp.grammar. */
+int api__prepare_structured(api_request *req, api_error *e);
+void api__structured_free(api_request *req);
 
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with
  * POST /tokenize). Returns 0 or the HTTP status with e filled. */

@@ -432,6 +432,8 @@ static int parse_common(api_request *req, json_t *root, const api_limits *lim, a
 	rc = parse_stop(req, root, lim, e);
 	if (rc == 0)
 		rc = parse_logit_bias(req, root, lim, e);
+	if (rc == 0)
+		rc = api__parse_structured(req, root, e);
 	return rc;
 }
 
@@ -561,6 +563,7 @@ void api_request_free(api_request *req)
 	if (!req)
 		return;
 	free(req->model);
+	api__structured_free(req);
 	for (int i = 0; i < MLLM_MAX_STOP; i++)
 		free(req->stop[i]);
 	free(req->bias);
@@ -802,6 +805,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	req->sp.stop = req->stop_ptrs;
 	req->sp.logit_bias = req->bias;
 	req->sp.n_logit_bias = req->n_bias;
+	rc = api__prepare_structured(req, err);
+	if (rc)
+		return rc;
 
 	for (int32_t i = 0; i < req->n_prompts && req->kind == API_COMPLETION; i++) {
 		api__prompt *p = &req->prompts[i];
