@@ -84,6 +84,11 @@ typedef struct {
 	mllm_finish finish;
 	int32_t n_completion;
 	size_t offset; /* running text_offset (characters) */
+	/* Forced tool call (tools.c): the text accumulates in `text` for
+	 * streams too; the id/name delta is out, and tool_sent bytes of it
+	 * have been sent (as arguments fragments). */
+	bool tool_head;
+	size_t tool_sent;
 } api__choice;
 
 typedef struct {
@@ -130,6 +135,10 @@ struct api_request {
 	int rf_kind; /* API__RF_* */
 	json_t *rf_schema;
 	mllm_grammar *grammar;
+	/* Tools (tools.c). */
+	json_t *tools;   /* validated array, or NULL */
+	int tool_choice; /* API__TC_* */
+	char *tool_name; /* API__TC_NAMED */
 
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
@@ -166,6 +175,28 @@ int api__parse_structured(api_request *req, json_t *root, api_error *e);
 /* Compiles what parse kept into req->grammar / req->sp.grammar. */
 int api__prepare_structured(api_request *req, api_error *e);
 void api__structured_free(api_request *req);
+
+/* ---- tools.c ------------------------------------------------------------------ */
+
+enum { API__TC_NONE = 0, API__TC_AUTO, API__TC_REQUIRED, API__TC_NAMED };
+/* tools, tool_choice, parallel_tool_calls (chat; after response_format). */
+int api__parse_tools(api_request *req, json_t *root, api_error *e);
+/* A "tool" message or an assistant message with tool_calls: fills *out
+ * (rendered text) and returns 1; 0 when m is neither; else the status. */
+int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
+/* tool_choice required / named: generation is a call. */
+bool api__tool_forced(const api_request *req);
+/* Prepare: the tools preamble and the call grammar (forced choice only). */
+int api__prepare_tools(api_request *req, api_error *e);
+/* Streaming: emits the id/name delta and argument fragments from the
+ * choice's accumulated text. */
+int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final);
+/* Non-streamed: sets message.content null and message.tool_calls when the
+ * choice stopped on a complete call; false otherwise (text stays). */
+bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg);
+void api__tools_free(api_request *req);
+/* render.c: appends one SSE chunk with the request's envelope. */
+int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out);
 
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with
  * POST /tokenize). Returns 0 or the HTTP status with e filled. */

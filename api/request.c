@@ -257,6 +257,13 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 			snprintf(param, sizeof param, "messages[%zu]", i);
 			return type_error(e, param, "an object with 'role' and 'content'");
 		}
+		rc = api__tool_message(m, i, &req->msgs[i], e);
+		if (rc > 1)
+			return rc;
+		if (rc == 1) {
+			req->n_msgs = (int32_t)i + 1;
+			continue;
+		}
 		snprintf(param, sizeof param, "messages[%zu].role", i);
 		if (!json_is_string(role))
 			return type_error(e, param,
@@ -264,7 +271,7 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		if (parse_role(json_string_value(role), &req->msgs[i].role) != 0)
 			return api_error_set(e, 400, param, "invalid_value",
 			                     "'%s' must be one of 'system', 'developer', 'user', "
-			                     "'assistant'; got '%s' (tools are not supported).",
+			                     "'assistant', 'tool'; got '%s'.",
 			                     param, json_string_value(role));
 		req->n_msgs = (int32_t)i + 1;
 		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
@@ -505,7 +512,7 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 		return api_error_set(e, 400, "top_logprobs", "invalid_value",
 		                     "'top_logprobs' requires 'logprobs' to be true.");
 	req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
-	return 0;
+	return api__parse_tools(req, root, e);
 }
 
 int api_request_parse(api_kind kind, const char *body, size_t len, const api_limits *lim,
@@ -564,6 +571,7 @@ void api_request_free(api_request *req)
 		return;
 	free(req->model);
 	api__structured_free(req);
+	api__tools_free(req);
 	for (int i = 0; i < MLLM_MAX_STOP; i++)
 		free(req->stop[i]);
 	free(req->bias);
@@ -725,6 +733,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		bool bos = t->bos < 0 ? mllm_tokenizer_add_bos(m->tok) : t->bos == 1;
 		if (!req->prompts)
 			req->prompts = xcalloc(1, sizeof *req->prompts);
+		rc = api__prepare_tools(req, err);
+		if (rc)
+			return rc;
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = api__chat_apply(t, req->msgs, req->n_msgs, &b);
 		if (rc == 0)
