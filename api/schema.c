@@ -926,7 +926,11 @@ static int32_t string_schema(api__sc *c, json_t *s, const char *ptr)
 	}
 	if (pat || fmt) {
 		const char *f;
-		if ((has_min || has_max) || (pat && fmt)) {
+		/* pattern wins over format when both are given (zod emits a
+		 * precise pattern beside its format): it is the stricter. */
+		if (pat && fmt)
+			fmt = NULL;
+		if (has_min || has_max) {
 			ptr_join(p2, sizeof p2, ptr, pat ? "pattern" : "format");
 			return sc_fail(c, p2, "%s cannot be combined with minLength/maxLength",
 			               pat ? "pattern" : "format");
@@ -998,6 +1002,12 @@ static int32_t number_schema(api__sc *c, json_t *s, const char *ptr, bool intege
 		hi = json_number_value(xmx);
 		hi_x = true;
 	}
+	/* Integers are generated with at most SC_INT_DIGITS digits: bounds
+	 * beyond that (zod's ±2^53-1 for .int()) constrain nothing. */
+	if (integer && lo <= -1e15 + 1)
+		lo = -INFINITY;
+	if (integer && hi >= 1e15 - 1)
+		hi = INFINITY;
 	if (lo == -INFINITY && hi == INFINITY)
 		return number_rule(c, integer, false);
 	if (integer && isfinite(lo) && isfinite(hi)) {

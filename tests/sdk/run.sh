@@ -2,7 +2,8 @@
 # run.sh — the OpenAI Node SDK conformance tests. Installs the SDK with npm
 # when node_modules is missing, starts two daemons on free loopback ports
 # (A: two fixture models behind an API key; B: one model with room for one
-# running and one queued request, to provoke 503 + Retry-After), runs
+# running and one queued request, to provoke 503 + Retry-After), runs the
+# SDK tests and the structured-output tests (structured.test.mjs) with
 # `node --test`, then checks both daemons exit 0 on SIGTERM.
 set -eu
 
@@ -66,7 +67,7 @@ URL_B=$(wait_url b)
 
 rc=0
 (cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_KEY=sdk-test-key \
-	node --test --test-reporter=spec sdk.test.mjs) || rc=$?
+	node --test --test-reporter=spec sdk.test.mjs structured.test.mjs) || rc=$?
 
 for name in a b; do
 	if [ $name = a ]; then pid=$PID_A; else pid=$PID_B; fi
