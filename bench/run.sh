@@ -3,12 +3,12 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,scheduler,tokenizer selects a subset (default all).
+# MLLM_BENCH=forward,scheduler,tokenizer,grammar selects a subset (default all).
 set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,scheduler,tokenizer}
+SEL=${MLLM_BENCH:-forward,scheduler,tokenizer,grammar}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
 if want forward || want scheduler; then
@@ -23,6 +23,11 @@ if want tokenizer; then
 	tok=$FIX/tokenizer/llama2/tokenizer.model
 	"$B/bench/bench_tokenizer" "$txt" "$tok" 3
 	/usr/bin/python3 bench/tokenizer_sp.py "$txt" "$tok" 3
+fi
+
+if want grammar; then
+	echo "== constrained decoding: trie build, 50-property schema compile, mask overhead (16 sequences)"
+	"$B/bench/bench_grammar" "$FIX/tokenizer/llama2/tokenizer.model" 400
 fi
 
 if want forward; then

@@ -621,6 +621,18 @@ static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
 	return m->n_nodes++;
 }
 
+/* dst |= src over 256 bits, a word at a time (this runs once per trie
+ * node a walk visits). */
+static void set_or(uint8_t *dst, const uint8_t *src)
+{
+	uint64_t a[4], b[4];
+	memcpy(a, dst, sizeof a);
+	memcpy(b, src, sizeof b);
+	for (int i = 0; i < 4; i++)
+		a[i] |= b[i];
+	memcpy(dst, a, sizeof a);
+}
+
 static bool same_stack(const mllm_gmatch *m, int32_t a, int32_t b)
 {
 	while (a != b) {
@@ -669,8 +681,7 @@ static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int gua
 		if (id < 0)
 			return;
 		st->tops[st->n++] = id;
-		for (int k = 0; k < 32; k++)
-			st->first[k] |= g->sets[e->arg][k];
+		set_or(st->first, g->sets[e->arg]);
 		return;
 	}
 	/* E_REF: the continuation frame, unless the reference is the last

@@ -369,7 +369,9 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 	/* prob[i] belongs to candidate idx[i]; the best has probability 1
 	 * before normalisation, which makes min_p a plain threshold. */
 	for (int32_t i = 0; i < n; i++) {
-		prob[i] = (float)exp(((double)w[idx[i]] - (double)m) * inv_t);
+		/* Banned and grammar-masked tokens (-inf) skip the exp. */
+		float wi = w[idx[i]];
+		prob[i] = wi == -INFINITY ? 0.0f : (float)exp(((double)wi - (double)m) * inv_t);
 		total += prob[i];
 	}
 	if (p->min_p > 0.0f) {
