@@ -271,6 +271,12 @@ static int tools_preamble(api_request *req, api_error *e)
 	return 0;
 }
 
+static void lit_ws(mllm_gbuild *b, int32_t rule, const char *s, int32_t ws)
+{
+	mllm_gbuild_lit(b, rule, s, strlen(s));
+	mllm_gbuild_ref(b, rule, ws);
+}
+
 /* Runs in prepare, before the template is applied: the preamble and the
  * grammar {"name": N, "arguments": A} over the allowed tools. */
 int api__prepare_tools(api_request *req, api_error *e)
@@ -307,23 +313,17 @@ int api__prepare_tools(api_request *req, api_error *e)
 			api__sc_free(c);
 			return e->status;
 		}
+		/* {ws "name" ws : ws "N" ws , ws "arguments" ws : ws A ws } */
 		mllm_gbuild_alt(b, call);
-		mllm_gbuild_lit(b, call, "{", 1);
-		mllm_gbuild_ref(b, call, ws);
-		mllm_gbuild_lit(b, call, "\"name\"", 6);
-		mllm_gbuild_ref(b, call, ws);
-		mllm_gbuild_lit(b, call, ":", 1);
-		mllm_gbuild_ref(b, call, ws);
+		lit_ws(b, call, "{", ws);
+		lit_ws(b, call, "\"name\"", ws);
+		lit_ws(b, call, ":", ws);
 		mllm_gbuild_lit(b, call, "\"", 1);
 		mllm_gbuild_lit(b, call, name, strlen(name));
-		mllm_gbuild_lit(b, call, "\"", 1);
-		mllm_gbuild_ref(b, call, ws);
-		mllm_gbuild_lit(b, call, ",", 1);
-		mllm_gbuild_ref(b, call, ws);
-		mllm_gbuild_lit(b, call, "\"arguments\"", 11);
-		mllm_gbuild_ref(b, call, ws);
-		mllm_gbuild_lit(b, call, ":", 1);
-		mllm_gbuild_ref(b, call, ws);
+		lit_ws(b, call, "\"", ws);
+		lit_ws(b, call, ",", ws);
+		lit_ws(b, call, "\"arguments\"", ws);
+		lit_ws(b, call, ":", ws);
 		mllm_gbuild_ref(b, call, args);
 		mllm_gbuild_ref(b, call, ws);
 		mllm_gbuild_lit(b, call, "}", 1);
@@ -412,13 +412,26 @@ static json_t *call_json(const api_request *req, int32_t idx, const char *name, 
 	return call;
 }
 
+/* One chunk whose delta is tool_calls: [call] (call is taken). */
+static int emit_call_delta(const api_request *req, int32_t idx, json_t *call, mllm_buf *out)
+{
+	json_t *ch = json_object(), *delta = json_object(), *calls = json_array();
+	json_array_append_new(calls, call);
+	json_object_set_new(delta, "tool_calls", calls);
+	json_object_set_new(ch, "index", json_integer(idx));
+	json_object_set_new(ch, "delta", delta);
+	json_object_set_new(ch, "logprobs", json_null());
+	json_object_set_new(ch, "finish_reason", json_null());
+	return api__emit_chunk(req, ch, out);
+}
+
 int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final)
 {
 	api__choice *c = &req->choices[idx];
 	const char *s = c->text.data ? c->text.data : "";
 	size_t n = c->text.len, end;
 	char name[80];
-	json_t *ch, *delta, *calls, *call;
+	json_t *call;
 	int rc;
 	if (!c->tool_head) {
 		size_t args;
@@ -426,19 +439,10 @@ int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final)
 			return 0;
 		c->tool_head = true;
 		c->tool_sent = args;
-		ch = json_object();
-		delta = json_object();
-		calls = json_array();
 		call = call_json(req, idx, name, true);
 		json_object_set_new(json_object_get(call, "function"), "arguments",
 		                    json_string(""));
-		json_array_append_new(calls, call);
-		json_object_set_new(delta, "tool_calls", calls);
-		json_object_set_new(ch, "index", json_integer(idx));
-		json_object_set_new(ch, "delta", delta);
-		json_object_set_new(ch, "logprobs", json_null());
-		json_object_set_new(ch, "finish_reason", json_null());
-		rc = api__emit_chunk(req, ch, out);
+		rc = emit_call_delta(req, idx, call, out);
 		if (rc)
 			return rc;
 	}
@@ -446,20 +450,11 @@ int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final)
 	end = args_end(s, c->tool_sent, n);
 	if (end <= c->tool_sent)
 		return 0;
-	ch = json_object();
-	delta = json_object();
-	calls = json_array();
 	call = call_json(req, idx, NULL, false);
 	json_object_set_new(json_object_get(call, "function"), "arguments",
 	                    api__json_text(s + c->tool_sent, end - c->tool_sent));
-	json_array_append_new(calls, call);
-	json_object_set_new(delta, "tool_calls", calls);
-	json_object_set_new(ch, "index", json_integer(idx));
-	json_object_set_new(ch, "delta", delta);
-	json_object_set_new(ch, "logprobs", json_null());
-	json_object_set_new(ch, "finish_reason", json_null());
 	c->tool_sent = end;
-	return api__emit_chunk(req, ch, out);
+	return emit_call_delta(req, idx, call, out);
 }
 
 bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg)
