@@ -130,13 +130,21 @@ async function pool(items, width, fn) {
   return out;
 }
 
-for (const [name, schema] of Object.entries(SCHEMAS)) {
-  test(`${SAMPLES} seeded samples at temperature 1 validate: ${name}`, async () => {
+// Every schema on st (512-token vocabulary); two on tiny, whose 32000-token
+// LLaMA vocabulary has multi-byte and multi-character tokens.
+const RUNS = [
+  ...Object.keys(SCHEMAS).map((name) => ['st', name]),
+  ['tiny', 'nested'],
+  ['tiny', 'patterns'],
+];
+for (const [model, name] of RUNS) {
+  const schema = SCHEMAS[name];
+  test(`${SAMPLES} seeded samples at temperature 1 validate: ${name} (${model})`, async () => {
     const validate = compile(schema);
     const seeds = Array.from({ length: SAMPLES }, (_, i) => 1000 + i);
     const results = await pool(seeds, 16, async (seed) => {
       const params = {
-        model: 'st', prompt: 'Once upon a time', max_tokens: MAX_TOKENS,
+        model, prompt: 'Once upon a time', max_tokens: MAX_TOKENS,
         temperature: 1, seed, response_format: rf(name, schema),
       };
       const stream = seed % 2 === 1;
@@ -178,10 +186,10 @@ test('unsupported keywords: 400 naming the keyword and its pointer', async () =>
   }
 });
 
-test('16 concurrent constrained greedy requests equal their solo outputs', async () => {
+for (const model of ['st', 'tiny']) test(`16 concurrent constrained greedy requests equal their solo outputs (${model})`, async () => {
   const names = Object.keys(SCHEMAS);
   const reqs = Array.from({ length: 16 }, (_, i) => ({
-    model: 'st',
+    model,
     prompt: ['Once upon a time', 'The cat', 'Lily and Tom', 'One day'][i % 4],
     max_tokens: 120,
     temperature: 0,
