@@ -486,6 +486,7 @@ typedef struct {
 	const char *p, *end;
 	const char *ptr;
 	bool bad;
+	int depth; /* group nesting: bounded, the parser recurses */
 	char why[96];
 } rx;
 
@@ -690,7 +691,12 @@ static int32_t rx_atom(rx *x)
 			}
 			x->p += 2;
 		}
+		if (++x->depth > 32) {
+			rx_bad(x, "groups nested deeper than 32");
+			return 0;
+		}
 		r = rx_alt(x);
+		x->depth--;
 		if (x->p >= x->end || *x->p != ')') {
 			rx_bad(x, "an unbalanced parenthesis");
 			return 0;
