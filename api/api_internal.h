@@ -121,6 +121,11 @@ typedef struct {
 	bool saw_reasoning;
 	int32_t n_reasoning;
 	int32_t n_pending; /* tokens held before a possible "<think>" */
+	/* Forced tool call (tools.c): the text accumulates in `text` for
+	 * streams too; the id/name delta is out, and tool_sent bytes of it
+	 * have been sent (as arguments fragments). */
+	bool tool_head;
+	size_t tool_sent;
 } api__choice;
 
 enum { API__R_OFF = 0, API__R_START, API__R_REASON, API__R_ANSWER_LSTRIP, API__R_ANSWER };
@@ -175,6 +180,16 @@ struct api_request {
 	 * references into the parsed body, kept alive here). */
 	json_t *j_messages, *j_tools, *j_kwargs;
 
+	/* Structured outputs (structured.c): the kept schema, and the grammar
+	 * prepare compiles from it (one reference, also in sp.grammar). */
+	int rf_kind; /* API__RF_* */
+	json_t *rf_schema;
+	mllm_grammar *grammar;
+	/* Tools (tools.c). */
+	json_t *tools;   /* validated array, or NULL */
+	int tool_choice; /* API__TC_* */
+	char *tool_name; /* API__TC_NAMED */
+
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
 	int32_t n_choices_done;
@@ -183,6 +198,56 @@ struct api_request {
 	bool ended;
 	bool split; /* reasoning split on: usage says reasoning_tokens */
 };
+
+/* ---- schema.c: JSON Schema → engine grammar ------------------------------ */
+
+typedef struct api__sc api__sc;
+/* A compiler with an empty grammar builder; NULL when out of memory. */
+api__sc *api__sc_create(void);
+void api__sc_free(api__sc *c);
+/* Compiles schema (inside document doc, which $ref pointers resolve
+ * against) to a rule of the builder. Returns the rule, or -1 with e filled
+ * (400, param, the keyword's JSON pointer in the message). Borrowed JSON. */
+int32_t api__sc_schema(api__sc *c, json_t *doc, json_t *schema, const char *param, api_error *e);
+/* Any JSON object (response_format json_object). */
+int32_t api__sc_any_object(api__sc *c);
+/* The bounded-whitespace rule, and the builder, to assemble other forms
+ * (tool calls) around compiled schemas. */
+int32_t api__sc_ws(api__sc *c);
+mllm_gbuild *api__sc_builder(api__sc *c);
+/* Freezes "ws value" into *out (one reference). 0 or the HTTP status. */
+int api__sc_finish(api__sc *c, int32_t value, const char *param, mllm_grammar **out, api_error *e);
+
+/* ---- structured.c --------------------------------------------------------- */
+
+enum { API__RF_NONE = 0, API__RF_JSON_OBJECT, API__RF_JSON_SCHEMA };
+/* Reads response_format (shape only). 0 or the status with e filled. */
+int api__parse_structured(api_request *req, json_t *root, api_error *e);
+/* Compiles what parse kept into req->grammar / req->sp.grammar. */
+int api__prepare_structured(api_request *req, api_error *e);
+void api__structured_free(api_request *req);
+
+/* ---- tools.c ------------------------------------------------------------------ */
+
+enum { API__TC_NONE = 0, API__TC_AUTO, API__TC_REQUIRED, API__TC_NAMED };
+/* tools, tool_choice, parallel_tool_calls (chat; after response_format). */
+int api__parse_tools(api_request *req, json_t *root, api_error *e);
+/* A "tool" message or an assistant message with tool_calls: fills *out
+ * (rendered text) and returns 1; 0 when m is neither; else the status. */
+int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
+/* tool_choice required / named: generation is a call. */
+bool api__tool_forced(const api_request *req);
+/* Prepare: the tools preamble and the call grammar (forced choice only). */
+int api__prepare_tools(api_request *req, api_error *e);
+/* Streaming: emits the id/name delta and argument fragments from the
+ * choice's accumulated text. */
+int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final);
+/* Non-streamed: sets message.content null and message.tool_calls when the
+ * choice stopped on a complete call; false otherwise (text stays). */
+bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg);
+void api__tools_free(api_request *req);
+/* render.c: appends one SSE chunk with the request's envelope. */
+int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out);
 
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with
  * POST /tokenize). Returns 0 or the HTTP status with e filled. */

@@ -26,6 +26,14 @@ static json_t *model_json(const api_model_info *m)
 	json_object_set_new(o, "created", json_integer(m->created));
 	json_object_set_new(o, "owned_by", json_string(m->owned_by ? m->owned_by : "mobilellmd"));
 	json_object_set_new(o, "max_model_len", json_integer(m->n_ctx));
+	/* What constrained decoding offers (docs/api.md): schemas are
+	 * enforced; a tool call is generated when forced (tool_choice
+	 * required / named); "auto" has no known tool-call syntax for these
+	 * models and means plain text. */
+	json_object_set_new(o, "capabilities",
+	                    json_pack("{s:[sss],s:{s:b,s:s}}", "response_format", "text",
+	                              "json_object", "json_schema", "tool_calls", "forced", 1,
+	                              "auto", "plain_text"));
 	return o;
 }
 
@@ -224,6 +232,14 @@ static const char *finish_name(mllm_finish f)
 	return f == MLLM_FINISH_LENGTH ? "length" : "stop";
 }
 
+/* A forced tool call that ended on its own ends with "tool_calls". */
+static const char *choice_finish(const api_request *req, mllm_finish f)
+{
+	if (req->kind == API_CHAT && api__tool_forced(req) && f == MLLM_FINISH_STOP)
+		return "tool_calls";
+	return finish_name(f);
+}
+
 static json_t *usage_json(const api_request *req)
 {
 	api_usage u;
@@ -274,6 +290,11 @@ static int emit_chunk(const api_request *req, json_t *choice, mllm_buf *out)
 	rc = api__sse_append(o, out);
 	json_decref(o);
 	return rc;
+}
+
+int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out)
+{
+	return emit_chunk(req, choice, out);
 }
 
 /* Completions chunk: text, legacy logprobs (or null), finish_reason. */
@@ -566,10 +587,12 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 			len--;
 		}
 	}
-	if (!req->stream) {
+	if (!req->stream || (req->kind == API_CHAT && api__tool_forced(req))) {
 		rc = mllm_buf_append(&c->text, text, len);
 		if (rc == 0 && with_lp)
 			rc = lp_push(&c->lp, ev);
+		if (rc == 0 && req->stream)
+			rc = api__tool_stream(req, idx, out, false);
 		return rc;
 	}
 	if (len == 0 && !with_lp)
@@ -654,7 +677,7 @@ int api_request_feed(api_request *req, int32_t prompt_i, const mllm_event *ev, m
 			return 0;
 		if (req->kind == API_CHAT)
 			return emit_delta_chunk(req, idx, false, NULL, 0, NULL,
-			                        finish_name(ev->finish), out);
+			                        choice_finish(req, ev->finish), out);
 		return emit_text_chunk(req, idx, "", 0, NULL, finish_name(ev->finish), out);
 	default:
 		return MLLM_EINVAL;
@@ -707,6 +730,8 @@ static json_t *body_json(const api_request *req)
 				json_object_set(msg, "reasoning_content", r);
 				json_object_set_new(msg, "reasoning", r);
 			}
+			if (api__tool_forced(req))
+				(void)api__tool_message_json(req, i, msg);
 			json_object_set_new(ch, "message", msg);
 			if (req->logprobs >= 0) {
 				json_decref(lp);
@@ -730,7 +755,8 @@ static json_t *body_json(const api_request *req)
 		}
 		json_object_set_new(ch, "logprobs", lp);
 		json_object_set_new(ch, "finish_reason",
-		                    c->done ? json_string(finish_name(c->finish)) : json_null());
+		                    c->done ? json_string(choice_finish(req, c->finish))
+		                            : json_null());
 		json_array_append_new(choices, ch);
 	}
 	o = envelope(req, false, choices);

@@ -267,6 +267,13 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 			snprintf(param, sizeof param, "messages[%zu]", i);
 			return type_error(e, param, "an object with 'role' and 'content'");
 		}
+		rc = api__tool_message(m, i, &req->msgs[i], e);
+		if (rc > 1)
+			return rc;
+		if (rc == 1) {
+			req->n_msgs = (int32_t)i + 1;
+			continue;
+		}
 		snprintf(param, sizeof param, "messages[%zu].role", i);
 		if (!json_is_string(role))
 			return type_error(e, param,
@@ -461,6 +468,8 @@ static int parse_common(api_request *req, json_t *root, const api_limits *lim, a
 	rc = parse_stop(req, root, lim, e);
 	if (rc == 0)
 		rc = parse_logit_bias(req, root, lim, e);
+	if (rc == 0)
+		rc = api__parse_structured(req, root, e);
 	return rc;
 }
 
@@ -532,7 +541,7 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 		return api_error_set(e, 400, "top_logprobs", "invalid_value",
 		                     "'top_logprobs' requires 'logprobs' to be true.");
 	req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
-	return 0;
+	return api__parse_tools(req, root, e);
 }
 
 int api_request_parse(api_kind kind, const char *body, size_t len, const api_limits *lim,
@@ -590,6 +599,8 @@ void api_request_free(api_request *req)
 	if (!req)
 		return;
 	free(req->model);
+	api__structured_free(req);
+	api__tools_free(req);
 	for (int i = 0; i < MLLM_MAX_STOP; i++)
 		free(req->stop[i]);
 	free(req->bias);
@@ -855,6 +866,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		bool bos = false;
 		if (!req->prompts)
 			req->prompts = xcalloc(1, sizeof *req->prompts);
+		rc = api__prepare_tools(req, err);
+		if (rc)
+			return rc;
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = api__check_message_specials(t, m->tok, req, err);
 		if (rc == 0)
@@ -953,6 +967,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	req->sp.stop = req->stop_ptrs;
 	req->sp.logit_bias = req->bias;
 	req->sp.n_logit_bias = req->n_bias;
+	rc = api__prepare_structured(req, err);
+	if (rc)
+		return rc;
 
 	for (int32_t i = 0; i < req->n_prompts && req->kind == API_COMPLETION; i++) {
 		api__prompt *p = &req->prompts[i];

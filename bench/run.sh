@@ -3,12 +3,12 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,r1,scheduler,tokenizer,template selects a subset (default all).
+# MLLM_BENCH=forward,r1,scheduler,tokenizer,template,grammar selects a subset (default all).
 set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template}
+SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template,grammar}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
 if want forward || want scheduler || want r1; then
@@ -44,6 +44,11 @@ if want tokenizer; then
 		hf=$(echo "$hf" | sed -n 's/^HF_BEST_MBPS //p')
 		awk -v a="$ours" -v b="$hf" 'BEGIN { if (b > 0) printf "encode ratio (ours / HF fastest figure, one thread): %.1fx\n", a / b }'
 	fi
+fi
+
+if want grammar; then
+	echo "== constrained decoding: trie build, 50-property schema compile, mask overhead (16 sequences)"
+	"$B/bench/bench_grammar" "$FIX/tokenizer/llama2/tokenizer.model" 400
 fi
 
 if want forward; then

@@ -27,6 +27,7 @@
 #include "mllm_core.h" /* errors, log sink, OOM handler */
 #include "tokenizer.h" /* tokenizer, incremental detokenizer */
 #include "model.h"     /* checkpoint loading: HF dir, pytorch .bin, GGUF */
+#include "grammar.h"   /* byte grammars for constrained decoding */
 #include "scheduler.h" /* engine thread, requests, sampling parameters */
 
 #endif /* MLLM_H */

@@ -112,6 +112,7 @@ int mllm__request_create(const mllm_submit *s, mllm_request **out)
 	r->samp = s->sampling;
 	r->samp.logit_bias = NULL;
 	r->samp.stop = NULL;
+	mllm_grammar_ref(r->samp.grammar); /* dropped in request_destroy */
 	r->prompt = mllm_try_malloc(s->n_prompt * sizeof *r->prompt);
 	if (!r->prompt)
 		goto nomem;
@@ -186,6 +187,7 @@ void mllm__request_destroy(mllm_request *r)
 	for (int i = 0; i < MLLM_MAX_STOP; i++)
 		free(r->stop[i]);
 	free(r->session_id);
+	mllm_grammar_unref(r->samp.grammar);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

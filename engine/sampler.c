@@ -369,7 +369,9 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 	/* prob[i] belongs to candidate idx[i]; the best has probability 1
 	 * before normalisation, which makes min_p a plain threshold. */
 	for (int32_t i = 0; i < n; i++) {
-		prob[i] = (float)exp(((double)w[idx[i]] - (double)m) * inv_t);
+		/* Banned and grammar-masked tokens (-inf) skip the exp. */
+		float wi = w[idx[i]];
+		prob[i] = wi == -INFINITY ? 0.0f : (float)exp(((double)wi - (double)m) * inv_t);
 		total += prob[i];
 	}
 	if (p->min_p > 0.0f) {
@@ -429,8 +431,32 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 	return -1;
 }
 
+static bool allowed(const uint32_t *allow, int32_t i)
+{
+	return !allow || (allow[i / 32] >> (i % 32)) & 1u;
+}
+
+/* argmax over the allowed tokens (lowest id on ties); the first allowed
+ * token when all are -inf. */
+static int32_t argmax_allowed(const float *w, int32_t n, const uint32_t *allow)
+{
+	int32_t best = -1;
+	if (!allow)
+		return argmax(w, n);
+	for (int32_t i = 0; i < n; i++)
+		if (allowed(allow, i) && (best < 0 || w[i] > w[best]))
+			best = i;
+	return best < 0 ? argmax(w, n) : best;
+}
+
 void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
                          mllm_sample_result *out)
+{
+	mllm_sampler_sample_masked(s, ws, logits, NULL, out);
+}
+
+void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
+                                const uint32_t *allow, mllm_sample_result *out)
 {
 	const mllm_sampling *p = &s->p;
 	float *w = ws->work;
@@ -439,10 +465,16 @@ void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logi
 	MLLM_ASSERT(ws->n_vocab >= n);
 	if (p->temperature == 0.0f && p->n_logit_bias == 0 && s->n_touched == 0) {
 		/* Plain greedy: nothing to adjust, no copy. */
-		tok = argmax(logits, n);
+		tok = argmax_allowed(logits, n, allow);
 		goto chosen;
 	}
 	memcpy(w, logits, (size_t)n * sizeof *w);
+	/* 0. The grammar's mask: a token it rejects is -inf before anything
+	 * else, so temperature, top_k and top_p see only allowed tokens. */
+	if (allow)
+		for (int32_t i = 0; i < n; i++)
+			if (!allowed(allow, i))
+				w[i] = -INFINITY;
 	/* 1. logit_bias: additive; -100 is a ban, not merely a large shift. */
 	for (int32_t i = 0; i < p->n_logit_bias; i++) {
 		const mllm_logit_bias *b = &s->bias[i];
@@ -461,11 +493,11 @@ void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logi
 	if (p->temperature == 0.0f) {
 		tok = argmax(w, n);
 		if (w[tok] == -INFINITY)
-			tok = argmax(logits, n);
+			tok = argmax_allowed(logits, n, allow);
 	} else {
 		tok = draw(s, ws);
 		if (tok < 0)
-			tok = argmax(logits, n);
+			tok = argmax_allowed(logits, n, allow);
 	}
 chosen:
 	record(s, tok);

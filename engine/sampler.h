@@ -61,6 +61,13 @@ typedef struct {
 void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
                          mllm_sample_result *out);
 
+/* The same with a grammar's mask: allow is a bitset of n_vocab bits (bit i
+ * of word i / 32; NULL = every token). A token outside it gets -inf before
+ * bias, penalties and temperature, and is never drawn unless the mask
+ * allows nothing (then the raw argmax, as when everything is banned). */
+void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
+                                const uint32_t *allow, mllm_sample_result *out);
+
 /* Log-softmax helpers on raw logits[n_vocab]: the log-probability of `id`,
  * and the n best tokens (n <= 20) written to top, best first. Used for the
  * prompt logprobs of echo. Allocates nothing. */

@@ -14,6 +14,7 @@
 
 #include "base.h"
 #include "forward.h"
+#include "gmatch.h"
 #include "sampler.h"
 
 /* ---- Requests and their outbox --------------------------------------------- */
@@ -85,6 +86,7 @@ struct seq {
 	int32_t n_indexed; /* leading full blocks offered to the prefix cache */
 	uint64_t chain;    /* hash of blocks [0, n_indexed) */
 	mllm_sampler *sampler;
+	mllm_gmatch *gm; /* grammar state, when the request is constrained */
 	mllm_detok detok;
 	mllm_stop stop;
 	bool stop_ready;
@@ -125,6 +127,7 @@ struct mllm_engine {
 	mllm_kv *kv;
 	mllm_ctx *ctx;
 	mllm_sampler_ws *ws;
+	mllm_vtrie *vtrie; /* vocabulary trie, built at the first grammar */
 
 	pthread_t thread;
 	bool thread_started;

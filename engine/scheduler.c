@@ -33,6 +33,7 @@ static void seq_release(mllm_engine *e, seq *s)
 	free(s->table);
 	free(s->gen);
 	mllm_sampler_free(s->sampler);
+	mllm_gmatch_free(s->gm);
 	if (s->stop_ready)
 		mllm_stop_free(&s->stop);
 	memset(s, 0, sizeof *s);
@@ -190,6 +191,25 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
 	if (rc)
 		return rc;
 	s->stop_ready = true;
+	if (r->samp.grammar) {
+		/* The vocabulary trie is built once, by the first constrained
+		 * request (tens of ms for 128k tokens), on this thread. */
+		if (!e->vtrie && e->tok) {
+			rc = mllm_vtrie_create(e->tok, &e->vtrie);
+			if (rc)
+				return rc;
+		}
+		if (!e->vtrie)
+			return MLLM_EINVAL;
+		/* Where the grammar may end it allows one EOS id: the
+		 * tokenizer's own (the model's first when it has none). */
+		int32_t eos = e->tok && mllm_tokenizer_eos(e->tok) >= 0
+		                  ? mllm_tokenizer_eos(e->tok)
+		                  : mllm_model_hparams(e->m)->eos_id;
+		rc = mllm_gmatch_create(r->samp.grammar, e->vtrie, eos, &s->gm);
+		if (rc)
+			return rc;
+	}
 	/* The completion continues the prompt: prime the detokenizer with it
 	 * (so a leading space is kept), then drop whatever it released. */
 	mllm_detok_init(&s->detok, e->tok);
@@ -376,12 +396,29 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 	size_t n_rel = 0, n_raw;
 	int n;
 
-	mllm_sampler_sample(s->sampler, e->ws, row, &res);
+	if (s->gm) {
+		/* Constrained: mask, draw, advance the grammar (grammar.c). A
+		 * mask with nothing in it cannot happen with the grammars api/
+		 * builds; it ends the choice as an error, not as made-up text. */
+		const uint32_t *allow = NULL;
+		int32_t n_ok = mllm_gmatch_mask(s->gm, &allow);
+		if (n_ok <= 0) {
+			seq_finish(e, s, MLLM_FINISH_ERROR);
+			return;
+		}
+		mllm_sampler_sample_masked(s->sampler, e->ws, row, allow, &res);
+		if (mllm_gmatch_accept(s->gm, res.token)) {
+			seq_finish(e, s, MLLM_FINISH_ERROR);
+			return;
+		}
+	} else {
+		mllm_sampler_sample(s->sampler, e->ws, row, &res);
+	}
 	s->gen[s->n_gen++] = res.token;
 	e->n_gen_total++;
 	if (s->t_first == 0)
 		s->t_first = now_ns();
-	if (is_eos(e, res.token) && !r->samp.ignore_eos) {
+	if (is_eos(e, res.token) && (!r->samp.ignore_eos || s->gm)) {
 		seq_finish(e, s, MLLM_FINISH_STOP);
 		return;
 	}
@@ -1027,6 +1064,7 @@ void mllm_engine_free(mllm_engine *e)
 	mllm_ctx_free(e->ctx);
 	mllm_kv_free(e->kv);
 	mllm_sampler_ws_free(e->ws);
+	mllm_vtrie_free(e->vtrie);
 	free(e->logits);
 	free(e->b_token);
 	free(e->b_pos);

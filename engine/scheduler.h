@@ -14,6 +14,7 @@
 #define MLLM_SCHEDULER_H
 
 #include "mllm_core.h"
+#include "grammar.h"
 #include "model.h"
 
 /* ---- Sampling parameters (OpenAI semantics: see sampler.h and
@@ -45,6 +46,10 @@ typedef struct {
 	const char *const *stop; /* [n_stop] NUL-terminated, borrowed */
 	int32_t n_stop;
 	bool ignore_eos;
+	/* Constrained decoding: only tokens that keep the output inside this
+	 * grammar are sampled, EOS only where it may end (grammar.h). NULL =
+	 * none. Borrowed; mllm_engine_submit takes its own reference. */
+	mllm_grammar *grammar;
 } mllm_sampling;
 
 #define MLLM_SAMPLING_DEFAULT                                                                      \

@@ -478,6 +478,21 @@ class Checker:
         self.call("chat stream logprobs, n=2", "POST", CH,
                   body=dict(chat, logprobs=True, top_logprobs=1, n=2, stream=True))
 
+        # Structured outputs and a forced tool call (shapes only; the SDK
+        # tests validate the content).
+        schema = {"type": "object", "properties": {"ok": {"type": "boolean"}},
+                  "required": ["ok"], "additionalProperties": False}
+        self.call("completion response_format json_schema", "POST", C,
+                  body=dict(base, prompt="x", max_tokens=40, temperature=0,
+                            response_format={"type": "json_schema",
+                                             "json_schema": {"name": "t", "schema": schema}}))
+        tool_chat = {"model": m, "messages": [{"role": "user", "content": "Hi"}],
+                     "tools": [{"type": "function",
+                                "function": {"name": "f", "parameters": schema}}],
+                     "tool_choice": "required", "max_tokens": 120, "temperature": 0}
+        self.call("chat forced tool call", "POST", CH, body=tool_chat)
+        self.call("chat forced tool call, streamed", "POST", CH, body=dict(tool_chat, stream=True))
+
         # Errors.
         bad = [
             ("bad JSON", C, b"{\"prompt\":", 400, None),
@@ -489,7 +504,12 @@ class Checker:
             ("best_of > n", C, {"model": m, "prompt": "x", "best_of": 3}, 400, "best_of"),
             ("5 stop strings", C, {"model": m, "prompt": "x", "stop": list("abcde")}, 400, "stop"),
             ("unknown model", C, {"model": "no-such-model", "prompt": "x"}, 404, "model"),
-            ("chat bad role", CH, {"model": m, "messages": [{"role": "tool", "content": "x"}]},
+            ("unsupported schema keyword", C,
+             {"model": m, "prompt": "x", "response_format": {
+                 "type": "json_schema",
+                 "json_schema": {"name": "t", "schema": {"type": "array", "uniqueItems": True}}}},
+             400, "response_format"),
+            ("chat bad role", CH, {"model": m, "messages": [{"role": "robot", "content": "x"}]},
              400, "messages[0].role"),
             ("context exceeded", C, {"model": m, "prompt": "x", "max_tokens": 4096}, 400, None),
             ("detokenize bad id", "/detokenize", {"model": m, "tokens": [-1]}, 400, "tokens"),

@@ -1,10 +1,13 @@
 #!/bin/sh
-# run.sh — the OpenAI Node SDK conformance tests. Installs the SDK with npm
-# when node_modules is missing, starts two daemons on free loopback ports
-# (A: three fixture models behind an API key, one with a thinking chat
-# template; B: one model with room for one
-# running and one queued request, to provoke 503 + Retry-After), runs
-# `node --test`, then checks both daemons exit 0 on SIGTERM.
+# run.sh — the client conformance tests. Installs the pinned packages with
+# npm when node_modules does not match package.json, starts two daemons on
+# free loopback ports (A: three fixture models behind an API key, one with a
+# thinking chat template; B: one model with room for one running and one
+# queued request, to provoke 503 + Retry-After), runs the OpenAI SDK tests
+# (sdk.test.mjs), the structured output and tool call tests
+# (structured.test.mjs) and the Vercel AI SDK / LangChain tests
+# (clients.test.mjs) with `node --test`, then checks both daemons exit 0 on
+# SIGTERM.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,8 +33,10 @@ for m in stories260K tiny-mobilellm-f16; do
 done
 command -v node >/dev/null || { echo "FAIL: node not installed"; exit 1; }
 
-if [ ! -d "$HERE/node_modules/openai" ]; then
-	echo "installing the openai SDK with npm..."
+# npm ls fails when a pinned package is missing or at another version (a
+# checkout that had an older pin installed), so the pins are always what runs.
+if ! (cd "$HERE" && npm ls --depth=0 >/dev/null 2>&1); then
+	echo "installing the pinned client packages with npm..."
 	(cd "$HERE" && npm install --no-audit --no-fund --loglevel=error) ||
 		{ echo "FAIL: npm install"; exit 1; }
 fi
@@ -76,7 +81,7 @@ URL_B=$(wait_url b)
 
 rc=0
 (cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_KEY=sdk-test-key \
-	node --test --test-reporter=spec sdk.test.mjs) || rc=$?
+	node --test --test-reporter=spec sdk.test.mjs structured.test.mjs clients.test.mjs) || rc=$?
 
 for name in a b; do
 	if [ $name = a ]; then pid=$PID_A; else pid=$PID_B; fi

@@ -1,0 +1,56 @@
+/*
+ * gmatch.h — engine-internal side of constrained decoding: the byte trie of
+ * a vocabulary and the per-choice matcher that turns a grammar state into a
+ * token mask (grammar.c). The scheduler, tests and benches include it.
+ *
+ * A matcher belongs to one choice and one thread (the engine thread). Its
+ * state is a set of stacks of grammar positions (a pushdown automaton run
+ * on all its branches at once); the mask for the next token is found by
+ * walking the vocabulary trie once, advancing the state byte by byte and
+ * skipping every subtree whose prefix the grammar rejects. Masks are cached
+ * per state (most steps inside a string or a number repeat a state), so the
+ * walk runs only for states not seen before.
+ */
+#ifndef MLLM_GMATCH_H
+#define MLLM_GMATCH_H
+
+#include "mllm.h"
+
+/* Longest token (in bytes) a grammar may ever allow; longer ones are never
+ * offered (every text can be spelled with shorter tokens). */
+#define MLLM_VTRIE_MAX_BYTES 128
+
+typedef struct mllm_vtrie mllm_vtrie;
+
+/* The byte trie of tok's vocabulary (control tokens and empty tokens left
+ * out). Immutable once built; MLLM_ENOMEM. */
+int mllm_vtrie_create(const mllm_tokenizer *tok, mllm_vtrie **out) MLLM_WUR;
+void mllm_vtrie_free(mllm_vtrie *t);
+int32_t mllm_vtrie_n_vocab(const mllm_vtrie *t);
+
+typedef struct mllm_gmatch mllm_gmatch;
+
+/* A matcher at the start of g's language, for the vocabulary of t (both
+ * borrowed: they must outlive the matcher). eos is the id allowed where the
+ * grammar may end (-1: none). MLLM_ENOMEM. */
+int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos,
+                       mllm_gmatch **out) MLLM_WUR;
+void mllm_gmatch_free(mllm_gmatch *m);
+
+/* The tokens allowed next: *allow gets a bitset of n_vocab bits (bit i of
+ * word i / 32), valid until the next call on m; the return value is how
+ * many tokens it allows (0: a dead end, which a well-formed grammar never
+ * reaches), or MLLM_ENOMEM. */
+int32_t mllm_gmatch_mask(mllm_gmatch *m, const uint32_t **allow);
+/* Advances by token id (its bytes; eos ends the matcher). MLLM_EINVAL if
+ * the grammar rejects it (the state is then unchanged). */
+int mllm_gmatch_accept(mllm_gmatch *m, int32_t id) MLLM_WUR;
+/* Advances by raw bytes (tests). MLLM_EINVAL on rejection. */
+int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n) MLLM_WUR;
+/* Whether the bytes so far form a complete sentence (EOS is allowed). */
+bool mllm_gmatch_can_end(const mllm_gmatch *m);
+
+/* Counters for benches: trie walks run and masks served from the cache. */
+void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits);
+
+#endif

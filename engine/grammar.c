@@ -1,0 +1,1004 @@
+/*
+ * grammar.c — byte grammars for constrained decoding: the builder api/
+ * fills, the frozen grammar, the vocabulary trie and the per-choice matcher
+ * that computes token masks (grammar.h, gmatch.h, docs/grammar.md).
+ *
+ * A frozen grammar is one flat array of elements: each rule's alternatives
+ * laid end to end, separated by E_ALT and closed by E_END, so that "the
+ * sequence is over" is one test. A matcher state is a set of stacks; a stack
+ * is a linked list of frames in an arena (top = a byte-set element still to
+ * match, below = where to continue once the rule above completes). A
+ * reference in tail position pushes no frame, so right recursion (the
+ * repetition idiom) runs in constant stack depth. Stacks share their lower
+ * frames, which makes a state small and a trie walk cheap: the walk only
+ * appends frames and rolls the arena back as it returns from a subtree.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+#include "gmatch.h"
+
+/* ---- The builder ----------------------------------------------------------- */
+
+enum { E_SET = 0, E_REF, E_ALT, E_END };
+
+typedef struct {
+	int32_t kind; /* E_* */
+	int32_t arg;  /* E_SET: set index; E_REF: rule */
+} gelem;
+
+typedef struct {
+	gelem *v;
+	int32_t n, cap;
+	bool open; /* an alternative is open (items go to it) */
+	int32_t n_alts;
+} brule;
+
+struct mllm_gbuild {
+	brule *rules;
+	int32_t n_rules, cap_rules;
+	uint8_t (*sets)[32]; /* the first 256 are the single bytes */
+	int32_t n_sets, cap_sets;
+	int64_t n_items;
+	int err;
+	char errmsg[128];
+};
+
+static void bfail(mllm_gbuild *b, int err, const char *msg)
+{
+	if (b->err)
+		return;
+	b->err = err;
+	snprintf(b->errmsg, sizeof b->errmsg, "%s", msg);
+}
+
+int mllm_gbuild_create(mllm_gbuild **out)
+{
+	mllm_gbuild *b = mllm_try_calloc(1, sizeof *b);
+	*out = NULL;
+	if (!b)
+		return MLLM_ENOMEM;
+	b->cap_sets = 512;
+	b->sets = mllm_try_calloc((size_t)b->cap_sets, sizeof *b->sets);
+	if (!b->sets) {
+		free(b);
+		return MLLM_ENOMEM;
+	}
+	for (int i = 0; i < 256; i++)
+		b->sets[i][i / 8] = (uint8_t)(1u << (i % 8));
+	b->n_sets = 256;
+	*out = b;
+	return MLLM_OK;
+}
+
+void mllm_gbuild_free(mllm_gbuild *b)
+{
+	if (!b)
+		return;
+	for (int32_t i = 0; i < b->n_rules; i++)
+		free(b->rules[i].v);
+	free(b->rules);
+	free(b->sets);
+	free(b);
+}
+
+int32_t mllm_gbuild_rule(mllm_gbuild *b)
+{
+	if (b->n_rules >= MLLM_GRAMMAR_MAX_RULES) {
+		bfail(b, MLLM_ERANGE, "too many grammar rules");
+		return MLLM_ERANGE;
+	}
+	if (b->n_rules == b->cap_rules) {
+		int32_t cap = b->cap_rules ? b->cap_rules * 2 : 64;
+		brule *r = mllm_try_realloc(b->rules, (size_t)cap * sizeof *r);
+		if (!r) {
+			bfail(b, MLLM_ENOMEM, "out of memory");
+			return MLLM_ENOMEM;
+		}
+		b->rules = r;
+		b->cap_rules = cap;
+	}
+	memset(&b->rules[b->n_rules], 0, sizeof b->rules[0]);
+	return b->n_rules++;
+}
+
+static void push(mllm_gbuild *b, int32_t rule, int32_t kind, int32_t arg)
+{
+	brule *r;
+	if (b->err)
+		return;
+	if (rule < 0 || rule >= b->n_rules) {
+		bfail(b, MLLM_EINVAL, "item added to an unknown rule");
+		return;
+	}
+	if (++b->n_items > MLLM_GRAMMAR_MAX_ITEMS) {
+		bfail(b, MLLM_ERANGE, "grammar too large");
+		return;
+	}
+	r = &b->rules[rule];
+	if (r->n == r->cap) {
+		int32_t cap = r->cap ? r->cap * 2 : 8;
+		gelem *v = mllm_try_realloc(r->v, (size_t)cap * sizeof *v);
+		if (!v) {
+			bfail(b, MLLM_ENOMEM, "out of memory");
+			return;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = (gelem){.kind = kind, .arg = arg};
+}
+
+void mllm_gbuild_alt(mllm_gbuild *b, int32_t rule)
+{
+	if (b->err || rule < 0 || rule >= b->n_rules) {
+		bfail(b, MLLM_EINVAL, "alternative of an unknown rule");
+		return;
+	}
+	if (b->rules[rule].n_alts > 0)
+		push(b, rule, E_ALT, 0);
+	b->rules[rule].n_alts++;
+	b->rules[rule].open = true;
+}
+
+static void open_alt(mllm_gbuild *b, int32_t rule)
+{
+	if (rule >= 0 && rule < b->n_rules && !b->rules[rule].open)
+		mllm_gbuild_alt(b, rule);
+}
+
+void mllm_gbuild_lit(mllm_gbuild *b, int32_t rule, const char *s, size_t n)
+{
+	open_alt(b, rule);
+	for (size_t i = 0; i < n; i++)
+		push(b, rule, E_SET, (unsigned char)s[i]);
+}
+
+void mllm_gbuild_set(mllm_gbuild *b, int32_t rule, const uint8_t set[32])
+{
+	int32_t idx = -1, n_bits = 0, one = -1;
+	open_alt(b, rule);
+	if (b->err)
+		return;
+	for (int i = 0; i < 256; i++) {
+		if (set[i / 8] & (1u << (i % 8))) {
+			n_bits++;
+			one = i;
+		}
+	}
+	if (n_bits == 0) {
+		bfail(b, MLLM_EINVAL, "empty byte set");
+		return;
+	}
+	if (n_bits == 1) {
+		push(b, rule, E_SET, one);
+		return;
+	}
+	/* Compilers reuse a few classes (string characters, digits): a
+	 * linear search over the non-singleton sets is short. */
+	for (int32_t i = 256; i < b->n_sets; i++) {
+		if (memcmp(b->sets[i], set, 32) == 0) {
+			idx = i;
+			break;
+		}
+	}
+	if (idx < 0) {
+		if (b->n_sets == b->cap_sets) {
+			int32_t cap = b->cap_sets * 2;
+			uint8_t(*v)[32] = mllm_try_realloc(b->sets, (size_t)cap * sizeof *v);
+			if (!v) {
+				bfail(b, MLLM_ENOMEM, "out of memory");
+				return;
+			}
+			b->sets = v;
+			b->cap_sets = cap;
+		}
+		memcpy(b->sets[b->n_sets], set, 32);
+		idx = b->n_sets++;
+	}
+	push(b, rule, E_SET, idx);
+}
+
+void mllm_gbuild_range(mllm_gbuild *b, int32_t rule, uint8_t lo, uint8_t hi)
+{
+	uint8_t set[32] = {0};
+	for (int i = lo; i <= hi; i++)
+		set[i / 8] |= (uint8_t)(1u << (i % 8));
+	if (lo > hi) {
+		bfail(b, MLLM_EINVAL, "empty byte range");
+		return;
+	}
+	mllm_gbuild_set(b, rule, set);
+}
+
+void mllm_gbuild_ref(mllm_gbuild *b, int32_t rule, int32_t target)
+{
+	open_alt(b, rule);
+	push(b, rule, E_REF, target);
+}
+
+/* ---- The frozen grammar ---------------------------------------------------- */
+
+struct mllm_grammar {
+	atomic_int refs;
+	gelem *elems; /* every rule's body, E_ALT-separated, E_END-closed */
+	int32_t n_elems;
+	int32_t *alt_off; /* [n_rules + 1] into alt_pos */
+	int32_t *alt_pos; /* element index where each alternative starts */
+	int32_t n_rules, root;
+	uint8_t (*sets)[32];
+	int32_t n_sets;
+};
+
+static void grammar_free(mllm_grammar *g)
+{
+	if (!g)
+		return;
+	free(g->elems);
+	free(g->alt_off);
+	free(g->alt_pos);
+	free(g->sets);
+	free(g);
+}
+
+/* Left recursion would expand forever: a rule that can reach itself
+ * without consuming a byte. nullable[] first (fixpoint), then a DFS over
+ * the "may start with" edges. */
+static bool rule_nullable_alt(const mllm_grammar *g, int32_t pos, const bool *nullable)
+{
+	for (;; pos++) {
+		const gelem *e = &g->elems[pos];
+		if (e->kind == E_ALT || e->kind == E_END)
+			return true;
+		if (e->kind == E_SET || !nullable[e->arg])
+			return false;
+	}
+}
+
+static int left_rec_dfs(const mllm_grammar *g, int32_t r, const bool *nullable, uint8_t *color)
+{
+	color[r] = 1;
+	for (int32_t a = g->alt_off[r]; a < g->alt_off[r + 1]; a++) {
+		for (int32_t pos = g->alt_pos[a];; pos++) {
+			const gelem *e = &g->elems[pos];
+			if (e->kind != E_REF)
+				break;
+			if (color[e->arg] == 1)
+				return 1;
+			if (color[e->arg] == 0 && left_rec_dfs(g, e->arg, nullable, color))
+				return 1;
+			if (!nullable[e->arg])
+				break;
+		}
+	}
+	color[r] = 2;
+	return 0;
+}
+
+static int check_left_recursion(const mllm_grammar *g)
+{
+	bool *nullable = mllm_try_calloc((size_t)g->n_rules, sizeof *nullable);
+	uint8_t *color = mllm_try_calloc((size_t)g->n_rules, 1);
+	int rc = MLLM_OK;
+	bool changed = true;
+	if (!nullable || !color) {
+		rc = MLLM_ENOMEM;
+		goto out;
+	}
+	while (changed) {
+		changed = false;
+		for (int32_t r = 0; r < g->n_rules; r++) {
+			if (nullable[r])
+				continue;
+			for (int32_t a = g->alt_off[r]; a < g->alt_off[r + 1]; a++) {
+				if (rule_nullable_alt(g, g->alt_pos[a], nullable)) {
+					nullable[r] = true;
+					changed = true;
+					break;
+				}
+			}
+		}
+	}
+	/* Recursion depth of the DFS is bounded by the rule count; compilers
+	 * emit chains far shorter than MLLM_GRAMMAR_MAX_RULES in practice,
+	 * but a deep chain must not overflow the C stack: refuse past 4096. */
+	if (g->n_rules > 4096 * 16) {
+		rc = MLLM_ERANGE;
+		goto out;
+	}
+	for (int32_t r = 0; r < g->n_rules && rc == MLLM_OK; r++)
+		if (color[r] == 0 && left_rec_dfs(g, r, nullable, color))
+			rc = MLLM_EINVAL;
+out:
+	free(nullable);
+	free(color);
+	return rc;
+}
+
+int mllm_gbuild_finish(mllm_gbuild *b, int32_t root, mllm_grammar **out, char *err, size_t errlen)
+{
+	mllm_grammar *g;
+	int64_t n_elems = 0, n_alts = 0;
+	int32_t e = 0, a = 0;
+	int rc;
+
+	*out = NULL;
+	if (b->err) {
+		snprintf(err, errlen, "%s", b->errmsg);
+		return b->err;
+	}
+	if (root < 0 || root >= b->n_rules) {
+		snprintf(err, errlen, "grammar root is not a rule");
+		return MLLM_EINVAL;
+	}
+	for (int32_t r = 0; r < b->n_rules; r++) {
+		if (b->rules[r].n_alts == 0) {
+			snprintf(err, errlen, "grammar rule %d has no alternative", (int)r);
+			return MLLM_EINVAL;
+		}
+		for (int32_t i = 0; i < b->rules[r].n; i++) {
+			const gelem *x = &b->rules[r].v[i];
+			if (x->kind == E_REF && (x->arg < 0 || x->arg >= b->n_rules)) {
+				snprintf(err, errlen, "grammar rule %d refers to an unknown rule",
+				         (int)r);
+				return MLLM_EINVAL;
+			}
+		}
+		n_elems += b->rules[r].n + 1;
+		n_alts += b->rules[r].n_alts;
+	}
+	g = mllm_try_calloc(1, sizeof *g);
+	if (!g)
+		goto nomem;
+	atomic_init(&g->refs, 1);
+	g->n_rules = b->n_rules;
+	g->root = root;
+	g->elems = mllm_try_malloc((size_t)(n_elems + 1) * sizeof *g->elems);
+	g->alt_off = mllm_try_malloc(((size_t)b->n_rules + 1) * sizeof *g->alt_off);
+	g->alt_pos = mllm_try_malloc((size_t)(n_alts + 1) * sizeof *g->alt_pos);
+	g->sets = mllm_try_malloc((size_t)b->n_sets * sizeof *g->sets);
+	if (!g->elems || !g->alt_off || !g->alt_pos || !g->sets)
+		goto nomem;
+	memcpy(g->sets, b->sets, (size_t)b->n_sets * sizeof *g->sets);
+	g->n_sets = b->n_sets;
+	for (int32_t r = 0; r < b->n_rules; r++) {
+		const brule *br = &b->rules[r];
+		g->alt_off[r] = a;
+		g->alt_pos[a++] = e;
+		for (int32_t i = 0; i < br->n; i++) {
+			g->elems[e] = br->v[i];
+			if (br->v[i].kind == E_ALT)
+				g->alt_pos[a++] = e + 1;
+			e++;
+		}
+		g->elems[e++] = (gelem){.kind = E_END};
+	}
+	g->alt_off[b->n_rules] = a;
+	g->n_elems = e;
+	rc = check_left_recursion(g);
+	if (rc) {
+		snprintf(err, errlen, "%s",
+		         rc == MLLM_EINVAL ? "grammar is left-recursive" : mllm_strerror(rc));
+		grammar_free(g);
+		return rc;
+	}
+	*out = g;
+	return MLLM_OK;
+nomem:
+	grammar_free(g);
+	snprintf(err, errlen, "out of memory");
+	return MLLM_ENOMEM;
+}
+
+mllm_grammar *mllm_grammar_ref(mllm_grammar *g)
+{
+	if (g)
+		atomic_fetch_add(&g->refs, 1);
+	return g;
+}
+
+void mllm_grammar_unref(mllm_grammar *g)
+{
+	if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+		grammar_free(g);
+}
+
+/* ---- The vocabulary trie ------------------------------------------------------ */
+
+/* Nodes in depth-first preorder (root excluded): node i spells the bytes of
+ * its ancestors then byte[i]; its subtree is [i, skip[i]). tok_off/tok_ids
+ * list the tokens whose bytes end at the node (several ids may spell the
+ * same bytes: "A" and the byte piece <0x41>). */
+struct mllm_vtrie {
+	int32_t n_vocab;
+	int32_t n_nodes;
+	uint8_t *byte;
+	uint8_t *depth; /* 1..MLLM_VTRIE_MAX_BYTES */
+	int32_t *skip;
+	int32_t *tok_off; /* [n_nodes + 1] */
+	int32_t *tok_ids;
+	char *bytes;     /* every kept token's bytes, end to end */
+	int32_t *id_off; /* [n_vocab]: token id's bytes in `bytes`, -1 if left out */
+	uint8_t *id_len; /* [n_vocab] */
+};
+
+typedef struct {
+	const char *p;
+	int32_t len, id;
+} vt_tok;
+
+static int vt_cmp(const void *pa, const void *pb)
+{
+	const vt_tok *a = pa, *b = pb;
+	int32_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->p, b->p, (size_t)n);
+	if (c)
+		return c;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+void mllm_vtrie_free(mllm_vtrie *t)
+{
+	if (!t)
+		return;
+	free(t->byte);
+	free(t->depth);
+	free(t->skip);
+	free(t->tok_off);
+	free(t->tok_ids);
+	free(t->bytes);
+	free(t->id_off);
+	free(t->id_len);
+	free(t);
+}
+
+int32_t mllm_vtrie_n_vocab(const mllm_vtrie *t)
+{
+	return t->n_vocab;
+}
+
+/* Built from the tokens sorted by their bytes: consecutive tokens share
+ * their common prefix, so each token adds one node per byte past the prefix
+ * it shares with the previous one, and the nodes come out in preorder. */
+int mllm_vtrie_create(const mllm_tokenizer *tok, mllm_vtrie **out)
+{
+	int32_t n_vocab = mllm_tokenizer_n_vocab(tok), n = 0, n_nodes = 0, n_ids = 0;
+	char *bytes = NULL;
+	vt_tok *v = NULL;
+	mllm_vtrie *t = NULL;
+	int32_t path[MLLM_VTRIE_MAX_BYTES + 1];
+	size_t used = 0;
+	int rc = MLLM_ENOMEM;
+
+	*out = NULL;
+	bytes = mllm_try_malloc((size_t)n_vocab * MLLM_VTRIE_MAX_BYTES + 1);
+	v = mllm_try_malloc((size_t)n_vocab * sizeof *v + 1);
+	t = mllm_try_calloc(1, sizeof *t);
+	if (!bytes || !v || !t)
+		goto fail;
+	t->id_off = mllm_try_malloc((size_t)n_vocab * sizeof *t->id_off + 1);
+	t->id_len = mllm_try_calloc((size_t)n_vocab + 1, 1);
+	if (!t->id_off || !t->id_len)
+		goto fail;
+	for (int32_t id = 0; id < n_vocab; id++) {
+		char buf[MLLM_DETOK_MAX];
+		size_t len;
+		t->id_off[id] = -1;
+		if (mllm_tokenizer_is_control(tok, id))
+			continue;
+		len = mllm_tokenizer_token_bytes(tok, id, buf, sizeof buf);
+		t->id_off[id] = -1;
+		if (len == 0 || len > MLLM_VTRIE_MAX_BYTES)
+			continue;
+		t->id_off[id] = (int32_t)used;
+		t->id_len[id] = (uint8_t)len;
+		memcpy(bytes + used, buf, len);
+		v[n++] = (vt_tok){.p = bytes + used, .len = (int32_t)len, .id = id};
+		used += len;
+	}
+	qsort(v, (size_t)n, sizeof *v, vt_cmp);
+	/* Upper bound of the node count: the sum of the lengths. */
+	t->n_vocab = n_vocab;
+	t->byte = mllm_try_malloc(used + 1);
+	t->depth = mllm_try_malloc(used + 1);
+	t->skip = mllm_try_malloc((used + 1) * sizeof *t->skip);
+	t->tok_off = mllm_try_calloc(used + 2, sizeof *t->tok_off);
+	t->tok_ids = mllm_try_malloc(((size_t)n + 1) * sizeof *t->tok_ids);
+	if (!t->byte || !t->depth || !t->skip || !t->tok_off || !t->tok_ids)
+		goto fail;
+	for (int32_t i = 0; i < n; i++) {
+		int32_t common = 0;
+		if (i > 0) {
+			const vt_tok *p = &v[i - 1];
+			while (common < p->len && common < v[i].len &&
+			       p->p[common] == v[i].p[common])
+				common++;
+		}
+		for (int32_t d = common; d < v[i].len; d++) {
+			t->byte[n_nodes] = (uint8_t)v[i].p[d];
+			t->depth[n_nodes] = (uint8_t)(d + 1);
+			path[d + 1] = n_nodes;
+			n_nodes++;
+		}
+		/* Token i ends at node path[len]; tokens come grouped by node
+		 * since equal byte strings sort together. tok_off is filled as
+		 * a count here and turned into offsets below. */
+		t->tok_off[path[v[i].len] + 1]++;
+		t->tok_ids[n_ids++] = v[i].id;
+	}
+	for (int32_t i = 0; i < n_nodes; i++)
+		t->tok_off[i + 1] += t->tok_off[i];
+	/* skip[i]: the first node after i's subtree, the next node whose
+	 * depth is not greater than depth[i]. One backward pass with a
+	 * per-depth "next node at this depth or shallower". */
+	{
+		int32_t next_at[MLLM_VTRIE_MAX_BYTES + 2];
+		for (int d = 0; d <= MLLM_VTRIE_MAX_BYTES + 1; d++)
+			next_at[d] = n_nodes;
+		for (int32_t i = n_nodes - 1; i >= 0; i--) {
+			int d = t->depth[i];
+			t->skip[i] = next_at[d];
+			for (int k = d; k <= MLLM_VTRIE_MAX_BYTES + 1; k++)
+				next_at[k] = i;
+		}
+	}
+	t->n_nodes = n_nodes;
+	t->bytes = bytes;
+	free(v);
+	*out = t;
+	return MLLM_OK;
+fail:
+	free(bytes);
+	free(v);
+	mllm_vtrie_free(t);
+	return rc;
+}
+
+/* ---- The matcher ----------------------------------------------------------------- */
+
+typedef struct {
+	int32_t pos;    /* element to match (top) or to continue at (below) */
+	int32_t parent; /* frame below, -1 at the bottom */
+	int32_t depth;  /* frames in this stack, this one included */
+} gnode;
+
+typedef struct {
+	int32_t *tops; /* [MLLM_GRAMMAR_MAX_STACKS] arena indices */
+	int32_t n;
+	bool accept;       /* some stack is empty: the grammar may end here */
+	uint8_t first[32]; /* union of the tops' byte sets */
+} gstate;
+
+#define GM_CACHE 16
+
+typedef struct {
+	uint64_t hash;
+	int32_t *key; /* the serialised state */
+	int32_t n_key, cap_key;
+	uint32_t *mask;
+	int32_t n_allowed;
+	uint64_t used; /* LRU clock */
+	bool valid;
+} gm_entry;
+
+struct mllm_gmatch {
+	const mllm_grammar *g;
+	const mllm_vtrie *t;
+	int32_t eos, n_words;
+	gnode *nodes;
+	int32_t n_nodes, cap_nodes;
+	int32_t *remap; /* [cap_nodes] scratch of compaction */
+	int32_t cap_remap;
+	gstate lv[MLLM_VTRIE_MAX_BYTES + 1]; /* lv[0] = the committed state */
+	int32_t mark[MLLM_VTRIE_MAX_BYTES + 1];
+	int32_t *key; /* serialisation scratch */
+	int32_t n_key, cap_key;
+	gm_entry cache[GM_CACHE];
+	uint64_t clock;
+	int64_t n_walks, n_hits;
+	bool oom;
+};
+
+static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
+{
+	if (m->n_nodes == m->cap_nodes) {
+		int32_t cap = m->cap_nodes * 2;
+		gnode *v = mllm_try_realloc(m->nodes, (size_t)cap * sizeof *v);
+		if (!v) {
+			m->oom = true;
+			return -1;
+		}
+		m->nodes = v;
+		m->cap_nodes = cap;
+	}
+	m->nodes[m->n_nodes] = (gnode){
+	    .pos = pos, .parent = parent, .depth = parent < 0 ? 1 : m->nodes[parent].depth + 1};
+	return m->n_nodes++;
+}
+
+/* dst |= src over 256 bits, a word at a time (this runs once per trie
+ * node a walk visits). */
+static void set_or(uint8_t *dst, const uint8_t *src)
+{
+	uint64_t a[4], b[4];
+	memcpy(a, dst, sizeof a);
+	memcpy(b, src, sizeof b);
+	for (int i = 0; i < 4; i++)
+		a[i] |= b[i];
+	memcpy(dst, a, sizeof a);
+}
+
+static bool same_stack(const mllm_gmatch *m, int32_t a, int32_t b)
+{
+	while (a != b) {
+		if (a < 0 || b < 0 || m->nodes[a].pos != m->nodes[b].pos)
+			return false;
+		a = m->nodes[a].parent;
+		b = m->nodes[b].parent;
+	}
+	return true;
+}
+
+static bool ends_seq(const mllm_grammar *g, int32_t pos)
+{
+	return g->elems[pos].kind == E_ALT || g->elems[pos].kind == E_END;
+}
+
+/* Puts "continue at pos, then parent" into st, expanding references and
+ * popping finished sequences until every stack's top is a byte set. guard
+ * bounds the recursion (a pop chain or a nest of leading references); a
+ * stack past it, or past MLLM_GRAMMAR_MAX_DEPTH frames, is dropped. */
+static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int guard)
+{
+	const mllm_grammar *g = m->g;
+	const gelem *e = &g->elems[pos];
+	if (guard > 2 * MLLM_GRAMMAR_MAX_DEPTH || m->oom)
+		return;
+	if (e->kind == E_ALT || e->kind == E_END) {
+		if (parent < 0)
+			st->accept = true;
+		else
+			add(m, st, m->nodes[parent].pos, m->nodes[parent].parent, guard + 1);
+		return;
+	}
+	if (e->kind == E_SET) {
+		int32_t id;
+		if (parent >= 0 && m->nodes[parent].depth >= MLLM_GRAMMAR_MAX_DEPTH)
+			return;
+		for (int32_t i = 0; i < st->n; i++) {
+			const gnode *t = &m->nodes[st->tops[i]];
+			if (t->pos == pos && same_stack(m, t->parent, parent))
+				return;
+		}
+		if (st->n >= MLLM_GRAMMAR_MAX_STACKS)
+			return;
+		id = node_new(m, pos, parent);
+		if (id < 0)
+			return;
+		st->tops[st->n++] = id;
+		set_or(st->first, g->sets[e->arg]);
+		return;
+	}
+	/* E_REF: the continuation frame, unless the reference is the last
+	 * item of its sequence (a tail call: continue with parent). */
+	{
+		int32_t cont = parent, r = e->arg;
+		if (!ends_seq(g, pos + 1)) {
+			if (parent >= 0 && m->nodes[parent].depth >= MLLM_GRAMMAR_MAX_DEPTH)
+				return;
+			cont = node_new(m, pos + 1, parent);
+			if (cont < 0)
+				return;
+		}
+		for (int32_t a = g->alt_off[r]; a < g->alt_off[r + 1]; a++)
+			add(m, st, g->alt_pos[a], cont, guard + 1);
+	}
+}
+
+static void state_clear(gstate *st)
+{
+	st->n = 0;
+	st->accept = false;
+	memset(st->first, 0, sizeof st->first);
+}
+
+/* out = in after byte c. */
+static void advance(mllm_gmatch *m, const gstate *in, uint8_t c, gstate *out)
+{
+	state_clear(out);
+	if (!(in->first[c / 8] & (1u << (c % 8))))
+		return;
+	for (int32_t i = 0; i < in->n; i++) {
+		const gnode *t = &m->nodes[in->tops[i]];
+		const uint8_t *set = m->g->sets[m->g->elems[t->pos].arg];
+		if (set[c / 8] & (1u << (c % 8)))
+			add(m, out, t->pos + 1, t->parent, 0);
+	}
+}
+
+void mllm_gmatch_free(mllm_gmatch *m)
+{
+	if (!m)
+		return;
+	free(m->nodes);
+	free(m->remap);
+	for (int i = 0; i <= MLLM_VTRIE_MAX_BYTES; i++)
+		free(m->lv[i].tops);
+	free(m->key);
+	for (int i = 0; i < GM_CACHE; i++) {
+		free(m->cache[i].key);
+		free(m->cache[i].mask);
+	}
+	free(m);
+}
+
+int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos, mllm_gmatch **out)
+{
+	mllm_gmatch *m = mllm_try_calloc(1, sizeof *m);
+	*out = NULL;
+	if (!m)
+		return MLLM_ENOMEM;
+	m->g = g;
+	m->t = t;
+	m->eos = eos;
+	m->n_words = (t->n_vocab + 31) / 32;
+	m->cap_nodes = 1024;
+	m->nodes = mllm_try_malloc((size_t)m->cap_nodes * sizeof *m->nodes);
+	if (!m->nodes)
+		goto nomem;
+	for (int i = 0; i <= MLLM_VTRIE_MAX_BYTES; i++) {
+		m->lv[i].tops = mllm_try_malloc(MLLM_GRAMMAR_MAX_STACKS * sizeof(int32_t));
+		if (!m->lv[i].tops)
+			goto nomem;
+	}
+	state_clear(&m->lv[0]);
+	for (int32_t a = g->alt_off[g->root]; a < g->alt_off[g->root + 1]; a++)
+		add(m, &m->lv[0], g->alt_pos[a], -1, 0);
+	if (m->oom)
+		goto nomem;
+	*out = m;
+	return MLLM_OK;
+nomem:
+	mllm_gmatch_free(m);
+	return MLLM_ENOMEM;
+}
+
+bool mllm_gmatch_can_end(const mllm_gmatch *m)
+{
+	return m->lv[0].accept;
+}
+
+void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits)
+{
+	*n_walks = m->n_walks;
+	*n_hits = m->n_hits;
+}
+
+/* Copies the frames that lv[k]'s stacks use to the front of the arena and
+ * makes that state lv[0]: states after a step hold only live frames, so the
+ * arena stays as small as the state. */
+static int compact(mllm_gmatch *m, int k)
+{
+	gstate *st = &m->lv[k];
+	int32_t n_old = m->n_nodes, n_new = 0;
+	if (m->cap_remap < n_old) {
+		int32_t *r = mllm_try_realloc(m->remap, (size_t)n_old * sizeof *r);
+		if (!r)
+			return MLLM_ENOMEM;
+		m->remap = r;
+		m->cap_remap = n_old;
+	}
+	for (int32_t i = 0; i < n_old; i++)
+		m->remap[i] = -1;
+	/* Mark live frames, then copy them in index order: a parent always
+	 * has a smaller index than its children, so order is kept and the
+	 * parent's new index is known when the child is copied. */
+	for (int32_t i = 0; i < st->n; i++)
+		for (int32_t x = st->tops[i]; x >= 0 && m->remap[x] == -1; x = m->nodes[x].parent)
+			m->remap[x] = -2;
+	for (int32_t i = 0; i < n_old; i++) {
+		if (m->remap[i] == -1)
+			continue;
+		gnode nd = m->nodes[i];
+		nd.parent = nd.parent < 0 ? -1 : m->remap[nd.parent];
+		m->nodes[n_new] = nd;
+		m->remap[i] = n_new++;
+	}
+	m->n_nodes = n_new;
+	if (k != 0) {
+		gstate *z = &m->lv[0];
+		z->n = st->n;
+		z->accept = st->accept;
+		memcpy(z->first, st->first, sizeof z->first);
+		for (int32_t i = 0; i < st->n; i++)
+			z->tops[i] = m->remap[st->tops[i]];
+	} else {
+		for (int32_t i = 0; i < st->n; i++)
+			st->tops[i] = m->remap[st->tops[i]];
+	}
+	return MLLM_OK;
+}
+
+int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n)
+{
+	int32_t base = m->n_nodes;
+	size_t done = 0;
+	int rc;
+	/* In chunks of the level count; each chunk ends in compaction. */
+	while (done < n) {
+		size_t k = n - done < MLLM_VTRIE_MAX_BYTES ? n - done : MLLM_VTRIE_MAX_BYTES;
+		for (size_t i = 0; i < k; i++) {
+			advance(m, &m->lv[i], (uint8_t)s[done + i], &m->lv[i + 1]);
+			if (m->oom) {
+				m->oom = false;
+				m->n_nodes = base;
+				return MLLM_ENOMEM;
+			}
+			if (m->lv[i + 1].n == 0 && !m->lv[i + 1].accept) {
+				m->n_nodes = base;
+				return MLLM_EINVAL;
+			}
+			if (m->lv[i + 1].n == 0 && i + 1 < k) {
+				m->n_nodes = base;
+				return MLLM_EINVAL;
+			}
+		}
+		rc = compact(m, (int)k);
+		if (rc)
+			return rc;
+		base = m->n_nodes;
+		done += k;
+	}
+	return MLLM_OK;
+}
+
+int mllm_gmatch_accept(mllm_gmatch *m, int32_t id)
+{
+	if (id == m->eos && m->eos >= 0)
+		return m->lv[0].accept ? MLLM_OK : MLLM_EINVAL;
+	if (id < 0 || id >= m->t->n_vocab || m->t->id_off[id] < 0)
+		return MLLM_EINVAL;
+	return mllm_gmatch_feed(m, m->t->bytes + m->t->id_off[id], m->t->id_len[id]);
+}
+
+/* ---- Masks ------------------------------------------------------------------------- */
+
+static uint64_t key_hash(const int32_t *k, int32_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (int32_t i = 0; i < n; i++) {
+		h ^= (uint32_t)k[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* The committed state as a list of ints: per stack its positions top to
+ * bottom and a -1, then the accept flag. Two equal lists are the same state
+ * (the mask depends on nothing else). */
+static int serialise(mllm_gmatch *m)
+{
+	const gstate *st = &m->lv[0];
+	int32_t need = 1;
+	for (int32_t i = 0; i < st->n; i++)
+		need += m->nodes[st->tops[i]].depth + 1;
+	if (need > m->cap_key) {
+		int32_t *k = mllm_try_realloc(m->key, (size_t)need * sizeof *k);
+		if (!k)
+			return MLLM_ENOMEM;
+		m->key = k;
+		m->cap_key = need;
+	}
+	m->n_key = 0;
+	for (int32_t i = 0; i < st->n; i++) {
+		for (int32_t x = st->tops[i]; x >= 0; x = m->nodes[x].parent)
+			m->key[m->n_key++] = m->nodes[x].pos;
+		m->key[m->n_key++] = -1;
+	}
+	m->key[m->n_key++] = st->accept;
+	return MLLM_OK;
+}
+
+/* One walk of the trie from the committed state; fills mask. */
+static int32_t walk(mllm_gmatch *m, uint32_t *mask)
+{
+	const mllm_vtrie *t = m->t;
+	int32_t n_allowed = 0, base = m->n_nodes;
+	memset(mask, 0, (size_t)m->n_words * sizeof *mask);
+	m->mark[0] = base;
+	for (int32_t i = 0; i < t->n_nodes;) {
+		int d = t->depth[i];
+		gstate *st = &m->lv[d];
+		m->n_nodes = m->mark[d - 1];
+		advance(m, &m->lv[d - 1], t->byte[i], st);
+		if (m->oom)
+			break;
+		if (st->n == 0 && !st->accept) {
+			i = t->skip[i];
+			continue;
+		}
+		m->mark[d] = m->n_nodes;
+		for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
+			int32_t id = t->tok_ids[k];
+			mask[id / 32] |= 1u << (id % 32);
+			n_allowed++;
+		}
+		i = st->n == 0 ? t->skip[i] : i + 1;
+	}
+	m->n_nodes = base;
+	if (m->lv[0].accept && m->eos >= 0 && m->eos < t->n_vocab) {
+		mask[m->eos / 32] |= 1u << (m->eos % 32);
+		n_allowed++;
+	}
+	return n_allowed;
+}
+
+int32_t mllm_gmatch_mask(mllm_gmatch *m, const uint32_t **allow)
+{
+	gm_entry *e = NULL;
+	uint64_t h;
+	int32_t n;
+	if (serialise(m))
+		return MLLM_ENOMEM;
+	h = key_hash(m->key, m->n_key);
+	m->clock++;
+	for (int i = 0; i < GM_CACHE; i++) {
+		gm_entry *c = &m->cache[i];
+		if (c->valid && c->hash == h && c->n_key == m->n_key &&
+		    memcmp(c->key, m->key, (size_t)m->n_key * sizeof *m->key) == 0) {
+			c->used = m->clock;
+			m->n_hits++;
+			*allow = c->mask;
+			return c->n_allowed;
+		}
+	}
+	/* Miss: the least recently used entry takes the new mask. */
+	for (int i = 0; i < GM_CACHE && !(e && !e->valid); i++)
+		if (!e || !m->cache[i].valid || m->cache[i].used < e->used)
+			e = &m->cache[i];
+	if (!e->mask) {
+		e->mask = mllm_try_malloc((size_t)m->n_words * sizeof *e->mask);
+		if (!e->mask)
+			return MLLM_ENOMEM;
+	}
+	if (e->cap_key < m->n_key) {
+		int32_t *k = mllm_try_realloc(e->key, (size_t)m->n_key * sizeof *k);
+		if (!k)
+			return MLLM_ENOMEM;
+		e->key = k;
+		e->cap_key = m->n_key;
+	}
+	e->valid = false;
+	n = walk(m, e->mask);
+	m->n_walks++;
+	if (m->oom) {
+		m->oom = false;
+		return MLLM_ENOMEM;
+	}
+	memcpy(e->key, m->key, (size_t)m->n_key * sizeof *m->key);
+	e->n_key = m->n_key;
+	e->hash = h;
+	e->n_allowed = n;
+	e->used = m->clock;
+	e->valid = true;
+	*allow = e->mask;
+	return n;
+}
+
+int mllm_grammar_match(const mllm_grammar *g, const char *s, size_t n)
+{
+	mllm_vtrie empty = {0};
+	mllm_gmatch *m;
+	int rc;
+	if (mllm_gmatch_create(g, &empty, -1, &m))
+		return -1;
+	rc = mllm_gmatch_feed(m, s, n);
+	rc = rc ? -1 : mllm_gmatch_can_end(m) ? 1 : 0;
+	mllm_gmatch_free(m);
+	return rc;
+}

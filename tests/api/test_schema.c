@@ -1,0 +1,222 @@
+/*
+ * test_schema.c — JSON Schema → grammar: for each supported keyword, texts
+ * the schema accepts are sentences of the grammar and texts it rejects are
+ * not; unsupported keywords fail with a 400 whose message names the JSON
+ * pointer; response_format goes from a request body to sp.grammar.
+ */
+#include "harness.h"
+
+#include "../../api/api_internal.h"
+
+/* Compiles schema text; NULL with *e filled on failure. */
+static mllm_grammar *compile_text(const char *schema, api_error *e)
+{
+	json_error_t jerr;
+	json_t *s = json_loads(schema, 0, &jerr);
+	api__sc *c;
+	mllm_grammar *g = NULL;
+	int32_t v;
+	ck_assert_msg(s != NULL, "bad test schema: %s", jerr.text);
+	memset(e, 0, sizeof *e);
+	c = api__sc_create();
+	ck_assert_ptr_nonnull(c);
+	v = api__sc_schema(c, s, s, "response_format", e);
+	if (v >= 0 && api__sc_finish(c, v, "response_format", &g, e) != 0)
+		g = NULL;
+	api__sc_free(c);
+	json_decref(s);
+	return g;
+}
+
+static void expect(mllm_grammar *g, const char *text, int want)
+{
+	int got = mllm_grammar_match(g, text, strlen(text));
+	ck_assert_msg(got == want, "'%s': match %d, want %d", text, got, want);
+}
+
+START_TEST(test_object_required_optional)
+{
+	api_error e;
+	mllm_grammar *g =
+	    compile_text("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},"
+	                 "\"b\":{\"type\":\"string\"},\"c\":{\"type\":\"boolean\"}},"
+	                 "\"required\":[\"a\",\"c\"],\"additionalProperties\":false}",
+	                 &e);
+	ck_assert_ptr_nonnull(g);
+	expect(g, "{\"a\":1,\"c\":true}", 1);
+	expect(g, "{\"a\":-12,\"b\":\"x y\",\"c\":false}", 1);
+	expect(g, " {\n  \"a\": 0,\n  \"c\": true\n}", 1);
+	expect(g, "{\"a\":1", 0);              /* a viable prefix */
+	expect(g, "{\"a\":1}", -1);            /* c missing */
+	expect(g, "{\"c\":true,\"a\":1}", -1); /* schema order */
+	expect(g, "{\"a\":01,\"c\":true}", -1);
+	expect(g, "{\"a\":1,\"c\":true,\"d\":1}", -1);
+	expect(g, "{\"a\":1,,\"c\":true}", -1);
+	expect(g, "{\"a\":1,\"c\":true} ", -1); /* nothing after the value */
+	mllm_grammar_unref(g);
+}
+END_TEST
+
+START_TEST(test_strings_and_numbers)
+{
+	api_error e;
+	mllm_grammar *g = compile_text(
+	    "{\"type\":\"array\",\"prefixItems\":[{\"type\":\"string\",\"minLength\":2,"
+	    "\"maxLength\":3},{\"type\":\"number\"},{\"type\":\"integer\",\"minimum\":1,"
+	    "\"maximum\":5},{\"type\":\"integer\",\"minimum\":0}],\"items\":false}",
+	    &e);
+	ck_assert_ptr_nonnull(g);
+	expect(g, "[\"ab\",1.5e3,3,0]", 1);
+	expect(g, "[\"\\u00e9\\n\xc3\xa9\",-0.25,5,123]", 1);
+	expect(g, "[\"a\",1,3,0]", -1);         /* too short */
+	expect(g, "[\"abcd\",1,3,0]", -1);      /* too long */
+	expect(g, "[\"ab\",1,6,0]", -1);        /* above maximum */
+	expect(g, "[\"ab\",1,3,-1]", -1);       /* below minimum */
+	expect(g, "[\"ab\",.5,3,0]", -1);       /* not JSON */
+	expect(g, "[\"a\x01\",1,3,0]", -1);     /* raw control character */
+	expect(g, "[\"a\\ud800\",1,3,0]", -1);  /* lone surrogate escape */
+	expect(g, "[\"a\xc0\xaf\",1,3,0]", -1); /* overlong UTF-8 */
+	expect(g, "[\"ab\",1,3,0,1]", -1);      /* items: false */
+	mllm_grammar_unref(g);
+}
+END_TEST
+
+START_TEST(test_enum_const_anyof_ref)
+{
+	api_error e;
+	mllm_grammar *g = compile_text(
+	    "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"enum\":[\"x\",2,"
+	    "null]},\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/node\"},"
+	    "\"maxItems\":2}},\"required\":[\"v\"]}},\"anyOf\":[{\"$ref\":\"#/$defs/node\"},"
+	    "{\"const\":{\"k\":[1,true]}},{\"type\":[\"null\",\"boolean\"]}]}",
+	    &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "{\"v\":\"x\"}", 1);
+	expect(g, "{\"v\":2,\"kids\":[{\"v\":null},{\"v\":\"x\",\"kids\":[]}]}", 1);
+	expect(g, "{\"v\":3}", -1);
+	expect(g, "{\"v\":2,\"kids\":[{\"v\":2},{\"v\":2},{\"v\":2}]}", -1);
+	expect(g, "{\"k\":[1,true]}", 1);
+	expect(g, "{\"k\":[1,false]}", -1);
+	expect(g, "null", 1);
+	expect(g, "false", 1);
+	expect(g, "\"x\"", -1);
+	mllm_grammar_unref(g);
+}
+END_TEST
+
+START_TEST(test_pattern_and_format)
+{
+	api_error e;
+	mllm_grammar *g = compile_text(
+	    "{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\",\"pattern\":"
+	    "\"^[A-Z]{2}-\\\\d{3}(x|yz)?$\"},\"any\":{\"type\":\"string\",\"pattern\":\"a\\\"b\"},"
+	    "\"d\":{\"type\":\"string\",\"format\":\"date\"},\"u\":{\"type\":\"string\","
+	    "\"format\":\"uuid\"}},\"required\":[\"code\",\"any\",\"d\",\"u\"]}",
+	    &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g,
+	       "{\"code\":\"AB-123yz\",\"any\":\"..a\\\"b..\",\"d\":\"2024-02-28\","
+	       "\"u\":\"123e4567-e89b-12d3-a456-426614174000\"}",
+	       1);
+	expect(g,
+	       "{\"code\":\"AB-123\",\"any\":\"a\\\"b\",\"d\":\"1999-12-31\","
+	       "\"u\":\"123e4567-e89b-12d3-a456-426614174000\"}",
+	       1);
+	expect(g, "{\"code\":\"Ab-123\"", -1);
+	expect(g, "{\"code\":\"AB-123q\"", -1);
+	expect(g, "{\"code\":\"AB-123\",\"any\":\"ab", 0);
+	expect(g, "{\"code\":\"AB-123\",\"any\":\"ab\"", -1); /* needs a"b somewhere */
+	expect(g, "{\"code\":\"AB-123\",\"any\":\"a\\\"b\",\"d\":\"2024-02-30\"", -1);
+	expect(g, "{\"code\":\"AB-123\",\"any\":\"a\\\"b\",\"d\":\"2024-13-01\"", -1);
+	mllm_grammar_unref(g);
+}
+END_TEST
+
+START_TEST(test_unsupported_keywords)
+{
+	static const struct {
+		const char *schema, *pointer;
+	} cases[] = {
+	    {"{\"type\":\"array\",\"uniqueItems\":true}", "#/uniqueItems"},
+	    {"{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\","
+	     "\"multipleOf\":2}}}",
+	     "#/properties/n/multipleOf"},
+	    {"{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", "#/pattern"},
+	    {"{\"type\":\"string\",\"format\":\"hostname\"}", "#/format"},
+	    {"{\"type\":\"number\",\"minimum\":2.5}", "#/minimum"},
+	    {"{\"$ref\":\"http://example.com/s.json\"}", "#/$ref"},
+	    {"{\"type\":\"object\",\"properties\":{},\"required\":[\"x\"]}", "#/required/0"},
+	    {"{\"type\":\"strin\"}", "#/type"},
+	    {"{\"type\":\"string\",\"pattern\":\"((((((((((((((((((((((((((((((((((a)))))))))))))))"
+	     ")))))))))))))))))))\"}",
+	     "#/pattern"},
+	    {"{\"type\":\"string\",\"pattern\":\"(a*)*\"}", "left-recursive"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		api_error e;
+		mllm_grammar *g = compile_text(cases[i].schema, &e);
+		ck_assert_msg(g == NULL, "%s compiled", cases[i].schema);
+		ck_assert_int_eq(e.status, 400);
+		ck_assert_str_eq(e.param, "response_format");
+		ck_assert_msg(strstr(e.message, cases[i].pointer) != NULL, "'%s' lacks %s",
+		              e.message, cases[i].pointer);
+	}
+}
+END_TEST
+
+START_TEST(test_request_response_format)
+{
+	api_limits lim = API_LIMITS_DEFAULT;
+	api_request *req = NULL;
+	api_error e;
+	const char *ok = "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\","
+	                 "\"json_schema\":{\"name\":\"t\",\"strict\":true,\"schema\":{\"type\":"
+	                 "\"object\",\"properties\":{\"a\":{\"type\":\"boolean\"}},"
+	                 "\"required\":[\"a\"]}}}}";
+	const char *bad_type = "{\"prompt\":\"x\",\"response_format\":{\"type\":\"xml\"}}";
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_request_parse(API_COMPLETION, ok, strlen(ok), &lim, &req, &e), 0);
+	ck_assert_int_eq(req->rf_kind, API__RF_JSON_SCHEMA);
+	ck_assert_int_eq(api__prepare_structured(req, &e), 0);
+	ck_assert_ptr_nonnull(req->sp.grammar);
+	expect(req->sp.grammar, "{\"a\":true}", 1);
+	expect(req->sp.grammar, "{}", -1);
+	api_request_free(req);
+	ck_assert_int_eq(
+	    api_request_parse(API_COMPLETION, bad_type, strlen(bad_type), &lim, &req, &e), 400);
+	ck_assert_str_eq(e.param, "response_format.type");
+}
+END_TEST
+
+START_TEST(test_json_object_mode)
+{
+	api_error e;
+	api__sc *c = api__sc_create();
+	mllm_grammar *g = NULL;
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api__sc_finish(c, api__sc_any_object(c), "response_format", &g, &e), 0);
+	api__sc_free(c);
+	expect(g, "{}", 1);
+	expect(g, "{\"a\":[1,{\"b\":null},\"c\"],\"d\":-1.5E+2}", 1);
+	expect(g, "[1]", -1);
+	expect(g, "{\"a\":tru}", -1);
+	mllm_grammar_unref(g);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("schema");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_object_required_optional);
+	tcase_add_test(tc, test_strings_and_numbers);
+	tcase_add_test(tc, test_enum_const_anyof_ref);
+	tcase_add_test(tc, test_pattern_and_format);
+	tcase_add_test(tc, test_unsupported_keywords);
+	tcase_add_test(tc, test_request_response_format);
+	tcase_add_test(tc, test_json_object_mode);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+MLLM_TEST_MAIN(make_suite)
