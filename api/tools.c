@@ -188,18 +188,22 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 		json_t *name = json_object_get(f, "name"), *args = json_object_get(f, "arguments");
 		json_t *call;
 		char *s;
-		if (!json_is_string(name) || !json_is_string(args)) {
+		/* arguments: a JSON string as OpenAI sends it, or an object
+		 * (what Hugging Face chat templates and vLLM also accept). */
+		if (!json_is_string(name) || !(json_is_string(args) || json_is_object(args))) {
 			mllm_buf_free(&b);
 			snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu]", i, k);
 			return api_error_set(e, 400, param, "invalid_value",
 			                     "'%s' must have function.name and function.arguments "
-			                     "(a string).",
+			                     "(a JSON string or an object).",
 			                     param);
 		}
 		call = json_object();
 		json_object_set(call, "name", name);
 		{
-			json_t *parsed = json_loads(json_string_value(args), 0, NULL);
+			json_t *parsed = json_is_object(args)
+			                     ? json_incref(args)
+			                     : json_loads(json_string_value(args), 0, NULL);
 			json_object_set_new(call, "arguments", parsed ? parsed : json_copy(args));
 		}
 		s = json_dumps(call, JSON_COMPACT);

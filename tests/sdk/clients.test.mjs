@@ -78,3 +78,28 @@ for (const method of ['jsonSchema', 'functionCalling', 'jsonMode']) {
     if (method !== 'jsonMode') assert.deepEqual(Person.parse(out), out);
   });
 }
+
+test('LangChain reads a reasoning split answer (streamed and not) without error', async () => {
+  // The "think" model's template opens <think>: with a budget of 6 every
+  // token is reasoning, so the answer (content) is empty and the reasoning
+  // arrives in reasoning_content / reasoning, fields LangChain must pass by.
+  const llm = new ChatOpenAI({
+    model: 'think',
+    apiKey: KEY,
+    configuration: { baseURL: `${A}/v1` },
+    temperature: 0,
+    maxTokens: 6,
+    maxRetries: 0,
+  });
+  const msg = await llm.invoke('Hi');
+  assert.equal(msg.content, '');
+  assert.equal(msg.response_metadata?.finish_reason, 'length');
+  let text = '';
+  let chunks = 0;
+  for await (const c of await llm.stream('Hi')) {
+    chunks++;
+    text += typeof c.content === 'string' ? c.content : '';
+  }
+  assert.ok(chunks > 0);
+  assert.equal(text, '');
+});
