@@ -147,25 +147,6 @@ static int lex_after_tag(lexer *lx, char sign, int is_block)
 	return p > 0 && lx->src[p - 1] == '\n';
 }
 
-static int decode_hex(const char *s, int n, uint32_t *out)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < n; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (uint32_t)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (uint32_t)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 /* A quoted string at lx->pos with Python's escapes; unknown escapes keep
  * their backslash, as Python does. */
 static int lex_string(lexer *lx)
@@ -205,8 +186,9 @@ static int lex_string(lexer *lx)
 			s[o++] = c;
 		}
 		if (nhex) {
-			if (i + (size_t)nhex >= p || decode_hex(lx->src + i + 1, nhex, &cp) != 0 ||
-			    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+			if (i + (size_t)nhex >= p ||
+			    mllm_hex_decode(lx->src + i + 1, nhex, &cp) != 0 || cp > 0x10FFFF ||
+			    (cp >= 0xD800 && cp <= 0xDFFF)) {
 				free(s);
 				return lex_fail(lx, MLLM_EFORMAT, line, col,
 				                "bad \\%c escape in string", c);

@@ -23,20 +23,9 @@
 #include "gmatch.h"
 #include "sampler.h"
 
+#include "bench_util.h"
+
 #define N_SEQ 16
-
-static double cpu_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 /* Schema i of 16: a mix of the shapes schemas have (strings with bounds,
  * enums, numbers, arrays, nesting, patterns); i = 99 makes the

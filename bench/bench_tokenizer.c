@@ -24,6 +24,8 @@
 
 #include "mllm.h"
 
+#include "bench_util.h"
+
 typedef struct {
 	const char *p;
 	size_t n;
@@ -31,37 +33,6 @@ typedef struct {
 
 /* CPU time of this thread: on a shared machine wall time measures the
  * neighbours; tokenizer_sp.py measures process CPU time likewise. */
-static double cpu_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
-
 int main(int argc, char **argv)
 {
 	char err[512];

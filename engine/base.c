@@ -298,6 +298,25 @@ char *mllm_buf_take(mllm_buf *b, size_t *len)
 	return p;
 }
 
+int mllm_hex_decode(const char *s, int n, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < n; i++) {
+		char c = s[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (uint32_t)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (uint32_t)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 size_t mllm_utf8_len(const unsigned char *s, size_t n)
 {
 	uint32_t cp;

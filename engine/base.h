@@ -95,6 +95,10 @@ size_t mllm_utf8_len(const unsigned char *s, size_t n);
  * to o (room for 4 bytes); returns its length (1-4). */
 size_t mllm_utf8_put(char *o, uint32_t cp);
 
+/* Decodes n hex digits (either case) at s into *out (n <= 8). 0, or -1 at
+ * the first character that is not one. For \u escapes (JSON, Jinja). */
+int mllm_hex_decode(const char *s, int n, uint32_t *out);
+
 /* ---- Monotonic clock --------------------------------------------------- */
 uint64_t mllm_now_ns(void);
 

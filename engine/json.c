@@ -107,25 +107,6 @@ static uint32_t new_node(parser *p, mllm__json_type t)
 	return (uint32_t)p->n_nodes++;
 }
 
-static int hex4(const char *s, uint32_t *out)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (uint32_t)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (uint32_t)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 /* Parses a string at p->pos (on the opening quote) into the string buffer. */
 static int parse_string(parser *p, const char **out, size_t *out_len)
 {
@@ -181,7 +162,7 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
 			default:
 				return perr(p, p->pos - 2, "invalid escape in string");
 			}
-			if (p->len - p->pos < 4 || hex4(p->src + p->pos, &cp))
+			if (p->len - p->pos < 4 || mllm_hex_decode(p->src + p->pos, 4, &cp))
 				return perr(p, p->pos - 2, "invalid \\u escape");
 			p->pos += 4;
 			if (cp >= 0xDC00 && cp <= 0xDFFF)
@@ -189,8 +170,9 @@ static int parse_string(parser *p, const char **out, size_t *out_len)
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				uint32_t lo;
 				if (p->len - p->pos < 6 || p->src[p->pos] != '\\' ||
-				    p->src[p->pos + 1] != 'u' || hex4(p->src + p->pos + 2, &lo) ||
-				    lo < 0xDC00 || lo > 0xDFFF)
+				    p->src[p->pos + 1] != 'u' ||
+				    mllm_hex_decode(p->src + p->pos + 2, 4, &lo) || lo < 0xDC00 ||
+				    lo > 0xDFFF)
 					return perr(p, p->pos - 6, "unpaired surrogate in string");
 				p->pos += 6;
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
