@@ -3,16 +3,17 @@
  * daemon (srv_cmd_serve: libmicrohttpd + libuv + prep threads + engine
  * thread, serving the demo model) runs on a thread of the fuzzer on a free
  * loopback port, and every input is written as raw bytes to a fresh TCP
- * connection, which is then half-closed and read until the daemon closes it
- * (or 2 s pass). This covers server/http.c's framing, routing, headers,
- * auth, body accumulation, suspend/resume and error rendering, and api/
- * behind it, with our code instrumented; libmicrohttpd itself is the
- * system library (not instrumented, so its branches give no coverage).
- * Limits are set small (max_tokens_limit, n_ctx, timeouts) so that a
- * generation the fuzzer asks for costs milliseconds. Checks: the daemon
- * never crashes (a sanitizer report in any of its threads aborts the
- * fuzzer), any answer starts with an HTTP/1.x status line, and after every
- * input a GET /health still gets 200.
+ * connection, which is then half-closed and read until every response in
+ * it is whole (or the daemon closes it, or 500 ms pass quietly). This
+ * covers server/http.c's framing, routing, headers, auth, body
+ * accumulation, suspend/resume and error rendering, and api/ behind it,
+ * with our code instrumented; libmicrohttpd itself is the system library
+ * (not instrumented, so its own branches give no coverage). Limits are set
+ * small (max_tokens_limit, n_ctx, timeouts) so that a generation the
+ * fuzzer asks for costs milliseconds. Checks: the daemon never crashes (a
+ * sanitizer report in any of its threads aborts the fuzzer), any answer
+ * starts with an HTTP/1.x status line, and after every input a GET /health
+ * still gets 200.
  */
 #include "fuzz.h"
 
@@ -102,8 +103,62 @@ static int dial(void)
 	return fd;
 }
 
+/* Whether buf holds only whole responses (each framed by Content-Length,
+ * chunked coding, or a status that has no body). libmicrohttpd keeps a
+ * keep-alive connection open after answering, half-closed or not, until
+ * its idle timeout: waiting for EOF would cost that timeout per input. */
+static bool responses_complete(const char *buf, size_t n)
+{
+	size_t pos = 0;
+	if (n == 0)
+		return false;
+	while (pos < n) {
+		const char *h = buf + pos, *end, *cl, *te;
+		int status;
+		if (n - pos < 12 || strncmp(h, "HTTP/1.", 7) != 0)
+			return false;
+		end = memmem(h, n - pos, "\r\n\r\n", 4);
+		if (!end)
+			return false;
+		status = atoi(h + 9);
+		cl = memmem(h, (size_t)(end - h), "\r\nContent-Length:", 17);
+		if (!cl)
+			cl = memmem(h, (size_t)(end - h), "\r\ncontent-length:", 17);
+		te = memmem(h, (size_t)(end - h), "chunked", 7);
+		pos = (size_t)(end - buf) + 4;
+		if (te) {
+			for (;;) {
+				char *nl;
+				long sz;
+				if (pos >= n)
+					return false;
+				sz = strtol(buf + pos, &nl, 16);
+				nl = memmem(buf + pos, n - pos, "\r\n", 2);
+				if (!nl || sz < 0)
+					return false;
+				pos = (size_t)(nl - buf) + 2 + (size_t)sz + 2;
+				if (sz == 0)
+					break;
+			}
+			if (pos > n)
+				return false;
+		} else if (cl) {
+			pos += (size_t)strtoul(cl + 17, NULL, 10);
+			if (pos > n)
+				return false;
+		} else if (!(status < 200 || status == 204 || status == 304)) {
+			return false; /* framed by the close: read to EOF */
+		}
+	}
+	return true;
+}
+
 /* Sends req, half-closes, reads the answer into buf (NUL-terminated,
- * truncated to cap - 1). Returns bytes read, or -1 if no connection. */
+ * truncated to cap - 1) until EOF, or 20 ms of quiet after whole responses,
+ * or 500 ms of quiet otherwise: an input that leaves the daemon waiting for
+ * more body (a Content-Length longer than what follows) is answered only
+ * at its idle timeout, and waiting for that would make every such input
+ * cost seconds. A generation here (8 tokens at most) takes milliseconds. */
 static long exchange(const void *req, size_t len, char *buf, size_t cap)
 {
 	size_t off = 0, got = 0;
@@ -119,7 +174,12 @@ static long exchange(const void *req, size_t len, char *buf, size_t cap)
 	(void)shutdown(fd, SHUT_WR);
 	for (;;) {
 		char tmp[4096];
-		ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t r;
+		int ms = responses_complete(buf, got) ? 20 : 500;
+		if (poll(&pfd, 1, ms) <= 0)
+			break;
+		r = recv(fd, tmp, sizeof tmp, 0);
 		if (r <= 0)
 			break;
 		if (got < cap - 1) {
