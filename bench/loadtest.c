@@ -904,7 +904,7 @@ int main(int argc, char **argv)
 	                   .duration_s = 30,
 	                   .max_requests = 100000,
 	                   .clients = 4,
-	                   .rate = 4,
+	                   .rate = 2,
 	                   .max_inflight = 64,
 	                   .stream_frac = 0.5,
 	                   .cancel_frac = 0.1,
