@@ -8,7 +8,8 @@
 # found something: the input is then in BUILD/findings/NAME/ and belongs,
 # once fixed, in tests/fuzz/regressions/NAME/. FUZZ_JOBS=n runs n harnesses
 # at a time (default 1: this is meant to share a machine); extra libFuzzer
-# flags go in FUZZ_FLAGS.
+# flags go in FUZZ_FLAGS. tests/fuzz/NAME.dict, when present, is the
+# harness's libFuzzer dictionary.
 set -u
 B=$1
 secs=$2
@@ -38,6 +39,8 @@ one() {
 	for d in "$here/corpus/$name" "$here/regressions/$name"; do
 		[ -d "$d" ] && dirs="$dirs $d"
 	done
+	dict=""
+	[ -f "$here/$name.dict" ] && dict="-dict=$here/$name.dict"
 	# detect_leaks stays on: a leak is a finding. -timeout: one input
 	# taking 10 s is a finding too (a hang).
 	# shellcheck disable=SC2086
@@ -45,7 +48,7 @@ one() {
 		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
 		MLLM_FIXTURES="$fx" "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 \
 		-max_len="$(max_len "$name")" -print_final_stats=1 \
-		-artifact_prefix="$B/findings/$name/" ${FUZZ_FLAGS:-} $dirs >"$log" 2>&1
+		-artifact_prefix="$B/findings/$name/" $dict ${FUZZ_FLAGS:-} $dirs >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1)
