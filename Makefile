@@ -127,7 +127,7 @@ $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 
 # A harness linked with tests/fuzz/replay.c (no -fsanitize=fuzzer) is a
 # Check runner that replays its committed seeds and regression inputs.
-$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) \
 		tests/harness.h $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) \
@@ -179,7 +179,7 @@ FUZZ_CC         ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(ALL_LIBS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/fuzz $(LDFLAGS) -fsanitize=fuzzer \
 		-o $@ $< $(ALL_LIBS) $(LINK_LIBS)
