@@ -57,12 +57,17 @@ API_SRC    := $(sort $(wildcard api/*.c))
 SERVER_SRC := $(filter-out server/main.c,$(sort $(wildcard server/*.c)))
 TEST_SRC   := $(sort $(wildcard tests/*/test_*.c))
 BENCH_SRC  := $(sort $(wildcard bench/bench_*.c))
+# libFuzzer harnesses: adding tests/fuzz/fuzz_<name>.c is all it takes.
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
+FUZZ_BIN   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 
 ENGINE_LIB := $(BUILD)/libmllm.a
 API_LIB    := $(BUILD)/libapi.a
@@ -72,7 +77,8 @@ BIN        := $(BUILD)/mobilellmd
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all help deps check-deps check-layers test unit-test integration-test sdk-test \
-	asan tsan noopt check-format format bench run clean fuzz soak _test _unit-test _bench _fuzz test-deploy
+	asan tsan noopt check-format format bench run clean fuzz fuzz-ci fuzz-build fuzz-long \
+	soak soak-mixed loadtest _test _unit-test _bench _fuzz-long test-deploy
 
 all: $(BIN)
 
@@ -86,7 +92,12 @@ help:
 	@echo "  asan / tsan    build and test under AddressSanitizer / ThreadSanitizer"
 	@echo "  noopt          build without optimisation (debugging)"
 	@echo "  bench          build and run the benchmarks (prints figures)"
-	@echo "  fuzz / soak    long-running fuzz and soak runs"
+	@echo "  fuzz           libFuzzer harnesses (tests/fuzz/), ASan+UBSan, FUZZ_SECONDS=$(FUZZ_SECONDS) each"
+	@echo "  fuzz-ci        the same, FUZZ_CI_SECONDS=$(FUZZ_CI_SECONDS) each (.ci/run)"
+	@echo "  fuzz-long      the Check mutation fuzzers (test_*fuzz) at MLLM_LONG length"
+	@echo "  loadtest       load generator against the daemon (bench/loadtest.sh; SOAK=s)"
+	@echo "  soak           loadtest soak mode: SOAK_SECONDS=$(SOAK_SECONDS), RSS and KV checks"
+	@echo "  soak-mixed     mixed-traffic soak (tests/integration/soak.sh)"
 	@echo "  check-format   verify clang-format; format: rewrite in place"
 	@echo "  deps           install missing Debian packages (scripts/deps.sh; test, run,"
 	@echo "                 bench do it first; plain make only checks and says so)"
@@ -163,13 +174,21 @@ $(BUILD)/bench/%: bench/%.c $(ALL_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(API_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LINK_LIBS)
 
+# A harness linked with tests/fuzz/replay.c (no -fsanitize=fuzzer) is a
+# Check runner that replays its committed seeds and regression inputs.
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) \
+		tests/harness.h $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(SERVER_CFLAGS) -Itests -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) \
+		-o $@ tests/fuzz/replay.c $< $(ALL_LIBS) $(CHECK_LIBS) $(LINK_LIBS)
+
 # The whole suite: unit runners, then daemon-level integration and SDK tests.
 # tests/run.sh prints one closing line, "tests: N passed, N failed".
 # `make test` installs missing packages first (deps), then builds and runs.
 test: deps
 	$(Q)$(MAKE) --no-print-directory _test
-_test: check-layers $(BIN) $(TEST_BIN)
-	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+_test: check-layers $(BIN) $(TEST_BIN) $(FUZZ_REPLAY)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN) $(FUZZ_REPLAY)
 
 # The deployment files run for real (tests/deploy/run.sh; root, Docker from
 # Debian's packages, ~13 minutes on a fresh machine, ~6 with cached images).
@@ -180,8 +199,8 @@ test-deploy: deps
 
 unit-test: deps
 	$(Q)$(MAKE) --no-print-directory _unit-test
-_unit-test: $(TEST_BIN)
-	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_UNIT_ONLY=1 sh tests/run.sh $(TEST_BIN)
+_unit-test: $(TEST_BIN) $(FUZZ_REPLAY)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_UNIT_ONLY=1 sh tests/run.sh $(TEST_BIN) $(FUZZ_REPLAY)
 
 # Sanitizer builds use their own build directories and a lighter optimiser.
 # Every process stops at its first report (ASan and UBSan always do; TSan
@@ -210,12 +229,57 @@ bench: deps
 _bench: $(BIN) $(BENCH_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh bench/run.sh
 
-fuzz: deps
-	$(Q)$(MAKE) --no-print-directory _fuzz
-_fuzz: $(BIN) $(TEST_BIN)
+# Coverage-guided fuzzing: every tests/fuzz/fuzz_<name>.c built with clang's
+# libFuzzer, ASan and UBSan into build-fuzz/ (the libraries too, with
+# coverage instrumentation), then run for FUZZ_SECONDS each, one after the
+# other; any finding (crash, sanitizer report, FUZZ_CHECK, leak, timeout)
+# fails the target and leaves the input in build-fuzz/findings/<name>/.
+# FUZZ=name1,name2 picks harnesses. Corpora grow in build-fuzz/corpus/.
+FUZZ_SECONDS    ?= 60
+FUZZ_CI_SECONDS ?= 30
+FUZZ_BUILD      := build-fuzz
+FUZZ_CC         ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(ALL_LIBS)
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(SERVER_CFLAGS) -Itests -Itests/fuzz $(LDFLAGS) -fsanitize=fuzzer \
+		-o $@ $< $(ALL_LIBS) $(LINK_LIBS)
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT=-O1 \
+		SAN="$(FUZZ_CFLAGS)" fuzz-bins
+fuzz: fuzz-build
+	$(Q)MLLM_FIXTURES=$(FIXTURES) sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) \
+		$(if $(FUZZ),$(subst $(comma), ,$(FUZZ)),$(FUZZ_NAMES))
+fuzz-ci: fuzz-build
+	$(Q)MLLM_FIXTURES=$(FIXTURES) sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_CI_SECONDS) \
+		$(FUZZ_NAMES)
+comma := ,
+
+# The Check mutation fuzzers (api/test_fuzz, engine/test_tokenizer_fuzz) at
+# their MLLM_LONG length (this was `make fuzz` before libFuzzer).
+fuzz-long: deps
+	$(Q)$(MAKE) --no-print-directory _fuzz-long
+_fuzz-long: $(BIN) $(TEST_BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MLLM_LONG=1 sh tests/run.sh $(filter %fuzz,$(TEST_BIN))
 
-soak: $(BIN)
+# End-to-end load against the daemon on loopback (bench/loadtest.sh starts
+# it with the demo model unless URL=http://host:port is given). SOAK=s turns
+# on the soak checks for s seconds; `make soak` is SOAK=$(SOAK_SECONDS).
+SOAK_SECONDS ?= 600
+LOADTEST_BIN := $(BUILD)/bench/loadtest
+$(LOADTEST_BIN): bench/loadtest.c
+	$(Q)mkdir -p $(@D)
+	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(PKG_LIBS) -lm
+loadtest: $(BIN) $(LOADTEST_BIN)
+	$(Q)BUILD=$(BUILD) URL="$(URL)" SOAK="$(SOAK)" sh bench/loadtest.sh
+soak: $(BIN) $(LOADTEST_BIN)
+	$(Q)BUILD=$(BUILD) URL="$(URL)" SOAK="$(SOAK_SECONDS)" sh bench/loadtest.sh
+# The older mixed-traffic soak (Python clients, bad requests, hang-ups).
+soak-mixed: $(BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/integration/soak.sh
 
 # The README's run command. Without MODEL it serves the shipped demo model.

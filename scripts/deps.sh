@@ -16,7 +16,9 @@ mode=install
 
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libuv1-dev \
 libopenblas-dev check curl python3 python3-numpy python3-sentencepiece \
-nodejs npm"
+nodejs npm clang libclang-rt-14-dev"
+# clang and libclang-rt-14-dev (libFuzzer, ASan/UBSan runtimes for clang)
+# are for `make fuzz` / `make fuzz-ci` only; the daemon is built with cc.
 
 missing=""
 for p in $PKGS; do
