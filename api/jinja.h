@@ -52,7 +52,10 @@ void api_jinja_free(api_jinja *t);
  *                  raises: an undefined value used, a type mismatch, ...);
  *                  err holds the message (raise_exception's own text);
  *   MLLM_ENOSPACE  the output or a string exceeded max_output (or out's limit);
- *   MLLM_ERANGE    max_work or max_depth exceeded.
+ *   MLLM_ERANGE    max_work or max_depth exceeded;
+ *   MLLM_EUNSUPPORTED  a construct only known at run time to be outside
+ *                  the subset (a test named by a variable, a format width
+ *                  over 999, ...).
  * On error out may hold part of the text. */
 int api_jinja_render(const api_jinja *t, json_t *vars, const api_jinja_limits *lim, mllm_buf *out,
                      char *err, size_t errlen) MLLM_WUR;

@@ -992,10 +992,6 @@ static json_t *filter_tojson(jctx *c, const jnode *n, json_t *v, const jargs *a)
 		api__j_fail(c, n, MLLM_EINVAL, "Object of type Undefined is not JSON serializable");
 		return NULL;
 	}
-	if (ea && api__py_truthy(ea)) {
-		api__j_fail(c, n, MLLM_EUNSUPPORTED, "tojson: ensure_ascii=True is not supported");
-		return NULL;
-	}
 	if (ind && is_intlike(ind))
 		indent = (int)(int_of(ind) < 0 ? 0 : int_of(ind) > 64 ? 64 : int_of(ind));
 	else if (ind && is_str(ind))
@@ -1006,8 +1002,8 @@ static json_t *filter_tojson(jctx *c, const jnode *n, json_t *v, const jargs *a)
 		key_sep = json_string_value(json_array_get(sep, 1));
 	}
 	mllm_buf_init(&b, c->max_output);
-	if (api__py_json(v, indent, indent_str, item_sep, key_sep, sk && api__py_truthy(sk), &b) !=
-	    0) {
+	if (api__py_json(v, indent, indent_str, item_sep, key_sep, sk && api__py_truthy(sk),
+	                 ea && api__py_truthy(ea), &b) != 0) {
 		mllm_buf_free(&b);
 		api__j_fail(c, n, MLLM_ENOSPACE, "tojson: output exceeds the limit");
 		return NULL;

@@ -109,11 +109,11 @@ int api__jinja_test_known(const char *name);
 int api__py_str(const json_t *v, mllm_buf *out);
 /* Appends repr(v): strings quoted as Python quotes them. */
 int api__py_repr(const json_t *v, mllm_buf *out);
-/* Appends json.dumps(v, ensure_ascii=False, indent, separators, sort_keys)
- * as transformers' tojson: indent < 0 = none, else that many spaces (or
+/* Appends json.dumps(v, ensure_ascii, indent, separators, sort_keys) as
+ * transformers' tojson: indent < 0 = none, else that many spaces (or
  * indent_str when not NULL). item_sep/key_sep NULL = the defaults. */
 int api__py_json(const json_t *v, int indent, const char *indent_str, const char *item_sep,
-                 const char *key_sep, bool sort_keys, mllm_buf *out);
+                 const char *key_sep, bool sort_keys, bool ensure_ascii, mllm_buf *out);
 /* Python repr of a float ("2.5", "1e-07", "1e+20", "inf", "-0.0"). */
 void api__py_float_repr(double d, char *buf, size_t cap);
 bool api__py_truthy(const json_t *v);

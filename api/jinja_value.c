@@ -250,15 +250,37 @@ int api__py_str(const json_t *v, mllm_buf *out)
 	}
 }
 
-static int json_str(const char *s, size_t n, mllm_buf *out)
+/* A JSON string as json.dumps writes it; ascii: ensure_ascii=True, every
+ * character past U+007F as \uXXXX (a surrogate pair past U+FFFF). jansson
+ * strings are valid UTF-8; a byte that is not (it cannot happen) is
+ * written as U+FFFD. */
+static int json_str(const char *s, size_t n, bool ascii, mllm_buf *out)
 {
 	int rc = mllm_buf_append(out, "\"", 1);
 	size_t run = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		unsigned char c = (unsigned char)s[i];
 		const char *e = NULL;
-		char hex[8];
-		if (c == '"')
+		char hex[16];
+		size_t at = i; /* the character's first byte */
+		if (ascii && c >= 0x80) {
+			size_t k = mllm_utf8_len((const unsigned char *)s + i, n - i);
+			uint32_t cp = 0xfffd;
+			if (k >= 2) {
+				cp = c & (0x7f >> k);
+				for (size_t j = 1; j < k; j++)
+					cp = cp << 6 | ((unsigned char)s[i + j] & 0x3f);
+				i += k - 1;
+			}
+			if (cp > 0xffff) {
+				cp -= 0x10000;
+				snprintf(hex, sizeof hex, "\\u%04x\\u%04x", 0xd800 + (cp >> 10),
+				         0xdc00 + (cp & 0x3ff));
+			} else {
+				snprintf(hex, sizeof hex, "\\u%04x", cp);
+			}
+			e = hex;
+		} else if (c == '"')
 			e = "\\\"";
 		else if (c == '\\')
 			e = "\\\\";
@@ -281,7 +303,7 @@ static int json_str(const char *s, size_t n, mllm_buf *out)
 			continue;
 		}
 		if (run)
-			rc = mllm_buf_append(out, s + i - run, run);
+			rc = mllm_buf_append(out, s + at - run, run);
 		run = 0;
 		if (rc == 0)
 			rc = mllm_buf_append(out, e, strlen(e));
@@ -296,6 +318,7 @@ typedef struct {
 	const char *indent_str;
 	const char *item_sep, *key_sep;
 	bool sort_keys;
+	bool ascii;
 } json_style;
 
 static int json_newline(const json_style *st, int level, mllm_buf *out)
@@ -324,7 +347,7 @@ static int py_json(const json_t *v, const json_style *st, int level, mllm_buf *o
 		return MLLM_ERANGE;
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		return json_str(json_string_value(v), json_string_length(v), out);
+		return json_str(json_string_value(v), json_string_length(v), st->ascii, out);
 	case JSON_INTEGER:
 		return py_number(v, out);
 	case JSON_REAL: {
@@ -382,7 +405,7 @@ static int py_json(const json_t *v, const json_style *st, int level, mllm_buf *o
 			if (rc == 0 && pretty)
 				rc = json_newline(st, level + 1, out);
 			if (rc == 0)
-				rc = json_str(keys[i], strlen(keys[i]), out);
+				rc = json_str(keys[i], strlen(keys[i]), st->ascii, out);
 			if (rc == 0)
 				rc = mllm_buf_append(out, st->key_sep, strlen(st->key_sep));
 			if (rc == 0)
@@ -398,9 +421,10 @@ static int py_json(const json_t *v, const json_style *st, int level, mllm_buf *o
 }
 
 int api__py_json(const json_t *v, int indent, const char *indent_str, const char *item_sep,
-                 const char *key_sep, bool sort_keys, mllm_buf *out)
+                 const char *key_sep, bool sort_keys, bool ensure_ascii, mllm_buf *out)
 {
 	json_style st = {.indent = indent,
+	                 .ascii = ensure_ascii,
 	                 .indent_str = indent_str,
 	                 .item_sep = item_sep,
 	                 .key_sep = key_sep,

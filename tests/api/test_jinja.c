@@ -228,6 +228,12 @@ static const struct {
     {"{{ x | tojson(indent=2) }}", "{\"x\": {\"a\": [1, {}], \"b\": [], \"c\": {\"d\": 1}}}",
      "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": [],\n  \"c\": {\n    \"d\": 1\n  }\n}"},
     {"{{ x | tojson(sort_keys=true) }}", "{\"x\": {\"b\": 1, \"a\": 2}}", "{\"a\": 2, \"b\": 1}"},
+    /* ensure_ascii (positional first, as transformers' signature has it):
+     * json.dumps escapes, a surrogate pair past U+FFFF; keys too. */
+    {"{{ x | tojson(true) }}|{{ x | tojson(ensure_ascii=true, indent=1) }}",
+     "{\"x\": {\"k\\u00e9\": \"a\\ud83d\\ude00b\\u2028\\n\"}}",
+     "{\"k\\u00e9\": \"a\\ud83d\\ude00b\\u2028\\n\"}|{\n \"k\\u00e9\": "
+     "\"a\\ud83d\\ude00b\\u2028\\n\"\n}"},
     {"{{ x | tojson(separators=[',', ':']) }}", "{\"x\": {\"b\": 1, \"a\": [1, 2]}}",
      "{\"b\":1,\"a\":[1,2]}"},
     {"{{ 'abc'[::-1] }}{{ 'héllo'[1:3] }}{{ [1,2,3,4][1:] }}{{ [1,2,3,4][-2:] }}{{ 'abc'[-1] }}",
