@@ -8,8 +8,10 @@
  * on all its branches at once); the mask for the next token is found by
  * walking the vocabulary trie once, advancing the state byte by byte and
  * skipping every subtree whose prefix the grammar rejects. Masks are cached
- * per state (most steps inside a string or a number repeat a state), so the
- * walk runs only for states not seen before.
+ * per state (most steps inside a string or a number repeat a state), and
+ * the part of a mask that does not depend on the stacks' deeper frames is
+ * cached by the top frames alone, so a whole walk runs only for states
+ * whose top frames were not seen before (grammar.c).
  */
 #ifndef MLLM_GMATCH_H
 #define MLLM_GMATCH_H
@@ -50,7 +52,12 @@ int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n) MLLM_WUR;
 /* Whether the bytes so far form a complete sentence (EOS is allowed). */
 bool mllm_gmatch_can_end(const mllm_gmatch *m);
 
-/* Counters for benches: trie walks run and masks served from the cache. */
-void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits);
+/* Context-free masks on (the default) or off: the masks are the same
+ * either way; benches and tests compare the two. */
+void mllm_gmatch_set_context_free(mllm_gmatch *m, bool on);
+
+/* Counters for benches: whole trie walks run, masks served from the cache
+ * of whole states, and masks built from a cached context-free part. */
+void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits, int64_t *n_cf_hits);
 
 #endif

@@ -203,7 +203,7 @@ START_TEST(test_mask_cache_and_accept)
 	const uint32_t *a1, *a2;
 	uint32_t *copy;
 	int32_t eos = mllm_tokenizer_eos(tok), n_words, n1, n2, one = -1;
-	int64_t walks, hits;
+	int64_t walks, hits, cf_hits;
 	ck_assert_int_eq(mllm_vtrie_create(tok, &t), 0);
 	ck_assert_int_eq(mllm_gmatch_create(g, t, eos, &m), 0);
 	n_words = (mllm_tokenizer_n_vocab(tok) + 31) / 32;
@@ -223,7 +223,7 @@ START_TEST(test_mask_cache_and_accept)
 	n2 = mllm_gmatch_mask(m, &a2);
 	ck_assert_int_eq(n1, n2);
 	ck_assert_mem_eq(copy, a2, (size_t)n_words * sizeof *copy);
-	mllm_gmatch_stats(m, &walks, &hits);
+	mllm_gmatch_stats(m, &walks, &hits, &cf_hits);
 	ck_assert_int_eq(walks, 1);
 	ck_assert_int_eq(hits, 1);
 	/* A rejected token leaves the state unchanged. */
