@@ -338,8 +338,8 @@ START_TEST(test_eval_window_golden)
 					int id = (int)ju_int(ju_at(e, 0));
 					double d = fabs(lg[(size_t)(p - first) * V + id] -
 					                ju_num(ju_at(e, 1)));
-					ck_assert_msg(d <= 1e-3, "case %zu pos %d id %d: off by %g", ci, p,
-					              id, d);
+					ck_assert_msg(d <= 1e-3, "case %zu pos %d id %d: off by %g",
+					              ci, p, id, d);
 				}
 			}
 		}
