@@ -198,12 +198,13 @@ struct api_request {
 	json_t *rf_schema;
 	mllm_grammar *grammar;
 	/* Tools (tools.c). */
-	json_t *tools;   /* validated array, or NULL */
-	int tool_choice; /* API__TC_* */
-	char *tool_name; /* API__TC_NAMED */
-	bool parallel;   /* parallel_tool_calls (default true) */
-	int tool_syntax; /* API__TS_*: how calls are written (prepare) */
-	bool tool_parse; /* the output is cut into content and tool_calls */
+	json_t *tools;     /* validated array, or NULL */
+	int tool_choice;   /* API__TC_* */
+	char *tool_name;   /* API__TC_NAMED */
+	bool parallel;     /* parallel_tool_calls (default true) */
+	int tool_syntax;   /* API__TS_*: how calls are written (prepare) */
+	bool tool_parse;   /* the output is cut into content and tool_calls */
+	bool tool_in_call; /* a continued prefill ends with the opener */
 
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
@@ -212,6 +213,9 @@ struct api_request {
 	api_error err;
 	bool ended;
 	bool split; /* reasoning split on: usage says reasoning_tokens */
+	/* continue_final_message: the prompt ends inside the last (assistant)
+	 * message, whose text the output continues. */
+	bool cont_final;
 };
 
 /* ---- schema.c: JSON Schema → engine grammar ------------------------------ */
@@ -273,6 +277,9 @@ int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final);
  * sets message.content (the text before the first call, or null) and
  * message.tool_calls, and returns true; false otherwise (text stays). */
 bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg);
+/* The parse state a choice's output starts in (inside a call when a
+ * continued prefill ended with the opener). */
+void api__tool_choice_init(const api_request *req, api__tparse *tp);
 /* Streamed: whether the choice's output so far ends on complete calls
  * (finish_reason "tool_calls"). */
 bool api__tool_calls_done(const api_request *req, int32_t idx);

@@ -482,6 +482,17 @@ int api__prepare_tools(api_request *req, api_error *e)
 		return 0; /* plain text (or the response_format's grammar) */
 	}
 	req->tool_parse = true;
+	/* continue_final_message with a prefill that ends with the opener:
+	 * the output starts inside a call. */
+	if (req->cont_final && sx->opener[0]) {
+		const api__message *m = &req->msgs[req->n_msgs - 1];
+		size_t n = m->len, olen = strlen(sx->opener);
+		while (n > 0 && (m->content[n - 1] == ' ' || m->content[n - 1] == '\n' ||
+		                 m->content[n - 1] == '\t' || m->content[n - 1] == '\r'))
+			n--;
+		req->tool_in_call =
+		    n >= olen && memcmp(m->content + n - olen, sx->opener, olen) == 0;
+	}
 	several = req->parallel && sx->parallel_ok && req->tool_choice != API__TC_NAMED;
 	c = api__sc_create();
 	if (!c)
@@ -492,7 +503,9 @@ int api__prepare_tools(api_request *req, api_error *e)
 		return e->status;
 	}
 	after = after_opener(c, sx, call, several);
-	if (api__tool_forced(req)) {
+	if (req->tool_in_call) {
+		root = after; /* the prefill opened the call */
+	} else if (api__tool_forced(req)) {
 		root = mllm_gbuild_rule(api__sc_builder(c));
 		mllm_gbuild_lit(api__sc_builder(c), root, sx->opener, strlen(sx->opener));
 		mllm_gbuild_ref(api__sc_builder(c), root, after);
@@ -806,6 +819,13 @@ int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final)
 	              c->text.data ? c->text.data : "", c->text.len, final, &k);
 }
 
+void api__tool_choice_init(const api_request *req, api__tparse *tp)
+{
+	memset(tp, 0, sizeof *tp);
+	if (req->tool_in_call)
+		tp->phase = API__TP_HEAD;
+}
+
 bool api__tool_calls_done(const api_request *req, int32_t idx)
 {
 	const api__tparse *tp = &req->choices[idx].tp;
@@ -866,7 +886,7 @@ bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg)
 	bool ok, blank = true;
 	if (!c->done)
 		return false;
-	memset(&st, 0, sizeof st);
+	api__tool_choice_init(req, &st);
 	mllm_buf_init(&x.content, SIZE_MAX / 2);
 	mllm_buf_init(&x.args, SIZE_MAX / 2);
 	x.calls = json_array();
