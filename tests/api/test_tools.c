@@ -626,6 +626,101 @@ START_TEST(test_auto_hermes_streamed)
 }
 END_TEST
 
+/* The prepared chat prompt, decoded. */
+static void prompt_text(const api_request *req, char *buf, size_t cap)
+{
+	size_t n = 0;
+	ck_assert_int_eq(
+	    mllm_tokenizer_decode(tok, req->prompts[0].ids, req->prompts[0].n_ids, buf, cap, &n),
+	    0);
+	ck_assert_uint_lt(n, cap);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+START_TEST(test_continue_final_message)
+{
+	static const struct {
+		const char *body;
+	} bad[] = {
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"continue_final_message\":"
+	     "true}"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+	     "\"content\":\"\"}],\"continue_final_message\":true}"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+	     "\"content\":\"a\"}],\"continue_final_message\":1}"},
+	};
+	char text[4096];
+	api_chat_template *t;
+	api_request *req;
+	api_error e;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		api_limits lim = API_LIMITS_DEFAULT;
+		memset(&e, 0, sizeof e);
+		req = NULL;
+		ck_assert_int_eq(
+		    api_request_parse(API_CHAT, bad[i].body, strlen(bad[i].body), &lim, &req, &e),
+		    400);
+		ck_assert_str_eq(e.param, "continue_final_message");
+	}
+
+	/* The preset: the prompt ends with the prefill, no cue after it. */
+	req = parse_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"},"
+	               "{\"role\":\"assistant\",\"content\":\"Once upon\"}],"
+	               "\"continue_final_message\":true}");
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+	prompt_text(req, text, sizeof text);
+	ck_assert_msg(ends_with(text, "Once upon"), "%s", text);
+	ck_assert(!req->choices[0].lstrip);
+	api_request_free(req);
+
+	/* Qwen3's template: the turn is left open after the prefill; one that
+	 * ends with the opener starts the output inside a call. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	                   "\"assistant\",\"content\":\"Let me check.\\n<tool_call>\\n\"}],"
+	                   "\"continue_final_message\":true," TOOLS "}",
+	                   &t);
+	prompt_text(req, text, sizeof text);
+	ck_assert_msg(ends_with(text, "Let me check.\n<tool_call>\n"), "%s", text);
+	ck_assert(req->tool_in_call);
+	ck_assert_int_eq(
+	    match(req->sp.grammar, "{\"name\": \"noop\", \"arguments\": {}}\n</tool_call>"), 1);
+	ck_assert_int_eq(match(req->sp.grammar, "Sure"), -1);
+	{
+		static const char *const pieces[] = {"{\"name\": \"noop\", \"arguments\": {}}",
+		                                     "\n</tool_call>"};
+		mllm_buf out;
+		json_t *body, *msg;
+		mllm_buf_init(&out, 1 << 20);
+		run(req, pieces, 2, MLLM_FINISH_STOP, &out);
+		body = json_loadb(out.data, out.len, 0, NULL);
+		msg =
+		    json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
+		ck_assert(json_is_null(json_object_get(msg, "content")));
+		ck_assert_uint_eq(json_array_size(json_object_get(msg, "tool_calls")), 1);
+		json_decref(body);
+		mllm_buf_free(&out);
+	}
+	done_with(req, t);
+
+	/* A prefill with text only continues as free text. */
+	req = prepare_with(
+	    "qwen3",
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	    "\"assistant\",\"content\":\"Well\"}],\"continue_final_message\":true," TOOLS "}",
+	    &t);
+	ck_assert(!req->tool_in_call);
+	ck_assert_int_eq(match(req->sp.grammar, ", hello"), 1);
+	done_with(req, t);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("tools");
@@ -642,6 +737,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_auto_llama3_grammar);
 	tcase_add_test(tc, test_auto_hermes_response);
 	tcase_add_test(tc, test_auto_hermes_streamed);
+	tcase_add_test(tc, test_continue_final_message);
 	suite_add_tcase(s, tc);
 	return s;
 }
