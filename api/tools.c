@@ -1,16 +1,16 @@
 /*
- * tools.c — tool calls without a model-specific syntax: `tools`,
- * `tool_choice` and `parallel_tool_calls` (parse), tool messages in the
- * conversation (rendered as plain text until templates render them), the
- * grammar that forces a call for tool_choice "required" or a named
- * function, and the tool_calls shape of the response, streamed as OpenAI
- * streams it (docs/api.md, "Tool calls").
+ * tools.c — tool calls: `tools`, `tool_choice` and `parallel_tool_calls`
+ * (parse), tool messages in the conversation (rendered as plain text by
+ * the presets), the tool-call syntax a chat template shows, the grammars
+ * (forced calls; auto = free text until the syntax's opener, then calls),
+ * and the cut of the output into content and tool_calls, streamed as
+ * OpenAI streams them (docs/api.md, "Tool calls").
  *
- * A forced call is generated as one JSON object, {"name": N, "arguments":
- * A}, N one of the allowed names and A valid under that tool's parameters
- * schema; the renderer cuts the text into the id/name delta and the
- * arguments fragments. "auto" has no known tool-call syntax for these
- * models: it generates plain text (/v1/models says so in capabilities).
+ * A call is a JSON object {"name": N, "arguments": A} (Llama 3:
+ * "parameters"), N one of the allowed names and A valid under that tool's
+ * parameters schema, wrapped in the syntax's opener and closer (Hermes:
+ * <tool_call>…</tool_call>). One incremental parser (tp_run) serves the
+ * stream and the final message, so both cut the same text the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
