@@ -780,6 +780,13 @@ static int emit_delta(const api_request *req, int32_t idx, json_t *d, mllm_buf *
 static int st_content(void *ctx, const char *p, size_t n)
 {
 	stream_ctx *x = ctx;
+	bool blank = true;
+	/* A forced answer is calls only: the blanks the grammar allows
+	 * before the first one are not content. */
+	for (size_t i = 0; i < n && blank; i++)
+		blank = p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r';
+	if (blank && api__tool_forced(x->req))
+		return 0;
 	return emit_delta(x->req, x->idx, json_pack("{s:o}", "content", api__json_text(p, n)),
 	                  x->out);
 }
