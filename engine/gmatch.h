@@ -38,6 +38,13 @@ typedef struct mllm_gmatch mllm_gmatch;
 int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos,
                        mllm_gmatch **out) MLLM_WUR;
 void mllm_gmatch_free(mllm_gmatch *m);
+/* Adds one more id allowed where the grammar may end, besides create's
+ * eos: a chat model ends its turn with its own end token (<|eot_id|>,
+ * <|im_end|>), which need not be the tokenizer's EOS. Up to
+ * MLLM_GMATCH_MAX_EOS ids; more, ids outside the vocabulary and repeats
+ * are ignored. Call before the first mask. */
+#define MLLM_GMATCH_MAX_EOS 8
+void mllm_gmatch_add_eos(mllm_gmatch *m, int32_t id);
 
 /* The tokens allowed next: *allow gets a bitset of n_vocab bits (bit i of
  * word i / 32), valid until the next call on m; the return value is how

@@ -600,6 +600,8 @@ struct mllm_gmatch {
 	const mllm_grammar *g;
 	const mllm_vtrie *t;
 	int32_t eos, n_words;
+	int32_t eos_more[MLLM_GMATCH_MAX_EOS]; /* mllm_gmatch_add_eos */
+	int32_t n_eos_more;
 	gnode *nodes;
 	int32_t n_nodes, cap_nodes;
 	int32_t *remap; /* [cap_nodes] scratch of compaction */
@@ -806,6 +808,26 @@ void mllm_gmatch_set_context_free(mllm_gmatch *m, bool on)
 	m->no_cf = !on;
 }
 
+void mllm_gmatch_add_eos(mllm_gmatch *m, int32_t id)
+{
+	if (id < 0 || id >= m->t->n_vocab || id == m->eos || m->n_eos_more >= MLLM_GMATCH_MAX_EOS)
+		return;
+	for (int32_t i = 0; i < m->n_eos_more; i++)
+		if (m->eos_more[i] == id)
+			return;
+	m->eos_more[m->n_eos_more++] = id;
+}
+
+static bool is_end_id(const mllm_gmatch *m, int32_t id)
+{
+	if (id == m->eos && m->eos >= 0)
+		return true;
+	for (int32_t i = 0; i < m->n_eos_more; i++)
+		if (m->eos_more[i] == id)
+			return true;
+	return false;
+}
+
 bool mllm_gmatch_can_end(const mllm_gmatch *m)
 {
 	return m->lv[0].accept;
@@ -898,7 +920,7 @@ int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n)
 
 int mllm_gmatch_accept(mllm_gmatch *m, int32_t id)
 {
-	if (id == m->eos && m->eos >= 0)
+	if (is_end_id(m, id))
 		return m->lv[0].accept ? MLLM_OK : MLLM_EINVAL;
 	if (id < 0 || id >= m->t->n_vocab || m->t->id_off[id] < 0)
 		return MLLM_EINVAL;
@@ -1210,6 +1232,15 @@ int32_t mllm_gmatch_mask(mllm_gmatch *m, const uint32_t **allow)
 	if (m->lv[0].accept && m->eos >= 0 && m->eos < m->t->n_vocab) {
 		e->mask[m->eos / 32] |= 1u << (m->eos % 32);
 		n++;
+	}
+	for (int32_t k = 0; k < m->n_eos_more && m->lv[0].accept; k++) {
+		int32_t id = m->eos_more[k];
+		/* An end id the trie also holds (a plain-text piece) is
+		 * already counted when the grammar allows its bytes. */
+		if (!(e->mask[id / 32] & (1u << (id % 32)))) {
+			e->mask[id / 32] |= 1u << (id % 32);
+			n++;
+		}
 	}
 	e->n_allowed = n;
 	e->valid = true;
