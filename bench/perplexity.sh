@@ -22,9 +22,9 @@ trap 'rm -rf "$tmp"' EXIT
 run() { "$B/mobilellmd" perplexity --model "$MODEL" --file "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" --json "$@"; }
 echo "model $MODEL, text $TEXT, $CHUNKS windows of $CTX tokens (second halves scored)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-run --convert f32 --save-logits "$tmp/base.lp" >"$tmp/f32-f32.json"
+run --convert f32 --kv-f32 --save-logits "$tmp/base.lp" >"$tmp/f32-f32.json"
 for w in f32 f16 bf16 q8_0 q4_0; do
-	run --convert "$w" --kl-base "$tmp/base.lp" >"$tmp/$w-f32.json"
+	run --convert "$w" --kv-f32 --kl-base "$tmp/base.lp" >"$tmp/$w-f32.json"
 	run --convert "$w" --kv-f16 --kl-base "$tmp/base.lp" >"$tmp/$w-f16.json"
 done
 /usr/bin/python3 - "$tmp" <<'PY'

@@ -31,7 +31,7 @@ static void usage(FILE *f)
 	           "                           [--max-tokens N] [--temperature T] [--top-p P]\n"
 	           "                           [--seed S] [--stop TEXT]...\n"
 	           "                           [--threads N] [--convert q8_0|q4_0|f16|f32]\n"
-	           "                           [--kv-f16] [--json] [--log-level LEVEL]\n"
+	           "                           [--kv-f32] [--json] [--log-level LEVEL]\n"
 	           "\n"
 	           "  --model PATH      snapshot directory (safetensors or pytorch_model.bin)\n"
 	           "                    or a .gguf file\n"
@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	           "  --stop TEXT       stop sequence (up to 4), as the API's \"stop\"\n"
 	           "  --threads N       worker threads (default: all cores)\n"
 	           "  --convert TYPE    re-encode the weights at load\n"
-	           "  --kv-f16          store the KV cache as f16\n"
+	           "  --kv-f32          store the KV cache as f32 (default f16, as the daemon's\n"
+	           "                    kv_f16 = true; --kv-f16 is accepted)\n"
 	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\",\n"
 	           "                    \"finish_reason\"}\n"
 	           "\n"
@@ -176,7 +177,7 @@ int srv_cmd_generate(int argc, char **argv)
 	long max_tokens = 64, threads = 0;
 	float temp = 0.0f, top_p = 1.0f;
 	long long seed = 0;
-	bool json = false, kv_f16 = false, has_seed = false;
+	bool json = false, kv_f16 = true, has_seed = false;
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
@@ -189,8 +190,8 @@ int srv_cmd_generate(int argc, char **argv)
 		} else if (strcmp(a, "--json") == 0) {
 			json = true;
 			continue;
-		} else if (strcmp(a, "--kv-f16") == 0) {
-			kv_f16 = true;
+		} else if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0) {
+			kv_f16 = strcmp(a, "--kv-f16") == 0;
 			continue;
 		}
 		if (!v) {

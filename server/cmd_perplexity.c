@@ -136,7 +136,7 @@ int srv_cmd_perplexity(int argc, char **argv)
 	const char *model_path = NULL, *text_path = NULL, *save_path = NULL, *base_path = NULL;
 	const char *log_level = "warn";
 	long ctx = 0, chunks = 0, threads = 0;
-	bool json = false, kv_f16 = false;
+	bool json = false, kv_f16 = true;
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
@@ -149,8 +149,8 @@ int srv_cmd_perplexity(int argc, char **argv)
 		} else if (strcmp(a, "--json") == 0) {
 			json = true;
 			continue;
-		} else if (strcmp(a, "--kv-f16") == 0) {
-			kv_f16 = true;
+		} else if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0) {
+			kv_f16 = strcmp(a, "--kv-f16") == 0;
 			continue;
 		}
 		if (!v) {

@@ -2,7 +2,8 @@
 # test_perplexity_cli.sh — `mobilellmd perplexity` on the shipped demo model
 # and the held-out corpus text: the figures are those of the windows scored,
 # a run compared with its own saved log-probabilities has zero KL and the
-# same top tokens, other numeric paths have a small positive KL, and every
+# same top tokens, other numeric paths (Q4_0; the default f16 KV cache) have a
+# small positive KL, and every
 # mismatch between a reference and a run is refused with a message.
 set -eu
 BIN=${BIN:-build/mobilellmd}
@@ -15,6 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 [ -r "$TEXT" ] || { echo "missing $TEXT (set MLLM_SHARED)"; exit 1; }
 
 ppl() { "$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --json "$@"; }
+# The reference: F32 weights, f32 KV (the default KV is f16, as the daemon's).
 # check FILE PYTHON-EXPR: the expression, over the run's JSON `r`, holds.
 check() {
 	/usr/bin/python3 - "$1" "$2" <<'PY'
@@ -25,27 +27,28 @@ if not eval(sys.argv[2]):
 PY
 }
 
-ppl --convert f32 --save-logits "$tmp/base.lp" >"$tmp/base.json"
+ppl --convert f32 --kv-f32 --save-logits "$tmp/base.lp" >"$tmp/base.json"
 # 3 windows of 128, the second half scored: 63 tokens each.
 check "$tmp/base.json" 'r["tokens"] == 189 and r["windows"] == 3 and r["weights"] == "F32"'
+check "$tmp/base.json" 'r["kv"] == "f32"'
 check "$tmp/base.json" '1 < r["perplexity"] < 8000 and r["perplexity_se"] > 0'
 # 24-byte header + 3 x (128 ids + 63 rows x 8000 floats) x 4 bytes.
 size=$(wc -c <"$tmp/base.lp")
 [ "$size" -eq $((24 + 3 * (128 + 63 * 8000) * 4)) ] || { echo "log-prob file of $size bytes"; exit 1; }
 
-ppl --convert f32 --kl-base "$tmp/base.lp" >"$tmp/self.json"
+ppl --convert f32 --kv-f32 --kl-base "$tmp/base.lp" >"$tmp/self.json"
 check "$tmp/self.json" 'r["kl_mean"] == 0 and r["kl_max"] == 0 and r["top1_agreement"] == 1'
 check "$tmp/self.json" 'r["perplexity"] == r["base_perplexity"]'
 
-ppl --convert q4_0 --kl-base "$tmp/base.lp" >"$tmp/q4.json"
+ppl --convert q4_0 --kv-f32 --kl-base "$tmp/base.lp" >"$tmp/q4.json"
 check "$tmp/q4.json" '0 < r["kl_mean"] < 1 and r["kl_median"] <= r["kl_p99"] <= r["kl_max"]'
 check "$tmp/q4.json" 'r["top1_agreement"] < 1 and r["weights"] == "Q4_0"'
-ppl --convert f32 --kv-f16 --kl-base "$tmp/base.lp" >"$tmp/kv.json"
+ppl --convert f32 --kl-base "$tmp/base.lp" >"$tmp/kv.json"
 check "$tmp/kv.json" '0 < r["kl_mean"] < 1e-2 and r["kv"] == "f16"'
 
 # The text form says the same.
 out=$("$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --convert f32 \
-	--kl-base "$tmp/base.lp")
+	--kv-f32 --kl-base "$tmp/base.lp")
 echo "$out" | grep -q '^perplexity: [0-9.]* +/- [0-9.]*$' || { echo "text form: $out"; exit 1; }
 echo "$out" | grep -q 'KL mean 0.000000,.*same top token 100.00%' || { echo "text form: $out"; exit 1; }
 
