@@ -31,9 +31,11 @@ const messageText = (r) =>
     .map((p) => p.text)
     .join('');
 
-async function metric(url, name) {
+// A /metrics value: name alone, or with a model label (per-model series).
+async function metric(url, name, model) {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  const want = model ? `${name}{model="${model}"} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(want));
   assert.ok(line, `metric ${name} missing`);
   return Number(line.split(' ').pop());
 }
@@ -171,6 +173,22 @@ test('responses.stream: typed events with sequence numbers, helpers and the fina
   assert.deepEqual(stored.usage, final.usage);
 });
 
+test('a thinking template reports reasoning items, streamed and not', async () => {
+  // "think" opens <think> in its generation prompt: the output is reasoning
+  // until "</think>", so a short answer is reasoning only.
+  const body = { model: 'think', input: 'Hi', max_output_tokens: 12, temperature: 0 };
+  const r = await client.responses.create(body);
+  assert.equal(r.output[0].type, 'reasoning');
+  assert.ok(r.output[0].content[0].text.length > 0);
+  assert.equal(r.usage.output_tokens_details.reasoning_tokens, r.usage.output_tokens);
+  const deltas = [];
+  const stream = client.responses.stream(body);
+  stream.on('response.reasoning_text.delta', (e) => deltas.push(e.delta));
+  const final = await stream.finalResponse();
+  assert.equal(deltas.join(''), r.output[0].content[0].text);
+  assert.deepEqual(final.output.map((it) => it.type), r.output.map((it) => it.type));
+});
+
 test('function tools: function_call → function_call_output → answer', async () => {
   const tools = [
     {
@@ -251,7 +269,7 @@ test('function tools: function_call → function_call_output → answer', async 
 });
 
 test('previous_response_id: 5 turns whose prompts come from the prefix cache', async () => {
-  const reusedBefore = await metric(A, 'mllm_prefix_cache_reused_tokens_total');
+  const reusedBefore = await metric(A, 'mllm_prefix_cache_reused_tokens_total', 'tiny');
   let prev = null;
   let prevTotal = 0;
   let lastCached = -1;
@@ -284,7 +302,7 @@ test('previous_response_id: 5 turns whose prompts come from the prefix cache', a
     prevTotal = r.usage.total_tokens;
     prev = r.id;
   }
-  const reusedAfter = await metric(A, 'mllm_prefix_cache_reused_tokens_total');
+  const reusedAfter = await metric(A, 'mllm_prefix_cache_reused_tokens_total', 'tiny');
   assert.ok(reusedAfter - reusedBefore >= sumCached, `metrics ${reusedAfter - reusedBefore} < ${sumCached}`);
   // The last response's items are only its own input.
   const items = await client.responses.inputItems.list(prev);
