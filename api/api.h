@@ -277,7 +277,10 @@ void api_request_submit(const api_request *req, int32_t i, mllm_submit *s);
  * Echo prompt logprobs (MLLM_EV_PROMPT) are taken once per prompt, whatever
  * choice they name, and rendered for every choice of that prompt. Chat
  * content drops one leading space (the model's space after the
- * "Assistant:" cue), streamed or not.
+ * "Assistant:" cue), streamed or not, and so does the first logprobs
+ * token, so that the tokens join to the content.
+ * A Responses request renders the response object or its typed events
+ * (api/responses.c), never `[DONE]`.
  * An MLLM_EV_ERROR (or a DONE with MLLM_FINISH_ERROR/CANCELLED) in streaming
  * mode appends `data: {"error":…}\n\n`; the server should cancel the
  * request's other engine requests.

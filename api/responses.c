@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "api_internal.h"
 
@@ -443,10 +444,29 @@ static int parse_metadata(json_t *root, api_error *e)
 	return 0;
 }
 
+/* 24 hex digits from the kernel's generator: a stored response is read by
+ * whoever knows its id, so ids must not be guessable from the clock and a
+ * counter (api__make_id's labels, which it falls back to). */
+static void random_hex(char *out, size_t n_hex)
+{
+	unsigned char b[32];
+	size_t n = (n_hex + 1) / 2;
+	if (n > sizeof b || getrandom(b, n, 0) != (ssize_t)n) {
+		char u[64];
+		api__make_id(u, sizeof u, ""); /* 24 hex digits */
+		memcpy(out, u, n_hex < 24 ? n_hex : 24);
+		out[n_hex < 24 ? n_hex : 24] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < n_hex; i++)
+		out[i] = "0123456789abcdef"[(b[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	out[n_hex] = '\0';
+}
+
 static void make_id(api_request *req)
 {
-	char u[32]; /* 24 hex digits */
-	api__make_id(u, sizeof u, "");
+	char u[32];
+	random_hex(u, 24);
 	snprintf(req->id, sizeof req->id, "resp_%.16s%.24s", req->resp->affinity, u);
 }
 
@@ -462,7 +482,7 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 	req->resp = r;
 	r->store = true;
 	mllm_buf_init(&r->gen_text, SIZE_MAX / 2);
-	api__make_id(aff, sizeof aff, "");
+	random_hex(aff, API_RESP_AFFINITY_LEN);
 	memcpy(r->affinity, aff, API_RESP_AFFINITY_LEN);
 	make_id(req);
 	api__make_id(r->msg_id, sizeof r->msg_id, "msg_");
