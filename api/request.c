@@ -860,7 +860,8 @@ static int check_kv_pool(const api_request *req, const api_model_info *m, api_er
 		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
 		if (need > m->kv_blocks)
 			return api_error_set(
-			    e, 400, "max_tokens", "kv_pool_exceeded",
+			    e, 400, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+			    "kv_pool_exceeded",
 			    "This request needs %lld KV blocks of %lld tokens "
 			    "(%lld prompt tokens, max_tokens %d, n %d) but the model "
 			    "'%s' has a KV pool of %lld blocks; lower max_tokens or "
@@ -1010,7 +1011,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 			req->max_tokens = mt;
 		}
 		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
-			return context_error(err, "max_tokens", m->n_ctx, p->n_ids, mt);
+			return context_error(
+			    err, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+			    m->n_ctx, p->n_ids, mt);
 	}
 	rc = check_kv_pool(req, m, err);
 	if (rc)

@@ -681,6 +681,14 @@ int api__resp_messages(api_request *req, api_error *e)
 		hist = json_array();
 	}
 	json_array_extend(hist, r->input_msgs);
+	/* truncation auto: a conversation longer than max_messages loses its
+	 * oldest messages first too. */
+	if (r->trunc_auto) {
+		int64_t over = (int64_t)json_array_size(hist) + (r->instructions ? 1 : 0) -
+		               req->lim.max_messages;
+		if (over > r->n_drop)
+			r->n_drop = (int32_t)over;
+	}
 	/* truncation auto: the oldest messages go (at least one stays). */
 	json_decref(r->history);
 	r->history = json_array();

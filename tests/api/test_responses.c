@@ -268,6 +268,7 @@ START_TEST(test_continuation_reuses_ids)
 		api_request_set_previous(r2, rec2);
 		ck_assert_int_eq(api_request_prepare(r2, &small, &e), 400);
 		ck_assert_str_eq(e.code, "context_length_exceeded");
+		ck_assert_str_eq(e.param, "max_output_tokens");
 		api_request_free(r2);
 		r2 = parse_ok(
 		    "{\"input\":\"And then?\",\"max_output_tokens\":8,\"truncation\":\"auto\"}");
@@ -282,6 +283,41 @@ START_TEST(test_continuation_reuses_ids)
 	api_resp_record_unref(rec);
 	api_request_free(r1);
 	free(ids1);
+	mllm_buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_truncation_message_count)
+{
+	api_limits lim = API_LIMITS_DEFAULT;
+	mllm_buf out;
+	api_request *r1 = prepared("{\"input\":\"one\"}", NULL), *r2;
+	api_resp_record *rec = NULL;
+	api_error e;
+	const char *body = "{\"input\":[{\"role\":\"user\",\"content\":\"two\"},{\"role\":"
+	                   "\"user\",\"content\":\"three\"}]%s}";
+	char b[256];
+	mllm_buf_init(&out, 1 << 20);
+	generate(r1, " ok", MLLM_FINISH_STOP, &out);
+	ck_assert_int_eq(api_request_record(r1, &rec), 0);
+	/* 2 stored + 2 new messages, 3 allowed. */
+	lim.max_messages = 3;
+	for (int autotrunc = 0; autotrunc < 2; autotrunc++) {
+		snprintf(b, sizeof b, body, autotrunc ? ",\"truncation\":\"auto\"" : "");
+		ck_assert_int_eq(api_request_parse(API_RESPONSES, b, strlen(b), &lim, &r2, &e), 0);
+		api_request_set_previous(r2, rec);
+		if (!autotrunc) {
+			ck_assert_int_eq(api_request_prepare(r2, &model, &e), 400);
+			ck_assert_str_eq(e.param, "input");
+		} else {
+			ck_assert_int_eq(api_request_prepare(r2, &model, &e), 0);
+			ck_assert_int_eq(r2->n_msgs, 3);
+			ck_assert_str_eq(r2->msgs[0].content, "ok");
+		}
+		api_request_free(r2);
+	}
+	api_resp_record_unref(rec);
+	api_request_free(r1);
 	mllm_buf_free(&out);
 }
 END_TEST
@@ -435,6 +471,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_items_to_messages);
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_continuation_reuses_ids);
+	tcase_add_test(tc, test_truncation_message_count);
 	tcase_add_test(tc, test_stream_events);
 	tcase_add_test(tc, test_input_items_paging);
 	suite_add_tcase(s, tc);
