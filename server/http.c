@@ -749,10 +749,11 @@ static void resp_keep(srv_req *r)
 		return;
 	if (api_request_record(r->areq, &rec) != 0 || !rec)
 		return;
-	if (srv_resp_store_put(r->s->responses, rec, mllm_now_ns()) != 0)
+	/* With responses_store_max = 0 the store is off: nothing to say. */
+	if (srv_resp_store_put(r->s->responses, rec, mllm_now_ns()) != 0 &&
+	    r->s->cfg->responses_store_max > 0)
 		SRV_LOG_REQ(MLLM_LOG_WARN, r->id,
-		            "response not stored: larger than responses_store_bytes, or the "
-		            "store is off (responses_store_max = 0)");
+		            "response not stored: larger than responses_store_bytes");
 }
 
 /* GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items. */
