@@ -76,7 +76,7 @@ BIN        := $(BUILD)/mobilellmd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all help deps check-deps check-layers test unit-test integration-test sdk-test \
+.PHONY: all help deps check-deps check-layers test perplexity unit-test integration-test sdk-test \
 	asan tsan noopt check-format format bench run clean fuzz fuzz-ci fuzz-build fuzz-long \
 	soak soak-mixed loadtest _test _unit-test _bench _fuzz-long test-deploy
 
@@ -98,6 +98,7 @@ help:
 	@echo "  loadtest       load generator against the daemon (bench/loadtest.sh; SOAK=s)"
 	@echo "  soak           loadtest soak mode: SOAK_SECONDS=$(SOAK_SECONDS), RSS and KV checks"
 	@echo "  soak-mixed     mixed-traffic soak (tests/integration/soak.sh)"
+	@echo "  perplexity     accuracy table: perplexity / KL of each weight format and KV type (MODEL=...)"
 	@echo "  check-format   verify clang-format; format: rewrite in place"
 	@echo "  deps           install missing Debian packages (scripts/deps.sh; test, run,"
 	@echo "                 bench do it first; plain make only checks and says so)"
@@ -285,6 +286,11 @@ soak: $(BIN) $(LOADTEST_BIN)
 # The older mixed-traffic soak (Python clients, bad requests, hang-ups).
 soak-mixed: $(BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/integration/soak.sh
+
+# The accuracy table (README "Accuracy"): perplexity and KL divergence of
+# every weight format and KV type against F32, on held-out text.
+perplexity: $(BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) MODEL="$(MODEL)" sh bench/perplexity.sh
 
 # The README's run command. Without MODEL it serves the shipped demo model.
 DEMO_MODEL := models/mobilellm-demo

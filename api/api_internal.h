@@ -102,6 +102,19 @@ typedef struct {
 	size_t n, cap;
 } api__lp_list;
 
+/* tools.c: where the parse of a choice's output stands (text before any
+ * call, a call's head, its arguments, after it). Zeroed = at the start. */
+typedef struct {
+	int phase;        /* API__TP_* (tools.c) */
+	size_t pos;       /* bytes of the text parsed */
+	size_t call_at;   /* where the current call's object starts */
+	size_t args_sent; /* bytes of the text out as argument fragments */
+	size_t args_at;   /* where the current call's arguments start */
+	int32_t n_calls;  /* calls whose head has been seen */
+	int32_t depth;    /* scanning the arguments: nesting, */
+	bool in_str, esc; /* inside a string, after a backslash */
+} api__tparse;
+
 typedef struct {
 	mllm_buf text;   /* non-streamed: the accumulated text */
 	api__lp_list lp; /* completion tokens (non-streamed) */
@@ -121,11 +134,10 @@ typedef struct {
 	bool saw_reasoning;
 	int32_t n_reasoning;
 	int32_t n_pending; /* tokens held before a possible "<think>" */
-	/* Forced tool call (tools.c): the text accumulates in `text` for
-	 * streams too; the id/name delta is out, and tool_sent bytes of it
-	 * have been sent (as arguments fragments). */
-	bool tool_head;
-	size_t tool_sent;
+	/* Tool calls parsed from the output (tools.c): the text accumulates
+	 * in `text` for streams too, and tp says how far it has been cut into
+	 * content, call heads and argument fragments. */
+	api__tparse tp;
 } api__choice;
 
 enum { API__R_OFF = 0, API__R_START, API__R_REASON, API__R_ANSWER_LSTRIP, API__R_ANSWER };
@@ -186,9 +198,13 @@ struct api_request {
 	json_t *rf_schema;
 	mllm_grammar *grammar;
 	/* Tools (tools.c). */
-	json_t *tools;   /* validated array, or NULL */
-	int tool_choice; /* API__TC_* */
-	char *tool_name; /* API__TC_NAMED */
+	json_t *tools;     /* validated array, or NULL */
+	int tool_choice;   /* API__TC_* */
+	char *tool_name;   /* API__TC_NAMED */
+	bool parallel;     /* parallel_tool_calls (default true) */
+	int tool_syntax;   /* API__TS_*: how calls are written (prepare) */
+	bool tool_parse;   /* the output is cut into content and tool_calls */
+	bool tool_in_call; /* a continued prefill ends with the opener */
 
 	const api_model_info *m; /* after prepare */
 	api__choice *choices;    /* [n_prompts * n] after prepare */
@@ -197,6 +213,9 @@ struct api_request {
 	api_error err;
 	bool ended;
 	bool split; /* reasoning split on: usage says reasoning_tokens */
+	/* continue_final_message: the prompt ends inside the last (assistant)
+	 * message, whose text the output continues. */
+	bool cont_final;
 	/* Responses (responses.c): its fields, items and stream state; NULL
 	 * for the other kinds. Such a request runs as a chat (one prompt,
 	 * n = 1, accumulated like a non-streamed chat: stream is false) and
@@ -241,6 +260,16 @@ void api__structured_free(api_request *req);
 /* ---- tools.c ------------------------------------------------------------------ */
 
 enum { API__TC_NONE = 0, API__TC_AUTO, API__TC_REQUIRED, API__TC_NAMED };
+/* Tool-call syntaxes a chat template may use (api__tool_syntax). NONE is
+ * the daemon's own {"name", "arguments"} object, for forced calls only. */
+enum { API__TS_NONE = 0, API__TS_HERMES, API__TS_LLAMA3 };
+/* The syntax t's Jinja source shows: HERMES when it mentions <tool_call>
+ * (Qwen 2.5/3, Hermes), LLAMA3 when it is a Llama-3 template that asks
+ * for {"name", "parameters"} or mentions <|python_tag|>; else NONE (also
+ * for presets and t NULL). A cheap text scan, no rendering. */
+int api__tool_syntax(const api_chat_template *t);
+/* "hermes", "llama3_json" or "plain_text": what tool_choice auto does. */
+const char *api__tool_syntax_name(int syntax);
 /* tools, tool_choice, parallel_tool_calls (chat; after response_format). */
 int api__parse_tools(api_request *req, json_t *root, api_error *e);
 /* A "tool" message or an assistant message with tool_calls: fills *out
@@ -250,12 +279,21 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
 bool api__tool_forced(const api_request *req);
 /* Prepare: the tools preamble and the call grammar (forced choice only). */
 int api__prepare_tools(api_request *req, api_error *e);
-/* Streaming: emits the id/name delta and argument fragments from the
- * choice's accumulated text. */
+/* Streaming (req->tool_parse): cuts the choice's accumulated text into
+ * content deltas (before an opener; a possible partial opener is held
+ * back unless final), a delta with the call's index, id and name, and
+ * argument fragments. */
 int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final);
-/* Non-streamed: sets message.content null and message.tool_calls when the
- * choice stopped on a complete call; false otherwise (text stays). */
+/* Non-streamed: when the output holds calls and the last is complete,
+ * sets message.content (the text before the first call, or null) and
+ * message.tool_calls, and returns true; false otherwise (text stays). */
 bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg);
+/* The parse state a choice's output starts in (inside a call when a
+ * continued prefill ended with the opener). */
+void api__tool_choice_init(const api_request *req, api__tparse *tp);
+/* Streamed: whether the choice's output so far ends on complete calls
+ * (finish_reason "tool_calls"). */
+bool api__tool_calls_done(const api_request *req, int32_t idx);
 void api__tools_free(api_request *req);
 /* render.c: appends one SSE chunk with the request's envelope. */
 int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out);

@@ -407,7 +407,7 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	json_object_set_new(vars, "messages", template_messages(req->j_messages));
 	json_object_set(vars, "tools", req->j_tools ? req->j_tools : json_null());
 	json_object_set(vars, "documents", json_null());
-	json_object_set_new(vars, "add_generation_prompt", json_true());
+	json_object_set_new(vars, "add_generation_prompt", json_boolean(!req->cont_final));
 	json_object_set_new(vars, "bos_token",
 	                    t->bos_text ? json_string(t->bos_text) : json_null());
 	json_object_set_new(vars, "eos_token",
@@ -437,13 +437,59 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	return 0;
 }
 
+static bool blank_byte(char c)
+{
+	return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* The end of the last occurrence of p[0..n) in s[0..len), or 0. */
+static size_t last_end(const char *s, size_t len, const char *p, size_t n)
+{
+	for (size_t i = len >= n ? len - n + 1 : 0; i-- > 0;)
+		if (memcmp(s + i, p, n) == 0)
+			return i + n;
+	return 0;
+}
+
+/* continue_final_message: the prompt ends right after the last message's
+ * text (its last occurrence in out, as given or with its blanks trimmed,
+ * as templates that trim write it), dropping the end of turn the
+ * template wrote after it. 400 when the template does not show the text. */
+static int cut_after_final(const api_request *req, mllm_buf *out, api_error *e)
+{
+	const api__message *m = &req->msgs[req->n_msgs - 1];
+	const char *p = m->content;
+	size_t n = m->len, end;
+	end = last_end(out->data ? out->data : "", out->len, p, n);
+	if (end == 0) {
+		while (n > 0 && blank_byte(*p)) {
+			p++;
+			n--;
+		}
+		while (n > 0 && blank_byte(p[n - 1]))
+			n--;
+		if (n > 0)
+			end = last_end(out->data ? out->data : "", out->len, p, n);
+	}
+	if (end == 0)
+		return api_error_set(e, 400, "continue_final_message", "invalid_value",
+		                     "The chat template does not write the last message's text "
+		                     "as given, so it cannot be continued.");
+	out->len = end;
+	return 0;
+}
+
 int api__chat_render(const api_chat_template *t, const api_request *req, const mllm_tokenizer *tok,
                      mllm_buf *out, size_t *skip, bool *bos, api_error *e)
 {
 	if (!t)
 		t = api__chat_template_default();
-	if (t->jinja)
-		return render_jinja(t, req, tok, out, skip, bos, e);
+	if (t->jinja) {
+		int rc = render_jinja(t, req, tok, out, skip, bos, e);
+		if (rc == 0 && req->cont_final)
+			rc = cut_after_final(req, out, e);
+		return rc;
+	}
 	*skip = 0;
 	*bos = t->bos < 0 ? mllm_tokenizer_add_bos(tok) : t->bos == 1;
 	for (int32_t i = 0; i < req->n_msgs; i++) {
@@ -455,6 +501,14 @@ int api__chat_render(const api_chat_template *t, const api_request *req, const m
 		                     "'tool' messages need a model with its own chat template; "
 		                     "this model uses %s.",
 		                     t->source);
+	}
+	if (req->cont_final) {
+		int rc = 0;
+		for (int32_t i = 0; i < req->n_msgs && rc == 0; i++)
+			rc = apply_one(t->role[req->msgs[i].role], &req->msgs[i], out);
+		if (rc)
+			return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+		return cut_after_final(req, out, e);
 	}
 	if (api__chat_apply(t, req->msgs, req->n_msgs, out) != 0)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");

@@ -483,11 +483,23 @@ json_t *api__j_arith(jctx *c, const jnode *n, int op, json_t *a, json_t *b)
 		case JOP_POW:
 			if (y < 0)
 				return api__j_real(c, n, pow((double)x, (double)y));
-			r = 1;
-			for (long long i = 0; i < y && !ovf; i++)
-				ovf = __builtin_mul_overflow(r, x, &r);
-			if (y > 64 && (x == 0 || x == 1 || x == -1))
-				ovf = false, r = x == 0 ? 0 : (x == 1 || y % 2 == 0) ? 1 : -1;
+			/* By squaring: a loop of y steps would let a template
+			 * spin for 0 ** 70000000001. Past |x| >= 2 a square
+			 * that overflows means the result does too. */
+			if (x == 0 || x == 1)
+				r = y == 0 ? 1 : x;
+			else if (x == -1)
+				r = y % 2 == 0 ? 1 : -1;
+			else {
+				long long base = x;
+				r = 1;
+				for (long long e = y; e > 0 && !ovf; e >>= 1) {
+					if (e & 1)
+						ovf = __builtin_mul_overflow(r, base, &r);
+					if (e > 1 && !ovf)
+						ovf = __builtin_mul_overflow(base, base, &base);
+				}
+			}
 			break;
 		}
 		if (ovf) {

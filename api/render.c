@@ -28,12 +28,14 @@ static json_t *model_json(const api_model_info *m)
 	json_object_set_new(o, "max_model_len", json_integer(m->n_ctx));
 	/* What constrained decoding offers (docs/api.md): schemas are
 	 * enforced; a tool call is generated when forced (tool_choice
-	 * required / named); "auto" has no known tool-call syntax for these
-	 * models and means plain text. */
-	json_object_set_new(o, "capabilities",
-	                    json_pack("{s:[sss],s:{s:b,s:s}}", "response_format", "text",
-	                              "json_object", "json_schema", "tool_calls", "forced", 1,
-	                              "auto", "plain_text"));
+	 * required / named); "auto" parses calls in the syntax the model's
+	 * chat template shows ("hermes", "llama3_json"), else it means plain
+	 * text ("plain_text"). */
+	json_object_set_new(
+	    o, "capabilities",
+	    json_pack("{s:[sss],s:{s:b,s:s,s:b}}", "response_format", "text", "json_object",
+	              "json_schema", "tool_calls", "forced", 1, "auto",
+	              api__tool_syntax_name(api__tool_syntax(m->chat_template)), "parallel", 1));
 	return o;
 }
 
@@ -232,10 +234,12 @@ static const char *finish_name(mllm_finish f)
 	return f == MLLM_FINISH_LENGTH ? "length" : "stop";
 }
 
-/* A forced tool call that ended on its own ends with "tool_calls". */
-static const char *choice_finish(const api_request *req, mllm_finish f)
+/* A streamed choice whose output ended on its own after complete tool
+ * calls ends with "tool_calls". */
+static const char *choice_finish(const api_request *req, int32_t idx, mllm_finish f)
 {
-	if (req->kind == API_CHAT && api__tool_forced(req) && f == MLLM_FINISH_STOP)
+	if (req->kind == API_CHAT && req->tool_parse && f == MLLM_FINISH_STOP &&
+	    api__tool_calls_done(req, idx))
 		return "tool_calls";
 	return finish_name(f);
 }
@@ -499,6 +503,19 @@ static int on_text_split(api_request *req, int32_t idx, const mllm_event *ev, co
 		free(work);
 		return rc;
 	}
+	if (req->tool_parse) {
+		/* The answer is cut into content and calls by tools.c; the
+		 * reasoning goes out as it comes. Logprobs are not streamed
+		 * in this mode (as without reasoning). */
+		for (int i = 0; i < k && rc == 0; i++)
+			rc = segs[i].reasoning
+			         ? emit_reasoning_chunk(req, idx, segs[i].p, segs[i].n, NULL, out)
+			         : mllm_buf_append(&c->text, segs[i].p, segs[i].n);
+		if (rc == 0)
+			rc = api__tool_stream(req, idx, out, false);
+		free(work);
+		return rc;
+	}
 	for (int i = 0; i < k && rc == 0; i++) {
 		json_t *lp = NULL;
 		/* The token's logprobs ride on its last chunk. */
@@ -595,7 +612,7 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 			       ev->token_text_len > 0 && ev->token_text[0] == ' ';
 		}
 	}
-	if (!req->stream || (req->kind == API_CHAT && api__tool_forced(req))) {
+	if (!req->stream || (req->kind == API_CHAT && req->tool_parse)) {
 		rc = mllm_buf_append(&c->text, text, len);
 		if (rc == 0 && with_lp)
 			rc = lp_push(&c->lp, ev);
@@ -705,9 +722,14 @@ static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_b
 		req->n_choices_done++;
 		if (!req->stream)
 			return 0;
+		if (req->kind == API_CHAT && req->tool_parse) {
+			rc = api__tool_stream(req, idx, out, true);
+			if (rc != 0)
+				return rc;
+		}
 		if (req->kind == API_CHAT)
 			return emit_delta_chunk(req, idx, false, NULL, 0, NULL,
-			                        choice_finish(req, ev->finish), out);
+			                        choice_finish(req, idx, ev->finish), out);
 		return emit_text_chunk(req, idx, "", 0, NULL, finish_name(ev->finish), out);
 	default:
 		return MLLM_EINVAL;
@@ -745,6 +767,7 @@ static json_t *body_json(const api_request *req)
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		const api__choice *c = &req->choices[i];
 		json_t *ch = json_object(), *lp = json_null();
+		bool calls = false;
 		MLLM_ASSERT(ch);
 		json_object_set_new(ch, "index", json_integer(i));
 		if (req->kind == API_CHAT) {
@@ -760,8 +783,7 @@ static json_t *body_json(const api_request *req)
 				json_object_set(msg, "reasoning_content", r);
 				json_object_set_new(msg, "reasoning", r);
 			}
-			if (api__tool_forced(req))
-				(void)api__tool_message_json(req, i, msg);
+			calls = req->tool_parse && api__tool_message_json(req, i, msg);
 			json_object_set_new(ch, "message", msg);
 			if (req->logprobs >= 0) {
 				json_decref(lp);
@@ -785,7 +807,9 @@ static json_t *body_json(const api_request *req)
 		}
 		json_object_set_new(ch, "logprobs", lp);
 		json_object_set_new(ch, "finish_reason",
-		                    c->done ? json_string(choice_finish(req, c->finish))
+		                    c->done ? json_string(calls && c->finish == MLLM_FINISH_STOP
+		                                              ? "tool_calls"
+		                                              : finish_name(c->finish))
 		                            : json_null());
 		json_array_append_new(choices, ch);
 	}

@@ -559,6 +559,26 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 		return api_error_set(e, 400, "top_logprobs", "invalid_value",
 		                     "'top_logprobs' requires 'logprobs' to be true.");
 	req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
+	rc = get_bool(root, "continue_final_message", &req->cont_final, e);
+	if (rc)
+		return rc;
+	if (req->cont_final) {
+		/* vLLM's prefill: the last message is the start of the answer. */
+		const api__message *last = &req->msgs[req->n_msgs - 1];
+		char param[64];
+		snprintf(param, sizeof param, "messages[%d]", (int)req->n_msgs - 1);
+		if (last->role != API_ROLE_ASSISTANT || last->tool ||
+		    json_object_get(json_array_get(req->j_messages, (size_t)req->n_msgs - 1),
+		                    "tool_calls"))
+			return api_error_set(e, 400, "continue_final_message", "invalid_value",
+			                     "'continue_final_message' needs an assistant message "
+			                     "without tool_calls last; %s is not one.",
+			                     param);
+		if (last->len == 0)
+			return api_error_set(e, 400, "continue_final_message", "invalid_value",
+			                     "'continue_final_message' needs text in %s.content.",
+			                     param);
+	}
 	return api__parse_tools(req, root, e);
 }
 
@@ -938,7 +958,7 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		}
 		/* The preset's "Assistant:" cue invites a leading space that is
 		 * not part of the answer; a model's own template does not. */
-		lstrip = !t->jinja;
+		lstrip = !t->jinja && !req->cont_final;
 		/* The template's stops come after the client's, while room
 		 * remains: a Jinja template's eos_token, or the preset's. */
 		for (int32_t i = 0; i < req->n_stop_client; i++)
@@ -1044,6 +1064,7 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		req->choices[i].lstrip = lstrip;
 		req->choices[i].rstate = rstart;
 		req->choices[i].saw_reasoning = rstart == API__R_REASON;
+		api__tool_choice_init(req, &req->choices[i].tp);
 	}
 	req->split = rstart != API__R_OFF;
 	return 0;

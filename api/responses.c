@@ -842,49 +842,74 @@ static json_t *text_part(const char *p, size_t n)
 	                 "annotations", "logprobs");
 }
 
-static json_t *message_item(const api_request *req, const char *status, bool with_text)
+/* A message item whose text is p[0..n) (no part when p is NULL). */
+static json_t *message_item(const api_request *req, const char *status, const char *p, size_t n)
 {
-	const api__choice *c = &req->choices[0];
 	json_t *content = json_array();
-	if (with_text)
-		json_array_append_new(content, text_part(c->text.data, c->text.len));
+	if (p)
+		json_array_append_new(content, text_part(p, n));
 	return json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", req->resp->msg_id, "type", "message",
 	                 "status", status, "role", "assistant", "content", content);
 }
 
-/* The forced call the choice generated (NULL when it did not finish one). */
-static json_t *call_item(const api_request *req, const char *status, bool with_args)
+/* The chat view of the output: {"role":"assistant","content",
+ * "tool_calls"?}. With tools (forced, or auto with a template's call
+ * syntax) tools.c cuts complete calls out of the text; their ids are made
+ * from this response's own unique digits (the chat ids come from the id's
+ * head, which a conversation shares). *calls: whether there are calls. */
+static json_t *output_message(const api_request *req, bool *calls)
 {
-	json_t *msg = json_object(), *call, *item = NULL;
-	if (api__tool_forced(req) && api__tool_message_json(req, 0, msg)) {
-		char call_id[64];
-		/* Unique per call (the chat call id is derived from the
-		 * response id, whose head a conversation shares). */
-		snprintf(call_id, sizeof call_id, "call_%s", req->resp->fc_id + 3);
-		call = json_array_get(json_object_get(msg, "tool_calls"), 0);
-		item = json_pack(
-		    "{s:s,s:s,s:s,s:s,s:O,s:O}", "id", req->resp->fc_id, "type", "function_call",
-		    "status", status, "call_id", call_id, "name",
-		    json_object_get(json_object_get(call, "function"), "name"), "arguments",
-		    with_args ? json_object_get(json_object_get(call, "function"), "arguments")
-		              : json_string(""));
+	const api__choice *c = &req->choices[0];
+	json_t *msg = json_object(), *call;
+	size_t i;
+	json_object_set_new(msg, "role", json_string("assistant"));
+	json_object_set_new(msg, "content", jtext(c->text.data, c->text.len));
+	*calls = req->tool_parse && api__tool_message_json(req, 0, msg);
+	if (!*calls)
+		return msg;
+	json_array_foreach(json_object_get(msg, "tool_calls"), i, call)
+	{
+		char id[64];
+		snprintf(id, sizeof id, "call_%.24s_%zu", req->id + 5 + API_RESP_AFFINITY_LEN, i);
+		json_object_set_new(call, "id", json_string(id));
+		json_object_del(call, "index");
 	}
-	json_decref(msg);
-	return item;
+	return msg;
+}
+
+/* Function-call item k of the chat call (arguments "" unless with_args). */
+static json_t *call_item(const api_request *req, json_t *call, size_t k, const char *status,
+                         bool with_args)
+{
+	json_t *f = json_object_get(call, "function");
+	char id[80];
+	snprintf(id, sizeof id, "%s_%zu", req->resp->fc_id, k);
+	return json_pack(
+	    "{s:s,s:s,s:s,s:O,s:O,s:o}", "id", id, "type", "function_call", "status", status,
+	    "call_id", json_object_get(call, "id"), "name", json_object_get(f, "name"), "arguments",
+	    with_args ? json_incref(json_object_get(f, "arguments")) : json_string(""));
 }
 
 static json_t *output_json(const api_request *req)
 {
 	const api__choice *c = &req->choices[0];
-	json_t *out = json_array(), *call;
+	json_t *out = json_array(), *msg, *call, *content;
 	const char *st = c->finish == MLLM_FINISH_LENGTH ? "incomplete" : "completed";
+	bool calls;
+	size_t k;
 	if (c->saw_reasoning)
 		json_array_append_new(out, reasoning_item(req, "completed"));
-	call = call_item(req, "completed", true);
-	if (call)
-		json_array_append_new(out, call);
-	else
-		json_array_append_new(out, message_item(req, st, true));
+	msg = output_message(req, &calls);
+	content = json_object_get(msg, "content");
+	if (!calls)
+		json_array_append_new(
+		    out, message_item(req, st, c->text.data ? c->text.data : "", c->text.len));
+	else if (json_is_string(content))
+		json_array_append_new(out, message_item(req, st, json_string_value(content),
+		                                        json_string_length(content)));
+	json_array_foreach(calls ? json_object_get(msg, "tool_calls") : NULL, k, call)
+	    json_array_append_new(out, call_item(req, call, k, "completed", true));
+	json_decref(msg);
 	return out;
 }
 
@@ -1011,7 +1036,7 @@ static int message_open(api_request *req, mllm_buf *out)
 		return rc;
 	r->msg_state = ITEM_OPEN;
 	r->msg_index = r->n_out++;
-	rc = item_added(req, r->msg_index, message_item(req, "in_progress", false), out);
+	rc = item_added(req, r->msg_index, message_item(req, "in_progress", NULL, 0), out);
 	if (rc == 0)
 		rc = emit(req, "response.content_part.added",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->msg_id, "output_index",
@@ -1020,7 +1045,17 @@ static int message_open(api_request *req, mllm_buf *out)
 	return rc;
 }
 
-static int message_close(api_request *req, mllm_buf *out)
+static int text_delta(api_request *req, const char *p, size_t n, mllm_buf *out)
+{
+	api__resp *r = req->resp;
+	return emit(req, "response.output_text.delta",
+	            json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", r->msg_id, "output_index",
+	                      r->msg_index, "content_index", 0, "delta", jtext(p, n), "logprobs"),
+	            out);
+}
+
+/* Closes the message item whose whole text is p[0..n). */
+static int message_close(api_request *req, const char *p, size_t n, mllm_buf *out)
 {
 	api__resp *r = req->resp;
 	const api__choice *c = &req->choices[0];
@@ -1031,44 +1066,44 @@ static int message_close(api_request *req, mllm_buf *out)
 	r->msg_state = ITEM_DONE;
 	rc = emit(req, "response.output_text.done",
 	          json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", r->msg_id, "output_index",
-	                    r->msg_index, "content_index", 0, "text",
-	                    jtext(c->text.data, c->text.len), "logprobs"),
+	                    r->msg_index, "content_index", 0, "text", jtext(p, n), "logprobs"),
 	          out);
 	if (rc == 0)
 		rc = emit(req, "response.content_part.done",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->msg_id, "output_index",
-		                    r->msg_index, "content_index", 0, "part",
-		                    text_part(c->text.data, c->text.len)),
+		                    r->msg_index, "content_index", 0, "part", text_part(p, n)),
 		          out);
 	if (rc == 0)
-		rc = item_done(req, r->msg_index, message_item(req, st, true), out);
+		rc = item_done(req, r->msg_index, message_item(req, st, p, n), out);
 	return rc;
 }
 
-/* The forced call, as a whole once generated: added, its arguments in one
- * delta, done. */
-static int call_emit(api_request *req, json_t *call, mllm_buf *out)
+/* A call, as a whole once generated: added, its arguments in one delta,
+ * done. */
+static int call_emit(api_request *req, json_t *call, size_t k, mllm_buf *out)
 {
 	api__resp *r = req->resp;
-	int idx, rc;
-	json_t *args = json_object_get(call, "arguments");
+	json_t *item = call_item(req, call, k, "completed", true);
+	json_t *id = json_object_get(item, "id"), *args = json_object_get(item, "arguments");
+	int idx = 0, rc;
 	rc = reasoning_close(req, out);
-	if (rc)
-		return rc;
-	idx = r->n_out++;
-	rc = item_added(req, idx, call_item(req, "in_progress", false), out);
+	if (rc == 0) {
+		idx = r->n_out++;
+		rc = item_added(req, idx, call_item(req, call, k, "in_progress", false), out);
+	}
 	if (rc == 0)
-		rc = emit(req, "response.function_call_arguments.delta",
-		          json_pack("{s:s,s:i,s:O}", "item_id", r->fc_id, "output_index", idx,
-		                    "delta", args),
-		          out);
+		rc = emit(
+		    req, "response.function_call_arguments.delta",
+		    json_pack("{s:O,s:i,s:O}", "item_id", id, "output_index", idx, "delta", args),
+		    out);
 	if (rc == 0)
 		rc = emit(req, "response.function_call_arguments.done",
-		          json_pack("{s:s,s:i,s:O,s:O}", "item_id", r->fc_id, "output_index", idx,
-		                    "name", json_object_get(call, "name"), "arguments", args),
+		          json_pack("{s:O,s:i,s:O,s:O}", "item_id", id, "output_index", idx, "name",
+		                    json_object_get(item, "name"), "arguments", args),
 		          out);
 	if (rc == 0)
-		rc = item_done(req, idx, json_incref(call), out);
+		rc = item_done(req, idx, json_incref(item), out);
+	json_decref(item);
 	return rc;
 }
 
@@ -1126,19 +1161,13 @@ int api__resp_event(api_request *req, const mllm_event *ev, mllm_buf *out)
 			         out);
 		r->sent_reason = c->reasoning.len;
 	}
-	/* A forced call's text is JSON for the call: it goes out as the
-	 * function_call item at the end. */
-	if (rc == 0 && !api__tool_forced(req) && c->text.len > r->sent_text) {
+	/* With tools the text may hold calls (tools.c cuts them out at the
+	 * end): it goes out then, as a message and function_call items. */
+	if (rc == 0 && !req->tool_parse && c->text.len > r->sent_text) {
 		rc = message_open(req, out);
 		if (rc == 0)
-			rc =
-			    emit(req, "response.output_text.delta",
-			         json_pack(
-			             "{s:s,s:i,s:i,s:o,s:[]}", "item_id", r->msg_id, "output_index",
-			             r->msg_index, "content_index", 0, "delta",
-			             jtext(c->text.data + r->sent_text, c->text.len - r->sent_text),
-			             "logprobs"),
-			         out);
+			rc = text_delta(req, c->text.data + r->sent_text,
+			                c->text.len - r->sent_text, out);
 		r->sent_text = c->text.len;
 	}
 	return rc;
@@ -1171,13 +1200,36 @@ int api__resp_end(api_request *req, mllm_buf *out, int *status)
 	} else if (req->failed) {
 		rc = emit_response(req, "response.failed", "failed", out);
 	} else {
-		json_t *call = call_item(req, "completed", true);
+		const api__choice *c = &req->choices[0];
+		bool calls;
+		json_t *msg = output_message(req, &calls),
+		       *content = json_object_get(msg, "content");
+		json_t *call;
+		size_t k;
 		rc = reasoning_close(req, out);
-		if (rc == 0 && call)
-			rc = call_emit(req, call, out);
-		else if (rc == 0)
-			rc = message_close(req, out);
-		json_decref(call);
+		if (rc == 0 && !calls && req->tool_parse && c->text.len > 0) {
+			/* Held back in case it was a call: the text after all. */
+			rc = message_open(req, out);
+			if (rc == 0)
+				rc = text_delta(req, c->text.data, c->text.len, out);
+		}
+		if (rc == 0 && !calls)
+			rc = message_close(req, c->text.data ? c->text.data : "", c->text.len, out);
+		if (rc == 0 && calls && json_is_string(content)) {
+			rc = message_open(req, out);
+			if (rc == 0)
+				rc = text_delta(req, json_string_value(content),
+				                json_string_length(content), out);
+			if (rc == 0)
+				rc = message_close(req, json_string_value(content),
+				                   json_string_length(content), out);
+		}
+		json_array_foreach(calls ? json_object_get(msg, "tool_calls") : NULL, k, call)
+		{
+			if (rc == 0)
+				rc = call_emit(req, call, k, out);
+		}
+		json_decref(msg);
 		if (rc == 0)
 			rc = emit_response(req,
 			                   strcmp(st, "incomplete") == 0 ? "response.incomplete"
@@ -1208,17 +1260,8 @@ int api__resp_abort(api_request *req, const api_error *e, mllm_buf *out)
 /* The output as chat messages, for the next turn's template. */
 static void output_messages(const api_request *req, json_t *msgs)
 {
-	const api__choice *c = &req->choices[0];
-	json_t *msg = json_object();
-	json_object_set_new(msg, "role", json_string("assistant"));
-	json_object_set_new(msg, "content", jtext(c->text.data, c->text.len));
-	if (api__tool_forced(req) && api__tool_message_json(req, 0, msg)) {
-		char call_id[64];
-		snprintf(call_id, sizeof call_id, "call_%s", req->resp->fc_id + 3);
-		json_object_set_new(json_array_get(json_object_get(msg, "tool_calls"), 0), "id",
-		                    json_string(call_id));
-	}
-	json_array_append_new(msgs, msg);
+	bool calls;
+	json_array_append_new(msgs, output_message(req, &calls));
 }
 
 int api_request_record(const api_request *req, api_resp_record **out)

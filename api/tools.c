@@ -1,16 +1,16 @@
 /*
- * tools.c — tool calls without a model-specific syntax: `tools`,
- * `tool_choice` and `parallel_tool_calls` (parse), tool messages in the
- * conversation (rendered as plain text until templates render them), the
- * grammar that forces a call for tool_choice "required" or a named
- * function, and the tool_calls shape of the response, streamed as OpenAI
- * streams it (docs/api.md, "Tool calls").
+ * tools.c — tool calls: `tools`, `tool_choice` and `parallel_tool_calls`
+ * (parse), tool messages in the conversation (rendered as plain text by
+ * the presets), the tool-call syntax a chat template shows, the grammars
+ * (forced calls; auto = free text until the syntax's opener, then calls),
+ * and the cut of the output into content and tool_calls, streamed as
+ * OpenAI streams them (docs/api.md, "Tool calls").
  *
- * A forced call is generated as one JSON object, {"name": N, "arguments":
- * A}, N one of the allowed names and A valid under that tool's parameters
- * schema; the renderer cuts the text into the id/name delta and the
- * arguments fragments. "auto" has no known tool-call syntax for these
- * models: it generates plain text (/v1/models says so in capabilities).
+ * A call is a JSON object {"name": N, "arguments": A} (Llama 3:
+ * "parameters"), N one of the allowed names and A valid under that tool's
+ * parameters schema, wrapped in the syntax's opener and closer (Hermes:
+ * <tool_call>…</tool_call>). One incremental parser (tp_run) serves the
+ * stream and the final message, so both cut the same text the same way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +98,7 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e)
 			req->tools = json_incref(tools);
 	}
 	req->tool_choice = req->tools ? API__TC_AUTO : API__TC_NONE;
+	req->parallel = !json_is_false(ptc);
 	if (!tc || json_is_null(tc))
 		return 0;
 	if (json_is_string(tc)) {
@@ -275,33 +276,61 @@ static int tools_preamble(api_request *req, api_error *e)
 	return 0;
 }
 
+/* ---- syntaxes ----------------------------------------------------------------- */
+
+/* How each syntax writes a call: an opener before each call's JSON object
+ * ("" = the object's own "{"), a closer after it, the key of the
+ * arguments, and whether one answer may hold several calls. */
+typedef struct {
+	const char *opener, *closer, *key;
+	bool parallel_ok;
+} tc_syntax;
+
+static const tc_syntax SYNTAX[] = {
+    [API__TS_NONE] = {"", "", "arguments", true},
+    [API__TS_HERMES] = {"<tool_call>", "</tool_call>", "arguments", true},
+    [API__TS_LLAMA3] = {"", "", "parameters", false},
+};
+
+int api__tool_syntax(const api_chat_template *t)
+{
+	if (api_chat_template_mentions(t, "<tool_call>"))
+		return API__TS_HERMES;
+	/* Meta's Llama 3.1/3.2 templates ask for {"name": ..., "parameters":
+	 * ...} and name <|python_tag|> for built-in tools. */
+	if (api_chat_template_mentions(t, "<|python_tag|>") ||
+	    (api_chat_template_mentions(t, "<|start_header_id|>") &&
+	     api_chat_template_mentions(t, "\"parameters\"") &&
+	     api_chat_template_mentions(t, "tools")))
+		return API__TS_LLAMA3;
+	return API__TS_NONE;
+}
+
+const char *api__tool_syntax_name(int syntax)
+{
+	return syntax == API__TS_HERMES   ? "hermes"
+	       : syntax == API__TS_LLAMA3 ? "llama3_json"
+	                                  : "plain_text";
+}
+
+/* ---- grammars ----------------------------------------------------------------- */
+
 static void lit_ws(mllm_gbuild *b, int32_t rule, const char *s, int32_t ws)
 {
 	mllm_gbuild_lit(b, rule, s, strlen(s));
 	mllm_gbuild_ref(b, rule, ws);
 }
 
-/* Runs in prepare, before the template is applied: the preamble and the
- * grammar {"name": N, "arguments": A} over the allowed tools. */
-int api__prepare_tools(api_request *req, api_error *e)
+/* {ws "name" ws : ws "N" ws , ws "KEY" ws : ws A ws }, one alternative per
+ * allowed tool. -1 with e filled when a parameters schema does not compile. */
+static int32_t call_rule(api__sc *c, const api_request *req, const char *key, api_error *e)
 {
-	api__sc *c;
-	mllm_gbuild *b;
-	int32_t call, ws;
+	mllm_gbuild *b = api__sc_builder(c);
+	int32_t ws = api__sc_ws(c), call = mllm_gbuild_rule(b);
+	char qkey[32];
 	size_t i;
 	json_t *t;
-	int rc;
-	if (!api__tool_forced(req))
-		return 0;
-	rc = tools_preamble(req, e);
-	if (rc)
-		return rc;
-	c = api__sc_create();
-	if (!c)
-		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the grammar.");
-	b = api__sc_builder(c);
-	ws = api__sc_ws(c);
-	call = mllm_gbuild_rule(b);
+	snprintf(qkey, sizeof qkey, "\"%s\"", key);
 	json_array_foreach(req->tools, i, t)
 	{
 		json_t *f = json_object_get(t, "function"), *p = json_object_get(f, "parameters");
@@ -313,11 +342,8 @@ int api__prepare_tools(api_request *req, api_error *e)
 		snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
 		args = p && !json_is_null(p) ? api__sc_schema(c, p, p, param, e)
 		                             : api__sc_any_object(c);
-		if (args < 0) {
-			api__sc_free(c);
-			return e->status;
-		}
-		/* {ws "name" ws : ws "N" ws , ws "arguments" ws : ws A ws } */
+		if (args < 0)
+			return -1;
 		mllm_gbuild_alt(b, call);
 		lit_ws(b, call, "{", ws);
 		lit_ws(b, call, "\"name\"", ws);
@@ -326,13 +352,169 @@ int api__prepare_tools(api_request *req, api_error *e)
 		mllm_gbuild_lit(b, call, name, strlen(name));
 		lit_ws(b, call, "\"", ws);
 		lit_ws(b, call, ",", ws);
-		lit_ws(b, call, "\"arguments\"", ws);
+		lit_ws(b, call, qkey, ws);
 		lit_ws(b, call, ":", ws);
 		mllm_gbuild_ref(b, call, args);
 		mllm_gbuild_ref(b, call, ws);
 		mllm_gbuild_lit(b, call, "}", 1);
 	}
-	rc = api__sc_finish(c, call, "tools", &req->grammar, e);
+	return call;
+}
+
+/* What follows an opener: ws CALL ws closer, then the end (ws) or, when
+ * several calls are allowed, ws opener and the next call. */
+static int32_t after_opener(api__sc *c, const tc_syntax *sx, int32_t call, bool several)
+{
+	mllm_gbuild *b = api__sc_builder(c);
+	int32_t ws = api__sc_ws(c), after = mllm_gbuild_rule(b), more = mllm_gbuild_rule(b);
+	mllm_gbuild_ref(b, after, ws);
+	mllm_gbuild_ref(b, after, call);
+	mllm_gbuild_ref(b, after, ws);
+	mllm_gbuild_lit(b, after, sx->closer, strlen(sx->closer));
+	mllm_gbuild_ref(b, after, more);
+	mllm_gbuild_ref(b, more, ws);
+	if (several) {
+		mllm_gbuild_alt(b, more);
+		mllm_gbuild_ref(b, more, ws);
+		mllm_gbuild_lit(b, more, sx->opener, strlen(sx->opener));
+		mllm_gbuild_ref(b, more, after);
+	}
+	return after;
+}
+
+/* Free text that never contains opener o, then (optionally) o and the
+ * rule then: one rule per matched prefix of o, as a KMP automaton over
+ * bytes (f[k]: the text so far ends with o[0..k) and holds no o). The
+ * matcher's state in free text is one of these few rules, so masks there
+ * come from its cache after the first steps. */
+static int32_t free_text(api__sc *c, const char *o, int32_t then)
+{
+	mllm_gbuild *b = api__sc_builder(c);
+	size_t len = strlen(o);
+	int32_t f[32];
+	MLLM_ASSERT(len > 0 && len < 32);
+	for (size_t k = 0; k < len; k++)
+		f[k] = mllm_gbuild_rule(b);
+	for (size_t k = 0; k < len; k++) {
+		uint8_t sets[33][32];
+		memset(sets, 0, sizeof sets);
+		for (int ch = 0; ch < 256; ch++) {
+			/* The longest suffix of o[0..k) + ch that is a prefix of o. */
+			size_t j = k + 1;
+			for (; j > 0; j--) {
+				size_t from = k + 1 - j; /* in o[0..k) + ch */
+				bool ok = true;
+				for (size_t x = 0; x < j && ok; x++) {
+					size_t at = from + x;
+					char have = at < k ? o[at] : (char)ch;
+					ok = have == o[x];
+				}
+				if (ok)
+					break;
+			}
+			sets[j][ch / 8] |= (uint8_t)(1u << (ch % 8));
+		}
+		mllm_gbuild_alt(b, f[k]); /* the text may end here */
+		for (size_t j = 0; j <= len; j++) {
+			bool any = false;
+			for (int x = 0; x < 32 && !any; x++)
+				any = sets[j][x] != 0;
+			if (!any)
+				continue;
+			mllm_gbuild_alt(b, f[k]);
+			mllm_gbuild_set(b, f[k], sets[j]);
+			mllm_gbuild_ref(b, f[k], j == len ? then : f[j]);
+		}
+	}
+	return f[0];
+}
+
+/* Llama-3 JSON: the answer is a call when it starts (after blanks) with
+ * "{", else free text. */
+static int32_t text_or_call(api__sc *c, int32_t after)
+{
+	mllm_gbuild *b = api__sc_builder(c);
+	int32_t root = mllm_gbuild_rule(b), any = mllm_gbuild_rule(b);
+	uint8_t blank[32] = {0}, other[32], all[32];
+	memset(all, 0xff, sizeof all);
+	blank[' ' / 8] |= 1u << (' ' % 8);
+	blank['\n' / 8] |= 1u << ('\n' % 8);
+	blank['\t' / 8] |= 1u << ('\t' % 8);
+	blank['\r' / 8] |= 1u << ('\r' % 8);
+	for (int i = 0; i < 32; i++)
+		other[i] = (uint8_t)~blank[i];
+	other['{' / 8] &= (uint8_t) ~(1u << ('{' % 8));
+	mllm_gbuild_alt(b, any);
+	mllm_gbuild_alt(b, any);
+	mllm_gbuild_set(b, any, all);
+	mllm_gbuild_ref(b, any, any);
+	mllm_gbuild_alt(b, root);
+	mllm_gbuild_alt(b, root);
+	mllm_gbuild_set(b, root, blank);
+	mllm_gbuild_ref(b, root, root);
+	mllm_gbuild_alt(b, root);
+	mllm_gbuild_set(b, root, other);
+	mllm_gbuild_ref(b, root, any);
+	mllm_gbuild_alt(b, root);
+	mllm_gbuild_ref(b, root, after);
+	return root;
+}
+
+/* Runs in prepare, before the template is applied. Forced (required /
+ * named): the preamble and a grammar of calls only. auto with a template
+ * whose syntax is known: free text, and from the opener on, calls. */
+int api__prepare_tools(api_request *req, api_error *e)
+{
+	const api_chat_template *t = req->m ? req->m->chat_template : NULL;
+	const tc_syntax *sx;
+	api__sc *c;
+	int32_t call, after, root;
+	bool several;
+	int rc;
+	req->tool_syntax = api__tool_syntax(t);
+	sx = &SYNTAX[req->tool_syntax];
+	if (api__tool_forced(req)) {
+		rc = tools_preamble(req, e);
+		if (rc)
+			return rc;
+	} else if (!(req->tool_choice == API__TC_AUTO && req->tool_syntax != API__TS_NONE &&
+	             req->rf_kind == API__RF_NONE)) {
+		return 0; /* plain text (or the response_format's grammar) */
+	}
+	req->tool_parse = true;
+	/* continue_final_message with a prefill that ends with the opener:
+	 * the output starts inside a call. */
+	if (req->cont_final && sx->opener[0]) {
+		const api__message *m = &req->msgs[req->n_msgs - 1];
+		size_t n = m->len, olen = strlen(sx->opener);
+		while (n > 0 && (m->content[n - 1] == ' ' || m->content[n - 1] == '\n' ||
+		                 m->content[n - 1] == '\t' || m->content[n - 1] == '\r'))
+			n--;
+		req->tool_in_call =
+		    n >= olen && memcmp(m->content + n - olen, sx->opener, olen) == 0;
+	}
+	several = req->parallel && sx->parallel_ok && req->tool_choice != API__TC_NAMED;
+	c = api__sc_create();
+	if (!c)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the grammar.");
+	call = call_rule(c, req, sx->key, e);
+	if (call < 0) {
+		api__sc_free(c);
+		return e->status;
+	}
+	after = after_opener(c, sx, call, several);
+	if (req->tool_in_call) {
+		root = after; /* the prefill opened the call */
+	} else if (api__tool_forced(req)) {
+		root = mllm_gbuild_rule(api__sc_builder(c));
+		mllm_gbuild_lit(api__sc_builder(c), root, sx->opener, strlen(sx->opener));
+		mllm_gbuild_ref(api__sc_builder(c), root, after);
+	} else if (sx->opener[0]) {
+		root = free_text(c, sx->opener, after);
+	} else {
+		root = text_or_call(c, after);
+	}
+	rc = api__sc_finish(c, root, "tools", &req->grammar, e);
 	api__sc_free(c);
 	if (rc)
 		return rc;
@@ -358,15 +540,31 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
 	return i;
 }
 
-/* Where the arguments start in text (after "arguments" ws : ws), with the
- * name copied out; false while not all of that has arrived. */
-static bool call_head(const char *s, size_t n, char *name, size_t cap, size_t *args)
+/* Length of the longest proper suffix of s[0..n) that begins marker. */
+static size_t partial_suffix(const char *s, size_t n, const char *marker)
 {
-	const char *k = find(s, n, "\"arguments\"", 11), *nm;
-	size_t i, j;
+	size_t m = strlen(marker);
+	for (size_t k = m - 1 < n ? m - 1 : n; k > 0; k--)
+		if (memcmp(s + n - k, marker, k) == 0)
+			return k;
+	return 0;
+}
+
+/* In a call's object s[0..n): the name (copied out) and where the
+ * arguments value starts (after "KEY" ws : ws); false while not all of
+ * that has arrived. The grammar put the name first and allows no quote
+ * inside it. */
+static bool call_head(const char *s, size_t n, const char *key, char *name, size_t cap,
+                      size_t *args)
+{
+	char qkey[32];
+	const char *k, *nm;
+	size_t i, j, end;
+	snprintf(qkey, sizeof qkey, "\"%s\"", key);
+	k = find(s, n, qkey, strlen(qkey));
 	if (!k)
 		return false;
-	i = skip_ws(s, (size_t)(k - s) + 11, n);
+	i = skip_ws(s, (size_t)(k - s) + strlen(qkey), n);
 	if (i >= n || s[i] != ':')
 		return false;
 	i = skip_ws(s, i + 1, n);
@@ -377,109 +575,347 @@ static bool call_head(const char *s, size_t n, char *name, size_t cap, size_t *a
 		return false;
 	j = skip_ws(s, (size_t)(nm - s) + 6, n);
 	j = skip_ws(s, j + 1, n) + 1; /* past ':' and the opening quote */
-	{
-		size_t e = j;
-		while (e < n && s[e] != '"')
-			e++;
-		snprintf(name, cap, "%.*s", (int)(e - j), s + j);
-	}
+	for (end = j; end < n && s[end] != '"'; end++)
+		;
+	snprintf(name, cap, "%.*s", (int)(end - j), s + j);
 	*args = i;
 	return true;
 }
 
-/* The end of the arguments released so far: everything but a trailing
- * "ws } ws", which may be the call's closing brace. */
-static size_t args_end(const char *s, size_t from, size_t n)
-{
-	size_t e = n;
-	while (e > from && (s[e - 1] == ' ' || s[e - 1] == '\n'))
-		e--;
-	if (e > from && s[e - 1] == '}')
-		e--;
-	while (e > from && (s[e - 1] == ' ' || s[e - 1] == '\n'))
-		e--;
-	return e;
-}
+enum { API__TP_TEXT = 0, API__TP_PLAIN, API__TP_HEAD, API__TP_ARGS, API__TP_CLOSE, API__TP_AFTER };
 
-static json_t *call_json(const api_request *req, int32_t idx, const char *name, bool head)
+/* Where the output goes as it is cut: content, a call's head, argument
+ * fragments. Streams turn them into chunks, the final message collects. */
+typedef struct {
+	int (*content)(void *ctx, const char *p, size_t n);
+	int (*head)(void *ctx, int32_t call, const char *name);
+	int (*args)(void *ctx, int32_t call, const char *p, size_t n);
+	void *ctx;
+} tp_sink;
+
+/* The arguments value from st->pos on: advances the scan; the end of the
+ * value (exclusive) when it is complete, else 0. */
+static size_t args_scan(api__tparse *st, const char *s, size_t n)
 {
-	json_t *call = json_object(), *f = json_object();
-	char id[48];
-	snprintf(id, sizeof id, "call_%.24s%d", req->id + (req->id[0] == 'c' ? 9 : 0), (int)idx);
-	json_object_set_new(call, "index", json_integer(0));
-	if (head) {
-		json_object_set_new(call, "id", json_string(id));
-		json_object_set_new(call, "type", json_string("function"));
-		json_object_set_new(f, "name", json_string(name));
+	for (size_t i = st->pos; i < n; i++) {
+		char ch = s[i];
+		if (i == st->args_at) {
+			st->depth = ch == '{' || ch == '[' ? 1 : 0;
+			st->in_str = ch == '"';
+			st->esc = false;
+			continue;
+		}
+		if (st->in_str) {
+			if (st->esc)
+				st->esc = false;
+			else if (ch == '\\')
+				st->esc = true;
+			else if (ch == '"') {
+				st->in_str = false;
+				if (st->depth == 0)
+					return i + 1; /* a string value */
+			}
+			continue;
+		}
+		if (st->depth == 0) {
+			/* A number, true, false or null: ends before a delimiter. */
+			if (ch == ',' || ch == '}' || ch == ' ' || ch == '\n' || ch == '\t' ||
+			    ch == '\r')
+				return i;
+			continue;
+		}
+		if (ch == '"')
+			st->in_str = true;
+		else if (ch == '{' || ch == '[')
+			st->depth++;
+		else if ((ch == '}' || ch == ']') && --st->depth == 0)
+			return i + 1;
 	}
-	json_object_set_new(call, "function", f);
-	return call;
+	st->pos = n;
+	return 0;
 }
 
-/* One chunk whose delta is tool_calls: [call] (call is taken). */
-static int emit_call_delta(const api_request *req, int32_t idx, json_t *call, mllm_buf *out)
+/* Cuts s[st->pos..n) under syntax sx. final: the output is over (nothing
+ * is held back for a partial opener). */
+static int tp_run(const tc_syntax *sx, bool several, api__tparse *st, const char *s, size_t n,
+                  bool final, const tp_sink *k)
 {
-	json_t *ch = json_object(), *delta = json_object(), *calls = json_array();
-	json_array_append_new(calls, call);
-	json_object_set_new(delta, "tool_calls", calls);
+	size_t olen = strlen(sx->opener);
+	int rc = 0;
+	for (;;) {
+		switch (st->phase) {
+		case API__TP_TEXT: {
+			if (olen == 0) {
+				/* The call's "{" starts the answer, after blanks. */
+				size_t i = skip_ws(s, st->pos, n);
+				if (i == n) {
+					if (final && n > st->pos)
+						rc = k->content(k->ctx, s + st->pos, n - st->pos);
+					if (final)
+						st->pos = n;
+					return rc;
+				}
+				if (s[i] != '{') {
+					st->phase = API__TP_PLAIN;
+					continue;
+				}
+				st->call_at = st->pos = i;
+				st->phase = API__TP_HEAD;
+				continue;
+			}
+			const char *hit = find(s + st->pos, n - st->pos, sx->opener, olen);
+			size_t end = hit ? (size_t)(hit - s)
+			                 : n - (final ? 0
+			                              : partial_suffix(s + st->pos, n - st->pos,
+			                                               sx->opener));
+			if (end > st->pos)
+				rc = k->content(k->ctx, s + st->pos, end - st->pos);
+			if (rc)
+				return rc;
+			st->pos = end;
+			if (!hit)
+				return 0;
+			st->pos += olen;
+			st->call_at = st->pos;
+			st->phase = API__TP_HEAD;
+			continue;
+		}
+		case API__TP_PLAIN:
+			if (n > st->pos)
+				rc = k->content(k->ctx, s + st->pos, n - st->pos);
+			st->pos = n;
+			return rc;
+		case API__TP_HEAD: {
+			char name[80];
+			size_t args;
+			if (!call_head(s + st->call_at, n - st->call_at, sx->key, name, sizeof name,
+			               &args))
+				return 0;
+			st->args_at = st->args_sent = st->pos = st->call_at + args;
+			rc = k->head(k->ctx, st->n_calls++, name);
+			if (rc)
+				return rc;
+			st->phase = API__TP_ARGS;
+			continue;
+		}
+		case API__TP_ARGS: {
+			size_t end = args_scan(st, s, n);
+			if (end == 0 && final)
+				end = n;
+			{
+				size_t upto = end ? end : n;
+				if (upto > st->args_sent)
+					rc = k->args(k->ctx, st->n_calls - 1, s + st->args_sent,
+					             upto - st->args_sent);
+				st->args_sent = upto;
+			}
+			if (rc || end == 0)
+				return rc;
+			st->pos = end;
+			st->phase = API__TP_CLOSE;
+			continue;
+		}
+		case API__TP_CLOSE: {
+			/* The call object's "}" (only blanks before it). */
+			const char *b = find(s + st->pos, n - st->pos, "}", 1);
+			if (!b)
+				return 0;
+			st->pos = (size_t)(b - s) + 1;
+			st->phase = API__TP_AFTER;
+			continue;
+		}
+		case API__TP_AFTER: {
+			/* The closer and blanks, then the next call's opener. */
+			const char *o = olen ? sx->opener : "{";
+			const char *hit;
+			if (!several)
+				return 0;
+			hit = find(s + st->pos, n - st->pos, o, strlen(o));
+			if (!hit)
+				return 0;
+			st->pos = (size_t)(hit - s) + (olen ? olen : 0);
+			st->call_at = st->pos;
+			st->phase = API__TP_HEAD;
+			continue;
+		}
+		default:
+			return MLLM_EINVAL;
+		}
+	}
+}
+
+static bool several_calls(const api_request *req)
+{
+	return req->parallel && SYNTAX[req->tool_syntax].parallel_ok &&
+	       req->tool_choice != API__TC_NAMED;
+}
+
+/* "call_" + 24 hex digits of the request id + the choice and the call:
+ * unique within the response, as OpenAI's ids are. */
+static void call_id(const api_request *req, int32_t idx, int32_t call, char *id, size_t cap)
+{
+	const char *dash = strchr(req->id, '-');
+	snprintf(id, cap, "call_%.24s_%d_%d", dash ? dash + 1 : req->id, (int)idx, (int)call);
+}
+
+/* ---- streamed ---- */
+
+typedef struct {
+	api_request *req;
+	int32_t idx;
+	mllm_buf *out;
+} stream_ctx;
+
+/* One chunk of choice idx whose delta is d (taken). */
+static int emit_delta(const api_request *req, int32_t idx, json_t *d, mllm_buf *out)
+{
+	json_t *ch = json_object();
 	json_object_set_new(ch, "index", json_integer(idx));
-	json_object_set_new(ch, "delta", delta);
+	json_object_set_new(ch, "delta", d);
 	json_object_set_new(ch, "logprobs", json_null());
 	json_object_set_new(ch, "finish_reason", json_null());
 	return api__emit_chunk(req, ch, out);
 }
 
+static int st_content(void *ctx, const char *p, size_t n)
+{
+	stream_ctx *x = ctx;
+	bool blank = true;
+	/* A forced answer is calls only: the blanks the grammar allows
+	 * before the first one are not content. */
+	for (size_t i = 0; i < n && blank; i++)
+		blank = p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r';
+	if (blank && api__tool_forced(x->req))
+		return 0;
+	return emit_delta(x->req, x->idx, json_pack("{s:o}", "content", api__json_text(p, n)),
+	                  x->out);
+}
+
+/* A delta {"tool_calls": [{"index": call, ...fields}]}. */
+static int st_call(stream_ctx *x, int32_t call, json_t *fields)
+{
+	json_t *tc = json_pack("{s:i}", "index", (int)call);
+	json_object_update(tc, fields);
+	json_decref(fields);
+	return emit_delta(x->req, x->idx, json_pack("{s:[o]}", "tool_calls", tc), x->out);
+}
+
+static int st_head(void *ctx, int32_t call, const char *name)
+{
+	stream_ctx *x = ctx;
+	char id[64];
+	call_id(x->req, x->idx, call, id, sizeof id);
+	return st_call(x, call,
+	               json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function", "function",
+	                         "name", name, "arguments", ""));
+}
+
+static int st_args(void *ctx, int32_t call, const char *p, size_t n)
+{
+	stream_ctx *x = ctx;
+	return st_call(x, call,
+	               json_pack("{s:{s:o}}", "function", "arguments", api__json_text(p, n)));
+}
+
 int api__tool_stream(api_request *req, int32_t idx, mllm_buf *out, bool final)
 {
 	api__choice *c = &req->choices[idx];
-	const char *s = c->text.data ? c->text.data : "";
-	size_t n = c->text.len, end;
-	char name[80];
-	json_t *call;
-	int rc;
-	if (!c->tool_head) {
-		size_t args;
-		if (!call_head(s, n, name, sizeof name, &args))
-			return 0;
-		c->tool_head = true;
-		c->tool_sent = args;
-		call = call_json(req, idx, name, true);
-		json_object_set_new(json_object_get(call, "function"), "arguments",
-		                    json_string(""));
-		rc = emit_call_delta(req, idx, call, out);
-		if (rc)
-			return rc;
-	}
-	(void) final;
-	end = args_end(s, c->tool_sent, n);
-	if (end <= c->tool_sent)
-		return 0;
-	call = call_json(req, idx, NULL, false);
-	json_object_set_new(json_object_get(call, "function"), "arguments",
-	                    api__json_text(s + c->tool_sent, end - c->tool_sent));
-	c->tool_sent = end;
-	return emit_call_delta(req, idx, call, out);
+	stream_ctx x = {.req = req, .idx = idx, .out = out};
+	tp_sink k = {.content = st_content, .head = st_head, .args = st_args, .ctx = &x};
+	return tp_run(&SYNTAX[req->tool_syntax], several_calls(req), &c->tp,
+	              c->text.data ? c->text.data : "", c->text.len, final, &k);
+}
+
+void api__tool_choice_init(const api_request *req, api__tparse *tp)
+{
+	memset(tp, 0, sizeof *tp);
+	if (req->tool_in_call)
+		tp->phase = API__TP_HEAD;
+}
+
+bool api__tool_calls_done(const api_request *req, int32_t idx)
+{
+	const api__tparse *tp = &req->choices[idx].tp;
+	return tp->n_calls > 0 && tp->phase == API__TP_AFTER;
+}
+
+/* ---- non-streamed ---- */
+
+typedef struct {
+	const api_request *req;
+	int32_t idx;
+	mllm_buf content;
+	json_t *calls;
+	mllm_buf args; /* the last call's arguments so far */
+} collect_ctx;
+
+static void co_close_call(collect_ctx *x)
+{
+	json_t *last = json_array_get(x->calls, json_array_size(x->calls) - 1);
+	if (!last)
+		return;
+	json_object_set_new(json_object_get(last, "function"), "arguments",
+	                    api__json_text(x->args.data ? x->args.data : "", x->args.len));
+	x->args.len = 0;
+}
+
+static int co_content(void *ctx, const char *p, size_t n)
+{
+	collect_ctx *x = ctx;
+	return mllm_buf_append(&x->content, p, n);
+}
+
+static int co_head(void *ctx, int32_t call, const char *name)
+{
+	collect_ctx *x = ctx;
+	char id[64];
+	co_close_call(x);
+	call_id(x->req, x->idx, call, id, sizeof id);
+	json_array_append_new(x->calls,
+	                      json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function",
+	                                "function", "name", name, "arguments", ""));
+	return 0;
+}
+
+static int co_args(void *ctx, int32_t call, const char *p, size_t n)
+{
+	collect_ctx *x = ctx;
+	(void)call;
+	return mllm_buf_append(&x->args, p, n);
 }
 
 bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg)
 {
 	const api__choice *c = &req->choices[idx];
-	const char *s = c->text.data ? c->text.data : "";
-	size_t n = c->text.len, args, end;
-	char name[80];
-	json_t *calls, *call;
-	if (!c->done || c->finish != MLLM_FINISH_STOP || !call_head(s, n, name, sizeof name, &args))
+	collect_ctx x = {.req = req, .idx = idx};
+	tp_sink k = {.content = co_content, .head = co_head, .args = co_args, .ctx = &x};
+	api__tparse st;
+	bool ok, blank = true;
+	if (!c->done)
 		return false;
-	end = args_end(s, args, n);
-	calls = json_array();
-	call = call_json(req, idx, name, true);
-	json_object_del(call, "index");
-	json_object_set_new(json_object_get(call, "function"), "arguments",
-	                    api__json_text(s + args, end - args));
-	json_array_append_new(calls, call);
-	json_object_set_new(msg, "content", json_null());
-	json_object_set_new(msg, "tool_calls", calls);
-	return true;
+	api__tool_choice_init(req, &st);
+	mllm_buf_init(&x.content, SIZE_MAX / 2);
+	mllm_buf_init(&x.args, SIZE_MAX / 2);
+	x.calls = json_array();
+	ok = tp_run(&SYNTAX[req->tool_syntax], several_calls(req), &st,
+	            c->text.data ? c->text.data : "", c->text.len, true, &k) == 0;
+	co_close_call(&x);
+	/* Only complete calls replace the text: a call cut short (length, a
+	 * stop string) leaves the output as text for the client to judge. */
+	ok = ok && st.n_calls > 0 && st.phase == API__TP_AFTER;
+	if (ok) {
+		for (size_t i = 0; i < x.content.len && blank; i++)
+			blank = x.content.data[i] == ' ' || x.content.data[i] == '\n' ||
+			        x.content.data[i] == '\t' || x.content.data[i] == '\r';
+		json_object_set_new(msg, "content",
+		                    blank ? json_null()
+		                          : api__json_text(x.content.data, x.content.len));
+		json_object_set(msg, "tool_calls", x.calls);
+	}
+	json_decref(x.calls);
+	mllm_buf_free(&x.content);
+	mllm_buf_free(&x.args);
+	return ok;
 }
 
 void api__tools_free(api_request *req)

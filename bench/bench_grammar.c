@@ -11,7 +11,11 @@
  * numbers, arrays and nested objects of 16 different schemas; every
  * sequence that finishes starts over. Prints figures; compare the
  * overhead per step with bench_forward's decode step of the 125M shape
- * for 16 sequences. CPU time of this thread. Nothing passes or fails.
+ * for 16 sequences. Then the same for tool_choice auto with a Hermes
+ * template: the grammar allows any text without "<tool_call>" (and calls
+ * after it), so random logits keep the sequences in free text, the case
+ * whose masks must be cheap. CPU time of this thread. Nothing passes or
+ * fails.
  */
 #include <math.h>
 #include <stdio.h>
@@ -85,6 +89,35 @@ static mllm_grammar *compile_schema(json_t *s)
 	return g;
 }
 
+/* The grammar of tool_choice auto for a template that shows <tool_call>,
+ * through the api as the daemon builds it (one reference). */
+static mllm_grammar *auto_tools_grammar(const mllm_tokenizer *tok)
+{
+	static const char tmpl[] = "{% for m in messages %}{{ m.content }}{% endfor %}"
+	                           "{% if tools %}<tool_call>{% endif %}";
+	static const char body[] =
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":"
+	    "\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":"
+	    "[\"city\"]}}}]}";
+	api_limits lim = API_LIMITS_DEFAULT;
+	api_chat_template *t = api_chat_template_create();
+	api_model_info m = {.id = "bench", .tok = tok, .n_ctx = 2048, .chat_template = t};
+	api_request *req = NULL;
+	api_error e;
+	char err[256];
+	mllm_grammar *g = NULL;
+	memset(&e, 0, sizeof e);
+	if (api_chat_template_set_jinja(t, tmpl, strlen(tmpl), NULL, NULL, "bench", err,
+	                                sizeof err) == 0 &&
+	    api_request_parse(API_CHAT, body, strlen(body), &lim, &req, &e) == 0 &&
+	    api_request_prepare(req, &m, &e) == 0 && req->sp.grammar)
+		g = mllm_grammar_ref(req->sp.grammar);
+	api_request_free(req);
+	api_chat_template_free(t);
+	return g;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -98,8 +131,6 @@ int main(int argc, char **argv)
 	int32_t n_vocab, eos;
 	float *logits;
 	double t0, t_trie, *t_mask, *t_plain, compile_best = 1e30;
-	int64_t walks = 0, hits = 0, restarts = 0;
-	uint64_t rng = 88172645463325252ull;
 
 	if (argc < 2 || steps < 1) {
 		fprintf(stderr, "usage: %s TOKENIZER [STEPS]\n", argv[0]);
@@ -145,79 +176,159 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 0; i < N_SEQ; i++) {
 		json_t *s = make_schema(i);
-		mllm_sampling p = MLLM_SAMPLING_DEFAULT;
-		p.has_seed = true;
-		p.seed = (uint64_t)i;
 		gs[i] = compile_schema(s);
 		json_decref(s);
-		if (!gs[i] || mllm_gmatch_create(gs[i], trie, eos, &ms[i]) != 0 ||
-		    mllm_sampler_create(&p, n_vocab, i, &samp[i]) != 0)
+		if (!gs[i])
 			return 1;
 	}
-	for (int st = 0; st < steps; st++) {
-		mllm_sample_result res;
-		for (int32_t k = 0; k < n_vocab; k++) {
-			rng ^= rng << 13;
-			rng ^= rng >> 7;
-			rng ^= rng << 17;
-			logits[k] = (float)(rng % 10000) / 1000.0f;
-		}
-		/* The unconstrained step: 16 samples. */
-		t0 = cpu_now();
-		for (int i = 0; i < N_SEQ; i++)
-			mllm_sampler_sample(samp[i], ws, logits, &res);
-		t_plain[st] = cpu_now() - t0;
-		/* The constrained step: mask, masked sample, advance. */
-		t0 = cpu_now();
+	/* The same run twice (same logits, same seeds: the masks are equal,
+	 * so the same tokens are drawn): whole-state caching only, then with
+	 * the context-free masks (the default). */
+	for (int mode = 0; mode < 2; mode++) {
+		int64_t walks = 0, hits = 0, cf_hits = 0, restarts = 0;
+		uint64_t rng = 88172645463325252ull;
 		for (int i = 0; i < N_SEQ; i++) {
-			const uint32_t *allow;
-			int32_t n_ok = mllm_gmatch_mask(ms[i], &allow);
-			if (n_ok <= 0)
+			mllm_sampling p = MLLM_SAMPLING_DEFAULT;
+			p.has_seed = true;
+			p.seed = (uint64_t)i;
+			if (mllm_gmatch_create(gs[i], trie, eos, &ms[i]) != 0 ||
+			    mllm_sampler_create(&p, n_vocab, i, &samp[i]) != 0)
 				return 1;
-			mllm_sampler_sample_masked(samp[i], ws, logits, allow, &res);
-			if (res.token == eos || mllm_gmatch_accept(ms[i], res.token) != 0) {
-				int64_t w, h;
-				mllm_gmatch_stats(ms[i], &w, &h);
-				walks += w;
-				hits += h;
-				mllm_gmatch_free(ms[i]);
-				if (mllm_gmatch_create(gs[i], trie, eos, &ms[i]) != 0)
-					return 1;
-				restarts++;
-			}
+			mllm_gmatch_set_context_free(ms[i], mode == 1);
 		}
-		t_mask[st] = cpu_now() - t0;
-	}
-	for (int i = 0; i < N_SEQ; i++) {
-		int64_t w, h;
-		mllm_gmatch_stats(ms[i], &w, &h);
-		walks += w;
-		hits += h;
-	}
-	{
-		double sm = 0, sp = 0;
 		for (int st = 0; st < steps; st++) {
-			sm += t_mask[st];
-			sp += t_plain[st];
+			mllm_sample_result res;
+			for (int32_t k = 0; k < n_vocab; k++) {
+				rng ^= rng << 13;
+				rng ^= rng >> 7;
+				rng ^= rng << 17;
+				logits[k] = (float)(rng % 10000) / 1000.0f;
+			}
+			/* The unconstrained step: 16 samples. */
+			t0 = cpu_now();
+			for (int i = 0; i < N_SEQ; i++)
+				mllm_sampler_sample(samp[i], ws, logits, &res);
+			t_plain[st] = cpu_now() - t0;
+			/* The constrained step: mask, masked sample, advance. */
+			t0 = cpu_now();
+			for (int i = 0; i < N_SEQ; i++) {
+				const uint32_t *allow;
+				int32_t n_ok = mllm_gmatch_mask(ms[i], &allow);
+				if (n_ok <= 0)
+					return 1;
+				mllm_sampler_sample_masked(samp[i], ws, logits, allow, &res);
+				if (res.token == eos || mllm_gmatch_accept(ms[i], res.token) != 0) {
+					int64_t w, h, c;
+					mllm_gmatch_stats(ms[i], &w, &h, &c);
+					walks += w;
+					hits += h;
+					cf_hits += c;
+					mllm_gmatch_free(ms[i]);
+					if (mllm_gmatch_create(gs[i], trie, eos, &ms[i]) != 0)
+						return 1;
+					mllm_gmatch_set_context_free(ms[i], mode == 1);
+					restarts++;
+				}
+			}
+			t_mask[st] = cpu_now() - t0;
 		}
-		printf("16 sequences, %d steps: mean %.3f ms/step with masks vs %.3f without "
-		       "(overhead %.3f ms/step)\n",
-		       steps, sm / steps * 1e3, sp / steps * 1e3, (sm - sp) / steps * 1e3);
+		for (int i = 0; i < N_SEQ; i++) {
+			int64_t w, h, c;
+			mllm_gmatch_stats(ms[i], &w, &h, &c);
+			walks += w;
+			hits += h;
+			cf_hits += c;
+			mllm_gmatch_free(ms[i]);
+			mllm_sampler_free(samp[i]);
+		}
+		printf("%s:\n",
+		       mode ? "with context-free masks (default)" : "whole-state cache only");
+		{
+			double sm = 0, sp = 0;
+			for (int st = 0; st < steps; st++) {
+				sm += t_mask[st];
+				sp += t_plain[st];
+			}
+			printf("  16 sequences, %d steps: mean %.3f ms/step with masks vs %.3f "
+			       "without "
+			       "(overhead %.3f ms/step)\n",
+			       steps, sm / steps * 1e3, sp / steps * 1e3, (sm - sp) / steps * 1e3);
+		}
+		qsort(t_mask, (size_t)steps, sizeof *t_mask, cmp_double);
+		qsort(t_plain, (size_t)steps, sizeof *t_plain, cmp_double);
+		printf(
+		    "  sampling %.3f ms/step (median), with masks %.3f ms/step (median), p90 %.3f "
+		    "ms; overhead %.3f ms/step\n",
+		    t_plain[steps / 2] * 1e3, t_mask[steps / 2] * 1e3, t_mask[steps * 9 / 10] * 1e3,
+		    (t_mask[steps / 2] - t_plain[steps / 2]) * 1e3);
+		printf(
+		    "  masks: %lld whole trie walks, %lld whole-state hits, %lld context-free hits "
+		    "(%.0f%% of masks without a whole walk), %lld sequences completed\n",
+		    (long long)walks, (long long)hits, (long long)cf_hits,
+		    walks + hits + cf_hits
+		        ? 100.0 * (double)(hits + cf_hits) / (double)(walks + hits + cf_hits)
+		        : 0.0,
+		    (long long)restarts);
 	}
-	qsort(t_mask, (size_t)steps, sizeof *t_mask, cmp_double);
-	qsort(t_plain, (size_t)steps, sizeof *t_plain, cmp_double);
-	printf("16 sequences, %d steps: sampling %.3f ms/step (median), with masks %.3f ms/step "
-	       "(median), p90 %.3f ms; overhead %.3f ms/step\n",
-	       steps, t_plain[steps / 2] * 1e3, t_mask[steps / 2] * 1e3,
-	       t_mask[steps * 9 / 10] * 1e3, (t_mask[steps / 2] - t_plain[steps / 2]) * 1e3);
-	printf("masks: %lld trie walks, %lld cache hits (%.0f%%), %lld sequences completed\n",
-	       (long long)walks, (long long)hits,
-	       walks + hits ? 100.0 * (double)hits / (double)(walks + hits) : 0.0,
-	       (long long)restarts);
-	for (int i = 0; i < N_SEQ; i++) {
-		mllm_gmatch_free(ms[i]);
+	for (int i = 0; i < N_SEQ; i++)
 		mllm_grammar_unref(gs[i]);
-		mllm_sampler_free(samp[i]);
+
+	/* tool_choice auto: free text until an opener random logits never
+	 * spell. Each sequence starts fresh (its own matcher, its own mask
+	 * cache), as a request does. */
+	{
+		mllm_grammar *g = auto_tools_grammar(tok);
+		double sm = 0, sp = 0;
+		int64_t walks = 0, hits = 0;
+		uint64_t rng = 88172645463325252ull;
+		if (!g)
+			return 1;
+		for (int i = 0; i < N_SEQ; i++) {
+			mllm_sampling p = MLLM_SAMPLING_DEFAULT;
+			p.has_seed = true;
+			p.seed = (uint64_t)i;
+			if (mllm_gmatch_create(g, trie, eos, &ms[i]) != 0 ||
+			    mllm_sampler_create(&p, n_vocab, i, &samp[i]) != 0)
+				return 1;
+		}
+		for (int st = 0; st < steps; st++) {
+			mllm_sample_result res;
+			for (int32_t k = 0; k < n_vocab; k++) {
+				rng ^= rng << 13;
+				rng ^= rng >> 7;
+				rng ^= rng << 17;
+				logits[k] = (float)(rng % 10000) / 1000.0f;
+			}
+			t0 = cpu_now();
+			for (int i = 0; i < N_SEQ; i++)
+				mllm_sampler_sample(samp[i], ws, logits, &res);
+			sp += cpu_now() - t0;
+			t0 = cpu_now();
+			for (int i = 0; i < N_SEQ; i++) {
+				const uint32_t *allow;
+				if (mllm_gmatch_mask(ms[i], &allow) <= 0)
+					return 1;
+				mllm_sampler_sample_masked(samp[i], ws, logits, allow, &res);
+				if (res.token != eos && mllm_gmatch_accept(ms[i], res.token) != 0)
+					return 1;
+			}
+			sm += cpu_now() - t0;
+		}
+		for (int i = 0; i < N_SEQ; i++) {
+			int64_t w, h, c;
+			mllm_gmatch_stats(ms[i], &w, &h, &c);
+			walks += w;
+			hits += h + c;
+			mllm_gmatch_free(ms[i]);
+			mllm_sampler_free(samp[i]);
+		}
+		printf(
+		    "tool_choice auto (free text), 16 sequences, %d steps: mean %.3f ms/step with "
+		    "masks vs %.3f without (overhead %.3f ms/step); %lld trie walks (%.1f per "
+		    "sequence), %lld cache hits\n",
+		    steps, sm / steps * 1e3, sp / steps * 1e3, (sm - sp) / steps * 1e3,
+		    (long long)walks, (double)walks / N_SEQ, (long long)hits);
+		mllm_grammar_unref(g);
 	}
 	mllm_sampler_ws_free(ws);
 	mllm_vtrie_free(trie);

@@ -48,7 +48,17 @@ fi
 
 if want grammar; then
 	echo "== constrained decoding: trie build, 50-property schema compile, mask overhead (16 sequences)"
-	"$B/bench/bench_grammar" "$FIX/tokenizer/llama2/tokenizer.model" 400
+	g=$("$B/bench/bench_grammar" "$FIX/tokenizer/llama2/tokenizer.model" 400) || exit 1
+	echo "$g"
+	# The target is relative: mask overhead per step over the 16-sequence
+	# decode step of the 125M shape (Q8_0, 2 threads), both measured now.
+	MLLM_SHARED=$SHARED sh tools/make_bench_model.sh "$B/bench-models" >/dev/null || exit 1
+	f=$("$B/bench/bench_forward" "$B/bench-models/mobilellm-125m-f16" --convert q8_0 --threads 2 \
+		--batch 16 --batch-steps 16) || exit 1
+	echo "$f" | grep 'batch  16'
+	ov=$(echo "$g" | sed -n '/context-free masks (default)/,$p' | sed -n 's/.*(overhead \([-0-9.]*\) ms\/step).*/\1/p' | head -n 1)
+	st=$(echo "$f" | sed -n 's/.*batch  16 at ctx [0-9]*: *\([0-9.]*\) ms\/step.*/\1/p')
+	awk -v o="$ov" -v s="$st" 'BEGIN { if (s > 0) printf "mask overhead (mean, 16 sequences, one thread) / 16-sequence Q8_0 step: %.3f / %.2f ms = %.1f%%\n", o, s, 100 * o / s }'
 fi
 
 if want forward; then

@@ -8,8 +8,10 @@
  * on all its branches at once); the mask for the next token is found by
  * walking the vocabulary trie once, advancing the state byte by byte and
  * skipping every subtree whose prefix the grammar rejects. Masks are cached
- * per state (most steps inside a string or a number repeat a state), so the
- * walk runs only for states not seen before.
+ * per state (most steps inside a string or a number repeat a state), and
+ * the part of a mask that does not depend on the stacks' deeper frames is
+ * cached by the top frames alone, so a whole walk runs only for states
+ * whose top frames were not seen before (grammar.c).
  */
 #ifndef MLLM_GMATCH_H
 #define MLLM_GMATCH_H
@@ -36,6 +38,13 @@ typedef struct mllm_gmatch mllm_gmatch;
 int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos,
                        mllm_gmatch **out) MLLM_WUR;
 void mllm_gmatch_free(mllm_gmatch *m);
+/* Adds one more id allowed where the grammar may end, besides create's
+ * eos: a chat model ends its turn with its own end token (<|eot_id|>,
+ * <|im_end|>), which need not be the tokenizer's EOS. Up to
+ * MLLM_GMATCH_MAX_EOS ids; more, ids outside the vocabulary and repeats
+ * are ignored. Call before the first mask. */
+#define MLLM_GMATCH_MAX_EOS 8
+void mllm_gmatch_add_eos(mllm_gmatch *m, int32_t id);
 
 /* The tokens allowed next: *allow gets a bitset of n_vocab bits (bit i of
  * word i / 32), valid until the next call on m; the return value is how
@@ -50,7 +59,12 @@ int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n) MLLM_WUR;
 /* Whether the bytes so far form a complete sentence (EOS is allowed). */
 bool mllm_gmatch_can_end(const mllm_gmatch *m);
 
-/* Counters for benches: trie walks run and masks served from the cache. */
-void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits);
+/* Context-free masks on (the default) or off: the masks are the same
+ * either way; benches and tests compare the two. */
+void mllm_gmatch_set_context_free(mllm_gmatch *m, bool on);
+
+/* Counters for benches: whole trie walks run, masks served from the cache
+ * of whole states, and masks built from a cached context-free part. */
+void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits, int64_t *n_cf_hits);
 
 #endif

@@ -576,12 +576,22 @@ typedef struct {
 
 #define GM_CACHE 16
 
+/* The context-free masks (see mllm_gmatch_mask): each stack of the state is
+ * cut to its top GM_CUT frames; a cut stack's last kept frame gets a
+ * parent below -1 that records how many frames were cut (-2 - depth), so
+ * that depth limits apply as in the whole state. Used only while the state
+ * has at most GM_CF_STACKS stacks, far from the stack limit. */
+#define GM_CUT       3
+#define GM_CF_STACKS 16
+
 typedef struct {
 	uint64_t hash;
 	int32_t *key; /* the serialised state */
 	int32_t n_key, cap_key;
 	uint32_t *mask;
 	int32_t n_allowed;
+	int32_t *roots; /* context-free entries: the trie nodes left open */
+	int32_t n_roots, cap_roots;
 	uint64_t used; /* LRU clock */
 	bool valid;
 } gm_entry;
@@ -590,6 +600,8 @@ struct mllm_gmatch {
 	const mllm_grammar *g;
 	const mllm_vtrie *t;
 	int32_t eos, n_words;
+	int32_t eos_more[MLLM_GMATCH_MAX_EOS]; /* mllm_gmatch_add_eos */
+	int32_t n_eos_more;
 	gnode *nodes;
 	int32_t n_nodes, cap_nodes;
 	int32_t *remap; /* [cap_nodes] scratch of compaction */
@@ -598,11 +610,23 @@ struct mllm_gmatch {
 	int32_t mark[MLLM_VTRIE_MAX_BYTES + 1];
 	int32_t *key; /* serialisation scratch */
 	int32_t n_key, cap_key;
-	gm_entry cache[GM_CACHE];
+	gm_entry cache[GM_CACHE]; /* masks by whole state */
+	gm_entry cf[GM_CACHE];    /* context-free masks by cut state */
+	gstate cut;               /* the cut state, swapped into lv[0] to walk */
 	uint64_t clock;
-	int64_t n_walks, n_hits;
+	int64_t n_walks, n_hits, n_cf_hits;
 	bool oom;
+	bool no_cf;   /* context-free masks off (benches, tests) */
+	bool escaped; /* an advance popped a cut frame */
+	bool dropped; /* an advance dropped a stack at MLLM_GRAMMAR_MAX_STACKS */
 };
+
+/* Frames in the stack whose top is x (-1: none; below -1: a cut stack's
+ * bottom, -2 - the frames cut). */
+static int32_t frames(const mllm_gmatch *m, int32_t x)
+{
+	return x >= 0 ? m->nodes[x].depth : x == -1 ? 0 : -2 - x;
+}
 
 static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
 {
@@ -616,8 +640,8 @@ static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
 		m->nodes = v;
 		m->cap_nodes = cap;
 	}
-	m->nodes[m->n_nodes] = (gnode){
-	    .pos = pos, .parent = parent, .depth = parent < 0 ? 1 : m->nodes[parent].depth + 1};
+	m->nodes[m->n_nodes] =
+	    (gnode){.pos = pos, .parent = parent, .depth = frames(m, parent) + 1};
 	return m->n_nodes++;
 }
 
@@ -660,23 +684,27 @@ static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int gua
 	if (guard > 2 * MLLM_GRAMMAR_MAX_DEPTH || m->oom)
 		return;
 	if (e->kind == E_ALT || e->kind == E_END) {
-		if (parent < 0)
+		if (parent == -1)
 			st->accept = true;
+		else if (parent < -1)
+			m->escaped = true; /* the rest of this stack was cut */
 		else
 			add(m, st, m->nodes[parent].pos, m->nodes[parent].parent, guard + 1);
 		return;
 	}
 	if (e->kind == E_SET) {
 		int32_t id;
-		if (parent >= 0 && m->nodes[parent].depth >= MLLM_GRAMMAR_MAX_DEPTH)
+		if (frames(m, parent) >= MLLM_GRAMMAR_MAX_DEPTH)
 			return;
 		for (int32_t i = 0; i < st->n; i++) {
 			const gnode *t = &m->nodes[st->tops[i]];
 			if (t->pos == pos && same_stack(m, t->parent, parent))
 				return;
 		}
-		if (st->n >= MLLM_GRAMMAR_MAX_STACKS)
+		if (st->n >= MLLM_GRAMMAR_MAX_STACKS) {
+			m->dropped = true;
 			return;
+		}
 		id = node_new(m, pos, parent);
 		if (id < 0)
 			return;
@@ -689,7 +717,7 @@ static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int gua
 	{
 		int32_t cont = parent, r = e->arg;
 		if (!ends_seq(g, pos + 1)) {
-			if (parent >= 0 && m->nodes[parent].depth >= MLLM_GRAMMAR_MAX_DEPTH)
+			if (frames(m, parent) >= MLLM_GRAMMAR_MAX_DEPTH)
 				return;
 			cont = node_new(m, pos + 1, parent);
 			if (cont < 0)
@@ -730,9 +758,13 @@ void mllm_gmatch_free(mllm_gmatch *m)
 	for (int i = 0; i <= MLLM_VTRIE_MAX_BYTES; i++)
 		free(m->lv[i].tops);
 	free(m->key);
+	free(m->cut.tops);
 	for (int i = 0; i < GM_CACHE; i++) {
 		free(m->cache[i].key);
 		free(m->cache[i].mask);
+		free(m->cf[i].key);
+		free(m->cf[i].mask);
+		free(m->cf[i].roots);
 	}
 	free(m);
 }
@@ -756,6 +788,9 @@ int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos, 
 		if (!m->lv[i].tops)
 			goto nomem;
 	}
+	m->cut.tops = mllm_try_malloc(MLLM_GRAMMAR_MAX_STACKS * sizeof(int32_t));
+	if (!m->cut.tops)
+		goto nomem;
 	state_clear(&m->lv[0]);
 	for (int32_t a = g->alt_off[g->root]; a < g->alt_off[g->root + 1]; a++)
 		add(m, &m->lv[0], g->alt_pos[a], -1, 0);
@@ -768,15 +803,41 @@ nomem:
 	return MLLM_ENOMEM;
 }
 
+void mllm_gmatch_set_context_free(mllm_gmatch *m, bool on)
+{
+	m->no_cf = !on;
+}
+
+void mllm_gmatch_add_eos(mllm_gmatch *m, int32_t id)
+{
+	if (id < 0 || id >= m->t->n_vocab || id == m->eos || m->n_eos_more >= MLLM_GMATCH_MAX_EOS)
+		return;
+	for (int32_t i = 0; i < m->n_eos_more; i++)
+		if (m->eos_more[i] == id)
+			return;
+	m->eos_more[m->n_eos_more++] = id;
+}
+
+static bool is_end_id(const mllm_gmatch *m, int32_t id)
+{
+	if (id == m->eos && m->eos >= 0)
+		return true;
+	for (int32_t i = 0; i < m->n_eos_more; i++)
+		if (m->eos_more[i] == id)
+			return true;
+	return false;
+}
+
 bool mllm_gmatch_can_end(const mllm_gmatch *m)
 {
 	return m->lv[0].accept;
 }
 
-void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits)
+void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits, int64_t *n_cf_hits)
 {
 	*n_walks = m->n_walks;
 	*n_hits = m->n_hits;
+	*n_cf_hits = m->n_cf_hits;
 }
 
 /* Copies the frames that lv[k]'s stacks use to the front of the arena and
@@ -859,7 +920,7 @@ int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n)
 
 int mllm_gmatch_accept(mllm_gmatch *m, int32_t id)
 {
-	if (id == m->eos && m->eos >= 0)
+	if (is_end_id(m, id))
 		return m->lv[0].accept ? MLLM_OK : MLLM_EINVAL;
 	if (id < 0 || id >= m->t->n_vocab || m->t->id_off[id] < 0)
 		return MLLM_EINVAL;
@@ -867,6 +928,18 @@ int mllm_gmatch_accept(mllm_gmatch *m, int32_t id)
 }
 
 /* ---- Masks ------------------------------------------------------------------------- */
+
+/* A mask is found by walking the vocabulary trie from the state; walks are
+ * what constrained decoding costs, so two caches avoid them:
+ * - by whole state (stacks and accept flag): a state seen before (inside a
+ *   string, most steps) reuses its mask as is;
+ * - by cut state, for the many states that differ only deep in their
+ *   stacks (the same string or number rule in different properties): each
+ *   stack cut to its top GM_CUT frames is walked once; a token whose walk
+ *   never pops a cut frame is allowed or refused whatever lies below the
+ *   cut, so that part of the mask is shared, and only the trie subtrees
+ *   where some stack popped a cut frame ("roots") are walked again from
+ *   the whole state. Both give exactly the whole state's mask. */
 
 static uint64_t key_hash(const int32_t *k, int32_t n)
 {
@@ -878,15 +951,8 @@ static uint64_t key_hash(const int32_t *k, int32_t n)
 	return h;
 }
 
-/* The committed state as a list of ints: per stack its positions top to
- * bottom and a -1, then the accept flag. Two equal lists are the same state
- * (the mask depends on nothing else). */
-static int serialise(mllm_gmatch *m)
+static int key_room(mllm_gmatch *m, int32_t need)
 {
-	const gstate *st = &m->lv[0];
-	int32_t need = 1;
-	for (int32_t i = 0; i < st->n; i++)
-		need += m->nodes[st->tops[i]].depth + 1;
 	if (need > m->cap_key) {
 		int32_t *k = mllm_try_realloc(m->key, (size_t)need * sizeof *k);
 		if (!k)
@@ -894,30 +960,121 @@ static int serialise(mllm_gmatch *m)
 		m->key = k;
 		m->cap_key = need;
 	}
-	m->n_key = 0;
-	for (int32_t i = 0; i < st->n; i++) {
-		for (int32_t x = st->tops[i]; x >= 0; x = m->nodes[x].parent)
-			m->key[m->n_key++] = m->nodes[x].pos;
-		m->key[m->n_key++] = -1;
-	}
-	m->key[m->n_key++] = st->accept;
 	return MLLM_OK;
 }
 
-/* One walk of the trie from the committed state; fills mask. */
-static int32_t walk(mllm_gmatch *m, uint32_t *mask)
+/* The committed state as a list of ints into m->key: per stack its
+ * positions top to bottom and a -1, then the accept flag. Two equal lists
+ * are the same state (the mask depends on nothing else). With cut, each
+ * stack stops after GM_CUT frames with -2 - (frames cut) when it goes on,
+ * and there is no accept flag (the context-free part ignores EOS). */
+static int serialise(mllm_gmatch *m, bool cut)
+{
+	const gstate *st = &m->lv[0];
+	int32_t need = 1;
+	for (int32_t i = 0; i < st->n; i++)
+		need += m->nodes[st->tops[i]].depth + 2;
+	if (key_room(m, need))
+		return MLLM_ENOMEM;
+	m->n_key = 0;
+	for (int32_t i = 0; i < st->n; i++) {
+		int32_t kept = 0;
+		for (int32_t x = st->tops[i]; x >= 0; x = m->nodes[x].parent) {
+			if (cut && kept == GM_CUT) {
+				m->key[m->n_key++] = -2 - m->nodes[x].depth;
+				break;
+			}
+			m->key[m->n_key++] = m->nodes[x].pos;
+			kept++;
+		}
+		m->key[m->n_key++] = -1;
+	}
+	if (!cut)
+		m->key[m->n_key++] = st->accept;
+	return MLLM_OK;
+}
+
+/* The entry of cache c holding m->key, or NULL. */
+static gm_entry *cache_find(mllm_gmatch *m, gm_entry *c, uint64_t h)
+{
+	for (int i = 0; i < GM_CACHE; i++)
+		if (c[i].valid && c[i].hash == h && c[i].n_key == m->n_key &&
+		    memcmp(c[i].key, m->key, (size_t)m->n_key * sizeof *m->key) == 0) {
+			c[i].used = m->clock;
+			return &c[i];
+		}
+	return NULL;
+}
+
+/* The least recently used entry of c, emptied and keyed by m->key, with
+ * room for a mask; NULL when out of memory. */
+static gm_entry *cache_take(mllm_gmatch *m, gm_entry *c, uint64_t h)
+{
+	gm_entry *e = NULL;
+	for (int i = 0; i < GM_CACHE && !(e && !e->valid); i++)
+		if (!e || !c[i].valid || c[i].used < e->used)
+			e = &c[i];
+	e->valid = false;
+	if (!e->mask) {
+		e->mask = mllm_try_malloc((size_t)m->n_words * sizeof *e->mask);
+		if (!e->mask)
+			return NULL;
+	}
+	if (e->cap_key < m->n_key) {
+		int32_t *k = mllm_try_realloc(e->key, (size_t)m->n_key * sizeof *k);
+		if (!k)
+			return NULL;
+		e->key = k;
+		e->cap_key = m->n_key;
+	}
+	memcpy(e->key, m->key, (size_t)m->n_key * sizeof *m->key);
+	e->n_key = m->n_key;
+	e->hash = h;
+	e->n_roots = 0;
+	e->used = m->clock;
+	return e;
+}
+
+static int add_root(mllm_gmatch *m, gm_entry *e, int32_t node)
+{
+	if (e->n_roots == e->cap_roots) {
+		int32_t cap = e->cap_roots ? 2 * e->cap_roots : 64;
+		int32_t *r = mllm_try_realloc(e->roots, (size_t)cap * sizeof *r);
+		if (!r) {
+			m->oom = true;
+			return MLLM_ENOMEM;
+		}
+		e->roots = r;
+		e->cap_roots = cap;
+	}
+	e->roots[e->n_roots++] = node;
+	return MLLM_OK;
+}
+
+/* Walks the trie nodes [from, to) (whole subtrees), the state before node
+ * `from` being lv[depth[from] - 1] with its frames below mark[] of that
+ * level; sets the bits of the tokens allowed and returns how many. With
+ * cf, the walk is of a cut state: a subtree where some stack popped a cut
+ * frame (or overflowed the stack limit, which the whole state may reach
+ * differently) is neither allowed nor refused but listed in cf's roots. */
+static int32_t walk(mllm_gmatch *m, int32_t from, int32_t to, uint32_t *mask, gm_entry *cf)
 {
 	const mllm_vtrie *t = m->t;
-	int32_t n_allowed = 0, base = m->n_nodes;
-	memset(mask, 0, (size_t)m->n_words * sizeof *mask);
-	m->mark[0] = base;
-	for (int32_t i = 0; i < t->n_nodes;) {
+	int32_t n_allowed = 0;
+	for (int32_t i = from; i < to;) {
 		int d = t->depth[i];
 		gstate *st = &m->lv[d];
 		m->n_nodes = m->mark[d - 1];
+		m->escaped = m->dropped = false;
 		advance(m, &m->lv[d - 1], t->byte[i], st);
 		if (m->oom)
 			break;
+		if (cf && (m->escaped || m->dropped)) {
+			if (add_root(m, cf, i))
+				break;
+			i = t->skip[i];
+			continue;
+		}
 		if (st->n == 0 && !st->accept) {
 			i = t->skip[i];
 			continue;
@@ -930,61 +1087,162 @@ static int32_t walk(mllm_gmatch *m, uint32_t *mask)
 		}
 		i = st->n == 0 ? t->skip[i] : i + 1;
 	}
-	m->n_nodes = base;
-	if (m->lv[0].accept && m->eos >= 0 && m->eos < t->n_vocab) {
-		mask[m->eos / 32] |= 1u << (m->eos % 32);
-		n_allowed++;
-	}
 	return n_allowed;
+}
+
+/* m->cut = lv[0] with every stack cut to its top GM_CUT frames (frames
+ * appended to the arena; stacks that become equal are kept once). */
+static void build_cut(mllm_gmatch *m)
+{
+	const gstate *st = &m->lv[0];
+	gstate *c = &m->cut;
+	state_clear(c);
+	for (int32_t i = 0; i < st->n && !m->oom; i++) {
+		int32_t pos[GM_CUT], k = 0, x, below, top;
+		for (x = st->tops[i]; x >= 0 && k < GM_CUT; x = m->nodes[x].parent)
+			pos[k++] = m->nodes[x].pos;
+		below = x < 0 ? -1 : -2 - m->nodes[x].depth;
+		top = below;
+		for (int32_t j = k - 1; j >= 0 && !m->oom; j--)
+			top = node_new(m, pos[j], top);
+		if (m->oom)
+			return;
+		for (int32_t j = 0; j < c->n; j++)
+			if (same_stack(m, c->tops[j], top)) {
+				top = -1;
+				break;
+			}
+		if (top >= 0) {
+			c->tops[c->n++] = top;
+			set_or(c->first, m->g->sets[m->g->elems[m->nodes[top].pos].arg]);
+		}
+	}
+}
+
+/* The context-free entry for the committed state: found, or walked now. */
+static gm_entry *cf_entry(mllm_gmatch *m)
+{
+	int32_t base = m->n_nodes;
+	gm_entry *e;
+	gstate tmp;
+	uint64_t h;
+	if (serialise(m, true))
+		return NULL;
+	h = key_hash(m->key, m->n_key);
+	e = cache_find(m, m->cf, h);
+	if (e) {
+		m->n_cf_hits++;
+		return e;
+	}
+	e = cache_take(m, m->cf, h);
+	if (!e)
+		return NULL;
+	build_cut(m);
+	if (!m->oom) {
+		memset(e->mask, 0, (size_t)m->n_words * sizeof *e->mask);
+		tmp = m->lv[0];
+		m->lv[0] = m->cut;
+		m->cut = tmp;
+		m->mark[0] = m->n_nodes;
+		e->n_allowed = walk(m, 0, m->t->n_nodes, e->mask, e);
+		m->n_walks++;
+		tmp = m->lv[0];
+		m->lv[0] = m->cut;
+		m->cut = tmp;
+	}
+	m->n_nodes = base;
+	if (m->oom)
+		return NULL;
+	e->valid = true;
+	return e;
+}
+
+/* mask = cf's mask plus what the whole state allows in cf's open subtrees:
+ * each is walked from the state after its prefix, the levels of the
+ * previous subtree's prefix reused where the bytes agree. */
+static int32_t resolve(mllm_gmatch *m, const gm_entry *cf, uint32_t *mask)
+{
+	const mllm_vtrie *t = m->t;
+	int32_t n = cf->n_allowed, have = 0, base = m->n_nodes;
+	const char *prev = NULL;
+	memcpy(mask, cf->mask, (size_t)m->n_words * sizeof *mask);
+	m->mark[0] = base;
+	for (int32_t r = 0; r < cf->n_roots && !m->oom; r++) {
+		int32_t node = cf->roots[r], d = t->depth[node], j = 0;
+		int32_t first = t->tok_ids[t->tok_off[node]];
+		const char *pre = t->bytes + t->id_off[first];
+		bool dead = false;
+		while (j < have && j < d - 1 && pre[j] == prev[j])
+			j++;
+		for (; j < d - 1; j++) {
+			m->n_nodes = m->mark[j];
+			advance(m, &m->lv[j], (uint8_t)pre[j], &m->lv[j + 1]);
+			m->mark[j + 1] = m->n_nodes;
+			if (m->lv[j + 1].n == 0) {
+				dead = true; /* no stack goes on: nothing below */
+				break;
+			}
+		}
+		have = j;
+		prev = pre;
+		if (!dead && !m->oom)
+			n += walk(m, node, t->skip[node], mask, NULL);
+	}
+	m->n_nodes = base;
+	return n;
 }
 
 int32_t mllm_gmatch_mask(mllm_gmatch *m, const uint32_t **allow)
 {
-	gm_entry *e = NULL;
+	gm_entry *e, *cf = NULL;
 	uint64_t h;
 	int32_t n;
-	if (serialise(m))
+	if (serialise(m, false))
 		return MLLM_ENOMEM;
 	h = key_hash(m->key, m->n_key);
 	m->clock++;
-	for (int i = 0; i < GM_CACHE; i++) {
-		gm_entry *c = &m->cache[i];
-		if (c->valid && c->hash == h && c->n_key == m->n_key &&
-		    memcmp(c->key, m->key, (size_t)m->n_key * sizeof *m->key) == 0) {
-			c->used = m->clock;
-			m->n_hits++;
-			*allow = c->mask;
-			return c->n_allowed;
+	e = cache_find(m, m->cache, h);
+	if (e) {
+		m->n_hits++;
+		*allow = e->mask;
+		return e->n_allowed;
+	}
+	e = cache_take(m, m->cache, h);
+	if (!e)
+		return MLLM_ENOMEM;
+	if (!m->no_cf && m->lv[0].n <= GM_CF_STACKS) {
+		cf = cf_entry(m);
+		if (!cf) {
+			m->oom = false;
+			return MLLM_ENOMEM;
 		}
+		/* cf_entry reused m->key: the whole state's key is in e. */
+		n = resolve(m, cf, e->mask);
+	} else {
+		memset(e->mask, 0, (size_t)m->n_words * sizeof *e->mask);
+		m->mark[0] = m->n_nodes;
+		n = walk(m, 0, m->t->n_nodes, e->mask, NULL);
+		m->n_nodes = m->mark[0];
+		m->n_walks++;
 	}
-	/* Miss: the least recently used entry takes the new mask. */
-	for (int i = 0; i < GM_CACHE && !(e && !e->valid); i++)
-		if (!e || !m->cache[i].valid || m->cache[i].used < e->used)
-			e = &m->cache[i];
-	if (!e->mask) {
-		e->mask = mllm_try_malloc((size_t)m->n_words * sizeof *e->mask);
-		if (!e->mask)
-			return MLLM_ENOMEM;
-	}
-	if (e->cap_key < m->n_key) {
-		int32_t *k = mllm_try_realloc(e->key, (size_t)m->n_key * sizeof *k);
-		if (!k)
-			return MLLM_ENOMEM;
-		e->key = k;
-		e->cap_key = m->n_key;
-	}
-	e->valid = false;
-	n = walk(m, e->mask);
-	m->n_walks++;
 	if (m->oom) {
 		m->oom = false;
 		return MLLM_ENOMEM;
 	}
-	memcpy(e->key, m->key, (size_t)m->n_key * sizeof *m->key);
-	e->n_key = m->n_key;
-	e->hash = h;
+	if (m->lv[0].accept && m->eos >= 0 && m->eos < m->t->n_vocab) {
+		e->mask[m->eos / 32] |= 1u << (m->eos % 32);
+		n++;
+	}
+	for (int32_t k = 0; k < m->n_eos_more && m->lv[0].accept; k++) {
+		int32_t id = m->eos_more[k];
+		/* An end id the trie also holds (a plain-text piece) is
+		 * already counted when the grammar allows its bytes. */
+		if (!(e->mask[id / 32] & (1u << (id % 32)))) {
+			e->mask[id / 32] |= 1u << (id % 32);
+			n++;
+		}
+	}
 	e->n_allowed = n;
-	e->used = m->clock;
 	e->valid = true;
 	*allow = e->mask;
 	return n;

@@ -226,6 +226,13 @@ void mllm__rmsnorm_heads(float *v, int n_heads, int head_dim, float eps);
 
 /* In place: x = softmax(x). */
 void mllm__softmax(mllm__isa isa, float *x, int64_t n);
+/* max of x[0..n) (-inf for n == 0; NaN-free input). */
+float mllm__max_f32(mllm__isa isa, const float *x, int64_t n);
+/* out[i] = exp((x[i] - m) * s), exactly 0 where x[i] is -inf; returns the
+ * sum of out (accumulated in double). Sampling's unnormalised
+ * probabilities (x - m <= 0 there, so nothing overflows). */
+double mllm__exp_shift(mllm__isa isa, const float *restrict x, float m, float s,
+                       float *restrict out, int64_t n);
 /* g[n] = silu(g) * u */
 void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u, int64_t n);
 

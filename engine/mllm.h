@@ -6,7 +6,8 @@
  * engine thread per model. It knows nothing of HTTP, JSON or event loops: the
  * daemon (server/) and the protocol layer (api/) see only what is declared
  * here: errors, logging and the OOM handler (mllm_core.h), the tokenizer,
- * model loading, and the request API of the scheduler. Each section lives in
+ * model loading, the request API of the scheduler, and the evaluator
+ * that scores text (perplexity). Each section lives in
  * its module's header, included below, so that its contract sits next to its
  * implementation. The KV cache, the forward pass, the sampler and the
  * kernels are engine-internal (forward.h, sampler.h, kernels.h, ...): bench/
@@ -29,5 +30,6 @@
 #include "model.h"     /* checkpoint loading: HF dir, pytorch .bin, GGUF */
 #include "grammar.h"   /* byte grammars for constrained decoding */
 #include "scheduler.h" /* engine thread, requests, sampling parameters */
+#include "eval.h"      /* scoring windows of text (perplexity, KL) */
 
 #endif /* MLLM_H */

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 
 #include "base.h"
+#include "kernels.h"
 #include "sampler.h"
 
 struct mllm_sampler_ws {
@@ -20,6 +21,7 @@ struct mllm_sampler_ws {
 	float *work;  /* [n_vocab] processed logits */
 	float *prob;  /* [n_vocab] unnormalised probabilities, by candidate */
 	int32_t *idx; /* [n_vocab] candidate token ids */
+	mllm__isa isa;
 };
 
 struct mllm_sampler {
@@ -85,6 +87,7 @@ mllm_sampler_ws *mllm_sampler_ws_create(int32_t n_vocab)
 	if (!ws)
 		return NULL;
 	ws->n_vocab = n_vocab;
+	ws->isa = mllm__cpu_isa();
 	ws->work = mllm_try_calloc((size_t)n_vocab, sizeof *ws->work);
 	ws->prob = mllm_try_calloc((size_t)n_vocab, sizeof *ws->prob);
 	ws->idx = mllm_try_calloc((size_t)n_vocab, sizeof *ws->idx);
@@ -342,6 +345,17 @@ static void record(mllm_sampler *s, int32_t tok)
 		s->touched[s->n_touched++] = tok;
 }
 
+/* The candidate list starts as every token in id order; it is written
+ * only when a filter needs it. */
+static void fill_ident(int32_t *idx, int32_t n, bool *ident)
+{
+	if (!*ident)
+		return;
+	for (int32_t i = 0; i < n; i++)
+		idx[i] = i;
+	*ident = false;
+}
+
 /* Draws from temperature-scaled w over every token, or over the candidates
  * kept by top_k / min_p / top_p. Returns -1 when nothing has probability. */
 static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
@@ -349,33 +363,37 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 	const mllm_sampling *p = &s->p;
 	float *w = ws->work, *prob = ws->prob;
 	int32_t *idx = ws->idx, n = s->n_vocab;
-	bool sorted = false;
+	bool sorted = false, ident = true; /* ident: idx[i] == i, not yet written */
 	double inv_t = 1.0 / (double)p->temperature, total = 0.0, u, cum;
 	float m;
 
-	for (int32_t i = 0; i < n; i++)
-		idx[i] = i;
 	if (p->top_k > 0 && p->top_k < n) {
+		fill_ident(idx, n, &ident);
 		best_sorted(idx, n, p->top_k, w);
 		n = p->top_k;
 		sorted = true;
+		m = w[idx[0]];
+	} else {
+		m = mllm__max_f32(ws->isa, w, n);
 	}
-	m = -INFINITY;
-	for (int32_t i = 0; i < n; i++)
-		if (w[idx[i]] > m)
-			m = w[idx[i]];
 	if (m == -INFINITY)
 		return -1;
 	/* prob[i] belongs to candidate idx[i]; the best has probability 1
-	 * before normalisation, which makes min_p a plain threshold. */
-	for (int32_t i = 0; i < n; i++) {
-		/* Banned and grammar-masked tokens (-inf) skip the exp. */
-		float wi = w[idx[i]];
-		prob[i] = wi == -INFINITY ? 0.0f : (float)exp(((double)wi - (double)m) * inv_t);
-		total += prob[i];
+	 * before normalisation, which makes min_p a plain threshold. Banned
+	 * and grammar-masked tokens (-inf) get exactly 0. Over the whole
+	 * vocabulary (idx is the identity) the exps run by vector lanes. */
+	if (!sorted) {
+		total = mllm__exp_shift(ws->isa, w, m, (float)inv_t, prob, n);
+	} else {
+		for (int32_t i = 0; i < n; i++) {
+			float wi = w[idx[i]];
+			prob[i] = wi == -INFINITY ? 0.0f : expf((wi - m) * (float)inv_t);
+			total += prob[i];
+		}
 	}
 	if (p->min_p > 0.0f) {
 		int32_t k = 0;
+		fill_ident(idx, n, &ident);
 		total = 0.0;
 		for (int32_t i = 0; i < n; i++) {
 			if (prob[i] >= p->min_p) {
@@ -392,13 +410,14 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 		 * and sort a growing head instead of the whole vocabulary. */
 		double target = (double)p->top_p * total;
 		int32_t k = n < 64 ? n : 64, kept = n;
+		fill_ident(idx, n, &ident);
 		for (;;) {
 			if (!sorted || k > n)
 				best_sorted(idx, n, k, w);
 			cum = 0.0;
 			kept = -1;
 			for (int32_t i = 0; i < k; i++) {
-				prob[i] = (float)exp(((double)w[idx[i]] - (double)m) * inv_t);
+				prob[i] = expf((w[idx[i]] - m) * (float)inv_t);
 				cum += prob[i];
 				if (cum >= target) {
 					kept = i + 1;
@@ -422,12 +441,12 @@ static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
 	for (int32_t i = 0; i < n; i++) {
 		cum += prob[i];
 		if (u < cum)
-			return idx[i];
+			return ident ? i : idx[i];
 	}
 	/* Rounding put u at the very end: the last candidate with mass. */
 	for (int32_t i = n - 1; i >= 0; i--)
 		if (prob[i] > 0.0f)
-			return idx[i];
+			return ident ? i : idx[i];
 	return -1;
 }
 
@@ -472,9 +491,15 @@ void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const floa
 	/* 0. The grammar's mask: a token it rejects is -inf before anything
 	 * else, so temperature, top_k and top_p see only allowed tokens. */
 	if (allow)
-		for (int32_t i = 0; i < n; i++)
-			if (!allowed(allow, i))
-				w[i] = -INFINITY;
+		for (int32_t b = 0; b < n; b += 32) {
+			uint32_t a = allow[b / 32];
+			int32_t lim = n - b < 32 ? n - b : 32;
+			if (a == 0xffffffffu)
+				continue; /* a word of allowed tokens: nothing to do */
+			for (int32_t k = 0; k < lim; k++)
+				if (!(a >> k & 1u))
+					w[b + k] = -INFINITY;
+		}
 	/* 1. logit_bias: additive; -100 is a ban, not merely a large shift. */
 	for (int32_t i = 0; i < p->n_logit_bias; i++) {
 		const mllm_logit_bias *b = &s->bias[i];

@@ -209,6 +209,19 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
 		rc = mllm_gmatch_create(r->samp.grammar, e->vtrie, eos, &s->gm);
 		if (rc)
 			return rc;
+		/* ... and every other end id of the model and tokenizer: a chat
+		 * model ends its turn with its own (<|eot_id|>), and free text
+		 * (tool_choice auto) must be able to end as the model wants. */
+		{
+			const mllm_hparams *hp = mllm_model_hparams(e->m);
+			int32_t ids[MLLM_GMATCH_MAX_EOS];
+			size_t n =
+			    e->tok ? mllm_tokenizer_eos_ids(e->tok, ids, MLLM_GMATCH_MAX_EOS) : 0;
+			for (int32_t i = 0; i < hp->n_eos; i++)
+				mllm_gmatch_add_eos(s->gm, hp->eos_ids[i]);
+			for (size_t i = 0; i < n && i < MLLM_GMATCH_MAX_EOS; i++)
+				mllm_gmatch_add_eos(s->gm, ids[i]);
+		}
 	}
 	/* The completion continues the prompt: prime the detokenizer with it
 	 * (so a leading space is kept), then drop whatever it released. */

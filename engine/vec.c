@@ -117,6 +117,78 @@ T_AVX2 static void softmax_avx2(float *x, int64_t n)
 		x[i] *= inv;
 }
 
+/* exp((x - m) * s) by lanes, 0 where x is -inf (a banned or masked token
+ * must keep probability exactly 0, which the clamped exp would not give);
+ * the sum accumulates in double. */
+T_AVX512 static double exp_shift_avx512(const float *restrict x, float m, float s,
+                                        float *restrict out, int64_t n)
+{
+	const __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s),
+	             ninf = _mm512_set1_ps(-INFINITY);
+	__m512d acc = _mm512_setzero_pd();
+	int64_t i = 0;
+	double sum;
+	for (; i + 16 <= n; i += 16) {
+		__m512 v = _mm512_loadu_ps(x + i);
+		__mmask16 live = _mm512_cmp_ps_mask(v, ninf, _CMP_NEQ_UQ);
+		__m512 e =
+		    _mm512_maskz_mov_ps(live, exp512(_mm512_mul_ps(_mm512_sub_ps(v, vm), vs)));
+		_mm512_storeu_ps(out + i, e);
+		acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+		acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_castpd_ps(
+		                             _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+	}
+	sum = _mm512_reduce_add_pd(acc);
+	for (; i < n; i++) {
+		out[i] = x[i] == -INFINITY ? 0.0f : expf((x[i] - m) * s);
+		sum += out[i];
+	}
+	return sum;
+}
+
+T_AVX2 static float max_f32_avx2(const float *x, int64_t n)
+{
+	__m256 a = _mm256_set1_ps(-INFINITY), b = a;
+	float lanes[8], m;
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		a = _mm256_max_ps(a, _mm256_loadu_ps(x + i));
+		b = _mm256_max_ps(b, _mm256_loadu_ps(x + i + 8));
+	}
+	_mm256_storeu_ps(lanes, _mm256_max_ps(a, b));
+	m = lanes[0];
+	for (int k = 1; k < 8; k++)
+		m = lanes[k] > m ? lanes[k] : m;
+	for (; i < n; i++)
+		m = x[i] > m ? x[i] : m;
+	return m;
+}
+
+T_AVX2 static double exp_shift_avx2(const float *restrict x, float m, float s, float *restrict out,
+                                    int64_t n)
+{
+	const __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s),
+	             ninf = _mm256_set1_ps(-INFINITY);
+	__m256d acc = _mm256_setzero_pd();
+	double lanes[4], sum;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(x + i);
+		__m256 live = _mm256_cmp_ps(v, ninf, _CMP_NEQ_UQ);
+		__m256 e = _mm256_and_ps(live, exp256(_mm256_mul_ps(_mm256_sub_ps(v, vm), vs)));
+		_mm256_storeu_ps(out + i, e);
+		acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+		acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+	}
+	_mm256_storeu_pd(lanes, acc);
+	sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+	for (; i < n; i++) {
+		out[i] = x[i] == -INFINITY ? 0.0f : expf((x[i] - m) * s);
+		sum += out[i];
+	}
+	return sum;
+}
+
 T_AVX512 static void silu_mul_avx512(float *restrict g, const float *restrict u, int64_t n)
 {
 	int64_t i = 0;
@@ -342,6 +414,38 @@ void mllm__softmax(mllm__isa isa, float *x, int64_t n)
 	float inv = (float)(1.0 / s);
 	for (int64_t i = 0; i < n; i++)
 		x[i] *= inv;
+}
+
+float mllm__max_f32(mllm__isa isa, const float *x, int64_t n)
+{
+	float m = -INFINITY;
+	int64_t i = 0;
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 || isa == MLLM__ISA_AVX2)
+		return max_f32_avx2(x, n);
+#endif
+	(void)isa;
+	for (; i < n; i++)
+		m = x[i] > m ? x[i] : m;
+	return m;
+}
+
+double mllm__exp_shift(mllm__isa isa, const float *restrict x, float m, float s,
+                       float *restrict out, int64_t n)
+{
+	double sum = 0.0;
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512)
+		return exp_shift_avx512(x, m, s, out, n);
+	if (isa == MLLM__ISA_AVX2)
+		return exp_shift_avx2(x, m, s, out, n);
+#endif
+	(void)isa;
+	for (int64_t i = 0; i < n; i++) {
+		out[i] = x[i] == -INFINITY ? 0.0f : expf((x[i] - m) * s);
+		sum += out[i];
+	}
+	return sum;
 }
 
 void mllm__silu_mul(mllm__isa isa, float *restrict g, const float *restrict u, int64_t n)

@@ -69,7 +69,7 @@ static int parse_ids(const char *s, int32_t *ids, size_t cap, size_t *n)
 	return *n > 0 ? 0 : -1;
 }
 
-static int parse_dtype(const char *s, mllm_dtype *out)
+int srv_parse_dtype(const char *s, mllm_dtype *out)
 {
 	static const struct {
 		const char *name;
@@ -232,7 +232,7 @@ int srv_cmd_generate(int argc, char **argv)
 				goto bad_value;
 			stops[n_stop++] = v;
 		} else if (strcmp(a, "--convert") == 0) {
-			if (parse_dtype(v, &mp.convert_to))
+			if (srv_parse_dtype(v, &mp.convert_to))
 				goto bad_value;
 		} else if (strcmp(a, "--log-level") == 0) {
 			log_level = v;

@@ -12,5 +12,11 @@ int srv_cmd_generate(int argc, char **argv);
 int srv_cmd_tokenize(int argc, char **argv);
 int srv_cmd_health(int argc, char **argv);
 int srv_cmd_render_template(int argc, char **argv);
+int srv_cmd_perplexity(int argc, char **argv);
+
+#include "mllm.h"
+/* "f32", "f16", "bf16", "q8_0", "q4_0" (any case) into *out; -1 otherwise
+ * (cmd_generate.c; --convert of generate and perplexity). */
+int srv_parse_dtype(const char *s, mllm_dtype *out);
 
 #endif

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"tokenize", srv_cmd_tokenize, "print the token ids of text on stdin"},
     {"health", srv_cmd_health, "check a running daemon's readiness (exit 0/1)"},
     {"render-template", srv_cmd_render_template, "render a Jinja chat template (JSON on stdin)"},
+    {"perplexity", srv_cmd_perplexity, "score a text: perplexity, KL divergence from a reference"},
 };
 
 static void usage(FILE *f)

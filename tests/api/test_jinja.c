@@ -228,6 +228,9 @@ static const struct {
     {"{{ x | tojson(indent=2) }}", "{\"x\": {\"a\": [1, {}], \"b\": [], \"c\": {\"d\": 1}}}",
      "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": [],\n  \"c\": {\n    \"d\": 1\n  }\n}"},
     {"{{ x | tojson(sort_keys=true) }}", "{\"x\": {\"b\": 1, \"a\": 2}}", "{\"a\": 2, \"b\": 1}"},
+    /* ** by squaring: a huge exponent of 0, 1 or -1 is instant. */
+    {"{{ 0 ** 70000000001 }} {{ (-1) ** 70000000001 }} {{ 3 ** 39 }} {{ (-2) ** 63 }} {{ 0 ** 0 }}",
+     "{}", "0 -1 4052555153018976267 -9223372036854775808 1"},
     /* ensure_ascii (positional first, as transformers' signature has it):
      * json.dumps escapes, a surrogate pair past U+FFFF; keys too. */
     {"{{ x | tojson(true) }}|{{ x | tojson(ensure_ascii=true, indent=1) }}",

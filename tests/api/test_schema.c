@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include "../../api/api_internal.h"
+#include "../../engine/gmatch.h"
 
 /* Compiles schema text; NULL with *e filled on failure. */
 static mllm_grammar *compile_text(const char *schema, api_error *e)
@@ -204,6 +205,90 @@ START_TEST(test_json_object_mode)
 }
 END_TEST
 
+/* The context-free masks (grammar.c) against whole walks: a document with
+ * many free strings in different places (properties, array items, nested
+ * objects), fed token by token (longest allowed token that spells the next
+ * bytes, as a model might pick), must see at every step the same mask from
+ * a matcher with context-free masks as from one without, and the former
+ * must actually have used them. */
+START_TEST(test_context_free_masks)
+{
+	static const char schema[] =
+	    "{\"type\":\"object\",\"properties\":{"
+	    "\"name\":{\"type\":\"string\"},\"city\":{\"type\":\"string\"},"
+	    "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+	    "\"people\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+	    "\"first\":{\"type\":\"string\"},\"last\":{\"type\":\"string\"},"
+	    "\"age\":{\"type\":\"integer\"}},\"required\":[\"first\",\"last\",\"age\"]}},"
+	    "\"note\":{\"type\":\"string\",\"maxLength\":12}},"
+	    "\"required\":[\"name\",\"city\",\"tags\",\"people\",\"note\"]}";
+	static const char doc[] =
+	    "{\"name\":\"Ada Lovelace\",\"city\":\"London, \\\"UK\\\"\","
+	    "\"tags\":[\"math\",\"poetry\",\"engines\"],\"people\":["
+	    "{\"first\":\"Charles\",\"last\":\"Babbage\",\"age\":79},"
+	    "{\"first\":\"Mary\",\"last\":\"Somerville\",\"age\":91}],\"note\":\"é ok\"}";
+	char path[512], err[256];
+	mllm_tokenizer *tok;
+	mllm_vtrie *t;
+	mllm_gmatch *a, *b;
+	api_error e;
+	mllm_grammar *g = compile_text(schema, &e);
+	size_t len = strlen(doc), pos = 0;
+	int32_t n_vocab, eos, n_words;
+	int64_t walks, hits, cf_hits;
+	ck_assert_ptr_nonnull(g);
+	mllm_test_path(path, sizeof path, "tokenizer/llama2/tokenizer.model");
+	MLLM_REQUIRE_FIXTURE(path);
+	ck_assert_int_eq(mllm_tokenizer_load(path, &tok, err, sizeof err), 0);
+	ck_assert_int_eq(mllm_vtrie_create(tok, &t), 0);
+	n_vocab = mllm_tokenizer_n_vocab(tok);
+	n_words = (n_vocab + 31) / 32;
+	eos = mllm_tokenizer_eos(tok);
+	ck_assert_int_eq(mllm_gmatch_create(g, t, eos, &a), 0);
+	ck_assert_int_eq(mllm_gmatch_create(g, t, eos, &b), 0);
+	mllm_gmatch_set_context_free(b, false);
+	for (;;) {
+		const uint32_t *ma, *mb;
+		int32_t na = mllm_gmatch_mask(a, &ma), nb = mllm_gmatch_mask(b, &mb);
+		int32_t best = -1;
+		size_t best_n = 0;
+		ck_assert_int_gt(na, 0);
+		ck_assert_int_eq(na, nb);
+		ck_assert_msg(memcmp(ma, mb, (size_t)n_words * sizeof *ma) == 0,
+		              "masks differ after %zu bytes", pos);
+		if (pos == len) {
+			ck_assert(ma[eos / 32] >> (eos % 32) & 1u);
+			break;
+		}
+		ck_assert(!(ma[eos / 32] >> (eos % 32) & 1u));
+		for (int32_t id = 0; id < n_vocab; id++) {
+			char buf[64];
+			size_t n;
+			if (!(ma[id / 32] >> (id % 32) & 1u) || id == eos)
+				continue;
+			n = mllm_tokenizer_token_bytes(tok, id, buf, sizeof buf);
+			if (n > best_n && n <= len - pos && memcmp(buf, doc + pos, n) == 0) {
+				best = id;
+				best_n = n;
+			}
+		}
+		ck_assert_msg(best >= 0, "no allowed token spells the text at byte %zu", pos);
+		ck_assert_int_eq(mllm_gmatch_accept(a, best), 0);
+		ck_assert_int_eq(mllm_gmatch_accept(b, best), 0);
+		pos += best_n;
+	}
+	mllm_gmatch_stats(a, &walks, &hits, &cf_hits);
+	ck_assert_int_gt(cf_hits, 0);
+	mllm_gmatch_stats(b, &walks, &hits, &cf_hits);
+	ck_assert_int_eq(cf_hits, 0);
+	mllm_gmatch_free(a);
+	mllm_gmatch_free(b);
+	mllm_vtrie_free(t);
+	mllm_tokenizer_free(tok);
+	mllm_grammar_unref(g);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("schema");
@@ -215,6 +300,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_unsupported_keywords);
 	tcase_add_test(tc, test_request_response_format);
 	tcase_add_test(tc, test_json_object_mode);
+	tcase_add_test(tc, test_context_free_masks);
 	suite_add_tcase(s, tc);
 	return s;
 }

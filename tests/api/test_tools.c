@@ -280,6 +280,447 @@ START_TEST(test_length_mid_call)
 }
 END_TEST
 
+/* ---- tool_choice auto with a template's own syntax ---- */
+
+/* A template from the fixtures' chat_templates/ (NULL when absent). */
+static api_chat_template *fixture_template(const char *name)
+{
+	char rel[128], path[512], err[256];
+	api_chat_template *t;
+	FILE *f;
+	char *src;
+	long n;
+	snprintf(rel, sizeof rel, "chat_templates/%s.jinja", name);
+	mllm_test_path(path, sizeof path, rel);
+	MLLM_REQUIRE_FIXTURE(path);
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	src = malloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(src, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	t = api_chat_template_create();
+	ck_assert_int_eq(
+	    api_chat_template_set_jinja(t, src, (size_t)n, "<s>", "</s>", name, err, sizeof err),
+	    0);
+	free(src);
+	return t;
+}
+
+/* The tool part of Meta's Llama 3.1 template, in its words. */
+static const char llama31_src[] =
+    "{{ bos_token }}{% if tools %}<|start_header_id|>user<|end_header_id|>\n\nRespond in the "
+    "format {\"name\": function name, \"parameters\": dictionary of argument name and its "
+    "value}.{% for t in tools %}{{ t | tojson }}{% endfor %}<|eot_id|>{% endif %}"
+    "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+    "{{ m.content }}<|eot_id|>{% endfor %}<|start_header_id|>assistant<|end_header_id|>\n\n";
+
+START_TEST(test_syntax_detection)
+{
+	static const struct {
+		const char *name;
+		int syntax;
+	} cases[] = {{"qwen3", API__TS_HERMES},
+	             {"llama3", API__TS_NONE},
+	             {"llama3_1", API__TS_NONE},
+	             {"gemma3", API__TS_NONE},
+	             {"deepseek_v3", API__TS_NONE}};
+	char err[256];
+	mllm_buf out;
+	json_t *j;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		api_chat_template *t = fixture_template(cases[i].name);
+		ck_assert_msg(api__tool_syntax(t) == cases[i].syntax, "%s", cases[i].name);
+		/* /v1/models/{id} says what auto does. */
+		model.chat_template = t;
+		mllm_buf_init(&out, 1 << 16);
+		ck_assert_int_eq(api_render_model(&model, &out), 0);
+		j = json_loadb(out.data, out.len, 0, NULL);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+		        json_object_get(json_object_get(j, "capabilities"), "tool_calls"), "auto")),
+		    api__tool_syntax_name(cases[i].syntax));
+		json_decref(j);
+		mllm_buf_free(&out);
+		model.chat_template = NULL;
+		api_chat_template_free(t);
+	}
+	{
+		api_chat_template *t = api_chat_template_create();
+		ck_assert_int_eq(api__tool_syntax(t), API__TS_NONE); /* a preset */
+		ck_assert_int_eq(api_chat_template_set_jinja(t, llama31_src, strlen(llama31_src),
+		                                             "<s>", "</s>", "llama31", err,
+		                                             sizeof err),
+		                 0);
+		ck_assert_int_eq(api__tool_syntax(t), API__TS_LLAMA3);
+		api_chat_template_free(t);
+	}
+	ck_assert_int_eq(api__tool_syntax(NULL), API__TS_NONE);
+	ck_assert_str_eq(api__tool_syntax_name(API__TS_HERMES), "hermes");
+	ck_assert_str_eq(api__tool_syntax_name(API__TS_LLAMA3), "llama3_json");
+	ck_assert_str_eq(api__tool_syntax_name(API__TS_NONE), "plain_text");
+}
+END_TEST
+
+#define CALL_W(city)                                                                               \
+	"<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"" city               \
+	"\"}}\n</tool_call>"
+
+/* Prepares body against the fixture template name. */
+static api_request *prepare_with(const char *name, const char *body, api_chat_template **t)
+{
+	api_error e;
+	api_request *req = parse_ok(body);
+	memset(&e, 0, sizeof e);
+	*t = fixture_template(name);
+	model.chat_template = *t;
+	ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "%s", e.message);
+	return req;
+}
+
+static void done_with(api_request *req, api_chat_template *t)
+{
+	api_request_free(req);
+	model.chat_template = NULL;
+	api_chat_template_free(t);
+}
+
+START_TEST(test_auto_hermes_grammar)
+{
+	api_chat_template *t;
+	api_request *req = prepare_with(
+	    "qwen3", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+	const mllm_grammar *g = req->sp.grammar;
+	ck_assert_ptr_nonnull(g);
+	ck_assert(req->tool_parse);
+	/* Free text, with or without a call after it. */
+	ck_assert_int_eq(match(g, ""), 1);
+	ck_assert_int_eq(match(g, "Hello there, <b>friend</b> <tool_cal"), 1);
+	ck_assert_int_eq(match(g, "Let me look. " CALL_W("Oslo")), 1);
+	ck_assert_int_eq(match(g, CALL_W("Oslo") "\n" CALL_W("Rome")), 1);
+	ck_assert_int_eq(match(g, "<<tool_call>{\"name\":\"noop\",\"arguments\":{}}</tool_call>"),
+	                 1);
+	/* Once the opener is out, only calls: a known name, valid arguments,
+	 * the closer; no text after the calls. */
+	ck_assert_int_eq(match(g, "x <tool_call>{\"name\": \"other\""), -1);
+	ck_assert_int_eq(match(g, "x <tool_call>hello"), -1);
+	ck_assert_int_eq(
+	    match(g, "<tool_call>{\"name\":\"get_weather\",\"arguments\":{}}</tool_call>"), -1);
+	ck_assert_int_eq(match(g, CALL_W("Oslo") " and more text"), -1);
+	ck_assert_int_eq(match(g, "x <tool_call>{\"name\": \"get_weather\""), 0);
+	ck_assert_int_eq(match(g, "x <tool_call>"), 0);
+	done_with(req, t);
+
+	/* parallel_tool_calls false: one call at most. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS
+	                   ",\"parallel_tool_calls\":false}",
+	                   &t);
+	ck_assert_int_eq(match(req->sp.grammar, CALL_W("Oslo")), 1);
+	ck_assert_int_eq(match(req->sp.grammar, CALL_W("Oslo") "\n" CALL_W("Rome")), -1);
+	done_with(req, t);
+
+	/* required with the template's syntax: calls from the first byte. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS
+	                   ",\"tool_choice\":\"required\"}",
+	                   &t);
+	ck_assert_int_eq(match(req->sp.grammar, CALL_W("Oslo") "\n" CALL_W("Rome")), 1);
+	ck_assert_int_eq(match(req->sp.grammar, "Sure. " CALL_W("Oslo")), -1);
+	ck_assert_int_eq(match(req->sp.grammar, ""), 0);
+	done_with(req, t);
+
+	/* A template without a known syntax: auto stays plain text. */
+	req = prepare_with("llama3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+	ck_assert_ptr_null(req->sp.grammar);
+	ck_assert(!req->tool_parse);
+	done_with(req, t);
+
+	/* response_format wins over auto: its grammar, no call parsing. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS
+	                   ",\"response_format\":{\"type\":\"json_object\"}}",
+	                   &t);
+	ck_assert(!req->tool_parse);
+	ck_assert_int_eq(match(req->sp.grammar, "{}"), 1);
+	done_with(req, t);
+}
+END_TEST
+
+START_TEST(test_auto_llama3_grammar)
+{
+	char err[256];
+	api_error e;
+	api_chat_template *t = api_chat_template_create();
+	api_request *req =
+	    parse_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}");
+	mllm_buf out;
+	json_t *body, *msg, *calls;
+	static const char *const pieces[] = {" {\"name\": \"get_weather\", ",
+	                                     "\"parameters\": {\"city\": \"Oslo\"}}"};
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_chat_template_set_jinja(t, llama31_src, strlen(llama31_src), "<s>",
+	                                             "</s>", "llama31", err, sizeof err),
+	                 0);
+	model.chat_template = t;
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+	ck_assert_int_eq(match(req->sp.grammar, "It is sunny. {\"a\": 1}"), 1);
+	ck_assert_int_eq(match(req->sp.grammar,
+	                       " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"x\"}}"),
+	                 1);
+	ck_assert_int_eq(match(req->sp.grammar, "{\"name\": \"get_weather\", \"arguments\""), -1);
+	ck_assert_int_eq(match(req->sp.grammar, "{\"foo\""), -1);
+	/* One call only: the syntax has no separator. */
+	ck_assert_int_eq(match(req->sp.grammar, "{\"name\":\"noop\",\"parameters\":{}} "
+	                                        "{\"name\":\"noop\",\"parameters\":{}}"),
+	                 -1);
+	mllm_buf_init(&out, 1 << 20);
+	run(req, pieces, 2, MLLM_FINISH_STOP, &out);
+	body = json_loadb(out.data, out.len, 0, NULL);
+	msg = json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
+	calls = json_object_get(msg, "tool_calls");
+	ck_assert_uint_eq(json_array_size(calls), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(calls, 0), "function"), "arguments")),
+	                 "{\"city\": \"Oslo\"}");
+	ck_assert(json_is_null(json_object_get(msg, "content")));
+	json_decref(body);
+	mllm_buf_free(&out);
+	api_request_free(req);
+	model.chat_template = NULL;
+	api_chat_template_free(t);
+}
+END_TEST
+
+static const char *const hermes_pieces[] = {
+    "Día de ", "sol. <tool", "_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Os",
+    "lo \\\"Ø\\\"\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"noop\", ",
+    "\"arguments\": {\"k\": [1, {\"x\": \"}\"}]}}\n</tool_call>"};
+
+START_TEST(test_auto_hermes_response)
+{
+	api_chat_template *t;
+	api_request *req = prepare_with(
+	    "qwen3", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+	mllm_buf out;
+	json_t *body, *ch, *msg, *calls;
+	const char *id0, *id1;
+	/* The pieces are what the grammar allows. */
+	{
+		char all[512] = "";
+		for (int i = 0; i < 5; i++)
+			strcat(all, hermes_pieces[i]);
+		ck_assert_int_eq(match(req->sp.grammar, all), 1);
+	}
+	mllm_buf_init(&out, 1 << 20);
+	run(req, hermes_pieces, 5, MLLM_FINISH_STOP, &out);
+	body = json_loadb(out.data, out.len, 0, NULL);
+	ch = json_array_get(json_object_get(body, "choices"), 0);
+	msg = json_object_get(ch, "message");
+	ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "tool_calls");
+	ck_assert_str_eq(json_string_value(json_object_get(msg, "content")), "Día de sol. ");
+	calls = json_object_get(msg, "tool_calls");
+	ck_assert_uint_eq(json_array_size(calls), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(calls, 0), "function"), "arguments")),
+	                 "{\"city\": \"Oslo \\\"Ø\\\"\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(calls, 1), "function"), "name")),
+	                 "noop");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(calls, 1), "function"), "arguments")),
+	                 "{\"k\": [1, {\"x\": \"}\"}]}");
+	id0 = json_string_value(json_object_get(json_array_get(calls, 0), "id"));
+	id1 = json_string_value(json_object_get(json_array_get(calls, 1), "id"));
+	ck_assert(strncmp(id0, "call_", 5) == 0 && strcmp(id0, id1) != 0);
+	json_decref(body);
+	mllm_buf_free(&out);
+	done_with(req, t);
+
+	/* Cut short inside the second call: the text stays text. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+	mllm_buf_init(&out, 1 << 20);
+	run(req, hermes_pieces, 4, MLLM_FINISH_LENGTH, &out);
+	body = json_loadb(out.data, out.len, 0, NULL);
+	ch = json_array_get(json_object_get(body, "choices"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
+	ck_assert_ptr_null(json_object_get(json_object_get(ch, "message"), "tool_calls"));
+	json_decref(body);
+	mllm_buf_free(&out);
+	done_with(req, t);
+}
+END_TEST
+
+START_TEST(test_auto_hermes_streamed)
+{
+	api_chat_template *t;
+	api_request *req = prepare_with(
+	    "qwen3",
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS ",\"stream\":true}",
+	    &t);
+	mllm_buf out;
+	char content[256] = "", args[2][256] = {"", ""}, names[2][64] = {"", ""}, ids[2][64];
+	int n_head = 0;
+	const char *finish = NULL;
+	mllm_buf_init(&out, 1 << 20);
+	run(req, hermes_pieces, 5, MLLM_FINISH_STOP, &out);
+	for (char *p = out.data; p && (p = strstr(p, "data: ")) != NULL;) {
+		char *end = strstr(p, "\n\n");
+		json_t *j, *ch, *d, *tcs, *tc;
+		size_t k;
+		p += 6;
+		if (strncmp(p, "[DONE]", 6) == 0)
+			break;
+		j = json_loadb(p, (size_t)(end - p), 0, NULL);
+		ck_assert_ptr_nonnull(j);
+		ch = json_array_get(json_object_get(j, "choices"), 0);
+		d = json_object_get(ch, "delta");
+		if (json_is_string(json_object_get(d, "content"))) {
+			const char *s = json_string_value(json_object_get(d, "content"));
+			/* No markup in content, no chunk cut inside a character. */
+			ck_assert(strchr(s, '<') == NULL);
+			ck_assert(strstr(s, "\xef\xbf\xbd") == NULL);
+			strcat(content, s);
+		}
+		tcs = json_object_get(d, "tool_calls");
+		json_array_foreach(tcs, k, tc)
+		{
+			json_int_t i = json_integer_value(json_object_get(tc, "index"));
+			json_t *f = json_object_get(tc, "function");
+			ck_assert(i == 0 || i == 1);
+			if (json_object_get(tc, "id")) {
+				ck_assert_int_eq(n_head, (int)i); /* heads in order */
+				n_head++;
+				snprintf(names[i], sizeof names[i], "%s",
+				         json_string_value(json_object_get(f, "name")));
+				snprintf(ids[i], sizeof ids[i], "%s",
+				         json_string_value(json_object_get(tc, "id")));
+			} else {
+				ck_assert_ptr_null(json_object_get(f, "name"));
+			}
+			strcat(args[i], json_string_value(json_object_get(f, "arguments")));
+		}
+		if (json_is_string(json_object_get(ch, "finish_reason")))
+			finish = strcmp(json_string_value(json_object_get(ch, "finish_reason")),
+			                "tool_calls") == 0
+			             ? "tool_calls"
+			             : "other";
+		json_decref(j);
+		p = end;
+	}
+	ck_assert_str_eq(content, "Día de sol. ");
+	ck_assert_int_eq(n_head, 2);
+	ck_assert_str_eq(names[0], "get_weather");
+	ck_assert_str_eq(names[1], "noop");
+	ck_assert_str_ne(ids[0], ids[1]);
+	ck_assert_str_eq(args[0], "{\"city\": \"Oslo \\\"Ø\\\"\"}");
+	ck_assert_str_eq(args[1], "{\"k\": [1, {\"x\": \"}\"}]}");
+	ck_assert_ptr_nonnull(finish);
+	ck_assert_str_eq(finish, "tool_calls");
+	mllm_buf_free(&out);
+	done_with(req, t);
+}
+END_TEST
+
+/* The prepared chat prompt, decoded. */
+static void prompt_text(const api_request *req, char *buf, size_t cap)
+{
+	size_t n = 0;
+	ck_assert_int_eq(
+	    mllm_tokenizer_decode(tok, req->prompts[0].ids, req->prompts[0].n_ids, buf, cap, &n),
+	    0);
+	ck_assert_uint_lt(n, cap);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+START_TEST(test_continue_final_message)
+{
+	static const struct {
+		const char *body;
+	} bad[] = {
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"continue_final_message\":"
+	     "true}"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+	     "\"content\":\"\"}],\"continue_final_message\":true}"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+	     "\"content\":\"a\"}],\"continue_final_message\":1}"},
+	};
+	char text[4096];
+	api_chat_template *t;
+	api_request *req;
+	api_error e;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		api_limits lim = API_LIMITS_DEFAULT;
+		memset(&e, 0, sizeof e);
+		req = NULL;
+		ck_assert_int_eq(
+		    api_request_parse(API_CHAT, bad[i].body, strlen(bad[i].body), &lim, &req, &e),
+		    400);
+		ck_assert_str_eq(e.param, "continue_final_message");
+	}
+
+	/* The preset: the prompt ends with the prefill, no cue after it. */
+	req = parse_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"},"
+	               "{\"role\":\"assistant\",\"content\":\"Once upon\"}],"
+	               "\"continue_final_message\":true}");
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+	prompt_text(req, text, sizeof text);
+	ck_assert_msg(ends_with(text, "Once upon"), "%s", text);
+	ck_assert(!req->choices[0].lstrip);
+	api_request_free(req);
+
+	/* Qwen3's template: the turn is left open after the prefill; one that
+	 * ends with the opener starts the output inside a call. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	                   "\"assistant\",\"content\":\"Let me check.\\n<tool_call>\\n\"}],"
+	                   "\"continue_final_message\":true," TOOLS "}",
+	                   &t);
+	prompt_text(req, text, sizeof text);
+	ck_assert_msg(ends_with(text, "Let me check.\n<tool_call>\n"), "%s", text);
+	ck_assert(req->tool_in_call);
+	ck_assert_int_eq(
+	    match(req->sp.grammar, "{\"name\": \"noop\", \"arguments\": {}}\n</tool_call>"), 1);
+	ck_assert_int_eq(match(req->sp.grammar, "Sure"), -1);
+	{
+		static const char *const pieces[] = {"{\"name\": \"noop\", \"arguments\": {}}",
+		                                     "\n</tool_call>"};
+		mllm_buf out;
+		json_t *body, *msg;
+		mllm_buf_init(&out, 1 << 20);
+		run(req, pieces, 2, MLLM_FINISH_STOP, &out);
+		body = json_loadb(out.data, out.len, 0, NULL);
+		msg =
+		    json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
+		ck_assert(json_is_null(json_object_get(msg, "content")));
+		ck_assert_uint_eq(json_array_size(json_object_get(msg, "tool_calls")), 1);
+		json_decref(body);
+		mllm_buf_free(&out);
+	}
+	done_with(req, t);
+
+	/* A prefill with text only continues as free text. */
+	req = prepare_with(
+	    "qwen3",
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	    "\"assistant\",\"content\":\"Well\"}],\"continue_final_message\":true," TOOLS "}",
+	    &t);
+	ck_assert(!req->tool_in_call);
+	ck_assert_int_eq(match(req->sp.grammar, ", hello"), 1);
+	done_with(req, t);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("tools");
@@ -291,6 +732,12 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
 	tcase_add_test(tc, test_length_mid_call);
+	tcase_add_test(tc, test_syntax_detection);
+	tcase_add_test(tc, test_auto_hermes_grammar);
+	tcase_add_test(tc, test_auto_llama3_grammar);
+	tcase_add_test(tc, test_auto_hermes_response);
+	tcase_add_test(tc, test_auto_hermes_streamed);
+	tcase_add_test(tc, test_continue_final_message);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -293,6 +293,65 @@ GOLDEN_TEST(test_r1_q8_0_gguf_scalar, .model = R1 "tiny-mobilellm-r1-q8_0.gguf",
             .golden = R1 "tiny-mobilellm-r1-q8_0.gguf.json", .ref = true, .tol = 1e-4, .tie = 1e-2,
             .convert_to = MLLM_DTYPE__COUNT)
 
+/* ---- The evaluator (eval.h, what `perplexity` scores with) -------------- */
+
+/* mllm_eval_window's rows are the golden top-10 logits of every position
+ * from `first` on, and its argument checks refuse what they must. */
+START_TEST(test_eval_window_golden)
+{
+	golden g;
+	char err[256] = "";
+	mllm_eval *ev = NULL;
+	mllm_model *m;
+	int32_t V;
+	golden_load(&g, STORIES "stories260K.json");
+	m = open_model("models/stories260K", MLLM_DTYPE__COUNT);
+	V = mllm_model_hparams(m)->n_vocab;
+	ck_assert_int_eq(mllm_eval_create(m, mllm_model_hparams(m)->n_ctx_train + 1, 1, false, &ev,
+	                                  err, sizeof err),
+	                 MLLM_EINVAL);
+	ck_assert_ptr_null(ev);
+	ck_assert(strstr(err, "trained") != NULL);
+	for (size_t ci = 0; ci < ju_len(g.cases); ci++) {
+		const mllm__json *c = ju_at(g.cases, ci), *top = ju_get(c, "top");
+		int n, first;
+		int32_t *ids = case_ids(c, "ids", &n);
+		float *lg;
+		if (n < 2) {
+			free(ids);
+			continue;
+		}
+		first = n / 3;
+		ck_assert_int_eq(mllm_eval_create(m, n, 2, false, &ev, err, sizeof err), 0);
+		ck_assert_int_eq(mllm_eval_n_ctx(ev), n);
+		lg = xmallocarray((size_t)(n - first) * (size_t)V, sizeof(float));
+		ck_assert_int_eq(mllm_eval_window(ev, ids, n + 1, first, lg), MLLM_EINVAL);
+		ck_assert_int_eq(mllm_eval_window(ev, ids, n, n, lg), MLLM_EINVAL);
+		/* Twice: each window is a fresh sequence, so the second run
+		 * gives the same rows. */
+		for (int rep = 0; rep < 2; rep++) {
+			ck_assert_int_eq(mllm_eval_window(ev, ids, n, first, lg), 0);
+			for (int p = first; p < n; p++) {
+				const mllm__json *tp = ju_at(top, (size_t)p);
+				for (size_t k = 0; k < ju_len(tp); k++) {
+					const mllm__json *e = ju_at(tp, k);
+					int id = (int)ju_int(ju_at(e, 0));
+					double d = fabs(lg[(size_t)(p - first) * V + id] -
+					                ju_num(ju_at(e, 1)));
+					ck_assert_msg(d <= 1e-3, "case %zu pos %d id %d: off by %g",
+					              ci, p, id, d);
+				}
+			}
+		}
+		mllm_eval_free(ev);
+		free(lg);
+		free(ids);
+	}
+	mllm_model_close(m);
+	mllm__json_free(g.root);
+}
+END_TEST
+
 /* ---- llama4 NoPE layers and attention temperature ----------------------- */
 
 /* transformers' Llama4TextAttention: 1 + attn_scale * log(1 + floor((pos +
@@ -1097,6 +1156,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("forward");
 	TCase *tc = tcase_create("golden");
 	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_eval_window_golden);
 	tcase_add_test(tc, test_tiny_f16_safetensors);
 	tcase_add_test(tc, test_tiny_f16_bin);
 	tcase_add_test(tc, test_tiny_f16_gguf);

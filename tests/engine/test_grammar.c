@@ -203,7 +203,7 @@ START_TEST(test_mask_cache_and_accept)
 	const uint32_t *a1, *a2;
 	uint32_t *copy;
 	int32_t eos = mllm_tokenizer_eos(tok), n_words, n1, n2, one = -1;
-	int64_t walks, hits;
+	int64_t walks, hits, cf_hits;
 	ck_assert_int_eq(mllm_vtrie_create(tok, &t), 0);
 	ck_assert_int_eq(mllm_gmatch_create(g, t, eos, &m), 0);
 	n_words = (mllm_tokenizer_n_vocab(tok) + 31) / 32;
@@ -223,7 +223,7 @@ START_TEST(test_mask_cache_and_accept)
 	n2 = mllm_gmatch_mask(m, &a2);
 	ck_assert_int_eq(n1, n2);
 	ck_assert_mem_eq(copy, a2, (size_t)n_words * sizeof *copy);
-	mllm_gmatch_stats(m, &walks, &hits);
+	mllm_gmatch_stats(m, &walks, &hits, &cf_hits);
 	ck_assert_int_eq(walks, 1);
 	ck_assert_int_eq(hits, 1);
 	/* A rejected token leaves the state unchanged. */
@@ -236,6 +236,40 @@ START_TEST(test_mask_cache_and_accept)
 	ck_assert(((a2[eos / 32] >> (eos % 32)) & 1u));
 	ck_assert_int_eq(mllm_gmatch_accept(m, eos), 0);
 	free(copy);
+	mllm_gmatch_free(m);
+	mllm_grammar_unref(g);
+	mllm_vtrie_free(t);
+	mllm_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(test_more_end_ids)
+{
+	/* A second end id (a chat model's end of turn) is allowed exactly
+	 * where the tokenizer's EOS is: only once the grammar may end. */
+	mllm_tokenizer *tok = load_tok();
+	mllm_vtrie *t;
+	mllm_gmatch *m;
+	mllm_grammar *g = brackets();
+	const uint32_t *a;
+	int32_t eos = mllm_tokenizer_eos(tok), other = 0, n;
+	ck_assert_int_ne(other, eos);
+	ck_assert_int_eq(mllm_vtrie_create(tok, &t), 0);
+	ck_assert_int_eq(mllm_gmatch_create(g, t, eos, &m), 0);
+	mllm_gmatch_add_eos(m, other);
+	mllm_gmatch_add_eos(m, other); /* a repeat: ignored */
+	mllm_gmatch_add_eos(m, eos);   /* create's own: ignored */
+	mllm_gmatch_add_eos(m, -5);    /* outside the vocabulary: ignored */
+	ck_assert_int_eq(mllm_gmatch_feed(m, "[", 1), 0);
+	ck_assert_int_gt(mllm_gmatch_mask(m, &a), 0);
+	ck_assert(!((a[other / 32] >> (other % 32)) & 1u));
+	ck_assert_int_eq(mllm_gmatch_accept(m, other), MLLM_EINVAL);
+	ck_assert_int_eq(mllm_gmatch_feed(m, "]", 1), 0);
+	n = mllm_gmatch_mask(m, &a);
+	ck_assert_int_eq(n, 2); /* EOS and the other end id, nothing else */
+	ck_assert(((a[other / 32] >> (other % 32)) & 1u));
+	ck_assert(((a[eos / 32] >> (eos % 32)) & 1u));
+	ck_assert_int_eq(mllm_gmatch_accept(m, other), 0);
 	mllm_gmatch_free(m);
 	mllm_grammar_unref(g);
 	mllm_vtrie_free(t);
@@ -296,6 +330,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_ambiguous_alternatives);
 	tcase_add_test(tc, test_mask_brute_force);
 	tcase_add_test(tc, test_mask_cache_and_accept);
+	tcase_add_test(tc, test_more_end_ids);
 	tcase_add_test(tc, test_masked_sampler);
 	suite_add_tcase(s, tc);
 	return s;

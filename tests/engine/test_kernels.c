@@ -376,6 +376,46 @@ START_TEST(test_vector_kernels)
 }
 END_TEST
 
+/* Sampling's kernels on every tier against double precision: the max, and
+ * exp((x - m) * s) with exactly 0 for -inf entries (masked tokens) and the
+ * sum of what was written, at lengths around the vector widths. */
+START_TEST(test_sampling_kernels)
+{
+	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
+	int ni = 1 + tiers(isas + 1);
+	float x[203], out[203];
+	fill(x, 203, 8.0f);
+	for (int k = 0; k < 203; k += 7)
+		x[k] = -INFINITY;
+	for (int i = 0; i < ni; i++) {
+		for (int n = 1; n <= 203; n += 11) {
+			float want_m = -INFINITY, m, s = 0.7f;
+			double want_sum = 0.0, sum;
+			for (int k = 0; k < n; k++)
+				want_m = x[k] > want_m ? x[k] : want_m;
+			m = mllm__max_f32(isas[i], x, n);
+			ck_assert_msg(m == want_m, "max %s n %d: %g vs %g", mllm__isa_name(isas[i]),
+			              n, m, want_m);
+			if (m == -INFINITY)
+				continue;
+			sum = mllm__exp_shift(isas[i], x, m, s, out, n);
+			for (int k = 0; k < n; k++) {
+				double want = x[k] == -INFINITY ? 0.0 : exp(((double)x[k] - m) * s);
+				if (x[k] == -INFINITY)
+					ck_assert_msg(out[k] == 0.0f, "exp_shift %s: -inf gave %g",
+					              mllm__isa_name(isas[i]), out[k]);
+				ck_assert_msg(fabs(out[k] - want) <= 1e-6 * want + 1e-30,
+				              "exp_shift %s n %d k %d: %g vs %g",
+				              mllm__isa_name(isas[i]), n, k, out[k], want);
+				want_sum += out[k];
+			}
+			ck_assert(fabs(sum - want_sum) <= 1e-9 * want_sum);
+		}
+	}
+	ck_assert(mllm__max_f32(MLLM__ISA_SCALAR, x, 0) == -INFINITY);
+}
+END_TEST
+
 /* The attention kernels of every tier against a double-precision sum:
  * scores over a channel-major K block, weighted sums of token-major V rows,
  * for group sizes 1..9 and head dims 8, 32, 64 (f32 and f16 storage). */
@@ -737,6 +777,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_matmul_quant);
 	tcase_add_test(tc, test_matmul_batch_exact);
 	tcase_add_test(tc, test_vector_kernels);
+	tcase_add_test(tc, test_sampling_kernels);
 	tcase_add_test(tc, test_attn_kernels);
 	tcase_add_test(tc, test_attn_tile_exact);
 	tcase_add_test(tc, test_rmsnorm_rope);

@@ -402,6 +402,66 @@ START_TEST(test_logit_bias_force_ban)
 }
 END_TEST
 
+/* Masked draws (grammar masks): at temperature 1, with and without top_k,
+ * top_p and min_p, over a vocabulary that is not a multiple of 32 and a
+ * mask mixing full, empty and partial words, every token drawn is allowed
+ * (a masked one with by far the highest logit never is), and the allowed
+ * token with the highest logit is drawn most often. */
+START_TEST(test_masked_draws)
+{
+	enum { V = 1000, DRAWS = 3000 };
+	static float logits[V];
+	static uint32_t mask[(V + 31) / 32];
+	static int count[V];
+	mllm_sampler_ws *ws = mllm_sampler_ws_create(V);
+	uint64_t r = 12345;
+	int32_t best = -1;
+	for (int i = 0; i < V; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		logits[i] = (float)(r >> 40) / (float)(1 << 24) * 6.0f;
+	}
+	memset(mask, 0, sizeof mask);
+	for (int wd = 0; wd < (V + 31) / 32; wd++)
+		mask[wd] = wd % 3 == 0 ? 0xffffffffu : wd % 3 == 1 ? 0u : 0x00f0f00fu;
+	for (int i = 0; i < V; i++)
+		if ((mask[i / 32] >> (i % 32) & 1u) && (best < 0 || logits[i] > logits[best]))
+			best = i;
+	/* The best allowed token stands out; a masked one stands out more
+	 * (id 40: word 1, all masked) and must never be drawn. */
+	logits[best] = 8.0f;
+	logits[40] = 50.0f;
+	for (int variant = 0; variant < 4; variant++) {
+		mllm_sampling p = MLLM_SAMPLING_DEFAULT;
+		mllm_sampler *s;
+		int32_t most = 0;
+		p.has_seed = true;
+		p.seed = 7;
+		p.temperature = 0.5f;
+		if (variant == 1)
+			p.top_k = 40;
+		if (variant == 2)
+			p.top_p = 0.9f;
+		if (variant == 3)
+			p.min_p = 0.05f;
+		s = make(&p, V, 0);
+		memset(count, 0, sizeof count);
+		for (int d = 0; d < DRAWS; d++) {
+			mllm_sample_result res;
+			mllm_sampler_sample_masked(s, ws, logits, mask, &res);
+			ck_assert_msg(mask[res.token / 32] >> (res.token % 32) & 1u,
+			              "variant %d drew masked token %d", variant, res.token);
+			count[res.token]++;
+		}
+		for (int i = 0; i < V; i++)
+			if (count[i] > count[most])
+				most = i;
+		ck_assert_int_eq(most, best);
+		mllm_sampler_free(s);
+	}
+	mllm_sampler_ws_free(ws);
+}
+END_TEST
+
 /* ---- Seeds ----------------------------------------------------------------- */
 
 static void draw_seq(const mllm_sampling *p, int32_t choice, const golden_case *gc, int32_t *out,
@@ -516,6 +576,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_penalties);
 	tcase_add_test(tc, test_logit_bias_force_ban);
 	tcase_add_test(tc, test_seed);
+	tcase_add_test(tc, test_masked_draws);
 	tcase_add_test(tc, test_validate);
 	tcase_add_test(tc, test_alloc_failure);
 	suite_add_tcase(s, tc);

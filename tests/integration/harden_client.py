@@ -377,8 +377,8 @@ def answered(socks):
 
 def cmd_abandon(url, model):
     """16 clients post a ~1 MiB /tokenize body and hang up while their
-    requests wait for or are in preparation; the next completion must be
-    delayed by less than one such body's preparation."""
+    requests wait for or are in preparation; their preparations must be
+    cancelled and the next completion served."""
     big = big_body(model)
     # One body's preparation: the same body as a completion, which is
     # parsed and tokenized, then refused as longer than the context (a
@@ -417,11 +417,16 @@ def cmd_abandon(url, model):
     print("one 1 MiB preparation: %.3f s (median of %s); completion after 16 abandoned "
           "posts (%d answered before the hang-up): %.3f s"
           % (prep, ", ".join("%.3f" % r for r in runs), done_before, delay))
-    if delay >= prep:
-        fail("16 abandoned 1 MiB posts delayed the next completion by %.3f s, "
-             "more than one body's preparation (%.3f s)" % (delay, prep))
-    if metric(url, "mllm_prep_cancelled_total") == 0:
-        fail("mllm_prep_cancelled_total stayed 0")
+    # What was abandoned must be cancelled, not prepared for nobody: at
+    # least half of the posts still unanswered at the hang-up (the one
+    # being tokenized, and one more on a loaded machine, may finish before
+    # the daemon sees the close). A daemon that prepares abandoned work
+    # cancels none. (The delay above is printed, not asserted: timing on a
+    # shared machine is not a test.)
+    left = 16 - done_before
+    cancelled = metric(url, "mllm_prep_cancelled_total")
+    if cancelled * 2 < left:
+        fail("only %d of the %d abandoned preparations were cancelled" % (cancelled, left))
     print("ok   abandoned preparations cancelled")
 
 

@@ -1,13 +1,15 @@
 #!/bin/sh
 # run.sh — the client conformance tests. Installs the pinned packages with
-# npm when node_modules does not match package.json, starts two daemons on
-# free loopback ports (A: three fixture models behind an API key, one with a
-# thinking chat template; B: one model with room for one running and one
-# queued request, to provoke 503 + Retry-After; C: one model with a tiny
-# /v1/responses store), runs the OpenAI SDK tests (sdk.test.mjs), the
-# structured output and tool call tests (structured.test.mjs), the Vercel AI
-# SDK / LangChain tests (clients.test.mjs) and the Responses API tests
-# (responses.test.mjs) with `node --test`, then checks the daemons exit 0 on
+# npm when node_modules does not match package.json, starts three daemons on
+# free loopback ports (A: four fixture models behind an API key, one with a
+# thinking chat template, one with Qwen3's tool-calling template; B: one
+# model with room for one running and one queued request, to provoke 503 +
+# Retry-After; C: one model with a tiny /v1/responses store), runs the
+# OpenAI SDK tests (sdk.test.mjs), the structured output and tool call
+# tests (structured.test.mjs), the Vercel AI SDK / LangChain tests
+# (clients.test.mjs), tool_choice auto / parallel calls (tools.test.mjs) and
+# the Responses API tests (responses.test.mjs) with `node --test`, then
+# checks the daemons exit 0 on
 # SIGTERM.
 set -eu
 
@@ -29,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
-for m in stories260K tiny-mobilellm-f16; do
+for m in stories260K tiny-mobilellm-f16 tiny-mobilellm-r1-bf16; do
 	[ -d "$FIX/models/$m" ] || { echo "FAIL: fixture $FIX/models/$m missing"; exit 1; }
 done
 command -v node >/dev/null || { echo "FAIL: node not installed"; exit 1; }
@@ -69,6 +71,8 @@ printf '%s' '{% for m in messages %}<|im_start|>{{ m.role }}
 "$BIN" serve --host 127.0.0.1 --port 0 --model st="$FIX/models/stories260K" \
 	--model tiny="$FIX/models/tiny-mobilellm-f16" --model think="$FIX/models/tiny-mobilellm-f16" \
 	--set model.think.chat_template="$TMP/think.jinja" --set model.think.kv_bytes=8m \
+	--model hermes="$FIX/models/tiny-mobilellm-r1-bf16" \
+	--set model.hermes.chat_template="$FIX/chat_templates/qwen3.jinja" --set model.hermes.kv_bytes=16m \
 	--api-key sdk-test-key >"$TMP/a.log" 2>&1 &
 PID_A=$!
 PIDS="$PID_A"
@@ -90,7 +94,7 @@ URL_C=$(wait_url c)
 rc=0
 (cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_URL_C="$URL_C" \
 	MLLMD_KEY=sdk-test-key node --test --test-reporter=spec sdk.test.mjs structured.test.mjs \
-	clients.test.mjs responses.test.mjs) || rc=$?
+	clients.test.mjs tools.test.mjs responses.test.mjs) || rc=$?
 
 for name in a b c; do
 	case $name in a) pid=$PID_A ;; b) pid=$PID_B ;; c) pid=$PID_C ;; esac

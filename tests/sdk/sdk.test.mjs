@@ -47,7 +47,7 @@ async function collectChat(stream) {
 test('models.list and retrieve', async () => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepEqual(ids.sort(), ['st', 'think', 'tiny']);
+  assert.deepEqual(ids.sort(), ['hermes', 'st', 'think', 'tiny']);
   const m = await client.models.retrieve('st');
   assert.equal(m.id, 'st');
   assert.equal(m.object, 'model');

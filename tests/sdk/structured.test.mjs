@@ -241,7 +241,7 @@ test('tool_choice required returns a tool call whose arguments validate', async 
   for (const seed of [1, 2, 3, 4]) {
     const r = await client.chat.completions.create({
       model: 'tiny', messages: [{ role: 'user', content: 'What is the weather?' }],
-      tools, tool_choice: 'required', max_tokens: 200, temperature: 1, seed,
+      tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200, temperature: 1, seed,
     });
     const c = r.choices[0];
     assert.equal(c.finish_reason, 'tool_calls');
@@ -257,7 +257,7 @@ test('tool_choice required returns a tool call whose arguments validate', async 
     // The same call streamed: id/name first, then argument fragments.
     const s = await client.chat.completions.create({
       model: 'tiny', messages: [{ role: 'user', content: 'What is the weather?' }],
-      tools, tool_choice: 'required', max_tokens: 200, temperature: 1, seed, stream: true,
+      tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200, temperature: 1, seed, stream: true,
     });
     let name = null;
     let id = null;
@@ -277,6 +277,22 @@ test('tool_choice required returns a tool call whose arguments validate', async 
     assert.ok(id);
     assert.equal(name, call.function.name);
     assert.deepEqual(JSON.parse(argText), args);
+  }
+  // parallel_tool_calls (the default): one or more calls, each with its
+  // own id; every complete one validates.
+  for (const seed of [1, 2, 3, 4]) {
+    const r = await client.chat.completions.create({
+      model: 'tiny', messages: [{ role: 'user', content: 'What is the weather?' }],
+      tools, tool_choice: 'required', max_tokens: 200, temperature: 1, seed,
+    });
+    const c = r.choices[0];
+    if (c.finish_reason === 'length' && !c.message.tool_calls) continue; // cut mid-call
+    assert.ok(c.message.tool_calls.length >= 1);
+    assert.equal(new Set(c.message.tool_calls.map((t) => t.id)).size, c.message.tool_calls.length);
+    for (const call of c.message.tool_calls) {
+      const v = validators[call.function.name];
+      assert.ok(v && v(JSON.parse(call.function.arguments)), call.function.arguments);
+    }
   }
 });
 

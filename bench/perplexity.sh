@@ -1,0 +1,52 @@
+#!/bin/sh
+# perplexity.sh — `make perplexity`: the accuracy table of README.md. Scores
+# a model (default the shipped demo model) on held-out text with every
+# weight format and KV type, against F32 weights with an F32 KV cache as the
+# reference: perplexity, KL divergence per token (mean, p99) and top-1
+# agreement, then the policy verdict for each reduced-precision option (it
+# may be a default only if it adds <= 10% to the KL that the weight format
+# alone causes, or keeps the mean KL <= 1e-3 nats).
+#
+#   MODEL=path TEXT=file CTX=512 CHUNKS=60 sh bench/perplexity.sh
+set -eu
+B=${BUILD:-build}
+FIX=${MLLM_FIXTURES:-../shared/fixtures}
+SHARED=${MLLM_SHARED:-$(dirname "$FIX")}
+MODEL=${MODEL:-models/mobilellm-demo}
+TEXT=${TEXT:-$SHARED/corpus/heldout.txt}
+CTX=${CTX:-512}
+CHUNKS=${CHUNKS:-60}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+run() { "$B/mobilellmd" perplexity --model "$MODEL" --file "$TEXT" --ctx "$CTX" --chunks "$CHUNKS" --json "$@"; }
+echo "model $MODEL, text $TEXT, $CHUNKS windows of $CTX tokens (second halves scored)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+run --convert f32 --save-logits "$tmp/base.lp" >"$tmp/f32-f32.json"
+for w in f32 f16 bf16 q8_0 q4_0; do
+	run --convert "$w" --kl-base "$tmp/base.lp" >"$tmp/$w-f32.json"
+	run --convert "$w" --kv-f16 --kl-base "$tmp/base.lp" >"$tmp/$w-f16.json"
+done
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+print()
+print("| weights | KV | perplexity | KL mean (nats) | KL p99 | same top token |")
+print("|---|---|---|---|---|---|")
+rows = {}
+for w in ["f32", "f16", "bf16", "q8_0", "q4_0"]:
+    for kv in ["f32", "f16"]:
+        r = json.load(open("%s/%s-%s.json" % (d, w, kv)))
+        rows[w, kv] = r
+        print("| %s | %s | %.3f ± %.3f | %.2e | %.2e | %.2f%% |" % (
+            r["weights"], kv, r["perplexity"], r["perplexity_se"], r["kl_mean"],
+            r["kl_p99"], 100 * r["top1_agreement"]))
+print()
+print("policy, KV f16 (may be a default if it adds <= 10% to the weight format's KL, or mean KL <= 1e-3):")
+for w in ["f32", "f16", "bf16", "q8_0", "q4_0"]:
+    a, b = rows[w, "f32"]["kl_mean"], rows[w, "f16"]["kl_mean"]
+    ok = b <= 1e-3 or (a > 0 and b <= 1.10 * a)
+    print("  %-5s weights: KL %.2e -> %.2e with KV f16 (%s): %s" % (
+        w.upper(), a, b, "+%.0f%%" % (100 * (b - a) / a) if a > 0 else "from 0",
+        "allowed" if ok else "opt-in only"))
+PY

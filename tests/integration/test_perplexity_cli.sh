@@ -1,0 +1,78 @@
+#!/bin/sh
+# test_perplexity_cli.sh — `mobilellmd perplexity` on the shipped demo model
+# and the held-out corpus text: the figures are those of the windows scored,
+# a run compared with its own saved log-probabilities has zero KL and the
+# same top tokens, other numeric paths have a small positive KL, and every
+# mismatch between a reference and a run is refused with a message.
+set -eu
+BIN=${BIN:-build/mobilellmd}
+FIX=${MLLM_FIXTURES:-../shared/fixtures}
+SHARED=${MLLM_SHARED:-$(dirname "$FIX")}
+TEXT=$SHARED/corpus/heldout.txt
+M=models/mobilellm-demo
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+[ -r "$TEXT" ] || { echo "missing $TEXT (set MLLM_SHARED)"; exit 1; }
+
+ppl() { "$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --json "$@"; }
+# check FILE PYTHON-EXPR: the expression, over the run's JSON `r`, holds.
+check() {
+	/usr/bin/python3 - "$1" "$2" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+if not eval(sys.argv[2]):
+    sys.exit("perplexity: %s does not hold for %s" % (sys.argv[2], r))
+PY
+}
+
+ppl --convert f32 --save-logits "$tmp/base.lp" >"$tmp/base.json"
+# 3 windows of 128, the second half scored: 63 tokens each.
+check "$tmp/base.json" 'r["tokens"] == 189 and r["windows"] == 3 and r["weights"] == "F32"'
+check "$tmp/base.json" '1 < r["perplexity"] < 8000 and r["perplexity_se"] > 0'
+# 24-byte header + 3 x (128 ids + 63 rows x 8000 floats) x 4 bytes.
+size=$(wc -c <"$tmp/base.lp")
+[ "$size" -eq $((24 + 3 * (128 + 63 * 8000) * 4)) ] || { echo "log-prob file of $size bytes"; exit 1; }
+
+ppl --convert f32 --kl-base "$tmp/base.lp" >"$tmp/self.json"
+check "$tmp/self.json" 'r["kl_mean"] == 0 and r["kl_max"] == 0 and r["top1_agreement"] == 1'
+check "$tmp/self.json" 'r["perplexity"] == r["base_perplexity"]'
+
+ppl --convert q4_0 --kl-base "$tmp/base.lp" >"$tmp/q4.json"
+check "$tmp/q4.json" '0 < r["kl_mean"] < 1 and r["kl_median"] <= r["kl_p99"] <= r["kl_max"]'
+check "$tmp/q4.json" 'r["top1_agreement"] < 1 and r["weights"] == "Q4_0"'
+ppl --convert f32 --kv-f16 --kl-base "$tmp/base.lp" >"$tmp/kv.json"
+check "$tmp/kv.json" '0 < r["kl_mean"] < 1e-2 and r["kv"] == "f16"'
+
+# The text form says the same.
+out=$("$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --convert f32 \
+	--kl-base "$tmp/base.lp")
+echo "$out" | grep -q '^perplexity: [0-9.]* +/- [0-9.]*$' || { echo "text form: $out"; exit 1; }
+echo "$out" | grep -q 'KL mean 0.000000,.*same top token 100.00%' || { echo "text form: $out"; exit 1; }
+
+# refuse RC PATTERN ARGS...: exits RC and says PATTERN on stderr.
+refuse() {
+	rc=$1 pat=$2
+	shift 2
+	if "$BIN" perplexity "$@" >"$tmp/out" 2>"$tmp/err"; then
+		echo "perplexity $* succeeded"
+		exit 1
+	else
+		got=$?
+	fi
+	[ "$got" -eq "$rc" ] || { echo "perplexity $*: exit $got, want $rc"; cat "$tmp/err"; exit 1; }
+	grep -q "$pat" "$tmp/err" || { echo "perplexity $*: no '$pat' in:"; cat "$tmp/err"; exit 1; }
+}
+refuse 2 'was made with' --model "$M" --file "$TEXT" --ctx 64 --chunks 3 --kl-base "$tmp/base.lp"
+refuse 2 'was made with' --model "$M" --file "$TEXT" --ctx 128 --chunks 4 --kl-base "$tmp/base.lp"
+head -c 20000 "$TEXT" | tail -c 10000 >"$tmp/other.txt"
+refuse 2 'differ' --model "$M" --file "$tmp/other.txt" --ctx 128 --chunks 3 --kl-base "$tmp/base.lp"
+printf 'not a log-prob file at all' >"$tmp/junk.lp"
+refuse 1 'not a file written by' --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --kl-base "$tmp/junk.lp"
+head -c 100000 "$tmp/base.lp" >"$tmp/cut.lp"
+refuse 1 'truncated' --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --kl-base "$tmp/cut.lp"
+refuse 2 'past the trained context' --model "$M" --file "$TEXT" --ctx 4096
+refuse 2 'less than one window' --model "$M" --file "$tmp/err" --ctx 128
+refuse 1 'cannot read' --model "$M" --file "$tmp/nonexistent"
+refuse 2 'need --model and --file' --model "$M"
+refuse 2 'bad value for --convert' --model "$M" --file "$TEXT" --convert q3_k
+echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 10 refusals ok"
