@@ -221,8 +221,8 @@ static int input_call(api__resp *r, json_t *it, size_t i, api_error *e)
 		json_array_append_new(json_object_get(last, "tool_calls"), call);
 	else
 		json_array_append_new(r->input_msgs,
-		                      json_pack("{s:s,s:n,s:[o]}", "role", "assistant", "content",
-		                                "tool_calls", call));
+		                      json_pack("{s:s,s:s,s:[o]}", "role", "assistant", "content",
+		                                "", "tool_calls", call));
 	item = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "function_call", "call_id", call_id,
 	                 "name", name, "arguments", args, "status", "completed");
 	if (json_is_string(json_object_get(it, "id")))
@@ -1261,7 +1261,12 @@ int api__resp_abort(api_request *req, const api_error *e, mllm_buf *out)
 static void output_messages(const api_request *req, json_t *msgs)
 {
 	bool calls;
-	json_array_append_new(msgs, output_message(req, &calls));
+	json_t *msg = output_message(req, &calls);
+	/* Templates read the content of a turn with calls as a string
+	 * (Qwen3's fails on null): the history keeps "" for none. */
+	if (json_is_null(json_object_get(msg, "content")))
+		json_object_set_new(msg, "content", json_string(""));
+	json_array_append_new(msgs, msg);
 }
 
 int api_request_record(const api_request *req, api_resp_record **out)

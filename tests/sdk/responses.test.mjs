@@ -256,7 +256,8 @@ test('function tools: function_call → function_call_output → answer', async 
   // tool_choice required, streamed: the call arrives as its events.
   const types = [];
   const stream = client.responses.stream({
-    model: 'tiny', input: 'Weather in Lima?', tools, tool_choice: 'required', max_output_tokens: 60, temperature: 0,
+    model: 'tiny', input: 'Weather in Lima?', tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_output_tokens: 60, temperature: 0,
   });
   stream.on('event', (e) => types.push(e.type));
   const done = await stream.finalResponse();
@@ -266,6 +267,40 @@ test('function tools: function_call → function_call_output → answer', async 
   JSON.parse(c2.arguments);
   assert.ok(types.includes('response.function_call_arguments.delta'));
   assert.ok(types.includes('response.function_call_arguments.done'));
+});
+
+test('a template with a call syntax: the forced call is a function_call item', async () => {
+  // "hermes" is chatted with Qwen3's template (<tool_call> syntax). With
+  // parallel calls allowed the random model calls until max_output_tokens
+  // (an incomplete call leaves the text as text), so one call is asked for.
+  const tools = [
+    { type: 'function', name: 'add', parameters: { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, required: ['a', 'b'], additionalProperties: false } },
+    { type: 'function', name: 'noop', parameters: { type: 'object', properties: {}, additionalProperties: false } },
+  ];
+  const body = {
+    model: 'hermes', input: 'Add 2 and 3.', tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_output_tokens: 200, temperature: 0,
+  };
+  const r = await client.responses.create(body);
+  const calls = r.output.filter((it) => it.type === 'function_call');
+  assert.equal(calls.length, 1, JSON.stringify(r.output));
+  assert.equal(r.output.at(-1).type, 'function_call');
+  assert.equal(new Set(calls.map((c) => c.call_id)).size, calls.length);
+  assert.equal(new Set(calls.map((c) => c.id)).size, calls.length);
+  for (const c of calls) {
+    assert.ok(['add', 'noop'].includes(c.name));
+    JSON.parse(c.arguments);
+  }
+  const stream = client.responses.stream(body);
+  const final = await stream.finalResponse();
+  assert.deepEqual(final.output.map((it) => [it.type, it.name, it.arguments]),
+    r.output.map((it) => [it.type, it.name, it.arguments]));
+  // The next turn sends every result back.
+  const next = await client.responses.create({
+    model: 'hermes', previous_response_id: r.id, tools, max_output_tokens: 16, temperature: 0,
+    input: calls.map((c) => ({ type: 'function_call_output', call_id: c.call_id, output: '5' })),
+  });
+  assert.ok(['completed', 'incomplete'].includes(next.status));
 });
 
 test('previous_response_id: 5 turns whose prompts come from the prefix cache', async () => {
