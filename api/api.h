@@ -197,6 +197,7 @@ int api_render_model(const api_model_info *m, mllm_buf *out) MLLM_WUR;
 typedef enum {
 	API_COMPLETION = 1, /* POST /v1/completions */
 	API_CHAT,           /* POST /v1/chat/completions */
+	API_RESPONSES,      /* POST /v1/responses (api/responses.c) */
 } api_kind;
 
 typedef struct api_request api_request;
@@ -276,7 +277,10 @@ void api_request_submit(const api_request *req, int32_t i, mllm_submit *s);
  * Echo prompt logprobs (MLLM_EV_PROMPT) are taken once per prompt, whatever
  * choice they name, and rendered for every choice of that prompt. Chat
  * content drops one leading space (the model's space after the
- * "Assistant:" cue), streamed or not.
+ * "Assistant:" cue), streamed or not, and so does the first logprobs
+ * token, so that the tokens join to the content.
+ * A Responses request renders the response object or its typed events
+ * (api/responses.c), never `[DONE]`.
  * An MLLM_EV_ERROR (or a DONE with MLLM_FINISH_ERROR/CANCELLED) in streaming
  * mode appends `data: {"error":…}\n\n`; the server should cancel the
  * request's other engine requests.
@@ -309,6 +313,64 @@ typedef struct {
 	int64_t cached_tokens;
 } api_usage;
 void api_request_usage(const api_request *req, api_usage *u);
+
+/* ---- The Responses API (api/responses.c) -------------------------------- */
+
+/*
+ * A Responses request (API_RESPONSES) goes through the same phases as a
+ * chat request: its input items are translated into chat messages and
+ * rendered with the model's template, tools and text.format reuse the chat
+ * machinery. What differs is the output (a response object, or the typed
+ * event stream) and the state: a finished response may be kept as an
+ * api_resp_record, which a later request continues from
+ * (previous_response_id) with the record's token ids as its prompt prefix.
+ *
+ * Records are immutable once made and reference-counted (atomically), so
+ * the loop thread (store) and a prep thread (continuation) may hold the
+ * same record; _unref frees the last reference.
+ */
+typedef struct api_resp_record api_resp_record;
+
+/* Length of a response id's affinity key: the 16 hex digits after "resp_",
+ * the same for every response of one conversation (a balancer hashes or
+ * sticks on them; docs/api.md, deploy/haproxy/haproxy.cfg). */
+#define API_RESP_AFFINITY_LEN 16
+
+/* The previous_response_id of a Responses request, or NULL. */
+const char *api_request_previous_id(const api_request *req);
+/* Whether the response is to be stored (store is not false). */
+bool api_request_store(const api_request *req);
+/* The affinity key of the response id (API_RESP_AFFINITY_LEN chars, NUL
+ * terminated), "" for other kinds. */
+const char *api_request_affinity(const api_request *req);
+/* Before prepare: continue from prev (the record previous_response_id
+ * names). Takes its own reference. The affinity key is inherited. */
+void api_request_set_previous(api_request *req, api_resp_record *prev);
+/* The 404 for a previous_response_id that no record answers (param
+ * "previous_response_id", code "not_found"). Returns 404. */
+int api_error_response_not_found(api_error *e, const char *param, const char *id);
+
+/* After api_request_end of a stored, successful Responses request: the
+ * record (the response body, its input items, the conversation's messages
+ * and token ids). *out NULL when there is nothing to store (failed, not a
+ * Responses request, store false). Returns 0 or MLLM_ENOMEM. */
+int api_request_record(const api_request *req, api_resp_record **out) MLLM_WUR;
+
+api_resp_record *api_resp_record_ref(api_resp_record *r);
+void api_resp_record_unref(api_resp_record *r);
+const char *api_resp_record_id(const api_resp_record *r);
+/* Bytes the record holds (what a store's byte limit counts). */
+size_t api_resp_record_bytes(const api_resp_record *r);
+/* GET /v1/responses/{id}: the stored response object. */
+int api_resp_record_render(const api_resp_record *r, mllm_buf *out) MLLM_WUR;
+/* GET /v1/responses/{id}/input_items?limit&order&after: the list object.
+ * query is the raw query string (NULL = none). Returns 200 with the body
+ * appended, or 400 with e filled (bad limit/order/after), or a negative
+ * MLLM_E* when out overflows. */
+int api_resp_record_render_items(const api_resp_record *r, const char *query, mllm_buf *out,
+                                 api_error *e);
+/* DELETE /v1/responses/{id}: {"id","object":"response","deleted":true}. */
+int api_resp_render_deleted(const char *id, mllm_buf *out) MLLM_WUR;
 
 /* ---- POST /tokenize and POST /detokenize -------------------------------- */
 

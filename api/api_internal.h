@@ -216,7 +216,18 @@ struct api_request {
 	/* continue_final_message: the prompt ends inside the last (assistant)
 	 * message, whose text the output continues. */
 	bool cont_final;
+	/* Responses (responses.c): its fields, items and stream state; NULL
+	 * for the other kinds. Such a request runs as a chat (one prompt,
+	 * n = 1, accumulated like a non-streamed chat: stream is false) and
+	 * responses.c turns the accumulated choice into events. */
+	struct api__resp *resp;
 };
+
+/* Chat and Responses requests share messages, templates and tools. */
+static inline bool api__chatlike(const api_request *req)
+{
+	return req->kind == API_CHAT || req->kind == API_RESPONSES;
+}
 
 /* ---- schema.c: JSON Schema → engine grammar ------------------------------ */
 
@@ -290,5 +301,36 @@ int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out);
 /* request.c: reads root["messages"] into req->msgs / n_msgs (shared with
  * POST /tokenize). Returns 0 or the HTTP status with e filled. */
 int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, api_error *e);
+
+/* request.c: its field readers (0, or the status with e filled). */
+int api__get_int(json_t *root, const char *key, long long lo, long long hi, long long *out,
+                 bool *present, api_error *e);
+int api__get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
+                  api_error *e);
+int api__get_bool(json_t *root, const char *key, bool *out, api_error *e);
+
+/* ---- responses.c --------------------------------------------------------------- */
+
+/* Parses a POST /v1/responses body (fields, input items, tools, text). */
+int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e);
+/* Prepare, before the template: the chat messages (instructions, the
+ * previous response's conversation, the input) into req->msgs. */
+int api__resp_messages(api_request *req, api_error *e);
+/* truncation "auto": drops the oldest message that is not the
+ * instructions; false when none is left to drop. */
+bool api__resp_truncate(api_request *req);
+bool api__resp_truncation_auto(const api_request *req);
+/* Prepare: tokenizes the rendered prompt text[0..len) into p, reusing the
+ * previous response's ids when its text is a prefix of this one. */
+int api__resp_tokenize(api_request *req, const mllm_tokenizer *tok, const char *text, size_t len,
+                       bool bos, bool parse_special, api__prompt *p, api_error *e);
+/* Whether the client asked for the event stream. */
+bool api__resp_streaming(const api_request *req);
+int api__resp_begin(api_request *req, mllm_buf *out);
+/* After every event fed to choice 0 (ev NULL: errors). */
+int api__resp_event(api_request *req, const mllm_event *ev, mllm_buf *out);
+int api__resp_end(api_request *req, mllm_buf *out, int *status);
+int api__resp_abort(api_request *req, const api_error *e, mllm_buf *out);
+void api__resp_free(api_request *req);
 
 #endif

@@ -542,6 +542,8 @@ int api_request_begin(api_request *req, mllm_buf *out)
 {
 	int rc = 0;
 	MLLM_ASSERT(req->m && req->choices);
+	if (req->kind == API_RESPONSES)
+		return api__resp_begin(req, out);
 	if (!req->stream || req->kind != API_CHAT)
 		return 0;
 	for (int32_t i = 0; i < req->n_prompts * req->n && rc == 0; i++)
@@ -590,9 +592,10 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 	api__choice *c = &req->choices[idx];
 	const char *text = ev->text ? ev->text : "";
 	size_t len = ev->text_len;
+	bool trim = false;
 	int rc;
 	with_lp = with_lp && req->logprobs >= 0;
-	if (req->kind == API_CHAT && c->rstate != API__R_OFF)
+	if (api__chatlike(req) && c->rstate != API__R_OFF)
 		return on_text_split(req, idx, ev, text, len, with_lp, ev->kind == MLLM_EV_DONE,
 		                     out);
 	/* Chat: the space a model writes after the "Assistant:" cue is not
@@ -602,12 +605,22 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 		if (text[0] == ' ') {
 			text++;
 			len--;
+			/* The logprobs' tokens concatenate to the content
+			 * (OpenAI's contract): the first token, whose text
+			 * the dropped space began, loses it too. */
+			trim = with_lp && ev->kind == MLLM_EV_TOKEN && c->n_completion == 0 &&
+			       ev->token_text_len > 0 && ev->token_text[0] == ' ';
 		}
 	}
 	if (!req->stream || (req->kind == API_CHAT && req->tool_parse)) {
 		rc = mllm_buf_append(&c->text, text, len);
 		if (rc == 0 && with_lp)
 			rc = lp_push(&c->lp, ev);
+		if (rc == 0 && trim) {
+			api__lp *e = &c->lp.v[c->lp.n - 1];
+			memmove(e->text, e->text + 1, e->text_len); /* with the NUL */
+			e->text_len--;
+		}
 		if (rc == 0 && req->stream)
 			rc = api__tool_stream(req, idx, out, false);
 		return rc;
@@ -618,6 +631,10 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 		json_t *lp = NULL;
 		if (with_lp) {
 			api__lp v = lp_view(ev);
+			if (trim) {
+				v.text++;
+				v.text_len--;
+			}
 			lp = chat_logprobs(req, &v, 1);
 		}
 		return emit_delta_chunk(req, idx, false, text, len, lp, NULL, out);
@@ -632,7 +649,20 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 	}
 }
 
+static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_buf *out);
+
 int api_request_feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_buf *out)
+{
+	bool was = req->failed || req->ended;
+	int rc = feed(req, prompt_i, ev, out);
+	/* A Responses request turns what the chat machinery accumulated
+	 * into its own events (responses.c). */
+	if (rc == 0 && req->kind == API_RESPONSES && !was)
+		rc = api__resp_event(req, ev, out);
+	return rc;
+}
+
+static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_buf *out)
 {
 	api__choice *c;
 	int32_t idx;
@@ -792,6 +822,8 @@ int api_request_end(api_request *req, mllm_buf *out, int *status)
 {
 	int rc;
 	MLLM_ASSERT(req->m && req->choices);
+	if (req->kind == API_RESPONSES)
+		return api__resp_end(req, out, status);
 	*status = req->failed && !req->stream ? req->err.status : 200;
 	if (req->ended)
 		return 0;
@@ -823,6 +855,10 @@ int api_request_abort(api_request *req, const api_error *e, mllm_buf *out)
 	int rc;
 	if (req->ended)
 		return 0;
+	if (req->kind == API_RESPONSES) {
+		fail(req, e);
+		return api__resp_abort(req, e, out);
+	}
 	if (!req->stream) {
 		fail(req, e);
 		return 0;

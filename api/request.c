@@ -96,6 +96,24 @@ static int get_bool(json_t *root, const char *key, bool *out, api_error *e)
 	return 0;
 }
 
+/* The readers for responses.c, which parses its own fields. */
+int api__get_int(json_t *root, const char *key, long long lo, long long hi, long long *out,
+                 bool *present, api_error *e)
+{
+	return get_int(root, key, lo, hi, out, present, e);
+}
+
+int api__get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
+                  api_error *e)
+{
+	return get_real(root, key, lo, hi, lo_open, out, e);
+}
+
+int api__get_bool(json_t *root, const char *key, bool *out, api_error *e)
+{
+	return get_bool(root, key, out, e);
+}
+
 /* ---- prompts and messages ----------------------------------------------- */
 
 static int parse_ids(json_t *arr, const char *param, api__prompt *p, api_error *e)
@@ -595,11 +613,18 @@ int api_request_parse(api_kind kind, const char *body, size_t len, const api_lim
 	req->sp = MLLM_SAMPLING_DEFAULT;
 	req->lim = *lim;
 	req->logprobs = -1;
-	rc = parse_common(req, root, lim, err);
-	if (rc == 0)
-		rc = kind == API_CHAT ? parse_chat(req, root, lim, err)
-		                      : parse_completion(req, root, lim, err);
-	if (rc == 0 && (int64_t)req->n * (kind == API_CHAT ? 1 : req->n_prompts) > lim->max_choices)
+	if (kind == API_RESPONSES) {
+		/* Its own fields (responses.c); n is always 1. */
+		req->n = 1;
+		rc = api__parse_responses(req, root, lim, err);
+	} else {
+		rc = parse_common(req, root, lim, err);
+		if (rc == 0)
+			rc = kind == API_CHAT ? parse_chat(req, root, lim, err)
+			                      : parse_completion(req, root, lim, err);
+	}
+	if (rc == 0 &&
+	    (int64_t)req->n * (api__chatlike(req) ? 1 : req->n_prompts) > lim->max_choices)
 		rc = api_error_set(err, 400, "n", "invalid_value",
 		                   "prompts x n is %lld; at most %d choices per request.",
 		                   (long long)req->n * req->n_prompts, (int)lim->max_choices);
@@ -608,7 +633,7 @@ int api_request_parse(api_kind kind, const char *body, size_t len, const api_lim
 		api_request_free(req);
 		return rc;
 	}
-	if (kind == API_CHAT)
+	if (api__chatlike(req))
 		req->n_prompts = 1;
 	*out = req;
 	return 0;
@@ -621,11 +646,12 @@ void api_request_free(api_request *req)
 	free(req->model);
 	api__structured_free(req);
 	api__tools_free(req);
+	api__resp_free(req);
 	for (int i = 0; i < MLLM_MAX_STOP; i++)
 		free(req->stop[i]);
 	free(req->bias);
 	if (req->prompts) {
-		int32_t np = req->kind == API_CHAT ? 1 : req->n_prompts;
+		int32_t np = api__chatlike(req) ? 1 : req->n_prompts;
 		for (int32_t i = 0; i < np; i++) {
 			api__prompt *p = &req->prompts[i];
 			free(p->text);
@@ -668,6 +694,8 @@ const char *api_request_model(const api_request *req)
 
 bool api_request_stream(const api_request *req)
 {
+	if (req->kind == API_RESPONSES)
+		return api__resp_streaming(req);
 	return req->stream;
 }
 
@@ -852,7 +880,8 @@ static int check_kv_pool(const api_request *req, const api_model_info *m, api_er
 		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
 		if (need > m->kv_blocks)
 			return api_error_set(
-			    e, 400, "max_tokens", "kv_pool_exceeded",
+			    e, 400, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+			    "kv_pool_exceeded",
 			    "This request needs %lld KV blocks of %lld tokens "
 			    "(%lld prompt tokens, max_tokens %d, n %d) but the model "
 			    "'%s' has a KV pool of %lld blocks; lower max_tokens or "
@@ -865,10 +894,12 @@ static int check_kv_pool(const api_request *req, const api_model_info *m, api_er
 
 int api_request_prepare(api_request *req, const api_model_info *m, api_error *err)
 {
-	const char *pparam = req->kind == API_CHAT ? "messages" : "prompt";
+	const char *pparam = req->kind == API_CHAT        ? "messages"
+	                     : req->kind == API_RESPONSES ? "input"
+	                                                  : "prompt";
 	int32_t n_vocab, max_prompt;
 	int rc, rstart = API__R_OFF;
-	bool lstrip = req->kind == API_CHAT;
+	bool lstrip = api__chatlike(req);
 	if (!m->tok)
 		return api_error_set(err, 500, NULL, "internal_error",
 		                     "The model '%s' has no tokenizer.", m->id);
@@ -878,7 +909,7 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	if (req->lim.max_prompt_tokens > 0 && req->lim.max_prompt_tokens < max_prompt)
 		max_prompt = req->lim.max_prompt_tokens;
 
-	if (req->kind == API_CHAT) {
+	if (api__chatlike(req)) {
 		const api_chat_template *t =
 		    m->chat_template ? m->chat_template : api__chat_template_default();
 		mllm_buf b;
@@ -886,24 +917,48 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		bool bos = false;
 		if (!req->prompts)
 			req->prompts = xcalloc(1, sizeof *req->prompts);
+		if (req->kind == API_RESPONSES) {
+			rc = api__resp_messages(req, err);
+			if (rc)
+				return rc;
+		}
 		rc = api__prepare_tools(req, err);
 		if (rc)
 			return rc;
-		mllm_buf_init(&b, SIZE_MAX / 2);
-		rc = api__check_message_specials(t, m->tok, req, err);
-		if (rc == 0)
-			rc = api__chat_render(t, req, m->tok, &b, &skip, &bos, err);
-		if (rc == 0)
-			rc = tokenize(m->tok, b.data ? b.data + skip : "", b.len - skip, bos,
-			              t->jinja, &req->prompts[0], err);
-		if (rc == 0)
-			rstart = api__reasoning_start(t, b.data ? b.data : "", b.len);
+		for (;;) {
+			api__prompt *p = &req->prompts[0];
+			const char *text;
+			size_t len, need;
+			mllm_buf_init(&b, SIZE_MAX / 2);
+			rc = api__check_message_specials(t, m->tok, req, err);
+			if (rc == 0)
+				rc = api__chat_render(t, req, m->tok, &b, &skip, &bos, err);
+			text = b.data ? b.data + skip : "";
+			len = b.len - skip;
+			if (rc == 0 && req->kind == API_RESPONSES)
+				rc = api__resp_tokenize(req, m->tok, text, len, bos, t->jinja, p,
+				                        err);
+			else if (rc == 0)
+				rc = tokenize(m->tok, text, len, bos, t->jinja, p, err);
+			if (rc == 0)
+				rstart = api__reasoning_start(t, b.data ? b.data : "", b.len);
+			mllm_buf_free(&b);
+			if (rc)
+				return rc;
+			/* truncation "auto": the oldest turns go until the prompt
+			 * and the completion fit. */
+			need = p->n_ids + (size_t)(req->has_max_tokens ? req->max_tokens : 1);
+			if (req->kind != API_RESPONSES || !api__resp_truncation_auto(req) ||
+			    (p->n_ids <= (size_t)max_prompt && need <= (size_t)m->n_ctx) ||
+			    !api__resp_truncate(req))
+				break;
+			free(p->ids);
+			p->ids = NULL;
+			p->n_ids = 0;
+		}
 		/* The preset's "Assistant:" cue invites a leading space that is
 		 * not part of the answer; a model's own template does not. */
 		lstrip = !t->jinja && !req->cont_final;
-		mllm_buf_free(&b);
-		if (rc)
-			return rc;
 		/* The template's stops come after the client's, while room
 		 * remains: a Jinja template's eos_token, or the preset's. */
 		for (int32_t i = 0; i < req->n_stop_client; i++)
@@ -976,7 +1031,9 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 			req->max_tokens = mt;
 		}
 		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
-			return context_error(err, "max_tokens", m->n_ctx, p->n_ids, mt);
+			return context_error(
+			    err, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
+			    m->n_ctx, p->n_ids, mt);
 	}
 	rc = check_kv_pool(req, m, err);
 	if (rc)

@@ -131,22 +131,23 @@ static size_t match_user(const mllm_tokenizer *tok, const char *s, size_t n)
 /* SentencePiece's Normalizer::Normalize() for the identity rule set: writes
  * the normalized text to out (room for 3 * len + 3 bytes) and returns its
  * length. Invalid UTF-8 becomes U+FFFD, one per byte; spaces become "▁". */
-static size_t normalize(const mllm_tokenizer *tok, const char *text, size_t len, char *out)
+static size_t normalize(const mllm_tokenizer *tok, const char *text, size_t len, bool cont,
+                        char *out)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	size_t i = 0, o = 0;
 	bool prev_space;
 
-	if (tok->remove_extra_ws)
+	if (tok->remove_extra_ws && !cont)
 		while (i < len && s[i] == ' ')
 			i++;
 	if (i == len)
 		return 0;
-	if (tok->add_dummy_prefix) {
+	if (tok->add_dummy_prefix && !cont) {
 		memcpy(out, ws_sym, 3);
 		o = 3;
 	}
-	prev_space = tok->remove_extra_ws;
+	prev_space = tok->remove_extra_ws && !cont;
 	while (i < len) {
 		unsigned char c = s[i];
 		size_t mb;
@@ -475,7 +476,7 @@ bool mllm__tok_cancelled(void)
 }
 
 static int spm_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                      int32_t *ids, size_t cap, size_t *n_ids)
+                      bool cont, int32_t *ids, size_t cap, size_t *n_ids)
 {
 	char stack_text[ENC_STACK_TEXT];
 	bpe_sym stack_sym[256];
@@ -506,7 +507,7 @@ static int spm_encode(const mllm_tokenizer *tok, const char *text, size_t len, b
 
 	if (add_bos && tok->bos_id >= 0)
 		emit(&w, tok->bos_id);
-	nlen = len ? normalize(tok, text, len, norm) : 0;
+	nlen = len ? normalize(tok, text, len, cont, norm) : 0;
 
 	size_t start = 0;
 	while (start < nlen && rc == 0) {
@@ -604,7 +605,7 @@ int mllm_tokenizer_encode_ex(const mllm_tokenizer *tok, const char *text, size_t
 		return MLLM_ETOOLONG;
 	if (tok->kind == TOK_BPE)
 		return mllm__bpe_encode(tok, text ? text : "", len, o, ids, cap, n_ids);
-	return spm_encode(tok, text, len, add_bos, ids, cap, n_ids);
+	return spm_encode(tok, text, len, add_bos, o && o->continuation, ids, cap, n_ids);
 }
 
 int mllm_tokenizer_encode(const mllm_tokenizer *tok, const char *text, size_t len, bool add_bos,

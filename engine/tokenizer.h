@@ -65,6 +65,12 @@ typedef struct {
 	 * split_special_tokens). Non-special added tokens always match.
 	 * SentencePiece never matches control text; the flag is ignored. */
 	bool parse_special;
+	/* The text continues text already encoded (the next turn of a
+	 * conversation whose ids are kept): SentencePiece adds no
+	 * dummy-prefix space and strips no leading spaces, so encoding the
+	 * pieces one after another reproduces the text exactly. Byte-level
+	 * BPE has neither rule; the flag changes nothing there. */
+	bool continuation;
 } mllm_encode_opts;
 
 /* mllm_tokenizer_encode() with options (o may be NULL: all false). */

@@ -77,6 +77,12 @@ static const cfg_entry server_table[] = {
      "send READY=1 to $NOTIFY_SOCKET once listening and loaded"},
     {"model_default", CFG_STR, 0, 0, "", SRV_OFF(model_default),
      "model for requests that name none; empty = the first model"},
+    {"responses_store_max", CFG_INT, 0, 1000000, "10000", SRV_OFF(responses_store_max),
+     "stored /v1/responses responses kept at most (LRU eviction); 0 stores none"},
+    {"responses_store_bytes", CFG_SIZE, 0, 64 * GIB, "256m", SRV_OFF(responses_store_bytes),
+     "memory the stored responses may hold (LRU eviction beyond)"},
+    {"responses_store_ttl_s", CFG_INT, 1, 30 * 86400, "3600", SRV_OFF(responses_store_ttl_s),
+     "a stored response is forgotten this long after it was made"},
 };
 
 static const cfg_entry model_table[] = {

@@ -85,6 +85,10 @@ typedef struct {
 	bool log_requests;
 	bool sd_notify;
 	char *model_default; /* the model used when a request names none */
+	/* The /v1/responses store (resp_store.c): entries, bytes, TTL. */
+	int64_t responses_store_max;
+	int64_t responses_store_bytes;
+	int64_t responses_store_ttl_s;
 
 	cfg_model *models; /* [n_models], owned */
 	size_t n_models;

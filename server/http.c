@@ -52,26 +52,48 @@ enum {
 	R_CHAT,
 	R_TOKENIZE,
 	R_DETOKENIZE,
+	R_RESPONSES,
+	R_RESPONSE,
 };
 
 static const struct {
 	const char *path;
-	bool prefix;        /* path is a prefix followed by an id */
-	const char *method; /* the one method served (plus OPTIONS) */
-	bool auth;          /* needs the API key when keys are configured */
+	bool prefix;         /* path is a prefix followed by an id */
+	const char *method;  /* the method served (plus OPTIONS) */
+	const char *method2; /* a second one, or NULL */
+	bool auth;           /* needs the API key when keys are configured */
 } routes[] = {
-    [R_HEALTH] = {"/health", false, "GET", false},
-    [R_READYZ] = {"/readyz", false, "GET", false},
-    [R_LIVEZ] = {"/livez", false, "GET", false},
-    [R_METRICS] = {"/metrics", false, "GET", false},
-    [R_MODELS] = {"/v1/models", false, "GET", true},
-    [R_MODEL] = {"/v1/models/", true, "GET", true},
-    [R_COMPLETIONS] = {"/v1/completions", false, "POST", true},
-    [R_CHAT] = {"/v1/chat/completions", false, "POST", true},
-    [R_TOKENIZE] = {"/tokenize", false, "POST", true},
-    [R_DETOKENIZE] = {"/detokenize", false, "POST", true},
+    [R_HEALTH] = {"/health", false, "GET", NULL, false},
+    [R_READYZ] = {"/readyz", false, "GET", NULL, false},
+    [R_LIVEZ] = {"/livez", false, "GET", NULL, false},
+    [R_METRICS] = {"/metrics", false, "GET", NULL, false},
+    [R_MODELS] = {"/v1/models", false, "GET", NULL, true},
+    [R_MODEL] = {"/v1/models/", true, "GET", NULL, true},
+    [R_COMPLETIONS] = {"/v1/completions", false, "POST", NULL, true},
+    [R_CHAT] = {"/v1/chat/completions", false, "POST", NULL, true},
+    [R_TOKENIZE] = {"/tokenize", false, "POST", NULL, true},
+    [R_DETOKENIZE] = {"/detokenize", false, "POST", NULL, true},
+    [R_RESPONSES] = {"/v1/responses", false, "POST", NULL, true},
+    /* /v1/responses/{id} (GET, DELETE) and .../input_items (GET) */
+    [R_RESPONSE] = {"/v1/responses/", true, "GET", "DELETE", true},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
+
+/* "GET, OPTIONS" or "GET, DELETE, OPTIONS": the route's Allow header. */
+static void route_allow(int route, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s%s, OPTIONS", routes[route].method,
+	         routes[route].method2 ? ", " : "",
+	         routes[route].method2 ? routes[route].method2 : "");
+}
+
+static bool route_serves(int route, const char *method)
+{
+	const char *m = routes[route].method, *m2 = routes[route].method2;
+	if (strcmp(method, m) == 0 || (m2 && strcmp(method, m2) == 0))
+		return true;
+	return strcmp(method, "HEAD") == 0 && strcmp(m, "GET") == 0;
+}
 
 /* Routes a raw path (no query), len bytes, compared byte for byte: an
  * escaped character never matches its literal (/%6detrics is not /metrics,
@@ -289,6 +311,10 @@ static void req_free(srv_req *r)
 static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	/* What a balancer sticks a conversation to this replica by
+	 * (deploy/haproxy/haproxy.cfg): the key its response ids carry. */
+	if (r->areq && api_request_kind(r->areq) == API_RESPONSES)
+		MHD_add_response_header(resp, "X-Response-Affinity", api_request_affinity(r->areq));
 	/* Draining: keep-alive clients reconnect (through their balancer)
 	 * rather than reuse a connection to a replica that is going away. */
 	if (r->s->draining)
@@ -327,8 +353,9 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
 	}
 	if (status == 405 && r->route >= 0) {
-		snprintf(num, sizeof num, "%s, OPTIONS", routes[r->route].method);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, num);
+		char allow[48];
+		route_allow(r->route, allow, sizeof allow);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	}
 	if (r->must_close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -501,11 +528,12 @@ static void classify(srv_req *r, const char *method)
 	}
 	if (strcmp(method, "OPTIONS") == 0)
 		return; /* preflight: answered without auth */
-	if (strcmp(method, routes[r->route].method) != 0 &&
-	    !(strcmp(method, "HEAD") == 0 && strcmp(routes[r->route].method, "GET") == 0)) {
+	if (!route_serves(r->route, method)) {
+		char allow[48];
+		route_allow(r->route, allow, sizeof allow);
 		r->early_status = api_error_set(e, 405, NULL, "method_not_allowed",
 		                                "Method %s is not allowed on %s; use %s", method,
-		                                routes[r->route].path, routes[r->route].method);
+		                                routes[r->route].path, allow);
 		return;
 	}
 	if ((routes[r->route].auth || (r->route == R_METRICS && s->cfg->metrics_auth)) &&
@@ -586,6 +614,13 @@ static enum MHD_Result do_metrics(srv_req *r)
 			mllm_engine_stats_get(s->models[i].engine, &ms[i].st);
 	}
 	s->metrics.prep_open = s->n_prep_open;
+	{
+		srv_resp_store_stats rs;
+		srv_resp_store_stats_get(s->responses, &rs);
+		s->metrics.responses_stored = rs.count;
+		s->metrics.responses_bytes = rs.bytes;
+		s->metrics.responses_evicted = rs.evicted;
+	}
 	mllm_buf_init(&b, SMALL_LIMIT);
 	rc = srv_metrics_render(&s->metrics, ms, s->n_models, &b);
 	free(ms);
@@ -702,6 +737,77 @@ static enum MHD_Result tokenize_reply(srv_req *r, srv_job *j)
 	return reply_error(r, &j->err);
 }
 
+/* ---- The Responses store ---------------------------------------------------
+ * POST /v1/responses keeps its response once it ended well (resp_keep);
+ * GET and DELETE read the store on the loop (a lookup under its mutex). */
+
+static void resp_keep(srv_req *r)
+{
+	api_resp_record *rec = NULL;
+
+	if (api_request_kind(r->areq) != API_RESPONSES || !api_request_store(r->areq))
+		return;
+	if (api_request_record(r->areq, &rec) != 0 || !rec)
+		return;
+	/* With responses_store_max = 0 the store is off: nothing to say. */
+	if (srv_resp_store_put(r->s->responses, rec, mllm_now_ns()) != 0 &&
+	    r->s->cfg->responses_store_max > 0)
+		SRV_LOG_REQ(MLLM_LOG_WARN, r->id,
+		            "response not stored: larger than responses_store_bytes");
+}
+
+/* GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items. */
+static enum MHD_Result do_response(srv_req *r, const char *method)
+{
+	const char *rest = r->rpath + strlen(routes[R_RESPONSE].path);
+	const char *slash = strchr(rest, '/');
+	const char *query = strchr(r->target, '?');
+	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	bool items = slash && strcmp(slash, "/input_items") == 0;
+	api_resp_record *rec;
+	api_error e;
+	mllm_buf b;
+	char id[128];
+	int rc;
+
+	if ((slash && !items) || idlen == 0 || idlen >= sizeof id)
+		return reply_status(r, 404, NULL, "not_found", "Unknown route");
+	if (items && strcmp(method, "DELETE") == 0)
+		return reply_status(r, 405, NULL, "method_not_allowed",
+		                    "Method DELETE is not allowed on .../input_items; use GET");
+	snprintf(id, sizeof id, "%.*s", (int)idlen, rest);
+	if (strcmp(method, "DELETE") == 0) {
+		if (!srv_resp_store_delete(r->s->responses, id, mllm_now_ns())) {
+			api_error_response_not_found(&e, "response_id", id);
+			return reply_error(r, &e);
+		}
+		mllm_buf_init(&b, SMALL_LIMIT);
+		if (api_resp_render_deleted(id, &b) < 0) {
+			mllm_buf_free(&b);
+			return reply_status(r, 500, NULL, "internal_error", "render failed");
+		}
+		return reply_buf(r, 200, "application/json", &b, 0);
+	}
+	rec = srv_resp_store_get(r->s->responses, id, mllm_now_ns());
+	if (!rec) {
+		api_error_response_not_found(&e, "response_id", id);
+		return reply_error(r, &e);
+	}
+	mllm_buf_init(&b, OUT_LIMIT);
+	if (items)
+		rc = api_resp_record_render_items(rec, query ? query + 1 : NULL, &b, &e);
+	else
+		rc = api_resp_record_render(rec, &b) < 0 ? -1 : 200;
+	api_resp_record_unref(rec);
+	if (rc != 200) {
+		mllm_buf_free(&b);
+		if (rc > 0)
+			return reply_error(r, &e);
+		return reply_status(r, 500, NULL, "internal_error", "render failed");
+	}
+	return reply_buf(r, 200, "application/json", &b, 0);
+}
+
 /* ---- Generation ------------------------------------------------------------ */
 
 static enum MHD_Result stream_start(srv_req *r);
@@ -712,7 +818,10 @@ static enum MHD_Result gen_start(srv_req *r)
 
 	if (load_state(s) != 1 || s->stopping)
 		return not_ready(r);
-	return prep_submit(r, SRV_JOB_GENERATE, r->route == R_CHAT ? API_CHAT : API_COMPLETION);
+	return prep_submit(r, SRV_JOB_GENERATE,
+	                   r->route == R_CHAT        ? API_CHAT
+	                   : r->route == R_RESPONSES ? API_RESPONSES
+	                                             : API_COMPLETION);
 }
 
 /* The generation's job came back from the prep thread (parse, model lookup,
@@ -721,6 +830,7 @@ static enum MHD_Result gen_submit(srv_req *r, srv_job *j)
 {
 	srv *s = r->s;
 	const char *session;
+	char pin[32];
 	api_error e;
 	srv_model *m;
 	int rc;
@@ -746,6 +856,12 @@ static enum MHD_Result gen_submit(srv_req *r, srv_job *j)
 	session = header(r, "X-Session-Id");
 	if (session && (session[0] == '\0' || strlen(session) > 256))
 		session = NULL; /* not worth pinning; never an error */
+	/* A Responses conversation is a session of its own: its latest
+	 * turn's KV blocks stay pinned (session_ttl_ms) for the next one. */
+	if (!session && api_request_kind(r->areq) == API_RESPONSES) {
+		snprintf(pin, sizeof pin, "resp:%s", api_request_affinity(r->areq));
+		session = pin;
+	}
 	for (int32_t i = 0; i < n; i++) {
 		mllm_submit sub;
 		api_request_submit(r->areq, i, &sub);
@@ -925,6 +1041,8 @@ static void pump_one(srv_req *r)
 		int status = 200;
 		int erc = api_request_end(r->areq, &r->out, &status);
 		r->end_status = erc < 0 ? erc : status;
+		if (erc == 0)
+			resp_keep(r);
 		gen_finish(r);
 		resume(r);
 		return;
@@ -1050,11 +1168,11 @@ static enum MHD_Result preflight(srv_req *r)
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
-	char allow[32];
+	char allow[48];
 
 	if (!resp)
 		return MHD_NO;
-	snprintf(allow, sizeof allow, "%s, OPTIONS", routes[r->route].method);
+	route_allow(r->route, allow, sizeof allow);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	add_common_headers(r, resp);
 	if (r->cors_ok) {
@@ -1102,7 +1220,10 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		return do_tokenize(r);
 	case R_COMPLETIONS:
 	case R_CHAT:
+	case R_RESPONSES:
 		return gen_start(r);
+	case R_RESPONSE:
+		return do_response(r, method);
 	}
 	return reply_status(r, 500, NULL, "internal_error", "unrouted request");
 }

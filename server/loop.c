@@ -248,10 +248,16 @@ int srv_run(const cfg_t *cfg)
 	if (s.lim.max_choices < s.lim.max_n)
 		s.lim.max_choices = s.lim.max_n;
 	srv_metrics_init(&s.metrics);
+	/* The config's bounds are valid arguments: it cannot fail. */
+	rc = srv_resp_store_create(cfg->responses_store_max, cfg->responses_store_bytes,
+	                           (uint64_t)cfg->responses_store_ttl_s * 1000000000ULL,
+	                           &s.responses);
+	MLLM_ASSERT(rc == 0);
 
 	rc = uv_loop_init(&loop);
 	if (rc < 0) {
 		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_init: %s", uv_strerror(rc));
+		srv_resp_store_free(s.responses);
 		srv_auth_free(&s.auth);
 		return 1;
 	}
@@ -313,6 +319,8 @@ int srv_run(const cfg_t *cfg)
 	rc = uv_loop_close(&loop);
 	if (rc < 0)
 		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_close: %s", uv_strerror(rc));
+	/* The prep threads, its only other users, are joined. */
+	srv_resp_store_free(s.responses);
 	srv_auth_free(&s.auth);
 	return s.exit_code;
 
@@ -324,6 +332,8 @@ fail:
 	rc = uv_loop_close(&loop);
 	if (rc < 0)
 		SRV_LOG(MLLM_LOG_ERROR, "uv_loop_close: %s", uv_strerror(rc));
+	/* The prep threads, its only other users, are joined. */
+	srv_resp_store_free(s.responses);
 	srv_auth_free(&s.auth);
 	return 1;
 }

@@ -167,6 +167,20 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 		rc = render_counter(out, "mllm_prep_requests", "gauge",
 		                    "Requests being parsed and tokenized off the event loop.",
 		                    (long long)m->prep_open);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_responses_stored", "gauge",
+		                    "Responses kept for GET /v1/responses/{id} and "
+		                    "previous_response_id.",
+		                    (long long)m->responses_stored);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_responses_stored_bytes", "gauge",
+		                    "Memory those responses hold (bounded by "
+		                    "responses_store_bytes).",
+		                    (long long)m->responses_bytes);
+	if (rc == 0)
+		rc = render_counter(out, "mllm_responses_evicted_total", "counter",
+		                    "Stored responses dropped for a store limit or their age.",
+		                    (long long)m->responses_evicted);
 	if (rc == 0) {
 		rc = mllm_buf_appendf(out, "# HELP mllm_model_loaded Whether the model is ready.\n"
 		                           "# TYPE mllm_model_loaded gauge\n");

@@ -38,9 +38,11 @@ typedef struct {
 	int64_t prep_open;              /* gauge: requests handed to the prep
 	                                 * threads, not yet answered (sampled by
 	                                 * the caller before a render) */
-	srv_hist ttft;                  /* submit -> first token, seconds */
-	srv_hist itl;                   /* between consecutive tokens, seconds */
-	srv_hist e2e;                   /* request received -> last byte queued */
+	/* The /v1/responses store (sampled by the caller before a render). */
+	int64_t responses_stored, responses_bytes, responses_evicted;
+	srv_hist ttft; /* submit -> first token, seconds */
+	srv_hist itl;  /* between consecutive tokens, seconds */
+	srv_hist e2e;  /* request received -> last byte queued */
 } srv_metrics;
 
 /* One resident model's engine snapshot, for the render. */

@@ -61,6 +61,19 @@ static void run_generate(srv_job *j)
 		return;
 	}
 	j->m = m;
+	/* A continuation: the stored response is read here, off the loop
+	 * (the store has its own lock), and must exist on this replica. */
+	if (api_request_previous_id(j->areq)) {
+		const char *id = api_request_previous_id(j->areq);
+		api_resp_record *prev = srv_resp_store_get(s->responses, id, mllm_now_ns());
+		if (!prev) {
+			j->status =
+			    api_error_response_not_found(&j->err, "previous_response_id", id);
+			return;
+		}
+		api_request_set_previous(j->areq, prev);
+		api_resp_record_unref(prev);
+	}
 	j->status = api_request_prepare(j->areq, &m->info, &j->err);
 }
 

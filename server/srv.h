@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "config.h"
 #include "metrics.h"
+#include "resp_store.h"
 
 typedef struct srv srv;
 typedef struct srv_req srv_req;
@@ -184,7 +185,8 @@ struct srv {
 	srv_auth auth;
 	api_limits lim;
 	srv_metrics metrics;
-	srv_model *models; /* [n_models] */
+	srv_resp_store *responses; /* /v1/responses records (locked inside) */
+	srv_model *models;         /* [n_models] */
 	size_t n_models;
 	int64_t started_unix;
 

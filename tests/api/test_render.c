@@ -966,6 +966,90 @@ START_TEST(test_nul_token)
 }
 END_TEST
 
+/* Chat logprobs: the tokens concatenate to exactly message.content, the
+ * first one without the space after the "Assistant:" cue that the content
+ * drops (OpenAI's contract), streamed and not. */
+START_TEST(test_chat_logprobs_concatenate_to_content)
+{
+	for (int stream = 0; stream < 2; stream++) {
+		api_request *req =
+		    make(API_CHAT, stream ? "{\"messages\":[{\"role\":\"user\","
+		                            "\"content\":\"hi\"}],\"logprobs\":true,"
+		                            "\"stream\":true}"
+		                          : "{\"messages\":[{\"role\":\"user\","
+		                            "\"content\":\"hi\"}],\"logprobs\":true}");
+		mllm_buf out, text, toks;
+		int status;
+		mllm_buf_init(&out, 1 << 20);
+		mllm_buf_init(&text, 1 << 16);
+		mllm_buf_init(&toks, 1 << 16);
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		feed(req, 0, ev_token(0, 10, " Hello", " Hello", -0.5f), &out);
+		feed(req, 0, ev_token(0, 11, " wor", " wor", -0.25f), &out);
+		feed(req, 0, ev_token(0, 12, "ld", "ld", -0.125f), &out);
+		feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, 3, 0, 3), &out);
+		ck_assert_int_eq(api_request_end(req, &out, &status), 0);
+		if (stream) {
+			json_t *evs[32];
+			bool done = false;
+			int n = sse_split(&out, evs, 32, &done);
+			for (int i = 0; i < n; i++) {
+				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+				json_t *content =
+				    json_object_get(json_object_get(c, "delta"), "content");
+				json_t *lp =
+				    json_object_get(json_object_get(c, "logprobs"), "content");
+				size_t k;
+				json_t *t;
+				if (json_is_string(content))
+					ck_assert_int_eq(
+					    mllm_buf_append(&text, json_string_value(content),
+					                    json_string_length(content)),
+					    0);
+				json_array_foreach(lp, k, t)
+				{
+					json_t *tok_s = json_object_get(t, "token");
+					ck_assert_int_eq(mllm_buf_append(&toks,
+					                                 json_string_value(tok_s),
+					                                 json_string_length(tok_s)),
+					                 0);
+				}
+				json_decref(evs[i]);
+			}
+		} else {
+			json_t *j = json_loadb(out.data, out.len, 0, NULL);
+			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+			json_t *content = json_object_get(json_object_get(c, "message"), "content");
+			json_t *lp = json_object_get(json_object_get(c, "logprobs"), "content");
+			size_t k;
+			json_t *t;
+			ck_assert_int_eq(mllm_buf_append(&text, json_string_value(content),
+			                                 json_string_length(content)),
+			                 0);
+			json_array_foreach(lp, k, t)
+			{
+				json_t *tok_s = json_object_get(t, "token");
+				ck_assert_int_eq(mllm_buf_append(&toks, json_string_value(tok_s),
+				                                 json_string_length(tok_s)),
+				                 0);
+			}
+			/* The bytes follow the token. */
+			ck_assert_int_eq(
+			    json_array_size(json_object_get(json_array_get(lp, 0), "bytes")), 5);
+			json_decref(j);
+		}
+		ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
+		ck_assert_int_eq(mllm_buf_append(&toks, "", 1), 0);
+		ck_assert_str_eq(text.data, "Hello world");
+		ck_assert_str_eq(toks.data, text.data);
+		mllm_buf_free(&out);
+		mllm_buf_free(&text);
+		mllm_buf_free(&toks);
+		api_request_free(req);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("api_render");
@@ -985,6 +1069,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_nul_token);
 	tcase_add_test(tc, test_alloc_failures);
 	tcase_add_test(tc, test_schema_conformance);
+	tcase_add_test(tc, test_chat_logprobs_concatenate_to_content);
 	tcase_set_timeout(tc, 60); /* one python3 run validates every document */
 	suite_add_tcase(s, tc);
 	return s;

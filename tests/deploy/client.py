@@ -12,6 +12,10 @@ balancer that docker-compose.yml publishes.
       for the later turns (cached_tokens in usage agrees).
   stream URL METRICS_URLS...       the first event of a streamed completion
       arrives while the replica is still generating it (not buffered).
+  responses URL                    8 Responses API conversations of 4 turns
+      linked by previous_response_id, without X-Session-Id: the balancer's
+      stick table (X-Response-Affinity) keeps each on the replica that stores
+      it, so no turn answers 404, and GET /v1/responses/{id} finds it too.
   spread URL N                     requests without a session id reach N
       distinct replicas (waits up to 60 s for new ones to become ready).
 """
@@ -155,6 +159,30 @@ def cmd_affinity(url, *metrics_urls):
         fail("only %.0f%% of later-turn prompt tokens came from the cache" % (100 * share))
 
 
+def cmd_responses(url):
+    convs, turns = 8, 4
+    for c in range(convs):
+        prev, servers = None, set()
+        for t in range(turns):
+            body = {"model": MODEL, "input": "Part %d of story %d, please." % (t, c),
+                    "max_output_tokens": 8, "temperature": 0}
+            if prev:
+                body["previous_response_id"] = prev
+            st, hd, data = post(url, "/v1/responses", body)
+            if st != 200:
+                fail("conversation %d turn %d: %d %s" % (c, t, st, data[:200]))
+            prev = json.loads(data)["id"]
+            if hd.get("x-response-affinity") != prev[5:21]:
+                fail("X-Response-Affinity %r for %s" % (hd.get("x-response-affinity"), prev))
+            servers.add(hd.get("x-backend-server", "?"))
+        if len(servers) != 1 or "?" in servers:
+            fail("conversation %d served by %s, want one replica" % (c, sorted(servers)))
+        st, _ = get(url.rstrip("/") + "/v1/responses/" + prev)
+        if st != 200:
+            fail("GET /v1/responses/%s through the balancer: %d" % (prev, st))
+    print("responses: %d conversations of %d turns, each on one replica" % (convs, turns))
+
+
 def cmd_stream(url, *metrics_urls):
     """Causal, not timed: the first event must reach the client through the
     balancer while the replica is still generating (its /metrics shows the
@@ -209,7 +237,7 @@ def cmd_spread(url, n):
 
 if __name__ == "__main__":
     cmds = {"load": cmd_load, "affinity": cmd_affinity, "stream": cmd_stream,
-            "spread": cmd_spread}
+            "spread": cmd_spread, "responses": cmd_responses}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_compose.sh — docker-compose.yml for real: 3 replicas + HAProxy on a
 # project network of its own, the README's curl examples through the
-# balancer, X-Session-Id affinity with prefix-cache hits, unbuffered SSE,
+# balancer, X-Session-Id affinity with prefix-cache hits, Responses API
+# conversations kept on the replica that stores them, unbuffered SSE,
 # one replica killed and another stopped under steady load with no failed
 # or slow request, scale 3 -> 4, `down` leaves nothing behind. Then a single
 # loaded container stops with exit 0 within Docker's default timeout.
@@ -98,6 +99,8 @@ ok "the README's curl examples through the balancer (model mobilellm-demo)"
 # shellcheck disable=SC2046
 "$PY" "$HERE/client.py" affinity "$LB" $(metrics_urls) || fail "affinity"
 ok "X-Session-Id affinity with prefix-cache hits in the replicas' /metrics"
+"$PY" "$HERE/client.py" responses "$LB" || fail "responses affinity"
+ok "Responses API conversations stick to the replica that stores them"
 # shellcheck disable=SC2046
 "$PY" "$HERE/client.py" stream "$LB" $(metrics_urls) || fail "streaming"
 ok "SSE through HAProxy is not buffered"

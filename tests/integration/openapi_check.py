@@ -295,8 +295,11 @@ class Response:
     def json(self):
         return json.loads(self.body.decode("utf-8"))
 
-    def sse(self):
-        """The data payloads of an SSE body, in order ('[DONE]' kept)."""
+    def sse(self, names=None):
+        """The data payloads of an SSE body, in order ('[DONE]' kept). An
+        event is one data line, optionally after one event line (the
+        Responses API names its events); names, when a list, gets each
+        event's name (None without one)."""
         text = self.body.decode("utf-8")
         if not text.endswith("\n\n"):
             raise ValueError("stream does not end with a blank line")
@@ -304,9 +307,12 @@ class Response:
         for ev in text.split("\n\n")[:-1]:
             lines = [ln for ln in ev.split("\n") if ln and not ln.startswith(":")]
             data = [ln[5:].lstrip(" ") for ln in lines if ln.startswith("data:")]
-            if len(data) != 1 or len(lines) != 1:
+            event = [ln[6:].lstrip(" ") for ln in lines if ln.startswith("event:")]
+            if len(data) != 1 or len(event) > 1 or len(lines) != 1 + len(event):
                 raise ValueError("event is not one data line: %r" % ev[:80])
             out.append(data[0])
+            if names is not None:
+                names.append(event[0] if event else None)
         return out
 
 
@@ -400,21 +406,26 @@ class Checker:
                 return errs + ["body is not JSON: %s" % e]
             errs += self.v.errors(media["schema"], doc)
         elif r.ctype == "text/event-stream":
+            names = []
             try:
-                events = r.sse()
+                events = r.sse(names)
             except (ValueError, UnicodeDecodeError) as e:
                 return errs + [str(e)]
-            if not events or events[-1] != "[DONE]":
-                errs.append("stream does not end with data: [DONE]")
-            if "[DONE]" in events[:-1]:
-                errs.append("[DONE] before the end")
-            for i, ev in enumerate(events[:-1]):
+            if media.get("x-sse-done", True):
+                if not events or events[-1] != "[DONE]":
+                    errs.append("stream does not end with data: [DONE]")
+                events = events[:-1]
+            if "[DONE]" in events:
+                errs.append("[DONE] where none belongs")
+            for i, ev in enumerate(events):
                 try:
                     doc = json.loads(ev)
                 except ValueError:
                     errs.append("event %d is not JSON" % i)
                     continue
                 errs += self.v.errors(media["x-sse-event"], doc, "$event[%d]" % i)
+                if names[i] is not None and names[i] != doc.get("type"):
+                    errs.append("event %d: named %r, type %r" % (i, names[i], doc.get("type")))
         return errs
 
     # ---- the checks ------------------------------------------------------------
@@ -493,8 +504,62 @@ class Checker:
         self.call("chat forced tool call", "POST", CH, body=tool_chat)
         self.call("chat forced tool call, streamed", "POST", CH, body=dict(tool_chat, stream=True))
 
+        # The Responses API: create (items, instructions, text.format,
+        # a forced function call), stream, a continuation, retrieve,
+        # input_items, delete, and its 404s.
+        R = "/v1/responses"
+        rbase = {"model": m, "input": "Tell me a story.", "instructions": "Be brief.",
+                 "max_output_tokens": 8, "temperature": 0}
+        rr = self.call("responses", "POST", R, body=rbase, check=self.response_usage)
+        self.call("responses stream", "POST", R, body=dict(rbase, stream=True),
+                  check=lambda r: self.response_stream_matches(r, rr))
+        self.call("responses items + json_schema", "POST", R,
+                  body={"model": m, "max_output_tokens": 40, "temperature": 0,
+                        "input": [{"role": "developer", "content": "JSON."},
+                                  {"type": "message", "role": "user",
+                                   "content": [{"type": "input_text", "text": "Hi"}]}],
+                        "text": {"format": {"type": "json_schema", "name": "t",
+                                            "schema": schema}}},
+                  check=lambda r: [] if json.loads(r.json()["output_text"]).get("ok") in
+                  (True, False) else ["output_text is not the schema's JSON"])
+        rtools = {"model": m, "input": "Hi", "tool_choice": "required", "max_output_tokens": 120,
+                  "temperature": 0,
+                  "tools": [{"type": "function", "name": "f", "parameters": schema}]}
+        rc = self.call("responses forced function call", "POST", R, body=rtools,
+                       check=lambda r: [] if r.json()["output"][0]["type"] == "function_call"
+                       else ["no function_call item"])
+        self.call("responses forced function call, streamed", "POST", R,
+                  body=dict(rtools, stream=True))
+        if rr is not None and rr.status == 200:
+            rid = rr.json()["id"]
+            self.call("responses previous_response_id", "POST", R,
+                      body=dict(rbase, input="And then?", previous_response_id=rid),
+                      check=lambda r: [] if r.json()["usage"]["input_tokens_details"][
+                          "cached_tokens"] > 0 else ["nothing reused from the cache"])
+            self.call("GET /v1/responses/{id}", "GET", R + "/{response_id}", R + "/" + rid,
+                      check=lambda r: [] if r.json() == rr.json() else ["differs from create"])
+            self.call("GET /v1/responses/{id}/input_items", "GET",
+                      R + "/{response_id}/input_items",
+                      R + "/" + rid + "/input_items?order=asc&limit=5")
+            self.call("input_items bad limit -> 400", "GET", R + "/{response_id}/input_items",
+                      R + "/" + rid + "/input_items?limit=0", want=400,
+                      check=self.error_param("limit"))
+            self.call("DELETE /v1/responses/{id}", "DELETE", R + "/{response_id}", R + "/" + rid)
+            self.call("GET deleted -> 404", "GET", R + "/{response_id}", R + "/" + rid, want=404)
+            self.call("previous_response_id deleted -> 404", "POST", R,
+                      body=dict(rbase, previous_response_id=rid), want=404,
+                      check=self.error_param("previous_response_id"))
+        if rc is not None and rc.status == 200:
+            self.call("DELETE unknown -> 404", "DELETE", R + "/{response_id}",
+                      R + "/resp_unknown", want=404)
+
         # Errors.
         bad = [
+            ("responses image input", R,
+             {"model": m, "input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+             400, "input[0].content[0]"),
+            ("responses built-in tool", R,
+             {"model": m, "input": "x", "tools": [{"type": "web_search"}]}, 400, "tools[0].type"),
             ("bad JSON", C, b"{\"prompt\":", 400, None),
             ("invalid UTF-8", C, b"{\"prompt\":\"\xff\"}", 400, None),
             ("wrong type", C, {"model": m, "prompt": "x", "max_tokens": "8"}, 400, "max_tokens"),
@@ -535,6 +600,33 @@ class Checker:
         if u["total_tokens"] != u["prompt_tokens"] + u["completion_tokens"]:
             return ["usage does not add up: %r" % u]
         return []
+
+    @staticmethod
+    def response_usage(r):
+        u = r.json()["usage"]
+        if u["total_tokens"] != u["input_tokens"] + u["output_tokens"]:
+            return ["usage does not add up: %r" % u]
+        return []
+
+    @staticmethod
+    def response_stream_matches(r, plain):
+        """Greedy: the deltas join to the non-streamed text; sequence numbers
+        count from 0; the last event carries the final response."""
+        if plain is None or plain.status != 200:
+            return ["no non-streamed response to compare with"]
+        events = [json.loads(e) for e in r.sse()]
+        errs = []
+        if [e["sequence_number"] for e in events] != list(range(len(events))):
+            errs.append("sequence numbers are not 0, 1, 2, ...")
+        text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+        if text != plain.json()["output_text"]:
+            errs.append("stream %r != %r" % (text, plain.json()["output_text"]))
+        last = events[-1] if events else {}
+        if last.get("type") not in ("response.completed", "response.incomplete"):
+            errs.append("last event %r" % last.get("type"))
+        elif last["response"]["output_text"] != text:
+            errs.append("final response text differs from the deltas")
+        return errs
 
     @staticmethod
     def error_param(param):

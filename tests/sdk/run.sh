@@ -1,13 +1,15 @@
 #!/bin/sh
 # run.sh — the client conformance tests. Installs the pinned packages with
-# npm when node_modules does not match package.json, starts two daemons on
+# npm when node_modules does not match package.json, starts three daemons on
 # free loopback ports (A: four fixture models behind an API key, one with a
 # thinking chat template, one with Qwen3's tool-calling template; B: one
 # model with room for one running and one queued request, to provoke 503 +
-# Retry-After), runs the OpenAI SDK tests (sdk.test.mjs), the structured
-# output and tool call tests (structured.test.mjs), the Vercel AI SDK /
-# LangChain tests (clients.test.mjs) and tool_choice auto / parallel calls
-# (tools.test.mjs) with `node --test`, then checks both daemons exit 0 on
+# Retry-After; C: one model with a tiny /v1/responses store), runs the
+# OpenAI SDK tests (sdk.test.mjs), the structured output and tool call
+# tests (structured.test.mjs), the Vercel AI SDK / LangChain tests
+# (clients.test.mjs), tool_choice auto / parallel calls (tools.test.mjs) and
+# the Responses API tests (responses.test.mjs) with `node --test`, then
+# checks the daemons exit 0 on
 # SIGTERM.
 set -eu
 
@@ -79,15 +81,23 @@ PIDS="$PID_A"
 	--set retry_after_s=1 >"$TMP/b.log" 2>&1 &
 PID_B=$!
 PIDS="$PIDS $PID_B"
+# C: a /v1/responses store small enough to fill (3 responses, 16 KiB).
+"$BIN" serve --host 127.0.0.1 --port 0 --model tiny="$FIX/models/tiny-mobilellm-f16" \
+	--api-key sdk-test-key --set responses_store_max=3 --set responses_store_bytes=16k \
+	>"$TMP/c.log" 2>&1 &
+PID_C=$!
+PIDS="$PIDS $PID_C"
 URL_A=$(wait_url a)
 URL_B=$(wait_url b)
+URL_C=$(wait_url c)
 
 rc=0
-(cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_KEY=sdk-test-key \
-	node --test --test-reporter=spec sdk.test.mjs structured.test.mjs clients.test.mjs tools.test.mjs) || rc=$?
+(cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_URL_C="$URL_C" \
+	MLLMD_KEY=sdk-test-key node --test --test-reporter=spec sdk.test.mjs structured.test.mjs \
+	clients.test.mjs tools.test.mjs responses.test.mjs) || rc=$?
 
-for name in a b; do
-	if [ $name = a ]; then pid=$PID_A; else pid=$PID_B; fi
+for name in a b c; do
+	case $name in a) pid=$PID_A ;; b) pid=$PID_B ;; c) pid=$PID_C ;; esac
 	kill -TERM "$pid"
 	code=0
 	wait "$pid" || code=$?

@@ -166,6 +166,20 @@ test('chat: logprobs with top_logprobs', async () => {
     assert.ok(c.logprob <= 0);
     assert.equal(c.top_logprobs.length, 2);
   }
+  // The tokens concatenate to the content exactly, streamed and not.
+  assert.equal(content.map((c) => c.token).join(''), r.choices[0].message.content);
+  const stream = await client.chat.completions.create({
+    model: 'st', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, ...GREEDY,
+    logprobs: true, stream: true,
+  });
+  let text = '';
+  let toks = '';
+  for await (const ch of stream) {
+    text += ch.choices[0]?.delta?.content ?? '';
+    toks += (ch.choices[0]?.logprobs?.content ?? []).map((c) => c.token).join('');
+  }
+  assert.equal(text, r.choices[0].message.content);
+  assert.equal(toks, text);
 });
 
 test('errors surface as the SDK typed errors', async () => {

@@ -1,0 +1,442 @@
+// responses.test.mjs — POST /v1/responses and its state through the
+// official OpenAI Node SDK (responses.create / parse / stream, retrieve,
+// delete, inputItems, error classes) and through the Vercel AI SDK's
+// default OpenAI provider (@ai-sdk/openai, whose models call Responses).
+// The conversation state is checked for what it is for: a chain of turns
+// linked by previous_response_id whose prompts come from the prefix cache
+// (cached_tokens covers the previous turn, /metrics counts the reuse), and
+// a store that keeps to its limits (daemon C: responses_store_max = 3,
+// responses_store_bytes = 16k).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { zodTextFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
+import { generateText, streamText } from 'ai';
+import { createOpenAI } from '@ai-sdk/openai';
+
+const A = process.env.MLLMD_URL_A;
+const C = process.env.MLLMD_URL_C;
+const KEY = process.env.MLLMD_KEY;
+assert.ok(A && C && KEY, 'run through tests/sdk/run.sh');
+const client = new OpenAI({ baseURL: `${A}/v1`, apiKey: KEY, maxRetries: 0 });
+const small = new OpenAI({ baseURL: `${C}/v1`, apiKey: KEY, maxRetries: 0 });
+const BLOCK = 16; // the fixture daemons' kv_block_size (the default)
+
+const messageText = (r) =>
+  r.output
+    .filter((it) => it.type === 'message')
+    .flatMap((it) => it.content)
+    .filter((p) => p.type === 'output_text')
+    .map((p) => p.text)
+    .join('');
+
+// A /metrics value: name alone, or with a model label (per-model series).
+async function metric(url, name, model) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const want = model ? `${name}{model="${model}"} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(want));
+  assert.ok(line, `metric ${name} missing`);
+  return Number(line.split(' ').pop());
+}
+
+test('responses.create with a string input and instructions', async () => {
+  const r = await client.responses.create({
+    model: 'tiny',
+    instructions: 'Answer in one short sentence.',
+    input: 'What is the capital of Norway?',
+    max_output_tokens: 12,
+    temperature: 0,
+  });
+  assert.match(r.id, /^resp_[0-9a-f]{40}$/);
+  assert.equal(r.object, 'response');
+  assert.ok(['completed', 'incomplete'].includes(r.status));
+  if (r.status === 'incomplete') assert.equal(r.incomplete_details.reason, 'max_output_tokens');
+  assert.equal(r.instructions, 'Answer in one short sentence.');
+  assert.equal(r.output[0].type, 'message');
+  assert.equal(r.output[0].role, 'assistant');
+  assert.equal(r.output_text, messageText(r));
+  assert.ok(r.output_text.length > 0);
+  assert.ok(r.usage.input_tokens > 10);
+  assert.ok(r.usage.output_tokens > 0 && r.usage.output_tokens <= 12);
+  assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+  assert.equal(r.usage.input_tokens_details.cached_tokens >= 0, true);
+  assert.equal(r.usage.output_tokens_details.reasoning_tokens, 0);
+  // Greedy and stateless: the same request gives the same text.
+  const again = await client.responses.create({
+    model: 'tiny',
+    instructions: 'Answer in one short sentence.',
+    input: 'What is the capital of Norway?',
+    max_output_tokens: 12,
+    temperature: 0,
+    store: false,
+  });
+  assert.equal(again.output_text, r.output_text);
+  assert.notEqual(again.id, r.id);
+});
+
+test('responses.create with message items (parts, roles) equals the string form', async () => {
+  const items = await client.responses.create({
+    model: 'tiny',
+    input: [
+      { role: 'developer', content: 'Be brief.' },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello' }] },
+      { role: 'assistant', content: [{ type: 'output_text', text: 'Hi.' }] },
+      { role: 'user', content: 'Name a colour.' },
+    ],
+    max_output_tokens: 8,
+    temperature: 0,
+  });
+  assert.ok(items.output_text.length > 0);
+  const list = await client.responses.inputItems.list(items.id, { order: 'asc' });
+  const got = [];
+  for await (const it of list) got.push(it);
+  assert.deepEqual(got.map((it) => it.role), ['developer', 'user', 'assistant', 'user']);
+  assert.equal(got[1].content[0].type, 'input_text');
+  assert.equal(got[1].content[0].text, 'Hello');
+  assert.equal(got[2].content[0].type, 'output_text');
+  for (const it of got) assert.match(it.id, /^msg_/);
+  // The single string input renders as the one user message it means.
+  const a = await client.responses.create({ model: 'tiny', input: 'Name a colour.', max_output_tokens: 8, temperature: 0, store: false });
+  const b = await client.responses.create({
+    model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Name a colour.' }] }],
+    max_output_tokens: 8, temperature: 0, store: false,
+  });
+  assert.equal(a.output_text, b.output_text);
+  assert.equal(a.usage.input_tokens, b.usage.input_tokens);
+});
+
+test('unsupported input and tools are a 400 naming the parameter', async () => {
+  await assert.rejects(
+    client.responses.create({
+      model: 'tiny',
+      input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'https://x/y.png' }] }],
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'input[0].content[0]',
+  );
+  await assert.rejects(
+    client.responses.create({ model: 'tiny', input: 'x', tools: [{ type: 'web_search' }] }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'tools[0].type',
+  );
+  await assert.rejects(
+    client.responses.create({ model: 'tiny', input: 'x', background: true }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'background',
+  );
+});
+
+test('responses.parse with a zod text.format gives output_parsed', async () => {
+  const Pet = z.object({ kind: z.enum(['cat', 'dog', 'fish']), legs: z.number().int().min(0).max(4), name: z.string().max(8) });
+  for (const seed of [1, 2, 3]) {
+    const r = await client.responses.parse({
+      model: 'tiny',
+      input: `Describe pet ${seed} as JSON.`,
+      text: { format: zodTextFormat(Pet, 'pet') },
+      max_output_tokens: 120,
+      temperature: 1,
+    });
+    assert.equal(r.status, 'completed');
+    assert.deepEqual(Pet.parse(r.output_parsed), r.output_parsed);
+    assert.deepEqual(JSON.parse(r.output_text), r.output_parsed);
+  }
+});
+
+test('responses.stream: typed events with sequence numbers, helpers and the final response', async () => {
+  const deltas = [];
+  const types = [];
+  const seqs = [];
+  const stream = client.responses.stream({
+    model: 'tiny',
+    input: 'Tell me a story.',
+    max_output_tokens: 16,
+    temperature: 0,
+  });
+  stream.on('response.output_text.delta', (e) => deltas.push(e.delta));
+  stream.on('event', (e) => {
+    types.push(e.type);
+    seqs.push(e.sequence_number);
+  });
+  const final = await stream.finalResponse();
+  assert.deepEqual(seqs, seqs.map((_, i) => i));
+  assert.equal(types[0], 'response.created');
+  assert.equal(types[1], 'response.in_progress');
+  assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)));
+  for (const t of ['response.output_item.added', 'response.content_part.added', 'response.output_text.done',
+    'response.content_part.done', 'response.output_item.done'])
+    assert.equal(types.filter((x) => x === t).length, 1, t);
+  assert.equal(deltas.join(''), final.output_text);
+  assert.ok(final.output_text.length > 0);
+  // Streamed and not, greedy: the same text; the streamed one is stored.
+  const plain = await client.responses.create({ model: 'tiny', input: 'Tell me a story.', max_output_tokens: 16, temperature: 0, store: false });
+  assert.equal(plain.output_text, final.output_text);
+  const stored = await client.responses.retrieve(final.id);
+  assert.equal(stored.output_text, final.output_text);
+  assert.deepEqual(stored.usage, final.usage);
+});
+
+test('a thinking template reports reasoning items, streamed and not', async () => {
+  // "think" opens <think> in its generation prompt: the output is reasoning
+  // until "</think>", so a short answer is reasoning only.
+  const body = { model: 'think', input: 'Hi', max_output_tokens: 12, temperature: 0 };
+  const r = await client.responses.create(body);
+  assert.equal(r.output[0].type, 'reasoning');
+  assert.ok(r.output[0].content[0].text.length > 0);
+  assert.equal(r.usage.output_tokens_details.reasoning_tokens, r.usage.output_tokens);
+  const deltas = [];
+  const stream = client.responses.stream(body);
+  stream.on('response.reasoning_text.delta', (e) => deltas.push(e.delta));
+  const final = await stream.finalResponse();
+  assert.equal(deltas.join(''), r.output[0].content[0].text);
+  assert.deepEqual(final.output.map((it) => it.type), r.output.map((it) => it.type));
+});
+
+test('function tools: function_call → function_call_output → answer', async () => {
+  const tools = [
+    {
+      type: 'function',
+      name: 'get_weather',
+      description: 'Weather for a city',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 10 } },
+        required: ['city'],
+        additionalProperties: false,
+      },
+      strict: true,
+    },
+    { type: 'function', name: 'noop', parameters: { type: 'object', properties: {}, additionalProperties: false } },
+  ];
+  const first = await client.responses.create({
+    model: 'tiny',
+    input: 'What is the weather in Oslo?',
+    tools,
+    tool_choice: { type: 'function', name: 'get_weather' },
+    max_output_tokens: 60,
+    temperature: 0,
+  });
+  assert.equal(first.status, 'completed');
+  const call = first.output.find((it) => it.type === 'function_call');
+  assert.ok(call, JSON.stringify(first.output));
+  assert.equal(call.name, 'get_weather');
+  assert.match(call.call_id, /^call_/);
+  const args = JSON.parse(call.arguments);
+  assert.equal(typeof args.city, 'string');
+  assert.ok(args.city.length <= 10);
+  assert.equal(first.output_text, '');
+
+  // The result goes back as a function_call_output of the stored chain.
+  const answer = await client.responses.create({
+    model: 'tiny',
+    previous_response_id: first.id,
+    input: [{ type: 'function_call_output', call_id: call.call_id, output: JSON.stringify({ temp_c: 7 }) }],
+    tools,
+    max_output_tokens: 12,
+    temperature: 0,
+  });
+  assert.equal(answer.output[0].type, 'message');
+  assert.ok(answer.output_text.length > 0);
+  assert.equal(answer.previous_response_id, first.id);
+  // The stored conversation: the user's question, the call, its output.
+  assert.ok(answer.usage.input_tokens > 20);
+
+  // Stateless: the whole exchange resent as items gives the same answer.
+  const resent = await client.responses.create({
+    model: 'tiny',
+    input: [
+      { role: 'user', content: 'What is the weather in Oslo?' },
+      { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments },
+      { type: 'function_call_output', call_id: call.call_id, output: JSON.stringify({ temp_c: 7 }) },
+    ],
+    tools,
+    max_output_tokens: 12,
+    temperature: 0,
+    store: false,
+  });
+  assert.ok(resent.output_text.length > 0);
+
+  // tool_choice required, streamed: the call arrives as its events.
+  const types = [];
+  const stream = client.responses.stream({
+    model: 'tiny', input: 'Weather in Lima?', tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_output_tokens: 60, temperature: 0,
+  });
+  stream.on('event', (e) => types.push(e.type));
+  const done = await stream.finalResponse();
+  const c2 = done.output.find((it) => it.type === 'function_call');
+  assert.ok(c2);
+  assert.ok(['get_weather', 'noop'].includes(c2.name));
+  JSON.parse(c2.arguments);
+  assert.ok(types.includes('response.function_call_arguments.delta'));
+  assert.ok(types.includes('response.function_call_arguments.done'));
+});
+
+test('a template with a call syntax: the forced call is a function_call item', async () => {
+  // "hermes" is chatted with Qwen3's template (<tool_call> syntax). With
+  // parallel calls allowed the random model calls until max_output_tokens
+  // (an incomplete call leaves the text as text), so one call is asked for.
+  const tools = [
+    { type: 'function', name: 'add', parameters: { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, required: ['a', 'b'], additionalProperties: false } },
+    { type: 'function', name: 'noop', parameters: { type: 'object', properties: {}, additionalProperties: false } },
+  ];
+  const body = {
+    model: 'hermes', input: 'Add 2 and 3.', tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_output_tokens: 200, temperature: 0,
+  };
+  const r = await client.responses.create(body);
+  const calls = r.output.filter((it) => it.type === 'function_call');
+  assert.equal(calls.length, 1, JSON.stringify(r.output));
+  assert.equal(r.output.at(-1).type, 'function_call');
+  assert.equal(new Set(calls.map((c) => c.call_id)).size, calls.length);
+  assert.equal(new Set(calls.map((c) => c.id)).size, calls.length);
+  for (const c of calls) {
+    assert.ok(['add', 'noop'].includes(c.name));
+    JSON.parse(c.arguments);
+  }
+  const stream = client.responses.stream(body);
+  const final = await stream.finalResponse();
+  assert.deepEqual(final.output.map((it) => [it.type, it.name, it.arguments]),
+    r.output.map((it) => [it.type, it.name, it.arguments]));
+  // The next turn sends every result back.
+  const next = await client.responses.create({
+    model: 'hermes', previous_response_id: r.id, tools, max_output_tokens: 16, temperature: 0,
+    input: calls.map((c) => ({ type: 'function_call_output', call_id: c.call_id, output: '5' })),
+  });
+  assert.ok(['completed', 'incomplete'].includes(next.status));
+});
+
+test('previous_response_id: 5 turns whose prompts come from the prefix cache', async () => {
+  const reusedBefore = await metric(A, 'mllm_prefix_cache_reused_tokens_total', 'tiny');
+  let prev = null;
+  let prevTotal = 0;
+  let lastCached = -1;
+  let sumCached = 0;
+  const ids = [];
+  for (let turn = 1; turn <= 5; turn++) {
+    const r = await client.responses.create({
+      model: 'tiny',
+      instructions: 'You are a patient assistant.',
+      input: `Turn ${turn}: tell me one more thing about the list we are writing together.`,
+      previous_response_id: prev ?? undefined,
+      max_output_tokens: 10,
+      temperature: 0,
+    });
+    const cached = r.usage.input_tokens_details.cached_tokens;
+    if (prev) {
+      assert.equal(r.previous_response_id, prev);
+      // The conversation is the prompt's head: the stored tokens (all but
+      // the last generated one went through the model) are reused in
+      // whole KV blocks, never prefilled again.
+      assert.ok(r.usage.input_tokens > prevTotal, `turn ${turn}: input ${r.usage.input_tokens}`);
+      assert.ok(cached >= prevTotal - 1 - BLOCK, `turn ${turn}: cached ${cached}, previous total ${prevTotal}`);
+      assert.ok(cached > lastCached, `turn ${turn}: cached ${cached} after ${lastCached}`);
+    }
+    // Every response of one conversation carries the same affinity key.
+    if (ids.length) assert.equal(r.id.slice(0, 21), ids[0].slice(0, 21));
+    ids.push(r.id);
+    sumCached += cached;
+    lastCached = cached;
+    prevTotal = r.usage.total_tokens;
+    prev = r.id;
+  }
+  const reusedAfter = await metric(A, 'mllm_prefix_cache_reused_tokens_total', 'tiny');
+  assert.ok(reusedAfter - reusedBefore >= sumCached, `metrics ${reusedAfter - reusedBefore} < ${sumCached}`);
+  // The last response's items are only its own input.
+  const items = await client.responses.inputItems.list(prev);
+  assert.equal(items.data.length, 1);
+  assert.match(items.data[0].content[0].text, /^Turn 5:/);
+});
+
+test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
+  const r = await client.responses.create({ model: 'tiny', input: 'Keep this.', max_output_tokens: 6, temperature: 0, metadata: { k: 'v' } });
+  const got = await client.responses.retrieve(r.id);
+  assert.equal(got.id, r.id);
+  assert.equal(got.output_text, r.output_text);
+  assert.deepEqual(got.metadata, { k: 'v' });
+  const page = await client.responses.inputItems.list(r.id, { limit: 1 });
+  assert.equal(page.data.length, 1);
+  assert.equal(page.data[0].content[0].text, 'Keep this.');
+  await client.responses.delete(r.id);
+  await assert.rejects(client.responses.retrieve(r.id), OpenAI.NotFoundError);
+  await assert.rejects(client.responses.delete(r.id), OpenAI.NotFoundError);
+  await assert.rejects(client.responses.inputItems.list(r.id), OpenAI.NotFoundError);
+  await assert.rejects(
+    client.responses.create({ model: 'tiny', input: 'x', previous_response_id: r.id }),
+    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id' && e.code === 'not_found',
+  );
+  await assert.rejects(
+    client.responses.create({ model: 'tiny', input: 'x', previous_response_id: 'resp_never' }),
+    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+  );
+  // store: false is not kept.
+  const gone = await client.responses.create({ model: 'tiny', input: 'x', max_output_tokens: 2, store: false });
+  await assert.rejects(client.responses.retrieve(gone.id), OpenAI.NotFoundError);
+});
+
+test('the store keeps to its count and byte limits; evicted ids answer 404', async () => {
+  const ids = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await small.responses.create({ model: 'tiny', input: `small ${i}`, max_output_tokens: 4, temperature: 0 });
+    ids.push(r.id);
+  }
+  // responses_store_max = 3: the two oldest are gone.
+  for (const id of ids.slice(0, 2)) await assert.rejects(small.responses.retrieve(id), OpenAI.NotFoundError);
+  for (const id of ids.slice(2)) assert.equal((await small.responses.retrieve(id)).id, id);
+  await assert.rejects(
+    small.responses.create({ model: 'tiny', input: 'x', previous_response_id: ids[0] }),
+    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+  );
+  // A used record is the most recent: reading ids[2] keeps it over ids[3].
+  await small.responses.retrieve(ids[2]);
+  await small.responses.create({ model: 'tiny', input: 'one more', max_output_tokens: 4, temperature: 0 });
+  assert.equal((await small.responses.retrieve(ids[2])).id, ids[2]);
+  await assert.rejects(small.responses.retrieve(ids[3]), OpenAI.NotFoundError);
+
+  // responses_store_bytes = 16k: large responses evict by size.
+  const big = [];
+  const long = 'word '.repeat(700);
+  for (let i = 0; i < 4; i++) {
+    const r = await small.responses.create({ model: 'tiny', input: `${i} ${long}`, max_output_tokens: 8, temperature: 0 });
+    big.push(r.id);
+  }
+  const bytes = await metric(C, 'mllm_responses_stored_bytes');
+  const count = await metric(C, 'mllm_responses_stored');
+  assert.ok(bytes <= 16384, `stored bytes ${bytes}`);
+  assert.ok(count < 3, `stored ${count}`);
+  assert.ok((await metric(C, 'mllm_responses_evicted_total')) >= 4);
+  await assert.rejects(small.responses.retrieve(big[0]), OpenAI.NotFoundError);
+  assert.equal((await small.responses.retrieve(big[3])).id, big[3]);
+});
+
+const openai = createOpenAI({ baseURL: `${A}/v1`, apiKey: KEY });
+
+test('Vercel AI SDK default OpenAI provider: generateText over Responses', async () => {
+  const r = await generateText({
+    model: openai('tiny'),
+    system: 'Be brief.',
+    prompt: 'Say hello.',
+    temperature: 0,
+    maxOutputTokens: 12,
+    maxRetries: 0,
+  });
+  assert.ok(r.text.length > 0);
+  assert.match(r.response.id, /^resp_/);
+  assert.ok(r.usage.inputTokens > 0);
+  assert.ok(r.usage.outputTokens > 0);
+  const stored = await client.responses.retrieve(r.response.id);
+  assert.equal(stored.output_text, r.text);
+});
+
+test('Vercel AI SDK default OpenAI provider: streamText over Responses', async () => {
+  const r = streamText({
+    model: openai('tiny'),
+    prompt: 'Say hello.',
+    temperature: 0,
+    maxOutputTokens: 12,
+    maxRetries: 0,
+  });
+  let text = '';
+  for await (const part of r.textStream) text += part;
+  assert.ok(text.length > 0);
+  assert.equal(text, await r.text);
+  const plain = await generateText({ model: openai('tiny'), prompt: 'Say hello.', temperature: 0, maxOutputTokens: 12, maxRetries: 0 });
+  assert.equal(text, plain.text);
+});
