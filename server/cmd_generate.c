@@ -70,24 +70,6 @@ static int parse_ids(const char *s, int32_t *ids, size_t cap, size_t *n)
 	return *n > 0 ? 0 : -1;
 }
 
-int srv_parse_dtype(const char *s, mllm_dtype *out)
-{
-	static const struct {
-		const char *name;
-		mllm_dtype t;
-	} map[] = {{"f32", MLLM_DTYPE_F32},
-	           {"f16", MLLM_DTYPE_F16},
-	           {"bf16", MLLM_DTYPE_BF16},
-	           {"q8_0", MLLM_DTYPE_Q8_0},
-	           {"q4_0", MLLM_DTYPE_Q4_0}};
-	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-		if (strcasecmp(s, map[i].name) == 0) {
-			*out = map[i].t;
-			return 0;
-		}
-	return -1;
-}
-
 /* The engine's notify callback wakes the waiting main thread. */
 typedef struct {
 	pthread_mutex_t mu;
@@ -170,28 +152,29 @@ static int drain(waiter *w, mllm_request *r, gen_out *o, long cap)
 
 int srv_cmd_generate(int argc, char **argv)
 {
-	const char *model_path = NULL, *prompt = NULL, *prompt_ids = NULL;
-	const char *log_level = "warn";
+	const char *prompt = NULL, *prompt_ids = NULL;
 	const char *stops[MLLM_MAX_STOP];
 	int n_stop = 0;
-	long max_tokens = 64, threads = 0;
+	long max_tokens = 64;
 	float temp = 0.0f, top_p = 1.0f;
 	long long seed = 0;
-	bool json = false, kv_f16 = true, has_seed = false;
-	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	bool has_seed = false;
+	srv_cli_opts opt = SRV_CLI_OPTS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end = NULL;
+		int shared;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else if (strcmp(a, "--json") == 0) {
-			json = true;
-			continue;
-		} else if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0) {
-			kv_f16 = strcmp(a, "--kv-f16") == 0;
+		}
+		shared = srv_cli_opt(&opt, "generate", a, v);
+		if (shared < 0)
+			return 2;
+		if (shared > 0) {
+			i += shared - 1;
 			continue;
 		}
 		if (!v) {
@@ -201,19 +184,13 @@ int srv_cmd_generate(int argc, char **argv)
 		}
 		i++;
 		errno = 0;
-		if (strcmp(a, "--model") == 0) {
-			model_path = v;
-		} else if (strcmp(a, "--prompt") == 0) {
+		if (strcmp(a, "--prompt") == 0) {
 			prompt = v;
 		} else if (strcmp(a, "--prompt-ids") == 0) {
 			prompt_ids = v;
 		} else if (strcmp(a, "--max-tokens") == 0) {
 			max_tokens = strtol(v, &end, 10);
 			if (*end || errno || max_tokens < 0 || max_tokens > 1000000)
-				goto bad_value;
-		} else if (strcmp(a, "--threads") == 0) {
-			threads = strtol(v, &end, 10);
-			if (*end || errno || threads < 0 || threads > 256)
 				goto bad_value;
 		} else if (strcmp(a, "--temperature") == 0) {
 			temp = strtof(v, &end);
@@ -232,11 +209,6 @@ int srv_cmd_generate(int argc, char **argv)
 			if (n_stop == MLLM_MAX_STOP || !*v)
 				goto bad_value;
 			stops[n_stop++] = v;
-		} else if (strcmp(a, "--convert") == 0) {
-			if (srv_parse_dtype(v, &mp.convert_to))
-				goto bad_value;
-		} else if (strcmp(a, "--log-level") == 0) {
-			log_level = v;
 		} else {
 			fprintf(stderr, "generate: unknown option %s\n", a);
 			usage(stderr);
@@ -247,16 +219,17 @@ int srv_cmd_generate(int argc, char **argv)
 		fprintf(stderr, "generate: bad value for %s: '%s'\n", a, v);
 		return 2;
 	}
-	if (!model_path || (prompt && prompt_ids) || (!prompt && !prompt_ids)) {
+	if (!opt.model_path || (prompt && prompt_ids) || (!prompt && !prompt_ids)) {
 		fprintf(stderr, "generate: need --model and one of --prompt / --prompt-ids\n");
 		usage(stderr);
 		return 2;
 	}
-	int lvl = srv_log_level_parse(log_level);
-	if (lvl < 0 || srv_log_open(lvl, NULL) != 0) {
-		fprintf(stderr, "generate: bad --log-level '%s'\n", log_level);
+	if (srv_cli_log_open(&opt, "generate"))
 		return 2;
-	}
+	const char *model_path = opt.model_path;
+	bool json = opt.json, kv_f16 = opt.kv_f16;
+	long threads = opt.threads;
+	mllm_model_params mp = opt.mp;
 
 	int ret = 1, rc;
 	char err[512] = "";

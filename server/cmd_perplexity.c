@@ -133,24 +133,24 @@ static int lp_open_read(lp_file *lf, const char *path, char *err, size_t errlen)
 
 int srv_cmd_perplexity(int argc, char **argv)
 {
-	const char *model_path = NULL, *text_path = NULL, *save_path = NULL, *base_path = NULL;
-	const char *log_level = "warn";
-	long ctx = 0, chunks = 0, threads = 0;
-	bool json = false, kv_f16 = true;
-	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	const char *text_path = NULL, *save_path = NULL, *base_path = NULL;
+	long ctx = 0, chunks = 0;
+	srv_cli_opts opt = SRV_CLI_OPTS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end = NULL;
+		int shared;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else if (strcmp(a, "--json") == 0) {
-			json = true;
-			continue;
-		} else if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0) {
-			kv_f16 = strcmp(a, "--kv-f16") == 0;
+		}
+		shared = srv_cli_opt(&opt, "perplexity", a, v);
+		if (shared < 0)
+			return 2;
+		if (shared > 0) {
+			i += shared - 1;
 			continue;
 		}
 		if (!v) {
@@ -160,9 +160,7 @@ int srv_cmd_perplexity(int argc, char **argv)
 		}
 		i++;
 		errno = 0;
-		if (strcmp(a, "--model") == 0) {
-			model_path = v;
-		} else if (strcmp(a, "--file") == 0) {
+		if (strcmp(a, "--file") == 0) {
 			text_path = v;
 		} else if (strcmp(a, "--save-logits") == 0) {
 			save_path = v;
@@ -176,15 +174,6 @@ int srv_cmd_perplexity(int argc, char **argv)
 			chunks = strtol(v, &end, 10);
 			if (*end || errno || chunks < 1 || chunks > (1L << 24))
 				goto bad_value;
-		} else if (strcmp(a, "--threads") == 0) {
-			threads = strtol(v, &end, 10);
-			if (*end || errno || threads < 0 || threads > 256)
-				goto bad_value;
-		} else if (strcmp(a, "--convert") == 0) {
-			if (srv_parse_dtype(v, &mp.convert_to))
-				goto bad_value;
-		} else if (strcmp(a, "--log-level") == 0) {
-			log_level = v;
 		} else {
 			fprintf(stderr, "perplexity: unknown option %s\n", a);
 			usage(stderr);
@@ -195,16 +184,17 @@ int srv_cmd_perplexity(int argc, char **argv)
 		fprintf(stderr, "perplexity: bad value for %s: '%s'\n", a, v);
 		return 2;
 	}
-	if (!model_path || !text_path) {
+	if (!opt.model_path || !text_path) {
 		fprintf(stderr, "perplexity: need --model and --file\n");
 		usage(stderr);
 		return 2;
 	}
-	int lvl = srv_log_level_parse(log_level);
-	if (lvl < 0 || srv_log_open(lvl, NULL) != 0) {
-		fprintf(stderr, "perplexity: bad --log-level '%s'\n", log_level);
+	if (srv_cli_log_open(&opt, "perplexity"))
 		return 2;
-	}
+	const char *model_path = opt.model_path;
+	bool json = opt.json, kv_f16 = opt.kv_f16;
+	long threads = opt.threads;
+	mllm_model_params mp = opt.mp;
 
 	int ret = 1, rc;
 	char err[512] = "";

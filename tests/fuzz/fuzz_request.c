@@ -113,7 +113,8 @@ static void check_events(const mllm_buf *b)
 		p = sep + 2;
 	}
 	FUZZ_CHECK(strcmp(last, "response.completed") == 0 ||
-	           strcmp(last, "response.incomplete") == 0 || strcmp(last, "response.failed") == 0);
+	           strcmp(last, "response.incomplete") == 0 ||
+	           strcmp(last, "response.failed") == 0);
 }
 
 static void slice(const uint8_t *body, size_t len, const char **t, size_t *tl)
