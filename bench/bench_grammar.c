@@ -118,6 +118,17 @@ static mllm_grammar *auto_tools_grammar(const mllm_tokenizer *tok)
 	return g;
 }
 
+/* The next step's logits: uniform in [0, 10), xorshift from *rng. */
+static void random_logits(uint64_t *rng, float *logits, int32_t n)
+{
+	for (int32_t k = 0; k < n; k++) {
+		*rng ^= *rng << 13;
+		*rng ^= *rng >> 7;
+		*rng ^= *rng << 17;
+		logits[k] = (float)(*rng % 10000) / 1000.0f;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
@@ -198,12 +209,7 @@ int main(int argc, char **argv)
 		}
 		for (int st = 0; st < steps; st++) {
 			mllm_sample_result res;
-			for (int32_t k = 0; k < n_vocab; k++) {
-				rng ^= rng << 13;
-				rng ^= rng >> 7;
-				rng ^= rng << 17;
-				logits[k] = (float)(rng % 10000) / 1000.0f;
-			}
+			random_logits(&rng, logits, n_vocab);
 			/* The unconstrained step: 16 samples. */
 			t0 = cpu_now();
 			for (int i = 0; i < N_SEQ; i++)
@@ -293,12 +299,7 @@ int main(int argc, char **argv)
 		}
 		for (int st = 0; st < steps; st++) {
 			mllm_sample_result res;
-			for (int32_t k = 0; k < n_vocab; k++) {
-				rng ^= rng << 13;
-				rng ^= rng >> 7;
-				rng ^= rng << 17;
-				logits[k] = (float)(rng % 10000) / 1000.0f;
-			}
+			random_logits(&rng, logits, n_vocab);
 			t0 = cpu_now();
 			for (int i = 0; i < N_SEQ; i++)
 				mllm_sampler_sample(samp[i], ws, logits, &res);
