@@ -25,6 +25,10 @@
  * resident (GB/s if every token read every weight once): the figure that
  * compares models of different sizes and vocabularies (decode of a small
  * model streams its weights, so its tokens/s scale as 1 / bytes).
+ * "roofline" lines judge the best runs against two ceilings this bench
+ * measures first at the same thread count (roofline.h): memory read
+ * bandwidth and the peak rate of the matmuls' instruction; each line gives
+ * the fraction of both and of the binding one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,7 @@
 #include "kernels.h"
 #include "base.h"
 #include "mllm.h"
+#include "roofline.h"
 
 static double now_s(void)
 {
@@ -173,7 +178,7 @@ static double batch_decode(mllm_ctx *ctx, mllm_kv *kv, int32_t V, const int32_t 
 
 /* The --batch figures at nt threads: one prefilled prefix, then each B. */
 static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok, int32_t steps,
-                       int repeats)
+                       int repeats, const roofline *rl)
 {
 	int32_t bmax = 1, V = mllm_model_hparams(m)->n_vocab;
 	for (const char *p = list; *p;) {
@@ -230,6 +235,18 @@ static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok,
 		    "(best %7.1f) | %.2f cpus busy\n",
 		    nt, B, ctx_tok, med * 1e3, best * 1e3, B / med, B / best,
 		    (cpu_s() - c0) / (now_s() - w0));
+		{
+			/* A step reads the weights once and each sequence's K/V
+			 * (the shared prefix plus half its own steps, on average). */
+			double kvt =
+			    (double)mllm_kv_bytes_per_block(kv) / (double)mllm_kv_block_size(kv);
+			char what[48];
+			snprintf(what, sizeof what, "batch %d", B);
+			roofline_print(rl, what,
+			               (double)mllm_model_weight_bytes(m) +
+			                   (double)B * (ctx_tok + steps / 2.0) * kvt,
+			               2.0 * (double)mllm_model_n_params(m) * B, best);
+		}
 		fflush(stdout);
 	}
 	for (int32_t j = 0; j < nsh; j++)
@@ -317,6 +334,8 @@ int main(int argc, char **argv)
 	       mllm_dtype_name(hp->wtype), (long long)mllm_model_n_params(m),
 	       (double)mllm_model_weight_bytes(m) / 1048576.0, now_s() - t0);
 	printf("cpu: %s\n", mllm_cpu_describe());
+	mllm_dtype wt = mp.convert_to != MLLM_DTYPE__COUNT ? mp.convert_to : hp->wtype;
+	bool quant = wt == MLLM_DTYPE_Q8_0 || wt == MLLM_DTYPE_Q4_0;
 	if (n_prefill + n_decode > hp->n_ctx_train) {
 		fprintf(stderr, "bench_forward: prefill + decode exceed the context\n");
 		return 1;
@@ -345,8 +364,11 @@ int main(int argc, char **argv)
 			tl++;
 		if (nt < 1)
 			continue;
+		roofline rl;
+		roofline_measure(nt, quant, &rl);
+		roofline_print_ceilings(&rl, nt);
 		if (batch_list) {
-			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats))
+			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats, &rl))
 				return 1;
 			continue;
 		}
@@ -410,6 +432,19 @@ int main(int argc, char **argv)
 		    "decode after prefill %.2f GB/s\n",
 		    nt, wb * 1e3, n_decode / mt_s * wb, n_prefill / mp_s * wb,
 		    n_decode / md_s * wb);
+		{
+			/* Best runs against the ceilings: decode reads every weight
+			 * per token (and, after the prefill, the K/V of ~ctx
+			 * positions); prefill reads them once per batch. */
+			double np2 = 2.0 * (double)mllm_model_n_params(m), wbytes = wb * 1e9;
+			double kvt =
+			    (double)mllm_kv_bytes_per_block(kv) / (double)mllm_kv_block_size(kv);
+			roofline_print(&rl, "decode at ctx 0", wbytes, np2, bt / n_decode);
+			roofline_print(&rl, "prefill", wbytes, np2 * n_prefill, bp);
+			roofline_print(&rl, "decode after prefill",
+			               wbytes + (n_prefill + n_decode / 2.0) * kvt, np2,
+			               bd / n_decode);
+		}
 		for (int64_t i = 0; i < kp.n_blocks; i++)
 			mllm_kv_block_unref(kv, table[i]);
 		free(table);
