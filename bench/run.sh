@@ -3,12 +3,15 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,r1,scheduler,tokenizer,template,grammar selects a subset (default all).
+# MLLM_BENCH=forward,r1,scheduler,tokenizer,template,grammar,llamacpp selects a subset
+# (default all). The llamacpp section runs only when the person running the
+# bench supplies a llama.cpp they built (LLAMA_CPP_DIR) and GGUF files
+# (BENCH_GGUF); nothing of llama.cpp is part of this repository.
 set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template,grammar}
+SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template,grammar,llamacpp}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
 if want forward || want scheduler || want r1; then
@@ -99,4 +102,53 @@ fi
 if want template; then
 	echo "== chat template render (Jinja), 20 messages + tools, per fixture template"
 	"$B/bench/bench_template" "$FIX" 2000
+fi
+
+if want llamacpp; then
+	# Side by side on the same GGUF files and the same cores (taskset 0,1
+	# when available), alternating, two rounds: decode TG from an empty
+	# context and prefill PP (128 and 512 unless LLAMACPP_TG / LLAMACPP_PP
+	# say otherwise): our median of 5 against llama-bench's average of 5
+	# (-r 5), then the ratio.
+	echo "== side by side with llama.cpp: same GGUF, same 2 cores, alternating"
+	lb=${LLAMA_CPP_DIR:-}/build/bin/llama-bench
+	TG=${LLAMACPP_TG:-128}
+	PP=${LLAMACPP_PP:-512}
+	if [ -z "${LLAMA_CPP_DIR:-}" ]; then
+		echo "llama.cpp: skipped: LLAMA_CPP_DIR is not set (build llama.cpp yourself, then"
+		echo "  LLAMA_CPP_DIR=/path/to/llama.cpp BENCH_GGUF='m-f16.gguf m-q8_0.gguf' make bench)"
+	elif [ ! -x "$lb" ]; then
+		echo "llama.cpp: skipped: $lb is not an executable"
+	elif [ -z "${BENCH_GGUF:-}" ]; then
+		echo "llama.cpp: skipped: BENCH_GGUF (GGUF files of one model, space-separated) is not set"
+	else
+		pin=""
+		command -v taskset >/dev/null 2>&1 && pin="taskset -c 0,1"
+		lscpu | sed -n 's/^Model name: *//p'
+		for g in $BENCH_GGUF; do
+			for round in 1 2; do
+				ours=$($pin "$B/bench/bench_forward" "$g" --threads 2 --prefill "$PP" --decode "$TG" \
+					--repeats 5 2>/dev/null |
+					sed -n "s/^threads 2: decode $TG at ctx 0\\.\\.$TG: \\([0-9.]*\\) tokens\\/s.*| prefill $PP: \\([0-9.]*\\) tokens\\/s.*/\\1 \\2/p")
+				theirs=$($pin "$lb" -m "$g" -t 2 -p "$PP" -n "$TG" -r 5 -o json 2>/dev/null |
+					/usr/bin/python3 -c '
+import json, sys
+tg = pp = 0.0
+for r in json.load(sys.stdin):
+    if r.get("n_gen") == int(sys.argv[1]) and not r.get("n_prompt"):
+        tg = r["avg_ts"]
+    if r.get("n_prompt") == int(sys.argv[2]) and not r.get("n_gen"):
+        pp = r["avg_ts"]
+print(tg, pp)' "$TG" "$PP")
+				awk -v g="$(basename "$g")" -v r="$round" -v o="$ours" -v t="$theirs" \
+					-v tg="$TG" -v pp="$PP" 'BEGIN {
+					split(o, a, " "); split(t, b, " ")
+					if (a[1] > 0 && a[2] > 0 && b[1] > 0 && b[2] > 0)
+						printf "%s round %s: decode %s %.1f vs %.1f tok/s (%.2fx) | prefill %s %.1f vs %.1f tok/s (%.2fx)\n", g, r, tg, a[1], b[1], a[1] / b[1], pp, a[2], b[2], a[2] / b[2]
+					else
+						printf "%s round %s: no figures (ours: \"%s\"; llama.cpp: \"%s\")\n", g, r, o, t
+				}'
+			done
+		done
+	fi
 fi
