@@ -258,9 +258,8 @@ static inline const uint8_t *v_at(const mllm__attn_tile *a, int32_t s)
 	const mllm__kv_layout *L = a->L;
 	size_t esz = L->f16 ? 2 : 4;
 	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 1) +
-	       ((size_t)(s % L->block_size) * (size_t)L->kv_dim +
-	        (size_t)a->g * (size_t)a->head_dim) *
-	           esz;
+	       ((size_t)a->g * (size_t)L->block_size + (size_t)(s % L->block_size)) *
+	           (size_t)a->head_dim * esz;
 }
 
 /* Per query: the one-token kernels block by block, exactly as a token
@@ -292,7 +291,7 @@ static void accum_range(mllm__isa isa, const mllm__attn_tile *a, int i, const fl
 		int32_t end = (s0 / bs + 1) * bs;
 		int32_t ns = (end < s1 ? end : s1) - s0;
 		mllm__attn_accum(isa, a->rep, a->head_dim, o, w + s0, a->ld, v_at(a, s0), a->L->f16,
-		                 a->L->kv_dim, ns);
+		                 a->head_dim, ns);
 		s0 += ns;
 	}
 }
@@ -472,7 +471,7 @@ T_AVX512 static inline __attribute__((always_inline)) void taccum(const int nr, 
 {
 	__m512 acc[6][4];
 	int32_t bs = a->L->block_size;
-	size_t rs = (size_t)a->L->kv_dim * (f16 ? 2 : 4);
+	size_t rs = (size_t)a->head_dim * (f16 ? 2 : 4);
 	int64_t ld = a->ld;
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
@@ -673,84 +672,124 @@ static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const floa
 	}
 }
 
-/* o_r[c0 .. c0 + 16) over positions 0..np-1 for nr <= 4 rows: per channel
- * the chain of axpy_f32_avx2 / axpy_f16_avx2 (fma(w, v, y) from the zeroed
- * output, in position order), as mllm__attn_accum does it a row at a time. */
-T_AVX2 static inline __attribute__((always_inline)) void taccum8(const int nr, const bool f16,
-                                                                 const mllm__attn_tile *a,
-                                                                 const float *w, float *const *orow,
-                                                                 int c0, int32_t np)
+/* o_r[c0 .. c0 + 8 nc) += the terms of positions p0..np-1 (p0 a block
+ * start) for nr rows (nr * nc <= 12 accumulators, loaded from and stored
+ * back to o_r): per channel the chain of axpy_f32_avx2 / axpy_f16_avx2
+ * (fma(w, v, y) from the zeroed output, in position order), as
+ * mllm__attn_accum does it a row at a time. */
+T_AVX2 static inline __attribute__((always_inline)) void
+taccum8(const int nr, const int nc, const bool f16, const mllm__attn_tile *a, const float *w,
+        float *const *orow, int c0, const uint8_t *const *vb, int32_t p0, int32_t np)
 {
-	__m256 acc[4][2];
+	__m256 acc[4][4];
 	int32_t bs = a->L->block_size;
-	size_t esz = f16 ? 2 : 4, rs = (size_t)a->L->kv_dim * esz;
+	size_t esz = f16 ? 2 : 4, rs = (size_t)a->head_dim * esz;
 	int64_t ld = a->ld;
 #pragma GCC unroll 8
-	for (int r = 0; r < nr; r++) {
-		acc[r][0] = _mm256_setzero_ps();
-		acc[r][1] = _mm256_setzero_ps();
-	}
-	for (int32_t b0 = 0; b0 < np; b0 += bs) {
-		const uint8_t *vr = v_at(a, b0) + (size_t)c0 * esz;
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < nc; i++)
+			acc[r][i] = _mm256_loadu_ps(orow[r] + c0 + 8 * i);
+	for (int32_t b0 = p0, j = 0; b0 < np; b0 += bs, j++) {
+		const uint8_t *vr = vb[j] + (size_t)c0 * esz;
 		int32_t ns = np - b0 < bs ? np - b0 : bs;
 		const float *wb = w + b0;
 		for (int32_t s = 0; s < ns; s++, vr += rs) {
-			__m256 v0, v1;
-			if (f16) {
-				v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vr));
-				v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vr + 16)));
-			} else {
-				v0 = _mm256_loadu_ps((const float *)vr);
-				v1 = _mm256_loadu_ps((const float *)vr + 8);
-			}
 #pragma GCC unroll 8
-			for (int r = 0; r < nr; r++) {
-				__m256 ws = _mm256_set1_ps(wb[r * ld + s]);
-				acc[r][0] = _mm256_fmadd_ps(ws, v0, acc[r][0]);
-				acc[r][1] = _mm256_fmadd_ps(ws, v1, acc[r][1]);
+			for (int h = 0; h < nc; h += 2) {
+				__m256 v0, v1;
+				/* 12 accumulators + 2 V + 1 weight fill the 16
+				 * registers only if each half broadcasts its weights
+				 * again: keep the compiler from reusing (and so
+				 * spilling) the first half's. */
+				if (h)
+					__asm__ volatile("" ::: "memory");
+				if (f16) {
+					v0 = _mm256_cvtph_ps(
+					    _mm_loadu_si128((const __m128i *)(vr + 16 * h)));
+					v1 = _mm256_cvtph_ps(
+					    _mm_loadu_si128((const __m128i *)(vr + 16 * h + 16)));
+				} else {
+					v0 = _mm256_loadu_ps((const float *)vr + 8 * h);
+					v1 = _mm256_loadu_ps((const float *)vr + 8 * h + 8);
+				}
+#pragma GCC unroll 8
+				for (int r = 0; r < nr; r++) {
+					__m256 ws = _mm256_broadcast_ss(wb + r * ld + s);
+					acc[r][h] = _mm256_fmadd_ps(ws, v0, acc[r][h]);
+					acc[r][h + 1] = _mm256_fmadd_ps(ws, v1, acc[r][h + 1]);
+				}
 			}
 		}
 	}
 #pragma GCC unroll 8
-	for (int r = 0; r < nr; r++) {
-		_mm256_storeu_ps(orow[r] + c0, acc[r][0]);
-		_mm256_storeu_ps(orow[r] + c0 + 8, acc[r][1]);
-	}
+	for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < nc; i++)
+			_mm256_storeu_ps(orow[r] + c0 + 8 * i, acc[r][i]);
 }
 
+/* Rows x channels [c0, c1) over positions 0..np-1, in spans of about 64
+ * positions (whole blocks): each span's V rows are read from memory by the
+ * first channel pass and from L1 by the others, so every V line is fetched
+ * once and whole. Passes are 32 channels wide for up to 3 rows, 16 for 4.
+ * The chains continue through orow (zeroed here), so spans do not change
+ * a single rounding. */
 T_AVX2 static void taccum8_any(int nr, bool f16, const mllm__attn_tile *a, const float *w,
-                               float *const *orow, int c0, int32_t np)
+                               float *const *orow, int c0, int c1, int32_t np)
 {
-	if (f16) {
-		switch (nr) {
-		case 1:
-			taccum8(1, true, a, w, orow, c0, np);
-			break;
-		case 2:
-			taccum8(2, true, a, w, orow, c0, np);
-			break;
-		case 3:
-			taccum8(3, true, a, w, orow, c0, np);
-			break;
-		default:
-			taccum8(4, true, a, w, orow, c0, np);
-			break;
+	enum { SPAN = 64 };
+	int32_t bs = a->L->block_size, span = bs >= SPAN ? bs : SPAN / bs * bs;
+	const uint8_t *vb[SPAN];
+	for (int r = 0; r < nr; r++)
+		memset(orow[r] + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+	for (int32_t p0 = 0; p0 < np; p0 += span) {
+		int32_t p1 = np - p0 < span ? np : p0 + span;
+		for (int32_t b0 = p0, j = 0; b0 < p1; b0 += bs, j++)
+			vb[j] = v_at(a, b0);
+		for (int c = c0; c < c1;) {
+			bool wide = nr <= 3 && c1 - c >= 32;
+#define TACC(NR, F)                                                                                \
+	do {                                                                                       \
+		if (wide)                                                                          \
+			taccum8(NR, 4, F, a, w, orow, c, vb, p0, p1);                              \
+		else                                                                               \
+			taccum8(NR, 2, F, a, w, orow, c, vb, p0, p1);                              \
+	} while (0)
+			if (f16) {
+				switch (nr) {
+				case 1:
+					TACC(1, true);
+					break;
+				case 2:
+					TACC(2, true);
+					break;
+				case 3:
+					TACC(3, true);
+					break;
+				default:
+					taccum8(4, 2, true, a, w, orow, c, vb, p0, p1);
+					break;
+				}
+			} else {
+				switch (nr) {
+				case 1:
+					TACC(1, false);
+					break;
+				case 2:
+					TACC(2, false);
+					break;
+				case 3:
+					TACC(3, false);
+					break;
+				default:
+					taccum8(4, 2, false, a, w, orow, c, vb, p0, p1);
+					break;
+				}
+			}
+#undef TACC
+			c += wide ? 32 : 16;
 		}
-		return;
-	}
-	switch (nr) {
-	case 1:
-		taccum8(1, false, a, w, orow, c0, np);
-		break;
-	case 2:
-		taccum8(2, false, a, w, orow, c0, np);
-		break;
-	case 3:
-		taccum8(3, false, a, w, orow, c0, np);
-		break;
-	default:
-		taccum8(4, false, a, w, orow, c0, np);
-		break;
 	}
 }
 
@@ -758,7 +797,7 @@ T_AVX2 static void taccum8_any(int nr, bool f16, const mllm__attn_tile *a, const
  * AVX-512 in groups of <= 6 rows x 64 channels, AVX2 <= 4 rows x 16. */
 static void tile_accum(mllm__isa isa, const mllm__attn_tile *a, int R, const float *sc)
 {
-	int gmax = isa == MLLM__ISA_AVX512 ? 6 : 4;
+	int gmax = isa == MLLM__ISA_AVX512 ? 6 : 3;
 	int ng = (R + gmax - 1) / gmax;
 	for (int k = 0, r0 = 0; k < ng; k++) {
 		int nr = R / ng + (k < R % ng);
@@ -772,8 +811,7 @@ static void tile_accum(mllm__isa isa, const mllm__attn_tile *a, int R, const flo
 		if (isa == MLLM__ISA_AVX512)
 			taccum_any(nr, a->L->f16, a, w, orow, a->p0 + 1);
 		else
-			for (int c0 = 0; c0 < a->head_dim; c0 += 16)
-				taccum8_any(nr, a->L->f16, a, w, orow, c0, a->p0 + 1);
+			taccum8_any(nr, a->L->f16, a, w, orow, 0, a->head_dim, a->p0 + 1);
 		r0 += nr;
 	}
 }

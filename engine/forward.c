@@ -398,7 +398,8 @@ static void qk_position(mllm_ctx *c, const mllm__layer *ly, int64_t t)
 }
 
 /* Writes token t's rotated k and its v into its sequence's cache slot for
- * the current run: K scattered into its channel rows, V as one row. */
+ * the current run: K scattered into its channel rows, V as one row per KV
+ * head. */
 static void kv_store(mllm_ctx *c, int64_t t)
 {
 	const mllm_batch *b = c->b;
@@ -408,16 +409,20 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	int32_t slot = pos % L->block_size;
 	const float *k = c->k + t * c->kv_dim, *v = c->v + t * c->kv_dim;
 	void *kd = mllm__kv_elem(L, blk, c->run, 0, slot, 0);
-	void *vd = mllm__kv_elem(L, blk, c->run, 1, slot, 0);
-	size_t bs = (size_t)L->block_size;
+	size_t bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
 	if (L->f16) {
 		for (int64_t j = 0; j < c->kv_dim; j++)
 			((uint16_t *)kd)[(size_t)j * bs] = mllm__f32_to_f16(k[j]);
-		mllm__f32_to_f16_row(v, vd, c->kv_dim);
 	} else {
 		for (int64_t j = 0; j < c->kv_dim; j++)
 			((float *)kd)[(size_t)j * bs] = k[j];
-		memcpy(vd, v, (size_t)c->kv_dim * sizeof(float));
+	}
+	for (int64_t j = 0; j < c->kv_dim; j += (int64_t)hd) {
+		void *vd = mllm__kv_elem(L, blk, c->run, 1, slot, (int32_t)j);
+		if (L->f16)
+			mllm__f32_to_f16_row(v + j, vd, (int64_t)hd);
+		else
+			memcpy(vd, v + j, hd * sizeof(float));
 	}
 }
 

@@ -252,7 +252,9 @@ void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64
  * kv_dim = n_head_kv * head_dim channels each, f32 or f16:
  *   K: [kv_dim][block_size]  (dimension-major: attention scores read one
  *                             channel of 16 consecutive positions at once)
- *   V: [block_size][kv_dim]  (token-major: the weighted sum reads rows)
+ *   V: [n_head_kv][block_size][head_dim]  (per KV head token-major: the
+ *                             weighted sum reads one head's rows, which lie
+ *                             contiguous, so a block streams in whole)
  * i.e. [runs][2][...] with both halves block_size * kv_dim elements. */
 typedef struct {
 	uint8_t *base; /* [n_blocks * block_bytes] */
@@ -261,6 +263,7 @@ typedef struct {
 	int32_t block_size;
 	int32_t runs;
 	int32_t kv_dim;
+	int32_t head_dim;
 	bool f16;
 } mllm__kv_layout;
 
@@ -279,9 +282,9 @@ static inline void *mllm__kv_area(const mllm__kv_layout *L, int32_t block, int32
 static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32_t run, int which,
                                   int32_t slot, int32_t j)
 {
-	size_t esz = L->f16 ? 2 : 4;
-	size_t i = which == 0 ? (size_t)j * (size_t)L->block_size + (size_t)slot
-	                      : (size_t)slot * (size_t)L->kv_dim + (size_t)j;
+	size_t esz = L->f16 ? 2 : 4, bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
+	size_t i = which == 0 ? (size_t)j * bs + (size_t)slot
+	                      : ((size_t)j / hd * bs + (size_t)slot) * hd + (size_t)j % hd;
 	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
 }
 

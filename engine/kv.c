@@ -62,6 +62,7 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	kv->L.block_size = bs;
 	kv->L.runs = runs;
 	kv->L.kv_dim = (int32_t)kv_dim;
+	kv->L.head_dim = hp->head_dim;
 	kv->L.f16 = p->f16;
 	/* Pop order 0, 1, 2, ...: blocks are handed out low addresses first. */
 	for (int64_t i = 0; i < nb; i++)
@@ -157,8 +158,12 @@ void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src, int32_t n_tokens)
 		size_t row = (size_t)L->block_size * esz;
 		for (int32_t j = 0; j < L->kv_dim; j++)
 			memcpy(kd + (size_t)j * row, ks + (size_t)j * row, (size_t)n_tokens * esz);
-		/* V is token-major: one contiguous run. */
-		memcpy(mllm__kv_area(L, dst, r, 1), mllm__kv_area(L, src, r, 1),
-		       (size_t)n_tokens * (size_t)L->kv_dim * esz);
+		/* V is token-major per KV head: one contiguous run per head. */
+		uint8_t *vd = mllm__kv_area(L, dst, r, 1);
+		const uint8_t *vs = mllm__kv_area(L, src, r, 1);
+		size_t hrow = (size_t)L->head_dim * esz, hblk = (size_t)L->block_size * hrow;
+		for (int32_t h = 0; h < L->kv_dim / L->head_dim; h++)
+			memcpy(vd + (size_t)h * hblk, vs + (size_t)h * hblk,
+			       (size_t)n_tokens * hrow);
 	}
 }

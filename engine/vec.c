@@ -97,9 +97,16 @@ T_AVX512 static void softmax_avx512(float *x, int64_t n)
 T_AVX2 static void softmax_avx2(float *x, int64_t n)
 {
 	int64_t n8 = n & ~(int64_t)7, i;
-	float mx = -INFINITY;
-	for (i = 0; i < n; i++)
-		mx = fmaxf(mx, x[i]);
+	/* The maximum is exact in any order: lanes, then the tail. */
+	__m256 vm = _mm256_set1_ps(-INFINITY);
+	for (i = 0; i < n8; i += 8)
+		vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+	float mx = _mm_cvtss_f32(h);
+	for (; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
 	__m256 m = _mm256_set1_ps(mx);
 	__m256 sum = _mm256_setzero_ps();
 	for (i = 0; i < n8; i += 8) {
@@ -113,7 +120,10 @@ T_AVX2 static void softmax_avx2(float *x, int64_t n)
 		s += x[i];
 	}
 	float inv = 1.0f / s;
-	for (i = 0; i < n; i++)
+	__m256 vi = _mm256_set1_ps(inv);
+	for (i = 0; i < n8; i += 8)
+		_mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+	for (; i < n; i++)
 		x[i] *= inv;
 }
 

@@ -504,8 +504,8 @@ static void attn_one(mllm__isa isa, const mllm__kv_layout *L, const int32_t *tab
 	for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
 		int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
 		const uint8_t *vb = (const uint8_t *)mllm__kv_area(L, table[p0 / bs], 1, 1) +
-		                    (size_t)g * (size_t)hd * esz;
-		mllm__attn_accum(isa, rep, hd, og, sc + p0, ld, vb, L->f16, L->kv_dim, ns);
+		                    (size_t)g * (size_t)bs * (size_t)hd * esz;
+		mllm__attn_accum(isa, rep, hd, og, sc + p0, ld, vb, L->f16, hd, ns);
 	}
 }
 
@@ -530,6 +530,7 @@ START_TEST(test_attn_tile_exact)
 						L.block_size = bs;
 						L.runs = 2;
 						L.kv_dim = NKV * hd;
+						L.head_dim = hd;
 						L.f16 = f16;
 						L.block_bytes = (size_t)L.runs * 2 * (size_t)bs *
 						                (size_t)L.kv_dim * esz;
