@@ -429,11 +429,11 @@ T_AVX512 static void tscores_any(int nr, int nv, bool f16, int hd, const float *
  * harmless, softmax and the V sum read only 0..pos. Rows go in balanced
  * groups of <= 8 per 48-position strip, so the strip's K stays in L1. */
 T_AVX512 static void tile_scores_avx512(const mllm__attn_tile *a, const float *qp, int R,
-                                        int32_t np, float *sc)
+                                        int32_t lo, int32_t np, float *sc)
 {
 	int hd = a->head_dim;
 	int ng = (R + 7) / 8;
-	for (int32_t s0 = 0; s0 < np; s0 += 48) {
+	for (int32_t s0 = lo; s0 < np; s0 += 48) {
 		int nv = (np - s0 + 15) / 16;
 		if (nv > 3)
 			nv = 3;
@@ -461,93 +461,84 @@ T_AVX512 static inline __m512 vload16(const uint8_t *p, const bool f16, int i)
 	return _mm512_loadu_ps((const float *)p + i);
 }
 
-/* o_r = sum over positions 0..np-1 of w[r * ld + s] * V[s], head_dim 64,
- * nr <= 6 rows: per channel the chain fma(w, v, acc) from zero in position
- * order, as accum64 above (which also starts from the zeroed out). */
-T_AVX512 static inline __attribute__((always_inline)) void taccum(const int nr, const bool f16,
-                                                                  const mllm__attn_tile *a,
-                                                                  const float *w,
-                                                                  float *const *orow, int32_t np)
+/* o_r[c0 .. c0 + 16 nc) = sum over positions 0..np-1 of w[r * ld + s] *
+ * V[s], head_dim 64, nr <= 6 rows: per channel the chain fma(w, v, acc)
+ * from zero in position order, as accum64 above (which also starts from
+ * the zeroed out). */
+T_AVX512 static inline __attribute__((always_inline)) void
+taccum(const int nr, const int nc, const bool f16, const mllm__attn_tile *a, const float *w,
+       float *const *orow, int c0, int32_t np)
 {
 	__m512 acc[6][4];
 	int32_t bs = a->L->block_size;
-	size_t rs = (size_t)a->head_dim * (f16 ? 2 : 4);
+	size_t esz = f16 ? 2 : 4, rs = (size_t)a->head_dim * esz;
 	int64_t ld = a->ld;
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
 #pragma GCC unroll 8
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < nc; i++)
 			acc[r][i] = _mm512_setzero_ps();
 	for (int32_t b0 = 0; b0 < np; b0 += bs) {
-		const uint8_t *vr = v_at(a, b0);
+		const uint8_t *vr = v_at(a, b0) + (size_t)c0 * esz;
 		int32_t ns = np - b0 < bs ? np - b0 : bs;
 		const float *wb = w + b0;
 		for (int32_t s = 0; s < ns; s++, vr += rs) {
-			__m512 v0 = vload16(vr, f16, 0), v1 = vload16(vr, f16, 16);
-			__m512 v2 = vload16(vr, f16, 32), v3 = vload16(vr, f16, 48);
+			__m512 v[4];
+#pragma GCC unroll 8
+			for (int i = 0; i < nc; i++)
+				v[i] = vload16(vr, f16, 16 * i);
 #pragma GCC unroll 8
 			for (int r = 0; r < nr; r++) {
 				__m512 ws = _mm512_set1_ps(wb[r * ld + s]);
-				acc[r][0] = _mm512_fmadd_ps(ws, v0, acc[r][0]);
-				acc[r][1] = _mm512_fmadd_ps(ws, v1, acc[r][1]);
-				acc[r][2] = _mm512_fmadd_ps(ws, v2, acc[r][2]);
-				acc[r][3] = _mm512_fmadd_ps(ws, v3, acc[r][3]);
+#pragma GCC unroll 8
+				for (int i = 0; i < nc; i++)
+					acc[r][i] = _mm512_fmadd_ps(ws, v[i], acc[r][i]);
 			}
 		}
 	}
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
 #pragma GCC unroll 8
-		for (int i = 0; i < 4; i++)
-			_mm512_storeu_ps(orow[r] + 16 * i, acc[r][i]);
+		for (int i = 0; i < nc; i++)
+			_mm512_storeu_ps(orow[r] + c0 + 16 * i, acc[r][i]);
 }
 
-T_AVX512 static void taccum_any(int nr, bool f16, const mllm__attn_tile *a, const float *w,
-                                float *const *orow, int32_t np)
+/* Channels [c0, c0 + 16 nc), nc = 4 (all 64) or 2 (a half). */
+T_AVX512 static void taccum_any(int nr, int nc, bool f16, const mllm__attn_tile *a, const float *w,
+                                float *const *orow, int c0, int32_t np)
 {
-	if (f16) {
-		switch (nr) {
-		case 1:
-			taccum(1, true, a, w, orow, np);
-			break;
-		case 2:
-			taccum(2, true, a, w, orow, np);
-			break;
-		case 3:
-			taccum(3, true, a, w, orow, np);
-			break;
-		case 4:
-			taccum(4, true, a, w, orow, np);
-			break;
-		case 5:
-			taccum(5, true, a, w, orow, np);
-			break;
-		default:
-			taccum(6, true, a, w, orow, np);
-			break;
-		}
-		return;
-	}
+#define TACC512(NR)                                                                                \
+	do {                                                                                       \
+		if (f16 && nc == 4)                                                                \
+			taccum(NR, 4, true, a, w, orow, c0, np);                                   \
+		else if (f16)                                                                      \
+			taccum(NR, 2, true, a, w, orow, c0, np);                                   \
+		else if (nc == 4)                                                                  \
+			taccum(NR, 4, false, a, w, orow, c0, np);                                  \
+		else                                                                               \
+			taccum(NR, 2, false, a, w, orow, c0, np);                                  \
+	} while (0)
 	switch (nr) {
 	case 1:
-		taccum(1, false, a, w, orow, np);
+		TACC512(1);
 		break;
 	case 2:
-		taccum(2, false, a, w, orow, np);
+		TACC512(2);
 		break;
 	case 3:
-		taccum(3, false, a, w, orow, np);
+		TACC512(3);
 		break;
 	case 4:
-		taccum(4, false, a, w, orow, np);
+		TACC512(4);
 		break;
 	case 5:
-		taccum(5, false, a, w, orow, np);
+		TACC512(5);
 		break;
 	default:
-		taccum(6, false, a, w, orow, np);
+		TACC512(6);
 		break;
 	}
+#undef TACC512
 }
 
 /* AVX2 (16 registers): nr <= 4 rows x nv <= 3 chunks of 8 positions, full
@@ -640,16 +631,19 @@ T_AVX2 static void tscores8_any(int nr, int nv, bool f16, int hd, const float *r
 	}
 }
 
-/* The full 8-position chunks below the last query's end in vector lanes.
- * scores_avx2 takes the last (ns & 7) positions of a token's last block
- * with its scalar loop, so each query's positions (p + 1) & ~7 .. p are
- * then redone through it (block starts are multiples of 8 here). */
+/* The full 8-position chunks in [lo, hi) below the last query's end in
+ * vector lanes (lo a multiple of 8). scores_avx2 takes the last (ns & 7)
+ * positions of a token's last block with its scalar loop, so each query's
+ * positions (p + 1) & ~7 .. p are then redone through it (block starts are
+ * multiples of 8 here), when hi reaches the end. */
 static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const float *qp, int R,
-                             float *sc)
+                             int32_t lo, int32_t hi, float *sc)
 {
 	int hd = a->head_dim, ng = (R + 3) / 4;
 	int32_t n8 = (a->p0 + a->nq) & ~7;
-	for (int32_t s0 = 0; s0 < n8; s0 += 24) {
+	if (n8 > hi)
+		n8 = hi;
+	for (int32_t s0 = lo; s0 < n8; s0 += 24) {
 		int nv = (n8 - s0) / 8 < 3 ? (n8 - s0) / 8 : 3;
 		const uint8_t *kc[3];
 		for (int v = 0; v < nv; v++)
@@ -662,6 +656,8 @@ static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const floa
 			r0 += nr;
 		}
 	}
+	if (hi < a->p0 + a->nq)
+		return;
 	for (int i = 0; i < a->nq; i++) {
 		int32_t p = a->p0 + i, t8 = (p + 1) & ~7;
 		if (t8 <= p)
@@ -809,7 +805,7 @@ static void tile_accum(mllm__isa isa, const mllm__attn_tile *a, int R, const flo
 		}
 		const float *w = sc + (size_t)r0 * (size_t)a->ld;
 		if (isa == MLLM__ISA_AVX512)
-			taccum_any(nr, a->L->f16, a, w, orow, a->p0 + 1);
+			taccum_any(nr, 4, a->L->f16, a, w, orow, 0, a->p0 + 1);
 		else
 			taccum8_any(nr, a->L->f16, a, w, orow, 0, a->head_dim, a->p0 + 1);
 		r0 += nr;
@@ -843,10 +839,10 @@ void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512 && a->L->block_size % 16 == 0) {
 		pack_q(a, qp);
-		tile_scores_avx512(a, qp, R, a->p0 + a->nq, sc);
+		tile_scores_avx512(a, qp, R, 0, a->p0 + a->nq, sc);
 	} else if (isa == MLLM__ISA_AVX2 && a->L->block_size % 8 == 0) {
 		pack_q(a, qp);
-		tile_scores_avx2(isa, a, qp, R, sc);
+		tile_scores_avx2(isa, a, qp, R, 0, a->p0 + a->nq, sc);
 	} else
 #endif
 		scores_per_query(isa, a, sc);
@@ -873,4 +869,69 @@ void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
 		       (size_t)rep * (size_t)hd * sizeof(float));
 		accum_range(isa, a, i, sc, 0, a->p0 + i + 1);
 	}
+}
+
+/* ---- One token in parts (split-K) ----------------------------------------- */
+
+bool mllm__attn_split_ok(mllm__isa isa, const mllm__kv_layout *L, int head_dim)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512)
+		return L->block_size % 16 == 0 && head_dim == 64;
+	if (isa == MLLM__ISA_AVX2)
+		return L->block_size % 8 == 0 && head_dim % 32 == 0;
+#endif
+	(void)isa;
+	(void)L;
+	(void)head_dim;
+	return false;
+}
+
+/* The same kernels as mllm__attn_run_tile's first step on a part of the
+ * positions: every score lane is its own chain, so the cut changes no bit.
+ * The q rows of one token are already packed ([rep][head_dim]). */
+void mllm__attn_split_scores(mllm__isa isa, const mllm__attn_tile *a, int32_t s0, int32_t s1)
+{
+	MLLM_ASSERT(a->nq == 1 && s0 % MLLM__ATTN_SPLIT_ALIGN == 0 && s0 < s1 && s1 <= a->p0 + 1 &&
+	            mllm__attn_split_ok(isa, a->L, a->head_dim));
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512)
+		tile_scores_avx512(a, a->q, a->rep, s0, s1, a->scratch);
+	else
+		tile_scores_avx2(isa, a, a->q, a->rep, s0, s1, a->scratch);
+#else
+	(void)isa;
+	(void)s0;
+	(void)s1;
+#endif
+}
+
+/* mllm__attn_run_tile's third step on channels [c0, c1): every channel is
+ * its own chain in position order, so the cut changes no bit. */
+void mllm__attn_split_accum(mllm__isa isa, const mllm__attn_tile *a, int c0, int c1)
+{
+	MLLM_ASSERT(a->nq == 1 && c0 % MLLM__ATTN_SPLIT_ALIGN_C == 0 &&
+	            c1 % MLLM__ATTN_SPLIT_ALIGN_C == 0 && c0 < c1 && c1 <= a->head_dim &&
+	            mllm__attn_split_ok(isa, a->L, a->head_dim));
+#ifdef MLLM_X86
+	int gmax = isa == MLLM__ISA_AVX512 ? 6 : 3, R = a->rep;
+	int ng = (R + gmax - 1) / gmax;
+	for (int k = 0, r0 = 0; k < ng; k++) {
+		int nr = R / ng + (k < R % ng);
+		float *orow[6];
+		for (int r = 0; r < nr; r++)
+			orow[r] = a->out + (int64_t)(r0 + r) * a->head_dim;
+		const float *w = a->scratch + (size_t)r0 * (size_t)a->ld;
+		if (isa == MLLM__ISA_AVX512)
+			for (int c = c0; c < c1; c += 32)
+				taccum_any(nr, 2, a->L->f16, a, w, orow, c, a->p0 + 1);
+		else
+			taccum8_any(nr, a->L->f16, a, w, orow, c0, c1, a->p0 + 1);
+		r0 += nr;
+	}
+#else
+	(void)isa;
+	(void)c0;
+	(void)c1;
+#endif
 }

@@ -65,19 +65,20 @@ struct mllm_ctx {
 	float *inv_freq; /* [head_dim / 2] */
 
 	/* Scratch, [n_batch_max, ...] unless noted. */
-	float *x;          /* [n, n_embd] residual stream */
-	float *xn;         /* [n, n_embd] normed input of a block */
-	float *tmp;        /* [n, n_embd] block output before the residual */
-	float *q;          /* [n, q_dim] */
-	float *k, *v;      /* [n, kv_dim] */
-	float *att;        /* [n, q_dim] attention output */
-	float *gate, *up;  /* [n, n_ff] */
-	float *rope_cs;    /* [n, head_dim] cos | sin per token */
-	void *xq;          /* [n, largest mllm__act_bytes] activations, 64-aligned */
-	void *xq_mem;      /* its allocation */
-	float *scores;     /* [n_threads, mllm__attn_scratch_floats()] */
-	float *panel;      /* [n_threads, PANEL_ROWS * max_cols] */
-	int32_t *out_rows; /* [n] rows that want logits */
+	float *x;           /* [n, n_embd] residual stream */
+	float *xn;          /* [n, n_embd] normed input of a block */
+	float *tmp;         /* [n, n_embd] block output before the residual */
+	float *q;           /* [n, q_dim] */
+	float *k, *v;       /* [n, kv_dim] */
+	float *att;         /* [n, q_dim] attention output */
+	float *gate, *up;   /* [n, n_ff] */
+	float *rope_cs;     /* [n, head_dim] cos | sin per token */
+	void *xq;           /* [n, largest mllm__act_bytes] activations, 64-aligned */
+	void *xq_mem;       /* its allocation */
+	float *scores;      /* [n_threads, mllm__attn_scratch_floats()] */
+	int64_t split_runs; /* layer runs whose attention was split-K */
+	float *panel;       /* [n_threads, PANEL_ROWS * max_cols] */
+	int32_t *out_rows;  /* [n] rows that want logits */
 
 	/* The batch being run (valid during mllm_forward only). */
 	const mllm_batch *b;
@@ -495,6 +496,137 @@ static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 	}
 }
 
+/* Split-K: a batch of a few long one-token tiles (one sequence decoding at
+ * a long context) has fewer (tile, KV head) units than twice the threads,
+ * and whole units would leave threads idle (3 KV heads on 2 threads: one
+ * thread does two). Then attention runs in three parallel steps over finer
+ * items: scores of 256-position chunks, softmax per row, output channels in
+ * groups of 32 (mllm__attn_split_*). Every item computes exactly what the
+ * whole tile would, so the choice depends on the batch only for speed. The
+ * score rows of unit u = t * n_head_kv + g are rep rows ldu floats apart
+ * from c->scores + u * rep * ldu (the threads' scratch, taken whole). */
+enum { SPLIT_CHUNK = 256, SPLIT_MIN_POS = 1024 };
+
+typedef struct {
+	mllm_ctx *c;
+	int64_t ldu;
+	int ncg; /* channel groups per unit */
+} split_job;
+
+static mllm__attn_tile split_unit(const split_job *j, int32_t t, int g)
+{
+	mllm_ctx *c = j->c;
+	const mllm_batch *b = c->b;
+	const mllm_hparams *hp = &c->m->hp;
+	int rep = hp->n_head / hp->n_head_kv;
+	int64_t off = (int64_t)t * c->q_dim + (int64_t)g * rep * hp->head_dim;
+	int64_t u = (int64_t)t * hp->n_head_kv + g;
+	return (mllm__attn_tile){.L = c->L,
+	                         .table = b->block_table[b->seq[t]],
+	                         .run = c->run,
+	                         .g = g,
+	                         .rep = rep,
+	                         .head_dim = hp->head_dim,
+	                         .scale = c->attn_scale,
+	                         .p0 = b->pos[t],
+	                         .nq = 1,
+	                         .q = c->q + off,
+	                         .out = c->att + off,
+	                         .q_stride = c->q_dim,
+	                         .ld = j->ldu,
+	                         .scratch = c->scores + u * rep * j->ldu};
+}
+
+/* Items: per row t, per KV head, the row's chunks of SPLIT_CHUNK positions. */
+static void split_scores_fn(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	const split_job *j = arg;
+	const mllm_batch *b = j->c->b;
+	int G = j->c->m->hp.n_head_kv;
+	(void)tid;
+	int64_t base = 0;
+	for (int32_t t = 0; t < b->n_tokens && base < i1; t++) {
+		int32_t np = b->pos[t] + 1, nch = (np + SPLIT_CHUNK - 1) / SPLIT_CHUNK;
+		for (int g = 0; g < G; g++, base += nch) {
+			if (base + nch <= i0 || base >= i1)
+				continue;
+			mllm__attn_tile a = split_unit(j, t, g);
+			int64_t k0 = i0 > base ? i0 - base : 0,
+			        k1 = i1 - base < nch ? i1 - base : nch;
+			for (int64_t k = k0; k < k1; k++) {
+				int32_t s0 = (int32_t)k * SPLIT_CHUNK;
+				mllm__attn_split_scores(j->c->isa, &a, s0,
+				                        np - s0 < SPLIT_CHUNK ? np
+				                                              : s0 + SPLIT_CHUNK);
+			}
+		}
+	}
+}
+
+/* Items: score rows (t, g, r). */
+static void split_softmax_fn(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	const split_job *j = arg;
+	const mllm_hparams *hp = &j->c->m->hp;
+	int rep = hp->n_head / hp->n_head_kv;
+	(void)tid;
+	for (int64_t i = i0; i < i1; i++) {
+		int64_t u = i / rep;
+		int32_t t = (int32_t)(u / hp->n_head_kv);
+		mllm__softmax(j->c->isa, j->c->scores + i * j->ldu, (int64_t)j->c->b->pos[t] + 1);
+	}
+}
+
+/* Items: (t, g, channel group). */
+static void split_accum_fn(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	const split_job *j = arg;
+	int G = j->c->m->hp.n_head_kv;
+	(void)tid;
+	for (int64_t i = i0; i < i1; i++) {
+		int64_t u = i / j->ncg;
+		int cg = (int)(i % j->ncg);
+		mllm__attn_tile a = split_unit(j, (int32_t)(u / G), (int)(u % G));
+		mllm__attn_split_accum(j->c->isa, &a, cg * MLLM__ATTN_SPLIT_ALIGN_C,
+		                       (cg + 1) * MLLM__ATTN_SPLIT_ALIGN_C);
+	}
+}
+
+/* Whether this batch takes the split path, and its job. */
+static bool split_plan(mllm_ctx *c, const mllm_batch *b, split_job *j)
+{
+	const mllm_hparams *hp = &c->m->hp;
+	int rep = hp->n_head / hp->n_head_kv;
+	int64_t units = (int64_t)b->n_tokens * hp->n_head_kv;
+	if (c->n_threads < 2 || units >= 2 * (int64_t)c->n_threads ||
+	    !mllm__attn_split_ok(c->isa, c->L, hp->head_dim))
+		return false;
+	for (int32_t t = 0; t < b->n_tokens; t++)
+		if (attn_tile_len(b, t) != 1 || b->pos[t] + 1 < SPLIT_MIN_POS)
+			return false;
+	/* Rows of the short stride the tiles use, an odd number of lines. */
+	j->c = c;
+	j->ldu = (((int64_t)hp->n_ctx_train + 15) & ~(int64_t)15) | 16;
+	j->ncg = hp->head_dim / MLLM__ATTN_SPLIT_ALIGN_C;
+	size_t have =
+	    (size_t)c->n_threads * mllm__attn_scratch_floats(rep, hp->head_dim, hp->n_ctx_train);
+	return (size_t)units * (size_t)rep * (size_t)j->ldu <= have;
+}
+
+static void split_attention(mllm_ctx *c, const split_job *j)
+{
+	const mllm_batch *b = c->b;
+	const mllm_hparams *hp = &c->m->hp;
+	int64_t n_chunks = 0;
+	for (int32_t t = 0; t < b->n_tokens; t++)
+		n_chunks += ((int64_t)b->pos[t] + SPLIT_CHUNK) / SPLIT_CHUNK * hp->n_head_kv;
+	int64_t rows = (int64_t)b->n_tokens * hp->n_head;
+	mllm__parallel_for(c->pool, n_chunks, 1, 1, split_scores_fn, (void *)j);
+	mllm__parallel_for(c->pool, rows, 1, 1, split_softmax_fn, (void *)j);
+	mllm__parallel_for(c->pool, rows / (hp->n_head / hp->n_head_kv) * j->ncg, 1, 1,
+	                   split_accum_fn, (void *)j);
+}
+
 /* ---- The pass ----------------------------------------------------------- */
 
 static int validate(const mllm_ctx *c, const mllm_batch *b, const float *logits)
@@ -524,6 +656,11 @@ static int validate(const mllm_ctx *c, const mllm_batch *b, const float *logits)
 		}
 	}
 	return 0;
+}
+
+int64_t mllm_ctx_split_runs(const mllm_ctx *c)
+{
+	return c->split_runs;
 }
 
 int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
@@ -561,6 +698,8 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		aj.nb = c->n_threads;
 	if (aj.nb < 1)
 		aj.nb = 1;
+	split_job sj;
+	bool split = split_plan(c, b, &sj);
 
 	for (int32_t run = 0; run < runs; run++) {
 		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
@@ -582,7 +721,11 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 			kv_store(c, t);
 		}
 		/* 5. Causal attention through the block tables. */
-		mllm__parallel_for(c->pool, aj.nb, 1, 1, attn_fn, &aj);
+		if (split) {
+			split_attention(c, &sj);
+			c->split_runs++;
+		} else
+			mllm__parallel_for(c->pool, aj.nb, 1, 1, attn_fn, &aj);
 		/* 6. Output projection and residual. */
 		matmul(c, &ly->wo, c->att, n, c->tmp, E);
 		residual_add(c, n);

@@ -82,5 +82,8 @@ int mllm_forward(mllm_ctx *ctx, const mllm_batch *b, float *logits) MLLM_WUR;
 
 /* Checked between layers; returning true aborts the pass. */
 void mllm_ctx_set_abort(mllm_ctx *ctx, bool (*fn)(void *ud), void *ud);
+/* Layer runs whose attention took the split-K path (a few long sequences
+ * on several threads) since the context was created. */
+int64_t mllm_ctx_split_runs(const mllm_ctx *ctx);
 
 #endif

@@ -333,6 +333,20 @@ typedef struct {
 size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld);
 void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *a);
 
+/* A one-token tile (nq = 1) in three steps that several threads can share
+ * (split-K, for a few long sequences), with the bits mllm__attn_run_tile
+ * gives: the scores of positions [s0, s1) (s0 a multiple of
+ * MLLM__ATTN_SPLIT_ALIGN, s1 likewise or p0 + 1) into a->scratch (rows
+ * a->ld apart); then mllm__softmax of each row over 0..p0; then output
+ * channels [c0, c1) (multiples of MLLM__ATTN_SPLIT_ALIGN_C) from those rows.
+ * Only where mllm__attn_split_ok(): the tiers whose tiles keep one chain
+ * per score lane and per channel however positions and channels are cut. */
+#define MLLM__ATTN_SPLIT_ALIGN   16
+#define MLLM__ATTN_SPLIT_ALIGN_C 32
+bool mllm__attn_split_ok(mllm__isa isa, const mllm__kv_layout *L, int head_dim);
+void mllm__attn_split_scores(mllm__isa isa, const mllm__attn_tile *a, int32_t s0, int32_t s1);
+void mllm__attn_split_accum(mllm__isa isa, const mllm__attn_tile *a, int c0, int c1);
+
 /* Layer runs of a model: 2 x n_layer with layer sharing. */
 static inline int32_t mllm__model_runs(const mllm_hparams *hp)
 {

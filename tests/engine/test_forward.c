@@ -1117,6 +1117,76 @@ START_TEST(test_no_allocation)
 }
 END_TEST
 
+/* Split-K: one sequence decoding at a long context on 2 threads splits its
+ * attention into position chunks, rows and channel groups; its logits are
+ * bit-identical to the same step on 1 thread (whole tiles), f32 and f16
+ * K/V. Own kernels for every matmul, so threads change nothing else. */
+START_TEST(test_split_attention_exact)
+{
+	enum { CTX = 1100, CHUNK = 100 };
+	setenv("MLLM_BLAS_MIN_ROWS", "1000000", 1);
+	mllm_model *m = open_model("models/tiny-mobilellm-r1-bf16", MLLM_DTYPE__COUNT);
+	int32_t V = mllm_model_hparams(m)->n_vocab;
+	for (int f16 = 0; f16 < 2; f16++) {
+		mllm_kv_params kp = {.block_size = 16, .n_blocks = 80, .f16 = f16};
+		mllm_kv *kv;
+		mllm_ctx *one, *two;
+		ck_assert_int_eq(mllm_kv_create(m, &kp, &kv), 0);
+		ck_assert_int_eq(mllm_ctx_create(m, kv, CHUNK, 1, &one), 0);
+		ck_assert_int_eq(mllm_ctx_create(m, kv, CHUNK, 2, &two), 0);
+		int32_t table[80];
+		for (int j = 0; j < 80; j++)
+			table[j] = mllm_kv_block_alloc(kv);
+		const int32_t *tp[1] = {table};
+		int32_t tok[CHUNK], pos[CHUNK], seq[CHUNK] = {0};
+		bool want[CHUNK] = {false};
+		float *a = xmallocarray((size_t)V, sizeof(float));
+		float *b = xmallocarray((size_t)V, sizeof(float));
+		for (int p0 = 0; p0 < CTX; p0 += CHUNK) {
+			for (int i = 0; i < CHUNK; i++) {
+				tok[i] = (int32_t)((p0 + i) * 7919 % (V - 3)) + 3;
+				pos[i] = p0 + i;
+			}
+			want[CHUNK - 1] = true;
+			mllm_batch pre = {.n_tokens = CHUNK,
+			                  .token = tok,
+			                  .pos = pos,
+			                  .seq = seq,
+			                  .logits = want,
+			                  .n_seqs = 1,
+			                  .block_table = tp};
+			ck_assert_int_eq(mllm_forward(one, &pre, a), 0);
+		}
+		int32_t dt = 42, dp = CTX;
+		bool dw = true;
+		mllm_batch dec = {.n_tokens = 1,
+		                  .token = &dt,
+		                  .pos = &dp,
+		                  .seq = seq,
+		                  .logits = &dw,
+		                  .n_seqs = 1,
+		                  .block_table = tp};
+		ck_assert_int_eq(mllm_forward(one, &dec, a), 0);
+		ck_assert_int_eq(mllm_forward(two, &dec, b), 0);
+		ck_assert_msg(memcmp(a, b, (size_t)V * sizeof(float)) == 0,
+		              "f16 %d: split-K logits differ from whole tiles", f16);
+		ck_assert_int_eq(mllm_ctx_split_runs(one), 0);
+		/* The fast tiers split; the scalar reference has no split path. */
+		if (mllm__cpu_isa() != MLLM__ISA_SCALAR)
+			ck_assert_int_eq(mllm_ctx_split_runs(two), mllm_model_hparams(m)->n_layer);
+		for (int j = 0; j < 80; j++)
+			mllm_kv_block_unref(kv, table[j]);
+		free(a);
+		free(b);
+		mllm_ctx_free(one);
+		mllm_ctx_free(two);
+		mllm_kv_free(kv);
+	}
+	mllm_model_close(m);
+	unsetenv("MLLM_BLAS_MIN_ROWS");
+}
+END_TEST
+
 static bool abort_now(void *ud)
 {
 	(*(int *)ud)++;
@@ -1190,6 +1260,7 @@ static Suite *make_suite(void)
 	TCase *tv = tcase_create("validation");
 	tcase_add_test(tv, test_bad_batches);
 	tcase_add_test(tv, test_abort);
+	tcase_add_test(tv, test_split_attention_exact);
 	tcase_add_test(tv, test_no_allocation);
 	tcase_add_test(tv, test_quantize_q4_0);
 	tcase_add_test(tv, test_attn_temperature_formula);

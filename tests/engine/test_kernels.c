@@ -509,6 +509,38 @@ static void attn_one(mllm__isa isa, const mllm__kv_layout *L, const int32_t *tab
 	}
 }
 
+/* A one-token tile computed in parts (split-K: score chunks of `chunk`
+ * positions, softmax per row, 32-channel output groups, each part on its
+ * own) gives the bits of the whole tile, ref. */
+static void check_split(mllm__isa isa, const mllm__attn_tile *whole, const float *ref)
+{
+	if (!mllm__attn_split_ok(isa, whole->L, whole->head_dim))
+		return;
+	int chunks[3] = {16, 48, 256};
+	size_t n = (size_t)whole->rep * (size_t)whole->head_dim;
+	for (int ci = 0; ci < 3; ci++) {
+		mllm__attn_tile a = *whole;
+		float *out = xcalloc(n, sizeof(float));
+		a.out = out;
+		a.scratch = xmalloc(sizeof(float) * (size_t)a.rep * (size_t)a.ld);
+		int32_t np = a.p0 + 1;
+		/* Chunks in reverse order: no part may lean on an earlier one. */
+		for (int32_t s0 = (np - 1) / chunks[ci] * chunks[ci]; s0 >= 0; s0 -= chunks[ci])
+			mllm__attn_split_scores(isa, &a, s0,
+			                        np - s0 < chunks[ci] ? np : s0 + chunks[ci]);
+		for (int r = 0; r < a.rep; r++)
+			mllm__softmax(isa, a.scratch + (size_t)r * (size_t)a.ld, np);
+		for (int c0 = a.head_dim - MLLM__ATTN_SPLIT_ALIGN_C; c0 >= 0;
+		     c0 -= MLLM__ATTN_SPLIT_ALIGN_C)
+			mllm__attn_split_accum(isa, &a, c0, c0 + MLLM__ATTN_SPLIT_ALIGN_C);
+		ck_assert_msg(memcmp(out, ref, n * sizeof(float)) == 0,
+		              "split %s chunk %d rep %d hd %d p0 %d", mllm__isa_name(isa),
+		              chunks[ci], a.rep, a.head_dim, a.p0);
+		free(out);
+		free(a.scratch);
+	}
+}
+
 /* A multi-query tile (prefill) gives every (token, head) exactly the bits
  * of that token computed alone, on every tier, K/V type, block size, head
  * count and tile position (including tiles across block boundaries). */
@@ -518,6 +550,7 @@ START_TEST(test_attn_tile_exact)
 	int ni = 1 + tiers(isas + 1);
 	int bss[2] = {16, 8}, reps[3] = {1, 3, 9}, hds[2] = {64, 32};
 	int p0s[] = {0, 1, 15, 16, 17, 100, 250};
+	int n_split = 0;
 	enum { LD = 264, NKV = 2, G = 1 };
 	for (int ii = 0; ii < ni; ii++)
 		for (int bi = 0; bi < 2; bi++)
@@ -606,6 +639,15 @@ START_TEST(test_attn_tile_exact)
 								    "p0 %d nq %d",
 								    mllm__isa_name(isas[ii]), bs,
 								    f16, rep, hd, p0, nq);
+								if (nq == 1) {
+									a.q_stride = rep * hd;
+									check_split(isas[ii], &a,
+									            o1 + G * rep *
+									                     hd);
+									n_split +=
+									    mllm__attn_split_ok(
+									        isas[ii], &L, hd);
+								}
 							}
 						free(L.base);
 						free(q);
@@ -614,6 +656,9 @@ START_TEST(test_attn_tile_exact)
 						free(sc);
 						free(scr);
 					}
+	/* The split path ran wherever this CPU has a tier that takes it. */
+	if (ni > 1)
+		ck_assert_int_gt(n_split, 0);
 }
 END_TEST
 
