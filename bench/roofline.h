@@ -68,7 +68,9 @@ static volatile int rl_sink_i;
 /* RL_CHAINS independent dependency chains per thread: enough to cover the
  * instructions' latency at their throughput, and each result feeds the
  * next instruction of its chain, so the compiler can neither hoist nor fold
- * them. */
+ * them. The chain loop is unrolled so the chains live in registers (left
+ * as a loop, GCC kept them in memory and the "peak" was the store-to-load
+ * forwarding latency: a third of the FMA rate). */
 #define RL_CHAINS 10
 
 T_AVX2 static double rl_fma_avx2(void)
@@ -77,6 +79,7 @@ T_AVX2 static double rl_fma_avx2(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm256_set1_ps((float)k);
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm256_fmadd_ps(a[k], y, x);
 	for (int k = 1; k < RL_CHAINS; k++)
@@ -91,6 +94,7 @@ T_AVX2 static double rl_madd_avx2(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm256_set1_epi16((short)(k + 1));
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm256_madd_epi16(a[k], y);
 	for (int k = 1; k < RL_CHAINS; k++)
@@ -105,6 +109,7 @@ T_AVX512 static double rl_fma_avx512(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm512_set1_ps((float)k);
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm512_fmadd_ps(a[k], y, x);
 	for (int k = 1; k < RL_CHAINS; k++)
@@ -119,6 +124,7 @@ T_AVX512 static double rl_dpwssd_avx512(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm512_set1_epi16((short)(k + 1));
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm512_dpwssd_epi32(a[k], a[k], y);
 	for (int k = 1; k < RL_CHAINS; k++)
@@ -135,6 +141,7 @@ T_AVX2 static double rl_maddubs_avx2(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm256_set1_epi8((char)(k + 1));
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm256_maddubs_epi16(a[k], y);
 	for (int k = 1; k < RL_CHAINS; k++)
@@ -149,6 +156,7 @@ T_AVX512 static double rl_dpbusd_avx512(void)
 	for (int k = 0; k < RL_CHAINS; k++)
 		a[k] = _mm512_set1_epi8((char)(k + 1));
 	for (long i = 0; i < RL_ITERS / RL_CHAINS; i++)
+#pragma GCC unroll 16
 		for (int k = 0; k < RL_CHAINS; k++)
 			a[k] = _mm512_dpbusd_epi32(a[k], a[k], y);
 	for (int k = 1; k < RL_CHAINS; k++)

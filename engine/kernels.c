@@ -96,6 +96,41 @@ T_AVX512 static void quantize_qa_avx512(const float *restrict x, int64_t cols,
 		_mm256_storeu_si256((__m256i *)(out[b].qs + 16), _mm512_cvtsepi32_epi16(q1));
 	}
 }
+
+/* The scalar path's values exactly: the maximum is exact in any order,
+ * d and its inverse are the same scalar divisions, and cvtps rounds to
+ * nearest even, like lrintf (|v * id| <= 32767, so the saturating packs
+ * never saturate). */
+T_AVX2 static void quantize_qa_avx2(const float *restrict x, int64_t cols,
+                                    mllm__block_qa *restrict out)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	for (int64_t b = 0; b < cols / MLLM__QK; b++) {
+		const float *v = x + b * 32;
+		__m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+		__m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+		__m256 a = _mm256_max_ps(
+		    _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+		    _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+		float amax = _mm_cvtss_f32(h);
+		float d = amax / 32767.0f;
+		float id = d != 0.0f ? 32767.0f / amax : 0.0f;
+		__m256 s = _mm256_set1_ps(id);
+		__m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s));
+		__m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+		__m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s));
+		__m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+		/* packs works per 128-bit lane: put the quarters back in order */
+		__m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+		__m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q2, q3), 0xd8);
+		out[b].d = d;
+		_mm256_storeu_si256((__m256i *)out[b].qs, p01);
+		_mm256_storeu_si256((__m256i *)(out[b].qs + 16), p23);
+	}
+}
 #endif
 
 void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
@@ -106,6 +141,10 @@ void mllm__quantize_qa(mllm__isa isa, const float *restrict x, int64_t n_tok, in
 #ifdef MLLM_X86
 		if (isa == MLLM__ISA_AVX512) {
 			quantize_qa_avx512(x + t * cols, cols, out + t * nb);
+			continue;
+		}
+		if (isa == MLLM__ISA_AVX2) {
+			quantize_qa_avx2(x + t * cols, cols, out + t * nb);
 			continue;
 		}
 #endif

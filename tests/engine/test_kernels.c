@@ -218,6 +218,35 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 	free(buf);
 }
 
+/* The 16-bit activation blocks the quantized matmuls read are the same
+ * bits on every tier: scale, and every rounded value (ties, zeros, a block
+ * of zeros, the block maximum at +-32767). */
+START_TEST(test_quantize_qa_tiers)
+{
+	enum { COLS = 8 * MLLM__QK, NT = 3 };
+	mllm__isa isas[2];
+	int ni = tiers(isas);
+	float *x = xmalloc(sizeof(float) * NT * COLS);
+	fill(x, NT * COLS, 5.0f);
+	for (int j = 0; j < MLLM__QK; j++)
+		x[MLLM__QK + j] = 0.0f;    /* a zero block */
+	x[2 * MLLM__QK + 3] = -40.0f;      /* a negative maximum */
+	for (int j = 0; j < MLLM__QK; j++) /* exact halves after scaling */
+		x[3 * MLLM__QK + j] = (float)(j - 16) * 0.5f;
+	x[4 * MLLM__QK] = 1e-30f; /* a tiny block */
+	mllm__block_qa ref[NT * COLS / MLLM__QK], got[NT * COLS / MLLM__QK];
+	mllm__quantize_qa(MLLM__ISA_SCALAR, x, NT, COLS, ref);
+	ck_assert_int_eq(ref[2].qs[3], -32767);
+	for (int ii = 0; ii < ni; ii++) {
+		memset(got, 0x5a, sizeof got);
+		mllm__quantize_qa(isas[ii], x, NT, COLS, got);
+		ck_assert_msg(memcmp(ref, got, sizeof ref) == 0, "%s differs from scalar",
+		              mllm__isa_name(isas[ii]));
+	}
+	free(x);
+}
+END_TEST
+
 START_TEST(test_matmul_float)
 {
 	mllm_dtype ts[] = {MLLM_DTYPE_F32, MLLM_DTYPE_F16, MLLM_DTYPE_BF16};
@@ -819,6 +848,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_f16_roundtrip);
 	tcase_add_test(tc, test_quantize_q8_0);
+	tcase_add_test(tc, test_quantize_qa_tiers);
 	tcase_add_test(tc, test_matmul_float);
 	tcase_add_test(tc, test_matmul_quant);
 	tcase_add_test(tc, test_matmul_batch_exact);
