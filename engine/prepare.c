@@ -209,8 +209,8 @@ static int pack_weights(mllm_model *m)
 			rc = pack_tensor(m, ts[i]);
 	}
 	if (!rc && m->output.layout == MLLM__LAYOUT_X16)
-		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the AVX-512 kernels",
-		         m->path);
+		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the %s kernels",
+		         m->path, mllm__isa_name(mllm__cpu_isa()));
 	return rc;
 }
 
@@ -293,10 +293,11 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, si
 		         mllm_dtype_name(to), (double)wb / 1048576.0);
 	}
 
-	/* 4. Quantized weights take the interleaved layout where the AVX-512
-	 * kernels run (decided by the same mllm__cpu_isa() as every context). */
+	/* 4. Quantized weights take the interleaved layout where the AVX-512 or
+	 * AVX2 kernels run (decided by the same mllm__cpu_isa() as every
+	 * context; the scalar reference reads it too). */
 	const char *qx = getenv("MLLM_X16"); /* "0": keep GGUF layouts (A/B runs) */
-	bool pack = mllm__cpu_isa() == MLLM__ISA_AVX512 && !(qx && strcmp(qx, "0") == 0);
+	bool pack = mllm__cpu_isa() != MLLM__ISA_SCALAR && !(qx && strcmp(qx, "0") == 0);
 	if (pack && (rc = pack_weights(m)))
 		return mllm__seterr(err, errlen, rc, "%s: re-laying quantized weights: %s", m->path,
 		                    mllm_strerror(rc));

@@ -40,6 +40,7 @@
 #define ACT_PAIR  256  /* activation bytes per pair: 2 + 1 + 1 vectors */
 
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define T_AVX2   __attribute__((target("avx2,fma,f16c")))
 
 static size_t block_bytes(mllm_dtype t)
 {
@@ -438,6 +439,207 @@ T_AVX512 static void qx_matmul_q4(const mllm__tensor *W, const uint8_t *xa, int6
 	qx_matmul_t(true, W, xa, n_tok, y, ldy, r0, r1);
 }
 
+/* ---- AVX2: the same layout, each 512-bit vector as two 256-bit halves ----
+ *
+ * The low half of a group's vectors holds blocks 0..7, the high half 8..15.
+ * vpmaddwd + vpaddd is vpdpwssd (both wrap, and |x| <= 32767 keeps every
+ * pair sum in range), the per-lane float steps are the AVX-512 kernel's,
+ * and the final sum pairs lanes as _mm512_reduce_add_ps does: a row's
+ * result is the AVX-512 kernel's, bit for bit, whatever the tile. */
+
+T_AVX2 static inline float reduce16_avx2(__m256 lo, __m256 hi)
+{
+	__m256 v = _mm256_add_ps(lo, hi); /* i, i + 8 */
+	__m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* i + 4 */
+	q = _mm_add_ps(q, _mm_movehl_ps(q, q));                                        /* i + 2 */
+	q = _mm_add_ss(q, _mm_movehdup_ps(q));                                         /* i + 1 */
+	return _mm_cvtss_f32(q);
+}
+
+/* 16 Q8_0 bytes (8 blocks x 2 weights) or 16 Q4_0 bytes as int16 words. */
+T_AVX2 static inline __m256i q8_half(const uint8_t *p)
+{
+	return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+T_AVX2 static inline __m256i q4_half(const uint8_t *p, __m256i *hi)
+{
+	__m256i t = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+	*hi = _mm256_srli_epi16(t, 4);
+	return _mm256_and_si256(t, _mm256_set1_epi16(15));
+}
+
+T_AVX2 static inline __m256i madd_add(__m256i s, __m256i w, const uint8_t *x)
+{
+	return _mm256_add_epi32(s, _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)x)));
+}
+
+/* A tile: NR (1 or 2) rows x NT (1 or 2) tokens; s[.][.][h] is half h. */
+T_AVX2 static inline __attribute__((always_inline)) void
+qx_tile_avx2(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs,
+             int64_t ng, int64_t np, const char *pf, float *restrict y, int64_t ldy)
+{
+	const size_t bb = q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0);
+	__m256 acc[2][2][2];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+		for (int t = 0; t < NT; t++)
+			acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+	const uint8_t *wg = w0, *xg = xa;
+	for (int64_t g = 0; g < ng; g++, wg += GB * bb, xg += ACT_GROUP) {
+		if (pf)
+			for (size_t o = 0; o < (size_t)NR * GB * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * NR + o, _MM_HINT_T0);
+		__m256i s[2][2][2];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+				for (int h = 0; h < 2; h++)
+					s[r][t][h] =
+					    q4 ? _mm256_loadu_si256(
+					             (const __m256i *)(xg + t * xs + 1088 + 32 * h))
+					       : _mm256_setzero_si256();
+		if (q4) {
+#pragma GCC unroll 1
+			for (int c = 0; c < 8; c++)
+#pragma GCC unroll 4
+				for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+					for (int h = 0; h < 2; h++) {
+						__m256i hi,
+						    lo = q4_half(wg + r * rb + 32 + 32 * c + 16 * h,
+						                 &hi);
+#pragma GCC unroll 2
+						for (int t = 0; t < NT; t++) {
+							const uint8_t *xv =
+							    xg + t * xs + 128 * c + 32 * h;
+							s[r][t][h] = madd_add(s[r][t][h], lo, xv);
+							s[r][t][h] =
+							    madd_add(s[r][t][h], hi, xv + 64);
+						}
+					}
+		} else {
+#pragma GCC unroll 1
+			for (int k = 0; k < 16; k++)
+#pragma GCC unroll 4
+				for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+					for (int h = 0; h < 2; h++) {
+						__m256i w =
+						    q8_half(wg + r * rb + 32 + 32 * k + 16 * h);
+#pragma GCC unroll 2
+						for (int t = 0; t < NT; t++)
+							s[r][t][h] =
+							    madd_add(s[r][t][h], w,
+							             xg + t * xs + 64 * k + 32 * h);
+					}
+		}
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m256 dw = _mm256_cvtph_ps(
+				    _mm_loadu_si128((const __m128i *)(wg + r * rb + 16 * h)));
+#pragma GCC unroll 2
+				for (int t = 0; t < NT; t++)
+					acc[r][t][h] = _mm256_fmadd_ps(
+					    _mm256_cvtepi32_ps(s[r][t][h]),
+					    _mm256_mul_ps(
+					        dw,
+					        _mm256_loadu_ps(
+					            (const float *)(xg + t * xs + 1024) + 8 * h)),
+					    acc[r][t][h]);
+			}
+	}
+	for (int64_t p = 0; p < np; p++, wg += 2 * bb, xg += ACT_PAIR) {
+		if (pf)
+			for (size_t o = 0; o < (size_t)NR * 2 * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * NR + o, _MM_HINT_T0);
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			/* h = 0: block A, h = 1: block B */
+			__m256i w0v[2], w1v[2];
+			if (q4) {
+				w0v[0] = q4_half(wg + r * rb + 4, &w1v[0]);
+				w0v[1] = q4_half(wg + r * rb + 20, &w1v[1]);
+			} else {
+				w0v[0] = q8_half(wg + r * rb + 4);
+				w0v[1] = q8_half(wg + r * rb + 20);
+				w1v[0] = q8_half(wg + r * rb + 36);
+				w1v[1] = q8_half(wg + r * rb + 52);
+			}
+			uint16_t sc[2];
+			memcpy(sc, wg + r * rb, 4);
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m256 dw = _mm256_cvtph_ps(_mm_set1_epi16((short)sc[h]));
+#pragma GCC unroll 2
+				for (int t = 0; t < NT; t++) {
+					const uint8_t *xv = xg + t * xs + 32 * h;
+					__m256i s =
+					    q4 ? _mm256_loadu_si256((const __m256i *)(xv + 192))
+					       : _mm256_setzero_si256();
+					s = madd_add(s, w0v[h], xv);
+					s = madd_add(s, w1v[h], xv + 64);
+					acc[r][t][h] = _mm256_fmadd_ps(
+					    _mm256_cvtepi32_ps(s),
+					    _mm256_mul_ps(
+					        dw, _mm256_loadu_ps((const float *)(xv + 128))),
+					    acc[r][t][h]);
+				}
+			}
+		}
+	}
+#pragma GCC unroll 2
+	for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+			y[t * ldy + r] = reduce16_avx2(acc[r][t][0], acc[r][t][1]);
+}
+
+/* Two rows x two tokens a tile (x one for a lone token: four rows a tile
+ * decoded 10-20% slower here, the accumulators no longer fit the 16
+ * registers), the group's weights staying in L1 across the token tiles. */
+T_AVX2 static inline __attribute__((always_inline)) void
+qx_matmul_avx2_t(bool q4, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx_act_bytes(W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 2 <= r1; r += 2) {
+		const uint8_t *w0 = base + (size_t)r * rb;
+		const char *pf = (const char *)w0 + 2 * rb;
+		int64_t k = 0;
+		for (; k + 2 <= n_tok; k += 2, pf = NULL)
+			qx_tile_avx2(q4, 2, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			             y + k * ldy + r, ldy);
+		if (k < n_tok)
+			qx_tile_avx2(q4, 2, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			             y + k * ldy + r, ldy);
+	}
+	for (; r < r1; r++)
+		for (int64_t k = 0; k < n_tok; k++)
+			qx_tile_avx2(q4, 1, 1, base + (size_t)r * rb, rb, xa + (size_t)k * xs, xs,
+			             ng, np, NULL, y + k * ldy + r, ldy);
+}
+
+T_AVX2 static void qx_matmul_q8_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_avx2_t(false, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX2 static void qx_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_avx2_t(true, W, xa, n_tok, y, ldy, r0, r1);
+}
+
 #endif /* MLLM_X86 */
 
 void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
@@ -450,6 +652,13 @@ void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict
 			qx_matmul_q4(W, xa, n_tok, y, ldy, r0, r1);
 		else
 			qx_matmul_q8(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2 && xa) {
+		if (W->dtype == MLLM_DTYPE_Q4_0)
+			qx_matmul_q4_avx2(W, xa, n_tok, y, ldy, r0, r1);
+		else
+			qx_matmul_q8_avx2(W, xa, n_tok, y, ldy, r0, r1);
 		return;
 	}
 #endif
