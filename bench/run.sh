@@ -3,7 +3,7 @@
 # Never pass/fail on time. The machine is shared and noisy: each bench
 # reports medians (or best-of in CPU time) and the README quotes ratios.
 #
-# MLLM_BENCH=forward,r1,scheduler,tokenizer,template,grammar,llamacpp selects a subset
+# MLLM_BENCH=forward,r1,longctx,scheduler,tokenizer,template,grammar,llamacpp selects a subset
 # (default all). The llamacpp section runs only when the person running the
 # bench supplies a llama.cpp they built (LLAMA_CPP_DIR) and GGUF files
 # (BENCH_GGUF); nothing of llama.cpp is part of this repository.
@@ -11,13 +11,13 @@ set -u
 B=${BUILD:-build}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
-SEL=${MLLM_BENCH:-forward,r1,scheduler,tokenizer,template,grammar,llamacpp}
+SEL=${MLLM_BENCH:-forward,r1,longctx,scheduler,tokenizer,template,grammar,llamacpp}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
 
-if want forward || want scheduler || want r1; then
+if want forward || want scheduler || want r1 || want longctx; then
 	MLLM_SHARED=$SHARED sh tools/make_bench_model.sh "$B/bench-models" || exit 1
 fi
-if want r1; then
+if want r1 || want longctx; then
 	/usr/bin/python3 tools/make_r1_bench_model.py "$B/bench-models" 140m 950m --shared "$SHARED" ||
 		exit 1
 fi
@@ -91,6 +91,25 @@ if want r1; then
 		echo "-- $name${conv:+ -> $conv}"
 		"$B/bench/bench_forward" "$M/$name" --threads 2 --prefill 128 --decode 32 --repeats 3 \
 			${conv:+--convert $conv}
+	done
+fi
+
+if want longctx; then
+	# Decode at 0 and at C tokens of context from the same run (each
+	# bench_forward run measures both), R1-140M shape (a 32k-context
+	# reasoning model), Q8_0, the default f16 K/V, 2 threads. 16384 takes
+	# one repeat: its prefill alone is most of a minute on 2 cores.
+	echo "== long contexts: decode at 0 / 512 / 4096 / 16384 tokens of context, MobileLLM-R1-140M shape, Q8_0, f16 K/V, 2 threads"
+	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+	for c in 512 4096 16384; do
+		r=3
+		[ "$c" -ge 16384 ] && r=1
+		o=$("$B/bench/bench_forward" "$M/mobilellm-r1-140m-bf16" --convert q8_0 --threads 2 \
+			--prefill "$c" --decode 64 --repeats "$r" --kv-f16) || exit 1
+		l=$(echo "$o" | grep '^threads 2: decode')
+		echo "$l"
+		echo "$l" | sed -n 's/.*decode 64 at ctx 0\.\.64: \([0-9.]*\) tokens\/s.*decode 64 at ctx [0-9.]*: \([0-9.]*\) tokens\/s.*/\1 \2/p' |
+			awk -v c="$c" '{ printf "decode at ctx %d: %.1f tokens/s = %.0f%% of decode at 0 (%.1f)\n", c, $2, 100 * $2 / $1, $1 }'
 	done
 fi
 
