@@ -228,6 +228,10 @@ void mllm__rmsnorm_heads(float *v, int n_heads, int head_dim, float eps);
 void mllm__softmax(mllm__isa isa, float *x, int64_t n);
 /* max of x[0..n) (-inf for n == 0; NaN-free input). */
 float mllm__max_f32(mllm__isa isa, const float *x, int64_t n);
+/* The index of the first maximum of x[0..n), n >= 1, as the scalar loop
+ * "best = 0; if (x[i] > x[best]) best = i" gives it (NaNs never win; a NaN
+ * at 0 stays the answer). */
+int64_t mllm__argmax_f32(mllm__isa isa, const float *x, int64_t n);
 /* out[i] = exp((x[i] - m) * s), exactly 0 where x[i] is -inf; returns the
  * sum of out (accumulated in double). Sampling's unnormalised
  * probabilities (x - m <= 0 there, so nothing overflows). */

@@ -328,15 +328,6 @@ static void best_sorted(int32_t *idx, int32_t n, int32_t k, float *w)
 
 /* ---- Sampling --------------------------------------------------------------- */
 
-static int32_t argmax(const float *w, int32_t n)
-{
-	int32_t best = 0;
-	for (int32_t i = 1; i < n; i++)
-		if (w[i] > w[best])
-			best = i;
-	return best;
-}
-
 static void record(mllm_sampler *s, int32_t tok)
 {
 	if (!s->counts)
@@ -457,15 +448,15 @@ static bool allowed(const uint32_t *allow, int32_t i)
 
 /* argmax over the allowed tokens (lowest id on ties); the first allowed
  * token when all are -inf. */
-static int32_t argmax_allowed(const float *w, int32_t n, const uint32_t *allow)
+static int32_t argmax_allowed(mllm__isa isa, const float *w, int32_t n, const uint32_t *allow)
 {
 	int32_t best = -1;
 	if (!allow)
-		return argmax(w, n);
+		return (int32_t)mllm__argmax_f32(isa, w, n);
 	for (int32_t i = 0; i < n; i++)
 		if (allowed(allow, i) && (best < 0 || w[i] > w[best]))
 			best = i;
-	return best < 0 ? argmax(w, n) : best;
+	return best < 0 ? (int32_t)mllm__argmax_f32(isa, w, n) : best;
 }
 
 void mllm_sampler_sample(mllm_sampler *s, mllm_sampler_ws *ws, const float *logits,
@@ -484,7 +475,7 @@ void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const floa
 	MLLM_ASSERT(ws->n_vocab >= n);
 	if (p->temperature == 0.0f && p->n_logit_bias == 0 && s->n_touched == 0) {
 		/* Plain greedy: nothing to adjust, no copy. */
-		tok = argmax_allowed(logits, n, allow);
+		tok = argmax_allowed(ws->isa, logits, n, allow);
 		goto chosen;
 	}
 	memcpy(w, logits, (size_t)n * sizeof *w);
@@ -516,13 +507,13 @@ void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const floa
 	/* 3. Greedy or a draw. With everything banned, fall back to the raw
 	 * argmax rather than inventing a token. */
 	if (p->temperature == 0.0f) {
-		tok = argmax(w, n);
+		tok = (int32_t)mllm__argmax_f32(ws->isa, w, n);
 		if (w[tok] == -INFINITY)
-			tok = argmax_allowed(logits, n, allow);
+			tok = argmax_allowed(ws->isa, logits, n, allow);
 	} else {
 		tok = draw(s, ws);
 		if (tok < 0)
-			tok = argmax_allowed(logits, n, allow);
+			tok = argmax_allowed(ws->isa, logits, n, allow);
 	}
 chosen:
 	record(s, tok);

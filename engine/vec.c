@@ -174,6 +174,37 @@ T_AVX2 static float max_f32_avx2(const float *x, int64_t n)
 	return m;
 }
 
+/* The maximum with NaNs skipped (max_ps returns its second operand when
+ * either is NaN), then the first index holding it, 8 lanes at a time. */
+T_AVX2 static int64_t argmax_avx2(const float *x, int64_t n)
+{
+	__m256 a = _mm256_set1_ps(-INFINITY), b = a;
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		a = _mm256_max_ps(_mm256_loadu_ps(x + i), a);
+		b = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), b);
+	}
+	float lanes[8], m;
+	_mm256_storeu_ps(lanes, _mm256_max_ps(a, b));
+	m = lanes[0];
+	for (int k = 1; k < 8; k++)
+		m = lanes[k] > m ? lanes[k] : m;
+	for (; i < n; i++)
+		m = x[i] > m ? x[i] : m;
+	if (!(x[0] < m))
+		return 0; /* x[0] is a maximum, or NaN: nothing beats it */
+	__m256 vm = _mm256_set1_ps(m);
+	for (i = 0; i + 8 <= n; i += 8) {
+		int k = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), vm, _CMP_EQ_OQ));
+		if (k)
+			return i + __builtin_ctz((unsigned)k);
+	}
+	for (; i < n; i++)
+		if (x[i] == m)
+			return i;
+	return 0;
+}
+
 T_AVX2 static double exp_shift_avx2(const float *restrict x, float m, float s, float *restrict out,
                                     int64_t n)
 {
@@ -438,6 +469,20 @@ float mllm__max_f32(mllm__isa isa, const float *x, int64_t n)
 	for (; i < n; i++)
 		m = x[i] > m ? x[i] : m;
 	return m;
+}
+
+int64_t mllm__argmax_f32(mllm__isa isa, const float *x, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 || isa == MLLM__ISA_AVX2)
+		return argmax_avx2(x, n);
+#endif
+	(void)isa;
+	int64_t best = 0;
+	for (int64_t i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
 }
 
 double mllm__exp_shift(mllm__isa isa, const float *restrict x, float m, float s,

@@ -408,6 +408,49 @@ END_TEST
 /* Sampling's kernels on every tier against double precision: the max, and
  * exp((x - m) * s) with exactly 0 for -inf entries (masked tokens) and the
  * sum of what was written, at lengths around the vector widths. */
+/* The vector argmax is the scalar loop's index: random rows, ties (the
+ * first wins), the maximum in the tail, all -inf, NaNs anywhere. */
+START_TEST(test_argmax_tiers)
+{
+	enum { N = 1000 };
+	mllm__isa isas[2];
+	int ni = tiers(isas);
+	float *x = xmalloc(sizeof(float) * N);
+	for (int c = 0; c < 9; c++) {
+		int n = c % 3 == 0 ? N : c % 3 == 1 ? 37 : 5;
+		fill(x, (size_t)n, 10.0f);
+		if (c == 1)
+			x[n - 1] = 50.0f; /* in the scalar tail */
+		if (c == 3) {
+			x[400] = 70.0f;
+			x[10] = 70.0f; /* a tie: 10 wins */
+		}
+		if (c == 4)
+			for (int i = 0; i < n; i++)
+				x[i] = -INFINITY;
+		if (c == 5)
+			x[0] = NAN; /* nothing beats a NaN at 0 */
+		if (c == 6) {
+			x[3] = NAN;
+			x[999] = 99.0f;
+		}
+		if (c == 7)
+			x[2] = 1e30f, x[1] = NAN;
+		int64_t want_i = mllm__argmax_f32(MLLM__ISA_SCALAR, x, n);
+		if (c == 3)
+			ck_assert_int_eq(want_i, 10);
+		if (c == 6)
+			ck_assert_int_eq(want_i, 999);
+		for (int ii = 0; ii < ni; ii++)
+			ck_assert_msg(mllm__argmax_f32(isas[ii], x, n) == want_i,
+			              "case %d %s: %lld vs %lld", c, mllm__isa_name(isas[ii]),
+			              (long long)mllm__argmax_f32(isas[ii], x, n),
+			              (long long)want_i);
+	}
+	free(x);
+}
+END_TEST
+
 START_TEST(test_sampling_kernels)
 {
 	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
@@ -854,6 +897,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_matmul_batch_exact);
 	tcase_add_test(tc, test_vector_kernels);
 	tcase_add_test(tc, test_sampling_kernels);
+	tcase_add_test(tc, test_argmax_tiers);
 	tcase_add_test(tc, test_attn_kernels);
 	tcase_add_test(tc, test_attn_tile_exact);
 	tcase_add_test(tc, test_rmsnorm_rope);
