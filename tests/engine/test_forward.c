@@ -1248,6 +1248,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tr, test_r1_q8_0_gguf_scalar);
 	tcase_add_test(tr, test_invariance_r1);
 	tcase_add_test(tr, test_llama4_nope_layers);
+	tcase_add_test(tr, test_split_attention_exact); /* 1100 tokens of R1 */
 	suite_add_tcase(s, tr);
 	TCase *ti = tcase_create("invariance");
 	tcase_set_timeout(ti, 120);
@@ -1260,7 +1261,6 @@ static Suite *make_suite(void)
 	TCase *tv = tcase_create("validation");
 	tcase_add_test(tv, test_bad_batches);
 	tcase_add_test(tv, test_abort);
-	tcase_add_test(tv, test_split_attention_exact);
 	tcase_add_test(tv, test_no_allocation);
 	tcase_add_test(tv, test_quantize_q4_0);
 	tcase_add_test(tv, test_attn_temperature_formula);
