@@ -156,14 +156,16 @@ T_AVX512 static double exp_shift_avx512(const float *restrict x, float m, float 
 	return sum;
 }
 
+/* NaNs are skipped: max_ps returns its second operand when either is NaN,
+ * and the scalar steps compare with >. */
 T_AVX2 static float max_f32_avx2(const float *x, int64_t n)
 {
 	__m256 a = _mm256_set1_ps(-INFINITY), b = a;
 	float lanes[8], m;
 	int64_t i = 0;
 	for (; i + 16 <= n; i += 16) {
-		a = _mm256_max_ps(a, _mm256_loadu_ps(x + i));
-		b = _mm256_max_ps(b, _mm256_loadu_ps(x + i + 8));
+		a = _mm256_max_ps(_mm256_loadu_ps(x + i), a);
+		b = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), b);
 	}
 	_mm256_storeu_ps(lanes, _mm256_max_ps(a, b));
 	m = lanes[0];
@@ -174,23 +176,12 @@ T_AVX2 static float max_f32_avx2(const float *x, int64_t n)
 	return m;
 }
 
-/* The maximum with NaNs skipped (max_ps returns its second operand when
- * either is NaN), then the first index holding it, 8 lanes at a time. */
+/* The maximum with NaNs skipped, then the first index holding it, 8 lanes
+ * at a time. */
 T_AVX2 static int64_t argmax_avx2(const float *x, int64_t n)
 {
-	__m256 a = _mm256_set1_ps(-INFINITY), b = a;
-	int64_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		a = _mm256_max_ps(_mm256_loadu_ps(x + i), a);
-		b = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), b);
-	}
-	float lanes[8], m;
-	_mm256_storeu_ps(lanes, _mm256_max_ps(a, b));
-	m = lanes[0];
-	for (int k = 1; k < 8; k++)
-		m = lanes[k] > m ? lanes[k] : m;
-	for (; i < n; i++)
-		m = x[i] > m ? x[i] : m;
+	int64_t i;
+	float m = max_f32_avx2(x, n);
 	if (!(x[0] < m))
 		return 0; /* x[0] is a maximum, or NaN: nothing beats it */
 	__m256 vm = _mm256_set1_ps(m);
