@@ -888,17 +888,53 @@ T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t c
 	}
 }
 
+/* F16 / BF16 rows for the sgemm panels on AVX2, 8 values a step. */
+T_AVX2 static void dequant_row_avx2(mllm_dtype t, const void *row, int64_t cols, float *restrict o)
+{
+	const uint16_t *h = row;
+	int64_t c = 0;
+	if (t == MLLM_DTYPE_F16) {
+		for (; c + 8 <= cols; c += 8)
+			_mm256_storeu_ps(
+			    o + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + c))));
+		for (; c < cols; c++)
+			o[c] = mllm__f16_to_f32(h[c]);
+		return;
+	}
+	for (; c + 8 <= cols; c += 8)
+		_mm256_storeu_ps(
+		    o + c,
+		    _mm256_castsi256_ps(_mm256_slli_epi32(
+		        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + c))), 16)));
+	for (; c < cols; c++)
+		o[c] = mllm__bf16_to_f32(h[c]);
+}
+
 #endif /* MLLM_X86 */
 
 void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, int64_t r1,
                              float *restrict out)
 {
 #ifdef MLLM_X86
-	if (isa == MLLM__ISA_AVX512 && W->layout == MLLM__LAYOUT_GGUF) {
-		size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	const uint8_t *base = W->data;
+	if (W->layout == MLLM__LAYOUT_X16 && isa != MLLM__ISA_SCALAR) {
 		for (int64_t r = r0; r < r1; r++)
-			dequant_row_avx512(W->dtype, (const uint8_t *)W->data + (size_t)r * rb,
-			                   W->cols, out + (r - r0) * W->cols);
+			mllm__qx_dequant_row_fast(isa, W->dtype, base + (size_t)r * rb, W->cols,
+			                          out + (r - r0) * W->cols);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX512 && W->layout == MLLM__LAYOUT_GGUF) {
+		for (int64_t r = r0; r < r1; r++)
+			dequant_row_avx512(W->dtype, base + (size_t)r * rb, W->cols,
+			                   out + (r - r0) * W->cols);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2 && W->layout == MLLM__LAYOUT_GGUF &&
+	    (W->dtype == MLLM_DTYPE_F16 || W->dtype == MLLM_DTYPE_BF16)) {
+		for (int64_t r = r0; r < r1; r++)
+			dequant_row_avx2(W->dtype, base + (size_t)r * rb, W->cols,
+			                 out + (r - r0) * W->cols);
 		return;
 	}
 #endif

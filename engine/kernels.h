@@ -196,6 +196,9 @@ bool mllm__qx_packable(mllm_dtype t, int64_t cols);
 void mllm__qx_pack_row(mllm_dtype t, const void *src, int64_t cols, void *dst);
 /* One X16 row dequantized to f32 (exact). */
 void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *restrict out);
+/* The same with the vector units (the sgemm panels of prefill). */
+void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
+                               float *restrict out);
 size_t mllm__qx_act_bytes(int64_t cols);
 void mllm__quantize_qx(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                        uint8_t *restrict out);

@@ -640,7 +640,102 @@ T_AVX2 static void qx_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, i
 	qx_matmul_avx2_t(true, W, xa, n_tok, y, ldy, r0, r1);
 }
 
+/* A packed row as floats for the sgemm panels (prefill on AVX2): each
+ * value d * q exactly as mllm__qx_dequant_row computes it. A Q8_0 chunk
+ * holds two consecutive weights of each of 16 blocks, a Q4_0 chunk four
+ * (two low nibbles, two high), so a chunk converts in whole vectors and
+ * leaves in 8- or 16-byte pieces, one per block. */
+T_AVX2 static void qx_dequant_group_avx2(bool q4, const uint8_t *seg, float *restrict out)
+{
+	__m256 d[GB / 4]; /* Q8_0: d[j] twice, blocks 4i..4i+3; Q4_0: d[j] 4x, blocks 2i, 2i+1 */
+	__m256 dh[2] = {_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)seg)),
+	                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(seg + 16)))};
+	if (!q4) {
+		for (int i = 0; i < 4; i++) {
+			__m256 h = dh[i / 2];
+			__m256 q =
+			    _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+			__m256 r =
+			    _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+			d[i] = i % 2 ? r : q;
+		}
+		for (int k = 0; k < 16; k++) {
+			const uint8_t *c = seg + 32 + 32 * k;
+			for (int i = 0; i < 4; i++) { /* blocks 4i .. 4i + 3 */
+				__m256 v = _mm256_mul_ps(
+				    d[i], _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+				              _mm_loadl_epi64((const __m128i *)(c + 8 * i)))));
+				__m128 lo = _mm256_castps256_ps128(v),
+				       hi = _mm256_extractf128_ps(v, 1);
+				float *o = out + (size_t)(4 * i) * MLLM__QK + 2 * k;
+				_mm_storel_pi((__m64 *)o, lo);
+				_mm_storeh_pi((__m64 *)(o + MLLM__QK), lo);
+				_mm_storel_pi((__m64 *)(o + 2 * MLLM__QK), hi);
+				_mm_storeh_pi((__m64 *)(o + 3 * MLLM__QK), hi);
+			}
+		}
+		return;
+	}
+	__m256 dq[GB / 2];
+	for (int i = 0; i < GB / 2; i++) {
+		__m256 h = dh[i / 4];
+		int a = 2 * (i % 4);
+		dq[i] = _mm256_permutevar8x32_ps(
+		    h, _mm256_setr_epi32(a, a, a, a, a + 1, a + 1, a + 1, a + 1));
+	}
+	const __m256i m4 = _mm256_set1_epi8(15), eight = _mm256_set1_epi32(8);
+	for (int c = 0; c < 8; c++) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(seg + 32 + 32 * c));
+		__m256i lo = _mm256_and_si256(v, m4);
+		__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+		/* per 128-bit lane: blocks 0..3 (8..11), then 4..7 (12..15), each
+		 * as q[4c], q[4c + 1], q[4c + 2], q[4c + 3] */
+		__m256i u[2] = {_mm256_unpacklo_epi16(lo, hi), _mm256_unpackhi_epi16(lo, hi)};
+		for (int l = 0; l < 2; l++)
+			for (int h = 0; h < 2; h++)
+				for (int p = 0; p < 2; p++) {
+					int j = 8 * l + 4 * h + 2 * p; /* blocks j, j + 1 */
+					__m128i b = l ? _mm256_extracti128_si256(u[h], 1)
+					              : _mm256_castsi256_si128(u[h]);
+					if (p)
+						b = _mm_srli_si128(b, 8);
+					__m256 f = _mm256_mul_ps(
+					    dq[j / 2], _mm256_cvtepi32_ps(_mm256_sub_epi32(
+					                   _mm256_cvtepu8_epi32(b), eight)));
+					float *o = out + (size_t)j * MLLM__QK + 4 * c;
+					_mm_storeu_ps(o, _mm256_castps256_ps128(f));
+					_mm_storeu_ps(o + MLLM__QK, _mm256_extractf128_ps(f, 1));
+				}
+	}
+}
+
+T_AVX2 static void qx_dequant_row_avx2(mllm_dtype t, const void *row, int64_t cols,
+                                       float *restrict out)
+{
+	int64_t nb = cols / MLLM__QK, ng = nb / GB;
+	size_t bb = block_bytes(t);
+	const uint8_t *p = row;
+	for (int64_t g = 0; g < ng; g++)
+		qx_dequant_group_avx2(t == MLLM_DTYPE_Q4_0, p + (size_t)g * GB * bb,
+		                      out + g * GB * MLLM__QK);
+	for (int64_t b = ng * GB; b < nb; b++)
+		dequant_block(t, p, nb, b, out + b * MLLM__QK);
+}
+
 #endif /* MLLM_X86 */
+
+void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
+                               float *restrict out)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 || isa == MLLM__ISA_AVX2) {
+		qx_dequant_row_avx2(t, row, cols, out);
+		return;
+	}
+#endif
+	(void)isa;
+	mllm__qx_dequant_row(t, row, cols, out);
+}
 
 void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
                      const uint8_t *xa, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
