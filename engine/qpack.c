@@ -474,6 +474,50 @@ T_AVX2 static inline __m256i madd_add(__m256i s, __m256i w, const uint8_t *x)
 	return _mm256_add_epi32(s, _mm256_madd_epi16(w, _mm256_loadu_si256((const __m256i *)x)));
 }
 
+/* A Q8_0 group of the 2 x 2 tile: the integer sums s[r][t][h] over its 16
+ * chunks. Written out because GCC's allocation of the C loop added a
+ * register move per vpaddd (16 accumulators, weights and products fill the
+ * 16 registers), a third of the loop's instructions; the operations are
+ * the C loop's, so the sums are the same integers. */
+T_AVX2 static inline __attribute__((always_inline)) void
+q8_group_2x2(const uint8_t *w0, const uint8_t *w1, const uint8_t *x0, const uint8_t *x1,
+             __m256i s[2][2][2])
+{
+	__m256i a0 = s[0][0][0], a1 = s[0][0][1], a2 = s[1][0][0], a3 = s[1][0][1];
+	__m256i a4 = s[0][1][0], a5 = s[0][1][1], a6 = s[1][1][0], a7 = s[1][1][1];
+	for (int k = 0; k < 16; k++, w0 += 32, w1 += 32, x0 += 64, x1 += 64) {
+		__m256i u0, u1, u2, u3, p0, p1, p2, p3;
+		__asm__("vpmovsxbw   (%[w0]), %[u0]\n\t"
+		        "vpmovsxbw 16(%[w0]), %[u1]\n\t"
+		        "vpmovsxbw   (%[w1]), %[u2]\n\t"
+		        "vpmovsxbw 16(%[w1]), %[u3]\n\t"
+		        "vpmaddwd   (%[x0]), %[u0], %[p0]\n\t"
+		        "vpmaddwd 32(%[x0]), %[u1], %[p1]\n\t"
+		        "vpmaddwd   (%[x0]), %[u2], %[p2]\n\t"
+		        "vpmaddwd 32(%[x0]), %[u3], %[p3]\n\t"
+		        "vpaddd %[p0], %[a0], %[a0]\n\t"
+		        "vpaddd %[p1], %[a1], %[a1]\n\t"
+		        "vpaddd %[p2], %[a2], %[a2]\n\t"
+		        "vpaddd %[p3], %[a3], %[a3]\n\t"
+		        "vpmaddwd   (%[x1]), %[u0], %[p0]\n\t"
+		        "vpmaddwd 32(%[x1]), %[u1], %[p1]\n\t"
+		        "vpmaddwd   (%[x1]), %[u2], %[p2]\n\t"
+		        "vpmaddwd 32(%[x1]), %[u3], %[p3]\n\t"
+		        "vpaddd %[p0], %[a4], %[a4]\n\t"
+		        "vpaddd %[p1], %[a5], %[a5]\n\t"
+		        "vpaddd %[p2], %[a6], %[a6]\n\t"
+		        "vpaddd %[p3], %[a7], %[a7]"
+		        : [a0] "+x"(a0), [a1] "+x"(a1), [a2] "+x"(a2), [a3] "+x"(a3), [a4] "+x"(a4),
+		          [a5] "+x"(a5), [a6] "+x"(a6), [a7] "+x"(a7), [u0] "=&x"(u0),
+		          [u1] "=&x"(u1), [u2] "=&x"(u2), [u3] "=&x"(u3), [p0] "=&x"(p0),
+		          [p1] "=&x"(p1), [p2] "=&x"(p2), [p3] "=&x"(p3)
+		        : [w0] "r"(w0), [w1] "r"(w1), [x0] "r"(x0), [x1] "r"(x1)
+		        : "memory");
+	}
+	s[0][0][0] = a0, s[0][0][1] = a1, s[1][0][0] = a2, s[1][0][1] = a3;
+	s[0][1][0] = a4, s[0][1][1] = a5, s[1][1][0] = a6, s[1][1][1] = a7;
+}
+
 /* A tile: NR (1 or 2) rows x NT (1 or 2) tokens; s[.][.][h] is half h. */
 T_AVX2 static inline __attribute__((always_inline)) void
 qx_tile_avx2(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs,
@@ -521,6 +565,8 @@ qx_tile_avx2(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_
 							    madd_add(s[r][t][h], hi, xv + 64);
 						}
 					}
+		} else if (NR == 2 && NT == 2) {
+			q8_group_2x2(wg + 32, wg + rb + 32, xg, xg + xs, s);
 		} else {
 #pragma GCC unroll 1
 			for (int k = 0; k < 16; k++)
