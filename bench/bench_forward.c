@@ -5,7 +5,7 @@
  * Usage:
  *   sh tools/make_bench_model.sh            # 125M-shaped random models
  *   build/bench/bench_forward MODEL [--convert q8_0|q4_0|f16|f32]
- *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16]
+ *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16 | --kv-q8]
  *       [--batch 1,4,16,64] [--batch-ctx 128] [--batch-steps 16]
  * e.g. build/bench/bench_forward build/bench-models/mobilellm-125m-f16 --convert q8_0
  *
@@ -274,13 +274,15 @@ int main(int argc, char **argv)
 	const char *path = NULL, *threads_list = "1,2", *batch_list = NULL;
 	int batch_ctx = 128, batch_steps = 16;
 	int n_prefill = 512, n_decode = 128, repeats = 3;
-	bool kv_f16 = false;
+	bool kv_f16 = false, kv_q8 = false;
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--kv-f16") == 0) {
 			kv_f16 = true;
+		} else if (strcmp(argv[i], "--kv-q8") == 0) {
+			kv_q8 = true;
 		} else if (v && strcmp(argv[i], "--convert") == 0) {
 			i++;
 			if (strcasecmp(v, "q8_0") == 0)
@@ -373,7 +375,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		mllm_kv_params kp = {
-		    .block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16};
+		    .block_size = 16, .n_blocks = (total + 15) / 16, .f16 = kv_f16, .q8 = kv_q8};
 		mllm_kv *kv;
 		mllm_ctx *ctx;
 		if (mllm_kv_create(m, &kp, &kv) || mllm_ctx_create(m, kv, n_prefill, nt, &ctx)) {
@@ -460,8 +462,9 @@ int main(int argc, char **argv)
 	mllm_model_close(m);
 	return 0;
 usage:
-	fprintf(stderr, "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
-	                "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16]\n"
-	                "       [--batch B1,B2,.. [--batch-ctx N] [--batch-steps N]]\n");
+	fprintf(stderr,
+	        "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
+	        "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16 | --kv-q8]\n"
+	        "       [--batch B1,B2,.. [--batch-ctx N] [--batch-steps N]]\n");
 	return 2;
 }

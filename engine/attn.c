@@ -22,6 +22,8 @@
 #include "kernels.h"
 #include "simd.h"
 
+#include <math.h>
+
 /* ---- One token: scores over a K block, the weighted sum of V rows -------- */
 
 #ifdef MLLM_X86
@@ -828,6 +830,7 @@ void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
 	 * lines apart: rows n_ctx floats apart would put a column of every row
 	 * in one L1 set (4 KiB aliasing), and short rows stay in L1. */
 	mllm__attn_tile t = *in;
+	MLLM_ASSERT(!in->L->q8); /* int8 K/V is dequantized first (forward.c) */
 	const mllm__attn_tile *a = &t;
 	int rep = a->rep, hd = a->head_dim, R = a->nq * rep;
 	MLLM_ASSERT(a->nq >= 1 && a->nq <= MLLM__ATTN_TQ && a->p0 + a->nq <= in->ld);
@@ -934,4 +937,65 @@ void mllm__attn_split_accum(mllm__isa isa, const mllm__attn_tile *a, int c0, int
 	(void)c0;
 	(void)c1;
 #endif
+}
+
+/* ---- int8 K/V ---------------------------------------------------------- */
+
+void mllm__q8_head(const float *x, int n, int8_t *q, size_t stride, float *scale)
+{
+	float amax = 0.0f;
+	for (int i = 0; i < n; i++) {
+		float a = fabsf(x[i]);
+		amax = a > amax ? a : amax;
+	}
+	float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+	for (int i = 0; i < n; i++) {
+		float v = x[i] * id;
+		int r = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+		q[(size_t)i * stride] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+	}
+	*scale = d;
+}
+
+void mllm__attn_run_tile_q8(mllm__isa isa, const mllm__attn_tile *a, float *kvf, int32_t kvf_blocks,
+                            const int32_t *ident)
+{
+	const mllm__kv_layout *L = a->L;
+	int32_t bs = L->block_size, hd = a->head_dim, n = a->p0 + a->nq;
+	size_t half = (size_t)bs * (size_t)hd;
+	MLLM_ASSERT(L->q8 && (n + bs - 1) / bs <= kvf_blocks);
+	mllm__kv_layout F = {.base = (uint8_t *)kvf,
+	                     .block_bytes = 2 * half * sizeof(float),
+	                     .n_blocks = kvf_blocks,
+	                     .block_size = bs,
+	                     .runs = 1,
+	                     .kv_dim = hd,
+	                     .head_dim = hd};
+	for (int32_t i = 0; i * bs < n; i++) {
+		int32_t blk = a->table[i], ns = n - i * bs < bs ? n - i * bs : bs;
+		const int8_t *kq =
+		    (const int8_t *)mllm__kv_area(L, blk, a->run, 0) + (size_t)a->g * half;
+		const int8_t *vq =
+		    (const int8_t *)mllm__kv_area(L, blk, a->run, 1) + (size_t)a->g * half;
+		const float *ks = mllm__kv_scales(L, blk, a->run, 0) + (size_t)a->g * (size_t)bs;
+		const float *vs = mllm__kv_scales(L, blk, a->run, 1) + (size_t)a->g * (size_t)bs;
+		float *kf = mllm__kv_area(&F, i, 0, 0), *vf = mllm__kv_area(&F, i, 0, 1);
+		/* Positions past n are never weighted; zeros keep them finite. */
+		for (int32_t d = 0; d < hd; d++)
+			for (int32_t s = 0; s < bs; s++)
+				kf[(size_t)d * (size_t)bs + (size_t)s] =
+				    s < ns ? (float)kq[(size_t)d * (size_t)bs + (size_t)s] * ks[s]
+				           : 0.0f;
+		for (int32_t s = 0; s < bs; s++)
+			for (int32_t e = 0; e < hd; e++)
+				vf[(size_t)s * (size_t)hd + (size_t)e] =
+				    s < ns ? (float)vq[(size_t)s * (size_t)hd + (size_t)e] * vs[s]
+				           : 0.0f;
+	}
+	mllm__attn_tile f = *a;
+	f.L = &F;
+	f.table = ident;
+	f.run = 0;
+	f.g = 0;
+	mllm__attn_run_tile(isa, &f);
 }

@@ -35,11 +35,11 @@ void mllm_eval_free(mllm_eval *ev)
 	free(ev);
 }
 
-int mllm_eval_create(const mllm_model *m, int32_t n_ctx, int n_threads, bool kv_f16,
+int mllm_eval_create(const mllm_model *m, int32_t n_ctx, int n_threads, int kv_bits,
                      mllm_eval **out, char *err, size_t errlen)
 {
 	const mllm_hparams *hp = mllm_model_hparams(m);
-	mllm_kv_params kp = {.block_size = EVAL_BLOCK, .f16 = kv_f16};
+	mllm_kv_params kp = {.block_size = EVAL_BLOCK, .f16 = kv_bits == 16, .q8 = kv_bits == 8};
 	mllm_eval *ev;
 	int32_t nb;
 	int rc;

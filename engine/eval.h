@@ -18,10 +18,11 @@
 typedef struct mllm_eval mllm_eval;
 
 /* An evaluator for windows of up to n_ctx tokens (0 = the model's trained
- * context; more than that, or < 2, is MLLM_EINVAL), its KV cache in f16
- * when kv_f16, n_threads as mllm_engine_params' (0 = physical cores).
- * MLLM_EINVAL / MLLM_ENOMEM with a sentence in err. m is borrowed. */
-int mllm_eval_create(const mllm_model *m, int32_t n_ctx, int n_threads, bool kv_f16,
+ * context; more than that, or < 2, is MLLM_EINVAL), its KV cache stored
+ * with kv_bits 32 (f32), 16 (f16) or 8 (int8 with scales), n_threads as
+ * mllm_engine_params' (0 = physical cores). MLLM_EINVAL / MLLM_ENOMEM with
+ * a sentence in err. m is borrowed. */
+int mllm_eval_create(const mllm_model *m, int32_t n_ctx, int n_threads, int kv_bits,
                      mllm_eval **out, char *err, size_t errlen) MLLM_WUR;
 void mllm_eval_free(mllm_eval *ev);
 int32_t mllm_eval_n_ctx(const mllm_eval *ev);

@@ -87,6 +87,11 @@ struct mllm_ctx {
 	int64_t split_runs; /* layer runs whose attention was split-K */
 	float *panel;       /* [n_threads, PANEL_ROWS * max_cols] */
 	int32_t *out_rows;  /* [n] rows that want logits */
+	/* int8 K/V: one KV head of a sequence dequantized per attention unit
+	 * into an f32 cache of its own (kvq_layout(), identity block table). */
+	float *kvq;         /* [n_threads, kvq_blocks * 2 * block_size * head_dim] */
+	int32_t *kvq_ident; /* [kvq_blocks] 0, 1, 2, ... */
+	int32_t kvq_blocks; /* blocks of n_ctx_train positions */
 
 	/* The batch being run (valid during mllm_forward only). */
 	const mllm_batch *b;
@@ -123,6 +128,8 @@ void mllm_ctx_free(mllm_ctx *c)
 	free(c->scores);
 	free(c->panel);
 	free(c->out_rows);
+	free(c->kvq);
+	free(c->kvq_ident);
 	free(c);
 }
 
@@ -196,6 +203,18 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->xq_mem = mllm_try_malloc(n * act_max + 64);
 	c->xq = c->xq_mem ? (void *)(((uintptr_t)c->xq_mem + 63) & ~(uintptr_t)63) : NULL;
 	c->out_rows = mllm_try_malloc(n * sizeof(int32_t));
+	if (L->q8) {
+		c->kvq_blocks = (hp->n_ctx_train + L->block_size - 1) / L->block_size;
+		c->kvq = alloc_f32((size_t)n_threads * (size_t)c->kvq_blocks * 2 *
+		                       (size_t)L->block_size * (size_t)hp->head_dim,
+		                   &ok);
+		c->kvq_ident = mllm_try_malloc((size_t)c->kvq_blocks * sizeof(int32_t));
+		if (c->kvq_ident)
+			for (int32_t i = 0; i < c->kvq_blocks; i++)
+				c->kvq_ident[i] = i;
+		else
+			ok = false;
+	}
 	if (!ok || !c->xq || !c->out_rows) {
 		mllm_ctx_free(c);
 		return MLLM_ENOMEM;
@@ -419,6 +438,18 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	const float *k = c->k + t * c->kv_dim, *v = c->v + t * c->kv_dim;
 	void *kd = mllm__kv_elem(L, blk, c->run, 0, slot, 0);
 	size_t bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
+	if (L->q8) {
+		float *ks = mllm__kv_scales(L, blk, c->run, 0) + slot;
+		float *vs = mllm__kv_scales(L, blk, c->run, 1) + slot;
+		for (size_t h = 0; h < (size_t)c->kv_dim / hd; h++) {
+			mllm__q8_head(k + h * hd, (int)hd, (int8_t *)kd + h * hd * bs, bs,
+			              ks + h * bs);
+			mllm__q8_head(v + h * hd, (int)hd,
+			              mllm__kv_elem(L, blk, c->run, 1, slot, (int32_t)(h * hd)), 1,
+			              vs + h * bs);
+		}
+		return;
+	}
 	if (L->f16) {
 		for (int64_t j = 0; j < c->kv_dim; j++)
 			((uint16_t *)kd)[(size_t)j * bs] = mllm__f32_to_f16(k[j]);
@@ -466,6 +497,13 @@ typedef struct {
 	int64_t nb;    /* buckets */
 } attn_job;
 
+/* int8 K/V: the tile through the thread's f32 copy (mllm__attn_run_tile_q8). */
+static void attn_tile_q8(mllm_ctx *c, const mllm__attn_tile *a, int tid)
+{
+	size_t per = (size_t)c->kvq_blocks * 2 * (size_t)c->L->block_size * (size_t)a->head_dim;
+	mllm__attn_run_tile_q8(c->isa, a, c->kvq + (size_t)tid * per, c->kvq_blocks, c->kvq_ident);
+}
+
 static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 {
 	const attn_job *j = arg;
@@ -497,7 +535,10 @@ static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 				a.nq = nq;
 				a.q = c->q + off;
 				a.out = c->att + off;
-				mllm__attn_run_tile(c->isa, &a);
+				if (c->L->q8)
+					attn_tile_q8(c, &a, tid);
+				else
+					mllm__attn_run_tile(c->isa, &a);
 			}
 			at += cost;
 		}
@@ -606,7 +647,7 @@ static bool split_plan(mllm_ctx *c, const mllm_batch *b, split_job *j)
 	const mllm_hparams *hp = &c->m->hp;
 	int rep = hp->n_head / hp->n_head_kv;
 	int64_t units = (int64_t)b->n_tokens * hp->n_head_kv;
-	if (c->n_threads < 2 || units >= 2 * (int64_t)c->n_threads ||
+	if (c->n_threads < 2 || units >= 2 * (int64_t)c->n_threads || c->L->q8 ||
 	    !mllm__attn_split_ok(c->isa, c->L, hp->head_dim))
 		return false;
 	for (int32_t t = 0; t < b->n_tokens; t++)

@@ -256,13 +256,16 @@ void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64
 /* ---- KV storage layout (kv.c), read by the forward pass ----------------- */
 
 /* A block holds, for each layer run r, K then V of block_size tokens with
- * kv_dim = n_head_kv * head_dim channels each, f32 or f16:
+ * kv_dim = n_head_kv * head_dim channels each, f32, f16 or int8:
  *   K: [kv_dim][block_size]  (dimension-major: attention scores read one
  *                             channel of 16 consecutive positions at once)
  *   V: [n_head_kv][block_size][head_dim]  (per KV head token-major: the
  *                             weighted sum reads one head's rows, which lie
  *                             contiguous, so a block streams in whole)
- * i.e. [runs][2][...] with both halves block_size * kv_dim elements. */
+ * i.e. [runs][2][...] with both halves block_size * kv_dim elements. int8
+ * (q8): each half's elements are followed, at the next 64-byte boundary, by
+ * f32 scales [n_head_kv][block_size]: a value is its int8 times the scale
+ * of its token and KV head (round to nearest of v / (max |v| / 127)). */
 typedef struct {
 	uint8_t *base; /* [n_blocks * block_bytes] */
 	size_t block_bytes;
@@ -272,24 +275,48 @@ typedef struct {
 	int32_t kv_dim;
 	int32_t head_dim;
 	bool f16;
+	bool q8; /* int8 with scales (then f16 is false) */
 } mllm__kv_layout;
 
 typedef struct mllm_kv mllm_kv; /* forward.h */
 const mllm__kv_layout *mllm__kv_layout_get(const mllm_kv *kv);
 
+static inline size_t mllm__kv_esz(const mllm__kv_layout *L)
+{
+	return L->q8 ? 1 : L->f16 ? 2 : 4;
+}
+
+/* Bytes of one K or V half (elements, and for q8 the scales after them). */
+static inline size_t mllm__kv_half_bytes(const mllm__kv_layout *L)
+{
+	size_t el = (size_t)L->block_size * (size_t)L->kv_dim * mllm__kv_esz(L);
+	if (!L->q8)
+		return el;
+	return ((el + 63) & ~(size_t)63) +
+	       (size_t)(L->kv_dim / L->head_dim) * (size_t)L->block_size * sizeof(float);
+}
+
 /* K (which = 0) or V (1) area of run `run` in a block (layouts above). */
 static inline void *mllm__kv_area(const mllm__kv_layout *L, int32_t block, int32_t run, int which)
 {
-	size_t esz = L->f16 ? 2 : 4;
-	size_t half = (size_t)L->block_size * (size_t)L->kv_dim * esz;
+	size_t half = mllm__kv_half_bytes(L);
 	return L->base + (size_t)block * L->block_bytes + ((size_t)run * 2 + (size_t)which) * half;
+}
+
+/* q8: the scales [n_head_kv][block_size] of K (0) or V (1) in a block. */
+static inline float *mllm__kv_scales(const mllm__kv_layout *L, int32_t block, int32_t run,
+                                     int which)
+{
+	size_t el = (size_t)L->block_size * (size_t)L->kv_dim;
+	return (float *)((uint8_t *)mllm__kv_area(L, block, run, which) +
+	                 ((el + 63) & ~(size_t)63));
 }
 
 /* The element of token slot `slot`, channel j, of K (0) or V (1). */
 static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32_t run, int which,
                                   int32_t slot, int32_t j)
 {
-	size_t esz = L->f16 ? 2 : 4, bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
+	size_t esz = mllm__kv_esz(L), bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
 	size_t i = which == 0 ? (size_t)j * bs + (size_t)slot
 	                      : ((size_t)j / hd * bs + (size_t)slot) * hd + (size_t)j % hd;
 	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
@@ -339,6 +366,16 @@ typedef struct {
 /* Floats of scratch one thread needs for mllm__attn_run_tile. */
 size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld);
 void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *a);
+
+/* int8 K/V (L->q8): the tile's KV head, positions 0 .. p0 + nq - 1, each
+ * value q * scale in f32 into kvf (kvf_blocks blocks of 2 * block_size *
+ * head_dim floats), then mllm__attn_run_tile on that copy through ident
+ * (0, 1, 2, ...): the result is the f32 path's on the dequantized values. */
+void mllm__attn_run_tile_q8(mllm__isa isa, const mllm__attn_tile *a, float *kvf, int32_t kvf_blocks,
+                            const int32_t *ident);
+/* n values as int8 at q[i * stride], *scale = max |x| / 127 (0 for all
+ * zeros): each rounded to nearest, halves away from zero, within +-127. */
+void mllm__q8_head(const float *x, int n, int8_t *q, size_t stride, float *scale);
 
 /* A one-token tile (nq = 1) in three steps that several threads can share
  * (split-K, for a few long sequences), with the bits mllm__attn_run_tile

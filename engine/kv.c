@@ -4,10 +4,10 @@
  *
  * A block stores K and V for block_size tokens of every layer run, sized
  * for grouped-query attention (n_head_kv x head_dim per token and run), as
- * f32 or f16; K channel-major, V token-major (kernels.h). The pool is allocated once at create;
- * alloc/ref/unref are O(1) and never allocate. Accounting is exact: n_free + blocks with refcount >
- * 0
- * == n_blocks at all times, which the tests check.
+ * f32, f16 or int8 with scales; K channel-major, V token-major (kernels.h).
+ * The pool is allocated once at create; alloc/ref/unref are O(1) and never
+ * allocate. Accounting is exact: n_free + blocks with refcount > 0 ==
+ * n_blocks at all times, which the tests check.
  */
 #include "forward.h"
 #include "kernels.h"
@@ -31,12 +31,17 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	int32_t bs = p->block_size > 0 ? p->block_size : MLLM_KV_BLOCK_SIZE_DEFAULT;
 	if (bs > MLLM_KV_BLOCK_SIZE_MAX)
 		return MLLM_ERANGE;
-	size_t esz = p->f16 ? 2 : 4;
 	size_t kv_dim = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
 	int32_t runs = mllm__model_runs(hp);
 	size_t bb;
-	if (kv_dim == 0 || runs <= 0 ||
-	    mllm__mul_overflow(kv_dim * esz, (size_t)runs * 2 * (size_t)bs, &bb))
+	if (kv_dim == 0 || hp->head_dim <= 0 || runs <= 0 || kv_dim > INT32_MAX)
+		return MLLM_EINVAL;
+	mllm__kv_layout shape = {.block_size = bs,
+	                         .kv_dim = (int32_t)kv_dim,
+	                         .head_dim = hp->head_dim,
+	                         .f16 = p->f16 && !p->q8,
+	                         .q8 = p->q8};
+	if (mllm__mul_overflow(mllm__kv_half_bytes(&shape), (size_t)runs * 2, &bb))
 		return MLLM_EINVAL;
 	int64_t nb = p->n_blocks;
 	if (nb == 0)
@@ -63,13 +68,18 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	kv->L.runs = runs;
 	kv->L.kv_dim = (int32_t)kv_dim;
 	kv->L.head_dim = hp->head_dim;
-	kv->L.f16 = p->f16;
+	kv->L.f16 = shape.f16;
+	kv->L.q8 = shape.q8;
 	/* Pop order 0, 1, 2, ...: blocks are handed out low addresses first. */
 	for (int64_t i = 0; i < nb; i++)
 		kv->free_list[i] = (int32_t)(nb - 1 - i);
 	kv->n_free = nb;
 	MLLM_LOG(MLLM_LOG_INFO, "kv cache: %lld blocks x %d tokens, %zu bytes/block, %s, %.1f MiB",
-	         (long long)nb, bs, bb, p->f16 ? "f16" : "f32", (double)total / 1048576.0);
+	         (long long)nb, bs, bb,
+	         p->q8    ? "int8"
+	         : p->f16 ? "f16"
+	                  : "f32",
+	         (double)total / 1048576.0);
 	*out = kv;
 	return 0;
 }
@@ -150,7 +160,8 @@ void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src, int32_t n_tokens)
 	MLLM_ASSERT(n_tokens >= 0 && n_tokens <= L->block_size);
 	if (dst == src || n_tokens == 0)
 		return;
-	size_t esz = L->f16 ? 2 : 4;
+	size_t esz = mllm__kv_esz(L);
+	int32_t heads = L->kv_dim / L->head_dim;
 	for (int32_t r = 0; r < L->runs; r++) {
 		/* K is channel-major: the first n_tokens of every channel row. */
 		uint8_t *kd = mllm__kv_area(L, dst, r, 0);
@@ -162,8 +173,19 @@ void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src, int32_t n_tokens)
 		uint8_t *vd = mllm__kv_area(L, dst, r, 1);
 		const uint8_t *vs = mllm__kv_area(L, src, r, 1);
 		size_t hrow = (size_t)L->head_dim * esz, hblk = (size_t)L->block_size * hrow;
-		for (int32_t h = 0; h < L->kv_dim / L->head_dim; h++)
+		for (int32_t h = 0; h < heads; h++)
 			memcpy(vd + (size_t)h * hblk, vs + (size_t)h * hblk,
 			       (size_t)n_tokens * hrow);
+		if (!L->q8)
+			continue;
+		/* The scales of the same tokens, per KV head. */
+		for (int w = 0; w < 2; w++) {
+			float *sd = mllm__kv_scales(L, dst, r, w);
+			const float *ss = mllm__kv_scales(L, src, r, w);
+			for (int32_t h = 0; h < heads; h++)
+				memcpy(sd + (size_t)h * (size_t)L->block_size,
+				       ss + (size_t)h * (size_t)L->block_size,
+				       (size_t)n_tokens * sizeof(float));
+		}
 	}
 }

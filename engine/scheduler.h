@@ -84,6 +84,8 @@ typedef struct {
 	int64_t n_blocks;   /* blocks in the pool; 0 = derive from max_bytes */
 	size_t max_bytes;   /* pool budget when n_blocks == 0 */
 	bool f16;           /* store K/V as f16 (default f32) */
+	bool q8;            /* store K/V as int8 with an f32 scale per token and
+	                     * KV head (overrides f16) */
 } mllm_kv_params;
 
 /* ---- The engine and its requests ----------------------------------------- */

@@ -37,8 +37,9 @@ int srv_cli_opt(srv_cli_opts *o, const char *cmd, const char *a, const char *v)
 		o->json = true;
 		return 1;
 	}
-	if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0) {
+	if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0 || strcmp(a, "--kv-q8") == 0) {
 		o->kv_f16 = strcmp(a, "--kv-f16") == 0;
+		o->kv_q8 = strcmp(a, "--kv-q8") == 0;
 		return 1;
 	}
 	if (strcmp(a, "--model") != 0 && strcmp(a, "--threads") != 0 &&

@@ -31,7 +31,7 @@ static void usage(FILE *f)
 	           "                           [--max-tokens N] [--temperature T] [--top-p P]\n"
 	           "                           [--seed S] [--stop TEXT]...\n"
 	           "                           [--threads N] [--convert q8_0|q4_0|f16|f32]\n"
-	           "                           [--kv-f32] [--json] [--log-level LEVEL]\n"
+	           "                           [--kv-f32 | --kv-q8] [--json] [--log-level LEVEL]\n"
 	           "\n"
 	           "  --model PATH      snapshot directory (safetensors or pytorch_model.bin)\n"
 	           "                    or a .gguf file\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f)
 	           "  --convert TYPE    re-encode the weights at load\n"
 	           "  --kv-f32          store the KV cache as f32 (default f16, as the daemon's\n"
 	           "                    kv_f16 = true; --kv-f16 is accepted)\n"
+	           "  --kv-q8           store it as int8 with a scale per token and KV head\n"
+	           "                    (as kv_q8 = true)\n"
 	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\",\n"
 	           "                    \"finish_reason\"}\n"
 	           "\n"
@@ -300,7 +302,8 @@ int srv_cmd_generate(int argc, char **argv)
 	mllm_engine_params ep = {
 	    .kv = {.block_size = KV_BLOCK_SIZE,
 	           .n_blocks = (total + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE + 1,
-	           .f16 = kv_f16},
+	           .f16 = kv_f16,
+	           .q8 = opt.kv_q8},
 	    .n_threads = (int)threads,
 	    .max_batch_tokens = PREFILL_CHUNK,
 	    .max_running = 1,

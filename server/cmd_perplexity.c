@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: mobilellmd perplexity --model PATH --file TEXT [--ctx N] [--chunks N]\n"
 	        "                             [--save-logits F] [--kl-base F]\n"
-	        "                             [--convert f32|f16|bf16|q8_0|q4_0] [--kv-f16]\n"
+	        "                             [--convert f32|f16|bf16|q8_0|q4_0]\n"
+	        "                             [--kv-f16 | --kv-f32 | --kv-q8]\n"
 	        "                             [--threads N] [--json] [--log-level LEVEL]\n"
 	        "\n"
 	        "  --model PATH      snapshot directory or .gguf file\n"
@@ -48,7 +49,9 @@ static void usage(FILE *f)
 	        "  --save-logits F   write the scored log-probabilities to F (a reference)\n"
 	        "  --kl-base F       compare with a reference written by --save-logits\n"
 	        "  --convert TYPE    re-encode the weights at load\n"
-	        "  --kv-f16          store the KV cache as f16\n"
+	        "  --kv-f16          store the KV cache as f16 (default, as the daemon)\n"
+	        "  --kv-f32          store it as f32\n"
+	        "  --kv-q8           store it as int8 with a scale per token and KV head\n"
 	        "  --threads N       worker threads (default: all cores)\n"
 	        "  --json            print one JSON object instead of text\n",
 	        PPL_CTX_DEFAULT);
@@ -192,7 +195,9 @@ int srv_cmd_perplexity(int argc, char **argv)
 	if (srv_cli_log_open(&opt, "perplexity"))
 		return 2;
 	const char *model_path = opt.model_path;
-	bool json = opt.json, kv_f16 = opt.kv_f16;
+	bool json = opt.json;
+	const char *kv_name = opt.kv_q8 ? "q8" : opt.kv_f16 ? "f16" : "f32";
+	int kv_bits = opt.kv_q8 ? 8 : opt.kv_f16 ? 16 : 32;
 	long threads = opt.threads;
 	mllm_model_params mp = opt.mp;
 
@@ -279,7 +284,7 @@ int srv_cmd_perplexity(int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = mllm_eval_create(m, (int32_t)ctx, (int)threads, kv_f16, &ev, err, sizeof err);
+	rc = mllm_eval_create(m, (int32_t)ctx, (int)threads, kv_bits, &ev, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "perplexity: %s\n", err[0] ? err : mllm_strerror(rc));
 		goto out;
@@ -364,11 +369,10 @@ int srv_cmd_perplexity(int argc, char **argv)
 			kl_max = kls[n_scored - 1];
 		}
 		if (json) {
-			json_t *o =
-			    json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:f,s:f}", "model", model_path,
-			              "weights", wt, "kv", kv_f16 ? "f16" : "f32", "ctx",
-			              (json_int_t)ctx, "windows", (json_int_t)n_win, "tokens",
-			              (json_int_t)n_scored, "perplexity", ppl, "perplexity_se", se);
+			json_t *o = json_pack(
+			    "{s:s,s:s,s:s,s:i,s:i,s:i,s:f,s:f}", "model", model_path, "weights", wt,
+			    "kv", kv_name, "ctx", (json_int_t)ctx, "windows", (json_int_t)n_win,
+			    "tokens", (json_int_t)n_scored, "perplexity", ppl, "perplexity_se", se);
 			if (kls) {
 				json_object_set_new(o, "base_perplexity",
 				                    json_real(exp(base_nll / (double)n_scored)));
@@ -388,7 +392,7 @@ int srv_cmd_perplexity(int argc, char **argv)
 		} else {
 			printf("model %s: weights %s, KV %s; %ld windows of %ld tokens, %ld tokens "
 			       "scored\n",
-			       model_path, wt, kv_f16 ? "f16" : "f32", n_win, ctx, n_scored);
+			       model_path, wt, kv_name, n_win, ctx, n_scored);
 			printf("perplexity: %.4f +/- %.4f\n", ppl, se);
 			if (kls)
 				printf(

@@ -43,6 +43,7 @@ typedef struct {
 	int64_t kv_blocks;     /* 0 = derive from kv_bytes */
 	int64_t kv_block_size; /* tokens per KV block */
 	bool kv_f16;           /* store K/V as f16 */
+	bool kv_q8;            /* store K/V as int8 with scales (overrides kv_f16) */
 	int64_t threads;       /* 0 = physical cores */
 	int64_t max_batch_tokens;
 	int64_t max_running;

@@ -246,6 +246,7 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	ep.kv.n_blocks = cm->kv_blocks;
 	ep.kv.max_bytes = (size_t)cm->kv_bytes;
 	ep.kv.f16 = cm->kv_f16;
+	ep.kv.q8 = cm->kv_q8;
 	ep.n_threads = (int)cm->threads;
 	ep.max_batch_tokens = (int32_t)cm->max_batch_tokens;
 	ep.max_running = (int32_t)cm->max_running;

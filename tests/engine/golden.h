@@ -46,9 +46,11 @@ typedef struct {
 /* A cache of kv_blocks blocks of 16 tokens, a context for batches of up to
  * max_tokens, and the first n_blocks entries of the table allocated. */
 static inline void golden_runner_init(golden_runner *r, mllm_model *m, int max_tokens,
-                                      int kv_blocks, int n_blocks, bool f16)
+                                      int kv_blocks, int n_blocks, int kv_bits)
 {
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = kv_blocks, .f16 = f16};
+	/* kv_bits: 16 f16, 8 int8 with scales, anything else f32 */
+	mllm_kv_params kp = {
+	    .block_size = 16, .n_blocks = kv_blocks, .f16 = kv_bits == 16, .q8 = kv_bits == 8};
 	memset(r, 0, sizeof *r);
 	ck_assert_int_lt(n_blocks, GOLDEN_TABLE_MAX);
 	r->m = m;

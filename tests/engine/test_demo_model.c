@@ -62,7 +62,7 @@ static mllm_model *open_demo(void)
 
 static void runner_open(golden_runner *r)
 {
-	golden_runner_init(r, open_demo(), MAX_TOKENS, MAX_TOKENS / 16 + 1, MAX_TOKENS / 16, false);
+	golden_runner_init(r, open_demo(), MAX_TOKENS, MAX_TOKENS / 16 + 1, MAX_TOKENS / 16, 32);
 }
 
 static void runner_close(golden_runner *r)

@@ -101,9 +101,10 @@ static int32_t *case_ids(const mllm__json *c, const char *key, int *n)
 typedef golden_runner runner;
 
 /* ref: the scalar reference kernels and no BLAS (white-box). */
-static void runner_init(runner *r, mllm_model *m, int max_tokens, bool f16, bool ref)
+/* kv_bits: 16 f16, 8 int8, 0 or 32 f32 */
+static void runner_init(runner *r, mllm_model *m, int max_tokens, int kv_bits, bool ref)
 {
-	golden_runner_init(r, m, max_tokens, 64, (max_tokens + 15) / 16 + 1, f16);
+	golden_runner_init(r, m, max_tokens, 64, (max_tokens + 15) / 16 + 1, kv_bits);
 	if (ref) {
 		r->ctx->isa = MLLM__ISA_SCALAR;
 		r->ctx->use_blas = false;
@@ -122,7 +123,8 @@ typedef struct {
 	const char *golden; /* fixture-relative golden JSON */
 	double tol;         /* logits and logprobs */
 	double tie;         /* greedy steps below this margin may flip */
-	bool f16_kv, ref;
+	int kv_bits;        /* 16: f16 K/V, 8: int8, 0: f32 */
+	bool ref;
 	mllm_dtype convert_to;
 } golden_spec;
 
@@ -142,7 +144,7 @@ static void check_golden(const golden_spec *sp)
 		int32_t *ids = case_ids(c, "ids", &n);
 		int32_t *gids = case_ids(gr, "ids", &ng);
 		runner r;
-		runner_init(&r, m, n + ng, sp->f16_kv, sp->ref);
+		runner_init(&r, m, n + ng, sp->kv_bits, sp->ref);
 		float *lg = xmallocarray((size_t)n * (size_t)V, sizeof(float));
 
 		/* 1. Prefill: top-10 logits at every position. */
@@ -211,8 +213,11 @@ static void check_golden(const golden_spec *sp)
 		runner_free(&r);
 	}
 	printf("%s%s%s: max |dlogit| %.2e, max |dlogprob| %.2e, %d greedy steps\n", sp->model,
-	       sp->ref ? " (scalar)" : "", sp->f16_kv ? " (f16 kv)" : "", worst, worst_lp,
-	       compared_steps);
+	       sp->ref ? " (scalar)" : "",
+	       sp->kv_bits == 16  ? " (f16 kv)"
+	       : sp->kv_bits == 8 ? " (int8 kv)"
+	                          : "",
+	       worst, worst_lp, compared_steps);
 	ck_assert_int_gt(compared_steps, 0);
 	mllm_model_close(m);
 	mllm__json_free(g.root);
@@ -226,8 +231,17 @@ static void check_golden(const golden_spec *sp)
 	}                                                                                          \
 	END_TEST
 
-#define TINY    "models/tiny-mobilellm-f16/"
-#define STORIES "models/stories260K/"
+#define TINY "models/tiny-mobilellm-f16/"
+/* int8 K/V rounds each K and V to 1/254 of its head's largest magnitude:
+ * on these random-weight fixtures (flat logits, no outlier structure) that
+ * moves logits by up to 0.37 (measured, both models), so 0.5, and greedy
+ * ids are compared up to the first margin below 0.5. What int8 K/V costs a
+ * trained model is measured as KL divergence (README, "Accuracy"); that
+ * the int8 path is exactly the f32 one on the dequantized values is
+ * test_kernels' test_attn_tile_q8_exact. */
+#define QKVQ8_TOL 0.5
+#define QKVQ8_TIE 0.5
+#define STORIES   "models/stories260K/"
 
 GOLDEN_TEST(test_tiny_f16_safetensors, .model = "models/tiny-mobilellm-f16",
             .golden = TINY "tiny-mobilellm-f16.json", .tol = 1e-3, .tie = 1e-2,
@@ -262,8 +276,15 @@ GOLDEN_TEST(test_tiny_ls_scalar, .model = "models/tiny-mobilellm-ls-bf16",
             .tol = 1e-3, .tie = 1e-2, .convert_to = MLLM_DTYPE__COUNT)
 /* f16 K/V storage rounds K and V to 11 bits: looser, still top-1 exact. */
 GOLDEN_TEST(test_tiny_f16_kv16, .model = "models/tiny-mobilellm-f16",
-            .golden = TINY "tiny-mobilellm-f16.json", .f16_kv = true, .tol = 2e-2, .tie = 5e-2,
+            .golden = TINY "tiny-mobilellm-f16.json", .kv_bits = 16, .tol = 2e-2, .tie = 5e-2,
             .convert_to = MLLM_DTYPE__COUNT)
+/* int8 K/V, a scale per token and KV head: QKVQ8_TOL above. */
+GOLDEN_TEST(test_tiny_f16_kvq8, .model = "models/tiny-mobilellm-f16",
+            .golden = TINY "tiny-mobilellm-f16.json", .kv_bits = 8, .tol = QKVQ8_TOL,
+            .tie = QKVQ8_TIE, .convert_to = MLLM_DTYPE__COUNT)
+GOLDEN_TEST(test_r1_bf16_kvq8, .model = "models/tiny-mobilellm-r1-bf16",
+            .golden = "models/tiny-mobilellm-r1-bf16/tiny-mobilellm-r1-bf16.json", .kv_bits = 8,
+            .tol = QKVQ8_TOL, .tie = QKVQ8_TIE, .convert_to = MLLM_DTYPE__COUNT)
 /* Converted to Q8_0 at load: our quantizer is GGML's, so the f16 snapshot
  * converted here must reproduce the golden of llama.cpp's Q8_0 GGUF of the
  * same weights (row permutation for RoPE does not change row blocks). */
@@ -307,7 +328,7 @@ START_TEST(test_eval_window_golden)
 	golden_load(&g, STORIES "stories260K.json");
 	m = open_model("models/stories260K", MLLM_DTYPE__COUNT);
 	V = mllm_model_hparams(m)->n_vocab;
-	ck_assert_int_eq(mllm_eval_create(m, mllm_model_hparams(m)->n_ctx_train + 1, 1, false, &ev,
+	ck_assert_int_eq(mllm_eval_create(m, mllm_model_hparams(m)->n_ctx_train + 1, 1, 32, &ev,
 	                                  err, sizeof err),
 	                 MLLM_EINVAL);
 	ck_assert_ptr_null(ev);
@@ -322,7 +343,7 @@ START_TEST(test_eval_window_golden)
 			continue;
 		}
 		first = n / 3;
-		ck_assert_int_eq(mllm_eval_create(m, n, 2, false, &ev, err, sizeof err), 0);
+		ck_assert_int_eq(mllm_eval_create(m, n, 2, 32, &ev, err, sizeof err), 0);
 		ck_assert_int_eq(mllm_eval_n_ctx(ev), n);
 		lg = xmallocarray((size_t)(n - first) * (size_t)V, sizeof(float));
 		ck_assert_int_eq(mllm_eval_window(ev, ids, n + 1, first, lg), MLLM_EINVAL);
@@ -634,8 +655,8 @@ END_TEST
 #define INV_DECODE 6  /* decode steps per case */
 #define INV_CHUNK  16 /* prefill chunk per sequence per step */
 
-static void check_invariance_as(const char *model_rel, const char *golden_rel, double tol,
-                                mllm_dtype conv)
+static void check_invariance_kv(const char *model_rel, const char *golden_rel, double tol,
+                                mllm_dtype conv, int kv_bits)
 {
 	golden g;
 	golden_load(&g, golden_rel);
@@ -663,7 +684,7 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 		total += len[ci] + INV_DECODE;
 
 		runner r;
-		runner_init(&r, m, len[ci] + INV_DECODE, false, false);
+		runner_init(&r, m, len[ci] + INV_DECODE, kv_bits, false);
 		float *lg = xmallocarray((size_t)len[ci] * (size_t)V, sizeof(float));
 		alone[ci] = xmallocarray((size_t)(1 + INV_DECODE) * (size_t)V, sizeof(float));
 		golden_runner_step(&r, ids[ci], len[ci], 0, lg);
@@ -678,7 +699,8 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 	/* 2. All together: every step takes the next chunk of each sequence's
 	 * prompt, or its next decode token once the prompt is in, so prefill
 	 * chunks of long prompts run beside decodes of short ones. */
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = 256};
+	mllm_kv_params kp = {
+	    .block_size = 16, .n_blocks = 256, .f16 = kv_bits == 16, .q8 = kv_bits == 8};
 	mllm_kv *kv;
 	mllm_ctx *ctx;
 	ck_assert_int_eq(mllm_kv_create(m, &kp, &kv), 0);
@@ -772,6 +794,12 @@ static void check_invariance_as(const char *model_rel, const char *golden_rel, d
 	mllm__json_free(g.root);
 }
 
+static void check_invariance_as(const char *model_rel, const char *golden_rel, double tol,
+                                mllm_dtype conv)
+{
+	check_invariance_kv(model_rel, golden_rel, tol, conv, 32);
+}
+
 static void check_invariance(const char *model_rel, const char *golden_rel, double tol)
 {
 	check_invariance_as(model_rel, golden_rel, tol, MLLM_DTYPE__COUNT);
@@ -790,6 +818,9 @@ START_TEST(test_invariance_exact_quant)
 	                    MLLM_DTYPE_Q4_0);
 	check_invariance_as("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 0.0,
 	                    MLLM_DTYPE__COUNT);
+	/* int8 K/V: each unit dequantizes its own copy, so still exact. */
+	check_invariance_kv("models/tiny-mobilellm-f16", TINY "tiny-mobilellm-f16.json", 0.0,
+	                    MLLM_DTYPE_Q8_0, 8);
 	unsetenv("MLLM_BLAS_MIN_ROWS");
 }
 END_TEST
@@ -1120,15 +1151,17 @@ END_TEST
 /* Split-K: one sequence decoding at a long context on 2 threads splits its
  * attention into position chunks, rows and channel groups; its logits are
  * bit-identical to the same step on 1 thread (whole tiles), f32 and f16
- * K/V. Own kernels for every matmul, so threads change nothing else. */
+ * K/V (int8 K/V does not split, and its 2 threads give the same bits). Own kernels for every
+ * matmul, so threads change nothing else. */
 START_TEST(test_split_attention_exact)
 {
 	enum { CTX = 1100, CHUNK = 100 };
 	setenv("MLLM_BLAS_MIN_ROWS", "1000000", 1);
 	mllm_model *m = open_model("models/tiny-mobilellm-r1-bf16", MLLM_DTYPE__COUNT);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
-	for (int f16 = 0; f16 < 2; f16++) {
-		mllm_kv_params kp = {.block_size = 16, .n_blocks = 80, .f16 = f16};
+	for (int kt = 0; kt < 3; kt++) {
+		bool f16 = kt == 1, q8 = kt == 2;
+		mllm_kv_params kp = {.block_size = 16, .n_blocks = 80, .f16 = f16, .q8 = q8};
 		mllm_kv *kv;
 		mllm_ctx *one, *two;
 		ck_assert_int_eq(mllm_kv_create(m, &kp, &kv), 0);
@@ -1169,10 +1202,13 @@ START_TEST(test_split_attention_exact)
 		ck_assert_int_eq(mllm_forward(one, &dec, a), 0);
 		ck_assert_int_eq(mllm_forward(two, &dec, b), 0);
 		ck_assert_msg(memcmp(a, b, (size_t)V * sizeof(float)) == 0,
-		              "f16 %d: split-K logits differ from whole tiles", f16);
+		              "kv %d: split-K logits differ from whole tiles", kt);
 		ck_assert_int_eq(mllm_ctx_split_runs(one), 0);
-		/* The fast tiers split; the scalar reference has no split path. */
-		if (mllm__cpu_isa() != MLLM__ISA_SCALAR)
+		/* The fast tiers split; the scalar reference has no split path,
+		 * nor does int8 K/V (whole tiles on 2 threads: the same bits). */
+		if (q8)
+			ck_assert_int_eq(mllm_ctx_split_runs(two), 0);
+		else if (mllm__cpu_isa() != MLLM__ISA_SCALAR)
 			ck_assert_int_eq(mllm_ctx_split_runs(two), mllm_model_hparams(m)->n_layer);
 		for (int j = 0; j < 80; j++)
 			mllm_kv_block_unref(kv, table[j]);
@@ -1238,12 +1274,14 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_stories_scalar);
 	tcase_add_test(tc, test_tiny_ls_scalar);
 	tcase_add_test(tc, test_tiny_f16_kv16);
+	tcase_add_test(tc, test_tiny_f16_kvq8);
 	tcase_add_test(tc, test_tiny_convert_q8_0);
 	suite_add_tcase(s, tc);
 	TCase *tr = tcase_create("r1");
 	tcase_set_timeout(tr, 240);
 	tcase_add_test(tr, test_r1_bf16);
 	tcase_add_test(tr, test_r1_bf16_scalar);
+	tcase_add_test(tr, test_r1_bf16_kvq8);
 	tcase_add_test(tr, test_r1_q8_0_gguf);
 	tcase_add_test(tr, test_r1_q8_0_gguf_scalar);
 	tcase_add_test(tr, test_invariance_r1);

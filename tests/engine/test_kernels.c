@@ -745,6 +745,127 @@ START_TEST(test_attn_tile_exact)
 }
 END_TEST
 
+/* int8 K/V: a head quantizes to max |x| / 127 steps, rounded to nearest
+ * (halves away from zero), the largest value to +-127. */
+START_TEST(test_q8_head)
+{
+	float x[64], d;
+	int8_t q[128];
+	fill(x, 64, 2.0f);
+	x[17] = -5.08f; /* the largest magnitude: d = 0.04 */
+	x[3] = 0.02f;   /* exactly half a step: rounds away from zero */
+	x[4] = -0.02f;
+	mllm__q8_head(x, 64, q, 2, &d); /* every other byte */
+	ck_assert_float_eq_tol(d, 0.04f, 1e-7f);
+	ck_assert_int_eq(q[34], -127);
+	ck_assert_int_eq(q[6], 1);
+	ck_assert_int_eq(q[8], -1);
+	for (int i = 0; i < 64; i++)
+		ck_assert_msg(fabsf((float)q[2 * i] * d - x[i]) <= d / 2 + 1e-6f, "x[%d]", i);
+	float z[8] = {0};
+	mllm__q8_head(z, 8, q, 1, &d);
+	ck_assert_float_eq(d, 0.0f);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(q[i], 0);
+}
+END_TEST
+
+/* An int8 K/V tile is the f32 tile on the dequantized values, bit for bit,
+ * on every tier (the f32 tiles are checked against single tokens above). */
+START_TEST(test_attn_tile_q8_exact)
+{
+	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
+	int ni = 1 + tiers(isas + 1);
+	enum { LD = 264, NKV = 2, G = 1, REP = 3, NB = LD / 8 + 1 };
+	int bss[2] = {16, 8}, hds[2] = {64, 32}, p0s[] = {0, 15, 16, 100, 250};
+	for (int bi = 0; bi < 2; bi++)
+		for (int hi = 0; hi < 2; hi++) {
+			int bs = bss[bi], hd = hds[hi];
+			mllm__kv_layout Q = {.block_size = bs,
+			                     .runs = 2,
+			                     .kv_dim = NKV * hd,
+			                     .head_dim = hd,
+			                     .q8 = true,
+			                     .n_blocks = NB};
+			mllm__kv_layout F = Q;
+			F.q8 = false;
+			Q.block_bytes = 2 * 2 * mllm__kv_half_bytes(&Q);
+			F.block_bytes = 2 * 2 * mllm__kv_half_bytes(&F);
+			Q.base = xmalloc(Q.block_bytes * NB);
+			F.base = xmalloc(F.block_bytes * NB);
+			for (int b = 0; b < NB; b++)
+				for (int r = 0; r < 2; r++)
+					for (int w = 0; w < 2; w++)
+						for (int s = 0; s < bs; s++)
+							for (int c = 0; c < NKV * hd; c++) {
+								float *sc =
+								    mllm__kv_scales(&Q, b, r, w) +
+								    (c / hd) * bs + s;
+								if (c % hd == 0)
+									*sc =
+									    0.01f +
+									    fabsf(frand()) * 0.02f;
+								int8_t v =
+								    (int8_t)(frand() * 127.0f);
+								*(int8_t *)mllm__kv_elem(
+								    &Q, b, r, w, s, c) = v;
+								*(float *)mllm__kv_elem(&F, b, r, w,
+								                        s, c) =
+								    (float)v * *sc;
+							}
+			int32_t table[NB], ident[NB];
+			for (int j = 0; j < NB; j++) {
+				table[j] = (int32_t)((j * 7 + 3) % NB);
+				ident[j] = j;
+			}
+			int64_t qs = (int64_t)NKV * REP * hd;
+			float *q = xmalloc(sizeof(float) * MLLM__ATTN_TQ * (size_t)qs);
+			float *o1 = xcalloc(MLLM__ATTN_TQ * (size_t)qs, sizeof(float));
+			float *o2 = xcalloc(MLLM__ATTN_TQ * (size_t)qs, sizeof(float));
+			float *scr =
+			    xmalloc(sizeof(float) * mllm__attn_scratch_floats(REP, hd, LD));
+			float *kvf = xmalloc(sizeof(float) * NB * 2 * (size_t)bs * (size_t)hd);
+			fill(q, MLLM__ATTN_TQ * (size_t)qs, 3.0f);
+			for (int ii = 0; ii < ni; ii++)
+				for (size_t pi = 0; pi < sizeof p0s / sizeof p0s[0]; pi++)
+					for (int nq = 1; nq <= MLLM__ATTN_TQ; nq += 3) {
+						mllm__attn_tile a = {.L = &F,
+						                     .table = table,
+						                     .run = 1,
+						                     .g = G,
+						                     .rep = REP,
+						                     .head_dim = hd,
+						                     .scale = 0.125f,
+						                     .p0 = p0s[pi],
+						                     .nq = nq,
+						                     .q = q + G * REP * hd,
+						                     .out = o1 + G * REP * hd,
+						                     .q_stride = qs,
+						                     .ld = LD,
+						                     .scratch = scr};
+						mllm__attn_run_tile(isas[ii], &a);
+						a.L = &Q;
+						a.out = o2 + G * REP * hd;
+						mllm__attn_run_tile_q8(isas[ii], &a, kvf, NB,
+						                       ident);
+						ck_assert_msg(memcmp(o1, o2,
+						                     sizeof(float) * (size_t)nq *
+						                         (size_t)qs) == 0,
+						              "%s bs %d hd %d p0 %d nq %d",
+						              mllm__isa_name(isas[ii]), bs, hd,
+						              p0s[pi], nq);
+					}
+			free(Q.base);
+			free(F.base);
+			free(q);
+			free(o1);
+			free(o2);
+			free(scr);
+			free(kvf);
+		}
+}
+END_TEST
+
 START_TEST(test_rmsnorm_rope)
 {
 	float x[64], w[64], o[64];
@@ -911,6 +1032,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_argmax_tiers);
 	tcase_add_test(tc, test_attn_kernels);
 	tcase_add_test(tc, test_attn_tile_exact);
+	tcase_add_test(tc, test_q8_head);
+	tcase_add_test(tc, test_attn_tile_q8_exact);
 	tcase_add_test(tc, test_rmsnorm_rope);
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);

@@ -165,6 +165,60 @@ START_TEST(test_copy_on_write)
 }
 END_TEST
 
+/* int8 K/V: a quarter of f32's elements plus an f32 scale per token and KV
+ * head after each half (at a 64-byte boundary); a copy-on-write copies the
+ * scales of the copied tokens with their values. */
+START_TEST(test_q8_layout_and_copy)
+{
+	mllm_model m = fake_model(3, 2, 32, true); /* 6 runs, kv_dim 64 */
+	mllm_kv_params p = {.block_size = 8, .n_blocks = 3, .q8 = true, .f16 = true};
+	mllm_kv *kv;
+	ck_assert_int_eq(mllm_kv_create(&m, &p, &kv), 0);
+	const mllm__kv_layout *L = mllm__kv_layout_get(kv);
+	ck_assert(L->q8);
+	ck_assert(!L->f16); /* q8 overrides f16 */
+	size_t half = 8 * 64 + 2 * 8 * sizeof(float);
+	ck_assert_uint_eq(mllm_kv_bytes_per_block(kv), (size_t)6 * 2 * half);
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_scales(L, 0, 0, 0), L->base + 8 * 64);
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_area(L, 0, 0, 1), L->base + half);
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 5) + 1,
+	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 6));
+	int32_t a = mllm_kv_block_alloc(kv), b = mllm_kv_block_alloc(kv);
+	for (int32_t r = 0; r < L->runs; r++)
+		for (int w = 0; w < 2; w++) {
+			for (int32_t sl = 0; sl < 8; sl++) {
+				for (int32_t i = 0; i < L->kv_dim; i++) {
+					*(int8_t *)mllm__kv_elem(L, a, r, w, sl, i) =
+					    (int8_t)(r * 7 + w * 3 + sl + i);
+					*(int8_t *)mllm__kv_elem(L, b, r, w, sl, i) = -100;
+				}
+				for (int h = 0; h < 2; h++) {
+					mllm__kv_scales(L, a, r, w)[h * 8 + sl] =
+					    (float)(r * 100 + w * 10 + h) + (float)sl / 10.0f;
+					mllm__kv_scales(L, b, r, w)[h * 8 + sl] = -1.0f;
+				}
+			}
+		}
+	mllm_kv_block_copy(kv, b, a, 5);
+	for (int32_t r = 0; r < L->runs; r++)
+		for (int w = 0; w < 2; w++)
+			for (int32_t sl = 0; sl < 8; sl++) {
+				for (int32_t i = 0; i < L->kv_dim; i++)
+					ck_assert_int_eq(
+					    *(int8_t *)mllm__kv_elem(L, b, r, w, sl, i),
+					    sl < 5 ? (int8_t)(r * 7 + w * 3 + sl + i) : -100);
+				for (int h = 0; h < 2; h++)
+					ck_assert_float_eq(mllm__kv_scales(L, b, r, w)[h * 8 + sl],
+					                   sl < 5 ? (float)(r * 100 + w * 10 + h) +
+					                                (float)sl / 10.0f
+					                          : -1.0f);
+			}
+	mllm_kv_block_unref(kv, a);
+	mllm_kv_block_unref(kv, b);
+	mllm_kv_free(kv);
+}
+END_TEST
+
 START_TEST(test_double_unref_aborts)
 {
 	mllm_model m = fake_model(1, 1, 2, false);
@@ -196,6 +250,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_sizing);
 	tcase_add_test(tc, test_accounting);
 	tcase_add_test(tc, test_copy_on_write);
+	tcase_add_test(tc, test_q8_layout_and_copy);
 	tcase_add_test_raise_signal(tc, test_double_unref_aborts, SIGABRT);
 	tcase_add_test(tc, test_alloc_failure);
 	suite_add_tcase(s, tc);
