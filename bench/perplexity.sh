@@ -1,8 +1,8 @@
 #!/bin/sh
 # perplexity.sh — `make perplexity`: the accuracy table of README.md. Scores
 # a model (default the shipped demo model) on held-out text with every
-# weight format and KV type, against F32 weights with an F32 KV cache as the
-# reference: perplexity, KL divergence per token (mean, p99) and top-1
+# weight format and KV type (f32, f16, int8), against F32 weights with an
+# F32 KV cache as the reference: perplexity, KL divergence per token (mean, p99) and top-1
 # agreement, then the policy verdict for each reduced-precision option (it
 # may be a default only if it adds <= 10% to the KL that the weight format
 # alone causes, or keeps the mean KL <= 1e-3 nats).
@@ -26,6 +26,7 @@ run --convert f32 --kv-f32 --save-logits "$tmp/base.lp" >"$tmp/f32-f32.json"
 for w in f32 f16 bf16 q8_0 q4_0; do
 	run --convert "$w" --kv-f32 --kl-base "$tmp/base.lp" >"$tmp/$w-f32.json"
 	run --convert "$w" --kv-f16 --kl-base "$tmp/base.lp" >"$tmp/$w-f16.json"
+	run --convert "$w" --kv-q8 --kl-base "$tmp/base.lp" >"$tmp/$w-q8.json"
 done
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys
@@ -35,18 +36,19 @@ print("| weights | KV | perplexity | KL mean (nats) | KL p99 | same top token |"
 print("|---|---|---|---|---|---|")
 rows = {}
 for w in ["f32", "f16", "bf16", "q8_0", "q4_0"]:
-    for kv in ["f32", "f16"]:
+    for kv in ["f32", "f16", "q8"]:
         r = json.load(open("%s/%s-%s.json" % (d, w, kv)))
         rows[w, kv] = r
         print("| %s | %s | %.3f ± %.3f | %.2e | %.2e | %.2f%% |" % (
             r["weights"], kv, r["perplexity"], r["perplexity_se"], r["kl_mean"],
             r["kl_p99"], 100 * r["top1_agreement"]))
-print()
-print("policy, KV f16 (may be a default if it adds <= 10% to the weight format's KL, or mean KL <= 1e-3):")
-for w in ["f32", "f16", "bf16", "q8_0", "q4_0"]:
-    a, b = rows[w, "f32"]["kl_mean"], rows[w, "f16"]["kl_mean"]
-    ok = b <= 1e-3 or (a > 0 and b <= 1.10 * a)
-    print("  %-5s weights: KL %.2e -> %.2e with KV f16 (%s): %s" % (
-        w.upper(), a, b, "+%.0f%%" % (100 * (b - a) / a) if a > 0 else "from 0",
-        "allowed" if ok else "opt-in only"))
+for kv, name in [("f16", "f16"), ("q8", "int8")]:
+    print()
+    print("policy, KV %s (may be a default if it adds <= 10%% to the weight format's KL, or mean KL <= 1e-3):" % name)
+    for w in ["f32", "f16", "bf16", "q8_0", "q4_0"]:
+        a, b = rows[w, "f32"]["kl_mean"], rows[w, kv]["kl_mean"]
+        ok = b <= 1e-3 or (a > 0 and b <= 1.10 * a)
+        print("  %-5s weights: KL %.2e -> %.2e with KV %s (%s): %s" % (
+            w.upper(), a, b, name, "+%.0f%%" % (100 * (b - a) / a) if a > 0 else "from 0",
+            "allowed" if ok else "opt-in only"))
 PY
