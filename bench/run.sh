@@ -111,6 +111,13 @@ if want longctx; then
 		echo "$l" | sed -n 's/.*decode 64 at ctx 0\.\.64: \([0-9.]*\) tokens\/s.*decode 64 at ctx [0-9.]*: \([0-9.]*\) tokens\/s.*/\1 \2/p' |
 			awk -v c="$c" '{ printf "decode at ctx %d: %.1f tokens/s = %.0f%% of decode at 0 (%.1f)\n", c, $2, 100 * $2 / $1, $1 }'
 	done
+	# int8 K/V (kv_q8, opt-in): the same run at 4096.
+	o=$("$B/bench/bench_forward" "$M/mobilellm-r1-140m-bf16" --convert q8_0 --threads 2 \
+		--prefill 4096 --decode 64 --repeats 3 --kv-q8) || exit 1
+	l=$(echo "$o" | grep '^threads 2: decode')
+	echo "int8 K/V: $l"
+	echo "$l" | sed -n 's/.*decode 64 at ctx 0\.\.64: \([0-9.]*\) tokens\/s.*decode 64 at ctx [0-9.]*: \([0-9.]*\) tokens\/s.*/\1 \2/p' |
+		awk '{ printf "int8 K/V: decode at ctx 4096: %.1f tokens/s = %.0f%% of decode at 0 (%.1f)\n", $2, 100 * $2 / $1, $1 }'
 fi
 
 if want scheduler; then
