@@ -5,7 +5,7 @@
  * Usage:
  *   sh tools/make_bench_model.sh            # 125M-shaped random models
  *   build/bench/bench_forward MODEL [--convert q8_0|q4_0|f16|f32]
- *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16 | --kv-q8]
+ *       [--threads 1,2] [--prefill 512] [--decode 128] [--repeats 3] [--kv-f16 | --kv-q8] [--act16]
  *       [--batch 1,4,16,64] [--batch-ctx 128] [--batch-steps 16]
  * e.g. build/bench/bench_forward build/bench-models/mobilellm-125m-f16 --convert q8_0
  *
@@ -283,6 +283,8 @@ int main(int argc, char **argv)
 			kv_f16 = true;
 		} else if (strcmp(argv[i], "--kv-q8") == 0) {
 			kv_q8 = true;
+		} else if (strcmp(argv[i], "--act16") == 0) {
+			mp.act16 = true;
 		} else if (v && strcmp(argv[i], "--convert") == 0) {
 			i++;
 			if (strcasecmp(v, "q8_0") == 0)
@@ -462,9 +464,9 @@ int main(int argc, char **argv)
 	mllm_model_close(m);
 	return 0;
 usage:
-	fprintf(stderr,
-	        "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
-	        "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16 | --kv-q8]\n"
-	        "       [--batch B1,B2,.. [--batch-ctx N] [--batch-steps N]]\n");
+	fprintf(stderr, "usage: bench_forward MODEL [--convert q8_0|q4_0|f16|bf16|f32] "
+	                "[--threads 1,2] [--prefill N] [--decode N] [--repeats N] [--kv-f16 | "
+	                "--kv-q8] [--act16]\n"
+	                "       [--batch B1,B2,.. [--batch-ctx N] [--batch-steps N]]\n");
 	return 2;
 }

@@ -50,6 +50,10 @@
 #ifndef BLAS_MIN_ROWS_QX_AVX2
 #define BLAS_MIN_ROWS_QX_AVX2 256
 #endif
+/* Q4_0 with 8-bit activations (AVX2) never takes sgemm either: its integer
+ * tiles prefilled 512 tokens at 666-684 tokens/s against 632-645 through
+ * sgemm on dequantized panels (AMD EPYC Zen 3, 2 threads). */
+
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
 
@@ -65,6 +69,7 @@ struct mllm_ctx {
 	int64_t blas_min_rows;     /* BLAS_MIN_ROWS, or MLLM_BLAS_MIN_ROWS */
 	int64_t blas_min_rows_f16; /* the same for F16 / BF16 weights */
 	int64_t blas_min_rows_qx;  /* and for X16 quantized weights */
+	int64_t blas_min_rows_qx8; /* and for X16 Q4_0 with 8-bit activations */
 	bool (*abort_fn)(void *ud);
 	void *abort_ud;
 
@@ -163,9 +168,11 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->blas_min_rows = BLAS_MIN_ROWS;
 	c->blas_min_rows_f16 = BLAS_MIN_ROWS_F16;
 	c->blas_min_rows_qx = c->isa == MLLM__ISA_AVX2 ? BLAS_MIN_ROWS_QX_AVX2 : BLAS_MIN_ROWS_QX;
+	c->blas_min_rows_qx8 = BLAS_MIN_ROWS_QX;
 	const char *bm = getenv("MLLM_BLAS_MIN_ROWS"); /* tuning with bench_forward --batch */
 	if (bm && atoi(bm) > 0)
-		c->blas_min_rows = c->blas_min_rows_f16 = c->blas_min_rows_qx = atoi(bm);
+		c->blas_min_rows = c->blas_min_rows_f16 = c->blas_min_rows_qx =
+		    c->blas_min_rows_qx8 = atoi(bm);
 	c->q_dim = (int64_t)hp->n_head * hp->head_dim;
 	c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
 	c->max_cols = hp->n_embd;
@@ -197,7 +204,7 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	size_t act_max = 0;
 	int64_t act_cols[] = {hp->n_embd, c->q_dim, hp->n_ff};
 	for (size_t i = 0; i < 3; i++)
-		for (mllm__act_kind k = MLLM__ACT_QA; k <= MLLM__ACT_QX; k++)
+		for (mllm__act_kind k = MLLM__ACT_QA; k <= MLLM__ACT_QX8; k++)
 			if (mllm__act_bytes(k, act_cols[i]) > act_max)
 				act_max = mllm__act_bytes(k, act_cols[i]);
 	c->xq_mem = mllm_try_malloc(n * act_max + 64);
@@ -334,6 +341,8 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 		blas_min = c->blas_min_rows_f16;
 	else if (act == MLLM__ACT_QX)
 		blas_min = c->blas_min_rows_qx;
+	else if (act == MLLM__ACT_QX8)
+		blas_min = c->blas_min_rows_qx8;
 	if (c->use_blas && j->n >= blas_min) {
 		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
 		return;

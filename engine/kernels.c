@@ -883,7 +883,7 @@ T_AVX512 static void dequant_row_avx512(mllm_dtype t, const void *row, int64_t c
 			_mm512_storeu_ps(o + b * 32 + 16, _mm512_mul_ps(d, f1));
 		}
 	} else {
-		mllm__tensor one = {t, 1, cols, row, MLLM__LAYOUT_GGUF};
+		mllm__tensor one = {t, 1, cols, row, MLLM__LAYOUT_GGUF, false};
 		mllm__dequant_rows(&one, 0, 1, o);
 	}
 }
@@ -947,7 +947,9 @@ mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W)
 	if (isa == MLLM__ISA_SCALAR || (W->dtype != MLLM_DTYPE_Q8_0 && W->dtype != MLLM_DTYPE_Q4_0))
 		return MLLM__ACT_F32;
 	if (W->layout == MLLM__LAYOUT_X16)
-		return MLLM__ACT_QX;
+		return W->act8 && isa == MLLM__ISA_AVX2 && W->dtype == MLLM_DTYPE_Q4_0
+		           ? MLLM__ACT_QX8
+		           : MLLM__ACT_QX;
 	return MLLM__ACT_QA;
 }
 
@@ -957,6 +959,8 @@ size_t mllm__act_bytes(mllm__act_kind k, int64_t cols)
 		return (size_t)(cols / MLLM__QK) * sizeof(mllm__block_qa);
 	if (k == MLLM__ACT_QX)
 		return mllm__qx_act_bytes(cols);
+	if (k == MLLM__ACT_QX8)
+		return mllm__qx8_act_bytes(cols);
 	return 0;
 }
 
@@ -967,6 +971,8 @@ void mllm__quantize_act(mllm__act_kind k, mllm__isa isa, const float *restrict x
 		mllm__quantize_qa(isa, x, n_tok, cols, out);
 	else if (k == MLLM__ACT_QX)
 		mllm__quantize_qx(isa, x, n_tok, cols, out);
+	else if (k == MLLM__ACT_QX8)
+		mllm__quantize_qx8(isa, x, n_tok, cols, out);
 }
 
 void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
@@ -974,7 +980,8 @@ void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restri
                        int64_t r1)
 {
 	if (W->layout == MLLM__LAYOUT_X16) {
-		mllm__qx_matmul(isa, W, x, mllm__matmul_act(isa, W) == MLLM__ACT_QX ? xq : NULL,
+		mllm__act_kind ak = mllm__matmul_act(isa, W);
+		mllm__qx_matmul(isa, W, x, ak == MLLM__ACT_QX || ak == MLLM__ACT_QX8 ? xq : NULL,
 		                n_tok, y, ldy, r0, r1);
 		return;
 	}

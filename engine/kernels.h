@@ -164,6 +164,7 @@ typedef enum {
 	MLLM__ACT_F32 = 0,
 	MLLM__ACT_QA,
 	MLLM__ACT_QX,
+	MLLM__ACT_QX8, /* int8, X16 Q4_0 with act8 on AVX2 */
 } mllm__act_kind;
 
 mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W);
@@ -200,6 +201,10 @@ void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *re
 void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
                                float *restrict out);
 size_t mllm__qx_act_bytes(int64_t cols);
+/* 8-bit activations for X16 Q4_0 on AVX2 (W->act8; layout in qpack.c). */
+size_t mllm__qx8_act_bytes(int64_t cols);
+void mllm__quantize_qx8(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                        uint8_t *restrict out);
 void mllm__quantize_qx(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                        uint8_t *restrict out);
 /* mllm__matmul_rows for an X16 W: AVX-512 VNNI with xa, else the scalar

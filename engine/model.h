@@ -72,6 +72,9 @@ typedef struct {
 	 * mllm__model_prepare() in prepare.c; MLLM_DTYPE__COUNT keeps the
 	 * file's types. */
 	mllm_dtype convert_to;
+	/* Q4_0: keep 16-bit activations where the AVX2 kernels would quantize
+	 * them to int8 (default false: int8, README "Accuracy"). */
+	bool act16;
 } mllm_model_params;
 
 #define MLLM_MODEL_PARAMS_DEFAULT                                                                  \

@@ -193,7 +193,7 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t)
 	return 0;
 }
 
-static int pack_weights(mllm_model *m)
+static int pack_weights(mllm_model *m, bool act8)
 {
 	bool shared = m->output.data == m->tok_embd.data;
 	int rc = pack_tensor(m, &m->tok_embd);
@@ -207,7 +207,12 @@ static int pack_weights(mllm_model *m)
 		                      &ly->w_gate, &ly->w_up, &ly->w_down};
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
 			rc = pack_tensor(m, ts[i]);
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+			ts[i]->act8 = act8 && ts[i]->layout == MLLM__LAYOUT_X16 &&
+			              ts[i]->dtype == MLLM_DTYPE_Q4_0;
 	}
+	m->output.act8 =
+	    act8 && m->output.layout == MLLM__LAYOUT_X16 && m->output.dtype == MLLM_DTYPE_Q4_0;
 	if (!rc && m->output.layout == MLLM__LAYOUT_X16)
 		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the %s kernels",
 		         m->path, mllm__isa_name(mllm__cpu_isa()));
@@ -298,7 +303,7 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, si
 	 * context; the scalar reference reads it too). */
 	const char *qx = getenv("MLLM_X16"); /* "0": keep GGUF layouts (A/B runs) */
 	bool pack = mllm__cpu_isa() != MLLM__ISA_SCALAR && !(qx && strcmp(qx, "0") == 0);
-	if (pack && (rc = pack_weights(m)))
+	if (pack && (rc = pack_weights(m, !p->act16)))
 		return mllm__seterr(err, errlen, rc, "%s: re-laying quantized weights: %s", m->path,
 		                    mllm_strerror(rc));
 

@@ -30,6 +30,8 @@
  */
 #include "kernels.h"
 
+#include <math.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define MLLM_X86 1
@@ -770,6 +772,274 @@ T_AVX2 static void qx_dequant_row_avx2(mllm_dtype t, const void *row, int64_t co
 
 #endif /* MLLM_X86 */
 
+/* ---- 8-bit activations for Q4_0 (AVX2): vpmaddubsw ---------------------
+ *
+ * Q4_0's stored q (0..15) are unsigned bytes, so with activations quantized
+ * to int8 (|x| <= 127) vpmaddubsw multiplies 32 pairs at once and its
+ * int16 pair sums (<= 3810) can be added for a whole group (8 chunks:
+ * <= 30480) before one vpmaddwd by 1 widens them: about half the
+ * vpmaddwd/vpaddd of the 16-bit path per weight. A Q4_0 chunk splits into
+ * low and high nibbles, and interleaving their 16-bit words puts q[4c ..
+ * 4c + 3] of one block in each 32-bit lane: u0 holds blocks 0-3 and 8-11,
+ * u1 blocks 4-7 and 12-15. The activations follow that order:
+ *   group (ACT8_GROUP bytes): chunk c: A0[c], A1[c] (32 bytes each, lane k
+ *     of A0 = x[j][4c .. 4c + 3] for the block j of lane k of u0); the
+ *     scales in u0's then u1's lane order (f32); the offsets -8 * sum(x)
+ *     (int32), the same order.
+ *   pair (ACT8_PAIR bytes): X0 = A[0..15] B[0..15], X1 = A[16..31]
+ *     B[16..31] (the GGUF nibble order of the pair's bytes); scales A in
+ *     lanes 0-3, B in 4-7; offsets A's in lane 0, B's in lane 4.
+ * The integers are exact; the float steps are the 16-bit path's. */
+
+#define ACT8_GROUP 640 /* 8 chunks x 64 + 32 scales + 32 offsets */
+#define ACT8_PAIR  128 /* 2 vectors + scales + offsets */
+
+size_t mllm__qx8_act_bytes(int64_t cols)
+{
+	int64_t nb = cols / MLLM__QK;
+	return (size_t)(nb / GB) * ACT8_GROUP + (size_t)(nb % GB / 2) * ACT8_PAIR;
+}
+
+/* Lane of block j (0..15) in u0 (j % 8 < 4) or u1: (vector, lane). */
+static inline void act8_lane(int j, int *vec, int *lane)
+{
+	*vec = j % 8 >= 4;
+	*lane = (j / 8) * 4 + j % 4;
+}
+
+/* One block of 32 activations to int8: d = max|x| / 127, q = x / d
+ * rounded to nearest even (the vector unit's default), |q| <= 127. */
+static void q8_block_scalar(const float *x, int8_t *q, float *d, int32_t *sum)
+{
+	float amax = 0.0f;
+	for (int e = 0; e < MLLM__QK; e++)
+		amax = fmaxf(amax, fabsf(x[e]));
+	*d = amax / 127.0f;
+	float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+	int32_t s = 0;
+	for (int e = 0; e < MLLM__QK; e++) {
+		q[e] = (int8_t)lrintf(x[e] * id);
+		s += q[e];
+	}
+	*sum = s;
+}
+
+#ifdef MLLM_X86
+T_AVX2 static void q8_block_avx2(const float *x, int8_t *q, float *d, int32_t *sum)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+	__m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+	__m256 a =
+	    _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+	                  _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+	float amax = _mm_cvtss_f32(h);
+	*d = amax / 127.0f;
+	__m256 s = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+	__m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s));
+	__m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+	__m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s));
+	__m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+	__m256i t = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
+	__m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+	u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4e));
+	u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xb1));
+	*sum = _mm_cvtsi128_si32(u);
+	/* packs work per 128-bit lane: q0 q1 -> 0-3 8-11 4-7 12-15, then the
+	 * byte pack and one dword permute put 0..31 in order */
+	__m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+	p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+	_mm256_storeu_si256((__m256i *)q, p);
+}
+#endif
+
+void mllm__quantize_qx8(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                        uint8_t *restrict out)
+{
+	int64_t nb = cols / MLLM__QK, ng = nb / GB;
+	size_t stride = mllm__qx8_act_bytes(cols);
+	for (int64_t t = 0; t < n_tok; t++) {
+		uint8_t *o = out + (size_t)t * stride;
+		for (int64_t b = 0; b < nb; b++) {
+			int8_t q[MLLM__QK];
+			float d;
+			int32_t sum;
+#ifdef MLLM_X86
+			if (isa != MLLM__ISA_SCALAR)
+				q8_block_avx2(x + t * cols + b * MLLM__QK, q, &d, &sum);
+			else
+#endif
+				q8_block_scalar(x + t * cols + b * MLLM__QK, q, &d, &sum);
+			int32_t off = -8 * sum;
+			if (b < ng * GB) {
+				uint8_t *g = o + (size_t)(b / GB) * ACT8_GROUP;
+				int vec, lane;
+				act8_lane((int)(b % GB), &vec, &lane);
+				for (int c = 0; c < 8; c++)
+					memcpy(g + 64 * c + 32 * vec + 4 * lane, q + 4 * c, 4);
+				memcpy(g + 512 + 32 * vec + 4 * lane, &d, 4);
+				memcpy(g + 576 + 32 * vec + 4 * lane, &off, 4);
+			} else {
+				uint8_t *p = o + (size_t)ng * ACT8_GROUP +
+				             (size_t)((b - ng * GB) / 2) * ACT8_PAIR;
+				size_t which = (size_t)((b - ng * GB) % 2);
+				int32_t zero = 0;
+				memcpy(p + 16 * which, q, 16);
+				memcpy(p + 32 + 16 * which, q + 16, 16);
+				for (size_t l = 0; l < 4; l++) {
+					memcpy(p + 64 + 4 * (4 * which + l), &d, 4);
+					memcpy(p + 96 + 4 * (4 * which + l), l ? &zero : &off, 4);
+				}
+			}
+		}
+	}
+}
+
+#ifdef MLLM_X86
+
+/* A Q4_0 chunk (32 bytes, 16 blocks) as u0 / u1 (see above). */
+T_AVX2 static inline void q4_chunk8(const uint8_t *p, __m256i *u0, __m256i *u1)
+{
+	const __m256i m4 = _mm256_set1_epi8(15);
+	__m256i v = _mm256_loadu_si256((const __m256i *)p);
+	__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+	*u0 = _mm256_unpacklo_epi16(lo, hi);
+	*u1 = _mm256_unpackhi_epi16(lo, hi);
+}
+
+/* A tile: NR (1 or 2) rows x NT (1 or 2) tokens; h = 0: u0's blocks, 1: u1's. */
+T_AVX2 static inline __attribute__((always_inline)) void
+qx8_tile_avx2(int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs,
+              int64_t ng, int64_t np, const char *pf, float *restrict y, int64_t ldy)
+{
+	const size_t bb = sizeof(mllm__block_q4_0);
+	const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+	__m256 acc[2][2][2];
+#pragma GCC unroll 2
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+		for (int t = 0; t < NT; t++)
+			acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+	const uint8_t *wg = w0, *xg = xa;
+	for (int64_t g = 0; g < ng; g++, wg += GB * bb, xg += ACT8_GROUP) {
+		if (pf)
+			for (size_t o = 0; o < (size_t)NR * GB * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * NR + o, _MM_HINT_T0);
+		__m256i s[2][2][2];
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+				s[r][t][0] = s[r][t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+		for (int c = 0; c < 8; c++)
+#pragma GCC unroll 2
+			for (int r = 0; r < NR; r++) {
+				__m256i u[2];
+				q4_chunk8(wg + r * rb + 32 + 32 * c, &u[0], &u[1]);
+#pragma GCC unroll 2
+				for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+					for (int h = 0; h < 2; h++)
+						s[r][t][h] = _mm256_add_epi16(
+						    s[r][t][h],
+						    _mm256_maddubs_epi16(
+						        u[h],
+						        _mm256_loadu_si256(
+						            (const __m256i *)(xg + t * xs + 64 * c +
+						                              32 * h))));
+			}
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++) {
+			__m128i sa = _mm_loadu_si128((const __m128i *)(wg + r * rb));
+			__m128i sb = _mm_loadu_si128((const __m128i *)(wg + r * rb + 16));
+			__m256 dw[2] = {_mm256_cvtph_ps(_mm_unpacklo_epi64(sa, sb)),
+			                _mm256_cvtph_ps(_mm_unpackhi_epi64(sa, sb))};
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+				for (int h = 0; h < 2; h++) {
+					const uint8_t *xv = xg + t * xs + 32 * h;
+					__m256i si = _mm256_add_epi32(
+					    _mm256_madd_epi16(s[r][t][h], ones),
+					    _mm256_loadu_si256((const __m256i *)(xv + 576)));
+					acc[r][t][h] = _mm256_fmadd_ps(
+					    _mm256_cvtepi32_ps(si),
+					    _mm256_mul_ps(
+					        dw[h], _mm256_loadu_ps((const float *)(xv + 512))),
+					    acc[r][t][h]);
+				}
+		}
+	}
+	for (int64_t p = 0; p < np; p++, wg += 2 * bb, xg += ACT8_PAIR) {
+		if (pf)
+			for (size_t o = 0; o < (size_t)NR * 2 * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * NR + o, _MM_HINT_T0);
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++) {
+			__m256i v = _mm256_loadu_si256((const __m256i *)(wg + r * rb + 4));
+			__m256i lo = _mm256_and_si256(v, m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+			uint16_t sc[2];
+			memcpy(sc, wg + r * rb, 4);
+			__m256 dw = _mm256_cvtph_ps(
+			    _mm_setr_epi16((short)sc[0], (short)sc[0], (short)sc[0], (short)sc[0],
+			                   (short)sc[1], (short)sc[1], (short)sc[1], (short)sc[1]));
+#pragma GCC unroll 2
+			for (int t = 0; t < NT; t++) {
+				const uint8_t *xv = xg + t * xs;
+				__m256i s16 = _mm256_add_epi16(
+				    _mm256_maddubs_epi16(lo,
+				                         _mm256_loadu_si256((const __m256i *)xv)),
+				    _mm256_maddubs_epi16(
+				        hi, _mm256_loadu_si256((const __m256i *)(xv + 32))));
+				__m256i si = _mm256_add_epi32(
+				    _mm256_madd_epi16(s16, ones),
+				    _mm256_loadu_si256((const __m256i *)(xv + 96)));
+				/* the pair's lanes go to the h = 0 accumulator */
+				acc[r][t][0] = _mm256_fmadd_ps(
+				    _mm256_cvtepi32_ps(si),
+				    _mm256_mul_ps(dw, _mm256_loadu_ps((const float *)(xv + 64))),
+				    acc[r][t][0]);
+			}
+		}
+	}
+#pragma GCC unroll 2
+	for (int t = 0; t < NT; t++)
+#pragma GCC unroll 2
+		for (int r = 0; r < NR; r++)
+			y[t * ldy + r] = reduce16_avx2(acc[r][t][0], acc[r][t][1]);
+}
+
+T_AVX2 static void qx8_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                      float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx8_act_bytes(W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 2 <= r1; r += 2) {
+		const uint8_t *w0 = base + (size_t)r * rb;
+		const char *pf = (const char *)w0 + 2 * rb;
+		int64_t k = 0;
+		for (; k + 2 <= n_tok; k += 2, pf = NULL)
+			qx8_tile_avx2(2, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			              y + k * ldy + r, ldy);
+		if (k < n_tok)
+			qx8_tile_avx2(2, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			              y + k * ldy + r, ldy);
+	}
+	for (; r < r1; r++)
+		for (int64_t k = 0; k < n_tok; k++)
+			qx8_tile_avx2(1, 1, base + (size_t)r * rb, rb, xa + (size_t)k * xs, xs, ng,
+			              np, NULL, y + k * ldy + r, ldy);
+}
+
+#endif /* MLLM_X86 */
+
 void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
                                float *restrict out)
 {
@@ -793,6 +1063,10 @@ void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict
 			qx_matmul_q4(W, xa, n_tok, y, ldy, r0, r1);
 		else
 			qx_matmul_q8(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2 && xa && W->act8 && W->dtype == MLLM_DTYPE_Q4_0) {
+		qx8_matmul_q4_avx2(W, xa, n_tok, y, ldy, r0, r1);
 		return;
 	}
 	if (isa == MLLM__ISA_AVX2 && xa) {

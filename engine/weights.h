@@ -28,6 +28,8 @@ typedef struct {
 	int64_t rows, cols;
 	const void *data;
 	mllm__layout layout; /* GGUF unless repacked by mllm__model_prepare */
+	bool act8;           /* X16 Q4_0: activations quantized to int8 where the
+	                      * AVX2 kernels run (mllm__matmul_act) */
 } mllm__tensor;
 
 typedef struct {

@@ -37,6 +37,10 @@ int srv_cli_opt(srv_cli_opts *o, const char *cmd, const char *a, const char *v)
 		o->json = true;
 		return 1;
 	}
+	if (strcmp(a, "--act16") == 0) {
+		o->mp.act16 = true;
+		return 1;
+	}
 	if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0 || strcmp(a, "--kv-q8") == 0) {
 		o->kv_f16 = strcmp(a, "--kv-f16") == 0;
 		o->kv_q8 = strcmp(a, "--kv-q8") == 0;

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 	        "usage: mobilellmd perplexity --model PATH --file TEXT [--ctx N] [--chunks N]\n"
 	        "                             [--save-logits F] [--kl-base F]\n"
 	        "                             [--convert f32|f16|bf16|q8_0|q4_0]\n"
-	        "                             [--kv-f16 | --kv-f32 | --kv-q8]\n"
+	        "                             [--kv-f16 | --kv-f32 | --kv-q8] [--act16]\n"
 	        "                             [--threads N] [--json] [--log-level LEVEL]\n"
 	        "\n"
 	        "  --model PATH      snapshot directory or .gguf file\n"
@@ -52,6 +52,7 @@ static void usage(FILE *f)
 	        "  --kv-f16          store the KV cache as f16 (default, as the daemon)\n"
 	        "  --kv-f32          store it as f32\n"
 	        "  --kv-q8           store it as int8 with a scale per token and KV head\n"
+	        "  --act16           Q4_0: 16-bit activations where the AVX2 kernels use 8\n"
 	        "  --threads N       worker threads (default: all cores)\n"
 	        "  --json            print one JSON object instead of text\n",
 	        PPL_CTX_DEFAULT);

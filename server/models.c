@@ -231,6 +231,7 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	int rc;
 
 	mp.n_threads = (int)cm->threads;
+	mp.act16 = !cm->act8;
 	rc = mllm_model_open(cm->path, &mp, &m->model, err, errlen);
 	if (rc < 0)
 		return rc;

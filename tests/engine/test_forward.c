@@ -78,17 +78,23 @@ static void golden_load(golden *g, const char *rel)
 	*slash = '\0';
 }
 
-static mllm_model *open_model(const char *rel, mllm_dtype convert_to)
+static mllm_model *open_model_act(const char *rel, mllm_dtype convert_to, bool act16)
 {
 	char path[1024], err[512] = "";
 	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
 	mllm_model *m = NULL;
 	mp.convert_to = convert_to;
+	mp.act16 = act16;
 	mllm_test_path(path, sizeof path, rel);
 	MLLM_REQUIRE_FIXTURE(path);
 	int rc = mllm_model_open(path, &mp, &m, err, sizeof err);
 	ck_assert_msg(rc == 0, "open %s: %s (%s)", path, mllm_strerror(rc), err);
 	return m;
+}
+
+static mllm_model *open_model(const char *rel, mllm_dtype convert_to)
+{
+	return open_model_act(rel, convert_to, false);
 }
 
 static int32_t *case_ids(const mllm__json *c, const char *key, int *n)
@@ -989,7 +995,7 @@ START_TEST(test_quantize_q4_0)
 	}
 	x[3] = -1.5f; /* the block maximum by magnitude: level 0, exactly */
 	quantize_q4_0(x, 64, q);
-	mllm__tensor t = {MLLM_DTYPE_Q4_0, 1, 64, q, MLLM__LAYOUT_GGUF};
+	mllm__tensor t = {MLLM_DTYPE_Q4_0, 1, 64, q, MLLM__LAYOUT_GGUF, false};
 	mllm__dequant_rows(&t, 0, 1, y);
 	ck_assert_float_eq_tol(y[3], -1.5f, 1e-3f);
 	for (int i = 0; i < 64; i++) {
@@ -999,13 +1005,18 @@ START_TEST(test_quantize_q4_0)
 }
 END_TEST
 
-/* A model converted to Q4_0 at load: the fast kernels (16-bit activations)
- * agree with the scalar reference on the same Q4_0 weights. */
-START_TEST(test_q4_0_fast_vs_reference)
+/* A model converted to Q4_0 at load: the fast kernels agree with the scalar
+ * reference (f32 activations) on the same Q4_0 weights: within 1e-2 with
+ * 16-bit activations (act16); with 8-bit ones (act8, the default where the
+ * AVX2 kernels run) each activation moves by up to 1/254 of its block's
+ * largest, which on this random-weight model moves logits by up to 0.73
+ * (measured), so 1.0 there; on the trained demo model act8 adds 0.4% to
+ * Q4_0's own KL divergence (README, "Accuracy"). */
+static void check_q4_0_fast(bool act16, double tol)
 {
 	golden g;
 	golden_load(&g, TINY "tiny-mobilellm-f16.json");
-	mllm_model *m = open_model("models/tiny-mobilellm-f16", MLLM_DTYPE_Q4_0);
+	mllm_model *m = open_model_act("models/tiny-mobilellm-f16", MLLM_DTYPE_Q4_0, act16);
 	ck_assert_int_eq(m->layers[0].wq.dtype, MLLM_DTYPE_Q4_0);
 	ck_assert_int_eq(m->tok_embd.dtype, MLLM_DTYPE_Q4_0);
 	int32_t V = mllm_model_hparams(m)->n_vocab;
@@ -1029,13 +1040,21 @@ START_TEST(test_q4_0_fast_vs_reference)
 		worst = fmax(worst, fabs(a[i] - ref[i]));
 	for (int v = 0; v < V; v++)
 		worst = fmax(worst, fabs(b[v] - ref[v]));
-	ck_assert_msg(worst < 1e-2, "Q4_0 fast vs reference: %g", worst);
+	printf("Q4_0 fast (%s) vs reference: max |dlogit| %.2e\n",
+	       act16 ? "16-bit activations" : "8-bit activations where AVX2 runs", worst);
+	ck_assert_msg(worst < tol, "Q4_0 fast vs reference (act16 %d): %g", act16, worst);
 	free(ref);
 	free(a);
 	free(b);
 	free(ids);
 	mllm_model_close(m);
 	mllm__json_free(g.root);
+}
+
+START_TEST(test_q4_0_fast_vs_reference)
+{
+	check_q4_0_fast(true, 1e-2);
+	check_q4_0_fast(false, 1.0);
 }
 END_TEST
 

@@ -68,7 +68,7 @@ START_TEST(test_quantize_q8_0)
 	mllm__block_q8_0 q[2];
 	mllm__quantize_q8_0(x, 64, q);
 	ck_assert_int_eq(q[0].qs[5], -127);
-	mllm__tensor t = {MLLM_DTYPE_Q8_0, 1, 64, q, MLLM__LAYOUT_GGUF};
+	mllm__tensor t = {MLLM_DTYPE_Q8_0, 1, 64, q, MLLM__LAYOUT_GGUF, false};
 	mllm__dequant_rows(&t, 0, 1, y);
 	for (int i = 0; i < 64; i++) {
 		float d = mllm__f16_to_f32(q[i / 32].d);
@@ -125,7 +125,7 @@ static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
 			break;
 		}
 	}
-	mllm__tensor tt = {t, rows, cols, buf, MLLM__LAYOUT_GGUF};
+	mllm__tensor tt = {t, rows, cols, buf, MLLM__LAYOUT_GGUF, false};
 	mllm__dequant_rows(&tt, 0, rows, w);
 	return buf;
 }
@@ -135,7 +135,7 @@ static void *make_weight(mllm_dtype t, float *w, int64_t rows, int64_t cols)
 static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t cols,
                                mllm__layout layout)
 {
-	mllm__tensor W = {t, rows, cols, buf, MLLM__LAYOUT_GGUF};
+	mllm__tensor W = {t, rows, cols, buf, MLLM__LAYOUT_GGUF, false};
 	if (layout == MLLM__LAYOUT_X16) {
 		ck_assert(mllm__qx_packable(t, cols));
 		size_t rb = mllm__row_bytes(t, cols);
@@ -153,6 +153,8 @@ static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t co
 static void *alloc_act(int64_t n_tok, int64_t cols)
 {
 	size_t a = mllm__act_bytes(MLLM__ACT_QA, cols), b = mllm__act_bytes(MLLM__ACT_QX, cols);
+	size_t c = mllm__act_bytes(MLLM__ACT_QX8, cols);
+	b = b > c ? b : c;
 	return xmalloc((size_t)n_tok * (a > b ? a : b) + 64);
 }
 
@@ -353,6 +355,90 @@ START_TEST(test_matmul_batch_exact)
 				                         MLLM__LAYOUT_X16);
 				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
 			}
+		}
+}
+END_TEST
+
+/* 8-bit activations (Q4_0, X16, act8; the AVX2 kernel). Activations on the
+ * int8 grid of their blocks (each block's largest value 127 steps) quantize
+ * exactly, so the product equals the f32 reference up to float order: a
+ * misplaced byte, lane, scale or offset shows. Any activations: within the
+ * 8-bit rounding, each token alone the same bits as in the batch, and the
+ * scalar and vector quantizers write the same bytes. */
+static void check_act8(int64_t rows, int64_t cols, int64_t n_tok, bool on_grid)
+{
+	float *w = xmalloc((size_t)(rows * cols) * sizeof(float));
+	float *x = xmalloc((size_t)(n_tok * cols) * sizeof(float));
+	float *ref = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	float *all = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	float *one = xmalloc((size_t)(n_tok * rows) * sizeof(float));
+	size_t xs = mllm__act_bytes(MLLM__ACT_QX8, cols);
+	uint8_t *xq = xmalloc((size_t)n_tok * xs + 64), *xq2 = xmalloc((size_t)n_tok * xs + 64);
+	fill(w, (size_t)(rows * cols), 0.5f);
+	fill(x, (size_t)(n_tok * cols), 2.0f);
+	if (on_grid)
+		for (int64_t b = 0; b < n_tok * cols / MLLM__QK; b++) {
+			float d = 0.01f + 0.001f * (float)(b % 7);
+			for (int e = 0; e < MLLM__QK; e++)
+				x[b * MLLM__QK + e] =
+				    d * (float)((int)(x[b * MLLM__QK + e] * 63.0f));
+			x[b * MLLM__QK + (b % 32)] = (b % 2 ? -127.0f : 127.0f) * d;
+		}
+	void *buf = make_weight(MLLM_DTYPE_Q4_0, w, rows, cols);
+	mllm__tensor W = lay_weight(MLLM_DTYPE_Q4_0, buf, rows, cols, MLLM__LAYOUT_X16);
+	W.act8 = true;
+	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
+	ck_assert(mllm__matmul_act(MLLM__ISA_SCALAR, &W) == MLLM__ACT_F32);
+	double scale = 0.0;
+	for (int64_t k = 0; k < n_tok * rows; k++)
+		scale = fmax(scale, fabs(ref[k]));
+	mllm__isa isas[2];
+	int checked = 0;
+	for (int i = 0, ni = tiers(isas); i < ni; i++) {
+		if (mllm__matmul_act(isas[i], &W) != MLLM__ACT_QX8)
+			continue; /* AVX-512 keeps its 16-bit kernel */
+		memset(xq, 0x5a, (size_t)n_tok * xs);
+		memset(xq2, 0xa5, (size_t)n_tok * xs);
+		mllm__quantize_act(MLLM__ACT_QX8, isas[i], x, n_tok, cols, xq);
+		mllm__quantize_act(MLLM__ACT_QX8, MLLM__ISA_SCALAR, x, n_tok, cols, xq2);
+		ck_assert_msg(memcmp(xq, xq2, (size_t)n_tok * xs) == 0, "quantizers differ");
+		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, all, rows, 0, rows / 2);
+		mllm__matmul_rows(isas[i], &W, x, xq, n_tok, all, rows, rows / 2, rows);
+		for (int64_t k = 0; k < n_tok; k++)
+			mllm__matmul_rows(isas[i], &W, x + k * cols, xq + (size_t)k * xs, 1,
+			                  one + k * rows, rows, 0, rows);
+		for (int64_t k = 0; k < n_tok * rows; k++) {
+			ck_assert_msg(
+			    memcmp(&one[k], &all[k], sizeof(float)) == 0,
+			    "act8 cols %lld, %lld tokens [%lld]: %.9g alone, %.9g batched",
+			    (long long)cols, (long long)n_tok, (long long)k, one[k], all[k]);
+			double tol = on_grid ? 1e-4 * (1.0 + fabs(ref[k])) : 1e-2 * (1.0 + scale);
+			ck_assert_msg(fabs(all[k] - ref[k]) <= tol,
+			              "act8 cols %lld grid %d [%lld]: %f vs %f", (long long)cols,
+			              on_grid, (long long)k, all[k], ref[k]);
+		}
+		checked++;
+	}
+	if (mllm__cpu_isa() == MLLM__ISA_AVX2)
+		ck_assert_int_eq(checked, 1);
+	free(w);
+	free(x);
+	free(ref);
+	free(all);
+	free(one);
+	free(xq);
+	free(xq2);
+	free(buf);
+}
+
+START_TEST(test_matmul_act8)
+{
+	/* groups and pairs: 64 (a pair), 512 (a group), 576, 1088 (2 + 1) */
+	int64_t cols[] = {64, 512, 576, 1088}, ntok[] = {1, 2, 3, 8, 33};
+	for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
+		for (size_t k = 0; k < sizeof ntok / sizeof ntok[0]; k++) {
+			check_act8(11, cols[c], ntok[k], true);
+			check_act8(6, cols[c], ntok[k], false);
 		}
 }
 END_TEST
@@ -933,7 +1019,7 @@ START_TEST(test_blas_core_and_sgemm)
 	fill(A, (size_t)M * K, 1.0f);
 	fill(B, (size_t)N * K, 1.0f);
 	mllm__sgemm_nt(M, N, K, A, K, B, K, C, N);
-	mllm__tensor W = {MLLM_DTYPE_F32, N, K, B, MLLM__LAYOUT_GGUF};
+	mllm__tensor W = {MLLM_DTYPE_F32, N, K, B, MLLM__LAYOUT_GGUF, false};
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, A, NULL, M, R, N, 0, N);
 	for (int i = 0; i < M * N; i++)
 		ck_assert_msg(fabsf(C[i] - R[i]) <= 1e-4f * (1 + fabsf(R[i])), "sgemm [%d]", i);
@@ -1027,6 +1113,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_matmul_float);
 	tcase_add_test(tc, test_matmul_quant);
 	tcase_add_test(tc, test_matmul_batch_exact);
+	tcase_add_test(tc, test_matmul_act8);
 	tcase_add_test(tc, test_vector_kernels);
 	tcase_add_test(tc, test_sampling_kernels);
 	tcase_add_test(tc, test_argmax_tiers);
