@@ -370,6 +370,8 @@ int main(int argc, char **argv)
 			continue;
 		roofline rl;
 		roofline_measure(nt, quant, &rl);
+		if (wt == MLLM_DTYPE_Q4_0 && !mp.act16 && mllm__cpu_isa() == MLLM__ISA_AVX2)
+			roofline_use_8bit(&rl); /* act8: vpmaddubsw */
 		roofline_print_ceilings(&rl, nt);
 		if (batch_list) {
 			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats, &rl))

@@ -248,6 +248,17 @@ static void roofline_measure(int nt, bool quant, roofline *r)
 	}
 }
 
+/* The matmuls themselves use the 8-bit instruction (Q4_0 with act8 on
+ * AVX2): it becomes the compute ceiling. */
+static void roofline_use_8bit(roofline *r)
+{
+	if (r->peak8_ops <= 0)
+		return;
+	r->peak_ops = r->peak8_ops;
+	r->peak_what = r->peak8_what;
+	r->peak8_ops = 0;
+}
+
 static void roofline_print_ceilings(const roofline *r, int nt)
 {
 	printf("threads %d: ceilings measured now: read %.1f GB/s, peak %.0f GOP/s (%s, what the "
