@@ -648,46 +648,6 @@ qx_tile_avx2(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_
 			y[t * ldy + r] = reduce16_avx2(acc[r][t][0], acc[r][t][1]);
 }
 
-/* Two rows x two tokens a tile (x one for a lone token: four rows a tile
- * decoded 10-20% slower here, the accumulators no longer fit the 16
- * registers), the group's weights staying in L1 across the token tiles. */
-T_AVX2 static inline __attribute__((always_inline)) void
-qx_matmul_avx2_t(bool q4, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
-                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
-{
-	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
-	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx_act_bytes(W->cols);
-	const uint8_t *base = W->data;
-	int64_t r = r0;
-	for (; r + 2 <= r1; r += 2) {
-		const uint8_t *w0 = base + (size_t)r * rb;
-		const char *pf = (const char *)w0 + 2 * rb;
-		int64_t k = 0;
-		for (; k + 2 <= n_tok; k += 2, pf = NULL)
-			qx_tile_avx2(q4, 2, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
-			             y + k * ldy + r, ldy);
-		if (k < n_tok)
-			qx_tile_avx2(q4, 2, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
-			             y + k * ldy + r, ldy);
-	}
-	for (; r < r1; r++)
-		for (int64_t k = 0; k < n_tok; k++)
-			qx_tile_avx2(q4, 1, 1, base + (size_t)r * rb, rb, xa + (size_t)k * xs, xs,
-			             ng, np, NULL, y + k * ldy + r, ldy);
-}
-
-T_AVX2 static void qx_matmul_q8_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
-                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
-{
-	qx_matmul_avx2_t(false, W, xa, n_tok, y, ldy, r0, r1);
-}
-
-T_AVX2 static void qx_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
-                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
-{
-	qx_matmul_avx2_t(true, W, xa, n_tok, y, ldy, r0, r1);
-}
-
 /* A packed row as floats for the sgemm panels (prefill on AVX2): each
  * value d * q exactly as mllm__qx_dequant_row computes it. A Q8_0 chunk
  * holds two consecutive weights of each of 16 blocks, a Q4_0 chunk four
@@ -1014,28 +974,54 @@ qx8_tile_avx2(int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, s
 			y[t * ldy + r] = reduce16_avx2(acc[r][t][0], acc[r][t][1]);
 }
 
-T_AVX2 static void qx8_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
-                                      float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+/* Two rows x two tokens a tile (x one for a lone token: four rows a tile
+ * decoded 10-20% slower here, the accumulators no longer fit the 16
+ * registers), the group's weights staying in L1 across the token tiles.
+ * a8: Q4_0 with 8-bit activations (qx8_tile_avx2), else qx_tile_avx2. */
+T_AVX2 static inline __attribute__((always_inline)) void
+qx_matmul_avx2_t(bool q4, bool a8, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                 float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
-	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx8_act_bytes(W->cols);
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
+	size_t xs = a8 ? mllm__qx8_act_bytes(W->cols) : mllm__qx_act_bytes(W->cols);
 	const uint8_t *base = W->data;
+#define TILE(NR, NT, w, x, pf, out)                                                                \
+	(a8 ? qx8_tile_avx2(NR, NT, w, rb, x, xs, ng, np, pf, out, ldy)                            \
+	    : qx_tile_avx2(q4, NR, NT, w, rb, x, xs, ng, np, pf, out, ldy))
 	int64_t r = r0;
 	for (; r + 2 <= r1; r += 2) {
 		const uint8_t *w0 = base + (size_t)r * rb;
 		const char *pf = (const char *)w0 + 2 * rb;
 		int64_t k = 0;
 		for (; k + 2 <= n_tok; k += 2, pf = NULL)
-			qx8_tile_avx2(2, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
-			              y + k * ldy + r, ldy);
+			TILE(2, 2, w0, xa + (size_t)k * xs, pf, y + k * ldy + r);
 		if (k < n_tok)
-			qx8_tile_avx2(2, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
-			              y + k * ldy + r, ldy);
+			TILE(2, 1, w0, xa + (size_t)k * xs, pf, y + k * ldy + r);
 	}
 	for (; r < r1; r++)
 		for (int64_t k = 0; k < n_tok; k++)
-			qx8_tile_avx2(1, 1, base + (size_t)r * rb, rb, xa + (size_t)k * xs, xs, ng,
-			              np, NULL, y + k * ldy + r, ldy);
+			TILE(1, 1, base + (size_t)r * rb, xa + (size_t)k * xs, NULL,
+			     y + k * ldy + r);
+#undef TILE
+}
+
+T_AVX2 static void qx_matmul_q8_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_avx2_t(false, false, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX2 static void qx_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_avx2_t(true, false, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX2 static void qx8_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                      float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx_matmul_avx2_t(true, true, W, xa, n_tok, y, ldy, r0, r1);
 }
 
 #endif /* MLLM_X86 */
