@@ -50,10 +50,6 @@
 #ifndef BLAS_MIN_ROWS_QX_AVX2
 #define BLAS_MIN_ROWS_QX_AVX2 256
 #endif
-/* Q4_0 with 8-bit activations (AVX2) never takes sgemm either: its integer
- * tiles prefilled 512 tokens at 666-684 tokens/s against 632-645 through
- * sgemm on dequantized panels (AMD EPYC Zen 3, 2 threads). */
-
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
 
@@ -93,7 +89,7 @@ struct mllm_ctx {
 	float *panel;       /* [n_threads, PANEL_ROWS * max_cols] */
 	int32_t *out_rows;  /* [n] rows that want logits */
 	/* int8 K/V: one KV head of a sequence dequantized per attention unit
-	 * into an f32 cache of its own (kvq_layout(), identity block table). */
+	 * into an f32 copy with its own block table (mllm__attn_run_tile_q8). */
 	float *kvq;         /* [n_threads, kvq_blocks * 2 * block_size * head_dim] */
 	int32_t *kvq_ident; /* [kvq_blocks] 0, 1, 2, ... */
 	int32_t kvq_blocks; /* blocks of n_ctx_train positions */
@@ -168,6 +164,9 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->blas_min_rows = BLAS_MIN_ROWS;
 	c->blas_min_rows_f16 = BLAS_MIN_ROWS_F16;
 	c->blas_min_rows_qx = c->isa == MLLM__ISA_AVX2 ? BLAS_MIN_ROWS_QX_AVX2 : BLAS_MIN_ROWS_QX;
+	/* Q4_0 with 8-bit activations (AVX2) never takes sgemm either: its
+	 * integer tiles prefilled 512 tokens at 666-684 tokens/s against
+	 * 632-645 through sgemm on dequantized panels (AMD EPYC Zen 3). */
 	c->blas_min_rows_qx8 = BLAS_MIN_ROWS_QX;
 	const char *bm = getenv("MLLM_BLAS_MIN_ROWS"); /* tuning with bench_forward --batch */
 	if (bm && atoi(bm) > 0)
