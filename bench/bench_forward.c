@@ -370,8 +370,10 @@ int main(int argc, char **argv)
 			continue;
 		roofline rl;
 		roofline_measure(nt, quant, &rl);
-		if (wt == MLLM_DTYPE_Q4_0 && !mp.act16 && mllm__cpu_isa() == MLLM__ISA_AVX2)
-			roofline_use_8bit(&rl); /* act8: vpmaddubsw */
+		mllm__isa isa = mllm__cpu_isa();
+		if (!mp.act16 && ((wt == MLLM_DTYPE_Q4_0 && isa != MLLM__ISA_SCALAR) ||
+		                  (wt == MLLM_DTYPE_Q8_0 && isa == MLLM__ISA_AVX512)))
+			roofline_use_8bit(&rl); /* act8: vpmaddubsw / vpdpbusd */
 		roofline_print_ceilings(&rl, nt);
 		if (batch_list) {
 			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats, &rl))

@@ -947,7 +947,7 @@ mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W)
 	if (isa == MLLM__ISA_SCALAR || (W->dtype != MLLM_DTYPE_Q8_0 && W->dtype != MLLM_DTYPE_Q4_0))
 		return MLLM__ACT_F32;
 	if (W->layout == MLLM__LAYOUT_X16)
-		return W->act8 && isa == MLLM__ISA_AVX2 && W->dtype == MLLM_DTYPE_Q4_0
+		return W->act8 && (isa == MLLM__ISA_AVX512 || W->dtype == MLLM_DTYPE_Q4_0)
 		           ? MLLM__ACT_QX8
 		           : MLLM__ACT_QX;
 	return MLLM__ACT_QA;

@@ -164,7 +164,7 @@ typedef enum {
 	MLLM__ACT_F32 = 0,
 	MLLM__ACT_QA,
 	MLLM__ACT_QX,
-	MLLM__ACT_QX8, /* int8, X16 Q4_0 with act8 on AVX2 */
+	MLLM__ACT_QX8, /* int8, X16 with act8 (Q4_0: AVX2, AVX-512; Q8_0: AVX-512) */
 } mllm__act_kind;
 
 mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W);
@@ -201,7 +201,7 @@ void mllm__qx_dequant_row(mllm_dtype t, const void *row, int64_t cols, float *re
 void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
                                float *restrict out);
 size_t mllm__qx_act_bytes(int64_t cols);
-/* 8-bit activations for X16 Q4_0 on AVX2 (W->act8; layout in qpack.c). */
+/* 8-bit activations for X16 weights with W->act8 (layout in qpack.c). */
 size_t mllm__qx8_act_bytes(int64_t cols);
 void mllm__quantize_qx8(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                         uint8_t *restrict out);

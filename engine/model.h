@@ -72,8 +72,9 @@ typedef struct {
 	 * mllm__model_prepare() in prepare.c; MLLM_DTYPE__COUNT keeps the
 	 * file's types. */
 	mllm_dtype convert_to;
-	/* Q4_0: keep 16-bit activations where the AVX2 kernels would quantize
-	 * them to int8 (default false: int8, README "Accuracy"). */
+	/* Q4_0 / Q8_0: keep 16-bit activations where a kernel would quantize
+	 * them to int8 (Q4_0: AVX2, AVX-512 VNNI; Q8_0: AVX-512 VNNI; default
+	 * false: int8, README "Accuracy"). */
 	bool act16;
 } mllm_model_params;
 

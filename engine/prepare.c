@@ -208,11 +208,9 @@ static int pack_weights(mllm_model *m, bool act8)
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
 			rc = pack_tensor(m, ts[i]);
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-			ts[i]->act8 = act8 && ts[i]->layout == MLLM__LAYOUT_X16 &&
-			              ts[i]->dtype == MLLM_DTYPE_Q4_0;
+			ts[i]->act8 = act8 && ts[i]->layout == MLLM__LAYOUT_X16;
 	}
-	m->output.act8 =
-	    act8 && m->output.layout == MLLM__LAYOUT_X16 && m->output.dtype == MLLM_DTYPE_Q4_0;
+	m->output.act8 = act8 && m->output.layout == MLLM__LAYOUT_X16;
 	if (!rc && m->output.layout == MLLM__LAYOUT_X16)
 		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the %s kernels",
 		         m->path, mllm__isa_name(mllm__cpu_isa()));

@@ -1088,6 +1088,191 @@ T_AVX2 static void qx8_matmul_q4_avx2(const mllm__tensor *W, const uint8_t *xa, 
 	qx_matmul_avx2_t(true, true, W, xa, n_tok, y, ldy, r0, r1);
 }
 
+/* ---- 8-bit activations with AVX-512 VNNI: vpdpbusd ---------------------
+ *
+ * The same activation layout, a 64-byte chunk c of a group being A0[c] then
+ * A1[c], so that 32-bit lane L of it holds x[j][4c .. 4c + 3] of block
+ * j = blk(L): lanes 0-3 blocks 0-3, 4-7 blocks 8-11, 8-11 blocks 4-7, 12-15
+ * blocks 12-15. vpdpbusd multiplies unsigned weight bytes by these signed
+ * activations, four per lane, into exact int32 sums:
+ *   Q4_0: the stored q (0..15) are unsigned already; u0 | u1 of the AVX2
+ *     kernel is that lane order, and the sums are the AVX2 kernel's, so
+ *     the two tiers give the same bits.
+ *   Q8_0: a chunk pair (2c, 2c + 1) of a packed group holds w[j][4c ..
+ *     4c + 3] of every block as words j and 16 + j; one vpermw puts them
+ *     in lane order, and w + 128 (the sign bit flipped) is unsigned, so
+ *     sum((w + 128) x) - 128 sum(x) = sum(w x): the stored offsets are
+ *     -8 sum(x), times 16.
+ * A pair's 64 weight bytes are X0 | X1's order (Q8_0: as stored; Q4_0: low
+ * nibbles then high), and lane i + 8 folds onto lane i. Per lane the float
+ * steps are the AVX2 kernel's, and the final sum pairs lanes as it does. */
+
+T_AVX512 static inline __m512i q8_chunk_vnni(const uint8_t *p)
+{
+	static const uint16_t order[32] = {0,  16, 1,  17, 2,  18, 3,  19, 8,  24, 9,
+	                                   25, 10, 26, 11, 27, 4,  20, 5,  21, 6,  22,
+	                                   7,  23, 12, 28, 13, 29, 14, 30, 15, 31};
+	return _mm512_xor_si512(
+	    _mm512_permutexvar_epi16(_mm512_loadu_si512(order), _mm512_loadu_si512(p)),
+	    _mm512_set1_epi8((char)0x80));
+}
+
+T_AVX512 static inline __m512i q4_chunk_vnni(const uint8_t *p)
+{
+	const __m256i m4 = _mm256_set1_epi8(15);
+	__m256i v = _mm256_loadu_si256((const __m256i *)p);
+	__m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi16(lo, hi)),
+	                          _mm256_unpackhi_epi16(lo, hi), 1);
+}
+
+/* The offsets of a lane vector: -8 sum(x), or -128 sum(x) for Q8_0. */
+T_AVX512 static inline __m512i offs_vnni(bool q4, const uint8_t *p)
+{
+	__m512i o = _mm512_loadu_si512(p);
+	return q4 ? o : _mm512_slli_epi32(o, 4);
+}
+
+/* A tile: NR (1 or 4) rows x NT (1, 2 or 4) tokens, as qx_tile: each
+ * weight vector, unpacked once, serves up to four tokens. */
+T_AVX512 static inline __attribute__((always_inline)) void
+qx8_tile(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *xa, size_t xs,
+         int64_t ng, int64_t np, const char *pf, float *restrict y, int64_t ldy)
+{
+	const size_t bb = q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0);
+	__m512 acc[4][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++)
+			acc[r][t] = _mm512_setzero_ps();
+	const uint8_t *wg = w0, *xg = xa;
+	for (int64_t g = 0; g < ng; g++, wg += GB * bb, xg += ACT8_GROUP) {
+		if (pf)
+			for (size_t o = 0; o < 4 * GB * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
+		__m512i s[4][4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++)
+				s[r][t] = offs_vnni(q4, xg + t * xs + 576);
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++)
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				__m512i w = q4 ? q4_chunk_vnni(wg + r * rb + 32 + 32 * c)
+				               : q8_chunk_vnni(wg + r * rb + 32 + 64 * c);
+#pragma GCC unroll 4
+				for (int t = 0; t < NT; t++)
+					s[r][t] = _mm512_dpbusd_epi32(
+					    s[r][t], w, _mm512_loadu_si512(xg + t * xs + 64 * c));
+			}
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			/* the f16 scales of blocks 0-3, 8-11, 4-7, 12-15 */
+			__m512 dw = _mm512_cvtph_ps(_mm256_permute4x64_epi64(
+			    _mm256_loadu_si256((const __m256i *)(wg + r * rb)),
+			    _MM_SHUFFLE(3, 1, 2, 0)));
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++)
+				acc[r][t] = _mm512_fmadd_ps(
+				    _mm512_cvtepi32_ps(s[r][t]),
+				    _mm512_mul_ps(dw, _mm512_loadu_ps(xg + t * xs + 512)),
+				    acc[r][t]);
+		}
+	}
+	for (int64_t p = 0; p < np; p++, wg += 2 * bb, xg += ACT8_PAIR) {
+		if (pf)
+			for (size_t o = 0; o < 4 * 2 * bb; o += 64)
+				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			__m512i w;
+			if (q4) {
+				const __m256i m4 = _mm256_set1_epi8(15);
+				__m256i v = _mm256_loadu_si256((const __m256i *)(wg + r * rb + 4));
+				w = _mm512_inserti64x4(
+				    _mm512_castsi256_si512(_mm256_and_si256(v, m4)),
+				    _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+			} else {
+				w = _mm512_xor_si512(_mm512_loadu_si512(wg + r * rb + 4),
+				                     _mm512_set1_epi8((char)0x80));
+			}
+			uint16_t sc[2];
+			memcpy(sc, wg + r * rb, 4);
+			__m256 dw = _mm256_cvtph_ps(
+			    _mm_setr_epi16((short)sc[0], (short)sc[0], (short)sc[0], (short)sc[0],
+			                   (short)sc[1], (short)sc[1], (short)sc[1], (short)sc[1]));
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++) {
+				const uint8_t *xv = xg + t * xs;
+				__m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
+				                                _mm512_loadu_si512(xv));
+				__m256i o = _mm256_loadu_si256((const __m256i *)(xv + 96));
+				__m256i si = _mm256_add_epi32(
+				    _mm256_add_epi32(_mm512_castsi512_si256(s),
+				                     _mm512_extracti64x4_epi64(s, 1)),
+				    q4 ? o : _mm256_slli_epi32(o, 4));
+				__m256 a = _mm256_fmadd_ps(
+				    _mm256_cvtepi32_ps(si),
+				    _mm256_mul_ps(dw, _mm256_loadu_ps((const float *)(xv + 64))),
+				    _mm512_castps512_ps256(acc[r][t]));
+				/* the pair's lanes are the first eight (AVX2: h = 0) */
+				acc[r][t] = _mm512_mask_blend_ps(0x00ff, acc[r][t],
+				                                 _mm512_castps256_ps512(a));
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++) {
+		if (NR == 4)
+			reduce4_store(acc[0][t], acc[1][t], acc[2][t], acc[3][t], y + t * ldy);
+		else
+			y[t * ldy] = _mm512_reduce_add_ps(acc[0][t]);
+	}
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+qx8_matmul_t(bool q4, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok, float *restrict y,
+             int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK, ng = nb / GB, np = nb % GB / 2;
+	size_t rb = mllm__row_bytes(W->dtype, W->cols), xs = mllm__qx8_act_bytes(W->cols);
+	const uint8_t *base = W->data;
+	int64_t r = r0;
+	for (; r + 4 <= r1; r += 4) {
+		const uint8_t *w0 = base + (size_t)r * rb;
+		const char *pf = (const char *)w0 + 4 * rb;
+		int64_t k = 0;
+		for (; k + 4 <= n_tok; k += 4, pf = NULL)
+			qx8_tile(q4, 4, 4, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			         y + k * ldy + r, ldy);
+		for (; k + 2 <= n_tok; k += 2, pf = NULL)
+			qx8_tile(q4, 4, 2, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			         y + k * ldy + r, ldy);
+		if (k < n_tok)
+			qx8_tile(q4, 4, 1, w0, rb, xa + (size_t)k * xs, xs, ng, np, pf,
+			         y + k * ldy + r, ldy);
+	}
+	for (; r < r1; r++)
+		for (int64_t k = 0; k < n_tok; k++)
+			qx8_tile(q4, 1, 1, base + (size_t)r * rb, rb, xa + (size_t)k * xs, xs, ng,
+			         np, NULL, y + k * ldy + r, ldy);
+}
+
+T_AVX512 static void qx8_matmul_q8(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx8_matmul_t(false, W, xa, n_tok, y, ldy, r0, r1);
+}
+
+T_AVX512 static void qx8_matmul_q4(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	qx8_matmul_t(true, W, xa, n_tok, y, ldy, r0, r1);
+}
+
 #endif /* MLLM_X86 */
 
 void mllm__qx_dequant_row_fast(mllm__isa isa, mllm_dtype t, const void *row, int64_t cols,
@@ -1108,6 +1293,13 @@ void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict
                      int64_t r1)
 {
 #ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512 && xa && W->act8) {
+		if (W->dtype == MLLM_DTYPE_Q4_0)
+			qx8_matmul_q4(W, xa, n_tok, y, ldy, r0, r1);
+		else
+			qx8_matmul_q8(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
 	if (isa == MLLM__ISA_AVX512 && xa) {
 		if (W->dtype == MLLM_DTYPE_Q4_0)
 			qx_matmul_q4(W, xa, n_tok, y, ldy, r0, r1);

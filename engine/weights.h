@@ -28,8 +28,9 @@ typedef struct {
 	int64_t rows, cols;
 	const void *data;
 	mllm__layout layout; /* GGUF unless repacked by mllm__model_prepare */
-	bool act8;           /* X16 Q4_0: activations quantized to int8 where the
-	                      * AVX2 kernels run (mllm__matmul_act) */
+	bool act8;           /* X16: activations quantized to int8 where a byte
+	                      * kernel runs (mllm__matmul_act: Q4_0 on AVX2 and
+	                      * AVX-512 VNNI, Q8_0 on AVX-512 VNNI) */
 } mllm__tensor;
 
 typedef struct {

@@ -49,7 +49,7 @@ static void usage(FILE *f)
 	           "                    kv_f16 = true; --kv-f16 is accepted)\n"
 	           "  --kv-q8           store it as int8 with a scale per token and KV head\n"
 	           "                    (as kv_q8 = true)\n"
-	           "  --act16           Q4_0: 16-bit activations, not 8 (as act8 = false)\n"
+	           "  --act16           Q4_0 / Q8_0: 16-bit activations, not 8 (as act8 = false)\n"
 	           "  --json            print {\"prompt_ids\", \"ids\", \"logprobs\", \"text\",\n"
 	           "                    \"finish_reason\"}\n"
 	           "\n"

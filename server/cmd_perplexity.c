@@ -52,7 +52,8 @@ static void usage(FILE *f)
 	        "  --kv-f16          store the KV cache as f16 (default, as the daemon)\n"
 	        "  --kv-f32          store it as f32\n"
 	        "  --kv-q8           store it as int8 with a scale per token and KV head\n"
-	        "  --act16           Q4_0: 16-bit activations where the AVX2 kernels use 8\n"
+	        "  --act16           16-bit activations where the kernels would use 8 (Q4_0:\n"
+	        "                    AVX2 and AVX-512 VNNI; Q8_0: AVX-512 VNNI)\n"
 	        "  --threads N       worker threads (default: all cores)\n"
 	        "  --json            print one JSON object instead of text\n",
 	        PPL_CTX_DEFAULT);

@@ -44,7 +44,7 @@ typedef struct {
 	int64_t kv_block_size; /* tokens per KV block */
 	bool kv_f16;           /* store K/V as f16 */
 	bool kv_q8;            /* store K/V as int8 with scales (overrides kv_f16) */
-	bool act8;             /* Q4_0: 8-bit activations on AVX2 */
+	bool act8;             /* Q4_0 / Q8_0: 8-bit activations where faster */
 	int64_t threads;       /* 0 = physical cores */
 	int64_t max_batch_tokens;
 	int64_t max_running;
