@@ -245,12 +245,39 @@ size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld)
 	return (size_t)MLLM__ATTN_TQ * (size_t)rep * ((size_t)ld + 32 + (size_t)head_dim);
 }
 
+/* Element formats of the AVX2 tile kernels: f32, f16, or int8 with an f32
+ * scale per position (int8 K/V, read in place: each value is formed as
+ * the one f32 product (float)q * scale that dequantizing it would store,
+ * so the chains below see the same operands either way). */
+enum { KVF_F32, KVF_F16, KVF_Q8 };
+
+static inline int kv_fmt(const mllm__kv_layout *L)
+{
+	return L->q8 ? KVF_Q8 : L->f16 ? KVF_F16 : KVF_F32;
+}
+
+#ifdef MLLM_X86
+/* 8 consecutive elements as f32; sc: the scales of those 8 (q8) or of
+ * their row (q8, broadcast). */
+T_AVX2 static inline __attribute__((always_inline)) __m256 kv_load8(const int fmt, const uint8_t *p,
+                                                                    __m256 sc)
+{
+	if (fmt == KVF_F16)
+		return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+	if (fmt == KVF_Q8)
+		return _mm256_mul_ps(
+		    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))),
+		    sc);
+	return _mm256_loadu_ps((const float *)p);
+}
+#endif
+
 /* K of position s, channel 0 of head g (channel d is d * block_size
  * elements further); V row of position s from channel g * head_dim. */
 static inline const uint8_t *k_at(const mllm__attn_tile *a, int32_t s)
 {
 	const mllm__kv_layout *L = a->L;
-	size_t esz = L->f16 ? 2 : 4, bs = (size_t)L->block_size;
+	size_t esz = mllm__kv_esz(L), bs = (size_t)L->block_size;
 	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 0) +
 	       ((size_t)a->g * (size_t)a->head_dim * bs + (size_t)(s % L->block_size)) * esz;
 }
@@ -258,10 +285,18 @@ static inline const uint8_t *k_at(const mllm__attn_tile *a, int32_t s)
 static inline const uint8_t *v_at(const mllm__attn_tile *a, int32_t s)
 {
 	const mllm__kv_layout *L = a->L;
-	size_t esz = L->f16 ? 2 : 4;
+	size_t esz = mllm__kv_esz(L);
 	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 1) +
 	       ((size_t)a->g * (size_t)L->block_size + (size_t)(s % L->block_size)) *
 	           (size_t)a->head_dim * esz;
+}
+
+/* int8 K/V: the scale of position s (head g) for K (which = 0) or V (1). */
+static inline const float *kv_scale_at(const mllm__attn_tile *a, int which, int32_t s)
+{
+	const mllm__kv_layout *L = a->L;
+	return mllm__kv_scales(L, a->table[s / L->block_size], a->run, which) +
+	       (size_t)a->g * (size_t)L->block_size + (size_t)(s % L->block_size);
 }
 
 /* Per query: the one-token kernels block by block, exactly as a token
@@ -281,6 +316,29 @@ static void scores_per_query(mllm__isa isa, const mllm__attn_tile *a, float *sc)
 	}
 }
 
+#ifdef MLLM_X86
+/* int8 V rows read in place (head_dim a multiple of 8): exactly
+ * mllm__attn_accum's AVX2 axpy chains on the rows dequantizing would
+ * store. */
+T_AVX2 static void accum_q8_avx2(int rep, int hd, float *restrict out, const float *restrict w,
+                                 int64_t ld, const int8_t *v, const float *vs, int ns)
+{
+	for (int s = 0; s < ns; s++) {
+		const int8_t *vr = v + (size_t)s * (size_t)hd;
+		__m256 sc = _mm256_set1_ps(vs[s]);
+		for (int r = 0; r < rep; r++) {
+			__m256 wv = _mm256_set1_ps(w[r * ld + s]);
+			float *y = out + (size_t)r * (size_t)hd;
+			for (int e = 0; e < hd; e += 8)
+				_mm256_storeu_ps(
+				    y + e, _mm256_fmadd_ps(
+				               wv, kv_load8(KVF_Q8, (const uint8_t *)vr + e, sc),
+				               _mm256_loadu_ps(y + e)));
+		}
+	}
+}
+#endif
+
 /* out_i += sum over positions [s0, s1) of w_i[s] * V[s], for query i, in
  * position order through the one-token kernel. */
 static void accum_range(mllm__isa isa, const mllm__attn_tile *a, int i, const float *sc, int32_t s0,
@@ -292,6 +350,14 @@ static void accum_range(mllm__isa isa, const mllm__attn_tile *a, int i, const fl
 	while (s0 < s1) {
 		int32_t end = (s0 / bs + 1) * bs;
 		int32_t ns = (end < s1 ? end : s1) - s0;
+#ifdef MLLM_X86
+		if (a->L->q8) {
+			accum_q8_avx2(a->rep, a->head_dim, o, w + s0, a->ld,
+			              (const int8_t *)v_at(a, s0), kv_scale_at(a, 1, s0), ns);
+			s0 += ns;
+			continue;
+		}
+#endif
 		mllm__attn_accum(isa, a->rep, a->head_dim, o, w + s0, a->ld, v_at(a, s0), a->L->f16,
 		                 a->head_dim, ns);
 		s0 += ns;
@@ -544,25 +610,29 @@ T_AVX512 static void taccum_any(int nr, int nc, bool f16, const mllm__attn_tile 
 }
 
 /* AVX2 (16 registers): nr <= 4 rows x nv <= 3 chunks of 8 positions, full
- * chunks only. Each lane is the chain of scores_avx2 above. */
+ * chunks only. Each lane is the chain of scores_avx2 above. ksc[v]: the
+ * scales of chunk v's positions (q8). */
 T_AVX2 static inline __attribute__((always_inline)) void
-tscores8(const int nr, const int nv, const bool f16, int hd, const float *restrict q,
-         const uint8_t *const *kc, int64_t kstride, float scale, float *restrict w, int64_t ld)
+tscores8(const int nr, const int nv, const int fmt, int hd, const float *restrict q,
+         const uint8_t *const *kc, const float *const *ksc, int64_t kstride, float scale,
+         float *restrict w, int64_t ld)
 {
-	__m256 acc[4][3];
+	__m256 acc[4][3], ks[3];
+	size_t esz = fmt == KVF_Q8 ? 1 : fmt == KVF_F16 ? 2 : 4;
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
 #pragma GCC unroll 8
 		for (int v = 0; v < nv; v++)
 			acc[r][v] = _mm256_setzero_ps();
+#pragma GCC unroll 8
+	for (int v = 0; v < nv; v++)
+		ks[v] = fmt == KVF_Q8 ? _mm256_loadu_ps(ksc[v]) : _mm256_setzero_ps();
 	for (int d = 0; d < hd; d++) {
 		__m256 kv[3];
-		size_t off = (size_t)d * (size_t)kstride;
+		size_t off = (size_t)d * (size_t)kstride * esz;
 #pragma GCC unroll 8
 		for (int v = 0; v < nv; v++)
-			kv[v] = f16 ? _mm256_cvtph_ps(_mm_loadu_si128(
-			                  (const __m128i *)((const uint16_t *)kc[v] + off)))
-			            : _mm256_loadu_ps((const float *)kc[v] + off);
+			kv[v] = kv_load8(fmt, kc[v] + off, ks[v]);
 #pragma GCC unroll 8
 		for (int r = 0; r < nr; r++) {
 			__m256 qb = _mm256_set1_ps(q[r * hd + d]);
@@ -580,56 +650,70 @@ tscores8(const int nr, const int nv, const bool f16, int hd, const float *restri
 }
 
 T_AVX2 static inline __attribute__((always_inline)) void
-tscores8_nv(const int nr, int nv, const bool f16, int hd, const float *restrict q,
-            const uint8_t *const *kc, int64_t kstride, float scale, float *restrict w, int64_t ld)
+tscores8_nv(const int nr, int nv, const int fmt, int hd, const float *restrict q,
+            const uint8_t *const *kc, const float *const *ksc, int64_t kstride, float scale,
+            float *restrict w, int64_t ld)
 {
 	switch (nv) {
 	case 1:
-		tscores8(nr, 1, f16, hd, q, kc, kstride, scale, w, ld);
+		tscores8(nr, 1, fmt, hd, q, kc, ksc, kstride, scale, w, ld);
 		break;
 	case 2:
-		tscores8(nr, 2, f16, hd, q, kc, kstride, scale, w, ld);
+		tscores8(nr, 2, fmt, hd, q, kc, ksc, kstride, scale, w, ld);
 		break;
 	default:
-		tscores8(nr, 3, f16, hd, q, kc, kstride, scale, w, ld);
+		tscores8(nr, 3, fmt, hd, q, kc, ksc, kstride, scale, w, ld);
 		break;
 	}
 }
 
-T_AVX2 static void tscores8_any(int nr, int nv, bool f16, int hd, const float *restrict q,
-                                const uint8_t *const *kc, int64_t kstride, float scale,
-                                float *restrict w, int64_t ld)
+T_AVX2 static void tscores8_any(int nr, int nv, int fmt, int hd, const float *restrict q,
+                                const uint8_t *const *kc, const float *const *ksc, int64_t kstride,
+                                float scale, float *restrict w, int64_t ld)
 {
-	if (f16) {
-		switch (nr) {
-		case 1:
-			tscores8_nv(1, nv, true, hd, q, kc, kstride, scale, w, ld);
-			break;
-		case 2:
-			tscores8_nv(2, nv, true, hd, q, kc, kstride, scale, w, ld);
-			break;
-		case 3:
-			tscores8_nv(3, nv, true, hd, q, kc, kstride, scale, w, ld);
-			break;
-		default:
-			tscores8_nv(4, nv, true, hd, q, kc, kstride, scale, w, ld);
-			break;
+#define TS8(F)                                                                                     \
+	do {                                                                                       \
+		switch (nr) {                                                                      \
+		case 1:                                                                            \
+			tscores8_nv(1, nv, F, hd, q, kc, ksc, kstride, scale, w, ld);              \
+			break;                                                                     \
+		case 2:                                                                            \
+			tscores8_nv(2, nv, F, hd, q, kc, ksc, kstride, scale, w, ld);              \
+			break;                                                                     \
+		case 3:                                                                            \
+			tscores8_nv(3, nv, F, hd, q, kc, ksc, kstride, scale, w, ld);              \
+			break;                                                                     \
+		default:                                                                           \
+			tscores8_nv(4, nv, F, hd, q, kc, ksc, kstride, scale, w, ld);              \
+			break;                                                                     \
+		}                                                                                  \
+	} while (0)
+	if (fmt == KVF_F16)
+		TS8(KVF_F16);
+	else if (fmt == KVF_Q8)
+		TS8(KVF_Q8);
+	else
+		TS8(KVF_F32);
+#undef TS8
+}
+
+/* int8 K: scores_avx2's scalar loop (its tail, the whole of a block of
+ * fewer than 8 positions) on the values dequantizing would store. */
+T_AVX2 static void scores_tail_q8(int rep, int hd, const float *restrict q, const int8_t *k,
+                                  const float *ks, int64_t kstride, int ns, float scale,
+                                  float *restrict w, int64_t ld)
+{
+	for (int r = 0; r < rep; r++) {
+		const float *qr = q + (size_t)r * (size_t)hd;
+		for (int s = 0; s < ns; s++) {
+			float acc = 0.0f;
+			for (int d = 0; d < hd; d++) {
+				float kv =
+				    (float)k[(size_t)d * (size_t)kstride + (size_t)s] * ks[s];
+				acc += qr[d] * kv;
+			}
+			w[r * ld + s] = acc * scale;
 		}
-		return;
-	}
-	switch (nr) {
-	case 1:
-		tscores8_nv(1, nv, false, hd, q, kc, kstride, scale, w, ld);
-		break;
-	case 2:
-		tscores8_nv(2, nv, false, hd, q, kc, kstride, scale, w, ld);
-		break;
-	case 3:
-		tscores8_nv(3, nv, false, hd, q, kc, kstride, scale, w, ld);
-		break;
-	default:
-		tscores8_nv(4, nv, false, hd, q, kc, kstride, scale, w, ld);
-		break;
 	}
 }
 
@@ -641,18 +725,22 @@ T_AVX2 static void tscores8_any(int nr, int nv, bool f16, int hd, const float *r
 static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const float *qp, int R,
                              int32_t lo, int32_t hi, float *sc)
 {
-	int hd = a->head_dim, ng = (R + 3) / 4;
+	int hd = a->head_dim, ng = (R + 3) / 4, fmt = kv_fmt(a->L);
 	int32_t n8 = (a->p0 + a->nq) & ~7;
 	if (n8 > hi)
 		n8 = hi;
 	for (int32_t s0 = lo; s0 < n8; s0 += 24) {
 		int nv = (n8 - s0) / 8 < 3 ? (n8 - s0) / 8 : 3;
 		const uint8_t *kc[3];
-		for (int v = 0; v < nv; v++)
+		const float *ksc[3] = {NULL, NULL, NULL};
+		for (int v = 0; v < nv; v++) {
 			kc[v] = k_at(a, s0 + 8 * v);
+			if (fmt == KVF_Q8)
+				ksc[v] = kv_scale_at(a, 0, s0 + 8 * v);
+		}
 		for (int k = 0, r0 = 0; k < ng; k++) {
 			int nr = R / ng + (k < R % ng);
-			tscores8_any(nr, nv, a->L->f16, hd, qp + (size_t)r0 * (size_t)hd, kc,
+			tscores8_any(nr, nv, fmt, hd, qp + (size_t)r0 * (size_t)hd, kc, ksc,
 			             a->L->block_size, a->scale, sc + (size_t)r0 * a->ld + s0,
 			             a->ld);
 			r0 += nr;
@@ -662,7 +750,12 @@ static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const floa
 		return;
 	for (int i = 0; i < a->nq; i++) {
 		int32_t p = a->p0 + i, t8 = (p + 1) & ~7;
-		if (t8 <= p)
+		if (t8 <= p && fmt == KVF_Q8)
+			scores_tail_q8(a->rep, hd, a->q + (int64_t)i * a->q_stride,
+			               (const int8_t *)k_at(a, t8), kv_scale_at(a, 0, t8),
+			               a->L->block_size, p + 1 - t8, a->scale,
+			               sc + (size_t)i * (size_t)a->rep * (size_t)a->ld + t8, a->ld);
+		else if (t8 <= p)
 			mllm__attn_scores(
 			    isa, a->rep, hd, a->q + (int64_t)i * a->q_stride, k_at(a, t8),
 			    a->L->f16, a->L->block_size, p + 1 - t8, a->scale,
@@ -676,12 +769,13 @@ static void tile_scores_avx2(mllm__isa isa, const mllm__attn_tile *a, const floa
  * (fma(w, v, y) from the zeroed output, in position order), as
  * mllm__attn_accum does it a row at a time. */
 T_AVX2 static inline __attribute__((always_inline)) void
-taccum8(const int nr, const int nc, const bool f16, const mllm__attn_tile *a, const float *w,
-        float *const *orow, int c0, const uint8_t *const *vb, int32_t p0, int32_t np)
+taccum8(const int nr, const int nc, const int fmt, const mllm__attn_tile *a, const float *w,
+        float *const *orow, int c0, const uint8_t *const *vb, const float *const *vsb, int32_t p0,
+        int32_t np)
 {
 	__m256 acc[4][4];
 	int32_t bs = a->L->block_size;
-	size_t esz = f16 ? 2 : 4, rs = (size_t)a->head_dim * esz;
+	size_t esz = fmt == KVF_Q8 ? 1 : fmt == KVF_F16 ? 2 : 4, rs = (size_t)a->head_dim * esz;
 	int64_t ld = a->ld;
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
@@ -695,22 +789,17 @@ taccum8(const int nr, const int nc, const bool f16, const mllm__attn_tile *a, co
 		for (int32_t s = 0; s < ns; s++, vr += rs) {
 #pragma GCC unroll 8
 			for (int h = 0; h < nc; h += 2) {
-				__m256 v0, v1;
+				__m256 v0, v1, vs = _mm256_setzero_ps();
 				/* 12 accumulators + 2 V + 1 weight fill the 16
 				 * registers only if each half broadcasts its weights
 				 * again: keep the compiler from reusing (and so
 				 * spilling) the first half's. */
 				if (h)
 					__asm__ volatile("" ::: "memory");
-				if (f16) {
-					v0 = _mm256_cvtph_ps(
-					    _mm_loadu_si128((const __m128i *)(vr + 16 * h)));
-					v1 = _mm256_cvtph_ps(
-					    _mm_loadu_si128((const __m128i *)(vr + 16 * h + 16)));
-				} else {
-					v0 = _mm256_loadu_ps((const float *)vr + 8 * h);
-					v1 = _mm256_loadu_ps((const float *)vr + 8 * h + 8);
-				}
+				if (fmt == KVF_Q8)
+					vs = _mm256_broadcast_ss(vsb[j] + s);
+				v0 = kv_load8(fmt, vr + 8 * esz * (size_t)h, vs);
+				v1 = kv_load8(fmt, vr + 8 * esz * (size_t)h + 8 * esz, vs);
 #pragma GCC unroll 8
 				for (int r = 0; r < nr; r++) {
 					__m256 ws = _mm256_broadcast_ss(wb + r * ld + s);
@@ -733,58 +822,54 @@ taccum8(const int nr, const int nc, const bool f16, const mllm__attn_tile *a, co
  * once and whole. Passes are 32 channels wide for up to 3 rows, 16 for 4.
  * The chains continue through orow (zeroed here), so spans do not change
  * a single rounding. */
-T_AVX2 static void taccum8_any(int nr, bool f16, const mllm__attn_tile *a, const float *w,
+T_AVX2 static void taccum8_any(int nr, int fmt, const mllm__attn_tile *a, const float *w,
                                float *const *orow, int c0, int c1, int32_t np)
 {
 	enum { SPAN = 64 };
 	int32_t bs = a->L->block_size, span = bs >= SPAN ? bs : SPAN / bs * bs;
 	const uint8_t *vb[SPAN];
+	const float *vsb[SPAN];
 	for (int r = 0; r < nr; r++)
 		memset(orow[r] + c0, 0, (size_t)(c1 - c0) * sizeof(float));
 	for (int32_t p0 = 0; p0 < np; p0 += span) {
 		int32_t p1 = np - p0 < span ? np : p0 + span;
-		for (int32_t b0 = p0, j = 0; b0 < p1; b0 += bs, j++)
+		for (int32_t b0 = p0, j = 0; b0 < p1; b0 += bs, j++) {
 			vb[j] = v_at(a, b0);
+			vsb[j] = fmt == KVF_Q8 ? kv_scale_at(a, 1, b0) : NULL;
+		}
 		for (int c = c0; c < c1;) {
 			bool wide = nr <= 3 && c1 - c >= 32;
 #define TACC(NR, F)                                                                                \
 	do {                                                                                       \
 		if (wide)                                                                          \
-			taccum8(NR, 4, F, a, w, orow, c, vb, p0, p1);                              \
+			taccum8(NR, 4, F, a, w, orow, c, vb, vsb, p0, p1);                         \
 		else                                                                               \
-			taccum8(NR, 2, F, a, w, orow, c, vb, p0, p1);                              \
+			taccum8(NR, 2, F, a, w, orow, c, vb, vsb, p0, p1);                         \
 	} while (0)
-			if (f16) {
-				switch (nr) {
-				case 1:
-					TACC(1, true);
-					break;
-				case 2:
-					TACC(2, true);
-					break;
-				case 3:
-					TACC(3, true);
-					break;
-				default:
-					taccum8(4, 2, true, a, w, orow, c, vb, p0, p1);
-					break;
-				}
-			} else {
-				switch (nr) {
-				case 1:
-					TACC(1, false);
-					break;
-				case 2:
-					TACC(2, false);
-					break;
-				case 3:
-					TACC(3, false);
-					break;
-				default:
-					taccum8(4, 2, false, a, w, orow, c, vb, p0, p1);
-					break;
-				}
-			}
+#define TACC_NR(F)                                                                                 \
+	do {                                                                                       \
+		switch (nr) {                                                                      \
+		case 1:                                                                            \
+			TACC(1, F);                                                                \
+			break;                                                                     \
+		case 2:                                                                            \
+			TACC(2, F);                                                                \
+			break;                                                                     \
+		case 3:                                                                            \
+			TACC(3, F);                                                                \
+			break;                                                                     \
+		default:                                                                           \
+			taccum8(4, 2, F, a, w, orow, c, vb, vsb, p0, p1);                          \
+			break;                                                                     \
+		}                                                                                  \
+	} while (0)
+			if (fmt == KVF_F16)
+				TACC_NR(KVF_F16);
+			else if (fmt == KVF_Q8)
+				TACC_NR(KVF_Q8);
+			else
+				TACC_NR(KVF_F32);
+#undef TACC_NR
 #undef TACC
 			c += wide ? 32 : 16;
 		}
@@ -809,7 +894,7 @@ static void tile_accum(mllm__isa isa, const mllm__attn_tile *a, int R, const flo
 		if (isa == MLLM__ISA_AVX512)
 			taccum_any(nr, 4, a->L->f16, a, w, orow, 0, a->p0 + 1);
 		else
-			taccum8_any(nr, a->L->f16, a, w, orow, 0, a->head_dim, a->p0 + 1);
+			taccum8_any(nr, kv_fmt(a->L), a, w, orow, 0, a->head_dim, a->p0 + 1);
 		r0 += nr;
 	}
 }
@@ -830,8 +915,9 @@ void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
 	 * lines apart: rows n_ctx floats apart would put a column of every row
 	 * in one L1 set (4 KiB aliasing), and short rows stay in L1. */
 	mllm__attn_tile t = *in;
-	MLLM_ASSERT(!in->L->q8); /* int8 K/V is dequantized first (forward.c) */
+	MLLM_ASSERT(!in->L->q8 || mllm__attn_q8_native(isa, in->L, in->head_dim));
 	const mllm__attn_tile *a = &t;
+	isa = mllm__attn_isa(isa, in->L);
 	int rep = a->rep, hd = a->head_dim, R = a->nq * rep;
 	MLLM_ASSERT(a->nq >= 1 && a->nq <= MLLM__ATTN_TQ && a->p0 + a->nq <= in->ld);
 	t.ld = (((int64_t)a->p0 + a->nq + 15) & ~(int64_t)15) | 16;
@@ -874,10 +960,29 @@ void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *in)
 	}
 }
 
+mllm__isa mllm__attn_isa(mllm__isa isa, const mllm__kv_layout *L)
+{
+	return L->q8 && isa == MLLM__ISA_AVX512 ? MLLM__ISA_AVX2 : isa;
+}
+
+bool mllm__attn_q8_native(mllm__isa isa, const mllm__kv_layout *L, int head_dim)
+{
+#ifdef MLLM_X86
+	return L->q8 && mllm__attn_isa(isa, L) == MLLM__ISA_AVX2 && L->block_size % 8 == 0 &&
+	       head_dim % 16 == 0;
+#else
+	(void)isa;
+	(void)L;
+	(void)head_dim;
+	return false;
+#endif
+}
+
 /* ---- One token in parts (split-K) ----------------------------------------- */
 
 bool mllm__attn_split_ok(mllm__isa isa, const mllm__kv_layout *L, int head_dim)
 {
+	isa = mllm__attn_isa(isa, L);
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512)
 		return L->block_size % 16 == 0 && head_dim == 64;
@@ -897,6 +1002,7 @@ void mllm__attn_split_scores(mllm__isa isa, const mllm__attn_tile *a, int32_t s0
 {
 	MLLM_ASSERT(a->nq == 1 && s0 % MLLM__ATTN_SPLIT_ALIGN == 0 && s0 < s1 && s1 <= a->p0 + 1 &&
 	            mllm__attn_split_ok(isa, a->L, a->head_dim));
+	isa = mllm__attn_isa(isa, a->L);
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512)
 		tile_scores_avx512(a, a->q, a->rep, s0, s1, a->scratch);
@@ -916,6 +1022,7 @@ void mllm__attn_split_accum(mllm__isa isa, const mllm__attn_tile *a, int c0, int
 	MLLM_ASSERT(a->nq == 1 && c0 % MLLM__ATTN_SPLIT_ALIGN_C == 0 &&
 	            c1 % MLLM__ATTN_SPLIT_ALIGN_C == 0 && c0 < c1 && c1 <= a->head_dim &&
 	            mllm__attn_split_ok(isa, a->L, a->head_dim));
+	isa = mllm__attn_isa(isa, a->L);
 #ifdef MLLM_X86
 	int gmax = isa == MLLM__ISA_AVX512 ? 6 : 3, R = a->rep;
 	int ng = (R + gmax - 1) / gmax;
@@ -929,7 +1036,7 @@ void mllm__attn_split_accum(mllm__isa isa, const mllm__attn_tile *a, int c0, int
 			for (int c = c0; c < c1; c += 32)
 				taccum_any(nr, 2, a->L->f16, a, w, orow, c, a->p0 + 1);
 		else
-			taccum8_any(nr, a->L->f16, a, w, orow, c0, c1, a->p0 + 1);
+			taccum8_any(nr, kv_fmt(a->L), a, w, orow, c0, c1, a->p0 + 1);
 		r0 += nr;
 	}
 #else
@@ -1038,5 +1145,5 @@ void mllm__attn_run_tile_q8(mllm__isa isa, const mllm__attn_tile *a, float *kvf,
 	f.table = ident;
 	f.run = 0;
 	f.g = 0;
-	mllm__attn_run_tile(isa, &f);
+	mllm__attn_run_tile(mllm__attn_isa(isa, L), &f);
 }

@@ -209,7 +209,9 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->xq_mem = mllm_try_malloc(n * act_max + 64);
 	c->xq = c->xq_mem ? (void *)(((uintptr_t)c->xq_mem + 63) & ~(uintptr_t)63) : NULL;
 	c->out_rows = mllm_try_malloc(n * sizeof(int32_t));
-	if (L->q8) {
+	/* int8 K/V on tiers whose tiles cannot read it in place: a per-thread
+	 * f32 copy of a KV head's whole context. */
+	if (L->q8 && !mllm__attn_q8_native(c->isa, L, hp->head_dim)) {
 		c->kvq_blocks = (hp->n_ctx_train + L->block_size - 1) / L->block_size;
 		c->kvq = alloc_f32((size_t)n_threads * (size_t)c->kvq_blocks * 2 *
 		                       (size_t)L->block_size * (size_t)hp->head_dim,
@@ -543,7 +545,7 @@ static void attn_fn(void *arg, int64_t i0, int64_t i1, int tid)
 				a.nq = nq;
 				a.q = c->q + off;
 				a.out = c->att + off;
-				if (c->L->q8)
+				if (c->kvq)
 					attn_tile_q8(c, &a, tid);
 				else
 					mllm__attn_run_tile(c->isa, &a);
@@ -630,7 +632,8 @@ static void split_softmax_fn(void *arg, int64_t i0, int64_t i1, int tid)
 	for (int64_t i = i0; i < i1; i++) {
 		int64_t u = i / rep;
 		int32_t t = (int32_t)(u / hp->n_head_kv);
-		mllm__softmax(j->c->isa, j->c->scores + i * j->ldu, (int64_t)j->c->b->pos[t] + 1);
+		mllm__softmax(mllm__attn_isa(j->c->isa, j->c->L), j->c->scores + i * j->ldu,
+		              (int64_t)j->c->b->pos[t] + 1);
 	}
 }
 
@@ -655,7 +658,7 @@ static bool split_plan(mllm_ctx *c, const mllm_batch *b, split_job *j)
 	const mllm_hparams *hp = &c->m->hp;
 	int rep = hp->n_head / hp->n_head_kv;
 	int64_t units = (int64_t)b->n_tokens * hp->n_head_kv;
-	if (c->n_threads < 2 || units >= 2 * (int64_t)c->n_threads || c->L->q8 ||
+	if (c->n_threads < 2 || units >= 2 * (int64_t)c->n_threads ||
 	    !mllm__attn_split_ok(c->isa, c->L, hp->head_dim))
 		return false;
 	for (int32_t t = 0; t < b->n_tokens; t++)

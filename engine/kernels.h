@@ -370,12 +370,25 @@ typedef struct {
 
 /* Floats of scratch one thread needs for mllm__attn_run_tile. */
 size_t mllm__attn_scratch_floats(int rep, int head_dim, int64_t ld);
+/* int8 K/V (L->q8) only where mllm__attn_q8_native(). */
 void mllm__attn_run_tile(mllm__isa isa, const mllm__attn_tile *a);
+
+/* The tier whose kernels (softmax included) attention over L runs: int8
+ * K/V takes the AVX2 kernels on AVX-512 CPUs too (they read int8 in
+ * place; the AVX-512 tiles do not), so every path over one cache computes
+ * the same bits. */
+mllm__isa mllm__attn_isa(mllm__isa isa, const mllm__kv_layout *L);
+/* Whether int8 K/V tiles read the cache in place (x86 with AVX2, block
+ * size a multiple of 8, head_dim of 16): the values each kernel forms are
+ * the f32 products mllm__attn_run_tile_q8 stores, so the two agree bit for
+ * bit. Otherwise tiles go through mllm__attn_run_tile_q8. */
+bool mllm__attn_q8_native(mllm__isa isa, const mllm__kv_layout *L, int head_dim);
 
 /* int8 K/V (L->q8): the tile's KV head, positions 0 .. p0 + nq - 1, each
  * value q * scale in f32 into kvf (kvf_blocks blocks of 2 * block_size *
  * head_dim floats), then mllm__attn_run_tile on that copy through ident
- * (0, 1, 2, ...): the result is the f32 path's on the dequantized values. */
+ * (0, 1, 2, ...) with the tier mllm__attn_isa() picks for int8: the result
+ * is the f32 path's on the dequantized values. */
 void mllm__attn_run_tile_q8(mllm__isa isa, const mllm__attn_tile *a, float *kvf, int32_t kvf_blocks,
                             const int32_t *ident);
 /* n values as int8 at q[i * stride], *scale = max |x| / 127 (0 for all

@@ -877,14 +877,28 @@ START_TEST(test_q8_head)
 }
 END_TEST
 
+/* dst = src with the n floats at off of each of nq rows (qs apart) NaN:
+ * what a tile must write. */
+static void nan_rows(float *dst, const float *src, int nq, int64_t qs, int64_t off, int64_t n)
+{
+	memcpy(dst, src, sizeof(float) * (size_t)nq * (size_t)qs);
+	for (int i = 0; i < nq; i++)
+		for (int64_t j = 0; j < n; j++)
+			dst[i * qs + off + j] = NAN;
+}
+
 /* An int8 K/V tile is the f32 tile on the dequantized values, bit for bit,
- * on every tier (the f32 tiles are checked against single tokens above). */
+ * on every tier (the f32 tiles are checked against single tokens above),
+ * through the dequantized copy and, where the tier reads int8 in place,
+ * through the cache itself: a whole tile and, for one token, split-K in
+ * reverse chunk order. Both run the tier mllm__attn_isa() picks for int8. */
 START_TEST(test_attn_tile_q8_exact)
 {
 	mllm__isa isas[3] = {MLLM__ISA_SCALAR};
 	int ni = 1 + tiers(isas + 1);
 	enum { LD = 264, NKV = 2, G = 1, REP = 3, NB = LD / 8 + 1 };
 	int bss[2] = {16, 8}, hds[2] = {64, 32}, p0s[] = {0, 15, 16, 100, 250};
+	int n_native = 0, n_split = 0;
 	for (int bi = 0; bi < 2; bi++)
 		for (int hi = 0; hi < 2; hi++) {
 			int bs = bss[bi], hd = hds[hi];
@@ -929,6 +943,7 @@ START_TEST(test_attn_tile_q8_exact)
 			float *q = xmalloc(sizeof(float) * MLLM__ATTN_TQ * (size_t)qs);
 			float *o1 = xcalloc(MLLM__ATTN_TQ * (size_t)qs, sizeof(float));
 			float *o2 = xcalloc(MLLM__ATTN_TQ * (size_t)qs, sizeof(float));
+			float *o3 = xcalloc(MLLM__ATTN_TQ * (size_t)qs, sizeof(float));
 			float *scr =
 			    xmalloc(sizeof(float) * mllm__attn_scratch_floats(REP, hd, LD));
 			float *kvf = xmalloc(sizeof(float) * NB * 2 * (size_t)bs * (size_t)hd);
@@ -950,26 +965,67 @@ START_TEST(test_attn_tile_q8_exact)
 						                     .q_stride = qs,
 						                     .ld = LD,
 						                     .scratch = scr};
-						mllm__attn_run_tile(isas[ii], &a);
+						mllm__isa ti = mllm__attn_isa(isas[ii], &Q);
+						size_t nb = sizeof(float) * (size_t)nq * (size_t)qs;
+						mllm__attn_run_tile(ti, &a);
 						a.L = &Q;
 						a.out = o2 + G * REP * hd;
 						mllm__attn_run_tile_q8(isas[ii], &a, kvf, NB,
 						                       ident);
-						ck_assert_msg(memcmp(o1, o2,
-						                     sizeof(float) * (size_t)nq *
-						                         (size_t)qs) == 0,
+						ck_assert_msg(memcmp(o1, o2, nb) == 0,
 						              "%s bs %d hd %d p0 %d nq %d",
 						              mllm__isa_name(isas[ii]), bs, hd,
 						              p0s[pi], nq);
+						if (!mllm__attn_q8_native(isas[ii], &Q, hd))
+							continue;
+						n_native++;
+						nan_rows(o3, o1, nq, qs, G * REP * hd, REP * hd);
+						a.out = o3 + G * REP * hd;
+						mllm__attn_run_tile(isas[ii], &a);
+						ck_assert_msg(memcmp(o1, o3, nb) == 0,
+						              "native %s bs %d hd %d p0 %d nq %d",
+						              mllm__isa_name(isas[ii]), bs, hd,
+						              p0s[pi], nq);
+						if (nq != 1 ||
+						    !mllm__attn_split_ok(isas[ii], &Q, hd))
+							continue;
+						n_split++;
+						nan_rows(o3, o1, nq, qs, G * REP * hd, REP * hd);
+						a.ld = LD;
+						int32_t np = a.p0 + 1;
+						for (int32_t s0 = (np - 1) / 16 * 16; s0 >= 0;
+						     s0 -= 16)
+							mllm__attn_split_scores(
+							    isas[ii], &a, s0,
+							    np - s0 < 16 ? np : s0 + 16);
+						for (int r = 0; r < REP; r++)
+							mllm__softmax(ti, scr + (size_t)r * LD, np);
+						for (int c0 = hd - MLLM__ATTN_SPLIT_ALIGN_C;
+						     c0 >= 0; c0 -= MLLM__ATTN_SPLIT_ALIGN_C)
+							mllm__attn_split_accum(
+							    isas[ii], &a, c0,
+							    c0 + MLLM__ATTN_SPLIT_ALIGN_C);
+						ck_assert_msg(memcmp(o1, o3, nb) == 0,
+						              "split %s bs %d hd %d p0 %d",
+						              mllm__isa_name(isas[ii]), bs, hd,
+						              p0s[pi]);
 					}
 			free(Q.base);
 			free(F.base);
 			free(q);
 			free(o1);
 			free(o2);
+			free(o3);
 			free(scr);
 			free(kvf);
 		}
+#ifdef MLLM_X86
+	/* Where AVX2 runs, both cuts were taken. */
+	if (ni > 1) {
+		ck_assert_int_gt(n_native, 0);
+		ck_assert_int_gt(n_split, 0);
+	}
+#endif
 }
 END_TEST
 
