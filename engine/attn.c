@@ -256,6 +256,11 @@ static inline int kv_fmt(const mllm__kv_layout *L)
 	return L->q8 ? KVF_Q8 : L->f16 ? KVF_F16 : KVF_F32;
 }
 
+static inline size_t kvf_esz(int fmt)
+{
+	return fmt == KVF_Q8 ? 1 : fmt == KVF_F16 ? 2 : 4;
+}
+
 #ifdef MLLM_X86
 /* 8 consecutive elements as f32; sc: the scales of those 8 (q8) or of
  * their row (q8, broadcast). */
@@ -618,7 +623,7 @@ tscores8(const int nr, const int nv, const int fmt, int hd, const float *restric
          float *restrict w, int64_t ld)
 {
 	__m256 acc[4][3], ks[3];
-	size_t esz = fmt == KVF_Q8 ? 1 : fmt == KVF_F16 ? 2 : 4;
+	size_t esz = kvf_esz(fmt);
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
 #pragma GCC unroll 8
@@ -775,7 +780,7 @@ taccum8(const int nr, const int nc, const int fmt, const mllm__attn_tile *a, con
 {
 	__m256 acc[4][4];
 	int32_t bs = a->L->block_size;
-	size_t esz = fmt == KVF_Q8 ? 1 : fmt == KVF_F16 ? 2 : 4, rs = (size_t)a->head_dim * esz;
+	size_t esz = kvf_esz(fmt), rs = (size_t)a->head_dim * esz;
 	int64_t ld = a->ld;
 #pragma GCC unroll 8
 	for (int r = 0; r < nr; r++)
@@ -1082,7 +1087,8 @@ static void dequant_block_q8(const int8_t *kq, const int8_t *vq, const float *ks
 
 #ifdef MLLM_X86
 /* The same, 8 values a step (full blocks whose sizes are multiples of 8):
- * each value the same single f32 product. */
+ * each value the same single f32 product, formed by kv_load8 as the
+ * in-place tiles form it. */
 T_AVX2 static void dequant_block_q8_avx2(const int8_t *kq, const int8_t *vq, const float *ks,
                                          const float *vs, int32_t bs, int32_t hd,
                                          float *restrict kf, float *restrict vf)
@@ -1091,18 +1097,14 @@ T_AVX2 static void dequant_block_q8_avx2(const int8_t *kq, const int8_t *vq, con
 		__m256 sc = _mm256_loadu_ps(ks + s);
 		for (int32_t d = 0; d < hd; d++) {
 			size_t i = (size_t)d * (size_t)bs + (size_t)s;
-			__m256i q =
-			    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(kq + i)));
-			_mm256_storeu_ps(kf + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), sc));
+			_mm256_storeu_ps(kf + i, kv_load8(KVF_Q8, (const uint8_t *)kq + i, sc));
 		}
 	}
 	for (int32_t s = 0; s < bs; s++) {
 		__m256 sc = _mm256_set1_ps(vs[s]);
 		for (int32_t e = 0; e < hd; e += 8) {
 			size_t i = (size_t)s * (size_t)hd + (size_t)e;
-			__m256i q =
-			    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(vq + i)));
-			_mm256_storeu_ps(vf + i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), sc));
+			_mm256_storeu_ps(vf + i, kv_load8(KVF_Q8, (const uint8_t *)vq + i, sc));
 		}
 	}
 }
