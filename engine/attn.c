@@ -282,26 +282,23 @@ T_AVX2 static inline __attribute__((always_inline)) __m256 kv_load8(const int fm
 static inline const uint8_t *k_at(const mllm__attn_tile *a, int32_t s)
 {
 	const mllm__kv_layout *L = a->L;
-	size_t esz = mllm__kv_esz(L), bs = (size_t)L->block_size;
-	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 0) +
-	       ((size_t)a->g * (size_t)a->head_dim * bs + (size_t)(s % L->block_size)) * esz;
+	return (const uint8_t *)mllm__kv_head(L, a->table[s / L->block_size], a->run, 0, a->g) +
+	       (size_t)(s % L->block_size) * mllm__kv_esz(L);
 }
 
 static inline const uint8_t *v_at(const mllm__attn_tile *a, int32_t s)
 {
 	const mllm__kv_layout *L = a->L;
-	size_t esz = mllm__kv_esz(L);
-	return (const uint8_t *)mllm__kv_area(L, a->table[s / L->block_size], a->run, 1) +
-	       ((size_t)a->g * (size_t)L->block_size + (size_t)(s % L->block_size)) *
-	           (size_t)a->head_dim * esz;
+	return (const uint8_t *)mllm__kv_head(L, a->table[s / L->block_size], a->run, 1, a->g) +
+	       (size_t)(s % L->block_size) * (size_t)a->head_dim * mllm__kv_esz(L);
 }
 
 /* int8 K/V: the scale of position s (head g) for K (which = 0) or V (1). */
 static inline const float *kv_scale_at(const mllm__attn_tile *a, int which, int32_t s)
 {
 	const mllm__kv_layout *L = a->L;
-	return mllm__kv_scales(L, a->table[s / L->block_size], a->run, which) +
-	       (size_t)a->g * (size_t)L->block_size + (size_t)(s % L->block_size);
+	return mllm__kv_scales(L, a->table[s / L->block_size], a->run, which, a->g) +
+	       (size_t)(s % L->block_size);
 }
 
 /* Per query: the one-token kernels block by block, exactly as a token
@@ -1126,13 +1123,11 @@ void mllm__attn_run_tile_q8(mllm__isa isa, const mllm__attn_tile *a, float *kvf,
 	                     .head_dim = hd};
 	for (int32_t i = 0; i * bs < n; i++) {
 		int32_t blk = a->table[i], ns = n - i * bs < bs ? n - i * bs : bs;
-		const int8_t *kq =
-		    (const int8_t *)mllm__kv_area(L, blk, a->run, 0) + (size_t)a->g * half;
-		const int8_t *vq =
-		    (const int8_t *)mllm__kv_area(L, blk, a->run, 1) + (size_t)a->g * half;
-		const float *ks = mllm__kv_scales(L, blk, a->run, 0) + (size_t)a->g * (size_t)bs;
-		const float *vs = mllm__kv_scales(L, blk, a->run, 1) + (size_t)a->g * (size_t)bs;
-		float *kf = mllm__kv_area(&F, i, 0, 0), *vf = mllm__kv_area(&F, i, 0, 1);
+		const int8_t *kq = mllm__kv_head(L, blk, a->run, 0, a->g);
+		const int8_t *vq = mllm__kv_head(L, blk, a->run, 1, a->g);
+		const float *ks = mllm__kv_scales(L, blk, a->run, 0, a->g);
+		const float *vs = mllm__kv_scales(L, blk, a->run, 1, a->g);
+		float *kf = mllm__kv_head(&F, i, 0, 0, 0), *vf = mllm__kv_head(&F, i, 0, 1, 0);
 #ifdef MLLM_X86
 		if (isa != MLLM__ISA_SCALAR && ns == bs && bs % 8 == 0 && hd % 8 == 0) {
 			dequant_block_q8_avx2(kq, vq, ks, vs, bs, hd, kf, vf);

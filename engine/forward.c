@@ -436,8 +436,8 @@ static void qk_position(mllm_ctx *c, const mllm__layer *ly, int64_t t)
 }
 
 /* Writes token t's rotated k and its v into its sequence's cache slot for
- * the current run: K scattered into its channel rows, V as one row per KV
- * head. */
+ * the current run, per KV head: K scattered into its channel rows, V as
+ * one row. */
 static void kv_store(mllm_ctx *c, int64_t t)
 {
 	const mllm_batch *b = c->b;
@@ -445,34 +445,27 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	int32_t pos = b->pos[t];
 	int32_t blk = b->block_table[b->seq[t]][pos / L->block_size];
 	int32_t slot = pos % L->block_size;
-	const float *k = c->k + t * c->kv_dim, *v = c->v + t * c->kv_dim;
-	void *kd = mllm__kv_elem(L, blk, c->run, 0, slot, 0);
-	size_t bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
-	if (L->q8) {
-		float *ks = mllm__kv_scales(L, blk, c->run, 0) + slot;
-		float *vs = mllm__kv_scales(L, blk, c->run, 1) + slot;
-		for (size_t h = 0; h < (size_t)c->kv_dim / hd; h++) {
-			mllm__q8_head(k + h * hd, (int)hd, (int8_t *)kd + h * hd * bs, bs,
-			              ks + h * bs);
-			mllm__q8_head(v + h * hd, (int)hd,
-			              mllm__kv_elem(L, blk, c->run, 1, slot, (int32_t)(h * hd)), 1,
-			              vs + h * bs);
+	size_t bs = (size_t)L->block_size, hd = (size_t)L->head_dim, esz = mllm__kv_esz(L);
+	for (int g = 0; g < (int)((size_t)c->kv_dim / hd); g++) {
+		const float *k = c->k + t * c->kv_dim + (size_t)g * hd,
+		            *v = c->v + t * c->kv_dim + (size_t)g * hd;
+		uint8_t *kd = (uint8_t *)mllm__kv_head(L, blk, c->run, 0, g) + (size_t)slot * esz;
+		uint8_t *vd =
+		    (uint8_t *)mllm__kv_head(L, blk, c->run, 1, g) + (size_t)slot * hd * esz;
+		if (L->q8) {
+			mllm__q8_head(k, (int)hd, (int8_t *)kd, bs,
+			              mllm__kv_scales(L, blk, c->run, 0, g) + slot);
+			mllm__q8_head(v, (int)hd, (int8_t *)vd, 1,
+			              mllm__kv_scales(L, blk, c->run, 1, g) + slot);
+		} else if (L->f16) {
+			for (size_t d = 0; d < hd; d++)
+				((uint16_t *)kd)[d * bs] = mllm__f32_to_f16(k[d]);
+			mllm__f32_to_f16_row(v, (uint16_t *)vd, (int64_t)hd);
+		} else {
+			for (size_t d = 0; d < hd; d++)
+				((float *)kd)[d * bs] = k[d];
+			memcpy(vd, v, hd * sizeof(float));
 		}
-		return;
-	}
-	if (L->f16) {
-		for (int64_t j = 0; j < c->kv_dim; j++)
-			((uint16_t *)kd)[(size_t)j * bs] = mllm__f32_to_f16(k[j]);
-	} else {
-		for (int64_t j = 0; j < c->kv_dim; j++)
-			((float *)kd)[(size_t)j * bs] = k[j];
-	}
-	for (int64_t j = 0; j < c->kv_dim; j += (int64_t)hd) {
-		void *vd = mllm__kv_elem(L, blk, c->run, 1, slot, (int32_t)j);
-		if (L->f16)
-			mllm__f32_to_f16_row(v + j, vd, (int64_t)hd);
-		else
-			memcpy(vd, v + j, hd * sizeof(float));
 	}
 }
 

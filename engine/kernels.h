@@ -260,17 +260,22 @@ void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64
 
 /* ---- KV storage layout (kv.c), read by the forward pass ----------------- */
 
-/* A block holds, for each layer run r, K then V of block_size tokens with
- * kv_dim = n_head_kv * head_dim channels each, f32, f16 or int8:
- *   K: [kv_dim][block_size]  (dimension-major: attention scores read one
- *                             channel of 16 consecutive positions at once)
- *   V: [n_head_kv][block_size][head_dim]  (per KV head token-major: the
- *                             weighted sum reads one head's rows, which lie
- *                             contiguous, so a block streams in whole)
- * i.e. [runs][2][...] with both halves block_size * kv_dim elements. int8
- * (q8): each half's elements are followed, at the next 64-byte boundary, by
- * f32 scales [n_head_kv][block_size]: a value is its int8 times the scale
- * of its token and KV head (round to nearest of v / (max |v| / 127)). */
+/* The pool holds, for each layer run r, K and V of n_blocks blocks of
+ * block_size tokens, n_head_kv * head_dim = kv_dim channels per token, f32,
+ * f16 or int8, cut into pieces: one piece is one KV head's K or V of one
+ * block,
+ *   K: [head_dim][block_size]  (dimension-major: attention scores read one
+ *                              channel of 8 or 16 consecutive positions)
+ *   V: [block_size][head_dim]  (token-major: the weighted sum reads rows)
+ * and the pieces lie [runs][2][n_head_kv][n_blocks]: a KV head's K (or V)
+ * over consecutive block ids is one contiguous run of memory. Blocks are
+ * handed out in id order, so attention over a long sequence streams each
+ * head's K and V the way the hardware prefetchers follow best (a 2 KiB
+ * piece per 184 KiB block stride read at about half the rate). int8 (q8):
+ * a piece's elements are followed, at the next 64-byte boundary, by its
+ * f32 scales [block_size]: a value is its int8 times the scale of its
+ * token and KV head (round to nearest of v / (max |v| / 127)). A block's
+ * bytes (block_bytes) are the sum of its pieces; base holds them all. */
 typedef struct {
 	uint8_t *base; /* [n_blocks * block_bytes] */
 	size_t block_bytes;
@@ -291,29 +296,37 @@ static inline size_t mllm__kv_esz(const mllm__kv_layout *L)
 	return L->q8 ? 1 : L->f16 ? 2 : 4;
 }
 
-/* Bytes of one K or V half (elements, and for q8 the scales after them). */
-static inline size_t mllm__kv_half_bytes(const mllm__kv_layout *L)
+/* Bytes of one piece (elements, and for q8 the scales after them). */
+static inline size_t mllm__kv_piece_bytes(const mllm__kv_layout *L)
 {
-	size_t el = (size_t)L->block_size * (size_t)L->kv_dim * mllm__kv_esz(L);
+	size_t el = (size_t)L->block_size * (size_t)L->head_dim * mllm__kv_esz(L);
 	if (!L->q8)
 		return el;
-	return ((el + 63) & ~(size_t)63) +
-	       (size_t)(L->kv_dim / L->head_dim) * (size_t)L->block_size * sizeof(float);
+	return ((el + 63) & ~(size_t)63) + (size_t)L->block_size * sizeof(float);
 }
 
-/* K (which = 0) or V (1) area of run `run` in a block (layouts above). */
-static inline void *mllm__kv_area(const mllm__kv_layout *L, int32_t block, int32_t run, int which)
+/* Bytes of a block's K (or V) for one run: its n_head_kv pieces. */
+static inline size_t mllm__kv_half_bytes(const mllm__kv_layout *L)
 {
-	size_t half = mllm__kv_half_bytes(L);
-	return L->base + (size_t)block * L->block_bytes + ((size_t)run * 2 + (size_t)which) * half;
+	return (size_t)(L->kv_dim / L->head_dim) * mllm__kv_piece_bytes(L);
 }
 
-/* q8: the scales [n_head_kv][block_size] of K (0) or V (1) in a block. */
+/* The piece of KV head g, K (which = 0) or V (1), run `run`, block `block`. */
+static inline void *mllm__kv_head(const mllm__kv_layout *L, int32_t block, int32_t run, int which,
+                                  int g)
+{
+	size_t heads = (size_t)(L->kv_dim / L->head_dim);
+	size_t i = (((size_t)run * 2 + (size_t)which) * heads + (size_t)g) * (size_t)L->n_blocks +
+	           (size_t)block;
+	return L->base + i * mllm__kv_piece_bytes(L);
+}
+
+/* q8: the scales [block_size] of a piece. */
 static inline float *mllm__kv_scales(const mllm__kv_layout *L, int32_t block, int32_t run,
-                                     int which)
+                                     int which, int g)
 {
-	size_t el = (size_t)L->block_size * (size_t)L->kv_dim;
-	return (float *)((uint8_t *)mllm__kv_area(L, block, run, which) +
+	size_t el = (size_t)L->block_size * (size_t)L->head_dim;
+	return (float *)((uint8_t *)mllm__kv_head(L, block, run, which, g) +
 	                 ((el + 63) & ~(size_t)63));
 }
 
@@ -322,9 +335,9 @@ static inline void *mllm__kv_elem(const mllm__kv_layout *L, int32_t block, int32
                                   int32_t slot, int32_t j)
 {
 	size_t esz = mllm__kv_esz(L), bs = (size_t)L->block_size, hd = (size_t)L->head_dim;
-	size_t i = which == 0 ? (size_t)j * bs + (size_t)slot
-	                      : ((size_t)j / hd * bs + (size_t)slot) * hd + (size_t)j % hd;
-	return (uint8_t *)mllm__kv_area(L, block, run, which) + i * esz;
+	size_t d = (size_t)j % hd;
+	size_t i = which == 0 ? d * bs + (size_t)slot : (size_t)slot * hd + d;
+	return (uint8_t *)mllm__kv_head(L, block, run, which, (int)((size_t)j / hd)) + i * esz;
 }
 
 /* ---- Attention (attn.c) -------------------------------------------------- */

@@ -4,7 +4,8 @@
  *
  * A block stores K and V for block_size tokens of every layer run, sized
  * for grouped-query attention (n_head_kv x head_dim per token and run), as
- * f32, f16 or int8 with scales; K channel-major, V token-major (kernels.h).
+ * f32, f16 or int8 with scales; K channel-major, V token-major, stored in
+ * pieces per KV head that lie contiguous across block ids (kernels.h).
  * The pool is allocated once at create; alloc/ref/unref are O(1) and never
  * allocate. Accounting is exact: n_free + blocks with refcount > 0 ==
  * n_blocks at all times, which the tests check.
@@ -160,32 +161,25 @@ void mllm_kv_block_copy(mllm_kv *kv, int32_t dst, int32_t src, int32_t n_tokens)
 	MLLM_ASSERT(n_tokens >= 0 && n_tokens <= L->block_size);
 	if (dst == src || n_tokens == 0)
 		return;
-	size_t esz = mllm__kv_esz(L);
-	int32_t heads = L->kv_dim / L->head_dim;
-	for (int32_t r = 0; r < L->runs; r++) {
-		/* K is channel-major: the first n_tokens of every channel row. */
-		uint8_t *kd = mllm__kv_area(L, dst, r, 0);
-		const uint8_t *ks = mllm__kv_area(L, src, r, 0);
-		size_t row = (size_t)L->block_size * esz;
-		for (int32_t j = 0; j < L->kv_dim; j++)
-			memcpy(kd + (size_t)j * row, ks + (size_t)j * row, (size_t)n_tokens * esz);
-		/* V is token-major per KV head: one contiguous run per head. */
-		uint8_t *vd = mllm__kv_area(L, dst, r, 1);
-		const uint8_t *vs = mllm__kv_area(L, src, r, 1);
-		size_t hrow = (size_t)L->head_dim * esz, hblk = (size_t)L->block_size * hrow;
-		for (int32_t h = 0; h < heads; h++)
-			memcpy(vd + (size_t)h * hblk, vs + (size_t)h * hblk,
-			       (size_t)n_tokens * hrow);
-		if (!L->q8)
-			continue;
-		/* The scales of the same tokens, per KV head. */
-		for (int w = 0; w < 2; w++) {
-			float *sd = mllm__kv_scales(L, dst, r, w);
-			const float *ss = mllm__kv_scales(L, src, r, w);
-			for (int32_t h = 0; h < heads; h++)
-				memcpy(sd + (size_t)h * (size_t)L->block_size,
-				       ss + (size_t)h * (size_t)L->block_size,
+	size_t esz = mllm__kv_esz(L), hd = (size_t)L->head_dim, bs = (size_t)L->block_size;
+	int heads = L->kv_dim / L->head_dim;
+	for (int32_t r = 0; r < L->runs; r++)
+		for (int g = 0; g < heads; g++) {
+			/* K is channel-major: the first n_tokens of every channel row. */
+			uint8_t *kd = mllm__kv_head(L, dst, r, 0, g);
+			const uint8_t *ks = mllm__kv_head(L, src, r, 0, g);
+			for (size_t d = 0; d < hd; d++)
+				memcpy(kd + d * bs * esz, ks + d * bs * esz,
+				       (size_t)n_tokens * esz);
+			/* V is token-major: the first n_tokens rows. */
+			memcpy(mllm__kv_head(L, dst, r, 1, g), mllm__kv_head(L, src, r, 1, g),
+			       (size_t)n_tokens * hd * esz);
+			if (!L->q8)
+				continue;
+			/* The scales of the same tokens. */
+			for (int w = 0; w < 2; w++)
+				memcpy(mllm__kv_scales(L, dst, r, w, g),
+				       mllm__kv_scales(L, src, r, w, g),
 				       (size_t)n_tokens * sizeof(float));
 		}
-	}
 }

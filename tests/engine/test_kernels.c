@@ -681,11 +681,9 @@ static void attn_one(mllm__isa isa, const mllm__kv_layout *L, const int32_t *tab
                      int hd, int32_t pos, const float *qg, float *og, float *sc, int64_t ld)
 {
 	int32_t bs = L->block_size;
-	size_t esz = L->f16 ? 2 : 4;
 	for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
 		int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-		const uint8_t *kb = (const uint8_t *)mllm__kv_area(L, table[p0 / bs], 1, 0) +
-		                    (size_t)g * (size_t)hd * (size_t)bs * esz;
+		const uint8_t *kb = mllm__kv_head(L, table[p0 / bs], 1, 0, g);
 		mllm__attn_scores(isa, rep, hd, qg, kb, L->f16, bs, ns, 0.125f, sc + p0, ld);
 	}
 	for (int r = 0; r < rep; r++)
@@ -693,8 +691,7 @@ static void attn_one(mllm__isa isa, const mllm__kv_layout *L, const int32_t *tab
 	memset(og, 0, (size_t)rep * (size_t)hd * sizeof(float));
 	for (int32_t p0 = 0; p0 <= pos; p0 += bs) {
 		int32_t ns = pos - p0 + 1 < bs ? pos - p0 + 1 : bs;
-		const uint8_t *vb = (const uint8_t *)mllm__kv_area(L, table[p0 / bs], 1, 1) +
-		                    (size_t)g * (size_t)bs * (size_t)hd * esz;
+		const uint8_t *vb = mllm__kv_head(L, table[p0 / bs], 1, 1, g);
 		mllm__attn_accum(isa, rep, hd, og, sc + p0, ld, vb, L->f16, hd, ns);
 	}
 }
@@ -920,8 +917,9 @@ START_TEST(test_attn_tile_q8_exact)
 						for (int s = 0; s < bs; s++)
 							for (int c = 0; c < NKV * hd; c++) {
 								float *sc =
-								    mllm__kv_scales(&Q, b, r, w) +
-								    (c / hd) * bs + s;
+								    mllm__kv_scales(&Q, b, r, w,
+								                    c / hd) +
+								    s;
 								if (c % hd == 0)
 									*sc =
 									    0.01f +

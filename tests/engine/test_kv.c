@@ -40,12 +40,22 @@ START_TEST(test_sizing)
 	ck_assert_uint_eq(mllm_kv_bytes_per_block(kv), (size_t)6 * 2 * 2 * 32 * 8 * 2);
 	const mllm__kv_layout *L = mllm__kv_layout_get(kv);
 	ck_assert_int_eq(L->runs, 6);
-	/* The last element of the last run's V ends the block exactly; K of
-	 * run 1 starts right after V of run 0. */
-	uint8_t *a = mllm__kv_elem(L, 1, 5, 1, 7, 63);
-	ck_assert_ptr_eq(a + 2, L->base + 2 * mllm_kv_bytes_per_block(kv));
-	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 1, 7, 63) + 2,
-	                 (uint8_t *)mllm__kv_elem(L, 0, 1, 0, 0, 0));
+	/* Pieces [runs][K, V][heads][blocks]: the last element of the last
+	 * run's V of the last head in the last block ends the pool; a head's
+	 * K in block 1 starts right after its K in block 0, and V of run 0
+	 * right after K of run 0's last head in the last block. */
+	size_t piece = (size_t)8 * 32 * 2;
+	ck_assert_uint_eq(mllm__kv_piece_bytes(L), piece);
+	uint8_t *a = mllm__kv_elem(L, 3, 5, 1, 7, 63);
+	ck_assert_ptr_eq(a + 2, L->base + 4 * mllm_kv_bytes_per_block(kv));
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 2, 0, 7, 31) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 1, 2, 0, 0, 0));
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 2, 2, 1, 7, 63) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 3, 2, 1, 0, 32));
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 3, 0, 0, 7, 63) + 2,
+	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 1, 0, 0));
+	ck_assert_ptr_eq(mllm__kv_head(L, 1, 2, 1, 1),
+	                 L->base + (((size_t)2 * 2 + 1) * 2 + 1) * 4 * piece + piece);
 	/* K is channel-major: consecutive slots of a channel are adjacent. */
 	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 0, 3, 5) + 2,
 	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 0, 4, 5));
@@ -179,8 +189,13 @@ START_TEST(test_q8_layout_and_copy)
 	ck_assert(!L->f16); /* q8 overrides f16 */
 	size_t half = 8 * 64 + 2 * 8 * sizeof(float);
 	ck_assert_uint_eq(mllm_kv_bytes_per_block(kv), (size_t)6 * 2 * half);
-	ck_assert_ptr_eq((uint8_t *)mllm__kv_scales(L, 0, 0, 0), L->base + 8 * 64);
-	ck_assert_ptr_eq((uint8_t *)mllm__kv_area(L, 0, 0, 1), L->base + half);
+	/* A piece: 8 x 32 int8, then (64-byte aligned) its 8 scales. */
+	size_t piece = 8 * 32 + 8 * sizeof(float);
+	ck_assert_uint_eq(mllm__kv_piece_bytes(L), piece);
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_scales(L, 0, 0, 0, 0), L->base + 8 * 32);
+	ck_assert_ptr_eq((uint8_t *)mllm__kv_scales(L, 2, 1, 1, 1),
+	                 L->base + (((1 * 2 + 1) * 2 + 1) * 3 + 2) * piece + 8 * 32);
+	ck_assert_ptr_eq(mllm__kv_head(L, 0, 0, 1, 0), L->base + 2 * 3 * piece);
 	ck_assert_ptr_eq((uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 5) + 1,
 	                 (uint8_t *)mllm__kv_elem(L, 0, 0, 1, 3, 6));
 	int32_t a = mllm_kv_block_alloc(kv), b = mllm_kv_block_alloc(kv);
@@ -193,9 +208,9 @@ START_TEST(test_q8_layout_and_copy)
 					*(int8_t *)mllm__kv_elem(L, b, r, w, sl, i) = -100;
 				}
 				for (int h = 0; h < 2; h++) {
-					mllm__kv_scales(L, a, r, w)[h * 8 + sl] =
+					mllm__kv_scales(L, a, r, w, h)[sl] =
 					    (float)(r * 100 + w * 10 + h) + (float)sl / 10.0f;
-					mllm__kv_scales(L, b, r, w)[h * 8 + sl] = -1.0f;
+					mllm__kv_scales(L, b, r, w, h)[sl] = -1.0f;
 				}
 			}
 		}
@@ -208,7 +223,7 @@ START_TEST(test_q8_layout_and_copy)
 					    *(int8_t *)mllm__kv_elem(L, b, r, w, sl, i),
 					    sl < 5 ? (int8_t)(r * 7 + w * 3 + sl + i) : -100);
 				for (int h = 0; h < 2; h++)
-					ck_assert_float_eq(mllm__kv_scales(L, b, r, w)[h * 8 + sl],
+					ck_assert_float_eq(mllm__kv_scales(L, b, r, w, h)[sl],
 					                   sl < 5 ? (float)(r * 100 + w * 10 + h) +
 					                                (float)sl / 10.0f
 					                          : -1.0f);
