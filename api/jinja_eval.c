@@ -413,10 +413,13 @@ json_t *api__j_arith(jctx *c, const jnode *n, int op, json_t *a, json_t *b)
 	if (op == JOP_MUL && ((is_str(a) && is_intlike(b)) || (is_intlike(a) && is_str(b)))) {
 		const json_t *s = is_str(a) ? a : b;
 		long long k = int_of(is_str(a) ? b : a);
+		size_t len = json_string_length(s);
 		mllm_buf r;
 		mllm_buf_init(&r, c->max_output);
-		for (long long i = 0; i < k; i++) {
-			if (mllm_buf_append(&r, json_string_value(s), json_string_length(s)) != 0) {
+		/* The output limit bounds the loop only for a non-empty string:
+		 * '' * 10**10 is '' at once. */
+		for (long long i = 0; i < k && len > 0; i++) {
+			if (mllm_buf_append(&r, json_string_value(s), len) != 0) {
 				mllm_buf_free(&r);
 				api__j_fail(c, n, MLLM_ENOSPACE,
 				            "a string exceeds the output limit");
