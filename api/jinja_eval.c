@@ -434,7 +434,7 @@ json_t *api__j_arith(jctx *c, const jnode *n, int op, json_t *a, json_t *b)
 		long long k = int_of(json_is_array(a) ? b : a);
 		json_t *r = json_array();
 		MLLM_ASSERT(r);
-		for (long long i = 0; i < k && !c->rc; i++) {
+		for (long long i = 0; i < k && !c->rc && json_array_size(l) > 0; i++) {
 			if (api__j_charge(c, n, 1 + (long long)json_array_size(l) / 32) == 0)
 				json_array_extend(r, (json_t *)l);
 		}

@@ -578,13 +578,16 @@ START_TEST(test_limits)
 	                 "{}", &small, &rc, err, sizeof err);
 	ck_assert_ptr_null(got);
 	ck_assert_int_eq(rc, MLLM_ENOSPACE);
-	/* String repetition: an empty string any number of times is empty at
-	 * once (it looped 7e10 times, found by fuzzing); a non-empty one stops
-	 * at the output bound. */
+	/* Repetition: an empty string or list any number of times is empty at
+	 * once (a string looped 7e10 times, found by fuzzing; a list ran into
+	 * the work budget); a non-empty string stops at the output bound. */
 	got =
 	    render_src("{{ '' * 70000000000 }}x{{ 'ab' * 0 }}{{ 'ab' * -3 }}{{ 70000000000 * '' }}",
 	               "{}", &small, &rc, err, sizeof err);
 	ck_assert_str_eq(got, "x");
+	free(got);
+	got = render_src("{{ ([] * 70000000000) | length }}", "{}", &small, &rc, err, sizeof err);
+	ck_assert_str_eq(got, "0");
 	free(got);
 	got = render_src("{{ 'ab' * 70000000000 }}", "{}", &small, &rc, err, sizeof err);
 	ck_assert_ptr_null(got);
