@@ -2,10 +2,24 @@
  * pool.c — a persistent worker pool with one primitive, parallel_for.
  *
  * Decode issues a few hundred parallel_for calls per token, so waking the
- * workers must be cheap: each worker spins on a generation counter for a
- * short while (a few microseconds' worth of pause instructions) and only
- * then sleeps on a condition variable. The dispatcher bumps the generation
- * and signals only when someone sleeps. No allocation after create.
+ * workers must be cheap: each worker spins on the job word for a short
+ * while (a few microseconds' worth of pause instructions) and only then
+ * sleeps on a condition variable. The dispatcher posts a job and signals
+ * only when someone sleeps. No allocation after create.
+ *
+ * A job is cut into a few chunks per thread, and every thread (the caller
+ * too) claims chunks until none are left. On a shared machine a thread is
+ * now and then descheduled for milliseconds; with one fixed range per
+ * thread the whole step then waited for it, while with chunks the others
+ * take over what it has not started. Chunk boundaries depend only on n,
+ * grain, align and the pool size; which thread runs a chunk depends on
+ * timing, so fn's results must not depend on tid (it names scratch only).
+ *
+ * The job word packs the job's generation, its chunk count and the next
+ * chunk to claim, so a claim (one compare-and-swap) is checked against
+ * the job it was meant for: a worker that wakes late cannot claim a chunk
+ * of a job that has moved on, and once a claim succeeds the job's fields
+ * stay as they are until its chunk is reported done.
  */
 #include "pool.h"
 
@@ -24,6 +38,18 @@
  * steps of a decode pass, short enough not to burn a shared core. */
 #define SPIN_ITERS 400
 
+/* Chunks per thread: enough that a thread descheduled mid-job holds up at
+ * most a small share of it, few enough that claiming costs nothing (one
+ * atomic operation per chunk against jobs of tens of microseconds). */
+#define CHUNKS_PER_THREAD 8
+
+/* Job word: generation (32 bits) | chunk count (16) | next chunk (16). */
+#define W_GEN(w)        ((uint32_t)((w) >> 32))
+#define W_COUNT(w)      ((uint32_t)((w) >> 16) & 0xffffu)
+#define W_NEXT(w)       ((uint32_t)(w)&0xffffu)
+#define W_MAKE(g, c, i) (((uint64_t)(g) << 32) | ((uint64_t)(c) << 16) | (uint64_t)(i))
+#define MAX_CHUNKS      0xffff
+
 typedef struct {
 	mllm__pool *pool;
 	int tid;
@@ -35,40 +61,51 @@ struct mllm__pool {
 	int n_threads;
 	worker *workers; /* [n_threads - 1], tid 1.. */
 
-	/* The current job, published by the generation bump. */
+	/* The current job, published by the store of its job word. */
 	mllm__pool_fn fn;
 	void *arg;
 	int64_t n, chunk;
 
-	atomic_uint gen;
-	atomic_int n_done;
+	_Atomic uint64_t job;
+	atomic_int n_done; /* chunks of the current job done */
 	atomic_int n_sleeping;
 	atomic_bool quit;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
 
-static void run_range(mllm__pool *p, int tid)
+/* Claims and runs chunks of job `gen` until none are left (or the job is
+ * not `gen` any more). */
+static void run_chunks(mllm__pool *p, uint32_t gen, int tid)
 {
-	int64_t i0 = (int64_t)tid * p->chunk;
-	int64_t i1 = i0 + p->chunk;
-	if (i1 > p->n)
-		i1 = p->n;
-	if (i0 < i1)
+	uint64_t w = atomic_load_explicit(&p->job, memory_order_acquire);
+	for (;;) {
+		if (W_GEN(w) != gen || W_NEXT(w) >= W_COUNT(w))
+			return;
+		if (!atomic_compare_exchange_weak_explicit(&p->job, &w, w + 1, memory_order_acq_rel,
+		                                           memory_order_acquire))
+			continue;
+		int64_t i0 = (int64_t)W_NEXT(w) * p->chunk;
+		int64_t i1 = i0 + p->chunk;
+		if (i1 > p->n)
+			i1 = p->n;
 		p->fn(p->arg, i0, i1, tid);
+		atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
+		w = atomic_load_explicit(&p->job, memory_order_acquire);
+	}
 }
 
 static void *worker_main(void *a)
 {
 	worker *w = a;
 	mllm__pool *p = w->pool;
-	/* Generation 0 is the one at create: a job posted before this thread
-	 * first runs must still be seen as new. */
-	unsigned seen = 0;
+	/* Generation 0 is the one at create (no chunks): a job posted before
+	 * this thread first runs must still be seen as new. */
+	uint32_t seen = 0;
 	for (;;) {
-		unsigned g;
+		uint32_t g;
 		int spins = 0;
-		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
+		while ((g = W_GEN(atomic_load_explicit(&p->job, memory_order_acquire))) == seen &&
 		       !atomic_load(&p->quit)) {
 			if (++spins < SPIN_ITERS) {
 				cpu_relax();
@@ -76,7 +113,7 @@ static void *worker_main(void *a)
 			}
 			pthread_mutex_lock(&p->mu);
 			atomic_fetch_add(&p->n_sleeping, 1);
-			while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
+			while (W_GEN(atomic_load(&p->job)) == seen && !atomic_load(&p->quit))
 				pthread_cond_wait(&p->cv, &p->mu);
 			atomic_fetch_sub(&p->n_sleeping, 1);
 			pthread_mutex_unlock(&p->mu);
@@ -85,8 +122,7 @@ static void *worker_main(void *a)
 		if (atomic_load(&p->quit))
 			break;
 		seen = g;
-		run_range(p, w->tid);
-		atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
+		run_chunks(p, g, w->tid);
 	}
 	return NULL;
 }
@@ -98,7 +134,7 @@ int mllm__pool_create(int n_threads, mllm__pool **out)
 		n_threads = 1;
 	mllm__pool *p = xcalloc(1, sizeof *p);
 	p->n_threads = n_threads;
-	atomic_init(&p->gen, 0);
+	atomic_init(&p->job, W_MAKE(0, 0, 0));
 	atomic_init(&p->n_done, 0);
 	atomic_init(&p->n_sleeping, 0);
 	atomic_init(&p->quit, false);
@@ -144,42 +180,53 @@ int mllm__pool_size(const mllm__pool *p)
 	return p ? p->n_threads : 1;
 }
 
+int64_t mllm__pool_chunk(int n_threads, int64_t n, int64_t grain, int64_t align)
+{
+	if (grain < 1)
+		grain = 1;
+	if (align < 1)
+		align = 1;
+	if (n_threads <= 1 || n < 2 * grain)
+		return n;
+	int64_t want = (int64_t)n_threads * CHUNKS_PER_THREAD;
+	int64_t chunk = (n + want - 1) / want;
+	if (chunk < grain)
+		chunk = grain;
+	if (chunk < (n + MAX_CHUNKS - 1) / MAX_CHUNKS)
+		chunk = (n + MAX_CHUNKS - 1) / MAX_CHUNKS;
+	return (chunk + align - 1) / align * align;
+}
+
 void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, mllm__pool_fn fn,
                         void *arg)
 {
 	if (n <= 0)
 		return;
-	if (grain < 1)
-		grain = 1;
-	if (align < 1)
-		align = 1;
-	int nt = p ? p->n_threads : 1;
-	if (nt > 1 && n / grain < nt)
-		nt = (int)(n / grain);
-	if (nt <= 1) {
+	int64_t chunk = mllm__pool_chunk(mllm__pool_size(p), n, grain, align);
+	if (chunk >= n) {
 		fn(arg, 0, n, 0);
 		return;
 	}
-	int64_t chunk = (n + nt - 1) / nt;
-	chunk = (chunk + align - 1) / align * align;
+	int count = (int)((n + chunk - 1) / chunk);
+	uint32_t gen = W_GEN(atomic_load_explicit(&p->job, memory_order_relaxed)) + 1;
 	p->fn = fn;
 	p->arg = arg;
 	p->n = n;
 	p->chunk = chunk;
 	atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-	/* seq_cst bump, then the sleeper check: see worker_main. */
-	atomic_fetch_add(&p->gen, 1);
+	/* seq_cst post, then the sleeper check: see worker_main. */
+	atomic_store(&p->job, W_MAKE(gen, count, 0));
 	if (atomic_load(&p->n_sleeping) > 0) {
 		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 	}
-	run_range(p, 0);
-	/* Workers whose range is empty still report done. Past a short spin
-	 * the caller yields: on a busy machine a descheduled worker must get
-	 * the core back rather than watch us spin. */
+	run_chunks(p, gen, 0);
+	/* What is left runs on workers already inside a chunk. Past a short
+	 * spin the caller yields: on a busy machine a descheduled worker must
+	 * get the core back rather than watch us spin. */
 	int spins = 0;
-	while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n_threads - 1) {
+	while (atomic_load_explicit(&p->n_done, memory_order_acquire) < count) {
 		if (++spins < SPIN_ITERS)
 			cpu_relax();
 		else

@@ -2,10 +2,12 @@
  * pool.h — the persistent worker pool (engine-internal). Owned by pool.c.
  *
  * One pool per mllm_ctx, created once; its threads live until
- * mllm__pool_free(). The one primitive is parallel_for: [0, n) is split into
- * one contiguous range per thread (the caller's thread takes range 0) and
- * the call returns when every range is done. The split depends only on n,
- * grain and the pool size, never on timing. A pool is driven by one thread
+ * mllm__pool_free(). The one primitive is parallel_for: [0, n) is cut into
+ * chunks (a few per thread) that the threads, the caller's included, claim
+ * until none are left; the call returns when every chunk is done. Chunk
+ * boundaries depend only on n, grain, align and the pool size, never on
+ * timing; which thread runs a chunk does, so fn's results must not depend
+ * on tid (it may name per-thread scratch). A pool is driven by one thread
  * at a time (the engine thread); fn must not call parallel_for itself.
  */
 #ifndef MLLM_POOL_H
@@ -23,11 +25,15 @@ int mllm__pool_create(int n_threads, mllm__pool **out) MLLM_WUR;
 void mllm__pool_free(mllm__pool *p);
 int mllm__pool_size(const mllm__pool *p);
 
-/* Runs fn over [0, n). With fewer than 2 * grain items (or one thread) it
- * runs serially on the caller, since waking workers costs more than the
- * work. Ranges are multiples of `align` items (except the last), so that
- * kernels working on groups of rows keep their grouping. */
+/* Runs fn over [0, n), one call per chunk. With fewer than 2 * grain items
+ * (or one thread) it runs serially on the caller, in one call, since waking
+ * workers costs more than the work. Chunks hold at least `grain` items and
+ * are multiples of `align` items (except the last), so that kernels working
+ * on groups of rows keep their grouping. */
 void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, mllm__pool_fn fn,
                         void *arg);
+
+/* The chunk size parallel_for uses on a pool of n_threads (n: serial). */
+int64_t mllm__pool_chunk(int n_threads, int64_t n, int64_t grain, int64_t align);
 
 #endif

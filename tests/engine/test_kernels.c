@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <math.h>
+#include <stdatomic.h>
 
 #include "kernels.h"
 #include "pool.h"
@@ -1127,6 +1128,9 @@ END_TEST
 typedef struct {
 	int *hits;
 	int64_t *seen_tid;
+	int64_t *call_start; /* i0 of the call that ran item i */
+	int64_t *call_end;
+	_Atomic int calls;
 } pool_arg;
 
 static void mark(void *a, int64_t i0, int64_t i1, int tid)
@@ -1135,7 +1139,23 @@ static void mark(void *a, int64_t i0, int64_t i1, int tid)
 	for (int64_t i = i0; i < i1; i++) {
 		p->hits[i]++;
 		p->seen_tid[i] = tid;
+		p->call_start[i] = i0;
+		p->call_end[i] = i1;
 	}
+	atomic_fetch_add(&p->calls, 1);
+}
+
+/* Every item exactly once, in calls of whole chunks of the size
+ * mllm__pool_chunk() gives (aligned, the last one cut at n). */
+static void check_chunks(const pool_arg *a, int64_t n, int64_t chunk)
+{
+	for (int64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(a->hits[i], 1);
+		ck_assert_int_eq(a->call_start[i], i / chunk * chunk);
+		ck_assert_int_eq(a->call_end[i],
+		                 i / chunk * chunk + chunk < n ? i / chunk * chunk + chunk : n);
+	}
+	ck_assert_int_eq(atomic_load(&a->calls), (int)((n + chunk - 1) / chunk));
 }
 
 START_TEST(test_pool)
@@ -1143,37 +1163,86 @@ START_TEST(test_pool)
 	mllm__pool *p;
 	ck_assert_int_eq(mllm__pool_create(3, &p), 0);
 	ck_assert_int_eq(mllm__pool_size(p), 3);
-	int hits[1000];
-	int64_t tids[1000];
-	pool_arg a = {hits, tids};
+	static int hits[1000];
+	static int64_t tids[1000], starts[1000], ends[1000];
+	pool_arg a = {hits, tids, starts, ends, 0};
 	for (int round = 0; round < 200; round++) {
 		int n = 1 + (round * 37) % 1000;
 		memset(hits, 0, sizeof hits);
+		atomic_store(&a.calls, 0);
 		mllm__parallel_for(p, n, 4, 4, mark, &a);
-		for (int i = 0; i < n; i++)
-			ck_assert_int_eq(hits[i], 1);
+		check_chunks(&a, n, mllm__pool_chunk(3, n, 4, 4));
 		for (int i = n; i < 1000; i++)
 			ck_assert_int_eq(hits[i], 0);
 	}
-	/* Below the grain it runs on the caller only. */
+	/* Below 2 * grain it runs on the caller only, in one call. */
 	memset(hits, 0, sizeof hits);
+	atomic_store(&a.calls, 0);
 	mllm__parallel_for(p, 10, 8, 1, mark, &a);
+	ck_assert_int_eq(atomic_load(&a.calls), 1);
 	for (int i = 0; i < 10; i++)
 		ck_assert(hits[i] == 1 && tids[i] == 0);
-	/* Above it, other workers take part, in aligned ranges. */
+	/* Chunk sizes: aligned, at least the grain, a few per thread. */
+	ck_assert_int_eq(mllm__pool_chunk(1, 999, 4, 16), 999);
+	ck_assert_int_eq(mllm__pool_chunk(3, 999, 4, 16), 48); /* 999 / 24 -> 42 -> 48 */
+	ck_assert_int_eq(mllm__pool_chunk(3, 999, 100, 16), 112);
+	ck_assert_int_eq(mllm__pool_chunk(2, 7, 4, 1), 7);
+	ck_assert_int_eq(mllm__pool_chunk(2, 8, 4, 1), 4);
+	memset(hits, 0, sizeof hits);
+	atomic_store(&a.calls, 0);
 	mllm__parallel_for(p, 999, 4, 16, mark, &a);
-	ck_assert_int_eq(tids[0], 0);
-	ck_assert_int_eq(tids[998], 2);
-	ck_assert_int_eq(tids[335], 0); /* chunk 333 rounded up to 336 */
-	ck_assert_int_eq(tids[336], 1);
+	check_chunks(&a, 999, 48);
 	/* Workers asleep after a pause still wake. */
 	usleep(20000);
 	memset(hits, 0, sizeof hits);
+	atomic_store(&a.calls, 0);
 	mllm__parallel_for(p, 999, 4, 1, mark, &a);
-	for (int i = 0; i < 999; i++)
-		ck_assert_int_eq(hits[i], 1);
+	check_chunks(&a, 999, mllm__pool_chunk(3, 999, 4, 1));
 	mllm__pool_free(p);
 	mllm__pool_free(NULL);
+}
+END_TEST
+
+/* A thread that stops inside its chunk holds up only that chunk: the one
+ * that gets chunk 0 waits there until every other chunk is done, which
+ * the other threads (the caller or the workers) must do without it. */
+typedef struct {
+	int64_t chunk, n_chunks;
+	_Atomic int64_t done;
+	_Atomic int ran[3];
+	_Atomic int held_up; /* the others stopped short of chunk 0 */
+} stall_arg;
+
+static void stall(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	stall_arg *s = arg;
+	(void)i1;
+	atomic_fetch_add(&s->ran[tid], 1);
+	if (i0 == 0) {
+		for (int t = 0; t < 20000 && atomic_load(&s->done) < s->n_chunks - 1; t++)
+			usleep(100);
+		if (atomic_load(&s->done) != s->n_chunks - 1)
+			atomic_store(&s->held_up, 1);
+	}
+	atomic_fetch_add(&s->done, 1);
+}
+
+START_TEST(test_pool_stalled_thread)
+{
+	mllm__pool *p;
+	ck_assert_int_eq(mllm__pool_create(3, &p), 0);
+	for (int round = 0; round < 20; round++) {
+		stall_arg s = {.chunk = mllm__pool_chunk(3, 600, 1, 1)};
+		s.n_chunks = (600 + s.chunk - 1) / s.chunk;
+		ck_assert_int_gt(s.n_chunks, 3);
+		mllm__parallel_for(p, 600, 1, 1, stall, &s);
+		ck_assert_int_eq(atomic_load(&s.held_up), 0);
+		ck_assert_int_eq(atomic_load(&s.done), s.n_chunks);
+		ck_assert_int_eq(atomic_load(&s.ran[0]) + atomic_load(&s.ran[1]) +
+		                     atomic_load(&s.ran[2]),
+		                 s.n_chunks);
+	}
+	mllm__pool_free(p);
 }
 END_TEST
 
@@ -1199,6 +1268,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_rmsnorm_rope);
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);
+	tcase_add_test(tc, test_pool_stalled_thread);
 	tcase_add_test(tc, test_physical_cores);
 	tcase_add_test(tc, test_ref_kernels_env);
 	suite_add_tcase(s, tc);
