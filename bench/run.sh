@@ -135,7 +135,8 @@ if want llamacpp; then
 	# when available), alternating, two rounds: decode TG from an empty
 	# context and prefill PP (128 and 512 unless LLAMACPP_TG / LLAMACPP_PP
 	# say otherwise): our median of 5 against llama-bench's average of 5
-	# (-r 5), then the ratio.
+	# (-r 5), then the ratio. Then batched decode and the end-to-end load
+	# test on one file (bench/side_by_side.sh; LLAMACPP_SIDE=batch,e2e).
 	echo "== side by side with llama.cpp: same GGUF, same 2 cores, alternating"
 	lb=${LLAMA_CPP_DIR:-}/build/bin/llama-bench
 	TG=${LLAMACPP_TG:-128}
@@ -175,6 +176,26 @@ print(tg, pp)' "$TG" "$PP")
 						printf "%s round %s: no figures (ours: \"%s\"; llama.cpp: \"%s\")\n", g, r, o, t
 				}'
 			done
+		done
+		# Batched decode and end to end, on one file: LLAMACPP_E2E_GGUF, else
+		# the Q8_0 one of BENCH_GGUF, else its first (bench/side_by_side.sh).
+		g1=${LLAMACPP_E2E_GGUF:-}
+		if [ -z "$g1" ]; then
+			for g in $BENCH_GGUF; do
+				[ -z "$g1" ] && g1=$g
+				case $(basename "$g" | tr 'A-Z' 'a-z') in *q8_0*) g1=$g ;; esac
+			done
+		fi
+		for part in batch e2e; do
+			case ",${LLAMACPP_SIDE:-batch,e2e}," in *",$part,"*) ;; *) continue ;; esac
+			tool=llama-batched-bench
+			[ "$part" = e2e ] && tool=llama-server
+			if [ ! -x "$LLAMA_CPP_DIR/build/bin/$tool" ]; then
+				echo "llama.cpp $part: skipped: $LLAMA_CPP_DIR/build/bin/$tool is not an executable"
+				continue
+			fi
+			echo "-- $part, $(basename "$g1")"
+			BUILD=$B sh bench/side_by_side.sh "$part" "$LLAMA_CPP_DIR" "$g1" || exit 1
 		done
 	fi
 fi
