@@ -183,7 +183,7 @@ print(tg, pp)' "$TG" "$PP")
 		if [ -z "$g1" ]; then
 			for g in $BENCH_GGUF; do
 				[ -z "$g1" ] && g1=$g
-				case $(basename "$g" | tr 'A-Z' 'a-z') in *q8_0*) g1=$g ;; esac
+				case $(basename "$g" | tr '[:upper:]' '[:lower:]') in *q8_0*) g1=$g ;; esac
 			done
 		fi
 		for part in batch e2e; do
