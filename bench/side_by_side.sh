@@ -68,26 +68,32 @@ load() {
 	     END { if (tk == "") exit 1; printf "%s %s %s\n", tk, rq, (p == "" ? "-" : p) }' "$TMP/lt"
 }
 
+# Starts server $1 (a name) from the command line that follows (listening on
+# $PORT), runs one load with $N clients against it and stops it; writes
+# load's line to $TMP/$1.res. Not in a subshell, so that the EXIT trap
+# knows $SRV.
+serve_load() {
+	name=$1
+	shift
+	$PIN "$@" >"$TMP/$name.log" 2>&1 &
+	SRV=$!
+	wait_healthy "http://127.0.0.1:$PORT" ||
+		{ echo "e2e: $name did not start"; tail -20 "$TMP/$name.log"; return 1; }
+	load "http://127.0.0.1:$PORT" "$N" >"$TMP/$name.res" || { cat "$TMP/$name.res"; return 1; }
+	stop_server
+}
+
 e2e() {
-	for n in ${LLAMACPP_E2E_CLIENTS:-16 64}; do
+	for N in ${LLAMACPP_E2E_CLIENTS:-16 64}; do
 		for round in 1 2; do
-			port=$(free_port)
-			$PIN "$B/mobilellmd" serve --host 127.0.0.1 --port "$port" --model "m=$GGUF" \
-				--set log_requests=false >"$TMP/ours.log" 2>&1 &
-			SRV=$!
-			wait_healthy "http://127.0.0.1:$port" ||
-				{ echo "e2e: mobilellmd did not start"; cat "$TMP/ours.log"; exit 1; }
-			ours=$(load "http://127.0.0.1:$port" "$n") || exit 1
-			stop_server
-			port=$(free_port)
-			$PIN "$LCPP/build/bin/llama-server" -m "$GGUF" -t 2 -tb 2 -np "$n" -c $((n * 1024)) \
-				--host 127.0.0.1 --port "$port" >"$TMP/theirs.log" 2>&1 &
-			SRV=$!
-			wait_healthy "http://127.0.0.1:$port" ||
-				{ echo "e2e: llama-server did not start"; tail -20 "$TMP/theirs.log"; exit 1; }
-			theirs=$(load "http://127.0.0.1:$port" "$n") || exit 1
-			stop_server
-			echo "$ours $theirs" | awk -v g="$(basename "$GGUF")" -v n="$n" -v r="$round" '{
+			PORT=$(free_port)
+			serve_load mobilellmd "$B/mobilellmd" serve --host 127.0.0.1 --port "$PORT" \
+				--model "m=$GGUF" --set log_requests=false || exit 1
+			PORT=$(free_port)
+			serve_load llama-server "$LCPP/build/bin/llama-server" -m "$GGUF" -t 2 -tb 2 \
+				-np "$N" -c $((N * 1024)) --host 127.0.0.1 --port "$PORT" || exit 1
+			cat "$TMP/mobilellmd.res" "$TMP/llama-server.res" | tr '\n' ' ' |
+				awk -v g="$(basename "$GGUF")" -v n="$N" -v r="$round" '{
 				printf "%s e2e %d clients round %s: %.1f vs %.1f output tok/s (%.2fx), %s vs %s req/s, TTFT p50 %s vs %s ms\n",
 				    g, n, r, $1, $4, ($4 > 0 ? $1 / $4 : 0), $2, $5, $3, $6 }'
 		done
