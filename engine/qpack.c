@@ -1151,25 +1151,24 @@ qx8_tile(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *x
 		if (pf)
 			for (size_t o = 0; o < 4 * GB * bb; o += 64)
 				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
-		__m512i s[4][4];
+				/* Row by row: four live int32 sums instead of NR x NT, so that
+				 * with the NR x NT float accumulators nothing spills (the
+				 * rows' dependency chains still overlap out of order). */
 #pragma GCC unroll 4
-		for (int r = 0; r < NR; r++)
+		for (int r = 0; r < NR; r++) {
+			__m512i s[4];
 #pragma GCC unroll 4
 			for (int t = 0; t < NT; t++)
-				s[r][t] = offs_vnni(q4, xg + t * xs + 576);
+				s[t] = offs_vnni(q4, xg + t * xs + 576);
 #pragma GCC unroll 8
-		for (int c = 0; c < 8; c++)
-#pragma GCC unroll 4
-			for (int r = 0; r < NR; r++) {
+			for (int c = 0; c < 8; c++) {
 				__m512i w = q4 ? q4_chunk_vnni(wg + r * rb + 32 + 32 * c)
 				               : q8_chunk_vnni(wg + r * rb + 32 + 64 * c);
 #pragma GCC unroll 4
 				for (int t = 0; t < NT; t++)
-					s[r][t] = _mm512_dpbusd_epi32(
-					    s[r][t], w, _mm512_loadu_si512(xg + t * xs + 64 * c));
+					s[t] = _mm512_dpbusd_epi32(
+					    s[t], w, _mm512_loadu_si512(xg + t * xs + 64 * c));
 			}
-#pragma GCC unroll 4
-		for (int r = 0; r < NR; r++) {
 			/* the f16 scales of blocks 0-3, 8-11, 4-7, 12-15 */
 			__m512 dw = _mm512_cvtph_ps(_mm256_permute4x64_epi64(
 			    _mm256_loadu_si256((const __m256i *)(wg + r * rb)),
@@ -1177,7 +1176,7 @@ qx8_tile(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *x
 #pragma GCC unroll 4
 			for (int t = 0; t < NT; t++)
 				acc[r][t] = _mm512_fmadd_ps(
-				    _mm512_cvtepi32_ps(s[r][t]),
+				    _mm512_cvtepi32_ps(s[t]),
 				    _mm512_mul_ps(dw, _mm512_loadu_ps(xg + t * xs + 512)),
 				    acc[r][t]);
 		}
@@ -1186,6 +1185,40 @@ qx8_tile(bool q4, int NR, int NT, const uint8_t *w0, size_t rb, const uint8_t *x
 		if (pf)
 			for (size_t o = 0; o < 4 * 2 * bb; o += 64)
 				_mm_prefetch(pf + (size_t)(wg - w0) * 4 + o, _MM_HINT_T0);
+		if (!q4) {
+			/* Q8_0: the pair's 64 bytes are one vector; both halves
+			 * keep their own lanes (the offsets go to lanes 0-7 only,
+			 * a zero-extended load) and the float steps take all 16,
+			 * without the AVX2 kernel's fold and blend. */
+#pragma GCC unroll 4
+			for (int r = 0; r < NR; r++) {
+				__m512i w = _mm512_xor_si512(_mm512_loadu_si512(wg + r * rb + 4),
+				                             _mm512_set1_epi8((char)0x80));
+				uint16_t sc[2];
+				memcpy(sc, wg + r * rb, 4);
+				__m256 d8 = _mm256_cvtph_ps(_mm_setr_epi16(
+				    (short)sc[0], (short)sc[0], (short)sc[0], (short)sc[0],
+				    (short)sc[1], (short)sc[1], (short)sc[1], (short)sc[1]));
+				__m512 dw =
+				    _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(d8)));
+#pragma GCC unroll 4
+				for (int t = 0; t < NT; t++) {
+					const uint8_t *xv = xg + t * xs;
+					__m512i s = _mm512_dpbusd_epi32(
+					    _mm512_zextsi256_si512(_mm256_slli_epi32(
+					        _mm256_loadu_si256((const __m256i *)(xv + 96)), 4)),
+					    w, _mm512_loadu_si512(xv));
+					acc[r][t] = _mm512_fmadd_ps(
+					    _mm512_cvtepi32_ps(s),
+					    _mm512_mul_ps(
+					        dw,
+					        _mm512_castpd_ps(_mm512_broadcast_f64x4(
+					            _mm256_loadu_pd((const double *)(xv + 64))))),
+					    acc[r][t]);
+				}
+			}
+			continue;
+		}
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			__m512i w;
