@@ -203,7 +203,7 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	size_t act_max = 0;
 	int64_t act_cols[] = {hp->n_embd, c->q_dim, hp->n_ff};
 	for (size_t i = 0; i < 3; i++)
-		for (mllm__act_kind k = MLLM__ACT_QA; k <= MLLM__ACT_QX8; k++)
+		for (mllm__act_kind k = MLLM__ACT_QA; k <= MLLM__ACT_R16; k++)
 			if (mllm__act_bytes(k, act_cols[i]) > act_max)
 				act_max = mllm__act_bytes(k, act_cols[i]);
 	c->xq_mem = mllm_try_malloc(n * act_max + 64);
@@ -342,7 +342,7 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 		blas_min = c->blas_min_rows_f16;
 	else if (act == MLLM__ACT_QX)
 		blas_min = c->blas_min_rows_qx;
-	else if (act == MLLM__ACT_QX8)
+	else if (act == MLLM__ACT_QX8 || act == MLLM__ACT_R16)
 		blas_min = c->blas_min_rows_qx8;
 	if (c->use_blas && j->n >= blas_min) {
 		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
@@ -354,7 +354,10 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 	int64_t grain = work > 0 ? 16384 / work : 1;
 	if (grain < 4)
 		grain = 4;
-	mllm__parallel_for(c->pool, rows, grain, 4, mm_gemv_fn, j);
+	/* R16 weights are cut on their 16-row groups (the weights' row
+	 * counts, and so their starts here, are multiples of 16). */
+	int64_t align = act == MLLM__ACT_R16 ? 16 : 4;
+	mllm__parallel_for(c->pool, rows, grain > align ? grain : align, align, mm_gemv_fn, j);
 }
 
 /* y[t * ldy + r] = x[t] · W[r] for t < n, every row r of W; x: [n, W->cols]. */

@@ -164,6 +164,10 @@ void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *re
 			mllm__qx_dequant_row(W->dtype, row, cols, o);
 			continue;
 		}
+		if (W->layout == MLLM__LAYOUT_R16) {
+			mllm__qr16_dequant_row(W->data, cols, r, o);
+			continue;
+		}
 		switch (W->dtype) {
 		case MLLM_DTYPE_F32:
 			memcpy(o, row, (size_t)cols * 4);
@@ -944,6 +948,8 @@ void mllm__dequant_rows_fast(mllm__isa isa, const mllm__tensor *W, int64_t r0, i
 
 mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W)
 {
+	if (W->layout == MLLM__LAYOUT_R16)
+		return isa == MLLM__ISA_SCALAR ? MLLM__ACT_F32 : MLLM__ACT_R16;
 	if (isa == MLLM__ISA_SCALAR || (W->dtype != MLLM_DTYPE_Q8_0 && W->dtype != MLLM_DTYPE_Q4_0))
 		return MLLM__ACT_F32;
 	if (W->layout == MLLM__LAYOUT_X16)
@@ -961,6 +967,8 @@ size_t mllm__act_bytes(mllm__act_kind k, int64_t cols)
 		return mllm__qx_act_bytes(cols);
 	if (k == MLLM__ACT_QX8)
 		return mllm__qx8_act_bytes(cols);
+	if (k == MLLM__ACT_R16)
+		return mllm__qr16_act_bytes(cols);
 	return 0;
 }
 
@@ -973,12 +981,21 @@ void mllm__quantize_act(mllm__act_kind k, mllm__isa isa, const float *restrict x
 		mllm__quantize_qx(isa, x, n_tok, cols, out);
 	else if (k == MLLM__ACT_QX8)
 		mllm__quantize_qx8(isa, x, n_tok, cols, out);
+	else if (k == MLLM__ACT_R16)
+		mllm__quantize_qr16(isa, x, n_tok, cols, out);
 }
 
 void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
                        const void *xq, int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0,
                        int64_t r1)
 {
+	if (W->layout == MLLM__LAYOUT_R16) {
+		if (isa == MLLM__ISA_SCALAR)
+			mllm__qr16_matmul_ref(W, x, n_tok, y, ldy, r0, r1);
+		else
+			mllm__qr16_matmul(isa, W, xq, n_tok, y, ldy, r0, r1);
+		return;
+	}
 	if (W->layout == MLLM__LAYOUT_X16) {
 		mllm__act_kind ak = mllm__matmul_act(isa, W);
 		mllm__qx_matmul(isa, W, x, ak == MLLM__ACT_QX || ak == MLLM__ACT_QX8 ? xq : NULL,

@@ -165,6 +165,7 @@ typedef enum {
 	MLLM__ACT_QA,
 	MLLM__ACT_QX,
 	MLLM__ACT_QX8, /* int8, X16 with act8 (Q4_0: AVX2, AVX-512; Q8_0: AVX-512) */
+	MLLM__ACT_R16, /* int8 per block, for R16 weights (any tier) */
 } mllm__act_kind;
 
 mllm__act_kind mllm__matmul_act(mllm__isa isa, const mllm__tensor *W);
@@ -214,6 +215,26 @@ void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict
                      int64_t r1);
 void mllm__qx_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                          float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
+
+/* ---- Q8_0 interleaved across 16 rows (qr16.c) --------------------------- */
+
+/* Whether a [rows, cols] weight of dtype t can take the R16 layout. */
+bool mllm__qr16_packable(mllm_dtype t, int64_t rows, int64_t cols);
+/* 16 consecutive GGUF-layout Q8_0 rows -> one R16 group (same size). */
+void mllm__qr16_pack_group(const void *src, int64_t cols, void *dst);
+/* Row r of an R16 weight at data, dequantized to f32 (exact). */
+void mllm__qr16_dequant_row(const void *data, int64_t cols, int64_t r, float *restrict out);
+size_t mllm__qr16_act_bytes(int64_t cols);
+void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                         uint8_t *restrict out);
+/* mllm__matmul_rows for an R16 W (r0, r1 multiples of 16) on 8-bit
+ * activations xa: AVX-512 VNNI, else (AVX2) a scalar loop with the same
+ * bits. The SCALAR tier's reference reads the f32 x instead, like
+ * mllm__qx_matmul_ref (any row range). */
+void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                       float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
+void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                           float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
 
 /* ---- Vector kernels ---------------------------------------------------- */
 

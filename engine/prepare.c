@@ -159,11 +159,15 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 }
 
 /* Re-lays a Q8_0 / Q4_0 weight in the interleaved layout of the AVX-512
- * kernels (qpack.c). Owned buffers (converted at load) are repacked in
- * place a row at a time; a mapped file's tensor is copied out. */
-static int pack_tensor(mllm_model *m, mllm__tensor *t)
+ * kernels (qpack.c), or with r16 a Q8_0 one across 16 rows (qr16.c).
+ * Owned buffers (converted at load) are repacked in place a row (a group
+ * of 16) at a time; a mapped file's tensor is copied out. */
+static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 {
-	if (t->layout != MLLM__LAYOUT_GGUF || !mllm__qx_packable(t->dtype, t->cols))
+	if (t->layout != MLLM__LAYOUT_GGUF)
+		return 0;
+	r16 = r16 && mllm__qr16_packable(t->dtype, t->rows, t->cols);
+	if (!r16 && !mllm__qx_packable(t->dtype, t->cols))
 		return 0;
 	size_t rb = mllm__row_bytes(t->dtype, t->cols), total;
 	if (mllm__mul_overflow(rb, (size_t)t->rows, &total))
@@ -171,7 +175,8 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t)
 	bool owned = false;
 	for (int i = 0; i < m->n_owned && !owned; i++)
 		owned = m->owned[i] == t->data;
-	uint8_t *row = mllm_try_malloc(rb);
+	int64_t step = r16 ? 16 : 1;
+	uint8_t *row = mllm_try_malloc(rb * (size_t)step);
 	uint8_t *buf = owned ? (uint8_t *)(uintptr_t)t->data : mllm_try_malloc(total);
 	if (!row || !buf) {
 		free(row);
@@ -179,9 +184,12 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t)
 			free(buf);
 		return MLLM_ENOMEM;
 	}
-	for (int64_t r = 0; r < t->rows; r++) {
-		memcpy(row, (const uint8_t *)t->data + (size_t)r * rb, rb);
-		mllm__qx_pack_row(t->dtype, row, t->cols, buf + (size_t)r * rb);
+	for (int64_t r = 0; r < t->rows; r += step) {
+		memcpy(row, (const uint8_t *)t->data + (size_t)r * rb, rb * (size_t)step);
+		if (r16)
+			mllm__qr16_pack_group(row, t->cols, buf + (size_t)r * rb);
+		else
+			mllm__qx_pack_row(t->dtype, row, t->cols, buf + (size_t)r * rb);
 	}
 	free(row);
 	if (!owned) {
@@ -189,31 +197,36 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t)
 		mllm__model_own(m, buf);
 		t->data = buf;
 	}
-	t->layout = MLLM__LAYOUT_X16;
+	t->layout = r16 ? MLLM__LAYOUT_R16 : MLLM__LAYOUT_X16;
 	return 0;
 }
 
 static int pack_weights(mllm_model *m, bool act8)
 {
 	bool shared = m->output.data == m->tok_embd.data;
-	int rc = pack_tensor(m, &m->tok_embd);
+	/* Q8_0 with 8-bit activations on AVX-512 VNNI: across rows (qr16.c);
+	 * MLLM_R16=0 keeps x16 (A/B runs). */
+	const char *e = getenv("MLLM_R16");
+	bool r16 = act8 && mllm__cpu_isa() == MLLM__ISA_AVX512 && !(e && strcmp(e, "0") == 0);
+	int rc = pack_tensor(m, &m->tok_embd, r16);
 	if (!rc && shared)
 		m->output = m->tok_embd;
 	else if (!rc)
-		rc = pack_tensor(m, &m->output);
+		rc = pack_tensor(m, &m->output, r16);
 	for (int l = 0; l < m->hp.n_layer && !rc; l++) {
 		mllm__layer *ly = &m->layers[l];
 		mllm__tensor *ts[] = {&ly->wq,     &ly->wk,   &ly->wv,    &ly->wo,
 		                      &ly->w_gate, &ly->w_up, &ly->w_down};
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
-			rc = pack_tensor(m, ts[i]);
+			rc = pack_tensor(m, ts[i], r16);
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-			ts[i]->act8 = act8 && ts[i]->layout == MLLM__LAYOUT_X16;
+			ts[i]->act8 = act8 && ts[i]->layout != MLLM__LAYOUT_GGUF;
 	}
-	m->output.act8 = act8 && m->output.layout == MLLM__LAYOUT_X16;
-	if (!rc && m->output.layout == MLLM__LAYOUT_X16)
-		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved for the %s kernels",
-		         m->path, mllm__isa_name(mllm__cpu_isa()));
+	m->output.act8 = act8 && m->output.layout != MLLM__LAYOUT_GGUF;
+	if (!rc && m->output.layout != MLLM__LAYOUT_GGUF)
+		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved%s for the %s kernels",
+		         m->path, m->output.layout == MLLM__LAYOUT_R16 ? " across rows" : "",
+		         mllm__isa_name(mllm__cpu_isa()));
 	return rc;
 }
 

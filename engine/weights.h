@@ -18,6 +18,7 @@
 typedef enum {
 	MLLM__LAYOUT_GGUF = 0,
 	MLLM__LAYOUT_X16,
+	MLLM__LAYOUT_R16, /* Q8_0 across 16 rows, 8-bit activations (qr16.c) */
 } mllm__layout;
 
 /* A 2-D weight [rows, cols] (rows = output dim, cols = input dim, row-major,

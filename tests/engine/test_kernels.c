@@ -148,13 +148,40 @@ static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t co
 		free(row);
 		W.layout = MLLM__LAYOUT_X16;
 	}
+	if (layout == MLLM__LAYOUT_R16) {
+		ck_assert(mllm__qr16_packable(t, rows, cols));
+		size_t gb = 16 * mllm__row_bytes(t, cols);
+		uint8_t *group = xmalloc(gb);
+		for (int64_t r = 0; r < rows; r += 16) {
+			memcpy(group, (uint8_t *)buf + (size_t)r / 16 * gb, gb);
+			mllm__qr16_pack_group(group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
+		}
+		free(group);
+		W.layout = MLLM__LAYOUT_R16;
+		W.act8 = true;
+	}
 	return W;
+}
+
+/* R16 weights always read 8-bit activations; x moved onto that grid
+ * (per block of 32: multiples of max|x| / 127) quantizes to itself, so the
+ * f32 reference and the integer kernels then differ by rounding only. */
+static void snap8(float *x, int64_t n)
+{
+	for (int64_t b = 0; b < n; b += MLLM__QK) {
+		float amax = 0.0f;
+		for (int e = 0; e < MLLM__QK; e++)
+			amax = fmaxf(amax, fabsf(x[b + e]));
+		for (int e = 0; e < MLLM__QK && amax > 0.0f; e++)
+			x[b + e] = (float)lrintf(x[b + e] * 127.0f / amax) * (amax / 127.0f);
+	}
 }
 
 static void *alloc_act(int64_t n_tok, int64_t cols)
 {
 	size_t a = mllm__act_bytes(MLLM__ACT_QA, cols), b = mllm__act_bytes(MLLM__ACT_QX, cols);
-	size_t c = mllm__act_bytes(MLLM__ACT_QX8, cols);
+	size_t c = mllm__act_bytes(MLLM__ACT_QX8, cols), d = mllm__act_bytes(MLLM__ACT_R16, cols);
+	c = c > d ? c : d;
 	b = b > c ? b : c;
 	return xmalloc((size_t)n_tok * (a > b ? a : b) + 64);
 }
@@ -169,6 +196,8 @@ static void check_matmul(mllm_dtype t, int64_t rows, int64_t cols, int64_t n_tok
 	void *xq = alloc_act(n_tok, cols);
 	fill(w, (size_t)(rows * cols), 0.5f);
 	fill(x, (size_t)(n_tok * cols), 1.0f);
+	if (layout == MLLM__LAYOUT_R16)
+		snap8(x, n_tok * cols);
 	void *buf = make_weight(t, w, rows, cols);
 	mllm__tensor W = lay_weight(t, buf, rows, cols, layout);
 
@@ -277,6 +306,15 @@ START_TEST(test_matmul_quant)
 		check_matmul(ts[i], 6, 1600, 2, MLLM__LAYOUT_X16);
 		check_matmul(ts[i], 5, 1536, 5, MLLM__LAYOUT_X16);
 	}
+	/* R16 (Q8_0 only): one block, the 125M shapes, an odd block count and
+	 * more than the reference's 64-block slice; token counts around the
+	 * 8- and 4-token tiles. Row ranges split at multiples of 16. */
+	check_matmul(MLLM_DTYPE_Q8_0, 32, 32, 1, MLLM__LAYOUT_R16);
+	check_matmul(MLLM_DTYPE_Q8_0, 32, 576, 13, MLLM__LAYOUT_R16);
+	check_matmul(MLLM_DTYPE_Q8_0, 64, 1536, 3, MLLM__LAYOUT_R16);
+	check_matmul(MLLM_DTYPE_Q8_0, 32, 2080, 9, MLLM__LAYOUT_R16);
+	ck_assert(!mllm__qr16_packable(MLLM_DTYPE_Q8_0, 24, 576));
+	ck_assert(!mllm__qr16_packable(MLLM_DTYPE_Q4_0, 32, 576));
 }
 END_TEST
 
@@ -294,6 +332,8 @@ static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, i
 	void *xq = alloc_act(n_tok, cols);
 	fill(w, (size_t)(rows * cols), 0.5f);
 	fill(x, (size_t)(n_tok * cols), 1.0f);
+	if (layout == MLLM__LAYOUT_R16)
+		snap8(x, n_tok * cols);
 	void *buf = make_weight(t, w, rows, cols);
 	mllm__tensor W = lay_weight(t, buf, rows, cols, layout);
 	mllm__matmul_rows(MLLM__ISA_SCALAR, &W, x, NULL, n_tok, ref, rows, 0, rows);
@@ -308,11 +348,11 @@ static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, i
 		/* X16: the AVX2 kernel reads the AVX-512 one's layout with the
 		 * same integer and float steps, so both tiers give the same bits
 		 * (checked where the CPU runs both). */
-		if (layout == MLLM__LAYOUT_X16 && i > 0)
-			ck_assert_msg(memcmp(first, all, (size_t)(n_tok * rows) * sizeof(float)) ==
-			                  0,
-			              "X16 %s %s differs from %s", mllm_dtype_name(t),
-			              mllm__isa_name(isas[i]), mllm__isa_name(isas[0]));
+		if ((layout == MLLM__LAYOUT_X16 || layout == MLLM__LAYOUT_R16) && i > 0)
+			ck_assert_msg(
+			    memcmp(first, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
+			    "%s %s %s differs from %s", layout == MLLM__LAYOUT_R16 ? "R16" : "X16",
+			    mllm_dtype_name(t), mllm__isa_name(isas[i]), mllm__isa_name(isas[0]));
 		memcpy(first, all, (size_t)(n_tok * rows) * sizeof(float));
 		for (int64_t k = 0; k < n_tok; k++)
 			mllm__matmul_rows(isas[i], &W, x + k * cols, (const char *)xq + k * xs, 1,
@@ -356,6 +396,8 @@ START_TEST(test_matmul_batch_exact)
 				                         MLLM__LAYOUT_X16);
 				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
 			}
+			if (ts[i] == MLLM_DTYPE_Q8_0)
+				check_matmul_batch_exact(ts[i], 32, 576, ntok[k], MLLM__LAYOUT_R16);
 		}
 }
 END_TEST

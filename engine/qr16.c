@@ -1,0 +1,275 @@
+/*
+ * qr16.c — Q8_0 weights interleaved across 16 rows ("r16") and their
+ * AVX-512 VNNI product, the layout of Q8_0 with 8-bit activations where the
+ * CPU has vpdpbusd.
+ *
+ * The x16 layout (qpack.c) puts 16 blocks of one row in the lanes of a
+ * vector, so every (row, token) ends in a horizontal sum, and each (row,
+ * token, group of blocks) pays an offset, a convert, a multiply and an FMA
+ * beside eight vpdpbusd: for the 576-column matrices of the 125M shape
+ * those overheads were as many vector operations as the products. Here
+ * lane i of a vector is row i of a 16-row group, so the activations enter
+ * as broadcasts (embedded in the vpdpbusd, a load and no ALU work), one
+ * weight vector serves every token of the tile, and a token's 16 outputs
+ * are one store: per (16 rows, token, block) eight vpdpbusd and three
+ * float operations.
+ *
+ * A group of 16 rows (16 * row_bytes bytes, the GGUF size: row ranges must
+ * start and end on multiples of 16) holds, per block b of 32 columns, 544
+ * bytes: the 16 rows' f16 scales, then 8 vectors, vector c byte 4i + e =
+ * w[i][4c + e] + 128 (row i; stored unsigned, as vpdpbusd multiplies).
+ * Activations (mllm__qr16_act_bytes(cols) per token), per block: the 32
+ * int8 x (max|x| / 127 scaling, as qpack.c's 8-bit activations), the f32
+ * scale, and the int32 -128 * sum(x), so that an integer sum is
+ * sum((w + 128) x) - 128 sum(x) = sum(w x), exact.
+ * Per (row, token) the floats are sum over blocks in order of
+ * float(isum) * (d_w * d_x), whatever the tile: results do not depend on
+ * the batch.
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MLLM_X86 1
+#endif
+
+#define R16_ROWS  16
+#define R16_BLOCK (R16_ROWS * (int64_t)sizeof(mllm__block_q8_0)) /* 544 */
+#define R16_ACT   40 /* 32 int8, f32 scale, int32 offset */
+
+bool mllm__qr16_packable(mllm_dtype t, int64_t rows, int64_t cols)
+{
+	return t == MLLM_DTYPE_Q8_0 && rows % R16_ROWS == 0 && cols % MLLM__QK == 0 && cols > 0;
+}
+
+void mllm__qr16_pack_group(const void *src, int64_t cols, void *dst)
+{
+	int64_t nb = cols / MLLM__QK;
+	const mllm__block_q8_0 *in = src;
+	uint8_t *o = dst;
+	for (int64_t b = 0; b < nb; b++, o += R16_BLOCK) {
+		for (int i = 0; i < R16_ROWS; i++) {
+			const mllm__block_q8_0 *blk = in + (size_t)i * (size_t)nb + b;
+			memcpy(o + 2 * i, &blk->d, 2);
+			for (int e = 0; e < MLLM__QK; e++)
+				o[32 + 64 * (e / 4) + 4 * i + e % 4] = (uint8_t)(blk->qs[e] ^ 0x80);
+		}
+	}
+}
+
+/* Columns c0 .. c0 + n of row r (c0, n multiples of 32). */
+static void qr16_dequant_cols(const void *data, int64_t cols, int64_t r, int64_t c0,
+                                    int64_t n, float *restrict out)
+{
+	int64_t nb = cols / MLLM__QK;
+	size_t rb = (size_t)nb * sizeof(mllm__block_q8_0);
+	const uint8_t *g = (const uint8_t *)data + (size_t)(r / R16_ROWS) * R16_ROWS * rb +
+	                   (size_t)(c0 / MLLM__QK) * R16_BLOCK;
+	int i = (int)(r % R16_ROWS);
+	for (int64_t b = 0; b < n / MLLM__QK; b++, g += R16_BLOCK) {
+		uint16_t h;
+		memcpy(&h, g + 2 * i, 2);
+		float d = mllm__f16_to_f32(h);
+		for (int e = 0; e < MLLM__QK; e++)
+			out[b * MLLM__QK + e] =
+			    d * (float)(int8_t)(g[32 + 64 * (e / 4) + 4 * i + e % 4] ^ 0x80);
+	}
+}
+
+void mllm__qr16_dequant_row(const void *data, int64_t cols, int64_t r, float *restrict out)
+{
+	qr16_dequant_cols(data, cols, r, 0, cols, out);
+}
+
+size_t mllm__qr16_act_bytes(int64_t cols)
+{
+	return (size_t)(cols / MLLM__QK) * R16_ACT;
+}
+
+/* One block to int8: d = max|x| / 127, q = x / d rounded to nearest even
+ * (as the vector unit does), the offset -128 * sum(q). */
+static void r16_act_block(const float *x, uint8_t *o)
+{
+	float amax = 0.0f;
+	for (int e = 0; e < MLLM__QK; e++)
+		amax = fmaxf(amax, fabsf(x[e]));
+	float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+	int32_t s = 0;
+	for (int e = 0; e < MLLM__QK; e++) {
+		int8_t q = (int8_t)lrintf(x[e] * id);
+		o[e] = (uint8_t)q;
+		s += q;
+	}
+	s *= -128;
+	memcpy(o + 32, &d, 4);
+	memcpy(o + 36, &s, 4);
+}
+
+#ifdef MLLM_X86
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+T_AVX512 static void r16_act_block_avx512(const float *x, uint8_t *o)
+{
+	__m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+	float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+	float d = amax / 127.0f;
+	__m512 s = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+	__m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, s));
+	__m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, s));
+	int32_t sum = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+	_mm_storeu_si128((__m128i *)o, _mm512_cvtepi32_epi8(q0));
+	_mm_storeu_si128((__m128i *)(o + 16), _mm512_cvtepi32_epi8(q1));
+	memcpy(o + 32, &d, 4);
+	memcpy(o + 36, &sum, 4);
+}
+#endif
+
+void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
+                         uint8_t *restrict out)
+{
+	int64_t nb = cols / MLLM__QK;
+	for (int64_t t = 0; t < n_tok; t++)
+		for (int64_t b = 0; b < nb; b++) {
+			const float *xb = x + t * cols + b * MLLM__QK;
+			uint8_t *o = out + ((size_t)t * (size_t)nb + (size_t)b) * R16_ACT;
+#ifdef MLLM_X86
+			if (isa == MLLM__ISA_AVX512) {
+				r16_act_block_avx512(xb, o);
+				continue;
+			}
+#endif
+			(void)isa;
+			r16_act_block(xb, o);
+		}
+}
+
+void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                           float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t cols = W->cols;
+	float w[MLLM__QK * 64];
+	for (int64_t r = r0; r < r1; r++) {
+		for (int64_t t = 0; t < n_tok; t++)
+			y[t * ldy + r] = 0.0f;
+		/* a row in slices of up to 64 blocks, summed in element order */
+		for (int64_t c0 = 0; c0 < cols; c0 += MLLM__QK * 64) {
+			int64_t n = cols - c0 < MLLM__QK * 64 ? cols - c0 : MLLM__QK * 64;
+			qr16_dequant_cols(W->data, cols, r, c0, n, w);
+			for (int64_t t = 0; t < n_tok; t++) {
+				float s = y[t * ldy + r];
+				for (int64_t e = 0; e < n; e++)
+					s += w[e] * x[t * cols + c0 + e];
+				y[t * ldy + r] = s;
+			}
+		}
+	}
+}
+
+/* The AVX2 tier's product: the AVX-512 kernel's integers and float steps,
+ * one lane at a time. */
+static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                              float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK;
+	size_t rb = (size_t)nb * sizeof(mllm__block_q8_0);
+	for (int64_t r = r0; r < r1; r++) {
+		const uint8_t *g0 = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * R16_ROWS * rb;
+		int i = (int)(r % R16_ROWS);
+		for (int64_t t = 0; t < n_tok; t++) {
+			const uint8_t *xt = xa + (size_t)t * (size_t)nb * R16_ACT;
+			float acc = 0.0f;
+			for (int64_t b = 0; b < nb; b++) {
+				const uint8_t *g = g0 + b * R16_BLOCK, *xb = xt + b * R16_ACT;
+				int32_t s;
+				float dx;
+				uint16_t h;
+				memcpy(&s, xb + 36, 4);
+				memcpy(&dx, xb + 32, 4);
+				memcpy(&h, g + 2 * i, 2);
+				for (int e = 0; e < MLLM__QK; e++)
+					s += (int32_t)g[32 + 64 * (e / 4) + 4 * i + e % 4] *
+					     (int8_t)xb[e];
+				acc = fmaf((float)s, mllm__f16_to_f32(h) * dx, acc);
+			}
+			y[t * ldy + r] = acc;
+		}
+	}
+}
+
+#ifdef MLLM_X86
+/* 16 rows x NT tokens: NT int32 sums and NT float accumulators live. */
+T_AVX512 static inline __attribute__((always_inline)) void
+r16_tile(int NT, const uint8_t *g, int64_t nb, const uint8_t *xa, size_t xs, float *restrict y,
+         int64_t ldy)
+{
+	__m512 acc[8];
+#pragma GCC unroll 8
+	for (int t = 0; t < NT; t++)
+		acc[t] = _mm512_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += R16_BLOCK) {
+		const uint8_t *xb = xa + b * R16_ACT;
+		__m512i s[8];
+		int32_t off;
+#pragma GCC unroll 8
+		for (int t = 0; t < NT; t++) {
+			memcpy(&off, xb + t * xs + 36, 4);
+			s[t] = _mm512_set1_epi32(off);
+		}
+#pragma GCC unroll 8
+		for (int c = 0; c < 8; c++) {
+			__m512i w = _mm512_loadu_si512(g + 32 + 64 * c);
+#pragma GCC unroll 8
+			for (int t = 0; t < NT; t++) {
+				int32_t xv;
+				memcpy(&xv, xb + t * xs + 4 * c, 4);
+				s[t] = _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xv));
+			}
+		}
+		__m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+#pragma GCC unroll 8
+		for (int t = 0; t < NT; t++) {
+			float dx;
+			memcpy(&dx, xb + t * xs + 32, 4);
+			acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]),
+			                         _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int t = 0; t < NT; t++)
+		_mm512_storeu_ps(y + t * ldy, acc[t]);
+}
+
+T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                       float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK;
+	size_t gb = (size_t)R16_ROWS * (size_t)nb * sizeof(mllm__block_q8_0);
+	size_t xs = (size_t)nb * R16_ACT;
+	for (int64_t r = r0; r < r1; r += R16_ROWS) {
+		const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * gb;
+		int64_t k = 0;
+		for (; k + 8 <= n_tok; k += 8)
+			r16_tile(8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+		for (; k + 4 <= n_tok; k += 4)
+			r16_tile(4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+		for (; k < n_tok; k++)
+			r16_tile(1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+	}
+}
+#endif
+
+void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                       float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	MLLM_ASSERT(r0 % R16_ROWS == 0 && r1 % R16_ROWS == 0);
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		r16_matmul_avx512(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
+#endif
+	(void)isa;
+	r16_matmul_scalar(W, xa, n_tok, y, ldy, r0, r1);
+}
