@@ -279,6 +279,8 @@ LOADTEST_BIN := $(BUILD)/bench/loadtest
 $(LOADTEST_BIN): bench/loadtest.c
 	$(Q)mkdir -p $(@D)
 	$(QLD)$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(PKG_LIBS) -lm
+# make bench's end-to-end side by side (bench/side_by_side.sh) drives it too.
+_bench: $(LOADTEST_BIN)
 loadtest: $(BIN) $(LOADTEST_BIN)
 	$(Q)BUILD=$(BUILD) URL="$(URL)" SOAK="$(SOAK)" sh bench/loadtest.sh
 soak: $(BIN) $(LOADTEST_BIN)
