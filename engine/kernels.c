@@ -165,7 +165,7 @@ void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *re
 			continue;
 		}
 		if (W->layout == MLLM__LAYOUT_R16) {
-			mllm__qr16_dequant_row(W->data, cols, r, o);
+			mllm__qr16_dequant_row(W->dtype, W->data, cols, r, o);
 			continue;
 		}
 		switch (W->dtype) {

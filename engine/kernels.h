@@ -220,10 +220,12 @@ void mllm__qx_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t
 
 /* Whether a [rows, cols] weight of dtype t can take the R16 layout. */
 bool mllm__qr16_packable(mllm_dtype t, int64_t rows, int64_t cols);
-/* 16 consecutive GGUF-layout Q8_0 rows -> one R16 group (same size). */
-void mllm__qr16_pack_group(const void *src, int64_t cols, void *dst);
+/* 16 consecutive GGUF-layout rows (Q8_0 / Q4_0) -> one R16 group (same
+ * size). */
+void mllm__qr16_pack_group(mllm_dtype t, const void *src, int64_t cols, void *dst);
 /* Row r of an R16 weight at data, dequantized to f32 (exact). */
-void mllm__qr16_dequant_row(const void *data, int64_t cols, int64_t r, float *restrict out);
+void mllm__qr16_dequant_row(mllm_dtype t, const void *data, int64_t cols, int64_t r,
+                            float *restrict out);
 size_t mllm__qr16_act_bytes(int64_t cols);
 void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                          uint8_t *restrict out);

@@ -187,7 +187,7 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 	for (int64_t r = 0; r < t->rows; r += step) {
 		memcpy(row, (const uint8_t *)t->data + (size_t)r * rb, rb * (size_t)step);
 		if (r16)
-			mllm__qr16_pack_group(row, t->cols, buf + (size_t)r * rb);
+			mllm__qr16_pack_group(t->dtype, row, t->cols, buf + (size_t)r * rb);
 		else
 			mllm__qx_pack_row(t->dtype, row, t->cols, buf + (size_t)r * rb);
 	}
@@ -204,8 +204,8 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 static int pack_weights(mllm_model *m, bool act8)
 {
 	bool shared = m->output.data == m->tok_embd.data;
-	/* Q8_0 with 8-bit activations on AVX-512 VNNI: across rows (qr16.c);
-	 * MLLM_R16=0 keeps x16 (A/B runs). */
+	/* Q8_0 / Q4_0 with 8-bit activations on AVX-512 VNNI: across rows
+	 * (qr16.c); MLLM_R16=0 keeps x16 (A/B runs). */
 	const char *e = getenv("MLLM_R16");
 	bool r16 = act8 && mllm__cpu_isa() == MLLM__ISA_AVX512 && !(e && strcmp(e, "0") == 0);
 	int rc = pack_tensor(m, &m->tok_embd, r16);

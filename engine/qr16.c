@@ -1,7 +1,7 @@
 /*
- * qr16.c — Q8_0 weights interleaved across 16 rows ("r16") and their
- * AVX-512 VNNI product, the layout of Q8_0 with 8-bit activations where the
- * CPU has vpdpbusd.
+ * qr16.c — Q8_0 / Q4_0 weights interleaved across 16 rows ("r16") and
+ * their AVX-512 VNNI product, the layout of both with 8-bit activations
+ * where the CPU has vpdpbusd.
  *
  * The x16 layout (qpack.c) puts 16 blocks of one row in the lanes of a
  * vector, so every (row, token) ends in a horizontal sum, and each (row,
@@ -22,6 +22,10 @@
  * int8 x (max|x| / 127 scaling, as qpack.c's 8-bit activations), the f32
  * scale, and the int32 -128 * sum(x), so that an integer sum is
  * sum((w + 128) x) - 128 sum(x) = sum(w x), exact.
+ * Q4_0 (288 bytes a block): the 16 scales, then 4 vectors, vector v byte
+ * 4i + e = row i's GGUF byte qs[4v + e] (low nibble element 4v + e, high
+ * nibble 16 + 4v + e; q = w + 8), and the offset is -8 * sum(x), the
+ * stored one divided by 16.
  * Per (row, token) the floats are sum over blocks in order of
  * float(isum) * (d_w * d_x), whatever the tile: results do not depend on
  * the batch.
@@ -35,23 +39,50 @@
 #define MLLM_X86 1
 #endif
 
-#define R16_ROWS  16
-#define R16_BLOCK (R16_ROWS * (int64_t)sizeof(mllm__block_q8_0)) /* 544 */
-#define R16_ACT   40 /* 32 int8, f32 scale, int32 offset */
+#define R16_ROWS 16
+#define R16_ACT  40 /* 32 int8, f32 scale, int32 offset */
+
+/* Bytes of one block of 32 columns across the 16 rows: 544 (Q8_0), 288. */
+static inline int64_t r16_block(bool q4)
+{
+	return R16_ROWS * (int64_t)(q4 ? sizeof(mllm__block_q4_0) : sizeof(mllm__block_q8_0));
+}
+
+/* The stored unsigned value of element e of row i in the block at g:
+ * Q8_0 w + 128 (0..255), Q4_0 q = w + 8 (0..15). */
+static inline int r16_u(bool q4, const uint8_t *g, int i, int e)
+{
+	if (!q4)
+		return g[32 + 64 * (e / 4) + 4 * i + e % 4];
+	int k = e % 16, v = g[32 + 64 * (k / 4) + 4 * i + k % 4];
+	return e < 16 ? v & 15 : v >> 4;
+}
 
 bool mllm__qr16_packable(mllm_dtype t, int64_t rows, int64_t cols)
 {
-	return t == MLLM_DTYPE_Q8_0 && rows % R16_ROWS == 0 && cols % MLLM__QK == 0 && cols > 0;
+	return (t == MLLM_DTYPE_Q8_0 || t == MLLM_DTYPE_Q4_0) && rows % R16_ROWS == 0 &&
+	       cols % MLLM__QK == 0 && cols > 0;
 }
 
-void mllm__qr16_pack_group(const void *src, int64_t cols, void *dst)
+void mllm__qr16_pack_group(mllm_dtype t, const void *src, int64_t cols, void *dst)
 {
+	bool q4 = t == MLLM_DTYPE_Q4_0;
 	int64_t nb = cols / MLLM__QK;
-	const mllm__block_q8_0 *in = src;
 	uint8_t *o = dst;
-	for (int64_t b = 0; b < nb; b++, o += R16_BLOCK) {
+	for (int64_t b = 0; b < nb; b++, o += r16_block(q4)) {
 		for (int i = 0; i < R16_ROWS; i++) {
-			const mllm__block_q8_0 *blk = in + (size_t)i * (size_t)nb + b;
+			if (q4) {
+				/* vector v, lane i: the GGUF bytes qs[4v .. 4v + 3] (low
+				 * nibbles elements 4v.., high ones 16 + 4v..) */
+				const mllm__block_q4_0 *blk =
+				    (const mllm__block_q4_0 *)src + (size_t)i * (size_t)nb + b;
+				memcpy(o + 2 * i, &blk->d, 2);
+				for (int k = 0; k < 16; k++)
+					o[32 + 64 * (k / 4) + 4 * i + k % 4] = blk->qs[k];
+				continue;
+			}
+			const mllm__block_q8_0 *blk =
+			    (const mllm__block_q8_0 *)src + (size_t)i * (size_t)nb + b;
 			memcpy(o + 2 * i, &blk->d, 2);
 			for (int e = 0; e < MLLM__QK; e++)
 				o[32 + 64 * (e / 4) + 4 * i + e % 4] = (uint8_t)(blk->qs[e] ^ 0x80);
@@ -60,27 +91,27 @@ void mllm__qr16_pack_group(const void *src, int64_t cols, void *dst)
 }
 
 /* Columns c0 .. c0 + n of row r (c0, n multiples of 32). */
-static void qr16_dequant_cols(const void *data, int64_t cols, int64_t r, int64_t c0,
-                                    int64_t n, float *restrict out)
+static void qr16_dequant_cols(mllm_dtype t, const void *data, int64_t cols, int64_t r, int64_t c0,
+                              int64_t n, float *restrict out)
 {
-	int64_t nb = cols / MLLM__QK;
-	size_t rb = (size_t)nb * sizeof(mllm__block_q8_0);
+	bool q4 = t == MLLM_DTYPE_Q4_0;
+	size_t rb = mllm__row_bytes(t, cols);
 	const uint8_t *g = (const uint8_t *)data + (size_t)(r / R16_ROWS) * R16_ROWS * rb +
-	                   (size_t)(c0 / MLLM__QK) * R16_BLOCK;
+	                   (size_t)(c0 / MLLM__QK * r16_block(q4));
 	int i = (int)(r % R16_ROWS);
-	for (int64_t b = 0; b < n / MLLM__QK; b++, g += R16_BLOCK) {
+	for (int64_t b = 0; b < n / MLLM__QK; b++, g += r16_block(q4)) {
 		uint16_t h;
 		memcpy(&h, g + 2 * i, 2);
 		float d = mllm__f16_to_f32(h);
 		for (int e = 0; e < MLLM__QK; e++)
-			out[b * MLLM__QK + e] =
-			    d * (float)(int8_t)(g[32 + 64 * (e / 4) + 4 * i + e % 4] ^ 0x80);
+			out[b * MLLM__QK + e] = d * (float)(r16_u(q4, g, i, e) - (q4 ? 8 : 128));
 	}
 }
 
-void mllm__qr16_dequant_row(const void *data, int64_t cols, int64_t r, float *restrict out)
+void mllm__qr16_dequant_row(mllm_dtype t, const void *data, int64_t cols, int64_t r,
+                            float *restrict out)
 {
-	qr16_dequant_cols(data, cols, r, 0, cols, out);
+	qr16_dequant_cols(t, data, cols, r, 0, cols, out);
 }
 
 size_t mllm__qr16_act_bytes(int64_t cols)
@@ -156,7 +187,7 @@ void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 		/* a row in slices of up to 64 blocks, summed in element order */
 		for (int64_t c0 = 0; c0 < cols; c0 += MLLM__QK * 64) {
 			int64_t n = cols - c0 < MLLM__QK * 64 ? cols - c0 : MLLM__QK * 64;
-			qr16_dequant_cols(W->data, cols, r, c0, n, w);
+			qr16_dequant_cols(W->dtype, W->data, cols, r, c0, n, w);
 			for (int64_t t = 0; t < n_tok; t++) {
 				float s = y[t * ldy + r];
 				for (int64_t e = 0; e < n; e++)
@@ -172,25 +203,27 @@ void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
                               float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
+	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
 	int64_t nb = W->cols / MLLM__QK;
-	size_t rb = (size_t)nb * sizeof(mllm__block_q8_0);
+	size_t rb = mllm__row_bytes(W->dtype, W->cols);
 	for (int64_t r = r0; r < r1; r++) {
-		const uint8_t *g0 = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * R16_ROWS * rb;
+		const uint8_t *g0 =
+		    (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * R16_ROWS * rb;
 		int i = (int)(r % R16_ROWS);
 		for (int64_t t = 0; t < n_tok; t++) {
 			const uint8_t *xt = xa + (size_t)t * (size_t)nb * R16_ACT;
 			float acc = 0.0f;
 			for (int64_t b = 0; b < nb; b++) {
-				const uint8_t *g = g0 + b * R16_BLOCK, *xb = xt + b * R16_ACT;
+				const uint8_t *g = g0 + b * r16_block(q4), *xb = xt + b * R16_ACT;
 				int32_t s;
 				float dx;
 				uint16_t h;
 				memcpy(&s, xb + 36, 4);
+				s = q4 ? s / 16 : s; /* -128 sum(x) -> -8 sum(x), exact */
 				memcpy(&dx, xb + 32, 4);
 				memcpy(&h, g + 2 * i, 2);
 				for (int e = 0; e < MLLM__QK; e++)
-					s += (int32_t)g[32 + 64 * (e / 4) + 4 * i + e % 4] *
-					     (int8_t)xb[e];
+					s += r16_u(q4, g, i, e) * (int8_t)xb[e];
 				acc = fmaf((float)s, mllm__f16_to_f32(h) * dx, acc);
 			}
 			y[t * ldy + r] = acc;
@@ -200,26 +233,37 @@ static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t 
 
 #ifdef MLLM_X86
 /* 16 rows x NT tokens: NT int32 sums and NT float accumulators live. */
-T_AVX512 static inline __attribute__((always_inline)) void
-r16_tile(int NT, const uint8_t *g, int64_t nb, const uint8_t *xa, size_t xs, float *restrict y,
-         int64_t ldy)
+T_AVX512 static inline __attribute__((always_inline)) void r16_tile(bool q4, int NT,
+                                                                    const uint8_t *g, int64_t nb,
+                                                                    const uint8_t *xa, size_t xs,
+                                                                    float *restrict y, int64_t ldy)
 {
+	const __m512i m4 = _mm512_set1_epi8(15);
 	__m512 acc[8];
 #pragma GCC unroll 8
 	for (int t = 0; t < NT; t++)
 		acc[t] = _mm512_setzero_ps();
-	for (int64_t b = 0; b < nb; b++, g += R16_BLOCK) {
+	for (int64_t b = 0; b < nb; b++, g += r16_block(q4)) {
 		const uint8_t *xb = xa + b * R16_ACT;
 		__m512i s[8];
 		int32_t off;
 #pragma GCC unroll 8
 		for (int t = 0; t < NT; t++) {
 			memcpy(&off, xb + t * xs + 36, 4);
-			s[t] = _mm512_set1_epi32(off);
+			s[t] = _mm512_set1_epi32(q4 ? off / 16 : off);
 		}
+		/* Q8_0: vector c pairs with x[4c ..]; Q4_0: vector v's low
+		 * nibbles with x[4v ..], its high ones with x[16 + 4v ..]. */
 #pragma GCC unroll 8
 		for (int c = 0; c < 8; c++) {
-			__m512i w = _mm512_loadu_si512(g + 32 + 64 * c);
+			__m512i w;
+			if (q4) {
+				__m512i raw = _mm512_loadu_si512(g + 32 + 64 * (c % 4));
+				w = c < 4 ? _mm512_and_si512(raw, m4)
+				          : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+			} else {
+				w = _mm512_loadu_si512(g + 32 + 64 * c);
+			}
 #pragma GCC unroll 8
 			for (int t = 0; t < NT; t++) {
 				int32_t xv;
@@ -245,17 +289,29 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
                                        float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	int64_t nb = W->cols / MLLM__QK;
-	size_t gb = (size_t)R16_ROWS * (size_t)nb * sizeof(mllm__block_q8_0);
+	size_t gb = (size_t)R16_ROWS * mllm__row_bytes(W->dtype, W->cols);
 	size_t xs = (size_t)nb * R16_ACT;
 	for (int64_t r = r0; r < r1; r += R16_ROWS) {
 		const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * gb;
 		int64_t k = 0;
+		if (W->dtype == MLLM_DTYPE_Q4_0) {
+			for (; k + 8 <= n_tok; k += 8)
+				r16_tile(true, 8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+				         ldy);
+			for (; k + 4 <= n_tok; k += 4)
+				r16_tile(true, 4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+				         ldy);
+			for (; k < n_tok; k++)
+				r16_tile(true, 1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+				         ldy);
+			continue;
+		}
 		for (; k + 8 <= n_tok; k += 8)
-			r16_tile(8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
 		for (; k + 4 <= n_tok; k += 4)
-			r16_tile(4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
 		for (; k < n_tok; k++)
-			r16_tile(1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
 	}
 }
 #endif

@@ -154,7 +154,7 @@ static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t co
 		uint8_t *group = xmalloc(gb);
 		for (int64_t r = 0; r < rows; r += 16) {
 			memcpy(group, (uint8_t *)buf + (size_t)r / 16 * gb, gb);
-			mllm__qr16_pack_group(group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
+			mllm__qr16_pack_group(t, group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
 		}
 		free(group);
 		W.layout = MLLM__LAYOUT_R16;
@@ -306,15 +306,17 @@ START_TEST(test_matmul_quant)
 		check_matmul(ts[i], 6, 1600, 2, MLLM__LAYOUT_X16);
 		check_matmul(ts[i], 5, 1536, 5, MLLM__LAYOUT_X16);
 	}
-	/* R16 (Q8_0 only): one block, the 125M shapes, an odd block count and
-	 * more than the reference's 64-block slice; token counts around the
-	 * 8- and 4-token tiles. Row ranges split at multiples of 16. */
-	check_matmul(MLLM_DTYPE_Q8_0, 32, 32, 1, MLLM__LAYOUT_R16);
-	check_matmul(MLLM_DTYPE_Q8_0, 32, 576, 13, MLLM__LAYOUT_R16);
-	check_matmul(MLLM_DTYPE_Q8_0, 64, 1536, 3, MLLM__LAYOUT_R16);
-	check_matmul(MLLM_DTYPE_Q8_0, 32, 2080, 9, MLLM__LAYOUT_R16);
+	/* R16: one block, the 125M shapes, an odd block count and more than
+	 * the reference's 64-block slice; token counts around the 8- and
+	 * 4-token tiles. Row ranges split at multiples of 16. */
+	for (size_t i = 0; i < 2; i++) {
+		check_matmul(ts[i], 32, 32, 1, MLLM__LAYOUT_R16);
+		check_matmul(ts[i], 32, 576, 13, MLLM__LAYOUT_R16);
+		check_matmul(ts[i], 64, 1536, 3, MLLM__LAYOUT_R16);
+		check_matmul(ts[i], 32, 2080, 9, MLLM__LAYOUT_R16);
+	}
 	ck_assert(!mllm__qr16_packable(MLLM_DTYPE_Q8_0, 24, 576));
-	ck_assert(!mllm__qr16_packable(MLLM_DTYPE_Q4_0, 32, 576));
+	ck_assert(!mllm__qr16_packable(MLLM_DTYPE_F16, 32, 576));
 }
 END_TEST
 
@@ -396,7 +398,7 @@ START_TEST(test_matmul_batch_exact)
 				                         MLLM__LAYOUT_X16);
 				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
 			}
-			if (ts[i] == MLLM_DTYPE_Q8_0)
+			if (q)
 				check_matmul_batch_exact(ts[i], 32, 576, ntok[k], MLLM__LAYOUT_R16);
 		}
 }
