@@ -159,7 +159,7 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 }
 
 /* Re-lays a Q8_0 / Q4_0 weight in the interleaved layout of the AVX-512
- * kernels (qpack.c), or with r16 a Q8_0 one across 16 rows (qr16.c).
+ * kernels (qpack.c), or with r16 across 16 rows (qr16.c).
  * Owned buffers (converted at load) are repacked in place a row (a group
  * of 16) at a time; a mapped file's tensor is copied out. */
 static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
