@@ -216,6 +216,10 @@ void mllm__qx_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict
 void mllm__qx_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                          float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
 
+/* One block of 32 activations to int8 (qpack.c): d = max|x| / 127, q = x / d
+ * rounded to nearest even, sum = sum(q); the same bits on every tier. */
+void mllm__q8_act_block(mllm__isa isa, const float *x, int8_t *q, float *d, int32_t *sum);
+
 /* ---- Q8_0 interleaved across 16 rows (qr16.c) --------------------------- */
 
 /* Whether a [rows, cols] weight of dtype t can take the R16 layout. */

@@ -877,6 +877,18 @@ T_AVX2 static void q8_block_avx2(const float *x, int8_t *q, float *d, int32_t *s
 }
 #endif
 
+void mllm__q8_act_block(mllm__isa isa, const float *x, int8_t *q, float *d, int32_t *sum)
+{
+#ifdef MLLM_X86
+	if (isa != MLLM__ISA_SCALAR) {
+		q8_block_avx2(x, q, d, sum);
+		return;
+	}
+#endif
+	(void)isa;
+	q8_block_scalar(x, q, d, sum);
+}
+
 void mllm__quantize_qx8(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                         uint8_t *restrict out)
 {

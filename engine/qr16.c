@@ -119,42 +119,8 @@ size_t mllm__qr16_act_bytes(int64_t cols)
 	return (size_t)(cols / MLLM__QK) * R16_ACT;
 }
 
-/* One block to int8: d = max|x| / 127, q = x / d rounded to nearest even
- * (as the vector unit does), the offset -128 * sum(q). */
-static void r16_act_block(const float *x, uint8_t *o)
-{
-	float amax = 0.0f;
-	for (int e = 0; e < MLLM__QK; e++)
-		amax = fmaxf(amax, fabsf(x[e]));
-	float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-	int32_t s = 0;
-	for (int e = 0; e < MLLM__QK; e++) {
-		int8_t q = (int8_t)lrintf(x[e] * id);
-		o[e] = (uint8_t)q;
-		s += q;
-	}
-	s *= -128;
-	memcpy(o + 32, &d, 4);
-	memcpy(o + 36, &s, 4);
-}
-
 #ifdef MLLM_X86
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-T_AVX512 static void r16_act_block_avx512(const float *x, uint8_t *o)
-{
-	__m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-	float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-	float d = amax / 127.0f;
-	__m512 s = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-	__m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, s));
-	__m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, s));
-	int32_t sum = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-	_mm_storeu_si128((__m128i *)o, _mm512_cvtepi32_epi8(q0));
-	_mm_storeu_si128((__m128i *)(o + 16), _mm512_cvtepi32_epi8(q1));
-	memcpy(o + 32, &d, 4);
-	memcpy(o + 36, &sum, 4);
-}
 #endif
 
 void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
@@ -165,14 +131,12 @@ void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, 
 		for (int64_t b = 0; b < nb; b++) {
 			const float *xb = x + t * cols + b * MLLM__QK;
 			uint8_t *o = out + ((size_t)t * (size_t)nb + (size_t)b) * R16_ACT;
-#ifdef MLLM_X86
-			if (isa == MLLM__ISA_AVX512) {
-				r16_act_block_avx512(xb, o);
-				continue;
-			}
-#endif
-			(void)isa;
-			r16_act_block(xb, o);
+			float d;
+			int32_t sum;
+			mllm__q8_act_block(isa, xb, (int8_t *)o, &d, &sum);
+			sum *= -128;
+			memcpy(o + 32, &d, 4);
+			memcpy(o + 36, &sum, 4);
 		}
 }
 
