@@ -25,6 +25,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -34,9 +35,15 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* ~20-50 us of pause: longer than the serial gaps between the parallel
- * steps of a decode pass, short enough not to burn a shared core. */
-#define SPIN_ITERS 400
+/* How long a thread spins before it sleeps (a worker) or yields (the
+ * caller): longer than the serial gaps between the parallel steps of a
+ * forward pass, short enough not to burn a shared core. The spin counts
+ * pause instructions, whose length differs tenfold between CPUs (~15 ns
+ * on Ice Lake and Zen, ~140 ns on Skylake), so pool_create times them and
+ * converts this budget into a count. */
+#define SPIN_NS        50000
+#define SPIN_ITERS_MIN 64
+#define SPIN_ITERS_MAX 20000
 
 /* Chunks per thread: enough that a thread descheduled mid-job holds up at
  * most a small share of it, few enough that claiming costs nothing (one
@@ -59,6 +66,7 @@ typedef struct {
 
 struct mllm__pool {
 	int n_threads;
+	int spin_iters;  /* pauses in SPIN_NS on this CPU */
 	worker *workers; /* [n_threads - 1], tid 1.. */
 
 	/* The current job, published by the store of its job word. */
@@ -107,7 +115,7 @@ static void *worker_main(void *a)
 		int spins = 0;
 		while ((g = W_GEN(atomic_load_explicit(&p->job, memory_order_acquire))) == seen &&
 		       !atomic_load(&p->quit)) {
-			if (++spins < SPIN_ITERS) {
+			if (++spins < p->spin_iters) {
 				cpu_relax();
 				continue;
 			}
@@ -127,6 +135,34 @@ static void *worker_main(void *a)
 	return NULL;
 }
 
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Pauses in SPIN_NS: the fastest of a few timed runs (a run the thread was
+ * descheduled in only looks slower). */
+static int calibrate_spin(void)
+{
+	double best = 0;
+	for (int r = 0; r < 5; r++) {
+		double t0 = now_ns();
+		for (int i = 0; i < 256; i++)
+			cpu_relax();
+		double dt = (now_ns() - t0) / 256;
+		if (r == 0 || dt < best)
+			best = dt;
+	}
+	double n = best > 0 ? SPIN_NS / best : SPIN_ITERS_MAX;
+	if (n < SPIN_ITERS_MIN)
+		n = SPIN_ITERS_MIN;
+	if (n > SPIN_ITERS_MAX)
+		n = SPIN_ITERS_MAX;
+	return (int)n;
+}
+
 int mllm__pool_create(int n_threads, mllm__pool **out)
 {
 	*out = NULL;
@@ -134,6 +170,7 @@ int mllm__pool_create(int n_threads, mllm__pool **out)
 		n_threads = 1;
 	mllm__pool *p = xcalloc(1, sizeof *p);
 	p->n_threads = n_threads;
+	p->spin_iters = n_threads > 1 ? calibrate_spin() : SPIN_ITERS_MIN;
 	atomic_init(&p->job, W_MAKE(0, 0, 0));
 	atomic_init(&p->n_done, 0);
 	atomic_init(&p->n_sleeping, 0);
@@ -227,7 +264,7 @@ void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, 
 	 * get the core back rather than watch us spin. */
 	int spins = 0;
 	while (atomic_load_explicit(&p->n_done, memory_order_acquire) < count) {
-		if (++spins < SPIN_ITERS)
+		if (++spins < p->spin_iters)
 			cpu_relax();
 		else
 			sched_yield();
