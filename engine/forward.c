@@ -433,8 +433,8 @@ static void qk_position(mllm_ctx *c, const mllm__layer *ly, int64_t t)
 	mllm__rope(q, hp->n_head, hd, c->rope_cs + t * hd, hp->rope_interleaved);
 	mllm__rope(k, hp->n_head_kv, hd, c->rope_cs + t * hd, hp->rope_interleaved);
 	if (hp->qk_norm) {
-		mllm__rmsnorm_heads(q, hp->n_head, hd, hp->norm_eps);
-		mllm__rmsnorm_heads(k, hp->n_head_kv, hd, hp->norm_eps);
+		mllm__rmsnorm_heads(c->isa, q, hp->n_head, hd, hp->norm_eps);
+		mllm__rmsnorm_heads(c->isa, k, hp->n_head_kv, hd, hp->norm_eps);
 	}
 }
 

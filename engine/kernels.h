@@ -244,6 +244,10 @@ void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 
 /* ---- Vector kernels ---------------------------------------------------- */
 
+/* Σ x[i]^2 in double, in the one order every tier uses (8 strided lanes,
+ * then a fixed fold): the same bits on every tier, whatever n. */
+double mllm__sumsq(mllm__isa isa, const float *x, int64_t n);
+
 /* out[n] = x[n] / rms(x) * w[n]; out may alias x. */
 void mllm__rmsnorm(mllm__isa isa, float *out, const float *x, const float *restrict w, int64_t n,
                    float eps);
@@ -257,7 +261,7 @@ void mllm__rope(float *restrict v, int n_heads, int head_dim, const float *restr
 /* llama4_text QK-norm: each of n_heads vectors of head_dim in v is divided
  * by its RMS, x / sqrt(mean(x^2) + eps), with no weight (transformers'
  * Llama4TextL2Norm). In place. */
-void mllm__rmsnorm_heads(float *v, int n_heads, int head_dim, float eps);
+void mllm__rmsnorm_heads(mllm__isa isa, float *v, int n_heads, int head_dim, float eps);
 
 /* In place: x = softmax(x). */
 void mllm__softmax(mllm__isa isa, float *x, int64_t n);

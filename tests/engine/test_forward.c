@@ -415,7 +415,7 @@ START_TEST(test_rmsnorm_heads)
 	float v[3 * 8];
 	for (int i = 0; i < 24; i++)
 		v[i] = (float)(i % 5) - 1.5f + (float)(i / 8) * 3.0f;
-	mllm__rmsnorm_heads(v, 3, 8, 1e-5f);
+	mllm__rmsnorm_heads(MLLM__ISA_SCALAR, v, 3, 8, 1e-5f);
 	for (int h = 0; h < 3; h++) {
 		double ss = 0.0;
 		for (int i = 0; i < 8; i++)

@@ -1072,6 +1072,39 @@ START_TEST(test_attn_tile_q8_exact)
 }
 END_TEST
 
+/* RMSNorm's sum of squares: the same bits on every tier for every length
+ * (tails of each size included), within double rounding of an exact sum,
+ * and a row normalizes the same whatever tier runs it. */
+START_TEST(test_rmsnorm_tiers)
+{
+	mllm__isa isas[3];
+	int ni = tiers(isas);
+	float x[600], w[600], o0[600], o1[600];
+	fill(x, 600, 7.0f);
+	fill(w, 600, 1.0f);
+	for (int n = 1; n <= 600; n += n < 80 ? 1 : 37) {
+		long double exact = 0.0L;
+		for (int i = 0; i < n; i++)
+			exact += (long double)x[i] * (long double)x[i];
+		double ref = mllm__sumsq(MLLM__ISA_SCALAR, x, n);
+		ck_assert(fabsl((long double)ref - exact) <= 1e-14L * exact);
+		mllm__rmsnorm(MLLM__ISA_SCALAR, o0, x, w, n, 1e-5f);
+		for (int i = 0; i < ni; i++) {
+			double got = mllm__sumsq(isas[i], x, n);
+			ck_assert_msg(memcmp(&got, &ref, sizeof got) == 0, "tier %d n %d", i, n);
+			mllm__rmsnorm(isas[i], o1, x, w, n, 1e-5f);
+			ck_assert_msg(memcmp(o0, o1, (size_t)n * sizeof(float)) == 0, "tier %d n %d", i,
+			              n);
+		}
+	}
+	/* In place (out aliases x), as forward.c's QK-norm does. */
+	memcpy(o1, x, sizeof x);
+	mllm__rmsnorm(ni > 0 ? isas[ni - 1] : MLLM__ISA_SCALAR, o1, o1, w, 576, 1e-5f);
+	mllm__rmsnorm(MLLM__ISA_SCALAR, o0, x, w, 576, 1e-5f);
+	ck_assert(memcmp(o0, o1, 576 * sizeof(float)) == 0);
+}
+END_TEST
+
 START_TEST(test_rmsnorm_rope)
 {
 	float x[64], w[64], o[64];
@@ -1309,6 +1342,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_attn_tile_exact);
 	tcase_add_test(tc, test_q8_head);
 	tcase_add_test(tc, test_attn_tile_q8_exact);
+	tcase_add_test(tc, test_rmsnorm_tiers);
 	tcase_add_test(tc, test_rmsnorm_rope);
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);
