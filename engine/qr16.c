@@ -196,8 +196,16 @@ static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t 
 }
 
 #ifdef MLLM_X86
-/* 16 rows x NT tokens: NT int32 sums and NT float accumulators live. */
-T_AVX512 static inline __attribute__((always_inline)) void r16_tile(bool q4, int NT,
+/* Software prefetch distance into the weights. A thread's rows are one
+ * contiguous run of 16-row groups, so this runs ahead into the group it
+ * takes next; the hardware prefetcher alone left a 16-sequence step
+ * waiting on memory (alternating rounds on Ice Lake, 16 sequences: 4 KiB
+ * ahead 0.79-0.91x the time of none, 2 KiB and 8 KiB no better). */
+#define R16_PF 4096
+
+/* 16 rows x NT tokens: NT int32 sums and NT float accumulators live. pf:
+ * the first token tile of a group, the one that brings it from memory. */
+T_AVX512 static inline __attribute__((always_inline)) void r16_tile(bool q4, int NT, bool pf,
                                                                     const uint8_t *g, int64_t nb,
                                                                     const uint8_t *xa, size_t xs,
                                                                     float *restrict y, int64_t ldy)
@@ -209,6 +217,9 @@ T_AVX512 static inline __attribute__((always_inline)) void r16_tile(bool q4, int
 		acc[t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += r16_block(q4)) {
 		const uint8_t *xb = xa + b * R16_ACT;
+		if (pf)
+			for (int l = 0; l < r16_block(q4); l += 64)
+				_mm_prefetch((const char *)g + R16_PF + l, _MM_HINT_T0);
 		__m512i s[8];
 		int32_t off;
 #pragma GCC unroll 8
@@ -260,22 +271,25 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
 		int64_t k = 0;
 		if (W->dtype == MLLM_DTYPE_Q4_0) {
 			for (; k + 8 <= n_tok; k += 8)
-				r16_tile(true, 8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-				         ldy);
+				r16_tile(true, 8, k == 0, g, nb, xa + (size_t)k * xs, xs,
+				         y + k * ldy + r, ldy);
 			for (; k + 4 <= n_tok; k += 4)
-				r16_tile(true, 4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-				         ldy);
+				r16_tile(true, 4, k == 0, g, nb, xa + (size_t)k * xs, xs,
+				         y + k * ldy + r, ldy);
 			for (; k < n_tok; k++)
-				r16_tile(true, 1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-				         ldy);
+				r16_tile(true, 1, k == 0, g, nb, xa + (size_t)k * xs, xs,
+				         y + k * ldy + r, ldy);
 			continue;
 		}
 		for (; k + 8 <= n_tok; k += 8)
-			r16_tile(false, 8, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 8, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+			         ldy);
 		for (; k + 4 <= n_tok; k += 4)
-			r16_tile(false, 4, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 4, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+			         ldy);
 		for (; k < n_tok; k++)
-			r16_tile(false, 1, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			r16_tile(false, 1, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
+			         ldy);
 	}
 }
 #endif

@@ -1093,8 +1093,8 @@ START_TEST(test_rmsnorm_tiers)
 			double got = mllm__sumsq(isas[i], x, n);
 			ck_assert_msg(memcmp(&got, &ref, sizeof got) == 0, "tier %d n %d", i, n);
 			mllm__rmsnorm(isas[i], o1, x, w, n, 1e-5f);
-			ck_assert_msg(memcmp(o0, o1, (size_t)n * sizeof(float)) == 0, "tier %d n %d", i,
-			              n);
+			ck_assert_msg(memcmp(o0, o1, (size_t)n * sizeof(float)) == 0,
+			              "tier %d n %d", i, n);
 		}
 	}
 	/* In place (out aliases x), as forward.c's QK-norm does. */
