@@ -129,8 +129,12 @@ static double batch_decode(mllm_ctx *ctx, mllm_kv *kv, int32_t V, const int32_t 
 	for (int64_t i = 0; tab && i < (int64_t)B * nb; i++)
 		tab[i] = -1;
 	for (int32_t s = 0; ok && s < B; s++) {
-		for (int32_t j = 0; j < ctx_tok / bs; j++)
-			tab[s * nb + j] = shared[j];
+		for (int32_t j = 0; ok && j < ctx_tok / bs; j++) {
+			if ((tab[s * nb + j] = mllm_kv_block_alloc(kv)) < 0)
+				ok = false;
+			else
+				mllm_kv_block_copy(kv, tab[s * nb + j], shared[j], bs);
+		}
 		for (int32_t j = ctx_tok / bs; j < nb; j++)
 			if ((tab[s * nb + j] = mllm_kv_block_alloc(kv)) < 0)
 				ok = false;
@@ -163,7 +167,7 @@ static double batch_decode(mllm_ctx *ctx, mllm_kv *kv, int32_t V, const int32_t 
 		med = median(per, repeats);
 	}
 	for (int32_t s = 0; tab && s < B; s++)
-		for (int32_t j = ctx_tok / bs; j < nb; j++)
+		for (int32_t j = 0; j < nb; j++)
 			if (tab[s * nb + j] >= 0)
 				mllm_kv_block_unref(kv, tab[s * nb + j]);
 	free(tab);
@@ -178,7 +182,7 @@ static double batch_decode(mllm_ctx *ctx, mllm_kv *kv, int32_t V, const int32_t 
 
 /* The --batch figures at nt threads: one prefilled prefix, then each B. */
 static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok, int32_t steps,
-                       int repeats, const roofline *rl)
+                       int repeats, bool kv_f16, bool kv_q8, const roofline *rl)
 {
 	int32_t bmax = 1, V = mllm_model_hparams(m)->n_vocab;
 	for (const char *p = list; *p;) {
@@ -187,8 +191,14 @@ static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok,
 		p += strcspn(p, ",");
 		p += *p == ',';
 	}
+	/* Every sequence gets its own copy of the prefix's K/V, as sequences
+	 * with different prompts have: attention then reads B contexts from
+	 * memory, not one from cache. */
 	int32_t own = (steps + 15) / 16, nsh = ctx_tok / 16;
-	mllm_kv_params kp = {.block_size = 16, .n_blocks = nsh + bmax * own};
+	mllm_kv_params kp = {.block_size = 16,
+	                     .n_blocks = nsh + bmax * (nsh + own),
+	                     .f16 = kv_f16,
+	                     .q8 = kv_q8};
 	mllm_kv *kv;
 	mllm_ctx *ctx;
 	int32_t nmax = bmax > ctx_tok ? bmax : ctx_tok;
@@ -376,7 +386,8 @@ int main(int argc, char **argv)
 			roofline_use_8bit(&rl); /* act8: vpmaddubsw / vpdpbusd */
 		roofline_print_ceilings(&rl, nt);
 		if (batch_list) {
-			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats, &rl))
+			if (run_batches(m, nt, batch_list, batch_ctx, batch_steps, repeats, kv_f16,
+			                kv_q8, &rl))
 				return 1;
 			continue;
 		}
