@@ -195,10 +195,8 @@ static int run_batches(mllm_model *m, int nt, const char *list, int32_t ctx_tok,
 	 * with different prompts have: attention then reads B contexts from
 	 * memory, not one from cache. */
 	int32_t own = (steps + 15) / 16, nsh = ctx_tok / 16;
-	mllm_kv_params kp = {.block_size = 16,
-	                     .n_blocks = nsh + bmax * (nsh + own),
-	                     .f16 = kv_f16,
-	                     .q8 = kv_q8};
+	mllm_kv_params kp = {
+	    .block_size = 16, .n_blocks = nsh + bmax * (nsh + own), .f16 = kv_f16, .q8 = kv_q8};
 	mllm_kv *kv;
 	mllm_ctx *ctx;
 	int32_t nmax = bmax > ctx_tok ? bmax : ctx_tok;

@@ -264,6 +264,7 @@ typedef struct {
 	float *y[MM_MAX];
 	int64_t ldy[MM_MAX];
 	int64_t start[MM_MAX + 1]; /* first global row of each weight */
+	bool xq_ready;             /* x already in c->xq as mm_act() says */
 } mm_job;
 
 static void mm_blas_rows(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy, int64_t r0,
@@ -320,10 +321,42 @@ static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 	j->n_w++;
 }
 
+/* Whether the product of W over n tokens goes to BLAS (on floats). */
+static bool mm_blas(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
+{
+	mllm__act_kind act = mllm__matmul_act(c->isa, W);
+	int64_t blas_min = c->blas_min_rows;
+	if (W->dtype == MLLM_DTYPE_F16 || W->dtype == MLLM_DTYPE_BF16)
+		blas_min = c->blas_min_rows_f16;
+	else if (act == MLLM__ACT_QX)
+		blas_min = c->blas_min_rows_qx;
+	else if (act == MLLM__ACT_QX8 || act == MLLM__ACT_R16)
+		blas_min = c->blas_min_rows_qx8;
+	return c->use_blas && n >= blas_min;
+}
+
+/* The activations that product quantizes its input to in c->xq
+ * (MLLM__ACT_F32: none, it reads floats). */
+static mllm__act_kind mm_act(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
+{
+	return mm_blas(c, W, n) ? MLLM__ACT_F32 : mllm__matmul_act(c->isa, W);
+}
+
+/* What a job's producer may quantize for it: its weights' common kind, or
+ * MLLM__ACT_F32 where mm_run would not read c->xq as one (BLAS, floats, or
+ * weights of different kinds). */
+static mllm__act_kind mm_pre_act(const mllm_ctx *c, const mm_job *j)
+{
+	mllm__act_kind act = mm_act(c, j->W[0], j->n);
+	for (int i = 1; i < j->n_w; i++)
+		if (mllm__matmul_act(c->isa, j->W[i]) != mllm__matmul_act(c->isa, j->W[0]))
+			return MLLM__ACT_F32;
+	return act;
+}
+
 static void mm_run(mllm_ctx *c, mm_job *j)
 {
 	int64_t rows = j->start[j->n_w], cols = j->W[0]->cols;
-	mllm_dtype t = j->W[0]->dtype;
 	mllm__act_kind act = mllm__matmul_act(c->isa, j->W[0]);
 	for (int i = 1; i < j->n_w; i++) {
 		if (mllm__matmul_act(c->isa, j->W[i]) == act)
@@ -337,18 +370,12 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 		}
 		return;
 	}
-	int64_t blas_min = c->blas_min_rows;
-	if (t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16)
-		blas_min = c->blas_min_rows_f16;
-	else if (act == MLLM__ACT_QX)
-		blas_min = c->blas_min_rows_qx;
-	else if (act == MLLM__ACT_QX8 || act == MLLM__ACT_R16)
-		blas_min = c->blas_min_rows_qx8;
-	if (c->use_blas && j->n >= blas_min) {
+	if (mm_blas(c, j->W[0], j->n)) {
 		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
 		return;
 	}
-	mllm__quantize_act(act, c->isa, j->x, j->n, cols, c->xq);
+	if (!j->xq_ready)
+		mllm__quantize_act(act, c->isa, j->x, j->n, cols, c->xq);
 	/* Give each worker at least ~16k multiply-adds. */
 	int64_t work = j->n * cols;
 	int64_t grain = work > 0 ? 16384 / work : 1;
@@ -371,10 +398,25 @@ static void matmul(mllm_ctx *c, const mllm__tensor *W, const float *x, int64_t n
 
 /* ---- Elementwise steps, parallel over tokens ----------------------------- */
 
+/* Each step below may also quantize its output rows for the product that
+ * reads them (act, as mm_act says; MLLM__ACT_F32: not), so the tokens'
+ * quantization runs in parallel with the step instead of serially before
+ * the product. Per token, as mm_run would: the same bytes. */
 typedef struct {
 	mllm_ctx *c;
 	const float *w;
+	mllm__act_kind act;
 } norm_job;
+
+static void quantize_rows(mllm_ctx *c, mllm__act_kind act, const float *x, int64_t cols, int64_t t0,
+                          int64_t t1)
+{
+	if (act == MLLM__ACT_F32)
+		return;
+	size_t stride = mllm__act_bytes(act, cols);
+	mllm__quantize_act(act, c->isa, x + t0 * cols, t1 - t0, cols,
+	                   (uint8_t *)c->xq + (size_t)t0 * stride);
+}
 
 static void rmsnorm_fn(void *arg, int64_t t0, int64_t t1, int tid)
 {
@@ -384,21 +426,31 @@ static void rmsnorm_fn(void *arg, int64_t t0, int64_t t1, int tid)
 	(void)tid;
 	for (int64_t t = t0; t < t1; t++)
 		mllm__rmsnorm(c->isa, c->xn + t * E, c->x + t * E, j->w, E, c->m->hp.norm_eps);
+	quantize_rows(c, j->act, c->xn, E, t0, t1);
 }
+
+typedef struct {
+	mllm_ctx *c;
+	mllm__act_kind act;
+} swiglu_job;
 
 static void swiglu_fn(void *arg, int64_t t0, int64_t t1, int tid)
 {
-	mllm_ctx *c = arg;
+	swiglu_job *j = arg;
+	mllm_ctx *c = j->c;
 	int64_t F = c->m->hp.n_ff;
 	(void)tid;
 	mllm__silu_mul(c->isa, c->gate + t0 * F, c->up + t0 * F, (t1 - t0) * F);
+	quantize_rows(c, j->act, c->gate, F, t0, t1);
 }
 
 static void residual_add(mllm_ctx *c, int64_t n)
 {
 	int64_t N = n * c->m->hp.n_embd;
+	float *restrict x = c->x;
+	const float *restrict d = c->tmp;
 	for (int64_t i = 0; i < N; i++)
-		c->x[i] += c->tmp[i];
+		x[i] += d[i];
 }
 
 /* ---- Attention ---------------------------------------------------------- */
@@ -743,15 +795,17 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 	}
 
 	/* Attention buckets (see attn_fn): a unit of cost 1 is ~rep * head_dim
-	 * multiply-adds per KV head; give a worker at least ~16k. */
+	 * multiply-adds per KV head; a bucket gets at least ~16k. Up to eight
+	 * per thread, as the pool's chunks: with one per thread, the thread
+	 * that started first waited for the other's whole bucket. */
 	attn_job aj = {.c = c};
 	for (int32_t t = 0, nq; t < b->n_tokens; t += nq) {
 		nq = attn_tile_len(b, t);
 		aj.total += attn_tile_cost(b, t, nq) * hp->n_head_kv;
 	}
 	aj.nb = aj.total * hd * (hp->n_head / hp->n_head_kv) / 16384;
-	if (aj.nb > c->n_threads)
-		aj.nb = c->n_threads;
+	if (aj.nb > 8 * (int64_t)c->n_threads)
+		aj.nb = 8 * (int64_t)c->n_threads;
 	if (aj.nb < 1)
 		aj.nb = 1;
 	split_job sj;
@@ -759,16 +813,17 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 
 	for (int32_t run = 0; run < runs; run++) {
 		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
-		norm_job nj = {c, ly->attn_norm.data};
 		c->run = run;
 
-		/* 2. Attention input norm. */
-		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
-		/* 3. Q, K, V projections in one pass over the three weights. */
+		/* 2. Attention input norm (and the Q/K/V input's quantization). */
 		mm_job qkv = {.c = c, .x = c->xn, .n = n};
 		mm_add(&qkv, &ly->wq, c->q, c->q_dim);
 		mm_add(&qkv, &ly->wk, c->k, c->kv_dim);
 		mm_add(&qkv, &ly->wv, c->v, c->kv_dim);
+		norm_job nj = {c, ly->attn_norm.data, mm_pre_act(c, &qkv)};
+		mllm__parallel_for(c->pool, n, 4, 1, rmsnorm_fn, &nj);
+		/* 3. Q, K, V projections in one pass over the three weights. */
+		qkv.xq_ready = nj.act != MLLM__ACT_F32;
 		mm_run(c, &qkv);
 		/* 4. RoPE (and QK-norm) on q and k, then K/V of every token into
 		 * the cache. */
@@ -786,14 +841,20 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		matmul(c, &ly->wo, c->att, n, c->tmp, E);
 		residual_add(c, n);
 		/* 7. FFN: norm, gate and up, SwiGLU, down, residual. */
-		nj.w = ly->ffn_norm.data;
-		mllm__parallel_for(c->pool, n, 32, 1, rmsnorm_fn, &nj);
 		mm_job gu = {.c = c, .x = c->xn, .n = n};
 		mm_add(&gu, &ly->w_gate, c->gate, F);
 		mm_add(&gu, &ly->w_up, c->up, F);
+		nj.w = ly->ffn_norm.data;
+		nj.act = mm_pre_act(c, &gu);
+		mllm__parallel_for(c->pool, n, 4, 1, rmsnorm_fn, &nj);
+		gu.xq_ready = nj.act != MLLM__ACT_F32;
 		mm_run(c, &gu);
-		mllm__parallel_for(c->pool, n, 8, 1, swiglu_fn, c);
-		matmul(c, &ly->w_down, c->gate, n, c->tmp, E);
+		mm_job down = {.c = c, .x = c->gate, .n = n};
+		mm_add(&down, &ly->w_down, c->tmp, E);
+		swiglu_job sw = {c, mm_pre_act(c, &down)};
+		mllm__parallel_for(c->pool, n, 4, 1, swiglu_fn, &sw);
+		down.xq_ready = sw.act != MLLM__ACT_F32;
+		mm_run(c, &down);
 		residual_add(c, n);
 
 		if (c->abort_fn && c->abort_fn(c->abort_ud)) {
