@@ -524,6 +524,23 @@ static void kv_store(mllm_ctx *c, int64_t t)
 	}
 }
 
+typedef struct {
+	mllm_ctx *c;
+	const mllm__layer *ly;
+} qkpos_job;
+
+/* Step 4 over tokens [t0, t1): tokens write their own K/V slots, so any
+ * split of them gives the same cache. */
+static void qkpos_fn(void *arg, int64_t t0, int64_t t1, int tid)
+{
+	const qkpos_job *j = arg;
+	(void)tid;
+	for (int64_t t = t0; t < t1; t++) {
+		qk_position(j->c, j->ly, t);
+		kv_store(j->c, t);
+	}
+}
+
 /* Attention work is cut into units (tile, KV head). A tile is a run of up to
  * MLLM__ATTN_TQ batch rows of one sequence at consecutive positions (a
  * prefill chunk; a decode token is a tile of one): its rows x the `rep`
@@ -827,10 +844,8 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		mm_run(c, &qkv);
 		/* 4. RoPE (and QK-norm) on q and k, then K/V of every token into
 		 * the cache. */
-		for (int64_t t = 0; t < n; t++) {
-			qk_position(c, ly, t);
-			kv_store(c, t);
-		}
+		qkpos_job qj = {c, ly};
+		mllm__parallel_for(c->pool, n, 4, 1, qkpos_fn, &qj);
 		/* 5. Causal attention through the block tables. */
 		if (split) {
 			split_attention(c, &sj);
