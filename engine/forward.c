@@ -446,11 +446,7 @@ static void swiglu_fn(void *arg, int64_t t0, int64_t t1, int tid)
 
 static void residual_add(mllm_ctx *c, int64_t n)
 {
-	int64_t N = n * c->m->hp.n_embd;
-	float *restrict x = c->x;
-	const float *restrict d = c->tmp;
-	for (int64_t i = 0; i < N; i++)
-		x[i] += d[i];
+	mllm__vadd(c->isa, c->x, c->tmp, n * c->m->hp.n_embd);
 }
 
 /* ---- Attention ---------------------------------------------------------- */

@@ -453,6 +453,45 @@ T_AVX2 static void scale_mul_avx2(float *out, const float *x, const float *w, in
 }
 #endif
 
+#ifdef MLLM_X86
+T_AVX512 static void vadd_avx512(float *restrict x, const float *restrict d, int64_t n)
+{
+	int64_t i = 0;
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(x + i,
+		                 _mm512_add_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(d + i)));
+	for (; i < n; i++)
+		x[i] += d[i];
+}
+
+T_AVX2 static void vadd_avx2(float *restrict x, const float *restrict d, int64_t n)
+{
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(x + i,
+		                 _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(d + i)));
+	for (; i < n; i++)
+		x[i] += d[i];
+}
+#endif
+
+void mllm__vadd(mllm__isa isa, float *restrict x, const float *restrict d, int64_t n)
+{
+#ifdef MLLM_X86
+	if (isa == MLLM__ISA_AVX512) {
+		vadd_avx512(x, d, n);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		vadd_avx2(x, d, n);
+		return;
+	}
+#endif
+	(void)isa;
+	for (int64_t i = 0; i < n; i++)
+		x[i] += d[i];
+}
+
 double mllm__sumsq(mllm__isa isa, const float *x, int64_t n)
 {
 #ifdef MLLM_X86

@@ -1097,6 +1097,16 @@ START_TEST(test_rmsnorm_tiers)
 			              "tier %d n %d", i, n);
 		}
 	}
+	/* The residual add, every length's tail. */
+	for (int n = 1; n <= 40; n++)
+		for (int i = 0; i < ni; i++) {
+			memcpy(o0, x, (size_t)n * sizeof(float));
+			memcpy(o1, x, (size_t)n * sizeof(float));
+			mllm__vadd(MLLM__ISA_SCALAR, o0, w, n);
+			mllm__vadd(isas[i], o1, w, n);
+			ck_assert(memcmp(o0, o1, (size_t)n * sizeof(float)) == 0);
+			ck_assert(o1[n - 1] == x[n - 1] + w[n - 1]);
+		}
 	/* In place (out aliases x), as forward.c's QK-norm does. */
 	memcpy(o1, x, sizeof x);
 	mllm__rmsnorm(ni > 0 ? isas[ni - 1] : MLLM__ISA_SCALAR, o1, o1, w, 576, 1e-5f);
