@@ -509,8 +509,15 @@ static void kv_store(mllm_ctx *c, int64_t t)
 			mllm__q8_head(v, (int)hd, (int8_t *)vd, 1,
 			              mllm__kv_scales(L, blk, c->run, 1, g) + slot);
 		} else if (L->f16) {
-			for (size_t d = 0; d < hd; d++)
-				((uint16_t *)kd)[d * bs] = mllm__f32_to_f16(k[d]);
+			uint16_t kh[256];
+			if (hd <= 256) {
+				mllm__f32_to_f16_row(k, kh, (int64_t)hd);
+				for (size_t d = 0; d < hd; d++)
+					((uint16_t *)kd)[d * bs] = kh[d];
+			} else {
+				for (size_t d = 0; d < hd; d++)
+					((uint16_t *)kd)[d * bs] = mllm__f32_to_f16(k[d]);
+			}
 			mllm__f32_to_f16_row(v, (uint16_t *)vd, (int64_t)hd);
 		} else {
 			for (size_t d = 0; d < hd; d++)

@@ -711,8 +711,29 @@ void mllm__axpy_f16(mllm__isa isa, float *restrict y, float a, const uint16_t *r
 		y[i] += a * mllm__f16_to_f32(x[i]);
 }
 
+#ifdef MLLM_X86
+/* F16C rounds to nearest even as mllm__f32_to_f16 does (subnormals and
+ * overflow to inf included); only a NaN's payload may differ. */
+T_AVX2 static void f32_to_f16_avx2(const float *restrict x, uint16_t *restrict out, int64_t n)
+{
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(out + i),
+		                 _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+		                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+	for (; i < n; i++)
+		out[i] = mllm__f32_to_f16(x[i]);
+}
+#endif
+
 void mllm__f32_to_f16_row(const float *restrict x, uint16_t *restrict out, int64_t n)
 {
+#ifdef MLLM_X86
+	if (mllm__cpu_isa() != MLLM__ISA_SCALAR) {
+		f32_to_f16_avx2(x, out, n);
+		return;
+	}
+#endif
 	for (int64_t i = 0; i < n; i++)
 		out[i] = mllm__f32_to_f16(x[i]);
 }

@@ -61,6 +61,48 @@ START_TEST(test_f16_roundtrip)
 }
 END_TEST
 
+/* The row conversion (F16C where the CPU has it) rounds every float as
+ * the scalar one: a sweep over bit patterns with stride 4099 (all
+ * exponents; ties and subnormals among them), the ties next to 1.0 and
+ * the overflow edge, in lengths that leave tails. NaN payloads excluded. */
+START_TEST(test_f16_row)
+{
+	enum { N = 1024 };
+	static float x[N];
+	static uint16_t got[N];
+	int64_t checked = 0;
+	int n = 0;
+	for (uint64_t b = 0; b <= 0xffffffffu; b += 4099u) {
+		uint32_t bits = (uint32_t)b;
+		bool last = b + 4099u > 0xffffffffu;
+		if (!((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu)))
+			memcpy(&x[n++], &bits, 4);
+		if (n < N && !last)
+			continue;
+		int len = n - (int)(b % 7 < (uint64_t)n ? b % 7 : 0);
+		mllm__f32_to_f16_row(x, got, len);
+		for (int i = 0; i < len; i++)
+			ck_assert_uint_eq(got[i], mllm__f32_to_f16(x[i]));
+		checked += len;
+		n = 0;
+	}
+	ck_assert_int_gt(checked, 1000000);
+	float edge[] = {1.0f + ldexpf(1.0f, -11),
+	                1.0f + 3 * ldexpf(1.0f, -11),
+	                65519.0f,
+	                65520.0f,
+	                -65520.0f,
+	                ldexpf(1.0f, -25),
+	                ldexpf(3.0f, -26),
+	                ldexpf(1.0f, -14),
+	                -0.0f};
+	int ne = (int)(sizeof edge / sizeof edge[0]);
+	mllm__f32_to_f16_row(edge, got, ne);
+	for (int i = 0; i < ne; i++)
+		ck_assert_uint_eq(got[i], mllm__f32_to_f16(edge[i]));
+}
+END_TEST
+
 START_TEST(test_quantize_q8_0)
 {
 	float x[64], y[64];
@@ -1339,6 +1381,7 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_f16_roundtrip);
+	tcase_add_test(tc, test_f16_row);
 	tcase_add_test(tc, test_quantize_q8_0);
 	tcase_add_test(tc, test_quantize_qa_tiers);
 	tcase_add_test(tc, test_matmul_float);
