@@ -57,7 +57,7 @@ if want grammar; then
 	# decode step of the 125M shape (Q8_0, 2 threads), both measured now.
 	MLLM_SHARED=$SHARED sh tools/make_bench_model.sh "$B/bench-models" >/dev/null || exit 1
 	f=$("$B/bench/bench_forward" "$B/bench-models/mobilellm-125m-f16" --convert q8_0 --threads 2 \
-		--batch 16 --batch-steps 16) || exit 1
+		--batch 16 --batch-steps 16 --kv-f16) || exit 1
 	echo "$f" | grep 'batch  16'
 	ov=$(echo "$g" | sed -n '/context-free masks (default)/,$p' | sed -n 's/.*(overhead \([-0-9.]*\) ms\/step).*/\1/p' | head -n 1)
 	st=$(echo "$f" | sed -n 's/.*batch  16 at ctx [0-9]*: *\([0-9.]*\) ms\/step.*/\1/p')
