@@ -264,7 +264,7 @@ typedef struct {
 	float *y[MM_MAX];
 	int64_t ldy[MM_MAX];
 	int64_t start[MM_MAX + 1]; /* first global row of each weight */
-	bool xq_ready;             /* x already in c->xq as mm_act() says */
+	bool xq_ready;             /* x already in c->xq, as mm_pre_act() says */
 } mm_job;
 
 static void mm_blas_rows(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy, int64_t r0,
@@ -335,23 +335,16 @@ static bool mm_blas(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
 	return c->use_blas && n >= blas_min;
 }
 
-/* The activations that product quantizes its input to in c->xq
- * (MLLM__ACT_F32: none, it reads floats). */
-static mllm__act_kind mm_act(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
-{
-	return mm_blas(c, W, n) ? MLLM__ACT_F32 : mllm__matmul_act(c->isa, W);
-}
-
 /* What a job's producer may quantize for it: its weights' common kind, or
  * MLLM__ACT_F32 where mm_run would not read c->xq as one (BLAS, floats, or
  * weights of different kinds). */
 static mllm__act_kind mm_pre_act(const mllm_ctx *c, const mm_job *j)
 {
-	mllm__act_kind act = mm_act(c, j->W[0], j->n);
+	mllm__act_kind act = mllm__matmul_act(c->isa, j->W[0]);
 	for (int i = 1; i < j->n_w; i++)
-		if (mllm__matmul_act(c->isa, j->W[i]) != mllm__matmul_act(c->isa, j->W[0]))
+		if (mllm__matmul_act(c->isa, j->W[i]) != act)
 			return MLLM__ACT_F32;
-	return act;
+	return mm_blas(c, j->W[0], j->n) ? MLLM__ACT_F32 : act;
 }
 
 static void mm_run(mllm_ctx *c, mm_job *j)
@@ -399,7 +392,7 @@ static void matmul(mllm_ctx *c, const mllm__tensor *W, const float *x, int64_t n
 /* ---- Elementwise steps, parallel over tokens ----------------------------- */
 
 /* Each step below may also quantize its output rows for the product that
- * reads them (act, as mm_act says; MLLM__ACT_F32: not), so the tokens'
+ * reads them (act, as mm_pre_act says; MLLM__ACT_F32: not), so the tokens'
  * quantization runs in parallel with the step instead of serially before
  * the product. Per token, as mm_run would: the same bytes. */
 typedef struct {
@@ -446,7 +439,8 @@ static void swiglu_fn(void *arg, int64_t t0, int64_t t1, int tid)
 
 static void residual_add(mllm_ctx *c, int64_t n)
 {
-	mllm__vadd(c->isa, c->x, c->tmp, n * c->m->hp.n_embd);
+	/* y += 1 * x: fma(1, x, y) rounds x + y once, as the plain add. */
+	mllm__axpy_f32(c->isa, c->x, 1.0f, c->tmp, n * c->m->hp.n_embd);
 }
 
 /* ---- Attention ---------------------------------------------------------- */

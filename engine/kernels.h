@@ -244,9 +244,6 @@ void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 
 /* ---- Vector kernels ---------------------------------------------------- */
 
-/* x[i] += d[i] (the residual adds; element-wise, so every tier agrees). */
-void mllm__vadd(mllm__isa isa, float *restrict x, const float *restrict d, int64_t n);
-
 /* Σ x[i]^2 in double, in the one order every tier uses (8 strided lanes,
  * then a fixed fold): the same bits on every tier, whatever n. */
 double mllm__sumsq(mllm__isa isa, const float *x, int64_t n);

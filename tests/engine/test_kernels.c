@@ -1139,13 +1139,13 @@ START_TEST(test_rmsnorm_tiers)
 			              "tier %d n %d", i, n);
 		}
 	}
-	/* The residual add, every length's tail. */
+	/* The residual add (axpy with a = 1), every length's tail. */
 	for (int n = 1; n <= 40; n++)
 		for (int i = 0; i < ni; i++) {
 			memcpy(o0, x, (size_t)n * sizeof(float));
 			memcpy(o1, x, (size_t)n * sizeof(float));
-			mllm__vadd(MLLM__ISA_SCALAR, o0, w, n);
-			mllm__vadd(isas[i], o1, w, n);
+			mllm__axpy_f32(MLLM__ISA_SCALAR, o0, 1.0f, w, n);
+			mllm__axpy_f32(isas[i], o1, 1.0f, w, n);
 			ck_assert(memcmp(o0, o1, (size_t)n * sizeof(float)) == 0);
 			ck_assert(o1[n - 1] == x[n - 1] + w[n - 1]);
 		}
