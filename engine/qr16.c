@@ -203,61 +203,150 @@ static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t 
  * ahead 0.79-0.91x the time of none, 2 KiB and 8 KiB no better). */
 #define R16_PF 4096
 
-/* 16 rows x NT tokens: NT int32 sums and NT float accumulators live. pf:
- * the first token tile of a group, the one that brings it from memory. */
-T_AVX512 static inline __attribute__((always_inline)) void r16_tile(bool q4, int NT, bool pf,
-                                                                    const uint8_t *g, int64_t nb,
-                                                                    const uint8_t *xa, size_t xs,
-                                                                    float *restrict y, int64_t ldy)
+/* The int32 sums become floats without vcvtdq2ps, which Ice Lake runs on
+ * port 0 only, beside every vpdpbusd: each sum starts at 0x4b400000, the
+ * bits of 1.5 * 2^23, so that after the products its bits are the float
+ * 1.5 * 2^23 + sum (|sum| <= 32 * 128 * 127 < 2^22 keeps the exponent),
+ * and one subtraction (either vector port) leaves sum exactly. */
+#define R16_MAGIC_I 0x4b400000
+#define R16_MAGIC_F 12582912.0f
+
+/* NG 16-row groups (gb bytes apart) x NT tokens: NG * NT int32 sums and
+ * as many float accumulators live. Each token's broadcast activations feed
+ * NG vpdpbusd: with one group (NG 1) the kernel issued a load per
+ * vpdpbusd and ran at ~0.6 of them a cycle on Ice Lake, with three ~0.95
+ * (one core, matrices of the 125M shape in cache: 270-290 -> 415-450
+ * GOP/s of a 466 peak). pf: the first token tile, the one that brings the
+ * groups from memory. */
+T_AVX512 static inline __attribute__((always_inline)) void
+r16_tile(bool q4, int NG, int NT, bool pf, const uint8_t *g, size_t gb, int64_t nb,
+         const uint8_t *xa, size_t xs, float *restrict y, int64_t ldy)
 {
 	const __m512i m4 = _mm512_set1_epi8(15);
-	__m512 acc[8];
-#pragma GCC unroll 8
-	for (int t = 0; t < NT; t++)
-		acc[t] = _mm512_setzero_ps();
+	const __m512i magic_i = _mm512_set1_epi32(R16_MAGIC_I);
+	const __m512 magic = _mm512_set1_ps(R16_MAGIC_F);
+	__m512 acc[3][4];
+#pragma GCC unroll 4
+	for (int q = 0; q < NG; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++)
+			acc[q][t] = _mm512_setzero_ps();
 	for (int64_t b = 0; b < nb; b++, g += r16_block(q4)) {
 		const uint8_t *xb = xa + b * R16_ACT;
 		if (pf)
-			for (int l = 0; l < r16_block(q4); l += 64)
-				_mm_prefetch((const char *)g + R16_PF + l, _MM_HINT_T0);
-		__m512i s[8];
-		int32_t off;
-#pragma GCC unroll 8
+#pragma GCC unroll 4
+			for (int q = 0; q < NG; q++)
+				for (int l = 0; l < r16_block(q4); l += 64)
+					_mm_prefetch((const char *)g + (size_t)q * gb + R16_PF + l,
+					             _MM_HINT_T0);
+		__m512i s[3][4];
+#pragma GCC unroll 4
 		for (int t = 0; t < NT; t++) {
+			int32_t off;
 			memcpy(&off, xb + t * xs + 36, 4);
-			s[t] = _mm512_set1_epi32(q4 ? off / 16 : off);
+			/* Q4_0: -8 sum(x), the stored -128 sum(x) / 16 (exact) */
+			__m512i o = _mm512_set1_epi32(off);
+			if (q4)
+				o = _mm512_srai_epi32(o, 4);
+			o = _mm512_add_epi32(o, magic_i);
+#pragma GCC unroll 4
+			for (int q = 0; q < NG; q++)
+				s[q][t] = o;
 		}
 		/* Q8_0: vector c pairs with x[4c ..]; Q4_0: vector v's low
 		 * nibbles with x[4v ..], its high ones with x[16 + 4v ..]. */
 #pragma GCC unroll 8
 		for (int c = 0; c < 8; c++) {
-			__m512i w;
-			if (q4) {
-				__m512i raw = _mm512_loadu_si512(g + 32 + 64 * (c % 4));
-				w = c < 4 ? _mm512_and_si512(raw, m4)
-				          : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-			} else {
-				w = _mm512_loadu_si512(g + 32 + 64 * c);
+			__m512i w[3];
+#pragma GCC unroll 4
+			for (int q = 0; q < NG; q++) {
+				const uint8_t *gq = g + (size_t)q * gb;
+				if (q4) {
+					__m512i raw = _mm512_loadu_si512(gq + 32 + 64 * (c % 4));
+					w[q] =
+					    c < 4 ? _mm512_and_si512(raw, m4)
+					          : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+				} else {
+					w[q] = _mm512_loadu_si512(gq + 32 + 64 * c);
+				}
 			}
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 			for (int t = 0; t < NT; t++) {
 				int32_t xv;
 				memcpy(&xv, xb + t * xs + 4 * c, 4);
-				s[t] = _mm512_dpbusd_epi32(s[t], w, _mm512_set1_epi32(xv));
+				__m512i xb4 = _mm512_set1_epi32(xv);
+#pragma GCC unroll 4
+				for (int q = 0; q < NG; q++)
+					s[q][t] = _mm512_dpbusd_epi32(s[q][t], w[q], xb4);
 			}
 		}
-		__m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
-#pragma GCC unroll 8
-		for (int t = 0; t < NT; t++) {
-			float dx;
-			memcpy(&dx, xb + t * xs + 32, 4);
-			acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]),
-			                         _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+#pragma GCC unroll 4
+		for (int q = 0; q < NG; q++) {
+			__m512 dw = _mm512_cvtph_ps(
+			    _mm256_loadu_si256((const __m256i *)(g + (size_t)q * gb)));
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++) {
+				float dx;
+				memcpy(&dx, xb + t * xs + 32, 4);
+				__m512 f = _mm512_sub_ps(_mm512_castsi512_ps(s[q][t]), magic);
+				acc[q][t] = _mm512_fmadd_ps(
+				    f, _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[q][t]);
+			}
 		}
 	}
-#pragma GCC unroll 8
-	for (int t = 0; t < NT; t++)
-		_mm512_storeu_ps(y + t * ldy, acc[t]);
+#pragma GCC unroll 4
+	for (int q = 0; q < NG; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++)
+			_mm512_storeu_ps(y + t * ldy + 16 * q, acc[q][t]);
+}
+
+/* All n_tok tokens against NG groups at g: tiles of 4 tokens, then the
+ * rest as one tile. */
+T_AVX512 static inline __attribute__((always_inline)) void
+r16_groups(bool q4, int NG, const uint8_t *g, size_t gb, int64_t nb, const uint8_t *xa, size_t xs,
+           int64_t n_tok, float *restrict y, int64_t ldy)
+{
+	int64_t k = 0;
+	for (; k + 4 <= n_tok; k += 4)
+		r16_tile(q4, NG, 4, k == 0, g, gb, nb, xa + (size_t)k * xs, xs, y + k * ldy, ldy);
+	switch (n_tok - k) {
+	case 3:
+		r16_tile(q4, NG, 3, k == 0, g, gb, nb, xa + (size_t)k * xs, xs, y + k * ldy, ldy);
+		break;
+	case 2:
+		r16_tile(q4, NG, 2, k == 0, g, gb, nb, xa + (size_t)k * xs, xs, y + k * ldy, ldy);
+		break;
+	case 1:
+		r16_tile(q4, NG, 1, k == 0, g, gb, nb, xa + (size_t)k * xs, xs, y + k * ldy, ldy);
+		break;
+	default:
+		break;
+	}
+}
+
+T_AVX512 static void r16_groups_q8(int NG, const uint8_t *g, size_t gb, int64_t nb,
+                                   const uint8_t *xa, size_t xs, int64_t n_tok, float *restrict y,
+                                   int64_t ldy)
+{
+	if (NG == 3)
+		r16_groups(false, 3, g, gb, nb, xa, xs, n_tok, y, ldy);
+	else if (NG == 2)
+		r16_groups(false, 2, g, gb, nb, xa, xs, n_tok, y, ldy);
+	else
+		r16_groups(false, 1, g, gb, nb, xa, xs, n_tok, y, ldy);
+}
+
+T_AVX512 static void r16_groups_q4(int NG, const uint8_t *g, size_t gb, int64_t nb,
+                                   const uint8_t *xa, size_t xs, int64_t n_tok, float *restrict y,
+                                   int64_t ldy)
+{
+	if (NG == 3)
+		r16_groups(true, 3, g, gb, nb, xa, xs, n_tok, y, ldy);
+	else if (NG == 2)
+		r16_groups(true, 2, g, gb, nb, xa, xs, n_tok, y, ldy);
+	else
+		r16_groups(true, 1, g, gb, nb, xa, xs, n_tok, y, ldy);
 }
 
 T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
@@ -266,30 +355,16 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
 	int64_t nb = W->cols / MLLM__QK;
 	size_t gb = (size_t)R16_ROWS * mllm__row_bytes(W->dtype, W->cols);
 	size_t xs = (size_t)nb * R16_ACT;
-	for (int64_t r = r0; r < r1; r += R16_ROWS) {
+	bool q4 = W->dtype == MLLM_DTYPE_Q4_0;
+	for (int64_t r = r0; r < r1;) {
+		int64_t left = (r1 - r) / R16_ROWS;
+		int ng = left >= 3 ? 3 : (int)left;
 		const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * gb;
-		int64_t k = 0;
-		if (W->dtype == MLLM_DTYPE_Q4_0) {
-			for (; k + 8 <= n_tok; k += 8)
-				r16_tile(true, 8, k == 0, g, nb, xa + (size_t)k * xs, xs,
-				         y + k * ldy + r, ldy);
-			for (; k + 4 <= n_tok; k += 4)
-				r16_tile(true, 4, k == 0, g, nb, xa + (size_t)k * xs, xs,
-				         y + k * ldy + r, ldy);
-			for (; k < n_tok; k++)
-				r16_tile(true, 1, k == 0, g, nb, xa + (size_t)k * xs, xs,
-				         y + k * ldy + r, ldy);
-			continue;
-		}
-		for (; k + 8 <= n_tok; k += 8)
-			r16_tile(false, 8, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-			         ldy);
-		for (; k + 4 <= n_tok; k += 4)
-			r16_tile(false, 4, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-			         ldy);
-		for (; k < n_tok; k++)
-			r16_tile(false, 1, k == 0, g, nb, xa + (size_t)k * xs, xs, y + k * ldy + r,
-			         ldy);
+		if (q4)
+			r16_groups_q4(ng, g, gb, nb, xa, xs, n_tok, y + r, ldy);
+		else
+			r16_groups_q8(ng, g, gb, nb, xa, xs, n_tok, y + r, ldy);
+		r += (int64_t)ng * R16_ROWS;
 	}
 }
 #endif

@@ -398,6 +398,15 @@ static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, i
 			    "%s %s %s differs from %s", layout == MLLM__LAYOUT_R16 ? "R16" : "X16",
 			    mllm_dtype_name(t), mllm__isa_name(isas[i]), mllm__isa_name(isas[0]));
 		memcpy(first, all, (size_t)(n_tok * rows) * sizeof(float));
+		/* R16 takes up to three 16-row groups at once: each group alone
+		 * gives the same bits. */
+		if (layout == MLLM__LAYOUT_R16) {
+			for (int64_t r = 0; r < rows; r += 16)
+				mllm__matmul_rows(isas[i], &W, x, xq, n_tok, one, rows, r, r + 16);
+			ck_assert_msg(memcmp(one, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
+			              "R16 %s %s: a group alone differs", mllm_dtype_name(t),
+			              mllm__isa_name(isas[i]));
+		}
 		for (int64_t k = 0; k < n_tok; k++)
 			mllm__matmul_rows(isas[i], &W, x + k * cols, (const char *)xq + k * xs, 1,
 			                  one + k * rows, rows, 0, rows);
@@ -440,8 +449,11 @@ START_TEST(test_matmul_batch_exact)
 				                         MLLM__LAYOUT_X16);
 				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
 			}
-			if (q)
+			/* R16: two groups, and three and two (up to three at once) */
+			if (q) {
 				check_matmul_batch_exact(ts[i], 32, 576, ntok[k], MLLM__LAYOUT_R16);
+				check_matmul_batch_exact(ts[i], 80, 96, ntok[k], MLLM__LAYOUT_R16);
+			}
 		}
 }
 END_TEST
