@@ -349,8 +349,9 @@ START_TEST(test_matmul_quant)
 		check_matmul(ts[i], 5, 1536, 5, MLLM__LAYOUT_X16);
 	}
 	/* R16: one block, the 125M shapes, an odd block count and more than
-	 * the reference's 64-block slice; token counts around the 8- and
-	 * 4-token tiles. Row ranges split at multiples of 16. */
+	 * the reference's 64-block slice; token counts around the 4-token
+	 * tiles (check_matmul_batch_exact covers every tail and the sets of
+	 * up to three groups). Row ranges split at multiples of 16. */
 	for (size_t i = 0; i < 2; i++) {
 		check_matmul(ts[i], 32, 32, 1, MLLM__LAYOUT_R16);
 		check_matmul(ts[i], 32, 576, 13, MLLM__LAYOUT_R16);
