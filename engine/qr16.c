@@ -347,28 +347,29 @@ r16_groups(bool q4, int NG, bool first, const uint8_t *g, size_t gb, int64_t nb,
 	}
 }
 
-T_AVX512 static void r16_groups_q8(int NG, bool first, const uint8_t *g, size_t gb, int64_t nb,
-                                   const uint8_t *xa, size_t xs, int64_t n_tok, float *restrict y,
-                                   int64_t ldy, const uint8_t *nx, size_t nx_bytes)
+/* r16_groups with q4 and NG as constants: each pair its own copy. */
+T_AVX512 static void r16_groups_any(bool q4, int NG, bool first, const uint8_t *g, size_t gb,
+                                    int64_t nb, const uint8_t *xa, size_t xs, int64_t n_tok,
+                                    float *restrict y, int64_t ldy, const uint8_t *nx,
+                                    size_t nx_bytes)
 {
-	if (NG == 3)
-		r16_groups(false, 3, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
-	else if (NG == 2)
-		r16_groups(false, 2, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
-	else
-		r16_groups(false, 1, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
-}
-
-T_AVX512 static void r16_groups_q4(int NG, bool first, const uint8_t *g, size_t gb, int64_t nb,
-                                   const uint8_t *xa, size_t xs, int64_t n_tok, float *restrict y,
-                                   int64_t ldy, const uint8_t *nx, size_t nx_bytes)
-{
-	if (NG == 3)
-		r16_groups(true, 3, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
-	else if (NG == 2)
-		r16_groups(true, 2, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
-	else
-		r16_groups(true, 1, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes);
+#define R16_GROUPS(Q4, N) r16_groups(Q4, N, first, g, gb, nb, xa, xs, n_tok, y, ldy, nx, nx_bytes)
+	if (q4) {
+		if (NG == 3)
+			R16_GROUPS(true, 3);
+		else if (NG == 2)
+			R16_GROUPS(true, 2);
+		else
+			R16_GROUPS(true, 1);
+	} else {
+		if (NG == 3)
+			R16_GROUPS(false, 3);
+		else if (NG == 2)
+			R16_GROUPS(false, 2);
+		else
+			R16_GROUPS(false, 1);
+	}
+#undef R16_GROUPS
 }
 
 T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
@@ -388,12 +389,7 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
 		bool first = r == r0 || n_tok <= 4;
 		const uint8_t *nx = nl > 0 && n_tok > 4 ? g + (size_t)ng * gb : NULL;
 		size_t nx_bytes = (size_t)(nl >= 3 ? 3 : nl) * gb;
-		if (q4)
-			r16_groups_q4(ng, first, g, gb, nb, xa, xs, n_tok, y + r, ldy, nx,
-			              nx_bytes);
-		else
-			r16_groups_q8(ng, first, g, gb, nb, xa, xs, n_tok, y + r, ldy, nx,
-			              nx_bytes);
+		r16_groups_any(q4, ng, first, g, gb, nb, xa, xs, n_tok, y + r, ldy, nx, nx_bytes);
 		r = nr;
 	}
 }
