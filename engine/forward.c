@@ -374,9 +374,11 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 	int64_t grain = work > 0 ? 16384 / work : 1;
 	if (grain < 4)
 		grain = 4;
-	/* R16 weights are cut on their 16-row groups (the weights' row
-	 * counts, and so their starts here, are multiples of 16). */
-	int64_t align = act == MLLM__ACT_R16 ? 16 : 4;
+	/* R16 weights are cut on whole sets of three 16-row groups, the
+	 * kernel's widest tile (the weights' row counts, and so their starts
+	 * here, are multiples of 16: a weight boundary inside a chunk leaves
+	 * a smaller set, as the end of a weight does). */
+	int64_t align = act == MLLM__ACT_R16 ? 48 : 4;
 	mllm__parallel_for(c->pool, rows, grain > align ? grain : align, align, mm_gemv_fn, j);
 }
 

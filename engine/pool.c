@@ -15,11 +15,20 @@
  * grain, align and the pool size; which thread runs a chunk depends on
  * timing, so fn's results must not depend on tid (it names scratch only).
  *
- * The job word packs the job's generation, its chunk count and the next
- * chunk to claim, so a claim (one compare-and-swap) is checked against
- * the job it was meant for: a worker that wakes late cannot claim a chunk
- * of a job that has moved on, and once a claim succeeds the job's fields
- * stay as they are until its chunk is reported done.
+ * The chunks are dealt in one contiguous run per thread: each thread takes
+ * its own run's chunks front to back, and a thread whose run is done takes
+ * the others' from their back. A thread undisturbed therefore walks one
+ * contiguous stretch of [0, n) — its weight rows, for a matrix product, so
+ * that the hardware's stream prefetch and a kernel's look-ahead past its
+ * chunk keep going from one chunk into the next — while a descheduled
+ * thread's unstarted chunks still go to the others.
+ *
+ * The job word holds the job's generation; each run's word packs the same
+ * generation with the run's front and back, so a claim (one compare-and-
+ * swap on a run) is checked against the job it was meant for: a worker
+ * that wakes late cannot claim a chunk of a job that has moved on, and
+ * once a claim succeeds the job's fields stay as they are until its chunk
+ * is reported done.
  */
 #include "pool.h"
 
@@ -50,12 +59,19 @@
  * atomic operation per chunk against jobs of tens of microseconds). */
 #define CHUNKS_PER_THREAD 8
 
-/* Job word: generation (32 bits) | chunk count (16) | next chunk (16). */
+/* Job and run words: generation (32 bits) | front (16) | back (16); a
+ * run's chunks are [front, back), the job word's front and back are 0. */
 #define W_GEN(w)        ((uint32_t)((w) >> 32))
-#define W_COUNT(w)      ((uint32_t)((w) >> 16) & 0xffffu)
-#define W_NEXT(w)       ((uint32_t)(w)&0xffffu)
-#define W_MAKE(g, c, i) (((uint64_t)(g) << 32) | ((uint64_t)(c) << 16) | (uint64_t)(i))
+#define W_FRONT(w)      ((uint32_t)((w) >> 16) & 0xffffu)
+#define W_BACK(w)       ((uint32_t)(w)&0xffffu)
+#define W_MAKE(g, f, b) (((uint64_t)(g) << 32) | ((uint64_t)(f) << 16) | (uint64_t)(b))
 #define MAX_CHUNKS      0xffff
+
+/* One run's word, alone on its cache line (claims on different runs do not
+ * contend). */
+typedef struct {
+	_Alignas(64) _Atomic uint64_t w;
+} run_word;
 
 typedef struct {
 	mllm__pool *pool;
@@ -75,6 +91,7 @@ struct mllm__pool {
 	int64_t n, chunk;
 
 	_Atomic uint64_t job;
+	run_word *runs;    /* [n_threads]: run t is thread t's */
 	atomic_int n_done; /* chunks of the current job done */
 	atomic_int n_sleeping;
 	atomic_bool quit;
@@ -82,24 +99,45 @@ struct mllm__pool {
 	pthread_cond_t cv;
 };
 
-/* Claims and runs chunks of job `gen` until none are left (or the job is
- * not `gen` any more). */
+/* Claims a chunk of job `gen` from run r — its front when own, else its
+ * back; -1 when the run is empty or the job is not `gen` any more. */
+static int64_t claim(mllm__pool *p, uint32_t gen, int r, bool own)
+{
+	_Atomic uint64_t *a = &p->runs[r].w;
+	uint64_t w = atomic_load_explicit(a, memory_order_acquire);
+	for (;;) {
+		uint32_t f = W_FRONT(w), b = W_BACK(w);
+		if (W_GEN(w) != gen || f >= b)
+			return -1;
+		uint64_t nw = own ? W_MAKE(gen, f + 1, b) : W_MAKE(gen, f, b - 1);
+		if (atomic_compare_exchange_weak_explicit(a, &w, nw, memory_order_acq_rel,
+		                                          memory_order_acquire))
+			return own ? (int64_t)f : (int64_t)b - 1;
+	}
+}
+
+static void run_one(mllm__pool *p, int64_t k, int tid)
+{
+	int64_t i0 = k * p->chunk;
+	int64_t i1 = i0 + p->chunk;
+	if (i1 > p->n)
+		i1 = p->n;
+	p->fn(p->arg, i0, i1, tid);
+	atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
+}
+
+/* Runs the chunks of job `gen` that thread tid can claim: its own run's,
+ * then the others' (until none are left, or the job is not `gen` any
+ * more). */
 static void run_chunks(mllm__pool *p, uint32_t gen, int tid)
 {
-	uint64_t w = atomic_load_explicit(&p->job, memory_order_acquire);
-	for (;;) {
-		if (W_GEN(w) != gen || W_NEXT(w) >= W_COUNT(w))
-			return;
-		if (!atomic_compare_exchange_weak_explicit(&p->job, &w, w + 1, memory_order_acq_rel,
-		                                           memory_order_acquire))
-			continue;
-		int64_t i0 = (int64_t)W_NEXT(w) * p->chunk;
-		int64_t i1 = i0 + p->chunk;
-		if (i1 > p->n)
-			i1 = p->n;
-		p->fn(p->arg, i0, i1, tid);
-		atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
-		w = atomic_load_explicit(&p->job, memory_order_acquire);
+	int64_t k;
+	while ((k = claim(p, gen, tid, true)) >= 0)
+		run_one(p, k, tid);
+	for (int i = 1; i < p->n_threads; i++) {
+		int r = (tid + i) % p->n_threads;
+		while ((k = claim(p, gen, r, false)) >= 0)
+			run_one(p, k, tid);
 	}
 }
 
@@ -172,6 +210,13 @@ int mllm__pool_create(int n_threads, mllm__pool **out)
 	p->n_threads = n_threads;
 	p->spin_iters = n_threads > 1 ? calibrate_spin() : SPIN_ITERS_MIN;
 	atomic_init(&p->job, W_MAKE(0, 0, 0));
+	p->runs = aligned_alloc(64, (size_t)n_threads * sizeof *p->runs);
+	if (!p->runs) {
+		free(p);
+		return MLLM_ENOMEM;
+	}
+	for (int t = 0; t < n_threads; t++)
+		atomic_init(&p->runs[t].w, W_MAKE(0, 0, 0));
 	atomic_init(&p->n_done, 0);
 	atomic_init(&p->n_sleeping, 0);
 	atomic_init(&p->quit, false);
@@ -209,6 +254,7 @@ void mllm__pool_free(mllm__pool *p)
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->workers);
+	free(p->runs);
 	free(p);
 }
 
@@ -251,8 +297,15 @@ void mllm__parallel_for(mllm__pool *p, int64_t n, int64_t grain, int64_t align, 
 	p->n = n;
 	p->chunk = chunk;
 	atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+	/* Runs as even as whole chunks allow, in thread order. No claim can
+	 * touch them before the job word below says `gen`. */
+	for (int t = 0; t < p->n_threads; t++)
+		atomic_store_explicit(&p->runs[t].w,
+		                      W_MAKE(gen, (uint32_t)((int64_t)count * t / p->n_threads),
+		                             (uint32_t)((int64_t)count * (t + 1) / p->n_threads)),
+		                      memory_order_relaxed);
 	/* seq_cst post, then the sleeper check: see worker_main. */
-	atomic_store(&p->job, W_MAKE(gen, count, 0));
+	atomic_store(&p->job, W_MAKE(gen, 0, 0));
 	if (atomic_load(&p->n_sleeping) > 0) {
 		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->cv);

@@ -384,6 +384,11 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
 		int ng = left >= 3 ? 3 : (int)left;
 		const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * gb;
 		int64_t nr = r + (int64_t)ng * R16_ROWS, nl = (r1 - nr) / R16_ROWS;
+		/* The last set looks past r1: the pool deals a thread its chunks
+		 * in order, so the rows after this chunk are most likely its
+		 * next ones. */
+		if (nl == 0)
+			nl = (W->rows - nr) / R16_ROWS;
 		/* One tile a set (up to 4 tokens): each prefetches its own set
 		 * ahead, which served one token better. */
 		bool first = r == r0 || n_tok <= 4;

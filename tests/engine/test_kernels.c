@@ -1388,6 +1388,69 @@ START_TEST(test_pool_stalled_thread)
 }
 END_TEST
 
+/* Each thread walks its own run of chunks front to back, contiguously
+ * (what lets a kernel look past its chunk into the thread's next one), and
+ * takes the others' from their backs; whoever runs what, every chunk runs
+ * once. The last chunks sleep a little so that stealing happens. */
+#define RUN_N     999
+#define RUN_CHUNK 48
+typedef struct {
+	_Atomic int order[3][32]; /* chunk indices each thread ran, in order */
+	_Atomic int len[3];
+	_Atomic int ran[32];
+} run_arg;
+
+static void run_mark(void *arg, int64_t i0, int64_t i1, int tid)
+{
+	run_arg *r = arg;
+	int k = (int)(i0 / RUN_CHUNK);
+	if (i0 % RUN_CHUNK || i1 != (i0 + RUN_CHUNK < RUN_N ? i0 + RUN_CHUNK : RUN_N))
+		k = 31; /* not a chunk: counted in ran[31], which must stay 0 */
+	int at = atomic_fetch_add(&r->len[tid], 1);
+	atomic_store(&r->order[tid][at], k);
+	atomic_fetch_add(&r->ran[k], 1);
+	if (tid == 1)
+		usleep(300); /* one slow thread: its run's back goes to the others */
+}
+
+START_TEST(test_pool_runs)
+{
+	mllm__pool *p;
+	ck_assert_int_eq(mllm__pool_create(3, &p), 0);
+	int64_t chunk = mllm__pool_chunk(3, RUN_N, 4, 16);
+	ck_assert_int_eq(chunk, RUN_CHUNK);
+	int count = (RUN_N + RUN_CHUNK - 1) / RUN_CHUNK; /* 21: runs of 7 */
+	int stolen_from_1 = 0;
+	for (int round = 0; round < 10; round++) {
+		run_arg r;
+		memset(&r, 0, sizeof r);
+		mllm__parallel_for(p, RUN_N, 4, 16, run_mark, &r);
+		for (int k = 0; k < 32; k++)
+			ck_assert_int_eq(atomic_load(&r.ran[k]), k < count);
+		for (int t = 0; t < 3; t++) {
+			int lo = count * t / 3, hi = count * (t + 1) / 3, n = atomic_load(&r.len[t]);
+			int i = 0, last_stolen[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
+			/* Its own run's chunks first, from the front, one after the
+			 * other... */
+			while (i < n && atomic_load(&r.order[t][i]) == lo + i)
+				i++;
+			ck_assert_int_le(lo + i, hi);
+			/* ...then others' chunks, each run's from the back. */
+			for (; i < n; i++) {
+				int k = atomic_load(&r.order[t][i]), o = k * 3 / count;
+				ck_assert_int_ne(o, t);
+				ck_assert_int_lt(k, last_stolen[o]);
+				last_stolen[o] = k;
+				stolen_from_1 += o == 1;
+			}
+		}
+	}
+	/* The slow thread's run was shared out at least once. */
+	ck_assert_int_gt(stolen_from_1, 0);
+	mllm__pool_free(p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("kernels");
@@ -1413,6 +1476,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_blas_core_and_sgemm);
 	tcase_add_test(tc, test_pool);
 	tcase_add_test(tc, test_pool_stalled_thread);
+	tcase_add_test(tc, test_pool_runs);
 	tcase_add_test(tc, test_physical_cores);
 	tcase_add_test(tc, test_ref_kernels_env);
 	suite_add_tcase(s, tc);
