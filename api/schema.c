@@ -863,12 +863,15 @@ static const char *format_pattern(const char *f)
 #define SC_TIME                                                                                    \
 	"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][" \
 	"0-9])"
+#define SC_TIME_UTC "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?Z"
 	if (strcmp(f, "date") == 0)
 		return "^" SC_DATE "$";
 	if (strcmp(f, "time") == 0)
 		return "^" SC_TIME "$";
+	/* date-time in UTC only: RFC 3339 allows offsets, but zod's default
+	 * .datetime() (what the SDK's parse() checks with) refuses them. */
 	if (strcmp(f, "date-time") == 0)
-		return "^" SC_DATE "T" SC_TIME "$";
+		return "^" SC_DATE "T" SC_TIME_UTC "$";
 	if (strcmp(f, "uuid") == 0)
 		return "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 	if (strcmp(f, "email") == 0)
@@ -878,6 +881,7 @@ static const char *format_pattern(const char *f)
 	return NULL;
 #undef SC_DATE
 #undef SC_TIME
+#undef SC_TIME_UTC
 }
 
 /* ---- Schema nodes ------------------------------------------------------------ */
@@ -983,6 +987,93 @@ static int32_t int_range(api__sc *c, long long lo, long long hi)
 	return r;
 }
 
+/* Optional fraction: nothing, or '.' and 1..SC_FRAC_DIGITS digits. */
+static int32_t frac_opt(api__sc *c, bool zeros)
+{
+	int32_t r = rule(c), d = rule(c);
+	if (zeros)
+		lit(c, d, "0");
+	else
+		mllm_gbuild_range(c->b, d, '0', '9');
+	empty_alt(c, r);
+	alt(c, r);
+	lit(c, r, ".");
+	ref(c, r, repeat(c, d, -1, 1, SC_FRAC_DIGITS));
+	return r;
+}
+
+/* Unsigned decimals (no exponent) in the interval from a to b, integers
+ * with 0 <= a <= b and b - a <= 1000, each end open or closed: the
+ * integer parts a..b-1 with any fraction, a itself only with a non-zero
+ * fraction when open, b only as b[.000] and only when closed. -1: no
+ * value. */
+static int32_t mag_range(api__sc *c, long long a, bool a_open, long long b, bool b_open)
+{
+	int32_t r = rule(c);
+	bool any = false;
+	long long first = a_open ? a + 1 : a;
+	if (first <= b - 1) {
+		alt(c, r);
+		ref(c, r, int_range(c, first, b - 1));
+		ref(c, r, frac_opt(c, false));
+		any = true;
+	}
+	if (a_open && a < b) {
+		/* a.000d…: a fraction with a non-zero digit. */
+		char buf[32];
+		int32_t z = rule(c), nz = rule(c);
+		lit(c, z, "0");
+		mllm_gbuild_range(c->b, nz, '1', '9');
+		snprintf(buf, sizeof buf, "%lld.", a);
+		alt(c, r);
+		lit(c, r, buf);
+		ref(c, r, repeat(c, z, -1, 0, SC_FRAC_DIGITS - 1));
+		ref(c, r, nz);
+		ref(c, r, digits(c, 0, SC_FRAC_DIGITS - 1));
+		any = true;
+	}
+	if (!b_open && (!a_open || a < b)) {
+		char buf[32];
+		snprintf(buf, sizeof buf, "%lld", b);
+		alt(c, r);
+		lit(c, r, buf);
+		ref(c, r, frac_opt(c, true));
+		any = true;
+	}
+	return any ? r : -1;
+}
+
+/* Numbers between integer bounds lo and hi at most 1000 apart (zod's
+ * .min(0).max(1), ratings, percentages), written without an exponent:
+ * the negative part as '-' and a magnitude, the rest as a magnitude.
+ * -1: no number lies between them. */
+static int32_t real_range(api__sc *c, long long lo, bool lo_x, long long hi, bool hi_x)
+{
+	int32_t r = rule(c), m;
+	bool any = false;
+	if (lo < 0) {
+		/* -x for x between max(0, -hi) and -lo; -0 only when 0 is in. */
+		long long a = hi < 0 ? -hi : 0;
+		bool a_open = hi < 0 ? hi_x : true;
+		if ((m = mag_range(c, a, a_open, -lo, lo_x)) >= 0) {
+			alt(c, r);
+			lit(c, r, "-");
+			ref(c, r, m);
+			any = true;
+		}
+	}
+	if (hi >= 0) {
+		long long a = lo > 0 ? lo : 0;
+		bool a_open = lo >= 0 ? lo_x : false;
+		if ((m = mag_range(c, a, a_open, hi, hi_x)) >= 0) {
+			alt(c, r);
+			ref(c, r, m);
+			any = true;
+		}
+	}
+	return any ? r : -1;
+}
+
 static int32_t number_schema(api__sc *c, json_t *s, const char *ptr, bool integer)
 {
 	json_t *mn = json_object_get(s, "minimum"), *mx = json_object_get(s, "maximum");
@@ -1025,6 +1116,12 @@ static int32_t number_schema(api__sc *c, json_t *s, const char *ptr, bool intege
 		if (b >= a && b - a <= 1000)
 			return int_range(c, a, b);
 	}
+	if (!integer && isfinite(lo) && isfinite(hi) && lo == floor(lo) && hi == floor(hi) &&
+	    fabs(lo) < 1e15 && fabs(hi) < 1e15 && hi - lo <= 1000) {
+		int32_t r = real_range(c, (long long)lo, lo_x, (long long)hi, hi_x);
+		if (r >= 0)
+			return r;
+	}
 	/* Non-negative, unbounded above: drop the sign (and the zero when the
 	 * bound excludes it, for integers). */
 	if (hi == INFINITY && (lo > 0 || (lo == 0 && !lo_x) || (integer && lo > -1 && lo_x))) {
@@ -1041,8 +1138,8 @@ static int32_t number_schema(api__sc *c, json_t *s, const char *ptr, bool intege
 	         mn || xmn ? (mn ? "minimum" : "exclusiveMinimum")
 	                   : (mx ? "maximum" : "exclusiveMaximum"));
 	return sc_fail(c, p2,
-	               "this %s bound is not expressible (supported: integer ranges of "
-	               "up to 1001 values, and minimum 0 or 1 without a maximum)",
+	               "this %s bound is not expressible (supported: integer bounds at "
+	               "most 1000 apart, and minimum 0 or 1 without a maximum)",
 	               integer ? "integer" : "number");
 }
 
@@ -1329,6 +1426,7 @@ static const char *const known_keys[] = {"type",
                                          "maximum",
                                          "exclusiveMinimum",
                                          "exclusiveMaximum",
+                                         "nullable",
                                          NULL};
 
 static bool in_list(const char *const *l, const char *k)
@@ -1371,12 +1469,14 @@ static int32_t type_rule(api__sc *c, json_t *s, const char *t, const char *ptr)
 	}
 }
 
+static int32_t compile_body(api__sc *c, json_t *s, const char *ptr);
+
 static int32_t compile_inner(api__sc *c, json_t *s, const char *ptr)
 {
 	const char *key;
-	json_t *v, *type, *any;
+	json_t *v;
 	char p2[256];
-	int32_t r;
+	int32_t r, body;
 
 	if (json_is_true(s) || (json_is_object(s) && json_object_size(s) == 0))
 		return value_any(c);
@@ -1390,6 +1490,31 @@ static int32_t compile_inner(api__sc *c, json_t *s, const char *ptr)
 		ptr_join(p2, sizeof p2, ptr, key);
 		return sc_fail(c, p2, "unsupported JSON Schema keyword '%s'", key);
 	}
+	v = json_object_get(s, "nullable");
+	if (v && !json_is_boolean(v)) {
+		ptr_join(p2, sizeof p2, ptr, "nullable");
+		return sc_fail(c, p2, "%s must be true or false", "nullable");
+	}
+	body = compile_body(c, s, ptr);
+	if (!json_is_true(v) || c->failed)
+		return body;
+	/* OpenAPI 3.0's nullable (the OpenAI SDK's zod helper writes
+	 * .nullable() so): the schema's values or null. */
+	r = rule(c);
+	alt(c, r);
+	ref(c, r, body);
+	alt(c, r);
+	lit(c, r, "null");
+	return r;
+}
+
+/* The schema s (an object whose keywords are known) without nullable. */
+static int32_t compile_body(api__sc *c, json_t *s, const char *ptr)
+{
+	json_t *v, *type, *any;
+	char p2[256];
+	int32_t r;
+
 	if ((v = json_object_get(s, "$ref")) != NULL)
 		return resolve_ref(c, v, ptr);
 	if ((v = json_object_get(s, "const")) != NULL)

@@ -133,6 +133,93 @@ START_TEST(test_pattern_and_format)
 }
 END_TEST
 
+/* OpenAPI's nullable (zod's .nullable() through the OpenAI SDK) adds null
+ * to whatever the schema allows. */
+START_TEST(test_nullable)
+{
+	api_error e;
+	mllm_grammar *g = compile_text(
+	    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":"
+	    "true},\"b\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":3,\"nullable\":false},"
+	    "\"c\":{\"enum\":[\"x\"],\"nullable\":true}},\"required\":[\"a\",\"b\",\"c\"],"
+	    "\"additionalProperties\":false}",
+	    &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "{\"a\":\"s\",\"b\":2,\"c\":\"x\"}", 1);
+	expect(g, "{\"a\":null,\"b\":2,\"c\":null}", 1);
+	expect(g, "{\"a\":null,\"b\":null", -1); /* nullable: false */
+	expect(g, "{\"a\":1", -1);
+	mllm_grammar_unref(g);
+	g = compile_text("{\"type\":\"string\",\"nullable\":\"yes\"}", &e);
+	ck_assert_ptr_null(g);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_ptr_nonnull(strstr(e.message, "#/nullable"));
+}
+END_TEST
+
+/* Numbers between integer bounds (zod's .min(0).max(1)): every decimal in
+ * the interval, open ends honoured, nothing outside. */
+START_TEST(test_number_ranges)
+{
+	static const struct {
+		const char *schema;
+		const char *yes[8], *no[8];
+	} cases[] = {
+	    {"{\"type\":\"number\",\"minimum\":0,\"maximum\":1}",
+	     {"0", "1", "0.5", "0.999", "1.0", "1.000", "0.0", NULL},
+	     {"1.5", "-0.1", "2", "1.01", "10", "-1", "1e0", NULL}},
+	    {"{\"type\":\"number\",\"minimum\":-2,\"maximum\":3}",
+	     {"-2", "-1.75", "-0.5", "0", "2.25", "3", "-2.0", "-0.01"},
+	     {"-2.5", "-3", "3.5", "4", "-2.01", NULL}},
+	    {"{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}",
+	     {"0.5", "0.001", "0.99", NULL},
+	     {"0", "0.0", "0.000", "1", "1.0", "-0.5", NULL}},
+	    {"{\"type\":\"number\",\"minimum\":-5,\"exclusiveMaximum\":-1}",
+	     {"-5", "-4.5", "-1.5", "-1.001", NULL},
+	     {"-1", "-1.0", "0", "-5.5", "-6", NULL}},
+	    {"{\"type\":\"number\",\"exclusiveMinimum\":-1,\"maximum\":0}",
+	     {"-0.5", "0", "-0.999", NULL},
+	     {"-1", "-1.0", "0.5", "1", NULL}},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		api_error e;
+		mllm_grammar *g = compile_text(cases[i].schema, &e);
+		ck_assert_msg(g != NULL, "%s: %s", cases[i].schema, e.message);
+		for (int k = 0; k < 8 && cases[i].yes[k]; k++)
+			expect(g, cases[i].yes[k], 1);
+		for (int k = 0; k < 8 && cases[i].no[k]; k++) {
+			int got = mllm_grammar_match(g, cases[i].no[k], strlen(cases[i].no[k]));
+			ck_assert_msg(got != 1, "%s accepts %s", cases[i].schema, cases[i].no[k]);
+		}
+		mllm_grammar_unref(g);
+	}
+	/* An empty interval, and bounds too far apart, are refused. */
+	static const char *const bad[] = {
+	    "{\"type\":\"number\",\"exclusiveMinimum\":1,\"exclusiveMaximum\":1}",
+	    "{\"type\":\"number\",\"minimum\":0,\"maximum\":5000}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		api_error e;
+		ck_assert_ptr_null(compile_text(bad[i], &e));
+		ck_assert_int_eq(e.status, 400);
+	}
+}
+END_TEST
+
+/* date-time in UTC only (what zod's default .datetime() accepts). */
+START_TEST(test_date_time_utc)
+{
+	api_error e;
+	mllm_grammar *g = compile_text("{\"type\":\"string\",\"format\":\"date-time\"}", &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "\"2024-02-28T10:43:31Z\"", 1);
+	expect(g, "\"2024-02-28T10:43:31.25Z\"", 1);
+	expect(g, "\"2024-02-28T10:43:31+02:00\"", -1);
+	expect(g, "\"2024-02-28T10:43:31\"", -1);
+	mllm_grammar_unref(g);
+}
+END_TEST
+
 START_TEST(test_unsupported_keywords)
 {
 	static const struct {
@@ -297,6 +384,9 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_strings_and_numbers);
 	tcase_add_test(tc, test_enum_const_anyof_ref);
 	tcase_add_test(tc, test_pattern_and_format);
+	tcase_add_test(tc, test_nullable);
+	tcase_add_test(tc, test_number_ranges);
+	tcase_add_test(tc, test_date_time_utc);
 	tcase_add_test(tc, test_unsupported_keywords);
 	tcase_add_test(tc, test_request_response_format);
 	tcase_add_test(tc, test_json_object_mode);

@@ -10,7 +10,7 @@
 # (clients.test.mjs), tool_choice auto / parallel calls (tools.test.mjs) and
 # the Responses API tests (responses.test.mjs) with `node --test`, then
 # checks the daemons exit 0 on
-# SIGTERM.
+# SIGTERM. SDK_TESTS="structured.test.mjs ..." runs only those files.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -93,8 +93,9 @@ URL_C=$(wait_url c)
 
 rc=0
 (cd "$HERE" && MLLMD_URL_A="$URL_A" MLLMD_URL_B="$URL_B" MLLMD_URL_C="$URL_C" \
-	MLLMD_KEY=sdk-test-key node --test --test-reporter=spec sdk.test.mjs structured.test.mjs \
-	clients.test.mjs tools.test.mjs responses.test.mjs) || rc=$?
+	MLLMD_KEY=sdk-test-key node --test --test-reporter=spec \
+	${SDK_TESTS:-sdk.test.mjs structured.test.mjs clients.test.mjs tools.test.mjs responses.test.mjs}) ||
+	rc=$?
 
 for name in a b c; do
 	case $name in a) pid=$PID_A ;; b) pid=$PID_B ;; c) pid=$PID_C ;; esac

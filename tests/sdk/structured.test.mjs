@@ -223,6 +223,54 @@ test('chat.completions.parse with zodResponseFormat returns a parsed object', as
   assert.deepEqual(Person.parse(msg.parsed), msg.parsed);
 });
 
+test('zod number bounds and OpenAPI nullable parse', async () => {
+  const Reading = z.object({
+    score: z.number().min(0).max(1),
+    delta: z.number().gt(-2).lte(3),
+    day: z.iso.date(),
+  });
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.parse({
+      model: 'st',
+      messages: [{ role: 'user', content: 'A reading, please.' }],
+      response_format: zodResponseFormat(Reading, 'reading'),
+      max_tokens: 200,
+      temperature: 1,
+      seed,
+    });
+    const msg = r.choices[0].message;
+    assert.equal(r.choices[0].finish_reason, 'stop', msg.content);
+    assert.deepEqual(Reading.parse(msg.parsed), msg.parsed);
+  }
+  // zod 3 (through the SDK's helper) writes .nullable() as OpenAPI's
+  // "nullable": true, which must compile (test_schema checks both branches).
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({
+      model: 'st',
+      messages: [{ role: 'user', content: 'Maybe a word.' }],
+      response_format: {
+        type: 'json_schema',
+        json_schema: {
+          name: 'n',
+          strict: true,
+          schema: {
+            type: 'object',
+            properties: { a: { type: 'string', maxLength: 6, nullable: true } },
+            required: ['a'],
+            additionalProperties: false,
+          },
+        },
+      },
+      max_tokens: 60,
+      temperature: 1.5,
+      seed,
+    });
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.deepEqual(Object.keys(v), ['a']);
+    assert.ok(v.a === null || (typeof v.a === 'string' && [...v.a].length <= 6), JSON.stringify(v));
+  }
+});
+
 test('tool_choice required returns a tool call whose arguments validate', async () => {
   const weather = {
     type: 'object',
