@@ -1428,7 +1428,8 @@ START_TEST(test_pool_runs)
 		for (int k = 0; k < 32; k++)
 			ck_assert_int_eq(atomic_load(&r.ran[k]), k < count);
 		for (int t = 0; t < 3; t++) {
-			int lo = count * t / 3, hi = count * (t + 1) / 3, n = atomic_load(&r.len[t]);
+			int lo = count * t / 3, hi = count * (t + 1) / 3,
+			    n = atomic_load(&r.len[t]);
 			int i = 0, last_stolen[3] = {INT32_MAX, INT32_MAX, INT32_MAX};
 			/* Its own run's chunks first, from the front, one after the
 			 * other... */
