@@ -175,7 +175,8 @@ struct api_request {
 	int32_t n;
 	bool has_max_tokens;
 	int32_t max_tokens;
-	int32_t logprobs; /* -1 = none */
+	const char *max_tokens_param; /* the name the client used (errors) */
+	int32_t logprobs;             /* -1 = none */
 	mllm_sampling sp;
 
 	char *stop[MLLM_MAX_STOP]; /* owned */

@@ -58,12 +58,12 @@ int api_error_from_mllm(api_error *e, int mllm_err)
 		api_error_set(e, 503, NULL, "overloaded",
 		              "The server is overloaded (%s); please retry shortly.",
 		              mllm_strerror(mllm_err));
-		e->retry_after_s = 1;
+		e->retry_after_s = 0; /* the server's retry_after_s */
 		return 503;
 	case MLLM_ESHUTDOWN:
 		api_error_set(e, 503, NULL, "shutting_down",
 		              "The server is shutting down; please retry on another replica.");
-		e->retry_after_s = 1;
+		e->retry_after_s = 0; /* the server's retry_after_s */
 		return 503;
 	case MLLM_ECANCELLED:
 		return api_error_set(e, 503, NULL, "cancelled", "The request was cancelled.");

@@ -542,6 +542,8 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 	rc = get_int(root, "max_completion_tokens", 1, lim->max_tokens, &x, &has, e);
 	if (rc)
 		return rc;
+	if (has)
+		req->max_tokens_param = "max_completion_tokens";
 	if (!has) {
 		rc = get_int(root, "max_tokens", 1, lim->max_tokens, &x, &has, e);
 		if (rc)
@@ -835,14 +837,23 @@ static int prompt_offsets(const mllm_tokenizer *tok, api__prompt *p, api_error *
 	return 0;
 }
 
-static int context_error(api_error *e, const char *param, int32_t n_ctx, size_t n_prompt,
-                         int32_t max_tokens)
+/* The name of the output-length parameter as the client sent it. */
+static const char *mt_param(const api_request *req)
+{
+	if (req->kind == API_RESPONSES)
+		return "max_output_tokens";
+	return req->max_tokens_param ? req->max_tokens_param : "max_tokens";
+}
+
+static int context_error(api_error *e, const char *param, const char *mt_name, int32_t n_ctx,
+                         size_t n_prompt, int32_t max_tokens)
 {
 	return api_error_set(e, 400, param, "context_length_exceeded",
 	                     "This model's maximum context length is %d tokens; the request "
 	                     "needs %zu (%zu in the prompt, %d for the completion). Shorten the "
-	                     "prompt or lower max_tokens.",
-	                     (int)n_ctx, n_prompt + (size_t)max_tokens, n_prompt, (int)max_tokens);
+	                     "prompt or lower %s.",
+	                     (int)n_ctx, n_prompt + (size_t)max_tokens, n_prompt, (int)max_tokens,
+	                     mt_name);
 }
 
 /* Limits of the engine that no retry can get past: more choices than run at
@@ -879,15 +890,14 @@ static int check_kv_pool(const api_request *req, const api_model_info *m, api_er
 		int64_t fp = np / bs;
 		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
 		if (need > m->kv_blocks)
-			return api_error_set(
-			    e, 400, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
-			    "kv_pool_exceeded",
-			    "This request needs %lld KV blocks of %lld tokens "
-			    "(%lld prompt tokens, max_tokens %d, n %d) but the model "
-			    "'%s' has a KV pool of %lld blocks; lower max_tokens or "
-			    "n, or raise the model's kv_bytes.",
-			    (long long)need, (long long)bs, (long long)np, (int)req->max_tokens,
-			    (int)req->n, m->id, (long long)m->kv_blocks);
+			return api_error_set(e, 400, mt_param(req), "kv_pool_exceeded",
+			                     "This request needs %lld KV blocks of %lld tokens "
+			                     "(%lld prompt tokens, %s %d, n %d) but the model "
+			                     "'%s' has a KV pool of %lld blocks; lower %s or "
+			                     "n, or raise the model's kv_bytes.",
+			                     (long long)need, (long long)bs, (long long)np,
+			                     mt_param(req), (int)req->max_tokens, (int)req->n,
+			                     m->id, (long long)m->kv_blocks, mt_param(req));
 	}
 	return 0;
 }
@@ -1027,13 +1037,13 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 			if (mt > req->lim.max_tokens)
 				mt = req->lim.max_tokens;
 			if (mt < 1)
-				return context_error(err, pparam, m->n_ctx, p->n_ids, 1);
+				return context_error(err, pparam, mt_param(req), m->n_ctx, p->n_ids,
+				                     1);
 			req->max_tokens = mt;
 		}
 		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
-			return context_error(
-			    err, req->kind == API_RESPONSES ? "max_output_tokens" : "max_tokens",
-			    m->n_ctx, p->n_ids, mt);
+			return context_error(err, mt_param(req), mt_param(req), m->n_ctx, p->n_ids,
+			                     mt);
 	}
 	rc = check_kv_pool(req, m, err);
 	if (rc)

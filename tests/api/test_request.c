@@ -475,6 +475,16 @@ START_TEST(test_context_limits)
 	ck_assert_str_eq(e.param, "max_tokens");
 	check_error_body(&e, 400, "max_tokens");
 	api_request_free(req);
+	/* The error names the parameter the client sent. */
+	parse_ok(API_CHAT,
+	         "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+	         "\"max_completion_tokens\":15}",
+	         &req);
+	ck_assert_int_eq(api_request_prepare(req, &small, &e), 400);
+	ck_assert_str_eq(e.code, "context_length_exceeded");
+	ck_assert_str_eq(e.param, "max_completion_tokens");
+	ck_assert_ptr_nonnull(strstr(e.message, "lower max_completion_tokens"));
+	api_request_free(req);
 	/* Exactly the context is fine. */
 	parse_ok(API_COMPLETION, "{\"prompt\":[1,2,3,4,5,6,7,8,9,10],\"max_tokens\":6}", &req);
 	ck_assert_int_eq(api_request_prepare(req, &small, &e), 0);
@@ -728,9 +738,9 @@ START_TEST(test_errors_from_engine)
 	} map[] = {
 	    {MLLM_EINVAL, 400, 0, NULL},
 	    {MLLM_ETOOLONG, 400, 0, "context_length_exceeded"},
-	    {MLLM_EOVERLOADED, 503, 1, "overloaded"},
-	    {MLLM_ENOMEM, 503, 1, "overloaded"},
-	    {MLLM_ESHUTDOWN, 503, 1, "shutting_down"},
+	    {MLLM_EOVERLOADED, 503, 0, "overloaded"}, /* 0: the server's retry_after_s */
+	    {MLLM_ENOMEM, 503, 0, "overloaded"},
+	    {MLLM_ESHUTDOWN, 503, 0, "shutting_down"},
 	    {MLLM_ENOTFOUND, 404, 0, "not_found"},
 	    {MLLM_EINTERNAL, 500, 0, "internal_error"},
 	    {MLLM_EIO, 500, 0, "internal_error"},

@@ -78,7 +78,7 @@ PID_A=$!
 PIDS="$PID_A"
 "$BIN" serve --host 127.0.0.1 --port 0 --model tiny="$FIX/models/tiny-mobilellm-f16" \
 	--api-key sdk-test-key --set model.tiny.max_running=1 --set model.tiny.max_queue=1 \
-	--set retry_after_s=1 >"$TMP/b.log" 2>&1 &
+	--set retry_after_s=2 >"$TMP/b.log" 2>&1 &
 PID_B=$!
 PIDS="$PIDS $PID_B"
 # C: a /v1/responses store small enough to fill (3 responses, 16 KiB).
