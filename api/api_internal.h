@@ -124,6 +124,12 @@ typedef struct {
 	mllm_finish finish;
 	int32_t n_completion;
 	size_t offset; /* running text_offset (characters) */
+	/* Logprob entries kept in step with the text (render.c lp_align):
+	 * where the completion starts in `text` (after an echo), and for
+	 * streams, bytes of text released, bytes of entries sent and the
+	 * first entry of lp not sent yet. */
+	size_t text0;
+	size_t released, lp_sent_bytes, lp_head;
 	/* Reasoning split (render.c): where the output is relative to a
 	 * <think>…</think> block, a held-back possible partial marker, the
 	 * reasoning text (non-streamed) and the tokens spent reasoning. */

@@ -122,6 +122,87 @@ static api__lp lp_view(const mllm_event *ev)
 	return e;
 }
 
+/* ---- logprob entries in step with the text ---------------------------------- *
+ *
+ * The entries' token strings must concatenate to the text the response
+ * carries (docs/api.md), but the text is not quite the tokens' bytes: a
+ * text that starts the output (a BOS-only prompt) loses SentencePiece's
+ * leading space, and a stop string — whose tokens were sampled and
+ * logprob'd — is never released. So the first entry loses a space the
+ * text does not have, and entries past the text's end are dropped (the
+ * one that straddles it is cut to the part before it). Streams hold each
+ * entry back until its bytes have been released, as the engine holds the
+ * text back while it may still be part of a stop string. Choices whose
+ * text is cut up further (reasoning split, tool calls) are left alone. */
+
+static bool lp_aligned(const api_request *req, const api__choice *c)
+{
+	return req->logprobs >= 0 && (req->kind == API_CHAT || req->kind == API_COMPLETION) &&
+	       c->rstate == API__R_OFF && !(req->kind == API_CHAT && req->tool_parse);
+}
+
+static void lp_entry_free(api__lp *e)
+{
+	free(e->text);
+	free(e->top);
+	e->text = NULL;
+	e->top = NULL;
+	e->text_len = 0;
+	e->n_top = 0;
+}
+
+/* Drops the first k bytes of e's token string. */
+static void lp_cut_front(api__lp *e, size_t k)
+{
+	if (k > e->text_len)
+		k = e->text_len;
+	memmove(e->text, e->text + k, e->text_len - k + 1); /* with the NUL */
+	e->text_len -= k;
+}
+
+/* The first entry (l->v[first]) of a text that starts with first_byte:
+ * loses a leading space the text does not have. */
+static void lp_fix_first(api__lp_list *l, size_t first, char first_byte)
+{
+	if (first < l->n && l->v[first].text_len > 0 && l->v[first].text[0] == ' ' &&
+	    first_byte != ' ')
+		lp_cut_front(&l->v[first], 1);
+}
+
+/* Entries l->v[from..] hold `have` bytes more than the `room` bytes of text
+ * left for them: keeps what fits (cutting the straddler), drops the rest. */
+static void lp_cut_tail(api__lp_list *l, size_t from, size_t room)
+{
+	size_t i = from, used = 0;
+	for (; i < l->n && used + l->v[i].text_len <= room; i++)
+		used += l->v[i].text_len;
+	if (i < l->n && used < room) {
+		l->v[i].text_len = room - used;
+		l->v[i].text[l->v[i].text_len] = '\0';
+		used = room;
+		i++;
+	}
+	for (size_t k = i; k < l->n; k++)
+		lp_entry_free(&l->v[k]);
+	l->n = i;
+}
+
+/* Non-streamed: the entries of choice c against its final text, which
+ * ended with a stop string when stop_string. */
+static void lp_align(api__choice *c, bool stop_string)
+{
+	const char *t = c->text.data ? c->text.data + c->text0 : "";
+	size_t n = c->text.len - c->text0, have = 0;
+	if (c->lp.n == 0)
+		return;
+	if (n > 0)
+		lp_fix_first(&c->lp, 0, t[0]);
+	for (size_t i = 0; i < c->lp.n; i++)
+		have += c->lp.v[i].text_len;
+	if (stop_string && have > n)
+		lp_cut_tail(&c->lp, 0, n);
+}
+
 /* Legacy completions shape: appends n entries to the four arrays. The
  * text_offset of entry i (in characters from the start of the prompt, as
  * OpenAI counts) is fixed[i] when given (prompt tokens), else *offset,
@@ -574,6 +655,7 @@ static int start_choice(api_request *req, int32_t prompt_i, int32_t idx, mllm_bu
 		}
 	}
 	c->offset = p->text_chars; /* the completion starts after the prompt */
+	c->text0 = c->text.len;
 	if (rc == 0)
 		c->started = true;
 	return rc;
@@ -585,6 +667,67 @@ static void fail(api_request *req, const api_error *e)
 		return;
 	req->failed = true;
 	req->err = *e;
+}
+
+/* A streamed chunk of choice idx: text and the entries lp[from, to) (none
+ * when from == to), which are freed once rendered. */
+static int stream_chunk(api_request *req, int32_t idx, const char *text, size_t len, size_t from,
+                        size_t to, mllm_buf *out)
+{
+	api__choice *c = &req->choices[idx];
+	json_t *lp = NULL;
+	int rc;
+	if (len == 0 && from == to)
+		return 0;
+	if (from < to) {
+		if (req->kind == API_CHAT) {
+			lp = chat_logprobs(req, c->lp.v + from, to - from);
+		} else {
+			lp = legacy_new();
+			legacy_add(req, lp, c->lp.v + from, to - from, NULL, 0, &c->offset);
+		}
+	}
+	if (req->kind == API_CHAT)
+		rc = emit_delta_chunk(req, idx, false, text, len, lp, NULL, out);
+	else
+		rc = emit_text_chunk(req, idx, text, len, lp, NULL, out);
+	for (size_t i = from; i < to; i++)
+		lp_entry_free(&c->lp.v[i]);
+	return rc;
+}
+
+/* Streamed, logprobs in step with the text (see lp_aligned): the event's
+ * entry waits in c->lp until the text has caught up with it. At the end
+ * (final), entries the text never reached are cut off. */
+static int stream_aligned(api_request *req, int32_t idx, const mllm_event *ev, const char *text,
+                          size_t len, bool with_lp, bool trim, bool final, mllm_buf *out)
+{
+	api__choice *c = &req->choices[idx];
+	size_t from = c->lp_head;
+	if (with_lp) {
+		int rc = lp_push(&c->lp, ev);
+		if (rc)
+			return rc;
+		if (trim)
+			lp_cut_front(&c->lp.v[c->lp.n - 1], 1);
+	}
+	if (len > 0 && c->released == 0 && c->lp_sent_bytes == 0 && c->lp_head == 0)
+		lp_fix_first(&c->lp, 0, text[0]);
+	c->released += len;
+	while (c->lp_head < c->lp.n &&
+	       c->lp_sent_bytes + c->lp.v[c->lp_head].text_len <= c->released) {
+		c->lp_sent_bytes += c->lp.v[c->lp_head].text_len;
+		c->lp_head++;
+	}
+	if (final && c->lp_head < c->lp.n) {
+		/* A stop string's tokens go; anything else (a token whose
+		 * bytes the text renders differently) goes out now. */
+		if (ev->stop_string)
+			lp_cut_tail(&c->lp, c->lp_head, c->released - c->lp_sent_bytes);
+		for (; c->lp_head < c->lp.n; c->lp_head++)
+			c->lp_sent_bytes += c->lp.v[c->lp_head].text_len;
+	}
+	return stream_chunk(req, idx, text, len, from, c->lp_head, out);
 }
 
 static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool with_lp, mllm_buf *out)
@@ -625,6 +768,9 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 			rc = api__tool_stream(req, idx, out, false);
 		return rc;
 	}
+	if (lp_aligned(req, c))
+		return stream_aligned(req, idx, ev, text, len, with_lp, trim,
+		                      ev->kind == MLLM_EV_DONE, out);
 	if (len == 0 && !with_lp)
 		return 0; /* nothing to say yet (text held back) */
 	if (req->kind == API_CHAT) {
@@ -711,6 +857,13 @@ static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_b
 		 * a held-back partial reasoning marker, which is text after all. */
 		if (rc == 0 && (ev->text_len > 0 || c->n_hold > 0))
 			rc = on_text(req, idx, ev, false, out);
+		/* Logprob entries the text never reached (a stop string's). */
+		if (rc == 0 && lp_aligned(req, c)) {
+			if (!req->stream)
+				lp_align(c, ev->stop_string);
+			else if (c->lp_head < c->lp.n)
+				rc = stream_aligned(req, idx, ev, "", 0, false, false, true, out);
+		}
 		if (rc != 0)
 			return rc;
 		c->done = true;

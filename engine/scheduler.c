@@ -112,6 +112,7 @@ static void seq_finish(mllm_engine *e, seq *s, mllm_finish finish)
 		}
 		n_text = k + k2;
 	}
+	ev.stop_string = s->stop_ready && s->stop.matched;
 	fill_usage(r, s, &ev);
 	mllm__push_event(e, r, &ev, buf, n_text, NULL, 0);
 	if (buf != small)

@@ -177,6 +177,8 @@ typedef struct {
 	int32_t n_top; /* alternatives in top[] */
 	mllm_top_logprob top[MLLM_MAX_TOP_LOGPROBS];
 	mllm_finish finish; /* MLLM_EV_DONE */
+	bool stop_string;   /* MLLM_EV_DONE: ended by a stop string (whose
+	                     * tokens were sent, their text not) */
 	int err;            /* MLLM_EV_ERROR: MLLM_E* code */
 	/* Usage (on MLLM_EV_DONE; prompt counted once per request). */
 	int32_t n_prompt_tokens;

@@ -1050,6 +1050,131 @@ START_TEST(test_chat_logprobs_concatenate_to_content)
 }
 END_TEST
 
+/* A stop string's tokens are sampled (and logprob'd) before the match, but
+ * their text never goes out: the entries end where the text does (the
+ * straddling token cut to its part before the stop string), streamed or
+ * not; a text that starts the output drops SentencePiece's leading space
+ * from its first token too; and text_offset indexes the returned text. */
+START_TEST(test_logprobs_end_with_the_text)
+{
+	for (int stream = 0; stream < 2; stream++) {
+		api_request *req = make(
+		    API_COMPLETION, stream ? "{\"prompt\":\"\",\"logprobs\":0,\"stop\":\" sat\","
+		                             "\"stream\":true}"
+		                           : "{\"prompt\":\"\",\"logprobs\":0,\"stop\":\" sat\"}");
+		mllm_buf out, text, toks;
+		json_t *offs = json_array();
+		int status;
+		mllm_event done;
+		mllm_buf_init(&out, 1 << 20);
+		mllm_buf_init(&text, 1 << 16);
+		mllm_buf_init(&toks, 1 << 16);
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		feed(req, 0, ev_token(0, 10, "The", " The", -0.5f), &out);
+		feed(req, 0, ev_token(0, 11, " ca", " ca", -0.5f), &out);
+		feed(req, 0, ev_token(0, 12, "t", "t s", -0.5f), &out); /* " s" held */
+		feed(req, 0, ev_token(0, 13, "", "at!", -0.5f), &out);  /* " sat" matched */
+		done = ev_done(0, MLLM_FINISH_STOP, 1, 0, 4);
+		done.stop_string = true;
+		feed(req, 0, done, &out);
+		ck_assert_int_eq(api_request_end(req, &out, &status), 0);
+		if (stream) {
+			json_t *evs[32];
+			bool saw_done = false;
+			int n = sse_split(&out, evs, 32, &saw_done);
+			for (int i = 0; i < n; i++) {
+				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+				json_t *t = json_object_get(c, "text"),
+				       *lp = json_object_get(c, "logprobs");
+				size_t k;
+				json_t *x;
+				ck_assert_int_eq(mllm_buf_append(&text, json_string_value(t),
+				                                 json_string_length(t)),
+				                 0);
+				json_array_foreach(json_object_get(lp, "tokens"), k, x)
+				    ck_assert_int_eq(mllm_buf_append(&toks, json_string_value(x),
+				                                     json_string_length(x)),
+				                     0);
+				json_array_extend(offs, json_object_get(lp, "text_offset"));
+				json_decref(evs[i]);
+			}
+			ck_assert(saw_done);
+		} else {
+			json_t *j = json_loadb(out.data, out.len, 0, NULL);
+			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+			json_t *lp = json_object_get(c, "logprobs"), *x;
+			size_t k;
+			ck_assert_int_eq(
+			    mllm_buf_append(&text, json_string_value(json_object_get(c, "text")),
+			                    json_string_length(json_object_get(c, "text"))),
+			    0);
+			json_array_foreach(json_object_get(lp, "tokens"), k, x) ck_assert_int_eq(
+			    mllm_buf_append(&toks, json_string_value(x), json_string_length(x)), 0);
+			ck_assert_uint_eq(json_array_size(json_object_get(lp, "token_logprobs")),
+			                  3);
+			json_array_extend(offs, json_object_get(lp, "text_offset"));
+			json_decref(j);
+		}
+		ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
+		ck_assert_int_eq(mllm_buf_append(&toks, "", 1), 0);
+		ck_assert_str_eq(text.data, "The cat");
+		ck_assert_str_eq(toks.data, "The cat");
+		ck_assert_uint_eq(json_array_size(offs), 3);
+		ck_assert_int_eq(json_integer_value(json_array_get(offs, 0)), 0);
+		ck_assert_int_eq(json_integer_value(json_array_get(offs, 1)), 3);
+		ck_assert_int_eq(json_integer_value(json_array_get(offs, 2)), 6);
+		json_decref(offs);
+		mllm_buf_free(&out);
+		mllm_buf_free(&text);
+		mllm_buf_free(&toks);
+		api_request_free(req);
+	}
+}
+END_TEST
+
+/* Without a stop string nothing is cut: a token whose bytes the text does
+ * not show (a special token) keeps its entry, streamed or not. */
+START_TEST(test_logprobs_kept_without_stop)
+{
+	for (int stream = 0; stream < 2; stream++) {
+		api_request *req = make(
+		    API_CHAT, stream ? "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+		                       "\"logprobs\":true,\"stream\":true}"
+		                     : "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+		                       "\"logprobs\":true}");
+		mllm_buf out;
+		int status, n_entries = 0;
+		mllm_buf_init(&out, 1 << 20);
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		feed(req, 0, ev_token(0, 10, "Hi", "Hi", -0.5f), &out);
+		feed(req, 0, ev_token(0, 11, "", "<x>", -0.5f), &out);
+		feed(req, 0, ev_token(0, 12, " you", " you", -0.5f), &out);
+		feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 3, 0, 3), &out);
+		ck_assert_int_eq(api_request_end(req, &out, &status), 0);
+		if (stream) {
+			json_t *evs[32];
+			bool saw_done = false;
+			int n = sse_split(&out, evs, 32, &saw_done);
+			for (int i = 0; i < n; i++) {
+				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+				n_entries += (int)json_array_size(
+				    json_object_get(json_object_get(c, "logprobs"), "content"));
+				json_decref(evs[i]);
+			}
+		} else {
+			json_t *j = json_loadb(out.data, out.len, 0, NULL);
+			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+			n_entries = (int)json_array_size(
+			    json_object_get(json_object_get(c, "logprobs"), "content"));
+			json_decref(j);
+		}
+		ck_assert_int_eq(n_entries, 3);
+		mllm_buf_free(&out);
+		api_request_free(req);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("api_render");
@@ -1070,6 +1195,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_alloc_failures);
 	tcase_add_test(tc, test_schema_conformance);
 	tcase_add_test(tc, test_chat_logprobs_concatenate_to_content);
+	tcase_add_test(tc, test_logprobs_end_with_the_text);
+	tcase_add_test(tc, test_logprobs_kept_without_stop);
 	tcase_set_timeout(tc, 60); /* one python3 run validates every document */
 	suite_add_tcase(s, tc);
 	return s;
