@@ -48,14 +48,16 @@ static void usage(FILE *f)
 	        "  --chunks N        score at most N windows (default: the whole text)\n"
 	        "  --save-logits F   write the scored log-probabilities to F (a reference)\n"
 	        "  --kl-base F       compare with a reference written by --save-logits\n"
-	        "  --convert TYPE    re-encode the weights at load\n"
+	        "  --convert TYPE    re-encode the weights at load (any case)\n"
 	        "  --kv-f16          store the KV cache as f16 (default, as the daemon)\n"
 	        "  --kv-f32          store it as f32\n"
 	        "  --kv-q8           store it as int8 with a scale per token and KV head\n"
 	        "  --act16           16-bit activations where the kernels would use 8 (Q4_0:\n"
 	        "                    AVX2 and AVX-512 VNNI; Q8_0: AVX-512 VNNI)\n"
-	        "  --threads N       worker threads (default: all cores)\n"
-	        "  --json            print one JSON object instead of text\n",
+	        "  --threads N       worker threads (default 0: the physical cores this\n"
+	        "                    process may use, as the daemon's threads = 0)\n"
+	        "  --json            print one JSON object instead of text\n"
+	        "  --log-level L     error, warn, info or debug (default warn)\n",
 	        PPL_CTX_DEFAULT);
 }
 

@@ -4,7 +4,8 @@
  * renders a model's template, so a template can be checked by hand and the
  * renderer can be compared with transformers' apply_chat_template in tests.
  * Exit codes: 0 rendered, 3 the template raised (message on stderr),
- * 2 usage, unreadable input or a template that does not parse.
+ * 2 usage, unreadable or invalid input (no "messages", or an empty one, as
+ * transformers refuses before rendering) or a template that does not parse.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -30,11 +31,12 @@ static void usage(FILE *f)
 	           "  --special FILE   JSON with \"bos_token\", \"eos_token\" and optionally\n"
 	           "                   \"special_tokens_map\" (more token variables)\n"
 	           "\n"
-	           "stdin: a JSON object: \"messages\" (required), \"tools\",\n"
+	           "stdin: a JSON object: \"messages\" (required, not empty), \"tools\",\n"
 	           "\"add_generation_prompt\" (default false) and any other keys, which\n"
 	           "the template sees as variables (e.g. \"enable_thinking\").\n"
 	           "Exit: 0 rendered; 3 the template raised (message on stderr);\n"
-	           "2 usage error, unreadable input or a template that does not parse.\n");
+	           "2 usage error, unreadable or invalid input, or a template that does\n"
+	           "not parse.\n");
 }
 
 static char *read_stream(FILE *f, size_t max, size_t *len)
@@ -156,10 +158,10 @@ int srv_cmd_render_template(int argc, char **argv)
 	if (spath && add_special(vars, spath) != 0)
 		goto done;
 	json_object_update(vars, ctx);
-	/* transformers refuses an empty conversation before rendering. */
+	/* transformers refuses an empty conversation before rendering: the
+	 * input is bad (2); the template never ran, so it did not raise (3). */
 	if (json_array_size(json_object_get(vars, "messages")) == 0) {
-		fprintf(stderr, "mobilellmd render-template: messages is empty\n");
-		code = 3;
+		fprintf(stderr, "mobilellmd render-template: stdin: \"messages\" is empty\n");
 		goto done;
 	}
 	mllm_buf_init(&out, (size_t)64 << 20);

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,80 @@ static int check_paths(const cfg_t *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The trained context of the checkpoint at path. A snapshot (a directory,
+ * or a file the engine opens as its directory) says it in config.json's
+ * max_position_embeddings, read here without touching the weights; when
+ * that is not a plain integer (absent: the engine's default applies) and
+ * for GGUF files, whose metadata only the engine reads, the model is opened
+ * (weights mapped, not used) and the engine says. */
+static int n_ctx_train_of(const cfg_model *m, int64_t *out, char *err, size_t errlen)
+{
+	static const char *const snapshot_files[] = {"config.json", "model.safetensors",
+	                                             "model.safetensors.index.json",
+	                                             "pytorch_model.bin"};
+	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
+	char cfg_path[4200];
+	const char *base = strrchr(m->path, '/');
+	bool snapshot = false;
+	struct stat st;
+	mllm_model *model = NULL;
+	int rc;
+
+	base = base ? base + 1 : m->path;
+	if (stat(m->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snapshot = true;
+		snprintf(cfg_path, sizeof cfg_path, "%s/config.json", m->path);
+	} else {
+		for (size_t i = 0; i < sizeof snapshot_files / sizeof snapshot_files[0]; i++)
+			if (strcmp(base, snapshot_files[i]) == 0)
+				snapshot = true;
+		snprintf(cfg_path, sizeof cfg_path, "%.*s%sconfig.json", (int)(base - m->path),
+		         m->path, base == m->path ? "./" : "");
+	}
+	if (snapshot) {
+		json_t *root = json_load_file(cfg_path, 0, NULL);
+		json_t *v = json_object_get(root, "max_position_embeddings");
+		bool ok = json_is_integer(v) && json_integer_value(v) > 0;
+		if (ok)
+			*out = (int64_t)json_integer_value(v);
+		json_decref(root);
+		if (ok)
+			return 0;
+	}
+	mp.n_threads = (int)m->threads;
+	rc = mllm_model_open(m->path, &mp, &model, err, errlen);
+	if (rc < 0)
+		return rc;
+	*out = mllm_model_hparams(model)->n_ctx_train;
+	mllm_model_close(model);
+	return 0;
+}
+
+/* n_ctx past the trained context is refused by the engine when serve loads
+ * the model (after it listens, exit 1): say so here instead. */
+static int check_n_ctx(const cfg_t *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->n_models; i++) {
+		const cfg_model *m = &c->models[i];
+		char msg[384];
+		int64_t train = 0;
+		if (m->n_ctx <= 0)
+			continue; /* the model's own */
+		msg[0] = '\0';
+		if (n_ctx_train_of(m, &train, msg, sizeof msg) < 0)
+			return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: %s", m->id,
+			                    msg[0] ? msg : "cannot open the model");
+		if (m->n_ctx > train)
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "model %s: n_ctx %lld is more than the model's trained "
+			    "context (%lld); set n_ctx to at most %lld, or 0 for the "
+			    "model's own",
+			    m->id, (long long)m->n_ctx, (long long)train, (long long)train);
+	}
+	return 0;
+}
+
 static int check_templates(const cfg_t *c, char *err, size_t errlen)
 {
 	srv s;
@@ -298,7 +373,8 @@ int srv_cmd_serve(int argc, char **argv)
 		goto bad;
 	if (check) {
 		warn_unknown_env(false);
-		if (check_paths(&cfg, err, sizeof err) < 0)
+		if (check_paths(&cfg, err, sizeof err) < 0 ||
+		    check_n_ctx(&cfg, err, sizeof err) < 0)
 			goto bad;
 		printf("configuration ok: %zu model(s), listening on %s:%lld\n", cfg.n_models,
 		       cfg.host, (long long)cfg.port);

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -105,6 +106,7 @@ srv_conn *srv__conn_open(srv *s, struct MHD_Connection *mc)
 	srv_conn *c = xcalloc(1, sizeof *c);
 
 	c->fd = -1;
+	c->mc = mc;
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci)
 		c->fd = ci->connect_fd;
@@ -164,27 +166,41 @@ void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph)
  * down. Only for a connection in its headers or body phase, before the
  * access handler queued anything: MHD has sent nothing on it then except,
  * perhaps, "100 Continue", so these bytes are the response the client
- * reads. The write is best effort (non-blocking; a full socket buffer loses
+ * reads. It carries what every response of ours carries (X-Request-Id,
+ * Date). The write is best effort (non-blocking; a full socket buffer loses
  * it, and the shutdown still frees the slot). */
 static void kill_conn(srv_conn *c, int status, const char *code, const char *msg)
 {
-	char head[256];
+	char head[512], date[64];
 	mllm_buf body;
 	api_error e;
+	struct tm tm;
+	time_t now = time(NULL);
 	int hn;
 
 	if (c->fd < 0 || c->closing)
 		return;
 	c->closing = true;
+	c->answered = status;
 	if (status) {
 		mllm_buf_init(&body, 4096);
 		api_error_set(&e, status, NULL, code, "%s", msg);
+		/* RFC 9110 5.6.7 IMF-fixdate; strftime's C-locale names (the
+		 * daemon never calls setlocale). */
+		if (!gmtime_r(&now, &tm) ||
+		    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+			date[0] = '\0';
 		if (api_error_render(&e, &body) == 0) {
-			hn = snprintf(
-			    head, sizeof head,
-			    "HTTP/1.1 %d %s\r\nConnection: close\r\n"
-			    "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			    status, status == 408 ? "Request Timeout" : "Bad Request", body.len);
+			hn = snprintf(head, sizeof head,
+			              "HTTP/1.1 %d %s\r\n%s%s%sConnection: close\r\n"
+			              "X-Request-Id: %s\r\nContent-Type: application/json\r\n"
+			              "Content-Length: %zu\r\n\r\n",
+			              status,
+			              status == 408   ? "Request Timeout"
+			              : status == 413 ? "Content Too Large"
+			                              : "Bad Request",
+			              date[0] ? "Date: " : "", date, date[0] ? "\r\n" : "",
+			              c->req_id[0] ? c->req_id : "-", body.len);
 			if (hn > 0 && (size_t)hn < sizeof head &&
 			    send(c->fd, head, (size_t)hn, MSG_NOSIGNAL | MSG_DONTWAIT) == hn) {
 				ssize_t w =
@@ -195,6 +211,13 @@ static void kill_conn(srv_conn *c, int status, const char *code, const char *msg
 		mllm_buf_free(&body);
 	}
 	shutdown(c->fd, SHUT_RDWR);
+}
+
+void srv__conn_refuse(srv *s, srv_conn *c, int status, const char *code, const char *msg)
+{
+	(void)s;
+	if (c && c->phase != SRV_CONN_BUSY)
+		kill_conn(c, status, code, msg);
 }
 
 /* Whether the kernel holds bytes for this socket that nobody reads. */
@@ -219,8 +242,9 @@ void srv__conn_sweep(srv *s)
 				/* Idle or dripping headers: nothing to answer. */
 				kill_conn(c, 0, NULL, NULL);
 			} else {
-				SRV_LOG(MLLM_LOG_INFO, "closing a connection: body not complete "
-				                       "within body_timeout_ms");
+				SRV_LOG_REQ(MLLM_LOG_INFO, c->req_id[0] ? c->req_id : NULL,
+				            "closing a connection: body not complete within "
+				            "body_timeout_ms");
 				kill_conn(c, 408, "request_timeout",
 				          "The request body was not complete within the server's "
 				          "body_timeout_ms");
@@ -235,7 +259,8 @@ void srv__conn_sweep(srv *s)
 				c->stall_seen = c->body_seen;
 			}
 			if (c->stall_ticks >= STALL_SWEEPS) {
-				SRV_LOG(MLLM_LOG_INFO, "closing a connection: chunk line too long");
+				SRV_LOG_REQ(MLLM_LOG_INFO, c->req_id[0] ? c->req_id : NULL,
+				            "closing a connection: chunk line too long");
 				kill_conn(
 				    c, 400, "invalid_chunk",
 				    "A chunk-size line (with its extensions) is longer than the "

@@ -53,6 +53,7 @@ enum {
 	R_TOKENIZE,
 	R_DETOKENIZE,
 	R_RESPONSES,
+	R_RESPONSE_ITEMS, /* before R_RESPONSE: route_find takes the first match */
 	R_RESPONSE,
 };
 
@@ -62,20 +63,24 @@ static const struct {
 	const char *method;  /* the method served (plus OPTIONS) */
 	const char *method2; /* a second one, or NULL */
 	bool auth;           /* needs the API key when keys are configured */
+	const char *suffix;  /* prefix routes: what follows the id (which
+	                      * then has no '/'), or NULL */
+	const char *name;    /* the route as messages name it (prefix routes) */
 } routes[] = {
-    [R_HEALTH] = {"/health", false, "GET", NULL, false},
-    [R_READYZ] = {"/readyz", false, "GET", NULL, false},
-    [R_LIVEZ] = {"/livez", false, "GET", NULL, false},
-    [R_METRICS] = {"/metrics", false, "GET", NULL, false},
-    [R_MODELS] = {"/v1/models", false, "GET", NULL, true},
-    [R_MODEL] = {"/v1/models/", true, "GET", NULL, true},
-    [R_COMPLETIONS] = {"/v1/completions", false, "POST", NULL, true},
-    [R_CHAT] = {"/v1/chat/completions", false, "POST", NULL, true},
-    [R_TOKENIZE] = {"/tokenize", false, "POST", NULL, true},
-    [R_DETOKENIZE] = {"/detokenize", false, "POST", NULL, true},
-    [R_RESPONSES] = {"/v1/responses", false, "POST", NULL, true},
-    /* /v1/responses/{id} (GET, DELETE) and .../input_items (GET) */
-    [R_RESPONSE] = {"/v1/responses/", true, "GET", "DELETE", true},
+    [R_HEALTH] = {"/health", false, "GET", NULL, false, NULL, NULL},
+    [R_READYZ] = {"/readyz", false, "GET", NULL, false, NULL, NULL},
+    [R_LIVEZ] = {"/livez", false, "GET", NULL, false, NULL, NULL},
+    [R_METRICS] = {"/metrics", false, "GET", NULL, false, NULL, NULL},
+    [R_MODELS] = {"/v1/models", false, "GET", NULL, true, NULL, NULL},
+    [R_MODEL] = {"/v1/models/", true, "GET", NULL, true, NULL, "/v1/models/{id}"},
+    [R_COMPLETIONS] = {"/v1/completions", false, "POST", NULL, true, NULL, NULL},
+    [R_CHAT] = {"/v1/chat/completions", false, "POST", NULL, true, NULL, NULL},
+    [R_TOKENIZE] = {"/tokenize", false, "POST", NULL, true, NULL, NULL},
+    [R_DETOKENIZE] = {"/detokenize", false, "POST", NULL, true, NULL, NULL},
+    [R_RESPONSES] = {"/v1/responses", false, "POST", NULL, true, NULL, NULL},
+    [R_RESPONSE_ITEMS] = {"/v1/responses/", true, "GET", NULL, true, "/input_items",
+                          "/v1/responses/{id}/input_items"},
+    [R_RESPONSE] = {"/v1/responses/", true, "GET", "DELETE", true, NULL, "/v1/responses/{id}"},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -102,9 +107,15 @@ static int route_find(const char *path, size_t len)
 {
 	for (int i = 0; i < N_ROUTES; i++) {
 		size_t n = strlen(routes[i].path);
+		const char *sfx = routes[i].suffix;
 		if (len < n || memcmp(path, routes[i].path, n) != 0)
 			continue;
-		if (routes[i].prefix) {
+		if (routes[i].prefix && sfx) {
+			size_t sl = strlen(sfx);
+			if (len > n + sl && memcmp(path + len - sl, sfx, sl) == 0 &&
+			    !memchr(path + n, '/', len - n - sl))
+				return i;
+		} else if (routes[i].prefix) {
 			if (len > n)
 				return i;
 		} else if (len == n || (len == n + 1 && path[n] == '/')) {
@@ -531,9 +542,10 @@ static void classify(srv_req *r, const char *method)
 	if (!route_serves(r->route, method)) {
 		char allow[48];
 		route_allow(r->route, allow, sizeof allow);
-		r->early_status = api_error_set(e, 405, NULL, "method_not_allowed",
-		                                "Method %s is not allowed on %s; use %s", method,
-		                                routes[r->route].path, allow);
+		r->early_status = api_error_set(
+		    e, 405, NULL, "method_not_allowed", "Method %s is not allowed on %s; use %s",
+		    method, routes[r->route].name ? routes[r->route].name : routes[r->route].path,
+		    allow);
 		return;
 	}
 	if ((routes[r->route].auth || (r->route == R_METRICS && s->cfg->metrics_auth)) &&
@@ -756,14 +768,15 @@ static void resp_keep(srv_req *r)
 		            "response not stored: larger than responses_store_bytes");
 }
 
-/* GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items. */
+/* GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (the
+ * route table refused every other method). */
 static enum MHD_Result do_response(srv_req *r, const char *method)
 {
 	const char *rest = r->rpath + strlen(routes[R_RESPONSE].path);
 	const char *slash = strchr(rest, '/');
 	const char *query = strchr(r->target, '?');
 	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-	bool items = slash && strcmp(slash, "/input_items") == 0;
+	bool items = r->route == R_RESPONSE_ITEMS;
 	api_resp_record *rec;
 	api_error e;
 	mllm_buf b;
@@ -772,9 +785,6 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 
 	if ((slash && !items) || idlen == 0 || idlen >= sizeof id)
 		return reply_status(r, 404, NULL, "not_found", "Unknown route");
-	if (items && strcmp(method, "DELETE") == 0)
-		return reply_status(r, 405, NULL, "method_not_allowed",
-		                    "Method DELETE is not allowed on .../input_items; use GET");
 	snprintf(id, sizeof id, "%.*s", (int)idlen, rest);
 	if (strcmp(method, "DELETE") == 0) {
 		if (!srv_resp_store_delete(r->s->responses, id, mllm_now_ns())) {
@@ -1161,6 +1171,60 @@ static enum MHD_Result gen_reply(srv_req *r)
 	                 r->end_status != 200 && e ? e->retry_after_s : 0);
 }
 
+/* ---- CORS preflight ---------------------------------------------------------- */
+
+/* What a preflight answers when it names no headers, or names them in a
+ * form we do not echo: the headers the OpenAI SDKs send. */
+#define CORS_ALLOW_HEADERS                                                                         \
+	"Authorization, Content-Type, X-Session-Id, OpenAI-Organization, OpenAI-Project, "         \
+	"X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, "        \
+	"X-Stainless-Runtime, X-Stainless-Runtime-Version, X-Stainless-Retry-Count, "              \
+	"X-Stainless-Timeout, X-Stainless-Helper-Method"
+/* Longest Access-Control-Request-Headers echoed back. Browsers send the
+ * lower-cased names of the request's non-safelisted headers: an SDK
+ * request's list is a few hundred bytes. */
+#define CORS_REQUEST_HEADERS_MAX 1024
+
+/* RFC 9110 5.6.2 tchar: what a header name is made of. */
+static bool is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Whether a preflight's Access-Control-Request-Headers value may be echoed
+ * as Access-Control-Allow-Headers: a comma-separated list of header names
+ * (tokens, optional spaces or tabs around the commas, empty elements
+ * allowed as RFC 9110 5.6.1 says) holding at least one name, at most
+ * CORS_REQUEST_HEADERS_MAX bytes. Echoing what the browser asks for is what
+ * lets SDK headers we have never heard of through (the JS SDK's
+ * X-Stainless-Helper-Method, X-Stainless-Timeout); the headers grant
+ * nothing, since every request is still authenticated by its key. */
+static bool cors_request_headers_ok(const char *v)
+{
+	const unsigned char *p = (const unsigned char *)v;
+	int names = 0;
+
+	if (!v || strlen(v) > CORS_REQUEST_HEADERS_MAX)
+		return false;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (is_tchar(*p)) {
+			names++;
+			while (is_tchar(*p))
+				p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+		}
+		if (*p == '\0')
+			return names > 0;
+		if (*p != ',')
+			return false;
+		p++;
+	}
+}
+
 /* ---- MHD callbacks ---------------------------------------------------------- */
 
 static enum MHD_Result preflight(srv_req *r)
@@ -1168,6 +1232,7 @@ static enum MHD_Result preflight(srv_req *r)
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
+	const char *req_headers;
 	char allow[48];
 
 	if (!resp)
@@ -1176,13 +1241,13 @@ static enum MHD_Result preflight(srv_req *r)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	add_common_headers(r, resp);
 	if (r->cors_ok) {
+		req_headers = header(r, "Access-Control-Request-Headers");
 		MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
 		MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-		                        "Authorization, Content-Type, X-Session-Id, "
-		                        "OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, "
-		                        "X-Stainless-Package-Version, X-Stainless-OS, "
-		                        "X-Stainless-Arch, X-Stainless-Runtime, "
-		                        "X-Stainless-Runtime-Version, X-Stainless-Retry-Count");
+		                        cors_request_headers_ok(req_headers) ? req_headers
+		                                                             : CORS_ALLOW_HEADERS);
+		/* The answer now depends on the request's list too. */
+		MHD_add_response_header(resp, "Vary", "Access-Control-Request-Headers");
 		MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	}
 	ret = MHD_queue_response(r->conn, 204, resp);
@@ -1223,6 +1288,7 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 	case R_RESPONSES:
 		return gen_start(r);
 	case R_RESPONSE:
+	case R_RESPONSE_ITEMS:
 		return do_response(r, method);
 	}
 	return reply_status(r, 500, NULL, "internal_error", "unrouted request");
@@ -1243,6 +1309,9 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	r->sc = ci ? ci->socket_context : NULL;
 	r->t_start_ns = mllm_now_ns();
 	snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)++s->next_req);
+	/* What a response conn.c writes itself (408, 400) says. */
+	if (r->sc)
+		snprintf(r->sc->req_id, sizeof r->sc->req_id, "%s", r->id);
 	/* MHD bounds the request line by its read buffer. */
 	r->target = xstrdup(uri ? uri : "/");
 	snprintf(r->path, sizeof r->path, "%s", r->target);
@@ -1331,6 +1400,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	 * header_timeout_ms from now. */
 	srv__conn_phase(s, r->sc, SRV_CONN_HEADERS);
 	ms = (double)(mllm_now_ns() - r->t_start_ns) / 1e6;
+	if (!r->status && r->sc && r->sc->answered)
+		r->status = r->sc->answered; /* conn.c answered (408, 400, 413) */
 	if (r->status)
 		srv_metrics_count_status(&s->metrics, r->status);
 	if (r->gen_open) /* generations only: health checks would drown it */
@@ -1381,12 +1452,74 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 	return srv__conn_admit(cls, addr, addrlen) ? MHD_YES : MHD_NO;
 }
 
+/* How libmicrohttpd (0.9.75, parse_connection_headers) judges a
+ * Content-Length value: 0 a length it reads, 413 digits past 2^64 - 1,
+ * 400 anything else ("5, 5", "", "-1", " 5x"). */
+static int content_length_status(const char *v)
+{
+	uint64_t n = 0;
+
+	if (*v < '0' || *v > '9')
+		return 400;
+	for (; *v >= '0' && *v <= '9'; v++) {
+		uint64_t d = (uint64_t)(*v - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return 413;
+		n = n * 10 + d;
+	}
+	return *v ? 400 : 0;
+}
+
+/* MHD refuses a Content-Length it cannot parse ("5, 5", or digits past
+ * 2^64) itself, before the access handler sees the request, and
+ * libmicrohttpd up to 0.9.77 then sends its response head twice
+ * (transmit_error_response() builds it, and the state machine, which only
+ * checks for CLOSED after parse_connection_headers(), builds it again when
+ * it reaches START_REPLY; fixed in 1.0.0). Nothing of that is reachable
+ * from the public API, but MHD logs the refusal just before it queues the
+ * response and writes it later in the same round: answer first with our
+ * own JSON error, as check_framing() would, and shut the socket down, so
+ * MHD's bytes go nowhere. The connection is one whose request has not
+ * reached the access handler and whose first Content-Length is not a
+ * number MHD can read (only that first one is what MHD parses), which the
+ * access handler would refuse in the same way. */
+static void mhd_refused_length(srv *s)
+{
+	for (srv_conn *c = s->conns; c; c = c->next) {
+		framing f = {0};
+		const char *v;
+		int st;
+		if (c->closing || c->phase != SRV_CONN_HEADERS || !c->mc)
+			continue;
+		v = MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND,
+		                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+		MHD_get_connection_values(c->mc, MHD_HEADER_KIND, framing_header, &f);
+		if (!v || f.n_te > 0)
+			continue; /* MHD ignores Content-Length next to a coding */
+		st = content_length_status(v);
+		if (st == 0)
+			continue;
+		SRV_LOG_REQ(MLLM_LOG_INFO, c->req_id[0] ? c->req_id : NULL,
+		            "closing a connection: unreadable Content-Length");
+		if (st == 413)
+			srv__conn_refuse(
+			    s, c, 413, "request_too_large",
+			    "The Content-Length header is larger than the server accepts");
+		else
+			srv__conn_refuse(s, c, 400, "invalid_content_length",
+			                 "Invalid Content-Length header");
+	}
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
 
-	(void)cls;
+	/* libmicrohttpd's own messages ("Failed to parse `Content-Length'
+	 * header", "Too large value of 'Content-Length' header"). */
+	if (fmt && strstr(fmt, "Content-Length' header"))
+		mhd_refused_length(cls);
 	if (MLLM_LOG_DEBUG > srv__log_level)
 		return;
 	vsnprintf(msg, sizeof msg, fmt, ap);

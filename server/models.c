@@ -1,6 +1,7 @@
 /*
  * models.c — the resident models: chat templates built from the config on
- * the main thread (so a typo fails --check-config), then a loader thread that
+ * the main thread (so a typo, or a template file that does not parse, fails
+ * --check-config and serve before it listens), then a loader thread that
  * opens every checkpoint and starts its engine while the daemon already
  * listens (GET /health answers 503 until all are loaded). Loading is disk I/O
  * and weight conversion: it must never run on the loop thread (STYLE D1).
@@ -92,8 +93,10 @@ static char *own_template(const char *dir, json_t *tcfg, size_t *len, const char
 }
 
 /* Runs on the loader thread (file reads, parsing): installs the model's
- * own or the configured Jinja template. A template that does not parse
- * leaves the preset in place with a WARN: never a wrong prompt silently. */
+ * own or the configured Jinja template. A model's own template (auto) that
+ * does not parse leaves the preset in place with a WARN: never a wrong
+ * prompt silently. A configured file parsed at startup (srv__models_init),
+ * so here it can only fail if it was changed since; it warns the same way. */
 static void load_template(srv_model *m)
 {
 	const cfg_model *cm = m->cfg;
@@ -167,6 +170,34 @@ static void load_template(srv_model *m)
 	json_decref(tcfg);
 }
 
+/* A chat_template file must be readable and parse (the loader thread
+ * installs it again with the model's BOS/EOS text, which only the model
+ * knows; parsing does not depend on them). At most TEMPLATE_FILE_MAX bytes,
+ * read on the main thread before the daemon listens. */
+static int check_template_file(const cfg_model *cm, char *err, size_t errlen)
+{
+	api_chat_template *t;
+	char msg[384];
+	char *src;
+	size_t len = 0;
+	int rc;
+
+	src = read_file(cm->chat_template, &len);
+	if (!src)
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "model %s: chat_template: cannot read '%s' (auto, plain, "
+		                    "chatml, raw or a template file of at most %zu bytes)",
+		                    cm->id, cm->chat_template, TEMPLATE_FILE_MAX);
+	t = api_chat_template_create();
+	rc = api_chat_template_set_jinja(t, src, len, NULL, NULL, NULL, msg, sizeof msg);
+	api_chat_template_free(t);
+	free(src);
+	if (rc != 0)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: chat_template '%s': %s",
+		                    cm->id, cm->chat_template, msg);
+	return 0;
+}
+
 int srv__models_init(srv *s, char *err, size_t errlen)
 {
 	const cfg_t *c = s->cfg;
@@ -200,15 +231,14 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 		m->s = s;
 		atomic_init(&m->loaded, false);
 		m->tmpl = api_chat_template_create();
-		/* A template file that is not there is a typo: refuse the
-		 * config (--check-config says so) rather than fall back. */
+		/* A template file that is not there, or does not parse, is
+		 * the operator's mistake: refuse the config (--check-config
+		 * says so, serve exits before listening) rather than serve
+		 * every chat through a preset the model was not trained on. */
 		if (cm->chat_template && !is_preset(cm->chat_template) &&
-		    strcmp(cm->chat_template, "auto") != 0 && access(cm->chat_template, R_OK) != 0)
-			return mllm__seterr(
-			    err, errlen, MLLM_EINVAL,
-			    "model %s: chat_template: cannot read '%s' (auto, plain, "
-			    "chatml, raw or a template file)",
-			    cm->id, cm->chat_template);
+		    strcmp(cm->chat_template, "auto") != 0 &&
+		    check_template_file(cm, err, errlen) < 0)
+			return MLLM_EINVAL;
 		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 			if (!keys[k].val)
 				continue;

@@ -45,12 +45,15 @@ struct srv_conn {
 	int fd;
 	struct sockaddr_storage addr; /* the client's address */
 	srv_conn_phase phase;
-	uint64_t deadline_ns; /* HEADERS/BODY: shut down at this time */
-	bool chunked;         /* BODY: chunked upload (stall watch) */
-	uint64_t body_seen;   /* BODY: bytes the access handler received */
-	uint64_t stall_seen;  /* body_seen at the last sweep */
-	int stall_ticks;      /* sweeps without progress, bytes unread */
-	bool closing;         /* shut down by a deadline, MHD not done yet */
+	uint64_t deadline_ns;      /* HEADERS/BODY: shut down at this time */
+	bool chunked;              /* BODY: chunked upload (stall watch) */
+	uint64_t body_seen;        /* BODY: bytes the access handler received */
+	uint64_t stall_seen;       /* body_seen at the last sweep */
+	int stall_ticks;           /* sweeps without progress, bytes unread */
+	bool closing;              /* shut down by a deadline, MHD not done yet */
+	struct MHD_Connection *mc; /* MHD's connection (valid until closed) */
+	char req_id[64];           /* X-Request-Id of its current request */
+	int answered;              /* status conn.c wrote itself, 0 = none */
 	srv_conn *prev, *next;
 };
 
@@ -264,6 +267,11 @@ void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph);
 /* Shuts down connections past their deadline, and chunked uploads stuck on
  * an over-long chunk line (answered 400). Cheap when nothing is due. */
 void srv__conn_sweep(srv *s);
+/* Answers a connection that the access handler has not answered (headers
+ * or body phase) with a JSON error written straight to the socket (status
+ * 400, 408 or 413, with X-Request-Id, Date and Connection: close), then
+ * shuts it down: MHD sees the closed socket and frees it. */
+void srv__conn_refuse(srv *s, srv_conn *c, int status, const char *code, const char *msg);
 /* Milliseconds until the sweep has something to check; -1 = nothing. */
 int64_t srv__conn_sweep_in_ms(const srv *s);
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # test_generate.sh — `mobilellmd generate` end to end: the stories260K greedy
 # story from BOS, --json output against the fixture's golden greedy ids and
-# logprobs (every weight format of the model), --prompt tokenization, and
-# usage errors. Needs $BIN (the daemon binary) and python3 for JSON.
+# logprobs (every weight format of the model), --prompt tokenization,
+# usage errors, and --help listing the --convert types the option accepts.
+# Needs $BIN (the daemon binary) and python3 for JSON.
 set -eu
 BIN=${BIN:-build/mobilellmd}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
@@ -84,4 +85,27 @@ set +e
 "$BIN" generate --model "$M" --prompt-ids 1,99999 >/dev/null 2>&1
 [ $? -eq 2 ] || fail "out-of-vocabulary id did not exit 2"
 set -e
+
+# 6. --help lists exactly the --convert types the option accepts (generate
+# and perplexity share the parser). A type is accepted when the command
+# gets past the options (to the missing model: exit 1), refused with
+# "bad value" and exit 2.
+for cmd in generate perplexity; do
+	extra="--prompt-ids 1"
+	[ $cmd = perplexity ] && extra="--file $tmp/none"
+	listed=$("$BIN" $cmd --help | sed -n 's/.*--convert \([a-z0-9_|]*\)\].*/\1/p' | tr '|' '\n' |
+		sort | tr '\n' ' ')
+	accepted=""
+	for t in f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q8_1 f64 i8; do
+		rc=0
+		# shellcheck disable=SC2086
+		"$BIN" $cmd --model "$tmp/none" $extra --convert $t >"$tmp/conv.out" 2>&1 || rc=$?
+		grep -q "bad value for --convert" "$tmp/conv.out" && [ $rc -eq 2 ] && continue
+		accepted="$accepted$t
+"
+	done
+	accepted=$(printf '%s' "$accepted" | sort | tr '\n' ' ')
+	[ -n "$listed" ] && [ "$listed" = "$accepted" ] ||
+		fail "$cmd --help lists --convert '$listed', the option accepts '$accepted'"
+done
 echo "generate: ok"

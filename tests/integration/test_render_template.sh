@@ -1,9 +1,10 @@
 #!/bin/sh
 # test_render_template.sh — `mobilellmd render-template` against every
 # fixture golden: byte-identical text on stdout and exit 0 where
-# transformers rendered, exit 3 with a message on stderr where it raised;
-# exit 2 for usage errors and for a template that does not parse (with the
-# line and column on stderr).
+# transformers rendered, exit 3 with a message on stderr where the template
+# raised; exit 2 for bad input (an empty conversation, which transformers
+# refuses before rendering), usage errors and a template that does not
+# parse (with the line and column on stderr).
 set -eu
 BIN=${BIN:-build/mobilellmd}
 FIX=${MLLM_FIXTURES:-../shared/fixtures}
@@ -32,12 +33,15 @@ with open(os.path.join(out, "list"), "w") as lst:
         if "rendered" in g:
             with open(os.path.join(out, "%d.want" % i), "wb") as f:
                 f.write(g["rendered"].encode("utf-8"))
-        lst.write("%d %s %s %s\n" % (i, g["template"], g["conversation"],
-                                      "ok" if "rendered" in g else "raise"))
+        # transformers refuses an empty conversation before rendering: the
+        # input is bad (exit 2), the template never ran (not 3).
+        kind = "ok" if "rendered" in g else "input" if not c["messages"] else "raise"
+        lst.write("%d %s %s %s\n" % (i, g["template"], g["conversation"], kind))
 PY
 
 n_ok=0
 n_raise=0
+n_input=0
 while read -r i name conv kind; do
 	rc=0
 	"$BIN" render-template --template "$D/$name.jinja" --special "$D/$name.json" \
@@ -49,6 +53,12 @@ while read -r i name conv kind; do
 			exit 1
 		fi
 		n_ok=$((n_ok + 1))
+	elif [ "$kind" = input ]; then
+		if [ "$rc" -ne 2 ] || ! grep -q 'messages' "$tmp/$i.err"; then
+			echo "$name/$conv: expected exit 2 (bad input) with a message, got rc $rc"
+			exit 1
+		fi
+		n_input=$((n_input + 1))
 	else
 		if [ "$rc" -ne 3 ] || [ ! -s "$tmp/$i.err" ]; then
 			echo "$name/$conv: expected exit 3 with a message, got rc $rc"
@@ -57,8 +67,9 @@ while read -r i name conv kind; do
 		n_raise=$((n_raise + 1))
 	fi
 done <"$tmp/list"
-[ "$n_ok" -eq 188 ] && [ "$n_raise" -eq 22 ] || {
-	echo "expected 188 rendered and 22 raising cases, got $n_ok and $n_raise"
+[ "$n_ok" -eq 188 ] && [ "$n_raise" -eq 17 ] && [ "$n_input" -eq 5 ] || {
+	echo "expected 188 rendered, 17 raising and 5 bad-input cases," \
+		"got $n_ok, $n_raise and $n_input"
 	exit 1
 }
 
@@ -95,4 +106,13 @@ done
 rc=0
 echo 'not json' | "$BIN" render-template --template "$D/llama3.jinja" >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || { echo "bad stdin: rc $rc"; exit 1; }
-echo "render-template: $n_ok goldens identical, $n_raise raise"
+# An empty conversation is bad input even for a template that would render
+# it: exit 2 (the template never ran, so it cannot have raised).
+rc=0
+echo '{"messages":[]}' | "$BIN" render-template --template "$tmp/raise.jinja" \
+	>"$tmp/out" 2>"$tmp/err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "messages" "$tmp/err" && [ ! -s "$tmp/out" ] || {
+	echo "empty messages: rc $rc, stderr: $(cat "$tmp/err")"
+	exit 1
+}
+echo "render-template: $n_ok goldens identical, $n_raise raise, $n_input bad input"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # test_serve_chat_template.sh — a served model prompts with its own Jinja
 # chat template: from tokenizer_config.json (chat_template = auto), from a
-# file named in the config, or the preset when it ships none; a template
-# that does not parse falls back to the preset with a WARN. /tokenize with
+# file named in the config, or the preset when it ships none; a model's own
+# template that does not parse falls back to the preset with a WARN, while
+# a configured file that does not parse is refused (--check-config and
+# serve, exit 2, before listening). /tokenize with
 # messages shows the exact prompt (BOS once, from the template's
 # bos_token), /v1/chat/completions answers with it, raise_exception is a
 # 400 with the template's words, and /v1/models/{id} says which template
@@ -23,14 +25,40 @@ cfg = json.load(open(sys.argv[1]))
 cfg["chat_template"] = open(sys.argv[2], encoding="utf-8").read()
 json.dump(cfg, open(sys.argv[3], "w"))
 PY
-printf '{%% for m in messages %%}{{ m.content | nosuchfilter }}{%% endfor %%}' >"$TMP/bad.jinja"
+BAD='{% for m in messages %}{{ m.content | nosuchfilter }}{% endfor %}'
+printf '%s' "$BAD" >"$TMP/bad.jinja"
+# A snapshot whose own template (chat_template = auto) does not parse.
+BADOWN=$TMP/badown
+mkdir -p "$BADOWN"
+for f in config.json model.safetensors tokenizer.model special_tokens_map.json; do
+	ln -s "$(cd "$TINY" && pwd)/$f" "$BADOWN/$f"
+done
+"$PY" - "$TINY/tokenizer_config.json" "$BAD" "$BADOWN/tokenizer_config.json" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["chat_template"] = sys.argv[2]
+json.dump(cfg, open(sys.argv[3], "w"))
+PY
+
+# A configured template file that does not parse is a configuration error,
+# for --check-config (the systemd unit's ExecStartPre) and for serve alike.
+for mode in --check-config "--port 0"; do
+	rc=0
+	# shellcheck disable=SC2086
+	timeout 20 "$BIN" serve --host 127.0.0.1 --model bad="$TINY" \
+		--set model.bad.chat_template="$TMP/bad.jinja" $mode >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "unparsable template file, $mode: exit $rc: $(cat "$TMP/out")"
+	grep -q "model bad: chat_template '$TMP/bad.jinja': line 1, column .*nosuchfilter" \
+		"$TMP/out" || fail "unparsable template file, $mode: $(cat "$TMP/out")"
+	grep -q "listening" "$TMP/out" && fail "serve listened with an unparsable template file"
+done
+ok "a template file that does not parse: --check-config and serve exit 2"
 
 start_daemon --model own="$OWN" --model file="$TINY" --model plain="$TINY" \
-	--model gemma="$TINY" --model qwen="$TINY" --model bad="$TINY" \
+	--model gemma="$TINY" --model qwen="$TINY" --model bad="$BADOWN" \
 	--set model.file.chat_template="$CT/llama3_1.jinja" \
 	--set model.gemma.chat_template="$CT/gemma3.jinja" \
 	--set model.qwen.chat_template="$CT/qwen3.jinja" \
-	--set model.bad.chat_template="$TMP/bad.jinja" \
 	$(for m in own file plain gemma qwen bad; do printf ' --set model.%s.kv_bytes=4m' $m; done)
 
 # Which template each model uses.
@@ -45,7 +73,7 @@ for pair in own:tokenizer_config.json "file:file:$CT/llama3_1.jinja" plain:prese
 done
 grep -qi "warn.*model bad: chat template.*line 1, column .*nosuchfilter" "$TMP/log" ||
 	fail "no WARN with line and column for the unusable template"
-ok "/v1/models/{id} names the template; a bad one falls back with a WARN"
+ok "/v1/models/{id} names the template; a model's own bad one falls back with a WARN"
 
 # tokens MODEL BODY — prints the ids /tokenize returns, one line.
 tokens() {

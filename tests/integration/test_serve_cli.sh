@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_serve_cli.sh — `mobilellmd serve` command line: what is missing without a
-# model, --check-config, --dump-config (parses back), environment overrides,
-# bad flags and values, and /health = 503 until the models are loaded.
+# model, --check-config (also n_ctx against the trained context), --dump-config
+# (parses back), environment overrides, bad flags and values, and /health =
+# 503 until the models are loaded.
 . "$(dirname "$0")/serve_lib.sh"
 
 rc=0
@@ -27,6 +28,21 @@ rc=0
 "$BIN" serve --model st="$ST" --set model.st.chat_template=nonesuch --check-config >"$TMP/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "unknown chat template accepted ($rc)"
 ok "check-config catches bad paths, values, flags and templates"
+
+# n_ctx past the model's trained context (stories260K: 512), which serve
+# refuses only once it loads the model: --check-config reads it from the
+# snapshot's config.json, or (GGUF) has the engine open the file.
+for path in "$ST" "$ST/model.safetensors" "$ST/stories260K-f32.gguf"; do
+	rc=0
+	"$BIN" serve --model st="$path" --set model.st.n_ctx=513 --check-config >"$TMP/out" 2>&1 ||
+		rc=$?
+	[ "$rc" = 2 ] || fail "n_ctx 513 ($path): exit $rc: $(cat "$TMP/out")"
+	grep -q "model st: n_ctx 513 is more than the model's trained context (512)" "$TMP/out" ||
+		fail "n_ctx 513 ($path): $(cat "$TMP/out")"
+	"$BIN" serve --model st="$path" --set model.st.n_ctx=512 --check-config >"$TMP/out" 2>&1 ||
+		fail "n_ctx 512 ($path) refused: $(cat "$TMP/out")"
+done
+ok "check-config catches n_ctx past the trained context"
 
 MLLMD_PORT=4242 MLLMD_API_KEY=envkey "$BIN" serve --model st="$ST" --set max_n=3 \
 	--dump-config >"$TMP/dump.conf" 2>&1 || fail "dump-config"

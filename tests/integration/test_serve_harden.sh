@@ -9,7 +9,8 @@
 
 H="$PY $HERE/harden_client.py"
 
-# Framing: every case answered long before the 60 s idle timeout.
+# Framing: every case answered long before the 60 s idle timeout, each with
+# one well-formed response head carrying X-Request-Id and Date.
 start_daemon --model st="$ST" --set connection_timeout_s=60 --set body_timeout_ms=60000 \
 	--set header_timeout_ms=60000
 $H framing "$URL" 60 || fail "framing"
@@ -23,6 +24,7 @@ ok "framing cases answered at once; raw-path routing; text log escaped"
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
 	--set header_timeout_ms=1000 --set body_timeout_ms=1500 --set connection_timeout_s=60
 $H slowloris "$URL" 8 1000 1500 || fail "slowloris"
+$H body-timeout "$URL" 1500 || fail "408 body timeout"
 kill -0 "$PID" 2>/dev/null || fail "daemon died under slowloris"
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after slowloris"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_serve_http.sh — every route and HTTP-level error with curl: health, models,
-# metrics, 404/405/415/413/401, auth (Bearer, constant-time compared keys;
-# /health open), CORS preflight, X-Request-Id, Retry-After.
+# metrics, 404/405 (Allow: exactly the route's methods)/415/413/401, auth (Bearer,
+# constant-time compared keys; /health open), CORS preflight (requested headers
+# echoed), X-Request-Id, Retry-After.
 . "$(dirname "$0")/serve_lib.sh"
 
 start_daemon --model st="$ST" --model tiny="$TINY" --api-key sekret \
@@ -40,7 +41,24 @@ expect 405 GET /v1/completions -H "$AUTH"
 header_has "Allow: POST" || fail "405 without Allow: POST"
 expect 405 DELETE /health
 header_has "Allow: GET" || fail "405 without Allow: GET"
-ok "404 unknown route, 405 with Allow"
+# /v1/responses/{id}/input_items serves GET only: Allow and the message
+# say exactly that and name the route; /v1/responses/{id} also DELETE.
+# hdr NAME — the response's NAME header line(s), without CR.
+hdr() { grep -i "^$1:" "$TMP/headers" | tr -d '\r'; }
+for m in DELETE POST; do
+	expect 405 $m /v1/responses/resp_x/input_items -H "$AUTH"
+	[ "$(hdr Allow)" = "Allow: GET, OPTIONS" ] || fail "$m input_items: $(hdr Allow)"
+	grep -q "Method $m is not allowed on /v1/responses/{id}/input_items; use GET, OPTIONS" \
+		"$TMP/body" || fail "$m input_items: message $(cat "$TMP/body")"
+done
+expect 204 OPTIONS /v1/responses/resp_x/input_items
+[ "$(hdr Allow)" = "Allow: GET, OPTIONS" ] || fail "OPTIONS input_items: $(hdr Allow)"
+expect 405 POST /v1/responses/resp_x -H "$AUTH"
+[ "$(hdr Allow)" = "Allow: GET, DELETE, OPTIONS" ] || fail "POST response: $(hdr Allow)"
+grep -q 'not allowed on /v1/responses/{id};' "$TMP/body" || fail "POST response: $(cat "$TMP/body")"
+expect 404 DELETE /v1/responses/resp_x -H "$AUTH"
+expect 404 GET /v1/responses/resp_x/input_items -H "$AUTH"
+ok "404 unknown route, 405 with Allow (exactly the route's methods)"
 
 expect 415 POST /v1/completions -H "$AUTH" -d 'prompt=hi'
 expect 415 POST /v1/completions -H "$AUTH" -H 'Content-Type: text/plain' -d '{}'
@@ -77,11 +95,30 @@ expect 204 OPTIONS /v1/chat/completions -H 'Origin: https://app.example' \
 	-H 'Access-Control-Request-Method: POST'
 header_has "Access-Control-Allow-Origin: https://app.example" || fail "no ACAO on preflight"
 header_has "Access-Control-Allow-Headers:.*Authorization" || fail "preflight lacks Authorization"
+header_has "Access-Control-Allow-Headers:.*X-Stainless-Helper-Method" ||
+	fail "fixed preflight list lacks X-Stainless-Helper-Method"
+# What the browser asks for (the OpenAI JS SDK: stream helpers, per-request
+# timeout) is echoed; a list that is not header names gets the fixed list.
+ARH='authorization,content-type,x-stainless-helper-method,x-stainless-timeout'
+expect 204 OPTIONS /v1/chat/completions -H 'Origin: https://app.example' \
+	-H 'Access-Control-Request-Method: POST' -H "Access-Control-Request-Headers: $ARH"
+[ "$(hdr Access-Control-Allow-Headers)" = "Access-Control-Allow-Headers: $ARH" ] ||
+	fail "preflight does not echo the requested headers: $(hdr Access-Control-Allow-Headers)"
+header_has "Vary: Access-Control-Request-Headers" || fail "preflight echo without Vary"
+header_has "X-Request-Id:" || fail "preflight without X-Request-Id"
+expect 204 OPTIONS /v1/chat/completions -H 'Origin: https://app.example' \
+	-H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: a b, c;d'
+header_has "Access-Control-Allow-Headers: Authorization, Content-Type" ||
+	fail "malformed request list: no fixed list"
+header_has "Access-Control-Allow-Headers:.*c;d" && fail "malformed request list echoed"
+expect 204 OPTIONS /v1/chat/completions -H 'Origin: https://evil.example' \
+	-H 'Access-Control-Request-Method: POST' -H "Access-Control-Request-Headers: $ARH"
+header_has "Access-Control-Allow-Headers" && fail "preflight headers for a foreign origin"
 expect 200 GET /health -H 'Origin: https://app.example'
 header_has "Access-Control-Allow-Origin" || fail "no ACAO on GET"
 expect 200 GET /health -H 'Origin: https://evil.example'
 if header_has "Access-Control-Allow-Origin"; then fail "ACAO for a foreign origin"; fi
-ok "CORS allowed origin only"
+ok "CORS allowed origin only; preflight echoes well-formed requested headers"
 
 expect 200 GET /metrics
 for m in mllm_requests_total mllm_prompt_tokens_total mllm_generation_tokens_total \

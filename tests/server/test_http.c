@@ -1,8 +1,10 @@
 /*
  * test_http.c — the pure parts of server/http.c, white-box: the route table
- * (exact paths, trailing slash, /v1/models/{id}, near-misses), the raw
- * request-target checks (absolute form, %2F and %00 refused, nothing
- * decoded) and the Content-Type check behind 415. Everything touching
+ * (exact paths, trailing slash, /v1/models/{id}, near-misses, Allow per
+ * route), the raw request-target checks (absolute form, %2F and %00
+ * refused, nothing decoded), the Content-Type check behind 415, the
+ * preflight's Access-Control-Request-Headers check and how MHD judges a
+ * Content-Length. Everything touching
  * sockets is covered by tests/integration against the real daemon
  * (test_serve_harden.sh for framing).
  */
@@ -26,6 +28,13 @@ START_TEST(test_routes)
 	ck_assert_int_eq(RF("/v1/models/a.b:c-d"), R_MODEL);
 	ck_assert_int_eq(RF("/v1/completions"), R_COMPLETIONS);
 	ck_assert_int_eq(RF("/v1/chat/completions"), R_CHAT);
+	ck_assert_int_eq(RF("/v1/responses"), R_RESPONSES);
+	ck_assert_int_eq(RF("/v1/responses/resp_1"), R_RESPONSE);
+	ck_assert_int_eq(RF("/v1/responses/resp_1/input_items"), R_RESPONSE_ITEMS);
+	ck_assert_int_eq(RF("/v1/responses/input_items"), R_RESPONSE);     /* an id */
+	ck_assert_int_eq(RF("/v1/responses//input_items"), R_RESPONSE);    /* no id: 404 */
+	ck_assert_int_eq(RF("/v1/responses/a/b/input_items"), R_RESPONSE); /* 404 */
+	ck_assert_int_eq(RF("/v1/responses/resp_1/other"), R_RESPONSE);    /* 404 */
 	ck_assert_int_eq(RF("/tokenize"), R_TOKENIZE);
 	ck_assert_int_eq(RF("/detokenize"), R_DETOKENIZE);
 	ck_assert_int_eq(RF("/"), -1);
@@ -106,6 +115,73 @@ START_TEST(test_target_path)
 }
 END_TEST
 
+/* Allow lists exactly what a route serves, and 405 messages name it. */
+START_TEST(test_route_allow)
+{
+	char allow[48];
+
+	route_allow(R_RESPONSE_ITEMS, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, OPTIONS");
+	route_allow(R_RESPONSE, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, DELETE, OPTIONS");
+	route_allow(R_CHAT, allow, sizeof allow);
+	ck_assert_str_eq(allow, "POST, OPTIONS");
+	ck_assert(route_serves(R_RESPONSE_ITEMS, "GET"));
+	ck_assert(route_serves(R_RESPONSE_ITEMS, "HEAD"));
+	ck_assert(!route_serves(R_RESPONSE_ITEMS, "DELETE"));
+	ck_assert(!route_serves(R_RESPONSE_ITEMS, "POST"));
+	ck_assert(route_serves(R_RESPONSE, "DELETE"));
+	ck_assert_str_eq(routes[R_RESPONSE_ITEMS].name, "/v1/responses/{id}/input_items");
+	/* Every prefix route has a name for its messages. */
+	for (int i = 0; i < N_ROUTES; i++)
+		ck_assert(!routes[i].prefix || routes[i].name);
+}
+END_TEST
+
+START_TEST(test_cors_request_headers)
+{
+	char big[CORS_REQUEST_HEADERS_MAX + 2];
+
+	ck_assert(cors_request_headers_ok("authorization,content-type,x-stainless-helper-method"));
+	ck_assert(cors_request_headers_ok("x-stainless-timeout"));
+	ck_assert(cors_request_headers_ok("Authorization, Content-Type"));
+	ck_assert(cors_request_headers_ok(" a ,\tb ,, c "));
+	ck_assert(cors_request_headers_ok("x!#$%&'*+-.^_`|~y"));
+	ck_assert(!cors_request_headers_ok(NULL));
+	ck_assert(!cors_request_headers_ok(""));
+	ck_assert(!cors_request_headers_ok(" , ,"));
+	ck_assert(!cors_request_headers_ok("a b"));
+	ck_assert(!cors_request_headers_ok("a;b"));
+	ck_assert(!cors_request_headers_ok("a:b"));
+	ck_assert(!cors_request_headers_ok("a,\"b\""));
+	ck_assert(!cors_request_headers_ok("a,b\x7f"));
+	ck_assert(!cors_request_headers_ok("a,\xc3\xa9"));
+	memset(big, 'a', CORS_REQUEST_HEADERS_MAX);
+	big[CORS_REQUEST_HEADERS_MAX] = '\0';
+	ck_assert(cors_request_headers_ok(big));
+	big[CORS_REQUEST_HEADERS_MAX] = 'a';
+	big[CORS_REQUEST_HEADERS_MAX + 1] = '\0';
+	ck_assert(!cors_request_headers_ok(big));
+}
+END_TEST
+
+/* What libmicrohttpd refuses itself, and with which status. */
+START_TEST(test_content_length_status)
+{
+	ck_assert_int_eq(content_length_status("0"), 0);
+	ck_assert_int_eq(content_length_status("5"), 0);
+	ck_assert_int_eq(content_length_status("18446744073709551615"), 0);
+	ck_assert_int_eq(content_length_status("000000000000000000000000005"), 0);
+	ck_assert_int_eq(content_length_status("18446744073709551616"), 413);
+	ck_assert_int_eq(content_length_status("99999999999999999999999"), 413);
+	ck_assert_int_eq(content_length_status("5, 5"), 400);
+	ck_assert_int_eq(content_length_status(""), 400);
+	ck_assert_int_eq(content_length_status("-1"), 400);
+	ck_assert_int_eq(content_length_status("5x"), 400);
+	ck_assert_int_eq(content_length_status("x5"), 400);
+}
+END_TEST
+
 START_TEST(test_content_type)
 {
 	ck_assert(json_content_type("application/json"));
@@ -127,6 +203,9 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("http");
 	tcase_add_test(tc, test_routes);
 	tcase_add_test(tc, test_target_path);
+	tcase_add_test(tc, test_route_allow);
+	tcase_add_test(tc, test_cors_request_headers);
+	tcase_add_test(tc, test_content_length_status);
 	tcase_add_test(tc, test_content_type);
 	suite_add_tcase(s, tc);
 	return s;
