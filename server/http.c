@@ -1391,11 +1391,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		s->metrics.cancelled++;
 		r->cancelled = true;
 		gen_finish(r);
+		/* Nothing was answered yet (not streamed): nginx's 499, as
+		 * gen_reply says when it sees the hang-up first. */
+		if (!r->status && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+			r->status = 499;
 	}
 	if (r->gen_open)
 		s->n_gen_open--;
-	if (r->prep_open) /* went away (or shutdown) before it was answered */
+	if (r->prep_open) { /* went away (or shutdown) before it was answered */
 		s->n_prep_open--;
+		if (!r->status && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+			r->status = 499;
+	}
+	/* The disconnect watch saw the hang-up first (and cancelled), but
+	 * MHD completed the request before the handler could say 499. */
+	if (!r->status && r->peer_gone)
+		r->status = 499;
 	/* The connection may carry a next request: its head has
 	 * header_timeout_ms from now. */
 	srv__conn_phase(s, r->sc, SRV_CONN_HEADERS);

@@ -308,6 +308,31 @@ def cmd_disconnect(url, model):
             fail("after disconnect (stream=%s): kv_blocks_used %s, running %s" % (streaming, used, running))
     if metric(url, "mllm_requests_cancelled_total") < 2:
         fail("cancellations not counted")
+    # Non-streamed requests abandoned before their answer: each is a 499
+    # in mllm_requests_total, whichever side notices the hang-up first.
+    def n499():
+        st, _, data = request(url, "GET", "/metrics")
+        for line in data.decode().splitlines():
+            if line.startswith('mllm_requests_total{status="499"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+    before, n = n499(), 8
+    for _ in range(n):
+        u = urllib.parse.urlparse(url)
+        s = socket.create_connection((u.hostname, u.port))
+        # Long enough (~1500 tokens) that no answer is ready when the
+        # client hangs up.
+        body = json.dumps({"model": model, "prompt": "Once upon a time", "max_tokens": 1500,
+                           "ignore_eos": True}).encode()
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.05)
+        s.close()
+    deadline = time.time() + 10
+    while n499() < before + n and time.time() < deadline:
+        time.sleep(0.05)
+    if n499() != before + n:
+        fail("%d abandoned non-streamed requests counted as %d 499s" % (n, n499() - before))
     st, _, _ = request(url, "GET", "/health")
     if st != 200:
         fail("health after disconnects: %d" % st)
