@@ -63,10 +63,10 @@ static const char *token_text(json_t *v)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* The model's own template (chat_template = auto): tokenizer_config.json's
+/* A snapshot's own template (chat_template = auto): tokenizer_config.json's
  * "chat_template" (a string, or a list of {name, template}: "default"),
- * else chat_template.jinja beside it. GGUF metadata is not read (the
- * engine does not expose it): a GGUF model uses its preset. */
+ * else chat_template.jinja beside it. (A GGUF file's comes from its
+ * metadata: load_template.) */
 static char *own_template(const char *dir, json_t *tcfg, size_t *len, const char **source)
 {
 	json_t *v = json_object_get(tcfg, "chat_template");
@@ -132,6 +132,11 @@ static void load_template(srv_model *m)
 			len = strlen(gt);
 			src = xstrndup(gt, len);
 			src_name = "gguf:tokenizer.chat_template";
+		} else if (strlen(cm->path) < 5 ||
+		           strcmp(cm->path + strlen(cm->path) - 5, ".gguf") != 0) {
+			/* A file of a snapshot (model.safetensors, config.json):
+			 * the snapshot's template, as for its directory. */
+			src = own_template(dir, tcfg, &len, &src_name);
 		}
 		snprintf(source, sizeof source, "%s", src_name ? src_name : "");
 	} else {

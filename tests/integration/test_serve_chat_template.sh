@@ -54,16 +54,18 @@ for mode in --check-config "--port 0"; do
 done
 ok "a template file that does not parse: --check-config and serve exit 2"
 
-start_daemon --model own="$OWN" --model file="$TINY" --model plain="$TINY" \
+start_daemon --model own="$OWN" --model ownfile="$OWN/model.safetensors" \
+	--model file="$TINY" --model plain="$TINY" \
 	--model gemma="$TINY" --model qwen="$TINY" --model bad="$BADOWN" \
 	--set model.file.chat_template="$CT/llama3_1.jinja" \
 	--set model.gemma.chat_template="$CT/gemma3.jinja" \
 	--set model.qwen.chat_template="$CT/qwen3.jinja" \
-	$(for m in own file plain gemma qwen bad; do printf ' --set model.%s.kv_bytes=4m' $m; done)
+	$(for m in own ownfile file plain gemma qwen bad; do printf ' --set model.%s.kv_bytes=4m' $m; done)
 
-# Which template each model uses.
-for pair in own:tokenizer_config.json "file:file:$CT/llama3_1.jinja" plain:preset:plain \
-	bad:preset:plain; do
+# Which template each model uses (a snapshot named by one of its files
+# uses the snapshot's, as its directory does).
+for pair in own:tokenizer_config.json ownfile:tokenizer_config.json \
+	"file:file:$CT/llama3_1.jinja" plain:preset:plain bad:preset:plain; do
 	id=${pair%%:*}
 	source=${pair#*:}
 	expect 200 GET "/v1/models/$id"
