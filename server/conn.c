@@ -12,6 +12,7 @@
  * closed socket and frees the connection as it would any other.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,14 @@
  * timeout. Sweeps run at least STALL_SWEEP_MS apart while one is watched. */
 #define STALL_SWEEPS   3
 #define STALL_SWEEP_MS 100
+
+/* A client that sends part of a request and closes at once (the FIN in the
+ * same segment as the data): MHD, in external epoll mode, reads the data on
+ * that one edge and does not notice the EOF, so the connection would hold
+ * its slot until header_timeout_ms / body_timeout_ms. While a connection is
+ * reading a request, the sweep looks at its socket this often and lets go
+ * of one whose peer has hung up with nothing left unread. */
+#define PEER_SWEEP_MS 200
 
 static uint64_t ms_ns(int64_t ms)
 {
@@ -158,8 +167,7 @@ void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph)
 		return;
 	}
 	want_sweep(s, c->deadline_ns);
-	if (c->chunked)
-		want_sweep(s, now + ms_ns(STALL_SWEEP_MS));
+	want_sweep(s, now + ms_ns(c->chunked ? STALL_SWEEP_MS : PEER_SWEEP_MS));
 }
 
 /* Answers with a final status written straight to the socket, then shuts it
@@ -227,6 +235,16 @@ static bool unread_bytes(const srv_conn *c)
 	return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
+/* Whether the client has shut its side (or reset) and the kernel holds
+ * nothing more from it: the request being read can never complete. */
+static bool peer_gone(const srv_conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+	if (c->fd < 0 || poll(&p, 1, 0) != 1)
+		return false;
+	return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) && !unread_bytes(c);
+}
+
 void srv__conn_sweep(srv *s)
 {
 	uint64_t now = mllm_now_ns(), next = 0;
@@ -251,6 +269,12 @@ void srv__conn_sweep(srv *s)
 			}
 			continue;
 		}
+		if (peer_gone(c)) {
+			SRV_LOG_REQ(MLLM_LOG_DEBUG, c->req_id[0] ? c->req_id : NULL,
+			            "closing a connection: the client hung up mid-request");
+			kill_conn(c, 0, NULL, NULL);
+			continue;
+		}
 		if (c->phase == SRV_CONN_BODY && c->chunked) {
 			if (c->body_seen == c->stall_seen && unread_bytes(c)) {
 				c->stall_ticks++;
@@ -272,6 +296,8 @@ void srv__conn_sweep(srv *s)
 		}
 		if (!next || c->deadline_ns < next)
 			next = c->deadline_ns;
+		if (now + ms_ns(PEER_SWEEP_MS) < next)
+			next = now + ms_ns(PEER_SWEEP_MS);
 	}
 	s->next_sweep_ns = next;
 }

@@ -334,6 +334,33 @@ def cmd_body_timeout(url, body_ms):
     print("ok   body not complete within %d ms: 408 with X-Request-Id and Date" % body_ms)
 
 
+def cmd_hangup(url, header_ms):
+    """Clients that send part of a request (head or body) and close at once
+    (the FIN with the data) free their slots within a second or so, far
+    below header_timeout_ms: a burst of them must not fill the caps."""
+    for what, data in (("head", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Ty"),
+                       ("body", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                                b"{\"pro")):
+        base = metric(url, "mllm_connections_open")
+        for _ in range(20):
+            s = connect(url)
+            s.sendall(data)
+            s.close()
+        t0 = time.time()
+        while metric(url, "mllm_connections_open") > base and time.time() - t0 < SLACK_S:
+            time.sleep(0.05)
+        left = metric(url, "mllm_connections_open") - base
+        if left > 0:
+            fail("partial %s then close: %d connection(s) still open after %.1f s "
+                 "(header timeout %.0f s)" % (what, left, time.time() - t0, header_ms / 1e3))
+        took, st = served_within(url, SLACK_S)
+        if st != 200:
+            fail("after the partial-%s hang-ups a normal request got %s" % (what, st))
+        print("ok   20 partial-%s hang-ups freed in %.1f s (header timeout %.0f s)"
+              % (what, time.time() - t0, header_ms / 1e3))
+
+
 def cmd_caps(url, max_conn, per_client):
     """Past max_connections_per_client (one address) or max_connections
     (all), a connection is closed at once, and a client from another address
@@ -589,6 +616,8 @@ def main():
         cmd_body_timeout(a[1], int(a[2]))
     elif cmd == "caps":
         cmd_caps(a[1], int(a[2]), int(a[3]))
+    elif cmd == "hangup":
+        cmd_hangup(a[1], int(a[2]))
     elif cmd == "abandon":
         cmd_abandon(a[1], a[2])
     elif cmd == "inject":

@@ -14,11 +14,12 @@ H="$PY $HERE/harden_client.py"
 start_daemon --model st="$ST" --set connection_timeout_s=60 --set body_timeout_ms=60000 \
 	--set header_timeout_ms=60000
 $H framing "$URL" 60 || fail "framing"
+$H hangup "$URL" 60000 || fail "hang-ups mid-request"
 $H inject "$URL" st || fail "log injection"
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 $H check-log "$TMP/log" text || fail "text log"
-ok "framing cases answered at once; raw-path routing; text log escaped"
+ok "framing cases answered at once; raw-path routing; hang-ups mid-request freed; text log escaped"
 
 # Slowloris: 2x max_connections dripping connections.
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
