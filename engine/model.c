@@ -1370,25 +1370,17 @@ static bool names_snapshot_file(const char *path)
 	return false;
 }
 
-int mllm_model_open(const char *path, const mllm_model_params *params, mllm_model **out, char *err,
-                    size_t errlen)
+/* Opens m's files at path (mapped, headers parsed and every tensor
+ * validated) without preparing the weights for the kernels. */
+static int open_files(mllm_model *m, const char *path, char *err, size_t errlen)
 {
-	mllm_model_params def = MLLM_MODEL_PARAMS_DEFAULT;
-	mllm_model *m;
 	struct stat st;
 	int rc;
 
-	*out = NULL;
-	if (!path || !*path)
-		return mllm__seterr(err, errlen, MLLM_EINVAL, "no model path given");
-	if (!params)
-		params = &def;
 	if (stat(path, &st) != 0)
 		return mllm__seterr(err, errlen, errno == ENOENT ? MLLM_ENOTFOUND : MLLM_EIO,
 		                    "%s: %s", path, strerror(errno));
-	m = xcalloc(1, sizeof *m);
 	m->path = xstrdup(path);
-	m->n_threads = params->n_threads;
 	if (S_ISDIR(st.st_mode)) {
 		rc = open_dir(m, path, err, errlen);
 	} else if (S_ISREG(st.st_mode) && names_snapshot_file(path)) {
@@ -1406,6 +1398,39 @@ int mllm_model_open(const char *path, const mllm_model_params *params, mllm_mode
 		rc = mllm__seterr(err, errlen, MLLM_EINVAL,
 		                  "%s: neither a snapshot directory nor a GGUF file", path);
 	}
+	return rc;
+}
+
+int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errlen)
+{
+	mllm_model *m;
+	int rc;
+
+	if (!path || !*path)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "no model path given");
+	m = xcalloc(1, sizeof *m);
+	rc = open_files(m, path, err, errlen);
+	if (rc == 0 && out)
+		*out = m->hp;
+	mllm_model_close(m);
+	return rc;
+}
+
+int mllm_model_open(const char *path, const mllm_model_params *params, mllm_model **out, char *err,
+                    size_t errlen)
+{
+	mllm_model_params def = MLLM_MODEL_PARAMS_DEFAULT;
+	mllm_model *m;
+	int rc;
+
+	*out = NULL;
+	if (!path || !*path)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "no model path given");
+	if (!params)
+		params = &def;
+	m = xcalloc(1, sizeof *m);
+	m->n_threads = params->n_threads;
+	rc = open_files(m, path, err, errlen);
 	if (rc)
 		goto fail;
 	rc = mllm__model_prepare(m, params, err, errlen);

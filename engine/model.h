@@ -90,6 +90,11 @@ typedef struct {
 int mllm_model_open(const char *path, const mllm_model_params *params, mllm_model **out, char *err,
                     size_t errlen) MLLM_WUR;
 void mllm_model_close(mllm_model *m);
+/* What mllm_model_open() checks of the files at path — format, headers,
+ * config, every tensor's offset, size and shape, the tokenizer — without
+ * preparing the weights (mapped, not read): 0 and *out (may be NULL) filled,
+ * or the error open would give. For --check-config. */
+int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errlen) MLLM_WUR;
 
 const mllm_hparams *mllm_model_hparams(const mllm_model *m);
 const mllm_tokenizer *mllm_model_tokenizer(const mllm_model *m);

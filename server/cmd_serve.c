@@ -7,9 +7,9 @@
  * daemon listens, and the messages are for the person at the terminal.
  */
 #include <dirent.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,77 +161,47 @@ static int check_paths(const cfg_t *c, char *err, size_t errlen)
 	return 0;
 }
 
-/* The trained context of the checkpoint at path. A snapshot (a directory,
- * or a file the engine opens as its directory) says it in config.json's
- * max_position_embeddings, read here without touching the weights; when
- * that is not a plain integer (absent: the engine's default applies) and
- * for GGUF files, whose metadata only the engine reads, the model is opened
- * (weights mapped, not used) and the engine says. */
-static int n_ctx_train_of(const cfg_model *m, int64_t *out, char *err, size_t errlen)
-{
-	static const char *const snapshot_files[] = {"config.json", "model.safetensors",
-	                                             "model.safetensors.index.json",
-	                                             "pytorch_model.bin"};
-	mllm_model_params mp = MLLM_MODEL_PARAMS_DEFAULT;
-	char cfg_path[4200];
-	const char *base = strrchr(m->path, '/');
-	bool snapshot = false;
-	struct stat st;
-	mllm_model *model = NULL;
-	int rc;
-
-	base = base ? base + 1 : m->path;
-	if (stat(m->path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snapshot = true;
-		snprintf(cfg_path, sizeof cfg_path, "%s/config.json", m->path);
-	} else {
-		for (size_t i = 0; i < sizeof snapshot_files / sizeof snapshot_files[0]; i++)
-			if (strcmp(base, snapshot_files[i]) == 0)
-				snapshot = true;
-		snprintf(cfg_path, sizeof cfg_path, "%.*s%sconfig.json", (int)(base - m->path),
-		         m->path, base == m->path ? "./" : "");
-	}
-	if (snapshot) {
-		json_t *root = json_load_file(cfg_path, 0, NULL);
-		json_t *v = json_object_get(root, "max_position_embeddings");
-		bool ok = json_is_integer(v) && json_integer_value(v) > 0;
-		if (ok)
-			*out = (int64_t)json_integer_value(v);
-		json_decref(root);
-		if (ok)
-			return 0;
-	}
-	mp.n_threads = (int)m->threads;
-	rc = mllm_model_open(m->path, &mp, &model, err, errlen);
-	if (rc < 0)
-		return rc;
-	*out = mllm_model_hparams(model)->n_ctx_train;
-	mllm_model_close(model);
-	return 0;
-}
-
-/* n_ctx past the trained context is refused by the engine when serve loads
- * the model (after it listens, exit 1): say so here instead. */
-static int check_n_ctx(const cfg_t *c, char *err, size_t errlen)
+/* Each model as the loader will find it — format, headers, config, every
+ * tensor, the tokenizer (mllm_model_check: weights mapped, not read) — and
+ * n_ctx within its trained context: what serve would refuse after it
+ * listens (exit 1), said here instead. */
+static int check_models(const cfg_t *c, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < c->n_models; i++) {
 		const cfg_model *m = &c->models[i];
 		char msg[384];
-		int64_t train = 0;
-		if (m->n_ctx <= 0)
-			continue; /* the model's own */
+		mllm_hparams hp;
 		msg[0] = '\0';
-		if (n_ctx_train_of(m, &train, msg, sizeof msg) < 0)
+		if (mllm_model_check(m->path, &hp, msg, sizeof msg) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: %s", m->id,
 			                    msg[0] ? msg : "cannot open the model");
-		if (m->n_ctx > train)
+		if (m->n_ctx > hp.n_ctx_train)
 			return mllm__seterr(
 			    err, errlen, MLLM_EINVAL,
 			    "model %s: n_ctx %lld is more than the model's trained "
 			    "context (%lld); set n_ctx to at most %lld, or 0 for the "
 			    "model's own",
-			    m->id, (long long)m->n_ctx, (long long)train, (long long)train);
+			    m->id, (long long)m->n_ctx, (long long)hp.n_ctx_train,
+			    (long long)hp.n_ctx_train);
 	}
+	return 0;
+}
+
+/* The address serve will listen on must resolve (serve: "host ...: ..."). */
+static int check_host(const cfg_t *c, char *err, size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	int rc;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(c->host, "80", &hints, &ai);
+	if (ai)
+		freeaddrinfo(ai);
+	if (rc != 0)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
+		                    gai_strerror(rc));
 	return 0;
 }
 
@@ -373,8 +343,9 @@ int srv_cmd_serve(int argc, char **argv)
 		goto bad;
 	if (check) {
 		warn_unknown_env(false);
-		if (check_paths(&cfg, err, sizeof err) < 0 ||
-		    check_n_ctx(&cfg, err, sizeof err) < 0)
+		if (check_host(&cfg, err, sizeof err) < 0 ||
+		    check_paths(&cfg, err, sizeof err) < 0 ||
+		    check_models(&cfg, err, sizeof err) < 0)
 			goto bad;
 		printf("configuration ok: %zu model(s), listening on %s:%lld\n", cfg.n_models,
 		       cfg.host, (long long)cfg.port);

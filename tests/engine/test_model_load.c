@@ -101,16 +101,22 @@ static void edit_config(const char *key, const char *v)
 	mllm__json_free(doc);
 }
 
-/* Opens path expecting failure `code` with `needle` in the message. */
+/* Opens path expecting failure `code` with `needle` in the message; and
+ * mllm_model_check (--check-config) must refuse it the same way. */
 static void expect_fail(const char *path, int code, const char *needle)
 {
-	char err[1024] = "";
+	char err[1024] = "", err2[1024] = "";
 	mllm_model *m = (mllm_model *)1;
+	mllm_hparams hp;
 	int rc = mllm_model_open(path, NULL, &m, err, sizeof err);
 	ck_assert_msg(rc == code, "rc %s, want %s (%s)", mllm_strerror_name(rc),
 	              mllm_strerror_name(code), err);
 	ck_assert_ptr_null(m);
 	ck_assert_msg(strstr(err, needle) != NULL, "message \"%s\" lacks \"%s\"", err, needle);
+	rc = mllm_model_check(path, &hp, err2, sizeof err2);
+	ck_assert_msg(rc == code, "check: rc %s, want %s (%s)", mllm_strerror_name(rc),
+	              mllm_strerror_name(code), err2);
+	ck_assert_str_eq(err2, err);
 }
 
 static mllm_model *open_ok(const char *path)
@@ -240,6 +246,30 @@ static void check_against_config(const char *dir, const char *format, bool inter
 	mllm__json_free(hdoc);
 	mllm__json_free(cdoc);
 }
+
+/* mllm_model_check says what mllm_model_open would load, every format. */
+START_TEST(test_check_equals_open)
+{
+	static const char *const paths[] = {TINY, TINY "/config.json", STORIES,
+	                                    TINY "/tiny-mobilellm-q8_0.gguf",
+	                                    "models/stories260K-bin"};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		char err[1024] = "";
+		mllm_hparams hp;
+		mllm_model *m = open_ok(fx(paths[i]));
+		const mllm_hparams *want = mllm_model_hparams(m);
+		ck_assert_msg(mllm_model_check(fx(paths[i]), &hp, err, sizeof err) == 0, "%s: %s",
+		              paths[i], err);
+		ck_assert_int_eq(hp.n_ctx_train, want->n_ctx_train);
+		ck_assert_int_eq(hp.n_layer, want->n_layer);
+		ck_assert_int_eq(hp.n_embd, want->n_embd);
+		ck_assert_int_eq(hp.n_vocab, want->n_vocab);
+		ck_assert_str_eq(hp.format, want->format);
+		mllm_model_close(m);
+	}
+	ck_assert_int_eq(mllm_model_check(fx(TINY), NULL, NULL, 0), 0);
+}
+END_TEST
 
 START_TEST(test_open_safetensors)
 {
@@ -1245,6 +1275,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, NULL, rm_tmpdir);
 	tcase_add_test(tc, test_official_configs);
+	tcase_add_test(tc, test_check_equals_open);
 	tcase_add_test(tc, test_open_safetensors);
 	tcase_add_test(tc, test_open_pytorch);
 	tcase_add_test(tc, test_open_gguf);

@@ -30,8 +30,8 @@ rc=0
 ok "check-config catches bad paths, values, flags and templates"
 
 # n_ctx past the model's trained context (stories260K: 512), which serve
-# refuses only once it loads the model: --check-config reads it from the
-# snapshot's config.json, or (GGUF) has the engine open the file.
+# refuses only once it loads the model: --check-config has the engine check
+# the files (mllm_model_check: headers and tensors, weights not read).
 for path in "$ST" "$ST/model.safetensors" "$ST/stories260K-f32.gguf"; do
 	rc=0
 	"$BIN" serve --model st="$path" --set model.st.n_ctx=513 --check-config >"$TMP/out" 2>&1 ||
@@ -43,6 +43,27 @@ for path in "$ST" "$ST/model.safetensors" "$ST/stories260K-f32.gguf"; do
 		fail "n_ctx 512 ($path) refused: $(cat "$TMP/out")"
 done
 ok "check-config catches n_ctx past the trained context"
+
+# Files serve would refuse once it loads them (exit 1 after listening), and
+# an address it cannot listen on: --check-config refuses them first.
+mkdir -p "$TMP/badcfg"
+for f in model.safetensors tokenizer.model; do ln -s "$(cd "$ST" && pwd)/$f" "$TMP/badcfg/$f"; done
+printf 'not json' >"$TMP/badcfg/config.json"
+: >"$TMP/empty.gguf"
+for case in "/dev/zero:neither a snapshot directory nor a GGUF file" \
+	"$TMP/empty.gguf:bad magic" "$TMP/badcfg:config.json: bad JSON"; do
+	path=${case%%:*}
+	want=${case#*:}
+	rc=0
+	"$BIN" serve --model st="$path" --check-config >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "check-config accepted $path ($rc): $(cat "$TMP/out")"
+	grep -q "model st: .*$want" "$TMP/out" || fail "check-config on $path: $(cat "$TMP/out")"
+done
+rc=0
+"$BIN" serve --model st="$ST" --host 999.1.1.1 --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "check-config accepted host 999.1.1.1 ($rc)"
+grep -q "host '999.1.1.1'" "$TMP/out" || fail "check-config on a bad host: $(cat "$TMP/out")"
+ok "check-config catches files that are not models and a host it cannot listen on"
 
 MLLMD_PORT=4242 MLLMD_API_KEY=envkey "$BIN" serve --model st="$ST" --set max_n=3 \
 	--dump-config >"$TMP/dump.conf" 2>&1 || fail "dump-config"
