@@ -900,9 +900,20 @@ bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg)
 	ok = tp_run(&SYNTAX[req->tool_syntax], several_calls(req), &st,
 	            c->text.data ? c->text.data : "", c->text.len, true, &k) == 0;
 	co_close_call(&x);
-	/* Only complete calls replace the text: a call cut short (length, a
-	 * stop string) leaves the output as text for the client to judge. */
-	ok = ok && st.n_calls > 0 && st.phase == API__TP_AFTER;
+	/* Only complete calls replace the text (their arguments always
+	 * parse). When max_tokens cut a later call, the complete ones before
+	 * it still come out as calls (finish_reason "length"), the cut one is
+	 * dropped; cut inside the first call, or by a stop string, the output
+	 * stays text for the client to judge. */
+	if (ok && st.phase != API__TP_AFTER && c->finish == MLLM_FINISH_LENGTH &&
+	    (st.phase == API__TP_ARGS || st.phase == API__TP_CLOSE) && st.n_calls > 0) {
+		json_array_remove(x.calls, json_array_size(x.calls) - 1);
+		st.n_calls--;
+	}
+	ok = ok && st.n_calls > 0 &&
+	     (st.phase == API__TP_AFTER ||
+	      (c->finish == MLLM_FINISH_LENGTH && st.phase != API__TP_TEXT &&
+	       st.phase != API__TP_PLAIN));
 	if (ok) {
 		for (size_t i = 0; i < x.content.len && blank; i++)
 			blank = x.content.data[i] == ' ' || x.content.data[i] == '\n' ||

@@ -268,6 +268,7 @@ START_TEST(test_length_mid_call)
 	run(req, call_pieces, 4, MLLM_FINISH_LENGTH, &out);
 	body = json_loadb(out.data, out.len, 0, NULL);
 	msg = json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
+	/* The only call was cut: the output stays text. */
 	ck_assert_ptr_null(json_object_get(msg, "tool_calls"));
 	ck_assert_str_eq(json_string_value(json_object_get(msg, "content")),
 	                 "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Os");
@@ -540,11 +541,55 @@ START_TEST(test_auto_hermes_response)
 	mllm_buf_free(&out);
 	done_with(req, t);
 
-	/* Cut short inside the second call: the text stays text. */
+	/* Cut short inside the second call's head: the first call, complete,
+	 * is still a call (finish_reason "length"); the cut head is dropped. */
 	req = prepare_with("qwen3",
 	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
 	mllm_buf_init(&out, 1 << 20);
 	run(req, hermes_pieces, 4, MLLM_FINISH_LENGTH, &out);
+	body = json_loadb(out.data, out.len, 0, NULL);
+	ch = json_array_get(json_object_get(body, "choices"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
+	calls = json_object_get(json_object_get(ch, "message"), "tool_calls");
+	ck_assert_uint_eq(json_array_size(calls), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(calls, 0), "function"), "name")),
+	                 "get_weather");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(ch, "message"), "content")),
+	    "Día de sol. ");
+	json_decref(body);
+	mllm_buf_free(&out);
+	done_with(req, t);
+
+	/* Cut inside the second call's arguments: the first call only. */
+	{
+		static const char *const cut_args[] = {
+		    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n"
+		    "</tool_call>\n<tool_call>\n{\"name\": \"noop\", \"arguments\": {\"k\": [1"};
+		req = prepare_with(
+		    "qwen3", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+		mllm_buf_init(&out, 1 << 20);
+		run(req, cut_args, 1, MLLM_FINISH_LENGTH, &out);
+		body = json_loadb(out.data, out.len, 0, NULL);
+		ch = json_array_get(json_object_get(body, "choices"), 0);
+		ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
+		calls = json_object_get(json_object_get(ch, "message"), "tool_calls");
+		ck_assert_uint_eq(json_array_size(calls), 1);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+		        json_object_get(json_array_get(calls, 0), "function"), "arguments")),
+		    "{\"city\": \"Oslo\"}");
+		json_decref(body);
+		mllm_buf_free(&out);
+		done_with(req, t);
+	}
+
+	/* Cut before any call's head: the output stays text. */
+	req = prepare_with("qwen3",
+	                   "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+	mllm_buf_init(&out, 1 << 20);
+	run(req, hermes_pieces, 2, MLLM_FINISH_LENGTH, &out);
 	body = json_loadb(out.data, out.len, 0, NULL);
 	ch = json_array_get(json_object_get(body, "choices"), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
