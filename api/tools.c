@@ -911,9 +911,8 @@ bool api__tool_message_json(const api_request *req, int32_t idx, json_t *msg)
 		st.n_calls--;
 	}
 	ok = ok && st.n_calls > 0 &&
-	     (st.phase == API__TP_AFTER ||
-	      (c->finish == MLLM_FINISH_LENGTH && st.phase != API__TP_TEXT &&
-	       st.phase != API__TP_PLAIN));
+	     (st.phase == API__TP_AFTER || (c->finish == MLLM_FINISH_LENGTH &&
+	                                    st.phase != API__TP_TEXT && st.phase != API__TP_PLAIN));
 	if (ok) {
 		for (size_t i = 0; i < x.content.len && blank; i++)
 			blank = x.content.data[i] == ' ' || x.content.data[i] == '\n' ||

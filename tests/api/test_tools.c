@@ -565,10 +565,12 @@ START_TEST(test_auto_hermes_response)
 	/* Cut inside the second call's arguments: the first call only. */
 	{
 		static const char *const cut_args[] = {
-		    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n"
+		    "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+		    "\"Oslo\"}}\n"
 		    "</tool_call>\n<tool_call>\n{\"name\": \"noop\", \"arguments\": {\"k\": [1"};
 		req = prepare_with(
-		    "qwen3", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}", &t);
+		    "qwen3", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS "}",
+		    &t);
 		mllm_buf_init(&out, 1 << 20);
 		run(req, cut_args, 1, MLLM_FINISH_LENGTH, &out);
 		body = json_loadb(out.data, out.len, 0, NULL);
