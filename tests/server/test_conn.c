@@ -131,8 +131,10 @@ START_TEST(test_phase_deadlines)
 	ck_assert_int_eq(c->phase, SRV_CONN_HEADERS);
 	ck_assert_uint_ge(c->deadline_ns, t0 + 2000ull * 1000000ull);
 	ck_assert_uint_lt(c->deadline_ns, t0 + 50000ull * 1000000ull);
-	ck_assert_uint_eq(f.s.next_sweep_ns, c->deadline_ns);
-	ck_assert_int_le(srv__conn_sweep_in_ms(&f.s), 2000);
+	/* The sweep comes before the deadline: it also looks for clients
+	 * that hung up mid-request (PEER_SWEEP_MS). */
+	ck_assert_uint_le(f.s.next_sweep_ns, c->deadline_ns);
+	ck_assert_int_le(srv__conn_sweep_in_ms(&f.s), PEER_SWEEP_MS);
 	srv__conn_phase(&f.s, c, SRV_CONN_BODY);
 	ck_assert_uint_ge(c->deadline_ns, t0 + 50000ull * 1000000ull);
 	/* Busy (preparing, generating, replying): no deadline. */
@@ -264,6 +266,49 @@ START_TEST(test_sweep_chunk_stall)
 }
 END_TEST
 
+/* A client that hung up mid-request (its side shut, nothing unread) is let
+ * go by the next sweep, without an answer; one whose bytes still wait for
+ * MHD is not (they may complete the request). */
+START_TEST(test_sweep_peer_gone)
+{
+	fixture f;
+	int a[2], b[2];
+	srv_conn *ca, *cb;
+	char buf[64];
+	bool eof;
+
+	fixture_open(&f, 8, 8);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	ca = add(&f, v4("10.0.0.1"), a[0]);
+	cb = add(&f, v4("10.0.0.2"), b[0]);
+	srv__conn_phase(&f.s, cb, SRV_CONN_BODY);
+	f.s.next_sweep_ns = 1;
+	srv__conn_sweep(&f.s);
+	ck_assert(!ca->closing && !cb->closing);
+	ck_assert_int_le(srv__conn_sweep_in_ms(&f.s), PEER_SWEEP_MS);
+	/* a: shut down with nothing unread; b: bytes left unread, then shut. */
+	ck_assert_int_eq(shutdown(a[1], SHUT_WR), 0);
+	ck_assert_int_eq(send(b[1], "{\"pro", 5, 0), 5);
+	ck_assert_int_eq(shutdown(b[1], SHUT_WR), 0);
+	f.s.next_sweep_ns = 1;
+	srv__conn_sweep(&f.s);
+	ck_assert(ca->closing);
+	ck_assert(!cb->closing);
+	ck_assert_uint_eq(drain(a[1], buf, sizeof buf, &eof), 0); /* no answer */
+	ck_assert(eof);
+	/* Once the bytes are read (by MHD), b goes too. */
+	ck_assert_int_eq(recv(b[0], buf, sizeof buf, 0), 5);
+	f.s.next_sweep_ns = 1;
+	srv__conn_sweep(&f.s);
+	ck_assert(cb->closing);
+	ck_assert_uint_eq(f.s.metrics.connections_timed_out, 0);
+	close(a[1]);
+	close(b[1]);
+	fixture_close(&f);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("conn");
@@ -272,6 +317,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_phase_deadlines);
 	tcase_add_test(tc, test_sweep_deadlines);
 	tcase_add_test(tc, test_sweep_chunk_stall);
+	tcase_add_test(tc, test_sweep_peer_gone);
 	suite_add_tcase(s, tc);
 	return s;
 }
