@@ -3,8 +3,10 @@
  *
  * One pool per mllm_ctx, created once; its threads live until
  * mllm__pool_free(). The one primitive is parallel_for: [0, n) is cut into
- * chunks (a few per thread) that the threads, the caller's included, claim
- * until none are left; the call returns when every chunk is done. Chunk
+ * chunks (a few per thread), dealt in one contiguous run per thread; each
+ * thread, the caller's included, takes its run front to back, then the
+ * others' chunks from their backs, until none are left; the call returns
+ * when every chunk is done. Chunk
  * boundaries depend only on n, grain, align and the pool size, never on
  * timing; which thread runs a chunk does, so fn's results must not depend
  * on tid (it may name per-thread scratch). A pool is driven by one thread
