@@ -216,6 +216,8 @@ START_TEST(test_date_time_utc)
 	expect(g, "\"2024-02-28T10:43:31.25Z\"", 1);
 	expect(g, "\"2024-02-28T10:43:31+02:00\"", -1);
 	expect(g, "\"2024-02-28T10:43:31\"", -1);
+	expect(g, "\"0001-01-01T00:00:00Z\"", 1);
+	expect(g, "\"0000-01-01T00:00:00Z\"", -1); /* year 0: Python's datetime refuses it */
 	mllm_grammar_unref(g);
 }
 END_TEST
