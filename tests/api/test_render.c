@@ -969,6 +969,14 @@ END_TEST
 /* Chat logprobs: the tokens concatenate to exactly message.content, the
  * first one without the space after the "Assistant:" cue that the content
  * drops (OpenAI's contract), streamed and not. */
+/* Appends JSON string s (NULL or not a string: nothing) to b. */
+static void append_str(mllm_buf *b, const json_t *s)
+{
+	if (json_is_string(s))
+		ck_assert_int_eq(mllm_buf_append(b, json_string_value(s), json_string_length(s)),
+		                 0);
+}
+
 START_TEST(test_chat_logprobs_concatenate_to_content)
 {
 	for (int stream = 0; stream < 2; stream++) {
@@ -1001,18 +1009,11 @@ START_TEST(test_chat_logprobs_concatenate_to_content)
 				    json_object_get(json_object_get(c, "logprobs"), "content");
 				size_t k;
 				json_t *t;
-				if (json_is_string(content))
-					ck_assert_int_eq(
-					    mllm_buf_append(&text, json_string_value(content),
-					                    json_string_length(content)),
-					    0);
+				append_str(&text, content);
 				json_array_foreach(lp, k, t)
 				{
 					json_t *tok_s = json_object_get(t, "token");
-					ck_assert_int_eq(mllm_buf_append(&toks,
-					                                 json_string_value(tok_s),
-					                                 json_string_length(tok_s)),
-					                 0);
+					append_str(&toks, tok_s);
 				}
 				json_decref(evs[i]);
 			}
@@ -1023,15 +1024,11 @@ START_TEST(test_chat_logprobs_concatenate_to_content)
 			json_t *lp = json_object_get(json_object_get(c, "logprobs"), "content");
 			size_t k;
 			json_t *t;
-			ck_assert_int_eq(mllm_buf_append(&text, json_string_value(content),
-			                                 json_string_length(content)),
-			                 0);
+			append_str(&text, content);
 			json_array_foreach(lp, k, t)
 			{
 				json_t *tok_s = json_object_get(t, "token");
-				ck_assert_int_eq(mllm_buf_append(&toks, json_string_value(tok_s),
-				                                 json_string_length(tok_s)),
-				                 0);
+				append_str(&toks, tok_s);
 			}
 			/* The bytes follow the token. */
 			ck_assert_int_eq(
@@ -1088,13 +1085,9 @@ START_TEST(test_logprobs_end_with_the_text)
 				       *lp = json_object_get(c, "logprobs");
 				size_t k;
 				json_t *x;
-				ck_assert_int_eq(mllm_buf_append(&text, json_string_value(t),
-				                                 json_string_length(t)),
-				                 0);
+				append_str(&text, t);
 				json_array_foreach(json_object_get(lp, "tokens"), k, x)
-				    ck_assert_int_eq(mllm_buf_append(&toks, json_string_value(x),
-				                                     json_string_length(x)),
-				                     0);
+				    append_str(&toks, x);
 				json_array_extend(offs, json_object_get(lp, "text_offset"));
 				json_decref(evs[i]);
 			}
@@ -1104,12 +1097,9 @@ START_TEST(test_logprobs_end_with_the_text)
 			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
 			json_t *lp = json_object_get(c, "logprobs"), *x;
 			size_t k;
-			ck_assert_int_eq(
-			    mllm_buf_append(&text, json_string_value(json_object_get(c, "text")),
-			                    json_string_length(json_object_get(c, "text"))),
-			    0);
-			json_array_foreach(json_object_get(lp, "tokens"), k, x) ck_assert_int_eq(
-			    mllm_buf_append(&toks, json_string_value(x), json_string_length(x)), 0);
+			append_str(&text, json_object_get(c, "text"));
+			json_array_foreach(json_object_get(lp, "tokens"), k, x)
+			    append_str(&toks, x);
 			ck_assert_uint_eq(json_array_size(json_object_get(lp, "token_logprobs")),
 			                  3);
 			json_array_extend(offs, json_object_get(lp, "text_offset"));
