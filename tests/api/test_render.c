@@ -966,9 +966,6 @@ START_TEST(test_nul_token)
 }
 END_TEST
 
-/* Chat logprobs: the tokens concatenate to exactly message.content, the
- * first one without the space after the "Assistant:" cue that the content
- * drops (OpenAI's contract), streamed and not. */
 /* Appends JSON string s (NULL or not a string: nothing) to b. */
 static void append_str(mllm_buf *b, const json_t *s)
 {
@@ -977,6 +974,9 @@ static void append_str(mllm_buf *b, const json_t *s)
 		                 0);
 }
 
+/* Chat logprobs: the tokens concatenate to exactly message.content, the
+ * first one without the space after the "Assistant:" cue that the content
+ * drops (OpenAI's contract), streamed and not. */
 START_TEST(test_chat_logprobs_concatenate_to_content)
 {
 	for (int stream = 0; stream < 2; stream++) {
