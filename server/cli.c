@@ -42,6 +42,11 @@ int srv_cli_opt(srv_cli_opts *o, const char *cmd, const char *a, const char *v)
 		return 1;
 	}
 	if (strcmp(a, "--kv-f16") == 0 || strcmp(a, "--kv-f32") == 0 || strcmp(a, "--kv-q8") == 0) {
+		if (o->kv_flag && strcmp(o->kv_flag, a) != 0) {
+			fprintf(stderr, "%s: %s and %s: give one KV type\n", cmd, o->kv_flag, a);
+			return -1;
+		}
+		o->kv_flag = a;
 		o->kv_f16 = strcmp(a, "--kv-f16") == 0;
 		o->kv_q8 = strcmp(a, "--kv-q8") == 0;
 		return 1;

@@ -71,8 +71,19 @@ static int parse_ids(const char *s, int32_t *ids, size_t cap, size_t *n)
 			return -1;
 		ids[(*n)++] = (int32_t)v;
 		s = end;
-		while (*s == ',' || *s == ' ')
+		while (*s == ' ')
 			s++;
+		if (*s == ',') {
+			/* one comma between ids: "1,,2" or a trailing comma is a
+			 * typo, not an empty id to skip */
+			s++;
+			while (*s == ' ')
+				s++;
+			if (*s == '\0' || *s == ',')
+				return -1;
+		} else if (*s) {
+			return -1;
+		}
 	}
 	return *n > 0 ? 0 : -1;
 }

@@ -28,6 +28,7 @@ typedef struct {
 	bool json;              /* --json */
 	bool kv_f16;            /* --kv-f16 (default, as the daemon) / --kv-f32 */
 	bool kv_q8;             /* --kv-q8: int8 K/V with scales (overrides kv_f16) */
+	const char *kv_flag;    /* the --kv-* flag given, if any (one at most) */
 	mllm_model_params mp;   /* --convert TYPE into mp.convert_to */
 } srv_cli_opts;
 

@@ -84,6 +84,14 @@ set +e
 [ $? -eq 2 ] || fail "bad --prompt-ids did not exit 2"
 "$BIN" generate --model "$M" --prompt-ids 1,99999 >/dev/null 2>&1
 [ $? -eq 2 ] || fail "out-of-vocabulary id did not exit 2"
+for ids in 1,,2 1,2, ,1 "1 2"; do
+	"$BIN" generate --model "$M" --prompt-ids "$ids" >/dev/null 2>&1
+	[ $? -eq 2 ] || fail "--prompt-ids '$ids' (an empty or missing separator) did not exit 2"
+done
+"$BIN" generate --model "$M" --prompt-ids "1, 2" --max-tokens 1 >/dev/null 2>&1
+[ $? -eq 0 ] || fail "--prompt-ids '1, 2' refused"
+"$BIN" generate --model "$M" --prompt-ids 1 --kv-f32 --kv-q8 >"$tmp/err" 2>&1
+[ $? -eq 2 ] && grep -q "give one KV type" "$tmp/err" || fail "two KV types: $(cat "$tmp/err")"
 set -e
 
 # 6. --help lists exactly the --convert types the option accepts (generate
