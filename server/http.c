@@ -84,10 +84,12 @@ static const struct {
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
 
-/* "GET, OPTIONS" or "GET, DELETE, OPTIONS": the route's Allow header. */
+/* "GET, HEAD, OPTIONS", "GET, HEAD, DELETE, OPTIONS" or "POST, OPTIONS":
+ * the route's Allow header (every GET route answers HEAD too). */
 static void route_allow(int route, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s%s%s, OPTIONS", routes[route].method,
+	bool get = strcmp(routes[route].method, "GET") == 0;
+	snprintf(buf, cap, "%s%s%s%s, OPTIONS", routes[route].method, get ? ", HEAD" : "",
 	         routes[route].method2 ? ", " : "",
 	         routes[route].method2 ? routes[route].method2 : "");
 }
@@ -116,7 +118,8 @@ static int route_find(const char *path, size_t len)
 			    !memchr(path + n, '/', len - n - sl))
 				return i;
 		} else if (routes[i].prefix) {
-			if (len > n)
+			/* one id segment: /v1/responses/{id}/cancel is no route */
+			if (len > n && !memchr(path + n, '/', len - n))
 				return i;
 		} else if (len == n || (len == n + 1 && path[n] == '/')) {
 			return i;

@@ -47,17 +47,20 @@ header_has "Allow: GET" || fail "405 without Allow: GET"
 hdr() { grep -i "^$1:" "$TMP/headers" | tr -d '\r'; }
 for m in DELETE POST; do
 	expect 405 $m /v1/responses/resp_x/input_items -H "$AUTH"
-	[ "$(hdr Allow)" = "Allow: GET, OPTIONS" ] || fail "$m input_items: $(hdr Allow)"
-	grep -q "Method $m is not allowed on /v1/responses/{id}/input_items; use GET, OPTIONS" \
+	[ "$(hdr Allow)" = "Allow: GET, HEAD, OPTIONS" ] || fail "$m input_items: $(hdr Allow)"
+	grep -q "Method $m is not allowed on /v1/responses/{id}/input_items; use GET, HEAD, OPTIONS" \
 		"$TMP/body" || fail "$m input_items: message $(cat "$TMP/body")"
 done
 expect 204 OPTIONS /v1/responses/resp_x/input_items
-[ "$(hdr Allow)" = "Allow: GET, OPTIONS" ] || fail "OPTIONS input_items: $(hdr Allow)"
+[ "$(hdr Allow)" = "Allow: GET, HEAD, OPTIONS" ] || fail "OPTIONS input_items: $(hdr Allow)"
 expect 405 POST /v1/responses/resp_x -H "$AUTH"
-[ "$(hdr Allow)" = "Allow: GET, DELETE, OPTIONS" ] || fail "POST response: $(hdr Allow)"
+[ "$(hdr Allow)" = "Allow: GET, HEAD, DELETE, OPTIONS" ] || fail "POST response: $(hdr Allow)"
 grep -q 'not allowed on /v1/responses/{id};' "$TMP/body" || fail "POST response: $(cat "$TMP/body")"
 expect 404 DELETE /v1/responses/resp_x -H "$AUTH"
 expect 404 GET /v1/responses/resp_x/input_items -H "$AUTH"
+# A second segment after the id is no route (not a 405 from /v1/responses/{id}).
+expect 404 POST /v1/responses/resp_x/cancel -H "$AUTH"
+expect 404 GET /v1/models/demo/extra -H "$AUTH"
 ok "404 unknown route, 405 with Allow (exactly the route's methods)"
 
 expect 415 POST /v1/completions -H "$AUTH" -d 'prompt=hi'

@@ -31,10 +31,14 @@ START_TEST(test_routes)
 	ck_assert_int_eq(RF("/v1/responses"), R_RESPONSES);
 	ck_assert_int_eq(RF("/v1/responses/resp_1"), R_RESPONSE);
 	ck_assert_int_eq(RF("/v1/responses/resp_1/input_items"), R_RESPONSE_ITEMS);
-	ck_assert_int_eq(RF("/v1/responses/input_items"), R_RESPONSE);     /* an id */
-	ck_assert_int_eq(RF("/v1/responses//input_items"), R_RESPONSE);    /* no id: 404 */
-	ck_assert_int_eq(RF("/v1/responses/a/b/input_items"), R_RESPONSE); /* 404 */
-	ck_assert_int_eq(RF("/v1/responses/resp_1/other"), R_RESPONSE);    /* 404 */
+	ck_assert_int_eq(RF("/v1/responses/input_items"), R_RESPONSE); /* an id */
+	/* a second segment after the id: no route (404 for every method, not
+	 * a 405 from /v1/responses/{id}) */
+	ck_assert_int_eq(RF("/v1/responses//input_items"), -1);
+	ck_assert_int_eq(RF("/v1/responses/a/b/input_items"), -1);
+	ck_assert_int_eq(RF("/v1/responses/resp_1/other"), -1);
+	ck_assert_int_eq(RF("/v1/responses/resp_1/cancel"), -1);
+	ck_assert_int_eq(RF("/v1/models/a/b"), -1);
 	ck_assert_int_eq(RF("/tokenize"), R_TOKENIZE);
 	ck_assert_int_eq(RF("/detokenize"), R_DETOKENIZE);
 	ck_assert_int_eq(RF("/"), -1);
@@ -121,9 +125,9 @@ START_TEST(test_route_allow)
 	char allow[48];
 
 	route_allow(R_RESPONSE_ITEMS, allow, sizeof allow);
-	ck_assert_str_eq(allow, "GET, OPTIONS");
+	ck_assert_str_eq(allow, "GET, HEAD, OPTIONS");
 	route_allow(R_RESPONSE, allow, sizeof allow);
-	ck_assert_str_eq(allow, "GET, DELETE, OPTIONS");
+	ck_assert_str_eq(allow, "GET, HEAD, DELETE, OPTIONS");
 	route_allow(R_CHAT, allow, sizeof allow);
 	ck_assert_str_eq(allow, "POST, OPTIONS");
 	ck_assert(route_serves(R_RESPONSE_ITEMS, "GET"));
