@@ -890,14 +890,16 @@ static int check_kv_pool(const api_request *req, const api_model_info *m, api_er
 		int64_t fp = np / bs;
 		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
 		if (need > m->kv_blocks)
-			return api_error_set(e, 400, mt_param(req), "kv_pool_exceeded",
-			                     "This request needs %lld KV blocks of %lld tokens "
-			                     "(%lld prompt tokens, %s %d, n %d) but the model "
-			                     "'%s' has a KV pool of %lld blocks; lower %s or "
-			                     "n, or raise the model's kv_bytes.",
-			                     (long long)need, (long long)bs, (long long)np,
-			                     mt_param(req), (int)req->max_tokens, (int)req->n,
-			                     m->id, (long long)m->kv_blocks, mt_param(req));
+			return api_error_set(
+			    e, 400, mt_param(req), "kv_pool_exceeded",
+			    "This request needs %lld KV blocks of %lld tokens "
+			    "(%lld prompt tokens, %s %d, n %d) but the model "
+			    "'%s' has a KV pool of %lld blocks; lower %s or "
+			    "n, or raise the model's KV pool (kv_bytes, or kv_blocks "
+			    "where set).",
+			    (long long)need, (long long)bs, (long long)np, mt_param(req),
+			    (int)req->max_tokens, (int)req->n, m->id, (long long)m->kv_blocks,
+			    mt_param(req));
 	}
 	return 0;
 }

@@ -23,12 +23,11 @@ struct mllm_kv {
 	int64_t n_free;
 };
 
-int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
+/* The block layout and count the parameters give (shared by the pool and
+ * mllm_kv_pool_size). */
+static int pool_shape(const mllm_hparams *hp, const mllm_kv_params *p, mllm__kv_layout *shape,
+                      size_t *block_bytes, int64_t *n_blocks, size_t *total)
 {
-	*out = NULL;
-	if (!m || !p)
-		return MLLM_EINVAL;
-	const mllm_hparams *hp = &m->hp;
 	int32_t bs = p->block_size > 0 ? p->block_size : MLLM_KV_BLOCK_SIZE_DEFAULT;
 	if (bs > MLLM_KV_BLOCK_SIZE_MAX)
 		return MLLM_ERANGE;
@@ -37,21 +36,49 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	size_t bb;
 	if (kv_dim == 0 || hp->head_dim <= 0 || runs <= 0 || kv_dim > INT32_MAX)
 		return MLLM_EINVAL;
-	mllm__kv_layout shape = {.block_size = bs,
-	                         .kv_dim = (int32_t)kv_dim,
-	                         .head_dim = hp->head_dim,
-	                         .f16 = p->f16 && !p->q8,
-	                         .q8 = p->q8};
-	if (mllm__mul_overflow(mllm__kv_half_bytes(&shape), (size_t)runs * 2, &bb))
+	*shape = (mllm__kv_layout){.block_size = bs,
+	                           .kv_dim = (int32_t)kv_dim,
+	                           .head_dim = hp->head_dim,
+	                           .f16 = p->f16 && !p->q8,
+	                           .q8 = p->q8};
+	if (mllm__mul_overflow(mllm__kv_half_bytes(shape), (size_t)runs * 2, &bb))
 		return MLLM_EINVAL;
 	int64_t nb = p->n_blocks;
 	if (nb == 0)
 		nb = (int64_t)(p->max_bytes / bb);
 	if (nb <= 0 || nb > INT32_MAX)
 		return MLLM_ERANGE;
-	size_t total;
-	if (mllm__mul_overflow((size_t)nb, bb, &total))
+	if (mllm__mul_overflow((size_t)nb, bb, total))
 		return MLLM_ERANGE;
+	*block_bytes = bb;
+	*n_blocks = nb;
+	return 0;
+}
+
+int mllm_kv_pool_size(const mllm_hparams *hp, const mllm_kv_params *p, int64_t *n_blocks,
+                      size_t *bytes)
+{
+	mllm__kv_layout shape;
+	size_t bb;
+	if (!hp || !p || !n_blocks || !bytes)
+		return MLLM_EINVAL;
+	return pool_shape(hp, p, &shape, &bb, n_blocks, bytes);
+}
+
+int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
+{
+	*out = NULL;
+	if (!m || !p)
+		return MLLM_EINVAL;
+	const mllm_hparams *hp = &m->hp;
+	mllm__kv_layout shape;
+	size_t bb, total;
+	int64_t nb;
+	int rc = pool_shape(hp, p, &shape, &bb, &nb, &total);
+	if (rc)
+		return rc;
+	int32_t bs = shape.block_size, runs = mllm__model_runs(hp);
+	size_t kv_dim = (size_t)shape.kv_dim;
 
 	mllm_kv *kv = xcalloc(1, sizeof *kv);
 	kv->L.base = mllm_try_malloc(total);

@@ -88,6 +88,13 @@ typedef struct {
 	                     * KV head (overrides f16) */
 } mllm_kv_params;
 
+/* The pool those parameters give a model of shape hp, without allocating
+ * it: *n_blocks blocks, *bytes bytes of K/V (the daemon's --check-config
+ * weighs it against the machine's memory). MLLM_ERANGE where the pool
+ * would be empty or too large to address, MLLM_EINVAL for a bad shape. */
+int mllm_kv_pool_size(const mllm_hparams *hp, const mllm_kv_params *p, int64_t *n_blocks,
+                      size_t *bytes) MLLM_WUR;
+
 /* ---- The engine and its requests ----------------------------------------- */
 
 typedef struct mllm_engine mllm_engine;

@@ -202,8 +202,8 @@ int srv_cmd_health(int argc, char **argv)
 	err[0] = '\0';
 	if ((config_path && cfg_load_file(&cfg, config_path, err, sizeof err) < 0) ||
 	    cfg_apply_env(&cfg, env_get, err, sizeof err) < 0 ||
-	    (host_arg && cfg_set(&cfg, "host", host_arg, err, sizeof err) < 0) ||
-	    (port_arg && cfg_set(&cfg, "port", port_arg, err, sizeof err) < 0)) {
+	    (host_arg && cfg_set_as(&cfg, "host", host_arg, "--host", err, sizeof err) < 0) ||
+	    (port_arg && cfg_set_as(&cfg, "port", port_arg, "--port", err, sizeof err) < 0)) {
 		fprintf(stderr, "mobilellmd health: %s\n", err);
 		goto out;
 	}

@@ -105,10 +105,17 @@ static int check_file(const char *id, const char *path, char *err, size_t errlen
 
 	if (stat(path, &st) != 0) {
 		bool dangling = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
-		return mllm__seterr(err, errlen, MLLM_ENOTFOUND, "model %s: '%s' %s", id, path,
+		char cwd[256];
+		/* A relative path is the working directory's: under systemd that
+		 * is /, not the config file's folder. */
+		bool rel = path[0] != '/' && getcwd(cwd, sizeof cwd);
+		return mllm__seterr(err, errlen, MLLM_ENOTFOUND, "model %s: '%s' %s%s%s%s", id,
+		                    path,
 		                    dangling ? "is a symlink to nothing (a cache snapshot "
 		                               "without its blobs?)"
-		                             : "does not exist");
+		                             : "does not exist",
+		                    rel ? " (relative to the working directory " : "",
+		                    rel ? cwd : "", rel ? "; give an absolute path)" : "");
 	}
 	if (!S_ISREG(st.st_mode))
 		return 0;
@@ -175,6 +182,27 @@ static int check_models(const cfg_t *c, char *err, size_t errlen)
 		if (mllm_model_check(m->path, &hp, msg, sizeof msg) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: %s", m->id,
 			                    msg[0] ? msg : "cannot open the model");
+		mllm_kv_params kp = {.block_size = (int32_t)m->kv_block_size,
+		                     .n_blocks = m->kv_blocks,
+		                     .max_bytes = (size_t)m->kv_bytes,
+		                     .f16 = m->kv_f16,
+		                     .q8 = m->kv_q8};
+		int64_t nb = 0;
+		size_t kv_bytes = 0;
+		if (mllm_kv_pool_size(&hp, &kp, &nb, &kv_bytes) < 0)
+			return mllm__seterr(err, errlen, MLLM_EINVAL,
+			                    "model %s: kv_blocks %lld / kv_bytes %lld give no "
+			                    "usable KV pool for this model",
+			                    m->id, (long long)m->kv_blocks, (long long)m->kv_bytes);
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+		double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+		if (ram > 0 && (double)kv_bytes > ram)
+			return mllm__seterr(
+			    err, errlen, MLLM_ERANGE,
+			    "model %s: the KV pool (%lld blocks, %.1f GiB) is larger than this "
+			    "machine's memory (%.1f GiB); lower %s",
+			    m->id, (long long)nb, (double)kv_bytes / 1073741824.0,
+			    ram / 1073741824.0, m->kv_blocks ? "kv_blocks" : "kv_bytes");
 		if (m->n_ctx > hp.n_ctx_train)
 			return mllm__seterr(
 			    err, errlen, MLLM_EINVAL,
@@ -263,15 +291,16 @@ int srv_cmd_serve(int argc, char **argv)
 				goto bad_flag;
 		} else if (is_opt(a, "--host")) {
 			v = opt_value(argc, argv, &i, "--host");
-			if (!v || cfg_set(&cfg, "host", v, err, sizeof err) < 0)
+			if (!v || cfg_set_as(&cfg, "host", v, "--host", err, sizeof err) < 0)
 				goto bad_flag;
 		} else if (is_opt(a, "--port")) {
 			v = opt_value(argc, argv, &i, "--port");
-			if (!v || cfg_set(&cfg, "port", v, err, sizeof err) < 0)
+			if (!v || cfg_set_as(&cfg, "port", v, "--port", err, sizeof err) < 0)
 				goto bad_flag;
 		} else if (is_opt(a, "--log-level")) {
 			v = opt_value(argc, argv, &i, "--log-level");
-			if (!v || cfg_set(&cfg, "log_level", v, err, sizeof err) < 0)
+			if (!v ||
+			    cfg_set_as(&cfg, "log_level", v, "--log-level", err, sizeof err) < 0)
 				goto bad_flag;
 		} else if (is_opt(a, "--api-key")) {
 			/* The first --api-key replaces file/env keys; more add. */
@@ -282,10 +311,11 @@ int srv_cmd_serve(int argc, char **argv)
 				size_t n = strlen(cfg.api_key) + strlen(v) + 2;
 				char *joined = xmalloc(n);
 				snprintf(joined, n, "%s,%s", cfg.api_key, v);
-				rc = cfg_set(&cfg, "api_key", joined, err, sizeof err);
+				rc = cfg_set_as(&cfg, "api_key", joined, "--api-key", err,
+				                sizeof err);
 				free(joined);
 			} else {
-				rc = cfg_set(&cfg, "api_key", v, err, sizeof err);
+				rc = cfg_set_as(&cfg, "api_key", v, "--api-key", err, sizeof err);
 			}
 			if (rc < 0)
 				goto bad;

@@ -59,7 +59,7 @@ static const cfg_entry server_table[] = {
     {"max_n", CFG_INT, 1, 128, CFG_NUM(API_MAX_N_DEFAULT), SRV_OFF(max_n),
      "largest n (choices) per request"},
     {"retry_after_s", CFG_INT, 0, 3600, "1", SRV_OFF(retry_after_s),
-     "Retry-After sent with 429/503"},
+     "Retry-After sent with 503 (overloaded, loading, shutting down)"},
     {"drain_delay_ms", CFG_INT, 0, 600000, "2000", SRV_OFF(drain_delay_ms),
      "on SIGTERM, readiness answers 503 this long while requests are still served"},
     {"shutdown_timeout_ms", CFG_INT, 0, 600000, "5000", SRV_OFF(shutdown_timeout_ms),
@@ -343,6 +343,19 @@ static cfg_model *model_get(cfg_t *c, const char *id, size_t len, const char *wh
 	return m;
 }
 
+/* Marks model m declared by `from`; a second declaration by the same
+ * source is refused (two [model.x] sections, or --model x=... twice,
+ * would otherwise merge or re-point silently). */
+static int model_declare(cfg_model *m, unsigned from, const char *where, char *err, size_t errlen)
+{
+	if (m->declared & from)
+		return mllm__seterr(
+		    err, errlen, MLLM_EINVAL, "%s: model id '%s' is declared twice%s", where, m->id,
+		    from == CFG_FROM_FILE ? " (one [model.<id>] section each)" : "");
+	m->declared |= from;
+	return 0;
+}
+
 const cfg_model *cfg_model_find(const cfg_t *c, const char *id)
 {
 	for (size_t i = 0; i < c->n_models; i++)
@@ -407,6 +420,12 @@ int cfg_set(cfg_t *c, const char *key, const char *value, char *err, size_t errl
 	return set_key(c, key, value, "--set", err, errlen);
 }
 
+int cfg_set_as(cfg_t *c, const char *key, const char *value, const char *where, char *err,
+               size_t errlen)
+{
+	return set_key(c, key, value, where, err, errlen);
+}
+
 static char *trim(char *s)
 {
 	char *end;
@@ -452,10 +471,14 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 				section[0] = '\0';
 			} else if (strncmp(line, "model.", 6) == 0) {
 				const char *id = line + 6;
-				if (!model_get(c, id, strlen(id), where, err, errlen)) {
+				cfg_model *m = model_get(c, id, strlen(id), where, err, errlen);
+				if (!m) {
 					rc = MLLM_EINVAL;
 					goto out;
 				}
+				rc = model_declare(m, CFG_FROM_FILE, where, err, errlen);
+				if (rc < 0)
+					goto out;
 				snprintf(section, sizeof section, "%s", id);
 			} else {
 				rc = mllm__seterr(err, errlen, MLLM_EINVAL,
@@ -541,21 +564,29 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen)
+static int add_model(cfg_t *c, const char *arg, unsigned from, char *err, size_t errlen)
 {
 	const char *eq = strchr(arg, '=');
+	const char *where = from == CFG_FROM_ENV ? "MLLMD_MODELS" : "--model";
 	cfg_model *m;
 
 	if (!eq || eq[1] == '\0')
-		return mllm__seterr(
-		    err, errlen, MLLM_EINVAL,
-		    "--model '%s': expected ID=PATH (e.g. demo=models/mobilellm-demo)", arg);
-	m = model_get(c, arg, (size_t)(eq - arg), "--model", err, errlen);
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "%s '%s': expected ID=PATH (e.g. demo=models/mobilellm-demo)",
+		                    where, arg);
+	m = model_get(c, arg, (size_t)(eq - arg), where, err, errlen);
 	if (!m)
+		return MLLM_EINVAL;
+	if (model_declare(m, from, where, err, errlen) < 0)
 		return MLLM_EINVAL;
 	free(m->path);
 	m->path = xstrdup(eq + 1);
 	return 0;
+}
+
+int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen)
+{
+	return add_model(c, arg, CFG_FROM_FLAG, err, errlen);
 }
 
 int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *err, size_t errlen)
@@ -587,7 +618,7 @@ int cfg_apply_env(cfg_t *c, const char *(*getenv_fn)(const char *name), char *er
 			tok = trim(tok);
 			if (*tok == '\0')
 				continue;
-			rc = cfg_add_model_arg(c, tok, err, errlen);
+			rc = add_model(c, tok, CFG_FROM_ENV, err, errlen);
 			if (rc < 0)
 				break;
 		}
@@ -673,6 +704,13 @@ int cfg_validate(const cfg_t *c, char *err, size_t errlen)
 		                    c->model_default);
 	if (!c->host || !c->host[0])
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host must not be empty");
+	/* --dump-config writes a set key as this placeholder: served as is,
+	 * it would be the (published) key and the real one would fail. The
+	 * environment or --api-key may still replace it. */
+	if (c->api_key && strstr(c->api_key, "<redacted>"))
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "api_key is --dump-config's placeholder \"<redacted>\": write "
+		                    "the real key in the file, or pass --api-key / MLLMD_API_KEY");
 	if (!c->log_format ||
 	    (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0))
 		return mllm__seterr(err, errlen, MLLM_EINVAL,

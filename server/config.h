@@ -60,7 +60,13 @@ typedef struct {
 	char *chat_bos;
 	char *reasoning_format; /* auto, none, split */
 	bool chat_special_in_messages;
+	unsigned declared; /* CFG_FROM_* bits: the sources that declared this id */
 } cfg_model;
+
+/* Where a model was declared: a [model.<id>] section, MLLMD_MODELS, or
+ * --model. One source naming an id twice is a mistake (refused); a later
+ * source re-pointing an earlier one's id is the documented precedence. */
+enum { CFG_FROM_FILE = 1, CFG_FROM_ENV = 2, CFG_FROM_FLAG = 4 };
 
 typedef struct {
 	char *host;
@@ -114,8 +120,13 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err,
 /* Sets one key: "port", or "model.<id>.<key>" (the model is created when
  * missing). The value goes through the table's parser and bounds. */
 int cfg_set(cfg_t *c, const char *key, const char *value, char *err, size_t errlen) MLLM_WUR;
+/* cfg_set, with errors naming `where` (the flag, e.g. "--port"). */
+int cfg_set_as(cfg_t *c, const char *key, const char *value, const char *where, char *err,
+               size_t errlen) MLLM_WUR;
 
-/* "--model ID=PATH": adds (or re-points) a model with default settings. */
+/* "--model ID=PATH": adds (or re-points, when an earlier source declared
+ * the id) a model with default settings; an id given twice by --model is
+ * refused. */
 int cfg_add_model_arg(cfg_t *c, const char *arg, char *err, size_t errlen) MLLM_WUR;
 
 /* Applies environment variables: MLLMD_<KEY> for every server key (e.g.

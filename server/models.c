@@ -249,8 +249,8 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 				continue;
 			if (api_chat_template_set(m->tmpl, keys[k].key, keys[k].val, msg,
 			                          sizeof msg) < 0)
-				return mllm__seterr(err, errlen, MLLM_EINVAL,
-				                    "model %s: chat template: %s", cm->id, msg);
+				return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: %s",
+				                    cm->id, msg);
 		}
 	}
 	return 0;

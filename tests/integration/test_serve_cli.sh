@@ -65,13 +65,43 @@ rc=0
 grep -q "host '999.1.1.1'" "$TMP/out" || fail "check-config on a bad host: $(cat "$TMP/out")"
 ok "check-config catches files that are not models and a host it cannot listen on"
 
+# A KV pool larger than the machine's memory is refused here, not by serve
+# after listening; a relative path names the directory it was resolved in.
+for kv in "kv_bytes=1024g" "kv_blocks=1073741824"; do
+	rc=0
+	"$BIN" serve --model st="$ST" --set "model.st.$kv" --check-config >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "check-config accepted $kv ($rc)"
+	grep -q "larger than this machine's memory (.*); lower ${kv%%=*}" "$TMP/out" ||
+		fail "check-config on $kv: $(cat "$TMP/out")"
+done
+rc=0
+abs_bin=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+(cd "$TMP" && "$abs_bin" serve --model st=no/such/model --check-config) >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "relative to the working directory $TMP" "$TMP/out" ||
+	fail "relative path message: $(cat "$TMP/out")"
+# One source declaring an id twice is refused; --port errors name --port.
+rc=0
+"$BIN" serve --model st="$ST" --model st="$ST" --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "model id 'st' is declared twice" "$TMP/out" ||
+	fail "duplicate --model: $(cat "$TMP/out")"
+rc=0
+"$BIN" serve --model st="$ST" --port 70000 --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "^mobilellmd serve: --port: port = 70000" "$TMP/out" ||
+	fail "--port error: $(cat "$TMP/out")"
+ok "check-config refuses a KV pool past memory, duplicate ids; messages name their source"
+
 MLLMD_PORT=4242 MLLMD_API_KEY=envkey "$BIN" serve --model st="$ST" --set max_n=3 \
 	--dump-config >"$TMP/dump.conf" 2>&1 || fail "dump-config"
 grep -q '^port = 4242' "$TMP/dump.conf" || fail "env MLLMD_PORT not applied"
 grep -q '^max_n = 3' "$TMP/dump.conf" || fail "--set not applied"
 grep -q 'envkey' "$TMP/dump.conf" && fail "dump-config shows the API key"
-"$BIN" serve --config "$TMP/dump.conf" --check-config >"$TMP/out" 2>&1 ||
+MLLMD_API_KEY=envkey "$BIN" serve --config "$TMP/dump.conf" --check-config >"$TMP/out" 2>&1 ||
 	fail "dumped config does not load: $(cat "$TMP/out")"
+# Without the key again, the "<redacted>" placeholder is refused, not served
+# as the key.
+rc=0
+"$BIN" serve --config "$TMP/dump.conf" --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "placeholder" "$TMP/out" || fail "placeholder key accepted: $(cat "$TMP/out")"
 MLLMD_PORT=4242 "$BIN" serve --model st="$ST" --port 4343 --dump-config | grep -q '^port = 4343' ||
 	fail "--port does not beat MLLMD_PORT"
 ok "dump-config round-trips; precedence file < env < flags"

@@ -193,9 +193,81 @@ START_TEST(test_dump_roundtrip)
 	mllm_buf_reset(&out);
 	ck_assert_int_eq(cfg_dump(&a, false, &out), 0);
 	ck_assert_ptr_null(strstr(out.data, "secret"));
+	/* ... and the placeholder it writes does not load back as the key. */
+	cfg_free(&b);
+	cfg_init(&b);
+	ck_assert_int_eq(cfg_load_string(&b, out.data, "dump", err, sizeof err), 0);
+	ck_assert_int_eq(cfg_validate(&b, err, sizeof err), MLLM_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "<redacted>"));
+	ck_assert_int_eq(cfg_set(&b, "api_key", "real", err, sizeof err), 0);
+	ck_assert_int_eq(cfg_validate(&b, err, sizeof err), 0);
 	mllm_buf_free(&out);
 	cfg_free(&a);
 	cfg_free(&b);
+}
+END_TEST
+
+static const char *dup_env(const char *name)
+{
+	return strcmp(name, "MLLMD_MODELS") == 0 ? "a=/1,a=/2" : NULL;
+}
+
+static const char *one_env(const char *name)
+{
+	return strcmp(name, "MLLMD_MODELS") == 0 ? "a=/env" : NULL;
+}
+
+/* One source naming a model id twice is refused (it used to merge two
+ * [model.a] sections, or re-point --model a=... silently); a later source
+ * re-pointing an earlier one's id is the precedence. */
+START_TEST(test_duplicate_models)
+{
+	cfg_t c;
+
+	cfg_init(&c);
+	ck_assert_int_eq(cfg_load_string(&c, "[model.a]\npath = /1\n[model.a]\npath = /2\n",
+	                                 "f.conf", err, sizeof err),
+	                 MLLM_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "f.conf:3"));
+	ck_assert_ptr_nonnull(strstr(err, "'a'"));
+	cfg_free(&c);
+
+	cfg_init(&c);
+	ck_assert_int_eq(cfg_add_model_arg(&c, "a=/1", err, sizeof err), 0);
+	ck_assert_int_lt(cfg_add_model_arg(&c, "a=/2", err, sizeof err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--model"));
+	cfg_free(&c);
+
+	cfg_init(&c);
+	ck_assert_int_lt(cfg_apply_env(&c, dup_env, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "MLLMD_MODELS"));
+	cfg_free(&c);
+
+	/* file < env < flags, each declaring a once; --set does not declare */
+	cfg_init(&c);
+	ck_assert_int_eq(cfg_load_string(&c, "[model.a]\npath = /file\n", "f", err, sizeof err), 0);
+	ck_assert_int_eq(cfg_apply_env(&c, one_env, err, sizeof err), 0);
+	ck_assert_str_eq(cfg_model_find(&c, "a")->path, "/env");
+	ck_assert_int_eq(cfg_set(&c, "model.a.n_ctx", "64", err, sizeof err), 0);
+	ck_assert_int_eq(cfg_add_model_arg(&c, "a=/flag", err, sizeof err), 0);
+	ck_assert_str_eq(cfg_model_find(&c, "a")->path, "/flag");
+	ck_assert_uint_eq(c.n_models, 1);
+	cfg_free(&c);
+}
+END_TEST
+
+/* Errors name where the value came from: the flag, not "--set". */
+START_TEST(test_error_source)
+{
+	cfg_t c;
+
+	cfg_init(&c);
+	ck_assert_int_lt(cfg_set_as(&c, "port", "70000", "--port", err, sizeof err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "--port:"));
+	ck_assert_ptr_null(strstr(err, "--set"));
+	ck_assert_int_lt(cfg_apply_env(&c, bad_env, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "MLLMD_MAX_N"));
+	cfg_free(&c);
 }
 END_TEST
 
@@ -449,6 +521,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_env_and_set);
 	tcase_add_test(tc, test_validate);
 	tcase_add_test(tc, test_dump_roundtrip);
+	tcase_add_test(tc, test_duplicate_models);
+	tcase_add_test(tc, test_error_source);
 	tcase_add_test(tc, test_shipped_conf_parses);
 	tcase_add_test(tc, test_shipped_conf_matches_table);
 	tcase_add_test(tc, test_api_docs_match_table);
