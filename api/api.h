@@ -361,6 +361,10 @@ void api_resp_record_unref(api_resp_record *r);
 const char *api_resp_record_id(const api_resp_record *r);
 /* Bytes the record holds (what a store's byte limit counts). */
 size_t api_resp_record_bytes(const api_resp_record *r);
+/* GET /v1/responses/{id}'s query: 0, or 400 with e filled for
+ * stream=true (replaying a response's events is not supported: without
+ * this a streaming client would read a plain body as zero events). */
+int api_resp_retrieve_query(const char *query, api_error *e) MLLM_WUR;
 /* GET /v1/responses/{id}: the stored response object. */
 int api_resp_record_render(const api_resp_record *r, mllm_buf *out) MLLM_WUR;
 /* GET /v1/responses/{id}/input_items?limit&order&after: the list object.

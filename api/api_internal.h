@@ -284,6 +284,8 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e);
 int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
 /* tool_choice required / named: generation is a call. */
 bool api__tool_forced(const api_request *req);
+/* Whether c is an array of {"type": "text", "text": string} parts. */
+bool api__text_parts(const json_t *c);
 /* Prepare: the tools preamble and the call grammar (forced choice only). */
 int api__prepare_tools(api_request *req, api_error *e);
 /* Streaming (req->tool_parse): cuts the choice's accumulated text into

@@ -366,8 +366,37 @@ int api_chat_template_mentions(const api_chat_template *t, const char *s)
  * serves, and a template cannot loop longer than its work bound. */
 #define CHAT_RENDER_MAX ((size_t)16 << 20)
 
-/* OpenAI's "developer" role is the system prompt of older models; Jinja
- * templates know only "system", so the copy they see says so. */
+/* Content as a template can use it: an array of text parts joined with
+ * "\n" (as the presets see it; text-only templates do string operations
+ * on content), null or absent (an assistant turn with tool_calls, as the
+ * SDKs send back the message they got) as "". NULL: leave it as is. */
+static json_t *template_content(const json_t *c)
+{
+	mllm_buf b;
+	size_t i;
+	json_t *part, *out;
+	if (!c || json_is_null(c))
+		return json_string("");
+	if (!api__text_parts(c))
+		return NULL; /* a string, or (not for chat: validated) other parts */
+	mllm_buf_init(&b, SIZE_MAX / 2);
+	json_array_foreach(c, i, part)
+	{
+		json_t *text = json_object_get(part, "text");
+		if ((i > 0 && mllm_buf_append(&b, "\n", 1) != 0) ||
+		    mllm_buf_append(&b, json_string_value(text), json_string_length(text)) != 0) {
+			mllm_buf_free(&b);
+			return NULL;
+		}
+	}
+	out = json_stringn(b.data ? b.data : "", b.len);
+	mllm_buf_free(&b);
+	return out;
+}
+
+/* The messages as the template sees them: OpenAI's "developer" role is
+ * the system prompt of older models (Jinja templates know only "system"),
+ * and content is a string (template_content). */
 static json_t *template_messages(const json_t *msgs)
 {
 	json_t *copy = json_array();
@@ -377,10 +406,17 @@ static json_t *template_messages(const json_t *msgs)
 	json_array_foreach(msgs, i, m)
 	{
 		json_t *role = json_object_get(m, "role");
-		if (json_is_string(role) && strcmp(json_string_value(role), "developer") == 0) {
+		bool dev =
+		    json_is_string(role) && strcmp(json_string_value(role), "developer") == 0;
+		json_t *content =
+		    json_is_object(m) ? template_content(json_object_get(m, "content")) : NULL;
+		if (dev || content) {
 			json_t *c = json_copy(m);
 			MLLM_ASSERT(c);
-			json_object_set_new(c, "role", json_string("system"));
+			if (dev)
+				json_object_set_new(c, "role", json_string("system"));
+			if (content)
+				json_object_set_new(c, "content", content);
 			json_array_append_new(copy, c);
 		} else {
 			json_array_append(copy, m);

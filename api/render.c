@@ -930,6 +930,9 @@ static json_t *body_json(const api_request *req)
 			json_object_set_new(
 			    msg, "content",
 			    api__json_text(c->text.data ? c->text.data : "", c->text.len));
+			/* OpenAI's field for a refusal (SDKs type it as always
+			 * present); these models never refuse as a separate channel. */
+			json_object_set_new(msg, "refusal", json_null());
 			if (c->saw_reasoning) {
 				json_t *r = api__json_text(
 				    c->reasoning.data ? c->reasoning.data : "", c->reasoning.len);

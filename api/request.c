@@ -1069,6 +1069,12 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 				return rc;
 		}
 	}
+	/* A grammar that shapes the output from its first token (a forced
+	 * tool call, response_format) leaves no room for reasoning: even
+	 * after a generation prompt that opened "<think>", the output is the
+	 * call or the JSON, and it goes to content. */
+	if (rstart == API__R_REASON && (api__tool_forced(req) || req->rf_kind != API__RF_NONE))
+		rstart = API__R_ANSWER;
 	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);

@@ -1358,6 +1358,18 @@ static const char *query_get(const char *q, const char *key, char *buf, size_t c
 	return NULL;
 }
 
+int api_resp_retrieve_query(const char *query, api_error *e)
+{
+	char buf[16];
+	const char *v = query_get(query, "stream", buf, sizeof buf);
+	if (v && strcmp(v, "false") != 0)
+		return api_error_set(e, 400, "stream", "unsupported_value",
+		                     "Streaming a stored response again ('stream=%s') is not "
+		                     "supported; retrieve it without 'stream'.",
+		                     v);
+	return 0;
+}
+
 int api_resp_record_render_items(const api_resp_record *r, const char *query, mllm_buf *out,
                                  api_error *e)
 {

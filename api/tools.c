@@ -149,6 +149,43 @@ bool api__tool_forced(const api_request *req)
 
 /* ---- messages ----------------------------------------------------------------- */
 
+bool api__text_parts(const json_t *c)
+{
+	size_t i;
+	json_t *part;
+	if (!json_is_array(c))
+		return false;
+	json_array_foreach(c, i, part)
+	{
+		json_t *type = json_object_get(part, "type"), *text = json_object_get(part, "text");
+		if (!json_is_string(type) || strcmp(json_string_value(type), "text") != 0 ||
+		    !json_is_string(text))
+			return false;
+	}
+	return true;
+}
+
+/* Appends content: a string, or text parts joined with "\n". */
+static int append_content(mllm_buf *b, const json_t *content)
+{
+	size_t k;
+	json_t *part;
+	int rc = 0;
+	if (json_is_string(content))
+		return mllm_buf_append(b, json_string_value(content), json_string_length(content));
+	json_array_foreach(content, k, part)
+	{
+		json_t *text = json_object_get(part, "text");
+		if (k > 0)
+			rc = mllm_buf_append(b, "\n", 1);
+		if (rc == 0)
+			rc = mllm_buf_append(b, json_string_value(text), json_string_length(text));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 {
 	const char *role = json_string_value(json_object_get(m, "role"));
@@ -161,15 +198,17 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 	if (strcmp(role, "tool") == 0) {
 		const char *id = json_string_value(json_object_get(m, "tool_call_id"));
 		snprintf(param, sizeof param, "messages[%zu].content", i);
-		if (!json_is_string(content))
+		/* The tool's result: a string, or text parts (joined with "\n"). */
+		if (!json_is_string(content) && !api__text_parts(content))
 			return api_error_set(e, 400, param, "invalid_type",
-			                     "'%s' must be a string (the tool's result).", param);
+			                     "'%s' must be a string or an array of text parts (the "
+			                     "tool's result).",
+			                     param);
 		/* Rendered as a user turn: "Tool result (id): content". */
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = mllm_buf_appendf(&b, "Tool result (%s): ", id ? id : "call");
 		if (rc == 0)
-			rc = mllm_buf_append(&b, json_string_value(content),
-			                     json_string_length(content));
+			rc = append_content(&b, content);
 		out->role = API_ROLE_USER;
 		goto done;
 	}
@@ -182,8 +221,8 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 	/* Rendered as the assistant's text: its content (if any), then each
 	 * call as the JSON object a forced call generates, one per line. */
 	mllm_buf_init(&b, SIZE_MAX / 2);
-	if (json_is_string(content))
-		rc = mllm_buf_append(&b, json_string_value(content), json_string_length(content));
+	if (api__text_parts(content) || json_is_string(content))
+		rc = append_content(&b, content);
 	for (size_t k = 0; k < json_array_size(calls) && rc == 0; k++) {
 		json_t *f = json_object_get(json_array_get(calls, k), "function");
 		json_t *name = json_object_get(f, "name"), *args = json_object_get(f, "arguments");

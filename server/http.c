@@ -801,6 +801,8 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 		}
 		return reply_buf(r, 200, "application/json", &b, 0);
 	}
+	if (!items && api_resp_retrieve_query(query ? query + 1 : NULL, &e) != 0)
+		return reply_error(r, &e);
 	rec = srv_resp_store_get(r->s->responses, id, mllm_now_ns());
 	if (!rec) {
 		api_error_response_not_found(&e, "response_id", id);

@@ -679,7 +679,7 @@ START_TEST(test_chat_custom_template)
 END_TEST
 
 /* A model's own Jinja template: tool messages and tool calls reach it as
- * sent, the text after its bos_token's text is the prompt (one BOS), its
+ * sent (content as a string), the text after its bos_token's text is the prompt (one BOS), its
  * eos_token is the implicit stop; a preset refuses tool messages. */
 START_TEST(test_chat_jinja_template)
 {
@@ -696,7 +696,9 @@ START_TEST(test_chat_jinja_template)
 	    "\"function\":{\"name\":\"get\",\"arguments\":\"{}\"}}]},"
 	    "{\"role\":\"tool\",\"content\":\"sunny\"}],"
 	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\"}}]}";
-	const char *text = "[system]Be kind.[user]Weather?[assistant]None<call get {}>[tool]sunny"
+	/* null content reaches the template as "" (as llama-server and vLLM
+	 * hand it: templates do string operations on content), not None */
+	const char *text = "[system]Be kind.[user]Weather?[assistant]<call get {}>[tool]sunny"
 	                   "(tools: get)[assistant]";
 	api_chat_template *t = api_chat_template_create();
 	api_model_info m = model;

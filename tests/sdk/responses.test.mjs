@@ -351,6 +351,12 @@ test('retrieve, delete, input_items and the error classes of unknown ids', async
   assert.equal(got.id, r.id);
   assert.equal(got.output_text, r.output_text);
   assert.deepEqual(got.metadata, { k: 'v' });
+  // Replaying the events is not supported: a clear 400, not a plain body
+  // that the SDK's stream would read as no events at all.
+  await assert.rejects(
+    (async () => { for await (const _ of await client.responses.retrieve(r.id, { stream: true })) ; })(),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'stream',
+  );
   const page = await client.responses.inputItems.list(r.id, { limit: 1 });
   assert.equal(page.data.length, 1);
   assert.equal(page.data[0].content[0].text, 'Keep this.');

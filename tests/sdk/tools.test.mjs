@@ -160,10 +160,12 @@ test('openai SDK tool loop: call, tool result, next turn', async () => {
     model: 'hermes',
     messages: [
       { role: 'user', content: 'What is the weather in Oslo?' },
-      // Qwen3's template cannot render a null content ('</think>' in
-      // None), so the turn goes back with "" (as its own docs do).
-      { role: 'assistant', content: msg.content ?? '', tool_calls: msg.tool_calls },
-      { role: 'tool', tool_call_id: call.id, content: '{"temp": 4}' },
+      // The message goes back as the SDK returned it (content null, as
+      // OpenAI's docs push it): Qwen3's template does string operations
+      // on content, which the daemon hands it as "".
+      msg,
+      // The tool's result as text parts (the SDK's other content form).
+      { role: 'tool', tool_call_id: call.id, content: [{ type: 'text', text: '{"temp": 4}' }] },
     ],
     tools, max_tokens: 40, temperature: 0,
   });
@@ -194,4 +196,64 @@ test('LangChain bindTools with tool_choice auto hands back parsed tool calls', a
   const tc = out.tool_calls[0];
   assert.ok(validators[tc.name], tc.name);
   assert.ok(validators[tc.name](tc.args), ajv.errorsText(validators[tc.name].errors));
+});
+
+test('assistant content null or absent, and text parts, render through a Jinja template', async () => {
+  const tc = [{ id: 'c1', type: 'function', function: { name: 'weather', arguments: '{"city":"Oslo"}' } }];
+  const base = [
+    { role: 'system', content: [{ type: 'text', text: 'Be brief.' }] },
+    { role: 'user', content: [{ type: 'text', text: 'What is' }, { type: 'text', text: 'the weather?' }] },
+  ];
+  const tok = async (messages) => {
+    const r = await fetch(`${A}/tokenize`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ model: 'hermes', messages }),
+    });
+    assert.equal(r.status, 200, await r.clone().text());
+    const ids = (await r.json()).tokens;
+    const d = await fetch(`${A}/detokenize`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ model: 'hermes', tokens: ids }),
+    });
+    return (await d.json()).prompt;
+  };
+  // Parts are joined with "\n" before the template sees them: the prompt
+  // is the one the same text as strings gives.
+  const joined = await tok([
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'What is\nthe weather?' },
+  ]);
+  assert.equal(await tok(base), joined);
+  assert.ok(!joined.includes("'type'"), joined);
+  const withNull = await tok([...base, { role: 'assistant', content: null, tool_calls: tc },
+    { role: 'tool', tool_call_id: 'c1', content: '{"t":4}' }]);
+  const absent = await tok([...base, { role: 'assistant', tool_calls: tc },
+    { role: 'tool', tool_call_id: 'c1', content: [{ type: 'text', text: '{"t":4}' }] }]);
+  const empty = await tok([...base, { role: 'assistant', content: '', tool_calls: tc },
+    { role: 'tool', tool_call_id: 'c1', content: '{"t":4}' }]);
+  assert.equal(withNull, empty);
+  assert.equal(absent, empty);
+  assert.ok(empty.includes('"city"') && empty.includes('{"t":4}'), empty);
+});
+
+test('a template that opens <think>: forced calls and JSON come out as calls and content', async () => {
+  const r = await client.chat.completions.create({
+    model: 'think', messages: [{ role: 'user', content: 'Weather in Oslo?' }],
+    tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_tokens: 200, temperature: 1, seed: 1,
+  });
+  const c = r.choices[0];
+  assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
+  assert.equal(c.message.tool_calls.length, 1);
+  checkCall(c.message.tool_calls[0]);
+  assert.equal(c.message.reasoning_content, undefined);
+  const j = await client.chat.completions.create({
+    model: 'think', messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_object' }, max_tokens: 200, seed: 3,
+  });
+  assert.equal(j.choices[0].finish_reason, 'stop', JSON.stringify(j.choices[0]));
+  assert.equal(typeof JSON.parse(j.choices[0].message.content), 'object');
+  assert.equal(j.choices[0].message.refusal, null);
 });
