@@ -405,6 +405,8 @@ static int emit_delta_chunk(const api_request *req, int32_t index, bool role, co
 		json_object_set_new(delta, "role", json_string("assistant"));
 	if (text)
 		json_object_set_new(delta, "content", api__json_text(text, len));
+	else if (role)
+		json_object_set_new(delta, "content", json_null());
 	json_object_set_new(c, "index", json_integer(index));
 	json_object_set_new(c, "delta", delta);
 	json_object_set_new(c, "logprobs", logprobs ? logprobs : json_null());
@@ -627,8 +629,13 @@ int api_request_begin(api_request *req, mllm_buf *out)
 		return api__resp_begin(req, out);
 	if (!req->stream || req->kind != API_CHAT)
 		return 0;
+	/* The role opens each choice with content "" — or null where the
+	 * output is a forced tool call, as its message's content is (so a
+	 * client that accumulates the deltas gets what the non-streamed
+	 * response says, and shows no empty text part). */
 	for (int32_t i = 0; i < req->n_prompts * req->n && rc == 0; i++)
-		rc = emit_delta_chunk(req, i, true, "", 0, NULL, NULL, out);
+		rc = emit_delta_chunk(req, i, true, api__tool_forced(req) ? NULL : "", 0, NULL,
+		                      NULL, out);
 	return rc;
 }
 

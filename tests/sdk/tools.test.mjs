@@ -249,6 +249,23 @@ test('a template that opens <think>: forced calls and JSON come out as calls and
   assert.equal(c.message.tool_calls.length, 1);
   checkCall(c.message.tool_calls[0]);
   assert.equal(c.message.reasoning_content, undefined);
+  // Streamed, the role delta says content null (as the message does), and
+  // the call comes back the same.
+  const body = {
+    model: 'think', messages: [{ role: 'user', content: 'Weather in Oslo?' }],
+    tools, tool_choice: 'required', parallel_tool_calls: false,
+    max_tokens: 200, temperature: 1, seed: 1, stream: true,
+  };
+  let first = null;
+  for await (const chunk of await client.chat.completions.create(body)) {
+    if (!first && chunk.choices.length) first = chunk.choices[0].delta;
+  }
+  assert.equal(first.role, 'assistant');
+  assert.equal(first.content, null);
+  const s = await streamed({ ...body, stream: undefined });
+  assert.equal(s.finish, 'tool_calls');
+  assert.equal(s.content, '');
+  assert.deepEqual(checkCall(s.calls[0]), JSON.parse(c.message.tool_calls[0].function.arguments));
   const j = await client.chat.completions.create({
     model: 'think', messages: [{ role: 'user', content: 'x' }],
     response_format: { type: 'json_object' }, max_tokens: 200, seed: 3,
