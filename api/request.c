@@ -536,8 +536,32 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 	long long x;
 	bool has, lp = false;
 	int rc = api__parse_messages(req, root, lim, e);
+	json_t *v;
 	if (rc)
 		return rc;
+	/* Audio output: these are text models. Said, rather than answering
+	 * an "audio" request with text only. */
+	v = json_object_get(root, "modalities");
+	if (v && !json_is_null(v)) {
+		size_t i;
+		json_t *m;
+		if (!json_is_array(v))
+			return type_error(e, "modalities", "an array of strings");
+		json_array_foreach(v, i, m)
+		{
+			if (!json_is_string(m))
+				return type_error(e, "modalities", "an array of strings");
+			if (strcmp(json_string_value(m), "text") != 0)
+				return api_error_set(
+				    e, 400, "modalities", "unsupported_value",
+				    "Only the 'text' modality is supported, not '%.32s'.",
+				    json_string_value(m));
+		}
+	}
+	v = json_object_get(root, "audio");
+	if (v && !json_is_null(v))
+		return api_error_set(e, 400, "audio", "unsupported_parameter",
+		                     "'audio' output is not supported: these are text models.");
 	/* max_completion_tokens supersedes the deprecated max_tokens. */
 	rc = get_int(root, "max_completion_tokens", 1, lim->max_tokens, &x, &has, e);
 	if (rc)

@@ -84,6 +84,15 @@ static const bad_case bad_cases[] = {
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":-0.1}", 400, "temperature"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":\"hot\"}", 400, "temperature"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":0}", 400, "top_p"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"modalities\":[\"text\",\"audio\"]}",
+     400, "modalities"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"modalities\":\"text\"}",
+     400, "modalities"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"audio\":{\"voice\":\"alloy\","
+     "\"format\":\"wav\"}}",
+     400, "audio"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1.01}", 400, "top_p"},
     /* > 0 as a double, 0 as the float the engine samples with. */
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-320}", 400, "top_p"},
