@@ -401,6 +401,7 @@ typedef struct {
 	mllm_ctx *c;
 	const float *w;
 	mllm__act_kind act;
+	const float *add; /* NULL, or the residual branch to add to x first */
 } norm_job;
 
 static void quantize_rows(mllm_ctx *c, mllm__act_kind act, const float *x, int64_t cols, int64_t t0,
@@ -419,6 +420,8 @@ static void rmsnorm_fn(void *arg, int64_t t0, int64_t t1, int tid)
 	mllm_ctx *c = j->c;
 	int64_t E = c->m->hp.n_embd;
 	(void)tid;
+	if (j->add)
+		mllm__axpy_f32(c->isa, c->x + t0 * E, 1.0f, j->add + t0 * E, (t1 - t0) * E);
 	for (int64_t t = t0; t < t1; t++)
 		mllm__rmsnorm(c->isa, c->xn + t * E, c->x + t * E, j->w, E, c->m->hp.norm_eps);
 	quantize_rows(c, j->act, c->xn, E, t0, t1);
@@ -439,9 +442,12 @@ static void swiglu_fn(void *arg, int64_t t0, int64_t t1, int tid)
 	quantize_rows(c, j->act, c->gate, F, t0, t1);
 }
 
+/* x += tmp. Inside the layers the add runs in the next norm's job
+ * (norm_job.add), on the pool and on rows the norm is about to read. */
 static void residual_add(mllm_ctx *c, int64_t n)
 {
-	/* y += 1 * x: fma(1, x, y) rounds x + y once, as the plain add. */
+	/* y += 1 * x: fma(1, x, y) rounds x + y once, as the plain add; row
+	 * by row or all at once, the same bits. */
 	mllm__axpy_f32(c->isa, c->x, 1.0f, c->tmp, n * c->m->hp.n_embd);
 }
 
@@ -831,12 +837,13 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		const mllm__layer *ly = &m->layers[hp->layer_sharing ? run / 2 : run];
 		c->run = run;
 
-		/* 2. Attention input norm (and the Q/K/V input's quantization). */
+		/* 2. The previous layer's FFN residual, the attention input
+		 * norm (and the Q/K/V input's quantization). */
 		mm_job qkv = {.c = c, .x = c->xn, .n = n};
 		mm_add(&qkv, &ly->wq, c->q, c->q_dim);
 		mm_add(&qkv, &ly->wk, c->k, c->kv_dim);
 		mm_add(&qkv, &ly->wv, c->v, c->kv_dim);
-		norm_job nj = {c, ly->attn_norm.data, mm_pre_act(c, &qkv)};
+		norm_job nj = {c, ly->attn_norm.data, mm_pre_act(c, &qkv), run > 0 ? c->tmp : NULL};
 		mllm__parallel_for(c->pool, n, 4, 1, rmsnorm_fn, &nj);
 		/* 3. Q, K, V projections in one pass over the three weights. */
 		qkv.xq_ready = nj.act != MLLM__ACT_F32;
@@ -851,15 +858,16 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 			c->split_runs++;
 		} else
 			mllm__parallel_for(c->pool, aj.nb, 1, 1, attn_fn, &aj);
-		/* 6. Output projection and residual. */
+		/* 6. Output projection (its residual is added in the FFN norm). */
 		matmul(c, &ly->wo, c->att, n, c->tmp, E);
-		residual_add(c, n);
-		/* 7. FFN: norm, gate and up, SwiGLU, down, residual. */
+		/* 7. FFN: residual and norm, gate and up, SwiGLU, down (its
+		 * residual: the next layer's norm, or after the last). */
 		mm_job gu = {.c = c, .x = c->xn, .n = n};
 		mm_add(&gu, &ly->w_gate, c->gate, F);
 		mm_add(&gu, &ly->w_up, c->up, F);
 		nj.w = ly->ffn_norm.data;
 		nj.act = mm_pre_act(c, &gu);
+		nj.add = c->tmp;
 		mllm__parallel_for(c->pool, n, 4, 1, rmsnorm_fn, &nj);
 		gu.xq_ready = nj.act != MLLM__ACT_F32;
 		mm_run(c, &gu);
@@ -869,13 +877,14 @@ int mllm_forward(mllm_ctx *c, const mllm_batch *b, float *logits)
 		mllm__parallel_for(c->pool, n, 4, 1, swiglu_fn, &sw);
 		down.xq_ready = sw.act != MLLM__ACT_F32;
 		mm_run(c, &down);
-		residual_add(c, n);
 
 		if (c->abort_fn && c->abort_fn(c->abort_ud)) {
 			c->b = NULL;
 			return MLLM_ECANCELLED;
 		}
 	}
+
+	residual_add(c, n);
 
 	/* 8. Final norm of the rows that want logits, then the output head. */
 	int64_t n_out = 0;
