@@ -10,6 +10,7 @@
 #include "simd.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- exp for softmax and SiLU ------------------------------------------- */
 
@@ -231,8 +232,17 @@ T_AVX512 static void silu_mul_avx512(float *restrict g, const float *restrict u,
 		    x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 		_mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
 	}
-	for (; i < n; i++)
-		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+	/* The tail through the same vector formula, masked: the pool cuts
+	 * rows x n_ff at token boundaries, so which elements fall in a tail
+	 * depends on the batch, and a scalar expf there made a row's values
+	 * depend on it (n_ff = 172 in stories260K). */
+	if (i < n) {
+		__mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+		__m512 x = _mm512_maskz_loadu_ps(m, g + i);
+		__m512 s = _mm512_div_ps(
+		    x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+		_mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+	}
 }
 
 T_AVX2 static void silu_mul_avx2(float *restrict g, const float *restrict u, int64_t n)
@@ -245,8 +255,17 @@ T_AVX2 static void silu_mul_avx2(float *restrict g, const float *restrict u, int
 		    x, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 		_mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
 	}
-	for (; i < n; i++)
-		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+	/* The tail through the same vector formula (see silu_mul_avx512). */
+	if (i < n) {
+		float xg[8] = {0}, xu[8] = {0};
+		memcpy(xg, g + i, (size_t)(n - i) * sizeof(float));
+		memcpy(xu, u + i, (size_t)(n - i) * sizeof(float));
+		__m256 x = _mm256_loadu_ps(xg);
+		__m256 s = _mm256_div_ps(
+		    x, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+		_mm256_storeu_ps(xg, _mm256_mul_ps(s, _mm256_loadu_ps(xu)));
+		memcpy(g + i, xg, (size_t)(n - i) * sizeof(float));
+	}
 }
 
 T_AVX512 static float dot_f32_avx512(const float *restrict a, const float *restrict b, int64_t n)
