@@ -27,6 +27,19 @@
 #define TILE_T  4
 #define TILE_TF 6
 
+/* Weight bytes per row block of the float products (AVX-512): a block
+ * stays in L2 (1-2 MiB a core) while every token tile passes over it. */
+#ifndef F_ROW_BLOCK_BYTES
+#define F_ROW_BLOCK_BYTES (256 * 1024)
+#endif
+/* Tokens per cache block of the AVX2 float products: every row of the
+ * call against F_TOK_BLOCK tokens, then the next block, so that a block's
+ * activations (48 x 1536 floats: 288 KiB) stay in L2 across the rows
+ * instead of streaming all n tokens' from L3 once per 4 rows. */
+#ifndef F_TOK_BLOCK
+#define F_TOK_BLOCK 48
+#endif
+
 size_t mllm__row_bytes(mllm_dtype t, int64_t cols)
 {
 	switch (t) {
@@ -364,12 +377,21 @@ matmul_float_avx2_t(mllm_dtype t, const mllm__tensor *W, const float *restrict x
 	int64_t cols = W->cols;
 	size_t rb = mllm__row_bytes(t, cols);
 	const uint8_t *base = W->data;
-	int64_t r = r0;
-	for (; r + 4 <= r1; r += 4)
-		f_rows_avx2(t, 4, base + (size_t)r * rb, rb, x, cols, n_tok,
-		            (const char *)base + (size_t)(r + PF_ROWS) * rb, y + r, ldy);
-	for (; r < r1; r++)
-		f_rows_avx2(t, 1, base + (size_t)r * rb, rb, x, cols, n_tok, NULL, y + r, ldy);
+	for (int64_t t0 = 0; t0 < n_tok; t0 += F_TOK_BLOCK) {
+		int64_t nt = n_tok - t0 < F_TOK_BLOCK ? n_tok - t0 : F_TOK_BLOCK;
+		const float *xb = x + t0 * cols;
+		float *yb = y + t0 * ldy;
+		int64_t r = r0;
+		/* the first block brings the rows in: prefetch ahead there */
+		for (; r + 4 <= r1; r += 4)
+			f_rows_avx2(t, 4, base + (size_t)r * rb, rb, xb, cols, nt,
+			            t0 == 0 ? (const char *)base + (size_t)(r + PF_ROWS) * rb
+			                    : NULL,
+			            yb + r, ldy);
+		for (; r < r1; r++)
+			f_rows_avx2(t, 1, base + (size_t)r * rb, rb, xb, cols, nt, NULL, yb + r,
+			            ldy);
+	}
 }
 
 T_AVX2 static void matmul_float_avx2(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
@@ -767,38 +789,45 @@ f_tile_avx512(mllm_dtype t, int NR, int NT, const uint8_t *w0, size_t rb, const 
 			y[k * ldy + r] = _mm512_reduce_add_ps(acc[r][k]);
 }
 
+/* One tile of nt (1..TILE_TF) tokens, NR rows: nt as a constant. */
 T_AVX512 static inline __attribute__((always_inline)) void
-f_rows_avx512(mllm_dtype t, int NR, const uint8_t *w0, size_t rb, const float *restrict x,
-              int64_t cols, int64_t n_tok, const char *pf, float *restrict y, int64_t ldy)
+f_tile_n_avx512(mllm_dtype t, int NR, int64_t nt, const uint8_t *w0, size_t rb,
+                const float *restrict x, int64_t cols, const char *pf, float *restrict y,
+                int64_t ldy)
 {
-	int64_t k = 0;
-	for (; k + TILE_TF <= n_tok; k += TILE_TF) {
-		f_tile_avx512(t, NR, TILE_TF, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
-		pf = NULL;
-	}
-	switch (n_tok - k) {
+	switch (nt) {
+	case 6:
+		f_tile_avx512(t, NR, 6, w0, rb, x, cols, pf, y, ldy);
+		break;
 	case 5:
-		f_tile_avx512(t, NR, 5, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		f_tile_avx512(t, NR, 5, w0, rb, x, cols, pf, y, ldy);
 		break;
 	case 4:
-		f_tile_avx512(t, NR, 4, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		f_tile_avx512(t, NR, 4, w0, rb, x, cols, pf, y, ldy);
 		break;
 	case 3:
-		f_tile_avx512(t, NR, 3, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		f_tile_avx512(t, NR, 3, w0, rb, x, cols, pf, y, ldy);
 		break;
 	case 2:
-		f_tile_avx512(t, NR, 2, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
-		break;
-	case 1:
-		f_tile_avx512(t, NR, 1, w0, rb, x + k * cols, cols, pf, y + k * ldy, ldy);
+		f_tile_avx512(t, NR, 2, w0, rb, x, cols, pf, y, ldy);
 		break;
 	default:
+		f_tile_avx512(t, NR, 1, w0, rb, x, cols, pf, y, ldy);
 		break;
 	}
 }
 
 /* Float weights (F32/F16/BF16) in tiles of 4 rows x 6 tokens. Inlined into
- * one copy per weight type, so the type tests fold away. */
+ * one copy per weight type, so the type tests fold away. The call's rows
+ * go in blocks of F_ROW_BLOCK_BYTES; per block, each token tile (6
+ * tokens' activations, <= 36 KiB) stays in L1 while the block's rows
+ * stream past it from L2 (the first tile brings them from memory, with a
+ * prefetch ahead): rows are the smaller stream per multiply-add (4
+ * vectors per 24 FMAs against 6, and half that for 16-bit weights). With
+ * rows outer, the tokens' activations were read from L2, or L3 past ~40
+ * tokens, once per 4 rows. Only the loop order changes: each (row, token)
+ * is one tile's full-length sum, whatever the tile, so results stay
+ * batch-invariant. */
 T_AVX512 static inline __attribute__((always_inline)) void
 matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                     float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
@@ -806,14 +835,26 @@ matmul_float_avx512(mllm_dtype t, const mllm__tensor *W, const float *restrict x
 	int64_t cols = W->cols;
 	size_t rb = mllm__row_bytes(t, cols);
 	const uint8_t *base = W->data;
-	int64_t r = r0;
-	for (; r + 4 <= r1; r += 4) {
-		const uint8_t *w0 = base + (size_t)r * rb;
-		f_rows_avx512(t, 4, w0, rb, x, cols, n_tok,
-		              (const char *)base + (size_t)(r + PF_ROWS) * rb, y + r, ldy);
+	int64_t block = (int64_t)(F_ROW_BLOCK_BYTES / rb) & ~(int64_t)3;
+	if (block < 4)
+		block = 4;
+	for (int64_t b0 = r0; b0 < r1; b0 += block) {
+		int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
+		for (int64_t k = 0; k < n_tok; k += TILE_TF) {
+			int64_t nt = n_tok - k < TILE_TF ? n_tok - k : TILE_TF;
+			const float *xk = x + k * cols;
+			float *yk = y + k * ldy;
+			int64_t r = b0;
+			for (; r + 4 <= b1; r += 4)
+				f_tile_n_avx512(
+				    t, 4, nt, base + (size_t)r * rb, rb, xk, cols,
+				    k == 0 ? (const char *)base + (size_t)(r + PF_ROWS) * rb : NULL,
+				    yk + r, ldy);
+			for (; r < b1; r++)
+				f_tile_n_avx512(t, 1, nt, base + (size_t)r * rb, rb, xk, cols, NULL,
+				                yk + r, ldy);
+		}
 	}
-	for (; r < r1; r++)
-		f_rows_avx512(t, 1, base + (size_t)r * rb, rb, x, cols, n_tok, NULL, y + r, ldy);
 }
 
 T_AVX512 static void matmul_f32_avx512(const mllm__tensor *W, const float *restrict x,
