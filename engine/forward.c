@@ -7,10 +7,11 @@
  * mix rows), K/V go to each token's own sequence blocks first, and attention
  * then reads positions 0..pos of that sequence through its block table. All
  * scratch lives in mllm_ctx, sized once for n_batch_max tokens, so a pass
- * allocates nothing. Small batches use our row-parallel GEMV kernels; large
- * ones OpenBLAS sgemm on row slices (one slice per pool worker), with
- * non-f32 weights dequantized a panel of rows at a time into per-worker
- * scratch, so no f32 copy of the model is ever kept.
+ * allocates nothing. Every product runs on the engine's own kernels,
+ * whose result for a row does not depend on the batch; OpenBLAS sgemm on
+ * row slices (one per pool worker, non-f32 weights dequantized a panel of
+ * rows at a time into per-worker scratch) only where MLLM_BLAS_MIN_ROWS
+ * asks for it.
  */
 #include "forward.h"
 #include "kernels.h"
@@ -22,34 +23,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Batches of at least this many rows go through sgemm. Below it the
- * multi-token kernels (each weight block loaded once per step and dotted
- * with the batch's rows in 4 x 4 register tiles) win. Measured on the 125M
- * shape, 2 threads (bench_forward --batch): Q8_0 32 rows 70 ms/step vs 81
- * with sgemm, 48 rows 111 vs 95; F16 (no integer work, only vcvtph2ps)
- * 32 rows 60 vs 82, 64 rows still 4% ahead. MLLM_BLAS_MIN_ROWS=n overrides
- * both. */
-#ifndef BLAS_MIN_ROWS
-#define BLAS_MIN_ROWS 40
-#endif
-#ifndef BLAS_MIN_ROWS_F16
-#define BLAS_MIN_ROWS_F16 80
-#endif
-/* Interleaved (X16) quantized weights never take sgemm: on a 512-token
- * Q8_0 prefill (125M shape, 2 threads, three rounds back to back) their
- * integer tiles ran at 677-777 tokens/s, against 625-684 for sgemm on
- * dequantized GGUF panels and 585-630 on dequantized X16 panels. */
-#ifndef BLAS_MIN_ROWS_QX
-#define BLAS_MIN_ROWS_QX (1 << 30)
-#endif
-/* With AVX2 (no vpdpwssd: a multiply-add and an add per 16 pairs) the
- * integer tiles hold ~1.9 ms per token of the 125M shape at any batch,
- * while sgemm on dequantized panels improves with rows: Q8_0, 2 threads,
- * AMD EPYC: 64 rows 119 vs 171 ms/step, 128 rows 238 vs 274, a 512-token
- * prefill 517 vs 629 tokens/s. */
-#ifndef BLAS_MIN_ROWS_QX_AVX2
-#define BLAS_MIN_ROWS_QX_AVX2 256
-#endif
+/* OpenBLAS sgemm runs only on request: MLLM_BLAS_MIN_ROWS=n sends every
+ * product of at least n rows to it. sgemm's blocking makes a row's
+ * result depend on how many rows share the call, so with it a sequence's
+ * tokens would depend on what else is batched (16 concurrent seeded
+ * requests sampled differently from the same requests alone); the own
+ * kernels sum each (row, token) the same way at every batch size. They
+ * also outrun Debian's OpenBLAS where it mattered: F16 512-token prefill
+ * (125M shape, 2 threads, Ice Lake) 766-827 tokens/s against 760-790
+ * through sgemm on dequantized panels; Q8_0 / Q4_0 integer tiles were
+ * ahead at every size. F32 is the exception (610-640 against 786-799),
+ * and AVX2-only CPUs' quantized tiles (~18% behind sgemm on a 512-token
+ * prefill, AMD EPYC Zen 3): there the variable trades batch invariance
+ * for prefill speed. */
 /* Rows of a non-f32 weight dequantized per sgemm call. */
 #define PANEL_ROWS 128
 
@@ -62,10 +48,7 @@ struct mllm_ctx {
 	mllm__pool *pool;
 	mllm__isa isa;
 	bool use_blas;
-	int64_t blas_min_rows;     /* BLAS_MIN_ROWS, or MLLM_BLAS_MIN_ROWS */
-	int64_t blas_min_rows_f16; /* the same for F16 / BF16 weights */
-	int64_t blas_min_rows_qx;  /* and for X16 quantized weights */
-	int64_t blas_min_rows_qx8; /* and for X16 Q4_0 with 8-bit activations */
+	int64_t blas_min_rows; /* MLLM_BLAS_MIN_ROWS (use_blas: it was set) */
 	bool (*abort_fn)(void *ud);
 	void *abort_ud;
 
@@ -160,18 +143,10 @@ int mllm_ctx_create(const mllm_model *m, mllm_kv *kv, int32_t n_batch_max, int n
 	c->n_batch_max = n_batch_max;
 	c->n_threads = n_threads;
 	c->isa = mllm__cpu_isa();
-	c->use_blas = c->isa != MLLM__ISA_SCALAR && mllm__blas_init();
-	c->blas_min_rows = BLAS_MIN_ROWS;
-	c->blas_min_rows_f16 = BLAS_MIN_ROWS_F16;
-	c->blas_min_rows_qx = c->isa == MLLM__ISA_AVX2 ? BLAS_MIN_ROWS_QX_AVX2 : BLAS_MIN_ROWS_QX;
-	/* Q4_0 with 8-bit activations (AVX2) never takes sgemm either: its
-	 * integer tiles prefilled 512 tokens at 666-684 tokens/s against
-	 * 632-645 through sgemm on dequantized panels (AMD EPYC Zen 3). */
-	c->blas_min_rows_qx8 = BLAS_MIN_ROWS_QX;
-	const char *bm = getenv("MLLM_BLAS_MIN_ROWS"); /* tuning with bench_forward --batch */
-	if (bm && atoi(bm) > 0)
-		c->blas_min_rows = c->blas_min_rows_f16 = c->blas_min_rows_qx =
-		    c->blas_min_rows_qx8 = atoi(bm);
+	const char *bm = getenv("MLLM_BLAS_MIN_ROWS");
+	int64_t blas_min = bm ? atoll(bm) : 0;
+	c->use_blas = blas_min > 0 && c->isa != MLLM__ISA_SCALAR && mllm__blas_init();
+	c->blas_min_rows = blas_min;
 	c->q_dim = (int64_t)hp->n_head * hp->head_dim;
 	c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
 	c->max_cols = hp->n_embd;
@@ -321,18 +296,12 @@ static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 	j->n_w++;
 }
 
-/* Whether the product of W over n tokens goes to BLAS (on floats). */
+/* Whether the product of W over n tokens goes to BLAS (on floats): only
+ * on request (MLLM_BLAS_MIN_ROWS, above). */
 static bool mm_blas(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
 {
-	mllm__act_kind act = mllm__matmul_act(c->isa, W);
-	int64_t blas_min = c->blas_min_rows;
-	if (W->dtype == MLLM_DTYPE_F16 || W->dtype == MLLM_DTYPE_BF16)
-		blas_min = c->blas_min_rows_f16;
-	else if (act == MLLM__ACT_QX)
-		blas_min = c->blas_min_rows_qx;
-	else if (act == MLLM__ACT_QX8 || act == MLLM__ACT_R16)
-		blas_min = c->blas_min_rows_qx8;
-	return c->use_blas && n >= blas_min;
+	(void)W;
+	return c->use_blas && n >= c->blas_min_rows;
 }
 
 /* What a job's producer may quantize for it: its weights' common kind, or
