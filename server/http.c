@@ -439,9 +439,9 @@ static bool json_content_type(const char *ct)
 /* Every Content-Length and Transfer-Encoding header of the request (MHD's
  * lookup only returns the first of each). */
 typedef struct {
-	int n_cl, n_te;
+	int n_cl, n_te, n_host;
 	const char *cl, *te;
-	bool cl_conflict, cl_bad;
+	bool cl_conflict, cl_bad, name_bad;
 } framing;
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -452,6 +452,13 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 	(void)kind;
 	if (!key || !value)
 		return MHD_YES;
+	/* "Content-Length : 5" is a field named "Content-Length " to MHD,
+	 * so it would frame nothing and the body would be read as the next
+	 * request (RFC 9112 5.1: whitespace before the colon is a 400). */
+	if (key[0] == '\0' || strpbrk(key, " \t"))
+		f->name_bad = true;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->n_host++;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
 		if (f->n_cl > 0 && strcmp(f->cl, value) != 0)
 			f->cl_conflict = true;
@@ -472,13 +479,23 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
  * differently (400); a coding other than chunked cannot be framed (501).
  * Either answer closes the connection: its remaining bytes mean nothing.
  * Returns the status, 0 when the framing is sound. */
-static int check_framing(srv_req *r, api_error *e)
+static int check_framing(srv_req *r, const char *version, api_error *e)
 {
 	framing f = {0};
 	const char *te;
 	size_t n;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+	if (f.name_bad)
+		return api_error_set(e, 400, NULL, "invalid_header",
+		                     "A header field name is empty or has whitespace before its "
+		                     "colon");
+	/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host. */
+	if (f.n_host > 1 || (f.n_host == 0 && version && strcmp(version, "HTTP/1.1") == 0))
+		return api_error_set(e, 400, NULL, "invalid_header",
+		                     f.n_host
+		                         ? "More than one Host header"
+		                         : "A request without a Host header (one is required)");
 	if (f.cl_conflict || f.cl_bad)
 		return api_error_set(e, 400, NULL, "invalid_content_length",
 		                     "%s Content-Length header",
@@ -507,7 +524,7 @@ static int check_framing(srv_req *r, api_error *e)
 /* Decides what can be decided from the headers. Sets r->early_status when the
  * request is refused; 413 by Content-Length and framing errors are answered
  * before the body. */
-static void classify(srv_req *r, const char *method)
+static void classify(srv_req *r, const char *method, const char *version)
 {
 	srv *s = r->s;
 	api_error *e = &r->early_err;
@@ -515,7 +532,7 @@ static void classify(srv_req *r, const char *method)
 	size_t plen = 1;
 	int st;
 
-	st = check_framing(r, e);
+	st = check_framing(r, version, e);
 	if (st) {
 		r->early_status = st;
 		r->answer_now = true;
@@ -1332,7 +1349,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	srv *s = cls;
 	srv_req *r = *con_cls;
 
-	(void)version;
 	if (!r) { /* no request-line callback (cannot happen): route on url */
 		r = on_request_line(s, url, conn);
 		*con_cls = r;
@@ -1340,7 +1356,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (!r->started) { /* the request head is complete */
 		r->started = true;
 		snprintf(r->method, sizeof r->method, "%s", method);
-		classify(r, method);
+		classify(r, method, version);
+		/* A client that waits for "100 Continue" gets the refusal
+		 * instead (RFC 9110 10.1.1), not an invitation to upload a
+		 * body that is then refused; the unread body ends the
+		 * connection. */
+		if (r->early_status && !r->answer_now) {
+			const char *ex = header(r, "Expect");
+			if (ex && strcasecmp(ex, "100-continue") == 0) {
+				r->answer_now = true;
+				r->must_close = true;
+			}
+		}
 		srv__conn_phase(s, r->sc, SRV_CONN_BODY);
 		/* Answer an announced oversize body or broken framing before
 		 * the body is sent (also spares the client's Expect:

@@ -156,6 +156,29 @@ def framing_cases():
         ("chunked body (sound)",
          post + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n" % cl + BODY
          + b"\r\n0\r\n\r\n", 200, False),
+        # RFC 9112 5.1: MHD reads "Content-Length : N" as a field named
+        # "Content-Length ", so the body would be parsed as a second
+        # request (smuggled past a proxy that frames it): one 400, and
+        # no second response (checked below for every case).
+        ("whitespace before a header's colon",
+         post + b"Content-Length : 54\r\n\r\n"
+         b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400, True),
+        ("whitespace before Transfer-Encoding's colon",
+         post + b"Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400, True),
+        # RFC 9112 3.2: exactly one Host in an HTTP/1.1 request.
+        ("HTTP/1.1 without Host", b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+         400, True),
+        ("two Host headers", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n"
+         b"Connection: close\r\n\r\n", 400, True),
+        ("HTTP/1.0 without Host (allowed)", b"GET /health HTTP/1.0\r\n\r\n", 200, False),
+        # A client waiting for "100 Continue" before it uploads gets the
+        # refusal instead (RFC 9110 10.1.1), and the connection ends.
+        ("Expect: 100-continue to an unknown route",
+         b"POST /v1/nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+         b"Content-Type: application/json\r\nContent-Length: 900000\r\n\r\n", 404, True),
+        ("Expect: 100-continue with the wrong media type",
+         b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+         b"Content-Type: text/plain\r\nContent-Length: 900000\r\n\r\n", 415, True),
     ]
 
 
