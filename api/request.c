@@ -57,9 +57,22 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 }
 
 /* A number in [lo, hi] (or (lo, hi] when lo_open). */
+/* d as the shortest decimal that reads back as d: a message shows the
+ * value sent (2.0000001, not %g's 2), without %.17g's noise. */
+static const char *num_text(double d, char buf[32])
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
 static int get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
                     api_error *e)
 {
+	char nb[32];
 	json_t *v = json_object_get(root, key);
 	double d;
 	float f;
@@ -70,8 +83,8 @@ static int get_real(json_t *root, const char *key, double lo, double hi, bool lo
 	d = json_number_value(v);
 	if (!(lo_open ? d > lo : d >= lo) || !(d <= hi))
 		return api_error_set(e, 400, key, "invalid_value",
-		                     "'%s' must be in %c%g, %g], got %g.", key, lo_open ? '(' : '[',
-		                     lo, hi, d);
+		                     "'%s' must be in %c%g, %g], got %s.", key, lo_open ? '(' : '[',
+		                     lo, hi, num_text(d, nb));
 	/* The engine samples in float: a double inside the range can leave it
 	 * once rounded (1e-320 > 0 is 0 as a float), which the engine would
 	 * refuse with no param to name. Check the value it will see. */
@@ -79,8 +92,8 @@ static int get_real(json_t *root, const char *key, double lo, double hi, bool lo
 	if (!(lo_open ? f > (float)lo : f >= (float)lo) || !(f <= (float)hi))
 		return api_error_set(
 		    e, 400, key, "invalid_value",
-		    "'%s' must be in %c%g, %g] as a 32-bit float; %g rounds to %g.", key,
-		    lo_open ? '(' : '[', lo, hi, d, (double)f);
+		    "'%s' must be in %c%g, %g] as a 32-bit float; %s rounds to %g.", key,
+		    lo_open ? '(' : '[', lo, hi, num_text(d, nb), (double)f);
 	*out = f;
 	return 0;
 }
@@ -403,11 +416,13 @@ static int parse_logit_bias(api_request *req, json_t *root, const api_limits *li
 			return type_error(e, "logit_bias",
 			                  "an object mapping token ids to numbers");
 		b = json_number_value(val);
-		if (!(b >= -100.0 && b <= 100.0))
+		if (!(b >= -100.0 && b <= 100.0)) {
+			char nb[32];
 			return api_error_set(e, 400, "logit_bias", "invalid_value",
 			                     "'logit_bias' values must be in [-100, 100]; "
-			                     "token %s has %g.",
-			                     key, b);
+			                     "token %s has %s.",
+			                     key, num_text(b, nb));
+		}
 		req->bias[req->n_bias].id = (int32_t)id;
 		req->bias[req->n_bias].bias = (float)b;
 		req->n_bias++;
