@@ -284,6 +284,10 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e);
 int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
 /* tool_choice required / named: generation is a call. */
 bool api__tool_forced(const api_request *req);
+/* render.c: choice c's logprob entries in the chat shape's "content" list
+ * ({token, logprob, bytes, top_logprobs}), as the Responses API's
+ * output_text.logprobs. */
+json_t *api__logprob_entries(const api_request *req, const api__choice *c);
 /* Whether c is an array of {"type": "text", "text": string} parts. */
 bool api__text_parts(const json_t *c);
 /* Prepare: the tools preamble and the call grammar (forced choice only). */

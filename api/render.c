@@ -137,8 +137,8 @@ static api__lp lp_view(const mllm_event *ev)
 
 static bool lp_aligned(const api_request *req, const api__choice *c)
 {
-	return req->logprobs >= 0 && (req->kind == API_CHAT || req->kind == API_COMPLETION) &&
-	       c->rstate == API__R_OFF && !(req->kind == API_CHAT && req->tool_parse);
+	return req->logprobs >= 0 && c->rstate == API__R_OFF &&
+	       !(api__chatlike(req) && req->tool_parse);
 }
 
 static void lp_entry_free(api__lp *e)
@@ -273,6 +273,16 @@ static json_t *bytes_array(const char *p, size_t n)
 	MLLM_ASSERT(a);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(a, json_integer((unsigned char)p[i]));
+	return a;
+}
+
+static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n);
+
+json_t *api__logprob_entries(const api_request *req, const api__choice *c)
+{
+	json_t *o = chat_logprobs(req, c->lp.v, c->lp.n);
+	json_t *a = json_incref(json_object_get(o, "content"));
+	json_decref(o);
 	return a;
 }
 

@@ -544,6 +544,23 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 	v = json_object_get(root, "include");
 	if (v && !json_is_null(v) && !json_is_array(v))
 		return bad(e, "include", "invalid_type", "must be an array of strings.");
+	{
+		size_t i;
+		json_t *it;
+		bool lp = false;
+		json_array_foreach(v, i, it)
+		{
+			if (!json_is_string(it))
+				return bad(e, "include", "invalid_type",
+				           "must be an array of strings.");
+			lp = lp ||
+			     strcmp(json_string_value(it), "message.output_text.logprobs") == 0;
+		}
+		rc = api__get_int(root, "top_logprobs", 0, MLLM_MAX_TOP_LOGPROBS, &x, &has, e);
+		if (rc)
+			return rc;
+		req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
+	}
 
 	synth = json_object();
 	rc = parse_text(root, synth, e);
@@ -836,10 +853,19 @@ static json_t *reasoning_item(const api_request *req, const char *status)
 	                 jtext(c->reasoning.data, c->reasoning.len), "status", status);
 }
 
-static json_t *text_part(const char *p, size_t n)
+/* The output_text part's logprobs: the choice's entries when include
+ * asked for them (a finished choice; [] while it streams), else []. */
+static json_t *text_logprobs(const api_request *req, bool final)
 {
-	return json_pack("{s:s,s:o,s:[],s:[]}", "type", "output_text", "text", jtext(p, n),
-	                 "annotations", "logprobs");
+	if (req->logprobs < 0 || !final)
+		return json_array();
+	return api__logprob_entries(req, &req->choices[0]);
+}
+
+static json_t *text_part(const api_request *req, const char *p, size_t n, bool final)
+{
+	return json_pack("{s:s,s:o,s:[],s:o}", "type", "output_text", "text", jtext(p, n),
+	                 "annotations", "logprobs", text_logprobs(req, final));
 }
 
 /* A message item whose text is p[0..n) (no part when p is NULL). */
@@ -847,7 +873,8 @@ static json_t *message_item(const api_request *req, const char *status, const ch
 {
 	json_t *content = json_array();
 	if (p)
-		json_array_append_new(content, text_part(p, n));
+		json_array_append_new(content,
+		                      text_part(req, p, n, strcmp(status, "in_progress") != 0));
 	return json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", req->resp->msg_id, "type", "message",
 	                 "status", status, "role", "assistant", "content", content);
 }
@@ -1040,7 +1067,8 @@ static int message_open(api_request *req, mllm_buf *out)
 	if (rc == 0)
 		rc = emit(req, "response.content_part.added",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->msg_id, "output_index",
-		                    r->msg_index, "content_index", 0, "part", text_part("", 0)),
+		                    r->msg_index, "content_index", 0, "part",
+		                    text_part(req, "", 0, false)),
 		          out);
 	return rc;
 }
@@ -1065,13 +1093,15 @@ static int message_close(api_request *req, const char *p, size_t n, mllm_buf *ou
 		return rc;
 	r->msg_state = ITEM_DONE;
 	rc = emit(req, "response.output_text.done",
-	          json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", r->msg_id, "output_index",
-	                    r->msg_index, "content_index", 0, "text", jtext(p, n), "logprobs"),
+	          json_pack("{s:s,s:i,s:i,s:o,s:o}", "item_id", r->msg_id, "output_index",
+	                    r->msg_index, "content_index", 0, "text", jtext(p, n), "logprobs",
+	                    text_logprobs(req, true)),
 	          out);
 	if (rc == 0)
 		rc = emit(req, "response.content_part.done",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->msg_id, "output_index",
-		                    r->msg_index, "content_index", 0, "part", text_part(p, n)),
+		                    r->msg_index, "content_index", 0, "part",
+		                    text_part(req, p, n, true)),
 		          out);
 	if (rc == 0)
 		rc = item_done(req, r->msg_index, message_item(req, st, p, n), out);

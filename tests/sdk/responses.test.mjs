@@ -345,6 +345,32 @@ test('previous_response_id: 5 turns whose prompts come from the prefix cache', a
   assert.match(items.data[0].content[0].text, /^Turn 5:/);
 });
 
+test('include message.output_text.logprobs: entries that join to the text, streamed and not', async () => {
+  const body = {
+    model: 'tiny', input: 'Hi', max_output_tokens: 6, temperature: 0,
+    include: ['message.output_text.logprobs'], top_logprobs: 2,
+  };
+  const r = await client.responses.create(body);
+  const part = r.output.find((o) => o.type === 'message').content[0];
+  assert.equal(part.logprobs.length, r.usage.output_tokens);
+  assert.equal(part.logprobs.map((e) => e.token).join(''), part.text);
+  for (const e of part.logprobs) {
+    assert.ok(e.logprob <= 0);
+    assert.equal(e.top_logprobs.length, 2);
+    assert.deepEqual(e.bytes, [...Buffer.from(e.token)]);
+  }
+  // Streamed: the same list on output_text.done and in the final response.
+  const s = client.responses.stream(body);
+  let done = null;
+  for await (const ev of s) if (ev.type === 'response.output_text.done') done = ev;
+  const fin = await s.finalResponse();
+  assert.deepEqual(done.logprobs, part.logprobs);
+  assert.deepEqual(fin.output.find((o) => o.type === 'message').content[0].logprobs, part.logprobs);
+  // Without include: none.
+  const plain = await client.responses.create({ ...body, include: undefined });
+  assert.deepEqual(plain.output.find((o) => o.type === 'message').content[0].logprobs, []);
+});
+
 test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
   const r = await client.responses.create({ model: 'tiny', input: 'Keep this.', max_output_tokens: 6, temperature: 0, metadata: { k: 'v' } });
   const got = await client.responses.retrieve(r.id);
