@@ -368,7 +368,8 @@ static json_t *envelope(const api_request *req, bool chunk, json_t *choices)
 	                                    : "text_completion"));
 	json_object_set_new(o, "created", json_integer(req->created));
 	json_object_set_new(o, "model", api__json_text(req->m->id, strlen(req->m->id)));
-	json_object_set_new(o, "choices", choices);
+	if (choices)
+		json_object_set_new(o, "choices", choices);
 	return o;
 }
 
@@ -929,12 +930,10 @@ void api_request_usage(const api_request *req, api_usage *u)
 		u->completion_tokens += req->choices[i].n_completion;
 }
 
-static json_t *body_json(const api_request *req)
+/* Choice i of the non-streamed body. */
+static json_t *choice_json(const api_request *req, int32_t i)
 {
-	json_t *choices = json_array();
-	json_t *o;
-	MLLM_ASSERT(choices);
-	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
+	{
 		const api__choice *c = &req->choices[i];
 		json_t *ch = json_object(), *lp = json_null();
 		bool calls = false;
@@ -984,11 +983,47 @@ static json_t *body_json(const api_request *req)
 		                                              ? "tool_calls"
 		                                              : finish_name(c->finish))
 		                            : json_null());
-		json_array_append_new(choices, ch);
+		return ch;
 	}
-	o = envelope(req, false, choices);
-	json_object_set_new(o, "usage", usage_json(req));
-	return o;
+}
+
+/* The non-streamed body, written a choice at a time: the envelope, each
+ * choice's tree built, written and freed, then usage. A tree of logprob
+ * entries costs several times its text (a 20 MB body took ~170 MB when
+ * the whole response was one tree); now only the largest choice's. */
+static int body_append(const api_request *req, mllm_buf *out)
+{
+	size_t saved = out->len;
+	json_t *head = envelope(req, false, NULL), *u;
+	int rc = api__json_append(head, out);
+	json_decref(head);
+	/* {"id":…,"model":"…"} → {"id":…,"model":"…","choices":[ */
+	if (rc == 0) {
+		out->len--; /* the closing brace (overwritten next) */
+		rc = mllm_buf_append(out, ",\"choices\":[", 12);
+	}
+	for (int32_t i = 0; rc == 0 && i < req->n_prompts * req->n; i++) {
+		json_t *ch = choice_json(req, i);
+		if (i > 0)
+			rc = mllm_buf_append(out, ",", 1);
+		if (rc == 0)
+			rc = api__json_append(ch, out);
+		json_decref(ch);
+	}
+	if (rc == 0)
+		rc = mllm_buf_append(out, "],\"usage\":", 10);
+	if (rc == 0) {
+		u = usage_json(req);
+		rc = api__json_append(u, out);
+		json_decref(u);
+	}
+	if (rc == 0)
+		rc = mllm_buf_append(out, "}", 1);
+	if (rc != 0 && out->data) {
+		out->len = saved;
+		out->data[saved] = '\0';
+	}
+	return rc;
 }
 
 int api_request_end(api_request *req, mllm_buf *out, int *status)
@@ -1013,9 +1048,7 @@ int api_request_end(api_request *req, mllm_buf *out, int *status)
 	} else if (req->failed) {
 		rc = api_error_render(&req->err, out);
 	} else {
-		json_t *o = body_json(req);
-		rc = api__json_append(o, out);
-		json_decref(o);
+		rc = body_append(req, out);
 	}
 	if (rc)
 		return rc;
