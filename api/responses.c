@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "api_internal.h"
@@ -547,7 +548,8 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 	{
 		size_t i;
 		json_t *it;
-		bool lp = false;
+		bool lp = false, has_tl;
+		long long tl;
 		json_array_foreach(v, i, it)
 		{
 			if (!json_is_string(it))
@@ -556,10 +558,12 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 			lp = lp ||
 			     strcmp(json_string_value(it), "message.output_text.logprobs") == 0;
 		}
-		rc = api__get_int(root, "top_logprobs", 0, MLLM_MAX_TOP_LOGPROBS, &x, &has, e);
+		/* its own variables: `has` still says whether max_output_tokens
+		 * was sent (the response echoes it below) */
+		rc = api__get_int(root, "top_logprobs", 0, MLLM_MAX_TOP_LOGPROBS, &tl, &has_tl, e);
 		if (rc)
 			return rc;
-		req->logprobs = lp ? (has ? (int32_t)x : 0) : -1;
+		req->logprobs = lp ? (has_tl ? (int32_t)tl : 0) : -1;
 	}
 
 	synth = json_object();
@@ -1392,12 +1396,15 @@ int api_resp_retrieve_query(const char *query, api_error *e)
 {
 	char buf[16];
 	const char *v = query_get(query, "stream", buf, sizeof buf);
-	if (v && strcmp(v, "false") != 0)
+	if (!v || !*v || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return 0;
+	if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
 		return api_error_set(e, 400, "stream", "unsupported_value",
 		                     "Streaming a stored response again ('stream=%s') is not "
 		                     "supported; retrieve it without 'stream'.",
 		                     v);
-	return 0;
+	return api_error_set(e, 400, "stream", "invalid_value",
+	                     "'stream' must be true or false, not '%.15s'.", v);
 }
 
 int api_resp_record_render_items(const api_resp_record *r, const char *query, mllm_buf *out,

@@ -397,12 +397,18 @@ static pthread_once_t desc_once = PTHREAD_ONCE_INIT;
 static void describe(void)
 {
 	const mllm__cpu_caps *c = mllm__cpu_caps_get();
-	bool blas_ok = mllm__blas_init();
+	/* OpenBLAS runs only where MLLM_BLAS_MIN_ROWS asks (forward.c): it
+	 * is not even loaded otherwise. */
+	const char *bm = getenv("MLLM_BLAS_MIN_ROWS");
+	bool want = bm && atoll(bm) > 0;
+	bool blas_ok = want && mllm__blas_init();
 	snprintf(desc_buf, sizeof desc_buf, "kernels %s%s%s; OpenBLAS %s",
 	         mllm__isa_name(mllm__cpu_isa()), c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
 	         mllm__cpu_isa() == MLLM__ISA_SCALAR && best_isa_forced ? " (MLLM_REF_KERNELS)"
 	                                                                : "",
-	         blas_ok ? blas.core : "not available");
+	         !want     ? "off (MLLM_BLAS_MIN_ROWS unset)"
+	         : blas_ok ? blas.core
+	                   : "not available");
 }
 
 const char *mllm_cpu_describe(void)

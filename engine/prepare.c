@@ -318,9 +318,9 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, si
 		return mllm__seterr(err, errlen, rc, "%s: re-laying quantized weights: %s", m->path,
 		                    mllm_strerror(rc));
 
-	/* 5. Pick kernels and bring up OpenBLAS now, so the log says which
-	 * core is in use before the first request. */
-	(void)mllm__blas_init();
+	/* 5. Pick kernels (and bring up OpenBLAS where MLLM_BLAS_MIN_ROWS
+	 * asks for it), so the log says what is in use before the first
+	 * request. */
 	MLLM_LOG(MLLM_LOG_INFO, "forward: %s", mllm_cpu_describe());
 	return 0;
 }

@@ -105,10 +105,11 @@ static int check_file(const char *id, const char *path, char *err, size_t errlen
 
 	if (stat(path, &st) != 0) {
 		bool dangling = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
-		char cwd[256];
+		char cwd[4096];
 		/* A relative path is the working directory's: under systemd that
-		 * is /, not the config file's folder. */
-		bool rel = path[0] != '/' && getcwd(cwd, sizeof cwd);
+		 * is /, not the config file's folder (said where the path itself
+		 * is missing, not for a symlink whose target is). */
+		bool rel = !dangling && path[0] != '/' && getcwd(cwd, sizeof cwd);
 		return mllm__seterr(err, errlen, MLLM_ENOTFOUND, "model %s: '%s' %s%s%s%s", id,
 		                    path,
 		                    dangling ? "is a symlink to nothing (a cache snapshot "

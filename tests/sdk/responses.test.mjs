@@ -351,6 +351,8 @@ test('include message.output_text.logprobs: entries that join to the text, strea
     include: ['message.output_text.logprobs'], top_logprobs: 2,
   };
   const r = await client.responses.create(body);
+  // top_logprobs leaves the echoed max_output_tokens alone
+  assert.equal(r.max_output_tokens, 6);
   const part = r.output.find((o) => o.type === 'message').content[0];
   assert.equal(part.logprobs.length, r.usage.output_tokens);
   assert.equal(part.logprobs.map((e) => e.token).join(''), part.text);
@@ -383,6 +385,13 @@ test('retrieve, delete, input_items and the error classes of unknown ids', async
     (async () => { for await (const _ of await client.responses.retrieve(r.id, { stream: true })) ; })(),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'stream',
   );
+  // "stream off" in any spelling is a plain retrieve
+  for (const q of ['false', 'False', '0', '']) {
+    const res = await fetch(`${A}/v1/responses/${r.id}?stream=${q}`, { headers: { Authorization: `Bearer ${KEY}` } });
+    assert.equal(res.status, 200, q);
+    assert.equal((await res.json()).id, r.id);
+  }
+  assert.equal(r.max_output_tokens, 6);
   const page = await client.responses.inputItems.list(r.id, { limit: 1 });
   assert.equal(page.data.length, 1);
   assert.equal(page.data[0].content[0].text, 'Keep this.');
