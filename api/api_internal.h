@@ -284,10 +284,18 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e);
 int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e);
 /* tool_choice required / named: generation is a call. */
 bool api__tool_forced(const api_request *req);
-/* render.c: choice c's logprob entries in the chat shape's "content" list
- * ({token, logprob, bytes, top_logprobs}), as the Responses API's
- * output_text.logprobs. */
-json_t *api__logprob_entries(const api_request *req, const api__choice *c);
+/* render.c: entries [from, to) of choice c's logprobs in the chat shape's
+ * "content" list ({token, logprob, bytes, top_logprobs}), as the Responses
+ * API's output_text.logprobs. */
+json_t *api__logprob_entries(const api_request *req, const api__choice *c, size_t from, size_t to);
+/* For a stream that shows c's text as it grows: the end of the entries,
+ * from `from` on, whose bytes the text already holds (*bytes: the bytes
+ * of the entries before `from`, advanced); `from` when the entries do not
+ * follow the text (reasoning split, tool calls). Drops the first entry's
+ * leading space where the text has none, as the final list does (once:
+ * *fixed says it was done). */
+size_t api__logprob_release(const api_request *req, api__choice *c, size_t from, size_t *bytes,
+                            bool *fixed);
 /* Whether c is an array of {"type": "text", "text": string} parts. */
 bool api__text_parts(const json_t *c);
 /* Prepare: the tools preamble and the call grammar (forced choice only). */

@@ -278,12 +278,27 @@ static json_t *bytes_array(const char *p, size_t n)
 
 static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n);
 
-json_t *api__logprob_entries(const api_request *req, const api__choice *c)
+json_t *api__logprob_entries(const api_request *req, const api__choice *c, size_t from, size_t to)
 {
-	json_t *o = chat_logprobs(req, c->lp.v, c->lp.n);
+	json_t *o = chat_logprobs(req, c->lp.v + from, to - from);
 	json_t *a = json_incref(json_object_get(o, "content"));
 	json_decref(o);
 	return a;
+}
+
+size_t api__logprob_release(const api_request *req, api__choice *c, size_t from, size_t *bytes,
+                            bool *fixed)
+{
+	size_t to = from;
+	if (!lp_aligned(req, c))
+		return from;
+	if (!*fixed && c->text.len > c->text0 && c->lp.n > 0) {
+		lp_fix_first(&c->lp, 0, c->text.data[c->text0]);
+		*fixed = true;
+	}
+	while (to < c->lp.n && *bytes + c->lp.v[to].text_len <= c->text.len - c->text0)
+		*bytes += c->lp.v[to++].text_len;
+	return to;
 }
 
 /* Chat shape: {"content":[{"token","logprob","bytes","top_logprobs"}]}. */

@@ -76,7 +76,9 @@ typedef struct api__resp {
 	int rs_state, msg_state;
 	int rs_index, msg_index;
 	size_t sent_text, sent_reason;
-	json_t *final; /* the finished response object */
+	size_t lp_sent, lp_bytes; /* logprob entries on deltas, and their bytes */
+	bool lp_fixed;            /* the first entry's leading space settled */
+	json_t *final;            /* the finished response object */
 } api__resp;
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -863,7 +865,7 @@ static json_t *text_logprobs(const api_request *req, bool final)
 {
 	if (req->logprobs < 0 || !final)
 		return json_array();
-	return api__logprob_entries(req, &req->choices[0]);
+	return api__logprob_entries(req, &req->choices[0], 0, req->choices[0].lp.n);
 }
 
 static json_t *text_part(const api_request *req, const char *p, size_t n, bool final)
@@ -1077,12 +1079,24 @@ static int message_open(api_request *req, mllm_buf *out)
 	return rc;
 }
 
+/* A text delta, with the logprob entries whose bytes the text released so
+ * far now holds (include message.output_text.logprobs). */
 static int text_delta(api_request *req, const char *p, size_t n, mllm_buf *out)
 {
 	api__resp *r = req->resp;
+	api__choice *c = &req->choices[0];
+	json_t *lp;
+	if (req->logprobs >= 0) {
+		size_t to = api__logprob_release(req, c, r->lp_sent, &r->lp_bytes, &r->lp_fixed);
+		lp = api__logprob_entries(req, c, r->lp_sent, to);
+		r->lp_sent = to;
+	} else {
+		lp = json_array();
+	}
 	return emit(req, "response.output_text.delta",
-	            json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", r->msg_id, "output_index",
-	                      r->msg_index, "content_index", 0, "delta", jtext(p, n), "logprobs"),
+	            json_pack("{s:s,s:i,s:i,s:o,s:o}", "item_id", r->msg_id, "output_index",
+	                      r->msg_index, "content_index", 0, "delta", jtext(p, n), "logprobs",
+	                      lp),
 	            out);
 }
 

@@ -361,12 +361,18 @@ test('include message.output_text.logprobs: entries that join to the text, strea
     assert.equal(e.top_logprobs.length, 2);
     assert.deepEqual(e.bytes, [...Buffer.from(e.token)]);
   }
-  // Streamed: the same list on output_text.done and in the final response.
+  // Streamed: each delta carries the entries of the text it releases; they
+  // add up to the list on output_text.done and in the final response.
   const s = client.responses.stream(body);
   let done = null;
-  for await (const ev of s) if (ev.type === 'response.output_text.done') done = ev;
+  const fromDeltas = [];
+  for await (const ev of s) {
+    if (ev.type === 'response.output_text.delta') fromDeltas.push(...ev.logprobs);
+    if (ev.type === 'response.output_text.done') done = ev;
+  }
   const fin = await s.finalResponse();
   assert.deepEqual(done.logprobs, part.logprobs);
+  assert.deepEqual(fromDeltas, part.logprobs);
   assert.deepEqual(fin.output.find((o) => o.type === 'message').content[0].logprobs, part.logprobs);
   // Without include: none.
   const plain = await client.responses.create({ ...body, include: undefined });
