@@ -298,6 +298,9 @@ size_t api__logprob_release(const api_request *req, api__choice *c, size_t from,
                             bool *fixed);
 /* Whether c is an array of {"type": "text", "text": string} parts. */
 bool api__text_parts(const json_t *c);
+/* Appends content to b: a string, or text parts (api__text_parts) joined
+ * with "\n". */
+int api__append_content(mllm_buf *b, const json_t *content);
 /* Prepare: the tools preamble and the call grammar (forced choice only). */
 int api__prepare_tools(api_request *req, api_error *e);
 /* Streaming (req->tool_parse): cuts the choice's accumulated text into

@@ -373,23 +373,14 @@ int api_chat_template_mentions(const api_chat_template *t, const char *s)
 static json_t *template_content(const json_t *c)
 {
 	mllm_buf b;
-	size_t i;
-	json_t *part, *out;
+	json_t *out = NULL;
 	if (!c || json_is_null(c))
 		return json_string("");
 	if (!api__text_parts(c))
 		return NULL; /* a string, or (not for chat: validated) other parts */
 	mllm_buf_init(&b, SIZE_MAX / 2);
-	json_array_foreach(c, i, part)
-	{
-		json_t *text = json_object_get(part, "text");
-		if ((i > 0 && mllm_buf_append(&b, "\n", 1) != 0) ||
-		    mllm_buf_append(&b, json_string_value(text), json_string_length(text)) != 0) {
-			mllm_buf_free(&b);
-			return NULL;
-		}
-	}
-	out = json_stringn(b.data ? b.data : "", b.len);
+	if (api__append_content(&b, c) == 0)
+		out = json_stringn(b.data ? b.data : "", b.len);
 	mllm_buf_free(&b);
 	return out;
 }

@@ -165,8 +165,7 @@ bool api__text_parts(const json_t *c)
 	return true;
 }
 
-/* Appends content: a string, or text parts joined with "\n". */
-static int append_content(mllm_buf *b, const json_t *content)
+int api__append_content(mllm_buf *b, const json_t *content)
 {
 	size_t k;
 	json_t *part;
@@ -208,7 +207,7 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 		mllm_buf_init(&b, SIZE_MAX / 2);
 		rc = mllm_buf_appendf(&b, "Tool result (%s): ", id ? id : "call");
 		if (rc == 0)
-			rc = append_content(&b, content);
+			rc = api__append_content(&b, content);
 		out->role = API_ROLE_USER;
 		goto done;
 	}
@@ -222,7 +221,7 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 	 * call as the JSON object a forced call generates, one per line. */
 	mllm_buf_init(&b, SIZE_MAX / 2);
 	if (api__text_parts(content) || json_is_string(content))
-		rc = append_content(&b, content);
+		rc = api__append_content(&b, content);
 	for (size_t k = 0; k < json_array_size(calls) && rc == 0; k++) {
 		json_t *f = json_object_get(json_array_get(calls, k), "function");
 		json_t *name = json_object_get(f, "name"), *args = json_object_get(f, "arguments");

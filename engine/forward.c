@@ -298,9 +298,8 @@ static void mm_add(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy)
 
 /* Whether the product of W over n tokens goes to BLAS (on floats): only
  * on request (MLLM_BLAS_MIN_ROWS, above). */
-static bool mm_blas(const mllm_ctx *c, const mllm__tensor *W, int64_t n)
+static bool mm_blas(const mllm_ctx *c, int64_t n)
 {
-	(void)W;
 	return c->use_blas && n >= c->blas_min_rows;
 }
 
@@ -313,7 +312,7 @@ static mllm__act_kind mm_pre_act(const mllm_ctx *c, const mm_job *j)
 	for (int i = 1; i < j->n_w; i++)
 		if (mllm__matmul_act(c->isa, j->W[i]) != act)
 			return MLLM__ACT_F32;
-	return mm_blas(c, j->W[0], j->n) ? MLLM__ACT_F32 : act;
+	return mm_blas(c, j->n) ? MLLM__ACT_F32 : act;
 }
 
 static void mm_run(mllm_ctx *c, mm_job *j)
@@ -332,7 +331,7 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 		}
 		return;
 	}
-	if (mm_blas(c, j->W[0], j->n)) {
+	if (mm_blas(c, j->n)) {
 		mllm__parallel_for(c->pool, rows, 64, 16, mm_blas_fn, j);
 		return;
 	}
