@@ -5,6 +5,7 @@
  */
 #include "base.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,16 @@ void *mllm_try_malloc(size_t n)
 	return malloc(n ? n : 1);
 }
 
+void *mllm__try_malloc64(size_t n)
+{
+	if (inject_failure())
+		return NULL;
+	size_t r = (n + 63) & ~(size_t)63;
+	if (r < n)
+		return NULL;
+	return aligned_alloc(64, r ? r : 64);
+}
+
 void *mllm_try_calloc(size_t n, size_t size)
 {
 	if (inject_failure())
@@ -378,4 +389,17 @@ uint64_t mllm_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int mllm__thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	if (pthread_attr_init(&a) != 0)
+		return -1;
+	size_t cur = 0;
+	if (pthread_attr_getstacksize(&a, &cur) != 0 || cur < MLLM__THREAD_STACK)
+		(void)pthread_attr_setstacksize(&a, MLLM__THREAD_STACK);
+	int rc = pthread_create(t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	return rc;
 }

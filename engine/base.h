@@ -10,6 +10,7 @@
 #define MLLM_BASE_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,15 @@ void *xmallocarray(size_t n, size_t size);
 /* Fallible allocation for sizes a client or a file controls: returns NULL on
  * failure (and when failure injection says so), never calls the handler. */
 void *mllm_try_malloc(size_t n);
+/* mllm_try_malloc on a 64-byte boundary (a cache line: the kernels' vector
+ * loads of weights never straddle two); freed with free(). */
+void *mllm__try_malloc64(size_t n);
+
+/* pthread_create with a stack of at least MLLM__THREAD_STACK bytes, whatever
+ * RLIMIT_STACK made the default: the float kernels keep a 128 KiB column
+ * chunk on the stack of the threads that run products (fr16.c). */
+#define MLLM__THREAD_STACK ((size_t)4 << 20)
+int mllm__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 void *mllm_try_calloc(size_t n, size_t size);
 void *mllm_try_realloc(void *p, size_t n);
 

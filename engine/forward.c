@@ -246,7 +246,7 @@ static void mm_blas_rows(mm_job *j, const mllm__tensor *W, float *y, int64_t ldy
                          int64_t r1, int tid)
 {
 	int K = (int)W->cols;
-	if (W->dtype == MLLM_DTYPE_F32) {
+	if (W->dtype == MLLM_DTYPE_F32 && W->layout == MLLM__LAYOUT_GGUF) {
 		const float *w = (const float *)W->data + r0 * W->cols;
 		mllm__sgemm_nt((int)j->n, (int)(r1 - r0), K, j->x, K, w, K, y + r0, (int)ldy);
 		return;
@@ -342,11 +342,12 @@ static void mm_run(mllm_ctx *c, mm_job *j)
 	int64_t grain = work > 0 ? 16384 / work : 1;
 	if (grain < 4)
 		grain = 4;
-	/* R16 weights are cut on whole sets of three 16-row groups, the
-	 * kernel's widest tile (the weights' row counts, and so their starts
-	 * here, are multiples of 16: a weight boundary inside a chunk leaves
-	 * a smaller set, as the end of a weight does). */
-	int64_t align = act == MLLM__ACT_R16 ? 48 : 4;
+	/* R16 weights are cut on whole sets of three 16-row groups, FR16
+	 * ones on sets of four, the kernels' widest tiles (the weights' row
+	 * counts, and so their starts here, are multiples of 16: a weight
+	 * boundary inside a chunk leaves a smaller set, as the end of a
+	 * weight does). */
+	int64_t align = act == MLLM__ACT_R16 ? 48 : j->W[0]->layout == MLLM__LAYOUT_FR16 ? 64 : 4;
 	mllm__parallel_for(c->pool, rows, grain > align ? grain : align, align, mm_gemv_fn, j);
 }
 

@@ -181,6 +181,10 @@ void mllm__dequant_rows(const mllm__tensor *W, int64_t r0, int64_t r1, float *re
 			mllm__qr16_dequant_row(W->dtype, W->data, cols, r, o);
 			continue;
 		}
+		if (W->layout == MLLM__LAYOUT_FR16) {
+			mllm__fr16_dequant_row(W->dtype, W->data, cols, r, o);
+			continue;
+		}
 		switch (W->dtype) {
 		case MLLM_DTYPE_F32:
 			memcpy(o, row, (size_t)cols * 4);
@@ -1035,6 +1039,10 @@ void mllm__matmul_rows(mllm__isa isa, const mllm__tensor *W, const float *restri
 			mllm__qr16_matmul_ref(W, x, n_tok, y, ldy, r0, r1);
 		else
 			mllm__qr16_matmul(isa, W, xq, n_tok, y, ldy, r0, r1);
+		return;
+	}
+	if (W->layout == MLLM__LAYOUT_FR16) {
+		mllm__fr16_matmul(isa, W, x, n_tok, y, ldy, r0, r1);
 		return;
 	}
 	if (W->layout == MLLM__LAYOUT_X16) {

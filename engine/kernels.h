@@ -242,6 +242,24 @@ void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, 
 void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                            float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
 
+/* ---- F32 / F16 / BF16 laid across 16 rows (fr16.c) ---------------------- */
+
+/* Whether a [rows, cols] weight of dtype t can take the FR16 layout. */
+bool mllm__fr16_packable(mllm_dtype t, int64_t rows, int64_t cols);
+/* 16 consecutive rows (row-major, same element type) -> one FR16 group,
+ * [cols][16] (same size). */
+void mllm__fr16_pack_group(mllm_dtype t, const void *src, int64_t cols, void *dst);
+/* Row r of an FR16 weight at data, as f32 (exact). */
+void mllm__fr16_dequant_row(mllm_dtype t, const void *data, int64_t cols, int64_t r,
+                            float *restrict out);
+/* mllm__matmul_rows for an FR16 W on f32 activations, any row range: each
+ * (row, token) is fma(w[k], x[k], .) over k in order from 0, the same bits
+ * on every tier and in every tile. _ref: the scalar loop. */
+void mllm__fr16_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                       float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
+void mllm__fr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                           float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
+
 /* ---- Vector kernels ---------------------------------------------------- */
 
 /* Σ x[i]^2 in double, in the one order every tier uses (8 strided lanes,

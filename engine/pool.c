@@ -227,7 +227,7 @@ int mllm__pool_create(int n_threads, mllm__pool **out)
 		worker *w = &p->workers[i - 1];
 		w->pool = p;
 		w->tid = i;
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		if (mllm__thread_start(&w->thread, worker_main, w) != 0) {
 			MLLM_LOG(MLLM_LOG_ERROR, "pool: cannot start thread %d", i);
 			goto fail;
 		}

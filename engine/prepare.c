@@ -115,7 +115,7 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 	size_t rb = mllm__row_bytes(to, t->cols), total;
 	if (mllm__mul_overflow(rb, (size_t)t->rows, &total))
 		return MLLM_ERANGE;
-	uint8_t *buf = mllm_try_malloc(total);
+	uint8_t *buf = mllm__try_malloc64(total);
 	float *row = mllm_try_malloc((size_t)t->cols * sizeof(float));
 	if (!buf || !row) {
 		free(buf);
@@ -159,15 +159,17 @@ static int convert_tensor(mllm_model *m, mllm__tensor *t, mllm_dtype to)
 }
 
 /* Re-lays a Q8_0 / Q4_0 weight in the interleaved layout of the AVX-512
- * kernels (qpack.c), or with r16 across 16 rows (qr16.c).
+ * kernels (qpack.c), or with r16 across 16 rows (qr16.c); with fr16 an
+ * F32 / F16 / BF16 one across 16 rows (fr16.c).
  * Owned buffers (converted at load) are repacked in place a row (a group
  * of 16) at a time; a mapped file's tensor is copied out. */
-static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
+static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16, bool fr16)
 {
 	if (t->layout != MLLM__LAYOUT_GGUF)
 		return 0;
-	r16 = r16 && mllm__qr16_packable(t->dtype, t->rows, t->cols);
-	if (!r16 && !mllm__qx_packable(t->dtype, t->cols))
+	fr16 = fr16 && mllm__fr16_packable(t->dtype, t->rows, t->cols);
+	r16 = !fr16 && r16 && mllm__qr16_packable(t->dtype, t->rows, t->cols);
+	if (!fr16 && !r16 && !mllm__qx_packable(t->dtype, t->cols))
 		return 0;
 	size_t rb = mllm__row_bytes(t->dtype, t->cols), total;
 	if (mllm__mul_overflow(rb, (size_t)t->rows, &total))
@@ -175,9 +177,9 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 	bool owned = false;
 	for (int i = 0; i < m->n_owned && !owned; i++)
 		owned = m->owned[i] == t->data;
-	int64_t step = r16 ? 16 : 1;
+	int64_t step = r16 || fr16 ? 16 : 1;
 	uint8_t *row = mllm_try_malloc(rb * (size_t)step);
-	uint8_t *buf = owned ? (uint8_t *)(uintptr_t)t->data : mllm_try_malloc(total);
+	uint8_t *buf = owned ? (uint8_t *)(uintptr_t)t->data : mllm__try_malloc64(total);
 	if (!row || !buf) {
 		free(row);
 		if (!owned)
@@ -186,7 +188,9 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 	}
 	for (int64_t r = 0; r < t->rows; r += step) {
 		memcpy(row, (const uint8_t *)t->data + (size_t)r * rb, rb * (size_t)step);
-		if (r16)
+		if (fr16)
+			mllm__fr16_pack_group(t->dtype, row, t->cols, buf + (size_t)r * rb);
+		else if (r16)
 			mllm__qr16_pack_group(t->dtype, row, t->cols, buf + (size_t)r * rb);
 		else
 			mllm__qx_pack_row(t->dtype, row, t->cols, buf + (size_t)r * rb);
@@ -197,8 +201,13 @@ static int pack_tensor(mllm_model *m, mllm__tensor *t, bool r16)
 		mllm__model_own(m, buf);
 		t->data = buf;
 	}
-	t->layout = r16 ? MLLM__LAYOUT_R16 : MLLM__LAYOUT_X16;
+	t->layout = fr16 ? MLLM__LAYOUT_FR16 : r16 ? MLLM__LAYOUT_R16 : MLLM__LAYOUT_X16;
 	return 0;
+}
+
+static bool quant_layout(mllm__layout l)
+{
+	return l == MLLM__LAYOUT_X16 || l == MLLM__LAYOUT_R16;
 }
 
 static int pack_weights(mllm_model *m, bool act8)
@@ -208,24 +217,31 @@ static int pack_weights(mllm_model *m, bool act8)
 	 * (qr16.c); MLLM_R16=0 keeps x16 (A/B runs). */
 	const char *e = getenv("MLLM_R16");
 	bool r16 = act8 && mllm__cpu_isa() == MLLM__ISA_AVX512 && !(e && strcmp(e, "0") == 0);
-	int rc = pack_tensor(m, &m->tok_embd, r16);
+	/* F32 / F16 / BF16 across 16 rows (fr16.c); MLLM_FR16=0 keeps the
+	 * file's rows (A/B runs). */
+	const char *f = getenv("MLLM_FR16");
+	bool fr16 = !(f && strcmp(f, "0") == 0);
+	int rc = pack_tensor(m, &m->tok_embd, r16, fr16);
 	if (!rc && shared)
 		m->output = m->tok_embd;
 	else if (!rc)
-		rc = pack_tensor(m, &m->output, r16);
+		rc = pack_tensor(m, &m->output, r16, fr16);
 	for (int l = 0; l < m->hp.n_layer && !rc; l++) {
 		mllm__layer *ly = &m->layers[l];
 		mllm__tensor *ts[] = {&ly->wq,     &ly->wk,   &ly->wv,    &ly->wo,
 		                      &ly->w_gate, &ly->w_up, &ly->w_down};
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0] && !rc; i++)
-			rc = pack_tensor(m, ts[i], r16);
+			rc = pack_tensor(m, ts[i], r16, fr16);
 		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-			ts[i]->act8 = act8 && ts[i]->layout != MLLM__LAYOUT_GGUF;
+			ts[i]->act8 = act8 && quant_layout(ts[i]->layout);
 	}
-	m->output.act8 = act8 && m->output.layout != MLLM__LAYOUT_GGUF;
-	if (!rc && m->output.layout != MLLM__LAYOUT_GGUF)
-		MLLM_LOG(MLLM_LOG_INFO, "%s: quantized weights interleaved%s for the %s kernels",
-		         m->path, m->output.layout == MLLM__LAYOUT_R16 ? " across rows" : "",
+	m->output.act8 = act8 && quant_layout(m->output.layout);
+	mllm__layout lo = m->layers[0].wq.layout;
+	if (!rc && lo != MLLM__LAYOUT_GGUF)
+		MLLM_LOG(MLLM_LOG_INFO, "%s: %s for the %s kernels", m->path,
+		         lo == MLLM__LAYOUT_FR16  ? "float weights laid across 16 rows"
+		         : lo == MLLM__LAYOUT_R16 ? "quantized weights interleaved across rows"
+		                                  : "quantized weights interleaved",
 		         mllm__isa_name(mllm__cpu_isa()));
 	return rc;
 }
@@ -309,13 +325,14 @@ int mllm__model_prepare(mllm_model *m, const mllm_model_params *p, char *err, si
 		         mllm_dtype_name(to), (double)wb / 1048576.0);
 	}
 
-	/* 4. Quantized weights take the interleaved layout where the AVX-512 or
-	 * AVX2 kernels run (decided by the same mllm__cpu_isa() as every
-	 * context; the scalar reference reads it too). */
-	const char *qx = getenv("MLLM_X16"); /* "0": keep GGUF layouts (A/B runs) */
+	/* 4. Weights take the layouts of the AVX-512 or AVX2 kernels where
+	 * those run (decided by the same mllm__cpu_isa() as every context;
+	 * the scalar reference reads them too): quantized ones interleaved,
+	 * float ones across 16 rows. */
+	const char *qx = getenv("MLLM_X16"); /* "0": keep the file's layouts (A/B runs) */
 	bool pack = mllm__cpu_isa() != MLLM__ISA_SCALAR && !(qx && strcmp(qx, "0") == 0);
 	if (pack && (rc = pack_weights(m, !p->act16)))
-		return mllm__seterr(err, errlen, rc, "%s: re-laying quantized weights: %s", m->path,
+		return mllm__seterr(err, errlen, rc, "%s: re-laying weights: %s", m->path,
 		                    mllm_strerror(rc));
 
 	/* 5. Pick kernels (and bring up OpenBLAS where MLLM_BLAS_MIN_ROWS

@@ -1028,7 +1028,7 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 	e->running = xmallocarray((size_t)e->p.max_running, sizeof *e->running);
 	e->c_done = xmallocarray((size_t)e->p.max_running, sizeof *e->c_done);
 	e->matched = xmallocarray((size_t)(e->n_ctx / e->bs + 1), sizeof *e->matched);
-	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+	if (mllm__thread_start(&e->thread, engine_main, e) != 0) {
 		rc = mllm__seterr(err, errlen, MLLM_EINTERNAL, "engine: cannot start its thread");
 		goto fail;
 	}

@@ -13,12 +13,13 @@
 #include "model.h"
 #include "tokenizer.h"
 
-/* How a quantized row's blocks are laid out: as in GGUF, or interleaved for
- * the AVX-512 kernels at load (qpack.c; same row size). */
+/* How a weight's rows are laid out: as in GGUF, or re-laid for the SIMD
+ * kernels at load (qpack.c, qr16.c, fr16.c; same size). */
 typedef enum {
 	MLLM__LAYOUT_GGUF = 0,
 	MLLM__LAYOUT_X16,
-	MLLM__LAYOUT_R16, /* Q8_0 across 16 rows, 8-bit activations (qr16.c) */
+	MLLM__LAYOUT_R16,  /* Q8_0 across 16 rows, 8-bit activations (qr16.c) */
+	MLLM__LAYOUT_FR16, /* F32/F16/BF16 across 16 rows, [cols][16] (fr16.c) */
 } mllm__layout;
 
 /* A 2-D weight [rows, cols] (rows = output dim, cols = input dim, row-major,

@@ -202,6 +202,17 @@ static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t co
 		W.layout = MLLM__LAYOUT_R16;
 		W.act8 = true;
 	}
+	if (layout == MLLM__LAYOUT_FR16) {
+		ck_assert(mllm__fr16_packable(t, rows, cols));
+		size_t gb = 16 * mllm__row_bytes(t, cols);
+		uint8_t *group = xmalloc(gb);
+		for (int64_t r = 0; r < rows; r += 16) {
+			memcpy(group, (uint8_t *)buf + (size_t)r / 16 * gb, gb);
+			mllm__fr16_pack_group(t, group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
+		}
+		free(group);
+		W.layout = MLLM__LAYOUT_FR16;
+	}
 	return W;
 }
 
@@ -331,7 +342,15 @@ START_TEST(test_matmul_float)
 		for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
 			check_matmul(ts[i], 7, cols[c], 1, MLLM__LAYOUT_GGUF);
 			check_matmul(ts[i], 13, cols[c], 5, MLLM__LAYOUT_GGUF);
+			/* FR16: one group; split inside a group (48 rows at 24);
+			 * four groups and one (the AVX-512 tile and its rest) */
+			check_matmul(ts[i], 16, cols[c], 1, MLLM__LAYOUT_FR16);
+			check_matmul(ts[i], 48, cols[c], 7, MLLM__LAYOUT_FR16);
+			check_matmul(ts[i], 80, cols[c], 13, MLLM__LAYOUT_FR16);
 		}
+	ck_assert(!mllm__fr16_packable(MLLM_DTYPE_F32, 24, 576));
+	ck_assert(!mllm__fr16_packable(MLLM_DTYPE_Q8_0, 32, 576));
+	ck_assert(mllm__fr16_packable(MLLM_DTYPE_BF16, 32, 37));
 }
 END_TEST
 
@@ -393,10 +412,15 @@ static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, i
 		/* X16: the AVX2 kernel reads the AVX-512 one's layout with the
 		 * same integer and float steps, so both tiers give the same bits
 		 * (checked where the CPU runs both). */
-		if ((layout == MLLM__LAYOUT_X16 || layout == MLLM__LAYOUT_R16) && i > 0)
+		if ((layout == MLLM__LAYOUT_X16 || layout == MLLM__LAYOUT_R16 ||
+		     layout == MLLM__LAYOUT_FR16) &&
+		    i > 0)
 			ck_assert_msg(
 			    memcmp(first, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
-			    "%s %s %s differs from %s", layout == MLLM__LAYOUT_R16 ? "R16" : "X16",
+			    "%s %s %s differs from %s",
+			    layout == MLLM__LAYOUT_R16    ? "R16"
+			    : layout == MLLM__LAYOUT_FR16 ? "FR16"
+			                                  : "X16",
 			    mllm_dtype_name(t), mllm__isa_name(isas[i]), mllm__isa_name(isas[0]));
 		memcpy(first, all, (size_t)(n_tok * rows) * sizeof(float));
 		/* R16 takes up to three 16-row groups at once: each group alone
@@ -406,6 +430,18 @@ static void check_matmul_batch_exact(mllm_dtype t, int64_t rows, int64_t cols, i
 				mllm__matmul_rows(isas[i], &W, x, xq, n_tok, one, rows, r, r + 16);
 			ck_assert_msg(memcmp(one, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
 			              "R16 %s %s: a group alone differs", mllm_dtype_name(t),
+			              mllm__isa_name(isas[i]));
+		}
+		/* FR16: every tier, every tile and the scalar reference sum each
+		 * (row, token) in one order: the same bits, also per group. */
+		if (layout == MLLM__LAYOUT_FR16) {
+			ck_assert_msg(memcmp(ref, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
+			              "FR16 %s %s differs from the reference", mllm_dtype_name(t),
+			              mllm__isa_name(isas[i]));
+			for (int64_t r = 0; r < rows; r += 16)
+				mllm__matmul_rows(isas[i], &W, x, xq, n_tok, one, rows, r, r + 16);
+			ck_assert_msg(memcmp(one, all, (size_t)(n_tok * rows) * sizeof(float)) == 0,
+			              "FR16 %s %s: a group alone differs", mllm_dtype_name(t),
 			              mllm__isa_name(isas[i]));
 		}
 		for (int64_t k = 0; k < n_tok; k++)
@@ -449,6 +485,15 @@ START_TEST(test_matmul_batch_exact)
 				check_matmul_batch_exact(ts[i], 11, 1088, ntok[k],
 				                         MLLM__LAYOUT_X16);
 				check_matmul_batch_exact(ts[i], 6, 576, ntok[k], MLLM__LAYOUT_X16);
+			}
+			/* FR16: five groups (a tile of four and one); at 33 tokens
+			 * 16-bit weights go through f32 copies in column chunks of
+			 * 512 (1100 columns: two and a rest) */
+			if (!q) {
+				check_matmul_batch_exact(ts[i], 80, 37, ntok[k], MLLM__LAYOUT_FR16);
+				if (ntok[k] == 33)
+					check_matmul_batch_exact(ts[i], 80, 1100, ntok[k],
+					                         MLLM__LAYOUT_FR16);
 			}
 			/* R16: two groups, and three and two (up to three at once) */
 			if (q) {
