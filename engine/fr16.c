@@ -47,8 +47,8 @@ static size_t elt_size(mllm_dtype t)
 
 bool mllm__fr16_packable(mllm_dtype t, int64_t rows, int64_t cols)
 {
-	return (t == MLLM_DTYPE_F32 || t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16) &&
-	       rows > 0 && rows % FR16_ROWS == 0 && cols > 0;
+	return (t == MLLM_DTYPE_F32 || t == MLLM_DTYPE_F16 || t == MLLM_DTYPE_BF16) && rows > 0 &&
+	       rows % FR16_ROWS == 0 && cols > 0;
 }
 
 void mllm__fr16_pack_group(mllm_dtype t, const void *src, int64_t cols, void *dst)
@@ -65,8 +65,8 @@ void mllm__fr16_pack_group(mllm_dtype t, const void *src, int64_t cols, void *ds
 /* Element k of row r of an FR16 weight, as f32 (exact). */
 static inline float fr16_at(mllm_dtype t, const void *data, int64_t cols, int64_t r, int64_t k)
 {
-	size_t idx = (size_t)(r / FR16_ROWS) * FR16_ROWS * (size_t)cols +
-	             (size_t)k * FR16_ROWS + (size_t)(r % FR16_ROWS);
+	size_t idx = (size_t)(r / FR16_ROWS) * FR16_ROWS * (size_t)cols + (size_t)k * FR16_ROWS +
+	             (size_t)(r % FR16_ROWS);
 	if (t == MLLM_DTYPE_F32)
 		return ((const float *)data)[idx];
 	uint16_t h = ((const uint16_t *)data)[idx];
@@ -76,8 +76,21 @@ static inline float fr16_at(mllm_dtype t, const void *data, int64_t cols, int64_
 void mllm__fr16_dequant_row(mllm_dtype t, const void *data, int64_t cols, int64_t r,
                             float *restrict out)
 {
-	for (int64_t k = 0; k < cols; k++)
-		out[k] = fr16_at(t, data, cols, r, k);
+	/* the row is every 16th element of its group, from lane r % 16 */
+	size_t i0 = (size_t)(r / FR16_ROWS) * FR16_ROWS * (size_t)cols + (size_t)(r % FR16_ROWS);
+	if (t == MLLM_DTYPE_F32) {
+		const float *p = (const float *)data + i0;
+		for (int64_t k = 0; k < cols; k++)
+			out[k] = p[k * FR16_ROWS];
+		return;
+	}
+	const uint16_t *h = (const uint16_t *)data + i0;
+	if (t == MLLM_DTYPE_F16)
+		for (int64_t k = 0; k < cols; k++)
+			out[k] = mllm__f16_to_f32(h[k * FR16_ROWS]);
+	else
+		for (int64_t k = 0; k < cols; k++)
+			out[k] = mllm__bf16_to_f32(h[k * FR16_ROWS]);
 }
 
 /* The reference: one (row, token) at a time, in the kernels' order. */
@@ -89,7 +102,8 @@ void mllm__fr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 		for (int64_t t = 0; t < n_tok; t++) {
 			float s = 0.0f;
 			for (int64_t k = 0; k < cols; k++)
-				s = fmaf(fr16_at(W->dtype, W->data, cols, r, k), x[t * cols + k], s);
+				s = fmaf(fr16_at(W->dtype, W->data, cols, r, k), x[t * cols + k],
+				         s);
 			y[t * ldy + r] = s;
 		}
 }
@@ -198,7 +212,8 @@ fr_groups512_cvt(mllm_dtype t, const mllm__tensor *W, const float *restrict x, i
 				const uint8_t *src = base + (size_t)(g + i) * gstride;
 				float *dst = buf + (size_t)i * (size_t)kn * FR16_ROWS;
 				for (int64_t c = 0; c < kn; c++)
-					_mm512_store_ps(dst + c * FR16_ROWS, fr_load512(t, src, c0 + c));
+					_mm512_store_ps(dst + c * FR16_ROWS,
+					                fr_load512(t, src, c0 + c));
 			}
 			size_t bstride = (size_t)kn * FR16_ROWS * sizeof(float);
 			for (int64_t k = 0; k < n_tok; k += FR_TILE_T) {
@@ -206,12 +221,14 @@ fr_groups512_cvt(mllm_dtype t, const mllm__tensor *W, const float *restrict x, i
 				const float *xk = x + k * cols + c0;
 				float *yk = y + k * ldy + g * FR16_ROWS;
 				if (ng == FR_TILE_G)
-					fr_tile512_n(MLLM_DTYPE_F32, FR_TILE_G, nt, (const uint8_t *)buf,
-					             bstride, xk, cols, kn, c0 > 0, yk, ldy);
+					fr_tile512_n(MLLM_DTYPE_F32, FR_TILE_G, nt,
+					             (const uint8_t *)buf, bstride, xk, cols, kn,
+					             c0 > 0, yk, ldy);
 				else
 					for (int i = 0; i < ng; i++)
 						fr_tile512_n(MLLM_DTYPE_F32, 1, nt,
-						             (const uint8_t *)buf + (size_t)i * bstride,
+						             (const uint8_t *)buf +
+						                 (size_t)i * bstride,
 						             bstride, xk, cols, kn, c0 > 0,
 						             yk + i * FR16_ROWS, ldy);
 			}
@@ -243,22 +260,20 @@ fr_groups512(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64
 				fr_tile512_n(t, FR_TILE_G, nt, base + (size_t)g * gstride, gstride,
 				             xk, cols, cols, false, yk + g * FR16_ROWS, ldy);
 			for (; g < b1; g++)
-				fr_tile512_n(t, 1, nt, base + (size_t)g * gstride, gstride, xk, cols,
-				             cols, false, yk + g * FR16_ROWS, ldy);
+				fr_tile512_n(t, 1, nt, base + (size_t)g * gstride, gstride, xk,
+				             cols, cols, false, yk + g * FR16_ROWS, ldy);
 		}
 	}
 }
 
-T_AVX512 static void fr_groups512_f32(const mllm__tensor *W, const float *restrict x,
-                                      int64_t n_tok, float *restrict y, int64_t ldy, int64_t g0,
-                                      int64_t g1)
+T_AVX512 static void fr_groups512_f32(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                                      float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
 	fr_groups512(MLLM_DTYPE_F32, W, x, n_tok, y, ldy, g0, g1);
 }
 
-T_AVX512 static void fr_groups512_f16(const mllm__tensor *W, const float *restrict x,
-                                      int64_t n_tok, float *restrict y, int64_t ldy, int64_t g0,
-                                      int64_t g1)
+T_AVX512 static void fr_groups512_f16(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                                      float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
 	if (n_tok >= FR_CVT_MIN_TOK)
 		fr_groups512_cvt(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, g0, g1);
@@ -369,9 +384,8 @@ T_AVX2 static void fr_groups256_f16(const mllm__tensor *W, const float *restrict
 	fr_groups256(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, g0, g1);
 }
 
-T_AVX2 static void fr_groups256_bf16(const mllm__tensor *W, const float *restrict x,
-                                     int64_t n_tok, float *restrict y, int64_t ldy, int64_t g0,
-                                     int64_t g1)
+T_AVX2 static void fr_groups256_bf16(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                                     float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
 	fr_groups256(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, g0, g1);
 }
@@ -379,8 +393,8 @@ T_AVX2 static void fr_groups256_bf16(const mllm__tensor *W, const float *restric
 #endif /* MLLM_X86 */
 
 /* Whole groups g0 .. g1 on the tier's kernel. */
-static void fr_groups(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
-                      int64_t n_tok, float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
+static void fr_groups(mllm__isa isa, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                      float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
@@ -405,8 +419,8 @@ static void fr_groups(mllm__isa isa, const mllm__tensor *W, const float *restric
 	mllm__fr16_matmul_ref(W, x, n_tok, y, ldy, g0 * FR16_ROWS, g1 * FR16_ROWS);
 }
 
-void mllm__fr16_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x,
-                       int64_t n_tok, float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+void mllm__fr16_matmul(mllm__isa isa, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                       float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {
 	if (isa == MLLM__ISA_SCALAR || r1 <= r0) {
 		mllm__fr16_matmul_ref(W, x, n_tok, y, ldy, r0, r1);

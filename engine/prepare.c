@@ -221,11 +221,15 @@ static int pack_weights(mllm_model *m, bool act8)
 	 * file's rows (A/B runs). */
 	const char *f = getenv("MLLM_FR16");
 	bool fr16 = !(f && strcmp(f, "0") == 0);
-	int rc = pack_tensor(m, &m->tok_embd, r16, fr16);
-	if (!rc && shared)
+	/* A token embedding of its own is only ever looked up a row at a
+	 * time: it keeps the file's rows (and its pages in the page cache). */
+	int rc = 0;
+	if (shared) {
+		rc = pack_tensor(m, &m->tok_embd, r16, fr16);
 		m->output = m->tok_embd;
-	else if (!rc)
+	} else {
 		rc = pack_tensor(m, &m->output, r16, fr16);
+	}
 	for (int l = 0; l < m->hp.n_layer && !rc; l++) {
 		mllm__layer *ly = &m->layers[l];
 		mllm__tensor *ts[] = {&ly->wq,     &ly->wk,   &ly->wv,    &ly->wo,
@@ -236,7 +240,7 @@ static int pack_weights(mllm_model *m, bool act8)
 			ts[i]->act8 = act8 && quant_layout(ts[i]->layout);
 	}
 	m->output.act8 = act8 && quant_layout(m->output.layout);
-	mllm__layout lo = m->layers[0].wq.layout;
+	mllm__layout lo = m->output.layout;
 	if (!rc && lo != MLLM__LAYOUT_GGUF)
 		MLLM_LOG(MLLM_LOG_INFO, "%s: %s for the %s kernels", m->path,
 		         lo == MLLM__LAYOUT_FR16  ? "float weights laid across 16 rows"
