@@ -49,6 +49,13 @@ static void caps_init(void)
 		best_isa = MLLM__ISA_AVX2;
 	else
 		best_isa = MLLM__ISA_SCALAR;
+	/* MLLM_ISA=avx2 caps an AVX-512 CPU at the AVX2 tier (to measure and
+	 * test that tier on a machine that has both); never raises it. */
+	const char *cap = getenv("MLLM_ISA");
+	if (cap && strcmp(cap, "avx2") == 0 && best_isa == MLLM__ISA_AVX512) {
+		best_isa = MLLM__ISA_AVX2;
+		best_isa_forced = true;
+	}
 	const char *ref = getenv("MLLM_REF_KERNELS");
 	if (ref && *ref && strcmp(ref, "0") != 0) {
 		best_isa = MLLM__ISA_SCALAR;
@@ -404,8 +411,9 @@ static void describe(void)
 	bool blas_ok = want && mllm__blas_init();
 	snprintf(desc_buf, sizeof desc_buf, "kernels %s%s%s; OpenBLAS %s",
 	         mllm__isa_name(mllm__cpu_isa()), c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
-	         mllm__cpu_isa() == MLLM__ISA_SCALAR && best_isa_forced ? " (MLLM_REF_KERNELS)"
-	                                                                : "",
+	         !best_isa_forced                      ? ""
+	         : mllm__cpu_isa() == MLLM__ISA_SCALAR ? " (MLLM_REF_KERNELS)"
+	                                               : " (MLLM_ISA)",
 	         !want     ? "off (MLLM_BLAS_MIN_ROWS unset)"
 	         : blas_ok ? blas.core
 	                   : "not available");

@@ -1312,6 +1312,21 @@ START_TEST(test_ref_kernels_env)
 }
 END_TEST
 
+/* MLLM_ISA=avx2 caps an AVX-512 machine at the AVX2 tier, and says so;
+ * it never raises a tier. */
+START_TEST(test_isa_cap_env)
+{
+	setenv("MLLM_ISA", "avx2", 1);
+	const mllm__cpu_caps *c = mllm__cpu_caps_get();
+	bool has512 =
+	    c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni && c->avx2 && c->fma;
+	bool has2 = c->avx2 && c->fma && c->f16c;
+	ck_assert_int_eq(mllm__cpu_isa(), has512 || has2 ? MLLM__ISA_AVX2 : MLLM__ISA_SCALAR);
+	if (has512)
+		ck_assert_ptr_nonnull(strstr(mllm_cpu_describe(), "avx2-fma (MLLM_ISA)"));
+}
+END_TEST
+
 typedef struct {
 	int *hits;
 	int64_t *seen_tid;
@@ -1525,6 +1540,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_pool_runs);
 	tcase_add_test(tc, test_physical_cores);
 	tcase_add_test(tc, test_ref_kernels_env);
+	tcase_add_test(tc, test_isa_cap_env);
 	suite_add_tcase(s, tc);
 	return s;
 }
