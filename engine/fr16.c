@@ -303,21 +303,24 @@ T_AVX2 static inline __m256 fr_load256(mllm_dtype t, const void *p, int64_t idx)
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* One group x NT tokens: 2 * NT accumulators. */
+/* One group x NT tokens (x, ldx floats apart), columns 0 .. kn: 2 * NT
+ * accumulators, from zero or (acc_y) from y, as fr_tile512. */
 T_AVX2 static inline __attribute__((always_inline)) void
-fr_tile256(mllm_dtype t, int NT, const uint8_t *w, const float *restrict x, int64_t cols,
-           float *restrict y, int64_t ldy)
+fr_tile256(mllm_dtype t, int NT, const uint8_t *w, const float *restrict x, int64_t ldx, int64_t kn,
+           bool acc_y, float *restrict y, int64_t ldy)
 {
 	__m256 lo[FR_TILE_T], hi[FR_TILE_T];
 #pragma GCC unroll 6
-	for (int k = 0; k < NT; k++)
-		lo[k] = hi[k] = _mm256_setzero_ps();
-	for (int64_t c = 0; c < cols; c++) {
+	for (int k = 0; k < NT; k++) {
+		lo[k] = acc_y ? _mm256_loadu_ps(y + k * ldy) : _mm256_setzero_ps();
+		hi[k] = acc_y ? _mm256_loadu_ps(y + k * ldy + 8) : _mm256_setzero_ps();
+	}
+	for (int64_t c = 0; c < kn; c++) {
 		__m256 w0 = fr_load256(t, w, c * FR16_ROWS);
 		__m256 w1 = fr_load256(t, w, c * FR16_ROWS + 8);
 #pragma GCC unroll 6
 		for (int k = 0; k < NT; k++) {
-			__m256 xb = _mm256_set1_ps(x[k * cols + c]);
+			__m256 xb = _mm256_set1_ps(x[k * ldx + c]);
 			lo[k] = _mm256_fmadd_ps(w0, xb, lo[k]);
 			hi[k] = _mm256_fmadd_ps(w1, xb, hi[k]);
 		}
@@ -326,6 +329,32 @@ fr_tile256(mllm_dtype t, int NT, const uint8_t *w, const float *restrict x, int6
 	for (int k = 0; k < NT; k++) {
 		_mm256_storeu_ps(y + k * ldy, lo[k]);
 		_mm256_storeu_ps(y + k * ldy + 8, hi[k]);
+	}
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+fr_tile256_n(mllm_dtype t, int64_t nt, const uint8_t *w, const float *restrict x, int64_t ldx,
+             int64_t kn, bool acc_y, float *restrict y, int64_t ldy)
+{
+	switch (nt) {
+	case 6:
+		fr_tile256(t, 6, w, x, ldx, kn, acc_y, y, ldy);
+		break;
+	case 5:
+		fr_tile256(t, 5, w, x, ldx, kn, acc_y, y, ldy);
+		break;
+	case 4:
+		fr_tile256(t, 4, w, x, ldx, kn, acc_y, y, ldy);
+		break;
+	case 3:
+		fr_tile256(t, 3, w, x, ldx, kn, acc_y, y, ldy);
+		break;
+	case 2:
+		fr_tile256(t, 2, w, x, ldx, kn, acc_y, y, ldy);
+		break;
+	default:
+		fr_tile256(t, 1, w, x, ldx, kn, acc_y, y, ldy);
+		break;
 	}
 }
 
@@ -343,30 +372,47 @@ fr_groups256(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64
 		int64_t b1 = g1 - b0 < block ? g1 : b0 + block;
 		for (int64_t k = 0; k < n_tok; k += FR_TILE_T) {
 			int64_t nt = n_tok - k < FR_TILE_T ? n_tok - k : FR_TILE_T;
-			for (int64_t g = b0; g < b1; g++) {
-				const uint8_t *w = base + (size_t)g * gstride;
-				const float *xk = x + k * cols;
-				float *yk = y + k * ldy + g * FR16_ROWS;
-				switch (nt) {
-				case 6:
-					fr_tile256(t, 6, w, xk, cols, yk, ldy);
-					break;
-				case 5:
-					fr_tile256(t, 5, w, xk, cols, yk, ldy);
-					break;
-				case 4:
-					fr_tile256(t, 4, w, xk, cols, yk, ldy);
-					break;
-				case 3:
-					fr_tile256(t, 3, w, xk, cols, yk, ldy);
-					break;
-				case 2:
-					fr_tile256(t, 2, w, xk, cols, yk, ldy);
-					break;
-				default:
-					fr_tile256(t, 1, w, xk, cols, yk, ldy);
-					break;
+			for (int64_t g = b0; g < b1; g++)
+				fr_tile256_n(t, nt, base + (size_t)g * gstride, x + k * cols, cols,
+				             cols, false, y + k * ldy + g * FR16_ROWS, ldy);
+		}
+	}
+}
+
+/* The AVX2 counterpart of fr_groups512_cvt: sets of up to four groups,
+ * converted a 512-column chunk at a time, every token tile running the f32
+ * kernel over the set's groups (its activations stay in L1 for all four). */
+T_AVX2 static inline __attribute__((always_inline)) void
+fr_groups256_cvt(mllm_dtype t, const mllm__tensor *W, const float *restrict x, int64_t n_tok,
+                 float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
+{
+	int64_t cols = W->cols;
+	size_t gstride = FR16_ROWS * (size_t)cols * elt_size(t);
+	const uint8_t *base = W->data;
+	float buf[FR_TILE_G * FR_KC * FR16_ROWS] __attribute__((aligned(64)));
+	for (int64_t g = g0; g < g1; g += FR_TILE_G) {
+		int ng = g1 - g < FR_TILE_G ? (int)(g1 - g) : FR_TILE_G;
+		for (int64_t c0 = 0; c0 < cols; c0 += FR_KC) {
+			int64_t kn = cols - c0 < FR_KC ? cols - c0 : FR_KC;
+			for (int i = 0; i < ng; i++) {
+				const uint8_t *src = base + (size_t)(g + i) * gstride;
+				float *dst = buf + (size_t)i * (size_t)kn * FR16_ROWS;
+				for (int64_t c = 0; c < kn; c++) {
+					_mm256_store_ps(dst + c * FR16_ROWS,
+					                fr_load256(t, src, (c0 + c) * FR16_ROWS));
+					_mm256_store_ps(
+					    dst + c * FR16_ROWS + 8,
+					    fr_load256(t, src, (c0 + c) * FR16_ROWS + 8));
 				}
+			}
+			size_t bstride = (size_t)kn * FR16_ROWS * sizeof(float);
+			for (int64_t k = 0; k < n_tok; k += FR_TILE_T) {
+				int64_t nt = n_tok - k < FR_TILE_T ? n_tok - k : FR_TILE_T;
+				for (int i = 0; i < ng; i++)
+					fr_tile256_n(MLLM_DTYPE_F32, nt,
+					             (const uint8_t *)buf + i * bstride,
+					             x + k * cols + c0, cols, kn, c0 > 0,
+					             y + k * ldy + (g + i) * FR16_ROWS, ldy);
 			}
 		}
 	}
@@ -381,13 +427,19 @@ T_AVX2 static void fr_groups256_f32(const mllm__tensor *W, const float *restrict
 T_AVX2 static void fr_groups256_f16(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                                     float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
-	fr_groups256(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, g0, g1);
+	if (n_tok >= FR_CVT_MIN_TOK)
+		fr_groups256_cvt(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, g0, g1);
+	else
+		fr_groups256(MLLM_DTYPE_F16, W, x, n_tok, y, ldy, g0, g1);
 }
 
 T_AVX2 static void fr_groups256_bf16(const mllm__tensor *W, const float *restrict x, int64_t n_tok,
                                      float *restrict y, int64_t ldy, int64_t g0, int64_t g1)
 {
-	fr_groups256(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, g0, g1);
+	if (n_tok >= FR_CVT_MIN_TOK)
+		fr_groups256_cvt(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, g0, g1);
+	else
+		fr_groups256(MLLM_DTYPE_BF16, W, x, n_tok, y, ldy, g0, g1);
 }
 
 #endif /* MLLM_X86 */
