@@ -213,10 +213,10 @@ static bool quant_layout(mllm__layout l)
 static int pack_weights(mllm_model *m, bool act8)
 {
 	bool shared = m->output.data == m->tok_embd.data;
-	/* Q8_0 / Q4_0 with 8-bit activations on AVX-512 VNNI: across rows
-	 * (qr16.c); MLLM_R16=0 keeps x16 (A/B runs). */
+	/* Q8_0 / Q4_0 with 8-bit activations on AVX-512 VNNI or AVX2: across
+	 * rows (qr16.c); MLLM_R16=0 keeps x16 (A/B runs). */
 	const char *e = getenv("MLLM_R16");
-	bool r16 = act8 && mllm__cpu_isa() == MLLM__ISA_AVX512 && !(e && strcmp(e, "0") == 0);
+	bool r16 = act8 && mllm__cpu_isa() != MLLM__ISA_SCALAR && !(e && strcmp(e, "0") == 0);
 	/* F32 / F16 / BF16 across 16 rows (fr16.c); MLLM_FR16=0 keeps the
 	 * file's rows (A/B runs). */
 	const char *f = getenv("MLLM_FR16");

@@ -121,6 +121,7 @@ size_t mllm__qr16_act_bytes(int64_t cols)
 
 #ifdef MLLM_X86
 #define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define T_AVX2   __attribute__((target("avx2,fma,f16c")))
 #endif
 
 void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
@@ -398,6 +399,139 @@ T_AVX512 static void r16_matmul_avx512(const mllm__tensor *W, const uint8_t *xa,
 		r = nr;
 	}
 }
+
+/* ---- AVX2: the same integers without vpdpbusd ---------------------------
+ *
+ * A 16-row group is two halves of 8 rows (32 bytes of each 64-byte
+ * vector). vpmaddubsw multiplies unsigned by signed bytes into saturating
+ * 16-bit pair sums: Q8_0's stored w + 128 (up to 255) times x (up to 127)
+ * could pass 32767 in a pair, so the weights go in as |w| (w = stored ^
+ * 0x80) with x carrying w's sign (vpsignb): pairs stay within 2 * 128 *
+ * 127, and the sum is sum(w x) itself, no offset. Q4_0's q (0..15) times
+ * x cannot saturate, even two vectors' pairs added, so it multiplies q as
+ * stored and starts from the -8 sum(x) offset, as the VNNI kernel does.
+ * vpmaddwd with ones widens the pairs to 32 bits. The integer sums are
+ * exact, so they equal the VNNI kernel's, and the float steps per block
+ * are its own: the same bits on both tiers. Tiles are one half (8 rows) x
+ * up to 4 tokens (16 registers). */
+T_AVX2 static inline __attribute__((always_inline)) void
+r16_tile_avx2(bool q4, int NT, bool pf, const uint8_t *g, int h, int64_t nb, const uint8_t *xa,
+              size_t xs, float *restrict y, int64_t ldy)
+{
+	const __m256i m4 = _mm256_set1_epi8(15);
+	const __m256i flip = _mm256_set1_epi8((char)0x80);
+	const __m256i ones = _mm256_set1_epi16(1);
+	__m256 acc[4];
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (int64_t b = 0; b < nb; b++, g += r16_block(q4)) {
+		const uint8_t *xb = xa + b * R16_ACT;
+		if (pf)
+			for (int l = 0; l < r16_block(q4); l += 64)
+				_mm_prefetch((const char *)g + R16_PF + l, _MM_HINT_T0);
+		__m256i s[4];
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			int32_t off = 0;
+			if (q4) {
+				memcpy(&off, xb + t * xs + 36, 4);
+				off /= 16; /* -128 sum(x) -> -8 sum(x), exact */
+			}
+			s[t] = _mm256_set1_epi32(off);
+		}
+		if (q4) {
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				__m256i raw =
+				    _mm256_loadu_si256((const __m256i *)(g + 32 + 64 * v + 32 * h));
+				__m256i lo = _mm256_and_si256(raw, m4);
+				__m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+#pragma GCC unroll 4
+				for (int t = 0; t < NT; t++) {
+					int32_t xl, xh;
+					memcpy(&xl, xb + t * xs + 4 * v, 4);
+					memcpy(&xh, xb + t * xs + 16 + 4 * v, 4);
+					__m256i p = _mm256_add_epi16(
+					    _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)),
+					    _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)));
+					s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(p, ones));
+				}
+			}
+		} else {
+#pragma GCC unroll 8
+			for (int c = 0; c < 8; c++) {
+				__m256i ws = _mm256_xor_si256(
+				    _mm256_loadu_si256((const __m256i *)(g + 32 + 64 * c + 32 * h)),
+				    flip);
+				__m256i aw = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+				for (int t = 0; t < NT; t++) {
+					int32_t xv;
+					memcpy(&xv, xb + t * xs + 4 * c, 4);
+					__m256i sx = _mm256_sign_epi8(_mm256_set1_epi32(xv), ws);
+					s[t] = _mm256_add_epi32(
+					    s[t],
+					    _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+				}
+			}
+		}
+		__m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16 * h)));
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			float dx;
+			memcpy(&dx, xb + t * xs + 32, 4);
+			acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t]),
+			                         _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc[t]);
+		}
+	}
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+		_mm256_storeu_ps(y + t * ldy + 8 * h, acc[t]);
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+r16_groups_avx2(bool q4, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok, float *restrict y,
+                int64_t ldy, int64_t r0, int64_t r1)
+{
+	int64_t nb = W->cols / MLLM__QK;
+	size_t gb = (size_t)R16_ROWS * mllm__row_bytes(W->dtype, W->cols);
+	size_t xs = (size_t)nb * R16_ACT;
+	for (int64_t r = r0; r < r1; r += R16_ROWS) {
+		const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / R16_ROWS) * gb;
+		for (int h = 0; h < 2; h++) {
+			int64_t k = 0;
+			for (; k + 4 <= n_tok; k += 4)
+				r16_tile_avx2(q4, 4, h == 0 && k == 0, g, h, nb,
+				              xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+			switch (n_tok - k) {
+			case 3:
+				r16_tile_avx2(q4, 3, h == 0 && k == 0, g, h, nb,
+				              xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+				break;
+			case 2:
+				r16_tile_avx2(q4, 2, h == 0 && k == 0, g, h, nb,
+				              xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+				break;
+			case 1:
+				r16_tile_avx2(q4, 1, h == 0 && k == 0, g, h, nb,
+				              xa + (size_t)k * xs, xs, y + k * ldy + r, ldy);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+}
+
+T_AVX2 static void r16_matmul_avx2(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
+                                   float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
+{
+	if (W->dtype == MLLM_DTYPE_Q4_0)
+		r16_groups_avx2(true, W, xa, n_tok, y, ldy, r0, r1);
+	else
+		r16_groups_avx2(false, W, xa, n_tok, y, ldy, r0, r1);
+}
 #endif
 
 void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
@@ -407,6 +541,10 @@ void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, 
 #ifdef MLLM_X86
 	if (isa == MLLM__ISA_AVX512) {
 		r16_matmul_avx512(W, xa, n_tok, y, ldy, r0, r1);
+		return;
+	}
+	if (isa == MLLM__ISA_AVX2) {
+		r16_matmul_avx2(W, xa, n_tok, y, ldy, r0, r1);
 		return;
 	}
 #endif

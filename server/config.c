@@ -101,8 +101,8 @@ static const cfg_entry model_table[] = {
      "store K/V as int8 with a scale per token and KV head (half of f16's memory; "
      "overrides kv_f16)"},
     {"act8", CFG_BOOL, 0, 1, "true", MOD_OFF(act8),
-     "Q4_0/Q8_0 weights: 8-bit activations where the CPU has a byte kernel (Q4_0: AVX2 or "
-     "AVX-512 VNNI; Q8_0: AVX-512 VNNI); false: 16 bits"},
+     "Q4_0/Q8_0 weights: 8-bit activations where the CPU has a byte kernel (AVX2 or "
+     "AVX-512 VNNI); false: 16 bits"},
     {"threads", CFG_INT, 0, 1024, "0", MOD_OFF(threads),
      "worker threads for this model; 0 = physical cores within cpuset and CPU quota"},
     {"max_batch_tokens", CFG_INT, 1, 65536, CFG_NUM(MLLM_MAX_BATCH_TOKENS_DEFAULT),

@@ -382,11 +382,11 @@ START_TEST(test_gguf_q8_0_blocks)
 	double worst = 0;
 
 	ck_assert_int_eq(y->dtype, MLLM_DTYPE_Q8_0);
-	/* AVX-512 VNNI: across 16 rows where the row count allows (8-bit
-	 * activations are the default there), else the x16 layout. */
-	if (mllm__cpu_isa() == MLLM__ISA_AVX512 && mllm__qr16_packable(y->dtype, y->rows, y->cols))
+	/* AVX-512 VNNI and AVX2: across 16 rows where the row count allows
+	 * (8-bit activations are the default there), else the x16 layout. */
+	if (mllm__cpu_isa() != MLLM__ISA_SCALAR && mllm__qr16_packable(y->dtype, y->rows, y->cols))
 		ck_assert_int_eq(y->layout, MLLM__LAYOUT_R16);
-	else if (mllm__cpu_isa() == MLLM__ISA_AVX512 && mllm__qx_packable(y->dtype, y->cols))
+	else if (mllm__cpu_isa() != MLLM__ISA_SCALAR && mllm__qx_packable(y->dtype, y->cols))
 		ck_assert_int_eq(y->layout, MLLM__LAYOUT_X16);
 	float *w = xmalloc((size_t)n * sizeof(float)), *wx = xmalloc((size_t)n * sizeof(float));
 	mllm__dequant_rows(y, 0, y->rows, w);
