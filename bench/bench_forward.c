@@ -379,8 +379,8 @@ int main(int argc, char **argv)
 		roofline rl;
 		roofline_measure(nt, quant, &rl);
 		mllm__isa isa = mllm__cpu_isa();
-		if (!mp.act16 && ((wt == MLLM_DTYPE_Q4_0 && isa != MLLM__ISA_SCALAR) ||
-		                  (wt == MLLM_DTYPE_Q8_0 && isa == MLLM__ISA_AVX512)))
+		if (!mp.act16 && (wt == MLLM_DTYPE_Q4_0 || wt == MLLM_DTYPE_Q8_0) &&
+		    isa != MLLM__ISA_SCALAR)
 			roofline_use_8bit(&rl); /* act8: vpmaddubsw / vpdpbusd */
 		roofline_print_ceilings(&rl, nt);
 		if (batch_list) {

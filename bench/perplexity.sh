@@ -29,8 +29,8 @@ for w in f32 f16 bf16 q8_0 q4_0; do
 	run --convert "$w" --kv-q8 --kl-base "$tmp/base.lp" >"$tmp/$w-q8.json"
 done
 # 8-bit activations (act8, the default) where the CPU has a byte kernel:
-# Q4_0 on AVX2 and AVX-512 VNNI, Q8_0 on AVX-512 VNNI. Their 16-bit twins
-# for the policy verdicts (on AVX2, Q8_0's twin is the same computation).
+# Q4_0 and Q8_0 on AVX2 and AVX-512 VNNI. Their 16-bit twins for the
+# policy verdicts.
 run --convert q4_0 --kv-f32 --act16 --kl-base "$tmp/base.lp" >"$tmp/q4_0-f32-act16.json"
 run --convert q8_0 --kv-f32 --act16 --kl-base "$tmp/base.lp" >"$tmp/q8_0-f32-act16.json"
 /usr/bin/python3 - "$tmp" <<'PY'

@@ -248,8 +248,8 @@ static void roofline_measure(int nt, bool quant, roofline *r)
 	}
 }
 
-/* The matmuls themselves use the 8-bit instruction (act8: Q4_0 on AVX2 and
- * AVX-512 VNNI, Q8_0 on AVX-512 VNNI): it becomes the compute ceiling. */
+/* The matmuls themselves use the 8-bit instruction (act8: Q4_0 and Q8_0 on
+ * AVX2 and AVX-512 VNNI): it becomes the compute ceiling. */
 static void roofline_use_8bit(roofline *r)
 {
 	if (r->peak8_ops <= 0)

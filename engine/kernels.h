@@ -234,9 +234,9 @@ size_t mllm__qr16_act_bytes(int64_t cols);
 void mllm__quantize_qr16(mllm__isa isa, const float *restrict x, int64_t n_tok, int64_t cols,
                          uint8_t *restrict out);
 /* mllm__matmul_rows for an R16 W (r0, r1 multiples of 16) on 8-bit
- * activations xa: AVX-512 VNNI, else (AVX2) a scalar loop with the same
- * bits. The SCALAR tier's reference reads the f32 x instead, like
- * mllm__qx_matmul_ref (any row range). */
+ * activations xa: AVX-512 VNNI or AVX2, the same bits (a scalar loop with
+ * them where neither kernel is built). The SCALAR tier's reference reads
+ * the f32 x instead, like mllm__qx_matmul_ref (any row range). */
 void mllm__qr16_matmul(mllm__isa isa, const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
                        float *restrict y, int64_t ldy, int64_t r0, int64_t r1);
 void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64_t n_tok,

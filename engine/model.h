@@ -73,8 +73,8 @@ typedef struct {
 	 * file's types. */
 	mllm_dtype convert_to;
 	/* Q4_0 / Q8_0: keep 16-bit activations where a kernel would quantize
-	 * them to int8 (Q4_0: AVX2, AVX-512 VNNI; Q8_0: AVX-512 VNNI; default
-	 * false: int8, README "Accuracy"). */
+	 * them to int8 (AVX2, AVX-512 VNNI; default false: int8, README
+	 * "Accuracy"). */
 	bool act16;
 } mllm_model_params;
 

@@ -1,7 +1,7 @@
 /*
  * qr16.c — Q8_0 / Q4_0 weights interleaved across 16 rows ("r16") and
- * their AVX-512 VNNI product, the layout of both with 8-bit activations
- * where the CPU has vpdpbusd.
+ * their AVX-512 VNNI and AVX2 products, the layout of both with 8-bit
+ * activations on those tiers.
  *
  * The x16 layout (qpack.c) puts 16 blocks of one row in the lanes of a
  * vector, so every (row, token) ends in a horizontal sum, and each (row,
@@ -163,8 +163,8 @@ void mllm__qr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 	}
 }
 
-/* The AVX2 tier's product: the AVX-512 kernel's integers and float steps,
- * one lane at a time. */
+/* The SIMD kernels' integers and float steps one lane at a time, for a
+ * build without them (not x86). */
 static void r16_matmul_scalar(const mllm__tensor *W, const uint8_t *xa, int64_t n_tok,
                               float *restrict y, int64_t ldy, int64_t r0, int64_t r1)
 {

@@ -18,7 +18,7 @@
 typedef enum {
 	MLLM__LAYOUT_GGUF = 0,
 	MLLM__LAYOUT_X16,
-	MLLM__LAYOUT_R16,  /* Q8_0 across 16 rows, 8-bit activations (qr16.c) */
+	MLLM__LAYOUT_R16,  /* Q8_0/Q4_0 across 16 rows, 8-bit activations (qr16.c) */
 	MLLM__LAYOUT_FR16, /* F32/F16/BF16 across 16 rows, [cols][16] (fr16.c) */
 } mllm__layout;
 

@@ -317,9 +317,9 @@ GOLDEN_TEST(test_r1_bf16_scalar, .model = "models/tiny-mobilellm-r1-bf16",
 GOLDEN_TEST(test_r1_q8_0_gguf, .model = R1 "tiny-mobilellm-r1-q8_0.gguf",
             .golden = R1 "tiny-mobilellm-r1-q8_0.gguf.json", .tol = 1e-2, .tie = 2e-2,
             .convert_to = MLLM_DTYPE__COUNT)
-/* With 8-bit activations (act8, the default: on AVX-512 VNNI both Q8_0
- * and Q4_0 multiply them with vpdpbusd; AVX2 keeps Q8_0 at 16 bits, so
- * there these run the 16-bit kernels): the fixture README's tolerance for
+/* With 8-bit activations (act8, the default: Q8_0 and Q4_0 multiply them
+ * with vpdpbusd on AVX-512 VNNI, vpmaddubsw on AVX2): the fixture README's
+ * tolerance for
  * activations quantized to 8 bits per 32, logits within 1.0 and greedy
  * ids up to the first margin below 0.25. What act8 costs a trained model
  * is measured as KL divergence (README, "Accuracy"). */

@@ -383,10 +383,14 @@ START_TEST(test_gguf_q8_0_blocks)
 
 	ck_assert_int_eq(y->dtype, MLLM_DTYPE_Q8_0);
 	/* AVX-512 VNNI and AVX2: across 16 rows where the row count allows
-	 * (8-bit activations are the default there), else the x16 layout. */
-	if (mllm__cpu_isa() != MLLM__ISA_SCALAR && mllm__qr16_packable(y->dtype, y->rows, y->cols))
+	 * (8-bit activations are the default there), else the x16 layout
+	 * (unless the A/B switches keep other layouts). */
+	const char *x16 = getenv("MLLM_X16"), *r16 = getenv("MLLM_R16");
+	bool pack = mllm__cpu_isa() != MLLM__ISA_SCALAR && !(x16 && strcmp(x16, "0") == 0);
+	bool across = pack && !(r16 && strcmp(r16, "0") == 0);
+	if (across && mllm__qr16_packable(y->dtype, y->rows, y->cols))
 		ck_assert_int_eq(y->layout, MLLM__LAYOUT_R16);
-	else if (mllm__cpu_isa() != MLLM__ISA_SCALAR && mllm__qx_packable(y->dtype, y->cols))
+	else if (pack && mllm__qx_packable(y->dtype, y->cols))
 		ck_assert_int_eq(y->layout, MLLM__LAYOUT_X16);
 	float *w = xmalloc((size_t)n * sizeof(float)), *wx = xmalloc((size_t)n * sizeof(float));
 	mllm__dequant_rows(y, 0, y->rows, w);
