@@ -54,8 +54,8 @@ for w in ["q4_0", "q8_0"]:
         r["weights"], r["perplexity"], r["perplexity_se"], r["kl_mean"], r["kl_p99"],
         100 * r["top1_agreement"]))
 print()
-print("policy, 8-bit activations (the rows above: Q4_0 where the CPU has AVX2 or AVX-512 VNNI,")
-print("Q8_0 where it has AVX-512 VNNI; elsewhere both rows are the 16-bit computation):")
+print("policy, 8-bit activations (the rows above where the CPU has AVX2 or AVX-512 VNNI;")
+print("elsewhere both rows are the 16-bit computation):")
 for w in ["q4_0", "q8_0"]:
     a, b = rows[w, "act16"]["kl_mean"], rows[w, "f32"]["kl_mean"]
     print("  %-5s weights: KL %.2e with 16-bit activations -> %.2e (%+.1f%%): %s" % (
