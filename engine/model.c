@@ -25,10 +25,12 @@
  *
  * Storage: norm weights become owned F32 copies; everything else stays in
  * the read-only mappings (MAP_PRIVATE), which the model owns until close.
- * Quantized GGUF tensors stay as GGUF blocks. params->use_mmap = false is
- * accepted but changes nothing yet: a private read-only mapping costs no
- * more than a read() and lets the page cache share weights between
- * processes. params->convert_to is left to mllm__model_prepare().
+ * Quantized GGUF tensors stay as GGUF blocks. mllm__model_prepare() then
+ * re-lays the matrices for the SIMD kernels into owned copies (X16/R16,
+ * FR16) and releases those pages of the mapping, so on those tiers the
+ * weights are private memory, not shared page cache. params->use_mmap =
+ * false is accepted but changes nothing yet. params->convert_to is left
+ * to mllm__model_prepare().
  *
  * Output: config.json's share_embedding: true, or no lm_head.weight /
  * output.weight, means logits use the token embedding (hp.shared_output).
