@@ -190,28 +190,22 @@ static mllm__tensor lay_weight(mllm_dtype t, void *buf, int64_t rows, int64_t co
 		free(row);
 		W.layout = MLLM__LAYOUT_X16;
 	}
-	if (layout == MLLM__LAYOUT_R16) {
-		ck_assert(mllm__qr16_packable(t, rows, cols));
+	if (layout == MLLM__LAYOUT_R16 || layout == MLLM__LAYOUT_FR16) {
+		/* 16-row groups, each through a copy */
+		bool fr = layout == MLLM__LAYOUT_FR16;
+		ck_assert(fr ? mllm__fr16_packable(t, rows, cols)
+		             : mllm__qr16_packable(t, rows, cols));
+		void (*pack)(mllm_dtype, const void *, int64_t, void *) =
+		    fr ? mllm__fr16_pack_group : mllm__qr16_pack_group;
 		size_t gb = 16 * mllm__row_bytes(t, cols);
 		uint8_t *group = xmalloc(gb);
 		for (int64_t r = 0; r < rows; r += 16) {
 			memcpy(group, (uint8_t *)buf + (size_t)r / 16 * gb, gb);
-			mllm__qr16_pack_group(t, group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
+			pack(t, group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
 		}
 		free(group);
-		W.layout = MLLM__LAYOUT_R16;
-		W.act8 = true;
-	}
-	if (layout == MLLM__LAYOUT_FR16) {
-		ck_assert(mllm__fr16_packable(t, rows, cols));
-		size_t gb = 16 * mllm__row_bytes(t, cols);
-		uint8_t *group = xmalloc(gb);
-		for (int64_t r = 0; r < rows; r += 16) {
-			memcpy(group, (uint8_t *)buf + (size_t)r / 16 * gb, gb);
-			mllm__fr16_pack_group(t, group, cols, (uint8_t *)buf + (size_t)r / 16 * gb);
-		}
-		free(group);
-		W.layout = MLLM__LAYOUT_FR16;
+		W.layout = layout;
+		W.act8 = !fr;
 	}
 	return W;
 }
