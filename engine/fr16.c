@@ -123,12 +123,7 @@ void mllm__fr16_matmul_ref(const mllm__tensor *W, const float *restrict x, int64
 /* Column k of the group at p: its 16 weights as f32. */
 T_AVX512 static inline __m512 fr_load512(mllm_dtype t, const void *p, int64_t k)
 {
-	if (t == MLLM_DTYPE_F32)
-		return _mm512_loadu_ps((const float *)p + k * FR16_ROWS);
-	__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k * FR16_ROWS));
-	if (t == MLLM_DTYPE_F16)
-		return _mm512_cvtph_ps(h);
-	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+	return mllm__load16(t, p, k * FR16_ROWS);
 }
 
 /* NG groups (at w, gstride bytes apart) x NT tokens (x, ldx floats apart),
@@ -301,16 +296,6 @@ T_AVX512 static void fr_groups512_bf16(const mllm__tensor *W, const float *restr
 
 /* ---- AVX2: a group as two halves of 8 rows -------------------------------- */
 
-T_AVX2 static inline __m256 fr_load256(mllm_dtype t, const void *p, int64_t idx)
-{
-	if (t == MLLM_DTYPE_F32)
-		return _mm256_loadu_ps((const float *)p + idx);
-	__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + idx));
-	if (t == MLLM_DTYPE_F16)
-		return _mm256_cvtph_ps(h);
-	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
 /* One group x NT tokens (x, ldx floats apart), columns 0 .. kn: 2 * NT
  * accumulators, from zero or (acc_y) from y, as fr_tile512. */
 T_AVX2 static inline __attribute__((always_inline)) void
@@ -324,8 +309,8 @@ fr_tile256(mllm_dtype t, int NT, const uint8_t *w, const float *restrict x, int6
 		hi[k] = acc_y ? _mm256_loadu_ps(y + k * ldy + 8) : _mm256_setzero_ps();
 	}
 	for (int64_t c = 0; c < kn; c++) {
-		__m256 w0 = fr_load256(t, w, c * FR16_ROWS);
-		__m256 w1 = fr_load256(t, w, c * FR16_ROWS + 8);
+		__m256 w0 = mllm__load8(t, w, c * FR16_ROWS);
+		__m256 w1 = mllm__load8(t, w, c * FR16_ROWS + 8);
 #pragma GCC unroll 6
 		for (int k = 0; k < NT; k++) {
 			__m256 xb = _mm256_set1_ps(x[k * ldx + c]);
@@ -407,10 +392,10 @@ fr_groups256_cvt(mllm_dtype t, const mllm__tensor *W, const float *restrict x, i
 				float *dst = buf + (size_t)i * (size_t)kn * FR16_ROWS;
 				for (int64_t c = 0; c < kn; c++) {
 					_mm256_store_ps(dst + c * FR16_ROWS,
-					                fr_load256(t, src, (c0 + c) * FR16_ROWS));
+					                mllm__load8(t, src, (c0 + c) * FR16_ROWS));
 					_mm256_store_ps(
 					    dst + c * FR16_ROWS + 8,
-					    fr_load256(t, src, (c0 + c) * FR16_ROWS + 8));
+					    mllm__load8(t, src, (c0 + c) * FR16_ROWS + 8));
 				}
 			}
 			size_t bstride = (size_t)kn * FR16_ROWS * sizeof(float);

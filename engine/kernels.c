@@ -294,17 +294,6 @@ static void matmul_scalar(const mllm__tensor *W, const float *restrict x, int64_
 
 /* ---- Matmul: AVX2 ------------------------------------------------------- */
 
-/* Loads 8 weights of dtype t at element c of row p as f32. */
-T_AVX2 static inline __m256 load8(mllm_dtype t, const void *p, int64_t c)
-{
-	if (t == MLLM_DTYPE_F32)
-		return _mm256_loadu_ps((const float *)p + c);
-	__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + c));
-	if (t == MLLM_DTYPE_F16)
-		return _mm256_cvtph_ps(h);
-	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
 static inline float elem(mllm_dtype t, const void *p, int64_t c)
 {
 	if (t == MLLM_DTYPE_F32)
@@ -338,7 +327,7 @@ f_tile_avx2(mllm_dtype t, int NR, int NT, const uint8_t *w0, size_t rb, const fl
 		__m256 w[4];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			w[r] = load8(t, w0 + (size_t)r * rb, c);
+			w[r] = mllm__load8(t, w0 + (size_t)r * rb, c);
 #pragma GCC unroll 2
 		for (int k = 0; k < NT; k++) {
 			__m256 xx = _mm256_loadu_ps(x + k * cols + c);
@@ -709,16 +698,6 @@ T_AVX512 static void matmul_q4_vnni(const mllm__tensor *W, const mllm__block_qa 
 
 /* ---- Matmul: AVX-512 float weights -------------------------------------- */
 
-T_AVX512 static inline __m512 load16(mllm_dtype t, const void *p, int64_t c)
-{
-	if (t == MLLM_DTYPE_F32)
-		return _mm512_loadu_ps((const float *)p + c);
-	__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + c));
-	if (t == MLLM_DTYPE_F16)
-		return _mm512_cvtph_ps(h);
-	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 T_AVX512 static inline __m512 load16m(mllm_dtype t, const void *p, int64_t c, __mmask16 m)
 {
 	if (t == MLLM_DTYPE_F32)
@@ -757,7 +736,7 @@ f_tile_avx512(mllm_dtype t, int NR, int NT, const uint8_t *w0, size_t rb, const 
 		__m512 w[4];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			w[r] = load16(t, w0 + (size_t)r * rb, c);
+			w[r] = mllm__load16(t, w0 + (size_t)r * rb, c);
 #pragma GCC unroll 8
 		for (int k = 0; k < NT; k++) {
 			__m512 xx = _mm512_loadu_ps(x + k * cols + c);
