@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "  --model PATH      snapshot directory or .gguf file\n"
 	        "  --file TEXT       UTF-8 text to score (e.g. ../shared/corpus/heldout.txt)\n"
-	        "  --ctx N           window in tokens (default %d, at most the trained context)\n"
+	        "  --ctx N           window in tokens (3 or more; default %d, at most the trained\n"
+	        "                    context)\n"
 	        "  --chunks N        score at most N windows (default: the whole text)\n"
 	        "  --save-logits F   write the scored log-probabilities to F (a reference)\n"
 	        "  --kl-base F       compare with a reference written by --save-logits\n"
@@ -175,7 +176,7 @@ int srv_cmd_perplexity(int argc, char **argv)
 			base_path = v;
 		} else if (strcmp(a, "--ctx") == 0) {
 			ctx = strtol(v, &end, 10);
-			if (*end || errno || ctx < 2 || ctx > (1L << 20))
+			if (*end || errno || ctx < 3 || ctx > (1L << 20))
 				goto bad_value;
 		} else if (strcmp(a, "--chunks") == 0) {
 			chunks = strtol(v, &end, 10);

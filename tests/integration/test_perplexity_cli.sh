@@ -78,4 +78,5 @@ refuse 2 'less than one window' --model "$M" --file "$tmp/err" --ctx 128
 refuse 1 'cannot read' --model "$M" --file "$tmp/nonexistent"
 refuse 2 'need --model and --file' --model "$M"
 refuse 2 'bad value for --convert' --model "$M" --file "$TEXT" --convert q3_k
-echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 10 refusals ok"
+refuse 2 'bad value for --ctx' --model "$M" --file "$TEXT" --ctx 2
+echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 11 refusals ok"
