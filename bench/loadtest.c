@@ -42,17 +42,18 @@
 typedef struct {
 	char host[64];
 	int port;
-	const char *model;                            /* NULL: the daemon's default */
-	double duration_s;                            /* per phase */
-	long max_requests;                            /* per phase */
-	int clients;                                  /* closed loop */
-	double rate;                                  /* open loop, requests/s */
-	int max_inflight;                             /* open loop bound */
-	double stream_frac;                           /* share of streamed requests */
-	double cancel_frac;                           /* share of streamed requests hung up early */
-	double chat_frac;                             /* share of chat requests */
-	int min_out, max_out;                         /* max_tokens range */
-	double timeout_s;                             /* one request */
+	const char *model;    /* NULL: the daemon's default */
+	double duration_s;    /* per phase */
+	long max_requests;    /* per phase */
+	int clients;          /* closed loop */
+	double rate;          /* open loop, requests/s */
+	int max_inflight;     /* open loop bound */
+	double stream_frac;   /* share of streamed requests */
+	double cancel_frac;   /* share of streamed requests hung up early */
+	double chat_frac;     /* share of chat requests */
+	int min_out, max_out; /* max_tokens range */
+	int mix[3];           /* prompt class weights: short, medium, long */
+	double timeout_s;     /* one request */
 	double slo_ttft_ms, slo_tpot_ms, slo_e2el_ms; /* goodput; 0 = unused */
 	const char *phases;                           /* "closed,open" */
 	double soak_s;                                /* 0: no soak */
@@ -126,13 +127,14 @@ static const char *const words[] = {
 #define N_WORDS (sizeof words / sizeof words[0])
 
 /* Prompt classes: short, medium, long (about 8, 80, 300 tokens), drawn
- * 50/35/15. */
+ * by the weights of --prompts (50:35:15 unless told). */
 static const int class_words[3] = {6, 64, 240};
 
 static int pick_class(uint32_t *s)
 {
-	double u = rnd01(s);
-	return u < 0.50 ? 0 : u < 0.85 ? 1 : 2;
+	int total = cfg->mix[0] + cfg->mix[1] + cfg->mix[2];
+	double u = rnd01(s) * total;
+	return u < cfg->mix[0] ? 0 : u < cfg->mix[0] + cfg->mix[1] ? 1 : 2;
 }
 
 static void make_prompt(uint32_t *s, int cls, char *out, size_t cap)
@@ -869,11 +871,13 @@ static void usage(void)
 	        "usage: loadtest [--url http://127.0.0.1:PORT] [--model ID] [--duration S]\n"
 	        "                [--requests N] [--clients C] [--rate R] [--max-inflight N]\n"
 	        "                [--stream F] [--cancel F] [--chat F] [--out MIN:MAX]\n"
+	        "                [--prompts S:M:L]\n"
 	        "                [--timeout S] [--slo-ttft MS] [--slo-tpot MS] [--slo-e2el MS]\n"
 	        "                [--phases closed,open] [--soak S --pid PID] [--seed N]\n"
 	        "Loopback only. Phases: closed = C clients back to back; open = Poisson\n"
 	        "arrivals at R/s (at most N in flight). Each phase lasts S seconds or N\n"
-	        "requests, whichever comes first.\n");
+	        "requests, whichever comes first. --prompts: weights of short, medium and\n"
+	        "long prompts (about 8, 80, 300 tokens; default 50:35:15).\n");
 }
 
 static int parse_url(lt_cfg *c, const char *url)
@@ -911,6 +915,7 @@ int main(int argc, char **argv)
 	                   .chat_frac = 0.3,
 	                   .min_out = 16,
 	                   .max_out = 64,
+	                   .mix = {50, 35, 15},
 	                   .timeout_s = 60,
 	                   .slo_ttft_ms = 1000,
 	                   .slo_tpot_ms = 100,
@@ -957,6 +962,11 @@ int main(int argc, char **argv)
 				usage();
 				return 2;
 			}
+		} else if (strcmp(a, "--prompts") == 0) {
+			if (sscanf(v, "%d:%d:%d", &c.mix[0], &c.mix[1], &c.mix[2]) != 3) {
+				usage();
+				return 2;
+			}
 		} else if (strcmp(a, "--timeout") == 0) {
 			c.timeout_s = atof(v);
 		} else if (strcmp(a, "--slo-ttft") == 0) {
@@ -982,7 +992,9 @@ int main(int argc, char **argv)
 	if (c.duration_s <= 0 || c.duration_s > 86400 || c.max_requests <= 0 ||
 	    c.max_requests > MAX_RESULTS || c.clients < 1 || c.clients > 1024 || c.rate <= 0 ||
 	    c.rate > 10000 || c.max_inflight < 1 || c.max_inflight > 1024 || c.min_out < 1 ||
-	    c.max_out < c.min_out || c.max_out > 4096 || c.timeout_s <= 0 || c.timeout_s > 3600 ||
+	    c.max_out < c.min_out || c.max_out > 4096 || c.mix[0] < 0 || c.mix[1] < 0 ||
+	    c.mix[2] < 0 || c.mix[0] > 1000 || c.mix[1] > 1000 || c.mix[2] > 1000 ||
+	    c.mix[0] + c.mix[1] + c.mix[2] == 0 || c.timeout_s <= 0 || c.timeout_s > 3600 ||
 	    c.soak_s < 0 || c.soak_s > 86400 || (c.soak_s > 0 && c.pid <= 0)) {
 		fprintf(stderr, "loadtest: option out of range\n");
 		usage();
