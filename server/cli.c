@@ -54,7 +54,7 @@ int srv_cli_opt(srv_cli_opts *o, const char *cmd, const char *a, const char *v)
 	if (strcmp(a, "--model") != 0 && strcmp(a, "--threads") != 0 &&
 	    strcmp(a, "--convert") != 0 && strcmp(a, "--log-level") != 0)
 		return 0;
-	if (!v) {
+	if (!v || strncmp(v, "--", 2) == 0) {
 		fprintf(stderr, "%s: %s needs a value\n", cmd, a);
 		return -1;
 	}
@@ -63,7 +63,7 @@ int srv_cli_opt(srv_cli_opts *o, const char *cmd, const char *a, const char *v)
 		o->model_path = v;
 	} else if (strcmp(a, "--threads") == 0) {
 		o->threads = strtol(v, &end, 10);
-		if (*end || errno || o->threads < 0 || o->threads > 256)
+		if (end == v || *end || errno || o->threads < 0 || o->threads > 256)
 			goto bad_value;
 	} else if (strcmp(a, "--convert") == 0) {
 		if (srv_parse_dtype(v, &o->mp.convert_to))

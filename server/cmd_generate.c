@@ -195,6 +195,14 @@ int srv_cmd_generate(int argc, char **argv)
 			i += shared - 1;
 			continue;
 		}
+		if (strcmp(a, "--prompt") != 0 && strcmp(a, "--prompt-ids") != 0 &&
+		    strcmp(a, "--max-tokens") != 0 && strcmp(a, "--temperature") != 0 &&
+		    strcmp(a, "--top-p") != 0 && strcmp(a, "--seed") != 0 &&
+		    strcmp(a, "--stop") != 0) {
+			fprintf(stderr, "generate: unknown option %s\n", a);
+			usage(stderr);
+			return 2;
+		}
 		if (!v) {
 			fprintf(stderr, "generate: %s needs a value\n", a);
 			usage(stderr);
@@ -208,29 +216,25 @@ int srv_cmd_generate(int argc, char **argv)
 			prompt_ids = v;
 		} else if (strcmp(a, "--max-tokens") == 0) {
 			max_tokens = strtol(v, &end, 10);
-			if (*end || errno || max_tokens < 0 || max_tokens > 1000000)
+			if (end == v || *end || errno || max_tokens < 0 || max_tokens > 1000000)
 				goto bad_value;
 		} else if (strcmp(a, "--temperature") == 0) {
 			temp = strtof(v, &end);
-			if (*end || errno || !(temp >= 0.0f) || temp > 100.0f)
+			if (end == v || *end || errno || !(temp >= 0.0f) || temp > 100.0f)
 				goto bad_value;
 		} else if (strcmp(a, "--top-p") == 0) {
 			top_p = strtof(v, &end);
-			if (*end || errno || !(top_p > 0.0f) || top_p > 1.0f)
+			if (end == v || *end || errno || !(top_p > 0.0f) || top_p > 1.0f)
 				goto bad_value;
 		} else if (strcmp(a, "--seed") == 0) {
 			seed = strtoll(v, &end, 10);
-			if (*end || errno)
+			if (end == v || *end || errno)
 				goto bad_value;
 			has_seed = true;
 		} else if (strcmp(a, "--stop") == 0) {
 			if (n_stop == MLLM_MAX_STOP || !*v)
 				goto bad_value;
 			stops[n_stop++] = v;
-		} else {
-			fprintf(stderr, "generate: unknown option %s\n", a);
-			usage(stderr);
-			return 2;
 		}
 		continue;
 	bad_value:
