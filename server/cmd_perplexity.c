@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "cmds.h"
@@ -47,7 +49,11 @@ static void usage(FILE *f)
 	        "  --ctx N           window in tokens (3 or more; default %d, at most the trained\n"
 	        "                    context)\n"
 	        "  --chunks N        score at most N windows (default: the whole text)\n"
-	        "  --save-logits F   write the scored log-probabilities to F (a reference)\n"
+	        "  --save-logits F   write the scored log-probabilities to F (a reference;\n"
+	        "                    4 bytes per vocabulary entry per scored token: ~64 MiB\n"
+	        "                    per 512-token window with a 32k vocabulary; use\n"
+	        "                    --chunks to bound it). Written beside F and renamed\n"
+	        "                    over it only when the run succeeds\n"
 	        "  --kl-base F       compare with a reference written by --save-logits\n"
 	        "  --convert TYPE    re-encode the weights at load (any case)\n"
 	        "  --kv-f16          store the KV cache as f16 (default, as the daemon)\n"
@@ -62,19 +68,23 @@ static void usage(FILE *f)
 	        PPL_CTX_DEFAULT);
 }
 
-static int read_text(const char *path, char **out, size_t *len)
+/* The whole text; on failure why, in why. */
+static int read_text(const char *path, char **out, size_t *len, const char **why)
 {
 	FILE *f = fopen(path, "rb");
 	mllm_buf b;
 	char chunk[65536];
 	size_t n;
 	int rc = 0;
-	if (!f)
+	if (!f) {
+		*why = strerror(errno);
 		return -1;
+	}
 	mllm_buf_init(&b, MAX_TEXT_BYTES);
 	while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
 		rc = mllm_buf_append(&b, chunk, n);
 	if (ferror(f) || rc) {
+		*why = rc ? "larger than 1 GiB" : strerror(errno);
 		fclose(f);
 		mllm_buf_free(&b);
 		return -1;
@@ -139,6 +149,14 @@ static int lp_open_read(lp_file *lf, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Whether paths a and b name one existing file. */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 int srv_cmd_perplexity(int argc, char **argv)
 {
 	const char *text_path = NULL, *save_path = NULL, *base_path = NULL;
@@ -161,7 +179,14 @@ int srv_cmd_perplexity(int argc, char **argv)
 			i += shared - 1;
 			continue;
 		}
-		if (!v) {
+		if (strcmp(a, "--file") != 0 && strcmp(a, "--save-logits") != 0 &&
+		    strcmp(a, "--kl-base") != 0 && strcmp(a, "--ctx") != 0 &&
+		    strcmp(a, "--chunks") != 0) {
+			fprintf(stderr, "perplexity: unknown option %s\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (!v || strncmp(v, "--", 2) == 0) {
 			fprintf(stderr, "perplexity: %s needs a value\n", a);
 			usage(stderr);
 			return 2;
@@ -176,16 +201,12 @@ int srv_cmd_perplexity(int argc, char **argv)
 			base_path = v;
 		} else if (strcmp(a, "--ctx") == 0) {
 			ctx = strtol(v, &end, 10);
-			if (*end || errno || ctx < 3 || ctx > (1L << 20))
+			if (end == v || *end || errno || ctx < 3 || ctx > (1L << 20))
 				goto bad_value;
 		} else if (strcmp(a, "--chunks") == 0) {
 			chunks = strtol(v, &end, 10);
-			if (*end || errno || chunks < 1 || chunks > (1L << 24))
+			if (end == v || *end || errno || chunks < 1 || chunks > (1L << 24))
 				goto bad_value;
-		} else {
-			fprintf(stderr, "perplexity: unknown option %s\n", a);
-			usage(stderr);
-			return 2;
 		}
 		continue;
 	bad_value:
@@ -196,6 +217,22 @@ int srv_cmd_perplexity(int argc, char **argv)
 		fprintf(stderr, "perplexity: need --model and --file\n");
 		usage(stderr);
 		return 2;
+	}
+	if (save_path &&
+	    (same_file(save_path, text_path) || (base_path && same_file(save_path, base_path)))) {
+		fprintf(stderr, "perplexity: --save-logits %s would overwrite the %s\n", save_path,
+		        same_file(save_path, text_path) ? "text (--file)"
+		                                        : "reference (--kl-base)");
+		return 2;
+	}
+	if (opt.json) {
+		/* jansson takes UTF-8 only: say so now, not after the whole run. */
+		json_t *js = json_string(opt.model_path);
+		if (!js) {
+			fprintf(stderr, "perplexity: --json needs a model path in UTF-8\n");
+			return 2;
+		}
+		json_decref(js);
 	}
 	if (srv_cli_log_open(&opt, "perplexity"))
 		return 2;
@@ -216,10 +253,12 @@ int srv_cmd_perplexity(int argc, char **argv)
 	mllm_model *m = NULL;
 	mllm_eval *ev = NULL;
 	FILE *save = NULL;
+	char *save_tmp = NULL;
 	lp_file base = {.f = NULL};
+	const char *why = "";
 
-	if (read_text(text_path, &text, &text_len)) {
-		fprintf(stderr, "perplexity: cannot read %s\n", text_path);
+	if (read_text(text_path, &text, &text_len, &why)) {
+		fprintf(stderr, "perplexity: cannot read %s: %s\n", text_path, why);
 		goto out;
 	}
 	mp.n_threads = (int)threads;
@@ -281,11 +320,21 @@ int srv_cmd_perplexity(int argc, char **argv)
 	}
 	if (save_path) {
 		int32_t hdr[4] = {V, (int32_t)ctx, first, (int32_t)n_win};
-		save = fopen(save_path, "wb");
+		/* A regular file (or a new one) is written beside the target and
+		 * renamed over it at the end, so a run that fails part-way leaves
+		 * an earlier reference whole; anything else (a pipe, a device) is
+		 * written in place. */
+		struct stat st;
+		if (stat(save_path, &st) != 0 || S_ISREG(st.st_mode)) {
+			size_t tl = strlen(save_path) + 32;
+			save_tmp = xmalloc(tl);
+			snprintf(save_tmp, tl, "%s.tmp%ld", save_path, (long)getpid());
+		}
+		save = fopen(save_tmp ? save_tmp : save_path, save_tmp ? "wbx" : "wb");
 		if (!save || fwrite(LP_MAGIC, 1, 8, save) != 8 ||
 		    fwrite(hdr, sizeof hdr[0], 4, save) != 4) {
-			fprintf(stderr, "perplexity: cannot write %s: %s\n", save_path,
-			        strerror(errno));
+			fprintf(stderr, "perplexity: cannot write %s: %s\n",
+			        save_tmp ? save_tmp : save_path, strerror(errno));
 			goto out;
 		}
 	}
@@ -356,6 +405,15 @@ int srv_cmd_perplexity(int argc, char **argv)
 		goto write_failed;
 	}
 	save = NULL;
+	if (save_tmp) {
+		if (rename(save_tmp, save_path) != 0) {
+			fprintf(stderr, "perplexity: cannot rename %s to %s: %s\n", save_tmp,
+			        save_path, strerror(errno));
+			goto out;
+		}
+		free(save_tmp);
+		save_tmp = NULL;
+	}
 
 	{
 		double mean = nll / (double)n_scored, var = nll2 / (double)n_scored - mean * mean;
@@ -401,8 +459,8 @@ int srv_cmd_perplexity(int argc, char **argv)
 			printf("perplexity: %.4f +/- %.4f\n", ppl, se);
 			if (kls)
 				printf(
-				    "vs %s (perplexity %.4f): KL mean %.6f, median %.6f, p99 %.6f, "
-				    "max %.6f nats; same top token %.2f%%\n",
+				    "vs %s (perplexity %.4f): KL mean %.3e, median %.3e, p99 %.3e, "
+				    "max %.3e nats; same top token %.2f%%\n",
 				    base_path, exp(base_nll / (double)n_scored), kl_mean, kl_med,
 				    kl_p99, kl_max, 100.0 * (double)same_top / (double)n_scored);
 		}
@@ -410,10 +468,15 @@ int srv_cmd_perplexity(int argc, char **argv)
 	ret = 0;
 	goto out;
 write_failed:
-	fprintf(stderr, "perplexity: writing %s: %s\n", save_path, strerror(errno));
+	fprintf(stderr, "perplexity: writing %s: %s\n", save_tmp ? save_tmp : save_path,
+	        strerror(errno));
 out:
 	if (save)
 		fclose(save);
+	if (save_tmp) {
+		(void)unlink(save_tmp);
+		free(save_tmp);
+	}
 	if (base.f)
 		fclose(base.f);
 	mllm_eval_free(ev);

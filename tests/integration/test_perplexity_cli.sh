@@ -50,7 +50,11 @@ check "$tmp/kv.json" '0 < r["kl_mean"] < 1e-2 and r["kv"] == "f16"'
 out=$("$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --convert f32 \
 	--kv-f32 --kl-base "$tmp/base.lp")
 echo "$out" | grep -q '^perplexity: [0-9.]* +/- [0-9.]*$' || { echo "text form: $out"; exit 1; }
-echo "$out" | grep -q 'KL mean 0.000000,.*same top token 100.00%' || { echo "text form: $out"; exit 1; }
+echo "$out" | grep -q 'KL mean 0.000e+00,.*same top token 100.00%' || { echo "text form: $out"; exit 1; }
+# Small KLs keep their digits (the f16 KV cache's is ~1e-7 nats).
+out=$("$BIN" perplexity --model "$M" --file "$TEXT" --ctx 128 --chunks 3 --convert f32 \
+	--kl-base "$tmp/base.lp")
+echo "$out" | grep -q 'KL mean [1-9]\.[0-9]*e-[0-9]*,' || { echo "text form: $out"; exit 1; }
 
 # refuse RC PATTERN ARGS...: exits RC and says PATTERN on stderr.
 refuse() {
@@ -79,4 +83,27 @@ refuse 1 'cannot read' --model "$M" --file "$tmp/nonexistent"
 refuse 2 'need --model and --file' --model "$M"
 refuse 2 'bad value for --convert' --model "$M" --file "$TEXT" --convert q3_k
 refuse 2 'bad value for --ctx' --model "$M" --file "$TEXT" --ctx 2
-echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 11 refusals ok"
+refuse 2 'unknown option --bogus' --model "$M" --file "$TEXT" --bogus
+refuse 2 'file needs a value' --model "$M" --file --ctx 128
+refuse 2 'bad value for --threads' --model "$M" --file "$TEXT" --threads ''
+
+# --save-logits never destroys what it would overwrite: the reference it
+# compares with and the text are refused, and a run that fails part-way
+# leaves an earlier file whole (written beside it, renamed on success).
+cp "$tmp/base.lp" "$tmp/keep.lp"
+refuse 2 'would overwrite the reference' --model "$M" --file "$TEXT" --ctx 128 --chunks 3 \
+	--kl-base "$tmp/keep.lp" --save-logits "$tmp/keep.lp"
+cmp -s "$tmp/keep.lp" "$tmp/base.lp" || { echo "reference changed"; exit 1; }
+cp "$tmp/other.txt" "$tmp/text.txt"
+refuse 2 'would overwrite the text' --model "$M" --file "$tmp/text.txt" --ctx 128 --chunks 3 \
+	--save-logits "$tmp/text.txt"
+cmp -s "$tmp/text.txt" "$tmp/other.txt" || { echo "text changed"; exit 1; }
+refuse 2 'differ' --model "$M" --file "$tmp/other.txt" --ctx 128 --chunks 3 \
+	--kl-base "$tmp/base.lp" --save-logits "$tmp/keep.lp"
+cmp -s "$tmp/keep.lp" "$tmp/base.lp" || { echo "failed run changed its --save-logits file"; exit 1; }
+ls "$tmp" | grep -q '\.tmp' && { echo "temporary file left: $(ls "$tmp")"; exit 1; }
+# A successful run replaces it.
+ppl --convert f32 --kv-f32 --chunks 2 --save-logits "$tmp/keep.lp" >/dev/null
+[ "$(wc -c <"$tmp/keep.lp")" -eq $((24 + 2 * (128 + 63 * 8000) * 4)) ] ||
+	{ echo "--save-logits not replaced"; exit 1; }
+echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 17 refusals, files kept ok"
