@@ -244,9 +244,10 @@ static int set_entry(void *base, const cfg_entry *e, const char *value, const ch
 		return 0;
 	case CFG_BOOL:
 		if (parse_bool(value, &b) < 0)
-			return mllm__seterr(err, errlen, MLLM_EINVAL,
-			                    "%s: %s must be true or false, not '%s'", where,
-			                    e->name, value);
+			return mllm__seterr(
+			    err, errlen, MLLM_EINVAL,
+			    "%s: %s must be true or false (or yes/no, on/off, 1/0), not '%s'",
+			    where, e->name, value);
 		*(bool *)field = b;
 		return 0;
 	case CFG_LEVEL:
@@ -410,6 +411,11 @@ static int set_key(cfg_t *c, const char *key, const char *value, const char *whe
 		return set_entry(m, e, value, where, err, errlen);
 	}
 	e = find_entry(server_table, N_SERVER, key);
+	if (!e && find_entry(model_table, N_MODEL, key))
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "%s: '%s' is a per-model key: set it under [model.<id>] (or "
+		                    "--set model.<id>.%s=...)",
+		                    where, key, key);
 	if (!e)
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "%s: unknown key '%s'", where, key);
 	return set_entry(c, e, value, where, err, errlen);

@@ -74,6 +74,7 @@ START_TEST(test_errors_name_line)
 	    {"port = 70000\n", "t.conf:1", MLLM_ERANGE},
 	    {"\n\nport = abc\n", "t.conf:3", MLLM_EINVAL},
 	    {"bogus = 1\n", "unknown key 'bogus'", MLLM_EINVAL},
+	    {"kv_q8 = true\n", "per-model key: set it under [model.<id>]", MLLM_EINVAL},
 	    {"[model.x]\nbogus = 1\n", "unknown model key", MLLM_EINVAL},
 	    {"[weird]\n", "unknown section", MLLM_EINVAL},
 	    {"[model.bad/id]\n", "model id", MLLM_EINVAL},
