@@ -13,6 +13,16 @@ FIX=${MLLM_FIXTURES:-../shared/fixtures}
 SHARED=$(dirname "$FIX")
 SEL=${MLLM_BENCH:-forward,r1,longctx,scheduler,tokenizer,template,grammar,llamacpp}
 want() { case ",$SEL," in *",$1,"*) return 0 ;; esac; return 1; }
+for s in $(echo "$SEL" | tr ',' ' '); do
+	case "$s" in
+	forward | r1 | longctx | scheduler | tokenizer | template | grammar | llamacpp) ;;
+	*)
+		echo "bench: unknown section '$s' in MLLM_BENCH (forward, r1, longctx, scheduler," >&2
+		echo "  tokenizer, template, grammar, llamacpp)" >&2
+		exit 2
+		;;
+	esac
+done
 
 if want forward || want scheduler || want r1 || want longctx; then
 	MLLM_SHARED=$SHARED sh tools/make_bench_model.sh "$B/bench-models" || exit 1
@@ -148,6 +158,10 @@ if want llamacpp; then
 		echo "llama.cpp: skipped: $lb is not an executable"
 	elif [ -z "${BENCH_GGUF:-}" ]; then
 		echo "llama.cpp: skipped: BENCH_GGUF (GGUF files of one model, space-separated) is not set"
+	elif missing=$(for g in $BENCH_GGUF; do [ -r "$g" ] || printf ' %s' "$g"; done) &&
+		[ -n "$missing" ]; then
+		echo "llama.cpp: BENCH_GGUF names files that cannot be read:$missing"
+		exit 1
 	else
 		pin=""
 		command -v taskset >/dev/null 2>&1 && pin="taskset -c 0,1"
