@@ -884,9 +884,18 @@ static const char *mt_param(const api_request *req)
 	return req->max_tokens_param ? req->max_tokens_param : "max_tokens";
 }
 
+/* mt_name NULL: the client set no limit on the completion, so only the
+ * prompt can be shortened. */
 static int context_error(api_error *e, const char *param, const char *mt_name, int32_t n_ctx,
                          size_t n_prompt, int32_t max_tokens)
 {
+	if (!mt_name)
+		return api_error_set(
+		    e, 400, param, "context_length_exceeded",
+		    "This model's maximum context length is %d tokens; the prompt "
+		    "has %zu, which leaves no room for the completion. Shorten the "
+		    "prompt.",
+		    (int)n_ctx, n_prompt);
 	return api_error_set(e, 400, param, "context_length_exceeded",
 	                     "This model's maximum context length is %d tokens; the request "
 	                     "needs %zu (%zu in the prompt, %d for the completion). Shorten the "
@@ -916,13 +925,36 @@ static int check_admission(const api_request *req, const api_model_info *m, api_
 /* Each prompt with its n choices must fit the whole KV pool, as the engine
  * admits it (mllm_engine_submit): the prompt's blocks once, plus each extra
  * choice's blocks past the shared full prefix blocks. A request that fails
- * this could never run, whatever the context length allows. */
-static int check_kv_pool(const api_request *req, const api_model_info *m, api_error *e)
+ * this could never run, whatever the context length allows. A default
+ * max_tokens (the client set none: what the context leaves) is first
+ * lowered to what the pool leaves, so such a request runs until the pool's
+ * limit (finish_reason "length") rather than being refused for a parameter
+ * it never sent. */
+static int check_kv_pool(api_request *req, const api_model_info *m, const char *pparam,
+                         api_error *e)
 {
 	int64_t bs = m->kv_block_size;
 
 	if (bs <= 0 || m->kv_blocks <= 0)
 		return 0;
+	for (int32_t i = 0; i < req->n_prompts && !req->has_max_tokens; i++) {
+		/* need = nb + (n - 1)(nb - fp) <= kv_blocks, nb the blocks of
+		 * prompt + completion, fp the prompt's full blocks. */
+		int64_t np = (int64_t)req->prompts[i].n_ids, n = req->n;
+		int64_t nb_max = (m->kv_blocks + (n - 1) * (np / bs)) / n;
+		int64_t mt_max = nb_max * bs - np;
+		if (mt_max < 1)
+			return api_error_set(
+			    e, 400, n > 1 ? "n" : pparam, "kv_pool_exceeded",
+			    "This request's prompt (%lld tokens) with n %d leaves no room for a "
+			    "completion in the model '%s''s KV pool of %lld blocks of %lld tokens; "
+			    "shorten the prompt%s, or raise the model's KV pool (kv_bytes, or "
+			    "kv_blocks where set).",
+			    (long long)np, (int)n, m->id, (long long)m->kv_blocks, (long long)bs,
+			    n > 1 ? " or lower n" : "");
+		if (mt_max < req->max_tokens)
+			req->max_tokens = (int32_t)mt_max;
+	}
 	for (int32_t i = 0; i < req->n_prompts; i++) {
 		int64_t np = (int64_t)req->prompts[i].n_ids;
 		int64_t nb = (np + req->max_tokens + bs - 1) / bs;
@@ -1078,15 +1110,14 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 			if (mt > req->lim.max_tokens)
 				mt = req->lim.max_tokens;
 			if (mt < 1)
-				return context_error(err, pparam, mt_param(req), m->n_ctx, p->n_ids,
-				                     1);
+				return context_error(err, pparam, NULL, m->n_ctx, p->n_ids, 1);
 			req->max_tokens = mt;
 		}
 		if (p->n_ids + (size_t)mt > (size_t)m->n_ctx)
 			return context_error(err, mt_param(req), mt_param(req), m->n_ctx, p->n_ids,
 			                     mt);
 	}
-	rc = check_kv_pool(req, m, err);
+	rc = check_kv_pool(req, m, pparam, err);
 	if (rc)
 		return rc;
 	req->sp.max_tokens = req->max_tokens;

@@ -524,6 +524,23 @@ START_TEST(test_context_limits)
 		ck_assert_int_eq(s.sampling.max_tokens, 16 - (int)s.n_prompt);
 	}
 	api_request_free(req);
+	/* A chat prompt that fills the context names only the prompt: the
+	 * client set no max_tokens to lower. */
+	{
+		api_model_info tiny = model;
+		mllm_submit s;
+		parse_ok(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &req);
+		ck_assert_int_eq(api_request_prepare(req, &tiny, &e), 0);
+		api_request_submit(req, 0, &s);
+		api_request_free(req);
+		tiny.n_ctx = (int32_t)s.n_prompt;
+		parse_ok(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &req);
+		ck_assert_int_eq(api_request_prepare(req, &tiny, &e), 400);
+		ck_assert_str_eq(e.code, "context_length_exceeded");
+		ck_assert_str_eq(e.param, "messages");
+		ck_assert_ptr_null(strstr(e.message, "max_tokens"));
+		api_request_free(req);
+	}
 	/* Empty prompt without BOS: nothing to run. */
 	{
 		api_model_info nobos = model;
@@ -602,6 +619,44 @@ START_TEST(test_admission_limits)
 		parse_ok(API_COMPLETION, body, &req);
 		ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
 		ck_assert_str_eq(e.code, "kv_pool_exceeded");
+		api_request_free(req);
+	}
+	/* Chat without max_tokens: the default (what the context leaves) is
+	 * lowered to what the pool leaves instead of refused for a parameter
+	 * the client never sent; n choices share it. */
+	{
+		mllm_submit s;
+		m.n_ctx = 4096;
+		parse_ok(API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+		api_request_submit(req, 0, &s);
+		ck_assert_int_eq(s.sampling.max_tokens, 4 * 16 - (int)s.n_prompt);
+		api_request_free(req);
+		parse_ok(API_CHAT,
+		         "{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+		api_request_submit(req, 0, &s);
+		/* Fewer than 16 prompt tokens: no shared full block, 2 each. */
+		ck_assert_int_lt(s.n_prompt, 16);
+		ck_assert_int_eq(s.sampling.max_tokens, 2 * 16 - (int)s.n_prompt);
+		api_request_free(req);
+		/* A pool too small for the prompt and one token: named by n. */
+		m.kv_blocks = 1;
+		parse_ok(API_CHAT,
+		         "{\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+		ck_assert_str_eq(e.code, "kv_pool_exceeded");
+		ck_assert_str_eq(e.param, "n");
+		ck_assert_ptr_null(strstr(e.message, "max_tokens"));
+		api_request_free(req);
+		/* An explicit max_tokens is never lowered. */
+		m.kv_blocks = 4;
+		parse_ok(
+		    API_CHAT,
+		    "{\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}",
+		    &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 400);
+		ck_assert_str_eq(e.param, "max_tokens");
 		api_request_free(req);
 	}
 }
