@@ -892,9 +892,11 @@ static void *engine_main(void *arg)
 			bool resumed = r->n_preempt > 0;
 			int ok = try_admit(e, r);
 			if (ok == 0) {
-				/* Nothing running will ever free blocks: let
-				 * session pins go rather than wait for them. */
-				if (e->n_running == 0 && e->n_pins > 0) {
+				/* A session pin is only a cache hint: it yields
+				 * to a request waiting for blocks (which would
+				 * otherwise wait for whatever runs to end, or,
+				 * with nothing running, forever). */
+				if (e->n_pins > 0) {
 					mllm__pin_release(e, 0);
 					continue;
 				}

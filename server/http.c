@@ -888,9 +888,11 @@ static enum MHD_Result gen_submit(srv_req *r, srv_job *j)
 	session = header(r, "X-Session-Id");
 	if (session && (session[0] == '\0' || strlen(session) > 256))
 		session = NULL; /* not worth pinning; never an error */
-	/* A Responses conversation is a session of its own: its latest
-	 * turn's KV blocks stay pinned (session_ttl_ms) for the next one. */
-	if (!session && api_request_kind(r->areq) == API_RESPONSES) {
+	/* A stored Responses conversation is a session of its own: its
+	 * latest turn's KV blocks stay pinned (session_ttl_ms) for the next
+	 * one. A response that is not stored can never be continued
+	 * (previous_response_id finds nothing), so it pins nothing. */
+	if (!session && api_request_kind(r->areq) == API_RESPONSES && api_request_store(r->areq)) {
 		snprintf(pin, sizeof pin, "resp:%s", api_request_affinity(r->areq));
 		session = pin;
 	}

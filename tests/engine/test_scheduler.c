@@ -918,6 +918,62 @@ START_TEST(test_session_pin)
 }
 END_TEST
 
+START_TEST(test_session_pin_yields)
+{
+	/* A pin is a cache hint: a request that fits the pool only without
+	 * it is admitted at once, not after whatever runs has ended. Pool
+	 * of 32 blocks: the session pins 6; A (300-token prompt, 19 blocks,
+	 * growing to 25) leaves 7 free, fewer than B's 7 + a watermark
+	 * block; A never needs the pinned blocks, so only admission can let
+	 * the pin go. B (100 tokens, 4 out) must end before A (100 out). */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	p.kv.n_blocks = 32;
+	p.session_ttl_ms = 600000;
+	mllm_engine *e = start(m, &p);
+	static int32_t pin_p[100], a[300], b[100];
+	static result r0;
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.ignore_eos = true;
+	s.max_tokens = 8;
+	prng = 7;
+	make_prompt(pin_p, 100, n_vocab);
+	make_prompt(a, 300, n_vocab);
+	make_prompt(b, 100, n_vocab);
+	mllm_submit sub = {
+	    .prompt = pin_p, .n_prompt = 100, .n_choices = 1, .sampling = s, .session_id = "alice"};
+	mllm_request *r = NULL;
+	int one = 1;
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), 0);
+	memset(&r0, 0, sizeof r0);
+	wait_all(&r, &r0, &one, 1);
+	mllm_request_release(r);
+
+	mllm_sampling sa = s, sb = s;
+	sa.max_tokens = 100;
+	sb.max_tokens = 4;
+	mllm_request *rs[2] = {submit(e, a, 300, 1, &sa), submit(e, b, 100, 1, &sb)};
+	int order[2], n_done = 0;
+	while (n_done < 2) {
+		mllm_event ev;
+		for (int i = 0; i < 2; i++)
+			while (mllm_request_poll(rs[i], &ev))
+				if (ev.kind == MLLM_EV_DONE)
+					order[n_done++] = i;
+				else
+					ck_assert_int_ne(ev.kind, MLLM_EV_ERROR);
+		sleep_us(200);
+	}
+	ck_assert_msg(order[0] == 1, "B waited for A to end: the session pin did not yield");
+	for (int i = 0; i < 2; i++)
+		mllm_request_release(rs[i]);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
 START_TEST(test_short_prompt_not_starved)
 {
 	/* A short prompt submitted behind a long one gets its first token
@@ -1291,6 +1347,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_shutdown_with_requests);
 	tcase_add_test(tc, test_n_ctx_is_the_engines);
 	tcase_add_test(tc, test_session_pin);
+	tcase_add_test(tc, test_session_pin_yields);
 	tcase_add_test(tc, test_short_prompt_not_starved);
 	tcase_add_test(tc, test_fuzz_mixed);
 	tcase_add_test(tc, test_preemption_equals_alone);

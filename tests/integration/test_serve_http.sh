@@ -136,6 +136,20 @@ grep -q '^mllm_requests_total{status="413"} [1-9]' "$TMP/body" || fail "413s not
 header_has "Content-Type: text/plain; version=0.0.4" || fail "metrics content type"
 ok "metrics families present and counting"
 
+# A Responses turn that is not stored can never be continued, so it pins no
+# KV blocks (every used block is then an evictable prefix-cache block); a
+# stored one pins its conversation (used > cached) for the next turn.
+kv() { curl -s -H "$AUTH" "$URL/metrics" | sed -n "s/^mllm_kv_blocks_$1{model=\"st\"} //p"; }
+for i in 1 2 3; do
+	expect 200 POST /v1/responses -H "$AUTH" -H "$JSON" -d "{\"model\":\"st\",\"store\":false,\"max_output_tokens\":40,\"input\":\"Turn $i: once upon a time there was a girl named Lily who liked to play in the park with her dog.\"}"
+done
+u=$(kv used) c=$(kv cached)
+[ -n "$u" ] && [ "$u" -gt 0 ] && [ "$u" = "$c" ] || fail "store:false pinned KV blocks: used $u, cached $c"
+expect 200 POST /v1/responses -H "$AUTH" -H "$JSON" -d '{"model":"st","max_output_tokens":40,"input":"Once upon a time there was a girl named Lily who liked to play in the park with her dog."}'
+u=$(kv used) c=$(kv cached)
+[ "$u" -gt "$c" ] || fail "a stored response pinned nothing: used $u, cached $c"
+ok "Responses: store:false pins no KV blocks, a stored turn does"
+
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after SIGTERM"
 ok "SIGTERM when idle: exit 0"
