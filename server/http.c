@@ -669,6 +669,8 @@ static const api_model_info *lookup_model(void *ud, const char *id)
 	return m && atomic_load(&m->loaded) ? &m->info : NULL;
 }
 
+static enum MHD_Result not_ready(srv_req *r);
+
 static enum MHD_Result do_models(srv_req *r)
 {
 	srv *s = r->s;
@@ -681,6 +683,11 @@ static enum MHD_Result do_models(srv_req *r)
 		const char *id = r->rpath + strlen(routes[R_MODEL].path);
 		const api_model_info *mi = lookup_model(s, id);
 		api_error e;
+		if (!mi && srv__model_find(s, id)) {
+			/* Configured, still loading: retry, as generation says. */
+			mllm_buf_free(&b);
+			return not_ready(r);
+		}
 		if (!mi) {
 			mllm_buf_free(&b);
 			api_error_model_not_found(&e, id);

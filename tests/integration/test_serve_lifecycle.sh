@@ -8,6 +8,39 @@
 # symlinks and unreadable files; a misspelt MLLMD_* variable is warned.
 . "$(dirname "$0")/serve_lib.sh"
 
+# While a configured model loads, /v1/models/{id} says 503 "loading" with
+# Retry-After, as generation does, never 404 (an SDK does not retry a 404).
+# The loop runs from the moment the port is bound until the model is up.
+: >"$TMP/log"
+"$BIN" serve --host 127.0.0.1 --port 0 --model st="$ST" \
+	--model r1="$FIX/models/tiny-mobilellm-r1-bf16" >>"$TMP/log" 2>&1 &
+PID=$!
+port="" i=0
+while [ -z "$port" ] && [ $i -lt 1000 ]; do
+	kill -0 "$PID" 2>/dev/null || fail "daemon exited during startup"
+	port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/log" | head -n 1)
+	i=$((i + 1))
+done
+[ -n "$port" ] || fail "no port in the log"
+URL="http://127.0.0.1:$port"
+loading=0 i=0
+while [ $i -lt 2000 ]; do
+	code=$(curl -s -D "$TMP/hdr" -o "$TMP/body" -w '%{http_code}' "$URL/v1/models/r1" || true)
+	case $code in
+	200) break ;;
+	503)
+		grep -q '"loading"' "$TMP/body" && grep -qi '^Retry-After:' "$TMP/hdr" ||
+			fail "503 while loading: $(cat "$TMP/hdr" "$TMP/body")"
+		loading=$((loading + 1))
+		;;
+	*) fail "GET /v1/models/r1 while loading: $code $(cat "$TMP/body")" ;;
+	esac
+	i=$((i + 1))
+done
+[ "$code" = 200 ] || fail "r1 not listed after $i tries"
+stop_daemon TERM
+ok "/v1/models/{id} while loading: 503 loading with Retry-After ($loading), then 200"
+
 start_daemon --model st="$ST" --model r1="$FIX/models/tiny-mobilellm-r1-bf16" --set drain_delay_ms=2000 \
 	--set shutdown_timeout_ms=120000
 port=${URL##*:}
