@@ -1100,6 +1100,12 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 		if (p->n_ids == 0)
 			return api_error_set(err, 400, pparam, "invalid_value",
 			                     "The prompt is empty (no tokens).");
+		if (p->n_ids > (size_t)max_prompt && req->n_prompts > 1)
+			return api_error_set(
+			    err, 400, pparam, "context_length_exceeded",
+			    "Prompt %d (counting from 0) has %zu tokens; the limit is "
+			    "%d.",
+			    (int)i, p->n_ids, (int)max_prompt);
 		if (p->n_ids > (size_t)max_prompt)
 			return api_error_set(err, 400, pparam, "context_length_exceeded",
 			                     "The prompt has %zu tokens; the limit is %d.",

@@ -504,6 +504,15 @@ START_TEST(test_context_limits)
 	ck_assert_str_eq(e.param, "prompt");
 	ck_assert_str_eq(e.code, "context_length_exceeded");
 	api_request_free(req);
+	/* Of several prompts, the message names the one too long. */
+	parse_ok(
+	    API_COMPLETION,
+	    "{\"prompt\":[[1,2],[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]],\"max_tokens\":1}",
+	    &req);
+	ck_assert_int_eq(api_request_prepare(req, &small, &e), 400);
+	ck_assert_str_eq(e.code, "context_length_exceeded");
+	ck_assert_ptr_nonnull(strstr(e.message, "Prompt 1 "));
+	api_request_free(req);
 	/* max_prompt_tokens from the limits. */
 	{
 		api_limits lim = API_LIMITS_DEFAULT;
