@@ -761,49 +761,125 @@ void api_request_set_id(api_request *req, const char *id, int64_t created)
 /* parse_special: special-token text (<|eot_id|> ...) becomes the special
  * token, as in completions prompts; chat message text never does, so that a
  * user cannot forge a turn boundary (byte-level BPE vocabularies only). */
+/* The first control token that text[0..len) encodes to with special-token
+ * text parsed, in *bad (-1: none). */
+static int find_control(const mllm_tokenizer *tok, const char *text, size_t len, int32_t *bad,
+                        api_error *e)
+{
+	mllm_encode_opts o = {.add_bos = false, .parse_special = true};
+	size_t cap, n = 0, bytes;
+	int32_t *ids;
+	int rc;
+	*bad = -1;
+	if (len == 0 || memchr(text, '<', len) == NULL)
+		return 0; /* every special token's text starts with '<' */
+	cap = mllm_tokenizer_max_ids(tok, len);
+	if (mllm__mul_overflow(cap, sizeof(int32_t), &bytes))
+		return api_error_set(e, 413, NULL, "request_too_large", "The message is too long.");
+	ids = mllm_try_malloc(bytes);
+	if (!ids)
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+	rc = mllm_tokenizer_encode_ex(tok, text, len, &o, ids, cap, &n);
+	for (size_t k = 0; rc == 0 && k < n && *bad < 0; k++)
+		if (mllm_tokenizer_is_control(tok, ids[k]))
+			*bad = ids[k];
+	free(ids);
+	if (rc == MLLM_ENOMEM || rc == MLLM_ECANCELLED)
+		return api_error_from_mllm(e, rc);
+	return 0;
+}
+
+static int special_error(const mllm_tokenizer *tok, int32_t bad, const char *param,
+                         const char *what, api_error *e)
+{
+	size_t pl = 0;
+	const char *piece = mllm_tokenizer_piece(tok, bad, &pl);
+	return api_error_set(e, 400, param, "invalid_value",
+	                     "%s contains the special-token text '%.*s'; this model does not "
+	                     "accept special tokens inside messages or tools "
+	                     "(chat_special_in_messages = false).",
+	                     what, (int)(pl < 64 ? pl : 64), piece ? piece : "");
+}
+
+/* Every string under v (a value the template may print), depth first;
+ * path holds v's JSON path, extended in place. */
+static int specials_walk(const mllm_tokenizer *tok, const json_t *v, char *path, size_t pl,
+                         size_t cap, api_error *e)
+{
+	int rc = 0;
+	if (json_is_string(v)) {
+		int32_t bad;
+		rc = find_control(tok, json_string_value(v), json_string_length(v), &bad, e);
+		if (rc == 0 && bad >= 0)
+			rc = special_error(tok, bad, path, path, e);
+	} else if (json_is_object(v)) {
+		const char *k;
+		const json_t *x;
+		json_object_foreach((json_t *)v, k, x)
+		{
+			snprintf(path + pl, cap - pl, ".%s", k);
+			rc = specials_walk(tok, x, path, strlen(path), cap, e);
+			if (rc)
+				break;
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		const json_t *x;
+		json_array_foreach(v, i, x)
+		{
+			snprintf(path + pl, cap - pl, "[%zu]", i);
+			rc = specials_walk(tok, x, path, strlen(path), cap, e);
+			if (rc)
+				break;
+		}
+	}
+	path[pl] = '\0';
+	return rc;
+}
+
 /* A model's own (Jinja) template writes its turn markers as special-token
- * text, so its output is encoded with special tokens parsed; message
- * contents must then not hold such text themselves, or a user could forge
- * a turn boundary. Refuses the first message whose content encodes to a
- * control token when parsed (400 naming it), unless the model allows it
- * (chat_special_in_messages). */
+ * text, so its output is encoded with special tokens parsed; nothing the
+ * client sends into the template may hold such text itself, or a user
+ * could forge a turn boundary. Refuses the first message whose content
+ * encodes to a control token when parsed (400 naming it), then any other
+ * string the template sees (reasoning_content, tool calls, tool
+ * definitions and their descriptions, chat_template_kwargs), unless the
+ * model allows it (chat_special_in_messages). */
 int api__check_message_specials(const api_chat_template *t, const mllm_tokenizer *tok,
                                 const api_request *req, api_error *e)
 {
-	mllm_encode_opts o = {.add_bos = false, .parse_special = true};
+	char path[256];
+	int rc;
+	static const struct {
+		size_t off;
+		const char *name;
+	} roots[] = {{offsetof(api_request, j_messages), "messages"},
+	             {offsetof(api_request, j_tools), "tools"},
+	             {offsetof(api_request, j_kwargs), "chat_template_kwargs"}};
 	if (!t->jinja || t->special_in_messages)
 		return 0;
+	/* What the client sent, by its JSON path; then the message texts
+	 * derived from it (text parts joined, a tools preamble). */
+	for (size_t r = 0; r < sizeof roots / sizeof roots[0]; r++) {
+		const json_t *v = *(json_t *const *)((const char *)req + roots[r].off);
+		if (!v)
+			continue;
+		snprintf(path, sizeof path, "%s", roots[r].name);
+		rc = specials_walk(tok, v, path, strlen(path), sizeof path, e);
+		if (rc)
+			return rc;
+	}
 	for (int32_t i = 0; i < req->n_msgs; i++) {
 		const api__message *msg = &req->msgs[i];
-		size_t cap = mllm_tokenizer_max_ids(tok, msg->len), n = 0, bytes;
-		int32_t *ids;
-		int rc, bad = -1;
-		if (msg->len == 0 || memchr(msg->content, '<', msg->len) == NULL)
-			continue; /* every special token's text starts with '<' */
-		if (mllm__mul_overflow(cap, sizeof(int32_t), &bytes))
-			return api_error_set(e, 413, NULL, "request_too_large",
-			                     "The message is too long.");
-		ids = mllm_try_malloc(bytes);
-		if (!ids)
-			return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
-		rc = mllm_tokenizer_encode_ex(tok, msg->content, msg->len, &o, ids, cap, &n);
-		for (size_t k = 0; rc == 0 && k < n && bad < 0; k++)
-			if (mllm_tokenizer_is_control(tok, ids[k]))
-				bad = ids[k];
-		free(ids);
-		if (rc == MLLM_ENOMEM || rc == MLLM_ECANCELLED)
-			return api_error_from_mllm(e, rc);
+		int32_t bad;
+		char what[32];
+		rc = find_control(tok, msg->content, msg->len, &bad, e);
+		if (rc)
+			return rc;
 		if (bad >= 0) {
-			char param[48];
-			size_t pl = 0;
-			const char *piece = mllm_tokenizer_piece(tok, bad, &pl);
-			snprintf(param, sizeof param, "messages[%d].content", (int)i);
-			return api_error_set(
-			    e, 400, param, "invalid_value",
-			    "Message %d contains the special-token text '%.*s'; this "
-			    "model does not accept special tokens inside messages "
-			    "(chat_special_in_messages = false).",
-			    (int)i, (int)(pl < 64 ? pl : 64), piece ? piece : "");
+			snprintf(path, sizeof path, "messages[%d].content", (int)i);
+			snprintf(what, sizeof what, "Message %d", (int)i);
+			return special_error(tok, bad, path, what, e);
 		}
 	}
 	return 0;
