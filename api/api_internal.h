@@ -337,6 +337,11 @@ int api__get_bool(json_t *root, const char *key, bool *out, api_error *e);
 
 /* Parses a POST /v1/responses body (fields, input items, tools, text). */
 int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e);
+/* A Responses request's error from the chat code it shares, renamed to the
+ * Responses fields: tools[i].function.X -> tools[i].X, response_format ->
+ * text.format, messages[k] -> instructions / input[i] /
+ * previous_response_id. */
+void api__resp_fix_error(const api_request *req, api_error *e);
 /* Prepare, before the template: the chat messages (instructions, the
  * previous response's conversation, the input) into req->msgs. */
 int api__resp_messages(api_request *req, api_error *e);

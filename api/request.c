@@ -1051,7 +1051,7 @@ static int check_kv_pool(api_request *req, const api_model_info *m, const char *
 	return 0;
 }
 
-int api_request_prepare(api_request *req, const api_model_info *m, api_error *err)
+static int prepare(api_request *req, const api_model_info *m, api_error *err)
 {
 	const char *pparam = req->kind == API_CHAT        ? "messages"
 	                     : req->kind == API_RESPONSES ? "input"
@@ -1238,6 +1238,14 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	}
 	req->split = rstart != API__R_OFF;
 	return 0;
+}
+
+int api_request_prepare(api_request *req, const api_model_info *m, api_error *err)
+{
+	int rc = prepare(req, m, err);
+	if (rc && req->kind == API_RESPONSES)
+		api__resp_fix_error(req, err); /* the chat code names chat params */
+	return rc;
 }
 
 int32_t api_request_n_submits(const api_request *req)

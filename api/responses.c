@@ -57,6 +57,7 @@ typedef struct api__resp {
 	api_resp_record *prev;
 	json_t *instructions; /* string or NULL */
 	json_t *input_msgs;   /* chat messages translated from input */
+	json_t *msg_items;    /* per input_msgs entry, the input item index */
 	json_t *input_items;  /* the input as items with ids (input_items) */
 	json_t *chat_tools;   /* tools in the chat shape, or NULL */
 	json_t *echo;         /* request fields the response object repeats */
@@ -191,6 +192,7 @@ static int input_message(api__resp *r, json_t *it, size_t i, api_error *e)
 		return e->status;
 	assistant = strcmp(role, "assistant") == 0;
 	json_array_append_new(r->input_msgs, json_pack("{s:s,s:O}", "role", role, "content", text));
+	json_array_append_new(r->msg_items, json_integer((json_int_t)i));
 	item = json_pack("{s:s,s:s,s:o,s:s}", "type", "message", "role", role, "content",
 	                 text_parts(assistant ? "output_text" : "input_text", text), "status",
 	                 "completed");
@@ -218,14 +220,21 @@ static int input_call(api__resp *r, json_t *it, size_t i, api_error *e)
 		return bad(e, p, "invalid_type", "must be a string (JSON text).");
 	call = json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", call_id, "type", "function", "function",
 	                 "name", name, "arguments", args);
-	/* Calls in a row are one assistant turn (parallel calls). */
+	/* Calls in a row are one assistant turn (parallel calls), and so is
+	 * an assistant message followed by calls (one response's output, as
+	 * previous_response_id stores it). */
 	last = json_array_get(r->input_msgs, json_array_size(r->input_msgs) - 1);
-	if (last && json_is_array(json_object_get(last, "tool_calls")))
+	if (last && json_is_array(json_object_get(last, "tool_calls"))) {
 		json_array_append_new(json_object_get(last, "tool_calls"), call);
-	else
+	} else if (last &&
+	           strcmp(json_string_value(json_object_get(last, "role")), "assistant") == 0) {
+		json_object_set_new(last, "tool_calls", json_pack("[o]", call));
+	} else {
 		json_array_append_new(r->input_msgs,
 		                      json_pack("{s:s,s:s,s:[o]}", "role", "assistant", "content",
 		                                "", "tool_calls", call));
+		json_array_append_new(r->msg_items, json_integer((json_int_t)i));
+	}
 	item = json_pack("{s:s,s:O,s:O,s:O,s:s}", "type", "function_call", "call_id", call_id,
 	                 "name", name, "arguments", args, "status", "completed");
 	if (json_is_string(json_object_get(it, "id")))
@@ -248,6 +257,7 @@ static int input_call_output(api__resp *r, json_t *it, size_t i, api_error *e)
 		return e->status;
 	json_array_append_new(r->input_msgs, json_pack("{s:s,s:O,s:O}", "role", "tool",
 	                                               "tool_call_id", call_id, "content", out));
+	json_array_append_new(r->msg_items, json_integer((json_int_t)i));
 	item = json_pack("{s:s,s:O,s:O,s:s}", "type", "function_call_output", "call_id", call_id,
 	                 "output", out, "status", "completed");
 	if (json_is_string(json_object_get(it, "id")))
@@ -258,11 +268,24 @@ static int input_call_output(api__resp *r, json_t *it, size_t i, api_error *e)
 	return 0;
 }
 
+/* A reasoning item: kept in input_items as sent (with an id); earlier
+ * reasoning is not shown to the model again. */
+static int input_reasoning(api__resp *r, json_t *it)
+{
+	json_t *item = json_deep_copy(it);
+	if (!json_is_array(json_object_get(item, "summary")))
+		json_object_set_new(item, "summary", json_array());
+	item_id(item, "rs_");
+	json_array_append_new(r->input_items, item);
+	return 0;
+}
+
 static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_error *e)
 {
 	json_t *in = json_object_get(root, "input"), *it;
 	size_t i;
 	r->input_msgs = json_array();
+	r->msg_items = json_array();
 	r->input_items = json_array();
 	if (!in || json_is_null(in))
 		return api_error_set(e, 400, "input", "missing_required_parameter",
@@ -291,6 +314,25 @@ static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_er
 			return bad(e, p, "invalid_type", "must be an input item object.");
 		if (!type && json_object_get(it, "role"))
 			type = "message";
+		/* Item ids name items (input_items' after= cursor): unique. */
+		if (json_is_string(json_object_get(it, "id"))) {
+			const char *id = json_string_value(json_object_get(it, "id"));
+			size_t k;
+			json_t *prev;
+			json_array_foreach(in, k, prev)
+			{
+				if (k >= i)
+					break;
+				if (json_is_object(prev) && json_equal(json_object_get(prev, "id"),
+				                                       json_object_get(it, "id"))) {
+					snprintf(p, sizeof p, "input[%zu].id", i);
+					return api_error_set(e, 400, p, "invalid_value",
+					                     "Duplicate item found with id '%.64s' "
+					                     "(input[%zu] has it too).",
+					                     id, k);
+				}
+			}
+		}
 		snprintf(p, sizeof p, "input[%zu].type", i);
 		if (!type)
 			return bad(e, p, "missing_required_parameter", "is required.");
@@ -301,7 +343,7 @@ static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_er
 		else if (strcmp(type, "function_call_output") == 0)
 			rc = input_call_output(r, it, i, e);
 		else if (strcmp(type, "reasoning") == 0)
-			rc = 0; /* earlier reasoning is not shown to the model again */
+			rc = input_reasoning(r, it); /* listed, not shown to the model */
 		else
 			rc = api_error_set(e, 400, p, "unsupported_parameter",
 			                   "Input items of type '%.40s' are not supported; use "
@@ -473,7 +515,7 @@ static void make_id(api_request *req)
 	snprintf(req->id, sizeof req->id, "resp_%.16s%.24s", req->resp->affinity, u);
 }
 
-int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+static int parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e)
 {
 	api__resp *r = xcalloc(1, sizeof *r);
 	json_t *v, *synth;
@@ -604,7 +646,8 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 	                        ? json_pack("{s:O}", "format", json_object_get(v, "format"))
 	                        : json_pack("{s:{s:s}}", "format", "type", "text"));
 	v = json_object_get(root, "tool_choice");
-	json_object_set_new(r->echo, "tool_choice", v ? json_deep_copy(v) : json_string("auto"));
+	json_object_set_new(r->echo, "tool_choice",
+	                    v && !json_is_null(v) ? json_deep_copy(v) : json_string("auto"));
 	v = json_object_get(root, "tools");
 	json_object_set_new(r->echo, "tools", json_is_array(v) ? json_deep_copy(v) : json_array());
 	json_object_set_new(r->echo, "top_p", json_real(req->sp.top_p));
@@ -616,6 +659,80 @@ int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, 
 	json_object_set_new(r->echo, "metadata",
 	                    json_is_object(v) ? json_deep_copy(v) : json_object());
 	return 0;
+}
+
+int api__parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e)
+{
+	int rc = parse_responses(req, root, lim, e);
+	if (rc)
+		api__resp_fix_error(req, e);
+	return rc;
+}
+
+/* Replaces the first `from` in e's message by `to`, then sets the param. */
+static void set_param(api_error *e, const char *to)
+{
+	char *at = strstr(e->message, e->param);
+	if (e->param[0] && at) {
+		char msg[sizeof e->message];
+		size_t fl = strlen(e->param);
+		snprintf(msg, sizeof msg, "%.*s%s%s", (int)(at - e->message), e->message, to,
+		         at + fl);
+		snprintf(e->message, sizeof e->message, "%s", msg);
+	}
+	snprintf(e->param, sizeof e->param, "%s", to);
+}
+
+void api__resp_fix_error(const api_request *req, api_error *e)
+{
+	const api__resp *r = req->resp;
+	const char *p = e->param;
+	char to[64];
+	if (!r || !p[0])
+		return;
+	if (strncmp(p, "tools[", 6) == 0 && strstr(p, "].function")) {
+		/* Responses tools are flat: tools[i].name, not .function.name. */
+		const char *f = strstr(p, "].function");
+		snprintf(to, sizeof to, "%.*s]%s", (int)(f - p), p, f + 10);
+		set_param(e, to);
+	} else if (strncmp(p, "response_format", 15) == 0) {
+		const char *rest = p + 15;
+		if (strncmp(rest, ".json_schema.schema", 19) == 0)
+			snprintf(to, sizeof to, "text.format.schema%s", rest + 19);
+		else if (!*rest && req->rf_schema)
+			snprintf(to, sizeof to, "text.format.schema"); /* it compiled badly */
+		else
+			snprintf(to, sizeof to, "text.format");
+		set_param(e, to);
+	} else if (strncmp(p, "messages", 8) == 0) {
+		/* The chat messages are [instructions] + the kept history (the
+		 * previous conversation, then this input's messages). */
+		long k = -1;
+		const char *rest = p + 8;
+		int instr = r->instructions ? 1 : 0;
+		if (*rest == '[') {
+			char *end;
+			k = strtol(rest + 1, &end, 10);
+			rest = *end == ']' ? end + 1 : "";
+		}
+		if (k < 0) {
+			snprintf(to, sizeof to, "input");
+		} else if (instr && k == 0) {
+			snprintf(to, sizeof to, "instructions");
+		} else {
+			long n_in = (long)json_array_size(r->input_msgs);
+			long n_hist = r->history ? (long)json_array_size(r->history) : n_in;
+			long mi = n_in - n_hist + (k - instr);
+			json_t *item = json_array_get(r->msg_items, (size_t)(mi < 0 ? 0 : mi));
+			if (mi < 0 || !item)
+				snprintf(to, sizeof to, "previous_response_id");
+			else
+				snprintf(to, sizeof to, "input[%lld]%s",
+				         (long long)json_integer_value(item),
+				         strncmp(rest, ".content", 8) == 0 ? rest : "");
+		}
+		set_param(e, to);
+	}
 }
 
 /* ---- accessors --------------------------------------------------------------------- */
@@ -704,6 +821,46 @@ int api__resp_messages(api_request *req, api_error *e)
 		hist = json_array();
 	}
 	json_array_extend(hist, r->input_msgs);
+	/* Each function_call_output answers a call made before it (in this
+	 * input or the conversation it continues), as OpenAI requires. */
+	{
+		size_t n_prev = json_array_size(hist) - json_array_size(r->input_msgs);
+		json_array_foreach(hist, i, m)
+		{
+			const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+			bool found = false;
+			size_t k;
+			json_t *a;
+			if (i < n_prev || !id)
+				continue;
+			json_array_foreach(hist, k, a)
+			{
+				size_t c;
+				json_t *call;
+				if (k >= i || found)
+					break;
+				json_array_foreach(json_object_get(a, "tool_calls"), c, call)
+				{
+					const char *cid =
+					    json_string_value(json_object_get(call, "id"));
+					found = found || (cid && strcmp(cid, id) == 0);
+				}
+			}
+			if (!found) {
+				char p[64];
+				snprintf(p, sizeof p, "input[%lld].call_id",
+				         (long long)json_integer_value(
+				             json_array_get(r->msg_items, i - n_prev)));
+				json_decref(hist);
+				json_decref(all);
+				return api_error_set(
+				    e, 400, p, "invalid_value",
+				    "No tool call found for function call output with "
+				    "call_id '%.64s'.",
+				    id);
+			}
+		}
+	}
 	/* truncation auto: a conversation longer than max_messages loses its
 	 * oldest messages first too. */
 	if (r->trunc_auto) {
@@ -731,13 +888,7 @@ int api__resp_messages(api_request *req, api_error *e)
 	msgs_clear(req);
 	rc = api__parse_messages(req, root, &req->lim, e);
 	json_decref(root);
-	if (rc && e->param[0] && strncmp(e->param, "messages", 8) == 0) {
-		/* The conversation as a whole (history + input) broke a limit. */
-		char p[64];
-		snprintf(p, sizeof p, "input%s", e->param + 8);
-		snprintf(e->param, sizeof e->param, "%s", p);
-	}
-	return rc;
+	return rc; /* a "messages..." param is mapped by api__resp_fix_error */
 }
 
 bool api__resp_truncate(api_request *req)
@@ -851,12 +1002,22 @@ static json_t *usage_json(const api_request *req)
 	                 (json_int_t)(u.prompt_tokens + u.completion_tokens));
 }
 
-static json_t *reasoning_item(const api_request *req, const char *status)
+static json_t *reasoning_part(const api_request *req, bool empty)
 {
 	const api__choice *c = &req->choices[0];
-	return json_pack("{s:s,s:s,s:[],s:[{s:s,s:o}],s:s}", "id", req->resp->rs_id, "type",
-	                 "reasoning", "summary", "content", "type", "reasoning_text", "text",
-	                 jtext(c->reasoning.data, c->reasoning.len), "status", status);
+	return json_pack("{s:s,s:o}", "type", "reasoning_text", "text",
+	                 empty ? json_string("") : jtext(c->reasoning.data, c->reasoning.len));
+}
+
+/* The reasoning item; while it streams ("in_progress") without content:
+ * its part comes with content_part.added and fills through the deltas. */
+static json_t *reasoning_item(const api_request *req, const char *status)
+{
+	bool open = strcmp(status, "in_progress") == 0;
+	return json_pack("{s:s,s:s,s:[],s:o,s:s}", "id", req->resp->rs_id, "type", "reasoning",
+	                 "summary", "content",
+	                 open ? json_array() : json_pack("[o]", reasoning_part(req, false)),
+	                 "status", status);
 }
 
 /* The output_text part's logprobs: the choice's entries when include
@@ -1054,6 +1215,12 @@ static int reasoning_close(api_request *req, mllm_buf *out)
 	                    "content_index", 0, "text", jtext(c->reasoning.data, c->reasoning.len)),
 	          out);
 	if (rc == 0)
+		rc = emit(req, "response.content_part.done",
+		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
+		                    r->rs_index, "content_index", 0, "part",
+		                    reasoning_part(req, false)),
+		          out);
+	if (rc == 0)
 		rc = item_done(req, r->rs_index, reasoning_item(req, "completed"), out);
 	return rc;
 }
@@ -1198,6 +1365,12 @@ int api__resp_event(api_request *req, const mllm_event *ev, mllm_buf *out)
 			r->rs_state = ITEM_OPEN;
 			r->rs_index = r->n_out++;
 			rc = item_added(req, r->rs_index, reasoning_item(req, "in_progress"), out);
+			if (rc == 0)
+				rc = emit(req, "response.content_part.added",
+				          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id,
+				                    "output_index", r->rs_index, "content_index", 0,
+				                    "part", reasoning_part(req, true)),
+				          out);
 		}
 		if (rc == 0)
 			rc =
@@ -1509,6 +1682,7 @@ void api__resp_free(api_request *req)
 	api_resp_record_unref(r->prev);
 	json_decref(r->instructions);
 	json_decref(r->input_msgs);
+	json_decref(r->msg_items);
 	json_decref(r->input_items);
 	json_decref(r->chat_tools);
 	json_decref(r->echo);

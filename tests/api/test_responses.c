@@ -74,20 +74,21 @@ START_TEST(test_items_to_messages)
 	    {API_ROLE_SYSTEM, "Be brief."},
 	    {API_ROLE_SYSTEM, "Dev."},
 	    {API_ROLE_USER, "a\nb"},
-	    {API_ROLE_ASSISTANT, "Hi."},
-	    {API_ROLE_ASSISTANT,
-	     "{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\",\"arguments\":{}}"},
+	    /* A message and the calls after it: one assistant turn, as a
+	     * stored response's output is. */
+	    {API_ROLE_ASSISTANT, "Hi.\n{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
+	                         "\"arguments\":{}}"},
 	    {API_ROLE_USER, "Tool result (c1): 42"},
 	};
-	ck_assert_int_eq(req->n_msgs, 6);
-	for (int i = 0; i < 6; i++) {
+	ck_assert_int_eq(req->n_msgs, 5);
+	for (int i = 0; i < 5; i++) {
 		ck_assert_int_eq(req->msgs[i].role, want[i].role);
 		ck_assert_str_eq(req->msgs[i].content, want[i].content);
 	}
 	/* The plain preset renders them, ending with the cue. */
 	ck_assert_str_eq(prompt_text(req),
 	                 "System: Be brief.\nSystem: Dev.\nUser: a\nb\nAssistant: Hi.\n"
-	                 "Assistant: {\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
+	                 "{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
 	                 "\"arguments\":{}}\nUser: Tool result (c1): 42\nAssistant:");
 	api_request_free(req);
 
@@ -102,6 +103,40 @@ START_TEST(test_items_to_messages)
 	ck_assert(api_request_store(req));
 	ck_assert_ptr_null(api_request_previous_id(req));
 	api_request_free(req);
+}
+END_TEST
+
+/* Errors found when the request is prepared (the conversation rendered)
+ * name the Responses item, not the chat message it became. */
+START_TEST(test_prepare_errors)
+{
+	static const struct {
+		const char *body, *param;
+	} cases[] = {
+	    {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	     "{\"type\":\"function_call_output\",\"call_id\":\"nope\",\"output\":\"1\"}]}",
+	     "input[1].call_id"},
+	    {"{\"instructions\":\"Be brief.\",\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	     "{\"type\":\"reasoning\",\"summary\":[]},"
+	     "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"},"
+	     "{\"type\":\"function_call_output\",\"call_id\":\"c2\",\"output\":\"1\"}]}",
+	     "input[3].call_id"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		api_request *req = parse_ok(cases[i].body);
+		api_error e;
+		memset(&e, 0, sizeof e);
+		ck_assert_int_eq(api_request_prepare(req, &model, &e), 400);
+		ck_assert_msg(strcmp(e.param, cases[i].param) == 0, "%s: param '%s', want '%s'",
+		              cases[i].body, e.param, cases[i].param);
+		api_request_free(req);
+	}
+	/* A call answered in the same input is fine. */
+	api_request_free(prepared(
+	    "{\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	    "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":"
+	    "\"{}\"},{\"type\":\"function_call_output\",\"call_id\":\"c\",\"output\":\"1\"}]}",
+	    NULL));
 }
 END_TEST
 
@@ -140,6 +175,13 @@ START_TEST(test_validation)
 	    {"{\"input\":\"x\",\"conversation\":\"conv_1\"}", "conversation", 400},
 	    {"{\"input\":\"x\",\"metadata\":{\"k\":1}}", "metadata", 400},
 	    {"{\"input\":\"x\",\"store\":\"yes\"}", "store", 400},
+	    /* Item ids are unique (input_items' after= cursor names one). */
+	    {"{\"input\":[{\"role\":\"user\",\"id\":\"m\",\"content\":\"x\"},"
+	     "{\"role\":\"user\",\"id\":\"m\",\"content\":\"y\"}]}",
+	     "input[1].id", 400},
+	    /* Errors of the shared chat code name Responses fields. */
+	    {"{\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"a b\"}]}",
+	     "tools[0].name", 400},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_limits lim = API_LIMITS_DEFAULT;
@@ -470,6 +512,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_items_to_messages);
 	tcase_add_test(tc, test_validation);
+	tcase_add_test(tc, test_prepare_errors);
 	tcase_add_test(tc, test_continuation_reuses_ids);
 	tcase_add_test(tc, test_truncation_message_count);
 	tcase_add_test(tc, test_stream_events);

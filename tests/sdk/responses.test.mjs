@@ -182,11 +182,28 @@ test('a thinking template reports reasoning items, streamed and not', async () =
   assert.ok(r.output[0].content[0].text.length > 0);
   assert.equal(r.usage.output_tokens_details.reasoning_tokens, r.usage.output_tokens);
   const deltas = [];
+  const events = [];
   const stream = client.responses.stream(body);
   stream.on('response.reasoning_text.delta', (e) => deltas.push(e.delta));
+  stream.on('event', (e) => events.push(e));
   const final = await stream.finalResponse();
   assert.equal(deltas.join(''), r.output[0].content[0].text);
   assert.deepEqual(final.output.map((it) => it.type), r.output.map((it) => it.type));
+  assert.equal(final.output[0].content[0].text, r.output[0].content[0].text);
+  // The reasoning item opens empty, its part comes with content_part.added
+  // and fills through the deltas (a snapshot never holds text twice).
+  const rsId = events.find((e) => e.type === 'response.output_item.added' && e.item.type === 'reasoning').item.id;
+  const rs = events.filter((e) => e.item_id === rsId || e.item?.id === rsId);
+  const kinds = rs.map((e) => e.type);
+  const firstDelta = kinds.indexOf('response.reasoning_text.delta');
+  assert.equal(kinds[0], 'response.output_item.added');
+  assert.deepEqual(rs[0].item.content, []);
+  assert.equal(kinds[1], 'response.content_part.added');
+  assert.deepEqual(rs[1].part, { type: 'reasoning_text', text: '' });
+  assert.ok(firstDelta > 1);
+  assert.deepEqual(kinds.slice(-3), ['response.reasoning_text.done', 'response.content_part.done',
+    'response.output_item.done']);
+  assert.equal(rs.at(-2).part.text, r.output[0].content[0].text);
 });
 
 test('function tools: function_call → function_call_output → answer', async () => {
