@@ -487,7 +487,10 @@ typedef struct {
 	const char *ptr;
 	bool bad;
 	int depth; /* group nesting: bounded, the parser recurses */
-	char why[96];
+	/* Of what was just parsed: whether it can match nothing, and whether
+	 * it holds a quantifier. */
+	bool nul, quant;
+	char why[128];
 } rx;
 
 static void rx_bad(rx *x, const char *why)
@@ -683,6 +686,8 @@ static int32_t rx_atom(rx *x)
 	api__sc *c = x->c;
 	unsigned char ch = (unsigned char)*x->p++;
 	int32_t r;
+	x->nul = false;
+	x->quant = false;
 	if (ch == '(') {
 		if (x->p + 1 < x->end && x->p[0] == '?') {
 			if (x->p[1] != ':') {
@@ -769,15 +774,19 @@ static int32_t rx_seq(rx *x)
 {
 	api__sc *c = x->c;
 	int32_t r = rule(c);
+	bool seq_nul = true, seq_quant = false;
 	alt(c, r);
 	while (x->p < x->end && *x->p != '|' && *x->p != ')' && !x->bad) {
 		long long min = 1, max = 1;
 		int32_t a;
+		bool a_nul, a_quant;
 		if (*x->p == '$' && x->p + 1 == x->end)
 			break;
 		a = rx_atom(x);
 		if (x->bad)
 			return r;
+		a_nul = x->nul;
+		a_quant = x->quant;
 		if (x->p < x->end) {
 			char q = *x->p;
 			if (q == '*' || q == '+' || q == '?') {
@@ -805,11 +814,23 @@ static int32_t rx_seq(rx *x)
 			if (x->p < x->end && *x->p == '?')
 				x->p++; /* lazy: same language */
 		}
+		/* A repeated part that can match nothing and repeats inside
+		 * splits the same text in exponentially many ways, and the
+		 * matcher follows them all at every byte. */
+		if ((max < 0 || max > 1) && a_nul && a_quant) {
+			rx_bad(x, "a repeated group that can match nothing and holds a "
+			          "repetition itself, such as (a*)* or (a{0,9}){0,9}");
+			return r;
+		}
+		seq_nul = seq_nul && (a_nul || min == 0);
+		seq_quant = seq_quant || a_quant || !(min == 1 && max == 1);
 		if (min == 1 && max == 1)
 			ref(c, r, a);
 		else
 			ref(c, r, repeat(c, a, -1, min, max));
 	}
+	x->nul = seq_nul;
+	x->quant = seq_quant;
 	return r;
 }
 
@@ -817,13 +838,20 @@ static int32_t rx_alt(rx *x)
 {
 	api__sc *c = x->c;
 	int32_t r = rule(c);
+	bool nul, quant;
 	alt(c, r);
 	ref(c, r, rx_seq(x));
+	nul = x->nul;
+	quant = x->quant;
 	while (!x->bad && x->p < x->end && *x->p == '|') {
 		x->p++;
 		alt(c, r);
 		ref(c, r, rx_seq(x));
+		nul = nul || x->nul;
+		quant = quant || x->quant;
 	}
+	x->nul = nul;
+	x->quant = quant;
 	return r;
 }
 

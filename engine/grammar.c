@@ -565,6 +565,7 @@ typedef struct {
 	int32_t pos;    /* element to match (top) or to continue at (below) */
 	int32_t parent; /* frame below, -1 at the bottom */
 	int32_t depth;  /* frames in this stack, this one included */
+	uint64_t h;     /* hash of the stack's content from here down */
 } gnode;
 
 typedef struct {
@@ -581,8 +582,15 @@ typedef struct {
  * parent below -1 that records how many frames were cut (-2 - depth), so
  * that depth limits apply as in the whole state. Used only while the state
  * has at most GM_CF_STACKS stacks, far from the stack limit. */
-#define GM_CUT       3
-#define GM_CF_STACKS 16
+#define GM_CUT 3
+/* Closure memo: (pos, stack) pairs add() has expanded into the state
+ * being built; probes per lookup. */
+#define GM_MEMO 4096
+/* Frames one advance may create: a grammar whose closure needs more is
+ * treated as out of memory rather than walked for minutes. */
+#define GM_ADVANCE_NODES (1 << 18)
+#define GM_MEMO_PROBES   8
+#define GM_CF_STACKS     16
 
 typedef struct {
 	uint64_t hash;
@@ -616,9 +624,13 @@ struct mllm_gmatch {
 	uint64_t clock;
 	int64_t n_walks, n_hits, n_cf_hits;
 	bool oom;
-	bool no_cf;   /* context-free masks off (benches, tests) */
-	bool escaped; /* an advance popped a cut frame */
-	bool dropped; /* an advance dropped a stack at MLLM_GRAMMAR_MAX_STACKS */
+	bool no_cf;        /* context-free masks off (benches, tests) */
+	bool escaped;      /* an advance popped a cut frame */
+	bool dropped;      /* an advance dropped a stack at MLLM_GRAMMAR_MAX_STACKS */
+	int32_t adv_base;  /* the arena's size when the state being built began */
+	uint32_t memo_gen; /* the state being built; memo entries of others are free */
+	uint32_t memo_g[GM_MEMO];
+	uint64_t memo_k[GM_MEMO];
 };
 
 /* Frames in the stack whose top is x (-1: none; below -1: a cut stack's
@@ -628,8 +640,26 @@ static int32_t frames(const mllm_gmatch *m, int32_t x)
 	return x >= 0 ? m->nodes[x].depth : x == -1 ? 0 : -2 - x;
 }
 
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	uint64_t x =
+	    (a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2))) * 0xff51afd7ed558ccdULL;
+	return x ^ (x >> 33);
+}
+
+/* The content hash of the stack whose top frame is x (bottoms: -1, or a
+ * cut stack's marker). */
+static uint64_t stack_hash(const mllm_gmatch *m, int32_t x)
+{
+	return x >= 0 ? m->nodes[x].h : mix(0x5bd1e995ULL, (uint64_t)(int64_t)x);
+}
+
 static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
 {
+	if (m->n_nodes - m->adv_base > GM_ADVANCE_NODES) {
+		m->oom = true;
+		return -1;
+	}
 	if (m->n_nodes == m->cap_nodes) {
 		int32_t cap = m->cap_nodes * 2;
 		gnode *v = mllm_try_realloc(m->nodes, (size_t)cap * sizeof *v);
@@ -640,8 +670,10 @@ static int32_t node_new(mllm_gmatch *m, int32_t pos, int32_t parent)
 		m->nodes = v;
 		m->cap_nodes = cap;
 	}
-	m->nodes[m->n_nodes] =
-	    (gnode){.pos = pos, .parent = parent, .depth = frames(m, parent) + 1};
+	m->nodes[m->n_nodes] = (gnode){.pos = pos,
+	                               .parent = parent,
+	                               .depth = frames(m, parent) + 1,
+	                               .h = mix((uint64_t)pos, stack_hash(m, parent))};
 	return m->n_nodes++;
 }
 
@@ -677,11 +709,44 @@ static bool ends_seq(const mllm_grammar *g, int32_t pos)
  * popping finished sequences until every stack's top is a byte set. guard
  * bounds the recursion (a pop chain or a nest of leading references); a
  * stack past it, or past MLLM_GRAMMAR_MAX_DEPTH frames, is dropped. */
+/* Whether "continue at pos, then parent" was already expanded into the
+ * state being built (and marks it so): what add() puts into a state
+ * depends only on pos and the stack's content, so nested optional
+ * repeats, which reach the same pair along exponentially many paths,
+ * expand each pair once. A full probe window just forgoes the memo. */
+static bool memo_seen(mllm_gmatch *m, int32_t pos, int32_t parent)
+{
+	uint64_t k = mix((uint64_t)pos + 0x100000000ULL, stack_hash(m, parent)) | 1;
+	for (uint32_t i = 0; i < GM_MEMO_PROBES; i++) {
+		uint32_t j = (uint32_t)(k + i) & (GM_MEMO - 1);
+		if (m->memo_g[j] != m->memo_gen) {
+			m->memo_g[j] = m->memo_gen;
+			m->memo_k[j] = k;
+			return false;
+		}
+		if (m->memo_k[j] == k)
+			return true;
+	}
+	return false;
+}
+
+/* A new state is being built: forget the pairs of the last one. */
+static void memo_next(mllm_gmatch *m)
+{
+	m->adv_base = m->n_nodes;
+	if (++m->memo_gen == 0) {
+		memset(m->memo_g, 0, sizeof m->memo_g);
+		m->memo_gen = 1;
+	}
+}
+
 static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int guard)
 {
 	const mllm_grammar *g = m->g;
 	const gelem *e = &g->elems[pos];
 	if (guard > 2 * MLLM_GRAMMAR_MAX_DEPTH || m->oom)
+		return;
+	if (e->kind != E_SET && memo_seen(m, pos, parent))
 		return;
 	if (e->kind == E_ALT || e->kind == E_END) {
 		if (parent == -1)
@@ -741,6 +806,7 @@ static void advance(mllm_gmatch *m, const gstate *in, uint8_t c, gstate *out)
 	state_clear(out);
 	if (!(in->first[c / 8] & (1u << (c % 8))))
 		return;
+	memo_next(m);
 	for (int32_t i = 0; i < in->n; i++) {
 		const gnode *t = &m->nodes[in->tops[i]];
 		const uint8_t *set = m->g->sets[m->g->elems[t->pos].arg];
@@ -792,6 +858,7 @@ int mllm_gmatch_create(const mllm_grammar *g, const mllm_vtrie *t, int32_t eos, 
 	if (!m->cut.tops)
 		goto nomem;
 	state_clear(&m->lv[0]);
+	memo_next(m);
 	for (int32_t a = g->alt_off[g->root]; a < g->alt_off[g->root + 1]; a++)
 		add(m, &m->lv[0], g->alt_pos[a], -1, 0);
 	if (m->oom)

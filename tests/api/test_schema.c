@@ -130,6 +130,13 @@ START_TEST(test_pattern_and_format)
 	expect(g, "{\"code\":\"AB-123\",\"any\":\"a\\\"b\",\"d\":\"2024-02-30\"", -1);
 	expect(g, "{\"code\":\"AB-123\",\"any\":\"a\\\"b\",\"d\":\"2024-13-01\"", -1);
 	mllm_grammar_unref(g);
+	/* Nested repetition whose repeated part cannot match nothing (a
+	 * host name) is fine. */
+	g = compile_text("{\"type\":\"string\",\"pattern\":\"^([a-z]+\\\\.)+[a-z]{2,}$\"}", &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "\"mail.example.org\"", 1);
+	expect(g, "\"org\"", -1);
+	mllm_grammar_unref(g);
 }
 END_TEST
 
@@ -240,7 +247,12 @@ START_TEST(test_unsupported_keywords)
 	    {"{\"type\":\"string\",\"pattern\":\"((((((((((((((((((((((((((((((((((a)))))))))))))))"
 	     ")))))))))))))))))))\"}",
 	     "#/pattern"},
-	    {"{\"type\":\"string\",\"pattern\":\"(a*)*\"}", "left-recursive"},
+	    {"{\"type\":\"string\",\"pattern\":\"(a*)*\"}", "can match nothing"},
+	    /* Exponentially many ways to split a text (the matcher would
+	     * follow them all at every byte). */
+	    {"{\"type\":\"string\",\"pattern\":\"^(((a{0,10}){0,10}){0,10})$\"}",
+	     "can match nothing"},
+	    {"{\"type\":\"string\",\"pattern\":\"^(x|(b?c?)+)$\"}", "can match nothing"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_error e;
