@@ -1539,12 +1539,116 @@ static int32_t compile_inner(api__sc *c, json_t *s, const char *ptr)
 	return r;
 }
 
+/* The JSON Schema type names a value has ("integer" also for a real with
+ * an integral value, which is "number" too). */
+static bool value_has_type(const json_t *x, const char *t)
+{
+	if (strcmp(t, "number") == 0)
+		return json_is_number(x);
+	if (strcmp(t, "integer") == 0)
+		return json_is_integer(x) ||
+		       (json_is_real(x) && json_real_value(x) == floor(json_real_value(x)));
+	if (strcmp(t, "string") == 0)
+		return json_is_string(x);
+	if (strcmp(t, "boolean") == 0)
+		return json_is_boolean(x);
+	if (strcmp(t, "null") == 0)
+		return json_is_null(x);
+	if (strcmp(t, "object") == 0)
+		return json_is_object(x);
+	return strcmp(t, "array") == 0 && json_is_array(x);
+}
+
+/* The keywords beside a const/enum/anyOf/oneOf/allOf/$ref that the value
+ * would have to obey too: the grammar follows only the one keyword, so
+ * rather than ignore them silently (outputs that fail validation), such a
+ * schema is refused. const/enum may sit beside "type" when every value has
+ * it. Returns 0, or fails. */
+static int check_siblings(api__sc *c, json_t *s, const char *kw, const char *ptr)
+{
+	const char *key;
+	json_t *v, *type = json_object_get(s, "type");
+	char p2[256];
+	bool lits = strcmp(kw, "const") == 0 || strcmp(kw, "enum") == 0;
+	json_object_foreach(s, key, v)
+	{
+		if (strcmp(key, kw) == 0 || strcmp(key, "nullable") == 0 ||
+		    in_list(ignored_keys, key) || (lits && strcmp(key, "type") == 0))
+			continue;
+		/* anyOf/oneOf side by side are the same branch list's spelling. */
+		char what[96];
+		snprintf(what, sizeof what, "'%s' beside '%s'", key, kw);
+		ptr_join(p2, sizeof p2, ptr, key);
+		sc_fail(c, p2, "%s is not supported (put it inside the branches, or drop it)",
+		        what);
+		return -1;
+	}
+	if (lits && type) {
+		json_t *vals = strcmp(kw, "const") == 0 ? NULL : json_object_get(s, "enum");
+		json_t *one = strcmp(kw, "const") == 0 ? json_object_get(s, "const") : NULL;
+		size_t n = vals ? json_array_size(vals) : 1;
+		for (size_t i = 0; i < n; i++) {
+			json_t *x = vals ? json_array_get(vals, i) : one;
+			bool ok = false;
+			if (json_is_string(type)) {
+				ok = value_has_type(x, json_string_value(type));
+			} else {
+				size_t k;
+				json_t *t;
+				json_array_foreach(type, k, t) ok =
+				    ok ||
+				    (json_is_string(t) && value_has_type(x, json_string_value(t)));
+			}
+			if (!ok) {
+				ptr_join(p2, sizeof p2, ptr, kw);
+				sc_fail(c, p2,
+				        "%s holds a value whose type is not the schema's 'type'",
+				        kw);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Keywords that constrain one type only; without a "type" the value could
+ * be of any type while these went unenforced, so they need one. */
+static const char *const typed_keys[] = {
+    "minLength",        "maxLength",        "pattern",  "format",   "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", NULL};
+
 /* The schema s (an object whose keywords are known) without nullable. */
 static int32_t compile_body(api__sc *c, json_t *s, const char *ptr)
 {
 	json_t *v, *type, *any;
 	char p2[256];
 	int32_t r;
+	static const char *const exclusive[] = {"$ref",  "const", "enum", "anyOf",
+	                                        "oneOf", "allOf", NULL};
+	for (const char *const *k = exclusive; *k; k++) {
+		if (!json_object_get(s, *k))
+			continue;
+		if (check_siblings(c, s, *k, ptr) != 0)
+			return -1;
+		break;
+	}
+	if (!json_object_get(s, "type")) {
+		const char *key;
+		json_t *x;
+		bool listed = false;
+		for (const char *const *k = exclusive; *k; k++)
+			listed = listed || json_object_get(s, *k) != NULL;
+		json_object_foreach(s, key, x)
+		{
+			if (listed || !in_list(typed_keys, key))
+				continue;
+			ptr_join(p2, sizeof p2, ptr, key);
+			return sc_fail(c, p2,
+			               "'%s' needs a 'type' beside it (it constrains one type "
+			               "only)",
+			               key);
+		}
+	}
 
 	if ((v = json_object_get(s, "$ref")) != NULL)
 		return resolve_ref(c, v, ptr);

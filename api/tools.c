@@ -93,6 +93,15 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e)
 			if (p && !json_is_null(p) && !json_is_object(p))
 				return api_error_set(e, 400, param, "invalid_type",
 				                     "'%s' must be a JSON Schema object.", param);
+			/* Arguments are a JSON object (the SDKs parse them so). */
+			if (p && json_is_object(p) && json_object_get(p, "type") &&
+			    !(json_is_string(json_object_get(p, "type")) &&
+			      strcmp(json_string_value(json_object_get(p, "type")), "object") == 0))
+				return api_error_set(
+				    e, 400, param, "invalid_value",
+				    "'%s' must describe an object (type 'object'): a "
+				    "call's arguments are a JSON object.",
+				    param);
 		}
 		if (json_array_size(tools) > 0)
 			req->tools = json_incref(tools);
@@ -378,8 +387,10 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, ap
 		if (req->tool_name && strcmp(name, req->tool_name) != 0)
 			continue;
 		snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
-		args = p && !json_is_null(p) ? api__sc_schema(c, p, p, param, e)
-		                             : api__sc_any_object(c);
+		/* No parameters, or {}: any object. */
+		args = p && json_is_object(p) && json_object_size(p) > 0
+		           ? api__sc_schema(c, p, p, param, e)
+		           : api__sc_any_object(c);
 		if (args < 0)
 			return -1;
 		mllm_gbuild_alt(b, call);

@@ -102,6 +102,21 @@ START_TEST(test_enum_const_anyof_ref)
 	expect(g, "false", 1);
 	expect(g, "\"x\"", -1);
 	mllm_grammar_unref(g);
+	/* What generators write beside enum/const/anyOf still compiles: a
+	 * type every value has, annotations, nullable. */
+	static const char *const ok[] = {
+	    "{\"type\":\"string\",\"enum\":[\"a\",\"b\"],\"description\":\"d\"}",
+	    "{\"type\":[\"integer\",\"null\"],\"enum\":[1,null,2.0]}",
+	    "{\"type\":\"number\",\"const\":1.5,\"title\":\"t\"}",
+	    "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}],\"default\":null,"
+	    "\"title\":\"T\"}",
+	    "{\"enum\":[\"a\"],\"nullable\":true}",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		g = compile_text(ok[i], &e);
+		ck_assert_msg(g != NULL, "%s: %s", ok[i], e.message);
+		mllm_grammar_unref(g);
+	}
 }
 END_TEST
 
@@ -247,6 +262,18 @@ START_TEST(test_unsupported_keywords)
 	    {"{\"type\":\"string\",\"pattern\":\"((((((((((((((((((((((((((((((((((a)))))))))))))))"
 	     ")))))))))))))))))))\"}",
 	     "#/pattern"},
+	    /* Keywords the grammar would not follow are refused, not
+	     * ignored: beside anyOf/$ref/enum/const, and without a type. */
+	    {"{\"type\":\"string\",\"anyOf\":[{\"maxLength\":3},{\"pattern\":\"^x\"}]}",
+	     "'type' beside 'anyOf'"},
+	    {"{\"$ref\":\"#/$defs/s\",\"maxLength\":2,\"$defs\":{\"s\":{\"type\":\"string\"}}}",
+	     "'maxLength' beside '$ref'"},
+	    {"{\"type\":\"integer\",\"enum\":[1,\"x\"]}", "not the schema's 'type'"},
+	    {"{\"type\":\"string\",\"const\":5}", "not the schema's 'type'"},
+	    {"{\"pattern\":\"^a$\"}", "needs a 'type'"},
+	    {"{\"maxLength\":2}", "needs a 'type'"},
+	    {"{\"type\":\"string\",\"maxLength\":2,\"allOf\":[{\"type\":\"string\"}]}",
+	     "beside 'allOf'"},
 	    {"{\"type\":\"string\",\"pattern\":\"(a*)*\"}", "can match nothing"},
 	    /* Exponentially many ways to split a text (the matcher would
 	     * follow them all at every byte). */

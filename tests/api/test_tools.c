@@ -65,6 +65,10 @@ START_TEST(test_validation)
 	    {"{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":"
 	     "\"f\"}}]}]}",
 	     "messages[0].tool_calls[0]"},
+	    /* A call's arguments are an object. */
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"string\"}}}]}",
+	     "tools[0].function.parameters"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_limits lim = API_LIMITS_DEFAULT;
