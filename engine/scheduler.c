@@ -412,12 +412,15 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 
 	if (s->gm) {
 		/* Constrained: mask, draw, advance the grammar (grammar.c). A
-		 * mask with nothing in it cannot happen with the grammars api/
-		 * builds; it ends the choice as an error, not as made-up text. */
+		 * well-formed grammar's mask is empty only where the matcher's
+		 * limits cut every way on (a recursive schema nested past
+		 * MLLM_GRAMMAR_MAX_DEPTH frames): the output is unfinished, as at
+		 * max_tokens, so the choice ends with "length", never with
+		 * made-up text. Out of memory is an error. */
 		const uint32_t *allow = NULL;
 		int32_t n_ok = mllm_gmatch_mask(s->gm, &allow);
 		if (n_ok <= 0) {
-			seq_finish(e, s, MLLM_FINISH_ERROR);
+			seq_finish(e, s, n_ok == 0 ? MLLM_FINISH_LENGTH : MLLM_FINISH_ERROR);
 			return;
 		}
 		mllm_sampler_sample_masked(s->sampler, e->ws, row, allow, &res);

@@ -376,3 +376,19 @@ test('max_tokens mid-JSON ends with length, never a faked closing brace', async 
   assert.equal(r.choices[0].finish_reason, 'length');
   assert.throws(() => JSON.parse(r.choices[0].text));
 });
+
+test('a recursive schema pushed past the nesting limit ends with length, not an error', async () => {
+  // logit_bias pushes tiny towards '{' and '"c"', so it nests {"c":{"c":...
+  // until the matcher's depth limit leaves no way on.
+  const schema = {
+    type: 'object', properties: { c: { anyOf: [{ $ref: '#' }, { type: 'null' }] } },
+    required: ['c'], additionalProperties: false,
+  };
+  const r = await client.completions.create({
+    model: 'tiny', prompt: 'A', max_tokens: 1500, temperature: 0,
+    logit_bias: { 426: 100, 29912: 100 }, response_format: rf('deep', schema),
+  });
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.ok(r.usage.completion_tokens < 1500, 'stopped by the depth limit, not max_tokens');
+  assert.ok(r.choices[0].text.split('"c"').length > 100);
+});
