@@ -1263,6 +1263,7 @@ static int32_t object_schema(api__sc *c, json_t *s, const char *ptr, bool strict
 	json_t *v;
 	char p2[256];
 	int32_t *kv, *req_flag, *F, *K, r = -1, sep;
+	json_t *rset;
 	(void)strict;
 	if (props && !json_is_object(props)) {
 		ptr_join(p2, sizeof p2, ptr, "properties");
@@ -1316,6 +1317,11 @@ static int32_t object_schema(api__sc *c, json_t *s, const char *ptr, bool strict
 		c->failed = true;
 		return api_error_set(c->e, 503, NULL, "overloaded", "Out of memory."), -1;
 	}
+	/* The required names as a set: one lookup per property, not a scan
+	 * of the list (thousands of properties compiled in quadratic time). */
+	rset = json_object();
+	for (size_t k = 0; req && k < json_array_size(req); k++)
+		json_object_set_new(rset, json_string_value(json_array_get(req, k)), json_true());
 	i = 0;
 	json_object_foreach(props, key, v)
 	{
@@ -1335,9 +1341,7 @@ static int32_t object_schema(api__sc *c, json_t *s, const char *ptr, bool strict
 		lit(c, kv[i], ":");
 		ref(c, kv[i], ws(c));
 		ref(c, kv[i], compile(c, v, p2));
-		for (size_t k = 0; req && k < json_array_size(req); k++)
-			if (strcmp(json_string_value(json_array_get(req, k)), key) == 0)
-				req_flag[i] = 1;
+		req_flag[i] = json_object_get(rset, key) != NULL;
 		if (c->failed)
 			break;
 		i++;
@@ -1376,6 +1380,7 @@ static int32_t object_schema(api__sc *c, json_t *s, const char *ptr, bool strict
 		ref(c, r, ws(c));
 		lit(c, r, "}");
 	}
+	json_decref(rset);
 	free(kv);
 	free(req_flag);
 	free(F);
