@@ -315,7 +315,7 @@ static int32_t string_any(api__sc *c)
 /* Digits: bounded counts so that a number cannot run forever. */
 #define SC_INT_DIGITS  15
 #define SC_FRAC_DIGITS 15
-#define SC_EXP_DIGITS  3
+#define SC_EXP_DIGITS  2 /* 15 digits e99 stays finite as a double; e999 does not */
 
 static int32_t digits(api__sc *c, int min, int max)
 {

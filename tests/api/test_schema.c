@@ -68,6 +68,8 @@ START_TEST(test_strings_and_numbers)
 	    &e);
 	ck_assert_ptr_nonnull(g);
 	expect(g, "[\"ab\",1.5e3,3,0]", 1);
+	expect(g, "[\"ab\",1.5e99,3,0]", 1);
+	expect(g, "[\"ab\",1.5e999,3,0]", -1); /* Infinity as a double */
 	expect(g, "[\"\\u00e9\\n\xc3\xa9\",-0.25,5,123]", 1);
 	expect(g, "[\"a\",1,3,0]", -1);         /* too short */
 	expect(g, "[\"abcd\",1,3,0]", -1);      /* too long */
