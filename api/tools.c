@@ -512,6 +512,32 @@ static int32_t text_or_call(api__sc *c, int32_t after)
 /* Runs in prepare, before the template is applied. Forced (required /
  * named): the preamble and a grammar of calls only. auto with a template
  * whose syntax is known: free text, and from the opener on, calls. */
+/* Compiles every tool's parameters once, for their errors only. */
+static int validate_tools(const api_request *req, api_error *e)
+{
+	api__sc *c;
+	size_t i;
+	json_t *t;
+	json_array_foreach(req->tools, i, t)
+	{
+		json_t *p = json_object_get(json_object_get(t, "function"), "parameters");
+		char param[64];
+		if (!p || !json_is_object(p) || json_object_size(p) == 0)
+			continue;
+		c = api__sc_create();
+		if (!c)
+			return api_error_set(e, 503, NULL, "overloaded",
+			                     "Out of memory for the grammar.");
+		snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
+		if (api__sc_schema(c, p, p, param, e) < 0) {
+			api__sc_free(c);
+			return e->status;
+		}
+		api__sc_free(c);
+	}
+	return 0;
+}
+
 int api__prepare_tools(api_request *req, api_error *e)
 {
 	const api_chat_template *t = req->m ? req->m->chat_template : NULL;
@@ -528,7 +554,10 @@ int api__prepare_tools(api_request *req, api_error *e)
 			return rc;
 	} else if (!(req->tool_choice == API__TC_AUTO && req->tool_syntax != API__TS_NONE &&
 	             req->rf_kind == API__RF_NONE)) {
-		return 0; /* plain text (or the response_format's grammar) */
+		/* Plain text (or the response_format's grammar): no call grammar,
+		 * but the tools' schemas are still checked, as they would be
+		 * had the call been forced. */
+		return validate_tools(req, e);
 	}
 	req->tool_parse = true;
 	/* continue_final_message with a prefill that ends with the opener:

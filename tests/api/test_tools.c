@@ -85,6 +85,30 @@ START_TEST(test_validation)
 }
 END_TEST
 
+/* A tool's schema is checked whether or not the call is forced. */
+START_TEST(test_schema_checked_unforced)
+{
+	static const char *const choices[] = {"", ",\"tool_choice\":\"auto\"",
+	                                      ",\"tool_choice\":\"none\""};
+	for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
+		char body[512];
+		api_error e;
+		api_request *req;
+		snprintf(
+		    body, sizeof body,
+		    "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+		    "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+		    "\"properties\":{\"a\":{\"type\":\"foo\"}}}}}]%s}",
+		    choices[i]);
+		req = parse_ok(body);
+		memset(&e, 0, sizeof e);
+		ck_assert_int_eq(api_request_prepare(req, &model, &e), 400);
+		ck_assert_str_eq(e.param, "tools[0].function.parameters");
+		api_request_free(req);
+	}
+}
+END_TEST
+
 START_TEST(test_forced_grammar_and_prompt)
 {
 	api_error e;
@@ -779,6 +803,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_forced_grammar_and_prompt);
+	tcase_add_test(tc, test_schema_checked_unforced);
 	tcase_add_test(tc, test_tool_messages);
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
