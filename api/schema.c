@@ -1195,6 +1195,11 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 		return sc_fail(c, p2, "%s must be an array", "prefixItems");
 	}
 	if (!prefix || json_array_size(prefix) == 0) {
+		if (items && json_is_false(items) && min > 0)
+			return sc_fail(c, ptr,
+			               "%s above 0 with items false (no item allowed) is not "
+			               "satisfiable",
+			               "minItems");
 		if (items && json_is_false(items))
 			item = -1;
 		else if (items && !json_is_true(items)) {

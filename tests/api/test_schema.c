@@ -274,6 +274,7 @@ START_TEST(test_unsupported_keywords)
 	    {"{\"type\":\"string\",\"const\":5}", "not the schema's 'type'"},
 	    {"{\"pattern\":\"^a$\"}", "needs a 'type'"},
 	    {"{\"maxLength\":2}", "needs a 'type'"},
+	    {"{\"type\":\"array\",\"items\":false,\"minItems\":1}", "not satisfiable"},
 	    {"{\"type\":\"string\",\"maxLength\":2,\"allOf\":[{\"type\":\"string\"}]}",
 	     "beside 'allOf'"},
 	    {"{\"type\":\"string\",\"pattern\":\"(a*)*\"}", "can match nothing"},
