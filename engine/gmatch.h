@@ -58,6 +58,9 @@ int mllm_gmatch_accept(mllm_gmatch *m, int32_t id) MLLM_WUR;
 int mllm_gmatch_feed(mllm_gmatch *m, const char *s, size_t n) MLLM_WUR;
 /* Whether the bytes so far form a complete sentence (EOS is allowed). */
 bool mllm_gmatch_can_end(const mllm_gmatch *m);
+/* Whether the grammar may end here and nothing else may follow (only EOS
+ * is allowed next). */
+bool mllm_gmatch_complete(const mllm_gmatch *m);
 
 /* Context-free masks on (the default) or off: the masks are the same
  * either way; benches and tests compare the two. */

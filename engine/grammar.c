@@ -900,6 +900,11 @@ bool mllm_gmatch_can_end(const mllm_gmatch *m)
 	return m->lv[0].accept;
 }
 
+bool mllm_gmatch_complete(const mllm_gmatch *m)
+{
+	return m->lv[0].accept && m->lv[0].n == 0;
+}
+
 void mllm_gmatch_stats(const mllm_gmatch *m, int64_t *n_walks, int64_t *n_hits, int64_t *n_cf_hits)
 {
 	*n_walks = m->n_walks;

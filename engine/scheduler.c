@@ -453,7 +453,11 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 	if (s->stop.matched)
 		seq_finish(e, s, MLLM_FINISH_STOP);
 	else if (s->n_gen >= r->samp.max_tokens)
-		seq_finish(e, s, MLLM_FINISH_LENGTH);
+		/* A grammar that allows nothing but EOS now is complete: the
+		 * output was not cut, whatever max_tokens says. */
+		seq_finish(e, s,
+		           s->gm && mllm_gmatch_complete(s->gm) ? MLLM_FINISH_STOP
+		                                                : MLLM_FINISH_LENGTH);
 	else
 		s->next_tok = res.token;
 }

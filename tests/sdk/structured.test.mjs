@@ -392,3 +392,17 @@ test('a recursive schema pushed past the nesting limit ends with length, not an 
   assert.ok(r.usage.completion_tokens < 1500, 'stopped by the depth limit, not max_tokens');
   assert.ok(r.choices[0].text.split('"c"').length > 100);
 });
+
+test('a value completed exactly at max_tokens ends with stop, not length', async () => {
+  const schema = { type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'], additionalProperties: false };
+  const body = { model: 'st', prompt: 'A', temperature: 0, response_format: rf('flag', schema) };
+  const full = await client.completions.create({ ...body, max_tokens: 64 });
+  assert.equal(full.choices[0].finish_reason, 'stop');
+  const n = full.usage.completion_tokens - 1; // without the EOS that ended it
+  const exact = await client.completions.create({ ...body, max_tokens: n });
+  assert.equal(exact.choices[0].finish_reason, 'stop');
+  assert.equal(exact.choices[0].text, full.choices[0].text);
+  assert.deepEqual(JSON.parse(exact.choices[0].text), JSON.parse(full.choices[0].text));
+  const cut = await client.completions.create({ ...body, max_tokens: n - 1 });
+  assert.equal(cut.choices[0].finish_reason, 'length');
+});
