@@ -432,6 +432,15 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	if (req->j_kwargs)
 		json_object_update(vars, req->j_kwargs);
 	json_object_set_new(vars, "messages", template_messages(req->j_messages));
+	/* A forced call on a template that never prints the tools: the model
+	 * would be made to call tools it was never shown, so the tools
+	 * preamble (prepare put it first in msgs) opens the chat, as it does
+	 * for the presets. */
+	if (api__tool_forced(req) && req->n_msgs > 0 && req->msgs[0].role == API_ROLE_SYSTEM &&
+	    !api_jinja_mentions(t->jinja, "tools"))
+		json_array_insert_new(json_object_get(vars, "messages"), 0,
+		                      json_pack("{s:s,s:s%}", "role", "system", "content",
+		                                req->msgs[0].content, req->msgs[0].len));
 	json_object_set(vars, "tools", req->j_tools ? req->j_tools : json_null());
 	json_object_set(vars, "documents", json_null());
 	json_object_set_new(vars, "add_generation_prompt", json_boolean(!req->cont_final));

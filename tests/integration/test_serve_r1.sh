@@ -50,6 +50,18 @@ for m in r1 r1q; do
 done
 ok "R1 chat template, special tokens, context (snapshot and GGUF)"
 
+# R1's own template never prints tools: a forced call gets the tools
+# preamble as a first system turn (the model is shown what it must call).
+T='"tools":[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]'
+pt() {
+	expect 200 POST /v1/chat/completions -H "$JSON" \
+		-d "{\"model\":\"r1\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]$1}"
+	"$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["prompt_tokens"])' "$TMP/body"
+}
+plain=$(pt '') forced=$(pt ",$T,\"tool_choice\":\"required\"")
+[ "$forced" -gt $((plain + 20)) ] || fail "forced call without the tools: $plain vs $forced prompt tokens"
+ok "R1: a forced call's prompt shows the tools ($plain -> $forced tokens)"
+
 # Chat greedy == the CLI on the same prompt ids (one scheduler, one sampler).
 ids=$(echo "$chat_ids" | tr -d '[] ')
 "$BIN" generate --model "$R1" --prompt-ids "$ids" --max-tokens 12 --temperature 0 --json >"$TMP/cli.json" ||
