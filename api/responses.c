@@ -697,8 +697,8 @@ void api__resp_fix_error(const api_request *req, api_error *e)
 		set_param(e, to);
 	} else if (strncmp(p, "response_format", 15) == 0) {
 		const char *rest = p + 15;
-		if (strncmp(rest, ".json_schema.schema", 19) == 0)
-			snprintf(to, sizeof to, "text.format.schema%s", rest + 19);
+		if (strncmp(rest, ".json_schema.", 13) == 0) /* .schema, .name, .strict */
+			snprintf(to, sizeof to, "text.format.%s", rest + 13);
 		else if (!*rest && req->rf_schema)
 			snprintf(to, sizeof to, "text.format.schema"); /* it compiled badly */
 		else

@@ -41,6 +41,12 @@ int api__parse_structured(api_request *req, json_t *root, api_error *e)
 	if (!json_is_string(json_object_get(js, "name")))
 		return api_error_set(e, 400, "response_format.json_schema.name", "invalid_type",
 		                     "'response_format.json_schema.name' must be a string.");
+	if (!api__name_ok(json_string_value(json_object_get(js, "name")),
+	                  json_string_length(json_object_get(js, "name"))))
+		return api_error_set(
+		    e, 400, "response_format.json_schema.name", "invalid_value",
+		    "'response_format.json_schema.name' must be 1-64 characters of "
+		    "a-z, A-Z, 0-9, '_' and '-'.");
 	strict = json_object_get(js, "strict");
 	if (strict && !json_is_null(strict) && !json_is_boolean(strict))
 		return api_error_set(e, 400, "response_format.json_schema.strict", "invalid_type",

@@ -20,19 +20,6 @@
 
 #define API_MAX_TOOLS 128
 
-static bool name_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 static json_t *tool_named(json_t *tools, const char *name)
 {
 	size_t i;
@@ -78,7 +65,7 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e)
 				                     param);
 			snprintf(param, sizeof param, "tools[%zu].function.name", i);
 			if (!json_is_string(name) ||
-			    !name_ok(json_string_value(name), json_string_length(name)))
+			    !api__name_ok(json_string_value(name), json_string_length(name)))
 				return api_error_set(
 				    e, 400, param, "invalid_value",
 				    "'%s' must be 1-64 characters of a-z, A-Z, 0-9, "

@@ -159,3 +159,16 @@ void api__make_id(char *buf, size_t cap, const char *prefix)
 	snprintf(buf, cap, "%s%016llx%08llx", prefix, (unsigned long long)a,
 	         (unsigned long long)(b & 0xFFFFFFFFull));
 }
+
+bool api__name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}

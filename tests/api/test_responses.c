@@ -167,6 +167,9 @@ START_TEST(test_validation)
 	     400},
 	    {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\",\"schema\":{}}}}",
 	     "text.format.name", 400},
+	    {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"a b\","
+	     "\"schema\":{}}}}",
+	     "text.format.name", 400},
 	    {"{\"input\":\"x\",\"truncation\":\"sometimes\"}", "truncation", 400},
 	    {"{\"input\":\"x\",\"max_output_tokens\":0}", "max_output_tokens", 400},
 	    {"{\"input\":\"x\",\"temperature\":3}", "temperature", 400},

@@ -317,6 +317,15 @@ START_TEST(test_request_response_format)
 	ck_assert_int_eq(
 	    api_request_parse(API_COMPLETION, bad_type, strlen(bad_type), &lim, &req, &e), 400);
 	ck_assert_str_eq(e.param, "response_format.type");
+	{
+		/* The name is what OpenAI allows: 1-64 of [a-zA-Z0-9_-]. */
+		const char *bad_name = "{\"prompt\":\"x\",\"response_format\":{\"type\":"
+		                       "\"json_schema\",\"json_schema\":{\"name\":\"a b/c\"}}}";
+		ck_assert_int_eq(
+		    api_request_parse(API_COMPLETION, bad_name, strlen(bad_name), &lim, &req, &e),
+		    400);
+		ck_assert_str_eq(e.param, "response_format.json_schema.name");
+	}
 }
 END_TEST
 
