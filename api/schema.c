@@ -535,6 +535,77 @@ static void json_char(api__sc *c, int32_t r, int ch)
 	}
 }
 
+/* One non-ASCII UTF-8 character that is not Unicode whitespace as a JS or
+ * Python regex \s sees it (U+00A0, U+1680, U+2000-200A, U+2028/9, U+202F,
+ * U+205F, U+3000, U+FEFF), for negated classes holding \s. Coarse: the
+ * blocks around them go too (C2 A0; E1 9A xx; E2 80-81 xx; E3 80 xx; EF BB
+ * xx), a subset, so every output still matches. */
+static void utf8_multi_nows(api__sc *c, int32_t r)
+{
+	alt(c, r);
+	lit(c, r, "\xc2");
+	{
+		uint8_t s[32] = {0};
+		set_range(s, 0x80, 0x9f);
+		set_range(s, 0xa1, 0xbf);
+		mllm_gbuild_set(c->b, r, s);
+	}
+	alt(c, r);
+	mllm_gbuild_range(c->b, r, 0xc3, 0xdf);
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xe0");
+	mllm_gbuild_range(c->b, r, 0xa0, 0xbf);
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xe1");
+	{
+		uint8_t s[32] = {0};
+		set_range(s, 0x80, 0x99);
+		set_range(s, 0x9b, 0xbf);
+		mllm_gbuild_set(c->b, r, s);
+	}
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xe2");
+	mllm_gbuild_range(c->b, r, 0x82, 0xbf);
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xe3");
+	mllm_gbuild_range(c->b, r, 0x81, 0xbf);
+	cont(c, r, 1);
+	alt(c, r);
+	mllm_gbuild_range(c->b, r, 0xe4, 0xec);
+	cont(c, r, 2);
+	alt(c, r);
+	lit(c, r, "\xed");
+	mllm_gbuild_range(c->b, r, 0x80, 0x9f);
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xee");
+	cont(c, r, 2);
+	alt(c, r);
+	lit(c, r, "\xef");
+	{
+		uint8_t s[32] = {0};
+		set_range(s, 0x80, 0xba);
+		set_range(s, 0xbc, 0xbf);
+		mllm_gbuild_set(c->b, r, s);
+	}
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xf0");
+	mllm_gbuild_range(c->b, r, 0x90, 0xbf);
+	cont(c, r, 2);
+	alt(c, r);
+	mllm_gbuild_range(c->b, r, 0xf1, 0xf3);
+	cont(c, r, 3);
+	alt(c, r);
+	lit(c, r, "\xf4");
+	mllm_gbuild_range(c->b, r, 0x80, 0x8f);
+	cont(c, r, 2);
+}
+
 /* A rule for a set of ASCII characters (plus, when neg, every non-ASCII
  * character), spelled as JSON. */
 static int32_t class_rule(api__sc *c, const uint8_t ascii[16], bool neg)
@@ -560,7 +631,11 @@ static int32_t class_rule(api__sc *c, const uint8_t ascii[16], bool neg)
 		alt(c, r);
 		mllm_gbuild_set(c->b, r, plain);
 	}
-	if (neg)
+	/* A negated class that leaves out blanks (\S, [^\s], [^ ]) leaves
+	 * out Unicode's too. */
+	if (neg && ((ascii[' ' / 8] >> (' ' % 8)) & 1))
+		utf8_multi_nows(c, r);
+	else if (neg)
 		utf8_multi(c, r, false);
 	return r;
 }

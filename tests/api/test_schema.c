@@ -154,6 +154,17 @@ START_TEST(test_pattern_and_format)
 	expect(g, "\"mail.example.org\"", 1);
 	expect(g, "\"org\"", -1);
 	mllm_grammar_unref(g);
+	/* \\S and [^\\s] leave out Unicode's blanks too, as JS and Python's
+	 * \\s matches them (U+3000, U+2028, U+00A0, U+FEFF). */
+	g = compile_text("{\"type\":\"string\",\"pattern\":\"^\\\\S{1,3}[^\\\\s]?$\"}", &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "\"ab\xc3\xa9\"", 1);
+	expect(g, "\"\xe4\xbd\xa0\"", 1);
+	expect(g, "\"a\xe3\x80\x80\"", -1);
+	expect(g, "\"a\xe2\x80\xa8\"", -1);
+	expect(g, "\"a\xc2\xa0\"", -1);
+	expect(g, "\"a\xef\xbb\xbf\"", -1);
+	mllm_grammar_unref(g);
 }
 END_TEST
 
