@@ -1865,6 +1865,13 @@ int32_t api__sc_ws(api__sc *c)
 int32_t api__sc_schema(api__sc *c, json_t *doc, json_t *schema, const char *param, api_error *e)
 {
 	int32_t r;
+	/* $ref targets are per document (each tool's parameters are one):
+	 * the limit counts one document's, not every tool's together. */
+	if (c->doc != doc) {
+		for (int i = 0; i < c->n_refs; i++)
+			free(c->refs[i].ref);
+		c->n_refs = 0;
+	}
 	c->doc = doc;
 	c->param = param;
 	c->e = e;

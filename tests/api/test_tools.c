@@ -85,6 +85,34 @@ START_TEST(test_validation)
 }
 END_TEST
 
+/* The $ref limit (256 targets) counts one tool's parameters, not every
+ * tool's together (one compiler builds the call grammar of all of them). */
+START_TEST(test_ref_limit_per_tool)
+{
+	static char body[1 << 16];
+	size_t n = (size_t)snprintf(body, sizeof body,
+	                            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+	                            "\"tool_choice\":\"required\",\"tools\":[");
+	api_error e;
+	api_request *req;
+	for (int i = 0; i < 90; i++)
+		n += (size_t)snprintf(
+		    body + n, sizeof body - n,
+		    "%s{\"type\":\"function\",\"function\":{\"name\":\"t%d\",\"parameters\":{"
+		    "\"type\":\"object\",\"$defs\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":"
+		    "\"integer\"},\"c\":{\"type\":\"boolean\"}},\"properties\":{\"x\":{\"$ref\":"
+		    "\"#/$defs/a\"},\"y\":{\"$ref\":\"#/$defs/b\"},\"z\":{\"$ref\":\"#/$defs/"
+		    "c\"}}}}}",
+		    i ? "," : "", i);
+	snprintf(body + n, sizeof body - n, "]}");
+	req = parse_ok(body);
+	memset(&e, 0, sizeof e);
+	req->m = &model;
+	ck_assert_msg(api__prepare_tools(req, &e) == 0, "%s", e.message);
+	api_request_free(req);
+}
+END_TEST
+
 /* A tool's schema is checked whether or not the call is forced. */
 START_TEST(test_schema_checked_unforced)
 {
@@ -804,6 +832,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_forced_grammar_and_prompt);
 	tcase_add_test(tc, test_schema_checked_unforced);
+	tcase_add_test(tc, test_ref_limit_per_tool);
 	tcase_add_test(tc, test_tool_messages);
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
