@@ -1674,9 +1674,10 @@ static int check_siblings(api__sc *c, json_t *s, const char *kw, const char *ptr
 		size_t n = vals ? json_array_size(vals) : 1;
 		for (size_t i = 0; i < n; i++) {
 			json_t *x = vals ? json_array_get(vals, i) : one;
-			bool ok = false;
+			/* OpenAPI's nullable adds null to whatever type says. */
+			bool ok = json_is_null(x) && json_is_true(json_object_get(s, "nullable"));
 			if (json_is_string(type)) {
-				ok = value_has_type(x, json_string_value(type));
+				ok = ok || value_has_type(x, json_string_value(type));
 			} else {
 				size_t k;
 				json_t *t;

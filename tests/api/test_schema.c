@@ -113,6 +113,7 @@ START_TEST(test_enum_const_anyof_ref)
 	    "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}],\"default\":null,"
 	    "\"title\":\"T\"}",
 	    "{\"enum\":[\"a\"],\"nullable\":true}",
+	    "{\"type\":\"string\",\"enum\":[\"a\",null],\"nullable\":true}",
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		g = compile_text(ok[i], &e);
