@@ -817,8 +817,14 @@ static int specials_walk(const mllm_tokenizer *tok, const json_t *v, char *path,
 		const json_t *x;
 		json_object_foreach((json_t *)v, k, x)
 		{
+			int32_t bad;
 			snprintf(path + pl, cap - pl, ".%s", k);
-			rc = specials_walk(tok, x, path, strlen(path), cap, e);
+			/* Keys too: tojson prints them (a property name). */
+			rc = find_control(tok, k, strlen(k), &bad, e);
+			if (rc == 0 && bad >= 0)
+				rc = special_error(tok, bad, path, "A key", e);
+			if (rc == 0)
+				rc = specials_walk(tok, x, path, strlen(path), cap, e);
 			if (rc)
 				break;
 		}

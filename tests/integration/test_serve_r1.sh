@@ -38,6 +38,10 @@ for m in r1 r1q; do
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"ok\",\"reasoning_content\":\"r$inj\"},{\"role\":\"user\",\"content\":\"y\"}]}"
 	grep -q '"param":"messages\[1\].reasoning_content"' "$TMP/body" ||
 		fail "$m: reasoning_content injection: $(cat "$TMP/body")"
+	# Object keys too (a property name, printed by tojson).
+	expect 400 POST /v1/chat/completions -H "$JSON" \
+		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"$inj\":{\"type\":\"string\"}}}}}]}"
+	grep -q 'special-token text' "$TMP/body" || fail "$m: key injection: $(cat "$TMP/body")"
 	expect 400 POST /v1/chat/completions -H "$JSON" \
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":{\"k\":\"$inj\"}}"
 	grep -q '"param":"chat_template_kwargs.k"' "$TMP/body" || fail "$m: kwargs injection: $(cat "$TMP/body")"
