@@ -902,8 +902,10 @@ static void *engine_main(void *arg)
 				/* A session pin is only a cache hint: it yields
 				 * to a request waiting for blocks (which would
 				 * otherwise wait for whatever runs to end, or,
-				 * with nothing running, forever). */
-				if (e->n_pins > 0) {
+				 * with nothing running, forever) — not to one
+				 * waiting for a running slot, which no pin holds. */
+				int32_t nl = r->seqs ? r->n_live : r->n_choices;
+				if (e->n_pins > 0 && e->n_running + nl <= e->p.max_running) {
 					mllm__pin_release(e, 0);
 					continue;
 				}

@@ -974,6 +974,58 @@ START_TEST(test_session_pin_yields)
 }
 END_TEST
 
+START_TEST(test_session_pin_kept_for_slot_wait)
+{
+	/* A request waiting for a running slot (max_running) gets nothing
+	 * from a pin's blocks: the pin stays, and the session's prefix
+	 * survives the cache pressure that follows. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	p.kv.n_blocks = 40;
+	p.max_running = 1;
+	p.session_ttl_ms = 600000;
+	mllm_engine *e = start(m, &p);
+	static int32_t a[100], x[20], y[20], f[180];
+	static result r0, again, filler;
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.ignore_eos = true;
+	s.max_tokens = 8;
+	prng = 11;
+	make_prompt(a, 100, n_vocab);
+	make_prompt(x, 20, n_vocab);
+	make_prompt(y, 20, n_vocab);
+	mllm_submit sub = {
+	    .prompt = a, .n_prompt = 100, .n_choices = 1, .sampling = s, .session_id = "alice"};
+	mllm_request *r = NULL;
+	int one = 1, two[2] = {1, 1};
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), 0);
+	memset(&r0, 0, sizeof r0);
+	wait_all(&r, &r0, &one, 1);
+	mllm_request_release(r);
+	/* Two at once with one slot: the second waits for the slot. */
+	{
+		static result rr[2];
+		mllm_sampling sx = s;
+		sx.max_tokens = 30;
+		mllm_request *rs[2] = {submit(e, x, 20, 1, &sx), submit(e, y, 20, 1, &s)};
+		memset(rr, 0, sizeof rr);
+		wait_all(rs, rr, two, 2);
+		mllm_request_release(rs[0]);
+		mllm_request_release(rs[1]);
+	}
+	for (int k = 0; k < 6; k++) {
+		make_prompt(f, 180, n_vocab);
+		run_one(e, f, 180, 1, &s, &filler);
+	}
+	run_one(e, a, 100, 1, &s, &again);
+	ck_assert_int_eq(again.n_cached, (99 / 16) * 16);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
 START_TEST(test_short_prompt_not_starved)
 {
 	/* A short prompt submitted behind a long one gets its first token
@@ -1348,6 +1400,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_n_ctx_is_the_engines);
 	tcase_add_test(tc, test_session_pin);
 	tcase_add_test(tc, test_session_pin_yields);
+	tcase_add_test(tc, test_session_pin_kept_for_slot_wait);
 	tcase_add_test(tc, test_short_prompt_not_starved);
 	tcase_add_test(tc, test_fuzz_mixed);
 	tcase_add_test(tc, test_preemption_equals_alone);
