@@ -253,7 +253,8 @@ int srv_cmd_perplexity(int argc, char **argv)
 	mllm_model *m = NULL;
 	mllm_eval *ev = NULL;
 	FILE *save = NULL;
-	char *save_tmp = NULL;
+	char *save_tmp = NULL, *save_real = NULL; /* temp file; the resolved target */
+	bool save_made = false;                   /* save_tmp was created by this run */
 	lp_file base = {.f = NULL};
 	const char *why = "";
 
@@ -325,12 +326,32 @@ int srv_cmd_perplexity(int argc, char **argv)
 		 * an earlier reference whole; anything else (a pipe, a device) is
 		 * written in place. */
 		struct stat st;
-		if (stat(save_path, &st) != 0 || S_ISREG(st.st_mode)) {
-			size_t tl = strlen(save_path) + 32;
+		bool exists = stat(save_path, &st) == 0;
+		if (!exists || S_ISREG(st.st_mode)) {
+			/* Through a symlink, to the file it names (which stays
+			 * the link's target); a unique name (mkstemp), so two
+			 * runs never share or delete each other's. */
+			char *real = realpath(save_path, NULL);
+			const char *target = real ? real : save_path;
+			size_t tl = strlen(target) + 16;
+			mode_t um = umask(0);
+			int fd;
+			umask(um);
+			save_real = real;
 			save_tmp = xmalloc(tl);
-			snprintf(save_tmp, tl, "%s.tmp%ld", save_path, (long)getpid());
+			snprintf(save_tmp, tl, "%s.XXXXXX", target);
+			fd = mkstemp(save_tmp);
+			if (fd >= 0) {
+				save_made = true;
+				/* the replaced file's mode, else a new file's */
+				(void)fchmod(fd, exists ? st.st_mode & 07777 : 0666 & ~um);
+				save = fdopen(fd, "wb");
+				if (!save)
+					close(fd);
+			}
+		} else {
+			save = fopen(save_path, "wb");
 		}
-		save = fopen(save_tmp ? save_tmp : save_path, save_tmp ? "wbx" : "wb");
 		if (!save || fwrite(LP_MAGIC, 1, 8, save) != 8 ||
 		    fwrite(hdr, sizeof hdr[0], 4, save) != 4) {
 			fprintf(stderr, "perplexity: cannot write %s: %s\n",
@@ -406,13 +427,14 @@ int srv_cmd_perplexity(int argc, char **argv)
 	}
 	save = NULL;
 	if (save_tmp) {
-		if (rename(save_tmp, save_path) != 0) {
+		if (rename(save_tmp, save_real ? save_real : save_path) != 0) {
 			fprintf(stderr, "perplexity: cannot rename %s to %s: %s\n", save_tmp,
 			        save_path, strerror(errno));
 			goto out;
 		}
 		free(save_tmp);
 		save_tmp = NULL;
+		save_made = false;
 	}
 
 	{
@@ -474,9 +496,11 @@ out:
 	if (save)
 		fclose(save);
 	if (save_tmp) {
-		(void)unlink(save_tmp);
+		if (save_made)
+			(void)unlink(save_tmp);
 		free(save_tmp);
 	}
+	free(save_real);
 	if (base.f)
 		fclose(base.f);
 	mllm_eval_free(ev);

@@ -101,9 +101,19 @@ cmp -s "$tmp/text.txt" "$tmp/other.txt" || { echo "text changed"; exit 1; }
 refuse 2 'differ' --model "$M" --file "$tmp/other.txt" --ctx 128 --chunks 3 \
 	--kl-base "$tmp/base.lp" --save-logits "$tmp/keep.lp"
 cmp -s "$tmp/keep.lp" "$tmp/base.lp" || { echo "failed run changed its --save-logits file"; exit 1; }
-ls "$tmp" | grep -q '\.tmp' && { echo "temporary file left: $(ls "$tmp")"; exit 1; }
+ls "$tmp" | grep -q 'keep\.lp\.' && { echo "temporary file left: $(ls "$tmp")"; exit 1; }
 # A successful run replaces it.
 ppl --convert f32 --kv-f32 --chunks 2 --save-logits "$tmp/keep.lp" >/dev/null
 [ "$(wc -c <"$tmp/keep.lp")" -eq $((24 + 2 * (128 + 63 * 8000) * 4)) ] ||
 	{ echo "--save-logits not replaced"; exit 1; }
+# Through a symlink: the file it names is replaced (the link stays), with
+# its mode.
+cp "$tmp/base.lp" "$tmp/real.lp"
+chmod 640 "$tmp/real.lp"
+ln -s real.lp "$tmp/link.lp"
+ppl --convert f32 --kv-f32 --chunks 2 --save-logits "$tmp/link.lp" >/dev/null
+[ -L "$tmp/link.lp" ] || { echo "--save-logits replaced the symlink"; exit 1; }
+[ "$(wc -c <"$tmp/real.lp")" -eq $((24 + 2 * (128 + 63 * 8000) * 4)) ] ||
+	{ echo "--save-logits did not write the link's target"; exit 1; }
+[ "$(stat -c %a "$tmp/real.lp")" = 640 ] || { echo "mode not kept: $(stat -c %a "$tmp/real.lp")"; exit 1; }
 echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 17 refusals, files kept ok"
