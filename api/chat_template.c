@@ -416,6 +416,49 @@ static json_t *template_messages(const json_t *msgs)
 	return copy;
 }
 
+enum { PRE_NONE = 0, PRE_MERGE, PRE_SYSTEM, PRE_USER };
+
+/* Puts the tools preamble p into the template's messages tm: PRE_MERGE in
+ * front of a first system message's text, PRE_SYSTEM as a system message
+ * of its own first, PRE_USER in front of the first user message's text.
+ * false when tm has no such message (nothing changed). */
+static bool with_preamble(json_t *tm, const api__message *p, int how)
+{
+	size_t i;
+	json_t *m;
+	if (how == PRE_SYSTEM) {
+		json_array_insert_new(
+		    tm, 0,
+		    json_pack("{s:s,s:s%}", "role", "system", "content", p->content, p->len));
+		return true;
+	}
+	json_array_foreach(tm, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+		json_t *c = json_object_get(m, "content"), *nm;
+		mllm_buf b;
+		if (!role || strcmp(role, how == PRE_MERGE ? "system" : "user") != 0) {
+			if (how == PRE_MERGE)
+				return false; /* only a first system message takes it */
+			continue;
+		}
+		if (!json_is_string(c))
+			return false;
+		mllm_buf_init(&b, SIZE_MAX / 2);
+		if (mllm_buf_append(&b, p->content, p->len) || mllm_buf_append(&b, "\n\n", 2) ||
+		    mllm_buf_append(&b, json_string_value(c), json_string_length(c))) {
+			mllm_buf_free(&b);
+			return false;
+		}
+		nm = json_copy(m); /* tm may share m with the request */
+		json_object_set_new(nm, "content", json_stringn(b.data, b.len));
+		mllm_buf_free(&b);
+		json_array_set_new(tm, i, nm);
+		return true;
+	}
+	return false;
+}
+
 static int render_jinja(const api_chat_template *t, const api_request *req,
                         const mllm_tokenizer *tok, mllm_buf *out, size_t *skip, bool *bos,
                         api_error *e)
@@ -426,30 +469,41 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	int rc;
 	if (!req->j_messages)
 		return api_error_set(e, 500, NULL, "internal_error", "The chat has no messages.");
-	vars = json_object();
-	MLLM_ASSERT(vars);
-	/* chat_template_kwargs first, so the request's own fields win. */
-	if (req->j_kwargs)
-		json_object_update(vars, req->j_kwargs);
-	json_object_set_new(vars, "messages", template_messages(req->j_messages));
 	/* A forced call on a template that never prints the tools: the model
 	 * would be made to call tools it was never shown, so the tools
-	 * preamble (prepare put it first in msgs) opens the chat, as it does
-	 * for the presets. */
-	if (api__tool_forced(req) && req->n_msgs > 0 && req->msgs[0].role == API_ROLE_SYSTEM &&
-	    !api_jinja_mentions(t->jinja, "tools"))
-		json_array_insert_new(json_object_get(vars, "messages"), 0,
-		                      json_pack("{s:s,s:s%}", "role", "system", "content",
-		                                req->msgs[0].content, req->msgs[0].len));
-	json_object_set(vars, "tools", req->j_tools ? req->j_tools : json_null());
-	json_object_set(vars, "documents", json_null());
-	json_object_set_new(vars, "add_generation_prompt", json_boolean(!req->cont_final));
-	json_object_set_new(vars, "bos_token",
-	                    t->bos_text ? json_string(t->bos_text) : json_null());
-	json_object_set_new(vars, "eos_token",
-	                    t->eos_text ? json_string(t->eos_text) : json_null());
-	rc = api_jinja_render(t->jinja, vars, &lim, out, err, sizeof err);
-	json_decref(vars);
+	 * preamble (prepare put it first in msgs) goes into the chat: into
+	 * the client's system message, else as a system turn of its own, else
+	 * (a template that refuses system turns) into the first user turn. */
+	bool pre = api__tool_forced(req) && req->n_msgs > 0 &&
+	           req->msgs[0].role == API_ROLE_SYSTEM && !api_jinja_mentions(t->jinja, "tools");
+	size_t out0 = out->len;
+	for (int step = pre ? PRE_MERGE : PRE_NONE;; step++) {
+		/* Past PRE_USER (no user message either): without it. */
+		int how = step > PRE_USER ? PRE_NONE : step;
+		json_t *tm = template_messages(req->j_messages);
+		if (how != PRE_NONE && !with_preamble(tm, &req->msgs[0], how)) {
+			json_decref(tm);
+			continue; /* not this way (no system, or no user message) */
+		}
+		vars = json_object();
+		MLLM_ASSERT(vars);
+		/* chat_template_kwargs first, so the request's own fields win. */
+		if (req->j_kwargs)
+			json_object_update(vars, req->j_kwargs);
+		json_object_set_new(vars, "messages", tm);
+		json_object_set(vars, "tools", req->j_tools ? req->j_tools : json_null());
+		json_object_set(vars, "documents", json_null());
+		json_object_set_new(vars, "add_generation_prompt", json_boolean(!req->cont_final));
+		json_object_set_new(vars, "bos_token",
+		                    t->bos_text ? json_string(t->bos_text) : json_null());
+		json_object_set_new(vars, "eos_token",
+		                    t->eos_text ? json_string(t->eos_text) : json_null());
+		out->len = out0;
+		rc = api_jinja_render(t->jinja, vars, &lim, out, err, sizeof err);
+		json_decref(vars);
+		if (rc != MLLM_EINVAL || how == PRE_NONE || how == PRE_USER)
+			break; /* rendered, or no other way left to try */
+	}
 	if (rc == MLLM_EINVAL)
 		return api_error_set(e, 400, "messages", "invalid_chat",
 		                     "The chat template says: %s", err);

@@ -546,7 +546,8 @@ static void utf8_multi_nows(api__sc *c, int32_t r)
 	lit(c, r, "\xc2");
 	{
 		uint8_t s[32] = {0};
-		set_range(s, 0x80, 0x9f);
+		set_range(s, 0x80, 0x84); /* U+0085 (NEL) is Python's \s */
+		set_range(s, 0x86, 0x9f);
 		set_range(s, 0xa1, 0xbf);
 		mllm_gbuild_set(c->b, r, s);
 	}
@@ -1721,7 +1722,11 @@ static int32_t compile_body(api__sc *c, json_t *s, const char *ptr)
 	if (!json_object_get(s, "type")) {
 		const char *key;
 		json_t *x;
-		bool listed = false;
+		/* An exclusive keyword decides, or the type is inferred from
+		 * properties/items (other types' keywords are then vacuous). */
+		bool listed = json_object_get(s, "properties") || json_object_get(s, "items") ||
+		              json_object_get(s, "prefixItems") ||
+		              json_object_get(s, "additionalProperties");
 		for (const char *const *k = exclusive; *k; k++)
 			listed = listed || json_object_get(s, *k) != NULL;
 		json_object_foreach(s, key, x)

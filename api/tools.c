@@ -364,6 +364,7 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, ap
 	char qkey[32];
 	size_t i;
 	json_t *t;
+	json_t *keep = json_array();
 	snprintf(qkey, sizeof qkey, "\"%s\"", key);
 	json_array_foreach(req->tools, i, t)
 	{
@@ -374,12 +375,25 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, ap
 		if (req->tool_name && strcmp(name, req->tool_name) != 0)
 			continue;
 		snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
-		/* No parameters, or {}: any object. */
-		args = p && json_is_object(p) && json_object_size(p) > 0
-		           ? api__sc_schema(c, p, p, param, e)
-		           : api__sc_any_object(c);
-		if (args < 0)
+		/* No parameters, or {}: any object; a schema without a type is
+		 * an object's (a call's arguments are one). */
+		if (p && json_is_object(p) && json_object_size(p) > 0 &&
+		    !json_object_get(p, "type")) {
+			/* Kept until the loop ends: the compiler tells documents
+			 * apart by address, which a freed copy could hand on. */
+			json_t *q = json_deep_copy(p);
+			json_object_set_new(q, "type", json_string("object"));
+			json_array_append_new(keep, q);
+			args = api__sc_schema(c, q, q, param, e);
+		} else {
+			args = p && json_is_object(p) && json_object_size(p) > 0
+			           ? api__sc_schema(c, p, p, param, e)
+			           : api__sc_any_object(c);
+		}
+		if (args < 0) {
+			json_decref(keep);
 			return -1;
+		}
 		mllm_gbuild_alt(b, call);
 		lit_ws(b, call, "{", ws);
 		lit_ws(b, call, "\"name\"", ws);
@@ -394,6 +408,7 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, ap
 		mllm_gbuild_ref(b, call, ws);
 		mllm_gbuild_lit(b, call, "}", 1);
 	}
+	json_decref(keep);
 	return call;
 }
 
@@ -536,7 +551,11 @@ int api__prepare_tools(api_request *req, api_error *e)
 	req->tool_syntax = api__tool_syntax(t);
 	sx = &SYNTAX[req->tool_syntax];
 	if (api__tool_forced(req)) {
-		rc = tools_preamble(req, e);
+		/* A named choice builds the grammar of that tool only: the
+		 * others' schemas are checked here. */
+		rc = req->tool_choice == API__TC_NAMED ? validate_tools(req, e) : 0;
+		if (rc == 0)
+			rc = tools_preamble(req, e);
 		if (rc)
 			return rc;
 	} else if (!(req->tool_choice == API__TC_AUTO && req->tool_syntax != API__TS_NONE &&

@@ -113,6 +113,9 @@ START_TEST(test_enum_const_anyof_ref)
 	    "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}],\"default\":null,"
 	    "\"title\":\"T\"}",
 	    "{\"enum\":[\"a\"],\"nullable\":true}",
+	    /* Inferred types: other types' keywords are vacuous there. */
+	    "{\"items\":{\"type\":\"string\"},\"minItems\":1}",
+	    "{\"properties\":{\"a\":{\"type\":\"string\"}},\"maxLength\":3}",
 	    "{\"type\":\"string\",\"enum\":[\"a\",null],\"nullable\":true}",
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -165,6 +168,7 @@ START_TEST(test_pattern_and_format)
 	expect(g, "\"a\xe2\x80\xa8\"", -1);
 	expect(g, "\"a\xc2\xa0\"", -1);
 	expect(g, "\"a\xef\xbb\xbf\"", -1);
+	expect(g, "\"a\xc2\x85\"", -1); /* NEL: Python's \\s */
 	mllm_grammar_unref(g);
 }
 END_TEST

@@ -116,8 +116,12 @@ END_TEST
 /* A tool's schema is checked whether or not the call is forced. */
 START_TEST(test_schema_checked_unforced)
 {
-	static const char *const choices[] = {"", ",\"tool_choice\":\"auto\"",
-	                                      ",\"tool_choice\":\"none\""};
+	/* What follows the tool f whose schema is wrong. */
+	static const char *const choices[] = {
+	    "]", "],\"tool_choice\":\"auto\"", "],\"tool_choice\":\"none\"",
+	    /* named: another tool is called, f's schema still checked */
+	    ",{\"type\":\"function\",\"function\":{\"name\":\"g\"}}],\"tool_choice\":{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"g\"}}"};
 	for (size_t i = 0; i < sizeof choices / sizeof choices[0]; i++) {
 		char body[512];
 		api_error e;
@@ -126,7 +130,7 @@ START_TEST(test_schema_checked_unforced)
 		    body, sizeof body,
 		    "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
 		    "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
-		    "\"properties\":{\"a\":{\"type\":\"foo\"}}}}}]%s}",
+		    "\"properties\":{\"a\":{\"type\":\"foo\"}}}}}%s}",
 		    choices[i]);
 		req = parse_ok(body);
 		memset(&e, 0, sizeof e);
@@ -552,6 +556,63 @@ START_TEST(test_auto_llama3_grammar)
 }
 END_TEST
 
+static void prompt_text(const api_request *req, char *buf, size_t cap);
+
+/* A forced call on a Jinja template that never prints tools: the tools
+ * preamble goes into the client's system message, else a system turn of
+ * its own, else (a template that refuses system turns, as Gemma's) the
+ * first user turn. */
+START_TEST(test_preamble_without_tools_in_template)
+{
+	static const char plain_src[] =
+	    "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant]";
+	static const char nosys_src[] =
+	    "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not "
+	    "supported') }}{% endif %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant]";
+	static const struct {
+		const char *src, *body, *want_start;
+	} cases[] = {
+	    {plain_src, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]",
+	     "[system] You can call these tools:"},
+	    {plain_src,
+	     "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":"
+	     "\"user\",\"content\":\"hi\"}]",
+	     "[system] You can call these tools:"},
+	    {nosys_src, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]",
+	     "[user] You can call these tools:"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		static char text[1 << 16];
+		char err[256], body[1024];
+		api_error e;
+		api_chat_template *t = api_chat_template_create();
+		api_request *req;
+		snprintf(body, sizeof body, "%s," TOOLS ",\"tool_choice\":\"required\"}",
+		         cases[i].body);
+		req = parse_ok(body);
+		ck_assert_int_eq(api_chat_template_set_jinja(t, cases[i].src, strlen(cases[i].src),
+		                                             "<s>", "</s>", "t", err, sizeof err),
+		                 0);
+		model.chat_template = t;
+		memset(&e, 0, sizeof e);
+		ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "case %zu: %s", i,
+		              e.message);
+		prompt_text(req, text, sizeof text);
+		ck_assert_msg(strstr(text, cases[i].want_start) != NULL, "case %zu: %s", i, text);
+		ck_assert_msg(strstr(text, "get_weather") != NULL, "case %zu: %s", i, text);
+		/* One system turn at most: a client's own takes the preamble. */
+		ck_assert_msg(strstr(strstr(text, "[system]") ? strstr(text, "[system]") + 1 : text,
+		                     "[system]") == NULL,
+		              "case %zu: %s", i, text);
+		if (i == 1)
+			ck_assert_ptr_nonnull(strstr(text, "Be brief."));
+		api_request_free(req);
+		model.chat_template = NULL;
+		api_chat_template_free(t);
+	}
+}
+END_TEST
+
 static const char *const hermes_pieces[] = {
     "Día de ", "sol. <tool", "_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Os",
     "lo \\\"Ø\\\"\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"noop\", ",
@@ -833,6 +894,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_forced_grammar_and_prompt);
 	tcase_add_test(tc, test_schema_checked_unforced);
 	tcase_add_test(tc, test_ref_limit_per_tool);
+	tcase_add_test(tc, test_preamble_without_tools_in_template);
 	tcase_add_test(tc, test_tool_messages);
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
