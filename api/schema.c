@@ -130,6 +130,27 @@ static void cont(api__sc *c, int32_t r, int n)
 		mllm_gbuild_range(c->b, r, 0x80, 0xbf);
 }
 
+/* The alternatives every non-ASCII character rule shares: ED (below the
+ * surrogates) and the four-byte characters up to U+10FFFF. */
+static void utf8_tail(api__sc *c, int32_t r)
+{
+	alt(c, r);
+	lit(c, r, "\xed");
+	mllm_gbuild_range(c->b, r, 0x80, 0x9f);
+	cont(c, r, 1);
+	alt(c, r);
+	lit(c, r, "\xf0");
+	mllm_gbuild_range(c->b, r, 0x90, 0xbf);
+	cont(c, r, 2);
+	alt(c, r);
+	mllm_gbuild_range(c->b, r, 0xf1, 0xf3);
+	cont(c, r, 3);
+	alt(c, r);
+	lit(c, r, "\xf4");
+	mllm_gbuild_range(c->b, r, 0x80, 0x8f);
+	cont(c, r, 2);
+}
+
 /* One non-ASCII UTF-8 character (well-formed: no overlongs, no
  * surrogates). dot: leave out U+2028 and U+2029, which a regex '.' does
  * not match. */
@@ -163,21 +184,7 @@ static void utf8_multi(api__sc *c, int32_t r, bool dot)
 	alt(c, r);
 	mllm_gbuild_range(c->b, r, 0xee, 0xef);
 	cont(c, r, 2);
-	alt(c, r);
-	lit(c, r, "\xed");
-	mllm_gbuild_range(c->b, r, 0x80, 0x9f);
-	cont(c, r, 1);
-	alt(c, r);
-	lit(c, r, "\xf0");
-	mllm_gbuild_range(c->b, r, 0x90, 0xbf);
-	cont(c, r, 2);
-	alt(c, r);
-	mllm_gbuild_range(c->b, r, 0xf1, 0xf3);
-	cont(c, r, 3);
-	alt(c, r);
-	lit(c, r, "\xf4");
-	mllm_gbuild_range(c->b, r, 0x80, 0x8f);
-	cont(c, r, 2);
+	utf8_tail(c, r);
 }
 
 /* One character inside a JSON string, as JSON spells it: unescaped
@@ -579,10 +586,6 @@ static void utf8_multi_nows(api__sc *c, int32_t r)
 	mllm_gbuild_range(c->b, r, 0xe4, 0xec);
 	cont(c, r, 2);
 	alt(c, r);
-	lit(c, r, "\xed");
-	mllm_gbuild_range(c->b, r, 0x80, 0x9f);
-	cont(c, r, 1);
-	alt(c, r);
 	lit(c, r, "\xee");
 	cont(c, r, 2);
 	alt(c, r);
@@ -594,17 +597,7 @@ static void utf8_multi_nows(api__sc *c, int32_t r)
 		mllm_gbuild_set(c->b, r, s);
 	}
 	cont(c, r, 1);
-	alt(c, r);
-	lit(c, r, "\xf0");
-	mllm_gbuild_range(c->b, r, 0x90, 0xbf);
-	cont(c, r, 2);
-	alt(c, r);
-	mllm_gbuild_range(c->b, r, 0xf1, 0xf3);
-	cont(c, r, 3);
-	alt(c, r);
-	lit(c, r, "\xf4");
-	mllm_gbuild_range(c->b, r, 0x80, 0x8f);
-	cont(c, r, 2);
+	utf8_tail(c, r);
 }
 
 /* A rule for a set of ASCII characters (plus, when neg, every non-ASCII
