@@ -143,6 +143,11 @@ const char *mllm_model_chat_template(const mllm_model *m)
 	return m->chat_template;
 }
 
+const char *mllm_model_path(const mllm_model *m)
+{
+	return m->path;
+}
+
 int64_t mllm_model_n_params(const mllm_model *m)
 {
 	return m->n_params;

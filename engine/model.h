@@ -107,5 +107,7 @@ int64_t mllm_model_n_params(const mllm_model *m);
  * those keep theirs in tokenizer_config.json, which the server reads). */
 const char *mllm_model_chat_template(const mllm_model *m);
 size_t mllm_model_weight_bytes(const mllm_model *m);
+/* The path the model was opened from (names it in log lines). */
+const char *mllm_model_path(const mllm_model *m);
 
 #endif

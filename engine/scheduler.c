@@ -1044,10 +1044,11 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 		goto fail;
 	}
 	e->thread_started = true;
-	MLLM_LOG(
-	    MLLM_LOG_INFO,
-	    "engine: n_ctx %d, %lld KV blocks of %d tokens, batch %d tokens, %d running, queue %d",
-	    e->n_ctx, (long long)nb, e->bs, e->n_batch_max, e->p.max_running, e->p.max_queue);
+	MLLM_LOG(MLLM_LOG_INFO,
+	         "%s: engine: n_ctx %d, %lld KV blocks of %d tokens, batch %d tokens, %d running, "
+	         "queue %d",
+	         mllm_model_path(m), e->n_ctx, (long long)nb, e->bs, e->n_batch_max,
+	         e->p.max_running, e->p.max_queue);
 	*out = e;
 	return MLLM_OK;
 fail:
