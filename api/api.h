@@ -336,6 +336,17 @@ typedef struct api_resp_record api_resp_record;
  * sticks on them; docs/api.md, deploy/haproxy/haproxy.cfg). */
 #define API_RESP_AFFINITY_LEN 16
 
+/* POST /v1/responses/input_tokens: call before prepare, which then stops
+ * once the input is rendered and tokenized — the count is an answer to
+ * "does it fit?", so neither the context nor max_output_tokens refuses it.
+ * Everything else (parameters, tools, previous_response_id, truncation
+ * "auto") is checked and applied as for a real response. */
+void api_request_set_count_only(api_request *req);
+/* After such a prepare: {"object": "response.input_tokens", "input_tokens": N},
+ * N the prompt tokens a response to the same body would be billed for
+ * (usage.input_tokens). Returns 0 or -1 (out of memory / buffer bound). */
+int api_request_render_input_tokens(const api_request *req, mllm_buf *out);
+
 /* The previous_response_id of a Responses request, or NULL. */
 const char *api_request_previous_id(const api_request *req);
 /* Whether the response is to be stored (store is not false). */

@@ -225,6 +225,7 @@ struct api_request {
 	/* continue_final_message: the prompt ends inside the last (assistant)
 	 * message, whose text the output continues. */
 	bool cont_final;
+	bool count_only; /* api_request_set_count_only: prepare only tokenizes */
 	/* Responses (responses.c): its fields, items and stream state; NULL
 	 * for the other kinds. Such a request runs as a chat (one prompt,
 	 * n = 1, accumulated like a non-streamed chat: stream is false) and

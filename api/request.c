@@ -1164,6 +1164,8 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			req->stop_ptrs[i] = req->stop[i];
 		req->sp.n_stop = req->n_stop_client;
 	}
+	if (req->count_only)
+		return 0;
 	for (int32_t i = 0; i < req->n_bias; i++)
 		if (req->bias[i].id >= n_vocab)
 			return api_error_set(err, 400, "logit_bias", "invalid_value",
@@ -1252,6 +1254,25 @@ int api_request_prepare(api_request *req, const api_model_info *m, api_error *er
 	if (rc && req->kind == API_RESPONSES)
 		api__resp_fix_error(req, err); /* the chat code names chat params */
 	return rc;
+}
+
+void api_request_set_count_only(api_request *req)
+{
+	req->count_only = true;
+}
+
+int api_request_render_input_tokens(const api_request *req, mllm_buf *out)
+{
+	json_t *o;
+	int rc;
+	MLLM_ASSERT(req->count_only && req->n_prompts == 1);
+	o = json_pack("{s:s,s:I}", "object", "response.input_tokens", "input_tokens",
+	              (json_int_t)req->prompts[0].n_ids);
+	if (!o)
+		return -1;
+	rc = api__json_append(o, out);
+	json_decref(o);
+	return rc < 0 ? -1 : 0;
 }
 
 int32_t api_request_n_submits(const api_request *req)

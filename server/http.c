@@ -53,6 +53,7 @@ enum {
 	R_TOKENIZE,
 	R_DETOKENIZE,
 	R_RESPONSES,
+	R_RESPONSE_COUNT, /* an exact path, before the {id} routes */
 	R_RESPONSE_ITEMS, /* before R_RESPONSE: route_find takes the first match */
 	R_RESPONSE,
 };
@@ -78,6 +79,7 @@ static const struct {
     [R_TOKENIZE] = {"/tokenize", false, "POST", NULL, true, NULL, NULL},
     [R_DETOKENIZE] = {"/detokenize", false, "POST", NULL, true, NULL, NULL},
     [R_RESPONSES] = {"/v1/responses", false, "POST", NULL, true, NULL, NULL},
+    [R_RESPONSE_COUNT] = {"/v1/responses/input_tokens", false, "POST", NULL, true, NULL, NULL},
     [R_RESPONSE_ITEMS] = {"/v1/responses/", true, "GET", NULL, true, "/input_items",
                           "/v1/responses/{id}/input_items"},
     [R_RESPONSE] = {"/v1/responses/", true, "GET", "DELETE", true, NULL, "/v1/responses/{id}"},
@@ -762,11 +764,13 @@ static enum MHD_Result do_tokenize(srv_req *r)
 {
 	if (load_state(r->s) != 1)
 		return not_ready(r);
+	if (r->route == R_RESPONSE_COUNT)
+		return prep_submit(r, SRV_JOB_INPUT_TOKENS, API_RESPONSES);
 	return prep_submit(r, r->route == R_TOKENIZE ? SRV_JOB_TOKENIZE : SRV_JOB_DETOKENIZE,
 	                   API_COMPLETION);
 }
 
-/* A /tokenize or /detokenize job came back. */
+/* A /tokenize, /detokenize or /v1/responses/input_tokens job came back. */
 static enum MHD_Result tokenize_reply(srv_req *r, srv_job *j)
 {
 	if (j->status == 200)
@@ -1313,6 +1317,7 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		return do_models(r);
 	case R_TOKENIZE:
 	case R_DETOKENIZE:
+	case R_RESPONSE_COUNT:
 		return do_tokenize(r);
 	case R_COMPLETIONS:
 	case R_CHAT:

@@ -74,7 +74,13 @@ static void run_generate(srv_job *j)
 		api_request_set_previous(j->areq, prev);
 		api_resp_record_unref(prev);
 	}
+	if (j->kind == SRV_JOB_INPUT_TOKENS)
+		api_request_set_count_only(j->areq);
 	j->status = api_request_prepare(j->areq, &m->info, &j->err);
+	if (j->status == 0 && j->kind == SRV_JOB_INPUT_TOKENS) {
+		mllm_buf_init(&j->out, TOKENIZE_OUT_LIMIT);
+		j->status = api_request_render_input_tokens(j->areq, &j->out) < 0 ? -1 : 200;
+	}
 }
 
 static void run_tokenize(srv_job *j)
@@ -119,7 +125,7 @@ static void *prep_main(void *arg)
 			/* A hang-up noticed meanwhile (the loop sets the flag)
 			 * stops tokenization between words. */
 			mllm_tokenizer_cancel_watch(&j->cancelled);
-			if (j->kind == SRV_JOB_GENERATE)
+			if (j->kind == SRV_JOB_GENERATE || j->kind == SRV_JOB_INPUT_TOKENS)
 				run_generate(j);
 			else
 				run_tokenize(j);

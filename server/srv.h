@@ -132,6 +132,7 @@ typedef enum {
 	SRV_JOB_GENERATE = 1, /* api_request_parse + model lookup + _prepare */
 	SRV_JOB_TOKENIZE,     /* api_handle_tokenize */
 	SRV_JOB_DETOKENIZE,   /* api_handle_detokenize */
+	SRV_JOB_INPUT_TOKENS, /* a Responses body parsed and prepared, only counted */
 } srv_job_kind;
 
 /*

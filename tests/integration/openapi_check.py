@@ -511,6 +511,11 @@ class Checker:
         rbase = {"model": m, "input": "Tell me a story.", "instructions": "Be brief.",
                  "max_output_tokens": 8, "temperature": 0}
         rr = self.call("responses", "POST", R, body=rbase, check=self.response_usage)
+        if rr is not None and rr.status == 200:
+            billed = rr.json()["usage"]["input_tokens"]
+            self.call("responses input_tokens", "POST", R + "/input_tokens", body=rbase,
+                      check=lambda r: [] if r.json()["input_tokens"] == billed
+                      else ["count %d, billed %d" % (r.json()["input_tokens"], billed)])
         self.call("responses stream", "POST", R, body=dict(rbase, stream=True),
                   check=lambda r: self.response_stream_matches(r, rr))
         self.call("responses items + json_schema", "POST", R,
@@ -558,6 +563,8 @@ class Checker:
             ("responses image input", R,
              {"model": m, "input": [{"role": "user", "content": [{"type": "input_image"}]}]},
              400, "input[0].content[0]"),
+            ("responses input_tokens without input", R + "/input_tokens", {"model": m}, 400,
+             "input"),
             ("responses built-in tool", R,
              {"model": m, "input": "x", "tools": [{"type": "web_search"}]}, 400, "tools[0].type"),
             ("bad JSON", C, b"{\"prompt\":", 400, None),

@@ -362,6 +362,48 @@ test('previous_response_id: 5 turns whose prompts come from the prefix cache', a
   assert.match(items.data[0].content[0].text, /^Turn 5:/);
 });
 
+test('responses.inputTokens.count: the input_tokens a response to the same body is billed', async () => {
+  const tools = [
+    {
+      type: 'function',
+      name: 'lookup',
+      description: 'Find a word',
+      parameters: { type: 'object', properties: { word: { type: 'string' } }, required: ['word'] },
+    },
+  ];
+  const body = { model: 'tiny', instructions: 'Be brief.', input: 'Name three rivers.', tools };
+  const counted = await client.responses.inputTokens.count(body);
+  assert.equal(counted.object, 'response.input_tokens');
+  const r = await client.responses.create({ ...body, max_output_tokens: 4, temperature: 0 });
+  assert.equal(counted.input_tokens, r.usage.input_tokens);
+  // A template that shows the tools counts them: without them it is fewer.
+  const withTools = await client.responses.inputTokens.count({ ...body, model: 'hermes' });
+  const bare = await client.responses.inputTokens.count({ ...body, model: 'hermes', tools: undefined });
+  assert.ok(bare.input_tokens < withTools.input_tokens, `${bare.input_tokens} vs ${withTools.input_tokens}`);
+  // A continuation counts the stored conversation too, as its response does.
+  const next = { model: 'tiny', previous_response_id: r.id, input: 'And three lakes?' };
+  const c2 = await client.responses.inputTokens.count(next);
+  const r2 = await client.responses.create({ ...next, max_output_tokens: 4, temperature: 0 });
+  assert.equal(c2.input_tokens, r2.usage.input_tokens);
+  assert.ok(c2.input_tokens > r.usage.total_tokens - 1);
+  // An input past the context is counted, not refused ("does it fit?").
+  const n_ctx = (await client.models.retrieve('tiny')).max_model_len;
+  assert.ok(n_ctx > 0);
+  const long = await client.responses.inputTokens.count({ model: 'tiny', input: 'word '.repeat(n_ctx) });
+  assert.ok(long.input_tokens > n_ctx, `${long.input_tokens} vs ${n_ctx}`);
+  // The same errors as responses.create.
+  await assert.rejects(client.responses.inputTokens.count({ model: 'tiny' }), (e) => e instanceof OpenAI.BadRequestError && e.param === 'input');
+  await assert.rejects(client.responses.inputTokens.count({ model: 'nope', input: 'x' }), OpenAI.NotFoundError);
+  await assert.rejects(
+    client.responses.inputTokens.count({ model: 'tiny', previous_response_id: 'resp_missing', input: 'x' }),
+    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+  );
+  await assert.rejects(
+    client.responses.inputTokens.count({ model: 'tiny', input: 'x', tools: [{ type: 'web_search' }] }),
+    OpenAI.BadRequestError,
+  );
+});
+
 test('include message.output_text.logprobs: entries that join to the text, streamed and not', async () => {
   const body = {
     model: 'tiny', input: 'Hi', max_output_tokens: 6, temperature: 0,
