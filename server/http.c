@@ -55,6 +55,7 @@ enum {
 	R_RESPONSES,
 	R_RESPONSE_COUNT, /* an exact path, before the {id} routes */
 	R_RESPONSE_ITEMS, /* before R_RESPONSE: route_find takes the first match */
+	R_RESPONSE_CANCEL,
 	R_RESPONSE,
 };
 
@@ -82,6 +83,8 @@ static const struct {
     [R_RESPONSE_COUNT] = {"/v1/responses/input_tokens", false, "POST", NULL, true, NULL, NULL},
     [R_RESPONSE_ITEMS] = {"/v1/responses/", true, "GET", NULL, true, "/input_items",
                           "/v1/responses/{id}/input_items"},
+    [R_RESPONSE_CANCEL] = {"/v1/responses/", true, "POST", NULL, true, "/cancel",
+                           "/v1/responses/{id}/cancel"},
     [R_RESPONSE] = {"/v1/responses/", true, "GET", "DELETE", true, NULL, "/v1/responses/{id}"},
 };
 #define N_ROUTES ((int)(sizeof routes / sizeof routes[0]))
@@ -579,7 +582,8 @@ static void classify(srv_req *r, const char *method, const char *version)
 		                      : "Missing API key: send 'Authorization: Bearer <key>'");
 		return;
 	}
-	if (strcmp(routes[r->route].method, "POST") == 0) {
+	/* POST .../cancel reads no body: the SDKs send none, nor a type. */
+	if (strcmp(routes[r->route].method, "POST") == 0 && r->route != R_RESPONSE_CANCEL) {
 		v = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (v) {
 			char *end;
@@ -807,14 +811,14 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 	const char *slash = strchr(rest, '/');
 	const char *query = strchr(r->target, '?');
 	size_t idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-	bool items = r->route == R_RESPONSE_ITEMS;
+	bool items = r->route == R_RESPONSE_ITEMS, cancel = r->route == R_RESPONSE_CANCEL;
 	api_resp_record *rec;
 	api_error e;
 	mllm_buf b;
 	char id[128];
 	int rc;
 
-	if ((slash && !items) || idlen == 0 || idlen >= sizeof id)
+	if ((slash && !items && !cancel) || idlen == 0 || idlen >= sizeof id)
 		return reply_status(r, 404, NULL, "not_found", "Unknown route");
 	snprintf(id, sizeof id, "%.*s", (int)idlen, rest);
 	if (strcmp(method, "DELETE") == 0) {
@@ -828,6 +832,20 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 			return reply_status(r, 500, NULL, "internal_error", "render failed");
 		}
 		return reply_buf(r, 200, "application/json", &b, 0);
+	}
+	/* Only a background response can be cancelled, and this server runs
+	 * none (background: true is a 400): a stored one has already ended. */
+	if (cancel) {
+		rec = srv_resp_store_get(r->s->responses, id, mllm_now_ns());
+		if (!rec) {
+			api_error_response_not_found(&e, "response_id", id);
+			return reply_error(r, &e);
+		}
+		api_resp_record_unref(rec);
+		return reply_status(r, 400, NULL, "invalid_request",
+		                    "Only background responses can be cancelled; this response "
+		                    "has already completed (this server runs no background "
+		                    "responses)");
 	}
 	if (!items && api_resp_retrieve_query(query ? query + 1 : NULL, &e) != 0)
 		return reply_error(r, &e);
@@ -1325,6 +1343,7 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 		return gen_start(r);
 	case R_RESPONSE:
 	case R_RESPONSE_ITEMS:
+	case R_RESPONSE_CANCEL:
 		return do_response(r, method);
 	}
 	return reply_status(r, 500, NULL, "internal_error", "unrouted request");

@@ -549,6 +549,8 @@ class Checker:
             self.call("input_items bad limit -> 400", "GET", R + "/{response_id}/input_items",
                       R + "/" + rid + "/input_items?limit=0", want=400,
                       check=self.error_param("limit"))
+            self.call("cancel a finished response -> 400", "POST", R + "/{response_id}/cancel",
+                      R + "/" + rid + "/cancel", want=400)
             self.call("DELETE /v1/responses/{id}", "DELETE", R + "/{response_id}", R + "/" + rid)
             self.call("GET deleted -> 404", "GET", R + "/{response_id}", R + "/" + rid, want=404)
             self.call("previous_response_id deleted -> 404", "POST", R,

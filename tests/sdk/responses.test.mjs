@@ -460,7 +460,12 @@ test('retrieve, delete, input_items and the error classes of unknown ids', async
   const page = await client.responses.inputItems.list(r.id, { limit: 1 });
   assert.equal(page.data.length, 1);
   assert.equal(page.data[0].content[0].text, 'Keep this.');
+  // Only background responses can be cancelled (none run here): a stored,
+  // finished one is a 400 that leaves it stored; an unknown id a 404.
+  await assert.rejects(client.responses.cancel(r.id), (e) => e instanceof OpenAI.BadRequestError && /background/.test(e.message));
+  assert.equal((await client.responses.retrieve(r.id)).id, r.id);
   await client.responses.delete(r.id);
+  await assert.rejects(client.responses.cancel(r.id), (e) => e instanceof OpenAI.NotFoundError && e.param === 'response_id');
   await assert.rejects(client.responses.retrieve(r.id), OpenAI.NotFoundError);
   await assert.rejects(client.responses.delete(r.id), OpenAI.NotFoundError);
   await assert.rejects(client.responses.inputItems.list(r.id), OpenAI.NotFoundError);
