@@ -347,6 +347,16 @@ static void fill_ident(int32_t *idx, int32_t n, bool *ident)
 	*ident = false;
 }
 
+/* Temperatures below this are greedy, as vLLM treats them: logits / T
+ * would leave one candidate anyway, and below ~3e-39 1/T overflows a
+ * float, so the best token's (w - max) / T would be 0 * inf = NaN. */
+#define GREEDY_BELOW_T 1e-5f
+
+static bool greedy(const mllm_sampling *p)
+{
+	return p->temperature < GREEDY_BELOW_T;
+}
+
 /* Draws from temperature-scaled w over every token, or over the candidates
  * kept by top_k / min_p / top_p. Returns -1 when nothing has probability. */
 static int32_t draw(mllm_sampler *s, mllm_sampler_ws *ws)
@@ -473,7 +483,7 @@ void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const floa
 	int32_t n = s->n_vocab, tok;
 
 	MLLM_ASSERT(ws->n_vocab >= n);
-	if (p->temperature == 0.0f && p->n_logit_bias == 0 && s->n_touched == 0) {
+	if (greedy(p) && p->n_logit_bias == 0 && s->n_touched == 0) {
 		/* Plain greedy: nothing to adjust, no copy. */
 		tok = argmax_allowed(ws->isa, logits, n, allow);
 		goto chosen;
@@ -506,7 +516,7 @@ void mllm_sampler_sample_masked(mllm_sampler *s, mllm_sampler_ws *ws, const floa
 	}
 	/* 3. Greedy or a draw. With everything banned, fall back to the raw
 	 * argmax rather than inventing a token. */
-	if (p->temperature == 0.0f) {
+	if (greedy(p)) {
 		tok = (int32_t)mllm__argmax_f32(ws->isa, w, n);
 		if (w[tok] == -INFINITY)
 			tok = argmax_allowed(ws->isa, logits, n, allow);

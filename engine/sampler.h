@@ -24,7 +24,8 @@
  * - penalties follow OpenAI: logit[j] -= frequency_penalty * c[j] +
  *   presence_penalty * (c[j] > 0), c counting generated tokens only;
  * - temperature 0 is greedy (argmax after bias and penalties, lowest id on
- *   ties); otherwise logits / T, then top_k, min_p, top_p, then one draw;
+ *   ties), and so is any temperature below 1e-5 (as vLLM); otherwise logits / T, then top_k, min_p,
+ * top_p, then one draw;
  * - the RNG is xoshiro256** seeded from (seed, choice): a choice's samples
  *   depend only on its seed, prompt and parameters. */
 typedef struct mllm_sampler mllm_sampler;

@@ -188,6 +188,39 @@ START_TEST(test_temperature)
 }
 END_TEST
 
+/* Temperatures below 1e-5 are greedy: at ~1e-39 1/T overflows a float
+ * and (w - max) / T was NaN for the best token, which drew junk over a
+ * vocabulary large enough for the vector exp (stories260K's 512). */
+START_TEST(test_tiny_temperature_greedy)
+{
+	enum { V = 512, BEST = 301 };
+	const float temps[] = {9e-6f, 1e-30f, 2e-38f, 1e-39f, 1e-45f};
+	float lg[V];
+	mllm_sampler_ws *ws = mllm_sampler_ws_create(V);
+	for (int i = 0; i < V; i++)
+		lg[i] = (float)((i * 37) % 101) * 0.01f; /* < 1.01 */
+	lg[BEST] = 1.5f;
+	for (size_t t = 0; t < sizeof temps / sizeof temps[0]; t++) {
+		for (int variant = 0; variant < 3; variant++) {
+			mllm_sampling p = MLLM_SAMPLING_DEFAULT;
+			p.temperature = temps[t];
+			p.has_seed = true;
+			if (variant == 1)
+				p.top_k = 40;
+			if (variant == 2)
+				p.top_p = 0.5f;
+			for (uint64_t seed = 0; seed < 20; seed++) {
+				p.seed = seed;
+				mllm_sampler *s = make(&p, V, 0);
+				ck_assert_int_eq(one(s, ws, lg), BEST);
+				mllm_sampler_free(s);
+			}
+		}
+	}
+	mllm_sampler_ws_free(ws);
+}
+END_TEST
+
 START_TEST(test_top_k)
 {
 	bool keep[NV] = {1, 1, 1, 0, 0, 0};
@@ -569,6 +602,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_greedy_logprobs_golden);
 	tcase_add_test(tc, test_temperature);
+	tcase_add_test(tc, test_tiny_temperature_greedy);
 	tcase_add_test(tc, test_top_k);
 	tcase_add_test(tc, test_top_p);
 	tcase_add_test(tc, test_top_p_large_vocab);
