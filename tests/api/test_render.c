@@ -74,6 +74,17 @@ static void feed(api_request *req, int32_t p, mllm_event ev, mllm_buf *out)
 	ck_assert_int_eq(api_request_feed(req, p, &ev, out), 0);
 }
 
+/* The id of text that the fixture tokenizer encodes as one token (with
+ * SentencePiece's leading space: "Once" is " Once"). */
+static int32_t one_id(const char *text)
+{
+	int32_t ids[8];
+	size_t n;
+	ck_assert_int_eq(mllm_tokenizer_encode(tok, text, strlen(text), false, ids, 8, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	return ids[0];
+}
+
 /* Splits SSE bytes into the JSON of each data event ([DONE] → NULL last). */
 static int sse_split(const mllm_buf *b, json_t **evs, int cap, bool *saw_done)
 {
@@ -508,7 +519,7 @@ START_TEST(test_stream_echo_logprobs)
 	ev.token_text = "";
 	feed(req, 0, ev, &out);
 	ck_assert_uint_eq(out.len, 0); /* held until the first token */
-	feed(req, 0, ev_token(0, 5, "ab", "ab", -1.0f), &out);
+	feed(req, 0, ev_token(0, one_id("ab"), " ab", " ab", -1.0f), &out);
 	feed(req, 0, ev_done(0, MLLM_FINISH_LENGTH, 2, 0, 1), &out);
 	ck_assert_int_eq(end_status(req, &out), 200);
 	n = sse_split(&out, evs, 8, &done);
@@ -520,13 +531,14 @@ START_TEST(test_stream_echo_logprobs)
 	ck_assert(json_is_null(json_array_get(json_object_get(lp, "token_logprobs"), 0)));
 	c = json_array_get(json_object_get(evs[1], "choices"), 0);
 	lp = json_object_get(c, "logprobs");
-	ck_assert_str_eq(json_string_value(json_object_get(c, "text")), "ab");
-	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(lp, "tokens"), 0)), "ab");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "text")), " ab");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(lp, "tokens"), 0)),
+	                 " ab");
 	/* logprobs 0: no alternatives, but (as OpenAI) the chosen token. */
 	ck_assert_uint_eq(json_object_size(json_array_get(json_object_get(lp, "top_logprobs"), 0)),
 	                  1);
 	ck_assert_double_eq_tol(json_real_value(json_object_get(
-	                            json_array_get(json_object_get(lp, "top_logprobs"), 0), "ab")),
+	                            json_array_get(json_object_get(lp, "top_logprobs"), 0), " ab")),
 	                        -1.0, 1e-6);
 	for (int i = 0; i < n; i++)
 		json_decref(evs[i]);
@@ -1122,6 +1134,85 @@ START_TEST(test_logprobs_end_with_the_text)
 }
 END_TEST
 
+/* Legacy top_logprobs hold the chosen token once, under its own bytes:
+ * an entry whose text was edited (a BOS-only prompt drops the first
+ * token's leading space; a stop string cuts a token) used to add that
+ * edited text as an extra key — another vocabulary token, with this
+ * one's logprob. */
+START_TEST(test_legacy_top_logprobs_chosen_once)
+{
+	for (int stream = 0; stream < 2; stream++) {
+		int32_t once = one_id("Once"), one = one_id("One");
+		api_request *req = make(
+		    API_COMPLETION, stream ? "{\"prompt\":\"\",\"logprobs\":2,\"stop\":\"nce\","
+		                             "\"stream\":true}"
+		                           : "{\"prompt\":\"\",\"logprobs\":2,\"stop\":\"nce\"}");
+		mllm_buf out;
+		mllm_event ev, done;
+		json_t *tops = json_array();
+		char po[64], pn[64];
+		size_t lo = mllm_tokenizer_token_bytes(tok, once, po, sizeof po);
+		size_t ln = mllm_tokenizer_token_bytes(tok, one, pn, sizeof pn);
+		po[lo] = pn[ln] = '\0';
+		ck_assert_str_eq(po, " Once");
+		mllm_buf_init(&out, 1 << 20);
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		/* " One", the first token: printed as "One". */
+		ev = ev_token(0, one, "One", pn, -0.5f);
+		ev.n_top = 2;
+		ev.top[0] = (mllm_top_logprob){one, -0.5f};
+		ev.top[1] = (mllm_top_logprob){once, -1.0f};
+		feed(req, 0, ev, &out);
+		/* " Once", cut by the stop string "nce" to " O". */
+		ev = ev_token(0, once, "", po, -0.25f);
+		ev.n_top = 2;
+		ev.top[0] = (mllm_top_logprob){once, -0.25f};
+		ev.top[1] = (mllm_top_logprob){one, -2.0f};
+		feed(req, 0, ev, &out);
+		done = ev_done(0, MLLM_FINISH_STOP, 1, 0, 2);
+		done.text = " O";
+		done.text_len = 2;
+		done.stop_string = true;
+		feed(req, 0, done, &out);
+		ck_assert_int_eq(api_request_end(req, &out, &(int){0}), 0);
+		if (stream) {
+			json_t *evs[32];
+			bool saw_done = false;
+			int n = sse_split(&out, evs, 32, &saw_done);
+			for (int i = 0; i < n; i++) {
+				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+				json_array_extend(tops,
+				                  json_object_get(json_object_get(c, "logprobs"),
+				                                  "top_logprobs"));
+				json_decref(evs[i]);
+			}
+		} else {
+			json_t *j = json_loadb(out.data, out.len, 0, NULL);
+			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+			ck_assert_str_eq(json_string_value(json_object_get(c, "text")), "One O");
+			json_array_extend(
+			    tops, json_object_get(json_object_get(c, "logprobs"), "top_logprobs"));
+			json_decref(j);
+		}
+		ck_assert_uint_eq(json_array_size(tops), 2);
+		for (size_t i = 0; i < 2; i++) {
+			json_t *d = json_array_get(tops, i);
+			ck_assert_msg(json_object_size(d) == 2, "entry %zu: %zu keys", i,
+			              json_object_size(d));
+			ck_assert_ptr_nonnull(json_object_get(d, po));
+			ck_assert_ptr_nonnull(json_object_get(d, pn));
+		}
+		ck_assert_double_eq_tol(
+		    json_real_value(json_object_get(json_array_get(tops, 0), pn)), -0.5, 1e-6);
+		ck_assert_double_eq_tol(
+		    json_real_value(json_object_get(json_array_get(tops, 1), po)), -0.25, 1e-6);
+		json_decref(tops);
+		mllm_buf_free(&out);
+		api_request_free(req);
+	}
+}
+END_TEST
+
 /* Without a stop string nothing is cut: a token whose bytes the text does
  * not show (a special token) keeps its entry, streamed or not. */
 START_TEST(test_logprobs_kept_without_stop)
@@ -1187,6 +1278,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_chat_logprobs_concatenate_to_content);
 	tcase_add_test(tc, test_logprobs_end_with_the_text);
 	tcase_add_test(tc, test_logprobs_kept_without_stop);
+	tcase_add_test(tc, test_legacy_top_logprobs_chosen_once);
 	tcase_set_timeout(tc, 60); /* one python3 run validates every document */
 	suite_add_tcase(s, tc);
 	return s;
