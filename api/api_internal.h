@@ -95,6 +95,11 @@ typedef struct {
 	float logprob;
 	char *text; /* owned token bytes */
 	size_t text_len;
+	/* What the response's text shows for it (mllm_event.token_out;
+	 * a prompt token's own bytes): the entries are lined up with the
+	 * text by these lengths. Owned. */
+	char *out;
+	size_t out_len;
 	int32_t n_top;
 	mllm_top_logprob *top; /* owned [n_top] */
 } api__lp;

@@ -86,18 +86,31 @@ static int lp_push(api__lp_list *l, const mllm_event *ev)
 	e->token = ev->token;
 	e->has_logprob = ev->has_logprob;
 	e->logprob = ev->logprob;
-	e->text = mllm_try_malloc(ev->token_text_len + 1);
-	if (!e->text)
-		return MLLM_ENOMEM;
-	if (ev->token_text_len)
-		memcpy(e->text, ev->token_text, ev->token_text_len);
-	e->text[ev->token_text_len] = '\0';
-	e->text_len = ev->token_text_len;
+	{
+		const char *o = ev->kind == MLLM_EV_TOKEN ? ev->token_out : ev->token_text;
+		size_t on = ev->kind == MLLM_EV_TOKEN ? ev->token_out_len : ev->token_text_len;
+		e->text = mllm_try_malloc(ev->token_text_len + 1);
+		e->out = mllm_try_malloc(on + 1);
+		if (!e->text || !e->out) {
+			free(e->text);
+			free(e->out);
+			return MLLM_ENOMEM;
+		}
+		if (ev->token_text_len)
+			memcpy(e->text, ev->token_text, ev->token_text_len);
+		e->text[ev->token_text_len] = '\0';
+		e->text_len = ev->token_text_len;
+		if (on)
+			memcpy(e->out, o, on);
+		e->out[on] = '\0';
+		e->out_len = on;
+	}
 	if (ev->has_logprob && ev->n_top > 0) {
 		int32_t nt = ev->n_top > MLLM_MAX_TOP_LOGPROBS ? MLLM_MAX_TOP_LOGPROBS : ev->n_top;
 		e->top = mllm_try_malloc((size_t)nt * sizeof *e->top);
 		if (!e->top) {
 			free(e->text);
+			free(e->out);
 			return MLLM_ENOMEM;
 		}
 		memcpy(e->top, ev->top, (size_t)nt * sizeof *e->top);
@@ -115,6 +128,8 @@ static api__lp lp_view(const mllm_event *ev)
 	             .logprob = ev->logprob,
 	             .text = (char *)ev->token_text,
 	             .text_len = ev->token_text_len,
+	             .out = (char *)ev->token_out,
+	             .out_len = ev->token_out_len,
 	             .n_top = ev->has_logprob ? ev->n_top : 0,
 	             .top = (mllm_top_logprob *)ev->top};
 	if (e.n_top > MLLM_MAX_TOP_LOGPROBS)
@@ -131,9 +146,12 @@ static api__lp lp_view(const mllm_event *ev)
  * logprob'd — is never released. So the first entry loses a space the
  * text does not have, and entries past the text's end are dropped (the
  * one that straddles it is cut to the part before it). Streams hold each
- * entry back until its bytes have been released, as the engine holds the
- * text back while it may still be part of a stop string. Choices whose
- * text is cut up further (reasoning split, tool calls) are left alone. */
+ * entry back until its text has been released, as the engine holds the
+ * text back while it may still be part of a stop string. What an entry
+ * accounts for is its `out`, the text the detokenizer gave for it (none
+ * for a special token the text skips, U+FFFD for invalid bytes), not its
+ * token's bytes. Choices whose text is cut up further (reasoning split,
+ * tool calls) are left alone. */
 
 static bool lp_aligned(const api_request *req, const api__choice *c)
 {
@@ -144,41 +162,57 @@ static bool lp_aligned(const api_request *req, const api__choice *c)
 static void lp_entry_free(api__lp *e)
 {
 	free(e->text);
+	free(e->out);
 	free(e->top);
 	e->text = NULL;
+	e->out = NULL;
 	e->top = NULL;
 	e->text_len = 0;
+	e->out_len = 0;
 	e->n_top = 0;
 }
 
-/* Drops the first k bytes of e's token string. */
-static void lp_cut_front(api__lp *e, size_t k)
+/* Drops a leading space from e's token string and from its text. */
+static void lp_drop_space(api__lp *e)
 {
-	if (k > e->text_len)
-		k = e->text_len;
-	memmove(e->text, e->text + k, e->text_len - k + 1); /* with the NUL */
-	e->text_len -= k;
+	if (e->text_len > 0 && e->text[0] == ' ') {
+		memmove(e->text, e->text + 1, e->text_len); /* with the NUL */
+		e->text_len--;
+	}
+	if (e->out_len > 0 && e->out[0] == ' ') {
+		memmove(e->out, e->out + 1, e->out_len); /* with the NUL */
+		e->out_len--;
+	}
 }
 
-/* The first entry (l->v[first]) of a text that starts with first_byte:
- * loses a leading space the text does not have. */
+/* The first entry of l->v[first..] that shows text, when the text starts
+ * with first_byte: loses a leading space the text does not have. */
 static void lp_fix_first(api__lp_list *l, size_t first, char first_byte)
 {
-	if (first < l->n && l->v[first].text_len > 0 && l->v[first].text[0] == ' ' &&
-	    first_byte != ' ')
-		lp_cut_front(&l->v[first], 1);
+	size_t i = first;
+	while (i < l->n && l->v[i].out_len == 0)
+		i++;
+	if (i < l->n && l->v[i].out[0] == ' ' && first_byte != ' ')
+		lp_drop_space(&l->v[i]);
 }
 
-/* Entries l->v[from..] hold `have` bytes more than the `room` bytes of text
- * left for them: keeps what fits (cutting the straddler), drops the rest. */
+/* Entries l->v[from..] show more text than the `room` bytes left for
+ * them: keeps what fits (cutting the straddler: its text, and its token
+ * string when that is the same bytes), drops the rest. */
 static void lp_cut_tail(api__lp_list *l, size_t from, size_t room)
 {
 	size_t i = from, used = 0;
-	for (; i < l->n && used + l->v[i].text_len <= room; i++)
-		used += l->v[i].text_len;
+	for (; i < l->n && used + l->v[i].out_len <= room; i++)
+		used += l->v[i].out_len;
 	if (i < l->n && used < room) {
-		l->v[i].text_len = room - used;
-		l->v[i].text[l->v[i].text_len] = '\0';
+		api__lp *e = &l->v[i];
+		size_t keep = room - used;
+		if (e->text_len == e->out_len && memcmp(e->text, e->out, e->out_len) == 0) {
+			e->text_len = keep;
+			e->text[keep] = '\0';
+		}
+		e->out_len = keep;
+		e->out[keep] = '\0';
 		used = room;
 		i++;
 	}
@@ -198,7 +232,7 @@ static void lp_align(api__choice *c, bool stop_string)
 	if (n > 0)
 		lp_fix_first(&c->lp, 0, t[0]);
 	for (size_t i = 0; i < c->lp.n; i++)
-		have += c->lp.v[i].text_len;
+		have += c->lp.v[i].out_len;
 	if (stop_string && have > n)
 		lp_cut_tail(&c->lp, 0, n);
 }
@@ -261,7 +295,7 @@ static void legacy_add(const api_request *req, json_t *obj, const api__lp *v, si
 			    offs, json_integer((json_int_t)fixed[i < n_fixed ? i : n_fixed - 1]));
 		else
 			json_array_append_new(offs, json_integer((json_int_t)*offset));
-		*offset += api__utf8_chars(e->text ? e->text : "", e->text_len);
+		*offset += api__utf8_chars(e->out ? e->out : "", e->out_len);
 	}
 }
 
@@ -305,8 +339,8 @@ size_t api__logprob_release(const api_request *req, api__choice *c, size_t from,
 		lp_fix_first(&c->lp, 0, c->text.data[c->text0]);
 		*fixed = true;
 	}
-	while (to < c->lp.n && *bytes + c->lp.v[to].text_len <= c->text.len - c->text0)
-		*bytes += c->lp.v[to++].text_len;
+	while (to < c->lp.n && *bytes + c->lp.v[to].out_len <= c->text.len - c->text0)
+		*bytes += c->lp.v[to++].out_len;
 	return to;
 }
 
@@ -751,14 +785,14 @@ static int stream_aligned(api_request *req, int32_t idx, const mllm_event *ev, c
 		if (rc)
 			return rc;
 		if (trim)
-			lp_cut_front(&c->lp.v[c->lp.n - 1], 1);
+			lp_drop_space(&c->lp.v[c->lp.n - 1]);
 	}
 	if (len > 0 && c->released == 0 && c->lp_sent_bytes == 0 && c->lp_head == 0)
 		lp_fix_first(&c->lp, 0, text[0]);
 	c->released += len;
 	while (c->lp_head < c->lp.n &&
-	       c->lp_sent_bytes + c->lp.v[c->lp_head].text_len <= c->released) {
-		c->lp_sent_bytes += c->lp.v[c->lp_head].text_len;
+	       c->lp_sent_bytes + c->lp.v[c->lp_head].out_len <= c->released) {
+		c->lp_sent_bytes += c->lp.v[c->lp_head].out_len;
 		c->lp_head++;
 	}
 	if (final && c->lp_head < c->lp.n) {
@@ -767,7 +801,7 @@ static int stream_aligned(api_request *req, int32_t idx, const mllm_event *ev, c
 		if (ev->stop_string)
 			lp_cut_tail(&c->lp, c->lp_head, c->released - c->lp_sent_bytes);
 		for (; c->lp_head < c->lp.n; c->lp_head++)
-			c->lp_sent_bytes += c->lp.v[c->lp_head].text_len;
+			c->lp_sent_bytes += c->lp.v[c->lp_head].out_len;
 	}
 	return stream_chunk(req, idx, text, len, from, c->lp_head, out);
 }
@@ -801,11 +835,8 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 		rc = mllm_buf_append(&c->text, text, len);
 		if (rc == 0 && with_lp)
 			rc = lp_push(&c->lp, ev);
-		if (rc == 0 && trim) {
-			api__lp *e = &c->lp.v[c->lp.n - 1];
-			memmove(e->text, e->text + 1, e->text_len); /* with the NUL */
-			e->text_len--;
-		}
+		if (rc == 0 && trim)
+			lp_drop_space(&c->lp.v[c->lp.n - 1]);
 		if (rc == 0 && req->stream)
 			rc = api__tool_stream(req, idx, out, false);
 		return rc;
@@ -822,6 +853,10 @@ static int on_text(api_request *req, int32_t idx, const mllm_event *ev, bool wit
 			if (trim) {
 				v.text++;
 				v.text_len--;
+				if (v.out_len > 0 && v.out[0] == ' ') {
+					v.out++;
+					v.out_len--;
+				}
 			}
 			lp = chat_logprobs(req, &v, 1);
 		}

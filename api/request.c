@@ -700,6 +700,7 @@ void api_request_free(api_request *req)
 			free(p->offsets);
 			for (size_t k = 0; k < p->plp.n; k++) {
 				free(p->plp.v[k].text);
+				free(p->plp.v[k].out);
 				free(p->plp.v[k].top);
 			}
 			free(p->plp.v);
@@ -719,6 +720,7 @@ void api_request_free(api_request *req)
 			mllm_buf_free(&c->reasoning);
 			for (size_t k = 0; k < c->lp.n; k++) {
 				free(c->lp.v[k].text);
+				free(c->lp.v[k].out);
 				free(c->lp.v[k].top);
 			}
 			free(c->lp.v);

@@ -50,10 +50,13 @@ void mllm__push_event(mllm_engine *e, mllm_request *r, const mllm_event *ev, con
 	o->ev = *ev;
 	o->ev.text = NULL;
 	o->ev.token_text = NULL;
+	o->ev.token_out = NULL;
 	o->text_len = text_len;
 	o->text_off = arena_put(r, text, text_len);
 	o->tok_len = tok_len;
 	o->tok_off = arena_put(r, tok_text, tok_len);
+	o->out_len = ev->token_out_len;
+	o->out_off = arena_put(r, ev->token_out, ev->token_out_len);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -67,7 +70,7 @@ int mllm_request_poll(mllm_request *r, mllm_event *ev)
 		return 0;
 	}
 	o = &r->q[r->q_head];
-	need = o->text_len + o->tok_len + 2;
+	need = o->text_len + o->tok_len + o->out_len + 3;
 	if (need > r->cur_cap) {
 		r->cur = xrealloc(r->cur, need);
 		r->cur_cap = need;
@@ -78,11 +81,16 @@ int mllm_request_poll(mllm_request *r, mllm_event *ev)
 	if (o->tok_len)
 		memcpy(r->cur + o->text_len + 1, r->arena + o->tok_off, o->tok_len);
 	r->cur[o->text_len + 1 + o->tok_len] = '\0';
+	if (o->out_len)
+		memcpy(r->cur + o->text_len + o->tok_len + 2, r->arena + o->out_off, o->out_len);
+	r->cur[o->text_len + o->tok_len + 2 + o->out_len] = '\0';
 	*ev = o->ev;
 	ev->text = r->cur;
 	ev->text_len = o->text_len;
 	ev->token_text = r->cur + o->text_len + 1;
 	ev->token_text_len = o->tok_len;
+	ev->token_out = r->cur + o->text_len + o->tok_len + 2;
+	ev->token_out_len = o->out_len;
 	r->q_head++;
 	r->q_len--;
 	if (r->q_len == 0) {

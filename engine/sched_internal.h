@@ -23,6 +23,7 @@ typedef struct {
 	mllm_event ev;             /* text pointers are filled at poll */
 	size_t text_off, text_len; /* into the request's arena */
 	size_t tok_off, tok_len;
+	size_t out_off, out_len; /* ev.token_out's bytes */
 } outbox_entry;
 
 typedef enum {
@@ -192,7 +193,8 @@ void mllm__request_destroy(mllm_request *r);
 /* Queues r in e's inbox and wakes the engine thread: MLLM_OK, or
  * MLLM_ESHUTDOWN / MLLM_EOVERLOADED and r is left to the caller. */
 int mllm__inbox_push(mllm_engine *e, mllm_request *r);
-/* Engine side: appends an event to r's outbox (texts copied) and marks e so
+/* Engine side: appends an event to r's outbox (texts copied, ev->token_out
+ * too) and marks e so
  * that mllm__notify() calls the consumer after this pass. */
 void mllm__push_event(mllm_engine *e, mllm_request *r, const mllm_event *ev, const char *text,
                       size_t text_len, const char *tok_text, size_t tok_len);

@@ -448,6 +448,8 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 		ev.logprob = res.logprob;
 		ev.n_top = res.n_top;
 		memcpy(ev.top, res.top, (size_t)res.n_top * sizeof *res.top);
+		ev.token_out = text;
+		ev.token_out_len = n > 0 ? (size_t)n : 0;
 	}
 	mllm__push_event(e, r, &ev, rel, n_rel, raw, n_raw);
 	if (s->stop.matched)

@@ -179,6 +179,15 @@ typedef struct {
 	/* Raw bytes of this token alone (for logprobs' `tokens`). */
 	const char *token_text;
 	size_t token_text_len;
+	/* With logprobs (TOKEN events): the bytes this token added to the
+	 * detokenized output, before stop strings hold any back — what the
+	 * response's text shows for it: token_text for most tokens, but
+	 * nothing for a special token the text skips or for a partial UTF-8
+	 * character still held (the token that completes it brings the
+	 * whole character), and U+FFFD for invalid bytes. Logprob entries
+	 * are lined up with the text by these lengths. Empty otherwise. */
+	const char *token_out;
+	size_t token_out_len;
 	bool has_logprob;
 	float logprob; /* log-softmax of the chosen token */
 	int32_t n_top; /* alternatives in top[] */

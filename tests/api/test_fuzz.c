@@ -199,6 +199,8 @@ static void run(api_request *req)
 				ev.text_len = strlen(x);
 				ev.token_text = x;
 				ev.token_text_len = strlen(x);
+				ev.token_out = ev.token_text;
+				ev.token_out_len = ev.token_text_len;
 				ev.has_logprob = true;
 				ev.logprob = -(float)rnd(100) / 10.0f;
 				ev.n_top = (int32_t)rnd(3);

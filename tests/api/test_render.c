@@ -49,6 +49,8 @@ static mllm_event ev_token(int choice, int32_t id, const char *text, const char 
 	ev.text_len = strlen(text);
 	ev.token_text = tt;
 	ev.token_text_len = strlen(tt);
+	ev.token_out = ev.token_text;
+	ev.token_out_len = ev.token_text_len;
 	ev.has_logprob = true;
 	ev.logprob = lp;
 	return ev;
@@ -397,6 +399,8 @@ START_TEST(test_legacy_logprobs_echo)
 	ev.token = a;
 	ev.token_text = pa;
 	ev.token_text_len = strlen(pa);
+	ev.token_out = ev.token_text;
+	ev.token_out_len = ev.token_text_len;
 	ev.has_logprob = true;
 	ev.logprob = -2.5f;
 	ev.n_top = 2;
@@ -770,6 +774,8 @@ static void run_completion(const char *body, FILE *f, FILE *ferr, bool sse)
 			ev.token = s.prompt[k];
 			ev.token_text = k ? " x" : "";
 			ev.token_text_len = k ? 2 : 0;
+			ev.token_out = ev.token_text;
+			ev.token_out_len = ev.token_text_len;
 			ev.has_logprob = k > 0;
 			ev.logprob = -1.0f;
 			ev.n_top = k ? 2 : 0;
@@ -957,6 +963,8 @@ START_TEST(test_nul_token)
 	ev.text_len = 2;
 	ev.token_text = "\0";
 	ev.token_text_len = 1;
+	ev.token_out = ev.token_text;
+	ev.token_out_len = ev.token_text_len;
 	ev.n_top = 1;
 	ev.top[0] = (mllm_top_logprob){3, -1.0f}; /* id 3 is <0x00> */
 	feed(req, 0, ev, &out);
@@ -1213,6 +1221,104 @@ START_TEST(test_legacy_top_logprobs_chosen_once)
 }
 END_TEST
 
+/* Entries are lined up with the text by what the text shows for each
+ * token (mllm_event.token_out), not by the token's bytes: a special token
+ * the text skips shows nothing, an invalid byte shows U+FFFD (3 bytes).
+ * Counting token bytes, a special token before a stop string cut the
+ * next entries away, and an invalid byte let the stop string's own token
+ * in; streamed, entries drifted onto later chunks. */
+typedef struct {
+	int32_t id;
+	const char *tok, *out, *text; /* text: what the engine releases */
+} lp_step;
+
+static void check_lp_steps(const lp_step *st, int n, const char *want_text, int want_entries,
+                           const int *want_offsets)
+{
+	for (int stream = 0; stream < 2; stream++) {
+		api_request *req = make(
+		    API_COMPLETION, stream ? "{\"prompt\":\"x\",\"logprobs\":0,\"stop\":\"!\","
+		                             "\"stream\":true}"
+		                           : "{\"prompt\":\"x\",\"logprobs\":0,\"stop\":\"!\"}");
+		mllm_buf out, text;
+		json_t *offs = json_array();
+		mllm_event done;
+		int entries = 0;
+		mllm_buf_init(&out, 1 << 20);
+		mllm_buf_init(&text, 1 << 16);
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		for (int i = 0; i < n; i++) {
+			mllm_event ev = ev_token(0, st[i].id, st[i].text, st[i].tok, -0.5f);
+			ev.token_out = st[i].out;
+			ev.token_out_len = strlen(st[i].out);
+			feed(req, 0, ev, &out);
+		}
+		done = ev_done(0, MLLM_FINISH_STOP, 2, 0, n);
+		done.stop_string = true;
+		feed(req, 0, done, &out);
+		ck_assert_int_eq(api_request_end(req, &out, &(int){0}), 0);
+		if (stream) {
+			json_t *evs[32];
+			bool saw_done = false;
+			int k = sse_split(&out, evs, 32, &saw_done);
+			for (int i = 0; i < k; i++) {
+				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+				json_t *lp = json_object_get(c, "logprobs");
+				json_t *t = json_object_get(c, "text");
+				size_t m = json_array_size(json_object_get(lp, "tokens"));
+				append_str(&text, t);
+				/* An entry rides on the chunk that releases its text
+				 * (a text-less entry may ride with its neighbours). */
+				if (json_string_length(t) > 0)
+					ck_assert_msg(m > 0, "chunk %d: text without its entry", i);
+				entries += (int)m;
+				json_array_extend(offs, json_object_get(lp, "text_offset"));
+				json_decref(evs[i]);
+			}
+		} else {
+			json_t *j = json_loadb(out.data, out.len, 0, NULL);
+			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+			json_t *lp = json_object_get(c, "logprobs");
+			append_str(&text, json_object_get(c, "text"));
+			entries = (int)json_array_size(json_object_get(lp, "tokens"));
+			json_array_extend(offs, json_object_get(lp, "text_offset"));
+			json_decref(j);
+		}
+		ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
+		ck_assert_str_eq(text.data, want_text);
+		ck_assert_int_eq(entries, want_entries);
+		ck_assert_uint_eq(json_array_size(offs), (size_t)want_entries);
+		for (int i = 0; i < want_entries; i++)
+			ck_assert_int_eq(json_integer_value(json_array_get(offs, (size_t)i)),
+			                 want_offsets[i]);
+		json_decref(offs);
+		mllm_buf_free(&out);
+		mllm_buf_free(&text);
+		api_request_free(req);
+	}
+}
+
+START_TEST(test_logprobs_follow_the_text_not_the_bytes)
+{
+	/* A special token, then the stop string's token. */
+	static const lp_step special[] = {
+	    {10, " A", " A", " A"}, {11, "<|reserved|>", "", ""}, {12, " B", " B", " B"},
+	    {13, " C", " C", " C"}, {14, "!", "!", ""},
+	};
+	static const int special_offs[] = {1, 3, 3, 5};
+	/* An invalid byte (U+FFFD in the text), then the stop string's token. */
+	static const lp_step invalid[] = {
+	    {10, " a", " a", " a"},
+	    {11, "\xff", "\xef\xbf\xbd", "\xef\xbf\xbd"},
+	    {12, " b", " b", " b"},
+	    {13, "!", "!", ""},
+	};
+	static const int invalid_offs[] = {1, 3, 4};
+	check_lp_steps(special, 5, " A B C", 4, special_offs);
+	check_lp_steps(invalid, 4, " a\xef\xbf\xbd b", 3, invalid_offs);
+}
+END_TEST
+
 /* Without a stop string nothing is cut: a token whose bytes the text does
  * not show (a special token) keeps its entry, streamed or not. */
 START_TEST(test_logprobs_kept_without_stop)
@@ -1228,7 +1334,11 @@ START_TEST(test_logprobs_kept_without_stop)
 		mllm_buf_init(&out, 1 << 20);
 		ck_assert_int_eq(api_request_begin(req, &out), 0);
 		feed(req, 0, ev_token(0, 10, "Hi", "Hi", -0.5f), &out);
-		feed(req, 0, ev_token(0, 11, "", "<x>", -0.5f), &out);
+		{
+			mllm_event sp = ev_token(0, 11, "", "<x>", -0.5f);
+			sp.token_out_len = 0; /* a special token: the text skips it */
+			feed(req, 0, sp, &out);
+		}
 		feed(req, 0, ev_token(0, 12, " you", " you", -0.5f), &out);
 		feed(req, 0, ev_done(0, MLLM_FINISH_STOP, 3, 0, 3), &out);
 		ck_assert_int_eq(api_request_end(req, &out, &status), 0);
@@ -1279,6 +1389,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_logprobs_end_with_the_text);
 	tcase_add_test(tc, test_logprobs_kept_without_stop);
 	tcase_add_test(tc, test_legacy_top_logprobs_chosen_once);
+	tcase_add_test(tc, test_logprobs_follow_the_text_not_the_bytes);
 	tcase_set_timeout(tc, 60); /* one python3 run validates every document */
 	suite_add_tcase(s, tc);
 	return s;

@@ -73,6 +73,8 @@ static void feed_token(api_request *req, const char *text, mllm_buf *out)
 	ev.text_len = strlen(text);
 	ev.token_text = text;
 	ev.token_text_len = strlen(text);
+	ev.token_out = ev.token_text;
+	ev.token_out_len = ev.token_text_len;
 	ck_assert_int_eq(api_request_feed(req, 0, &ev, out), 0);
 }
 

@@ -222,6 +222,8 @@ static void generate(api_request *req, const char *text, mllm_finish finish, mll
 		ev.text_len = len;
 		ev.token_text = piece;
 		ev.token_text_len = len;
+		ev.token_out = ev.token_text;
+		ev.token_out_len = ev.token_text_len;
 		ck_assert_int_eq(api_request_feed(req, 0, &ev, out), 0);
 	}
 	memset(&ev, 0, sizeof ev);

@@ -37,6 +37,8 @@ static api_resp_record *make_record(const char *input, const char *text)
 	ev.token = 100;
 	ev.text = ev.token_text = text;
 	ev.text_len = ev.token_text_len = strlen(text);
+	ev.token_out = ev.token_text;
+	ev.token_out_len = ev.token_text_len;
 	ck_assert_int_eq(api_request_feed(req, 0, &ev, &out), 0);
 	memset(&ev, 0, sizeof ev);
 	ev.kind = MLLM_EV_DONE;
