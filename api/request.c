@@ -306,9 +306,12 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 			continue;
 		}
 		snprintf(param, sizeof param, "messages[%zu].role", i);
+		if (!role || json_is_null(role))
+			return api_error_set(e, 400, param, "missing_required_parameter",
+			                     "Missing required parameter: '%s'.", param);
 		if (!json_is_string(role))
-			return type_error(e, param,
-			                  "one of 'system', 'developer', 'user', 'assistant'");
+			return type_error(
+			    e, param, "one of 'system', 'developer', 'user', 'assistant', 'tool'");
 		if (strcmp(json_string_value(role), "tool") == 0) {
 			/* Checked against the model's template at prepare. */
 			req->msgs[i].role = API_ROLE_USER;
@@ -1237,6 +1240,8 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 	 * call or the JSON, and it goes to content. */
 	if (rstart == API__R_REASON && (api__tool_forced(req) || req->rf_kind != API__RF_NONE))
 		rstart = API__R_ANSWER;
+	/* The space the response drops is not the stop strings' either. */
+	req->sp.stop_skip_lead_space = lstrip;
 	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);

@@ -93,6 +93,10 @@ typedef struct {
 	char *out;    /* released text of the last push */
 	size_t cap;   /* bytes in held and in out */
 	bool matched; /* a stop string was found; nothing more is released */
+	/* Set by the caller after init: a space that begins the text is
+	 * released without being matched (a chat's "Assistant:" cue invites
+	 * it and the response drops it, so no stop string may see it). */
+	bool skip_lead_space;
 } mllm_stop;
 
 /* Copies the n NUL-terminated strings (empty strings are ignored). n must be

@@ -191,6 +191,7 @@ static int seq_init(mllm_engine *e, mllm_request *r, seq *s, int32_t choice)
 	rc = mllm_stop_init(&s->stop, r->samp.stop, r->samp.n_stop);
 	if (rc)
 		return rc;
+	s->stop.skip_lead_space = r->samp.stop_skip_lead_space;
 	s->stop_ready = true;
 	if (r->samp.grammar) {
 		/* The vocabulary trie is built once, by the first constrained

@@ -46,6 +46,9 @@ typedef struct {
 	const char *const *stop; /* [n_stop] NUL-terminated, borrowed */
 	int32_t n_stop;
 	bool ignore_eos;
+	/* The output's leading space is not matched against stop strings
+	 * (a chat whose cue invites a space the response drops). */
+	bool stop_skip_lead_space;
 	/* Constrained decoding: only tokens that keep the output inside this
 	 * grammar are sampled, EOS only where it may end (grammar.h). NULL =
 	 * none. Borrowed; mllm_engine_submit takes its own reference. */

@@ -122,6 +122,18 @@ size_t mllm_stop_push(mllm_stop *st, const char *text, size_t len, const char **
 	*out = st->out;
 	if (st->matched)
 		return 0;
+	if (st->skip_lead_space && len > 0) {
+		st->skip_lead_space = false;
+		if (text[0] == ' ') {
+			const char *rel;
+			size_t k = mllm_stop_push(st, text + 1, len - 1, &rel);
+			ensure_cap(st, k + 2); /* keeps out's k bytes */
+			memmove(st->out + 1, st->out, k);
+			st->out[0] = ' ';
+			*out = st->out;
+			return k + 1;
+		}
+	}
 	if (st->n_stop == 0) {
 		/* Nothing to match: release as given. */
 		ensure_cap(st, len + 1);

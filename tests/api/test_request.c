@@ -380,6 +380,7 @@ START_TEST(test_completion_submission)
 	expect_ids(&s, json_object_get(c, "ids"), true);
 	ck_assert_int_eq(s.n_choices, 3);
 	ck_assert_int_eq(s.sampling.max_tokens, 7);
+	ck_assert(!s.sampling.stop_skip_lead_space); /* the text continues the prompt */
 	ck_assert_float_eq(s.sampling.temperature, 0.5f);
 	ck_assert_float_eq(s.sampling.top_p, 0.25f);
 	ck_assert_float_eq(s.sampling.presence_penalty, 1.5f);
@@ -706,6 +707,9 @@ START_TEST(test_chat_submission)
 	ck_assert_int_eq(s.sampling.n_stop, 2);
 	ck_assert_str_eq(s.sampling.stop[0], "xyz");
 	ck_assert_str_eq(s.sampling.stop[1], "\nUser:"); /* implicit */
+	/* The preset's cue invites a space the content drops: no stop
+	 * string is matched against it. */
+	ck_assert(s.sampling.stop_skip_lead_space);
 	api_request_free(req);
 
 	/* Four client stops leave no room for the implicit one. */
@@ -795,6 +799,7 @@ START_TEST(test_chat_jinja_template)
 		ck_assert_int_eq(s.prompt[i], want[i]);
 	ck_assert_int_eq(s.sampling.n_stop, 1);
 	ck_assert_str_eq(s.sampling.stop[0], "</s>");
+	ck_assert(!s.sampling.stop_skip_lead_space); /* a model's template keeps it */
 	api_request_free(req);
 	/* The same chat against a preset: no template to hand the tool
 	 * message to, so it becomes a plain user turn (tools.c). */

@@ -59,6 +59,41 @@ START_TEST(test_split_across_tokens)
 }
 END_TEST
 
+/* skip_lead_space: the space a chat response drops is released without
+ * being matched — no stop string sees it, whatever comes after. */
+START_TEST(test_skip_lead_space)
+{
+	static const struct {
+		const char *stop;
+		const char *chunks[3];
+		bool skip;
+		const char *want;
+		bool matched;
+	} cases[] = {
+	    {" ", {" Anna", ", he", " said"}, true, " Anna,", true},
+	    {" ", {" Anna", ", he", " said"}, false, "", true},
+	    {" A", {" Anna", " Ate", ""}, true, " Anna", true},
+	    {"A", {" Anna", "", ""}, true, " ", true},
+	    {"nn", {"", " Anna", ""}, true, " A", true}, /* the first text, not push */
+	    {" x", {" ", " x", ""}, true, " ", true},    /* a lone space, then a match */
+	    {"zz", {" a", " b", ""}, true, " a b", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *stops[] = {cases[i].stop};
+		mllm_stop st;
+		released r = {.len = 0};
+		ck_assert_int_eq(mllm_stop_init(&st, stops, 1), 0);
+		st.skip_lead_space = cases[i].skip;
+		for (int k = 0; k < 3; k++)
+			feed(&st, &r, cases[i].chunks[k], strlen(cases[i].chunks[k]));
+		finish(&st, &r);
+		ck_assert_msg(strcmp(r.text, cases[i].want) == 0, "case %zu: '%s'", i, r.text);
+		ck_assert_int_eq(r.matched, cases[i].matched);
+		mllm_stop_free(&st);
+	}
+}
+END_TEST
+
 START_TEST(test_partial_released_when_broken)
 {
 	/* "ab" held while it may become "abc", then released when it cannot. */
@@ -318,6 +353,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("stop");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_split_across_tokens);
+	tcase_add_test(tc, test_skip_lead_space);
 	tcase_add_test(tc, test_partial_released_when_broken);
 	tcase_add_test(tc, test_multibyte);
 	tcase_add_test(tc, test_earliest_of_several);

@@ -37,7 +37,11 @@ START_TEST(test_routes)
 	ck_assert_int_eq(RF("/v1/responses//input_items"), -1);
 	ck_assert_int_eq(RF("/v1/responses/a/b/input_items"), -1);
 	ck_assert_int_eq(RF("/v1/responses/resp_1/other"), -1);
-	ck_assert_int_eq(RF("/v1/responses/resp_1/cancel"), -1);
+	ck_assert_int_eq(RF("/v1/responses/resp_1/cancel"), R_RESPONSE_CANCEL);
+	ck_assert_int_eq(RF("/v1/responses/a/b/cancel"), -1);
+	ck_assert_int_eq(RF("/v1/responses/input_tokens"), R_RESPONSE_COUNT);
+	ck_assert_int_eq(RF("/v1/responses/input_tokens/"), R_RESPONSE_COUNT);
+	ck_assert_int_eq(RF("/v1/responses/input_tokensx"), R_RESPONSE);
 	ck_assert_int_eq(RF("/v1/models/a/b"), -1);
 	ck_assert_int_eq(RF("/tokenize"), R_TOKENIZE);
 	ck_assert_int_eq(RF("/detokenize"), R_DETOKENIZE);
