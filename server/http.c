@@ -338,9 +338,12 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 	 * rather than reuse a connection to a replica that is going away. */
 	if (r->s->draining)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	/* With CORS on, every answer depends on Origin (the allowed ones
+	 * get the headers, others not): a shared cache must key on it. */
+	if (r->s->cfg->cors_origins && r->s->cfg->cors_origins[0])
+		MHD_add_response_header(resp, "Vary", "Origin");
 	if (r->cors_ok) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
-		MHD_add_response_header(resp, "Vary", "Origin");
 		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
 		                        "X-Request-Id, Retry-After");
 	}
@@ -371,6 +374,9 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 		         retry_after_s > 0 ? retry_after_s : (int)r->s->cfg->retry_after_s);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
 	}
+	/* RFC 9110 11.6.1: a 401 says which scheme would be accepted. */
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (status == 405 && r->route >= 0) {
 		char allow[48];
 		route_allow(r->route, allow, sizeof allow);

@@ -15,6 +15,7 @@ header_has "X-Request-Id:" || fail "no X-Request-Id"
 ok "health open without a key"
 
 expect 401 GET /v1/models
+header_has "WWW-Authenticate: Bearer" || fail "401 without WWW-Authenticate"
 expect 401 GET /v1/models -H 'Authorization: Bearer wrong'
 expect 401 GET /v1/models -H 'Authorization: Basic sekret'
 expect 401 POST /v1/completions -H "$JSON" -d '{"model":"st","prompt":"a"}'
@@ -121,6 +122,8 @@ expect 200 GET /health -H 'Origin: https://app.example'
 header_has "Access-Control-Allow-Origin" || fail "no ACAO on GET"
 expect 200 GET /health -H 'Origin: https://evil.example'
 if header_has "Access-Control-Allow-Origin"; then fail "ACAO for a foreign origin"; fi
+# The answer differs by Origin, so a shared cache must key on it.
+header_has "Vary: Origin" || fail "no Vary: Origin for a foreign origin"
 ok "CORS allowed origin only; preflight echoes well-formed requested headers"
 
 expect 200 GET /metrics
