@@ -169,6 +169,41 @@ static int check_paths(const cfg_t *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* log_file as serve will open it (append, created if missing): an
+ * existing file must be writable, a new one's directory must let it be
+ * created. "-" (stderr) needs nothing. Creates nothing itself. */
+static int check_log_file(const cfg_t *c, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *f = c->log_file, *slash;
+	struct stat st;
+	if (!f || !f[0] || strcmp(f, "-") == 0)
+		return 0;
+	if (stat(f, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return mllm__seterr(err, errlen, MLLM_EINVAL,
+			                    "log_file '%s' is a directory", f);
+		if (access(f, W_OK) != 0)
+			return mllm__seterr(err, errlen, MLLM_EIO, "log_file '%s': %s", f,
+			                    strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return mllm__seterr(err, errlen, MLLM_EIO, "log_file '%s': %s", f, strerror(errno));
+	slash = strrchr(f, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == f)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - f), f);
+	if (access(dir, W_OK | X_OK) != 0)
+		return mllm__seterr(err, errlen, MLLM_EIO,
+		                    "log_file '%s' cannot be created in '%s': %s", f, dir,
+		                    strerror(errno));
+	return 0;
+}
+
 /* Each model as the loader will find it — format, headers, config, every
  * tensor, the tokenizer (mllm_model_check: weights mapped, not read) — and
  * n_ctx within its trained context: what serve would refuse after it
@@ -375,6 +410,7 @@ int srv_cmd_serve(int argc, char **argv)
 	if (check) {
 		warn_unknown_env(false);
 		if (check_host(&cfg, err, sizeof err) < 0 ||
+		    check_log_file(&cfg, err, sizeof err) < 0 ||
 		    check_paths(&cfg, err, sizeof err) < 0 ||
 		    check_models(&cfg, err, sizeof err) < 0)
 			goto bad;
@@ -385,8 +421,10 @@ int srv_cmd_serve(int argc, char **argv)
 	}
 	srv_log_set_format(srv_log_format_parse(cfg.log_format));
 	if (srv_log_open((int)cfg.log_level, cfg.log_file) < 0) {
-		fprintf(stderr, "mobilellmd serve: cannot open log file '%s'\n", cfg.log_file);
-		rc = 1;
+		/* A configuration error, found before listening: exit 2. */
+		fprintf(stderr, "mobilellmd serve: cannot open log file '%s': %s\n", cfg.log_file,
+		        strerror(errno));
+		rc = 2;
 		goto out;
 	}
 	warn_unknown_env(true);

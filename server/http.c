@@ -1631,8 +1631,11 @@ int srv__http_start(srv *s, char *err, size_t errlen)
 	if (rc != 0 || !ai)
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
 		                    gai_strerror(rc));
+	/* "::" takes IPv4 clients too (as IPv4-mapped addresses, which
+	 * max_connections_per_client counts as IPv4): a dual-stack socket,
+	 * whatever the host's net.ipv6.bindv6only says. */
 	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+		flags |= MHD_USE_DUAL_STACK;
 
 	/* MHD's own limit is set above ours so that it never stops accepting
 	 * (which would leave clients unanswered in the backlog): on_accept

@@ -211,3 +211,44 @@ wait "$NPID" || true
 grep -qx "READY=1" "$TMP/notify.out" || fail "no READY=1: $(cat "$TMP/notify.out")"
 grep -qx "STOPPING=1" "$TMP/notify.out" || fail "no STOPPING=1"
 ok "sd_notify READY=1 / STOPPING=1"
+
+# log_file: --check-config finds what serve could not open (exit 2 both).
+rc=0
+"$BIN" serve --model st="$ST" --set log_file="$TMP/no/such/dir/x.log" --check-config \
+	>"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "--check-config with an unwritable log_file: exit $rc, want 2"
+grep -q "log_file" "$TMP/out" || fail "--check-config log_file message: $(cat "$TMP/out")"
+[ ! -e "$TMP/no" ] || fail "--check-config created something"
+rc=0
+"$BIN" serve --model st="$ST" --port 0 --set log_file="$TMP/no/such/dir/x.log" \
+	>"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "serve with an unwritable log_file: exit $rc, want 2"
+"$BIN" serve --model st="$ST" --set log_file="$TMP/new.log" --check-config >/dev/null 2>&1 ||
+	fail "--check-config refused a creatable log_file"
+[ ! -e "$TMP/new.log" ] || fail "--check-config created the log file"
+ok "log_file checked by --check-config; serve exits 2 when it cannot open it"
+
+# host "::": one dual-stack socket, IPv4 clients included (where the
+# kernel has IPv6 at all; the IPv4 half is what is checked).
+if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+	: >"$TMP/log6"
+	"$BIN" serve --model st="$ST" --host :: --port 0 >"$TMP/log6" 2>&1 &
+	P6=$!
+	i=0
+	port=""
+	while [ $i -lt 200 ] && [ -z "$port" ]; do
+		port=$(sed -n 's/.*listening on http:\/\/\[::\]:\([0-9][0-9]*\).*/\1/p' "$TMP/log6" | head -n 1)
+		sleep 0.05
+		i=$((i + 1))
+	done
+	[ -n "$port" ] || fail "host ::: no listening line: $(cat "$TMP/log6")"
+	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/livez" >"$TMP/c4" || true
+	curl -sg -o /dev/null -w '%{http_code}' "http://[::1]:$port/livez" >"$TMP/c6" || true
+	kill -TERM "$P6"
+	wait "$P6" || true
+	[ "$(cat "$TMP/c4")" = 200 ] || fail "host ::: IPv4 client got $(cat "$TMP/c4")"
+	[ "$(cat "$TMP/c6")" = 200 ] || fail "host ::: IPv6 client got $(cat "$TMP/c6")"
+	ok "host :: serves IPv4 and IPv6 clients"
+else
+	echo "note: no IPv6 on this host; host :: not exercised"
+fi
