@@ -219,6 +219,13 @@ void api_request_free(api_request *req);
  * then pick its default model). Valid while req lives. */
 const char *api_request_model(const api_request *req);
 bool api_request_stream(const api_request *req);
+
+/* Percent-decodes n bytes of a URL component into out (cap bytes, NUL
+ * terminated): %XX escapes (either case) become their byte, '+' a space
+ * when plus (query values), anything else — a '%' not followed by two hex
+ * digits included — stays as it is. Returns the length, or -1 when it
+ * does not fit or would hold a NUL. */
+int api_url_decode(const char *s, size_t n, bool plus, char *out, size_t cap);
 api_kind api_request_kind(const api_request *req);
 /* The response id ("cmpl-…" / "chatcmpl-…"), generated at parse; unique
  * within the process. Useful for the log line. */

@@ -1563,7 +1563,9 @@ int api_resp_record_render(const api_resp_record *r, mllm_buf *out)
 	return mllm_buf_append(out, r->body, r->body_len);
 }
 
-/* One query parameter's value (raw; ours need no unescaping), or NULL. */
+/* One query parameter's value, percent-decoded ('+' a space), or NULL.
+ * A value that does not fit buf (or decodes to a NUL) reads as "%"
+ * (invalid for every parameter here) rather than cut short. */
 static const char *query_get(const char *q, const char *key, char *buf, size_t cap)
 {
 	size_t kl = strlen(key);
@@ -1571,7 +1573,8 @@ static const char *query_get(const char *q, const char *key, char *buf, size_t c
 		const char *amp = strchr(q, '&');
 		size_t n = amp ? (size_t)(amp - q) : strlen(q);
 		if (n > kl && strncmp(q, key, kl) == 0 && q[kl] == '=') {
-			snprintf(buf, cap, "%.*s", (int)(n - kl - 1), q + kl + 1);
+			if (api_url_decode(q + kl + 1, n - kl - 1, true, buf, cap) < 0)
+				snprintf(buf, cap, "%%");
 			return buf;
 		}
 		q = amp ? amp + 1 : NULL;

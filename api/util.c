@@ -36,6 +36,35 @@ static void buf_truncate(mllm_buf *b, size_t len)
 		b->data[len] = '\0';
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+int api_url_decode(const char *s, size_t n, bool plus, char *out, size_t cap)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else if (c == '+' && plus) {
+			c = ' ';
+		}
+		if (c == '\0' || k + 1 >= cap)
+			return -1;
+		out[k++] = c;
+	}
+	if (cap == 0)
+		return -1;
+	out[k] = '\0';
+	return (int)k;
+}
+
 int api__json_append(const json_t *j, mllm_buf *out)
 {
 	dump_ctx c = {.b = out, .rc = 0};

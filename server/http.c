@@ -692,7 +692,12 @@ static enum MHD_Result do_models(srv_req *r)
 
 	mllm_buf_init(&b, SMALL_LIMIT);
 	if (r->route == R_MODEL) {
-		const char *id = r->rpath + strlen(routes[R_MODEL].path);
+		/* The id is percent-decoded (demo%3Av1 is demo:v1, as any
+		 * client's URL encoder writes it); routing was on the raw path. */
+		const char *raw = r->rpath + strlen(routes[R_MODEL].path);
+		char idb[512];
+		const char *id =
+		    api_url_decode(raw, strlen(raw), false, idb, sizeof idb) < 0 ? raw : idb;
 		const api_model_info *mi = lookup_model(s, id);
 		api_error e;
 		if (!mi && srv__model_find(s, id)) {
@@ -826,7 +831,8 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 
 	if ((slash && !items && !cancel) || idlen == 0 || idlen >= sizeof id)
 		return reply_status(r, 404, NULL, "not_found", "Unknown route");
-	snprintf(id, sizeof id, "%.*s", (int)idlen, rest);
+	if (api_url_decode(rest, idlen, false, id, sizeof id) < 0)
+		snprintf(id, sizeof id, "%.*s", (int)idlen, rest);
 	if (strcmp(method, "DELETE") == 0) {
 		if (!srv_resp_store_delete(r->s->responses, id, mllm_now_ns())) {
 			api_error_response_not_found(&e, "response_id", id);

@@ -196,6 +196,24 @@ static void check_error_body(const api_error *e, int status, const char *param)
 	mllm_buf_free(&b);
 }
 
+START_TEST(test_url_decode)
+{
+	char out[16];
+	ck_assert_int_eq(api_url_decode("demo%3Av1", 9, false, out, sizeof out), 7);
+	ck_assert_str_eq(out, "demo:v1");
+	ck_assert_int_eq(api_url_decode("a+b%2b%4", 8, true, out, sizeof out), 6);
+	ck_assert_str_eq(out, "a b+%4"); /* a cut escape stays as it is */
+	ck_assert_int_eq(api_url_decode("a+b%zz", 6, false, out, sizeof out), 6);
+	ck_assert_str_eq(out, "a+b%zz");
+	ck_assert_int_eq(api_url_decode("%41%6a", 6, false, out, sizeof out), 2);
+	ck_assert_str_eq(out, "Aj");
+	ck_assert_int_eq(api_url_decode("x%00", 4, false, out, sizeof out), -1);
+	ck_assert_int_eq(api_url_decode("0123456789abcdef", 16, false, out, sizeof out), -1);
+	ck_assert_int_eq(api_url_decode("", 0, false, out, sizeof out), 0);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	const bad_case *c = &bad_cases[_i];
@@ -925,6 +943,7 @@ static Suite *make_suite(void)
 {
 	Suite *s = suite_create("api_request");
 	TCase *tc = tcase_create("parse");
+	tcase_add_test(tc, test_url_decode);
 	tcase_add_loop_test(tc, test_bad_input, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_thousands_of_stops);

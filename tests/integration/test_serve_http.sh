@@ -34,6 +34,9 @@ expect 200 GET /v1/models/tiny -H "$AUTH"
 grep -q '"id":"tiny"' "$TMP/body" || fail "/v1/models/tiny: $(cat "$TMP/body")"
 expect 404 GET /v1/models/nope -H "$AUTH"
 grep -q '"model_not_found"' "$TMP/body" || fail "404 model code"
+# Ids are percent-decoded once routed (as URL encoders write them).
+expect 200 GET /v1/models/t%69ny -H "$AUTH"
+grep -q '"id":"tiny"' "$TMP/body" || fail "decoded id: $(cat "$TMP/body")"
 ok "models list and lookup"
 
 expect 404 GET /nope
