@@ -76,7 +76,7 @@ BIN        := $(BUILD)/mobilellmd
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all help deps check-deps check-layers test perplexity unit-test integration-test sdk-test \
+.PHONY: all help deps check-deps check-layers test perplexity slow-reader unit-test integration-test sdk-test \
 	asan tsan noopt check-format format bench run clean fuzz fuzz-ci fuzz-build fuzz-long \
 	soak soak-mixed loadtest _test _unit-test _bench _fuzz-long test-deploy
 
@@ -98,6 +98,7 @@ help:
 	@echo "  loadtest       load generator against the daemon (bench/loadtest.sh; SOAK=s)"
 	@echo "  soak           loadtest soak mode: SOAK_SECONDS=$(SOAK_SECONDS), RSS and KV checks"
 	@echo "  soak-mixed     mixed-traffic soak (tests/integration/soak.sh)"
+	@echo "  slow-reader    a slow but steady client reads a whole long stream (2-3 min)"
 	@echo "  perplexity     accuracy table: perplexity / KL of each weight format and KV type (MODEL=...)"
 	@echo "  check-format   verify clang-format; format: rewrite in place"
 	@echo "  deps           install missing Debian packages (scripts/deps.sh; test, run,"
@@ -285,6 +286,9 @@ loadtest: $(BIN) $(LOADTEST_BIN)
 	$(Q)BUILD=$(BUILD) URL="$(URL)" SOAK="$(SOAK)" sh bench/loadtest.sh
 soak: $(BIN) $(LOADTEST_BIN)
 	$(Q)BUILD=$(BUILD) URL="$(URL)" SOAK="$(SOAK_SECONDS)" sh bench/loadtest.sh
+# A client reading a long stream slowly gets all of it (2-3 min).
+slow-reader: $(BIN)
+	$(Q)MLLM_FIXTURES=$(FIXTURES) sh tests/integration/slow_reader.sh
 # The older mixed-traffic soak (Python clients, bad requests, hang-ups).
 soak-mixed: $(BIN)
 	$(Q)MLLM_FIXTURES=$(FIXTURES) BUILD=$(BUILD) sh tests/integration/soak.sh

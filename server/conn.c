@@ -119,6 +119,17 @@ srv_conn *srv__conn_open(srv *s, struct MHD_Connection *mc)
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci)
 		c->fd = ci->connect_fd;
+	/* A bounded send buffer: with the kernel's autotuned one (up to
+	 * tcp_wmem's 4 MiB) a client reading a long stream slowly left
+	 * megabytes queued, the socket unwritable for longer than
+	 * connection_timeout_s while it still read, and MHD closed it as idle
+	 * mid-stream. Bounded, each write is progress MHD sees; what the
+	 * client has not read waits in the stream's outbox, whose own bound
+	 * cuts off (and logs) a client that stopped reading. */
+	if (c->fd >= 0) {
+		int sndbuf = SRV_SNDBUF_BYTES;
+		(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	}
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr) {
 		const struct sockaddr *a = ci->client_addr;

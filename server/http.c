@@ -1450,6 +1450,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	return dispatch(r, url, method);
 }
 
+/* Why MHD ended a request, for the log line of one that did not end well. */
+static const char *toe_name(enum MHD_RequestTerminationCode toe)
+{
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+		return "";
+	case MHD_REQUEST_TERMINATED_WITH_ERROR:
+		return " (connection error)";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+		return " (connection_timeout_s reached)";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+		return " (shutdown)";
+	case MHD_REQUEST_TERMINATED_READ_ERROR:
+		return " (read error)";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+		return " (client hung up)";
+	}
+	return " (connection lost)";
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1500,21 +1520,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		int level =
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? MLLM_LOG_INFO : MLLM_LOG_WARN;
 		if (r->m)
-			SRV_LOG_REQ(
-			    level, r->id,
-			    "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
-			    "ttft_ms=%.1f total_ms=%.1f%s%s",
-			    r->method, r->path, r->status, r->m->cfg->id,
-			    (unsigned long long)r->prompt_tokens,
-			    (unsigned long long)r->completion_tokens,
-			    (unsigned long long)r->cached_tokens,
-			    r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6 : 0.0, ms,
-			    r->streaming ? " stream" : "", r->cancelled ? " cancelled" : "");
+			SRV_LOG_REQ(level, r->id,
+			            "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
+			            "ttft_ms=%.1f total_ms=%.1f%s%s%s",
+			            r->method, r->path, r->status, r->m->cfg->id,
+			            (unsigned long long)r->prompt_tokens,
+			            (unsigned long long)r->completion_tokens,
+			            (unsigned long long)r->cached_tokens,
+			            r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6
+			                          : 0.0,
+			            ms, r->streaming ? " stream" : "",
+			            r->cancelled ? " cancelled" : "", toe_name(toe));
 		else
-			SRV_LOG_REQ(
-			    level, r->id, "%s %s %d total_ms=%.1f%s",
-			    r->method[0] ? r->method : "-", r->path, r->status, ms,
-			    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
+			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s",
+			            r->method[0] ? r->method : "-", r->path, r->status, ms,
+			            toe_name(toe));
 	}
 	req_free(r);
 }

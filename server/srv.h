@@ -28,6 +28,11 @@
 #include "metrics.h"
 #include "resp_store.h"
 
+/* Each client socket's send buffer (SO_SNDBUF; the kernel doubles it):
+ * large enough for any token stream's rate, small enough that a slow
+ * reader's progress shows as writes (conn.c). */
+#define SRV_SNDBUF_BYTES (128 * 1024)
+
 typedef struct srv srv;
 typedef struct srv_req srv_req;
 typedef struct srv_job srv_job;
