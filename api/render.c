@@ -192,7 +192,10 @@ static void lp_fix_first(api__lp_list *l, size_t first, char first_byte)
 	size_t i = first;
 	while (i < l->n && l->v[i].out_len == 0)
 		i++;
-	if (i < l->n && l->v[i].out[0] == ' ' && first_byte != ' ')
+	/* The detokenizer may have dropped it already (a BOS-only prompt:
+	 * out "Once" for the token " Once"); the token string still has it. */
+	if (i < l->n && first_byte != ' ' &&
+	    (l->v[i].out[0] == ' ' || (l->v[i].text_len > 0 && l->v[i].text[0] == ' ')))
 		lp_drop_space(&l->v[i]);
 }
 
@@ -787,7 +790,9 @@ static int stream_aligned(api_request *req, int32_t idx, const mllm_event *ev, c
 		if (trim)
 			lp_drop_space(&c->lp.v[c->lp.n - 1]);
 	}
-	if (len > 0 && c->released == 0 && c->lp_sent_bytes == 0 && c->lp_head == 0)
+	/* Entries that show no text may have gone out already (lp_head > 0,
+	 * freed: out_len 0), and lp_fix_first passes over them. */
+	if (len > 0 && c->released == 0 && c->lp_sent_bytes == 0)
 		lp_fix_first(&c->lp, 0, text[0]);
 	c->released += len;
 	while (c->lp_head < c->lp.n &&

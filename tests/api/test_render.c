@@ -1232,20 +1232,22 @@ typedef struct {
 	const char *tok, *out, *text; /* text: what the engine releases */
 } lp_step;
 
-static void check_lp_steps(const lp_step *st, int n, const char *want_text, int want_entries,
-                           const int *want_offsets)
+/* bos_only: the prompt is "" (the text starts the output), else "x". */
+static void check_lp_steps(const lp_step *st, int n, bool bos_only, const char *want_text,
+                           const char *want_tokens, int want_entries, const int *want_offsets)
 {
 	for (int stream = 0; stream < 2; stream++) {
-		api_request *req = make(
-		    API_COMPLETION, stream ? "{\"prompt\":\"x\",\"logprobs\":0,\"stop\":\"!\","
-		                             "\"stream\":true}"
-		                           : "{\"prompt\":\"x\",\"logprobs\":0,\"stop\":\"!\"}");
-		mllm_buf out, text;
+		char body[128];
+		snprintf(body, sizeof body, "{\"prompt\":\"%s\",\"logprobs\":0,\"stop\":\"!\"%s}",
+		         bos_only ? "" : "x", stream ? ",\"stream\":true" : "");
+		api_request *req = make(API_COMPLETION, body);
+		mllm_buf out, text, toks;
 		json_t *offs = json_array();
 		mllm_event done;
 		int entries = 0;
 		mllm_buf_init(&out, 1 << 20);
 		mllm_buf_init(&text, 1 << 16);
+		mllm_buf_init(&toks, 1 << 16);
 		ck_assert_int_eq(api_request_begin(req, &out), 0);
 		for (int i = 0; i < n; i++) {
 			mllm_event ev = ev_token(0, st[i].id, st[i].text, st[i].tok, -0.5f);
@@ -1265,8 +1267,11 @@ static void check_lp_steps(const lp_step *st, int n, const char *want_text, int 
 				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
 				json_t *lp = json_object_get(c, "logprobs");
 				json_t *t = json_object_get(c, "text");
-				size_t m = json_array_size(json_object_get(lp, "tokens"));
+				size_t m = json_array_size(json_object_get(lp, "tokens")), q;
+				json_t *x;
 				append_str(&text, t);
+				json_array_foreach(json_object_get(lp, "tokens"), q, x)
+				    append_str(&toks, x);
 				/* An entry rides on the chunk that releases its text
 				 * (a text-less entry may ride with its neighbours). */
 				if (json_string_length(t) > 0)
@@ -1279,13 +1284,20 @@ static void check_lp_steps(const lp_step *st, int n, const char *want_text, int 
 			json_t *j = json_loadb(out.data, out.len, 0, NULL);
 			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
 			json_t *lp = json_object_get(c, "logprobs");
+			size_t q;
+			json_t *x;
 			append_str(&text, json_object_get(c, "text"));
 			entries = (int)json_array_size(json_object_get(lp, "tokens"));
+			json_array_foreach(json_object_get(lp, "tokens"), q, x)
+			    append_str(&toks, x);
 			json_array_extend(offs, json_object_get(lp, "text_offset"));
 			json_decref(j);
 		}
 		ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
+		ck_assert_int_eq(mllm_buf_append(&toks, "", 1), 0);
 		ck_assert_str_eq(text.data, want_text);
+		ck_assert_msg(strcmp(toks.data, want_tokens) == 0, "%s: tokens '%s'",
+		              stream ? "streamed" : "whole", toks.data);
 		ck_assert_int_eq(entries, want_entries);
 		ck_assert_uint_eq(json_array_size(offs), (size_t)want_entries);
 		for (int i = 0; i < want_entries; i++)
@@ -1294,6 +1306,7 @@ static void check_lp_steps(const lp_step *st, int n, const char *want_text, int 
 		json_decref(offs);
 		mllm_buf_free(&out);
 		mllm_buf_free(&text);
+		mllm_buf_free(&toks);
 		api_request_free(req);
 	}
 }
@@ -1314,8 +1327,16 @@ START_TEST(test_logprobs_follow_the_text_not_the_bytes)
 	    {13, "!", "!", ""},
 	};
 	static const int invalid_offs[] = {1, 3, 4};
-	check_lp_steps(special, 5, " A B C", 4, special_offs);
-	check_lp_steps(invalid, 4, " a\xef\xbf\xbd b", 3, invalid_offs);
+	/* A BOS-only prompt: the detokenizer drops the first piece's space
+	 * (out "Hi" for " Hi"), after a special token that shows nothing. */
+	static const lp_step bos[] = {{11, "<s>", "", ""},
+	                              {12, " Hi", "Hi", "Hi"},
+	                              {13, " you", " you", " you"},
+	                              {14, "!", "!", ""}};
+	static const int bos_offs[] = {0, 0, 2};
+	check_lp_steps(special, 5, false, " A B C", " A<|reserved|> B C", 4, special_offs);
+	check_lp_steps(invalid, 4, false, " a\xef\xbf\xbd b", " abytes:\\xff b", 3, invalid_offs);
+	check_lp_steps(bos, 4, true, "Hi you", "<s>Hi you", 3, bos_offs);
 }
 END_TEST
 
