@@ -1169,8 +1169,10 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			req->stop_ptrs[i] = req->stop[i];
 		req->sp.n_stop = req->n_stop_client;
 	}
+	/* Counting: the schemas and tools are still checked (a response to
+	 * this body would refuse them), the lengths are not. */
 	if (req->count_only)
-		return 0;
+		return api__prepare_structured(req, err);
 	for (int32_t i = 0; i < req->n_bias; i++)
 		if (req->bias[i].id >= n_vocab)
 			return api_error_set(err, 400, "logit_bias", "invalid_value",
@@ -1241,7 +1243,7 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 	if (rstart == API__R_REASON && (api__tool_forced(req) || req->rf_kind != API__RF_NONE))
 		rstart = API__R_ANSWER;
 	/* The space the response drops is not the stop strings' either. */
-	req->sp.stop_skip_lead_space = lstrip;
+	req->sp.stop_skip_lead_space = lstrip && rstart == API__R_OFF; /* split: kept */
 	req->choices = xcalloc((size_t)req->n_prompts * (size_t)req->n, sizeof *req->choices);
 	for (int32_t i = 0; i < req->n_prompts * req->n; i++) {
 		mllm_buf_init(&req->choices[i].text, SIZE_MAX / 2);

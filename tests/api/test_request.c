@@ -770,6 +770,27 @@ START_TEST(test_chat_custom_template)
 	ck_assert_str_eq(s.sampling.stop[0], "<|im_end|>");
 	api_request_free(req);
 	api_chat_template_free(t);
+
+	/* The plain preset drops the answer's leading space, so no stop string
+	 * may see it; with the reasoning split on, the answer keeps it, and
+	 * then every stop string must. */
+	for (int split = 0; split < 2; split++) {
+		t = api_chat_template_create();
+		ck_assert_int_eq(api_chat_template_set(t, "preset", "plain", err, sizeof err), 0);
+		if (split)
+			ck_assert_int_eq(
+			    api_chat_template_set(t, "reasoning_format", "split", err, sizeof err),
+			    0);
+		m.chat_template = t;
+		parse_ok(API_CHAT,
+		         "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"stop\":\" A\"}",
+		         &req);
+		ck_assert_int_eq(api_request_prepare(req, &m, &e), 0);
+		api_request_submit(req, 0, &s);
+		ck_assert_int_eq(s.sampling.stop_skip_lead_space, !split);
+		api_request_free(req);
+		api_chat_template_free(t);
+	}
 }
 END_TEST
 

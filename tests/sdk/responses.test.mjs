@@ -402,6 +402,10 @@ test('responses.inputTokens.count: the input_tokens a response to the same body 
     client.responses.inputTokens.count({ model: 'tiny', input: 'x', tools: [{ type: 'web_search' }] }),
     OpenAI.BadRequestError,
   );
+  // A schema a response would refuse is refused here too.
+  const format = { type: 'json_schema', name: 'x', schema: { type: 'object', not: { type: 'null' } } };
+  await assert.rejects(client.responses.create({ model: 'tiny', input: 'x', text: { format } }), OpenAI.BadRequestError);
+  await assert.rejects(client.responses.inputTokens.count({ model: 'tiny', input: 'x', text: { format } }), OpenAI.BadRequestError);
 });
 
 test('include message.output_text.logprobs: entries that join to the text, streamed and not', async () => {
