@@ -102,7 +102,7 @@ int mllm_kv_create(const mllm_model *m, const mllm_kv_params *p, mllm_kv **out)
 	for (int64_t i = 0; i < nb; i++)
 		kv->free_list[i] = (int32_t)(nb - 1 - i);
 	kv->n_free = nb;
-	MLLM_LOG(MLLM_LOG_INFO,
+	MLLM_LOG(MLLM_LOG_DEBUG,
 	         "%s: kv cache: %lld blocks x %d tokens, %zu bytes/block, %s, %.1f MiB", m->path,
 	         (long long)nb, bs, bb,
 	         p->q8    ? "int8"

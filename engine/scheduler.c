@@ -1047,11 +1047,21 @@ int mllm_engine_create(const mllm_model *m, const mllm_engine_params *p, mllm_en
 		goto fail;
 	}
 	e->thread_started = true;
-	MLLM_LOG(MLLM_LOG_INFO,
-	         "%s: engine: n_ctx %d, %lld KV blocks of %d tokens, batch %d tokens, %d running, "
-	         "queue %d",
-	         mllm_model_path(m), e->n_ctx, (long long)nb, e->bs, e->n_batch_max,
-	         e->p.max_running, e->p.max_queue);
+	{
+		int64_t kb = 0;
+		size_t kv_bytes = 0;
+		if (mllm_kv_pool_size(mllm_model_hparams(m), &e->p.kv, &kb, &kv_bytes) != 0)
+			kv_bytes = 0;
+		MLLM_LOG(MLLM_LOG_INFO,
+		         "model %s: n_ctx %d, KV cache %lld blocks of %d tokens (%s, %.1f MiB), "
+		         "batch %d tokens, %d running, queue %d",
+		         p->name ? p->name : mllm_model_path(m), e->n_ctx, (long long)nb, e->bs,
+		         e->p.kv.q8    ? "int8"
+		         : e->p.kv.f16 ? "f16"
+		                       : "f32",
+		         (double)kv_bytes / 1048576.0, e->n_batch_max, e->p.max_running,
+		         e->p.max_queue);
+	}
 	*out = e;
 	return MLLM_OK;
 fail:

@@ -117,6 +117,9 @@ typedef struct {
 	bool prefix_cache;        /* reuse full blocks across requests (true) */
 	void (*notify)(void *ud); /* called on the engine thread; must not block */
 	void *notify_ud;
+	const char *name; /* names the engine in its log line (the daemon's
+	                   * model id); NULL = the model's path. Read only
+	                   * during mllm_engine_create. */
 } mllm_engine_params;
 
 /* Starts the engine thread for model m (borrowed; must outlive the engine). */

@@ -291,6 +291,7 @@ static int load_one(srv *s, srv_model *m, char *err, size_t errlen)
 	ep.prefix_cache = cm->prefix_cache;
 	ep.notify = engine_notify;
 	ep.notify_ud = s;
+	ep.name = m->cfg->id;
 	rc = mllm_engine_create(m->model, &ep, &m->engine, err, errlen);
 	if (rc < 0)
 		return rc;
