@@ -1071,7 +1071,8 @@ static gm_entry *cache_find(mllm_gmatch *m, gm_entry *c, uint64_t h)
 {
 	for (int i = 0; i < GM_CACHE; i++)
 		if (c[i].valid && c[i].hash == h && c[i].n_key == m->n_key &&
-		    memcmp(c[i].key, m->key, (size_t)m->n_key * sizeof *m->key) == 0) {
+		    (m->n_key == 0 ||
+		     memcmp(c[i].key, m->key, (size_t)m->n_key * sizeof *m->key) == 0)) {
 			c[i].used = m->clock;
 			return &c[i];
 		}
@@ -1099,7 +1100,8 @@ static gm_entry *cache_take(mllm_gmatch *m, gm_entry *c, uint64_t h)
 		e->key = k;
 		e->cap_key = m->n_key;
 	}
-	memcpy(e->key, m->key, (size_t)m->n_key * sizeof *m->key);
+	if (m->n_key > 0) /* both may be NULL when empty: memcpy's UB */
+		memcpy(e->key, m->key, (size_t)m->n_key * sizeof *m->key);
 	e->n_key = m->n_key;
 	e->hash = h;
 	e->n_roots = 0;
