@@ -55,10 +55,14 @@ ok "/livez, /readyz and 'mobilellmd health' on a ready daemon"
 # A stream long enough to outlive the 2 s drain delay on an idle machine:
 # the R1 fixture's 128k-token output layer makes each token cost ~3 ms, so
 # 3000 tokens take ~8 s here (the tiny classic model needs only ~1 s for
-# 1000, which an idle CI machine finishes before the delay ends). Far
-# longer under sanitizers, hence the generous shutdown timeout.
+# 1000, which an idle CI machine finishes before the delay ends). Under
+# sanitizers (make asan / tsan export MLLM_SANITIZER) a token costs 15-25x
+# more — TSan made only 1,700-2,600 of 3000 in the 120 s shutdown timeout —
+# so 500 tokens there: still far past the drain delay.
+ntok=3000
+[ -z "${MLLM_SANITIZER:-}" ] || ntok=500
 curl -s -N "$URL/v1/completions" -H "$JSON" \
-	-d '{"model":"r1","prompt":"Once","max_tokens":3000,"ignore_eos":true,"temperature":0,"stream":true}' \
+	-d '{"model":"r1","prompt":"Once","max_tokens":'"$ntok"',"ignore_eos":true,"temperature":0,"stream":true}' \
 	>"$TMP/stream" 2>/dev/null &
 CPID=$!
 i=0
