@@ -271,14 +271,11 @@ static void legacy_add(const api_request *req, json_t *obj, const api__lp *v, si
 				                     api__json_logprob(e->top[k].logprob));
 				json_decref(key);
 			}
-			/* The chosen token, when it is not among the best: by id,
-			 * under its own bytes (e->text may have lost its leading
-			 * space or been cut at a stop string, and would then name
-			 * another token, or repeat this one). */
-			bool listed = false;
-			for (int32_t k = 0; k < e->n_top; k++)
-				listed = listed || e->top[k].id == e->token;
-			if (!listed) {
+			/* The chosen token, when it is not among the best: under its
+			 * own bytes, as they are keyed (e->text may have lost its
+			 * leading space or been cut at a stop string, and would then
+			 * name another token, or repeat this one). */
+			{
 				size_t bl = mllm_tokenizer_token_bytes(req->m->tok, e->token, buf,
 				                                       sizeof buf);
 				json_t *key = api__json_token(buf, bl);

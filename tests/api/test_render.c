@@ -1142,6 +1142,46 @@ START_TEST(test_logprobs_end_with_the_text)
 }
 END_TEST
 
+/* A completion's legacy logprobs, streamed (SSE chunks merged in order)
+ * or whole: appends the text to *text and the tokens, text_offset and
+ * top_logprobs arrays to those of lp. With paired, a streamed chunk that
+ * carries text must carry entries too (an entry rides on the chunk that
+ * releases its text; a text-less entry may ride with its neighbours). */
+static json_t *legacy_arrays(void)
+{
+	json_t *o = json_pack("{s:[],s:[],s:[]}", "tokens", "text_offset", "top_logprobs");
+	ck_assert_ptr_nonnull(o);
+	return o;
+}
+
+static void collect_legacy(const mllm_buf *out, bool stream, bool paired, mllm_buf *text,
+                           json_t *lp)
+{
+	static const char *const arrays[] = {"tokens", "text_offset", "top_logprobs"};
+	json_t *evs[32], *whole = NULL;
+	bool saw_done = false;
+	int n = 1;
+	if (stream) {
+		n = sse_split(out, evs, 32, &saw_done);
+	} else {
+		whole = json_loadb(out->data, out->len, 0, NULL);
+		ck_assert_ptr_nonnull(whole);
+		evs[0] = whole;
+	}
+	for (int i = 0; i < n; i++) {
+		json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
+		json_t *l = json_object_get(c, "logprobs"), *t = json_object_get(c, "text");
+		append_str(text, t);
+		if (stream && paired && json_string_length(t) > 0)
+			ck_assert_msg(json_array_size(json_object_get(l, "tokens")) > 0,
+			              "chunk %d: text without its entry", i);
+		for (size_t a = 0; a < 3; a++)
+			json_array_extend(json_object_get(lp, arrays[a]),
+			                  json_object_get(l, arrays[a]));
+		json_decref(evs[i]);
+	}
+}
+
 /* Legacy top_logprobs hold the chosen token once, under its own bytes:
  * an entry whose text was edited (a BOS-only prompt drops the first
  * token's leading space; a stop string cuts a token) used to add that
@@ -1155,15 +1195,16 @@ START_TEST(test_legacy_top_logprobs_chosen_once)
 		    API_COMPLETION, stream ? "{\"prompt\":\"\",\"logprobs\":2,\"stop\":\"nce\","
 		                             "\"stream\":true}"
 		                           : "{\"prompt\":\"\",\"logprobs\":2,\"stop\":\"nce\"}");
-		mllm_buf out;
+		mllm_buf out, text;
 		mllm_event ev, done;
-		json_t *tops = json_array();
+		json_t *lp = legacy_arrays(), *tops = json_object_get(lp, "top_logprobs");
 		char po[64], pn[64];
 		size_t lo = mllm_tokenizer_token_bytes(tok, once, po, sizeof po);
 		size_t ln = mllm_tokenizer_token_bytes(tok, one, pn, sizeof pn);
 		po[lo] = pn[ln] = '\0';
 		ck_assert_str_eq(po, " Once");
 		mllm_buf_init(&out, 1 << 20);
+		mllm_buf_init(&text, 1 << 16);
 		ck_assert_int_eq(api_request_begin(req, &out), 0);
 		/* " One", the first token: printed as "One". */
 		ev = ev_token(0, one, "One", pn, -0.5f);
@@ -1183,24 +1224,10 @@ START_TEST(test_legacy_top_logprobs_chosen_once)
 		done.stop_string = true;
 		feed(req, 0, done, &out);
 		ck_assert_int_eq(api_request_end(req, &out, &(int){0}), 0);
-		if (stream) {
-			json_t *evs[32];
-			bool saw_done = false;
-			int n = sse_split(&out, evs, 32, &saw_done);
-			for (int i = 0; i < n; i++) {
-				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
-				json_array_extend(tops,
-				                  json_object_get(json_object_get(c, "logprobs"),
-				                                  "top_logprobs"));
-				json_decref(evs[i]);
-			}
-		} else {
-			json_t *j = json_loadb(out.data, out.len, 0, NULL);
-			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
-			ck_assert_str_eq(json_string_value(json_object_get(c, "text")), "One O");
-			json_array_extend(
-			    tops, json_object_get(json_object_get(c, "logprobs"), "top_logprobs"));
-			json_decref(j);
+		collect_legacy(&out, stream, false, &text, lp);
+		if (!stream) {
+			ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
+			ck_assert_str_eq(text.data, "One O");
 		}
 		ck_assert_uint_eq(json_array_size(tops), 2);
 		for (size_t i = 0; i < 2; i++) {
@@ -1214,8 +1241,9 @@ START_TEST(test_legacy_top_logprobs_chosen_once)
 		    json_real_value(json_object_get(json_array_get(tops, 0), pn)), -0.5, 1e-6);
 		ck_assert_double_eq_tol(
 		    json_real_value(json_object_get(json_array_get(tops, 1), po)), -0.25, 1e-6);
-		json_decref(tops);
+		json_decref(lp);
 		mllm_buf_free(&out);
+		mllm_buf_free(&text);
 		api_request_free(req);
 	}
 }
@@ -1242,9 +1270,9 @@ static void check_lp_steps(const lp_step *st, int n, bool bos_only, const char *
 		         bos_only ? "" : "x", stream ? ",\"stream\":true" : "");
 		api_request *req = make(API_COMPLETION, body);
 		mllm_buf out, text, toks;
-		json_t *offs = json_array();
+		json_t *lp = legacy_arrays(), *offs = json_object_get(lp, "text_offset");
 		mllm_event done;
-		int entries = 0;
+		int entries;
 		mllm_buf_init(&out, 1 << 20);
 		mllm_buf_init(&text, 1 << 16);
 		mllm_buf_init(&toks, 1 << 16);
@@ -1259,39 +1287,13 @@ static void check_lp_steps(const lp_step *st, int n, bool bos_only, const char *
 		done.stop_string = true;
 		feed(req, 0, done, &out);
 		ck_assert_int_eq(api_request_end(req, &out, &(int){0}), 0);
-		if (stream) {
-			json_t *evs[32];
-			bool saw_done = false;
-			int k = sse_split(&out, evs, 32, &saw_done);
-			for (int i = 0; i < k; i++) {
-				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
-				json_t *lp = json_object_get(c, "logprobs");
-				json_t *t = json_object_get(c, "text");
-				size_t m = json_array_size(json_object_get(lp, "tokens")), q;
-				json_t *x;
-				append_str(&text, t);
-				json_array_foreach(json_object_get(lp, "tokens"), q, x)
-				    append_str(&toks, x);
-				/* An entry rides on the chunk that releases its text
-				 * (a text-less entry may ride with its neighbours). */
-				if (json_string_length(t) > 0)
-					ck_assert_msg(m > 0, "chunk %d: text without its entry", i);
-				entries += (int)m;
-				json_array_extend(offs, json_object_get(lp, "text_offset"));
-				json_decref(evs[i]);
-			}
-		} else {
-			json_t *j = json_loadb(out.data, out.len, 0, NULL);
-			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
-			json_t *lp = json_object_get(c, "logprobs");
+		collect_legacy(&out, stream, true, &text, lp);
+		entries = (int)json_array_size(json_object_get(lp, "tokens"));
+		{
 			size_t q;
 			json_t *x;
-			append_str(&text, json_object_get(c, "text"));
-			entries = (int)json_array_size(json_object_get(lp, "tokens"));
 			json_array_foreach(json_object_get(lp, "tokens"), q, x)
 			    append_str(&toks, x);
-			json_array_extend(offs, json_object_get(lp, "text_offset"));
-			json_decref(j);
 		}
 		ck_assert_int_eq(mllm_buf_append(&text, "", 1), 0);
 		ck_assert_int_eq(mllm_buf_append(&toks, "", 1), 0);
@@ -1303,7 +1305,7 @@ static void check_lp_steps(const lp_step *st, int n, bool bos_only, const char *
 		for (int i = 0; i < want_entries; i++)
 			ck_assert_int_eq(json_integer_value(json_array_get(offs, (size_t)i)),
 			                 want_offsets[i]);
-		json_decref(offs);
+		json_decref(lp);
 		mllm_buf_free(&out);
 		mllm_buf_free(&text);
 		mllm_buf_free(&toks);
