@@ -1017,6 +1017,26 @@ static int check_admission(const api_request *req, const api_model_info *m, api_
  * lowered to what the pool leaves, so such a request runs until the pool's
  * limit (finish_reason "length") rather than being refused for a parameter
  * it never sent. */
+/* KV blocks a prompt of np tokens with mt completion tokens and n choices
+ * takes from the pool, as the engine admits it: the blocks of prompt +
+ * completion once, plus each extra choice's blocks past the shared full
+ * prompt blocks. */
+static int64_t pool_need(const api_model_info *m, int64_t np, int64_t mt, int64_t n)
+{
+	int64_t bs = m->kv_block_size;
+	int64_t nb = (np + mt + bs - 1) / bs;
+	return nb + (n - 1) * (nb - np / bs);
+}
+
+/* Whether the pool can hold the prompt and mt completion tokens at all
+ * (true where the model has no block pool to speak of). */
+static bool pool_fits(const api_request *req, const api_model_info *m, size_t np, int64_t mt)
+{
+	if (m->kv_block_size <= 0 || m->kv_blocks <= 0)
+		return true;
+	return pool_need(m, (int64_t)np, mt, req->n) <= m->kv_blocks;
+}
+
 static int check_kv_pool(api_request *req, const api_model_info *m, const char *pparam,
                          api_error *e)
 {
@@ -1044,9 +1064,7 @@ static int check_kv_pool(api_request *req, const api_model_info *m, const char *
 	}
 	for (int32_t i = 0; i < req->n_prompts; i++) {
 		int64_t np = (int64_t)req->prompts[i].n_ids;
-		int64_t nb = (np + req->max_tokens + bs - 1) / bs;
-		int64_t fp = np / bs;
-		int64_t need = nb + (int64_t)(req->n - 1) * (nb - fp);
+		int64_t need = pool_need(m, np, req->max_tokens, req->n);
 		if (need > m->kv_blocks)
 			return api_error_set(
 			    e, 400, mt_param(req), "kv_pool_exceeded",
@@ -1099,6 +1117,7 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			api__prompt *p = &req->prompts[0];
 			const char *text;
 			size_t len, need;
+			int32_t mt;
 			mllm_buf_init(&b, SIZE_MAX / 2);
 			rc = api__check_message_specials(t, m->tok, req, err);
 			if (rc == 0)
@@ -1116,10 +1135,12 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			if (rc)
 				return rc;
 			/* truncation "auto": the oldest turns go until the prompt
-			 * and the completion fit. */
-			need = p->n_ids + (size_t)(req->has_max_tokens ? req->max_tokens : 1);
+			 * and the completion fit the context and the KV pool. */
+			mt = req->has_max_tokens ? req->max_tokens : 1;
+			need = p->n_ids + (size_t)mt;
 			if (req->kind != API_RESPONSES || !api__resp_truncation_auto(req) ||
-			    (p->n_ids <= (size_t)max_prompt && need <= (size_t)m->n_ctx) ||
+			    (p->n_ids <= (size_t)max_prompt && need <= (size_t)m->n_ctx &&
+			     pool_fits(req, m, p->n_ids, mt)) ||
 			    !api__resp_truncate(req))
 				break;
 			free(p->ids);

@@ -326,6 +326,30 @@ START_TEST(test_continuation_reuses_ids)
 		ck_assert_str_eq(r2->msgs[r2->n_msgs - 1].content, "And then?");
 		api_request_free(r2);
 	}
+	/* ... and until it fits the KV pool, where that is smaller than the
+	 * context: 2 blocks of 16 tokens, with and without max_output_tokens. */
+	for (int with_mt = 0; with_mt < 2; with_mt++) {
+		api_model_info small = model;
+		api_error e;
+		small.kv_block_size = 16;
+		small.kv_blocks = 2;
+		r2 = parse_ok(with_mt ? "{\"input\":\"And then?\",\"max_output_tokens\":8}"
+		                      : "{\"input\":\"And then?\"}");
+		api_request_set_previous(r2, rec2);
+		ck_assert_int_eq(api_request_prepare(r2, &small, &e), 400);
+		ck_assert_str_eq(e.code, "kv_pool_exceeded");
+		api_request_free(r2);
+		r2 = parse_ok(with_mt ? "{\"input\":\"And then?\",\"max_output_tokens\":8,"
+		                        "\"truncation\":\"auto\"}"
+		                      : "{\"input\":\"And then?\",\"truncation\":\"auto\"}");
+		api_request_set_previous(r2, rec2);
+		ck_assert_int_eq(api_request_prepare(r2, &small, &e), 0);
+		ck_assert_uint_le(r2->prompts[0].n_ids + (size_t)r2->max_tokens, 32);
+		ck_assert_int_eq(r2->max_tokens, with_mt ? 8 : 32 - (int32_t)r2->prompts[0].n_ids);
+		ck_assert_int_gt(r2->resp->n_drop, 0);
+		ck_assert_str_eq(r2->msgs[r2->n_msgs - 1].content, "And then?");
+		api_request_free(r2);
+	}
 	api_resp_record_unref(rec2);
 	api_resp_record_unref(rec);
 	api_request_free(r1);
