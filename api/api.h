@@ -362,7 +362,8 @@ bool api_request_store(const api_request *req);
  * terminated), "" for other kinds. */
 const char *api_request_affinity(const api_request *req);
 /* Before prepare: continue from prev (the record previous_response_id
- * names). Takes its own reference. The affinity key is inherited. */
+ * names). Takes its own reference. The affinity key is inherited, and so
+ * is the model where the request names none. */
 void api_request_set_previous(api_request *req, api_resp_record *prev);
 /* The 404 for a previous_response_id that no record answers (param
  * "previous_response_id", code "not_found"). Returns 404. */

@@ -771,6 +771,9 @@ void api_request_set_previous(api_request *req, api_resp_record *prev)
 	r->prev = api_resp_record_ref(prev);
 	if (!r->prev_id)
 		r->prev_id = xstrdup(prev->id);
+	/* A continuation that names no model stays on the conversation's. */
+	if (!req->model && prev->model)
+		req->model = xstrdup(prev->model);
 	/* "resp_" + affinity: the conversation keeps its key. */
 	if (strlen(prev->id) >= 5 + API_RESP_AFFINITY_LEN) {
 		memcpy(r->affinity, prev->id + 5, API_RESP_AFFINITY_LEN);

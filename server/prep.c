@@ -54,15 +54,9 @@ static void run_generate(srv_job *j)
 	                              &s->lim, &j->areq, &j->err);
 	if (j->status != 0)
 		return;
-	m = srv__model_find(s, api_request_model(j->areq));
-	if (!m || !atomic_load(&m->loaded)) {
-		const char *id = api_request_model(j->areq);
-		j->status = api_error_model_not_found(&j->err, id ? id : "(default)");
-		return;
-	}
-	j->m = m;
 	/* A continuation: the stored response is read here, off the loop
-	 * (the store has its own lock), and must exist on this replica. */
+	 * (the store has its own lock), and must exist on this replica. Read
+	 * first: without a model of its own the request takes its model. */
 	if (api_request_previous_id(j->areq)) {
 		const char *id = api_request_previous_id(j->areq);
 		api_resp_record *prev = srv_resp_store_get(s->responses, id, mllm_now_ns());
@@ -74,6 +68,13 @@ static void run_generate(srv_job *j)
 		api_request_set_previous(j->areq, prev);
 		api_resp_record_unref(prev);
 	}
+	m = srv__model_find(s, api_request_model(j->areq));
+	if (!m || !atomic_load(&m->loaded)) {
+		const char *id = api_request_model(j->areq);
+		j->status = api_error_model_not_found(&j->err, id ? id : "(default)");
+		return;
+	}
+	j->m = m;
 	if (j->kind == SRV_JOB_INPUT_TOKENS)
 		api_request_set_count_only(j->areq);
 	j->status = api_request_prepare(j->areq, &m->info, &j->err);

@@ -206,6 +206,21 @@ test('a thinking template reports reasoning items, streamed and not', async () =
   assert.equal(rs.at(-2).part.text, r.output[0].content[0].text);
 });
 
+test('a continuation that names no model stays on the conversation\'s model', async () => {
+  // "think" is not the default model: without the previous response's model
+  // the next turn would move to "tiny" (its template, its tokenizer).
+  const first = await client.responses.create({ model: 'think', input: 'Hi', max_output_tokens: 4, temperature: 0 });
+  assert.equal(first.model, 'think');
+  const next = await client.responses.create({ previous_response_id: first.id, input: 'And?', max_output_tokens: 4, temperature: 0 });
+  assert.equal(next.model, 'think');
+  assert.ok(next.usage.input_tokens_details.cached_tokens > 0);
+  const count = await client.responses.inputTokens.count({ previous_response_id: first.id, input: 'And?' });
+  assert.equal(count.input_tokens, next.usage.input_tokens);
+  // Naming a model still wins.
+  const other = await client.responses.create({ model: 'tiny', previous_response_id: first.id, input: 'And?', max_output_tokens: 4 });
+  assert.equal(other.model, 'tiny');
+});
+
 test('function tools: function_call → function_call_output → answer', async () => {
   const tools = [
     {
