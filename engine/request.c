@@ -174,6 +174,7 @@ int mllm__inbox_push(mllm_engine *e, mllm_request *r)
 		else
 			e->inbox_head = r;
 		e->inbox_tail = r;
+		r->queued = true;
 		e->n_queued++;
 		e->stats.n_queued = e->n_queued;
 		e->wake = true;
@@ -216,6 +217,9 @@ void mllm_request_cancel(mllm_request *r)
 	pthread_mutex_lock(&r->mu);
 	if (r->e) {
 		pthread_mutex_lock(&r->e->mu);
+		/* A cancelled request no longer holds a place in the queue,
+		 * although the engine ends it only between steps. */
+		mllm__unqueue_locked(r->e, r);
 		r->e->wake = true;
 		pthread_cond_signal(&r->e->cv);
 		pthread_mutex_unlock(&r->e->mu);
@@ -236,10 +240,40 @@ void *mllm_request_user(const mllm_request *r)
 	return r ? r->user : NULL;
 }
 
-/* The engine lets go of a request after its final event. */
+void mllm__unqueue_locked(mllm_engine *e, mllm_request *r)
+{
+	if (!r->queued)
+		return;
+	r->queued = false;
+	e->n_queued--;
+	e->stats.n_queued = e->n_queued;
+}
+
+void mllm__unqueue(mllm_engine *e, mllm_request *r)
+{
+	pthread_mutex_lock(&e->mu);
+	mllm__unqueue_locked(e, r);
+	pthread_mutex_unlock(&e->mu);
+}
+
+void mllm__requeue(mllm_engine *e, mllm_request *r)
+{
+	pthread_mutex_lock(&e->mu);
+	if (!r->queued && !atomic_load(&r->cancelled)) {
+		r->queued = true;
+		e->n_queued++;
+		e->stats.n_queued = e->n_queued;
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* The engine lets go of a request after its final event (one still
+ * counted as queued leaves the count). */
 void mllm__request_drop(mllm_request *r)
 {
 	pthread_mutex_lock(&r->mu);
+	if (r->e)
+		mllm__unqueue(r->e, r);
 	r->e = NULL;
 	pthread_mutex_unlock(&r->mu);
 	r->state = RQ_FINISHED;

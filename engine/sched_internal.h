@@ -43,6 +43,7 @@ struct mllm_request {
 	/* Outbox, guarded by mu. The engine appends, the caller polls. */
 	pthread_mutex_t mu;
 	mllm_engine *e; /* NULL once the engine let go of it */
+	bool queued;    /* counted in e->n_queued; guarded by e->mu */
 	outbox_entry *q;
 	size_t q_head, q_len, q_cap;
 	char *arena; /* texts of queued events */
@@ -138,7 +139,8 @@ struct mllm_engine {
 	pthread_mutex_t mu;  /* inbox, counters, stats */
 	pthread_cond_t cv;
 	mllm_request *inbox_head, *inbox_tail;
-	int32_t n_queued; /* inbox + waiting: bounded by max_queue */
+	int32_t n_queued; /* inbox + waiting, cancelled ones not: bounded by
+	                   * max_queue; guarded by mu, with mllm_request.queued */
 	bool stopping;
 	bool wake; /* a cancel or submit since the engine last looked */
 	mllm_engine_stats stats;
@@ -152,7 +154,6 @@ struct mllm_engine {
 	int64_t n_steps, prefix_hits, prefix_tokens, n_prompt_total, n_gen_total;
 	int64_t forward_ns, busy_ns;
 	int64_t n_preemptions;
-	int32_t n_requeued; /* preempted since the last publish: back in the queue */
 
 	/* Batch buffers, sized once. */
 	int32_t n_batch_max, n_rows_max;
@@ -200,6 +201,11 @@ void mllm__push_event(mllm_engine *e, mllm_request *r, const mllm_event *ev, con
                       size_t text_len, const char *tok_text, size_t tok_len);
 /* Engine side: the engine lets go of r after its final event. */
 void mllm__request_drop(mllm_request *r);
+/* The queue count (e->n_queued, bounded by max_queue): r leaves it
+ * (admitted, cancelled or ended; once), or comes back to it (preempted). */
+void mllm__unqueue(mllm_engine *e, mllm_request *r);
+void mllm__unqueue_locked(mllm_engine *e, mllm_request *r); /* e->mu held */
+void mllm__requeue(mllm_engine *e, mllm_request *r);
 /* Engine side: one notify callback for all the events of a pass. */
 void mllm__notify(mllm_engine *e);
 

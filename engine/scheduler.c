@@ -386,7 +386,7 @@ static void preempt(mllm_engine *e, mllm_request *r)
 		e->wait_tail = r;
 	r->n_preempt++;
 	e->n_preemptions++;
-	e->n_requeued++;
+	mllm__requeue(e, r);
 }
 
 /* ---- One step ------------------------------------------------------------------ */
@@ -793,8 +793,9 @@ static void step(mllm_engine *e)
 
 /* ---- The engine thread ------------------------------------------------------------ */
 
-/* Publishes the counters; left_queue requests left the queue this pass. */
-static void publish_stats(mllm_engine *e, int32_t left_queue)
+/* Publishes the counters (the queue's own is kept as requests come and
+ * go: mllm__unqueue). */
+static void publish_stats(mllm_engine *e)
 {
 	mllm_engine_stats st = {
 	    .n_running = e->n_running,
@@ -811,10 +812,6 @@ static void publish_stats(mllm_engine *e, int32_t left_queue)
 	    .n_preemptions = e->n_preemptions,
 	};
 	pthread_mutex_lock(&e->mu);
-	/* Preempted requests are back in the queue (and count against
-	 * max_queue until re-admitted). */
-	e->n_queued -= left_queue - e->n_requeued;
-	e->n_requeued = 0;
 	st.n_queued = e->n_queued;
 	e->stats = st;
 	pthread_mutex_unlock(&e->mu);
@@ -920,6 +917,7 @@ static void *engine_main(void *arg)
 				e->wait_tail = NULL;
 			if (ok > 0) {
 				r->next = NULL;
+				mllm__unqueue(e, r);
 				if (!resumed)
 					e->n_prompt_total += n_prompt;
 			}
@@ -930,7 +928,7 @@ static void *engine_main(void *arg)
 			step(e);
 		if (progress || left_queue > 0)
 			e->busy_ns += (int64_t)(now_ns() - t_pass);
-		publish_stats(e, left_queue);
+		publish_stats(e);
 		mllm__notify(e);
 
 		pthread_mutex_lock(&e->mu);

@@ -771,6 +771,15 @@ START_TEST(test_pool_exhaustion)
 	mllm_engine_stats st;
 	mllm_engine_stats_get(e, &st);
 	ck_assert_int_eq(st.n_queued, p.max_queue);
+	/* A cancelled request gives its place back at once, while the engine
+	 * is still held mid-pass (it ends it only at its next pass). */
+	mllm_request_release(rs[p.max_queue]);
+	mllm_engine_stats_get(e, &st);
+	ck_assert_int_eq(st.n_queued, p.max_queue - 1);
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &rs[p.max_queue]), 0);
+	ck_assert_int_eq(mllm_engine_submit(e, &sub, &r), MLLM_EOVERLOADED);
+	mllm_engine_stats_get(e, &st);
+	ck_assert_int_eq(st.n_queued, p.max_queue);
 	/* Open the gate: everything runs, 3 at a time (4 blocks each). */
 	pthread_mutex_lock(&g.mu);
 	g.hold = false;
