@@ -916,6 +916,10 @@ static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_b
 			return 0;
 		return lp_push(&req->prompts[prompt_i].plp, ev);
 	case MLLM_EV_TOKEN:
+		/* Known from the first token: a request cancelled before its
+		 * finish still reports its cache hit. */
+		if (ev->n_cached_tokens > req->prompts[prompt_i].n_cached)
+			req->prompts[prompt_i].n_cached = ev->n_cached_tokens;
 		rc = start_choice(req, prompt_i, idx, out);
 		if (rc == 0)
 			rc = on_text(req, idx, ev, true, out);

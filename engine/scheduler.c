@@ -405,7 +405,10 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 {
 	mllm_request *r = s->r;
 	mllm_sample_result res;
-	mllm_event ev = {.kind = MLLM_EV_TOKEN, .choice = s->choice};
+	mllm_event ev = {.kind = MLLM_EV_TOKEN,
+	                 .choice = s->choice,
+	                 .n_prompt_tokens = r->n_prompt,
+	                 .n_cached_tokens = r->n_cached};
 	char text[MLLM_DETOK_MAX + 16], raw[MLLM_DETOK_MAX];
 	const char *rel = NULL;
 	size_t n_rel = 0, n_raw;

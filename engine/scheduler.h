@@ -202,7 +202,8 @@ typedef struct {
 	bool stop_string;   /* MLLM_EV_DONE: ended by a stop string (whose
 	                     * tokens were sent, their text not) */
 	int err;            /* MLLM_EV_ERROR: MLLM_E* code */
-	/* Usage (on MLLM_EV_DONE; prompt counted once per request). */
+	/* Usage (on MLLM_EV_DONE; prompt counted once per request). The
+	 * prompt and cached counts also come with every TOKEN event. */
 	int32_t n_prompt_tokens;
 	int32_t n_cached_tokens;     /* prompt tokens reused from the cache */
 	int32_t n_completion_tokens; /* this choice */

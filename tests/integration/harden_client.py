@@ -535,6 +535,46 @@ def cmd_inject(url, model):
     print("ok   injection attempts sent")
 
 
+def cmd_cancel_cached(url, model, log_path):
+    """A streamed request whose prompt came from the prefix cache, hung up
+    after its first chunk: its log line (warn, "cancelled") still reports
+    the cached tokens, as the same request run to the end does."""
+    prompt = " ".join("word%d" % (i % 37) for i in range(25))
+    st, _, body = http(url, "POST", "/v1/completions",
+                       {"model": model, "prompt": prompt, "max_tokens": 1})
+    if st != 200:
+        fail("cancel-cached: the priming request got %s: %r" % (st, body[:200]))
+    data = json.dumps({"model": model, "prompt": prompt, "max_tokens": 300, "stream": True,
+                       "ignore_eos": True}).encode()
+    s = connect(url)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(data) + data)
+    got, t0 = b"", time.monotonic()
+    while b"data: {" not in got and time.monotonic() - t0 < 30:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    m = re.search(rb"(?i)\r\nx-request-id: *([^\r]+)\r\n", got)
+    if b"data: {" not in got or not m:
+        fail("cancel-cached: no first chunk with a request id: %r" % got[:300])
+    rid = m.group(1)
+    s.close()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < SLACK_S * 5:
+        for ln in open(log_path, "rb").read().split(b"\n"):
+            if rid in ln and b" cancelled" in ln:
+                c = re.search(rb" cached=(\d+)", ln)
+                if not c or int(c.group(1)) < 16:
+                    fail("cancel-cached: the cancelled request's line reports no cache hit: %r"
+                         % ln)
+                print("ok   a cancelled request's log line reports its cached prompt tokens (%s)"
+                      % c.group(1).decode())
+                return
+        time.sleep(0.1)
+    fail("cancel-cached: no cancelled log line for %r" % rid)
+
+
 def check_log(path, fmt):
     data = open(path, "rb").read()
     lines = data.split(b"\n")
@@ -645,6 +685,8 @@ def main():
         cmd_abandon(a[1], a[2])
     elif cmd == "inject":
         cmd_inject(a[1], a[2])
+    elif cmd == "cancel-cached":
+        cmd_cancel_cached(a[1], a[2], a[3])
     elif cmd == "check-log":
         check_log(a[1], a[2])
     elif cmd == "shapes":

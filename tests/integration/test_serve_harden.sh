@@ -16,10 +16,11 @@ start_daemon --model st="$ST" --set connection_timeout_s=60 --set body_timeout_m
 $H framing "$URL" 60 || fail "framing"
 $H hangup "$URL" 60000 || fail "hang-ups mid-request"
 $H inject "$URL" st || fail "log injection"
+$H cancel-cached "$URL" st "$TMP/log" || fail "cached tokens of a cancelled request"
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC (a sanitizer report?)"
 $H check-log "$TMP/log" text || fail "text log"
-ok "framing cases answered at once; raw-path routing; hang-ups mid-request freed; text log escaped"
+ok "framing cases answered at once; raw-path routing; hang-ups mid-request freed; text log escaped; a cancelled request's cache hit logged"
 
 # Slowloris: 2x max_connections dripping connections.
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
