@@ -365,6 +365,15 @@ const char *api_request_affinity(const api_request *req);
  * names). Takes its own reference. The affinity key is inherited, and so
  * is the model where the request names none. */
 void api_request_set_previous(api_request *req, api_resp_record *prev);
+/* Item references in a Responses input ({"type": "item_reference", "id"}
+ * naming an output item of a stored response): lookup maps a response id
+ * to a new reference to its record, or NULL. Call after parse, before
+ * prepare (which refuses unresolved references): each reference becomes
+ * the item it names. Returns 0, or an HTTP status with *err set (404 for
+ * an item no stored response holds). A no-op for requests without any. */
+typedef api_resp_record *(*api_resp_lookup_fn)(void *ud, const char *resp_id);
+int api_request_resolve_items(api_request *req, api_resp_lookup_fn lookup, void *ud,
+                              api_error *err);
 /* The 404 for a previous_response_id that no record answers (param
  * "previous_response_id", code "not_found"). Returns 404. */
 int api_error_response_not_found(api_error *e, const char *param, const char *id);

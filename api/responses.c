@@ -14,6 +14,7 @@
  * reasoning): after every engine event the new bytes become deltas, and
  * items are opened and closed around them in output order.
  */
+#include <ctype.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,15 +56,17 @@ typedef struct api__resp {
 	char affinity[API_RESP_AFFINITY_LEN + 1];
 	char *prev_id;
 	api_resp_record *prev;
-	json_t *instructions; /* string or NULL */
-	json_t *input_msgs;   /* chat messages translated from input */
-	json_t *msg_items;    /* per input_msgs entry, the input item index */
-	json_t *input_items;  /* the input as items with ids (input_items) */
-	json_t *chat_tools;   /* tools in the chat shape, or NULL */
-	json_t *echo;         /* request fields the response object repeats */
-	json_t *history;      /* conversation used (no instructions), after truncation */
-	int32_t n_drop;       /* oldest messages dropped (truncation auto) */
-	char *prompt_text;    /* the rendered prompt, for the record */
+	json_t *pending_input; /* input holding item references, until resolved */
+	int32_t max_items;     /* the input's item limit (max_messages) */
+	json_t *instructions;  /* string or NULL */
+	json_t *input_msgs;    /* chat messages translated from input */
+	json_t *msg_items;     /* per input_msgs entry, the input item index */
+	json_t *input_items;   /* the input as items with ids (input_items) */
+	json_t *chat_tools;    /* tools in the chat shape, or NULL */
+	json_t *echo;          /* request fields the response object repeats */
+	json_t *history;       /* conversation used (no instructions), after truncation */
+	int32_t n_drop;        /* oldest messages dropped (truncation auto) */
+	char *prompt_text;     /* the rendered prompt, for the record */
 	size_t prompt_len;
 	int64_t reused; /* ids taken from the previous response */
 	/* Tokens generated (TOKEN events) and their bytes. */
@@ -280,19 +283,47 @@ static int input_reasoning(api__resp *r, json_t *it)
 	return 0;
 }
 
-static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_error *e)
+/* Whether the input holds item references (their ids checked), which wait
+ * for api_request_resolve_items. */
+static int has_refs(json_t *in, bool *refs, api_error *e)
+{
+	size_t i;
+	json_t *it;
+	*refs = false;
+	json_array_foreach(in, i, it)
+	{
+		const char *type = json_string_value(json_object_get(it, "type"));
+		char p[64];
+		if (!type || strcmp(type, "item_reference") != 0)
+			continue;
+		snprintf(p, sizeof p, "input[%zu].id", i);
+		if (!json_is_string(json_object_get(it, "id")))
+			return bad(e, p,
+			           json_object_get(it, "id") ? "invalid_type"
+			                                     : "missing_required_parameter",
+			           "must be the id of a stored response's output item.");
+		*refs = true;
+	}
+	return 0;
+}
+
+static int parse_input(api__resp *r, json_t *root, api_error *e)
 {
 	json_t *in = json_object_get(root, "input"), *it;
 	size_t i;
-	r->input_msgs = json_array();
-	r->msg_items = json_array();
-	r->input_items = json_array();
+	bool refs;
+	int rc;
+	if (!r->input_msgs) {
+		r->input_msgs = json_array();
+		r->msg_items = json_array();
+		r->input_items = json_array();
+	}
 	if (!in || json_is_null(in))
 		return api_error_set(e, 400, "input", "missing_required_parameter",
 		                     "'input' is required.");
 	if (json_is_string(in)) {
 		json_t *one = json_pack("{s:s,s:O}", "role", "user", "content", in);
-		int rc = input_message(r, one, 0, e);
+		rc = input_message(r, one, 0, e);
 		json_decref(one);
 		return rc;
 	}
@@ -300,15 +331,21 @@ static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_er
 		return bad(e, "input", "invalid_type", "must be a string or an array of items.");
 	if (json_array_size(in) == 0)
 		return bad(e, "input", "invalid_value", "must not be empty.");
-	if (json_array_size(in) > (size_t)lim->max_messages)
+	if (json_array_size(in) > (size_t)r->max_items)
 		return api_error_set(e, 400, "input", "invalid_value",
 		                     "At most %d input items per request, got %zu.",
-		                     (int)lim->max_messages, json_array_size(in));
+		                     (int)r->max_items, json_array_size(in));
+	rc = has_refs(in, &refs, e);
+	if (rc)
+		return rc;
+	if (refs) {
+		r->pending_input = json_incref(in);
+		return 0;
+	}
 	json_array_foreach(in, i, it)
 	{
 		const char *type = json_string_value(json_object_get(it, "type"));
 		char p[64];
-		int rc;
 		snprintf(p, sizeof p, "input[%zu]", i);
 		if (!json_is_object(it))
 			return bad(e, p, "invalid_type", "must be an input item object.");
@@ -347,7 +384,8 @@ static int parse_input(api__resp *r, json_t *root, const api_limits *lim, api_er
 		else
 			rc = api_error_set(e, 400, p, "unsupported_parameter",
 			                   "Input items of type '%.40s' are not supported; use "
-			                   "'message', 'function_call', 'function_call_output'.",
+			                   "'message', 'function_call', 'function_call_output', "
+			                   "'reasoning' or 'item_reference'.",
 			                   type);
 		if (rc)
 			return rc;
@@ -508,11 +546,18 @@ static void random_hex(char *out, size_t n_hex)
 	out[n_hex] = '\0';
 }
 
+/* The response id, and its output items' ids: the same 40 hex digits
+ * after their own prefix, so that an item reference finds its response in
+ * the store (api_request_resolve_items). */
 static void make_id(api_request *req)
 {
+	api__resp *r = req->resp;
 	char u[32];
 	random_hex(u, 24);
-	snprintf(req->id, sizeof req->id, "resp_%.16s%.24s", req->resp->affinity, u);
+	snprintf(req->id, sizeof req->id, "resp_%.16s%.24s", r->affinity, u);
+	snprintf(r->msg_id, sizeof r->msg_id, "msg_%s", req->id + 5);
+	snprintf(r->rs_id, sizeof r->rs_id, "rs_%s", req->id + 5);
+	snprintf(r->fc_id, sizeof r->fc_id, "fc_%s", req->id + 5);
 }
 
 static int parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e)
@@ -530,9 +575,6 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	random_hex(aff, API_RESP_AFFINITY_LEN);
 	memcpy(r->affinity, aff, API_RESP_AFFINITY_LEN);
 	make_id(req);
-	api__make_id(r->msg_id, sizeof r->msg_id, "msg_");
-	api__make_id(r->rs_id, sizeof r->rs_id, "rs_");
-	api__make_id(r->fc_id, sizeof r->fc_id, "fc_");
 
 	rc = refuse_unsupported(root, e);
 	if (rc)
@@ -621,7 +663,8 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	json_decref(synth);
 	if (rc)
 		return rc;
-	rc = parse_input(r, root, lim, e);
+	r->max_items = lim->max_messages;
+	rc = parse_input(r, root, e);
 	if (rc)
 		return rc;
 
@@ -804,6 +847,95 @@ static void msgs_clear(api_request *req)
 	req->j_messages = req->j_tools = req->j_kwargs = NULL;
 }
 
+/* The output item `id` of the stored response rec, as an input item (a new
+ * reference), or NULL. */
+static json_t *record_item(const api_resp_record *rec, const char *id)
+{
+	json_error_t je;
+	json_t *body = json_loadb(rec->body, rec->body_len, 0, &je), *it, *found = NULL;
+	size_t i;
+	json_array_foreach(json_object_get(body, "output"), i, it)
+	{
+		const char *iid = json_string_value(json_object_get(it, "id"));
+		if (iid && strcmp(iid, id) == 0) {
+			found = json_deep_copy(it);
+			break;
+		}
+	}
+	json_decref(body);
+	return found;
+}
+
+/* "msg_" / "rs_" / "fc_" + the 40 hex digits of its response id (+ "_k" for
+ * a call): that response id into out (64 bytes), or false. */
+static bool item_response_id(const char *id, char *out)
+{
+	const char *h = strchr(id, '_');
+	if (!h)
+		return false;
+	h++;
+	for (int k = 0; k < 16 + 24; k++)
+		if (!isxdigit((unsigned char)h[k]))
+			return false;
+	if (h[40] != '\0' && h[40] != '_')
+		return false;
+	snprintf(out, 64, "resp_%.40s", h);
+	return true;
+}
+
+int api_request_resolve_items(api_request *req, api_resp_lookup_fn lookup, void *ud, api_error *e)
+{
+	api__resp *r = req->resp;
+	json_t *in, *all, *root, *it;
+	size_t i;
+	int rc = 0;
+	if (!r || !r->pending_input)
+		return 0;
+	in = r->pending_input;
+	r->pending_input = NULL;
+	all = json_array();
+	json_array_foreach(in, i, it)
+	{
+		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *id = json_string_value(json_object_get(it, "id"));
+		json_t *item = NULL;
+		char rid[64];
+		if (!type || strcmp(type, "item_reference") != 0) {
+			json_array_append(all, it);
+			continue;
+		}
+		if (item_response_id(id, rid)) {
+			api_resp_record *rec = lookup(ud, rid);
+			if (rec) {
+				item = record_item(rec, id);
+				api_resp_record_unref(rec);
+			}
+		}
+		if (!item) {
+			char p[64];
+			snprintf(p, sizeof p, "input[%zu].id", i);
+			rc = api_error_set(e, 404, p, "not_found",
+			                   "Item with id '%.100s' not found: item references name "
+			                   "output items of responses stored on this server "
+			                   "(store not false, not deleted, expired or evicted).",
+			                   id);
+			break;
+		}
+		json_array_append_new(all, item);
+	}
+	json_decref(in);
+	if (rc == 0) {
+		root = json_pack("{s:o}", "input", all);
+		rc = parse_input(r, root, e);
+		json_decref(root);
+		if (rc)
+			api__resp_fix_error(req, e);
+	} else {
+		json_decref(all);
+	}
+	return rc;
+}
+
 int api__resp_messages(api_request *req, api_error *e)
 {
 	api__resp *r = req->resp;
@@ -811,6 +943,9 @@ int api__resp_messages(api_request *req, api_error *e)
 	size_t i;
 	json_t *m;
 	int rc;
+	if (r->pending_input)
+		return api_error_set(e, 400, "input", "unsupported_parameter",
+		                     "Item references need the server's response store.");
 	if (r->prev) {
 		json_error_t je;
 		hist = json_loadb(r->prev->messages, r->prev->messages_len, 0, &je);
@@ -1690,6 +1825,7 @@ void api__resp_free(api_request *req)
 	json_decref(r->input_msgs);
 	json_decref(r->msg_items);
 	json_decref(r->input_items);
+	json_decref(r->pending_input);
 	json_decref(r->chat_tools);
 	json_decref(r->echo);
 	json_decref(r->history);

@@ -45,6 +45,12 @@ static const api_model_info *lookup_model(void *ud, const char *id)
 	return m && atomic_load(&m->loaded) ? &m->info : NULL;
 }
 
+static api_resp_record *lookup_response(void *ud, const char *id)
+{
+	srv *s = ud;
+	return srv_resp_store_get(s->responses, id, mllm_now_ns());
+}
+
 static void run_generate(srv_job *j)
 {
 	srv *s = j->s;
@@ -52,6 +58,10 @@ static void run_generate(srv_job *j)
 
 	j->status = api_request_parse(j->akind, j->body.data ? j->body.data : "", j->body.len,
 	                              &s->lim, &j->areq, &j->err);
+	if (j->status != 0)
+		return;
+	/* Item references: the stored items they name, read here too. */
+	j->status = api_request_resolve_items(j->areq, lookup_response, s, &j->err);
 	if (j->status != 0)
 		return;
 	/* A continuation: the stored response is read here, off the loop

@@ -555,6 +555,49 @@ test('Vercel AI SDK default OpenAI provider: generateText over Responses', async
   assert.equal(stored.output_text, r.text);
 });
 
+test('Vercel AI SDK default OpenAI provider: a second turn sends the first as item references', async () => {
+  // With store on (its default) @ai-sdk/openai sends the earlier output as
+  // {type: "item_reference", id}: the stored items stand in for them, so the
+  // turn sees the same conversation as one sent in full.
+  const opts = { model: openai('tiny'), temperature: 0, maxOutputTokens: 8, maxRetries: 0 };
+  const bodies = [];
+  const spy = createOpenAI({
+    baseURL: `${A}/v1`,
+    apiKey: KEY,
+    fetch: async (url, init) => {
+      bodies.push(JSON.parse(init.body));
+      return fetch(url, init);
+    },
+  });
+  const t1 = await generateText({ ...opts, prompt: 'Tell me about the sea.' });
+  const history = [{ role: 'user', content: 'Tell me about the sea.' }, ...t1.response.messages];
+  const t2 = await generateText({ ...opts, model: spy('tiny'), messages: [...history, { role: 'user', content: 'And the sky?' }] });
+  const sent = bodies.at(-1).input;
+  assert.equal(sent[1].type, 'item_reference');
+  assert.match(sent[1].id, /^msg_/);
+  // The same conversation sent in full, without references.
+  const full = await client.responses.create({
+    model: 'tiny', temperature: 0, max_output_tokens: 8, store: false,
+    input: [
+      { role: 'user', content: 'Tell me about the sea.' },
+      { role: 'assistant', content: t1.text },
+      { role: 'user', content: 'And the sky?' },
+    ],
+  });
+  assert.equal(t2.text, full.output_text);
+  assert.equal(t2.usage.inputTokens, full.usage.input_tokens);
+  const items = await client.responses.inputItems.list(t2.response.id);
+  assert.ok(items.data.some((it) => it.id === sent[1].id && it.type === 'message' && it.role === 'assistant'));
+  // An item of a response that was not stored, or of none: 404 naming it.
+  const unstored = await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, store: false });
+  for (const id of [unstored.output[0].id, 'msg_0123456789abcdef0123456789abcdef01234567', 'msg_nothex']) {
+    await assert.rejects(
+      client.responses.create({ model: 'tiny', input: [{ type: 'item_reference', id }, { role: 'user', content: 'x' }] }),
+      (e) => e instanceof OpenAI.NotFoundError && e.param === 'input[0].id' && e.message.includes(id),
+    );
+  }
+});
+
 test('Vercel AI SDK default OpenAI provider: streamText over Responses', async () => {
   const r = streamText({
     model: openai('tiny'),
