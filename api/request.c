@@ -580,6 +580,17 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 	if (v && !json_is_null(v))
 		return api_error_set(e, 400, "audio", "unsupported_parameter",
 		                     "'audio' output is not supported: these are text models.");
+	/* The deprecated function calling: said, rather than a reply that
+	 * silently never calls. */
+	for (int i = 0; i < 2; i++) {
+		const char *k = i ? "function_call" : "functions";
+		v = json_object_get(root, k);
+		if (v && !json_is_null(v))
+			return api_error_set(e, 400, k, "unsupported_parameter",
+			                     "'%s' (deprecated) is not supported; use 'tools' "
+			                     "and 'tool_choice'.",
+			                     k);
+	}
 	/* max_completion_tokens supersedes the deprecated max_tokens. */
 	rc = get_int(root, "max_completion_tokens", 1, lim->max_tokens, &x, &has, e);
 	if (rc)

@@ -93,6 +93,12 @@ static const bad_case bad_cases[] = {
      "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"audio\":{\"voice\":\"alloy\","
      "\"format\":\"wav\"}}",
      400, "audio"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"functions\":[{\"name\":\"f\","
+     "\"parameters\":{\"type\":\"object\"}}]}",
+     400, "functions"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"function_call\":\"auto\"}",
+     400, "function_call"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1.01}", 400, "top_p"},
     /* > 0 as a double, 0 as the float the engine samples with. */
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-320}", 400, "top_p"},
