@@ -326,6 +326,10 @@ void api__tool_choice_init(const api_request *req, api__tparse *tp);
 /* Streamed: whether the choice's output so far ends on complete calls
  * (finish_reason "tool_calls"). */
 bool api__tool_calls_done(const api_request *req, int32_t idx);
+/* A forced answer of one call that is complete in choice idx's text:
+ * nothing but blanks could have followed, so a max_tokens cut there lost
+ * nothing (the choice counts as finished on its own). */
+bool api__tool_calls_final(const api_request *req, int32_t idx);
 void api__tools_free(api_request *req);
 /* render.c: appends one SSE chunk with the request's envelope. */
 int api__emit_chunk(const api_request *req, json_t *choice, mllm_buf *out);

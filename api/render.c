@@ -951,6 +951,10 @@ static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_b
 			return rc;
 		c->done = true;
 		c->finish = ev->finish;
+		/* Cut by max_tokens in the blanks the grammar allows after a
+		 * forced call: the call is the whole answer. */
+		if (c->finish == MLLM_FINISH_LENGTH && api__tool_calls_final(req, idx))
+			c->finish = MLLM_FINISH_STOP;
 		if (ev->n_completion_tokens > 0 || c->n_completion == 0)
 			c->n_completion = ev->n_completion_tokens;
 		if (ev->n_cached_tokens > req->prompts[prompt_i].n_cached)
@@ -965,7 +969,7 @@ static int feed(api_request *req, int32_t prompt_i, const mllm_event *ev, mllm_b
 		}
 		if (req->kind == API_CHAT)
 			return emit_delta_chunk(req, idx, false, NULL, 0, NULL,
-			                        choice_finish(req, idx, ev->finish), out);
+			                        choice_finish(req, idx, c->finish), out);
 		return emit_text_chunk(req, idx, "", 0, NULL, finish_name(ev->finish), out);
 	default:
 		return MLLM_EINVAL;

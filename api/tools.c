@@ -917,6 +917,37 @@ void api__tool_choice_init(const api_request *req, api__tparse *tp)
 		tp->phase = API__TP_HEAD;
 }
 
+static int nop_text(void *ctx, const char *p, size_t n)
+{
+	(void)ctx, (void)p, (void)n;
+	return 0;
+}
+
+static int nop_head(void *ctx, int32_t call, const char *name)
+{
+	(void)ctx, (void)call, (void)name;
+	return 0;
+}
+
+static int nop_args(void *ctx, int32_t call, const char *p, size_t n)
+{
+	(void)ctx, (void)call, (void)p, (void)n;
+	return 0;
+}
+
+bool api__tool_calls_final(const api_request *req, int32_t idx)
+{
+	const api__choice *c = &req->choices[idx];
+	tp_sink k = {.content = nop_text, .head = nop_head, .args = nop_args};
+	api__tparse st;
+	if (!req->tool_parse || !api__tool_forced(req) || several_calls(req))
+		return false;
+	api__tool_choice_init(req, &st);
+	return tp_run(&SYNTAX[req->tool_syntax], false, &st, c->text.data ? c->text.data : "",
+	              c->text.len, true, &k) == 0 &&
+	       st.n_calls > 0 && st.phase == API__TP_AFTER;
+}
+
 bool api__tool_calls_done(const api_request *req, int32_t idx)
 {
 	const api__tparse *tp = &req->choices[idx].tp;

@@ -341,6 +341,58 @@ START_TEST(test_length_mid_call)
 }
 END_TEST
 
+/* Cut by max_tokens in the blanks after a forced single call: nothing else
+ * could have followed, so the call is the finished answer ("tool_calls"),
+ * streamed and not. With several calls allowed another might have. */
+START_TEST(test_length_after_forced_call)
+{
+	static const char *const pieces[] = {" {\"name\": \"get_",
+	                                     "weather\", \"arg",
+	                                     "uments\": {",
+	                                     "\"city\": \"Os",
+	                                     "lo\"}",
+	                                     " ",
+	                                     "}",
+	                                     "\n  "};
+	for (int v = 0; v < 3; v++) {
+		api_error e;
+		mllm_buf out;
+		bool stream = v == 1, several = v == 2;
+		char body_s[512];
+		const char *want = several ? "length" : "tool_calls", *got = NULL;
+		snprintf(body_s, sizeof body_s,
+		         "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]," TOOLS
+		         ",\"tool_choice\":\"required\",\"parallel_tool_calls\":%s%s}",
+		         several ? "true" : "false", stream ? ",\"stream\":true" : "");
+		api_request *req = parse_ok(body_s);
+		memset(&e, 0, sizeof e);
+		ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+		mllm_buf_init(&out, 1 << 20);
+		run(req, pieces, 8, MLLM_FINISH_LENGTH, &out);
+		for (char *p = out.data; p && (p = strstr(p, stream ? "data: {" : "{")) != NULL;) {
+			char *end = stream ? strstr(p, "\n\n") : out.data + out.len;
+			json_t *j, *ch;
+			p += stream ? 6 : 0;
+			j = json_loadb(p, (size_t)(end - p), 0, NULL);
+			ck_assert_ptr_nonnull(j);
+			ch = json_array_get(json_object_get(j, "choices"), 0);
+			if (json_is_string(json_object_get(ch, "finish_reason")))
+				got =
+				    strcmp(json_string_value(json_object_get(ch, "finish_reason")),
+				           want) == 0
+				        ? want
+				        : "other";
+			json_decref(j);
+			p = end;
+		}
+		ck_assert_ptr_nonnull(got);
+		ck_assert_str_eq(got, want);
+		mllm_buf_free(&out);
+		api_request_free(req);
+	}
+}
+END_TEST
+
 /* ---- tool_choice auto with a template's own syntax ---- */
 
 /* A template from the fixtures' chat_templates/ (NULL when absent). */
@@ -899,6 +951,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
 	tcase_add_test(tc, test_length_mid_call);
+	tcase_add_test(tc, test_length_after_forced_call);
 	tcase_add_test(tc, test_syntax_detection);
 	tcase_add_test(tc, test_auto_hermes_grammar);
 	tcase_add_test(tc, test_auto_llama3_grammar);
