@@ -777,10 +777,11 @@ static enum MHD_Result prep_submit(srv_req *r, srv_job_kind kind, api_kind akind
 
 static enum MHD_Result do_tokenize(srv_req *r)
 {
+	if (r->route == R_RESPONSE_COUNT)
+		return load_state(r->s) < 0 ? not_ready(r)
+		                            : prep_submit(r, SRV_JOB_INPUT_TOKENS, API_RESPONSES);
 	if (load_state(r->s) != 1)
 		return not_ready(r);
-	if (r->route == R_RESPONSE_COUNT)
-		return prep_submit(r, SRV_JOB_INPUT_TOKENS, API_RESPONSES);
 	return prep_submit(r, r->route == R_TOKENIZE ? SRV_JOB_TOKENIZE : SRV_JOB_DETOKENIZE,
 	                   API_COMPLETION);
 }
@@ -889,7 +890,9 @@ static enum MHD_Result gen_start(srv_req *r)
 {
 	srv *s = r->s;
 
-	if (load_state(s) != 1 || s->stopping)
+	/* While models load, a request naming one already loaded is served
+	 * (the prep thread answers 503 loading for one that is not yet). */
+	if (load_state(s) < 0 || s->stopping)
 		return not_ready(r);
 	return prep_submit(r, SRV_JOB_GENERATE,
 	                   r->route == R_CHAT        ? API_CHAT

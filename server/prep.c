@@ -79,7 +79,15 @@ static void run_generate(srv_job *j)
 		api_resp_record_unref(prev);
 	}
 	m = srv__model_find(s, api_request_model(j->areq));
-	if (!m || !atomic_load(&m->loaded)) {
+	if (m && !atomic_load(&m->loaded)) {
+		/* Configured, still loading (others may already serve). */
+		j->status =
+		    api_error_set(&j->err, 503, NULL, "loading",
+		                  "The model '%s' is still loading; retry shortly.", m->cfg->id);
+		j->err.retry_after_s = 1;
+		return;
+	}
+	if (!m) {
 		const char *id = api_request_model(j->areq);
 		j->status = api_error_model_not_found(&j->err, id ? id : "(default)");
 		return;

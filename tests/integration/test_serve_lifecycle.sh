@@ -32,6 +32,18 @@ while [ $i -lt 2000 ]; do
 		grep -q '"loading"' "$TMP/body" && grep -qi '^Retry-After:' "$TMP/hdr" ||
 			fail "503 while loading: $(cat "$TMP/hdr" "$TMP/body")"
 		loading=$((loading + 1))
+		# Loading is per model: an unknown one is a 404 meanwhile, and
+		# the one loading answers generation with 503 loading too.
+		c2=$(curl -s -o "$TMP/b2" -w '%{http_code}' "$URL/v1/completions" \
+			-H 'Content-Type: application/json' -d '{"model":"nope","prompt":"a"}' || true)
+		[ "$c2" = 404 ] || [ "$c2" = 000 ] || fail "unknown model while another loads: $c2 $(cat "$TMP/b2")"
+		c2=$(curl -s -o "$TMP/b2" -w '%{http_code}' "$URL/v1/completions" \
+			-H 'Content-Type: application/json' -d '{"model":"r1","prompt":"a","max_tokens":1}' || true)
+		case $c2 in
+		200) ;; # r1 came up in between
+		503) grep -q '"loading"' "$TMP/b2" || fail "generation while r1 loads: $(cat "$TMP/b2")" ;;
+		*) fail "generation while r1 loads: $c2 $(cat "$TMP/b2")" ;;
+		esac
 		;;
 	*) fail "GET /v1/models/r1 while loading: $code $(cat "$TMP/body")" ;;
 	esac

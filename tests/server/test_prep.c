@@ -165,6 +165,34 @@ START_TEST(test_roundtrip)
 }
 END_TEST
 
+/* A configured model still loading: 503 loading with Retry-After for a
+ * request naming it (others may be served meanwhile), 404 for an unknown
+ * one, and served once it is up. */
+START_TEST(test_model_loading)
+{
+	static const char *const bodies[] = {"{\"model\":\"st\",\"prompt\":\"a\"}",
+	                                     "{\"model\":\"nope\",\"prompt\":\"a\"}",
+	                                     "{\"model\":\"st\",\"prompt\":\"a\"}"};
+	fixture f;
+
+	fixture_open(&f, 1, true);
+	atomic_store(&f.model.loaded, false);
+	for (int i = 0; i < 3; i++) {
+		srv_job *j = job_new(&f, SRV_JOB_GENERATE, API_COMPLETION, bodies[i]);
+		if (i == 2)
+			atomic_store(&f.model.loaded, true);
+		ck_assert_int_eq(srv__prep_submit(&f.s, j), 0);
+		wait_for(&f, i + 1);
+	}
+	ck_assert_int_eq(f.got[0]->status, 503);
+	ck_assert_str_eq(f.got[0]->err.code, "loading");
+	ck_assert_int_gt(f.got[0]->err.retry_after_s, 0);
+	ck_assert_int_eq(f.got[1]->status, 404);
+	ck_assert_int_eq(f.got[2]->status, 0);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_cancelled_skipped)
 {
 	fixture f;
@@ -272,6 +300,7 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("prep");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_model_loading);
 	tcase_add_test(tc, test_cancelled_skipped);
 	tcase_add_test(tc, test_cancel_during_tokenize);
 	tcase_add_test(tc, test_stop_with_queued_jobs);
