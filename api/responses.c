@@ -517,8 +517,10 @@ static int parse_metadata(json_t *root, api_error *e)
 		                     "'metadata' holds at most %d keys.", RESP_MAX_METADATA);
 	json_object_foreach(md, k, v)
 	{
-		if (strlen(k) > RESP_MAX_METADATA_KEY || !json_is_string(v) ||
-		    json_string_length(v) > RESP_MAX_METADATA_VAL)
+		/* Characters, as OpenAI counts them, not bytes. */
+		if (api__utf8_chars(k, strlen(k)) > RESP_MAX_METADATA_KEY || !json_is_string(v) ||
+		    api__utf8_chars(json_string_value(v), json_string_length(v)) >
+		        RESP_MAX_METADATA_VAL)
 			return api_error_set(e, 400, "metadata", "invalid_value",
 			                     "'metadata' maps keys of at most %d characters to "
 			                     "strings of at most %d.",

@@ -198,6 +198,29 @@ START_TEST(test_validation)
 		ck_assert_msg(strcmp(e.param, cases[i].param) == 0, "%s: param '%s', want '%s'",
 		              cases[i].body, e.param, cases[i].param);
 	}
+	/* metadata's limits count characters (64 for keys, 512 for values),
+	 * not bytes: 64 / 512 two-byte characters pass, one more does not. */
+	for (int v = 0; v < 4; v++) {
+		api_limits lim = API_LIMITS_DEFAULT;
+		api_request *req = NULL;
+		api_error e;
+		mllm_buf b;
+		int nk = v == 1 ? 65 : 64, nv = v == 3 ? 513 : 512;
+		mllm_buf_init(&b, 1 << 16);
+		const char *head = "{\"input\":\"x\",\"metadata\":{\"";
+		ck_assert_int_eq(mllm_buf_append(&b, head, strlen(head)), 0);
+		for (int i = 0; i < nk; i++)
+			ck_assert_int_eq(mllm_buf_append(&b, "\xc3\xa9", 2), 0);
+		ck_assert_int_eq(mllm_buf_append(&b, "\":\"", 3), 0);
+		for (int i = 0; i < nv; i++)
+			ck_assert_int_eq(
+			    mllm_buf_append(&b, v == 2 ? "a" : "\xc3\xa9", v == 2 ? 1 : 2), 0);
+		ck_assert_int_eq(mllm_buf_append(&b, "\"}}", 3), 0);
+		ck_assert_int_eq(api_request_parse(API_RESPONSES, b.data, b.len, &lim, &req, &e),
+		                 (v == 1 || v == 3) ? 400 : 0);
+		api_request_free(req);
+		mllm_buf_free(&b);
+	}
 }
 END_TEST
 
