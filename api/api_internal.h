@@ -12,6 +12,10 @@
 
 /* ---- util.c ------------------------------------------------------------ */
 
+/* A token id in JSON: a non-negative integer up to INT32_MAX, or such an
+ * integral real (450.0). */
+bool api__json_id(const json_t *t, int64_t *out);
+
 /* Appends compact JSON (jansson, insertion order, floats to 9 digits). */
 int api__json_append(const json_t *j, mllm_buf *out);
 /* Appends `data: <compact JSON>\n\n`. */

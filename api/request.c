@@ -39,7 +39,10 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 		x = json_integer_value(v);
 	} else if (json_is_real(v)) {
 		double d = json_real_value(v);
-		if (d != floor(d) || d < (double)lo || d > (double)hi)
+		/* [-2^63, 2^63) before the conversion (INT64_MAX as a double
+		 * is 2^63 itself), then the bounds on the integer. */
+		if (d != floor(d) || !(d >= -0x1p63 && d < 0x1p63) || (long long)d < lo ||
+		    (long long)d > hi)
 			return api_error_set(e, 400, key, "invalid_value",
 			                     "'%s' must be an integer between %lld and %lld.", key,
 			                     lo, hi);
@@ -139,14 +142,13 @@ static int parse_ids(json_t *arr, const char *param, api__prompt *p, api_error *
 	if (!p->ids)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the prompt.");
 	for (size_t i = 0; i < n; i++) {
-		json_t *t = json_array_get(arr, i);
-		if (!json_is_integer(t) || json_integer_value(t) < 0 ||
-		    json_integer_value(t) > INT32_MAX)
+		int64_t id;
+		if (!api__json_id(json_array_get(arr, i), &id))
 			return api_error_set(e, 400, param, "invalid_value",
 			                     "'%s' must hold token ids (non-negative integers); "
 			                     "element %zu is not one.",
 			                     param, i);
-		p->ids[i] = (int32_t)json_integer_value(t);
+		p->ids[i] = (int32_t)id;
 	}
 	p->n_ids = n;
 	p->is_tokens = true;
@@ -177,7 +179,7 @@ static int parse_prompt(api_request *req, json_t *root, const api_limits *lim, a
 		return api_error_set(e, 400, "prompt", "invalid_value",
 		                     "'prompt' must not be an empty array.");
 	first = json_array_get(v, 0);
-	if (json_is_integer(first)) {
+	if (json_is_number(first)) {
 		req->prompts = xcalloc(1, sizeof *req->prompts);
 		req->n_prompts = 1;
 		return parse_ids(v, "prompt", &req->prompts[0], e);

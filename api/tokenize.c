@@ -161,15 +161,14 @@ int api_handle_detokenize(const char *body, size_t len, const api_limits *lim,
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *t = json_array_get(v, i);
-		if (!json_is_integer(t) || json_integer_value(t) < 0 ||
-		    json_integer_value(t) >= n_vocab) {
+		int64_t id;
+		if (!api__json_id(json_array_get(v, i), &id) || id >= n_vocab) {
 			rc = api_error_set(err, 400, "tokens", "invalid_value",
 			                   "'tokens' element %zu is not a token id in [0, %d).", i,
 			                   (int)n_vocab);
 			goto done;
 		}
-		ids[i] = (int32_t)json_integer_value(t);
+		ids[i] = (int32_t)id;
 	}
 	cap = n * 16 + 16;
 	for (int tries = 0; tries < 2; tries++) {

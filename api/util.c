@@ -189,6 +189,25 @@ void api__make_id(char *buf, size_t cap, const char *prefix)
 	         (unsigned long long)(b & 0xFFFFFFFFull));
 }
 
+bool api__json_id(const json_t *t, int64_t *out)
+{
+	double d;
+	if (json_is_integer(t)) {
+		if (json_integer_value(t) < 0 || json_integer_value(t) > INT32_MAX)
+			return false;
+		*out = json_integer_value(t);
+		return true;
+	}
+	if (!json_is_real(t))
+		return false;
+	/* Integral reals (16.0) count, as for every integer field. */
+	d = json_real_value(t);
+	if (!(d >= 0 && d <= INT32_MAX) || d != floor(d))
+		return false;
+	*out = (int64_t)d;
+	return true;
+}
+
 bool api__name_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > 64)

@@ -93,6 +93,12 @@ static const bad_case bad_cases[] = {
      "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"audio\":{\"voice\":\"alloy\","
      "\"format\":\"wav\"}}",
      400, "audio"},
+    /* 2^63 as a real: past INT64_MAX (whose double is 2^63 itself). */
+    {API_COMPLETION, "{\"prompt\":\"a\",\"seed\":9223372036854775808.0}", 400, "seed"},
+    {API_COMPLETION, "{\"prompt\":\"a\",\"seed\":-9.3e18}", 400, "seed"},
+    {API_COMPLETION, "{\"prompt\":[1,450.5]}", 400, "prompt"},
+    {API_COMPLETION, "{\"prompt\":[1,2147483648.0]}", 400, "prompt"},
+    {API_COMPLETION, "{\"prompt\":[[1],[2,-3.0]]}", 400, "prompt"},
     {API_CHAT,
      "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"functions\":[{\"name\":\"f\","
      "\"parameters\":{\"type\":\"object\"}}]}",
@@ -369,6 +375,36 @@ START_TEST(test_ids_unique)
 	ck_assert_str_eq(api_request_id(a), "cmpl-fixed");
 	api_request_free(a);
 	api_request_free(b);
+}
+END_TEST
+
+/* Integral reals are integers wherever an integer goes: token ids too. */
+START_TEST(test_integral_reals)
+{
+	api_limits lim = API_LIMITS_DEFAULT;
+	api_request *req;
+	api_error e;
+	mllm_submit sub;
+	const char *b = "{\"prompt\":[1.0,450.0,7],\"seed\":-9223372036854775808.0}";
+	ck_assert_int_eq(api_request_parse(API_COMPLETION, b, strlen(b), &lim, &req, &e), 0);
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+	ck_assert_int_eq(api_request_n_submits(req), 1);
+	api_request_submit(req, 0, &sub);
+	ck_assert_int_eq(sub.n_prompt, 3);
+	ck_assert_int_eq(sub.prompt[0], 1);
+	ck_assert_int_eq(sub.prompt[1], 450);
+	ck_assert_int_eq(sub.prompt[2], 7);
+	api_request_free(req);
+	b = "{\"prompt\":[[1,2.0],[3.0]]}";
+	ck_assert_int_eq(api_request_parse(API_COMPLETION, b, strlen(b), &lim, &req, &e), 0);
+	ck_assert_int_eq(api_request_prepare(req, &model, &e), 0);
+	ck_assert_int_eq(api_request_n_submits(req), 2);
+	api_request_submit(req, 0, &sub);
+	ck_assert_int_eq(sub.n_prompt, 2);
+	ck_assert_int_eq(sub.prompt[1], 2);
+	api_request_submit(req, 1, &sub);
+	ck_assert_int_eq(sub.prompt[0], 3);
+	api_request_free(req);
 }
 END_TEST
 
@@ -984,6 +1020,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_completion_submission);
 	tcase_add_test(tc, test_prompt_forms);
+	tcase_add_test(tc, test_integral_reals);
 	tcase_add_test(tc, test_context_limits);
 	tcase_add_test(tc, test_admission_limits);
 	tcase_add_test(tc, test_chat_submission);
