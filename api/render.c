@@ -70,6 +70,17 @@ int api_render_model(const api_model_info *m, mllm_buf *out)
 
 /* ---- logprob entries ---------------------------------------------------------- */
 
+/* A sampled token that is one space and shows nothing: the space that
+ * starts a BOS-only prompt's output, which the detokenizer drops (the only
+ * way a lone space adds no text). Its entry drops it too, so the tokens
+ * still concatenate to the text. */
+static bool lone_space_dropped(const char *text, size_t len, const mllm_event *ev)
+{
+	return ev->kind == MLLM_EV_TOKEN && ev->token_out_len == 0 && len == 1 && text[0] == ' ';
+}
+
+static void lp_drop_space(api__lp *e);
+
 static int lp_push(api__lp_list *l, const mllm_event *ev)
 {
 	api__lp *e;
@@ -104,6 +115,8 @@ static int lp_push(api__lp_list *l, const mllm_event *ev)
 			memcpy(e->out, o, on);
 		e->out[on] = '\0';
 		e->out_len = on;
+		if (lone_space_dropped(e->text, e->text_len, ev))
+			lp_drop_space(e);
 	}
 	if (ev->has_logprob && ev->n_top > 0) {
 		int32_t nt = ev->n_top > MLLM_MAX_TOP_LOGPROBS ? MLLM_MAX_TOP_LOGPROBS : ev->n_top;
@@ -134,6 +147,10 @@ static api__lp lp_view(const mllm_event *ev)
 	             .top = (mllm_top_logprob *)ev->top};
 	if (e.n_top > MLLM_MAX_TOP_LOGPROBS)
 		e.n_top = MLLM_MAX_TOP_LOGPROBS;
+	if (lone_space_dropped(e.text, e.text_len, ev)) {
+		e.text = (char *)"";
+		e.text_len = 0;
+	}
 	return e;
 }
 

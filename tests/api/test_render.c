@@ -1336,6 +1336,12 @@ START_TEST(test_logprobs_follow_the_text_not_the_bytes)
 	                              {13, " you", " you", " you"},
 	                              {14, "!", "!", ""}};
 	static const int bos_offs[] = {0, 0, 2};
+	/* A BOS-only prompt whose output starts with a lone space token: the
+	 * detokenizer drops it whole (out ""), so does its entry. */
+	static const lp_step lone[] = {
+	    {20, " ", "", ""}, {21, "3", "3", "3"}, {22, ".", ".", "."}, {14, "!", "!", ""}};
+	static const int lone_offs[] = {0, 0, 1};
+	check_lp_steps(lone, 4, true, "3.", "3.", 3, lone_offs);
 	check_lp_steps(special, 5, false, " A B C", " A<|reserved|> B C", 4, special_offs);
 	check_lp_steps(invalid, 4, false, " a\xef\xbf\xbd b", " abytes:\\xff b", 3, invalid_offs);
 	check_lp_steps(bos, 4, true, "Hi you", "<s>Hi you", 3, bos_offs);
