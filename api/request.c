@@ -962,7 +962,7 @@ static int prompt_offsets(const mllm_tokenizer *tok, api__prompt *p, api_error *
 {
 	mllm_detok d;
 	char buf[MLLM_DETOK_MAX];
-	size_t at = 0;
+	size_t at = 0, at_b = 0; /* characters; bytes of p->text */
 	p->offsets = mllm_try_calloc(p->n_ids ? p->n_ids : 1, sizeof *p->offsets);
 	if (!p->offsets)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
@@ -970,8 +970,26 @@ static int prompt_offsets(const mllm_tokenizer *tok, api__prompt *p, api_error *
 	for (size_t k = 0; k < p->n_ids; k++) {
 		int n = mllm_detok_push(&d, p->ids[k], buf, sizeof buf);
 		p->offsets[k] = at;
-		if (n > 0)
+		/* A string prompt is echoed as sent: a special token written
+		 * in it (byte-level BPE matches their text) takes its text's
+		 * room, which the detokenizer renders as nothing. The BOS the
+		 * tokenizer adds is not in the text: it adds none where the
+		 * text starts with its own, so a first BOS is the text's own
+		 * exactly when the text starts with it. */
+		if (!p->is_tokens && p->text && mllm_tokenizer_matches_special(tok) &&
+		    mllm_tokenizer_is_control(tok, p->ids[k])) {
+			size_t sl = mllm_tokenizer_token_bytes(tok, p->ids[k], buf, sizeof buf);
+			if (sl > 0 && at_b + sl <= p->text_len &&
+			    memcmp(p->text + at_b, buf, sl) == 0) {
+				at_b += sl;
+				at += api__utf8_chars(buf, sl);
+			}
+			continue;
+		}
+		if (n > 0) {
+			at_b += (size_t)n;
 			at += api__utf8_chars(buf, (size_t)n);
+		}
 	}
 	return 0;
 }

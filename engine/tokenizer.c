@@ -69,6 +69,11 @@ bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id)
 	return id >= 0 && id < tok->n_vocab && tok->type[id] == PT_CONTROL;
 }
 
+bool mllm_tokenizer_matches_special(const mllm_tokenizer *tok)
+{
+	return tok->kind == TOK_BPE;
+}
+
 size_t mllm_tokenizer_token_bytes(const mllm_tokenizer *tok, int32_t id, char *out, size_t cap)
 {
 	const char *p;

@@ -114,6 +114,9 @@ const char *mllm_tokenizer_piece(const mllm_tokenizer *tok, int32_t id, size_t *
 /* Whether id is a control token (<s>, </s>; byte-level BPE: a special added
  * token such as <|eot_id|>). */
 bool mllm_tokenizer_is_control(const mllm_tokenizer *tok, int32_t id);
+/* Whether text can encode to control tokens (parse_special: byte-level BPE;
+ * SentencePiece never matches control text). */
+bool mllm_tokenizer_matches_special(const mllm_tokenizer *tok);
 /* The raw bytes of token id on its own (what logprobs report as the token):
  * a byte piece is its byte, U+2581 is a space, anything else its text;
  * byte-level BPE: the piece's bytes (possibly part of a character), a special

@@ -81,6 +81,29 @@ assert api["usage"]["prompt_tokens"] == 11, api["usage"]
 PY
 ok "R1 chat greedy == generate"
 
+# Echo with logprobs: a string prompt is echoed as sent, so a special token
+# written in it takes its text's room in text_offset (the BOS the tokenizer
+# adds, not in the text, takes none).
+for p in '<|eot_id|>hi there' 'a<|eot_id|>b' '<|begin_of_text|>hi there' \
+	'<|begin_of_text|><|begin_of_text|>hi'; do
+	body=$("$PY" -c 'import json,sys; print(json.dumps({"model":"r1","prompt":sys.argv[1],"max_tokens":2,"echo":True,"logprobs":0,"temperature":0}))' "$p")
+	expect 200 POST /v1/completions -H "$JSON" -d "$body"
+	"$PY" - "$TMP/body" "$p" <<'PY' || fail "echoed offsets of '$p'"
+import json, sys
+c = json.load(open(sys.argv[1]))["choices"][0]
+text, lp = c["text"], c["logprobs"]
+assert text.startswith(sys.argv[2]), text
+added = not sys.argv[2].startswith("<|begin_of_text|>")
+prev = 0
+for i, (t, o) in enumerate(zip(lp["tokens"], lp["text_offset"])):
+    assert prev <= o <= len(text), (i, t, o, lp)
+    if not (i == 0 and added) and not t.startswith("bytes:"):
+        assert text.startswith(t, o), (i, t, o, text, lp)
+    prev = o
+PY
+done
+ok "R1: echoed special-token text counts in text_offset"
+
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC"
 ok "exit 0"
