@@ -277,11 +277,11 @@ int srv_cmd_generate(int argc, char **argv)
 	int32_t V = hp->n_vocab, n_ctx = hp->n_ctx_train;
 
 	/* 1. The prompt. */
-	size_t cap = prompt ? mllm_tokenizer_max_ids(tok, strlen(prompt)) : MAX_PROMPT_IDS;
 	if (!prompt_ids && !tok) {
 		fprintf(stderr, "generate: %s has no tokenizer; use --prompt-ids\n", model_path);
 		goto out;
 	}
+	size_t cap = prompt ? mllm_tokenizer_max_ids(tok, strlen(prompt)) : MAX_PROMPT_IDS;
 	ids = xmallocarray(cap, sizeof(int32_t));
 	if (prompt_ids) {
 		if (parse_ids(prompt_ids, ids, cap, &n_prompt)) {

@@ -116,4 +116,16 @@ for cmd in generate perplexity; do
 	[ -n "$listed" ] && [ "$listed" = "$accepted" ] ||
 		fail "$cmd --help lists --convert '$listed', the option accepts '$accepted'"
 done
+# A snapshot without a tokenizer: --prompt is refused with a message (it
+# crashed), --prompt-ids still runs.
+mkdir "$tmp/notok"
+for f in config.json model.safetensors tokenizer_config.json; do
+	ln -s "$(cd "$M" && pwd)/$f" "$tmp/notok/$f"
+done
+rc=0
+"$BIN" generate --model "$tmp/notok" --prompt "Once" --max-tokens 2 >"$tmp/nt.out" 2>&1 || rc=$?
+[ $rc -eq 1 ] && grep -q "has no tokenizer; use --prompt-ids" "$tmp/nt.out" ||
+	fail "--prompt without a tokenizer: exit $rc: $(cat "$tmp/nt.out")"
+"$BIN" generate --model "$tmp/notok" --prompt-ids 1 --max-tokens 2 --json >"$tmp/nt.out" 2>&1 ||
+	fail "--prompt-ids without a tokenizer: $(cat "$tmp/nt.out")"
 echo "generate: ok"
