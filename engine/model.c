@@ -1408,7 +1408,8 @@ static int open_files(mllm_model *m, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errlen)
+int mllm_model_check_ex(const char *path, mllm_hparams *out, bool *has_tokenizer, char *err,
+                        size_t errlen)
 {
 	mllm_model *m;
 	int rc;
@@ -1419,8 +1420,15 @@ int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errl
 	rc = open_files(m, path, err, errlen);
 	if (rc == 0 && out)
 		*out = m->hp;
+	if (rc == 0 && has_tokenizer)
+		*has_tokenizer = m->tok != NULL;
 	mllm_model_close(m);
 	return rc;
+}
+
+int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errlen)
+{
+	return mllm_model_check_ex(path, out, NULL, err, errlen);
 }
 
 int mllm_model_open(const char *path, const mllm_model_params *params, mllm_model **out, char *err,

@@ -95,6 +95,10 @@ void mllm_model_close(mllm_model *m);
  * preparing the weights (mapped, not read): 0 and *out (may be NULL) filled,
  * or the error open would give. For --check-config. */
 int mllm_model_check(const char *path, mllm_hparams *out, char *err, size_t errlen) MLLM_WUR;
+/* The same, and whether the files hold a tokenizer (a checkpoint may open
+ * without one; the server refuses it). */
+int mllm_model_check_ex(const char *path, mllm_hparams *out, bool *has_tokenizer, char *err,
+                        size_t errlen) MLLM_WUR;
 
 const mllm_hparams *mllm_model_hparams(const mllm_model *m);
 const mllm_tokenizer *mllm_model_tokenizer(const mllm_model *m);

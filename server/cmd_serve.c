@@ -170,8 +170,9 @@ static int check_paths(const cfg_t *c, char *err, size_t errlen)
 }
 
 /* log_file as serve will open it (append, created if missing): an
- * existing file must be writable, a new one's directory must let it be
- * created. "-" (stderr) needs nothing. Creates nothing itself. */
+ * existing file must open for writing, a new one's directory must let it
+ * be created (tried, then removed: nothing is left behind). "-" (stderr)
+ * needs nothing. */
 static int check_log_file(const cfg_t *c, char *err, size_t errlen)
 {
 	char dir[4096];
@@ -180,12 +181,19 @@ static int check_log_file(const cfg_t *c, char *err, size_t errlen)
 	if (!f || !f[0] || strcmp(f, "-") == 0)
 		return 0;
 	if (stat(f, &st) == 0) {
+		int fd;
 		if (S_ISDIR(st.st_mode))
 			return mllm__seterr(err, errlen, MLLM_EINVAL,
 			                    "log_file '%s' is a directory", f);
-		if (access(f, W_OK) != 0)
+		if (S_ISFIFO(st.st_mode))
+			return 0; /* opening it would wait for a reader */
+		/* Opened as serve opens it (access() says yes to root
+		 * everywhere, /proc and /sys included). */
+		fd = open(f, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0)
 			return mllm__seterr(err, errlen, MLLM_EIO, "log_file '%s': %s", f,
 			                    strerror(errno));
+		close(fd);
 		return 0;
 	}
 	if (errno != ENOENT)
@@ -201,6 +209,19 @@ static int check_log_file(const cfg_t *c, char *err, size_t errlen)
 		return mllm__seterr(err, errlen, MLLM_EIO,
 		                    "log_file '%s' cannot be created in '%s': %s", f, dir,
 		                    strerror(errno));
+	{
+		/* Created and removed again: only creating says whether the
+		 * directory takes a file (root passes access() in /proc). */
+		int fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return mllm__seterr(err, errlen, MLLM_EIO,
+			                    "log_file '%s' cannot be created in '%s': %s", f, dir,
+			                    strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(f);
+		}
+	}
 	return 0;
 }
 
@@ -214,10 +235,16 @@ static int check_models(const cfg_t *c, char *err, size_t errlen)
 		const cfg_model *m = &c->models[i];
 		char msg[384];
 		mllm_hparams hp;
+		bool has_tok = false;
 		msg[0] = '\0';
-		if (mllm_model_check(m->path, &hp, msg, sizeof msg) < 0)
+		if (mllm_model_check_ex(m->path, &hp, &has_tok, msg, sizeof msg) < 0)
 			return mllm__seterr(err, errlen, MLLM_EINVAL, "model %s: %s", m->id,
 			                    msg[0] ? msg : "cannot open the model");
+		if (!has_tok)
+			return mllm__seterr(err, errlen, MLLM_EINVAL,
+			                    "model %s: %s: the checkpoint has no tokenizer; the "
+			                    "server needs one",
+			                    m->id, m->path);
 		mllm_kv_params kp = {.block_size = (int32_t)m->kv_block_size,
 		                     .n_blocks = m->kv_blocks,
 		                     .max_bytes = (size_t)m->kv_bytes,

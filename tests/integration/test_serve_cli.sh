@@ -50,8 +50,13 @@ mkdir -p "$TMP/badcfg"
 for f in model.safetensors tokenizer.model; do ln -s "$(cd "$ST" && pwd)/$f" "$TMP/badcfg/$f"; done
 printf 'not json' >"$TMP/badcfg/config.json"
 : >"$TMP/empty.gguf"
+mkdir -p "$TMP/notok"
+for f in model.safetensors config.json tokenizer_config.json; do
+	ln -s "$(cd "$ST" && pwd)/$f" "$TMP/notok/$f"
+done
 for case in "/dev/zero:neither a snapshot directory nor a GGUF file" \
-	"$TMP/empty.gguf:bad magic" "$TMP/badcfg:config.json: bad JSON"; do
+	"$TMP/empty.gguf:bad magic" "$TMP/badcfg:config.json: bad JSON" \
+	"$TMP/notok:the checkpoint has no tokenizer"; do
 	path=${case%%:*}
 	want=${case#*:}
 	rc=0
@@ -63,6 +68,17 @@ rc=0
 "$BIN" serve --model st="$ST" --host 999.1.1.1 --check-config >"$TMP/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "check-config accepted host 999.1.1.1 ($rc)"
 grep -q "host '999.1.1.1'" "$TMP/out" || fail "check-config on a bad host: $(cat "$TMP/out")"
+# log_file: tried as serve opens it (root passes access() in /proc too);
+# a new one is created and removed again.
+for lf in /proc/mllm-check.log /nonexistent-dir/x.log; do
+	rc=0
+	"$BIN" serve --model st="$ST" --set log_file="$lf" --check-config >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] && grep -q "log_file '$lf'" "$TMP/out" ||
+		fail "check-config accepted log_file $lf ($rc): $(cat "$TMP/out")"
+done
+"$BIN" serve --model st="$ST" --set log_file="$TMP/new.log" --check-config >"$TMP/out" 2>&1 ||
+	fail "check-config refused a creatable log_file: $(cat "$TMP/out")"
+[ ! -e "$TMP/new.log" ] || fail "check-config left the log file it tried behind"
 ok "check-config catches files that are not models and a host it cannot listen on"
 
 # A KV pool larger than the machine's memory is refused here, not by serve
