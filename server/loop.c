@@ -95,9 +95,16 @@ static void final_stop(srv *s)
 	SRV_LOG(MLLM_LOG_INFO, "stopped");
 }
 
+/* The loader has returned (or never ran): final_stop joins it, which must
+ * not block the loop (a second signal could not be answered meanwhile). */
+static bool loader_done(const srv *s)
+{
+	return !s->loader_started || s->ready_seen;
+}
+
 static void check_done(srv *s)
 {
-	if (s->stopping && !s->stopped && srv__http_n_in_flight(s) == 0)
+	if (s->stopping && !s->stopped && srv__http_n_in_flight(s) == 0 && loader_done(s))
 		final_stop(s);
 }
 
@@ -116,6 +123,12 @@ static void on_shutdown_timer(uv_timer_t *t)
 		check_done(s);
 		return;
 	}
+	if (!loader_done(s)) {
+		/* A model is still being opened and cannot be interrupted:
+		 * the shutdown bound holds, the process goes without it. */
+		SRV_LOG(MLLM_LOG_WARN, "shutdown timeout: a model is still loading; exiting");
+		_exit(s->exit_code);
+	}
 	SRV_LOG(MLLM_LOG_WARN, "closing %d connection(s) that did not finish",
 	        srv__http_n_in_flight(s));
 	final_stop(s);
@@ -131,6 +144,7 @@ static void begin_shutdown(srv *s, const char *why)
 		notify_systemd(s, "STOPPING=1");
 	s->draining = true;
 	s->stopping = true;
+	atomic_store(&s->load_abort, true);
 	SRV_LOG(MLLM_LOG_INFO, "%s: no longer accepting connections; %d request(s) in flight", why,
 	        srv__http_n_in_flight(s));
 	if (s->mhd) {
@@ -202,7 +216,9 @@ static void on_wake(uv_async_t *h)
 		/* The loader stores load_state last, then returns: joining
 		 * here waits at most for that return. */
 		srv__models_join_loader(s);
-		if (st > 0) {
+		if (st == 2) {
+			/* Stopped by the shutdown under way. */
+		} else if (st > 0) {
 			bool v6 = strchr(s->cfg->host, ':') != NULL;
 			SRV_LOG(MLLM_LOG_INFO, "ready: %zu model(s) on http://%s%s%s:%u",
 			        s->n_models, v6 ? "[" : "", s->cfg->host, v6 ? "]" : "",
@@ -239,6 +255,7 @@ int srv_run(const cfg_t *cfg)
 	s.cfg = cfg;
 	s.listen_fd = MHD_INVALID_SOCKET;
 	atomic_init(&s.load_state, 0);
+	atomic_init(&s.load_abort, false);
 	srv_auth_init(&s.auth, cfg->api_key);
 	s.lim = API_LIMITS_DEFAULT;
 	s.lim.max_body_bytes = (size_t)cfg->max_body_bytes;

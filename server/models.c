@@ -336,6 +336,13 @@ static void *loader_main(void *arg)
 
 	for (size_t i = 0; i < s->n_models; i++) {
 		err[0] = '\0';
+		if (atomic_load(&s->load_abort)) {
+			SRV_LOG(MLLM_LOG_INFO, "shutting down: %zu model(s) not loaded",
+			        s->n_models - i);
+			atomic_store(&s->load_state, 2);
+			uv_async_send(&s->wake);
+			return NULL;
+		}
 		if (load_one(s, &s->models[i], err, sizeof err) < 0) {
 			SRV_LOG(MLLM_LOG_ERROR, "model %s: %s", s->models[i].cfg->id,
 			        err[0] ? err : "failed to load");

@@ -224,8 +224,10 @@ struct srv {
 	/* Loader thread. */
 	pthread_t loader;
 	bool loader_started;
-	atomic_int load_state; /* 0 loading, 1 ready, -1 failed */
-	bool ready_seen;       /* loop thread processed the load result */
+	atomic_int load_state;  /* 0 loading, 1 ready, -1 failed, 2 stopped by
+	                         * a shutdown before every model loaded */
+	atomic_bool load_abort; /* shutdown began: load no further model */
+	bool ready_seen;        /* loop thread processed the load result */
 
 	/* Shutdown. */
 	int n_signals;
@@ -305,7 +307,8 @@ void srv__job_free(srv_job *j);
 /* Builds every model's chat template from cfg (fast, main thread). */
 int srv__models_init(srv *s, char *err, size_t errlen);
 /* Starts the loader thread: opens each model, starts its engine, then sets
- * load_state and wakes the loop. */
+ * load_state and wakes the loop. Once load_abort is set it loads no further
+ * model (load_state 2). */
 int srv__models_load_async(srv *s, char *err, size_t errlen);
 /* Joins the loader thread if it was started and not yet joined. The loop
  * calls it as soon as load_state is set (the thread is then returning), so a

@@ -35,3 +35,31 @@ stop_daemon TERM
 [ "$RC" = 1 ] || fail "second signal: exit $RC, want 1 (immediate)"
 wait "$CPID" 2>/dev/null || true
 ok "second signal exits immediately"
+
+# SIGTERM while models load: the loader loads no further model and the
+# daemon exits 0 without waiting for the rest (it used to load all of them
+# first, with the loop blocked joining the loader so that a second signal
+# went unanswered). 24 ids of the R1 fixture.
+R1=$FIX/models/tiny-mobilellm-r1-bf16
+many=""
+for i in $(seq 24); do many="$many --model r$i=$R1"; done
+: >"$TMP/log"
+# shellcheck disable=SC2086
+"$BIN" serve --host 127.0.0.1 --port 0 $many >>"$TMP/log" 2>&1 &
+PID=$!
+i=0
+while ! grep -q "model r1 loaded" "$TMP/log" && [ $i -lt 600 ]; do
+	kill -0 "$PID" 2>/dev/null || fail "daemon exited during startup"
+	sleep 0.05
+	i=$((i + 1))
+done
+grep -q "model r1 loaded" "$TMP/log" || fail "r1 never loaded"
+kill -TERM "$PID"
+RC=0
+wait "$PID" || RC=$?
+PID=""
+n=$(grep -c "loaded from" "$TMP/log" || true)
+[ "$RC" = 0 ] || fail "SIGTERM during loading: exit $RC, want 0: $(tail -5 "$TMP/log")"
+[ "$n" -lt 24 ] && grep -q "model(s) not loaded" "$TMP/log" ||
+	fail "SIGTERM during loading: $n of 24 models loaded first: $(tail -3 "$TMP/log")"
+ok "SIGTERM during loading stops the loader ($n of 24 loaded), exit 0"
