@@ -327,6 +327,12 @@ int srv_cmd_serve(int argc, char **argv)
 			return 0;
 		}
 		if (is_opt(argv[i], "--config")) {
+			if (config_path) {
+				/* One file: a second would silently replace it. */
+				fprintf(stderr, "mobilellmd serve: --config is given twice "
+				                "(one file; --set adds to it)\n");
+				goto out;
+			}
 			config_path = opt_value(argc, argv, &i, "--config");
 			if (!config_path) {
 				fprintf(stderr, "mobilellmd serve: --config needs a FILE\n");
@@ -368,7 +374,13 @@ int srv_cmd_serve(int argc, char **argv)
 		} else if (is_opt(a, "--api-key")) {
 			/* The first --api-key replaces file/env keys; more add. */
 			v = opt_value(argc, argv, &i, "--api-key");
-			if (!v || !*v || strchr(v, ','))
+			if (v && strchr(v, ','))
+				snprintf(err, sizeof err,
+				         "--api-key takes one key (no ','); repeat the option "
+				         "for more");
+			else if (v && *v && !v[strspn(v, " \t")])
+				snprintf(err, sizeof err, "--api-key is blank");
+			if (!v || !*v || err[0])
 				goto bad_flag;
 			if (api_key_set) {
 				size_t n = strlen(cfg.api_key) + strlen(v) + 2;
@@ -412,8 +424,14 @@ int srv_cmd_serve(int argc, char **argv)
 	if (dump) {
 		mllm_buf b;
 		mllm_buf_init(&b, (size_t)1 << 24);
-		if (cfg_dump(&cfg, false, &b) == 0)
-			fputs(b.data ? b.data : "", stdout);
+		if (cfg_dump(&cfg, false, &b) != 0) {
+			mllm_buf_free(&b);
+			fprintf(stderr, "mobilellmd serve: --dump-config: the configuration is "
+			                "larger than 16 MiB\n");
+			rc = 1;
+			goto out;
+		}
+		fputs(b.data ? b.data : "", stdout);
 		mllm_buf_free(&b);
 		rc = 0;
 		if (!check)

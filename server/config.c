@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define SRV_OFF(f) offsetof(cfg_t, f)
 #define MOD_OFF(f) offsetof(cfg_model, f)
@@ -238,6 +239,14 @@ static int set_entry(void *base, const cfg_entry *e, const char *value, const ch
 
 	switch (e->type) {
 	case CFG_STR:
+		/* Control characters have no use in any value and could not be
+		 * written back by --dump-config (a line per key). */
+		for (const char *q = value; q && *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				return mllm__seterr(err, errlen, MLLM_EINVAL,
+				                    "%s: %s must not contain control characters "
+				                    "(a newline, a tab ...)",
+				                    where, e->name);
 		/* A NULL default leaves the key unset (an optional override). */
 		free(*(char **)field);
 		*(char **)field = value ? xstrdup(value) : NULL;
@@ -444,15 +453,51 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Keys one section of a file has set, with their lines: a second setting
+ * of a key in one section is refused (the last would win silently). */
+typedef struct {
+	char **keys;
+	int *lines;
+	size_t n;
+} seen_keys;
+
+static void seen_clear(seen_keys *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->keys[i]);
+	free(k->keys);
+	free(k->lines);
+	memset(k, 0, sizeof *k);
+}
+
+/* The line that already set key, or 0 (and key is noted at lineno). */
+static int seen_add(seen_keys *k, const char *key, int lineno)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->keys[i], key) == 0)
+			return k->lines[i];
+	k->keys = xrealloc(k->keys, (k->n + 1) * sizeof *k->keys);
+	k->lines = xrealloc(k->lines, (k->n + 1) * sizeof *k->lines);
+	k->keys[k->n] = xstrdup(key);
+	k->lines[k->n++] = lineno;
+	return 0;
+}
+
 int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, size_t errlen)
 {
 	char *copy = xstrdup(text);
 	char *line, *next;
 	char where[320];
-	char section[80] = ""; /* "" = server, else the model id */
+	char section[80] = "";                      /* "" = server, else the model id */
+	seen_keys srv_keys = {0}, model_keys = {0}; /* [server] may come back */
 	int lineno = 0;
 	int rc = 0;
 
+	/* A UTF-8 byte order mark (some editors write one) is not text. */
+	line = copy;
+	if ((unsigned char)line[0] == 0xEF && (unsigned char)line[1] == 0xBB &&
+	    (unsigned char)line[2] == 0xBF)
+		memmove(line, line + 3, strlen(line + 3) + 1);
 	for (line = copy; line; line = next) {
 		char *eq, *key, *val;
 
@@ -473,6 +518,7 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 			}
 			line[len - 1] = '\0';
 			line = trim(line + 1);
+			seen_clear(&model_keys);
 			if (strcmp(line, "server") == 0) {
 				section[0] = '\0';
 			} else if (strncmp(line, "model.", 6) == 0) {
@@ -520,6 +566,17 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 			                  key);
 			goto out;
 		}
+		{
+			int first = seen_add(section[0] ? &model_keys : &srv_keys, key, lineno);
+			if (first) {
+				rc = mllm__seterr(
+				    err, errlen, MLLM_EINVAL,
+				    "%s: '%s' is set twice in %s%s%s (first on line %d)", where,
+				    key, section[0] ? "[model." : "[server]", section,
+				    section[0] ? "]" : "", first);
+				goto out;
+			}
+		}
 		if (section[0]) {
 			char full[256];
 			snprintf(full, sizeof full, "model.%s.%s", section, key);
@@ -531,6 +588,8 @@ int cfg_load_string(cfg_t *c, const char *text, const char *name, char *err, siz
 			goto out;
 	}
 out:
+	seen_clear(&srv_keys);
+	seen_clear(&model_keys);
 	free(copy);
 	return rc;
 }
@@ -542,10 +601,16 @@ int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
 	char chunk[4096];
 	size_t n;
 	int rc;
+	struct stat st;
 
 	if (!f)
 		return mllm__seterr(err, errlen, MLLM_EIO, "%s: cannot open: %s", path,
 		                    strerror(errno));
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "%s: is a directory, not a file",
+		                    path);
+	}
 	mllm_buf_init(&b, 4 * MIB);
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if (mllm_buf_append(&b, chunk, n) < 0) {
@@ -713,6 +778,12 @@ int cfg_validate(const cfg_t *c, char *err, size_t errlen)
 	/* --dump-config writes a set key as this placeholder: served as is,
 	 * it would be the (published) key and the real one would fail. The
 	 * environment or --api-key may still replace it. */
+	/* Blanks and commas only: no key at all, which would silently mean
+	 * no authentication. */
+	if (c->api_key && c->api_key[0] && !c->api_key[strspn(c->api_key, " \t,")])
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "api_key holds no key (only blanks and commas); leave it "
+		                    "empty for no authentication");
 	if (c->api_key && strstr(c->api_key, "<redacted>"))
 		return mllm__seterr(err, errlen, MLLM_EINVAL,
 		                    "api_key is --dump-config's placeholder \"<redacted>\": write "

@@ -104,6 +104,21 @@ rc=0
 "$BIN" serve --model st="$ST" --port 70000 --check-config >"$TMP/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "^mobilellmd serve: --port: port = 70000" "$TMP/out" ||
 	fail "--port error: $(cat "$TMP/out")"
+# Flags whose misuse was silent or misnamed: a second --config (it replaced
+# the first), an --api-key list or blank key, a directory as --config.
+rc=0
+"$BIN" serve --model st="$ST" --api-key " " --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q -- "--api-key is blank" "$TMP/out" || fail "blank key: $rc $(cat "$TMP/out")"
+for case in "--config $TMP/x1.conf --config $TMP/x1.conf:--config is given twice" \
+	"--api-key a,b:--api-key takes one key" "--config $TMP:is a directory"; do
+	args=${case%%:*}
+	want=${case#*:}
+	: >"$TMP/x1.conf"
+	rc=0
+	# shellcheck disable=SC2086
+	"$BIN" serve --model st="$ST" $args --check-config >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] && grep -q -- "$want" "$TMP/out" || fail "$args: $rc $(cat "$TMP/out")"
+done
 ok "check-config refuses a KV pool past memory, duplicate ids; messages name their source"
 
 MLLMD_PORT=4242 MLLMD_API_KEY=envkey "$BIN" serve --model st="$ST" --set max_n=3 \

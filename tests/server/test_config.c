@@ -83,6 +83,15 @@ START_TEST(test_errors_name_line)
 	    {"log_requests = maybe\n", "true or false", MLLM_EINVAL},
 	    {"host = \"unterminated\n", "unterminated", MLLM_EINVAL},
 	    {"max_body_bytes = 99999999999999999999g\n", "size", MLLM_EINVAL},
+	    /* A key set twice in one section: the last would win silently. */
+	    {"port = 1\nport = 2\n", "t.conf:2: 'port' is set twice in [server] (first on line 1)",
+	     MLLM_EINVAL},
+	    {"port = 1\n[model.a]\npath = /a\n[server]\nport = 2\n",
+	     "t.conf:5: 'port' is set twice in [server]", MLLM_EINVAL},
+	    {"[model.a]\npath = /a\nn_ctx = 9\npath = /b\n",
+	     "t.conf:4: 'path' is set twice in [model.a] (first on line 2)", MLLM_EINVAL},
+	    /* Control characters could not be dumped back (one line a key). */
+	    {"cors_origins = \"a\tb\"\n", "must not contain control characters", MLLM_EINVAL},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		cfg_t c;
@@ -93,6 +102,23 @@ START_TEST(test_errors_name_line)
 		ck_assert_msg(strstr(err, cases[i].needle), "case %zu: '%s'", i, err);
 		cfg_free(&c);
 	}
+}
+END_TEST
+
+/* The same key in different sections is fine; a byte order mark is
+ * skipped. */
+START_TEST(test_sections_keys_bom)
+{
+	cfg_t c;
+	cfg_init(&c);
+	ck_assert_int_eq(cfg_load_string(&c,
+	                                 "\xef\xbb\xbfport = 7\n[model.a]\npath = /a\n[model.b]\n"
+	                                 "path = /b\n",
+	                                 "t", err, sizeof err),
+	                 0);
+	ck_assert_int_eq(c.port, 7);
+	ck_assert_uint_eq(c.n_models, 2);
+	cfg_free(&c);
 }
 END_TEST
 
@@ -155,6 +181,13 @@ START_TEST(test_validate)
 	ck_assert_int_eq(cfg_validate(&c, err, sizeof err), 0);
 	ck_assert_int_eq(cfg_set(&c, "model_default", "zz", err, sizeof err), 0);
 	ck_assert_int_lt(cfg_validate(&c, err, sizeof err), 0);
+	ck_assert_int_eq(cfg_set(&c, "model_default", "", err, sizeof err), 0);
+	/* A key of blanks and commas is no key: not a silent "no auth". */
+	ck_assert_int_eq(cfg_set(&c, "api_key", " , ", err, sizeof err), 0);
+	ck_assert_int_lt(cfg_validate(&c, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "api_key holds no key"));
+	ck_assert_int_eq(cfg_set(&c, "api_key", " k1 ", err, sizeof err), 0);
+	ck_assert_int_eq(cfg_validate(&c, err, sizeof err), 0);
 	cfg_free(&c);
 }
 END_TEST
@@ -519,6 +552,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_defaults_in_bounds);
 	tcase_add_test(tc, test_file_sections);
 	tcase_add_test(tc, test_errors_name_line);
+	tcase_add_test(tc, test_sections_keys_bom);
 	tcase_add_test(tc, test_env_and_set);
 	tcase_add_test(tc, test_validate);
 	tcase_add_test(tc, test_dump_roundtrip);
