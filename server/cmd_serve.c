@@ -288,11 +288,20 @@ static int check_host(const cfg_t *c, char *err, size_t errlen)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(c->host, "80", &hints, &ai);
-	if (ai)
-		freeaddrinfo(ai);
-	if (rc != 0)
+	if (rc != 0) {
+		if (ai)
+			freeaddrinfo(ai);
 		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
 		                    gai_strerror(rc));
+	}
+	/* An address of another machine resolves but cannot be listened on
+	 * (port 0: a running instance holding the port is no error here). */
+	rc = ai ? srv__bind_probe(ai->ai_addr, ai->ai_addrlen, false) : 0;
+	if (ai)
+		freeaddrinfo(ai);
+	if (rc == EADDRNOTAVAIL)
+		return mllm__seterr(err, errlen, MLLM_EINVAL, "host '%s': %s", c->host,
+		                    strerror(rc));
 	return 0;
 }
 

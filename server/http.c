@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1676,14 +1677,41 @@ int srv__http_start(srv *s, char *err, size_t errlen)
 	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s, MHD_OPTION_NOTIFY_COMPLETED,
 	    on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+	if (!s->mhd) {
+		/* MHD does not say why: a bind of our own does. */
+		int e = srv__bind_probe(ai->ai_addr, ai->ai_addrlen, true);
+		freeaddrinfo(ai);
+		return mllm__seterr(err, errlen, MLLM_EIO, "cannot listen on %s:%lld: %s", c->host,
+		                    (long long)c->port,
+		                    e ? strerror(e) : "the HTTP server did not start");
+	}
 	freeaddrinfo(ai);
-	if (!s->mhd)
-		return mllm__seterr(err, errlen, MLLM_EIO,
-		                    "cannot listen on %s:%lld (address in use or not permitted)",
-		                    c->host, (long long)c->port);
 	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : (uint16_t)c->port;
 	return 0;
+}
+
+int srv__bind_probe(const struct sockaddr *sa, socklen_t len, bool with_port)
+{
+	struct sockaddr_storage ss;
+	int fd, e = 0, one = 1;
+	if (len > sizeof ss)
+		return EINVAL;
+	memcpy(&ss, sa, len);
+	if (!with_port) {
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = 0;
+		else if (ss.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0)
+		e = errno;
+	close(fd);
+	return e;
 }
 
 int srv__http_epoll_fd(srv *s)

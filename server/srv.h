@@ -251,6 +251,9 @@ void srv__http_pump(srv *s);
 void srv__http_abort_all(srv *s);
 /* MHD's epoll fd, for the loop's uv_poll. */
 int srv__http_epoll_fd(srv *s);
+/* Binds a fresh TCP socket to sa (its port, or port 0 when !with_port: is
+ * the address this machine's at all?) and closes it: 0 or the errno. */
+int srv__bind_probe(const struct sockaddr *sa, socklen_t len, bool with_port);
 /* Resumes every suspended generation (before MHD_stop_daemon). */
 void srv__http_resume_all(srv *s);
 /* Stops MHD (closing every connection) and closes the quiesced socket. */

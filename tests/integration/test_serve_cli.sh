@@ -68,6 +68,11 @@ rc=0
 "$BIN" serve --model st="$ST" --host 999.1.1.1 --check-config >"$TMP/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "check-config accepted host 999.1.1.1 ($rc)"
 grep -q "host '999.1.1.1'" "$TMP/out" || fail "check-config on a bad host: $(cat "$TMP/out")"
+# An address of no interface here (TEST-NET-1) resolves but cannot be bound.
+rc=0
+"$BIN" serve --model st="$ST" --host 192.0.2.1 --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "host '192.0.2.1': Cannot assign requested address" "$TMP/out" ||
+	fail "check-config on a non-local host: $rc $(cat "$TMP/out")"
 # log_file: tried as serve opens it (root passes access() in /proc too);
 # a new one is created and removed again.
 for lf in /proc/mllm-check.log /nonexistent-dir/x.log; do
