@@ -39,6 +39,10 @@ int main(int argc, char **argv)
 {
 	/* A peer that closes its socket must not kill the daemon (D4). */
 	signal(SIGPIPE, SIG_IGN);
+	/* Nor a stray user signal (their default action ends the process;
+	 * this daemon gives them no meaning). */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
 	if (argc < 2) {
 		usage(stderr);

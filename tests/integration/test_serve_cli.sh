@@ -205,7 +205,10 @@ ok "chat template per model"
 DLOG="$TMP/daemon.log"
 start_daemon --model st="$ST" --set log_file="$TMP/daemon.log"
 kill -HUP "$PID"
+kill -USR1 "$PID"
+kill -USR2 "$PID"
 sleep 0.2
+kill -0 "$PID" 2>/dev/null || fail "SIGUSR1/SIGUSR2 ended the daemon"
 # A second daemon on the same port fails to listen and exits 1.
 port=${URL##*:}
 rc=0
@@ -216,7 +219,7 @@ expect 200 GET /health
 grep -q "log reopened" "$TMP/daemon.log" || fail "SIGHUP not logged"
 stop_daemon INT
 [ "$RC" = 0 ] || fail "SIGINT exit code $RC"
-ok "SIGHUP reopens the log; SIGINT exits 0"
+ok "SIGHUP reopens the log; SIGUSR1/2 are ignored; SIGINT exits 0"
 
 # systemd readiness: READY=1 once listening and loaded, STOPPING=1 on SIGTERM,
 # as datagrams to $NOTIFY_SOCKET.
