@@ -39,7 +39,7 @@ static void usage(FILE *f)
 	           "  --prompt TEXT     tokenized, with BOS as the tokenizer config says\n"
 	           "  --prompt-ids L    comma-separated ids, used as given (include BOS)\n"
 	           "  --max-tokens N    tokens to generate (default 64); stops at EOS\n"
-	           "  --temperature T   0 = greedy (default 0)\n"
+	           "  --temperature T   0 = greedy (default 0), at most 2\n"
 	           "  --top-p P         nucleus sampling (default 1)\n"
 	           "  --seed S          sampling seed, as the API's \"seed\" (default: random)\n"
 	           "  --stop TEXT       stop sequence (up to 4), as the API's \"stop\"\n"
@@ -220,7 +220,8 @@ int srv_cmd_generate(int argc, char **argv)
 				goto bad_value;
 		} else if (strcmp(a, "--temperature") == 0) {
 			temp = strtof(v, &end);
-			if (end == v || *end || errno || !(temp >= 0.0f) || temp > 100.0f)
+			/* The API's bounds: sampling is the daemon's. */
+			if (end == v || *end || errno || !(temp >= 0.0f) || temp > 2.0f)
 				goto bad_value;
 		} else if (strcmp(a, "--top-p") == 0) {
 			top_p = strtof(v, &end);
@@ -241,7 +242,8 @@ int srv_cmd_generate(int argc, char **argv)
 		fprintf(stderr, "generate: bad value for %s: '%s'\n", a, v);
 		return 2;
 	}
-	if (!opt.model_path || (prompt && prompt_ids) || (!prompt && !prompt_ids)) {
+	if (!opt.model_path || !opt.model_path[0] || (prompt && prompt_ids) ||
+	    (!prompt && !prompt_ids)) {
 		fprintf(stderr, "generate: need --model and one of --prompt / --prompt-ids\n");
 		usage(stderr);
 		return 2;

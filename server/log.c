@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +34,9 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int srv_log_level_parse(const char *name)
 {
+	/* Any case, as the configuration takes it. */
 	for (int i = 0; i < 4; i++)
-		if (strcmp(name, level_names[i]) == 0)
+		if (strcasecmp(name, level_names[i]) == 0)
 			return i;
 	return -1;
 }

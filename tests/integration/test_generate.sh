@@ -92,6 +92,14 @@ done
 [ $? -eq 0 ] || fail "--prompt-ids '1, 2' refused"
 "$BIN" generate --model "$M" --prompt-ids 1 --kv-f32 --kv-q8 >"$tmp/err" 2>&1
 [ $? -eq 2 ] && grep -q "give one KV type" "$tmp/err" || fail "two KV types: $(cat "$tmp/err")"
+# The API's temperature bound; --model ""; --log-level in any case, as the
+# configuration takes it.
+"$BIN" generate --model "$M" --prompt-ids 1 --temperature 2.5 >"$tmp/err" 2>&1
+[ $? -eq 2 ] && grep -q "bad value for --temperature" "$tmp/err" || fail "--temperature 2.5: $(cat "$tmp/err")"
+"$BIN" generate --model "" --prompt-ids 1 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--model '' did not exit 2"
+"$BIN" generate --model "$M" --prompt-ids 1 --max-tokens 1 --log-level INFO >"$tmp/err" 2>&1
+[ $? -eq 0 ] || fail "--log-level INFO: $(cat "$tmp/err")"
 set -e
 
 # 6. --help lists exactly the --convert types the option accepts (generate
