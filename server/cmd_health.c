@@ -186,6 +186,10 @@ int srv_cmd_health(int argc, char **argv)
 				        "mobilellmd health: --timeout-ms takes 1..600000\n");
 				return 2;
 			}
+		} else if (dst || strcmp(argv[i], "--timeout-ms") == 0) {
+			fprintf(stderr, "mobilellmd health: %s needs a value\n\n", argv[i]);
+			usage(stderr);
+			return 2;
 		} else {
 			fprintf(stderr, "mobilellmd health: bad option '%s'\n\n", argv[i]);
 			usage(stderr);
@@ -193,7 +197,8 @@ int srv_cmd_health(int argc, char **argv)
 		}
 	}
 	if (path[0] != '/' || strpbrk(path, " \r\n")) {
-		fprintf(stderr, "mobilellmd health: --path must start with '/'\n");
+		fprintf(stderr, "mobilellmd health: --path must start with '/' and hold no blanks "
+		                "or line breaks\n");
 		return 2;
 	}
 

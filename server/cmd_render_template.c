@@ -119,6 +119,11 @@ int srv_cmd_render_template(int argc, char **argv)
 			tpath = argv[++i];
 		} else if (!strcmp(argv[i], "--special") && i + 1 < argc) {
 			spath = argv[++i];
+		} else if (!strcmp(argv[i], "--template") || !strcmp(argv[i], "--special")) {
+			fprintf(stderr, "mobilellmd render-template: %s needs a value\n\n",
+			        argv[i]);
+			usage(stderr);
+			return 2;
 		} else {
 			fprintf(stderr, "mobilellmd render-template: unknown argument '%s'\n\n",
 			        argv[i]);

@@ -231,6 +231,10 @@ int srv_cmd_tokenize(int argc, char **argv)
 			model = argv[++i];
 		} else if (strncmp(argv[i], "--model=", 8) == 0) {
 			model = argv[i] + 8;
+		} else if (strcmp(argv[i], "--model") == 0) {
+			fprintf(stderr, "mobilellmd tokenize: --model needs a value\n\n");
+			usage(stderr);
+			return 2;
 		} else {
 			fprintf(stderr, "mobilellmd tokenize: unknown option '%s'\n\n", argv[i]);
 			usage(stderr);

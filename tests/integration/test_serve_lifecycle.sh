@@ -122,6 +122,14 @@ rc=0
 rc=0
 "$BIN" health --bogus >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "health --bogus: exit $rc, want 2"
+# A missing value is said as such, for each command taking values.
+for c in "health --port" "health --timeout-ms" "tokenize --model" "render-template --template"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$BIN" $c >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] && grep -q -- "${c#* } needs a value" "$TMP/out" ||
+		fail "'$c' without a value: exit $rc: $(head -2 "$TMP/out")"
+done
 ok "'mobilellmd health' exits 1 when nothing answers, 2 on usage errors"
 
 # --check-config follows symlinks into the snapshot: a dangling one (a
