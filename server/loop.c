@@ -127,6 +127,7 @@ static void on_shutdown_timer(uv_timer_t *t)
 		/* A model is still being opened and cannot be interrupted:
 		 * the shutdown bound holds, the process goes without it. */
 		SRV_LOG(MLLM_LOG_WARN, "shutdown timeout: a model is still loading; exiting");
+		srv__models_detach_loader(s);
 		_exit(s->exit_code);
 	}
 	SRV_LOG(MLLM_LOG_WARN, "closing %d connection(s) that did not finish",
@@ -200,6 +201,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	if (++s->n_signals > 1) {
 		SRV_LOG(MLLM_LOG_WARN, "second signal: exiting immediately");
+		srv__models_detach_loader(s);
 		_exit(1);
 	}
 	begin_drain(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -375,6 +375,14 @@ void srv__models_join_loader(srv *s)
 	}
 }
 
+void srv__models_detach_loader(srv *s)
+{
+	if (s->loader_started && !s->ready_seen) {
+		pthread_detach(s->loader);
+		s->loader_started = false;
+	}
+}
+
 void srv__models_free(srv *s)
 {
 	srv__models_join_loader(s);

@@ -318,6 +318,9 @@ int srv__models_load_async(srv *s, char *err, size_t errlen);
  * finished loader never outlives loading, not even across an immediate
  * _exit() on a second signal. */
 void srv__models_join_loader(srv *s);
+/* Before an _exit() while the loader may still be opening a model (it
+ * cannot be interrupted): lets it go unjoined. */
+void srv__models_detach_loader(srv *s);
 /* Joins the loader, stops engines, closes models. */
 void srv__models_free(srv *s);
 srv_model *srv__model_find(srv *s, const char *id);
