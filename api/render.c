@@ -79,7 +79,18 @@ static bool lone_space_dropped(const char *text, size_t len, const mllm_event *e
 	return ev->kind == MLLM_EV_TOKEN && ev->token_out_len == 0 && len == 1 && text[0] == ' ';
 }
 
-static void lp_drop_space(api__lp *e);
+/* Drops a leading space from e's token string and from its text. */
+static void lp_drop_space(api__lp *e)
+{
+	if (e->text_len > 0 && e->text[0] == ' ') {
+		memmove(e->text, e->text + 1, e->text_len); /* with the NUL */
+		e->text_len--;
+	}
+	if (e->out_len > 0 && e->out[0] == ' ') {
+		memmove(e->out, e->out + 1, e->out_len); /* with the NUL */
+		e->out_len--;
+	}
+}
 
 static int lp_push(api__lp_list *l, const mllm_event *ev)
 {
@@ -187,19 +198,6 @@ static void lp_entry_free(api__lp *e)
 	e->text_len = 0;
 	e->out_len = 0;
 	e->n_top = 0;
-}
-
-/* Drops a leading space from e's token string and from its text. */
-static void lp_drop_space(api__lp *e)
-{
-	if (e->text_len > 0 && e->text[0] == ' ') {
-		memmove(e->text, e->text + 1, e->text_len); /* with the NUL */
-		e->text_len--;
-	}
-	if (e->out_len > 0 && e->out[0] == ' ') {
-		memmove(e->out, e->out + 1, e->out_len); /* with the NUL */
-		e->out_len--;
-	}
 }
 
 /* The first entry of l->v[first..] that shows text, when the text starts

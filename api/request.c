@@ -1040,14 +1040,6 @@ static int check_admission(const api_request *req, const api_model_info *m, api_
 	return 0;
 }
 
-/* Each prompt with its n choices must fit the whole KV pool, as the engine
- * admits it (mllm_engine_submit): the prompt's blocks once, plus each extra
- * choice's blocks past the shared full prefix blocks. A request that fails
- * this could never run, whatever the context length allows. A default
- * max_tokens (the client set none: what the context leaves) is first
- * lowered to what the pool leaves, so such a request runs until the pool's
- * limit (finish_reason "length") rather than being refused for a parameter
- * it never sent. */
 /* KV blocks a prompt of np tokens with mt completion tokens and n choices
  * takes from the pool, as the engine admits it: the blocks of prompt +
  * completion once, plus each extra choice's blocks past the shared full
@@ -1068,6 +1060,14 @@ static bool pool_fits(const api_request *req, const api_model_info *m, size_t np
 	return pool_need(m, (int64_t)np, mt, req->n) <= m->kv_blocks;
 }
 
+/* Each prompt with its n choices must fit the whole KV pool, as the engine
+ * admits it (mllm_engine_submit): the prompt's blocks once, plus each extra
+ * choice's blocks past the shared full prefix blocks. A request that fails
+ * this could never run, whatever the context length allows. A default
+ * max_tokens (the client set none: what the context leaves) is first
+ * lowered to what the pool leaves, so such a request runs until the pool's
+ * limit (finish_reason "length") rather than being refused for a parameter
+ * it never sent. */
 static int check_kv_pool(api_request *req, const api_model_info *m, const char *pparam,
                          api_error *e)
 {

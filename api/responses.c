@@ -876,12 +876,13 @@ static bool item_response_id(const char *id, char *out)
 	if (!h)
 		return false;
 	h++;
-	for (int k = 0; k < 16 + 24; k++)
+	enum { HEX = API_RESP_AFFINITY_LEN + 24 }; /* make_id's digits */
+	for (int k = 0; k < HEX; k++)
 		if (!isxdigit((unsigned char)h[k]))
 			return false;
-	if (h[40] != '\0' && h[40] != '_')
+	if (h[HEX] != '\0' && h[HEX] != '_')
 		return false;
-	snprintf(out, 64, "resp_%.40s", h);
+	snprintf(out, 64, "resp_%.*s", (int)HEX, h);
 	return true;
 }
 
