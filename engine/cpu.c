@@ -410,10 +410,11 @@ static void describe(void)
 	bool want = bm && atoll(bm) > 0;
 	bool blas_ok = want && mllm__blas_init();
 	snprintf(desc_buf, sizeof desc_buf, "kernels %s%s%s; OpenBLAS %s",
-	         mllm__isa_name(mllm__cpu_isa()), c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
+	         mllm__isa_name(mllm__cpu_isa()),
 	         !best_isa_forced                      ? ""
 	         : mllm__cpu_isa() == MLLM__ISA_SCALAR ? " (MLLM_REF_KERNELS)"
 	                                               : " (MLLM_ISA)",
+	         c->avx512bf16 ? " (cpu has avx512-bf16)" : "",
 	         !want     ? "off (MLLM_BLAS_MIN_ROWS unset)"
 	         : blas_ok ? blas.core
 	                   : "not available");
