@@ -633,11 +633,12 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	v = json_object_get(root, "include");
 	if (v && !json_is_null(v) && !json_is_array(v))
 		return bad(e, "include", "invalid_type", "must be an array of strings.");
+	bool has_tl;
+	long long tl;
 	{
 		size_t i;
 		json_t *it;
-		bool lp = false, has_tl;
-		long long tl;
+		bool lp = false;
 		json_array_foreach(v, i, it)
 		{
 			if (!json_is_string(it))
@@ -695,6 +696,8 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	                    v && !json_is_null(v) ? json_deep_copy(v) : json_string("auto"));
 	v = json_object_get(root, "tools");
 	json_object_set_new(r->echo, "tools", json_is_array(v) ? json_deep_copy(v) : json_array());
+	/* as sent, whether or not include asks for the logprobs */
+	json_object_set_new(r->echo, "top_logprobs", json_integer(has_tl ? tl : 0));
 	json_object_set_new(r->echo, "top_p", json_real(req->sp.top_p));
 	json_object_set_new(r->echo, "truncation",
 	                    json_string(r->trunc_auto ? "auto" : "disabled"));

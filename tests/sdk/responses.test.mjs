@@ -429,8 +429,9 @@ test('include message.output_text.logprobs: entries that join to the text, strea
     include: ['message.output_text.logprobs'], top_logprobs: 2,
   };
   const r = await client.responses.create(body);
-  // top_logprobs leaves the echoed max_output_tokens alone
+  // top_logprobs is echoed, and leaves the echoed max_output_tokens alone
   assert.equal(r.max_output_tokens, 6);
+  assert.equal(r.top_logprobs, 2);
   const part = r.output.find((o) => o.type === 'message').content[0];
   assert.equal(part.logprobs.length, r.usage.output_tokens);
   assert.equal(part.logprobs.map((e) => e.token).join(''), part.text);
@@ -455,6 +456,9 @@ test('include message.output_text.logprobs: entries that join to the text, strea
   // Without include: none.
   const plain = await client.responses.create({ ...body, include: undefined });
   assert.deepEqual(plain.output.find((o) => o.type === 'message').content[0].logprobs, []);
+  assert.equal(plain.top_logprobs, 2);
+  const none = await client.responses.create({ ...body, include: undefined, top_logprobs: undefined });
+  assert.equal(none.top_logprobs, 0);
 });
 
 test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
