@@ -372,8 +372,13 @@ static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
 		json_object_set_new(item, "token",
 		                    api__json_token(e->text ? e->text : "", e->text_len));
 		json_object_set_new(item, "logprob", api__json_logprob(e->logprob));
+		/* A control token the text does not show (Llama-3's reserved
+		 * ones, an EOS under ignore_eos) keeps its name as token but
+		 * has no bytes, so that the bytes still join to the content;
+		 * as an alternative the same. */
+		bool blank = e->out_len == 0 && mllm_tokenizer_is_control(req->m->tok, e->token);
 		json_object_set_new(item, "bytes",
-		                    bytes_array(e->text ? e->text : "", e->text_len));
+		                    bytes_array(e->text ? e->text : "", blank ? 0 : e->text_len));
 		for (int32_t k = 0; k < e->n_top; k++) {
 			size_t bl =
 			    mllm_tokenizer_token_bytes(req->m->tok, e->top[k].id, buf, sizeof buf);
@@ -381,7 +386,11 @@ static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
 			MLLM_ASSERT(t);
 			json_object_set_new(t, "token", api__json_token(buf, bl));
 			json_object_set_new(t, "logprob", api__json_logprob(e->top[k].logprob));
-			json_object_set_new(t, "bytes", bytes_array(buf, bl));
+			json_object_set_new(
+			    t, "bytes",
+			    bytes_array(buf, mllm_tokenizer_is_control(req->m->tok, e->top[k].id)
+			                         ? 0
+			                         : bl));
 			json_array_append_new(tops, t);
 		}
 		json_object_set_new(item, "top_logprobs", tops);

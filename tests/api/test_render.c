@@ -1348,6 +1348,28 @@ START_TEST(test_logprobs_follow_the_text_not_the_bytes)
 }
 END_TEST
 
+/* Entry k of test_logprobs_kept_without_stop: "Hi", </s>, " you"; the
+ * special token keeps its name but no bytes (the bytes join to the
+ * content), as an alternative too. */
+static void check_entry_bytes(json_t *en, int k)
+{
+	static const char *const want[] = {"Hi", "</s>", " you"};
+	json_t *b = json_object_get(en, "bytes");
+	ck_assert_str_eq(json_string_value(json_object_get(en, "token")), want[k]);
+	ck_assert(json_is_array(b));
+	ck_assert_int_eq(json_array_size(b), (k == 1 ? 0 : strlen(want[k])));
+	if (k == 1) {
+		json_t *tops = json_object_get(en, "top_logprobs");
+		ck_assert_int_eq(json_array_size(tops), 2);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(tops, 0), "token")), "</s>");
+		ck_assert_int_eq(json_array_size(json_object_get(json_array_get(tops, 0), "bytes")),
+		                 0);
+		ck_assert_int_eq(json_array_size(json_object_get(json_array_get(tops, 1), "bytes")),
+		                 mllm_tokenizer_token_bytes(tok, 10, (char[64]){0}, 64));
+	}
+}
+
 /* Without a stop string nothing is cut: a token whose bytes the text does
  * not show (a special token) keeps its entry, streamed or not. */
 START_TEST(test_logprobs_kept_without_stop)
@@ -1364,8 +1386,13 @@ START_TEST(test_logprobs_kept_without_stop)
 		ck_assert_int_eq(api_request_begin(req, &out), 0);
 		feed(req, 0, ev_token(0, 10, "Hi", "Hi", -0.5f), &out);
 		{
-			mllm_event sp = ev_token(0, 11, "", "<x>", -0.5f);
-			sp.token_out_len = 0; /* a special token: the text skips it */
+			/* a special token (</s>, id 2, under ignore_eos): the text
+			 * skips it; an alternative </s> too */
+			mllm_event sp = ev_token(0, 2, "", "</s>", -0.5f);
+			sp.token_out_len = 0;
+			sp.n_top = 2;
+			sp.top[0] = (mllm_top_logprob){2, -0.5f};
+			sp.top[1] = (mllm_top_logprob){10, -1.5f};
 			feed(req, 0, sp, &out);
 		}
 		feed(req, 0, ev_token(0, 12, " you", " you", -0.5f), &out);
@@ -1377,15 +1404,21 @@ START_TEST(test_logprobs_kept_without_stop)
 			int n = sse_split(&out, evs, 32, &saw_done);
 			for (int i = 0; i < n; i++) {
 				json_t *c = json_array_get(json_object_get(evs[i], "choices"), 0);
-				n_entries += (int)json_array_size(
-				    json_object_get(json_object_get(c, "logprobs"), "content"));
+				json_t *lc =
+				    json_object_get(json_object_get(c, "logprobs"), "content");
+				for (size_t k = 0; k < json_array_size(lc); k++)
+					check_entry_bytes(json_array_get(lc, k),
+					                  n_entries + (int)k);
+				n_entries += (int)json_array_size(lc);
 				json_decref(evs[i]);
 			}
 		} else {
 			json_t *j = json_loadb(out.data, out.len, 0, NULL);
 			json_t *c = json_array_get(json_object_get(j, "choices"), 0);
-			n_entries = (int)json_array_size(
-			    json_object_get(json_object_get(c, "logprobs"), "content"));
+			json_t *lc = json_object_get(json_object_get(c, "logprobs"), "content");
+			n_entries = (int)json_array_size(lc);
+			for (int k = 0; k < n_entries; k++)
+				check_entry_bytes(json_array_get(lc, (size_t)k), k);
 			json_decref(j);
 		}
 		ck_assert_int_eq(n_entries, 3);
