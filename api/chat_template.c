@@ -369,13 +369,16 @@ int api_chat_template_mentions(const api_chat_template *t, const char *s)
 /* Content as a template can use it: an array of text parts joined with
  * "\n" (as the presets see it; text-only templates do string operations
  * on content), null or absent (an assistant turn with tool_calls, as the
- * SDKs send back the message they got) as "". NULL: leave it as is. */
-static json_t *template_content(const json_t *c)
+ * SDKs send back the message they got) as "" (Qwen3's template fails on
+ * None; Llama 3's would print "None"), but as null where the template
+ * tests content against none: DeepSeek-V3's renders an assistant turn's
+ * tool_calls only when its content is none. NULL: leave it as is. */
+static json_t *template_content(const json_t *c, bool keep_null)
 {
 	mllm_buf b;
 	json_t *out = NULL;
 	if (!c || json_is_null(c))
-		return json_string("");
+		return keep_null ? json_null() : json_string("");
 	if (!api__text_parts(c))
 		return NULL; /* a string, or (not for chat: validated) other parts */
 	mllm_buf_init(&b, SIZE_MAX / 2);
@@ -388,8 +391,11 @@ static json_t *template_content(const json_t *c)
 /* The messages as the template sees them: OpenAI's "developer" role is
  * the system prompt of older models (Jinja templates know only "system"),
  * and content is a string (template_content). */
-static json_t *template_messages(const json_t *msgs)
+static json_t *template_messages(const api_jinja *t, const json_t *msgs)
 {
+	bool keep_null = api_jinja_mentions(t, "content'] is none") ||
+	                 api_jinja_mentions(t, "content\"] is none") ||
+	                 api_jinja_mentions(t, ".content is none");
 	json_t *copy = json_array();
 	size_t i;
 	json_t *m;
@@ -399,8 +405,9 @@ static json_t *template_messages(const json_t *msgs)
 		json_t *role = json_object_get(m, "role");
 		bool dev =
 		    json_is_string(role) && strcmp(json_string_value(role), "developer") == 0;
-		json_t *content =
-		    json_is_object(m) ? template_content(json_object_get(m, "content")) : NULL;
+		json_t *content = json_is_object(m)
+		                      ? template_content(json_object_get(m, "content"), keep_null)
+		                      : NULL;
 		if (dev || content) {
 			json_t *c = json_copy(m);
 			MLLM_ASSERT(c);
@@ -480,7 +487,7 @@ static int render_jinja(const api_chat_template *t, const api_request *req,
 	for (int step = pre ? PRE_MERGE : PRE_NONE;; step++) {
 		/* Past PRE_USER (no user message either): without it. */
 		int how = step > PRE_USER ? PRE_NONE : step;
-		json_t *tm = template_messages(req->j_messages);
+		json_t *tm = template_messages(t->jinja, req->j_messages);
 		if (how != PRE_NONE && !with_preamble(tm, &req->msgs[0], how)) {
 			json_decref(tm);
 			continue; /* not this way (no system, or no user message) */

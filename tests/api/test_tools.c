@@ -665,6 +665,54 @@ START_TEST(test_preamble_without_tools_in_template)
 }
 END_TEST
 
+/* An assistant turn of tool calls whose content is null (as the SDKs send
+ * back the message they got): DeepSeek-V3's template renders the calls
+ * only when content is none, as transformers passes it (the fixture's
+ * golden); Llama 3's would print "None" and Qwen3's fails on None, so
+ * they see "". */
+START_TEST(test_null_content_with_tool_calls)
+{
+	static const char body[] =
+	    "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},{\"role\":"
+	    "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":"
+	    "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+	    "\"{\\\"city\\\": \\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"content\":\"21 C, "
+	    "clear\",\"tool_call_id\":\"call_1\"}]}";
+	static const struct {
+		const char *name, *want, *unwanted;
+	} cases[] = {
+	    /* (U+2581 in the special tokens decodes as a space here) */
+	    {"deepseek_v3",
+	     "<\xef\xbd\x9c"
+	     "Assistant\xef\xbd\x9c><\xef\xbd\x9ctool calls begin\xef\xbd\x9c>"
+	     "<\xef\xbd\x9ctool call begin\xef\xbd\x9c>function<\xef\xbd\x9ctool "
+	     "sep\xef\xbd\x9c>get_weather\n```json\n{\"city\": \"Paris\"}\n```",
+	     "None"},
+	    {"llama3", "assistant<|end_header_id|>\n\n<|eot_id|>", "None"},
+	    {"qwen3",
+	     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}",
+	     "None"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		static char text[1 << 16];
+		api_error e;
+		api_chat_template *t = fixture_template(cases[i].name);
+		api_request *req = parse_ok(body);
+		model.chat_template = t;
+		memset(&e, 0, sizeof e);
+		ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "%s: %s", cases[i].name,
+		              e.message);
+		prompt_text(req, text, sizeof text);
+		ck_assert_msg(strstr(text, cases[i].want) != NULL, "%s: %s", cases[i].name, text);
+		ck_assert_msg(strstr(text, cases[i].unwanted) == NULL, "%s: %s", cases[i].name,
+		              text);
+		api_request_free(req);
+		model.chat_template = NULL;
+		api_chat_template_free(t);
+	}
+}
+END_TEST
+
 static const char *const hermes_pieces[] = {
     "Día de ", "sol. <tool", "_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Os",
     "lo \\\"Ø\\\"\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"noop\", ",
@@ -947,6 +995,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_schema_checked_unforced);
 	tcase_add_test(tc, test_ref_limit_per_tool);
 	tcase_add_test(tc, test_preamble_without_tools_in_template);
+	tcase_add_test(tc, test_null_content_with_tool_calls);
 	tcase_add_test(tc, test_tool_messages);
 	tcase_add_test(tc, test_response_shapes);
 	tcase_add_test(tc, test_streamed_call);
