@@ -930,7 +930,12 @@ static int32_t pattern_string(api__sc *c, const char *pat, size_t len, const cha
 {
 	rx x = {.c = c, .p = pat, .end = pat + len, .ptr = ptr};
 	bool head = len > 0 && pat[0] == '^';
-	bool tail = len > 0 && pat[len - 1] == '$' && (len < 2 || pat[len - 2] != '\\');
+	/* a final $ anchors unless escaped: an odd run of backslashes before
+	 * it (^\\$ is one backslash, then the end) */
+	size_t bs = 0;
+	while (len > 0 && bs + 1 < len && pat[len - 2 - bs] == '\\')
+		bs++;
+	bool tail = len > 0 && pat[len - 1] == '$' && bs % 2 == 0;
 	int32_t body, r = rule(c), any = -1;
 	if (head)
 		x.p++;

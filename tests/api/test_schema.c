@@ -170,6 +170,19 @@ START_TEST(test_pattern_and_format)
 	expect(g, "\"a\xef\xbb\xbf\"", -1);
 	expect(g, "\"a\xc2\x85\"", -1); /* NEL: Python's \\s */
 	mllm_grammar_unref(g);
+	/* A final $ after an escaped backslash anchors (^\\$: one
+	 * backslash); after an escaping one it is a literal $ (a\$). */
+	g = compile_text("{\"type\":\"string\",\"pattern\":\"^\\\\\\\\$\"}", &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "\"\\\\\"", 1);
+	expect(g, "\"\\\\x\"", -1);
+	expect(g, "\"\\\\\\\\\"", -1);
+	mllm_grammar_unref(g);
+	g = compile_text("{\"type\":\"string\",\"pattern\":\"a\\\\$\"}", &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "\"xa$y\"", 1);
+	expect(g, "\"xa\"", -1);
+	mllm_grammar_unref(g);
 }
 END_TEST
 
