@@ -310,6 +310,12 @@ static int tools_preamble(api_request *req, api_error *e)
 	return 0;
 }
 
+/* The blanks a call's grammar allows around it. */
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+}
+
 /* ---- syntaxes ----------------------------------------------------------------- */
 
 /* How each syntax writes a call: an opener before each call's JSON object
@@ -357,7 +363,9 @@ static void lit_ws(mllm_gbuild *b, int32_t rule, const char *s, int32_t ws)
 
 /* {ws "name" ws : ws "N" ws , ws "KEY" ws : ws A ws }, one alternative per
  * allowed tool. -1 with e filled when a parameters schema does not compile. */
-static int32_t call_rule(api__sc *c, const api_request *req, const char *key, api_error *e)
+/* open: with the call object's own "{" (false: a prefill wrote it). */
+static int32_t call_rule(api__sc *c, const api_request *req, const char *key, bool open,
+                         api_error *e)
 {
 	mllm_gbuild *b = api__sc_builder(c);
 	int32_t ws = api__sc_ws(c), call = mllm_gbuild_rule(b);
@@ -395,7 +403,10 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, ap
 			return -1;
 		}
 		mllm_gbuild_alt(b, call);
-		lit_ws(b, call, "{", ws);
+		if (open)
+			lit_ws(b, call, "{", ws);
+		else
+			mllm_gbuild_ref(b, call, ws);
 		lit_ws(b, call, "\"name\"", ws);
 		lit_ws(b, call, ":", ws);
 		mllm_gbuild_lit(b, call, "\"", 1);
@@ -567,21 +578,25 @@ int api__prepare_tools(api_request *req, api_error *e)
 	}
 	req->tool_parse = true;
 	/* continue_final_message with a prefill that ends with the opener:
-	 * the output starts inside a call. */
-	if (req->cont_final && sx->opener[0]) {
+	 * the output starts inside a call. Without an opener of its own (the
+	 * call's "{" as the answer's first non-blank byte), a prefill of that
+	 * "{" alone. */
+	if (req->cont_final) {
 		const api__message *m = &req->msgs[req->n_msgs - 1];
-		size_t n = m->len, olen = strlen(sx->opener);
-		while (n > 0 && (m->content[n - 1] == ' ' || m->content[n - 1] == '\n' ||
-		                 m->content[n - 1] == '\t' || m->content[n - 1] == '\r'))
+		size_t n = m->len, i = 0, olen = strlen(sx->opener);
+		while (n > 0 && is_blank(m->content[n - 1]))
 			n--;
+		while (i < n && is_blank(m->content[i]))
+			i++;
 		req->tool_in_call =
-		    n >= olen && memcmp(m->content + n - olen, sx->opener, olen) == 0;
+		    olen ? n >= olen && memcmp(m->content + n - olen, sx->opener, olen) == 0
+		         : n == i + 1 && m->content[i] == '{';
 	}
 	several = req->parallel && sx->parallel_ok && req->tool_choice != API__TC_NAMED;
 	c = api__sc_create();
 	if (!c)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the grammar.");
-	call = call_rule(c, req, sx->key, e);
+	call = call_rule(c, req, sx->key, !(req->tool_in_call && !sx->opener[0]), e);
 	if (call < 0) {
 		api__sc_free(c);
 		return e->status;
@@ -619,7 +634,7 @@ static const char *find(const char *s, size_t n, const char *pat, size_t m)
 
 static size_t skip_ws(const char *s, size_t i, size_t n)
 {
-	while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r'))
+	while (i < n && is_blank(s[i]))
 		i++;
 	return i;
 }

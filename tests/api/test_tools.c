@@ -973,6 +973,64 @@ START_TEST(test_continue_final_message)
 	}
 	done_with(req, t);
 
+	/* Llama 3.1's syntax has no opener but the call's own "{": a prefill
+	 * of that "{" alone (blanks around it) starts the output inside the
+	 * call, which the response completes. */
+	{
+		char err[256];
+		static const char *const pieces[] = {"\"name\": \"get_weather\", ",
+		                                     "\"parameters\": {\"city\": \"Oslo\"}}"};
+		mllm_buf out;
+		json_t *body, *msg, *calls;
+		t = api_chat_template_create();
+		ck_assert_int_eq(api_chat_template_set_jinja(t, llama31_src, strlen(llama31_src),
+		                                             "<s>", "</s>", "llama31", err,
+		                                             sizeof err),
+		                 0);
+		model.chat_template = t;
+		req = parse_ok(
+		    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+		    "\"assistant\",\"content\":\" {\"}],\"continue_final_message\":true," TOOLS
+		    "}");
+		memset(&e, 0, sizeof e);
+		ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "%s", e.message);
+		prompt_text(req, text, sizeof text);
+		ck_assert_msg(ends_with(text, "{"), "%s", text);
+		ck_assert(req->tool_in_call);
+		ck_assert_int_eq(match(req->sp.grammar, "\"name\": \"noop\", \"parameters\": {}}"),
+		                 1);
+		ck_assert_int_eq(match(req->sp.grammar, "{\"name\": \"noop\""), -1);
+		ck_assert_int_eq(match(req->sp.grammar, "Sure"), -1);
+		mllm_buf_init(&out, 1 << 20);
+		run(req, pieces, 2, MLLM_FINISH_STOP, &out);
+		body = json_loadb(out.data, out.len, 0, NULL);
+		msg =
+		    json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
+		calls = json_object_get(msg, "tool_calls");
+		ck_assert_uint_eq(json_array_size(calls), 1);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+		        json_object_get(json_array_get(calls, 0), "function"), "name")),
+		    "get_weather");
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+		        json_object_get(json_array_get(calls, 0), "function"), "arguments")),
+		    "{\"city\": \"Oslo\"}");
+		json_decref(body);
+		mllm_buf_free(&out);
+		api_request_free(req);
+		/* more than the "{": the answer has begun as text */
+		req = parse_ok(
+		    "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+		    "\"assistant\",\"content\":\"{a\"}],\"continue_final_message\":true," TOOLS
+		    "}");
+		ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "%s", e.message);
+		ck_assert(!req->tool_in_call);
+		api_request_free(req);
+		model.chat_template = NULL;
+		api_chat_template_free(t);
+	}
+
 	/* A prefill with text only continues as free text. */
 	req = prepare_with(
 	    "qwen3",
