@@ -289,6 +289,8 @@ enum { API__TS_NONE = 0, API__TS_HERMES, API__TS_LLAMA3 };
 int api__tool_syntax(const api_chat_template *t);
 /* "hermes", "llama3_json" or "plain_text": what tool_choice auto does. */
 const char *api__tool_syntax_name(int syntax);
+/* Whether the syntax writes several calls in one answer. */
+bool api__tool_syntax_parallel(int syntax);
 /* tools, tool_choice, parallel_tool_calls (chat; after response_format). */
 int api__parse_tools(api_request *req, json_t *root, api_error *e);
 /* A "tool" message or an assistant message with tool_calls: fills *out

@@ -30,12 +30,14 @@ static json_t *model_json(const api_model_info *m)
 	 * enforced; a tool call is generated when forced (tool_choice
 	 * required / named); "auto" parses calls in the syntax the model's
 	 * chat template shows ("hermes", "llama3_json"), else it means plain
-	 * text ("plain_text"). */
-	json_object_set_new(
-	    o, "capabilities",
-	    json_pack("{s:[sss],s:{s:b,s:s,s:b}}", "response_format", "text", "json_object",
-	              "json_schema", "tool_calls", "forced", 1, "auto",
-	              api__tool_syntax_name(api__tool_syntax(m->chat_template)), "parallel", 1));
+	 * text ("plain_text"); "parallel": whether one answer may hold
+	 * several calls (llama3_json's syntax has no separator). */
+	int syntax = api__tool_syntax(m->chat_template);
+	json_object_set_new(o, "capabilities",
+	                    json_pack("{s:[sss],s:{s:b,s:s,s:b}}", "response_format", "text",
+	                              "json_object", "json_schema", "tool_calls", "forced", 1,
+	                              "auto", api__tool_syntax_name(syntax), "parallel",
+	                              api__tool_syntax_parallel(syntax)));
 	return o;
 }
 

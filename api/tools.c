@@ -346,6 +346,11 @@ int api__tool_syntax(const api_chat_template *t)
 	return API__TS_NONE;
 }
 
+bool api__tool_syntax_parallel(int syntax)
+{
+	return SYNTAX[syntax].parallel_ok;
+}
+
 const char *api__tool_syntax_name(int syntax)
 {
 	return syntax == API__TS_HERMES   ? "hermes"

@@ -455,6 +455,9 @@ START_TEST(test_syntax_detection)
 		    json_string_value(json_object_get(
 		        json_object_get(json_object_get(j, "capabilities"), "tool_calls"), "auto")),
 		    api__tool_syntax_name(cases[i].syntax));
+		ck_assert(json_is_true(json_object_get(
+		    json_object_get(json_object_get(j, "capabilities"), "tool_calls"),
+		    "parallel")));
 		json_decref(j);
 		mllm_buf_free(&out);
 		model.chat_template = NULL;
@@ -468,6 +471,17 @@ START_TEST(test_syntax_detection)
 		                                             sizeof err),
 		                 0);
 		ck_assert_int_eq(api__tool_syntax(t), API__TS_LLAMA3);
+		/* one call an answer: /v1/models/{id} says so */
+		model.chat_template = t;
+		mllm_buf_init(&out, 1 << 16);
+		ck_assert_int_eq(api_render_model(&model, &out), 0);
+		j = json_loadb(out.data, out.len, 0, NULL);
+		ck_assert(json_is_false(json_object_get(
+		    json_object_get(json_object_get(j, "capabilities"), "tool_calls"),
+		    "parallel")));
+		json_decref(j);
+		mllm_buf_free(&out);
+		model.chat_template = NULL;
 		api_chat_template_free(t);
 	}
 	ck_assert_int_eq(api__tool_syntax(NULL), API__TS_NONE);
