@@ -557,6 +557,8 @@ static int parse_chat(api_request *req, json_t *root, const api_limits *lim, api
 	bool has, lp = false;
 	int rc = api__parse_messages(req, root, lim, e);
 	json_t *v;
+	if (rc == 0)
+		rc = api__check_tool_links(req->j_messages, e);
 	if (rc)
 		return rc;
 	/* Audio output: these are text models. Said, rather than answering

@@ -181,6 +181,53 @@ int api__append_content(mllm_buf *b, const json_t *content)
 	return 0;
 }
 
+int api__check_tool_links(const json_t *msgs, api_error *e)
+{
+	const json_t *calls = NULL; /* the tool_calls the tool turns answer */
+	size_t i;
+	json_t *m;
+	json_array_foreach(msgs, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+		json_t *id = json_object_get(m, "tool_call_id");
+		char param[64];
+		bool found = false;
+		size_t k;
+		json_t *call;
+		if (!role || strcmp(role, "tool") != 0) {
+			calls = role && strcmp(role, "assistant") == 0
+			            ? json_object_get(m, "tool_calls")
+			            : NULL;
+			continue;
+		}
+		snprintf(param, sizeof param, "messages[%zu].tool_call_id", i);
+		if (!id || json_is_null(id))
+			return api_error_set(e, 400, param, "missing_required_parameter",
+			                     "Missing required parameter: '%s'.", param);
+		if (!json_is_string(id))
+			return api_error_set(e, 400, param, "invalid_type",
+			                     "'%s' must be a string.", param);
+		if (!json_is_array(calls) || json_array_size(calls) == 0) {
+			snprintf(param, sizeof param, "messages[%zu].role", i);
+			return api_error_set(e, 400, param, "invalid_value",
+			                     "A message with role 'tool' must answer a call of the "
+			                     "assistant message with 'tool_calls' before it.");
+		}
+		json_array_foreach(calls, k, call)
+		{
+			const char *cid = json_string_value(json_object_get(call, "id"));
+			found = found || (cid && strcmp(cid, json_string_value(id)) == 0);
+		}
+		if (!found)
+			return api_error_set(
+			    e, 400, param, "invalid_value",
+			    "'%s' is '%.64s', which no call in the 'tool_calls' of "
+			    "the assistant message before it has.",
+			    param, json_string_value(id));
+	}
+	return 0;
+}
+
 int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 {
 	const char *role = json_string_value(json_object_get(m, "role"));

@@ -161,6 +161,37 @@ static const bad_case bad_cases[] = {
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":[]}",
      400, "chat_template_kwargs"},
     {API_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":3}]}", 400, "messages[0].content"},
+    /* a tool message answers a call of the assistant message before it */
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":\"r\"}]}",
+     400, "messages[1].tool_call_id"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"tool_call_id\":7,"
+     "\"content\":\"r\"}]}",
+     400, "messages[1].tool_call_id"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"tool_call_id\":"
+     "\"c\","
+     "\"content\":\"r\"}]}",
+     400, "messages[1].role"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+     "\"hi\"},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"r\"}]}",
+     400, "messages[2].role"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+     "null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"r\"},{"
+     "\"role\":"
+     "\"tool\",\"tool_call_id\":\"d\",\"content\":\"r\"}]}",
+     400, "messages[3].tool_call_id"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+     "null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"arguments\":\"{}\"}}]},{\"role\":\"user\",\"content\":\"y\"},{\"role\":\"tool\",\"tool_"
+     "call_id\":"
+     "\"c\",\"content\":\"r\"}]}",
+     400, "messages[3].role"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\"}]}", 400,
      "messages[1].content"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", 400, "messages[0].content"},
@@ -850,9 +881,9 @@ START_TEST(test_chat_jinja_template)
 	const char *body =
 	    "{\"messages\":[{\"role\":\"developer\",\"content\":\"Be kind.\"},"
 	    "{\"role\":\"user\",\"content\":\"Weather?\"},"
-	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
-	    "\"function\":{\"name\":\"get\",\"arguments\":\"{}\"}}]},"
-	    "{\"role\":\"tool\",\"content\":\"sunny\"}],"
+	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+	    "\"function\",\"function\":{\"name\":\"get\",\"arguments\":\"{}\"}}]},"
+	    "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"sunny\"}],"
 	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get\"}}]}";
 	/* null content reaches the template as "" (as llama-server and vLLM
 	 * hand it: templates do string operations on content), not None */
