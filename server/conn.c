@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +144,10 @@ srv_conn *srv__conn_open(srv *s, struct MHD_Connection *mc)
 	s->conns = c;
 	s->n_conns++;
 	srv__conn_phase(s, c, SRV_CONN_HEADERS);
+	/* A new connection counts from its first byte: what it sent before
+	 * the loop got to it is already its request. */
+	if (c->rx_mark != ~(uint64_t)0)
+		c->rx_mark = 0;
 	return c;
 }
 
@@ -160,17 +165,41 @@ void srv__conn_close(srv *s, srv_conn *c)
 	free(c);
 }
 
+/* Linux's struct tcp_info past the fields glibc's <netinet/tcp.h> knows
+ * (up to tcpi_total_retrans): the kernel only ever appends, and says how
+ * much it filled in. */
+struct tcp_info_ext {
+	struct tcp_info base;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+	uint64_t bytes_received; /* Linux 4.1 */
+};
+
+/* Bytes the kernel has received on a TCP socket so far, or ~0 (not TCP, or
+ * a kernel without the count). */
+static uint64_t rx_bytes(const srv_conn *c)
+{
+	struct tcp_info_ext ti;
+	socklen_t n = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (c->fd < 0 || getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0 || n < sizeof ti)
+		return ~(uint64_t)0;
+	return ti.bytes_received;
+}
+
 void srv__conn_phase(srv *s, srv_conn *c, srv_conn_phase ph)
 {
 	uint64_t now = mllm_now_ns();
 
 	if (!c)
 		return;
+	if (ph == SRV_CONN_HEADERS && c->phase == SRV_CONN_BUSY)
+		c->served++;
 	c->phase = ph;
 	c->stall_ticks = 0;
 	if (ph == SRV_CONN_HEADERS) {
 		c->deadline_ns = now + ms_ns(s->cfg->header_timeout_ms);
 		c->chunked = false;
+		c->rx_mark = rx_bytes(c);
 	} else if (ph == SRV_CONN_BODY) {
 		c->deadline_ns = now + ms_ns(s->cfg->body_timeout_ms);
 	} else {
@@ -266,7 +295,16 @@ void srv__conn_sweep(srv *s)
 		if (c->closing || c->phase == SRV_CONN_BUSY)
 			continue;
 		if (now >= c->deadline_ns) {
-			s->metrics.connections_timed_out++;
+			/* Nothing sent since the last answer (or since accept): a
+			 * kept-alive connection nobody reused, not a late request.
+			 * Without TCP's count, one that has answered a request. */
+			bool idle = c->phase == SRV_CONN_HEADERS &&
+			            (c->rx_mark != ~(uint64_t)0 ? rx_bytes(c) == c->rx_mark
+			                                        : c->served > 0);
+			if (idle)
+				s->metrics.connections_idle_closed++;
+			else
+				s->metrics.connections_timed_out++;
 			if (c->phase == SRV_CONN_HEADERS) {
 				/* Idle or dripping headers: nothing to answer. */
 				kill_conn(c, 0, NULL, NULL);

@@ -339,6 +339,16 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 	 * rather than reuse a connection to a replica that is going away. */
 	if (r->s->draining)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	/* How long the connection waits for the next request head (conn.c
+	 * closes it at header_timeout_ms), a second short so that clients
+	 * that honour the hint (Node's agents, undici) let it go first,
+	 * rather than send a request into a socket being closed. */
+	else if (!r->must_close && r->s->cfg->header_timeout_ms >= 2000) {
+		char ka[32];
+		snprintf(ka, sizeof ka, "timeout=%lld",
+		         (long long)(r->s->cfg->header_timeout_ms / 1000 - 1));
+		MHD_add_response_header(resp, "Keep-Alive", ka);
+	}
 	/* With CORS on, every answer depends on Origin (the allowed ones
 	 * get the headers, others not): a shared cache must key on it. */
 	if (r->s->cfg->cors_origins && r->s->cfg->cors_origins[0])

@@ -159,6 +159,11 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 		                    "missed header_timeout_ms or body_timeout_ms.",
 		                    (long long)m->connections_timed_out);
 	if (rc == 0)
+		rc = render_counter(out, "mllm_connections_idle_closed_total", "counter",
+		                    "Connections closed after header_timeout_ms with nothing "
+		                    "sent since their last answer (or since accept).",
+		                    (long long)m->connections_idle_closed);
+	if (rc == 0)
 		rc = render_counter(out, "mllm_prep_cancelled_total", "counter",
 		                    "Preparation jobs dropped or stopped because the client hung "
 		                    "up.",

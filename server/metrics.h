@@ -28,16 +28,17 @@ typedef struct {
 /* Statuses are counted in a dense table of 100..599. */
 typedef struct {
 	uint64_t requests_by_status[500];
-	uint64_t prompt_tokens;         /* prompt tokens of finished requests */
-	uint64_t completion_tokens;     /* generated tokens of finished choices */
-	uint64_t cancelled;             /* requests whose client went away */
-	int64_t connections_open;       /* gauge */
-	uint64_t connections_refused;   /* over max_connections(_per_client) */
-	uint64_t connections_timed_out; /* header/body deadline passed */
-	uint64_t prep_cancelled;        /* prep jobs dropped: client gone */
-	int64_t prep_open;              /* gauge: requests handed to the prep
-	                                 * threads, not yet answered (sampled by
-	                                 * the caller before a render) */
+	uint64_t prompt_tokens;           /* prompt tokens of finished requests */
+	uint64_t completion_tokens;       /* generated tokens of finished choices */
+	uint64_t cancelled;               /* requests whose client went away */
+	int64_t connections_open;         /* gauge */
+	uint64_t connections_refused;     /* over max_connections(_per_client) */
+	uint64_t connections_timed_out;   /* header/body deadline passed */
+	uint64_t connections_idle_closed; /* kept alive, no request in time */
+	uint64_t prep_cancelled;          /* prep jobs dropped: client gone */
+	int64_t prep_open;                /* gauge: requests handed to the prep
+	                                   * threads, not yet answered (sampled by
+	                                   * the caller before a render) */
 	/* The /v1/responses store (sampled by the caller before a render). */
 	int64_t responses_stored, responses_bytes, responses_evicted;
 	srv_hist ttft; /* submit -> first token, seconds */

@@ -51,6 +51,8 @@ struct srv_conn {
 	struct sockaddr_storage addr; /* the client's address */
 	srv_conn_phase phase;
 	uint64_t deadline_ns;      /* HEADERS/BODY: shut down at this time */
+	uint64_t rx_mark;          /* HEADERS: bytes received when it began, or ~0 */
+	uint64_t served;           /* requests answered on it */
 	bool chunked;              /* BODY: chunked upload (stall watch) */
 	uint64_t body_seen;        /* BODY: bytes the access handler received */
 	uint64_t stall_seen;       /* body_seen at the last sweep */

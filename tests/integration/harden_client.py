@@ -666,6 +666,39 @@ def cmd_metrics_auth(url, key, want_open):
     print("ok   metrics_auth = %s" % ("false" if want_open else "true"))
 
 
+def cmd_keepalive(url, header_ms):
+    """A kept-alive connection left unused is closed at header_timeout_ms
+    after its answer, which told the client so (Keep-Alive: timeout, a
+    second under it) and is counted as idle, not as timed out; a
+    connection dripping a request head past it is counted as timed out."""
+    idle0 = metric(url, "mllm_connections_idle_closed_total")
+    late0 = metric(url, "mllm_connections_timed_out_total")
+    s = connect(url)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    st, data, closed = read_response(s, 10)
+    if st != 200 or closed:
+        fail("keep-alive /health: %s closed=%s" % (st, closed))
+    want = "timeout=%d" % (header_ms // 1000 - 1)
+    m = re.search(rb"(?i)\r\nkeep-alive:\s*([^\r]*)", data)
+    if not m or m.group(1).decode() != want:
+        fail("keep-alive header %r, want %r" % (m and m.group(1), want))
+    d = connect(url)
+    d.sendall(b"GET /health HTTP/1.1\r\nHo")
+    # both closed by the deadline (plus the sweep's slack), no answer
+    _, rest, closed = read_response(s, header_ms / 1000 + 5)
+    if not closed or rest:
+        fail("idle connection: closed=%s, got %r" % (closed, rest[:80]))
+    _, rest, closed = read_response(d, 5)
+    if not closed or rest:
+        fail("dripping connection: closed=%s, got %r" % (closed, rest[:80]))
+    s.close()
+    d.close()
+    idle, late = metric(url, "mllm_connections_idle_closed_total"), metric(
+        url, "mllm_connections_timed_out_total")
+    if idle - idle0 != 1 or late - late0 != 1:
+        fail("idle closed +%d, timed out +%d; want +1 each" % (idle - idle0, late - late0))
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -677,6 +710,8 @@ def main():
         cmd_slowloris(a[1], int(a[2]), int(a[3]), int(a[4]))
     elif cmd == "body-timeout":
         cmd_body_timeout(a[1], int(a[2]))
+    elif cmd == "keepalive":
+        cmd_keepalive(a[1], int(a[2]))
     elif cmd == "caps":
         cmd_caps(a[1], int(a[2]), int(a[3]))
     elif cmd == "hangup":

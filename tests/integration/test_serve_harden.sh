@@ -32,6 +32,14 @@ stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after slowloris"
 ok "slowloris bounded by header/body timeouts"
 
+# Keep-alive: an unused connection is closed at header_timeout_ms, which its
+# answer announced; counted as idle, a late request head as timed out.
+start_daemon --model st="$ST" --set header_timeout_ms=3000 --set connection_timeout_s=60
+$H keepalive "$URL" 3000 || fail "keep-alive idle close"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after keep-alive"
+ok "unused keep-alive connections: announced, closed, counted as idle"
+
 # Caps at accept (header timeout far above the test's bounds).
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=3 \
 	--set header_timeout_ms=60000 --set connection_timeout_s=60

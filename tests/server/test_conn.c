@@ -213,6 +213,64 @@ START_TEST(test_sweep_deadlines)
 }
 END_TEST
 
+/* A connection in its headers phase past header_timeout_ms with nothing
+ * sent since it began (kept alive after an answer, or never used) is
+ * counted as idle, not as a timed-out request. Over TCP the kernel's count
+ * of received bytes says so; on other sockets, whether it answered one. */
+static void tcp_pair(int *srv_fd, int *cli_fd)
+{
+	struct sockaddr_in a;
+	socklen_t n = sizeof a;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(listen(l, 4), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &n), 0);
+	*cli_fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(*cli_fd, (struct sockaddr *)&a, sizeof a), 0);
+	*srv_fd = accept(l, NULL, NULL);
+	ck_assert_int_ge(*srv_fd, 0);
+	close(l);
+}
+
+START_TEST(test_sweep_idle)
+{
+	fixture f;
+	int up[2], quiet_s, quiet_c, talk_s, talk_c;
+	srv_conn *fresh, *kept, *tq, *tt;
+
+	fixture_open(&f, 8, 8);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, up), 0);
+	/* Not TCP: a connection that answered a request is idle, a fresh one
+	 * timed out (its headers may be dripping). */
+	fresh = add(&f, v4("10.0.0.1"), up[0]);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, up), 0);
+	kept = add(&f, v4("10.0.0.2"), up[0]);
+	srv__conn_phase(&f.s, kept, SRV_CONN_BUSY);
+	srv__conn_phase(&f.s, kept, SRV_CONN_HEADERS);
+	ck_assert_uint_eq(kept->served, 1);
+	/* TCP: one that sent nothing in its headers phase, one that sent a
+	 * partial request head after it began. */
+	tcp_pair(&quiet_s, &quiet_c);
+	tcp_pair(&talk_s, &talk_c);
+	tq = add(&f, v4("10.0.0.3"), quiet_s);
+	tt = add(&f, v4("10.0.0.4"), talk_s);
+	ck_assert_int_eq(send(talk_c, "GET / HT", 8, 0), 8);
+	usleep(20000); /* loopback: there at once; a margin anyway */
+	fresh->deadline_ns = kept->deadline_ns = tq->deadline_ns = tt->deadline_ns = 1;
+	f.s.next_sweep_ns = 1;
+	srv__conn_sweep(&f.s);
+	ck_assert(fresh->closing && kept->closing && tq->closing && tt->closing);
+	ck_assert_uint_eq(f.s.metrics.connections_idle_closed, 2);
+	ck_assert_uint_eq(f.s.metrics.connections_timed_out, 2);
+	close(quiet_c);
+	close(talk_c);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_sweep_chunk_stall)
 {
 	fixture f;
@@ -316,6 +374,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_admit);
 	tcase_add_test(tc, test_phase_deadlines);
 	tcase_add_test(tc, test_sweep_deadlines);
+	tcase_add_test(tc, test_sweep_idle);
 	tcase_add_test(tc, test_sweep_chunk_stall);
 	tcase_add_test(tc, test_sweep_peer_gone);
 	suite_add_tcase(s, tc);
