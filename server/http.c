@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1375,6 +1376,36 @@ static enum MHD_Result dispatch(srv_req *r, const char *url, const char *method)
 	return reply_status(r, 500, NULL, "internal_error", "unrouted request");
 }
 
+/* The id of a request that is not a generation: the process's count of
+ * requests through a bijective mix keyed at random at startup, so ids
+ * never repeat within a process and do not repeat across replicas and
+ * restarts as "req-1, req-2, ..." did. */
+static uint64_t request_id(srv *s)
+{
+	uint64_t z;
+	if (s->next_req == 0 &&
+	    getrandom(&s->req_key, sizeof s->req_key, GRND_NONBLOCK) != (ssize_t)sizeof s->req_key)
+		s->req_key = mllm_now_ns() ^ ((uint64_t)getpid() << 32);
+	z = ++s->next_req ^ s->req_key;
+	/* splitmix64's finaliser: a bijection on 64 bits */
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* The client's own X-Request-Id (a balancer's or tracer's), kept for the
+ * log line when it is a plain token: visible ASCII, at most 64 bytes. */
+static void keep_client_id(srv_req *r, const char *v)
+{
+	size_t n = v ? strlen(v) : 0;
+	if (n == 0 || n > 64)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= ' ' || v[i] > '~' || v[i] == '"' || v[i] == '\\')
+			return;
+	memcpy(r->client_id, v, n + 1);
+}
+
 /* A request begins: MHD parsed its request line. Called with the raw target
  * (before MHD unescapes it, query included); what it returns is the request
  * context every later callback gets (*con_cls). */
@@ -1389,7 +1420,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	r->conn = conn;
 	r->sc = ci ? ci->socket_context : NULL;
 	r->t_start_ns = mllm_now_ns();
-	snprintf(r->id, sizeof r->id, "req-%llu", (unsigned long long)++s->next_req);
+	snprintf(r->id, sizeof r->id, "req-%016llx", (unsigned long long)request_id(s));
 	/* What a response conn.c writes itself (408, 400) says. */
 	if (r->sc)
 		snprintf(r->sc->req_id, sizeof r->sc->req_id, "%s", r->id);
@@ -1415,6 +1446,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 	if (!r->started) { /* the request head is complete */
 		r->started = true;
 		snprintf(r->method, sizeof r->method, "%s", method);
+		keep_client_id(r, header(r, "X-Request-Id"));
 		classify(r, method, version);
 		/* A client that waits for "100 Continue" gets the refusal
 		 * instead (RFC 9110 10.1.1), not an invitation to upload a
@@ -1515,8 +1547,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			r->status = 499;
 	}
 	/* The disconnect watch saw the hang-up first (and cancelled), but
-	 * MHD completed the request before the handler could say 499. */
-	if (!r->status && r->peer_gone)
+	 * MHD completed the request before the handler could say 499; or
+	 * the client hung up before its request was complete. */
+	if (!r->status && (r->peer_gone || (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT &&
+	                                    !(r->sc && r->sc->answered))))
 		r->status = 499;
 	/* The connection may carry a next request: its head has
 	 * header_timeout_ms from now. */
@@ -1533,21 +1567,29 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (s->cfg->log_requests || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
 		int level =
 		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? MLLM_LOG_INFO : MLLM_LOG_WARN;
+		char ttft[32], cid[96] = "";
+		/* no first token (refused, cancelled before one, an error):
+		 * no time to first token, rather than a 0 that reads as fast */
+		if (r->t_first_ns)
+			snprintf(ttft, sizeof ttft, "%.1f",
+			         (double)(r->t_first_ns - r->t_start_ns) / 1e6);
+		else
+			snprintf(ttft, sizeof ttft, "-");
+		if (r->client_id[0])
+			snprintf(cid, sizeof cid, " client_request_id=%s", r->client_id);
 		if (r->m)
 			SRV_LOG_REQ(level, r->id,
 			            "%s %s %d model=%s prompt=%llu completion=%llu cached=%llu "
-			            "ttft_ms=%.1f total_ms=%.1f%s%s%s",
+			            "ttft_ms=%s total_ms=%.1f%s%s%s%s",
 			            r->method, r->path, r->status, r->m->cfg->id,
 			            (unsigned long long)r->prompt_tokens,
 			            (unsigned long long)r->completion_tokens,
-			            (unsigned long long)r->cached_tokens,
-			            r->t_first_ns ? (double)(r->t_first_ns - r->t_start_ns) / 1e6
-			                          : 0.0,
-			            ms, r->streaming ? " stream" : "",
-			            r->cancelled ? " cancelled" : "", toe_name(toe));
+			            (unsigned long long)r->cached_tokens, ttft, ms,
+			            r->streaming ? " stream" : "", r->cancelled ? " cancelled" : "",
+			            cid, toe_name(toe));
 		else
-			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s",
-			            r->method[0] ? r->method : "-", r->path, r->status, ms,
+			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s%s",
+			            r->method[0] ? r->method : "-", r->path, r->status, ms, cid,
 			            toe_name(toe));
 	}
 	req_free(r);

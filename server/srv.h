@@ -78,7 +78,8 @@ typedef struct {
 struct srv_req {
 	srv *s;
 	struct MHD_Connection *conn;
-	char id[64]; /* log/X-Request-Id: api id or "req-N" */
+	char id[64];        /* log/X-Request-Id: api id or "req-<16 hex>" */
+	char client_id[72]; /* the client's X-Request-Id (logged), "" if none */
 	char method[8];
 	char path[96];    /* truncated copy of the raw path, for the log line */
 	char *target;     /* owned: the raw request target (URI log callback) */
@@ -222,6 +223,7 @@ struct srv {
 	int n_prep_open;    /* requests handed to prep and not yet answered */
 	srv_prep prep;
 	uint64_t next_req;
+	uint64_t req_key; /* mixes next_req into ids unique across replicas */
 
 	/* Loader thread. */
 	pthread_t loader;

@@ -699,6 +699,56 @@ def cmd_keepalive(url, header_ms):
         fail("idle closed +%d, timed out +%d; want +1 each" % (idle - idle0, late - late0))
 
 
+def cmd_ids(url, model):
+    """Request ids: 'req-' and 16 hex digits, all different; a client's own
+    X-Request-Id is not echoed (ours is) but logged (check-ids); a client
+    that hangs up mid-body is a 499 in the counts; a request that never got
+    a token logs no time to first token."""
+    seen = set()
+    for _ in range(5):
+        st, head, _ = http(url, "GET", "/health", headers={"X-Request-Id": "trace-abc-123"})
+        m = re.search(r"(?i)\r\nx-request-id:\s*([^\r]*)", head)
+        if st != 200 or not m or not re.fullmatch(r"req-[0-9a-f]{16}", m.group(1)):
+            fail("/health: %s, X-Request-Id %r" % (st, m and m.group(1)))
+        seen.add(m.group(1))
+    if len(seen) != 5:
+        fail("request ids repeat: %s" % sorted(seen))
+    base = metric(url, 'mllm_requests_total{status="499"}') if b'status="499"' in http(
+        url, "GET", "/metrics")[2] else 0
+    s = connect(url)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: mid-body-1\r\n"
+              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pro")
+    time.sleep(0.3)
+    s.close()
+    t0 = time.time()
+    while time.time() - t0 < SLACK_S:
+        body = http(url, "GET", "/metrics")[2]
+        if b'status="499"' in body and metric(url, 'mllm_requests_total{status="499"}') > base:
+            break
+        time.sleep(0.1)
+    else:
+        fail("a hang-up mid-body is not counted as 499")
+    st, _, _ = http(url, "POST", "/v1/completions",
+                    {"model": model, "prompt": "x", "max_tokens": 4000},
+                    headers={"X-Request-Id": "too-long-1"})
+    if st != 400:
+        fail("max_tokens past the context: %s" % st)
+    print("ok   request ids unique; a mid-body hang-up counted as 499")
+
+
+def cmd_check_ids(path):
+    text = open(path, "rb").read().decode("utf-8", "replace")
+    if "client_request_id=trace-abc-123" not in text:
+        fail("the client's X-Request-Id is not in the log")
+    ln = [l for l in text.splitlines() if "client_request_id=mid-body-1" in l]
+    if not ln or " 499 " not in ln[0]:
+        fail("the mid-body hang-up's log line: %r" % ln)
+    ln = [l for l in text.splitlines() if "client_request_id=too-long-1" in l]
+    if not ln or "ttft_ms=-" not in ln[0]:
+        fail("a request without a token logs a time to first token: %r" % ln)
+    print("ok   the log has the client's ids, the 499, no ttft without a token")
+
+
 def main():
     a = sys.argv[1:]
     if not a:
@@ -710,6 +760,10 @@ def main():
         cmd_slowloris(a[1], int(a[2]), int(a[3]), int(a[4]))
     elif cmd == "body-timeout":
         cmd_body_timeout(a[1], int(a[2]))
+    elif cmd == "ids":
+        cmd_ids(a[1], a[2])
+    elif cmd == "check-ids":
+        cmd_check_ids(a[1])
     elif cmd == "keepalive":
         cmd_keepalive(a[1], int(a[2]))
     elif cmd == "caps":

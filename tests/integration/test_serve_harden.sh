@@ -32,6 +32,15 @@ stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after slowloris"
 ok "slowloris bounded by header/body timeouts"
 
+# Request ids, the client's X-Request-Id in the log, 499 for a mid-body
+# hang-up, no time to first token without a token.
+start_daemon --model st="$ST"
+$H ids "$URL" st || fail "request ids"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after request ids"
+$H check-ids "$TMP/log" || fail "request ids in the log"
+ok "request ids unique, client ids logged, mid-body hang-up 499"
+
 # Keep-alive: an unused connection is closed at header_timeout_ms, which its
 # answer announced; counted as idle, a late request head as timed out.
 start_daemon --model st="$ST" --set header_timeout_ms=3000 --set connection_timeout_s=60
