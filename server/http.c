@@ -666,6 +666,7 @@ static enum MHD_Result do_metrics(srv_req *r)
 	for (size_t i = 0; i < s->n_models; i++) {
 		ms[i].id = s->models[i].cfg->id;
 		ms[i].loaded = atomic_load(&s->models[i].loaded);
+		ms[i].h = &s->models[i].hist;
 		if (ms[i].loaded)
 			mllm_engine_stats_get(s->models[i].engine, &ms[i].st);
 	}
@@ -1077,7 +1078,6 @@ static void gen_abort(srv_req *r, const api_error *e)
 
 static void pump_one(srv_req *r)
 {
-	srv *s = r->s;
 	bool got = false;
 	mllm_event ev;
 	int rc = 0;
@@ -1092,12 +1092,12 @@ static void pump_one(srv_req *r)
 				size_t k = (size_t)i * (size_t)r->n_choices + (size_t)ev.choice;
 				if (!r->t_first_ns) {
 					r->t_first_ns = now;
-					srv_hist_observe(&s->metrics.ttft,
+					srv_hist_observe(&r->m->hist.ttft,
 					                 (double)(now - r->t_start_ns) / 1e9);
 				}
 				if (ev.choice >= 0 && ev.choice < r->n_choices) {
 					if (r->t_last_ns[k])
-						srv_hist_observe(&s->metrics.itl,
+						srv_hist_observe(&r->m->hist.itl,
 						                 (double)(now - r->t_last_ns[k]) /
 						                     1e9);
 					r->t_last_ns[k] = now;
@@ -1560,8 +1560,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->status = r->sc->answered; /* conn.c answered (408, 400, 413) */
 	if (r->status)
 		srv_metrics_count_status(&s->metrics, r->status);
-	if (r->gen_open) /* generations only: health checks would drown it */
-		srv_hist_observe(&s->metrics.e2e, ms / 1e3);
+	if (r->gen_open && r->m) /* generations only: health checks would drown it */
+		srv_hist_observe(&r->m->hist.e2e, ms / 1e3);
 	s->metrics.prompt_tokens += r->prompt_tokens;
 	s->metrics.completion_tokens += r->completion_tokens;
 	if (s->cfg->log_requests || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {

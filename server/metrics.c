@@ -7,6 +7,7 @@
  */
 #include "metrics.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static const double ttft_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
@@ -24,9 +25,13 @@ static void hist_init(srv_hist *h, const double *bounds, int n)
 void srv_metrics_init(srv_metrics *m)
 {
 	memset(m, 0, sizeof *m);
-	hist_init(&m->ttft, ttft_bounds, (int)(sizeof ttft_bounds / sizeof ttft_bounds[0]));
-	hist_init(&m->itl, itl_bounds, (int)(sizeof itl_bounds / sizeof itl_bounds[0]));
-	hist_init(&m->e2e, e2e_bounds, (int)(sizeof e2e_bounds / sizeof e2e_bounds[0]));
+}
+
+void srv_model_hists_init(srv_model_hists *h)
+{
+	hist_init(&h->ttft, ttft_bounds, (int)(sizeof ttft_bounds / sizeof ttft_bounds[0]));
+	hist_init(&h->itl, itl_bounds, (int)(sizeof itl_bounds / sizeof itl_bounds[0]));
+	hist_init(&h->e2e, e2e_bounds, (int)(sizeof e2e_bounds / sizeof e2e_bounds[0]));
 }
 
 void srv_hist_observe(srv_hist *h, double seconds)
@@ -49,22 +54,31 @@ void srv_metrics_count_status(srv_metrics *m, int status)
 	m->requests_by_status[status - 100]++;
 }
 
-static int render_hist(mllm_buf *out, const char *name, const char *help, const srv_hist *h)
+/* One histogram family, a series per model that has histograms. */
+static int render_hist(mllm_buf *out, const char *name, const char *help,
+                       const srv_model_stats *models, size_t n, size_t field_off)
 {
-	uint64_t cum = 0;
-	int rc;
-
-	rc = mllm_buf_appendf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (int i = 0; i < h->n_bounds && rc == 0; i++) {
-		cum += h->counts[i];
-		rc = mllm_buf_appendf(out, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[i],
-		                      (unsigned long long)cum);
+	int rc = mllm_buf_appendf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		const srv_hist *h;
+		uint64_t cum = 0;
+		if (!models[k].h)
+			continue;
+		h = (const srv_hist *)((const char *)models[k].h + field_off);
+		for (int i = 0; i < h->n_bounds && rc == 0; i++) {
+			cum += h->counts[i];
+			rc = mllm_buf_appendf(out, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name,
+			                      models[k].id, h->bounds[i], (unsigned long long)cum);
+		}
+		cum += h->counts[h->n_bounds];
+		if (rc == 0)
+			rc = mllm_buf_appendf(
+			    out,
+			    "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n%s_sum{model="
+			    "\"%s\"} %.9g\n%s_count{model=\"%s\"} %llu\n",
+			    name, models[k].id, (unsigned long long)cum, name, models[k].id, h->sum,
+			    name, models[k].id, (unsigned long long)h->count);
 	}
-	cum += h->counts[h->n_bounds];
-	if (rc == 0)
-		rc = mllm_buf_appendf(
-		    out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
-		    (unsigned long long)cum, name, h->sum, name, (unsigned long long)h->count);
 	return rc;
 }
 
@@ -198,15 +212,17 @@ int srv_metrics_render(const srv_metrics *m, const srv_model_stats *models, size
 		                         n_models, fam[f].off);
 	if (rc == 0)
 		rc = render_hist(out, "mllm_time_to_first_token_seconds",
-		                 "Time from admission request to the first generated token.",
-		                 &m->ttft);
+		                 "Time from a generation request received (queueing included) to "
+		                 "its first generated token.",
+		                 models, n_models, offsetof(srv_model_hists, ttft));
 	if (rc == 0)
 		rc = render_hist(out, "mllm_inter_token_latency_seconds",
-		                 "Time between consecutive generated tokens of one choice.",
-		                 &m->itl);
+		                 "Time between consecutive generated tokens of one choice.", models,
+		                 n_models, offsetof(srv_model_hists, itl));
 	if (rc == 0)
-		rc = render_hist(
-		    out, "mllm_e2e_request_latency_seconds",
-		    "Time from a generation request received to its response complete.", &m->e2e);
+		rc =
+		    render_hist(out, "mllm_e2e_request_latency_seconds",
+		                "Time from a generation request received to its response complete.",
+		                models, n_models, offsetof(srv_model_hists, e2e));
 	return rc;
 }

@@ -41,20 +41,28 @@ typedef struct {
 	                                   * the caller before a render) */
 	/* The /v1/responses store (sampled by the caller before a render). */
 	int64_t responses_stored, responses_bytes, responses_evicted;
-	srv_hist ttft; /* submit -> first token, seconds */
+} srv_metrics;
+
+/* A model's latency histograms (per model: models of different sizes have
+ * nothing in common to mix). */
+typedef struct {
+	srv_hist ttft; /* request received -> first token, seconds */
 	srv_hist itl;  /* between consecutive tokens, seconds */
 	srv_hist e2e;  /* request received -> last byte queued */
-} srv_metrics;
+} srv_model_hists;
 
 /* One resident model's engine snapshot, for the render. */
 typedef struct {
 	const char *id;
 	bool loaded;
 	mllm_engine_stats st;
+	const srv_model_hists *h; /* NULL: no histograms */
 } srv_model_stats;
 
-/* Zeroes and sets the bucket bounds. */
+/* Zeroes. */
 void srv_metrics_init(srv_metrics *m);
+/* Zeroes and sets the bucket bounds. */
+void srv_model_hists_init(srv_model_hists *h);
 
 void srv_hist_observe(srv_hist *h, double seconds);
 /* Counts one response with this HTTP status (out-of-range ones as 599). */

@@ -212,6 +212,7 @@ int srv__models_init(srv *s, char *err, size_t errlen)
 	for (size_t i = 0; i < c->n_models; i++) {
 		srv_model *m = &s->models[i];
 		const cfg_model *cm = &c->models[i];
+		srv_model_hists_init(&m->hist);
 		const char *preset = cm->chat_template;
 		/* "auto" and a file name start from the default preset: the
 		 * Jinja template replaces it at load, or it stays (fallback). */

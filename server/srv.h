@@ -71,6 +71,7 @@ typedef struct {
 	api_chat_template *tmpl; /* owned; built from cfg before loading */
 	api_model_info info;     /* what api/ sees; valid once loaded */
 	atomic_bool loaded;      /* engine running: requests may route here */
+	srv_model_hists hist;    /* its latencies (loop thread) */
 	srv *s;
 } srv_model;
 

@@ -35,29 +35,57 @@ static double sample(const char *text, const char *prefix)
 START_TEST(test_histogram_cumulative)
 {
 	srv_metrics m;
+	srv_model_hists h[2];
+	srv_model_stats ms[2];
 	mllm_buf b;
 	const double obs[] = {0.0005, 0.003, 0.003, 0.2, 100.0};
 
 	srv_metrics_init(&m);
+	srv_model_hists_init(&h[0]);
+	srv_model_hists_init(&h[1]);
 	for (size_t i = 0; i < 5; i++)
-		srv_hist_observe(&m.itl, obs[i]);
-	srv_hist_observe(&m.itl, -1.0); /* clock bug: counted as 0 */
+		srv_hist_observe(&h[0].itl, obs[i]);
+	srv_hist_observe(&h[0].itl, -1.0); /* clock bug: counted as 0 */
+	srv_hist_observe(&h[1].itl, 0.02);
+	srv_hist_observe(&h[1].ttft, 0.3);
+	memset(ms, 0, sizeof ms);
+	ms[0].id = "a";
+	ms[0].h = &h[0];
+	ms[1].id = "b";
+	ms[1].h = &h[1];
 	mllm_buf_init(&b, 1 << 20);
-	ck_assert_int_eq(srv_metrics_render(&m, NULL, 0, &b), 0);
+	ck_assert_int_eq(srv_metrics_render(&m, ms, 2, &b), 0);
 	ck_assert_double_eq(
-	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.001\"} "), 2);
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"a\",le=\"0.001\"} "),
+	    2);
 	ck_assert_double_eq(
-	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.005\"} "), 4);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"0.25\"} "),
-	                    5);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"1\"} "),
-	                    5);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_bucket{le=\"+Inf\"} "),
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"a\",le=\"0.005\"} "),
+	    4);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"a\",le=\"0.25\"} "), 5);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"a\",le=\"1\"} "), 5);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"a\",le=\"+Inf\"} "), 6);
+	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_count{model=\"a\"} "),
 	                    6);
-	ck_assert_double_eq(sample(b.data, "mllm_inter_token_latency_seconds_count "), 6);
-	ck_assert_double_eq_tol(sample(b.data, "mllm_inter_token_latency_seconds_sum "), 100.2065,
-	                        1e-6);
-	ck_assert_double_eq(sample(b.data, "mllm_time_to_first_token_seconds_count "), 0);
+	ck_assert_double_eq_tol(
+	    sample(b.data, "mllm_inter_token_latency_seconds_sum{model=\"a\"} "), 100.2065, 1e-6);
+	ck_assert_double_eq(sample(b.data, "mllm_time_to_first_token_seconds_count{model=\"a\"} "),
+	                    0);
+	/* the other model's series are its own */
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"b\",le=\"0.01\"} "), 0);
+	ck_assert_double_eq(
+	    sample(b.data, "mllm_inter_token_latency_seconds_bucket{model=\"b\",le=\"0.025\"} "),
+	    1);
+	ck_assert_double_eq(sample(b.data, "mllm_time_to_first_token_seconds_count{model=\"b\"} "),
+	                    1);
+	ck_assert_double_eq(sample(b.data, "mllm_e2e_request_latency_seconds_count{model=\"b\"} "),
+	                    0);
+	/* one HELP/TYPE per family */
+	ck_assert_ptr_null(strstr(strstr(b.data, "# TYPE mllm_inter_token_latency_seconds") + 1,
+	                          "# TYPE mllm_inter_token_latency_seconds"));
 	mllm_buf_free(&b);
 }
 END_TEST
