@@ -1159,8 +1159,10 @@ void srv__http_abort_all(srv *s)
 	api_error_set(&e, 503, NULL, "shutting_down",
 	              "The server is shutting down and cancelled this request");
 	e.retry_after_s = (int)s->cfg->retry_after_s;
-	while (s->active)
+	while (s->active) {
+		s->active->shutdown_cut = true;
 		gen_abort(s->active, &e);
+	}
 	/* Requests still being prepared get the shutdown answer at once
 	 * (prep_reply); their jobs are dropped when they come back. */
 	while (s->preparing) {
@@ -1585,7 +1587,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			            (unsigned long long)r->prompt_tokens,
 			            (unsigned long long)r->completion_tokens,
 			            (unsigned long long)r->cached_tokens, ttft, ms,
-			            r->streaming ? " stream" : "", r->cancelled ? " cancelled" : "",
+			            r->streaming ? " stream" : "",
+			            r->shutdown_cut ? " cancelled by the shutdown timeout"
+			            : r->cancelled  ? " cancelled"
+			                            : "",
 			            cid, toe_name(toe));
 		else
 			SRV_LOG_REQ(level, r->id, "%s %s %d total_ms=%.1f%s%s",

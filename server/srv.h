@@ -110,6 +110,7 @@ struct srv_req {
 	bool suspended;
 	bool finished;       /* api_request_end done: out is complete */
 	bool cancelled;      /* client went away or shutdown abort */
+	bool shutdown_cut;   /* cancelled by the shutdown timeout */
 	int end_status;      /* what api_request_end returned */
 	mllm_buf out;        /* bytes not yet handed to MHD */
 	size_t out_off;      /* bytes of out already handed over */

@@ -20,7 +20,10 @@ RC=0
 wait "$PID" || RC=$?
 PID=""
 [ "$RC" = 0 ] || fail "exit code $RC after SIGTERM (timeout)"
-ok "SIGTERM past the timeout: streams end with an error event, exit 0"
+# the log tells streams the shutdown cut from ones their clients left
+grep -q "stream cancelled by the shutdown timeout" "$TMP/log" ||
+	fail "a stream cut by the shutdown is not logged as such: $(grep ' 200 ' "$TMP/log" | tail -2)"
+ok "SIGTERM past the timeout: streams end with an error event (logged as cut by the shutdown), exit 0"
 
 # A second signal exits at once, whatever is in flight.
 start_daemon --model tiny="$TINY" --set shutdown_timeout_ms=60000
