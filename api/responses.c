@@ -97,9 +97,11 @@ static json_t *jtext(const char *p, size_t n)
 	return api__json_text(p ? p : "", n);
 }
 
+/* As the live answers are written (api__json_append's precision): a
+ * retrieve gives back the numbers the response had. */
 static char *dump(const json_t *j, size_t *len)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	MLLM_ASSERT(s);
 	*len = strlen(s);
 	return s;
@@ -562,6 +564,17 @@ static void make_id(api_request *req)
 	snprintf(r->fc_id, sizeof r->fc_id, "fc_%s", req->id + 5);
 }
 
+/* A sampling number as the response repeats it: as sent, else the value in
+ * use (a float) at its shortest, 0.7 rather than 0.699999988. */
+static json_t *echo_number(const json_t *sent, float used)
+{
+	char b[32];
+	if (json_is_number(sent))
+		return json_real(json_number_value(sent));
+	snprintf(b, sizeof b, "%.7g", (double)used);
+	return json_real(strtod(b, NULL));
+}
+
 static int parse_responses(api_request *req, json_t *root, const api_limits *lim, api_error *e)
 {
 	api__resp *r = xcalloc(1, sizeof *r);
@@ -685,7 +698,8 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	                    json_is_object(v) ? json_deep_copy(v)
 	                                      : json_pack("{s:n,s:n}", "effort", "summary"));
 	json_object_set_new(r->echo, "store", json_boolean(r->store));
-	json_object_set_new(r->echo, "temperature", json_real(req->sp.temperature));
+	json_object_set_new(r->echo, "temperature",
+	                    echo_number(json_object_get(root, "temperature"), req->sp.temperature));
 	v = json_object_get(root, "text");
 	json_object_set_new(r->echo, "text",
 	                    json_is_object(v) && json_is_object(json_object_get(v, "format"))
@@ -698,7 +712,8 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	json_object_set_new(r->echo, "tools", json_is_array(v) ? json_deep_copy(v) : json_array());
 	/* as sent, whether or not include asks for the logprobs */
 	json_object_set_new(r->echo, "top_logprobs", json_integer(has_tl ? tl : 0));
-	json_object_set_new(r->echo, "top_p", json_real(req->sp.top_p));
+	json_object_set_new(r->echo, "top_p",
+	                    echo_number(json_object_get(root, "top_p"), req->sp.top_p));
 	json_object_set_new(r->echo, "truncation",
 	                    json_string(r->trunc_auto ? "auto" : "disabled"));
 	v = json_object_get(root, "user");

@@ -461,6 +461,30 @@ test('include message.output_text.logprobs: entries that join to the text, strea
   assert.equal(none.top_logprobs, 0);
 });
 
+test('the echo repeats the numbers sent, and a retrieve gives back the response as answered', async () => {
+  const body = {
+    model: 'tiny', input: 'Hi', max_output_tokens: 5, temperature: 0.7, top_p: 0.95, seed: 3,
+    include: ['message.output_text.logprobs'], top_logprobs: 2,
+  };
+  const r = await client.responses.create(body);
+  assert.equal(r.temperature, 0.7);
+  assert.equal(r.top_p, 0.95);
+  assert.deepEqual(await client.responses.retrieve(r.id), r);
+  // streamed: the final response, logprobs included, is what a retrieve gives
+  const s = client.responses.stream(body);
+  for await (const _ of s);
+  const fin = await s.finalResponse();
+  const got = await client.responses.retrieve(fin.id);
+  // (the SDK's stream adds parsed: null to each text part)
+  const plain = (o) => JSON.parse(JSON.stringify(o, (k, v) => (k === 'parsed' ? undefined : v)));
+  assert.deepEqual(plain(got.output), plain(fin.output));
+  assert.equal(got.temperature, 0.7);
+  // not sent: the defaults in use
+  const d = await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2 });
+  assert.equal(d.temperature, 1);
+  assert.equal(d.top_p, 1);
+});
+
 test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
   const r = await client.responses.create({ model: 'tiny', input: 'Keep this.', max_output_tokens: 6, temperature: 0, metadata: { k: 'v' } });
   const got = await client.responses.retrieve(r.id);
