@@ -344,7 +344,7 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 	 * closes it at header_timeout_ms), a second short so that clients
 	 * that honour the hint (Node's agents, undici) let it go first,
 	 * rather than send a request into a socket being closed. */
-	else if (!r->must_close && r->s->cfg->header_timeout_ms >= 2000) {
+	else if (!r->must_close && !r->http10 && r->s->cfg->header_timeout_ms >= 2000) {
 		char ka[32];
 		snprintf(ka, sizeof ka, "timeout=%lld",
 		         (long long)(r->s->cfg->header_timeout_ms / 1000 - 1));
@@ -544,6 +544,18 @@ static int check_framing(srv_req *r, const char *version, api_error *e)
 	return 0;
 }
 
+/* "identity" (any case, blanks around), the only coding bodies may have. */
+static bool identity_coding(const char *v)
+{
+	size_t n;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	return n == 8 && strncasecmp(v, "identity", 8) == 0;
+}
+
 /* Decides what can be decided from the headers. Sets r->early_status when the
  * request is refused; 413 by Content-Length and framing errors are answered
  * before the body. */
@@ -629,6 +641,19 @@ static void classify(srv_req *r, const char *method, const char *version)
 			    api_error_set(e, 415, NULL, "unsupported_media_type",
 			                  "Content-Type must be application/json, not '%.100s'",
 			                  v ? v : "(none)");
+			return;
+		}
+		/* Bodies are read as sent: a compressed one would be parsed as
+		 * (broken) JSON, and one labelled compressed but not would be
+		 * taken on trust. RFC 9110 15.5.16: 415 for a content coding
+		 * the server does not do. */
+		v = header(r, MHD_HTTP_HEADER_CONTENT_ENCODING);
+		if (v && !identity_coding(v)) {
+			r->early_status =
+			    api_error_set(e, 415, NULL, "unsupported_content_encoding",
+			                  "Content-Encoding '%.100s' is not supported: send the "
+			                  "JSON uncompressed",
+			                  v);
 			return;
 		}
 	}
@@ -1449,6 +1474,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->started = true;
 		snprintf(r->method, sizeof r->method, "%s", method);
 		keep_client_id(r, header(r, "X-Request-Id"));
+		/* HTTP/1.0: MHD closes after the answer (no keep-alive) */
+		r->http10 = version && strcmp(version, "HTTP/1.0") == 0;
 		classify(r, method, version);
 		/* A client that waits for "100 Continue" gets the refusal
 		 * instead (RFC 9110 10.1.1), not an invitation to upload a

@@ -87,6 +87,7 @@ struct srv_req {
 	char *rpath;      /* owned: its path (no query), what routes */
 	bool started;     /* the access handler has seen the request head */
 	bool must_close;  /* answer with Connection: close (framing errors) */
+	bool http10;      /* an HTTP/1.0 request (closed after its answer) */
 	srv_conn *sc;     /* the connection's state (conn.c) */
 	int route;        /* http.c's route index, -1 = none */
 	int status;       /* response status once queued, 0 before */

@@ -171,6 +171,14 @@ def framing_cases():
         ("two Host headers", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n"
          b"Connection: close\r\n\r\n", 400, True),
         ("HTTP/1.0 without Host (allowed)", b"GET /health HTTP/1.0\r\n\r\n", 200, False),
+        # Bodies are read as sent: a content coding is refused (415), not
+        # parsed as broken JSON or taken on trust; identity is fine.
+        ("Content-Encoding gzip",
+         post + b"Content-Encoding: gzip\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+         % cl + BODY, 415, False),
+        ("Content-Encoding identity",
+         post + b"Content-Encoding: Identity \r\nContent-Length: %d\r\nConnection: close\r\n"
+         b"\r\n" % cl + BODY, 200, False),
         # A client waiting for "100 Continue" before it uploads gets the
         # refusal instead (RFC 9110 10.1.1), and the connection ends.
         ("Expect: 100-continue to an unknown route",
@@ -682,6 +690,14 @@ def cmd_keepalive(url, header_ms):
     m = re.search(rb"(?i)\r\nkeep-alive:\s*([^\r]*)", data)
     if not m or m.group(1).decode() != want:
         fail("keep-alive header %r, want %r" % (m and m.group(1), want))
+    # HTTP/1.0 (closed after its answer): no keep-alive hint
+    h = connect(url)
+    h.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+    st10, data10, _ = read_response(h, 10)
+    h.close()
+    if st10 != 200 or re.search(rb"(?i)\r\nkeep-alive:", data10):
+        fail("HTTP/1.0 answer: %s %r" % (st10, data10[:300]))
+    idle0 = metric(url, "mllm_connections_idle_closed_total")
     d = connect(url)
     d.sendall(b"GET /health HTTP/1.1\r\nHo")
     # both closed by the deadline (plus the sweep's slack), no answer
