@@ -242,6 +242,10 @@ static int parse_content(json_t *c, int32_t i, api__message *m, api_error *e)
 		                     "'%s' is required.", param);
 	if (!json_is_array(c))
 		return type_error(e, param, "a string or an array of text parts");
+	/* as OpenAI: an empty list is a client's mistake, not an empty turn */
+	if (json_array_size(c) == 0)
+		return api_error_set(e, 400, param, "invalid_value",
+		                     "'%s' must hold at least one part.", param);
 	mllm_buf b;
 	mllm_buf_init(&b, SIZE_MAX / 2);
 	for (size_t j = 0; j < json_array_size(c); j++) {
@@ -270,6 +274,36 @@ static int parse_content(json_t *c, int32_t i, api__message *m, api_error *e)
 	m->len = b.len;
 	m->content = b.data ? mllm_buf_take(&b, NULL) : xstrdup("");
 	mllm_buf_free(&b);
+	return 0;
+}
+
+/* The other fields a message may carry: name a string; what this server
+ * cannot render into a prompt (an earlier turn's legacy function_call,
+ * its audio, its refusal) a 400 rather than a turn silently dropped. */
+static int check_message_fields(json_t *m, size_t i, api_error *e)
+{
+	static const struct {
+		const char *key, *why;
+	} unsupported[] = {
+	    {"function_call", "the deprecated function call form; send 'tool_calls'"},
+	    {"audio", "audio turns (these are text models)"},
+	    {"refusal", "refusals in earlier turns"},
+	};
+	char param[80];
+	json_t *v = json_object_get(m, "name");
+	if (v && !json_is_null(v) && !json_is_string(v)) {
+		snprintf(param, sizeof param, "messages[%zu].name", i);
+		return type_error(e, param, "a string");
+	}
+	for (size_t k = 0; k < sizeof unsupported / sizeof unsupported[0]; k++) {
+		v = json_object_get(m, unsupported[k].key);
+		if (!v || json_is_null(v))
+			continue;
+		snprintf(param, sizeof param, "messages[%zu].%s", i, unsupported[k].key);
+		return api_error_set(e, 400, param, "unsupported_parameter",
+		                     "'%s' is not supported: this server does not take %s.", param,
+		                     unsupported[k].why);
+	}
 	return 0;
 }
 
@@ -326,6 +360,8 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		}
 		req->n_msgs = (int32_t)i + 1;
 		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
+		if (rc == 0)
+			rc = check_message_fields(m, i, e);
 		if (rc)
 			return rc;
 	}

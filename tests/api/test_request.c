@@ -161,6 +161,22 @@ static const bad_case bad_cases[] = {
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"chat_template_kwargs\":[]}",
      400, "chat_template_kwargs"},
     {API_CHAT, "{\"messages\":[{\"role\":\"tool\",\"content\":3}]}", 400, "messages[0].content"},
+    /* message fields: name a string, an empty parts list, turns the prompt cannot hold */
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"name\":5}]}", 400,
+     "messages[0].name"},
+    {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[]}]}", 400, "messages[0].content"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"content\":null,\"function_call\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}",
+     400, "messages[1].function_call"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"audio\":{\"id\":\"a\"}}]}",
+     400, "messages[1].audio"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"content\":null,\"refusal\":\"no\"}]}",
+     400, "messages[1].refusal"},
     /* a tool message answers a call of the assistant message before it */
     {API_CHAT,
      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\",\"content\":\"r\"}]}",
