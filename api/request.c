@@ -694,8 +694,8 @@ int api_request_parse(api_kind kind, const char *body, size_t len, const api_lim
 	root = json_loadb(body ? body : "", len, 0, &jerr);
 	if (!root)
 		return api_error_set(err, 400, NULL, "invalid_json",
-		                     "The body is not valid JSON: %s (at byte %d).", jerr.text,
-		                     jerr.position);
+		                     "The body is not valid JSON: %s (at byte %d).",
+		                     api__json_error_text(&jerr), jerr.position);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return api_error_set(err, 400, NULL, "invalid_json",

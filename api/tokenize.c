@@ -23,8 +23,8 @@ static int load(const char *body, size_t len, const api_limits *lim, api_model_l
 	*root = json_loadb(body ? body : "", len, 0, &jerr);
 	if (!*root)
 		return api_error_set(e, 400, NULL, "invalid_json",
-		                     "The body is not valid JSON: %s (at byte %d).", jerr.text,
-		                     jerr.position);
+		                     "The body is not valid JSON: %s (at byte %d).",
+		                     api__json_error_text(&jerr), jerr.position);
 	if (!json_is_object(*root))
 		return api_error_set(e, 400, NULL, "invalid_json",
 		                     "The body must be a JSON object.");

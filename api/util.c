@@ -65,6 +65,14 @@ int api_url_decode(const char *s, size_t n, bool plus, char *out, size_t cap)
 	return (int)k;
 }
 
+const char *api__json_error_text(const json_error_t *je)
+{
+	/* jansson names its own option; say what the client sent */
+	if (strstr(je->text, "JSON_ALLOW_NUL"))
+		return "a string holds \\u0000 (NUL), which is not allowed";
+	return je->text;
+}
+
 int api__json_append(const json_t *j, mllm_buf *out)
 {
 	dump_ctx c = {.b = out, .rc = 0};

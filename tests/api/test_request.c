@@ -293,6 +293,21 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* A NUL in a string is said as such, not by jansson's option name. */
+START_TEST(test_nul_message)
+{
+	static const char body[] = "{\"prompt\":\"a\\u0000b\"}";
+	api_limits lim = API_LIMITS_DEFAULT;
+	api_request *req = NULL;
+	api_error e;
+	ck_assert_int_eq(api_request_parse(API_COMPLETION, body, strlen(body), &lim, &req, &e),
+	                 400);
+	ck_assert_str_eq(e.code, "invalid_json");
+	ck_assert_msg(strstr(e.message, "NUL") && !strstr(e.message, "JSON_ALLOW_NUL"), "%s",
+	              e.message);
+}
+END_TEST
+
 static int parse_ok(api_kind kind, const char *body, api_request **req)
 {
 	api_limits lim = API_LIMITS_DEFAULT;
@@ -1054,6 +1069,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("api_request");
 	TCase *tc = tcase_create("parse");
 	tcase_add_test(tc, test_url_decode);
+	tcase_add_test(tc, test_nul_message);
 	tcase_add_loop_test(tc, test_bad_input, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
 	tcase_add_test(tc, test_body_limits);
 	tcase_add_test(tc, test_thousands_of_stops);
