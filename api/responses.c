@@ -285,6 +285,21 @@ static int input_reasoning(api__resp *r, json_t *it)
 	return 0;
 }
 
+/* An input item's type: as given; without one, a message when it has a
+ * role, else an item reference when it has an id (the SDKs' ItemReference
+ * makes type optional). NULL when none applies. */
+static const char *item_type(const json_t *it)
+{
+	const char *type = json_string_value(json_object_get(it, "type"));
+	if (type || !json_is_object(it))
+		return type;
+	if (json_object_get(it, "role"))
+		return "message";
+	if (json_object_get(it, "id"))
+		return "item_reference";
+	return NULL;
+}
+
 /* Whether the input holds item references (their ids checked), which wait
  * for api_request_resolve_items. */
 static int has_refs(json_t *in, bool *refs, api_error *e)
@@ -294,7 +309,7 @@ static int has_refs(json_t *in, bool *refs, api_error *e)
 	*refs = false;
 	json_array_foreach(in, i, it)
 	{
-		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *type = item_type(it);
 		char p[64];
 		if (!type || strcmp(type, "item_reference") != 0)
 			continue;
@@ -346,13 +361,11 @@ static int parse_input(api__resp *r, json_t *root, api_error *e)
 	}
 	json_array_foreach(in, i, it)
 	{
-		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *type = item_type(it);
 		char p[64];
 		snprintf(p, sizeof p, "input[%zu]", i);
 		if (!json_is_object(it))
 			return bad(e, p, "invalid_type", "must be an input item object.");
-		if (!type && json_object_get(it, "role"))
-			type = "message";
 		/* Item ids name items (input_items' after= cursor): unique. */
 		if (json_is_string(json_object_get(it, "id"))) {
 			const char *id = json_string_value(json_object_get(it, "id"));
@@ -917,7 +930,7 @@ int api_request_resolve_items(api_request *req, api_resp_lookup_fn lookup, void 
 	all = json_array();
 	json_array_foreach(in, i, it)
 	{
-		const char *type = json_string_value(json_object_get(it, "type"));
+		const char *type = item_type(it);
 		const char *id = json_string_value(json_object_get(it, "id"));
 		json_t *item = NULL;
 		char rid[64];

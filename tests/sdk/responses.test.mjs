@@ -616,6 +616,12 @@ test('Vercel AI SDK default OpenAI provider: a second turn sends the first as it
   assert.equal(t2.usage.inputTokens, full.usage.input_tokens);
   const items = await client.responses.inputItems.list(t2.response.id);
   assert.ok(items.data.some((it) => it.id === sent[1].id && it.type === 'message' && it.role === 'assistant'));
+  // The SDK's ItemReference makes type optional: {id} alone is a reference.
+  const bare = await client.responses.create({
+    model: 'tiny', temperature: 0, max_output_tokens: 8, store: false,
+    input: [{ role: 'user', content: 'Tell me about the sea.' }, { id: sent[1].id }, { role: 'user', content: 'And the sky?' }],
+  });
+  assert.equal(bare.output_text, full.output_text);
   // An item of a response that was not stored, or of none: 404 naming it.
   const unstored = await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, store: false });
   for (const id of [unstored.output[0].id, 'msg_0123456789abcdef0123456789abcdef01234567', 'msg_nothex']) {
