@@ -587,6 +587,18 @@ static void classify(srv_req *r, const char *method, const char *version)
 		r->cors_ok = true;
 		r->origin = xstrdup(v);
 	}
+	/* OpenAI's POST /v1/responses/compact (the SDKs' responses.compact())
+	 * is not served here: not "POST is not allowed on /v1/responses/{id}" */
+	if (r->route == R_RESPONSE && strcmp(r->rpath, "/v1/responses/compact") == 0 &&
+	    strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    strcmp(method, "DELETE") != 0 && strcmp(method, "OPTIONS") != 0) {
+		r->early_status =
+		    api_error_set(e, 404, NULL, "not_found",
+		                  "Unknown route: %s /v1/responses/compact (compacting "
+		                  "a conversation is not supported by this server)",
+		                  method);
+		return;
+	}
 	if (r->route < 0) {
 		r->early_status = api_error_set(e, 404, NULL, "not_found",
 		                                "Unknown route: %s %.200s", method, r->rpath);

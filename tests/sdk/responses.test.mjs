@@ -516,6 +516,11 @@ test('retrieve, delete, input_items and the error classes of unknown ids', async
   await assert.rejects(client.responses.retrieve(r.id), OpenAI.NotFoundError);
   await assert.rejects(client.responses.delete(r.id), OpenAI.NotFoundError);
   await assert.rejects(client.responses.inputItems.list(r.id), OpenAI.NotFoundError);
+  // responses.compact() is not served: a 404 that says so, not a 405
+  await assert.rejects(
+    client.responses.compact({ model: 'tiny', input: 'x' }),
+    (e) => e instanceof OpenAI.NotFoundError && /compact/.test(e.message),
+  );
   await assert.rejects(
     client.responses.create({ model: 'tiny', input: 'x', previous_response_id: r.id }),
     (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id' && e.code === 'not_found',
