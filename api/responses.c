@@ -1256,6 +1256,13 @@ static json_t *call_item(const api_request *req, json_t *call, size_t k, const c
 	    with_args ? json_incref(json_object_get(f, "arguments")) : json_string(""));
 }
 
+/* The output ended inside the reasoning block (max_output_tokens, an
+ * error): the reasoning is incomplete and no answer began. */
+static bool cut_in_reasoning(const api__choice *c)
+{
+	return c->saw_reasoning && c->rstate == API__R_REASON;
+}
+
 static json_t *output_json(const api_request *req)
 {
 	const api__choice *c = &req->choices[0];
@@ -1264,7 +1271,10 @@ static json_t *output_json(const api_request *req)
 	bool calls;
 	size_t k;
 	if (c->saw_reasoning)
-		json_array_append_new(out, reasoning_item(req, "completed"));
+		json_array_append_new(
+		    out, reasoning_item(req, cut_in_reasoning(c) ? "incomplete" : "completed"));
+	if (cut_in_reasoning(c) && c->text.len == 0)
+		return out; /* no answer item: none began */
 	msg = output_message(req, &calls);
 	content = json_object_get(msg, "content");
 	if (!calls)
@@ -1276,6 +1286,25 @@ static json_t *output_json(const api_request *req)
 	json_array_foreach(calls ? json_object_get(msg, "tool_calls") : NULL, k, call)
 	    json_array_append_new(out, call_item(req, call, k, "completed", true));
 	json_decref(msg);
+	return out;
+}
+
+/* A failed response (a stream cut by an error or the shutdown): the items
+ * it had begun, incomplete, so that a client keeps what was streamed (the
+ * SDKs drop it for an empty output). Calls are not cut out of a text that
+ * did not finish. */
+static json_t *partial_output(const api_request *req)
+{
+	const api__choice *c;
+	json_t *out = json_array();
+	if (!req->choices)
+		return out;
+	c = &req->choices[0];
+	if (c->saw_reasoning)
+		json_array_append_new(out, reasoning_item(req, "incomplete"));
+	if (c->text.len > 0)
+		json_array_append_new(out,
+		                      message_item(req, "incomplete", c->text.data, c->text.len));
 	return out;
 }
 
@@ -1302,7 +1331,7 @@ static json_t *response_json(const api_request *req, const char *status)
 	                        ? json_pack("{s:s}", "reason", "max_output_tokens")
 	                        : json_null());
 	json_object_set_new(o, "model", json_string(req->m ? req->m->id : req->model));
-	out = fin && !req->failed ? output_json(req) : json_array();
+	out = !fin ? json_array() : req->failed ? partial_output(req) : output_json(req);
 	json_object_set_new(o, "output", out);
 	json_object_set_new(o, "previous_response_id",
 	                    r->prev_id ? json_string(r->prev_id) : json_null());
@@ -1393,7 +1422,9 @@ static int reasoning_close(api_request *req, mllm_buf *out)
 		                    reasoning_part(req, false)),
 		          out);
 	if (rc == 0)
-		rc = item_done(req, r->rs_index, reasoning_item(req, "completed"), out);
+		rc = item_done(
+		    req, r->rs_index,
+		    reasoning_item(req, cut_in_reasoning(c) ? "incomplete" : "completed"), out);
 	return rc;
 }
 
@@ -1606,7 +1637,7 @@ int api__resp_end(api_request *req, mllm_buf *out, int *status)
 			if (rc == 0)
 				rc = text_delta(req, c->text.data, c->text.len, out);
 		}
-		if (rc == 0 && !calls)
+		if (rc == 0 && !calls && !(cut_in_reasoning(c) && c->text.len == 0))
 			rc = message_close(req, c->text.data ? c->text.data : "", c->text.len, out);
 		if (rc == 0 && calls && json_is_string(content)) {
 			rc = message_open(req, out);

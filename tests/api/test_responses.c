@@ -498,6 +498,45 @@ START_TEST(test_stream_events)
 		ck_assert_str_eq(t[n - 1], "response.failed");
 	}
 	api_request_free(req);
+
+	/* Cut mid-stream (the shutdown's abort): response.failed holds the
+	 * message begun, incomplete, with what was streamed (the SDKs drop
+	 * what they got for an empty output). */
+	mllm_buf_reset(&out);
+	req = prepared("{\"input\":\"Hi\",\"stream\":true}", NULL);
+	{
+		mllm_event ev;
+		api_error e;
+		const char *last;
+		json_t *j, *outp;
+		ck_assert_int_eq(api_request_begin(req, &out), 0);
+		memset(&ev, 0, sizeof ev);
+		ev.kind = MLLM_EV_TOKEN;
+		ev.text = ev.token_text = ev.token_out = " Half";
+		ev.text_len = ev.token_text_len = ev.token_out_len = 5;
+		ck_assert_int_eq(api_request_feed(req, 0, &ev, &out), 0);
+		api_error_set(&e, 503, NULL, "shutting_down", "The server is shutting down");
+		ck_assert_int_eq(api_request_abort(req, &e, &out), 0);
+		n = events(&out, t, 64);
+		ck_assert_str_eq(t[n - 1], "response.failed");
+		last = strrchr(out.data, '\n');
+		while (last > out.data && strncmp(last, "\ndata: ", 7) != 0)
+			last--;
+		j = json_loads(last + 7, JSON_DISABLE_EOF_CHECK, NULL);
+		ck_assert_ptr_nonnull(j);
+		outp = json_object_get(json_object_get(j, "response"), "output");
+		ck_assert_uint_eq(json_array_size(outp), 1);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(outp, 0), "status")),
+		    "incomplete");
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(
+		        json_array_get(json_object_get(json_array_get(outp, 0), "content"), 0),
+		        "text")),
+		    "Half");
+		json_decref(j);
+	}
+	api_request_free(req);
 	mllm_buf_free(&out);
 }
 END_TEST

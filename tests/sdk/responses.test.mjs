@@ -181,6 +181,11 @@ test('a thinking template reports reasoning items, streamed and not', async () =
   assert.equal(r.output[0].type, 'reasoning');
   assert.ok(r.output[0].content[0].text.length > 0);
   assert.equal(r.usage.output_tokens_details.reasoning_tokens, r.usage.output_tokens);
+  // cut by max_output_tokens inside the reasoning: that item is incomplete,
+  // and no (empty) message item follows it
+  assert.equal(r.status, 'incomplete');
+  assert.equal(r.output.length, 1);
+  assert.equal(r.output[0].status, 'incomplete');
   const deltas = [];
   const events = [];
   const stream = client.responses.stream(body);
@@ -204,6 +209,9 @@ test('a thinking template reports reasoning items, streamed and not', async () =
   assert.deepEqual(kinds.slice(-3), ['response.reasoning_text.done', 'response.content_part.done',
     'response.output_item.done']);
   assert.equal(rs.at(-2).part.text, r.output[0].content[0].text);
+  assert.equal(rs.at(-1).item.status, 'incomplete');
+  assert.ok(!events.some((e) => e.type === 'response.output_item.added' && e.item.type === 'message'));
+  assert.deepEqual(final.output, r.output.map((it) => ({ ...it, id: final.output[0].id })));
 });
 
 test('a continuation that names no model stays on the conversation\'s model', async () => {
