@@ -53,6 +53,7 @@ enum { ITEM_NONE = 0, ITEM_OPEN, ITEM_DONE };
 
 typedef struct api__resp {
 	bool stream, store, trunc_auto;
+	bool summary; /* reasoning.summary asked: the reasoning as its summary */
 	char affinity[API_RESP_AFFINITY_LEN + 1];
 	char *prev_id;
 	api_resp_record *prev;
@@ -656,6 +657,16 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	v = json_object_get(root, "reasoning");
 	if (v && !json_is_null(v) && !json_is_object(v))
 		return bad(e, "reasoning", "invalid_type", "must be an object.");
+	{
+		json_t *sm = json_object_get(v, "summary");
+		const char *t = json_string_value(sm);
+		if (sm && !json_is_null(sm) &&
+		    !(t && (strcmp(t, "auto") == 0 || strcmp(t, "concise") == 0 ||
+		            strcmp(t, "detailed") == 0)))
+			return bad(e, "reasoning.summary", "invalid_value",
+			           "must be 'auto', 'concise' or 'detailed'.");
+		r->summary = t != NULL;
+	}
 	v = json_object_get(root, "include");
 	if (v && !json_is_null(v) && !json_is_array(v))
 		return bad(e, "include", "invalid_type", "must be an array of strings.");
@@ -1181,15 +1192,26 @@ static json_t *reasoning_part(const api_request *req, bool empty)
 	                 empty ? json_string("") : jtext(c->reasoning.data, c->reasoning.len));
 }
 
+/* With reasoning.summary asked: the reasoning itself stands as its summary
+ * (there is no separate summarizer), so that clients that read only the
+ * summary (@ai-sdk/openai) get it. */
+static json_t *summary_part(const api_request *req, bool empty)
+{
+	const api__choice *c = &req->choices[0];
+	return json_pack("{s:s,s:o}", "type", "summary_text", "text",
+	                 empty ? json_string("") : jtext(c->reasoning.data, c->reasoning.len));
+}
+
 /* The reasoning item; while it streams ("in_progress") without content:
  * its part comes with content_part.added and fills through the deltas. */
 static json_t *reasoning_item(const api_request *req, const char *status)
 {
 	bool open = strcmp(status, "in_progress") == 0;
-	return json_pack("{s:s,s:s,s:[],s:o,s:s}", "id", req->resp->rs_id, "type", "reasoning",
-	                 "summary", "content",
-	                 open ? json_array() : json_pack("[o]", reasoning_part(req, false)),
-	                 "status", status);
+	return json_pack(
+	    "{s:s,s:s,s:o,s:o,s:s}", "id", req->resp->rs_id, "type", "reasoning", "summary",
+	    open || !req->resp->summary ? json_array() : json_pack("[o]", summary_part(req, false)),
+	    "content", open ? json_array() : json_pack("[o]", reasoning_part(req, false)), "status",
+	    status);
 }
 
 /* The output_text part's logprobs: the choice's entries when include
@@ -1421,6 +1443,18 @@ static int reasoning_close(api_request *req, mllm_buf *out)
 		                    r->rs_index, "content_index", 0, "part",
 		                    reasoning_part(req, false)),
 		          out);
+	if (rc == 0 && r->summary)
+		rc = emit(req, "response.reasoning_summary_text.done",
+		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
+		                    r->rs_index, "summary_index", 0, "text",
+		                    jtext(c->reasoning.data, c->reasoning.len)),
+		          out);
+	if (rc == 0 && r->summary)
+		rc = emit(req, "response.reasoning_summary_part.done",
+		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
+		                    r->rs_index, "summary_index", 0, "part",
+		                    summary_part(req, false)),
+		          out);
 	if (rc == 0)
 		rc = item_done(
 		    req, r->rs_index,
@@ -1574,12 +1608,26 @@ int api__resp_event(api_request *req, const mllm_event *ev, mllm_buf *out)
 				                    "output_index", r->rs_index, "content_index", 0,
 				                    "part", reasoning_part(req, true)),
 				          out);
+			if (rc == 0 && r->summary)
+				rc = emit(req, "response.reasoning_summary_part.added",
+				          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id,
+				                    "output_index", r->rs_index, "summary_index", 0,
+				                    "part", summary_part(req, true)),
+				          out);
 		}
 		if (rc == 0)
 			rc =
 			    emit(req, "response.reasoning_text.delta",
 			         json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
 			                   r->rs_index, "content_index", 0, "delta",
+			                   jtext(c->reasoning.data + r->sent_reason,
+			                         c->reasoning.len - r->sent_reason)),
+			         out);
+		if (rc == 0 && r->summary)
+			rc =
+			    emit(req, "response.reasoning_summary_text.delta",
+			         json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
+			                   r->rs_index, "summary_index", 0, "delta",
 			                   jtext(c->reasoning.data + r->sent_reason,
 			                         c->reasoning.len - r->sent_reason)),
 			         out);

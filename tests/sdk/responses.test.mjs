@@ -214,6 +214,35 @@ test('a thinking template reports reasoning items, streamed and not', async () =
   assert.deepEqual(final.output, r.output.map((it) => ({ ...it, id: final.output[0].id })));
 });
 
+test('reasoning.summary asked: the reasoning is its summary, streamed and not, and reaches the Vercel AI SDK', async () => {
+  const body = { model: 'think', input: 'Hi', max_output_tokens: 12, temperature: 0, reasoning: { summary: 'detailed' } };
+  const r = await client.responses.create(body);
+  const rs = r.output[0];
+  assert.equal(rs.type, 'reasoning');
+  assert.deepEqual(rs.summary, [{ type: 'summary_text', text: rs.content[0].text }]);
+  const deltas = [];
+  const kinds = [];
+  const stream = client.responses.stream(body);
+  stream.on('response.reasoning_summary_text.delta', (e) => deltas.push(e.delta));
+  stream.on('event', (e) => kinds.push(e.type));
+  const fin = await stream.finalResponse();
+  assert.equal(deltas.join(''), rs.content[0].text);
+  assert.deepEqual(fin.output[0].summary, rs.summary);
+  for (const k of ['response.reasoning_summary_part.added', 'response.reasoning_summary_text.done',
+    'response.reasoning_summary_part.done'])
+    assert.ok(kinds.includes(k), k);
+  // without the ask: no summary
+  const plain = await client.responses.create({ ...body, reasoning: undefined });
+  assert.deepEqual(plain.output[0].summary, []);
+  await assert.rejects(client.responses.create({ ...body, reasoning: { summary: 'long' } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'reasoning.summary');
+  const v = await generateText({
+    model: openai('think'), prompt: 'Hi', temperature: 0, maxOutputTokens: 12, maxRetries: 0,
+    providerOptions: { openai: { reasoningSummary: 'detailed', forceReasoning: true } },
+  });
+  assert.equal(v.reasoningText, rs.content[0].text);
+});
+
 test('a continuation that names no model stays on the conversation\'s model', async () => {
   // "think" is not the default model: without the previous response's model
   // the next turn would move to "tiny" (its template, its tokenizer).
