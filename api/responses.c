@@ -714,6 +714,13 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	                    r->instructions ? json_incref(r->instructions) : json_null());
 	json_object_set_new(r->echo, "max_output_tokens",
 	                    has ? json_integer(req->max_tokens) : json_null());
+	/* OpenAI's cap on built-in tool calls (none run here): checked and
+	 * echoed; function calls follow parallel_tool_calls. */
+	v = json_object_get(root, "max_tool_calls");
+	if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1))
+		return bad(e, "max_tool_calls", "invalid_value", "must be a positive integer.");
+	json_object_set_new(r->echo, "max_tool_calls",
+	                    v && !json_is_null(v) ? json_incref(v) : json_null());
 	v = json_object_get(root, "parallel_tool_calls");
 	json_object_set_new(r->echo, "parallel_tool_calls",
 	                    json_is_boolean(v) ? json_incref(v) : json_true());

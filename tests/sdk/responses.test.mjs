@@ -520,6 +520,11 @@ test('the echo repeats the numbers sent, and a retrieve gives back the response 
   const d = await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2 });
   assert.equal(d.temperature, 1);
   assert.equal(d.top_p, 1);
+  // max_tool_calls (OpenAI's cap on built-in tool calls): checked and echoed
+  assert.equal(d.max_tool_calls, null);
+  assert.equal((await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, max_tool_calls: 2 })).max_tool_calls, 2);
+  await assert.rejects(client.responses.create({ model: 'tiny', input: 'Hi', max_tool_calls: 0 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'max_tool_calls');
 });
 
 test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
