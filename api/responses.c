@@ -1432,6 +1432,20 @@ static int item_done(api_request *req, int idx, json_t *item, mllm_buf *out)
 	            json_pack("{s:i,s:o}", "output_index", idx, "item", item), out);
 }
 
+/* A reasoning text event (the content's or, with reasoning.summary, the
+ * summary's: index_key): key holds the reasoning from byte `from` on. */
+static int reasoning_event(api_request *req, const char *type, const char *index_key,
+                           const char *key, size_t from, mllm_buf *out)
+{
+	const api__resp *r = req->resp;
+	const api__choice *c = &req->choices[0];
+	return emit(req, type,
+	            json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index", r->rs_index,
+	                      index_key, 0, key,
+	                      jtext(c->reasoning.data + from, c->reasoning.len - from)),
+	            out);
+}
+
 static int reasoning_close(api_request *req, mllm_buf *out)
 {
 	api__resp *r = req->resp;
@@ -1440,10 +1454,7 @@ static int reasoning_close(api_request *req, mllm_buf *out)
 	if (r->rs_state != ITEM_OPEN)
 		return 0;
 	r->rs_state = ITEM_DONE;
-	rc = emit(req, "response.reasoning_text.done",
-	          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index", r->rs_index,
-	                    "content_index", 0, "text", jtext(c->reasoning.data, c->reasoning.len)),
-	          out);
+	rc = reasoning_event(req, "response.reasoning_text.done", "content_index", "text", 0, out);
 	if (rc == 0)
 		rc = emit(req, "response.content_part.done",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
@@ -1451,11 +1462,8 @@ static int reasoning_close(api_request *req, mllm_buf *out)
 		                    reasoning_part(req, false)),
 		          out);
 	if (rc == 0 && r->summary)
-		rc = emit(req, "response.reasoning_summary_text.done",
-		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
-		                    r->rs_index, "summary_index", 0, "text",
-		                    jtext(c->reasoning.data, c->reasoning.len)),
-		          out);
+		rc = reasoning_event(req, "response.reasoning_summary_text.done", "summary_index",
+		                     "text", 0, out);
 	if (rc == 0 && r->summary)
 		rc = emit(req, "response.reasoning_summary_part.done",
 		          json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
@@ -1623,21 +1631,11 @@ int api__resp_event(api_request *req, const mllm_event *ev, mllm_buf *out)
 				          out);
 		}
 		if (rc == 0)
-			rc =
-			    emit(req, "response.reasoning_text.delta",
-			         json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
-			                   r->rs_index, "content_index", 0, "delta",
-			                   jtext(c->reasoning.data + r->sent_reason,
-			                         c->reasoning.len - r->sent_reason)),
-			         out);
+			rc = reasoning_event(req, "response.reasoning_text.delta", "content_index",
+			                     "delta", r->sent_reason, out);
 		if (rc == 0 && r->summary)
-			rc =
-			    emit(req, "response.reasoning_summary_text.delta",
-			         json_pack("{s:s,s:i,s:i,s:o}", "item_id", r->rs_id, "output_index",
-			                   r->rs_index, "summary_index", 0, "delta",
-			                   jtext(c->reasoning.data + r->sent_reason,
-			                         c->reasoning.len - r->sent_reason)),
-			         out);
+			rc = reasoning_event(req, "response.reasoning_summary_text.delta",
+			                     "summary_index", "delta", r->sent_reason, out);
 		r->sent_reason = c->reasoning.len;
 	}
 	/* With tools the text may hold calls (tools.c cuts them out at the

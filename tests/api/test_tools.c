@@ -37,6 +37,13 @@ static api_request *parse_ok(const char *body)
 	return req;
 }
 
+/* Call k's function field key ("name", "arguments") in a tool_calls list. */
+static const char *call_fn(json_t *calls, size_t k, const char *key)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(json_array_get(calls, k), "function"), key));
+}
+
 START_TEST(test_validation)
 {
 	static const struct {
@@ -430,6 +437,26 @@ static const char llama31_src[] =
     "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
     "{{ m.content }}<|eot_id|>{% endfor %}<|start_header_id|>assistant<|end_header_id|>\n\n";
 
+/* /v1/models/{id}'s capabilities.tool_calls.parallel with template t. */
+static bool model_parallel_calls(api_chat_template *t)
+{
+	mllm_buf out;
+	json_t *j, *v;
+	bool par;
+	model.chat_template = t;
+	mllm_buf_init(&out, 1 << 16);
+	ck_assert_int_eq(api_render_model(&model, &out), 0);
+	j = json_loadb(out.data, out.len, 0, NULL);
+	v = json_object_get(json_object_get(json_object_get(j, "capabilities"), "tool_calls"),
+	                    "parallel");
+	ck_assert(json_is_boolean(v));
+	par = json_is_true(v);
+	json_decref(j);
+	mllm_buf_free(&out);
+	model.chat_template = NULL;
+	return par;
+}
+
 START_TEST(test_syntax_detection)
 {
 	static const struct {
@@ -455,9 +482,7 @@ START_TEST(test_syntax_detection)
 		    json_string_value(json_object_get(
 		        json_object_get(json_object_get(j, "capabilities"), "tool_calls"), "auto")),
 		    api__tool_syntax_name(cases[i].syntax));
-		ck_assert(json_is_true(json_object_get(
-		    json_object_get(json_object_get(j, "capabilities"), "tool_calls"),
-		    "parallel")));
+		ck_assert(model_parallel_calls(t));
 		json_decref(j);
 		mllm_buf_free(&out);
 		model.chat_template = NULL;
@@ -472,16 +497,7 @@ START_TEST(test_syntax_detection)
 		                 0);
 		ck_assert_int_eq(api__tool_syntax(t), API__TS_LLAMA3);
 		/* one call an answer: /v1/models/{id} says so */
-		model.chat_template = t;
-		mllm_buf_init(&out, 1 << 16);
-		ck_assert_int_eq(api_render_model(&model, &out), 0);
-		j = json_loadb(out.data, out.len, 0, NULL);
-		ck_assert(json_is_false(json_object_get(
-		    json_object_get(json_object_get(j, "capabilities"), "tool_calls"),
-		    "parallel")));
-		json_decref(j);
-		mllm_buf_free(&out);
-		model.chat_template = NULL;
+		ck_assert(!model_parallel_calls(t));
 		api_chat_template_free(t);
 	}
 	ck_assert_int_eq(api__tool_syntax(NULL), API__TS_NONE);
@@ -610,9 +626,7 @@ START_TEST(test_auto_llama3_grammar)
 	msg = json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
 	calls = json_object_get(msg, "tool_calls");
 	ck_assert_uint_eq(json_array_size(calls), 1);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	                     json_object_get(json_array_get(calls, 0), "function"), "arguments")),
-	                 "{\"city\": \"Oslo\"}");
+	ck_assert_str_eq(call_fn(calls, 0, "arguments"), "{\"city\": \"Oslo\"}");
 	ck_assert(json_is_null(json_object_get(msg, "content")));
 	json_decref(body);
 	mllm_buf_free(&out);
@@ -756,9 +770,7 @@ START_TEST(test_auto_hermes_response)
 	ck_assert_str_eq(json_string_value(json_object_get(msg, "content")), "Día de sol. ");
 	calls = json_object_get(msg, "tool_calls");
 	ck_assert_uint_eq(json_array_size(calls), 2);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	                     json_object_get(json_array_get(calls, 0), "function"), "arguments")),
-	                 "{\"city\": \"Oslo \\\"Ø\\\"\"}");
+	ck_assert_str_eq(call_fn(calls, 0, "arguments"), "{\"city\": \"Oslo \\\"Ø\\\"\"}");
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_object_get(json_array_get(calls, 1), "function"), "name")),
 	                 "noop");
@@ -783,9 +795,7 @@ START_TEST(test_auto_hermes_response)
 	ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
 	calls = json_object_get(json_object_get(ch, "message"), "tool_calls");
 	ck_assert_uint_eq(json_array_size(calls), 1);
-	ck_assert_str_eq(json_string_value(json_object_get(
-	                     json_object_get(json_array_get(calls, 0), "function"), "name")),
-	                 "get_weather");
+	ck_assert_str_eq(call_fn(calls, 0, "name"), "get_weather");
 	ck_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(ch, "message"), "content")),
 	    "Día de sol. ");
@@ -809,10 +819,7 @@ START_TEST(test_auto_hermes_response)
 		ck_assert_str_eq(json_string_value(json_object_get(ch, "finish_reason")), "length");
 		calls = json_object_get(json_object_get(ch, "message"), "tool_calls");
 		ck_assert_uint_eq(json_array_size(calls), 1);
-		ck_assert_str_eq(
-		    json_string_value(json_object_get(
-		        json_object_get(json_array_get(calls, 0), "function"), "arguments")),
-		    "{\"city\": \"Oslo\"}");
+		ck_assert_str_eq(call_fn(calls, 0, "arguments"), "{\"city\": \"Oslo\"}");
 		json_decref(body);
 		mllm_buf_free(&out);
 		done_with(req, t);
@@ -1022,14 +1029,8 @@ START_TEST(test_continue_final_message)
 		    json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message");
 		calls = json_object_get(msg, "tool_calls");
 		ck_assert_uint_eq(json_array_size(calls), 1);
-		ck_assert_str_eq(
-		    json_string_value(json_object_get(
-		        json_object_get(json_array_get(calls, 0), "function"), "name")),
-		    "get_weather");
-		ck_assert_str_eq(
-		    json_string_value(json_object_get(
-		        json_object_get(json_array_get(calls, 0), "function"), "arguments")),
-		    "{\"city\": \"Oslo\"}");
+		ck_assert_str_eq(call_fn(calls, 0, "name"), "get_weather");
+		ck_assert_str_eq(call_fn(calls, 0, "arguments"), "{\"city\": \"Oslo\"}");
 		json_decref(body);
 		mllm_buf_free(&out);
 		api_request_free(req);
