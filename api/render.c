@@ -725,12 +725,14 @@ int api_request_begin(api_request *req, mllm_buf *out)
 	if (!req->stream || req->kind != API_CHAT)
 		return 0;
 	/* The role opens each choice with content "" — or null where the
-	 * output is a forced tool call, as its message's content is (so a
-	 * client that accumulates the deltas gets what the non-streamed
-	 * response says, and shows no empty text part). */
+	 * output may be tool calls (forced, or auto with a call syntax), as
+	 * the message's content is when it holds only calls: a client that
+	 * accumulates the deltas then gets what the non-streamed response
+	 * says (null, or the text its content deltas add), and shows no empty
+	 * text part. */
 	for (int32_t i = 0; i < req->n_prompts * req->n && rc == 0; i++)
-		rc = emit_delta_chunk(req, i, true, api__tool_forced(req) ? NULL : "", 0, NULL,
-		                      NULL, out);
+		rc =
+		    emit_delta_chunk(req, i, true, req->tool_parse ? NULL : "", 0, NULL, NULL, out);
 	return rc;
 }
 

@@ -864,6 +864,9 @@ START_TEST(test_auto_hermes_streamed)
 		ck_assert_ptr_nonnull(j);
 		ch = json_array_get(json_object_get(j, "choices"), 0);
 		d = json_object_get(ch, "delta");
+		/* the role chunk: content null (the output may be calls only) */
+		if (json_object_get(d, "role"))
+			ck_assert(json_is_null(json_object_get(d, "content")));
 		if (json_is_string(json_object_get(d, "content"))) {
 			const char *s = json_string_value(json_object_get(d, "content"));
 			/* No markup in content, no chunk cut inside a character. */
