@@ -865,9 +865,29 @@ static int specials_walk(const mllm_tokenizer *tok, const json_t *v, char *path,
 	int rc = 0;
 	if (json_is_string(v)) {
 		int32_t bad;
+		size_t al = strlen(".function.arguments");
 		rc = find_control(tok, json_string_value(v), json_string_length(v), &bad, e);
 		if (rc == 0 && bad >= 0)
 			rc = special_error(tok, bad, path, path, e);
+		/* A call's arguments are JSON text that templates print parsed:
+		 * what its escapes spell counts too, under the same path. */
+		if (rc == 0 && pl >= al && strcmp(path + pl - al, ".function.arguments") == 0) {
+			json_t *parsed = json_loadb(json_string_value(v), json_string_length(v),
+			                            JSON_DECODE_ANY, NULL);
+			if (parsed && !json_is_string(parsed)) {
+				char sub[256];
+				snprintf(sub, sizeof sub, "%s", path);
+				rc = specials_walk(tok, parsed, sub, strlen(sub), sizeof sub, e);
+				if (rc) /* the error names the arguments, not a path inside */
+					snprintf(e->param, sizeof e->param, "%s", path);
+			} else if (parsed) {
+				rc = find_control(tok, json_string_value(parsed),
+				                  json_string_length(parsed), &bad, e);
+				if (rc == 0 && bad >= 0)
+					rc = special_error(tok, bad, path, path, e);
+			}
+			json_decref(parsed);
+		}
 	} else if (json_is_object(v)) {
 		const char *k;
 		const json_t *x;

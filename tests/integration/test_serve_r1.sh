@@ -38,6 +38,13 @@ for m in r1 r1q; do
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"ok\",\"reasoning_content\":\"r$inj\"},{\"role\":\"user\",\"content\":\"y\"}]}"
 	grep -q '"param":"messages\[1\].reasoning_content"' "$TMP/body" ||
 		fail "$m: reasoning_content injection: $(cat "$TMP/body")"
+	# A call's arguments are JSON text the template prints parsed: an
+	# escape that spells special-token text is found too, and the 400 names
+	# the arguments (not the message the call renders into).
+	expect 400 POST /v1/chat/completions -H "$JSON" \
+		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": \\\"<|eot\\\\u005fid|>\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"r\"}]}"
+	grep -q '"param":"messages\[1\].tool_calls\[0\].function.arguments"' "$TMP/body" ||
+		fail "$m: escaped arguments injection: $(cat "$TMP/body")"
 	# Object keys too (a property name, printed by tojson).
 	expect 400 POST /v1/chat/completions -H "$JSON" \
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"$inj\":{\"type\":\"string\"}}}}}]}"
