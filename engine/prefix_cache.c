@@ -172,9 +172,18 @@ void mllm__pins_expire(mllm_engine *e, uint64_t now)
 	}
 }
 
+/* At most this many sessions are pinned at once (or one per pool block,
+ * if more): a pin of blocks others share costs the pool nothing, so pool
+ * pressure alone would never bound a client minting session ids. Past it
+ * the pin that expires first goes. */
+#define MLLM_MAX_PINS 1024
+
 void mllm__pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
 {
 	session_pin *p;
+	int32_t tokens[MLLM_KV_BLOCK_SIZE_MAX];
+	uint64_t chain = 0;
+	int64_t cap = mllm_kv_n_blocks(e->kv);
 	if (!r->session_id || e->p.session_ttl_ms <= 0 || s->n_indexed == 0)
 		return;
 	for (int32_t i = 0; i < e->n_pins; i++) {
@@ -182,6 +191,15 @@ void mllm__pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
 			mllm__pin_release(e, i);
 			break;
 		}
+	}
+	if (cap < MLLM_MAX_PINS)
+		cap = MLLM_MAX_PINS;
+	if (e->n_pins >= cap) {
+		int32_t first = 0;
+		for (int32_t i = 1; i < e->n_pins; i++)
+			if (e->pins[i].expire_ns < e->pins[first].expire_ns)
+				first = i;
+		mllm__pin_release(e, first);
 	}
 	if (e->n_pins == e->cap_pins) {
 		e->cap_pins = e->cap_pins ? e->cap_pins * 2 : 8;
@@ -191,9 +209,20 @@ void mllm__pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
 	p->id = xstrdup(r->session_id);
 	p->n_blocks = s->n_indexed;
 	p->blocks = xmallocarray((size_t)s->n_indexed, sizeof *p->blocks);
+	/* The blocks a lookup finds: when another sequence indexed the same
+	 * prefix first (the same step), this one's copies are private, and
+	 * pinning them would hold blocks nobody can look up while the indexed
+	 * ones stay evictable. */
 	for (int32_t k = 0; k < s->n_indexed; k++) {
-		p->blocks[k] = s->table[k];
-		mllm_kv_block_ref(e->kv, s->table[k]);
+		pc_entry *x = NULL;
+		if (e->pc_pool) {
+			for (int32_t i = 0; i < e->bs; i++)
+				tokens[i] = mllm__seq_tok_at(s, k * e->bs + i);
+			x = mllm__pc_find(e, chain, tokens);
+			chain = hash_block(chain, tokens, e->bs);
+		}
+		p->blocks[k] = x ? x->block : s->table[k];
+		mllm_kv_block_ref(e->kv, p->blocks[k]);
 	}
 	p->expire_ns = mllm_now_ns() + (uint64_t)e->p.session_ttl_ms * 1000000ULL;
 }

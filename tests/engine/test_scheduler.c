@@ -927,6 +927,52 @@ START_TEST(test_session_pin)
 }
 END_TEST
 
+START_TEST(test_session_pin_shared_prefix)
+{
+	/* The session's prompt is computed in the same step by requests
+	 * without one, which index the shared blocks first: the pin must hold
+	 * the indexed blocks (those a lookup finds), not the session's private
+	 * copies, or the prefix is evicted under pressure all the same. */
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	p.kv.n_blocks = 60;
+	p.session_ttl_ms = 600000;
+	mllm_engine *e = start(m, &p);
+	static result res[4], filler, again;
+	int32_t a[200], f[200];
+	mllm_request *rs[4];
+	int ones[4] = {1, 1, 1, 1};
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 4;
+	s.ignore_eos = true;
+	prng = 7;
+	make_prompt(a, 100, n_vocab);
+	for (int k = 0; k < 4; k++) {
+		mllm_submit sub = {.prompt = a,
+		                   .n_prompt = 100,
+		                   .n_choices = 1,
+		                   .sampling = s,
+		                   .session_id = k == 3 ? "alice" : NULL};
+		memset(&res[k], 0, sizeof res[k]);
+		ck_assert_int_eq(mllm_engine_submit(e, &sub, &rs[k]), 0);
+	}
+	wait_all(rs, res, ones, 4);
+	for (int k = 0; k < 4; k++)
+		mllm_request_release(rs[k]);
+	for (int k = 0; k < 8; k++) {
+		make_prompt(f, 180, n_vocab);
+		run_one(e, f, 180, 1, &s, &filler);
+	}
+	run_one(e, a, 100, 1, &s, &again);
+	ck_assert_int_eq(again.n_cached, (99 / 16) * 16);
+	ck_assert_mem_eq(again.tokens[0], res[3].tokens[0], 4 * sizeof(int32_t));
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
 START_TEST(test_session_pin_yields)
 {
 	/* A pin is a cache hint: a request that fits the pool only without
@@ -1408,6 +1454,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_shutdown_with_requests);
 	tcase_add_test(tc, test_n_ctx_is_the_engines);
 	tcase_add_test(tc, test_session_pin);
+	tcase_add_test(tc, test_session_pin_shared_prefix);
 	tcase_add_test(tc, test_session_pin_yields);
 	tcase_add_test(tc, test_session_pin_kept_for_slot_wait);
 	tcase_add_test(tc, test_short_prompt_not_starved);
