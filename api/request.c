@@ -857,50 +857,55 @@ static int special_error(const mllm_tokenizer *tok, int32_t bad, const char *par
 	                     what, (int)(pl < 64 ? pl : 64), piece ? piece : "");
 }
 
+/* A string the template may print: refused when it encodes to a control
+ * token. */
+static int specials_string(const mllm_tokenizer *tok, const char *str, size_t n, const char *path,
+                           api_error *e)
+{
+	int32_t bad;
+	int rc = find_control(tok, str, n, &bad, e);
+	if (rc == 0 && bad >= 0)
+		rc = special_error(tok, bad, path, path, e);
+	return rc;
+}
+
 /* Every string under v (a value the template may print), depth first;
- * path holds v's JSON path, extended in place. */
+ * path holds v's JSON path, extended in place (cut at cap: errors then
+ * name an ancestor). A call's arguments (an "arguments" string under a
+ * "function", when args) are JSON text templates print parsed: what their
+ * escapes spell counts too, walked once (args off inside), the error
+ * naming the arguments. */
 static int specials_walk(const mllm_tokenizer *tok, const json_t *v, char *path, size_t pl,
-                         size_t cap, api_error *e)
+                         size_t cap, bool args, api_error *e)
 {
 	int rc = 0;
 	if (json_is_string(v)) {
-		int32_t bad;
-		size_t al = strlen(".function.arguments");
-		rc = find_control(tok, json_string_value(v), json_string_length(v), &bad, e);
-		if (rc == 0 && bad >= 0)
-			rc = special_error(tok, bad, path, path, e);
-		/* A call's arguments are JSON text that templates print parsed:
-		 * what its escapes spell counts too, under the same path. */
-		if (rc == 0 && pl >= al && strcmp(path + pl - al, ".function.arguments") == 0) {
-			json_t *parsed = json_loadb(json_string_value(v), json_string_length(v),
-			                            JSON_DECODE_ANY, NULL);
-			if (parsed && !json_is_string(parsed)) {
-				char sub[256];
-				snprintf(sub, sizeof sub, "%s", path);
-				rc = specials_walk(tok, parsed, sub, strlen(sub), sizeof sub, e);
-				if (rc) /* the error names the arguments, not a path inside */
-					snprintf(e->param, sizeof e->param, "%s", path);
-			} else if (parsed) {
-				rc = find_control(tok, json_string_value(parsed),
-				                  json_string_length(parsed), &bad, e);
-				if (rc == 0 && bad >= 0)
-					rc = special_error(tok, bad, path, path, e);
-			}
-			json_decref(parsed);
-		}
+		rc = specials_string(tok, json_string_value(v), json_string_length(v), path, e);
 	} else if (json_is_object(v)) {
 		const char *k;
 		const json_t *x;
+		bool fn = pl >= 9 && strcmp(path + pl - 9, ".function") == 0;
 		json_object_foreach((json_t *)v, k, x)
 		{
-			int32_t bad;
 			snprintf(path + pl, cap - pl, ".%s", k);
 			/* Keys too: tojson prints them (a property name). */
-			rc = find_control(tok, k, strlen(k), &bad, e);
-			if (rc == 0 && bad >= 0)
-				rc = special_error(tok, bad, path, "A key", e);
+			rc = specials_string(tok, k, strlen(k), path, e);
 			if (rc == 0)
-				rc = specials_walk(tok, x, path, strlen(path), cap, e);
+				rc = specials_walk(tok, x, path, strlen(path), cap, args, e);
+			if (rc == 0 && args && fn && json_is_string(x) &&
+			    strcmp(k, "arguments") == 0) {
+				json_t *parsed =
+				    json_loadb(json_string_value(x), json_string_length(x),
+				               JSON_DECODE_ANY, NULL);
+				if (parsed) {
+					size_t at = strlen(path);
+					rc = specials_walk(tok, parsed, path, at, cap, false, e);
+					path[at] = '\0';
+					if (rc && e->status == 400) /* name the arguments */
+						snprintf(e->param, sizeof e->param, "%s", path);
+					json_decref(parsed);
+				}
+			}
 			if (rc)
 				break;
 		}
@@ -910,7 +915,7 @@ static int specials_walk(const mllm_tokenizer *tok, const json_t *v, char *path,
 		json_array_foreach(v, i, x)
 		{
 			snprintf(path + pl, cap - pl, "[%zu]", i);
-			rc = specials_walk(tok, x, path, strlen(path), cap, e);
+			rc = specials_walk(tok, x, path, strlen(path), cap, args, e);
 			if (rc)
 				break;
 		}
@@ -947,7 +952,7 @@ int api__check_message_specials(const api_chat_template *t, const mllm_tokenizer
 		if (!v)
 			continue;
 		snprintf(path, sizeof path, "%s", roots[r].name);
-		rc = specials_walk(tok, v, path, strlen(path), sizeof path, e);
+		rc = specials_walk(tok, v, path, strlen(path), sizeof path, r == 0, e);
 		if (rc)
 			return rc;
 	}

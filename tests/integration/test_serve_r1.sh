@@ -45,6 +45,25 @@ for m in r1 r1q; do
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": \\\"<|eot\\\\u005fid|>\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"r\"}]}"
 	grep -q '"param":"messages\[1\].tool_calls\[0\].function.arguments"' "$TMP/body" ||
 		fail "$m: escaped arguments injection: $(cat "$TMP/body")"
+	# Arguments are parsed once: JSON text nested in them (with a path cut
+	# at its bound) is not parsed again and again down to a stack overflow.
+	"$PY" - "$m" >"$TMP/deep.json" <<'PYEOF'
+import json, sys
+D, t = 2000, "1"
+for _ in range(13):
+    t = json.dumps("[" * D + t + "]" * D)
+k = "k" * 191
+args = '{"%s":{"function":{"arguments":%s}}}' % (k, "[" * D + t + "]" * D)
+print(json.dumps({"model": sys.argv[1], "max_tokens": 1, "messages": [
+    {"role": "user", "content": "x"},
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function",
+     "function": {"name": "f", "arguments": args}}]},
+    {"role": "tool", "tool_call_id": "c", "content": "r"}]}))
+PYEOF
+	code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$URL/v1/chat/completions" -H "$JSON" \
+		--data-binary @"$TMP/deep.json" || true)
+	kill -0 "$PID" 2>/dev/null || fail "$m: the daemon died on nested arguments"
+	[ "$code" = 200 ] || [ "$code" = 400 ] || fail "$m: nested arguments: $code $(head -c 300 "$TMP/body")"
 	# Object keys too (a property name, printed by tojson).
 	expect 400 POST /v1/chat/completions -H "$JSON" \
 		-d "{\"model\":\"$m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"$inj\":{\"type\":\"string\"}}}}}]}"
