@@ -475,17 +475,27 @@ static int32_t call_rule(api__sc *c, const api_request *req, const char *key, bo
 	return call;
 }
 
-/* What follows an opener: ws CALL ws closer, then the end (ws) or, when
- * several calls are allowed, ws opener and the next call. */
-static int32_t after_opener(api__sc *c, const tc_syntax *sx, int32_t call, bool several)
+/* What follows an opener: ws FIRST ws closer, then the end (ws) or, when
+ * several calls are allowed, ws opener and the next call (ws CALL ws
+ * closer ...). FIRST is CALL unless a prefill wrote the first call's "{". */
+static int32_t after_opener(api__sc *c, const tc_syntax *sx, int32_t first, int32_t call,
+                            bool several)
 {
 	mllm_gbuild *b = api__sc_builder(c);
 	int32_t ws = api__sc_ws(c), after = mllm_gbuild_rule(b), more = mllm_gbuild_rule(b);
+	int32_t head = first == call ? after : mllm_gbuild_rule(b);
 	mllm_gbuild_ref(b, after, ws);
 	mllm_gbuild_ref(b, after, call);
 	mllm_gbuild_ref(b, after, ws);
 	mllm_gbuild_lit(b, after, sx->closer, strlen(sx->closer));
 	mllm_gbuild_ref(b, after, more);
+	if (head != after) {
+		mllm_gbuild_ref(b, head, ws);
+		mllm_gbuild_ref(b, head, first);
+		mllm_gbuild_ref(b, head, ws);
+		mllm_gbuild_lit(b, head, sx->closer, strlen(sx->closer));
+		mllm_gbuild_ref(b, head, more);
+	}
 	mllm_gbuild_ref(b, more, ws);
 	if (several) {
 		mllm_gbuild_alt(b, more);
@@ -493,7 +503,7 @@ static int32_t after_opener(api__sc *c, const tc_syntax *sx, int32_t call, bool 
 		mllm_gbuild_lit(b, more, sx->opener, strlen(sx->opener));
 		mllm_gbuild_ref(b, more, after);
 	}
-	return after;
+	return head;
 }
 
 /* Free text that never contains opener o, then (optionally) o and the
@@ -608,7 +618,7 @@ int api__prepare_tools(api_request *req, api_error *e)
 	const api_chat_template *t = req->m ? req->m->chat_template : NULL;
 	const tc_syntax *sx;
 	api__sc *c;
-	int32_t call, after, root;
+	int32_t call, first, after, root;
 	bool several;
 	int rc;
 	req->tool_syntax = api__tool_syntax(t);
@@ -648,12 +658,17 @@ int api__prepare_tools(api_request *req, api_error *e)
 	c = api__sc_create();
 	if (!c)
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory for the grammar.");
-	call = call_rule(c, req, sx->key, !(req->tool_in_call && !sx->opener[0]), e);
-	if (call < 0) {
+	/* A prefill that wrote the call's own "{" (no opener of its own):
+	 * the first call without it, the next ones whole. */
+	call = call_rule(c, req, sx->key, true, e);
+	first = call >= 0 && req->tool_in_call && !sx->opener[0]
+	            ? call_rule(c, req, sx->key, false, e)
+	            : call;
+	if (call < 0 || first < 0) {
 		api__sc_free(c);
 		return e->status;
 	}
-	after = after_opener(c, sx, call, several);
+	after = after_opener(c, sx, first, call, several);
 	if (req->tool_in_call) {
 		root = after; /* the prefill opened the call */
 	} else if (api__tool_forced(req)) {

@@ -1049,6 +1049,40 @@ START_TEST(test_continue_final_message)
 		api_chat_template_free(t);
 	}
 
+	/* The preset's forced calls start with their own "{" too, and may be
+	 * several: the first continues the prefill, the next ones are whole. */
+	{
+		static const char *const pieces[] = {"\"name\": \"noop\", \"arguments\": {}}\n",
+		                                     "{\"name\": \"get_weather\", \"arguments\": "
+		                                     "{\"city\": \"Oslo\"}}"};
+		mllm_buf out;
+		json_t *body, *calls;
+		req = parse_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+		               "\"assistant\",\"content\":\"{\"}],\"continue_final_message\":true,"
+		               "\"tool_choice\":\"required\"," TOOLS "}");
+		memset(&e, 0, sizeof e);
+		ck_assert_msg(api_request_prepare(req, &model, &e) == 0, "%s", e.message);
+		ck_assert(req->tool_in_call);
+		ck_assert_int_eq(match(req->sp.grammar, "\"name\": \"noop\", \"arguments\": {}}\n"
+		                                        "{\"name\": \"noop\", \"arguments\": {}}"),
+		                 1);
+		ck_assert_int_eq(match(req->sp.grammar, "\"name\": \"noop\", \"arguments\": {}}\n"
+		                                        "\"name\": \"noop\", \"arguments\": {}}"),
+		                 -1);
+		mllm_buf_init(&out, 1 << 20);
+		run(req, pieces, 2, MLLM_FINISH_STOP, &out);
+		body = json_loadb(out.data, out.len, 0, NULL);
+		calls = json_object_get(
+		    json_object_get(json_array_get(json_object_get(body, "choices"), 0), "message"),
+		    "tool_calls");
+		ck_assert_uint_eq(json_array_size(calls), 2);
+		ck_assert_str_eq(call_fn(calls, 0, "name"), "noop");
+		ck_assert_str_eq(call_fn(calls, 1, "name"), "get_weather");
+		json_decref(body);
+		mllm_buf_free(&out);
+		api_request_free(req);
+	}
+
 	/* A prefill with text only continues as free text. */
 	req = prepare_with(
 	    "qwen3",
