@@ -334,7 +334,9 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 			snprintf(param, sizeof param, "messages[%zu]", i);
 			return type_error(e, param, "an object with 'role' and 'content'");
 		}
-		rc = api__tool_message(m, i, &req->msgs[i], e);
+		rc = check_message_fields(m, i, e);
+		if (rc == 0)
+			rc = api__tool_message(m, i, &req->msgs[i], e);
 		if (rc > 1)
 			return rc;
 		if (rc == 1) {
@@ -360,8 +362,6 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 		}
 		req->n_msgs = (int32_t)i + 1;
 		rc = parse_content(json_object_get(m, "content"), (int32_t)i, &req->msgs[i], e);
-		if (rc == 0)
-			rc = check_message_fields(m, i, e);
 		if (rc)
 			return rc;
 	}

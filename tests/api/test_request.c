@@ -173,6 +173,17 @@ static const bad_case bad_cases[] = {
      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
      "\"audio\":{\"id\":\"a\"}}]}",
      400, "messages[1].audio"},
+    /* the same on turns with tool calls */
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"name\":5,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":"
+     "\"f\",\"arguments\":\"{}\"}}]}]}",
+     400, "messages[1].name"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"audio\":{\"id\":\"a\"},\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":"
+     "{\"name\":\"f\",\"arguments\":\"{}\"}}]}]}",
+     400, "messages[1].audio"},
     {API_CHAT,
      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
      "\"content\":null,\"refusal\":\"no\"}]}",
