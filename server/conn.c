@@ -321,6 +321,7 @@ void srv__conn_sweep(srv *s)
 		if (peer_gone(c)) {
 			SRV_LOG_REQ(MLLM_LOG_DEBUG, c->req_id[0] ? c->req_id : NULL,
 			            "closing a connection: the client hung up mid-request");
+			c->peer_hup = true;
 			kill_conn(c, 0, NULL, NULL);
 			continue;
 		}

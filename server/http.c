@@ -1590,7 +1590,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	/* The disconnect watch saw the hang-up first (and cancelled), but
 	 * MHD completed the request before the handler could say 499; or
 	 * the client hung up before its request was complete. */
-	if (!r->status && (r->peer_gone || (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT &&
+	if (!r->status && (r->peer_gone || ((toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
+	                                     toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
+	                                     (r->sc && r->sc->peer_hup)) &&
 	                                    !(r->sc && r->sc->answered))))
 		r->status = 499;
 	/* The connection may carry a next request: its head has

@@ -61,6 +61,7 @@ struct srv_conn {
 	struct MHD_Connection *mc; /* MHD's connection (valid until closed) */
 	char req_id[64];           /* X-Request-Id of its current request */
 	int answered;              /* status conn.c wrote itself, 0 = none */
+	bool peer_hup;             /* the sweep saw the client hang up mid-request */
 	srv_conn *prev, *next;
 };
 

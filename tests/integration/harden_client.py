@@ -13,6 +13,7 @@ import json
 import re
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -731,19 +732,28 @@ def cmd_ids(url, model):
         fail("request ids repeat: %s" % sorted(seen))
     base = metric(url, 'mllm_requests_total{status="499"}') if b'status="499"' in http(
         url, "GET", "/metrics")[2] else 0
-    s = connect(url)
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: mid-body-1\r\n"
-              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pro")
-    time.sleep(0.3)
-    s.close()
+    # Three ways to hang up mid-body: a close after a pause, a close with
+    # the data (the FIN in the same segment), a reset after a pause (a reset
+    # with the data drops it unread: no request ever arrives).
+    for k in (1, 2, 3):
+        s = connect(url)
+        if k == 3:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: mid-body-%d\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pro" % k)
+        if k != 2:
+            time.sleep(0.3)
+        s.close()
+        time.sleep(0.3)
     t0 = time.time()
     while time.time() - t0 < SLACK_S:
         body = http(url, "GET", "/metrics")[2]
-        if b'status="499"' in body and metric(url, 'mllm_requests_total{status="499"}') > base:
+        if b'status="499"' in body and metric(url, 'mllm_requests_total{status="499"}') >= base + 3:
             break
         time.sleep(0.1)
     else:
-        fail("a hang-up mid-body is not counted as 499")
+        fail("hang-ups mid-body are not counted as 499 (%d of 3)" % (
+            metric(url, 'mllm_requests_total{status="499"}') - base))
     st, _, _ = http(url, "POST", "/v1/completions",
                     {"model": model, "prompt": "x", "max_tokens": 4000},
                     headers={"X-Request-Id": "too-long-1"})
@@ -756,9 +766,10 @@ def cmd_check_ids(path):
     text = open(path, "rb").read().decode("utf-8", "replace")
     if "client_request_id=trace-abc-123" not in text:
         fail("the client's X-Request-Id is not in the log")
-    ln = [l for l in text.splitlines() if "client_request_id=mid-body-1" in l]
-    if not ln or " 499 " not in ln[0]:
-        fail("the mid-body hang-up's log line: %r" % ln)
+    for k in (1, 2, 3):
+        ln = [l for l in text.splitlines() if "client_request_id=mid-body-%d" % k in l]
+        if not ln or " 499 " not in ln[0]:
+            fail("mid-body hang-up %d's log line: %r" % (k, ln))
     ln = [l for l in text.splitlines() if "client_request_id=too-long-1" in l]
     if not ln or "ttft_ms=-" not in ln[0]:
         fail("a request without a token logs a time to first token: %r" % ln)
