@@ -329,6 +329,26 @@ static void req_free(srv_req *r)
 
 /* ---- Responses ------------------------------------------------------------ */
 
+static const char *header(srv_req *r, const char *name);
+
+/* The keep-alive hint: a second under the first of the two closes an
+ * unused connection meets (header_timeout_ms in conn.c, MHD's idle
+ * connection_timeout_s), in seconds; < 1: none. */
+static int64_t keep_alive_s(const cfg_t *c)
+{
+	int64_t ms = c->header_timeout_ms;
+	if (c->connection_timeout_s > 0 && c->connection_timeout_s * 1000 < ms)
+		ms = c->connection_timeout_s * 1000;
+	return ms / 1000 - 1;
+}
+
+/* Whether the request asked to close after its answer (Connection: close). */
+static bool asks_close(srv_req *r)
+{
+	const char *v = header(r, MHD_HTTP_HEADER_CONNECTION);
+	return v && strcasestr(v, "close") != NULL;
+}
+
 static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
@@ -344,10 +364,9 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 	 * closes it at header_timeout_ms), a second short so that clients
 	 * that honour the hint (Node's agents, undici) let it go first,
 	 * rather than send a request into a socket being closed. */
-	else if (!r->must_close && !r->http10 && r->s->cfg->header_timeout_ms >= 2000) {
+	else if (!r->must_close && !r->http10 && !asks_close(r) && keep_alive_s(r->s->cfg) >= 1) {
 		char ka[32];
-		snprintf(ka, sizeof ka, "timeout=%lld",
-		         (long long)(r->s->cfg->header_timeout_ms / 1000 - 1));
+		snprintf(ka, sizeof ka, "timeout=%lld", (long long)keep_alive_s(r->s->cfg));
 		MHD_add_response_header(resp, "Keep-Alive", ka);
 	}
 	/* With CORS on, every answer depends on Origin (the allowed ones

@@ -47,6 +47,15 @@ start_daemon --model st="$ST" --set header_timeout_ms=3000 --set connection_time
 $H keepalive "$URL" 3000 || fail "keep-alive idle close"
 stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after keep-alive"
+# The hint is under the earlier of the two closes (MHD's idle timeout
+# here), and absent when the client asked to close.
+start_daemon --model st="$ST" --set header_timeout_ms=10000 --set connection_timeout_s=4
+curl -s -D "$TMP/h" -o /dev/null "$URL/health"
+grep -qi '^Keep-Alive: timeout=3' "$TMP/h" || fail "keep-alive hint: $(cat "$TMP/h")"
+curl -s -D "$TMP/h" -o /dev/null -H 'Connection: close' "$URL/health"
+if grep -qi '^Keep-Alive:' "$TMP/h"; then fail "keep-alive hint beside Connection: close"; fi
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after the keep-alive hint"
 ok "unused keep-alive connections: announced, closed, counted as idle"
 
 # Caps at accept (header timeout far above the test's bounds).
