@@ -34,9 +34,9 @@ json_t *api__json_token(const char *p, size_t n);
 json_t *api__json_logprob(float lp);
 /* A tool or json_schema name as OpenAI allows it: 1-64 of a-z A-Z 0-9 _ -. */
 bool api__name_ok(const char *s, size_t n);
-/* "cmpl-" / "chatcmpl-" followed by 24 hex digits. */
 /* jansson's parse error, as a client can act on it. */
 const char *api__json_error_text(const json_error_t *je);
+/* "cmpl-" / "chatcmpl-" followed by 24 hex digits. */
 void api__make_id(char *buf, size_t cap, const char *prefix);
 
 /* ---- chat_template.c ---------------------------------------------------- */

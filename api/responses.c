@@ -296,7 +296,10 @@ static const char *item_type(const json_t *it)
 		return type;
 	if (json_object_get(it, "role"))
 		return "message";
-	if (json_object_get(it, "id"))
+	/* an id alone: other fields (call_id, output) are an item of
+	 * another type that lacks its type */
+	if (json_object_get(it, "id") &&
+	    json_object_size(it) == (json_object_get(it, "type") ? 2u : 1u))
 		return "item_reference";
 	return NULL;
 }
@@ -1285,11 +1288,12 @@ static json_t *call_item(const api_request *req, json_t *call, size_t k, const c
 	    with_args ? json_incref(json_object_get(f, "arguments")) : json_string(""));
 }
 
-/* The output ended inside the reasoning block (max_output_tokens, an
- * error): the reasoning is incomplete and no answer began. */
+/* max_output_tokens ended the output inside the reasoning block: the
+ * reasoning is incomplete and no answer began. (An end of text there is
+ * the model's own end: the reasoning is complete, the answer empty.) */
 static bool cut_in_reasoning(const api__choice *c)
 {
-	return c->saw_reasoning && c->rstate == API__R_REASON;
+	return c->saw_reasoning && c->rstate == API__R_REASON && c->finish == MLLM_FINISH_LENGTH;
 }
 
 static json_t *output_json(const api_request *req)

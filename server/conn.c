@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,10 @@ struct tcp_info_ext {
 	uint64_t pacing_rate, max_pacing_rate, bytes_acked;
 	uint64_t bytes_received; /* Linux 4.1 */
 };
+/* Where Linux has it: a libc whose struct is longer would read another
+ * field, so such a build stops here. */
+_Static_assert(offsetof(struct tcp_info_ext, bytes_received) == 128,
+               "struct tcp_info is not glibc's 104 bytes");
 
 /* Bytes the kernel has received on a TCP socket so far, or ~0 (not TCP, or
  * a kernel without the count). */

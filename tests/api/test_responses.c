@@ -171,6 +171,9 @@ START_TEST(test_validation)
 	     "\"schema\":{}}}}",
 	     "text.format.name", 400},
 	    {"{\"input\":\"x\",\"truncation\":\"sometimes\"}", "truncation", 400},
+	    /* an id with other fields and no type is not a reference */
+	    {"{\"input\":[{\"id\":\"fco_1\",\"call_id\":\"c\",\"output\":\"o\"}]}", "input[0].type",
+	     400},
 	    {"{\"input\":\"x\",\"max_output_tokens\":0}", "max_output_tokens", 400},
 	    {"{\"input\":\"x\",\"temperature\":3}", "temperature", 400},
 	    {"{\"input\":\"x\",\"previous_response_id\":5}", "previous_response_id", 400},

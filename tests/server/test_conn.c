@@ -238,7 +238,7 @@ static void tcp_pair(int *srv_fd, int *cli_fd)
 START_TEST(test_sweep_idle)
 {
 	fixture f;
-	int up[2], quiet_s, quiet_c, talk_s, talk_c;
+	int up[2], peer[2], quiet_s, quiet_c, talk_s, talk_c;
 	srv_conn *fresh, *kept, *tq, *tt;
 
 	fixture_open(&f, 8, 8);
@@ -246,8 +246,10 @@ START_TEST(test_sweep_idle)
 	/* Not TCP: a connection that answered a request is idle, a fresh one
 	 * timed out (its headers may be dripping). */
 	fresh = add(&f, v4("10.0.0.1"), up[0]);
+	peer[0] = up[1];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, up), 0);
 	kept = add(&f, v4("10.0.0.2"), up[0]);
+	peer[1] = up[1];
 	srv__conn_phase(&f.s, kept, SRV_CONN_BUSY);
 	srv__conn_phase(&f.s, kept, SRV_CONN_HEADERS);
 	ck_assert_uint_eq(kept->served, 1);
@@ -259,14 +261,27 @@ START_TEST(test_sweep_idle)
 	tt = add(&f, v4("10.0.0.4"), talk_s);
 	ck_assert_int_eq(send(talk_c, "GET / HT", 8, 0), 8);
 	usleep(20000); /* loopback: there at once; a margin anyway */
-	fresh->deadline_ns = kept->deadline_ns = tq->deadline_ns = tt->deadline_ns = 1;
-	f.s.next_sweep_ns = 1;
-	srv__conn_sweep(&f.s);
-	ck_assert(fresh->closing && kept->closing && tq->closing && tt->closing);
-	ck_assert_uint_eq(f.s.metrics.connections_idle_closed, 2);
-	ck_assert_uint_eq(f.s.metrics.connections_timed_out, 2);
+	/* one at a time: each lands in its own counter */
+	{
+		srv_conn *order[] = {fresh, kept, tq, tt};
+		const bool idle[] = {false, true, true, false};
+		for (int i = 0; i < 4; i++) {
+			uint64_t i0 = f.s.metrics.connections_idle_closed;
+			uint64_t t0 = f.s.metrics.connections_timed_out;
+			order[i]->deadline_ns = 1;
+			f.s.next_sweep_ns = 1;
+			srv__conn_sweep(&f.s);
+			ck_assert(order[i]->closing);
+			ck_assert_msg(
+			    f.s.metrics.connections_idle_closed - i0 == (idle[i] ? 1u : 0u) &&
+			        f.s.metrics.connections_timed_out - t0 == (idle[i] ? 0u : 1u),
+			    "connection %d", i);
+		}
+	}
 	close(quiet_c);
 	close(talk_c);
+	close(peer[0]);
+	close(peer[1]);
 	fixture_close(&f);
 }
 END_TEST
