@@ -405,6 +405,10 @@ static enum MHD_Result reply_take(srv_req *r, int status, const char *ctype, cha
 		         retry_after_s > 0 ? retry_after_s : (int)r->s->cfg->retry_after_s);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
 	}
+	/* RFC 9110 15.5.16: a 415 says which content codings would be
+	 * accepted (none but identity; the media type is in the message). */
+	if (status == 415)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING, "identity");
 	/* RFC 9110 11.6.1: a 401 says which scheme would be accepted. */
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
@@ -563,6 +567,24 @@ static int check_framing(srv_req *r, const char *version, api_error *e)
 	return 0;
 }
 
+static bool identity_coding(const char *v);
+
+/* MHD_KeyValueIterator over the headers: *cls gets the first
+ * Content-Encoding field that is not identity (every field counts, not
+ * only the first). */
+static enum MHD_Result coding_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+	const char **bad = cls;
+	(void)kind;
+	if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_ENCODING) == 0 &&
+	    !identity_coding(value ? value : "")) {
+		*bad = value ? value : "";
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
 /* "identity" (any case, blanks around), the only coding bodies may have. */
 static bool identity_coding(const char *v)
 {
@@ -678,8 +700,9 @@ static void classify(srv_req *r, const char *method, const char *version)
 		 * (broken) JSON, and one labelled compressed but not would be
 		 * taken on trust. RFC 9110 15.5.16: 415 for a content coding
 		 * the server does not do. */
-		v = header(r, MHD_HTTP_HEADER_CONTENT_ENCODING);
-		if (v && !identity_coding(v)) {
+		v = NULL;
+		MHD_get_connection_values(r->conn, MHD_HEADER_KIND, coding_header, &v);
+		if (v) {
 			r->early_status =
 			    api_error_set(e, 415, NULL, "unsupported_content_encoding",
 			                  "Content-Encoding '%.100s' is not supported: send the "

@@ -69,7 +69,12 @@ ok "404 unknown route, 405 with Allow (exactly the route's methods)"
 
 expect 415 POST /v1/completions -H "$AUTH" -d 'prompt=hi'
 expect 415 POST /v1/completions -H "$AUTH" -H 'Content-Type: text/plain' -d '{}'
-ok "415 wrong content type"
+header_has "Accept-Encoding: identity" || fail "a 415 does not say which codings are accepted"
+# Every Content-Encoding field counts, not only the first.
+expect 415 POST /v1/completions -H "$AUTH" -H "$JSON" -H 'Content-Encoding: identity' \
+	-H 'Content-Encoding: gzip' -d '{}'
+grep -q 'unsupported_content_encoding' "$TMP/body" || fail "second Content-Encoding: $(cat "$TMP/body")"
+ok "415 wrong content type or coding"
 
 head -c 2000000 /dev/zero | tr '\0' 'a' >"$TMP/big"
 expect 413 POST /v1/completions -H "$AUTH" -H "$JSON" --data-binary @"$TMP/big"
