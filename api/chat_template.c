@@ -372,7 +372,9 @@ int api_chat_template_mentions(const api_chat_template *t, const char *s)
  * SDKs send back the message they got) as "" (Qwen3's template fails on
  * None; Llama 3's would print "None"), but as null where the template
  * tests content against none: DeepSeek-V3's renders an assistant turn's
- * tool_calls only when its content is none. NULL: leave it as is. */
+ * tool_calls only when its content is none. (Told by the template's text:
+ * a test on a variable set from content, not on content itself, is not
+ * seen.) NULL: leave it as is. */
 static json_t *template_content(const json_t *c, bool keep_null)
 {
 	mllm_buf b;
