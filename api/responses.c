@@ -994,13 +994,14 @@ int api_request_resolve_items(api_request *req, api_resp_lookup_fn lookup, void 
 int api__resp_messages(api_request *req, api_error *e)
 {
 	api__resp *r = req->resp;
-	json_t *all = json_array(), *hist = NULL, *root;
+	json_t *all, *hist = NULL, *root;
 	size_t i;
 	json_t *m;
 	int rc;
 	if (r->pending_input)
 		return api_error_set(e, 400, "input", "unsupported_parameter",
 		                     "Item references need the server's response store.");
+	all = json_array();
 	if (r->prev) {
 		json_error_t je;
 		hist = json_loadb(r->prev->messages, r->prev->messages_len, 0, &je);
