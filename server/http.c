@@ -360,14 +360,15 @@ static void add_common_headers(srv_req *r, struct MHD_Response *resp)
 	 * rather than reuse a connection to a replica that is going away. */
 	if (r->s->draining)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	/* How long the connection waits for the next request head (conn.c
-	 * closes it at header_timeout_ms), a second short so that clients
-	 * that honour the hint (Node's agents, undici) let it go first,
-	 * rather than send a request into a socket being closed. */
-	else if (!r->must_close && !r->http10 && !asks_close(r) && keep_alive_s(r->s->cfg) >= 1) {
+	/* How long an unused connection is kept (keep_alive_s), so that
+	 * clients that honour the hint (Node's agents, undici) let it go
+	 * first, rather than send a request into a socket being closed. */
+	else if (!r->must_close && !r->http10 && !asks_close(r)) {
+		int64_t ka_s = keep_alive_s(r->s->cfg);
 		char ka[32];
-		snprintf(ka, sizeof ka, "timeout=%lld", (long long)keep_alive_s(r->s->cfg));
-		MHD_add_response_header(resp, "Keep-Alive", ka);
+		snprintf(ka, sizeof ka, "timeout=%lld", (long long)ka_s);
+		if (ka_s >= 1)
+			MHD_add_response_header(resp, "Keep-Alive", ka);
 	}
 	/* With CORS on, every answer depends on Origin (the allowed ones
 	 * get the headers, others not): a shared cache must key on it. */
@@ -519,6 +520,18 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 	return MHD_YES;
 }
 
+/* Whether a header field's value is tok (any case, blanks around it). */
+static bool field_is(const char *v, const char *tok)
+{
+	size_t n, k = strlen(tok);
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	return n == k && strncasecmp(v, tok, k) == 0;
+}
+
 /* RFC 9112 6.1-6.3: a body is framed by one Content-Length or by chunked
  * transfer coding, nothing else. Two differing lengths, or a length next to
  * a coding, are how requests get smuggled past a proxy that reads them
@@ -528,8 +541,6 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 static int check_framing(srv_req *r, const char *version, api_error *e)
 {
 	framing f = {0};
-	const char *te;
-	size_t n;
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
 	if (f.name_bad)
@@ -548,13 +559,7 @@ static int check_framing(srv_req *r, const char *version, api_error *e)
 		                     f.cl_conflict ? "Conflicting values in the" : "Invalid");
 	if (f.n_te == 0)
 		return 0;
-	te = f.te;
-	while (*te == ' ' || *te == '\t')
-		te++;
-	n = strlen(te);
-	while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t'))
-		n--;
-	if (f.n_te > 1 || n != 7 || strncasecmp(te, "chunked", 7) != 0)
+	if (f.n_te > 1 || !field_is(f.te, "chunked"))
 		return api_error_set(e, 501, NULL, "unsupported_transfer_encoding",
 		                     "Transfer-Encoding '%.100s' is not supported; only 'chunked' "
 		                     "is",
@@ -588,13 +593,7 @@ static enum MHD_Result coding_header(void *cls, enum MHD_ValueKind kind, const c
 /* "identity" (any case, blanks around), the only coding bodies may have. */
 static bool identity_coding(const char *v)
 {
-	size_t n;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	n = strlen(v);
-	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	return n == 8 && strncasecmp(v, "identity", 8) == 0;
+	return field_is(v, "identity");
 }
 
 /* Decides what can be decided from the headers. Sets r->early_status when the
@@ -631,8 +630,7 @@ static void classify(srv_req *r, const char *method, const char *version)
 	/* OpenAI's POST /v1/responses/compact (the SDKs' responses.compact())
 	 * is not served here: not "POST is not allowed on /v1/responses/{id}" */
 	if (r->route == R_RESPONSE && strcmp(r->rpath, "/v1/responses/compact") == 0 &&
-	    strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-	    strcmp(method, "DELETE") != 0 && strcmp(method, "OPTIONS") != 0) {
+	    strcmp(method, "OPTIONS") != 0 && !route_serves(r->route, method)) {
 		r->early_status =
 		    api_error_set(e, 404, NULL, "not_found",
 		                  "Unknown route: %s /v1/responses/compact (compacting "
