@@ -296,8 +296,9 @@ bool api__tool_syntax_parallel(int syntax);
 /* tools, tool_choice, parallel_tool_calls (chat; after response_format). */
 int api__parse_tools(api_request *req, json_t *root, api_error *e);
 /* Chat: each tool message names (tool_call_id) a call of the assistant
- * message before it (other tool messages between), as OpenAI requires.
- * 400 naming the message otherwise. */
+ * message before it (other tool messages between), and each call of an
+ * assistant message is answered by the tool messages right after it, as
+ * OpenAI requires. 400 naming the message or the call otherwise. */
 int api__check_tool_links(const json_t *msgs, api_error *e);
 /* A "tool" message or an assistant message with tool_calls: fills *out
  * (rendered text) and returns 1; 0 when m is neither; else the status. */

@@ -1054,6 +1054,38 @@ int api__resp_messages(api_request *req, api_error *e)
 				    id);
 			}
 		}
+		/* ... and each call made has its output after it, in this input
+		 * or (for calls of this input) later in it. */
+		json_array_foreach(hist, i, m)
+		{
+			size_t c, k;
+			json_t *call;
+			json_array_foreach(json_object_get(m, "tool_calls"), c, call)
+			{
+				const char *cid = json_string_value(json_object_get(call, "id"));
+				bool found = false;
+				char p[64];
+				for (k = i + 1; k < json_array_size(hist) && !found && cid; k++) {
+					const char *id = json_string_value(json_object_get(
+					    json_array_get(hist, k), "tool_call_id"));
+					found = id && strcmp(id, cid) == 0;
+				}
+				if (found)
+					continue;
+				if (i < n_prev)
+					snprintf(p, sizeof p, "input");
+				else
+					snprintf(p, sizeof p, "input[%lld]",
+					         (long long)json_integer_value(
+					             json_array_get(r->msg_items, i - n_prev)));
+				json_decref(hist);
+				json_decref(all);
+				return api_error_set(e, 400, p, "invalid_value",
+				                     "No function_call_output item answers the "
+				                     "function call with call_id '%.64s'.",
+				                     cid ? cid : "");
+			}
+		}
 	}
 	/* truncation auto: a conversation longer than max_messages loses its
 	 * oldest messages first too. */

@@ -181,10 +181,40 @@ int api__append_content(mllm_buf *b, const json_t *content)
 	return 0;
 }
 
+/* Every call of the assistant message at index a has a tool message among
+ * messages a+1 .. end-1 (the tool run after it); 400 naming the first
+ * call without one. */
+static int calls_answered(const json_t *msgs, size_t a, size_t end, api_error *e)
+{
+	const json_t *calls = json_object_get(json_array_get(msgs, a), "tool_calls");
+	size_t k, j;
+	json_t *call;
+	json_array_foreach(calls, k, call)
+	{
+		const char *cid = json_string_value(json_object_get(call, "id"));
+		bool found = false;
+		char param[64];
+		for (j = a + 1; j < end && !found && cid; j++) {
+			const char *id = json_string_value(
+			    json_object_get(json_array_get(msgs, j), "tool_call_id"));
+			found = id && strcmp(id, cid) == 0;
+		}
+		if (found)
+			continue;
+		snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu]", a, k);
+		return api_error_set(
+		    e, 400, param, "invalid_value",
+		    "The assistant message with 'tool_calls' must be followed by a "
+		    "'tool' message answering each call; none answers '%.64s'.",
+		    cid ? cid : "(no id)");
+	}
+	return 0;
+}
+
 int api__check_tool_links(const json_t *msgs, api_error *e)
 {
 	const json_t *calls = NULL; /* the tool_calls the tool turns answer */
-	size_t i;
+	size_t i, a = 0;            /* a: the index of the message with them */
 	json_t *m;
 	json_array_foreach(msgs, i, m)
 	{
@@ -195,9 +225,13 @@ int api__check_tool_links(const json_t *msgs, api_error *e)
 		size_t k;
 		json_t *call;
 		if (!role || strcmp(role, "tool") != 0) {
+			int rc = json_array_size(calls) > 0 ? calls_answered(msgs, a, i, e) : 0;
+			if (rc)
+				return rc;
 			calls = role && strcmp(role, "assistant") == 0
 			            ? json_object_get(m, "tool_calls")
 			            : NULL;
+			a = i;
 			continue;
 		}
 		snprintf(param, sizeof param, "messages[%zu].tool_call_id", i);
@@ -225,6 +259,8 @@ int api__check_tool_links(const json_t *msgs, api_error *e)
 			    "the assistant message before it has.",
 			    param, json_string_value(id));
 	}
+	if (json_array_size(calls) > 0)
+		return calls_answered(msgs, a, json_array_size(msgs), e);
 	return 0;
 }
 

@@ -212,13 +212,26 @@ static const bad_case bad_cases[] = {
      "\"role\":"
      "\"tool\",\"tool_call_id\":\"d\",\"content\":\"r\"}]}",
      400, "messages[3].tool_call_id"},
+    /* ... and each call is answered before the next non-tool message */
     {API_CHAT,
      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
      "null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
-     "\"arguments\":\"{}\"}}]},{\"role\":\"user\",\"content\":\"y\"},{\"role\":\"tool\",\"tool_"
-     "call_id\":"
+     "\"arguments\":\"{}\"}}]}]}",
+     400, "messages[1].tool_calls[0]"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+     "null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"arguments\":\"{}\"}},{\"id\":\"d\",\"type\":\"function\",\"function\":{\"name\":"
+     "\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":"
+     "\"r\"},{\"role\":\"user\",\"content\":\"y\"}]}",
+     400, "messages[1].tool_calls[1]"},
+    {API_CHAT,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":"
+     "null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+     "\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"r\"},"
+     "{\"role\":\"user\",\"content\":\"y\"},{\"role\":\"tool\",\"tool_call_id\":"
      "\"c\",\"content\":\"r\"}]}",
-     400, "messages[3].role"},
+     400, "messages[4].role"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\"}]}", 400,
      "messages[1].content"},
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", 400, "messages[0].content"},

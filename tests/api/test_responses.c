@@ -65,7 +65,8 @@ START_TEST(test_items_to_messages)
 	    "\"{\\\"x\\\":1}\"},"
 	    "{\"type\":\"function_call\",\"call_id\":\"c2\",\"name\":\"g\",\"arguments\":\"{}\"},"
 	    "{\"type\":\"reasoning\",\"summary\":[]},"
-	    "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"42\"}]}",
+	    "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"42\"},"
+	    "{\"type\":\"function_call_output\",\"call_id\":\"c2\",\"output\":\"7\"}]}",
 	    NULL);
 	static const struct {
 		api__role role;
@@ -79,17 +80,20 @@ START_TEST(test_items_to_messages)
 	    {API_ROLE_ASSISTANT, "Hi.\n{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
 	                         "\"arguments\":{}}"},
 	    {API_ROLE_USER, "Tool result (c1): 42"},
+	    {API_ROLE_USER, "Tool result (c2): 7"},
 	};
-	ck_assert_int_eq(req->n_msgs, 5);
-	for (int i = 0; i < 5; i++) {
+	ck_assert_int_eq(req->n_msgs, 6);
+	for (int i = 0; i < 6; i++) {
 		ck_assert_int_eq(req->msgs[i].role, want[i].role);
 		ck_assert_str_eq(req->msgs[i].content, want[i].content);
 	}
 	/* The plain preset renders them, ending with the cue. */
-	ck_assert_str_eq(prompt_text(req),
-	                 "System: Be brief.\nSystem: Dev.\nUser: a\nb\nAssistant: Hi.\n"
-	                 "{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
-	                 "\"arguments\":{}}\nUser: Tool result (c1): 42\nAssistant:");
+	ck_assert_str_eq(
+	    prompt_text(req),
+	    "System: Be brief.\nSystem: Dev.\nUser: a\nb\nAssistant: Hi.\n"
+	    "{\"name\":\"f\",\"arguments\":{\"x\":1}}\n{\"name\":\"g\","
+	    "\"arguments\":{}}\nUser: Tool result (c1): 42\nUser: Tool result (c2): 7\n"
+	    "Assistant:");
 	api_request_free(req);
 
 	/* A string is one user message; the id is resp_ + 40 hex digits. */
@@ -121,6 +125,15 @@ START_TEST(test_prepare_errors)
 	     "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"},"
 	     "{\"type\":\"function_call_output\",\"call_id\":\"c2\",\"output\":\"1\"}]}",
 	     "input[3].call_id"},
+	    /* every call has its output, as OpenAI requires */
+	    {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	     "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"}]}",
+	     "input[1]"},
+	    {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},"
+	     "{\"type\":\"function_call\",\"call_id\":\"c\",\"name\":\"f\",\"arguments\":\"{}\"},"
+	     "{\"type\":\"function_call\",\"call_id\":\"d\",\"name\":\"f\",\"arguments\":\"{}\"},"
+	     "{\"type\":\"function_call_output\",\"call_id\":\"d\",\"output\":\"1\"}]}",
+	     "input[1]"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_request *req = parse_ok(cases[i].body);
