@@ -1251,9 +1251,31 @@ static int32_t number_schema(api__sc *c, json_t *s, const char *ptr, bool intege
 static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 {
 	json_t *items = json_object_get(s, "items"), *prefix = json_object_get(s, "prefixItems");
+	json_t *extra = json_object_get(s, "additionalItems");
+	const char *tname = "prefixItems", *rname = "items";
 	long long min = 0, max = -1, k = 0;
 	char p2[256];
 	int32_t item, r, sep;
+	/* Draft-07's tuple (what converters targeting it write): items as an
+	 * array is the prefix, additionalItems the rest. */
+	if (json_is_array(items)) {
+		if (prefix) {
+			ptr_join(p2, sizeof p2, ptr, "items");
+			return sc_fail(c, p2, "%s as an array beside prefixItems is not supported",
+			               "items");
+		}
+		if (extra && !json_is_boolean(extra) && !json_is_object(extra)) {
+			ptr_join(p2, sizeof p2, ptr, "additionalItems");
+			return sc_fail(c, p2, "%s must be a boolean or a schema",
+			               "additionalItems");
+		}
+		prefix = items;
+		items = extra;
+		tname = "items";
+		rname = "additionalItems";
+		if (json_array_size(prefix) == 0 && !items)
+			items = json_true();
+	}
 	if (get_count(s, "minItems", &min) && min == -2)
 		return sc_fail(c, ptr, "%s must be a non-negative integer", "minItems");
 	if (!get_count(s, "maxItems", &max))
@@ -1292,7 +1314,7 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 	/* Tuple: every prefix item in order, then (items) the rest. */
 	k = (long long)json_array_size(prefix);
 	if (max >= 0 && max < k)
-		return sc_fail(c, ptr, "%s smaller than the prefixItems count is not supported",
+		return sc_fail(c, ptr, "%s smaller than the tuple's item count is not supported",
 		               "maxItems");
 	r = rule(c);
 	sep = rule(c);
@@ -1303,7 +1325,7 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 	ref(c, r, ws(c));
 	for (long long i = 0; i < k; i++) {
 		char p3[256];
-		snprintf(p3, sizeof p3, "%s/prefixItems/%lld", ptr, i);
+		snprintf(p3, sizeof p3, "%s/%s/%lld", ptr, tname, i);
 		if (i > 0)
 			ref(c, r, sep);
 		ref(c, r, compile(c, json_array_get(prefix, (size_t)i), p3));
@@ -1313,7 +1335,7 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 	if (items && !json_is_false(items)) {
 		long long rmin = min > k ? min - k : 0, rmax = max < 0 ? -1 : max - k;
 		int32_t more = rule(c);
-		ptr_join(p2, sizeof p2, ptr, "items");
+		ptr_join(p2, sizeof p2, ptr, rname);
 		item = json_is_true(items) ? value_any(c) : compile(c, items, p2);
 		if (c->failed)
 			return -1;
@@ -1322,7 +1344,7 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 		ref(c, r, repeat(c, more, -1, rmin, rmax));
 	} else if (min > k) {
 		return sc_fail(c, ptr,
-		               "%s larger than prefixItems without items is not satisfiable",
+		               "%s larger than the tuple without more items is not satisfiable",
 		               "minItems");
 	}
 	ref(c, r, ws(c));
@@ -1531,6 +1553,8 @@ static const char *const known_keys[] = {"type",
                                          "$ref",
                                          "items",
                                          "prefixItems",
+                                         "additionalItems",
+                                         "propertyNames",
                                          "minItems",
                                          "maxItems",
                                          "minLength",
@@ -1589,7 +1613,7 @@ static int32_t compile_body(api__sc *c, json_t *s, const char *ptr);
 static int32_t compile_inner(api__sc *c, json_t *s, const char *ptr)
 {
 	const char *key;
-	json_t *v;
+	json_t *v, *r_v;
 	char p2[256];
 	int32_t r, body;
 
@@ -1604,6 +1628,25 @@ static int32_t compile_inner(api__sc *c, json_t *s, const char *ptr)
 			continue;
 		ptr_join(p2, sizeof p2, ptr, key);
 		return sc_fail(c, p2, "unsupported JSON Schema keyword '%s'", key);
+	}
+	/* propertyNames: every JSON key is a string already, so only the
+	 * schemas that say no more than that (what zod's record converts to)
+	 * are accepted; a constraint on the names is not enforced. */
+	v = json_object_get(s, "propertyNames");
+	if (v && !json_is_true(v)) {
+		bool trivial = json_is_object(v);
+		json_object_foreach(v, key, r_v)
+		{
+			trivial = trivial && (in_list(ignored_keys, key) ||
+			                      (strcmp(key, "type") == 0 && json_is_string(r_v) &&
+			                       strcmp(json_string_value(r_v), "string") == 0));
+		}
+		if (!trivial) {
+			ptr_join(p2, sizeof p2, ptr, "propertyNames");
+			return sc_fail(c, p2,
+			               "%s is supported only as true, {} or {\"type\": \"string\"}",
+			               "propertyNames");
+		}
 	}
 	v = json_object_get(s, "nullable");
 	if (v && !json_is_boolean(v)) {

@@ -275,6 +275,51 @@ START_TEST(test_date_time_utc)
 }
 END_TEST
 
+/* Draft-07's tuple (items as an array, additionalItems for the rest), as
+ * the AI SDK's and zod 3's converters write z.tuple; and zod's record with
+ * propertyNames {type: string}, as LangChain's converter writes it. */
+START_TEST(test_draft07_tuple_and_record)
+{
+	api_error e;
+	mllm_grammar *g = compile_text(
+	    "{\"type\":\"array\",\"items\":[{\"type\":\"boolean\"},{\"enum\":[\"p\",\"q\"]}],"
+	    "\"additionalItems\":false,\"minItems\":2,\"maxItems\":2}",
+	    &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "[true,\"q\"]", 1);
+	expect(g, "[true", 0);
+	expect(g, "[true]", -1);
+	expect(g, "[\"q\",true]", -1);
+	expect(g, "[true,\"q\",1]", -1);
+	mllm_grammar_unref(g);
+	/* additionalItems as a schema: the rest, each of it */
+	g = compile_text("{\"type\":\"array\",\"items\":[{\"type\":\"null\"}],"
+	                 "\"additionalItems\":{\"type\":\"integer\"}}",
+	                 &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "[null]", 1);
+	expect(g, "[null,1,2]", 1);
+	expect(g, "[null,\"x\"]", -1);
+	mllm_grammar_unref(g);
+	g = compile_text(
+	    "{\"type\":\"object\",\"properties\":{\"m\":{\"type\":\"object\","
+	    "\"propertyNames\":{\"type\":\"string\"},\"additionalProperties\":{"
+	    "\"type\":\"integer\"}}},\"required\":[\"m\"],\"additionalProperties\":false}",
+	    &e);
+	ck_assert_msg(g != NULL, "%s", e.message);
+	expect(g, "{\"m\":{\"a\":1,\"b\":2}}", 1);
+	expect(g, "{\"m\":{\"a\":\"x\"}}", -1);
+	mllm_grammar_unref(g);
+	/* names constrained: not enforced, so refused */
+	ck_assert_ptr_null(
+	    compile_text("{\"type\":\"object\",\"propertyNames\":{\"pattern\":\"^a\"}}", &e));
+	ck_assert_msg(strstr(e.message, "#/propertyNames") != NULL, "%s", e.message);
+	ck_assert_ptr_null(
+	    compile_text("{\"type\":\"array\",\"items\":[{}],\"prefixItems\":[{}]}", &e));
+	ck_assert_msg(strstr(e.message, "#/items") != NULL, "%s", e.message);
+}
+END_TEST
+
 START_TEST(test_unsupported_keywords)
 {
 	static const struct {
@@ -469,6 +514,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_nullable);
 	tcase_add_test(tc, test_number_ranges);
 	tcase_add_test(tc, test_date_time_utc);
+	tcase_add_test(tc, test_draft07_tuple_and_record);
 	tcase_add_test(tc, test_unsupported_keywords);
 	tcase_add_test(tc, test_request_response_format);
 	tcase_add_test(tc, test_json_object_mode);
