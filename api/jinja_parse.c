@@ -540,7 +540,9 @@ static int is_name(const tok *t, const char *name)
 	return t->k == TK_NAME && strcmp(t->s, name) == 0;
 }
 
-static const char *tok_desc(const tok *t)
+/* What a message says of t: quoted where it is the token's own text. buf
+ * holds a quoted name or operator. */
+static const char *tok_desc_buf(const tok *t, char *buf, size_t cap)
 {
 	switch (t->k) {
 	case TK_TEXT:
@@ -554,25 +556,29 @@ static const char *tok_desc(const tok *t)
 	case TK_BLOCK_END:
 		return "'%}'";
 	case TK_NAME:
-		return t->s;
+		snprintf(buf, cap, "'%.64s'", t->s);
+		return buf;
 	case TK_STRING:
 		return "a string";
 	case TK_INT:
 	case TK_FLOAT:
 		return "a number";
 	case TK_OP:
-		return t->op;
+		snprintf(buf, cap, "'%.16s'", t->op);
+		return buf;
 	case TK_EOF:
 		return "the end of the template";
 	}
 	return "?";
 }
 
+#define tok_desc(t) tok_desc_buf((t), (char[80]){0}, 80)
+
 static int expect_op(parser *ps, const char *op)
 {
 	tok *t = cur(ps);
 	if (!is_op(t, op))
-		return pfail(ps, MLLM_EFORMAT, t, "expected '%s', found '%s'", op, tok_desc(t));
+		return pfail(ps, MLLM_EFORMAT, t, "expected '%s', found %s", op, tok_desc(t));
 	next(ps);
 	return 0;
 }
@@ -581,7 +587,7 @@ static int expect_kind(parser *ps, tk_kind k, const char *what)
 {
 	tok *t = cur(ps);
 	if (t->k != k)
-		return pfail(ps, MLLM_EFORMAT, t, "expected %s, found '%s'", what, tok_desc(t));
+		return pfail(ps, MLLM_EFORMAT, t, "expected %s, found %s", what, tok_desc(t));
 	next(ps);
 	return 0;
 }
@@ -655,7 +661,7 @@ static jnode *parse_subscript(parser *ps, jnode *obj)
 			continue;
 		}
 		if (parts[n_colons])
-			return pfail(ps, MLLM_EUNSUPPORTED, t, "expected ':' or ']', found '%s'",
+			return pfail(ps, MLLM_EUNSUPPORTED, t, "expected ':' or ']', found %s",
 			             tok_desc(t)),
 			       NULL;
 		parts[n_colons] = parse_expr(ps, 1);
@@ -904,7 +910,7 @@ static jnode *parse_primary(parser *ps)
 	default:
 		break;
 	}
-	return pfail(ps, MLLM_EFORMAT, t, "unexpected '%s'", tok_desc(t)), NULL;
+	return pfail(ps, MLLM_EFORMAT, t, "unexpected %s", tok_desc(t)), NULL;
 }
 
 static jnode *parse_unary(parser *ps, int with_filter)
@@ -1140,7 +1146,7 @@ static int parse_targets(parser *ps, jnode *n)
 			next(ps); /* "," */
 		t = cur(ps);
 		if (t->k != TK_NAME)
-			return pfail(ps, MLLM_EFORMAT, t, "expected a variable name, found '%s'",
+			return pfail(ps, MLLM_EFORMAT, t, "expected a variable name, found %s",
 			             tok_desc(t));
 		add_name(n, t->s);
 		next(ps);
@@ -1367,7 +1373,7 @@ static jnode *parse_statement(parser *ps)
 	next(ps); /* "{%" */
 	t = next(ps);
 	if (t->k != TK_NAME)
-		return pfail(ps, MLLM_EFORMAT, t, "expected a statement, found '%s'", tok_desc(t)),
+		return pfail(ps, MLLM_EFORMAT, t, "expected a statement, found %s", tok_desc(t)),
 		       NULL;
 	if (!strcmp(t->s, "if"))
 		return parse_if(ps, t);
@@ -1452,7 +1458,7 @@ static jnode *parse_body(parser *ps, const char *const *until, const tok *opener
 			if (!n)
 				return NULL;
 		} else {
-			return pfail(ps, MLLM_EFORMAT, t, "unexpected '%s'", tok_desc(t)), NULL;
+			return pfail(ps, MLLM_EFORMAT, t, "unexpected %s", tok_desc(t)), NULL;
 		}
 		add_kid(body, n, NULL);
 	}

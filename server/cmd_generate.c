@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +220,12 @@ int srv_cmd_generate(int argc, char **argv)
 			if (end == v || *end || errno || max_tokens < 0 || max_tokens > 1000000)
 				goto bad_value;
 		} else if (strcmp(a, "--temperature") == 0) {
-			temp = strtof(v, &end);
+			temp = (float)strtod(v, &end); /* 1e-50: no underflow error */
 			/* The API's bounds: sampling is the daemon's. */
 			if (end == v || *end || errno || !(temp >= 0.0f) || temp > 2.0f)
 				goto bad_value;
 		} else if (strcmp(a, "--top-p") == 0) {
-			top_p = strtof(v, &end);
+			top_p = (float)strtod(v, &end);
 			if (end == v || *end || errno || !(top_p > 0.0f) || top_p > 1.0f)
 				goto bad_value;
 		} else if (strcmp(a, "--seed") == 0) {
@@ -306,7 +307,12 @@ int srv_cmd_generate(int argc, char **argv)
 			ret = 2;
 			goto out;
 		}
-	if (n_prompt == 0 || (long)n_prompt > n_ctx) {
+	if (n_prompt == 0) {
+		fprintf(stderr, "generate: the prompt is empty (no tokens to start from)\n");
+		ret = 2;
+		goto out;
+	}
+	if ((long)n_prompt > n_ctx) {
 		fprintf(stderr, "generate: the prompt has %zu tokens; the context holds %d\n",
 		        n_prompt, n_ctx);
 		ret = 2;
@@ -372,7 +378,9 @@ int srv_cmd_generate(int argc, char **argv)
 			json_array_append_new(pi, json_integer(ids[i]));
 		for (long i = 0; i < o.n; i++) {
 			json_array_append_new(gi, json_integer(o.ids[i]));
-			json_array_append_new(lpa, json_real(o.logprobs[i]));
+			/* One per id; null where the model gave no number (NaN). */
+			json_array_append_new(
+			    lpa, isfinite(o.logprobs[i]) ? json_real(o.logprobs[i]) : json_null());
 		}
 		json_object_set_new(obj, "prompt_ids", pi);
 		json_object_set_new(obj, "ids", gi);

@@ -31,8 +31,36 @@
 #include "log.h"
 #include "mllm.h"
 
-#define LP_MAGIC        "MLLMLP01"
-#define MAX_TEXT_BYTES  ((size_t)1 << 30)
+#define LP_MAGIC       "MLLMLP01"
+#define MAX_TEXT_BYTES ((size_t)1 << 30)
+
+/* The file a symlink to nothing (yet) names, for --save-logits to create:
+ * its text, relative to the link's directory unless absolute. NULL when
+ * path is not such a link. */
+static char *dangling_target(const char *path)
+{
+	char buf[4096], *out;
+	struct stat st;
+	ssize_t n;
+	const char *slash = strrchr(path, '/');
+	if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+		return NULL;
+	n = readlink(path, buf, sizeof buf - 1);
+	if (n <= 0 || (size_t)n >= sizeof buf - 1)
+		return NULL;
+	buf[n] = '\0';
+	if (buf[0] == '/' || !slash)
+		return xstrdup(buf);
+	out = xmalloc((size_t)(slash - path) + 1 + (size_t)n + 1);
+	sprintf(out, "%.*s/%s", (int)(slash - path), path, buf);
+	return out;
+}
+
+/* A JSON number, or null where there is none (NaN, infinities). */
+static json_t *jreal(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
 #define PPL_CTX_DEFAULT 512
 
 static void usage(FILE *f)
@@ -283,6 +311,14 @@ int srv_cmd_perplexity(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
+	if (ctx < 3) {
+		fprintf(stderr,
+		        "perplexity: the trained context (%d) is shorter than a window (3 tokens "
+		        "or more)\n",
+		        (int)hp->n_ctx_train);
+		ret = 2;
+		goto out;
+	}
 	size_t cap = mllm_tokenizer_max_ids(tok, text_len);
 	ids = xmallocarray(cap ? cap : 1, sizeof *ids);
 	rc = mllm_tokenizer_encode(tok, text, text_len, false, ids, cap, &n_ids);
@@ -332,7 +368,10 @@ int srv_cmd_perplexity(int argc, char **argv)
 			 * the link's target); a unique name (mkstemp), so two
 			 * runs never share or delete each other's. */
 			char *real = realpath(save_path, NULL);
-			const char *target = real ? real : save_path;
+			const char *target;
+			if (!real)
+				real = dangling_target(save_path);
+			target = real ? real : save_path;
 			size_t tl = strlen(target) + 16;
 			mode_t um = umask(0);
 			int fd;
@@ -354,8 +393,8 @@ int srv_cmd_perplexity(int argc, char **argv)
 		}
 		if (!save || fwrite(LP_MAGIC, 1, 8, save) != 8 ||
 		    fwrite(hdr, sizeof hdr[0], 4, save) != 4) {
-			fprintf(stderr, "perplexity: cannot write %s: %s\n",
-			        save_tmp ? save_tmp : save_path, strerror(errno));
+			fprintf(stderr, "perplexity: cannot write %s: %s\n", save_path,
+			        strerror(errno));
 			goto out;
 		}
 	}
@@ -454,24 +493,27 @@ int srv_cmd_perplexity(int argc, char **argv)
 			kl_max = kls[n_scored - 1];
 		}
 		if (json) {
-			json_t *o = json_pack(
-			    "{s:s,s:s,s:s,s:i,s:i,s:i,s:f,s:f}", "model", model_path, "weights", wt,
-			    "kv", kv_name, "ctx", (json_int_t)ctx, "windows", (json_int_t)n_win,
-			    "tokens", (json_int_t)n_scored, "perplexity", ppl, "perplexity_se", se);
-			if (kls) {
+			json_t *o =
+			    json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o,s:o}", "model", model_path,
+			              "weights", wt, "kv", kv_name, "ctx", (json_int_t)ctx,
+			              "windows", (json_int_t)n_win, "tokens", (json_int_t)n_scored,
+			              "perplexity", jreal(ppl), "perplexity_se", jreal(se));
+			if (o && kls) {
 				json_object_set_new(o, "base_perplexity",
-				                    json_real(exp(base_nll / (double)n_scored)));
-				json_object_set_new(o, "kl_mean", json_real(kl_mean));
-				json_object_set_new(o, "kl_median", json_real(kl_med));
-				json_object_set_new(o, "kl_p99", json_real(kl_p99));
-				json_object_set_new(o, "kl_max", json_real(kl_max));
+				                    jreal(exp(base_nll / (double)n_scored)));
+				json_object_set_new(o, "kl_mean", jreal(kl_mean));
+				json_object_set_new(o, "kl_median", jreal(kl_med));
+				json_object_set_new(o, "kl_p99", jreal(kl_p99));
+				json_object_set_new(o, "kl_max", jreal(kl_max));
 				json_object_set_new(o, "top1_agreement",
-				                    json_real((double)same_top / (double)n_scored));
+				                    jreal((double)same_top / (double)n_scored));
 			}
 			char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(8)) : NULL;
 			json_decref(o);
-			if (!s)
+			if (!s) {
+				fprintf(stderr, "perplexity: out of memory writing the result\n");
 				goto out;
+			}
 			puts(s);
 			free(s);
 		} else {
@@ -488,6 +530,13 @@ int srv_cmd_perplexity(int argc, char **argv)
 		}
 	}
 	ret = 0;
+	if (!isfinite(nll) || (kls && !isfinite(base_nll))) {
+		/* Printed as it came out (null in JSON), and said: a model whose
+		 * logits are NaN or infinite has no perplexity to compare. */
+		fprintf(stderr, "perplexity: the scores are not finite (the model's logits hold "
+		                "NaN or infinite values)\n");
+		ret = 1;
+	}
 	goto out;
 write_failed:
 	fprintf(stderr, "perplexity: writing %s: %s\n", save_tmp ? save_tmp : save_path,

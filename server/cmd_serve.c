@@ -408,8 +408,13 @@ int srv_cmd_serve(int argc, char **argv)
 		} else if (is_opt(a, "--set")) {
 			char *key, *eq;
 			v = opt_value(argc, argv, &i, "--set");
-			if (!v || !strchr(v, '='))
+			if (!v)
 				goto bad_flag;
+			if (!strchr(v, '=')) {
+				snprintf(err, sizeof err, "--set takes key=value (got '%.200s')",
+				         v);
+				goto bad;
+			}
 			key = xstrdup(v);
 			eq = strchr(key, '=');
 			*eq = '\0';

@@ -67,6 +67,13 @@ static int read_add_bos(const char *path, mllm_tokenizer *tok)
 		return -1;
 	}
 	v = json_object_get(cfg, "add_bos_token");
+	if (v && !json_is_null(v) && !json_is_boolean(v)) {
+		/* As the model loader (generate, serve) refuses it. */
+		fprintf(stderr, "mobilellmd tokenize: %s: \"add_bos_token\" must be a boolean\n",
+		        path);
+		json_decref(cfg);
+		return -1;
+	}
 	if (json_is_boolean(v))
 		mllm_tokenizer_set_add_bos(tok, json_is_true(v));
 	json_decref(cfg);

@@ -185,9 +185,15 @@ static int check_template_file(const cfg_model *cm, char *err, size_t errlen)
 	char msg[384];
 	char *src;
 	size_t len = 0;
+	struct stat st;
 	int rc;
 
 	src = read_file(cm->chat_template, &len);
+	if (!src && stat(cm->chat_template, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+		return mllm__seterr(err, errlen, MLLM_EINVAL,
+		                    "model %s: chat_template: '%s' is empty (auto, plain, chatml, "
+		                    "raw or a template file)",
+		                    cm->id, cm->chat_template);
 	if (!src)
 		return mllm__seterr(err, errlen, MLLM_EINVAL,
 		                    "model %s: chat_template: cannot read '%s' (auto, plain, "

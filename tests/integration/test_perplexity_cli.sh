@@ -116,4 +116,40 @@ ppl --convert f32 --kv-f32 --chunks 2 --save-logits "$tmp/link.lp" >/dev/null
 [ "$(wc -c <"$tmp/real.lp")" -eq $((24 + 2 * (128 + 63 * 8000) * 4)) ] ||
 	{ echo "--save-logits did not write the link's target"; exit 1; }
 [ "$(stat -c %a "$tmp/real.lp")" = 640 ] || { echo "mode not kept: $(stat -c %a "$tmp/real.lp")"; exit 1; }
+# A symlink to a file not there yet: the file is created, the link stays.
+ln -s new.lp "$tmp/dangling.lp"
+ppl --convert f32 --kv-f32 --chunks 1 --save-logits "$tmp/dangling.lp" >/dev/null
+[ -L "$tmp/dangling.lp" ] && [ -f "$tmp/new.lp" ] ||
+	{ echo "--save-logits through a dangling symlink: $(ls -l "$tmp")"; exit 1; }
 echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 17 refusals, files kept ok"
+
+# A model whose logits are NaN (its final norm's weights) has no perplexity:
+# null in the JSON and exit 1 with a message, not a silent failure.
+mkdir "$tmp/nan" "$tmp/ctx2"
+cp "$M"/config.json "$M"/tokenizer.model "$M"/tokenizer_config.json "$tmp/nan/"
+/usr/bin/python3 - "$M/model.safetensors" "$tmp/nan/model.safetensors" <<'PY'
+import json, struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", d[:8])[0]
+t = json.loads(d[8:8 + n])["model.norm.weight"]
+a, b = t["data_offsets"]
+size = {"F32": 4, "F16": 2, "BF16": 2}[t["dtype"]]
+nan = {"F32": b"\x00\x00\xc0\x7f", "F16": b"\x00\x7e", "BF16": b"\xc0\x7f"}[t["dtype"]]
+for o in range(8 + n + a, 8 + n + b, size):
+    d[o:o + size] = nan
+open(sys.argv[2], "wb").write(d)
+PY
+rc=0
+"$BIN" perplexity --model "$tmp/nan" --file "$TEXT" --ctx 16 --chunks 1 --json >"$tmp/nan.json" 2>"$tmp/nan.err" || rc=$?
+[ "$rc" -eq 1 ] || { echo "NaN model: exit $rc"; exit 1; }
+check "$tmp/nan.json" 'r["perplexity"] is None and r["tokens"] > 0'
+grep -q "not finite" "$tmp/nan.err" || { echo "NaN model: $(cat "$tmp/nan.err")"; exit 1; }
+# A trained context shorter than a window is refused (exit 2), not scored as
+# zero tokens.
+cp "$M"/model.safetensors "$M"/tokenizer.model "$M"/tokenizer_config.json "$tmp/ctx2/"
+sed 's/"max_position_embeddings": *[0-9]*/"max_position_embeddings": 2/' "$M/config.json" >"$tmp/ctx2/config.json"
+rc=0
+"$BIN" perplexity --model "$tmp/ctx2" --file "$TEXT" --chunks 1 --json >/dev/null 2>"$tmp/ctx2.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q "shorter than a window" "$tmp/ctx2.err" ||
+	{ echo "trained context 2: exit $rc, $(cat "$tmp/ctx2.err")"; exit 1; }
+echo "ok   perplexity: NaN logits and too short a context are said"

@@ -27,6 +27,13 @@ rc=0
 rc=0
 "$BIN" serve --model st="$ST" --set model.st.chat_template=nonesuch --check-config >"$TMP/out" 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "unknown chat template accepted ($rc)"
+rc=0
+"$BIN" serve --model st="$ST" --set noeq --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "key=value" "$TMP/out" || fail "--set without '=': exit $rc, $(cat "$TMP/out")"
+: >"$TMP/empty.jinja"
+rc=0
+"$BIN" serve --model st="$ST" --set model.st.chat_template="$TMP/empty.jinja" --check-config >"$TMP/out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "is empty" "$TMP/out" || fail "empty template file: exit $rc, $(cat "$TMP/out")"
 ok "check-config catches bad paths, values, flags and templates"
 
 # n_ctx past the model's trained context (stories260K: 512), which serve

@@ -34,3 +34,14 @@ done
 out=$(printf 'Hello world' | "$BIN" tokenize --model "$T/tokenizer.model" | tr -d ' \n')
 [ "$out" = "[1,15043,3186]" ] || { echo "plain tokenize gave $out"; exit 1; }
 echo "tokenize CLI: 3000 cases x 2 sources ok"
+
+# A tokenizer_config.json that generate and serve refuse is refused here too.
+mkdir "$tmp/tc"
+cp "$T/tokenizer.model" "$tmp/tc/"
+echo '{"add_bos_token": "yes"}' >"$tmp/tc/tokenizer_config.json"
+if printf 'Hello' | "$BIN" tokenize --model "$tmp/tc" >"$tmp/tc.out" 2>&1; then
+	echo "tokenize accepted add_bos_token \"yes\": $(cat "$tmp/tc.out")"
+	exit 1
+fi
+grep -q 'must be a boolean' "$tmp/tc.out" || { echo "tokenize: $(cat "$tmp/tc.out")"; exit 1; }
+echo "tokenize CLI: a bad tokenizer_config.json is refused"
