@@ -7,6 +7,7 @@
  * policy). Requests come and go through request.c; reusable blocks live in
  * prefix_cache.c. See docs/scheduler.md.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -434,6 +435,15 @@ static void seq_sample(mllm_engine *e, seq *s, const float *row)
 		}
 	} else {
 		mllm_sampler_sample(s->sampler, e->ws, row, &res);
+	}
+	if (!isfinite(row[res.token])) {
+		/* NaN or infinite logits (broken weights): no token of this
+		 * row means anything, so the choice fails rather than going on
+		 * with whatever the comparisons picked. */
+		MLLM_LOG(MLLM_LOG_ERROR, "engine: the model's logits are not finite (NaN or "
+		                         "infinite); the request fails");
+		seq_finish(e, s, MLLM_FINISH_ERROR);
+		return;
 	}
 	s->gen[s->n_gen++] = res.token;
 	e->n_gen_total++;

@@ -397,7 +397,9 @@ int srv_cmd_generate(int argc, char **argv)
 	} else {
 		putchar('\n');
 	}
-	ret = 0;
+	/* The engine failed the choice (it logged why): what came out is
+	 * printed, and the exit status says it is not a whole answer. */
+	ret = o.finish == MLLM_FINISH_ERROR ? 1 : 0;
 out:
 	mllm_request_release(r);
 	mllm_engine_free(e);
