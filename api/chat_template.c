@@ -578,15 +578,85 @@ static int cut_after_final(const api_request *req, mllm_buf *out, api_error *e)
 	return 0;
 }
 
+/* Where the template writes the last message's text in out (rendered from
+ * out0): the conversation rendered again with a marker for that text puts
+ * the marker there, after the same prefix. false when it does not (the
+ * template's text before it depends on the content, or the marker shows
+ * up other than once). Finds the start even where the text also occurs in
+ * the markup after it (an end-of-turn token, the next header). */
+static bool final_start(const api_chat_template *t, const api_request *req,
+                        const mllm_tokenizer *tok, const mllm_buf *out, size_t out0, size_t *at)
+{
+	static const char mark[] = "mllmContinueFinalMessageMark7c1e";
+	size_t nm = sizeof mark - 1, skip, n_msgs = json_array_size(req->j_messages), hits = 0;
+	size_t pos = 0;
+	bool bos, ok = false;
+	api_request r2 = *req;
+	json_t *msgs = json_copy(req->j_messages), *last;
+	mllm_buf b;
+	api_error e2;
+	if (!msgs || n_msgs == 0) {
+		json_decref(msgs);
+		return false;
+	}
+	last = json_copy(json_array_get(msgs, n_msgs - 1));
+	json_object_set_new(last, "content", json_string(mark));
+	json_array_set_new(msgs, n_msgs - 1, last);
+	r2.j_messages = msgs;
+	mllm_buf_init(&b, SIZE_MAX / 2);
+	if (render_jinja(t, &r2, tok, &b, &skip, &bos, &e2) == 0) {
+		for (size_t i = 0; i + nm <= b.len; i++)
+			if (memcmp(b.data + i, mark, nm) == 0) {
+				hits++;
+				pos = i;
+			}
+		ok = hits == 1 && out0 + pos <= out->len &&
+		     (pos == 0 || memcmp(out->data + out0, b.data, pos) == 0);
+	}
+	mllm_buf_free(&b);
+	json_decref(msgs);
+	*at = out0 + pos;
+	return ok;
+}
+
+/* continue_final_message on a Jinja template: the last message's text
+ * where final_start says it begins (as given, or with its blanks trimmed),
+ * else its last occurrence (cut_after_final). */
+static int cut_jinja_final(const api_chat_template *t, const api_request *req,
+                           const mllm_tokenizer *tok, mllm_buf *out, size_t out0, api_error *e)
+{
+	const api__message *m = &req->msgs[req->n_msgs - 1];
+	const char *p = m->content;
+	size_t n = m->len, at;
+	if (final_start(t, req, tok, out, out0, &at)) {
+		if (out->len - at >= n && memcmp(out->data + at, p, n) == 0) {
+			out->len = at + n;
+			return 0;
+		}
+		while (n > 0 && blank_byte(*p)) {
+			p++;
+			n--;
+		}
+		while (n > 0 && blank_byte(p[n - 1]))
+			n--;
+		if (n > 0 && out->len - at >= n && memcmp(out->data + at, p, n) == 0) {
+			out->len = at + n;
+			return 0;
+		}
+	}
+	return cut_after_final(req, out, e);
+}
+
 int api__chat_render(const api_chat_template *t, const api_request *req, const mllm_tokenizer *tok,
                      mllm_buf *out, size_t *skip, bool *bos, api_error *e)
 {
 	if (!t)
 		t = api__chat_template_default();
 	if (t->jinja) {
+		size_t out0 = out->len;
 		int rc = render_jinja(t, req, tok, out, skip, bos, e);
 		if (rc == 0 && req->cont_final)
-			rc = cut_after_final(req, out, e);
+			rc = cut_jinja_final(t, req, tok, out, out0, e);
 		return rc;
 	}
 	*skip = 0;

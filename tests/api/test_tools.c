@@ -997,6 +997,33 @@ START_TEST(test_continue_final_message)
 	}
 	done_with(req, t);
 
+	/* A prefill that also occurs in the markup after it (the end of turn,
+	 * the next header) is cut where the message has it, not at its last
+	 * occurrence. */
+	{
+		static const struct {
+			const char *tmpl, *prefill, *tail;
+		} cuts[] = {
+		    {"llama3", "a", "<|start_header_id|>assistant<|end_header_id|>\n\na"},
+		    {"llama3", "assistant", "<|end_header_id|>\n\nassistant"},
+		    {"llama3", "eot", "<|end_header_id|>\n\neot"},
+		    {"qwen3", "im_end", "</think>\n\nim_end"},
+		};
+		for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+			char body[512];
+			snprintf(body, sizeof body,
+			         "{\"messages\":[{\"role\":\"user\",\"content\":\"Pick a, b or "
+			         "c.\"},{\"role\":\"assistant\",\"content\":\"%s\"}],"
+			         "\"continue_final_message\":true}",
+			         cuts[i].prefill);
+			req = prepare_with(cuts[i].tmpl, body, &t);
+			prompt_text(req, text, sizeof text);
+			ck_assert_msg(ends_with(text, cuts[i].tail), "%s / %s: %s", cuts[i].tmpl,
+			              cuts[i].prefill, text);
+			done_with(req, t);
+		}
+	}
+
 	/* Llama 3.1's syntax has no opener but the call's own "{": a prefill
 	 * of that "{" alone (blanks around it) starts the output inside the
 	 * call, which the response completes. */
