@@ -821,12 +821,18 @@ void api__resp_fix_error(const api_request *req, api_error *e)
 			long n_hist = r->history ? (long)json_array_size(r->history) : n_in;
 			long mi = n_in - n_hist + (k - instr);
 			json_t *item = json_array_get(r->msg_items, (size_t)(mi < 0 ? 0 : mi));
+			json_t *msg = json_array_get(r->input_msgs, (size_t)(mi < 0 ? 0 : mi));
+			const char *role = json_string_value(json_object_get(msg, "role"));
+			bool out = role && strcmp(role, "tool") == 0; /* function_call_output */
 			if (mi < 0 || !item)
 				snprintf(to, sizeof to, "previous_response_id");
-			else
-				snprintf(to, sizeof to, "input[%lld]%s",
+			else if (strncmp(rest, ".content", 8) == 0)
+				snprintf(to, sizeof to, "input[%lld]%s%s",
 				         (long long)json_integer_value(item),
-				         strncmp(rest, ".content", 8) == 0 ? rest : "");
+				         out ? ".output" : ".content", rest + 8);
+			else
+				snprintf(to, sizeof to, "input[%lld]",
+				         (long long)json_integer_value(item));
 		}
 		set_param(e, to);
 	}
