@@ -476,11 +476,16 @@ static bool json_content_type(const char *ct)
 	size_t n = strlen("application/json");
 	if (!ct)
 		return false;
-	while (*ct == ' ')
+	/* RFC 9110: optional whitespace (spaces and tabs) around it, then
+	 * nothing or ";" and parameters (charset=utf-8, ...). */
+	while (*ct == ' ' || *ct == '\t')
 		ct++;
 	if (strncasecmp(ct, "application/json", n) != 0)
 		return false;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
 }
 
 /* Every Content-Length and Transfer-Encoding header of the request (MHD's
@@ -683,6 +688,9 @@ static void classify(srv_req *r, const char *method, const char *version)
 				r->answer_now =
 				    (expect && strcasecmp(expect, "100-continue") == 0) ||
 				    n > DISCARD_MAX;
+				/* the body stays unread: the connection ends (and
+				 * says so, with no Keep-Alive hint) */
+				r->must_close = r->answer_now;
 				return;
 			}
 		}
@@ -1553,10 +1561,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		if (r->sc)
 			r->sc->body_seen = r->body_seen;
 		if (r->body_seen > DISCARD_MAX && !r->status) {
-			/* Dropping this much is a waste: answer and close. */
+			/* Dropping this much is a waste: answer and close. MHD
+			 * takes no response in the middle of a body (a chunked
+			 * one, or one sent to a route that reads none), so the
+			 * 413 goes straight to the socket (conn.c), and MHD is
+			 * told to drop the connection. */
 			*upload_data_size = 0;
-			return reply_status(r, 413, NULL, "request_too_large",
-			                    "Request body exceeds the configured max_body_bytes");
+			srv__conn_refuse(s, r->sc, 413, "request_too_large",
+			                 "Request body exceeds the configured max_body_bytes");
+			return MHD_NO;
 		}
 		if (!r->early_status && !r->body_too_large &&
 		    mllm_buf_append(&r->body, upload_data, *upload_data_size) < 0) {

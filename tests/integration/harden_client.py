@@ -188,6 +188,10 @@ def framing_cases():
         ("Expect: 100-continue with the wrong media type",
          b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
          b"Content-Type: text/plain\r\nContent-Length: 900000\r\n\r\n", 415, True),
+        ("Expect: 100-continue, body over max_body_bytes",
+         post + b"Expect: 100-continue\r\nContent-Length: 3145728\r\n\r\n", 413, True),
+        # Past 256 MiB the body is not even read to be dropped.
+        ("Content-Length of 300 MiB", post + b"Content-Length: 314572800\r\n\r\n", 413, True),
     ]
 
 
@@ -223,6 +227,8 @@ def cmd_framing(url, idle_s):
                 fail("%s: the connection stayed open after a framing error" % name)
             if b"\r\nconnection: close\r\n" not in head.lower() + b"\r\n":
                 fail("%s: no Connection: close on the framing error" % name)
+            if b"\r\nkeep-alive:" in head.lower():
+                fail("%s: a Keep-Alive hint on a response that closes: %r" % (name, head))
         s.close()
         print("ok   %s -> %d" % (name, want))
 

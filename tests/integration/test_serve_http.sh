@@ -74,12 +74,53 @@ header_has "Accept-Encoding: identity" || fail "a 415 does not say which codings
 expect 415 POST /v1/completions -H "$AUTH" -H "$JSON" -H 'Content-Encoding: identity' \
 	-H 'Content-Encoding: gzip' -d '{}'
 grep -q 'unsupported_content_encoding' "$TMP/body" || fail "second Content-Encoding: $(cat "$TMP/body")"
+# Parameters and optional whitespace (RFC 9110: spaces and tabs) are fine;
+# anything else after the media type is another type.
+for ct in 'application/json; charset=utf-8' 'Application/JSON' "application/json$(printf '\t')" \
+	"$(printf '\t')application/json$(printf '\t');charset=utf-8" 'application/json ;charset=utf-8'; do
+	expect 200 POST /tokenize -H "$AUTH" -H "Content-Type: $ct" -d '{"prompt":"hi"}'
+done
+expect 415 POST /tokenize -H "$AUTH" -H 'Content-Type: application/json x' -d '{"prompt":"hi"}'
+expect 415 POST /tokenize -H "$AUTH" -H 'Content-Type: application/jsonx' -d '{"prompt":"hi"}'
 ok "415 wrong content type or coding"
 
 head -c 2000000 /dev/zero | tr '\0' 'a' >"$TMP/big"
 expect 413 POST /v1/completions -H "$AUTH" -H "$JSON" --data-binary @"$TMP/big"
 expect 413 POST /v1/completions -H "$AUTH" -H "$JSON" -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big"
 expect 200 GET /health
+# Past 256 MiB of a body with no length announced (chunked) the daemon stops
+# dropping it: a 413 written to the socket, then the connection closed.
+"$PY" - "${URL##*:}" <<'PYEOF' || fail "chunked body past 256 MiB"
+import socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(30)
+s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Transfer-Encoding: chunked\r\n\r\n")
+got = []
+def read():
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    got.append(out)
+t = threading.Thread(target=read)
+t.start()
+chunk = b"100000\r\n" + b"x" * (1 << 20) + b"\r\n"
+try:
+    for _ in range(300):
+        s.sendall(chunk)
+except OSError:
+    pass
+t.join(30)
+assert got and got[0].startswith(b"HTTP/1.1 413 "), got[0][:100] if got else "no answer"
+assert b"request_too_large" in got[0], got[0]
+PYEOF
+grep -q 'POST /tokenize 413' "$TMP/log" || fail "the 413 past 256 MiB is not logged as 413"
 ok "413 body too large (Content-Length and chunked)"
 
 expect 400 POST /v1/completions -H "$AUTH" -H "$JSON" -d '{"model":"st","prompt":'
