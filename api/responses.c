@@ -744,6 +744,19 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	                    v && !json_is_null(v) ? json_deep_copy(v) : json_string("auto"));
 	v = json_object_get(root, "tools");
 	json_object_set_new(r->echo, "tools", json_is_array(v) ? json_deep_copy(v) : json_array());
+	{
+		/* OpenAI's FunctionTool has description, parameters and strict
+		 * always (nullable): as sent, else null. */
+		static const char *const keys[] = {"description", "parameters", "strict"};
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(r->echo, "tools"), i, t)
+		{
+			for (size_t k = 0; json_is_object(t) && k < 3; k++)
+				if (!json_object_get(t, keys[k]))
+					json_object_set_new(t, keys[k], json_null());
+		}
+	}
 	/* as sent, whether or not include asks for the logprobs */
 	json_object_set_new(r->echo, "top_logprobs", json_integer(has_tl ? tl : 0));
 	json_object_set_new(r->echo, "top_p",
@@ -1051,13 +1064,13 @@ int api__resp_messages(api_request *req, api_error *e)
 				snprintf(p, sizeof p, "input[%lld].call_id",
 				         (long long)json_integer_value(
 				             json_array_get(r->msg_items, i - n_prev)));
+				rc = api_error_set(e, 400, p, "invalid_value",
+				                   "No tool call found for function call output "
+				                   "with call_id '%.64s'.",
+				                   id);
 				json_decref(hist);
 				json_decref(all);
-				return api_error_set(
-				    e, 400, p, "invalid_value",
-				    "No tool call found for function call output with "
-				    "call_id '%.64s'.",
-				    id);
+				return rc;
 			}
 		}
 		/* ... and each call made has its output after it, in this input
@@ -1084,12 +1097,14 @@ int api__resp_messages(api_request *req, api_error *e)
 					snprintf(p, sizeof p, "input[%lld]",
 					         (long long)json_integer_value(
 					             json_array_get(r->msg_items, i - n_prev)));
+				/* cid may live in hist (a stored call): said first */
+				rc = api_error_set(e, 400, p, "invalid_value",
+				                   "No function_call_output item answers the "
+				                   "function call with call_id '%.64s'.",
+				                   cid ? cid : "");
 				json_decref(hist);
 				json_decref(all);
-				return api_error_set(e, 400, p, "invalid_value",
-				                     "No function_call_output item answers the "
-				                     "function call with call_id '%.64s'.",
-				                     cid ? cid : "");
+				return rc;
 			}
 		}
 	}

@@ -397,6 +397,51 @@ START_TEST(test_continuation_reuses_ids)
 }
 END_TEST
 
+/* A stored response whose output is a call, continued without its output:
+ * a 400 that names the call (its id read before the stored conversation,
+ * which holds it, is freed). */
+START_TEST(test_stored_call_needs_output)
+{
+	mllm_buf out;
+	api_resp_record *rec = NULL;
+	api_request *r1, *r2;
+	api_error e;
+	const char *ok_body = "{\"input\":[{\"type\":\"function_call_output\",\"call_id\":"
+	                      "\"%s\",\"output\":\"7\"}]}";
+	char b[256], cid[96];
+	json_t *j;
+	mllm_buf_init(&out, 1 << 20);
+	r1 = prepared("{\"input\":\"Hi\",\"tool_choice\":\"required\",\"tools\":[{\"type\":"
+	              "\"function\",\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+	              "\"properties\":{\"x\":{\"type\":\"integer\"}},\"required\":[\"x\"]}}]}",
+	              NULL);
+	generate(r1, " {\"name\": \"f\", \"arguments\": {\"x\": 1}}", MLLM_FINISH_STOP, &out);
+	j = json_loadb(out.data, out.len, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	snprintf(cid, sizeof cid, "%s",
+	         json_string_value(
+	             json_object_get(json_array_get(json_object_get(j, "output"), 0), "call_id")));
+	json_decref(j);
+	ck_assert_int_eq(api_request_record(r1, &rec), 0);
+	r2 = parse_ok("{\"input\":\"and now?\"}");
+	api_request_set_previous(r2, rec);
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_request_prepare(r2, &model, &e), 400);
+	ck_assert_str_eq(e.param, "input");
+	ck_assert_msg(strstr(e.message, cid) != NULL, "%s lacks %s", e.message, cid);
+	api_request_free(r2);
+	/* with it, fine */
+	snprintf(b, sizeof b, ok_body, cid);
+	r2 = parse_ok(b);
+	api_request_set_previous(r2, rec);
+	ck_assert_int_eq(api_request_prepare(r2, &model, &e), 0);
+	api_request_free(r2);
+	api_resp_record_unref(rec);
+	api_request_free(r1);
+	mllm_buf_free(&out);
+}
+END_TEST
+
 START_TEST(test_truncation_message_count)
 {
 	api_limits lim = API_LIMITS_DEFAULT;
@@ -621,6 +666,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_prepare_errors);
 	tcase_add_test(tc, test_continuation_reuses_ids);
+	tcase_add_test(tc, test_stored_call_needs_output);
 	tcase_add_test(tc, test_truncation_message_count);
 	tcase_add_test(tc, test_stream_events);
 	tcase_add_test(tc, test_input_items_paging);
