@@ -71,8 +71,14 @@ static void run_generate(srv_job *j)
 		const char *id = api_request_previous_id(j->areq);
 		api_resp_record *prev = srv_resp_store_get(s->responses, id, mllm_now_ns());
 		if (!prev) {
-			j->status =
-			    api_error_response_not_found(&j->err, "previous_response_id", id);
+			/* OpenAI's 400 and code, on which clients (Codex, agent
+			 * SDKs) resend the whole conversation. */
+			j->status = api_error_set(
+			    &j->err, 400, "previous_response_id", "previous_response_not_found",
+			    "Previous response with id '%.100s' not found (never stored, deleted, "
+			    "expired or evicted from this server's store, or kept by another "
+			    "replica).",
+			    id);
 			return;
 		}
 		api_request_set_previous(j->areq, prev);

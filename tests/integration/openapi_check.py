@@ -553,8 +553,8 @@ class Checker:
                       R + "/" + rid + "/cancel", want=400)
             self.call("DELETE /v1/responses/{id}", "DELETE", R + "/{response_id}", R + "/" + rid)
             self.call("GET deleted -> 404", "GET", R + "/{response_id}", R + "/" + rid, want=404)
-            self.call("previous_response_id deleted -> 404", "POST", R,
-                      body=dict(rbase, previous_response_id=rid), want=404,
+            self.call("previous_response_id deleted -> 400", "POST", R,
+                      body=dict(rbase, previous_response_id=rid), want=400,
                       check=self.error_param("previous_response_id"))
         if rc is not None and rc.status == 200:
             self.call("DELETE unknown -> 404", "DELETE", R + "/{response_id}",

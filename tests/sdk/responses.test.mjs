@@ -448,7 +448,7 @@ test('responses.inputTokens.count: the input_tokens a response to the same body 
   await assert.rejects(client.responses.inputTokens.count({ model: 'nope', input: 'x' }), OpenAI.NotFoundError);
   await assert.rejects(
     client.responses.inputTokens.count({ model: 'tiny', previous_response_id: 'resp_missing', input: 'x' }),
-    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+    (e) => e instanceof OpenAI.BadRequestError && e.code === 'previous_response_not_found',
   );
   await assert.rejects(
     client.responses.inputTokens.count({ model: 'tiny', input: 'x', tools: [{ type: 'web_search' }] }),
@@ -565,11 +565,14 @@ test('retrieve, delete, input_items and the error classes of unknown ids', async
   );
   await assert.rejects(
     client.responses.create({ model: 'tiny', input: 'x', previous_response_id: r.id }),
-    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id' && e.code === 'not_found',
+    (e) =>
+      e instanceof OpenAI.BadRequestError &&
+      e.param === 'previous_response_id' &&
+      e.code === 'previous_response_not_found',
   );
   await assert.rejects(
     client.responses.create({ model: 'tiny', input: 'x', previous_response_id: 'resp_never' }),
-    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'previous_response_id',
   );
   // store: false is not kept.
   const gone = await client.responses.create({ model: 'tiny', input: 'x', max_output_tokens: 2, store: false });
@@ -587,7 +590,7 @@ test('the store keeps to its count and byte limits; evicted ids answer 404', asy
   for (const id of ids.slice(2)) assert.equal((await small.responses.retrieve(id)).id, id);
   await assert.rejects(
     small.responses.create({ model: 'tiny', input: 'x', previous_response_id: ids[0] }),
-    (e) => e instanceof OpenAI.NotFoundError && e.param === 'previous_response_id',
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'previous_response_id',
   );
   // A used record is the most recent: reading ids[2] keeps it over ids[3].
   await small.responses.retrieve(ids[2]);
