@@ -1306,15 +1306,32 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 		if (p->n_ids == 0)
 			return api_error_set(err, 400, pparam, "invalid_value",
 			                     "The prompt is empty (no tokens).");
+		/* In OpenAI's words where the limit is the context (clients
+		 * such as litellm recognise the error by them). */
+		if (p->n_ids > (size_t)max_prompt && max_prompt == m->n_ctx && req->n_prompts > 1)
+			return api_error_set(
+			    err, 400, pparam, "context_length_exceeded",
+			    "This model's maximum context length is %d tokens. However, prompt %d "
+			    "(counting from 0) resulted in %zu tokens. Please reduce the length of "
+			    "the prompt.",
+			    (int)max_prompt, (int)i, p->n_ids);
+		if (p->n_ids > (size_t)max_prompt && max_prompt == m->n_ctx)
+			return api_error_set(
+			    err, 400, pparam, "context_length_exceeded",
+			    "This model's maximum context length is %d tokens. However, your %s "
+			    "resulted in %zu tokens. Please reduce the length of the %s.",
+			    (int)max_prompt, api__chatlike(req) ? "messages" : "prompt", p->n_ids,
+			    api__chatlike(req) ? "messages" : "prompt");
 		if (p->n_ids > (size_t)max_prompt && req->n_prompts > 1)
 			return api_error_set(
 			    err, 400, pparam, "context_length_exceeded",
 			    "Prompt %d (counting from 0) has %zu tokens; the limit is "
-			    "%d.",
+			    "%d (max_prompt_tokens).",
 			    (int)i, p->n_ids, (int)max_prompt);
 		if (p->n_ids > (size_t)max_prompt)
 			return api_error_set(err, 400, pparam, "context_length_exceeded",
-			                     "The prompt has %zu tokens; the limit is %d.",
+			                     "The prompt has %zu tokens; the limit is %d "
+			                     "(max_prompt_tokens).",
 			                     p->n_ids, (int)max_prompt);
 		if (!req->has_max_tokens) {
 			/* Chat default: what the context leaves, capped. */

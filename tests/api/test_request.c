@@ -650,6 +650,10 @@ START_TEST(test_context_limits)
 	ck_assert_int_eq(api_request_prepare(req, &small, &e), 400);
 	ck_assert_str_eq(e.param, "prompt");
 	ck_assert_str_eq(e.code, "context_length_exceeded");
+	/* in OpenAI's words, which clients (litellm) match on */
+	ck_assert_str_eq(e.message, "This model's maximum context length is 16 tokens. However, "
+	                            "your prompt resulted in 17 tokens. Please reduce the length "
+	                            "of the prompt.");
 	api_request_free(req);
 	/* Of several prompts, the message names the one too long. */
 	parse_ok(
@@ -658,7 +662,10 @@ START_TEST(test_context_limits)
 	    &req);
 	ck_assert_int_eq(api_request_prepare(req, &small, &e), 400);
 	ck_assert_str_eq(e.code, "context_length_exceeded");
-	ck_assert_ptr_nonnull(strstr(e.message, "Prompt 1 "));
+	ck_assert_msg(strstr(e.message, "This model's maximum context length is 16 tokens. "
+	                                "However, prompt 1 (counting from 0) resulted in 17 "
+	                                "tokens.") != NULL,
+	              "%s", e.message);
 	api_request_free(req);
 	/* max_prompt_tokens from the limits. */
 	{
