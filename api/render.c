@@ -361,7 +361,8 @@ size_t api__logprob_release(const api_request *req, api__choice *c, size_t from,
 	return to;
 }
 
-/* Chat shape: {"content":[{"token","logprob","bytes","top_logprobs"}]}. */
+/* Chat shape: {"content":[{"token","logprob","bytes","top_logprobs"}],
+ * "refusal":null}. */
 static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
 {
 	json_t *o = json_object(), *content = json_array();
@@ -399,6 +400,8 @@ static json_t *chat_logprobs(const api_request *req, const api__lp *v, size_t n)
 		json_array_append_new(content, item);
 	}
 	json_object_set_new(o, "content", content);
+	/* Required (nullable) in OpenAI's schema: these models never refuse. */
+	json_object_set_new(o, "refusal", json_null());
 	return o;
 }
 

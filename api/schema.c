@@ -1293,13 +1293,13 @@ static int32_t array_schema(api__sc *c, json_t *s, const char *ptr)
 	if (!prefix || json_array_size(prefix) == 0) {
 		if (items && json_is_false(items) && min > 0)
 			return sc_fail(c, ptr,
-			               "%s above 0 with items false (no item allowed) is not "
+			               "minItems above 0 with %s false (no item allowed) is not "
 			               "satisfiable",
-			               "minItems");
+			               rname);
 		if (items && json_is_false(items))
 			item = -1;
 		else if (items && !json_is_true(items)) {
-			ptr_join(p2, sizeof p2, ptr, "items");
+			ptr_join(p2, sizeof p2, ptr, rname);
 			item = compile(c, items, p2);
 		} else {
 			item = value_any(c);

@@ -52,6 +52,8 @@ int api__parse_structured(api_request *req, json_t *root, api_error *e)
 		return api_error_set(e, 400, "response_format.json_schema.strict", "invalid_type",
 		                     "'response_format.json_schema.strict' must be a boolean.");
 	schema = json_object_get(js, "schema");
+	if (json_is_null(schema))
+		schema = NULL; /* null for an optional field: absent */
 	if (schema && !json_is_object(schema) && !json_is_boolean(schema))
 		return api_error_set(e, 400, "response_format.json_schema.schema", "invalid_type",
 		                     "'response_format.json_schema.schema' must be an object.");

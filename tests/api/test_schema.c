@@ -314,6 +314,11 @@ START_TEST(test_draft07_tuple_and_record)
 	ck_assert_ptr_null(
 	    compile_text("{\"type\":\"object\",\"propertyNames\":{\"pattern\":\"^a\"}}", &e));
 	ck_assert_msg(strstr(e.message, "#/propertyNames") != NULL, "%s", e.message);
+	/* an empty draft-07 tuple: errors name additionalItems, the rest */
+	ck_assert_ptr_null(compile_text("{\"type\":\"array\",\"items\":[],\"additionalItems\":{"
+	                                "\"type\":\"integer\",\"minimum\":\"x\"}}",
+	                                &e));
+	ck_assert_msg(strstr(e.message, "#/additionalItems/minimum") != NULL, "%s", e.message);
 	ck_assert_ptr_null(
 	    compile_text("{\"type\":\"array\",\"items\":[{}],\"prefixItems\":[{}]}", &e));
 	ck_assert_msg(strstr(e.message, "#/items") != NULL, "%s", e.message);
@@ -399,6 +404,19 @@ START_TEST(test_request_response_format)
 		    api_request_parse(API_COMPLETION, bad_name, strlen(bad_name), &lim, &req, &e),
 		    400);
 		ck_assert_str_eq(e.param, "response_format.json_schema.name");
+	}
+	{
+		/* schema null: absent (any object), as null is for optional fields */
+		const char *null_schema = "{\"prompt\":\"x\",\"response_format\":{\"type\":"
+		                          "\"json_schema\",\"json_schema\":{\"name\":\"t\","
+		                          "\"schema\":null}}}";
+		ck_assert_int_eq(api_request_parse(API_COMPLETION, null_schema, strlen(null_schema),
+		                                   &lim, &req, &e),
+		                 0);
+		ck_assert_int_eq(api__prepare_structured(req, &e), 0);
+		expect(req->sp.grammar, "{\"z\":[1]}", 1);
+		expect(req->sp.grammar, "[1]", -1);
+		api_request_free(req);
 	}
 }
 END_TEST
