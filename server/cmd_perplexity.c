@@ -34,26 +34,37 @@
 #define LP_MAGIC       "MLLMLP01"
 #define MAX_TEXT_BYTES ((size_t)1 << 30)
 
-/* The file a symlink to nothing (yet) names, for --save-logits to create:
- * its text, relative to the link's directory unless absolute. NULL when
- * path is not such a link. */
+/* The file a symlink to nothing (yet) names, for --save-logits to create,
+ * through a chain of links (40 at most, as the kernel): each link's text,
+ * relative to that link's directory unless absolute. NULL when path is
+ * not such a link. */
 static char *dangling_target(const char *path)
 {
-	char buf[4096], *out;
+	char buf[4096], *cur = NULL;
 	struct stat st;
-	ssize_t n;
-	const char *slash = strrchr(path, '/');
-	if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
-		return NULL;
-	n = readlink(path, buf, sizeof buf - 1);
-	if (n <= 0 || (size_t)n >= sizeof buf - 1)
-		return NULL;
-	buf[n] = '\0';
-	if (buf[0] == '/' || !slash)
-		return xstrdup(buf);
-	out = xmalloc((size_t)(slash - path) + 1 + (size_t)n + 1);
-	sprintf(out, "%.*s/%s", (int)(slash - path), path, buf);
-	return out;
+	for (int hop = 0; hop < 40; hop++) {
+		const char *at = cur ? cur : path, *slash = strrchr(at, '/');
+		char *next;
+		ssize_t n;
+		if (lstat(at, &st) != 0)
+			return cur; /* not there: the file to create */
+		if (!S_ISLNK(st.st_mode))
+			break; /* an existing file: realpath would have found it */
+		n = readlink(at, buf, sizeof buf - 1);
+		if (n <= 0 || (size_t)n >= sizeof buf - 1)
+			break;
+		buf[n] = '\0';
+		if (buf[0] == '/' || !slash) {
+			next = xstrdup(buf);
+		} else {
+			next = xmalloc((size_t)(slash - at) + 1 + (size_t)n + 1);
+			sprintf(next, "%.*s/%s", (int)(slash - at), at, buf);
+		}
+		free(cur);
+		cur = next;
+	}
+	free(cur);
+	return NULL;
 }
 
 /* A JSON number, or null where there is none (NaN, infinities). */
@@ -78,7 +89,7 @@ static void usage(FILE *f)
 	        "                    context)\n"
 	        "  --chunks N        score at most N windows (default: the whole text)\n"
 	        "  --save-logits F   write the scored log-probabilities to F (a reference;\n"
-	        "                    4 bytes per vocabulary entry per scored token: ~64 MiB\n"
+	        "                    4 bytes per vocabulary entry per scored token: ~31 MiB\n"
 	        "                    per 512-token window with a 32k vocabulary; use\n"
 	        "                    --chunks to bound it). Written beside F and renamed\n"
 	        "                    over it only when the run succeeds\n"

@@ -36,13 +36,13 @@ static void usage(FILE *f)
 	        "  --host ADDR       listen address (default 127.0.0.1)\n"
 	        "  --port N          listen port (default 8080; 0 = any free port)\n"
 	        "  --api-key KEY     require 'Authorization: Bearer KEY' (repeatable)\n"
-	        "  --set KEY=VALUE   any config key, e.g. max_n=4 or model.demo.n_ctx=1024\n"
+	        "  --set KEY=VALUE   any config key, e.g. max_n=4 or model.ID.n_ctx=256\n"
 	        "  --log-level L     error, warn, info or debug\n"
 	        "  --check-config    validate the configuration and exit\n"
 	        "  --dump-config     print the effective configuration and exit\n\n"
 	        "Environment: MLLMD_<KEY> for every server key (MLLMD_PORT, MLLMD_API_KEY,\n"
 	        "...) and MLLMD_MODELS=id=path[,id=path]. Precedence: file < env < flags.\n"
-	        "Try it: mobilellmd serve --model demo=%s\n",
+	        "Try it: mobilellmd serve --model mobilellm-demo=%s\n",
 	        DEMO_MODEL);
 }
 
@@ -459,7 +459,7 @@ int srv_cmd_serve(int argc, char **argv)
 		    "  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
 		    "  or set MLLMD_MODELS=id=path.\n"
 		    "  To try it with the shipped demo model:\n"
-		    "    mobilellmd serve --model demo=%s\n",
+		    "    mobilellmd serve --model mobilellm-demo=%s\n",
 		    DEMO_MODEL);
 		rc = 2;
 		goto out;

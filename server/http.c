@@ -955,7 +955,7 @@ static enum MHD_Result do_response(srv_req *r, const char *method)
 		api_resp_record_unref(rec);
 		return reply_status(r, 400, NULL, "invalid_request",
 		                    "Only background responses can be cancelled; this response "
-		                    "has already completed (this server runs no background "
+		                    "has already ended (this server runs no background "
 		                    "responses)");
 	}
 	if (!items && api_resp_retrieve_query(query ? query + 1 : NULL, &e) != 0)

@@ -116,11 +116,14 @@ ppl --convert f32 --kv-f32 --chunks 2 --save-logits "$tmp/link.lp" >/dev/null
 [ "$(wc -c <"$tmp/real.lp")" -eq $((24 + 2 * (128 + 63 * 8000) * 4)) ] ||
 	{ echo "--save-logits did not write the link's target"; exit 1; }
 [ "$(stat -c %a "$tmp/real.lp")" = 640 ] || { echo "mode not kept: $(stat -c %a "$tmp/real.lp")"; exit 1; }
-# A symlink to a file not there yet: the file is created, the link stays.
-ln -s new.lp "$tmp/dangling.lp"
+# A symlink (here a chain of two) to a file not there yet: the file is
+# created, the links stay.
+mkdir "$tmp/sub"
+ln -s sub/new.lp "$tmp/hop.lp"
+ln -s hop.lp "$tmp/dangling.lp"
 ppl --convert f32 --kv-f32 --chunks 1 --save-logits "$tmp/dangling.lp" >/dev/null
-[ -L "$tmp/dangling.lp" ] && [ -f "$tmp/new.lp" ] ||
-	{ echo "--save-logits through a dangling symlink: $(ls -l "$tmp")"; exit 1; }
+[ -L "$tmp/dangling.lp" ] && [ -L "$tmp/hop.lp" ] && [ -f "$tmp/sub/new.lp" ] ||
+	{ echo "--save-logits through dangling symlinks: $(ls -lR "$tmp")"; exit 1; }
 echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 17 refusals, files kept ok"
 
 # A model whose logits are NaN (its final norm's weights) has no perplexity:
