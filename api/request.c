@@ -41,19 +41,38 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 		double d = json_real_value(v);
 		/* [-2^63, 2^63) before the conversion (INT64_MAX as a double
 		 * is 2^63 itself), then the bounds on the integer. */
-		if (d != floor(d) || !(d >= -0x1p63 && d < 0x1p63) || (long long)d < lo ||
-		    (long long)d > hi)
-			return api_error_set(e, 400, key, "invalid_value",
-			                     "'%s' must be an integer between %lld and %lld.", key,
-			                     lo, hi);
+		if (d != floor(d))
+			return api_error_set(e, 400, key, "invalid_type",
+			                     "Invalid type for '%s': expected an integer between "
+			                     "%lld and %lld, but got a decimal number instead.",
+			                     key, lo, hi);
+		/* OpenAI's codes for the bounds, which clients may branch on */
+		if (!(d >= -0x1p63) || (d < 0x1p63 && (long long)d < lo))
+			return api_error_set(
+			    e, 400, key, "integer_below_min_value",
+			    "Invalid '%s': integer below minimum value. Expected a "
+			    "value >= %lld.",
+			    key, lo);
+		if (!(d < 0x1p63) || (long long)d > hi)
+			return api_error_set(
+			    e, 400, key, "integer_above_max_value",
+			    "Invalid '%s': integer above maximum value. Expected a "
+			    "value <= %lld.",
+			    key, hi);
 		x = (long long)d;
 	} else {
 		return type_error(e, key, "an integer");
 	}
-	if (x < lo || x > hi)
-		return api_error_set(e, 400, key, "invalid_value",
-		                     "'%s' must be between %lld and %lld, got %lld.", key, lo, hi,
-		                     x);
+	if (x < lo)
+		return api_error_set(e, 400, key, "integer_below_min_value",
+		                     "Invalid '%s': integer below minimum value. Expected a value "
+		                     ">= %lld, but got %lld instead.",
+		                     key, lo, x);
+	if (x > hi)
+		return api_error_set(e, 400, key, "integer_above_max_value",
+		                     "Invalid '%s': integer above maximum value. Expected a value "
+		                     "<= %lld, but got %lld instead.",
+		                     key, hi, x);
 	*out = x;
 	*present = true;
 	return 0;
@@ -84,10 +103,16 @@ static int get_real(json_t *root, const char *key, double lo, double hi, bool lo
 	if (!json_is_number(v))
 		return type_error(e, key, "a number");
 	d = json_number_value(v);
-	if (!(lo_open ? d > lo : d >= lo) || !(d <= hi))
-		return api_error_set(e, 400, key, "invalid_value",
-		                     "'%s' must be in %c%g, %g], got %s.", key, lo_open ? '(' : '[',
-		                     lo, hi, num_text(d, nb));
+	if (!(lo_open ? d > lo : d >= lo))
+		return api_error_set(e, 400, key, "decimal_below_min_value",
+		                     "Invalid '%s': decimal below minimum value. Expected a value "
+		                     "%s %g, but got %s instead.",
+		                     key, lo_open ? ">" : ">=", lo, num_text(d, nb));
+	if (!(d <= hi))
+		return api_error_set(e, 400, key, "decimal_above_max_value",
+		                     "Invalid '%s': decimal above maximum value. Expected a value "
+		                     "<= %g, but got %s instead.",
+		                     key, hi, num_text(d, nb));
 	/* The engine samples in float: a double inside the range can leave it
 	 * once rounded (1e-320 > 0 is 0 as a float), which the engine would
 	 * refuse with no param to name. Check the value it will see. */

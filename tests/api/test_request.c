@@ -618,6 +618,39 @@ START_TEST(test_prompt_forms)
 }
 END_TEST
 
+/* Out-of-range numbers carry OpenAI's codes, which clients may branch on. */
+START_TEST(test_range_codes)
+{
+	static const struct {
+		api_kind kind;
+		const char *body, *param, *code;
+	} cases[] = {
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"temperature\":2.0001}", "temperature",
+	     "decimal_above_max_value"},
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"presence_penalty\":-2.5}", "presence_penalty",
+	     "decimal_below_min_value"},
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"n\":0}", "n", "integer_below_min_value"},
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"logprobs\":6}", "logprobs",
+	     "integer_above_max_value"},
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"max_tokens\":1e30}", "max_tokens",
+	     "integer_above_max_value"},
+	    {API_COMPLETION, "{\"prompt\":\"x\",\"seed\":1.5}", "seed", "invalid_type"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		api_limits lim = API_LIMITS_DEFAULT;
+		api_request *req = NULL;
+		api_error e;
+		memset(&e, 0, sizeof e);
+		ck_assert_int_eq(api_request_parse(cases[i].kind, cases[i].body,
+		                                   strlen(cases[i].body), &lim, &req, &e),
+		                 400);
+		ck_assert_str_eq(e.param, cases[i].param);
+		ck_assert_msg(strcmp(e.code, cases[i].code) == 0, "%s: code %s, want %s",
+		              cases[i].body, e.code, cases[i].code);
+	}
+}
+END_TEST
+
 START_TEST(test_context_limits)
 {
 	api_model_info small = model;
@@ -1115,6 +1148,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_completion_submission);
 	tcase_add_test(tc, test_prompt_forms);
 	tcase_add_test(tc, test_integral_reals);
+	tcase_add_test(tc, test_range_codes);
 	tcase_add_test(tc, test_context_limits);
 	tcase_add_test(tc, test_admission_limits);
 	tcase_add_test(tc, test_chat_submission);
