@@ -374,8 +374,10 @@ void api_request_set_previous(api_request *req, api_resp_record *prev);
 typedef api_resp_record *(*api_resp_lookup_fn)(void *ud, const char *resp_id);
 int api_request_resolve_items(api_request *req, api_resp_lookup_fn lookup, void *ud,
                               api_error *err);
-/* The 404 for a previous_response_id that no record answers (param
- * "previous_response_id", code "not_found"). Returns 404. */
+/* The 404 for a stored response that no record answers, on the
+ * /v1/responses/{id} routes (param "response_id", code "not_found"; a
+ * previous_response_id is a 400 previous_response_not_found, prep.c).
+ * Returns 404. */
 int api_error_response_not_found(api_error *e, const char *param, const char *id);
 
 /* After api_request_end of a stored, successful Responses request: the

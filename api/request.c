@@ -26,12 +26,25 @@ static int type_error(api_error *e, const char *param, const char *what)
 	return api_error_set(e, 400, param, "invalid_type", "'%s' must be %s.", param, what);
 }
 
+/* d as the shortest decimal that reads back as d: a message shows the
+ * value sent (2.0000001, not %g's 2), without %.17g's noise. */
+static const char *num_text(double d, char buf[32])
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
 /* An integer field. Integral reals (16.0) are accepted; null = absent. */
 static int get_int(json_t *root, const char *key, long long lo, long long hi, long long *out,
                    bool *present, api_error *e)
 {
 	json_t *v = json_object_get(root, key);
 	long long x;
+	char nb[32];
 	*present = false;
 	if (!v || json_is_null(v))
 		return 0;
@@ -51,14 +64,14 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 			return api_error_set(
 			    e, 400, key, "integer_below_min_value",
 			    "Invalid '%s': integer below minimum value. Expected a "
-			    "value >= %lld.",
-			    key, lo);
+			    "value >= %lld, but got %s instead.",
+			    key, lo, num_text(d, nb));
 		if (!(d < 0x1p63) || (long long)d > hi)
 			return api_error_set(
 			    e, 400, key, "integer_above_max_value",
 			    "Invalid '%s': integer above maximum value. Expected a "
-			    "value <= %lld.",
-			    key, hi);
+			    "value <= %lld, but got %s instead.",
+			    key, hi, num_text(d, nb));
 		x = (long long)d;
 	} else {
 		return type_error(e, key, "an integer");
@@ -79,18 +92,6 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 }
 
 /* A number in [lo, hi] (or (lo, hi] when lo_open). */
-/* d as the shortest decimal that reads back as d: a message shows the
- * value sent (2.0000001, not %g's 2), without %.17g's noise. */
-static const char *num_text(double d, char buf[32])
-{
-	for (int prec = 6; prec <= 17; prec++) {
-		snprintf(buf, 32, "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	return buf;
-}
-
 static int get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
                     api_error *e)
 {
@@ -1333,6 +1334,9 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			                     "The prompt is empty (no tokens).");
 		/* In OpenAI's words where the limit is the context (clients
 		 * such as litellm recognise the error by them). */
+		const char *what = req->kind == API_RESPONSES ? "input"
+		                   : api__chatlike(req)       ? "messages"
+		                                              : "prompt";
 		if (p->n_ids > (size_t)max_prompt && max_prompt == m->n_ctx && req->n_prompts > 1)
 			return api_error_set(
 			    err, 400, pparam, "context_length_exceeded",
@@ -1345,8 +1349,7 @@ static int prepare(api_request *req, const api_model_info *m, api_error *err)
 			    err, 400, pparam, "context_length_exceeded",
 			    "This model's maximum context length is %d tokens. However, your %s "
 			    "resulted in %zu tokens. Please reduce the length of the %s.",
-			    (int)max_prompt, api__chatlike(req) ? "messages" : "prompt", p->n_ids,
-			    api__chatlike(req) ? "messages" : "prompt");
+			    (int)max_prompt, what, p->n_ids, what);
 		if (p->n_ids > (size_t)max_prompt && req->n_prompts > 1)
 			return api_error_set(
 			    err, 400, pparam, "context_length_exceeded",

@@ -400,6 +400,25 @@ END_TEST
 /* A stored response whose output is a call, continued without its output:
  * a 400 that names the call (its id read before the stored conversation,
  * which holds it, is freed). */
+/* Input longer than the context: OpenAI's words, naming the input. */
+START_TEST(test_input_too_long)
+{
+	api_model_info small = model;
+	api_request *req = parse_ok("{\"input\":\"one two three four five six seven eight nine "
+	                            "ten eleven twelve\",\"max_output_tokens\":16}");
+	api_error e;
+	small.n_ctx = 8;
+	memset(&e, 0, sizeof e);
+	ck_assert_int_eq(api_request_prepare(req, &small, &e), 400);
+	ck_assert_str_eq(e.code, "context_length_exceeded");
+	ck_assert_str_eq(e.param, "input");
+	ck_assert_msg(strstr(e.message, "maximum context length is 8 tokens. However, your input "
+	                                "resulted in") != NULL,
+	              "%s", e.message);
+	api_request_free(req);
+}
+END_TEST
+
 START_TEST(test_stored_call_needs_output)
 {
 	mllm_buf out;
@@ -666,6 +685,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_validation);
 	tcase_add_test(tc, test_prepare_errors);
 	tcase_add_test(tc, test_continuation_reuses_ids);
+	tcase_add_test(tc, test_input_too_long);
 	tcase_add_test(tc, test_stored_call_needs_output);
 	tcase_add_test(tc, test_truncation_message_count);
 	tcase_add_test(tc, test_stream_events);

@@ -15,7 +15,8 @@ balancer that docker-compose.yml publishes.
   responses URL                    8 Responses API conversations of 4 turns
       linked by previous_response_id, without X-Session-Id: the balancer's
       stick table (X-Response-Affinity) keeps each on the replica that stores
-      it, so no turn answers 404, and GET /v1/responses/{id} finds it too.
+      it, so no turn is refused (previous_response_not_found), and GET
+      /v1/responses/{id} finds it too.
   spread URL N                     requests without a session id reach N
       distinct replicas (waits up to 60 s for new ones to become ready).
 """
