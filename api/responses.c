@@ -939,6 +939,80 @@ static json_t *record_item(const api_resp_record *rec, const char *id)
 	return found;
 }
 
+/* Each function_call_output of this input answers a call made before it
+ * (in this input or the conversation it continues), and each call of hist
+ * has its output after it, as OpenAI requires; hist is the conversation
+ * continued followed by this input's messages. 0, or the 400. */
+static int check_call_links(const api__resp *r, json_t *hist, api_error *e)
+{
+	size_t i, n_prev = json_array_size(hist) - json_array_size(r->input_msgs);
+	json_t *m;
+	json_array_foreach(hist, i, m)
+	{
+		const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+		bool found = false;
+		size_t k;
+		json_t *a;
+		if (i < n_prev || !id)
+			continue;
+		json_array_foreach(hist, k, a)
+		{
+			size_t c;
+			json_t *call;
+			if (k >= i || found)
+				break;
+			json_array_foreach(json_object_get(a, "tool_calls"), c, call)
+			{
+				const char *cid = json_string_value(json_object_get(call, "id"));
+				found = found || (cid && strcmp(cid, id) == 0);
+			}
+		}
+		if (!found) {
+			char p[64];
+			snprintf(p, sizeof p, "input[%lld].call_id",
+			         (long long)json_integer_value(
+			             json_array_get(r->msg_items, i - n_prev)));
+			return api_error_set(e, 400, p, "invalid_value",
+			                     "No tool call found for function call output "
+			                     "with call_id '%.64s'.",
+			                     id);
+		}
+	}
+	/* ... and each call made has its output after it, in this input
+	 * or (for calls of this input) later in it. */
+	json_array_foreach(hist, i, m)
+	{
+		size_t c, k;
+		json_t *call;
+		json_array_foreach(json_object_get(m, "tool_calls"), c, call)
+		{
+			const char *cid = json_string_value(json_object_get(call, "id"));
+			bool found = false;
+			char p[64];
+			for (k = i + 1; k < json_array_size(hist) && !found && cid; k++) {
+				const char *id = json_string_value(
+				    json_object_get(json_array_get(hist, k), "tool_call_id"));
+				found = id && strcmp(id, cid) == 0;
+			}
+			if (found)
+				continue;
+			if (i < n_prev)
+				snprintf(p, sizeof p, "input");
+			else
+				snprintf(p, sizeof p, "input[%lld]",
+				         (long long)json_integer_value(
+				             json_array_get(r->msg_items, i - n_prev)));
+			/* cid may live in hist (a stored call), which the
+			 * caller frees after this */
+			return api_error_set(e, 400, p, "invalid_value",
+			                     "No function_call_output item answers the "
+			                     "function call with call_id '%.64s'.",
+			                     cid ? cid : "");
+		}
+	}
+	return 0;
+}
+
 /* "msg_" / "rs_" / "fc_" + the 40 hex digits of its response id (+ "_k" for
  * a call): that response id into out (64 bytes), or false. */
 static bool item_response_id(const char *id, char *out)
@@ -1034,79 +1108,12 @@ int api__resp_messages(api_request *req, api_error *e)
 		hist = json_array();
 	}
 	json_array_extend(hist, r->input_msgs);
-	/* Each function_call_output answers a call made before it (in this
-	 * input or the conversation it continues), as OpenAI requires. */
-	{
-		size_t n_prev = json_array_size(hist) - json_array_size(r->input_msgs);
-		json_array_foreach(hist, i, m)
-		{
-			const char *id = json_string_value(json_object_get(m, "tool_call_id"));
-			bool found = false;
-			size_t k;
-			json_t *a;
-			if (i < n_prev || !id)
-				continue;
-			json_array_foreach(hist, k, a)
-			{
-				size_t c;
-				json_t *call;
-				if (k >= i || found)
-					break;
-				json_array_foreach(json_object_get(a, "tool_calls"), c, call)
-				{
-					const char *cid =
-					    json_string_value(json_object_get(call, "id"));
-					found = found || (cid && strcmp(cid, id) == 0);
-				}
-			}
-			if (!found) {
-				char p[64];
-				snprintf(p, sizeof p, "input[%lld].call_id",
-				         (long long)json_integer_value(
-				             json_array_get(r->msg_items, i - n_prev)));
-				rc = api_error_set(e, 400, p, "invalid_value",
-				                   "No tool call found for function call output "
-				                   "with call_id '%.64s'.",
-				                   id);
-				json_decref(hist);
-				json_decref(all);
-				return rc;
-			}
-		}
-		/* ... and each call made has its output after it, in this input
-		 * or (for calls of this input) later in it. */
-		json_array_foreach(hist, i, m)
-		{
-			size_t c, k;
-			json_t *call;
-			json_array_foreach(json_object_get(m, "tool_calls"), c, call)
-			{
-				const char *cid = json_string_value(json_object_get(call, "id"));
-				bool found = false;
-				char p[64];
-				for (k = i + 1; k < json_array_size(hist) && !found && cid; k++) {
-					const char *id = json_string_value(json_object_get(
-					    json_array_get(hist, k), "tool_call_id"));
-					found = id && strcmp(id, cid) == 0;
-				}
-				if (found)
-					continue;
-				if (i < n_prev)
-					snprintf(p, sizeof p, "input");
-				else
-					snprintf(p, sizeof p, "input[%lld]",
-					         (long long)json_integer_value(
-					             json_array_get(r->msg_items, i - n_prev)));
-				/* cid may live in hist (a stored call): said first */
-				rc = api_error_set(e, 400, p, "invalid_value",
-				                   "No function_call_output item answers the "
-				                   "function call with call_id '%.64s'.",
-				                   cid ? cid : "");
-				json_decref(hist);
-				json_decref(all);
-				return rc;
-			}
-		}
+	/* Calls and their outputs pair up (check_call_links). */
+	rc = check_call_links(r, hist, e);
+	if (rc) {
+		json_decref(hist);
+		json_decref(all);
+		return rc;
 	}
 	/* truncation auto: a conversation longer than max_messages loses its
 	 * oldest messages first too. */

@@ -128,20 +128,8 @@ echo "perplexity CLI: figures, self-KL 0, q4_0 and f16-KV KL > 0, 17 refusals, f
 
 # A model whose logits are NaN (its final norm's weights) has no perplexity:
 # null in the JSON and exit 1 with a message, not a silent failure.
-mkdir "$tmp/nan" "$tmp/ctx2"
-cp "$M"/config.json "$M"/tokenizer.model "$M"/tokenizer_config.json "$tmp/nan/"
-/usr/bin/python3 - "$M/model.safetensors" "$tmp/nan/model.safetensors" <<'PY'
-import json, struct, sys
-d = bytearray(open(sys.argv[1], "rb").read())
-n = struct.unpack("<Q", d[:8])[0]
-t = json.loads(d[8:8 + n])["model.norm.weight"]
-a, b = t["data_offsets"]
-size = {"F32": 4, "F16": 2, "BF16": 2}[t["dtype"]]
-nan = {"F32": b"\x00\x00\xc0\x7f", "F16": b"\x00\x7e", "BF16": b"\xc0\x7f"}[t["dtype"]]
-for o in range(8 + n + a, 8 + n + b, size):
-    d[o:o + size] = nan
-open(sys.argv[2], "wb").write(d)
-PY
+mkdir "$tmp/ctx2"
+/usr/bin/python3 "$(dirname "$0")/nan_model.py" "$M" "$tmp/nan"
 rc=0
 "$BIN" perplexity --model "$tmp/nan" --file "$TEXT" --ctx 16 --chunks 1 --json >"$tmp/nan.json" 2>"$tmp/nan.err" || rc=$?
 [ "$rc" -eq 1 ] || { echo "NaN model: exit $rc"; exit 1; }

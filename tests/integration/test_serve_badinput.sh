@@ -62,20 +62,7 @@ stop_daemon TERM
 # A model whose logits are NaN (broken weights: its final norm's) fails each
 # request with a 500 and a log line, rather than answering with whatever
 # token NaN comparisons pick.
-mkdir "$TMP/nan"
-cp "$ST"/config.json "$ST"/tokenizer.model "$ST"/tokenizer_config.json "$TMP/nan/"
-"$PY" - "$ST/model.safetensors" "$TMP/nan/model.safetensors" <<'PYEOF'
-import json, struct, sys
-d = bytearray(open(sys.argv[1], "rb").read())
-n = struct.unpack("<Q", d[:8])[0]
-t = json.loads(d[8:8 + n])["model.norm.weight"]
-a, b = t["data_offsets"]
-size = {"F32": 4, "F16": 2, "BF16": 2}[t["dtype"]]
-nan = {"F32": b"\x00\x00\xc0\x7f", "F16": b"\x00\x7e", "BF16": b"\xc0\x7f"}[t["dtype"]]
-for o in range(8 + n + a, 8 + n + b, size):
-    d[o:o + size] = nan
-open(sys.argv[2], "wb").write(d)
-PYEOF
+"$PY" "$HERE/nan_model.py" "$ST" "$TMP/nan"
 start_daemon --model nan="$TMP/nan"
 expect 500 POST /v1/completions -H "$JSON" -d '{"model":"nan","prompt":"Once","max_tokens":3}'
 grep -q "logits are not finite" "$TMP/log" || fail "no log line for NaN logits"
