@@ -9,6 +9,7 @@
  * parameter. Everything the request keeps is copied out of the JSON tree,
  * which is freed before parse returns.
  */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -517,7 +518,11 @@ static int parse_common(api_request *req, json_t *root, const api_limits *lim, a
 
 	rc = get_real(root, "temperature", 0.0, 2.0, false, &sp->temperature, e);
 	if (rc == 0)
-		rc = get_real(root, "top_p", 0.0, 1.0, true, &sp->top_p, e);
+		rc = get_real(root, "top_p", 0.0, 1.0, false, &sp->top_p, e);
+	/* 0 is in OpenAI's range: the smallest nucleus, the one best token
+	 * (the sampler keeps the best-first prefix that reaches top_p). */
+	if (rc == 0 && sp->top_p == 0.0f)
+		sp->top_p = FLT_MIN;
 	if (rc == 0)
 		rc = get_real(root, "presence_penalty", -2.0, 2.0, false, &sp->presence_penalty, e);
 	if (rc == 0)

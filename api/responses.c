@@ -15,6 +15,7 @@
  * items are opened and closed around them in output order.
  */
 #include <ctype.h>
+#include <float.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,7 +625,9 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	if (rc == 0)
 		rc = api__get_real(root, "temperature", 0.0, 2.0, false, &req->sp.temperature, e);
 	if (rc == 0)
-		rc = api__get_real(root, "top_p", 0.0, 1.0, true, &req->sp.top_p, e);
+		rc = api__get_real(root, "top_p", 0.0, 1.0, false, &req->sp.top_p, e);
+	if (rc == 0 && req->sp.top_p == 0.0f)
+		req->sp.top_p = FLT_MIN; /* as chat: the one best token */
 	if (rc == 0)
 		rc = api__get_bool(root, "stream", &r->stream, e);
 	if (rc == 0)

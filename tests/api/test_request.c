@@ -7,8 +7,10 @@
  */
 #include "harness.h"
 
+#include <float.h>
 #include <jansson.h>
 
+#include "../../api/api_internal.h"
 #include "api_fixture.h"
 
 static void setup(void)
@@ -83,7 +85,7 @@ static const bad_case bad_cases[] = {
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":2.5}", 400, "temperature"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":-0.1}", 400, "temperature"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"temperature\":\"hot\"}", 400, "temperature"},
-    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":0}", 400, "top_p"},
+    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":-0.1}", 400, "top_p"},
     {API_CHAT,
      "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"modalities\":[\"text\",\"audio\"]}",
      400, "modalities"},
@@ -106,9 +108,6 @@ static const bad_case bad_cases[] = {
     {API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"function_call\":\"auto\"}",
      400, "function_call"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1.01}", 400, "top_p"},
-    /* > 0 as a double, 0 as the float the engine samples with. */
-    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-320}", 400, "top_p"},
-    {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":1e-46}", 400, "top_p"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"top_p\":[1]}", 400, "top_p"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"n\":0}", 400, "n"},
     {API_COMPLETION, "{\"prompt\":\"a\",\"n\":17}", 400, "n"},
@@ -615,6 +614,25 @@ START_TEST(test_prompt_forms)
 	ck_assert_str_eq(e.param, "logit_bias");
 	api_request_free(req);
 	json_decref(c);
+}
+END_TEST
+
+/* top_p 0 is in OpenAI's range: the one best token (the engine takes the
+ * smallest positive float; a double that is 0 as a float too). */
+START_TEST(test_top_p_zero)
+{
+	static const char *const bodies[] = {"{\"prompt\":\"a\",\"top_p\":0}",
+	                                     "{\"prompt\":\"a\",\"top_p\":1e-320}"};
+	for (size_t i = 0; i < 2; i++) {
+		api_limits lim = API_LIMITS_DEFAULT;
+		api_request *req = NULL;
+		api_error e;
+		ck_assert_int_eq(
+		    api_request_parse(API_COMPLETION, bodies[i], strlen(bodies[i]), &lim, &req, &e),
+		    0);
+		ck_assert(req->sp.top_p > 0.0f && req->sp.top_p <= FLT_MIN);
+		api_request_free(req);
+	}
 }
 END_TEST
 
@@ -1148,6 +1166,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_completion_submission);
 	tcase_add_test(tc, test_prompt_forms);
 	tcase_add_test(tc, test_integral_reals);
+	tcase_add_test(tc, test_top_p_zero);
 	tcase_add_test(tc, test_range_codes);
 	tcase_add_test(tc, test_context_limits);
 	tcase_add_test(tc, test_admission_limits);

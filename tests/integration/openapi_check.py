@@ -721,7 +721,8 @@ def selftest(spec_path):
                    "prompt_tokens_details": {"cached_tokens": 0}}, False),
         ("CompletionRequest", {"prompt": [[1, 2], [3]]}, True),
         ("CompletionRequest", {"prompt": []}, False),
-        ("CompletionRequest", {"prompt": "x", "top_p": 0}, False),
+        ("CompletionRequest", {"prompt": "x", "top_p": -0.5}, False),
+        ("CompletionRequest", {"prompt": "x", "top_p": 0}, True),
         ("CompletionRequest", {"prompt": "x", "stop": ["a"] * 5}, False),
         ("ChatCompletionChunk", {"id": "chatcmpl-1", "object": "chat.completion.chunk",
                                  "created": 1, "model": "m", "choices": [
