@@ -640,19 +640,27 @@ def expect_error(url, path, obj, status, param, code=None, contains=None, header
 
 
 def cmd_shapes(url, model, max_running, max_queue):
-    # 1e-320 is a double > 0 and 0 as a float.
-    st, _, body = http(url, "POST", "/v1/completions",
-                       '{"model":"%s","prompt":"a","max_tokens":1,"top_p":1e-320}' % model)
-    e = error_of(body)
-    if st != 400 or not e or e.get("param") != "top_p" or e.get("code") != "invalid_value":
-        fail("top_p 1e-320: %s %r" % (st, body[:300]))
+    # 1e-320 is a double > 0 and 0 as a float; top_p 0 (in OpenAI's range)
+    # keeps the one best token: the greedy answer, whatever the temperature.
+    texts = []
+    for extra in ('"temperature":0', '"temperature":1.5,"top_p":1e-320',
+                  '"temperature":1.5,"top_p":0'):
+        st, _, body = http(url, "POST", "/v1/completions",
+                           '{"model":"%s","prompt":"a","max_tokens":4,%s}' % (model, extra))
+        if st != 200:
+            fail("top_p near 0 (%s): %s %r" % (extra, st, body[:300]))
+        texts.append(json.loads(body)["choices"][0]["text"])
+    if len(set(texts)) != 1:
+        fail("top_p 0 is not the greedy answer: %r" % texts)
+    expect_error(url, "/v1/completions", {"model": model, "prompt": "a", "top_p": -0.5},
+                 400, "top_p", "decimal_below_min_value", "")
     expect_error(url, "/v1/completions",
                  {"model": model, "prompt": "a", "max_tokens": 1, "n": max_running + 1},
                  400, "n", "invalid_value", "max_running")
     expect_error(url, "/v1/completions",
                  {"model": model, "prompt": ["a"] * (max_queue + 1), "max_tokens": 1},
                  400, "prompt", "invalid_value", "max_queue")
-    print("ok   top_p underflow, n > max_running, prompts > max_queue: 400 with param")
+    print("ok   top_p 0 is greedy; n > max_running, prompts > max_queue: 400 with param")
 
 
 def cmd_kvpool(url, model):

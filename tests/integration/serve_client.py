@@ -361,7 +361,7 @@ def bad_cases(model):
     add("max_tokens float", dict(ok, max_tokens=1.5), 400)
     add("temperature negative", dict(ok, temperature=-1), 400)
     add("temperature huge", dict(ok, temperature=1e300), 400)
-    add("top_p zero", dict(ok, top_p=0), 400)
+    add("top_p negative", dict(ok, top_p=-0.1), 400)
     add("top_p > 1", dict(ok, top_p=1.5), 400)
     add("n zero", dict(ok, n=0), 400)
     add("n huge", dict(ok, n=100000), 400)
