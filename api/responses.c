@@ -749,15 +749,19 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	json_object_set_new(r->echo, "tools", json_is_array(v) ? json_deep_copy(v) : json_array());
 	{
 		/* OpenAI's FunctionTool has description, parameters and strict
-		 * always (nullable): as sent, else null. */
-		static const char *const keys[] = {"description", "parameters", "strict"};
+		 * always: as sent, else null (strict: true, the Responses API's
+		 * default; the arguments of a call follow the schema here either
+		 * way). */
+		static const char *const keys[] = {"description", "parameters"};
 		size_t i;
 		json_t *t;
 		json_array_foreach(json_object_get(r->echo, "tools"), i, t)
 		{
-			for (size_t k = 0; json_is_object(t) && k < 3; k++)
+			for (size_t k = 0; json_is_object(t) && k < 2; k++)
 				if (!json_object_get(t, keys[k]))
 					json_object_set_new(t, keys[k], json_null());
+			if (json_is_object(t) && !json_object_get(t, "strict"))
+				json_object_set_new(t, "strict", json_true());
 		}
 	}
 	/* as sent, whether or not include asks for the logprobs */
