@@ -136,4 +136,18 @@ rc=0
 	fail "--prompt without a tokenizer: exit $rc: $(cat "$tmp/nt.out")"
 "$BIN" generate --model "$tmp/notok" --prompt-ids 1 --max-tokens 2 --json >"$tmp/nt.out" 2>&1 ||
 	fail "--prompt-ids without a tokenizer: $(cat "$tmp/nt.out")"
+# An empty prompt (no tokens: a model without BOS and "") is said as such,
+# not as a prompt too long; a temperature that underflows a float (1e-50) is
+# inside 0..2 and runs.
+mkdir "$tmp/nobos"
+for f in config.json model.safetensors tokenizer.model; do
+	ln -s "$(cd "$M" && pwd)/$f" "$tmp/nobos/$f"
+done
+echo '{"add_bos_token": false}' >"$tmp/nobos/tokenizer_config.json"
+rc=0
+"$BIN" generate --model "$tmp/nobos" --prompt "" --max-tokens 2 >"$tmp/nb.out" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "the prompt is empty" "$tmp/nb.out" ||
+	fail "empty prompt: exit $rc: $(cat "$tmp/nb.out")"
+"$BIN" generate --model "$M" --prompt "Once" --max-tokens 2 --temperature 1e-50 --seed 1 \
+	>"$tmp/tiny_t.out" 2>&1 || fail "--temperature 1e-50: $(cat "$tmp/tiny_t.out")"
 echo "generate: ok"
