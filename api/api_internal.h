@@ -354,8 +354,10 @@ int api__parse_messages(api_request *req, json_t *root, const api_limits *lim, a
 /* request.c: its field readers (0, or the status with e filled). */
 int api__get_int(json_t *root, const char *key, long long lo, long long hi, long long *out,
                  bool *present, api_error *e);
-int api__get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
-                  api_error *e);
+int api__get_real(json_t *root, const char *key, double lo, double hi, float *out, api_error *e);
+/* top_p in [0, 1]; 0 (the one best token) becomes the smallest positive
+ * float the sampler takes. */
+int api__get_top_p(json_t *root, float *out, api_error *e);
 int api__get_bool(json_t *root, const char *key, bool *out, api_error *e);
 
 /* ---- responses.c --------------------------------------------------------------- */

@@ -92,40 +92,43 @@ static int get_int(json_t *root, const char *key, long long lo, long long hi, lo
 	return 0;
 }
 
-/* A number in [lo, hi] (or (lo, hi] when lo_open). */
-static int get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
-                    api_error *e)
+/* A number in [lo, hi]. Every bound used is exact as a float, so a
+ * double inside the range stays inside it as the float the engine samples
+ * with. */
+static int get_real(json_t *root, const char *key, double lo, double hi, float *out, api_error *e)
 {
 	char nb[32];
 	json_t *v = json_object_get(root, key);
 	double d;
-	float f;
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_number(v))
 		return type_error(e, key, "a number");
 	d = json_number_value(v);
-	if (!(lo_open ? d > lo : d >= lo))
+	if (!(d >= lo))
 		return api_error_set(e, 400, key, "decimal_below_min_value",
 		                     "Invalid '%s': decimal below minimum value. Expected a value "
-		                     "%s %g, but got %s instead.",
-		                     key, lo_open ? ">" : ">=", lo, num_text(d, nb));
+		                     ">= %g, but got %s instead.",
+		                     key, lo, num_text(d, nb));
 	if (!(d <= hi))
 		return api_error_set(e, 400, key, "decimal_above_max_value",
 		                     "Invalid '%s': decimal above maximum value. Expected a value "
 		                     "<= %g, but got %s instead.",
 		                     key, hi, num_text(d, nb));
-	/* The engine samples in float: a double inside the range can leave it
-	 * once rounded (1e-320 > 0 is 0 as a float), which the engine would
-	 * refuse with no param to name. Check the value it will see. */
-	f = (float)d;
-	if (!(lo_open ? f > (float)lo : f >= (float)lo) || !(f <= (float)hi))
-		return api_error_set(
-		    e, 400, key, "invalid_value",
-		    "'%s' must be in %c%g, %g] as a 32-bit float; %s rounds to %g.", key,
-		    lo_open ? '(' : '[', lo, hi, num_text(d, nb), (double)f);
-	*out = f;
+	*out = (float)d;
 	return 0;
+}
+
+/* top_p: 0 is in OpenAI's range, the smallest nucleus, the one best token
+ * (the sampler keeps the best-first prefix that reaches top_p, which must
+ * be > 0): the smallest positive float. So is a double that is 0 as a
+ * float (1e-320). */
+static int get_top_p(json_t *root, float *out, api_error *e)
+{
+	int rc = get_real(root, "top_p", 0.0, 1.0, out, e);
+	if (rc == 0 && *out == 0.0f)
+		*out = FLT_MIN;
+	return rc;
 }
 
 static int get_bool(json_t *root, const char *key, bool *out, api_error *e)
@@ -146,10 +149,14 @@ int api__get_int(json_t *root, const char *key, long long lo, long long hi, long
 	return get_int(root, key, lo, hi, out, present, e);
 }
 
-int api__get_real(json_t *root, const char *key, double lo, double hi, bool lo_open, float *out,
-                  api_error *e)
+int api__get_real(json_t *root, const char *key, double lo, double hi, float *out, api_error *e)
 {
-	return get_real(root, key, lo, hi, lo_open, out, e);
+	return get_real(root, key, lo, hi, out, e);
+}
+
+int api__get_top_p(json_t *root, float *out, api_error *e)
+{
+	return get_top_p(root, out, e);
 }
 
 int api__get_bool(json_t *root, const char *key, bool *out, api_error *e)
@@ -516,20 +523,15 @@ static int parse_common(api_request *req, json_t *root, const api_limits *lim, a
 	if (v && !json_is_null(v) && !json_is_string(v))
 		return type_error(e, "user", "a string");
 
-	rc = get_real(root, "temperature", 0.0, 2.0, false, &sp->temperature, e);
+	rc = get_real(root, "temperature", 0.0, 2.0, &sp->temperature, e);
 	if (rc == 0)
-		rc = get_real(root, "top_p", 0.0, 1.0, false, &sp->top_p, e);
-	/* 0 is in OpenAI's range: the smallest nucleus, the one best token
-	 * (the sampler keeps the best-first prefix that reaches top_p). */
-	if (rc == 0 && sp->top_p == 0.0f)
-		sp->top_p = FLT_MIN;
+		rc = get_top_p(root, &sp->top_p, e);
 	if (rc == 0)
-		rc = get_real(root, "presence_penalty", -2.0, 2.0, false, &sp->presence_penalty, e);
+		rc = get_real(root, "presence_penalty", -2.0, 2.0, &sp->presence_penalty, e);
 	if (rc == 0)
-		rc = get_real(root, "frequency_penalty", -2.0, 2.0, false, &sp->frequency_penalty,
-		              e);
+		rc = get_real(root, "frequency_penalty", -2.0, 2.0, &sp->frequency_penalty, e);
 	if (rc == 0)
-		rc = get_real(root, "min_p", 0.0, 1.0, false, &sp->min_p, e);
+		rc = get_real(root, "min_p", 0.0, 1.0, &sp->min_p, e);
 	if (rc)
 		return rc;
 	rc = get_int(root, "top_k", -1, INT32_MAX, &x, &has, e);

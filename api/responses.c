@@ -15,7 +15,6 @@
  * items are opened and closed around them in output order.
  */
 #include <ctype.h>
-#include <float.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -623,11 +622,9 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 		return bad(e, "user", "invalid_type", "must be a string.");
 	rc = parse_metadata(root, e);
 	if (rc == 0)
-		rc = api__get_real(root, "temperature", 0.0, 2.0, false, &req->sp.temperature, e);
+		rc = api__get_real(root, "temperature", 0.0, 2.0, &req->sp.temperature, e);
 	if (rc == 0)
-		rc = api__get_real(root, "top_p", 0.0, 1.0, false, &req->sp.top_p, e);
-	if (rc == 0 && req->sp.top_p == 0.0f)
-		req->sp.top_p = FLT_MIN; /* as chat: the one best token */
+		rc = api__get_top_p(root, &req->sp.top_p, e);
 	if (rc == 0)
 		rc = api__get_bool(root, "stream", &r->stream, e);
 	if (rc == 0)
