@@ -435,6 +435,22 @@ int srv_cmd_serve(int argc, char **argv)
 		goto bad;
 	}
 
+	if (cfg.n_models == 0 && !config_path) {
+		fprintf(
+		    stderr,
+		    "mobilellmd serve: no model to serve and no --config given.\n"
+		    "  Pass --model ID=PATH (a Hugging Face snapshot directory or a .gguf file),\n"
+		    "  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
+		    "  or set MLLMD_MODELS=id=path.\n"
+		    "  To try it with the shipped demo model:\n"
+		    "    mobilellmd serve --model mobilellm-demo=%s\n",
+		    DEMO_MODEL);
+		rc = 2;
+		goto out;
+	}
+	if (cfg_validate(&cfg, err, sizeof err) < 0 || check_templates(&cfg, err, sizeof err) < 0)
+		goto bad;
+	/* Dumped only once valid: a dump that serve would refuse is no answer. */
 	if (dump) {
 		mllm_buf b;
 		mllm_buf_init(&b, (size_t)1 << 24);
@@ -451,21 +467,6 @@ int srv_cmd_serve(int argc, char **argv)
 		if (!check)
 			goto out;
 	}
-	if (cfg.n_models == 0 && !config_path) {
-		fprintf(
-		    stderr,
-		    "mobilellmd serve: no model to serve and no --config given.\n"
-		    "  Pass --model ID=PATH (a Hugging Face snapshot directory or a .gguf file),\n"
-		    "  --config FILE with a [model.<id>] section (see config/mobilellmd.conf),\n"
-		    "  or set MLLMD_MODELS=id=path.\n"
-		    "  To try it with the shipped demo model:\n"
-		    "    mobilellmd serve --model mobilellm-demo=%s\n",
-		    DEMO_MODEL);
-		rc = 2;
-		goto out;
-	}
-	if (cfg_validate(&cfg, err, sizeof err) < 0 || check_templates(&cfg, err, sizeof err) < 0)
-		goto bad;
 	if (check) {
 		warn_unknown_env(false);
 		if (check_host(&cfg, err, sizeof err) < 0 ||

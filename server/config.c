@@ -834,8 +834,11 @@ static int dump_table(mllm_buf *out, const void *base, const cfg_entry *t, size_
 			rc = mllm_buf_appendf(out, "# %s (unset)\n# %s =\n", t[i].help, t[i].name);
 			continue;
 		}
-		rc = mllm_buf_appendf(out, "# %s (default %s)\n%s = ", t[i].help,
-		                      t[i].def ? t[i].def : "unset", t[i].name);
+		if (t[i].def && !t[i].def[0]) /* no default to name, e.g. a model's path */
+			rc = mllm_buf_appendf(out, "# %s\n%s = ", t[i].help, t[i].name);
+		else
+			rc = mllm_buf_appendf(out, "# %s (default %s)\n%s = ", t[i].help,
+			                      t[i].def ? t[i].def : "unset", t[i].name);
 		if (rc == 0)
 			rc = dump_value(out, base, &t[i], redact);
 		if (rc == 0)

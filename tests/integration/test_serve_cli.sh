@@ -149,6 +149,22 @@ MLLMD_PORT=4242 "$BIN" serve --model st="$ST" --port 4343 --dump-config | grep -
 	fail "--port does not beat MLLMD_PORT"
 ok "dump-config round-trips; precedence file < env < flags"
 
+# A configuration serve would refuse is refused by --dump-config too, not
+# printed with exit 0.
+for args in "--set log_format=xml" "--set model.st.chat_system=x" ""; do
+	rc=0
+	if [ -n "$args" ]; then
+		# shellcheck disable=SC2086
+		"$BIN" serve --model st="$ST" $args --dump-config >"$TMP/out" 2>&1 || rc=$?
+	else
+		"$BIN" serve --dump-config >"$TMP/out" 2>&1 || rc=$?
+	fi
+	[ "$rc" = 2 ] && ! grep -q '^\[server\]' "$TMP/out" ||
+		fail "dump-config of an invalid configuration ($args): $rc $(cat "$TMP/out")"
+done
+"$BIN" serve --model st="$ST" --dump-config | grep -q '(default )' && fail "empty default printed"
+ok "dump-config refuses what serve refuses"
+
 printf 'port = 1\n[model.x]\npath = %s\nn_ctx = 128\n' "$ST" >"$TMP/x.conf"
 "$BIN" serve --config "$TMP/x.conf" --port 0 --dump-config | grep -q '^n_ctx = 128' ||
 	fail "config file model section"

@@ -312,6 +312,10 @@ START_TEST(test_shipped_conf_parses)
 	/* The shipped, documented file must load and name every key. */
 	ck_assert_int_eq(cfg_load_file(&c, "config/mobilellmd.conf", err, sizeof err), 0);
 	ck_assert_int_eq(cfg_validate(&c, err, sizeof err), 0);
+	/* Installed as docs/deploy.md says, it serves the id the README's
+	 * examples send. */
+	ck_assert_uint_eq(c.n_models, 1);
+	ck_assert_str_eq(c.models[0].id, "mobilellm-demo");
 	cfg_free(&c);
 	{
 		FILE *f = fopen("config/mobilellmd.conf", "rb");
