@@ -93,6 +93,24 @@ static int bad(api_error *e, const char *param, const char *code, const char *wh
 	return api_error_set(e, 400, param, code, "'%s' %s", param, what);
 }
 
+/* The reasoning efforts OpenAI's Reasoning object names. */
+static bool effort_ok(const char *t)
+{
+	static const char *const efforts[] = {"none", "minimal", "low", "medium",
+	                                      "high", "xhigh",   "max"};
+	for (size_t i = 0; i < sizeof efforts / sizeof *efforts; i++)
+		if (strcmp(t, efforts[i]) == 0)
+			return true;
+	return false;
+}
+
+/* obj[key] as sent (a new reference), or null when absent. */
+static json_t *echo_or_null(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	return v ? json_incref(v) : json_null();
+}
+
 static json_t *jtext(const char *p, size_t n)
 {
 	return api__json_text(p ? p : "", n);
@@ -669,6 +687,12 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 			return bad(e, "reasoning.summary", "invalid_value",
 			           "must be 'auto', 'concise' or 'detailed'.");
 		r->summary = t != NULL;
+		sm = json_object_get(v, "effort");
+		t = json_string_value(sm);
+		if (sm && !json_is_null(sm) && !(t && effort_ok(t)))
+			return bad(e, "reasoning.effort", "invalid_value",
+			           "must be 'none', 'minimal', 'low', 'medium', 'high', 'xhigh' "
+			           "or 'max'.");
 	}
 	v = json_object_get(root, "include");
 	if (v && !json_is_null(v) && !json_is_array(v))
@@ -719,18 +743,23 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 	                    has ? json_integer(req->max_tokens) : json_null());
 	/* OpenAI's cap on built-in tool calls (none run here): checked and
 	 * echoed; function calls follow parallel_tool_calls. */
-	v = json_object_get(root, "max_tool_calls");
-	if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 1))
-		return bad(e, "max_tool_calls", "invalid_value", "must be a positive integer.");
-	json_object_set_new(r->echo, "max_tool_calls",
-	                    v && !json_is_null(v) ? json_incref(v) : json_null());
+	{
+		long long mtc;
+		bool has_mtc;
+		rc = api__get_int(root, "max_tool_calls", 1, INT32_MAX, &mtc, &has_mtc, e);
+		if (rc)
+			return rc;
+		json_object_set_new(r->echo, "max_tool_calls",
+		                    has_mtc ? json_integer(mtc) : json_null());
+	}
 	v = json_object_get(root, "parallel_tool_calls");
 	json_object_set_new(r->echo, "parallel_tool_calls",
 	                    json_is_boolean(v) ? json_incref(v) : json_true());
+	/* The Reasoning object's two fields, as sent (both checked above). */
 	v = json_object_get(root, "reasoning");
 	json_object_set_new(r->echo, "reasoning",
-	                    json_is_object(v) ? json_deep_copy(v)
-	                                      : json_pack("{s:n,s:n}", "effort", "summary"));
+	                    json_pack("{s:o,s:o}", "effort", echo_or_null(v, "effort"), "summary",
+	                              echo_or_null(v, "summary")));
 	json_object_set_new(r->echo, "store", json_boolean(r->store));
 	json_object_set_new(r->echo, "temperature",
 	                    echo_number(json_object_get(root, "temperature"), req->sp.temperature));
@@ -1955,7 +1984,14 @@ int api_resp_record_render_items(const api_resp_record *r, const char *query, ml
 		                     "The stored items are unreadable.");
 	}
 	n = json_array_size(items);
-	v = query_get(query, "after", buf, sizeof buf);
+	/* An item id is the client's and of any length: the decoded cursor is
+	 * never longer than the query that carries it. */
+	char *after = query ? malloc(strlen(query) + 1) : NULL;
+	if (query && !after) {
+		json_decref(items);
+		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
+	}
+	v = after ? query_get(query, "after", after, strlen(query) + 1) : NULL;
 	if (v) {
 		size_t k;
 		for (k = 0; k < n; k++) {
@@ -1966,12 +2002,14 @@ int api_resp_record_render_items(const api_resp_record *r, const char *query, ml
 				break;
 		}
 		if (k == n) {
+			free(after);
 			json_decref(items);
 			return api_error_set(e, 400, "after", "invalid_value",
 			                     "'after' names no item of this response.");
 		}
 		start = k + 1;
 	}
+	free(after);
 	data = json_array();
 	for (size_t k = start; k < n && (long)(k - start) < limit; k++)
 		json_array_append(data, json_array_get(items, asc ? k : n - 1 - k));

@@ -75,6 +75,16 @@ int api__parse_tools(api_request *req, json_t *root, api_error *e)
 				return api_error_set(e, 400, param, "invalid_value",
 				                     "Tool name '%s' is used twice.",
 				                     json_string_value(name));
+			p = json_object_get(f, "description");
+			snprintf(param, sizeof param, "tools[%zu].function.description", i);
+			if (p && !json_is_null(p) && !json_is_string(p))
+				return api_error_set(e, 400, param, "invalid_type",
+				                     "'%s' must be a string.", param);
+			p = json_object_get(f, "strict");
+			snprintf(param, sizeof param, "tools[%zu].function.strict", i);
+			if (p && !json_is_null(p) && !json_is_boolean(p))
+				return api_error_set(e, 400, param, "invalid_type",
+				                     "'%s' must be a boolean.", param);
 			p = json_object_get(f, "parameters");
 			snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
 			if (p && !json_is_null(p) && !json_is_object(p))
@@ -292,6 +302,13 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 	}
 	if (strcmp(role, "assistant") != 0 || !calls || json_is_null(calls))
 		return 0;
+	/* The content beside the calls is checked as any assistant turn's:
+	 * none, a string, or text parts. */
+	snprintf(param, sizeof param, "messages[%zu].content", i);
+	if (content && !json_is_null(content) && !json_is_string(content) &&
+	    !(api__text_parts(content) && json_array_size(content) > 0))
+		return api_error_set(e, 400, param, "invalid_type",
+		                     "'%s' must be a string or an array of text parts.", param);
 	snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
 	if (!json_is_array(calls))
 		return api_error_set(e, 400, param, "invalid_type", "'%s' must be an array.",

@@ -198,6 +198,12 @@ START_TEST(test_validation)
 	    {"{\"input\":[{\"role\":\"user\",\"id\":\"m\",\"content\":\"x\"},"
 	     "{\"role\":\"user\",\"id\":\"m\",\"content\":\"y\"}]}",
 	     "input[1].id", 400},
+	    /* OpenAI's reasoning efforts only; max_tool_calls a positive integer. */
+	    {"{\"input\":\"x\",\"reasoning\":{\"effort\":\"bogus\"}}", "reasoning.effort", 400},
+	    {"{\"input\":\"x\",\"reasoning\":{\"effort\":3}}", "reasoning.effort", 400},
+	    {"{\"input\":\"x\",\"max_tool_calls\":0}", "max_tool_calls", 400},
+	    {"{\"input\":\"x\",\"max_tool_calls\":\"2\"}", "max_tool_calls", 400},
+	    {"{\"input\":\"x\",\"max_tool_calls\":2.5}", "max_tool_calls", 400},
 	    /* Errors of the shared chat code name Responses fields. */
 	    {"{\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"a b\"}]}",
 	     "tools[0].name", 400},
@@ -662,6 +668,33 @@ START_TEST(test_input_items_paging)
 	ck_assert_str_eq(e.param, "limit");
 	ck_assert_int_eq(api_resp_record_render_items(rec, "order=up", &out, &e), 400);
 	ck_assert_int_eq(api_resp_record_render_items(rec, "after=msg_zz", &out, &e), 400);
+	api_resp_record_unref(rec);
+	api_request_free(req);
+	{
+		/* A client's item id of any length is a cursor (one of 300
+		 * bytes went through a 128-byte buffer and named no item). */
+		char body[1024], q[512], id[301];
+		memset(id, 'x', 300);
+		id[300] = '\0';
+		snprintf(body, sizeof body,
+		         "{\"input\":[{\"role\":\"user\",\"content\":\"a\",\"id\":\"%s\"},"
+		         "{\"role\":\"user\",\"content\":\"b\",\"id\":\"m2\"}],\"store\":true}",
+		         id);
+		req = prepared(body, NULL);
+		mllm_buf_reset(&out);
+		generate(req, " ok", MLLM_FINISH_STOP, &out);
+		rec = NULL;
+		ck_assert_int_eq(api_request_record(req, &rec), 0);
+		snprintf(q, sizeof q, "order=asc&after=%s", id);
+		mllm_buf_reset(&out);
+		ck_assert_int_eq(api_resp_record_render_items(rec, q, &out, &e), 200);
+		j = json_loadb(out.data, out.len, 0, NULL);
+		ck_assert_int_eq(json_array_size(json_object_get(j, "data")), 1);
+		ck_assert_str_eq(json_string_value(json_object_get(
+		                     json_array_get(json_object_get(j, "data"), 0), "id")),
+		                 "m2");
+		json_decref(j);
+	}
 	/* store false: nothing to record. */
 	api_resp_record_unref(rec);
 	api_request_free(req);

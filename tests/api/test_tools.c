@@ -76,6 +76,25 @@ START_TEST(test_validation)
 	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
 	     "\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"string\"}}}]}",
 	     "tools[0].function.parameters"},
+	    /* description and strict have their types, as OpenAI checks. */
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"description\":5}}]}",
+	     "tools[0].function.description"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"strict\":\"yes\"}}]}",
+	     "tools[0].function.strict"},
+	    /* The content beside an assistant turn's calls is checked as any
+	     * assistant content (it was dropped from the prompt unchecked). */
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+	     "\"content\":123,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\",\"function\":"
+	     "{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
+	     "\"c1\",\"content\":\"ok\"}]}",
+	     "messages[1].content"},
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+	     "\"content\":[{\"type\":\"image_url\"}],\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":"
+	     "\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}]}",
+	     "messages[1].content"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_limits lim = API_LIMITS_DEFAULT;

@@ -525,6 +525,14 @@ test('the echo repeats the numbers sent, and a retrieve gives back the response 
   assert.equal((await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, max_tool_calls: 2 })).max_tool_calls, 2);
   await assert.rejects(client.responses.create({ model: 'tiny', input: 'Hi', max_tool_calls: 0 }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'max_tool_calls');
+  // an integral real is an integer here as everywhere
+  assert.equal((await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, max_tool_calls: 2.0 })).max_tool_calls, 2);
+  // reasoning: OpenAI's two fields echoed, the effort checked
+  assert.deepEqual(d.reasoning, { effort: null, summary: null });
+  const re = await client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, reasoning: { effort: 'low', extra: 1 } });
+  assert.deepEqual(re.reasoning, { effort: 'low', summary: null });
+  await assert.rejects(client.responses.create({ model: 'tiny', input: 'Hi', reasoning: { effort: 'bogus' } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'reasoning.effort');
 });
 
 test('retrieve, delete, input_items and the error classes of unknown ids', async () => {
