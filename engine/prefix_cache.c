@@ -1,7 +1,8 @@
 /*
  * prefix_cache.c — KV blocks kept for reuse: full blocks of finished or
- * running sequences are indexed by a hash chain over their tokens (each hash
- * covers the whole prefix, so a hit means the same prompt up to that block),
+ * running sequences are indexed by their tokens and the entry of the block
+ * before them (a serial number never reused), so a hit means the same
+ * prompt up to that block, token for token,
  * held with one pool reference each and evicted LRU when the pool runs dry;
  * session pins hold a conversation's blocks for session_ttl_ms. Engine thread
  * only. Admission (scheduler.c) looks blocks up here; blocks come from the
@@ -12,9 +13,11 @@
 
 #include "sched_internal.h"
 
-/* Chain hash of a block of n tokens following the prefix whose hash is
- * parent (0 for the first block). Collisions are harmless: lookups also
- * compare the parent and the tokens. */
+/* Bucket hash of a block of n tokens following the entry whose serial is
+ * parent (0 for the first block). It only spreads entries over buckets:
+ * a lookup compares the parent's serial and the tokens, so a collision —
+ * chance or crafted, the hash is not keyed — cannot return a block that
+ * follows another prefix. */
 static uint64_t hash_block(uint64_t parent, const int32_t *tokens, int32_t n)
 {
 	uint64_t h = parent ^ 0x9e3779b97f4a7c15ULL;
@@ -26,6 +29,9 @@ static uint64_t hash_block(uint64_t parent, const int32_t *tokens, int32_t n)
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
+#ifdef MLLM_PC_TEST_HASH /* tests force collisions */
+	h = MLLM_PC_TEST_HASH(tokens, h);
+#endif
 	return h;
 }
 
@@ -104,11 +110,14 @@ void mllm__pc_index(mllm_engine *e, seq *s)
 		pc_entry *x;
 		for (int32_t i = 0; i < e->bs; i++)
 			tokens[i] = mllm__seq_tok_at(s, b * e->bs + i);
-		x = mllm__pc_find(e, s->chain, tokens);
-		if (!x && e->pc_free) {
+		/* After a block the cache could not take, nothing of this
+		 * prefix can be looked up again: its later blocks stay out. */
+		x = s->chain == MLLM_PC_CHAIN_NONE ? NULL : mllm__pc_find(e, s->chain, tokens);
+		if (!x && e->pc_free && s->chain != MLLM_PC_CHAIN_NONE) {
 			x = e->pc_free;
 			e->pc_free = x->hnext;
 			x->parent = s->chain;
+			x->serial = ++e->pc_serial;
 			x->hash = hash_block(s->chain, tokens, e->bs);
 			x->block = blk;
 			memcpy(x->tokens, tokens, (size_t)e->bs * sizeof *tokens);
@@ -120,7 +129,7 @@ void mllm__pc_index(mllm_engine *e, seq *s)
 			lru_unlink(e, x);
 			lru_push_front(e, x);
 		}
-		s->chain = hash_block(s->chain, tokens, e->bs);
+		s->chain = x ? x->serial : MLLM_PC_CHAIN_NONE;
 		s->n_indexed++;
 	}
 }
@@ -218,8 +227,8 @@ void mllm__pin_session(mllm_engine *e, const mllm_request *r, const seq *s)
 		if (e->pc_pool) {
 			for (int32_t i = 0; i < e->bs; i++)
 				tokens[i] = mllm__seq_tok_at(s, k * e->bs + i);
-			x = mllm__pc_find(e, chain, tokens);
-			chain = hash_block(chain, tokens, e->bs);
+			x = chain == MLLM_PC_CHAIN_NONE ? NULL : mllm__pc_find(e, chain, tokens);
+			chain = x ? x->serial : MLLM_PC_CHAIN_NONE;
 		}
 		p->blocks[k] = x ? x->block : s->table[k];
 		mllm_kv_block_ref(e->kv, p->blocks[k]);

@@ -86,7 +86,8 @@ struct seq {
 	int32_t n_past;    /* positions whose K/V are in the cache */
 	int32_t next_tok;  /* token to feed at n_past when decoding */
 	int32_t n_indexed; /* leading full blocks offered to the prefix cache */
-	uint64_t chain;    /* hash of blocks [0, n_indexed) */
+	uint64_t chain;    /* serial of block n_indexed - 1's cache entry (0: none
+	                    * yet), MLLM_PC_CHAIN_NONE once a block had none */
 	mllm_sampler *sampler;
 	mllm_gmatch *gm; /* grammar state, when the request is constrained */
 	mllm_detok detok;
@@ -107,7 +108,9 @@ struct seq {
 
 typedef struct pc_entry pc_entry;
 struct pc_entry {
-	uint64_t hash, parent; /* chain hash of this block and of its prefix */
+	uint64_t hash;         /* bucket hash (of parent and tokens) */
+	uint64_t serial;       /* this entry's number, never reused (from 1) */
+	uint64_t parent;       /* serial of the previous block's entry, 0 for a first */
 	int32_t block;         /* the cache holds one reference */
 	int32_t *tokens;       /* [block_size] the block's tokens (verification) */
 	pc_entry *hnext;       /* bucket chain */
@@ -168,6 +171,7 @@ struct mllm_engine {
 	pc_entry *pc_pool;  /* [n_blocks] */
 	int32_t *pc_tokens; /* [n_blocks * bs] */
 	pc_entry *pc_free;
+	uint64_t pc_serial; /* the last entry's serial */
 	pc_entry **pc_buckets;
 	size_t pc_mask;
 	pc_entry *lru_head, *lru_tail;
@@ -216,8 +220,10 @@ void mllm__notify(mllm_engine *e);
 int mllm__pc_init(mllm_engine *e, int64_t nb);
 /* Lets every session pin and cached block go and frees the cache. */
 void mllm__pc_free(mllm_engine *e);
-/* The cached block that follows the prefix of chain hash parent and holds
- * exactly tokens[0, bs), or NULL. */
+/* A sequence's chain after a block the cache has no entry for. */
+#define MLLM_PC_CHAIN_NONE UINT64_MAX
+/* The cached block that follows the entry whose serial is parent (0: the
+ * prompt's start) and holds exactly tokens[0, bs), or NULL. */
 pc_entry *mllm__pc_find(mllm_engine *e, uint64_t parent, const int32_t *tokens);
 /* Offers the full, computed blocks of s to the cache. */
 void mllm__pc_index(mllm_engine *e, seq *s);

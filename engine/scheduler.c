@@ -270,7 +270,7 @@ static int try_admit(mllm_engine *e, mllm_request *r)
 				break;
 			mllm_kv_block_ref(e->kv, x->block); /* no longer evictable */
 			matched[h++] = x->block;
-			chain = x->hash;
+			chain = x->serial;
 		}
 	}
 	need = (int64_t)(pb - h) + (int64_t)(n_live - 1) * (rem > 0) +

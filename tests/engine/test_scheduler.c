@@ -14,6 +14,11 @@
 #include <pthread.h>
 #include <time.h>
 
+/* Blocks opening with 7, 7 or with 8, 8 all get one bucket hash, as a
+ * crafted collision would: the cache must not take equal hashes for equal
+ * prefixes (test_prefix_cache_collision). Other blocks keep theirs. */
+#define MLLM_PC_TEST_HASH(t, h)                                                                    \
+	(((t)[0] == 7 && (t)[1] == 7) || ((t)[0] == 8 && (t)[1] == 8) ? (uint64_t)42 : (h))
 #include "../../engine/prefix_cache.c"
 #include "../../engine/request.c"
 #include "../../engine/scheduler.c"
@@ -407,6 +412,47 @@ START_TEST(test_prefix_cache_extends)
 	ck_assert_mem_eq(b_ref.tokens[0], b.tokens[0], (size_t)b.n[0] * sizeof(int32_t));
 	st = idle_stats(e);
 	ck_assert_int_eq(st.prefix_hits, 0);
+	mllm_engine_free(e);
+	mllm_model_close(m);
+}
+END_TEST
+
+/* Block A and block B hash alike. A + C cached, then B: B + C must not
+ * find the C that followed A (its K/V were computed after A). */
+START_TEST(test_prefix_cache_collision)
+{
+	mllm_model *m = open_model("models/stories260K");
+	int32_t n_vocab = mllm_model_hparams(m)->n_vocab;
+	mllm_engine_params p = engine_params();
+	mllm_engine *e = start(m, &p);
+	static result r1, r2, got, want;
+	int32_t bs = p.kv.block_size, a[64], b[64], bc[64];
+	mllm_sampling s = MLLM_SAMPLING_DEFAULT;
+	s.temperature = 0.0f;
+	s.max_tokens = 8;
+	s.ignore_eos = true;
+
+	prng = 5;
+	make_prompt(a, (size_t)(2 * bs + 1), n_vocab);
+	make_prompt(b, (size_t)bs, n_vocab);
+	a[0] = a[1] = 7;
+	b[0] = b[1] = 8;
+	ck_assert_uint_eq(hash_block(0, a, bs), hash_block(0, b, bs));
+	memcpy(bc, b, (size_t)bs * sizeof *b);
+	memcpy(bc + bs, a + bs, (size_t)(bs + 1) * sizeof *a); /* B, then A's C and z */
+	b[bs] = a[2 * bs];                                     /* B, z */
+	run_one(e, a, (size_t)(2 * bs + 1), 1, &s, &r1);
+	run_one(e, b, (size_t)(bs + 1), 1, &s, &r2);
+	ck_assert_int_eq(r2.n_cached, 0);
+	run_one(e, bc, (size_t)(2 * bs + 1), 1, &s, &got);
+	ck_assert_int_eq(got.n_cached, bs); /* B's block, not A's C after it */
+	mllm_engine_free(e);
+	p.prefix_cache = false;
+	e = start(m, &p);
+	run_one(e, bc, (size_t)(2 * bs + 1), 1, &s, &want);
+	ck_assert_int_eq(got.n[0], want.n[0]);
+	ck_assert_mem_eq(got.tokens[0], want.tokens[0], (size_t)got.n[0] * sizeof(int32_t));
+	ck_assert_mem_eq(got.logprob[0], want.logprob[0], (size_t)got.n[0] * sizeof(float));
 	mllm_engine_free(e);
 	mllm_model_close(m);
 }
@@ -1445,6 +1491,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_batch_equals_serial_seeded);
 	tcase_add_test(tc, test_golden_greedy_and_echo);
 	tcase_add_test(tc, test_prefix_cache_extends);
+	tcase_add_test(tc, test_prefix_cache_collision);
 	tcase_add_test(tc, test_prefix_cache_shared_system_prompt);
 	tcase_add_test(tc, test_n_choices);
 	tcase_add_test(tc, test_stop_strings);
