@@ -34,7 +34,9 @@
  * streaming outbox holds what a slow client has not read yet. */
 #define OUT_LIMIT        ((size_t)256 << 20)
 #define STREAM_OUT_LIMIT ((size_t)8 << 20)
-#define SMALL_LIMIT      ((size_t)16 << 20)
+/* Read bytes are dropped from the outbox's front past this many. */
+#define OUTBOX_COMPACT ((size_t)64 << 10)
+#define SMALL_LIMIT    ((size_t)16 << 20)
 /* Oversized bodies up to this size are read and dropped before the 413. */
 #define DISCARD_MAX (256ull << 20)
 /* Longest sleep between two MHD rounds. */
@@ -1100,6 +1102,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	if (r->out_off == r->out.len) {
 		mllm_buf_reset(&r->out);
 		r->out_off = 0;
+	} else if (r->out_off >= OUTBOX_COMPACT && r->out_off >= r->out.len / 2) {
+		/* The outbox's limit is on bytes unread: a reader that keeps a
+		 * steady backlog must not see what it read counted against it. */
+		memmove(r->out.data, r->out.data + r->out_off, r->out.len - r->out_off + 1);
+		r->out.len -= r->out_off;
+		r->out_off = 0;
 	}
 	return (ssize_t)avail;
 }
@@ -1152,6 +1160,12 @@ static void gen_abort(srv_req *r, const api_error *e)
 	int rc, status = 200;
 
 	cancel_engine_reqs(r);
+	/* A full outbox (the overflow that brought us here) still takes the
+	 * closing events (the error and [DONE]; Responses' response.failed,
+	 * bounded by what was generated): the client learns the stream was
+	 * cut, not a clean end. */
+	if (r->streaming)
+		r->out.limit = SIZE_MAX / 2;
 	rc = api_request_abort(r->areq, e, &r->out);
 	if (rc == 0 && !r->streaming)
 		rc = api_request_end(r->areq, &r->out, &status);
@@ -1280,9 +1294,12 @@ void srv__http_prep_drain(srv *s)
 	}
 }
 
+/* Every request being answered, whatever its route: a /tokenize answer or
+ * a stored response still being written is in flight as much as a
+ * generation (a shutdown that counted only those cut such answers). */
 int srv__http_n_in_flight(const srv *s)
 {
-	return s->n_gen_open + s->n_prep_open;
+	return s->n_req_open;
 }
 
 /* Resumed with the job back (or abandoned by the shutdown timeout). */
@@ -1530,6 +1547,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r = on_request_line(s, url, conn);
 		*con_cls = r;
 	}
+	if (!r->open) { /* its head is in: MHD will complete it */
+		r->open = true;
+		s->n_req_open++;
+	}
 	if (!r->started) { /* the request head is complete */
 		r->started = true;
 		snprintf(r->method, sizeof r->method, "%s", method);
@@ -1633,6 +1654,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		if (!r->status && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
 			r->status = 499;
 	}
+	if (r->open)
+		s->n_req_open--;
 	if (r->gen_open)
 		s->n_gen_open--;
 	if (r->prep_open) { /* went away (or shutdown) before it was answered */

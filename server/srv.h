@@ -128,6 +128,7 @@ struct srv_req {
 	srv_job *job;      /* borrowed: in the prep queue or running */
 	srv_job *prepared; /* owned: back from the prep thread, unread */
 	bool prep_open;    /* counted in srv.n_prep_open until answered */
+	bool open;         /* counted in srv.n_req_open until MHD completes it */
 	bool prep_aborted; /* shutdown timeout hit while it was queued */
 	/* The srv.preparing list (while job is set). */
 	srv_req *prep_prev, *prep_next;
@@ -225,6 +226,8 @@ struct srv {
 	int n_gen_open;     /* generations whose connection is open */
 	srv_req *preparing; /* requests whose job is in the prep queue */
 	int n_prep_open;    /* requests handed to prep and not yet answered */
+	int n_req_open;     /* requests whose head is in and whose answer is
+	                     * not all sent: what a shutdown waits for */
 	srv_prep prep;
 	uint64_t next_req;
 	uint64_t req_key; /* mixes next_req into ids unique across replicas */

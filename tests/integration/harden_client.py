@@ -550,6 +550,40 @@ def cmd_inject(url, model):
     print("ok   injection attempts sent")
 
 
+def cmd_outbox_overflow(url, model, log_path):
+    """A streaming client that reads nothing: once its 8 MiB outbox is full
+    the stream ends, and what it reads then ends with the client_too_slow
+    error event and [DONE] (the full outbox used to refuse those too, so
+    the stream ended like a complete one)."""
+    u = urllib.parse.urlparse(url)
+    # Chunks of one short token, no logprobs: smaller than the error event,
+    # so a full outbox has no room left for it by chance.
+    body = json.dumps({"model": model, "prompt": ["Once"] * 16, "n": 8, "max_tokens": 500,
+                       "ignore_eos": True, "temperature": 1, "stream": True}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((u.hostname, u.port))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    t0 = time.time()
+    while "client too slow" not in open(log_path).read():
+        if time.time() - t0 > 120:
+            fail("outbox never overflowed")
+        time.sleep(0.2)
+    s.settimeout(30)
+    out = bytearray()
+    while not out.endswith(b"0\r\n\r\n"):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        out += d
+    s.close()
+    tail = bytes(out[-2000:])
+    if b'"client_too_slow"' not in tail or not tail.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"):
+        fail("overflowed stream ends without its error event and [DONE]: %r" % tail[-300:])
+    print("outbox overflow: %d bytes, then client_too_slow and [DONE]" % len(out))
+
+
 def cmd_cancel_cached(url, model, log_path):
     """A streamed request whose prompt came from the prefix cache, hung up
     after its first chunk: its log line (warn, "cancelled") still reports
@@ -815,6 +849,8 @@ def main():
         cmd_abandon(a[1], a[2])
     elif cmd == "inject":
         cmd_inject(a[1], a[2])
+    elif cmd == "outbox-overflow":
+        cmd_outbox_overflow(a[1], a[2], a[3])
     elif cmd == "cancel-cached":
         cmd_cancel_cached(a[1], a[2], a[3])
     elif cmd == "check-log":

@@ -724,6 +724,41 @@ def cmd_prep_sigterm(url, model, pid):
           % (n503, n_big - n503))
 
 
+def cmd_sigterm_slow_answer(url, pid):
+    """SIGTERM while a large /tokenize answer is still being read: the
+    answer arrives whole before the daemon exits (only generations and
+    requests in prep used to count as in flight, so it was cut)."""
+    pid = int(pid)
+    u = urllib.parse.urlparse(url)
+    body = json.dumps({"prompt": "word " * 200000}).encode()
+    s = socket.socket()
+    # before connect, or the window is already set: the answer must not
+    # fit in the kernel's buffers
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.connect((u.hostname, u.port))
+    s.sendall(b"POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s.settimeout(30)
+    s.recv(1, socket.MSG_PEEK)  # the answer has begun
+    time.sleep(0.5)  # and filled the kernel's buffers both ways
+    os.kill(pid, signal.SIGTERM)
+    out = b""
+    while True:
+        time.sleep(0.02)  # a slow reader: ~800 KB at 16 KB per 20 ms
+        d = s.recv(16384)
+        if not d:
+            break
+        out += d
+    s.close()
+    head, _, got = out.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        fail("tokenize: %r" % head[:200])
+    want = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    if len(got) != want or not got.rstrip().endswith(b"}"):
+        fail("SIGTERM cut the /tokenize answer: %d of %d bytes" % (len(got), want))
+    print("sigterm: a %d-byte answer read slowly arrived whole" % want)
+
+
 def main():
     if len(sys.argv) < 2:
         fail("usage: serve_client.py CMD ARGS")
@@ -736,6 +771,7 @@ def main():
             "disconnect": cmd_disconnect,
             "badinput": cmd_badinput,
             "sigterm": cmd_sigterm,
+            "sigterm-slow-answer": cmd_sigterm_slow_answer,
             "soak": cmd_soak,
             "prep-offloop": cmd_prep_offloop,
             "prep-hangup": cmd_prep_hangup,

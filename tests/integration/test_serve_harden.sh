@@ -22,6 +22,14 @@ stop_daemon TERM
 $H check-log "$TMP/log" text || fail "text log"
 ok "framing cases answered at once; raw-path routing; hang-ups mid-request freed; text log escaped; a cancelled request's cache hit logged"
 
+# A stream nobody reads: its outbox overflows, the stream still ends with
+# its error event and [DONE].
+start_daemon --model st="$ST" --set connection_timeout_s=600
+$H outbox-overflow "$URL" st "$TMP/log" || fail "outbox overflow"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after the outbox overflow"
+ok "a stream past its outbox ends with client_too_slow and [DONE]"
+
 # Slowloris: 2x max_connections dripping connections.
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
 	--set header_timeout_ms=1000 --set body_timeout_ms=1500 --set connection_timeout_s=60

@@ -25,6 +25,15 @@ grep -q "stream cancelled by the shutdown timeout" "$TMP/log" ||
 	fail "a stream cut by the shutdown is not logged as such: $(grep ' 200 ' "$TMP/log" | tail -2)"
 ok "SIGTERM past the timeout: streams end with an error event (logged as cut by the shutdown), exit 0"
 
+# Any answer being written is in flight, not only generations.
+start_daemon --model st="$ST" --set shutdown_timeout_ms=20000
+"$PY" "$HERE/serve_client.py" sigterm-slow-answer "$URL" "$PID" || fail "answer cut by SIGTERM"
+RC=0
+wait "$PID" || RC=$?
+PID=""
+[ "$RC" = 0 ] || fail "exit code $RC after SIGTERM (slow answer)"
+ok "SIGTERM: a large answer still being read arrives whole, exit 0"
+
 # A second signal exits at once, whatever is in flight.
 start_daemon --model tiny="$TINY" --set shutdown_timeout_ms=60000
 curl -s -N "$URL/v1/completions" -H "$JSON" \
