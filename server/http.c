@@ -880,7 +880,8 @@ static enum MHD_Result do_tokenize(srv_req *r)
 	if (r->route == R_RESPONSE_COUNT)
 		return load_state(r->s) < 0 ? not_ready(r)
 		                            : prep_submit(r, SRV_JOB_INPUT_TOKENS, API_RESPONSES);
-	if (load_state(r->s) != 1)
+	/* Per model, as generations: the job says 503 for one still loading. */
+	if (load_state(r->s) < 0)
 		return not_ready(r);
 	return prep_submit(r, r->route == R_TOKENIZE ? SRV_JOB_TOKENIZE : SRV_JOB_DETOKENIZE,
 	                   API_COMPLETION);

@@ -39,10 +39,17 @@ void srv__job_free(srv_job *j)
 /* Runs on a prep thread: reads only immutable server state (limits, the
  * model table) and models whose `loaded` flag is set (their info is then
  * final until the prep threads are joined). */
+/* For /tokenize and /detokenize (ud: the job): a model still loading is
+ * noted, so that the answer is its 503, not an unknown model's 404. */
 static const api_model_info *lookup_model(void *ud, const char *id)
 {
-	srv_model *m = srv__model_find(ud, id);
-	return m && atomic_load(&m->loaded) ? &m->info : NULL;
+	srv_job *j = ud;
+	srv_model *m = srv__model_find(j->s, id);
+	if (m && !atomic_load(&m->loaded)) {
+		j->loading = m->cfg->id;
+		return NULL;
+	}
+	return m ? &m->info : NULL;
 }
 
 static api_resp_record *lookup_response(void *ud, const char *id)
@@ -115,11 +122,17 @@ static void run_tokenize(srv_job *j)
 
 	mllm_buf_init(&j->out, TOKENIZE_OUT_LIMIT);
 	if (j->kind == SRV_JOB_TOKENIZE)
-		j->status = api_handle_tokenize(body, j->body.len, &s->lim, lookup_model, s,
+		j->status = api_handle_tokenize(body, j->body.len, &s->lim, lookup_model, j,
 		                                &j->out, &j->err);
 	else
-		j->status = api_handle_detokenize(body, j->body.len, &s->lim, lookup_model, s,
+		j->status = api_handle_detokenize(body, j->body.len, &s->lim, lookup_model, j,
 		                                  &j->out, &j->err);
+	if (j->status == 404 && j->loading) { /* as a generation would be told */
+		j->status =
+		    api_error_set(&j->err, 503, NULL, "loading",
+		                  "The model '%s' is still loading; retry shortly.", j->loading);
+		j->err.retry_after_s = 1;
+	}
 }
 
 static void *prep_main(void *arg)

@@ -175,11 +175,13 @@ struct srv_job {
 
 	/* Results: written by the prep thread, read by the loop after the
 	 * handoff through prep.mu. */
-	int status;        /* 0 (generate: ready to submit) or the HTTP status */
-	api_error err;     /* when status is an error */
-	api_request *areq; /* owned; generate: set once the body parsed */
-	srv_model *m;      /* generate: the model found (may fail prepare) */
-	mllm_buf out;      /* tokenize/detokenize: the 200 body */
+	int status;          /* 0 (generate: ready to submit) or the HTTP status */
+	api_error err;       /* when status is an error */
+	api_request *areq;   /* owned; generate: set once the body parsed */
+	srv_model *m;        /* generate: the model found (may fail prepare) */
+	mllm_buf out;        /* tokenize/detokenize: the 200 body */
+	const char *loading; /* tokenize/detokenize: the id of a model named
+	                      * that is still loading (its config's) */
 
 	srv_job *next; /* queue / done-list link, under prep.mu */
 };

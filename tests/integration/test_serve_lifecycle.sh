@@ -53,6 +53,40 @@ done
 stop_daemon TERM
 ok "/v1/models/{id} while loading: 503 loading with Retry-After ($loading), then 200"
 
+# /tokenize and /detokenize are per model too: while another model's
+# load is held (its config.json a FIFO nobody writes yet), a loaded model
+# tokenizes and the held one is 503 loading, not 404.
+mkdir "$TMP/held"
+for f in model.safetensors tokenizer.model tokenizer_config.json; do
+	ln -s "$ST/$f" "$TMP/held/$f"
+done
+mkfifo "$TMP/held/config.json"
+: >"$TMP/log"
+"$BIN" serve --host 127.0.0.1 --port 0 --model st="$ST" --model held="$TMP/held" >>"$TMP/log" 2>&1 &
+PID=$!
+code="" i=0
+while [ "$code" != 200 ] && [ $i -lt 400 ]; do
+	kill -0 "$PID" 2>/dev/null || fail "daemon exited during startup"
+	port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/log" | head -n 1)
+	[ -n "$port" ] && code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/models/st" || true)
+	sleep 0.05
+	i=$((i + 1))
+done
+[ "$code" = 200 ] || fail "st not up beside a held load: $code"
+URL="http://127.0.0.1:$port"
+code=$(curl -s -o "$TMP/b" -w '%{http_code}' "$URL/tokenize" -H "$JSON" -d '{"model":"st","prompt":"hi"}')
+[ "$code" = 200 ] && grep -q '"tokens"' "$TMP/b" || fail "tokenize on a loaded model while another loads: $code $(cat "$TMP/b")"
+code=$(curl -s -o "$TMP/b" -w '%{http_code}' "$URL/detokenize" -H "$JSON" -d '{"model":"st","tokens":[1,2]}')
+[ "$code" = 200 ] || fail "detokenize on a loaded model while another loads: $code $(cat "$TMP/b")"
+code=$(curl -s -D "$TMP/hdr" -o "$TMP/b" -w '%{http_code}' "$URL/tokenize" -H "$JSON" -d '{"model":"held","prompt":"hi"}')
+[ "$code" = 503 ] && grep -q '"loading"' "$TMP/b" && grep -qi '^Retry-After:' "$TMP/hdr" ||
+	fail "tokenize on the model loading: $code $(cat "$TMP/b")"
+code=$(curl -s -o "$TMP/b" -w '%{http_code}' "$URL/tokenize" -H "$JSON" -d '{"model":"nope","prompt":"hi"}')
+[ "$code" = 404 ] || fail "tokenize on an unknown model while one loads: $code $(cat "$TMP/b")"
+# The loader is blocked in open() on the FIFO: nothing but KILL ends it.
+stop_daemon KILL
+ok "/tokenize, /detokenize per model: a loaded one answers while another loads (503 loading there)"
+
 start_daemon --model st="$ST" --model r1="$FIX/models/tiny-mobilellm-r1-bf16" --set drain_delay_ms=2000 \
 	--set shutdown_timeout_ms=120000
 port=${URL##*:}
