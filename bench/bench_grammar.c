@@ -118,6 +118,29 @@ static mllm_grammar *auto_tools_grammar(const mllm_tokenizer *tok)
 	return g;
 }
 
+/* A union of 20 objects whose first property is the same bounded string
+ * (zod's z.union of objects with z.string().max(500)): inside that string
+ * the matcher holds a stack per variant, the case docs/grammar.md
+ * ("Known limit") describes. */
+static mllm_grammar *wide_union_grammar(void)
+{
+	json_t *alts = json_array(), *s;
+	mllm_grammar *g;
+	for (int i = 0; i < 20; i++) {
+		char kind[16];
+		snprintf(kind, sizeof kind, "kind%d", i);
+		json_array_append_new(alts, json_pack("{s:s,s:{s:{s:s,s:i},s:{s:s}},s:[s]}", "type",
+		                                      "object", "properties", "text", "type",
+		                                      "string", "maxLength", 500, kind, "type",
+		                                      "integer", "required", "text"));
+	}
+	s = json_pack("{s:s,s:{s:{s:o}},s:[s]}", "type", "object", "properties", "a", "anyOf", alts,
+	              "required", "a");
+	g = compile_schema(s);
+	json_decref(s);
+	return g;
+}
+
 /* The next step's logits: uniform in [0, 10), xorshift from *rng. */
 static void random_logits(uint64_t *rng, float *logits, int32_t n)
 {
@@ -329,6 +352,38 @@ int main(int argc, char **argv)
 		    "sequence), %lld cache hits\n",
 		    steps, sm / steps * 1e3, sp / steps * 1e3, (sm - sp) / steps * 1e3,
 		    (long long)walks, (double)walks / N_SEQ, (long long)hits);
+		mllm_grammar_unref(g);
+	}
+	/* One sequence in the wide union: the mean cost of a mask there (the
+	 * string's positions are new states each step: no cache hits). */
+	{
+		mllm_grammar *g = wide_union_grammar();
+		mllm_sampling p = MLLM_SAMPLING_DEFAULT;
+		uint64_t rng = 88172645463325252ull;
+		double sm = 0;
+		int n = steps < 60 ? steps : 60, done = 0;
+		p.has_seed = true;
+		p.seed = 1;
+		if (!g || mllm_gmatch_create(g, trie, eos, &ms[0]) != 0 ||
+		    mllm_sampler_create(&p, n_vocab, 0, &samp[0]) != 0)
+			return 1;
+		for (; done < n; done++) {
+			mllm_sample_result res;
+			const uint32_t *allow;
+			random_logits(&rng, logits, n_vocab);
+			t0 = cpu_now();
+			if (mllm_gmatch_mask(ms[0], &allow) <= 0)
+				return 1;
+			mllm_sampler_sample_masked(samp[0], ws, logits, allow, &res);
+			if (res.token == eos || mllm_gmatch_accept(ms[0], res.token) != 0)
+				break; /* the value is complete: enough */
+			sm += cpu_now() - t0;
+		}
+		printf("union of 20 objects sharing a maxLength-500 first string, 1 sequence, %d "
+		       "steps: mean %.3f ms per mask (docs/grammar.md, \"Known limit\")\n",
+		       done, done ? sm / done * 1e3 : 0.0);
+		mllm_gmatch_free(ms[0]);
+		mllm_sampler_free(samp[0]);
 		mllm_grammar_unref(g);
 	}
 	mllm_sampler_ws_free(ws);

@@ -590,7 +590,12 @@ typedef struct {
  * treated as out of memory rather than walked for minutes. */
 #define GM_ADVANCE_NODES (1 << 18)
 #define GM_MEMO_PROBES   8
-#define GM_CF_STACKS     16
+/* The tops of the state being built, by stack hash: add() finds a
+ * duplicate stack in O(1) instead of comparing with every top (a state of
+ * many stacks that differ only deep down, e.g. a union's variants inside
+ * one shared string, made each byte of a walk quadratic in them). */
+#define GM_TOPS_TAB  (2 * MLLM_GRAMMAR_MAX_STACKS)
+#define GM_CF_STACKS 16
 
 typedef struct {
 	uint64_t hash;
@@ -631,6 +636,9 @@ struct mllm_gmatch {
 	uint32_t memo_gen; /* the state being built; memo entries of others are free */
 	uint32_t memo_g[GM_MEMO];
 	uint64_t memo_k[GM_MEMO];
+	uint32_t tops_g[GM_TOPS_TAB]; /* memo_gen of the state the slot is of */
+	uint64_t tops_h[GM_TOPS_TAB];
+	int32_t tops_i[GM_TOPS_TAB]; /* index in that state's tops */
 };
 
 /* Frames in the stack whose top is x (-1: none; below -1: a cut stack's
@@ -736,6 +744,7 @@ static void memo_next(mllm_gmatch *m)
 	m->adv_base = m->n_nodes;
 	if (++m->memo_gen == 0) {
 		memset(m->memo_g, 0, sizeof m->memo_g);
+		memset(m->tops_g, 0, sizeof m->tops_g);
 		m->memo_gen = 1;
 	}
 }
@@ -759,11 +768,18 @@ static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int gua
 	}
 	if (e->kind == E_SET) {
 		int32_t id;
+		uint64_t h;
+		uint32_t j;
 		if (frames(m, parent) >= MLLM_GRAMMAR_MAX_DEPTH)
 			return;
-		for (int32_t i = 0; i < st->n; i++) {
-			const gnode *t = &m->nodes[st->tops[i]];
-			if (t->pos == pos && same_stack(m, t->parent, parent))
+		/* A top with this stack already? Every top of st went into the
+		 * table under this memo_gen (states are built only by add(),
+		 * each after memo_next), with the hash node_new gives it. */
+		h = mix((uint64_t)pos, stack_hash(m, parent));
+		for (j = (uint32_t)h & (GM_TOPS_TAB - 1); m->tops_g[j] == m->memo_gen;
+		     j = (j + 1) & (GM_TOPS_TAB - 1)) {
+			const gnode *t = &m->nodes[st->tops[m->tops_i[j]]];
+			if (m->tops_h[j] == h && t->pos == pos && same_stack(m, t->parent, parent))
 				return;
 		}
 		if (st->n >= MLLM_GRAMMAR_MAX_STACKS) {
@@ -773,6 +789,9 @@ static void add(mllm_gmatch *m, gstate *st, int32_t pos, int32_t parent, int gua
 		id = node_new(m, pos, parent);
 		if (id < 0)
 			return;
+		m->tops_g[j] = m->memo_gen;
+		m->tops_h[j] = h;
+		m->tops_i[j] = st->n;
 		st->tops[st->n++] = id;
 		set_or(st->first, g->sets[e->arg]);
 		return;
