@@ -465,6 +465,8 @@ static int parse_tools(api__resp *r, json_t *root, json_t *synth, api_error *e)
 				                json_object_get(t, "description"));
 			if (json_object_get(t, "parameters"))
 				json_object_set(f, "parameters", json_object_get(t, "parameters"));
+			if (json_object_get(t, "strict")) /* checked there as chat's */
+				json_object_set(f, "strict", json_object_get(t, "strict"));
 			json_array_append_new(r->chat_tools, json_pack("{s:s,s:o}", "type",
 			                                               "function", "function", f));
 		}
@@ -689,7 +691,9 @@ static int parse_responses(api_request *req, json_t *root, const api_limits *lim
 		r->summary = t != NULL;
 		sm = json_object_get(v, "effort");
 		t = json_string_value(sm);
-		if (sm && !json_is_null(sm) && !(t && effort_ok(t)))
+		if (sm && !json_is_null(sm) && !t)
+			return bad(e, "reasoning.effort", "invalid_type", "must be a string.");
+		if (sm && !json_is_null(sm) && !effort_ok(t))
 			return bad(e, "reasoning.effort", "invalid_value",
 			           "must be 'none', 'minimal', 'low', 'medium', 'high', 'xhigh' "
 			           "or 'max'.");

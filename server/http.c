@@ -1104,12 +1104,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		mllm_buf_reset(&r->out);
 		r->out_off = 0;
 	} else if (r->out_off >= OUTBOX_COMPACT && r->out_off >= r->out.len / 2) {
-		/* The outbox's limit is on bytes unread: a reader that keeps a
-		 * steady backlog must not see what it read counted against it. */
+		/* Read bytes go once they are half the outbox: each byte is
+		 * moved at most about once. */
 		memmove(r->out.data, r->out.data + r->out_off, r->out.len - r->out_off + 1);
 		r->out.len -= r->out_off;
 		r->out_off = 0;
 	}
+	/* The limit is on bytes unread: what was read and is still in front
+	 * does not count (the closing events' lifted limit stays). */
+	if (r->out.limit < SIZE_MAX / 2)
+		r->out.limit = STREAM_OUT_LIMIT + r->out_off;
 	return (ssize_t)avail;
 }
 

@@ -202,6 +202,10 @@ START_TEST(test_validation)
 	    {"{\"input\":\"x\",\"reasoning\":{\"effort\":\"bogus\"}}", "reasoning.effort", 400},
 	    {"{\"input\":\"x\",\"reasoning\":{\"effort\":3}}", "reasoning.effort", 400},
 	    {"{\"input\":\"x\",\"max_tool_calls\":0}", "max_tool_calls", 400},
+	    /* strict is checked as chat's (it was echoed as sent) */
+	    {"{\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"strict\":"
+	     "\"yes\"}]}",
+	     "tools[0].strict", 400},
 	    {"{\"input\":\"x\",\"max_tool_calls\":\"2\"}", "max_tool_calls", 400},
 	    {"{\"input\":\"x\",\"max_tool_calls\":2.5}", "max_tool_calls", 400},
 	    /* Errors of the shared chat code name Responses fields. */
