@@ -302,11 +302,12 @@ int api__tool_message(json_t *m, size_t i, api__message *out, api_error *e)
 	}
 	if (strcmp(role, "assistant") != 0 || !calls || json_is_null(calls))
 		return 0;
-	/* The content beside the calls is checked as any assistant turn's:
-	 * none, a string, or text parts. */
+	/* The content beside the calls: none, a string, or text parts — an
+	 * empty list too here (LangChain JS's legacy converter sends [] for
+	 * a turn that only calls tools). */
 	snprintf(param, sizeof param, "messages[%zu].content", i);
 	if (content && !json_is_null(content) && !json_is_string(content) &&
-	    !(api__text_parts(content) && json_array_size(content) > 0))
+	    !api__text_parts(content))
 		return api_error_set(e, 400, param, "invalid_type",
 		                     "'%s' must be a string or an array of text parts.", param);
 	snprintf(param, sizeof param, "messages[%zu].tool_calls", i);

@@ -96,6 +96,13 @@ START_TEST(test_validation)
 	     "\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}]}",
 	     "messages[1].content"},
 	};
+	/* ...but an empty list beside the calls is no content (LangChain
+	 * JS's legacy converter sends it). */
+	api_request_free(
+	    parse_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	             "\"assistant\",\"content\":[],\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+	             "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},{\"role\":"
+	             "\"tool\",\"tool_call_id\":\"c1\",\"content\":\"ok\"}]}"));
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		api_limits lim = API_LIMITS_DEFAULT;
 		api_request *req = NULL;
