@@ -584,6 +584,48 @@ def cmd_outbox_overflow(url, model, log_path):
     print("outbox overflow: %d bytes, then client_too_slow and [DONE]" % len(out))
 
 
+def cmd_outbox_read_front(url, model, log_path):
+    """The outbox's limit is on bytes unread: a client that read 2.5 MB of
+    a backlog and then stalls is cut at ~8 MiB unread, not at 8 MiB of
+    read and unread together (read bytes left in front counted)."""
+    u = urllib.parse.urlparse(url)
+    body = json.dumps({"model": model, "prompt": ["Once"] * 16, "n": 8, "max_tokens": 500,
+                       "ignore_eos": True, "logprobs": 5, "temperature": 1,
+                       "stream": True}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((u.hostname, u.port))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s.settimeout(60)
+    time.sleep(3)  # a backlog of several MB builds up
+    got = 0
+    while got < 2500000:  # then part of it is read at once
+        got += len(s.recv(1 << 16))
+    t0 = time.time()
+    while True:
+        m = re.search(r"client too slow: (\d+) bytes unread", open(log_path).read())
+        if m:
+            break
+        if time.time() - t0 > 120:
+            fail("outbox never overflowed")
+        time.sleep(0.2)
+    unread = int(m.group(1))
+    out = bytearray()
+    while not out.endswith(b"0\r\n\r\n"):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        out += d
+    s.close()
+    if unread < 8000000:
+        fail("cut at %d bytes unread after %d read: read bytes counted against the limit"
+             % (unread, got))
+    if not out.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"):
+        fail("the cut stream does not end with [DONE]")
+    print("outbox: %d bytes read, cut at %d unread" % (got, unread))
+
+
 def cmd_cancel_cached(url, model, log_path):
     """A streamed request whose prompt came from the prefix cache, hung up
     after its first chunk: its log line (warn, "cancelled") still reports
@@ -851,6 +893,8 @@ def main():
         cmd_inject(a[1], a[2])
     elif cmd == "outbox-overflow":
         cmd_outbox_overflow(a[1], a[2], a[3])
+    elif cmd == "outbox-read-front":
+        cmd_outbox_read_front(a[1], a[2], a[3])
     elif cmd == "cancel-cached":
         cmd_cancel_cached(a[1], a[2], a[3])
     elif cmd == "check-log":

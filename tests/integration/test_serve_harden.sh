@@ -30,6 +30,12 @@ stop_daemon TERM
 [ "$RC" = 0 ] || fail "exit code $RC after the outbox overflow"
 ok "a stream past its outbox ends with client_too_slow and [DONE]"
 
+start_daemon --model st="$ST" --set connection_timeout_s=600
+$H outbox-read-front "$URL" st "$TMP/log" || fail "outbox limit on unread bytes"
+stop_daemon TERM
+[ "$RC" = 0 ] || fail "exit code $RC after the outbox test"
+ok "the outbox's limit is on unread bytes (read ones in front do not count)"
+
 # Slowloris: 2x max_connections dripping connections.
 start_daemon --model st="$ST" --set max_connections=8 --set max_connections_per_client=64 \
 	--set header_timeout_ms=1000 --set body_timeout_ms=1500 --set connection_timeout_s=60
