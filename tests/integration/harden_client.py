@@ -550,27 +550,34 @@ def cmd_inject(url, model):
     print("ok   injection attempts sent")
 
 
-def cmd_outbox_overflow(url, model, log_path):
-    """A streaming client that reads nothing: once its 8 MiB outbox is full
-    the stream ends, and what it reads then ends with the client_too_slow
-    error event and [DONE] (the full outbox used to refuse those too, so
-    the stream ended like a complete one)."""
+def _unread_stream(url, model, extra):
+    """A streamed completions request of 128 long choices on a socket with
+    a 4 KiB receive buffer, nothing read yet."""
     u = urllib.parse.urlparse(url)
-    # Chunks of one short token, no logprobs: smaller than the error event,
-    # so a full outbox has no room left for it by chance.
-    body = json.dumps({"model": model, "prompt": ["Once"] * 16, "n": 8, "max_tokens": 500,
-                       "ignore_eos": True, "temperature": 1, "stream": True}).encode()
+    req = {"model": model, "prompt": ["Once"] * 16, "n": 8, "max_tokens": 500,
+           "ignore_eos": True, "temperature": 1, "stream": True}
+    req.update(extra)
+    body = json.dumps(req).encode()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect((u.hostname, u.port))
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s.settimeout(60)
+    return s
+
+
+def _too_slow_then_rest(s, log_path):
+    """Waits for the daemon's "client too slow" line, then reads the rest
+    of the stream: (bytes unread at the cut, what was read now)."""
     t0 = time.time()
-    while "client too slow" not in open(log_path).read():
+    while True:
+        m = re.search(r"client too slow: (\d+) bytes unread", open(log_path).read())
+        if m:
+            break
         if time.time() - t0 > 120:
             fail("outbox never overflowed")
         time.sleep(0.2)
-    s.settimeout(30)
     out = bytearray()
     while not out.endswith(b"0\r\n\r\n"):
         d = s.recv(1 << 20)
@@ -578,7 +585,19 @@ def cmd_outbox_overflow(url, model, log_path):
             break
         out += d
     s.close()
-    tail = bytes(out[-2000:])
+    return int(m.group(1)), bytes(out)
+
+
+def cmd_outbox_overflow(url, model, log_path):
+    """A streaming client that reads nothing: once its 8 MiB outbox is full
+    the stream ends, and what it reads then ends with the client_too_slow
+    error event and [DONE] (the full outbox used to refuse those too, so
+    the stream ended like a complete one)."""
+    # Chunks of one short token, no logprobs: smaller than the error event,
+    # so a full outbox has no room left for it by chance.
+    s = _unread_stream(url, model, {})
+    _, out = _too_slow_then_rest(s, log_path)
+    tail = out[-2000:]
     if b'"client_too_slow"' not in tail or not tail.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"):
         fail("overflowed stream ends without its error event and [DONE]: %r" % tail[-300:])
     print("outbox overflow: %d bytes, then client_too_slow and [DONE]" % len(out))
@@ -588,36 +607,12 @@ def cmd_outbox_read_front(url, model, log_path):
     """The outbox's limit is on bytes unread: a client that read 2.5 MB of
     a backlog and then stalls is cut at ~8 MiB unread, not at 8 MiB of
     read and unread together (read bytes left in front counted)."""
-    u = urllib.parse.urlparse(url)
-    body = json.dumps({"model": model, "prompt": ["Once"] * 16, "n": 8, "max_tokens": 500,
-                       "ignore_eos": True, "logprobs": 5, "temperature": 1,
-                       "stream": True}).encode()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect((u.hostname, u.port))
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    s.settimeout(60)
+    s = _unread_stream(url, model, {"logprobs": 5})
     time.sleep(3)  # a backlog of several MB builds up
     got = 0
     while got < 2500000:  # then part of it is read at once
         got += len(s.recv(1 << 16))
-    t0 = time.time()
-    while True:
-        m = re.search(r"client too slow: (\d+) bytes unread", open(log_path).read())
-        if m:
-            break
-        if time.time() - t0 > 120:
-            fail("outbox never overflowed")
-        time.sleep(0.2)
-    unread = int(m.group(1))
-    out = bytearray()
-    while not out.endswith(b"0\r\n\r\n"):
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        out += d
-    s.close()
+    unread, out = _too_slow_then_rest(s, log_path)
     if unread < 8000000:
         fail("cut at %d bytes unread after %d read: read bytes counted against the limit"
              % (unread, got))
