@@ -980,6 +980,14 @@ static json_t *record_item(const api_resp_record *rec, const char *id)
  * (in this input or the conversation it continues), and each call of hist
  * has its output after it, as OpenAI requires; hist is the conversation
  * continued followed by this input's messages. 0, or the 400. */
+/* "input[N]" + suffix: the input item that message k of this input came
+ * from (r->msg_items). */
+static void input_param(const api__resp *r, size_t k, const char *suffix, char p[64])
+{
+	snprintf(p, 64, "input[%lld]%s",
+	         (long long)json_integer_value(json_array_get(r->msg_items, k)), suffix);
+}
+
 static int check_call_links(const api__resp *r, json_t *hist, api_error *e)
 {
 	size_t i, n_prev = json_array_size(hist) - json_array_size(r->input_msgs);
@@ -1006,9 +1014,7 @@ static int check_call_links(const api__resp *r, json_t *hist, api_error *e)
 		}
 		if (!found) {
 			char p[64];
-			snprintf(p, sizeof p, "input[%lld].call_id",
-			         (long long)json_integer_value(
-			             json_array_get(r->msg_items, i - n_prev)));
+			input_param(r, i - n_prev, ".call_id", p);
 			return api_error_set(e, 400, p, "invalid_value",
 			                     "No tool call found for function call output "
 			                     "with call_id '%.64s'.",
@@ -1036,9 +1042,7 @@ static int check_call_links(const api__resp *r, json_t *hist, api_error *e)
 			if (i < n_prev)
 				snprintf(p, sizeof p, "input");
 			else
-				snprintf(p, sizeof p, "input[%lld]",
-				         (long long)json_integer_value(
-				             json_array_get(r->msg_items, i - n_prev)));
+				input_param(r, i - n_prev, "", p);
 			/* cid may live in hist (a stored call), which the
 			 * caller frees after this */
 			return api_error_set(e, 400, p, "invalid_value",
@@ -1990,12 +1994,13 @@ int api_resp_record_render_items(const api_resp_record *r, const char *query, ml
 	n = json_array_size(items);
 	/* An item id is the client's and of any length: the decoded cursor is
 	 * never longer than the query that carries it. */
-	char *after = query ? malloc(strlen(query) + 1) : NULL;
+	size_t qn = query ? strlen(query) + 1 : 0;
+	char *after = query ? malloc(qn) : NULL;
 	if (query && !after) {
 		json_decref(items);
 		return api_error_set(e, 503, NULL, "overloaded", "Out of memory.");
 	}
-	v = after ? query_get(query, "after", after, strlen(query) + 1) : NULL;
+	v = after ? query_get(query, "after", after, qn) : NULL;
 	if (v) {
 		size_t k;
 		for (k = 0; k < n; k++) {

@@ -39,6 +39,16 @@ void srv__job_free(srv_job *j)
 /* Runs on a prep thread: reads only immutable server state (limits, the
  * model table) and models whose `loaded` flag is set (their info is then
  * final until the prep threads are joined). */
+/* The 503 for a configured model still loading (others may already
+ * serve). Returns 503. */
+static int loading_error(srv_job *j, const char *id)
+{
+	api_error_set(&j->err, 503, NULL, "loading",
+	              "The model '%s' is still loading; retry shortly.", id);
+	j->err.retry_after_s = 1;
+	return 503;
+}
+
 /* For /tokenize and /detokenize (ud: the job): a model still loading is
  * noted, so that the answer is its 503, not an unknown model's 404. */
 static const api_model_info *lookup_model(void *ud, const char *id)
@@ -93,11 +103,7 @@ static void run_generate(srv_job *j)
 	}
 	m = srv__model_find(s, api_request_model(j->areq));
 	if (m && !atomic_load(&m->loaded)) {
-		/* Configured, still loading (others may already serve). */
-		j->status =
-		    api_error_set(&j->err, 503, NULL, "loading",
-		                  "The model '%s' is still loading; retry shortly.", m->cfg->id);
-		j->err.retry_after_s = 1;
+		j->status = loading_error(j, m->cfg->id);
 		return;
 	}
 	if (!m) {
@@ -127,12 +133,8 @@ static void run_tokenize(srv_job *j)
 	else
 		j->status = api_handle_detokenize(body, j->body.len, &s->lim, lookup_model, j,
 		                                  &j->out, &j->err);
-	if (j->status == 404 && j->loading) { /* as a generation would be told */
-		j->status =
-		    api_error_set(&j->err, 503, NULL, "loading",
-		                  "The model '%s' is still loading; retry shortly.", j->loading);
-		j->err.retry_after_s = 1;
-	}
+	if (j->status == 404 && j->loading) /* as a generation would be told */
+		j->status = loading_error(j, j->loading);
 }
 
 static void *prep_main(void *arg)
